@@ -1,0 +1,204 @@
+package v1beta1
+
+import (
+	"time"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// GitRepositoryKind is the kind name of GitRepository.
+const GitRepositoryKind = "GitRepository"
+
+// GitRepositorySpec says which repository and revision to fetch, and what of it to publish.
+type GitRepositorySpec struct {
+	// URL of the repository: http://, https:// or ssh:// (ssh://git@host/path or the scp-like
+	// git@host:path form).
+	// +required
+	// +kubebuilder:validation:Pattern="^(https?|ssh)://.*$|^[A-Za-z0-9._-]+@[A-Za-z0-9._-]+:.+$"
+	URL string `json:"url"`
+
+	// SecretRef names a Secret in the same namespace with the credentials for the repository:
+	// `username` and `password` (HTTP basic auth), or `bearerToken`, optionally `ca.crt` (PEM CA
+	// for HTTPS); for SSH `identity` (private key, PEM or OpenSSH), `known_hosts` (required) and
+	// optionally `password` (passphrase of the key).
+	// +optional
+	SecretRef *meta.LocalObjectReference `json:"secretRef,omitempty"`
+
+	// Ref selects the revision. When several fields are set the most specific wins:
+	// commit > name > semver > tag > branch. Empty: the remote's default branch.
+	// +optional
+	Ref *GitRepositoryRef `json:"ref,omitempty"`
+
+	// Interval between two checks of the remote, e.g. 1m or 10m30s.
+	// +required
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
+	Interval metav1.Duration `json:"interval"`
+
+	// Timeout bounds each Git operation (listing refs, cloning).
+	// +optional
+	// +kubebuilder:default="60s"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
+
+	// Suspend stops fetching; the last artifact stays served.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+
+	// Ignore holds patterns in .gitignore syntax of files to leave out of the artifact, on top of
+	// the `.sourceignore` files in the repository. The `.git` folder is always left out.
+	// +optional
+	Ignore *string `json:"ignore,omitempty"`
+
+	// RecurseSubmodules also fetches the repository's submodules, with the same credentials.
+	// +optional
+	RecurseSubmodules bool `json:"recurseSubmodules,omitempty"`
+
+	// SparseCheckout lists folders (relative to the repository root); only they go into the
+	// artifact.
+	// +optional
+	// +kubebuilder:validation:items:MinLength=1
+	SparseCheckout []string `json:"sparseCheckout,omitempty"`
+
+	// Include copies the artifacts of other GitRepositories in this namespace into this one's.
+	// +optional
+	Include []GitRepositoryInclude `json:"include,omitempty"`
+}
+
+// GitRepositoryRef selects a revision of a repository.
+type GitRepositoryRef struct {
+	// Branch to follow, e.g. main.
+	// +optional
+	Branch string `json:"branch,omitempty"`
+
+	// Tag to fetch, e.g. v1.2.0.
+	// +optional
+	Tag string `json:"tag,omitempty"`
+
+	// SemVer is a range of tags to pick the highest from, e.g. ">=1.0.0 <2.0.0" or "1.x".
+	// +optional
+	SemVer string `json:"semver,omitempty"`
+
+	// Name is a full reference name, e.g. refs/heads/main, refs/tags/v1 or refs/pull/7/head.
+	// +optional
+	// +kubebuilder:validation:Pattern="^refs/.+$"
+	Name string `json:"name,omitempty"`
+
+	// Commit is a full 40-character SHA-1. With Branch, the branch is fetched and the commit
+	// must be in its history.
+	// +optional
+	// +kubebuilder:validation:Pattern="^[0-9a-f]{40}$"
+	Commit string `json:"commit,omitempty"`
+}
+
+// GitRepositoryInclude copies another GitRepository's artifact into this one.
+type GitRepositoryInclude struct {
+	// Repository names the GitRepository in this namespace to include.
+	// +required
+	Repository meta.LocalObjectReference `json:"repository"`
+
+	// FromPath is the folder of the included artifact to copy; empty copies all of it.
+	// +optional
+	FromPath string `json:"fromPath,omitempty"`
+
+	// ToPath is the folder of this artifact to copy into; empty means the included
+	// repository's name.
+	// +optional
+	ToPath string `json:"toPath,omitempty"`
+}
+
+// GitRepositoryStatus is what the controller observed and published.
+type GitRepositoryStatus struct {
+	// ObservedGeneration is the generation of the spec last reconciled.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Conditions: Ready, Reconciling, Stalled.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// Artifact is the tarball published for the last fetched revision.
+	// +optional
+	Artifact *meta.Artifact `json:"artifact,omitempty"`
+
+	// IncludedArtifacts are the artifacts of the included GitRepositories, as copied.
+	// +optional
+	IncludedArtifacts []meta.Artifact `json:"includedArtifacts,omitempty"`
+
+	// ObservedIgnore is the spec.ignore that the artifact was built with.
+	// +optional
+	ObservedIgnore *string `json:"observedIgnore,omitempty"`
+
+	// ObservedRecurseSubmodules is the spec.recurseSubmodules that the artifact was built with.
+	// +optional
+	ObservedRecurseSubmodules bool `json:"observedRecurseSubmodules,omitempty"`
+
+	// ObservedSparseCheckout is the spec.sparseCheckout that the artifact was built with.
+	// +optional
+	ObservedSparseCheckout []string `json:"observedSparseCheckout,omitempty"`
+
+	// ObservedInclude is the spec.include that the artifact was built with.
+	// +optional
+	ObservedInclude []GitRepositoryInclude `json:"observedInclude,omitempty"`
+
+	meta.ReconcileRequestStatus `json:",inline"`
+}
+
+// GitRepository fetches a Git repository and publishes a revision of it as a tarball artifact.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=gitrepo,categories=plumb
+// +kubebuilder:printcolumn:name="Ready",type="string",JSONPath=".status.conditions[?(@.type==\"Ready\")].status"
+// +kubebuilder:printcolumn:name="Status",type="string",JSONPath=".status.conditions[?(@.type==\"Ready\")].message"
+// +kubebuilder:printcolumn:name="Revision",type="string",JSONPath=".status.artifact.revision"
+// +kubebuilder:printcolumn:name="URL",type="string",JSONPath=".spec.url",priority=1
+// +kubebuilder:printcolumn:name="Age",type="date",JSONPath=".metadata.creationTimestamp"
+type GitRepository struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +required
+	Spec GitRepositorySpec `json:"spec"`
+	// +optional
+	Status GitRepositoryStatus `json:"status,omitempty"`
+}
+
+// GitRepositoryList is a list of GitRepositories.
+// +kubebuilder:object:root=true
+type GitRepositoryList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []GitRepository `json:"items"`
+}
+
+// GetConditions returns the status conditions.
+func (in *GitRepository) GetConditions() []metav1.Condition { return in.Status.Conditions }
+
+// SetConditions replaces the status conditions.
+func (in *GitRepository) SetConditions(c []metav1.Condition) { in.Status.Conditions = c }
+
+// GetArtifact returns the published artifact, or nil.
+func (in *GitRepository) GetArtifact() *meta.Artifact { return in.Status.Artifact }
+
+// GetTimeout returns spec.timeout, or 60s when unset.
+func (in *GitRepository) GetTimeout() time.Duration {
+	if in.Spec.Timeout == nil || in.Spec.Timeout.Duration <= 0 {
+		return 60 * time.Second
+	}
+	return in.Spec.Timeout.Duration
+}
+
+// GetRequeueAfter returns spec.interval.
+func (in *GitRepository) GetRequeueAfter() time.Duration { return in.Spec.Interval.Duration }
+
+// GetRef returns the effective ref: spec.ref, or an empty ref for the default branch.
+func (in *GitRepository) GetRef() GitRepositoryRef {
+	if in.Spec.Ref == nil {
+		return GitRepositoryRef{}
+	}
+	return *in.Spec.Ref
+}

@@ -1,0 +1,27 @@
+package v1beta1
+
+// Reasons of the Ready and Stalled conditions. The event reason equals the Ready reason.
+const (
+	// SucceededReason: the artifact for the wanted revision is stored and served.
+	SucceededReason = "Succeeded"
+	// ProgressingReason: a reconcile is under way.
+	ProgressingReason = "Progressing"
+	// SuspendedReason: spec.suspend is true; nothing is fetched.
+	SuspendedReason = "Suspended"
+	// GitOperationFailedReason: listing, cloning or reading the repository failed.
+	GitOperationFailedReason = "GitOperationFailed"
+	// AuthenticationFailedReason: the remote refused the credentials, or the credentials Secret
+	// is missing or incomplete.
+	AuthenticationFailedReason = "AuthenticationFailed"
+	// RefNotFoundReason: the branch, tag, semver range, reference name or commit does not exist.
+	RefNotFoundReason = "RefNotFound"
+	// InvalidSpecReason: the spec holds a value the controller cannot use; fix the spec.
+	InvalidSpecReason = "InvalidSpec"
+	// IncludeFailedReason: an included GitRepository has no artifact yet, or copying it failed.
+	IncludeFailedReason = "IncludeFailed"
+	// ArtifactFailedReason: writing the artifact to storage failed.
+	ArtifactFailedReason = "ArtifactFailed"
+)
+
+// SourceFinalizer is set on every source so that its artifacts are deleted with it.
+const SourceFinalizer = "plumb.dev/finalizer"
