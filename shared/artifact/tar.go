@@ -1,0 +1,230 @@
+// Package artifact owns the artifact contract between source producers and their consumers: the
+// deterministic tarball format producers write, and the one fetcher consumers use to download,
+// verify and safely unpack what a producer published in its status.
+package artifact
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// epoch is the modification time of every entry, so that equal trees give equal bytes.
+var epoch = time.Unix(0, 0).UTC()
+
+// Writer writes a deterministic gzipped tarball: fixed times, owners and modes (0644, or 0755 for
+// executables), no folder entries. Equal input in equal order gives equal bytes; callers add
+// entries in a deterministic (sorted) order.
+type Writer struct {
+	gz *gzip.Writer
+	tw *tar.Writer
+}
+
+// NewWriter starts a tarball on w. Close must be called to flush it.
+func NewWriter(w io.Writer) *Writer {
+	// BestSpeed: artifacts are mostly text read once per revision by consumers on the same
+	// network; the CPU saved on large repositories matters more than the bytes.
+	gz, _ := gzip.NewWriterLevel(w, gzip.BestSpeed)
+	return &Writer{gz: gz, tw: tar.NewWriter(gz)}
+}
+
+// File adds a regular file; executable files keep their executable bit.
+func (w *Writer) File(name string, executable bool, size int64, body io.Reader) error {
+	mode := int64(0o644)
+	if executable {
+		mode = 0o755
+	}
+	hdr := &tar.Header{Typeflag: tar.TypeReg, Name: name, Size: size, Mode: mode, ModTime: epoch, Format: tar.FormatPAX}
+	if err := w.tw.WriteHeader(hdr); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if _, err := io.Copy(w.tw, body); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	return nil
+}
+
+// Symlink adds a symbolic link.
+func (w *Writer) Symlink(name, target string) error {
+	hdr := &tar.Header{Typeflag: tar.TypeSymlink, Name: name, Linkname: target, Mode: 0o777, ModTime: epoch, Format: tar.FormatPAX}
+	if err := w.tw.WriteHeader(hdr); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	return nil
+}
+
+// Close flushes the tarball.
+func (w *Writer) Close() error {
+	return errors.Join(w.tw.Close(), w.gz.Close())
+}
+
+// Limits bound what an archive may unpack to.
+type Limits struct {
+	// MaxFiles is the most entries an archive may hold.
+	MaxFiles int
+	// MaxBytes is the most bytes its files may add up to, unpacked.
+	MaxBytes int64
+}
+
+// DefaultLimits fit a large monorepo and refuse a decompression bomb.
+var DefaultLimits = Limits{MaxFiles: 100_000, MaxBytes: 1 << 30}
+
+// Entry is one file or link of an archive, with its name cleaned and checked.
+type Entry struct {
+	// Name is slash-separated, relative, with no "." or ".." elements.
+	Name string
+	// Symlink target when the entry is a symbolic link; empty for files.
+	Linkname string
+	// Executable is set for files with any executable bit.
+	Executable bool
+	Size       int64
+}
+
+// ErrUnsafe is wrapped by every refusal of an archive's content.
+var ErrUnsafe = errors.New("unsafe archive")
+
+func unsafe(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrUnsafe, fmt.Sprintf(format, args...))
+}
+
+// Walk reads a gzipped tarball and calls visit for each file and symlink, in archive order, after
+// checking it: no absolute names, no "..", no links that leave the root, nothing below a link, no
+// devices, fifos or hard links, and the limits. Folder entries are implied and skipped. body
+// reads the file's content and is valid only during the call.
+func Walk(r io.Reader, lim Limits, visit func(e Entry, body io.Reader) error) error {
+	gz, err := gzip.NewReader(r)
+	if err != nil {
+		return fmt.Errorf("read archive: %w", err)
+	}
+	defer gz.Close()
+	tr := tar.NewReader(gz)
+	links := map[string]bool{}
+	var files int
+	var total int64
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read archive: %w", err)
+		}
+		name, err := cleanName(hdr.Name)
+		if err != nil {
+			return err
+		}
+		files++
+		if lim.MaxFiles > 0 && files > lim.MaxFiles {
+			return unsafe("more than %d entries", lim.MaxFiles)
+		}
+		for p := path.Dir(name); p != "."; p = path.Dir(p) {
+			if links[p] {
+				return unsafe("%s lies below the symlink %s", name, p)
+			}
+		}
+		e := Entry{Name: name}
+		switch hdr.Typeflag {
+		case tar.TypeDir:
+			continue
+		case tar.TypeReg:
+			if hdr.Size < 0 {
+				return unsafe("%s has a negative size", name)
+			}
+			total += hdr.Size
+			if lim.MaxBytes > 0 && total > lim.MaxBytes {
+				return unsafe("content larger than %d bytes", lim.MaxBytes)
+			}
+			e.Size = hdr.Size
+			e.Executable = hdr.Mode&0o111 != 0
+		case tar.TypeSymlink:
+			if err := checkLink(name, hdr.Linkname); err != nil {
+				return err
+			}
+			links[name] = true
+			e.Linkname = hdr.Linkname
+		default:
+			return unsafe("%s is of type %q; only files, folders and symlinks are allowed", name, string(hdr.Typeflag))
+		}
+		if err := visit(e, io.LimitReader(tr, e.Size)); err != nil {
+			return err
+		}
+	}
+}
+
+func cleanName(name string) (string, error) {
+	n := strings.TrimPrefix(name, "./")
+	if n == "" || strings.HasPrefix(n, "/") || strings.Contains(n, "\\") || strings.ContainsRune(n, 0) {
+		return "", unsafe("entry name %q", name)
+	}
+	for _, el := range strings.Split(strings.TrimSuffix(n, "/"), "/") {
+		if el == ".." {
+			return "", unsafe("entry name %q leaves the root", name)
+		}
+	}
+	n = path.Clean(n)
+	if n == "." {
+		return "", unsafe("entry name %q", name)
+	}
+	return n, nil
+}
+
+// checkLink refuses a link whose target is absolute or, resolved from the link's folder, leaves
+// the root. Links below links are refused by Walk, so the lexical check is enough.
+func checkLink(name, target string) error {
+	if target == "" || path.IsAbs(target) || strings.ContainsRune(target, 0) {
+		return unsafe("symlink %s points to %q", name, target)
+	}
+	resolved := path.Join(path.Dir(name), target)
+	if resolved == ".." || strings.HasPrefix(resolved, "../") {
+		return unsafe("symlink %s points to %q, outside the root", name, target)
+	}
+	return nil
+}
+
+// Extract unpacks a gzipped tarball into dir (created if missing) after the checks of Walk. The
+// writes go through an os.Root, so nothing lands outside dir even if a check were wrong.
+func Extract(r io.Reader, dir string, lim Limits) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	return Walk(r, lim, func(e Entry, body io.Reader) error {
+		name := filepath.FromSlash(e.Name)
+		if d := filepath.Dir(name); d != "." {
+			if err := root.MkdirAll(d, 0o755); err != nil {
+				return fmt.Errorf("extract %s: %w", e.Name, err)
+			}
+		}
+		if err := root.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("extract %s: %w", e.Name, err)
+		}
+		if e.Linkname != "" {
+			if err := root.Symlink(e.Linkname, name); err != nil {
+				return fmt.Errorf("extract %s: %w", e.Name, err)
+			}
+			return nil
+		}
+		mode := fs.FileMode(0o644)
+		if e.Executable {
+			mode = 0o755
+		}
+		f, err := root.OpenFile(name, os.O_CREATE|os.O_WRONLY|os.O_EXCL, mode)
+		if err != nil {
+			return fmt.Errorf("extract %s: %w", e.Name, err)
+		}
+		_, err = io.Copy(f, body)
+		return errors.Join(err, f.Close())
+	})
+}
