@@ -1,0 +1,393 @@
+// Package controller holds source-controller's reconcilers.
+package controller
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/url"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
+	"github.com/fluxcd/pkg/runtime/patch"
+	"golang.org/x/sync/singleflight"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+
+	"github.com/plumb-dev/plumb/shared/artifact"
+	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
+	"github.com/plumb-dev/plumb/source-controller/internal/git"
+	"github.com/plumb-dev/plumb/source-controller/internal/storage"
+)
+
+// +kubebuilder:rbac:groups=source.plumb.dev,resources=gitrepositories,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=source.plumb.dev,resources=gitrepositories/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=source.plumb.dev,resources=gitrepositories/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+
+// GitRepositoryReconciler publishes a revision of a Git repository as an artifact.
+type GitRepositoryReconciler struct {
+	client.Client
+	// Events records Kubernetes Events on the objects.
+	Events recorder.EventRecorder
+	// Storage keeps and serves the artifacts.
+	Storage *storage.Storage
+	// ControllerName is the field owner of status patches.
+	ControllerName string
+
+	// builds shares one fetch and one tarball between GitRepositories that want the same
+	// content (same URL, commit and settings): the first builds it, the others hard link it.
+	builds buildCache
+	flight singleflight.Group
+}
+
+// Reconcile follows the house shape: get, defer the one status patch, finalize or set up, skip
+// when suspended, validate, then the ordered steps.
+func (r *GitRepositoryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	obj := &sourcev1.GitRepository{}
+	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	patcher := patch.NewSerialPatcher(obj, r.Client)
+	defer func() { r.finalizeStatus(ctx, obj, patcher, &result, &retErr) }()
+
+	if !obj.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, r.finalize(obj)
+	}
+	// The finalizer goes out with this reconcile's one patch rather than in a round of its own.
+	controllerutil.AddFinalizer(obj, sourcev1.SourceFinalizer)
+	if obj.Spec.Suspend {
+		return ctrl.Result{}, nil
+	}
+	if err := validate(obj); err != nil {
+		return ctrl.Result{}, r.stall(obj, sourcev1.InvalidSpecReason, err.Error())
+	}
+	return r.reconcile(ctx, obj)
+}
+
+func (r *GitRepositoryReconciler) reconcile(ctx context.Context, obj *sourcev1.GitRepository) (ctrl.Result, error) {
+	if obj.Generation != obj.Status.ObservedGeneration {
+		markReconciling(obj, "reconciling generation %d", obj.Generation)
+	}
+	remote, err := r.remote(ctx, obj)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	opCtx, cancel := context.WithTimeout(ctx, obj.GetTimeout())
+	defer cancel()
+	ref := obj.GetRef()
+	res, err := git.Resolve(opCtx, remote, git.Ref(ref))
+	if err != nil {
+		return ctrl.Result{}, r.gitFailure(obj, err)
+	}
+	included, err := r.included(ctx, obj)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if r.upToDate(obj, res.Revision, included) {
+		markReady(obj, res.Revision)
+		return ctrl.Result{RequeueAfter: jitter(obj.GetRequeueAfter())}, nil
+	}
+	markReconciling(obj, "building artifact for revision %s", res.Revision)
+	a, err := r.build(opCtx, obj, remote, res, ref.Commit != "", included)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	obj.Status.Artifact = a
+	obj.Status.IncludedArtifacts = included
+	obj.Status.ObservedIgnore = obj.Spec.Ignore
+	obj.Status.ObservedRecurseSubmodules = obj.Spec.RecurseSubmodules
+	obj.Status.ObservedSparseCheckout = obj.Spec.SparseCheckout
+	obj.Status.ObservedInclude = obj.Spec.Include
+	markReady(obj, res.Revision)
+	r.event(obj, corev1.EventTypeNormal, sourcev1.SucceededReason, "stored artifact for revision %s", res.Revision)
+	if err := r.Storage.GC(objectOf(obj), a); err != nil {
+		log.FromContext(ctx).Error(err, "garbage collecting old artifacts")
+	}
+	return ctrl.Result{RequeueAfter: jitter(obj.GetRequeueAfter())}, nil
+}
+
+// remote reads the credentials Secret, if any, and builds the remote.
+func (r *GitRepositoryReconciler) remote(ctx context.Context, obj *sourcev1.GitRepository) (git.Remote, error) {
+	var data map[string][]byte
+	if ref := obj.Spec.SecretRef; ref != nil {
+		secret := &corev1.Secret{}
+		key := types.NamespacedName{Namespace: obj.Namespace, Name: ref.Name}
+		if err := r.Get(ctx, key, secret); err != nil {
+			msg := fmt.Sprintf("credentials Secret %s: %v", key, err)
+			if apierrors.IsNotFound(err) {
+				msg = fmt.Sprintf("credentials Secret %s not found", key)
+			}
+			markFailed(obj, sourcev1.AuthenticationFailedReason, "%s", msg)
+			return git.Remote{}, errors.New(msg)
+		}
+		data = secret.Data
+	}
+	remote, err := git.NewRemote(obj.Spec.URL, data)
+	if err != nil {
+		if errors.Is(err, git.ErrInvalid) {
+			return remote, r.stall(obj, sourcev1.InvalidSpecReason, err.Error())
+		}
+		markFailed(obj, sourcev1.AuthenticationFailedReason, "%v", err)
+		return remote, err
+	}
+	return remote, nil
+}
+
+// gitFailure sets the condition for a failed Git operation and returns the error to retry with.
+func (r *GitRepositoryReconciler) gitFailure(obj *sourcev1.GitRepository, err error) error {
+	switch {
+	case errors.Is(err, git.ErrInvalid):
+		return r.stall(obj, sourcev1.InvalidSpecReason, err.Error())
+	case errors.Is(err, git.ErrAuth):
+		markFailed(obj, sourcev1.AuthenticationFailedReason, "%v", err)
+	case errors.Is(err, git.ErrRefNotFound):
+		markFailed(obj, sourcev1.RefNotFoundReason, "%v", err)
+	default:
+		markFailed(obj, sourcev1.GitOperationFailedReason, "%v", err)
+	}
+	r.event(obj, corev1.EventTypeWarning, conditions.GetReason(obj, meta.ReadyCondition), "%v", err)
+	return err
+}
+
+// included returns the artifacts of the included GitRepositories, in spec order.
+func (r *GitRepositoryReconciler) included(ctx context.Context, obj *sourcev1.GitRepository) ([]meta.Artifact, error) {
+	if len(obj.Spec.Include) == 0 {
+		return nil, nil
+	}
+	out := make([]meta.Artifact, 0, len(obj.Spec.Include))
+	for _, inc := range obj.Spec.Include {
+		dep := &sourcev1.GitRepository{}
+		key := types.NamespacedName{Namespace: obj.Namespace, Name: inc.Repository.Name}
+		if err := r.Get(ctx, key, dep); err != nil {
+			markFailed(obj, sourcev1.IncludeFailedReason, "included GitRepository %s: %v", key.Name, err)
+			return nil, fmt.Errorf("included GitRepository %s: %w", key.Name, err)
+		}
+		if dep.Status.Artifact == nil || !r.Storage.Has(dep.Status.Artifact) {
+			markFailed(obj, sourcev1.IncludeFailedReason, "included GitRepository %s has no artifact yet", key.Name)
+			return nil, fmt.Errorf("included GitRepository %s has no artifact yet", key.Name)
+		}
+		out = append(out, *dep.Status.Artifact)
+	}
+	return out, nil
+}
+
+// upToDate is the no-op fast path: the stored artifact has the revision, was built with the
+// current settings and includes, and is still on disk.
+func (r *GitRepositoryReconciler) upToDate(obj *sourcev1.GitRepository, revision string, included []meta.Artifact) bool {
+	s := obj.Status
+	if s.Artifact == nil || s.Artifact.Revision != revision || !r.Storage.Has(s.Artifact) {
+		return false
+	}
+	if !equalPtr(s.ObservedIgnore, obj.Spec.Ignore) || s.ObservedRecurseSubmodules != obj.Spec.RecurseSubmodules ||
+		!slices.Equal(s.ObservedSparseCheckout, obj.Spec.SparseCheckout) ||
+		!slices.Equal(s.ObservedInclude, obj.Spec.Include) || len(s.IncludedArtifacts) != len(included) {
+		return false
+	}
+	for i := range included {
+		if s.IncludedArtifacts[i].Digest != included[i].Digest {
+			return false
+		}
+	}
+	return true
+}
+
+// build writes the artifact, or adopts an identical one another GitRepository already built.
+func (r *GitRepositoryReconciler) build(ctx context.Context, obj *sourcev1.GitRepository, remote git.Remote, res git.Resolved, pinned bool, included []meta.Artifact) (*meta.Artifact, error) {
+	o := objectOf(obj)
+	key := buildKey(obj, res, included)
+	v, err, _ := r.flight.Do(key, func() (any, error) {
+		if a := r.builds.get(key); a != nil && r.Storage.Has(a) {
+			return r.Storage.Adopt(o, a, res.Revision)
+		}
+		a, err := r.Storage.Write(o, res.Revision, func(w io.Writer) error {
+			return r.writeTarball(ctx, obj, remote, res, pinned, included, w)
+		})
+		if err == nil {
+			r.builds.put(key, a)
+		}
+		return a, err
+	})
+	if err != nil {
+		var reason string
+		switch {
+		case errors.Is(err, git.ErrInvalid):
+			return nil, r.stall(obj, sourcev1.InvalidSpecReason, err.Error())
+		case errors.Is(err, git.ErrAuth):
+			reason = sourcev1.AuthenticationFailedReason
+		case errors.Is(err, git.ErrRefNotFound):
+			reason = sourcev1.RefNotFoundReason
+		case errors.Is(err, artifact.ErrUnsafe):
+			reason = sourcev1.IncludeFailedReason
+		default:
+			reason = sourcev1.GitOperationFailedReason
+		}
+		markFailed(obj, reason, "%v", err)
+		r.event(obj, corev1.EventTypeWarning, reason, "%v", err)
+		return nil, err
+	}
+	a := *v.(*meta.Artifact) // shared with other callers of the flight: copy, never mutate
+	if !strings.HasPrefix(a.Path, storage.Dir(o)+"/") {
+		// Built for another GitRepository with the same content: link it into this one's folder.
+		return r.Storage.Adopt(o, &a, res.Revision)
+	}
+	return &a, nil
+}
+
+func (r *GitRepositoryReconciler) writeTarball(ctx context.Context, obj *sourcev1.GitRepository, remote git.Remote, res git.Resolved, pinned bool, included []meta.Artifact, out io.Writer) error {
+	w := artifact.NewWriter(out)
+	opts := git.ArchiveOptions{Ignore: obj.Spec.Ignore, Sparse: obj.Spec.SparseCheckout, RecurseSubmodules: obj.Spec.RecurseSubmodules}
+	for _, inc := range obj.Spec.Include {
+		opts.Exclude = append(opts.Exclude, includeTarget(inc))
+	}
+	if err := git.Archive(ctx, remote, res, pinned, opts, w); err != nil {
+		return err
+	}
+	for i, inc := range obj.Spec.Include {
+		if err := r.copyIncluded(&included[i], inc, w); err != nil {
+			return err
+		}
+	}
+	return w.Close()
+}
+
+// copyIncluded copies fromPath of an included artifact to toPath of the one being written.
+func (r *GitRepositoryReconciler) copyIncluded(a *meta.Artifact, inc sourcev1.GitRepositoryInclude, w *artifact.Writer) error {
+	f, err := r.Storage.Open(a)
+	if err != nil {
+		return fmt.Errorf("include %s: %w", inc.Repository.Name, err)
+	}
+	defer f.Close()
+	from := strings.Trim(path.Clean("/"+inc.FromPath), "/")
+	to := includeTarget(inc)
+	err = artifact.Walk(f, artifact.DefaultLimits, func(e artifact.Entry, body io.Reader) error {
+		rel := e.Name
+		if from != "" {
+			var ok bool
+			if rel, ok = strings.CutPrefix(e.Name, from+"/"); !ok {
+				return nil
+			}
+		}
+		name := path.Join(to, rel)
+		if e.Linkname != "" {
+			return w.Symlink(name, e.Linkname)
+		}
+		return w.File(name, e.Executable, e.Size, body)
+	})
+	if err != nil {
+		return fmt.Errorf("include %s: %w", inc.Repository.Name, err)
+	}
+	return nil
+}
+
+func includeTarget(inc sourcev1.GitRepositoryInclude) string {
+	if inc.ToPath == "" {
+		return inc.Repository.Name
+	}
+	return strings.Trim(path.Clean("/"+inc.ToPath), "/")
+}
+
+// validate checks what the CRD schema cannot.
+func validate(obj *sourcev1.GitRepository) error {
+	u := obj.Spec.URL
+	if strings.Contains(u, "://") {
+		parsed, err := url.Parse(u)
+		if err != nil {
+			return fmt.Errorf("spec.url is not a URL: %v", redactErr(err, u))
+		}
+		if parsed.Host == "" {
+			return errors.New("spec.url has no host")
+		}
+	}
+	bad := func(p string) bool {
+		return path.IsAbs(p) || slices.Contains(strings.Split(p, "/"), "..")
+	}
+	for _, s := range obj.Spec.SparseCheckout {
+		if bad(s) {
+			return fmt.Errorf("spec.sparseCheckout %q must be a relative folder without '..'", s)
+		}
+	}
+	targets := map[string]bool{}
+	for _, inc := range obj.Spec.Include {
+		if inc.Repository.Name == obj.Name {
+			return errors.New("spec.include names this GitRepository itself")
+		}
+		if bad(inc.FromPath) || bad(inc.ToPath) {
+			return fmt.Errorf("spec.include %s: fromPath and toPath must be relative folders without '..'", inc.Repository.Name)
+		}
+		t := includeTarget(inc)
+		if t == "" {
+			return fmt.Errorf("spec.include %s: toPath cannot be the root", inc.Repository.Name)
+		}
+		if targets[t] {
+			return fmt.Errorf("spec.include: two includes copy into %q", t)
+		}
+		targets[t] = true
+	}
+	return nil
+}
+
+func redactErr(err error, raw string) string {
+	s := err.Error()
+	if parsed, perr := url.Parse(raw); perr == nil && parsed.User != nil {
+		if p, ok := parsed.User.Password(); ok && p != "" {
+			s = strings.ReplaceAll(s, p, "redacted")
+		}
+	}
+	return s
+}
+
+func objectOf(obj *sourcev1.GitRepository) storage.Object {
+	return storage.Object{Kind: sourcev1.GitRepositoryKind, Namespace: obj.Namespace, Name: obj.Name}
+}
+
+// buildKey identifies the content of an artifact before it is built.
+func buildKey(obj *sourcev1.GitRepository, res git.Resolved, included []meta.Artifact) string {
+	b, _ := json.Marshal(struct {
+		URL, Commit, Ref string
+		Ignore           *string
+		Sparse           []string
+		Submodules       bool
+		Include          []sourcev1.GitRepositoryInclude
+		Included         []string
+	}{obj.Spec.URL, res.Commit, string(res.RefName), obj.Spec.Ignore, obj.Spec.SparseCheckout, obj.Spec.RecurseSubmodules, obj.Spec.Include, digests(included)})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+func digests(as []meta.Artifact) []string {
+	out := make([]string, len(as))
+	for i := range as {
+		out[i] = as[i].Digest
+	}
+	return out
+}
+
+func equalPtr(a, b *string) bool {
+	return a == nil && b == nil || a != nil && b != nil && *a == *b
+}
+
+// jitter spreads requeues of objects with the same interval over +0..5 % of it.
+func jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return d
+	}
+	return d + time.Duration(rand.Int64N(int64(d)/20+1))
+}

@@ -1,0 +1,203 @@
+// Package git resolves a ref of a remote repository to a commit and writes the commit's tree as
+// a deterministic tarball. Everything happens in memory: no work tree is checked out, only the
+// objects of the wanted commit are fetched (shallow where the ref allows), and the tarball is
+// written straight from the tree's blobs.
+package git
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/Masterminds/semver/v3"
+	gogit "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-git/go-git/v5/storage/memory"
+)
+
+// Ref selects a revision; the most specific field wins: Commit > Name > SemVer > Tag > Branch.
+type Ref struct {
+	Branch, Tag, SemVer, Name, Commit string
+}
+
+// Remote is a repository URL with its credentials.
+type Remote struct {
+	URL      string
+	Auth     transport.AuthMethod
+	CABundle []byte
+}
+
+// Resolved is a ref resolved against the remote.
+type Resolved struct {
+	// RefName is the full reference fetched (refs/heads/main); empty for a bare commit.
+	RefName plumbing.ReferenceName
+	// Commit is the hex SHA-1 of the commit.
+	Commit string
+	// Revision is the artifact revision: <branch>@sha1:<commit>, <tag>@sha1:<commit>,
+	// <refname>@sha1:<commit> or sha1:<commit>.
+	Revision string
+}
+
+// Error kinds callers map to condition reasons.
+var (
+	ErrAuth        = errors.New("authentication failed")
+	ErrRefNotFound = errors.New("ref not found")
+	ErrInvalid     = errors.New("invalid input")
+)
+
+// Resolve lists the remote's refs and picks the commit the ref names. A commit without a branch
+// needs no listing: it resolves to itself.
+func Resolve(ctx context.Context, r Remote, ref Ref) (Resolved, error) {
+	if ref.Commit != "" && ref.Branch == "" && ref.Name == "" {
+		return Resolved{Commit: ref.Commit, Revision: "sha1:" + ref.Commit}, nil
+	}
+	remote := gogit.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: "origin", URLs: []string{r.URL}})
+	refs, err := remote.ListContext(ctx, &gogit.ListOptions{Auth: r.Auth, CABundle: r.CABundle, PeelingOption: gogit.AppendPeeled})
+	if err != nil {
+		return Resolved{}, classify(r.URL, "list refs of", err)
+	}
+	byName := make(map[plumbing.ReferenceName]*plumbing.Reference, len(refs))
+	for _, x := range refs {
+		byName[x.Name()] = x
+	}
+	// target returns the commit a ref points at, peeling annotated tags.
+	target := func(n plumbing.ReferenceName) (string, bool) {
+		if p, ok := byName[plumbing.ReferenceName(string(n)+"^{}")]; ok {
+			return p.Hash().String(), true
+		}
+		x, ok := byName[n]
+		if !ok {
+			return "", false
+		}
+		if x.Type() == plumbing.SymbolicReference {
+			if t, ok := byName[x.Target()]; ok {
+				return t.Hash().String(), true
+			}
+			return "", false
+		}
+		return x.Hash().String(), true
+	}
+	var name plumbing.ReferenceName
+	var short string
+	switch {
+	case ref.Name != "":
+		name, short = plumbing.ReferenceName(ref.Name), ref.Name
+	case ref.SemVer != "" && ref.Commit == "":
+		tag, err := highestTag(ref.SemVer, refs)
+		if err != nil {
+			return Resolved{}, err
+		}
+		name, short = plumbing.NewTagReferenceName(tag), tag
+	case ref.Tag != "" && ref.Commit == "":
+		name, short = plumbing.NewTagReferenceName(ref.Tag), ref.Tag
+	case ref.Branch != "":
+		name, short = plumbing.NewBranchReferenceName(ref.Branch), ref.Branch
+	default:
+		head, ok := byName[plumbing.HEAD]
+		if !ok || head.Type() != plumbing.SymbolicReference {
+			return Resolved{}, fmt.Errorf("%w: %s advertises no default branch; set spec.ref.branch", ErrRefNotFound, redactURL(r.URL))
+		}
+		name, short = head.Target(), head.Target().Short()
+	}
+	commit, ok := target(name)
+	if !ok {
+		return Resolved{}, fmt.Errorf("%w: %s has no %s", ErrRefNotFound, redactURL(r.URL), name)
+	}
+	if ref.Commit != "" {
+		// A pinned commit within a branch or ref: fetched from that ref, checked on fetch.
+		commit = ref.Commit
+	}
+	return Resolved{RefName: name, Commit: commit, Revision: short + "@sha1:" + commit}, nil
+}
+
+// highestTag picks the highest tag that satisfies the range; tags that are not versions are
+// skipped. With no match the error names the closest versions found.
+func highestTag(constraint string, refs []*plumbing.Reference) (string, error) {
+	c, err := semver.NewConstraint(constraint)
+	if err != nil {
+		return "", fmt.Errorf("%w: semver range %q: %v", ErrInvalid, constraint, err)
+	}
+	type tv struct {
+		tag string
+		v   *semver.Version
+	}
+	var all []tv
+	for _, x := range refs {
+		if !x.Name().IsTag() || strings.HasSuffix(string(x.Name()), "^{}") {
+			continue
+		}
+		tag := x.Name().Short()
+		v, err := semver.NewVersion(tag)
+		if err != nil {
+			continue
+		}
+		all = append(all, tv{tag, v})
+	}
+	sort.Slice(all, func(i, j int) bool {
+		if all[i].v.Equal(all[j].v) {
+			return all[i].tag < all[j].tag
+		}
+		return all[i].v.LessThan(all[j].v)
+	})
+	for i := len(all) - 1; i >= 0; i-- {
+		if c.Check(all[i].v) {
+			return all[i].tag, nil
+		}
+	}
+	var near []string
+	for i := len(all) - 1; i >= 0 && len(near) < 5; i-- {
+		near = append(near, all[i].tag)
+	}
+	if len(near) == 0 {
+		return "", fmt.Errorf("%w: no tag matches semver %q: the repository has no version tags", ErrRefNotFound, constraint)
+	}
+	return "", fmt.Errorf("%w: no tag matches semver %q; highest tags: %s", ErrRefNotFound, constraint, strings.Join(near, ", "))
+}
+
+// classify wraps a go-git error with the kind a caller maps to a reason, naming the URL without
+// its credentials.
+func classify(rawURL, op string, err error) error {
+	u := redactURL(rawURL)
+	msg := redactText(err.Error(), rawURL)
+	switch {
+	case errors.Is(err, transport.ErrAuthenticationRequired), errors.Is(err, transport.ErrAuthorizationFailed),
+		strings.Contains(msg, "unable to authenticate"), strings.Contains(msg, "knownhosts"),
+		strings.Contains(msg, "host key"):
+		return fmt.Errorf("%w: %s %s: %s", ErrAuth, op, u, msg)
+	case errors.Is(err, transport.ErrRepositoryNotFound):
+		return fmt.Errorf("%s %s: %s (check the URL and that the credentials can read it)", op, u, msg)
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%s %s: timed out (spec.timeout)", op, u)
+	}
+	return fmt.Errorf("%s %s: %s", op, u, msg)
+}
+
+// redactURL drops the password of a URL that carries one.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "redacted")
+	}
+	return u.String()
+}
+
+var userinfo = regexp.MustCompile(`://([^/@\s:]+):[^/@\s]*@`)
+
+// redactText removes credentials that an error message may echo from a URL.
+func redactText(s, rawURL string) string {
+	if u, err := url.Parse(rawURL); err == nil && u.User != nil {
+		if p, ok := u.User.Password(); ok && p != "" {
+			s = strings.ReplaceAll(s, p, "redacted")
+		}
+	}
+	return userinfo.ReplaceAllString(s, "://$1:redacted@")
+}

@@ -1,0 +1,207 @@
+// Package storage keeps the artifacts source-controller publishes: content-addressed files under
+// <root>/<kind>/<namespace>/<name>/<sha256>.tar.gz, served read-only over HTTP, with the older
+// ones of each object garbage collected.
+package storage
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Storage is the artifact folder of one controller.
+type Storage struct {
+	// Root is the folder on disk.
+	Root string
+	// BaseURL is the advertised address artifacts are served at, e.g. http://source.plumb-system.
+	BaseURL string
+	// Keep is how many artifacts of each object stay on disk, the current one included (>= 1).
+	Keep int
+}
+
+// New makes the root folder and returns the storage.
+func New(root, baseURL string, keep int) (*Storage, error) {
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, fmt.Errorf("storage %s: %w", root, err)
+	}
+	if keep < 1 {
+		keep = 1
+	}
+	return &Storage{Root: root, BaseURL: strings.TrimSuffix(baseURL, "/"), Keep: keep}, nil
+}
+
+// Object names the folder of one object's artifacts.
+type Object struct {
+	Kind, Namespace, Name string
+}
+
+// Dir is the object's folder, relative to the root, slash-separated.
+func Dir(o Object) string {
+	return path.Join(strings.ToLower(o.Kind), o.Namespace, o.Name)
+}
+
+// Write streams a new artifact through write into the object's folder and returns it with its
+// digest, size and URL. A failed write leaves nothing behind.
+func (s *Storage) Write(o Object, revision string, write func(io.Writer) error) (*meta.Artifact, error) {
+	dir := filepath.Join(s.Root, filepath.FromSlash(Dir(o)))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return nil, err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // a no-op after the rename
+	h := sha256.New()
+	cw := &countWriter{}
+	err = write(io.MultiWriter(f, h, cw))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	rel := path.Join(Dir(o), sum+".tar.gz")
+	if err := os.Chmod(tmp, 0o644); err != nil {
+		return nil, err
+	}
+	if err := os.Rename(tmp, filepath.Join(s.Root, filepath.FromSlash(rel))); err != nil {
+		return nil, err
+	}
+	return s.artifact(rel, revision, "sha256:"+sum, cw.n), nil
+}
+
+// Adopt publishes an artifact another object already has (same content) for o: a hard link, so
+// no bytes are copied or rebuilt.
+func (s *Storage) Adopt(o Object, from *meta.Artifact, revision string) (*meta.Artifact, error) {
+	src := filepath.Join(s.Root, filepath.FromSlash(from.Path))
+	rel := path.Join(Dir(o), path.Base(from.Path))
+	dst := filepath.Join(s.Root, filepath.FromSlash(rel))
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return nil, err
+	}
+	if src != dst {
+		if err := os.Link(src, dst); err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, err
+		}
+	}
+	var size int64
+	if from.Size != nil {
+		size = *from.Size
+	}
+	return s.artifact(rel, revision, from.Digest, size), nil
+}
+
+func (s *Storage) artifact(rel, revision, digest string, size int64) *meta.Artifact {
+	return &meta.Artifact{
+		Path:           rel,
+		URL:            s.BaseURL + "/" + rel,
+		Revision:       revision,
+		Digest:         digest,
+		Size:           &size,
+		LastUpdateTime: metav1.Now(),
+	}
+}
+
+// Has reports whether the artifact's file is on disk.
+func (s *Storage) Has(a *meta.Artifact) bool {
+	if a == nil || a.Path == "" {
+		return false
+	}
+	_, err := os.Stat(filepath.Join(s.Root, filepath.FromSlash(a.Path)))
+	return err == nil
+}
+
+// Open opens the artifact's file for reading.
+func (s *Storage) Open(a *meta.Artifact) (*os.File, error) {
+	return os.Open(filepath.Join(s.Root, filepath.FromSlash(a.Path)))
+}
+
+// GC deletes all but the newest Keep artifacts of the object, never the current one.
+func (s *Storage) GC(o Object, current *meta.Artifact) error {
+	dir := filepath.Join(s.Root, filepath.FromSlash(Dir(o)))
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	type file struct {
+		name string
+		mod  time.Time
+	}
+	var files []file
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil || !e.Type().IsRegular() {
+			continue
+		}
+		if strings.HasPrefix(e.Name(), ".tmp-") && time.Since(info.ModTime()) < time.Hour {
+			continue // possibly being written
+		}
+		files = append(files, file{e.Name(), info.ModTime()})
+	}
+	sort.Slice(files, func(i, j int) bool { return files[i].mod.After(files[j].mod) })
+	keepName := ""
+	if current != nil {
+		keepName = path.Base(current.Path)
+	}
+	var errs []error
+	kept := 0
+	for _, f := range files {
+		if f.name == keepName || !strings.HasPrefix(f.name, ".tmp-") && kept < s.Keep-1 {
+			if f.name != keepName {
+				kept++
+			}
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, f.name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Delete removes every artifact of the object.
+func (s *Storage) Delete(o Object) error {
+	return os.RemoveAll(filepath.Join(s.Root, filepath.FromSlash(Dir(o))))
+}
+
+// Handler serves the artifacts read-only; folders are not listed.
+func (s *Storage) Handler() http.Handler {
+	files := http.FileServer(http.Dir(s.Root))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		if strings.HasSuffix(r.URL.Path, "/") || strings.Contains(r.URL.Path, "/.tmp-") {
+			http.NotFound(w, r)
+			return
+		}
+		files.ServeHTTP(w, r)
+	})
+}
+
+type countWriter struct{ n int64 }
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	c.n += int64(len(p))
+	return len(p), nil
+}
