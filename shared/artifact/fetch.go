@@ -23,7 +23,8 @@ type Fetcher struct {
 	Client *http.Client
 	// Timeout bounds one download attempt (default 1m).
 	Timeout time.Duration
-	// Retries after a failed attempt caused by the network or a 5xx answer (default 2).
+	// Retries after a failed attempt caused by the network or a 5xx answer: 0 means the
+	// default of 2, a negative number none.
 	Retries int
 	// MaxSize is the largest compressed artifact accepted (default 512 MiB).
 	MaxSize int64
@@ -44,8 +45,11 @@ func (f *Fetcher) Fetch(ctx context.Context, a *meta.Artifact) ([]byte, error) {
 		return nil, fmt.Errorf("artifact %s: unsupported digest %q (want sha256:<hex>)", a.URL, a.Digest)
 	}
 	retries := f.Retries
-	if retries == 0 {
+	switch {
+	case retries == 0:
 		retries = 2
+	case retries < 0:
+		retries = 0
 	}
 	var lastErr error
 	for attempt := 0; attempt <= retries; attempt++ {

@@ -96,9 +96,11 @@ func unsafe(format string, args ...any) error {
 }
 
 // Walk reads a gzipped tarball and calls visit for each file and symlink, in archive order, after
-// checking it: no absolute names, no "..", no links that leave the root, nothing below a link, no
-// devices, fifos or hard links, and the limits. Folder entries are implied and skipped. body
-// reads the file's content and is valid only during the call.
+// checking it: no absolute names, no "..", no links that leave the root or lead through another
+// link, nothing below a link, no devices, fifos or hard links, and the limits. Folder entries are
+// implied and skipped. body reads the file's content and is valid only during the call. The
+// gzip checksum is verified at the end: a caller must treat visited entries as unconfirmed
+// until Walk returns nil.
 func Walk(r io.Reader, lim Limits, visit func(e Entry, body io.Reader) error) error {
 	gz, err := gzip.NewReader(r)
 	if err != nil {
@@ -107,11 +109,17 @@ func Walk(r io.Reader, lim Limits, visit func(e Entry, body io.Reader) error) er
 	defer gz.Close()
 	tr := tar.NewReader(gz)
 	links := map[string]bool{}
+	// through holds every folder some link's target passes through: it must never become a link.
+	through := map[string]bool{}
 	var files int
 	var total int64
 	for {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
+			// Read to the end of the gzip stream so that its checksum is verified.
+			if _, err := io.Copy(io.Discard, gz); err != nil {
+				return fmt.Errorf("read archive: %w", err)
+			}
 			return nil
 		}
 		if err != nil {
@@ -120,6 +128,12 @@ func Walk(r io.Reader, lim Limits, visit func(e Entry, body io.Reader) error) er
 		name, err := cleanName(hdr.Name)
 		if err != nil {
 			return err
+		}
+		if name == "." {
+			if hdr.Typeflag == tar.TypeDir {
+				continue // "./", as tar -C dir . writes it
+			}
+			return unsafe("entry name %q", hdr.Name)
 		}
 		files++
 		if lim.MaxFiles > 0 && files > lim.MaxFiles {
@@ -138,15 +152,25 @@ func Walk(r io.Reader, lim Limits, visit func(e Entry, body io.Reader) error) er
 			if hdr.Size < 0 {
 				return unsafe("%s has a negative size", name)
 			}
-			total += hdr.Size
-			if lim.MaxBytes > 0 && total > lim.MaxBytes {
+			if lim.MaxBytes > 0 && hdr.Size > lim.MaxBytes-total {
 				return unsafe("content larger than %d bytes", lim.MaxBytes)
 			}
+			total += hdr.Size
 			e.Size = hdr.Size
 			e.Executable = hdr.Mode&0o111 != 0
 		case tar.TypeSymlink:
-			if err := checkLink(name, hdr.Linkname); err != nil {
+			if through[name] {
+				return unsafe("symlink %s is a folder another symlink's target passes through", name)
+			}
+			dirs, err := checkLink(name, hdr.Linkname)
+			if err != nil {
 				return err
+			}
+			for _, d := range dirs {
+				if links[d] {
+					return unsafe("symlink %s points through the symlink %s", name, d)
+				}
+				through[d] = true
 			}
 			links[name] = true
 			e.Linkname = hdr.Linkname
@@ -159,34 +183,52 @@ func Walk(r io.Reader, lim Limits, visit func(e Entry, body io.Reader) error) er
 	}
 }
 
+// cleanName returns the entry's name cleaned, "." for the root; it refuses absolute names and
+// names with ".." elements.
 func cleanName(name string) (string, error) {
 	n := strings.TrimPrefix(name, "./")
-	if n == "" || strings.HasPrefix(n, "/") || strings.Contains(n, "\\") || strings.ContainsRune(n, 0) {
+	if strings.HasPrefix(n, "/") || strings.Contains(n, "\\") || strings.ContainsRune(n, 0) {
 		return "", unsafe("entry name %q", name)
 	}
-	for _, el := range strings.Split(strings.TrimSuffix(n, "/"), "/") {
+	for _, el := range strings.Split(n, "/") {
 		if el == ".." {
 			return "", unsafe("entry name %q leaves the root", name)
 		}
 	}
-	n = path.Clean(n)
-	if n == "." {
-		return "", unsafe("entry name %q", name)
+	if n == "" {
+		return ".", nil
 	}
-	return n, nil
+	return path.Clean(n), nil
 }
 
-// checkLink refuses a link whose target is absolute or, resolved from the link's folder, leaves
-// the root. Links below links are refused by Walk, so the lexical check is enough.
-func checkLink(name, target string) error {
+// checkLink refuses a link whose target is absolute or, resolved step by step from the link's
+// folder, leaves the root. It returns the folders the target passes through (every step but the
+// last), which Walk checks against the other links: together with refusing entries below links,
+// this makes the lexical check exact.
+func checkLink(name, target string) ([]string, error) {
 	if target == "" || path.IsAbs(target) || strings.ContainsRune(target, 0) {
-		return unsafe("symlink %s points to %q", name, target)
+		return nil, unsafe("symlink %s points to %q", name, target)
 	}
-	resolved := path.Join(path.Dir(name), target)
-	if resolved == ".." || strings.HasPrefix(resolved, "../") {
-		return unsafe("symlink %s points to %q, outside the root", name, target)
+	cur := path.Dir(name)
+	var dirs []string
+	steps := strings.Split(target, "/")
+	for i, step := range steps {
+		switch step {
+		case "", ".":
+			continue
+		case "..":
+			if cur == "." {
+				return nil, unsafe("symlink %s points to %q, outside the root", name, target)
+			}
+			cur = path.Dir(cur)
+		default:
+			cur = path.Join(cur, step)
+			if i < len(steps)-1 {
+				dirs = append(dirs, cur)
+			}
+		}
 	}
-	return nil
+	return dirs, nil
 }
 
 // Extract unpacks a gzipped tarball into dir (created if missing) after the checks of Walk. The

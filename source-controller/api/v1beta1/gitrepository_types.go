@@ -30,10 +30,11 @@ type GitRepositorySpec struct {
 	// +optional
 	Ref *GitRepositoryRef `json:"ref,omitempty"`
 
-	// Interval between two checks of the remote, e.g. 1m or 10m30s.
+	// Interval between two checks of the remote, e.g. 1m or 10m30s; at least 1s.
 	// +required
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="interval must be at least 1s"
 	Interval metav1.Duration `json:"interval"`
 
 	// Timeout bounds each Git operation (listing refs, cloning).
