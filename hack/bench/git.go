@@ -1,0 +1,239 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/gittestserver"
+	"github.com/go-git/go-billy/v5/memfs"
+	gogit "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/storage/memory"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/plumb-dev/plumb/shared/reconcile"
+	"github.com/plumb-dev/plumb/shared/testenv"
+	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
+)
+
+// benchGit: n GitRepositories on one loopback repository, cold start to all Ready, then one
+// no-op reconcile each.
+func benchGit(ctx context.Context, n int) error {
+	root, err := testenv.WorkspaceRoot()
+	if err != nil {
+		return err
+	}
+	scheme := k8sruntime.NewScheme()
+	if err := errors.Join(clientgoscheme.AddToScheme(scheme), sourcev1.AddToScheme(scheme)); err != nil {
+		return err
+	}
+	env, err := testenv.Start(testenv.Options{Scheme: scheme})
+	if err != nil {
+		return err
+	}
+	defer env.Stop()
+	c := env.Client
+
+	tmp, err := os.MkdirTemp("", "plumb-bench-git-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	kubeconfig := filepath.Join(tmp, "kubeconfig")
+	if err := os.WriteFile(kubeconfig, env.Kubeconfig, 0o600); err != nil {
+		return err
+	}
+
+	var fetches atomic.Int64
+	srv, err := gittestserver.NewTempGitServer()
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(srv.Root())
+	srv.AutoCreate()
+	srv.AddHTTPMiddlewares(func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPost && filepath.Base(r.URL.Path) == "git-upload-pack" {
+				fetches.Add(1)
+			}
+			next.ServeHTTP(w, r)
+		})
+	})
+	if err := srv.StartHTTP(); err != nil {
+		return err
+	}
+	defer srv.StopHTTP()
+	url := srv.HTTPAddress() + "/apps.git"
+	if err := pushSampleRepo(url, filepath.Join(srv.Root(), "apps.git")); err != nil {
+		return err
+	}
+
+	bin, err := buildController(root, "source-controller", tmp)
+	if err != nil {
+		return err
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	p, err := start(bin, kubeconfig, filepath.Join(tmp, "source-controller.log"),
+		"--storage-path", filepath.Join(tmp, "storage"), "--storage-addr", addr, "--storage-adv-addr", addr,
+		"--metrics-addr", "0", "--health-addr", "0", "--leader-elect=false")
+	if err != nil {
+		return err
+	}
+	defer p.stop()
+
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bench"}}
+	if err := c.Create(ctx, ns); err != nil {
+		return err
+	}
+	begin := time.Now()
+	for i := range n {
+		obj := &sourcev1.GitRepository{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("repo-%04d", i), Namespace: ns.Name},
+			Spec:       sourcev1.GitRepositorySpec{URL: url, Interval: metav1.Duration{Duration: time.Hour}},
+		}
+		if err := c.Create(ctx, obj); err != nil {
+			return err
+		}
+	}
+	if err := waitAll(ctx, c, ns.Name, n, 5*time.Minute, func(o *sourcev1.GitRepository) bool {
+		return isReady(o) && o.Status.Artifact != nil
+	}); err != nil {
+		return err
+	}
+	coldReady := time.Since(begin)
+	coldFetches := fetches.Load()
+	cpuCold, _ := p.cpu()
+
+	// The no-op round: every object asked to reconcile, nothing changed upstream.
+	value := time.Now().Format(time.RFC3339Nano)
+	begin = time.Now()
+	for i := range n {
+		obj := &sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("repo-%04d", i), Namespace: ns.Name}}
+		patch := client.RawPatch("application/merge-patch+json",
+			fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q}}}`, reconcile.RequestedAtAnnotation, value))
+		if err := c.Patch(ctx, obj, patch); err != nil {
+			return err
+		}
+	}
+	if err := waitAll(ctx, c, ns.Name, n, 5*time.Minute, func(o *sourcev1.GitRepository) bool {
+		return o.Status.LastHandledReconcileAt == value
+	}); err != nil {
+		return err
+	}
+	noop := time.Since(begin)
+	cpuNoop, _ := p.cpu()
+	rss, _ := p.peakRSS()
+	noopFetches := fetches.Load() - coldFetches
+
+	fmt.Printf("\n### git: %d GitRepositories on one repository (%d CPUs, %s)\n\n", n, runtime.NumCPU(), runtime.GOARCH)
+	fmt.Printf("| figure | value |\n|---|---|\n")
+	fmt.Printf("| cold start to all Ready | %.2f s |\n", coldReady.Seconds())
+	fmt.Printf("| fetches (git-upload-pack) during cold start | %d |\n", coldFetches)
+	fmt.Printf("| controller CPU, cold start | %.2f s |\n", cpuCold.Seconds())
+	fmt.Printf("| no-op round, request to all handled | %.2f s |\n", noop.Seconds())
+	fmt.Printf("| controller CPU per no-op reconcile | %.2f ms |\n", float64((cpuNoop-cpuCold).Microseconds())/1000/float64(n))
+	fmt.Printf("| fetches during the no-op round | %d |\n", noopFetches)
+	fmt.Printf("| controller peak RSS | %.0f MiB |\n", rss)
+	return nil
+}
+
+func waitAll(ctx context.Context, c client.Client, ns string, n int, limit time.Duration, done func(*sourcev1.GitRepository) bool) error {
+	deadline := time.Now().Add(limit)
+	for {
+		var list sourcev1.GitRepositoryList
+		if err := c.List(ctx, &list, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		count := 0
+		for i := range list.Items {
+			if done(&list.Items[i]) {
+				count++
+			}
+		}
+		if count == n {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d of %d done after %s", count, n, limit)
+		}
+		time.Sleep(100 * time.Millisecond) // polling interval of a benchmark driver, not a test
+	}
+}
+
+func isReady(o *sourcev1.GitRepository) bool {
+	for _, c := range o.Status.Conditions {
+		if c.Type == meta.ReadyCondition {
+			return c.Status == metav1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// pushSampleRepo pushes a repository of 50 apps to url and makes main its default branch.
+func pushSampleRepo(url, bareDir string) error {
+	repo, err := gogit.Init(memory.NewStorage(), memfs.New())
+	if err != nil {
+		return err
+	}
+	if err := repo.Storer.SetReference(plumbing.NewSymbolicReference(plumbing.HEAD, plumbing.NewBranchReferenceName("main"))); err != nil {
+		return err
+	}
+	wt, err := repo.Worktree()
+	if err != nil {
+		return err
+	}
+	for i := range 50 {
+		name := fmt.Sprintf("apps/app-%02d/configmap.yaml", i)
+		if err := wt.Filesystem.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+			return err
+		}
+		f, err := wt.Filesystem.Create(name)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(f, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app-%02d\ndata:\n  key: value\n", i)
+		if err := f.Close(); err != nil {
+			return err
+		}
+		if _, err := wt.Add(name); err != nil {
+			return err
+		}
+	}
+	if _, err := wt.Commit("apps", &gogit.CommitOptions{Author: &object.Signature{Name: "bench", Email: "bench@example.invalid", When: time.Now()}}); err != nil {
+		return err
+	}
+	if _, err := repo.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{url}}); err != nil {
+		return err
+	}
+	if err := repo.Push(&gogit.PushOptions{RemoteName: "origin", RefSpecs: []config.RefSpec{"refs/heads/main:refs/heads/main"}}); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(bareDir, "HEAD"), []byte("ref: refs/heads/main\n"), 0o644)
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
