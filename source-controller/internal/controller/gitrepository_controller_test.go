@@ -14,6 +14,7 @@ import (
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
 	. "github.com/onsi/gomega"
+	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -126,6 +127,17 @@ func TestGitRepository_BranchFollowsNewCommits(t *testing.T) {
 	g.Expect(files(g, a)).To(Equal(map[string]string{"app/deploy.yaml": "kind: ConfigMap\n"}), "CI metadata is left out by default")
 	g.Expect(conditions.Has(obj, meta.ReconcilingCondition)).To(BeFalse())
 	g.Expect(finalizersOf(obj)).To(ContainElement(sourcev1.SourceFinalizer))
+	g.Eventually(func(g Gomega) {
+		var events eventsv1.EventList
+		g.Expect(k8s.List(context.Background(), &events, client.InNamespace(ns))).To(Succeed())
+		g.Expect(events.Items).To(ContainElement(SatisfyAll(
+			HaveField("Regarding.Name", obj.Name),
+			HaveField("Type", "Normal"),
+			HaveField("Reason", sourcev1.SucceededReason),
+			HaveField("ReportingController", "source-controller"),
+			HaveField("ObjectMeta.Annotations", HaveKeyWithValue(RevisionAnnotation, a.Revision)),
+		)))
+	}, timeout).Should(Succeed())
 
 	// A new commit is picked up at the reconcile request; the value is echoed in status.
 	second := repo.commitAndPush(map[string]string{"app/deploy.yaml": "kind: Secret\n"})
@@ -320,7 +332,7 @@ func TestGitRepository_Suspend(t *testing.T) {
 	g.Eventually(func(g Gomega) {
 		g.Expect(get(g, obj).Status.LastHandledReconcileAt).To(Equal(v))
 	}, timeout).Should(Succeed())
-	g.Expect(obj.Status.Artifact.Revision).To(Equal("main@sha1:" + head.Hash().String()), "suspended: nothing fetched")
+	g.Expect(obj.Status.Artifact.Revision).To(Equal("main@sha1:"+head.Hash().String()), "suspended: nothing fetched")
 
 	get(g, obj)
 	obj.Spec.Suspend = false
@@ -354,13 +366,13 @@ func TestGitRepository_IgnoreSparseInclude(t *testing.T) {
 	ns := newNamespace(t)
 	secret := basicAuth(t, ns)
 	repo := newRepo(t, map[string]string{
-		"apps/shop/deploy.yaml":  "shop\n",
-		"apps/shop/notes.md":     "notes\n",
-		"apps/blog/deploy.yaml":  "blog\n",
-		"infra/ns.yaml":          "ns\n",
-		"infra/.sourceignore":    "*.tmp\n",
-		"infra/scratch.tmp":      "tmp\n",
-		"run.sh":                 "#!/bin/sh\n",
+		"apps/shop/deploy.yaml":   "shop\n",
+		"apps/shop/notes.md":      "notes\n",
+		"apps/blog/deploy.yaml":   "blog\n",
+		"infra/ns.yaml":           "ns\n",
+		"infra/.sourceignore":     "*.tmp\n",
+		"infra/scratch.tmp":       "tmp\n",
+		"run.sh":                  "#!/bin/sh\n",
 		".github/workflows/x.yml": "ci\n",
 	})
 	head, _ := repo.repo.Head()
@@ -434,4 +446,3 @@ func requestFor(obj client.Object) ctrlRequest {
 }
 
 func finalizersOf(obj client.Object) []string { return obj.GetFinalizers() }
-
