@@ -4,28 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
-	"sync/atomic"
 	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
-	"github.com/fluxcd/pkg/gittestserver"
-	"github.com/go-git/go-billy/v5/memfs"
-	gogit "github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/config"
-	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/object"
-	"github.com/go-git/go-git/v5/storage/memory"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/plumb-dev/plumb/hack/internal/local"
 	"github.com/plumb-dev/plumb/shared/reconcile"
 	"github.com/plumb-dev/plumb/shared/testenv"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
@@ -59,45 +50,37 @@ func benchGit(ctx context.Context, n int) error {
 		return err
 	}
 
-	var fetches atomic.Int64
-	srv, err := gittestserver.NewTempGitServer()
+	git, err := local.StartGitServer("")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(srv.Root())
-	srv.AutoCreate()
-	srv.AddHTTPMiddlewares(func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Method == http.MethodPost && filepath.Base(r.URL.Path) == "git-upload-pack" {
-				fetches.Add(1)
-			}
-			next.ServeHTTP(w, r)
-		})
-	})
-	if err := srv.StartHTTP(); err != nil {
+	defer os.RemoveAll(git.Root())
+	defer git.Stop()
+	files := map[string]string{}
+	for i := range 50 {
+		files[fmt.Sprintf("apps/app-%02d/configmap.yaml", i)] = fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app-%02d\ndata:\n  key: value\n", i)
+	}
+	if _, _, err := git.NewRepo("apps", files); err != nil {
 		return err
 	}
-	defer srv.StopHTTP()
-	url := srv.HTTPAddress() + "/apps.git"
-	if err := pushSampleRepo(url, filepath.Join(srv.Root(), "apps.git")); err != nil {
-		return err
-	}
+	url := git.URL("apps")
+	fetches := &git.Fetches
 
-	bin, err := buildController(root, "source-controller", tmp)
+	bin, err := local.Build(root, "source-controller", tmp)
 	if err != nil {
 		return err
 	}
-	addr, err := freeAddr()
+	addr, err := local.FreeAddr()
 	if err != nil {
 		return err
 	}
-	p, err := start(bin, kubeconfig, filepath.Join(tmp, "source-controller.log"),
+	p, err := local.Start(bin, kubeconfig, filepath.Join(tmp, "source-controller.log"),
 		"--storage-path", filepath.Join(tmp, "storage"), "--storage-addr", addr, "--storage-adv-addr", addr,
 		"--metrics-addr", "0", "--health-addr", "0", "--leader-elect=false")
 	if err != nil {
 		return err
 	}
-	defer p.stop()
+	defer p.Stop()
 
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bench"}}
 	if err := c.Create(ctx, ns); err != nil {
@@ -120,7 +103,7 @@ func benchGit(ctx context.Context, n int) error {
 	}
 	coldReady := time.Since(begin)
 	coldFetches := fetches.Load()
-	cpuCold, _ := p.cpu()
+	cpuCold, _ := p.CPU()
 
 	// The no-op round: every object asked to reconcile, nothing changed upstream.
 	value := time.Now().Format(time.RFC3339Nano)
@@ -139,8 +122,8 @@ func benchGit(ctx context.Context, n int) error {
 		return err
 	}
 	noop := time.Since(begin)
-	cpuNoop, _ := p.cpu()
-	rss, _ := p.peakRSS()
+	cpuNoop, _ := p.CPU()
+	rss, _ := p.PeakRSS()
 	noopFetches := fetches.Load() - coldFetches
 
 	fmt.Printf("\n### git: %d GitRepositories on one repository (%d CPUs, %s)\n\n", n, runtime.NumCPU(), runtime.GOARCH)
@@ -185,55 +168,4 @@ func isReady(o *sourcev1.GitRepository) bool {
 		}
 	}
 	return false
-}
-
-// pushSampleRepo pushes a repository of 50 apps to url and makes main its default branch.
-func pushSampleRepo(url, bareDir string) error {
-	repo, err := gogit.Init(memory.NewStorage(), memfs.New())
-	if err != nil {
-		return err
-	}
-	if err := repo.Storer.SetReference(plumbing.NewSymbolicReference(plumbing.HEAD, plumbing.NewBranchReferenceName("main"))); err != nil {
-		return err
-	}
-	wt, err := repo.Worktree()
-	if err != nil {
-		return err
-	}
-	for i := range 50 {
-		name := fmt.Sprintf("apps/app-%02d/configmap.yaml", i)
-		if err := wt.Filesystem.MkdirAll(filepath.Dir(name), 0o755); err != nil {
-			return err
-		}
-		f, err := wt.Filesystem.Create(name)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(f, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app-%02d\ndata:\n  key: value\n", i)
-		if err := f.Close(); err != nil {
-			return err
-		}
-		if _, err := wt.Add(name); err != nil {
-			return err
-		}
-	}
-	if _, err := wt.Commit("apps", &gogit.CommitOptions{Author: &object.Signature{Name: "bench", Email: "bench@example.invalid", When: time.Now()}}); err != nil {
-		return err
-	}
-	if _, err := repo.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{url}}); err != nil {
-		return err
-	}
-	if err := repo.Push(&gogit.PushOptions{RemoteName: "origin", RefSpecs: []config.RefSpec{"refs/heads/main:refs/heads/main"}}); err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(bareDir, "HEAD"), []byte("ref: refs/heads/main\n"), 0o644)
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }

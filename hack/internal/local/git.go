@@ -1,0 +1,126 @@
+package local
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/fluxcd/pkg/gittestserver"
+	"github.com/go-git/go-billy/v5/memfs"
+	gogit "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/storage/memory"
+)
+
+// GitServer is a smart-HTTP Git server on loopback that creates repositories on push.
+type GitServer struct {
+	srv *gittestserver.GitServer
+	// Fetches counts the fetches (git-upload-pack requests) it answered.
+	Fetches atomic.Int64
+}
+
+// StartGitServer starts a server keeping its repositories in dir (a temporary folder if empty).
+func StartGitServer(dir string) (*GitServer, error) {
+	var srv *gittestserver.GitServer
+	if dir == "" {
+		var err error
+		if srv, err = gittestserver.NewTempGitServer(); err != nil {
+			return nil, err
+		}
+	} else {
+		srv = gittestserver.NewGitServer(dir)
+	}
+	g := &GitServer{srv: srv.AutoCreate()}
+	srv.AddHTTPMiddlewares(func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPost && filepath.Base(r.URL.Path) == "git-upload-pack" {
+				g.Fetches.Add(1)
+			}
+			next.ServeHTTP(w, r)
+		})
+	})
+	return g, srv.StartHTTP()
+}
+
+// URL returns the address of a repository of the server.
+func (g *GitServer) URL(repo string) string { return g.srv.HTTPAddress() + "/" + repo + ".git" }
+
+// Stop stops the server; its repositories stay on disk.
+func (g *GitServer) Stop() { g.srv.StopHTTP() }
+
+// Root is the folder of the bare repositories.
+func (g *GitServer) Root() string { return g.srv.Root() }
+
+// Repo is an in-memory clone used to push commits to the server.
+type Repo struct {
+	repo *gogit.Repository
+	bare string
+}
+
+// NewRepo pushes a first commit with files to branch main of repo, the server's default branch.
+func (g *GitServer) NewRepo(name string, files map[string]string) (*Repo, string, error) {
+	repo, err := gogit.Init(memory.NewStorage(), memfs.New())
+	if err != nil {
+		return nil, "", err
+	}
+	if err := repo.Storer.SetReference(plumbing.NewSymbolicReference(plumbing.HEAD, plumbing.NewBranchReferenceName("main"))); err != nil {
+		return nil, "", err
+	}
+	if _, err := repo.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{g.URL(name)}}); err != nil {
+		return nil, "", err
+	}
+	r := &Repo{repo: repo, bare: filepath.Join(g.Root(), name+".git")}
+	commit, err := r.Commit("initial commit", files)
+	if err != nil {
+		return nil, "", err
+	}
+	// Repositories created on push have HEAD at master; make main the default branch.
+	return r, commit, os.WriteFile(filepath.Join(r.bare, "HEAD"), []byte("ref: refs/heads/main\n"), 0o644)
+}
+
+// Commit writes files (empty content deletes one), commits on main and pushes.
+func (r *Repo) Commit(message string, files map[string]string) (string, error) {
+	wt, err := r.repo.Worktree()
+	if err != nil {
+		return "", err
+	}
+	for name, content := range files {
+		if content == "" {
+			if _, err := wt.Remove(name); err != nil {
+				return "", err
+			}
+			continue
+		}
+		if err := wt.Filesystem.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+			return "", err
+		}
+		f, err := wt.Filesystem.Create(name)
+		if err != nil {
+			return "", err
+		}
+		_, err = f.Write([]byte(content))
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return "", err
+		}
+		if _, err := wt.Add(name); err != nil {
+			return "", err
+		}
+	}
+	h, err := wt.Commit(message, &gogit.CommitOptions{Author: &object.Signature{Name: "Plumb demo", Email: "demo@plumb.invalid", When: time.Now()}})
+	if err != nil {
+		return "", err
+	}
+	err = r.repo.Push(&gogit.PushOptions{RemoteName: "origin", RefSpecs: []config.RefSpec{"+refs/heads/main:refs/heads/main"}})
+	if err != nil && err != gogit.NoErrAlreadyUpToDate {
+		return "", fmt.Errorf("push: %w", err)
+	}
+	return h.String(), nil
+}
