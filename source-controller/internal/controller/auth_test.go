@@ -1,0 +1,86 @@
+package controller
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"path"
+	"testing"
+	"time"
+
+	"github.com/fluxcd/pkg/gittestserver"
+	. "github.com/onsi/gomega"
+
+	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
+)
+
+// TestGitRepository_HTTPSWithCA serves the repository over HTTPS with a certificate of a private
+// CA: trusted with the Secret's ca.crt, refused without it.
+func TestGitRepository_HTTPSWithCA(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	repo := newRepo(t, map[string]string{"v": "1\n"})
+	head, _ := repo.repo.Head()
+
+	caPEM, certPEM, keyPEM := testCertificates(t)
+	tlsServer := gittestserver.NewGitServer(gitServer.Root()).Auth(gitUser, gitPassword)
+	g.Expect(tlsServer.StartHTTPS(certPEM, keyPEM, caPEM, "127.0.0.1")).To(Succeed())
+	t.Cleanup(tlsServer.StopHTTP)
+	url := tlsServer.HTTPAddress() + "/" + path.Base(repo.url)
+	g.Expect(url).To(HavePrefix("https://127.0.0.1:"))
+
+	trusted := newGitRepository(ns, url, credentialsSecret(t, ns, map[string]string{
+		"username": gitUser, "password": gitPassword, "ca.crt": string(caPEM),
+	}), nil)
+	create(g, trusted)
+	waitReady(g, trusted, "main@sha1:"+head.Hash().String())
+
+	untrusted := newGitRepository(ns, url, basicAuth(t, ns), nil)
+	create(g, untrusted)
+	msg := waitFailed(g, untrusted, sourcev1.GitOperationFailedReason)
+	g.Expect(msg).To(ContainSubstring("certificate"))
+}
+
+// testCertificates returns a CA and a server certificate for 127.0.0.1 signed by it, as PEM.
+func testCertificates(t *testing.T) (caPEM, certPEM, keyPEM []byte) {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "plumb test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:    x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	leafDER, err := x509.CreateCertificate(rand.Reader, leaf, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
+		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER}),
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
+}
