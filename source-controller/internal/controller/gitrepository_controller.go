@@ -310,7 +310,12 @@ func validate(obj *sourcev1.GitRepository) error {
 	if strings.Contains(u, "://") {
 		parsed, err := url.Parse(u)
 		if err != nil {
-			return fmt.Errorf("spec.url is not a URL: %v", redactErr(err, u))
+			// Only the cause: url.Error repeats the URL, which may hold a password.
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err
+			}
+			return fmt.Errorf("spec.url is not a valid URL: %v", err)
 		}
 		if parsed.Host == "" {
 			return errors.New("spec.url has no host")
@@ -342,16 +347,6 @@ func validate(obj *sourcev1.GitRepository) error {
 		targets[t] = true
 	}
 	return nil
-}
-
-func redactErr(err error, raw string) string {
-	s := err.Error()
-	if parsed, perr := url.Parse(raw); perr == nil && parsed.User != nil {
-		if p, ok := parsed.User.Password(); ok && p != "" {
-			s = strings.ReplaceAll(s, p, "redacted")
-		}
-	}
-	return s
 }
 
 func objectOf(obj *sourcev1.GitRepository) storage.Object {

@@ -256,6 +256,7 @@ func TestGitRepository_BadInput(t *testing.T) {
 		{"commit not in repository", newGitRepository(ns, repo.url, basicAuth(t, ns), &sourcev1.GitRepositoryRef{Commit: foreign}), sourcev1.RefNotFoundReason, false, foreign},
 		{"invalid semver", newGitRepository(ns, repo.url, basicAuth(t, ns), &sourcev1.GitRepositoryRef{SemVer: "not a range!"}), sourcev1.InvalidSpecReason, true, "semver"},
 		{"unreachable host", newGitRepository(ns, "http://127.0.0.1:1/repo.git", "", nil), sourcev1.GitOperationFailedReason, false, "127.0.0.1:1"},
+		{"unparsable URL with a password", newGitRepository(ns, "http://user:pa%zzss@127.0.0.1/x.git", "", nil), sourcev1.InvalidSpecReason, true, "not a valid URL"},
 		{"ssh without secret", newGitRepository(ns, "ssh://git@127.0.0.1:1/repo.git", "", nil), sourcev1.AuthenticationFailedReason, false, "identity"},
 		{"include of itself", func() *sourcev1.GitRepository {
 			o := newGitRepository(ns, repo.url, basicAuth(t, ns), nil)
@@ -272,6 +273,7 @@ func TestGitRepository_BadInput(t *testing.T) {
 			g.Expect(msg).To(ContainSubstring(tc.msg))
 			g.Expect(msg).NotTo(ContainSubstring(gitPassword))
 			g.Expect(msg).NotTo(ContainSubstring("wrong-password-123"))
+			g.Expect(msg).NotTo(ContainSubstring("pa%zzss"))
 			g.Expect(conditions.IsStalled(tc.obj)).To(Equal(tc.stalled))
 			g.Expect(tc.obj.Status.Artifact).To(BeNil())
 			if !tc.stalled {

@@ -109,6 +109,7 @@ type archiver struct {
 	w       *artifact.Writer
 	modules map[string]*config.Submodule // by path, read lazily from the root .gitmodules
 	root    *object.Tree
+	base    string // folder of the repository's root in the tarball: "" or the submodule's path
 }
 
 func (a *archiver) walk(s storer.EncodedObjectStorer, t *object.Tree, dir string, patterns []gitignore.Pattern) error {
@@ -218,7 +219,11 @@ func (a *archiver) submodule(p string, commit plumbing.Hash, patterns []gitignor
 			}
 		}
 	}
-	m, ok := a.modules[p]
+	rel := p // .gitmodules paths are relative to the root of the repository that has them
+	if a.base != "" {
+		rel = strings.TrimPrefix(p, a.base+"/")
+	}
+	m, ok := a.modules[rel]
 	if !ok {
 		return fmt.Errorf("%w: submodule %s is not in .gitmodules", ErrInvalid, p)
 	}
@@ -234,8 +239,8 @@ func (a *archiver) submodule(p string, commit plumbing.Hash, patterns []gitignor
 	if err != nil {
 		return fmt.Errorf("submodule %s: %w", p, err)
 	}
-	child := &archiver{ctx: a.ctx, remote: sub, opts: ArchiveOptions{RecurseSubmodules: true}, w: a.w}
-	child.root = tree
+	// Sparse and Exclude name paths of the tarball, so they apply inside the submodule too.
+	child := &archiver{ctx: a.ctx, remote: sub, opts: a.opts, w: a.w, root: tree, base: p}
 	return child.walk(repo.Storer, tree, p, patterns)
 }
 

@@ -90,4 +90,3 @@ func hostKeyCallback(content []byte) (func(string, net.Addr, ssh.PublicKey) erro
 	}
 	return cb, nil
 }
-

@@ -181,7 +181,10 @@ func classify(rawURL, op string, err error) error {
 // redactURL drops the password of a URL that carries one.
 func redactURL(raw string) string {
 	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
+	if err != nil {
+		return userinfo.ReplaceAllString(raw, "://$1:redacted@") // not a URL Go parses: still no password
+	}
+	if u.User == nil {
 		return raw
 	}
 	if _, ok := u.User.Password(); ok {
