@@ -2,19 +2,27 @@ package controller
 
 import (
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
+	"fmt"
 	"math/big"
 	"net"
+	"os"
 	"path"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/fluxcd/gitkit"
 	"github.com/fluxcd/pkg/gittestserver"
 	. "github.com/onsi/gomega"
+	"golang.org/x/crypto/ssh"
 
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 )
@@ -83,4 +91,108 @@ func testCertificates(t *testing.T) (caPEM, certPEM, keyPEM []byte) {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
 		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER}),
 		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
+}
+
+// The SSH side of the package's Git server: it accepts only sshClientKey, and presents the host
+// key in sshKnownHosts.
+var (
+	sshClientKey  []byte
+	sshKnownHosts string
+)
+
+func startSSH(dir string) (stop func(), err error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	if sshClientKey, err = privateKeyPEM(priv); err != nil {
+		return nil, err
+	}
+	signer, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		return nil, err
+	}
+	accepted := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey())))
+	keyDir := filepath.Join(dir, "ssh-host-keys")
+	gitServer.KeyDir(keyDir)
+	gitServer.PublicKeyLookupFunc(func(content string) (*gitkit.PublicKey, error) {
+		if content != accepted {
+			return nil, errors.New("unknown public key")
+		}
+		return &gitkit.PublicKey{Id: "test"}, nil
+	})
+	if err := gitServer.ListenSSH(); err != nil {
+		return nil, err
+	}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = gitServer.StartSSH()
+	}()
+	pub, err := os.ReadFile(filepath.Join(keyDir, "gitkit.rsa.pub"))
+	if err != nil {
+		return nil, err
+	}
+	host := strings.TrimPrefix(gitServer.SSHAddress(), "ssh://git@")
+	h, port, _ := net.SplitHostPort(host)
+	sshKnownHosts = fmt.Sprintf("[%s]:%s %s\n", h, port, strings.TrimSpace(string(pub)))
+	return func() { _ = gitServer.StopSSH(); <-served }, nil
+}
+
+func privateKeyPEM(priv ed25519.PrivateKey) ([]byte, error) {
+	block, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(block), nil
+}
+
+func TestGitRepository_SSH(t *testing.T) {
+	ns := newNamespace(t)
+	repo := newRepo(t, map[string]string{"v": "1\n"})
+	head, _ := repo.repo.Head()
+	url := gitServer.SSHAddress() + "/" + path.Base(repo.url)
+	_, otherPriv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherKey, err := privateKeyPEM(otherPriv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherHost, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherHostKey, err := ssh.NewPublicKey(otherHost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrongHosts := strings.Fields(sshKnownHosts)[0] + " " + strings.TrimSpace(string(ssh.MarshalAuthorizedKey(otherHostKey)))
+
+	t.Run("identity and known_hosts", func(t *testing.T) {
+		g := NewWithT(t)
+		obj := newGitRepository(ns, url, credentialsSecret(t, ns, map[string]string{
+			"identity": string(sshClientKey), "known_hosts": sshKnownHosts,
+		}), nil)
+		create(g, obj)
+		waitReady(g, obj, "main@sha1:"+head.Hash().String())
+		g.Expect(files(g, obj.Status.Artifact)).To(Equal(map[string]string{"v": "1\n"}))
+	})
+	for _, tc := range []struct{ name, identity, knownHosts, msg string }{
+		{"key the server refuses", string(otherKey), sshKnownHosts, "unable to authenticate"},
+		{"host key that does not match", string(sshClientKey), wrongHosts, "key mismatch"},
+		{"identity that is no key", "not a key", sshKnownHosts, "not a usable private key"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			obj := newGitRepository(ns, url, credentialsSecret(t, ns, map[string]string{
+				"identity": tc.identity, "known_hosts": tc.knownHosts,
+			}), nil)
+			create(g, obj)
+			msg := waitFailed(g, obj, sourcev1.AuthenticationFailedReason)
+			g.Expect(msg).To(ContainSubstring(tc.msg))
+			g.Expect(msg).NotTo(ContainSubstring("PRIVATE KEY"))
+		})
+	}
 }

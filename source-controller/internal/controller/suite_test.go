@@ -87,6 +87,9 @@ func run(m *testing.M) int {
 	})
 	must(gitServer.StartHTTP())
 	defer gitServer.StopHTTP()
+	stopSSH, err := startSSH(dir)
+	must(err)
+	defer stopSSH()
 
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme:  scheme,
