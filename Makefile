@@ -46,7 +46,7 @@ lint: ## gofmt, go vet and staticcheck over every module.
 test: ## Unit and envtest integration tests of every module, race detector on.
 	@export KUBEBUILDER_ASSETS="$$(hack/controlplane.sh | tail -n 1)"; \
 	  pkgs=(); for m in $(MODULES); do pkgs+=("./$$m/..."); done; \
-	  go test -race -count=1 -p $(TEST_P) -timeout 20m "$${pkgs[@]}"
+	  go test -json -race -count=1 -p $(TEST_P) -timeout 20m "$${pkgs[@]}" | (cd hack && go run ./testsum)
 
 .PHONY: bench
 bench: ## The benchmark scenarios of hack/bench (figures go in docs/benchmarks.md).
