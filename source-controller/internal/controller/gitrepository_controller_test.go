@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -145,6 +146,19 @@ func TestGitRepository_BranchFollowsNewCommits(t *testing.T) {
 	waitReady(g, obj, "main@sha1:"+second)
 	g.Expect(obj.Status.LastHandledReconcileAt).To(Equal(v))
 	g.Expect(files(g, obj.Status.Artifact)).To(HaveKeyWithValue("app/deploy.yaml", "kind: Secret\n"))
+
+	// Metrics: the Ready gauge and the artifact size.
+	id := map[string]string{"kind": sourcev1.GitRepositoryKind, "namespace": ns, "name": obj.Name}
+	g.Eventually(func(g Gomega) {
+		ready := maps.Clone(id)
+		maps.Copy(ready, map[string]string{"type": "Ready", "status": "True"})
+		v, ok := gauge("plumb_condition", ready)
+		g.Expect(ok).To(BeTrue())
+		g.Expect(v).To(Equal(1.0))
+		size, ok := gauge("plumb_artifact_size_bytes", id)
+		g.Expect(ok).To(BeTrue())
+		g.Expect(size).To(BeNumerically("==", *obj.Status.Artifact.Size))
+	}, timeout).Should(Succeed())
 
 	// The previous artifact is kept (retention 2) and both are served.
 	g.Expect(files(g, a)).To(HaveKeyWithValue("app/deploy.yaml", "kind: ConfigMap\n"))
@@ -448,3 +462,4 @@ func requestFor(obj client.Object) ctrlRequest {
 }
 
 func finalizersOf(obj client.Object) []string { return obj.GetFinalizers() }
+

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	"github.com/plumb-dev/plumb/shared/metrics"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 )
@@ -64,6 +65,12 @@ func (r *GitRepositoryReconciler) finalizeStatus(ctx context.Context, obj *sourc
 		obj.Status.LastHandledReconcileAt = v
 	}
 	setOutcome(obj, *retErr)
+	if obj.DeletionTimestamp.IsZero() {
+		metrics.RecordConditions(sourcev1.GitRepositoryKind, obj.Namespace, obj.Name, obj.Status.Conditions)
+		if a := obj.Status.Artifact; a != nil && a.Size != nil {
+			metrics.RecordArtifactSize(sourcev1.GitRepositoryKind, obj.Namespace, obj.Name, *a.Size)
+		}
+	}
 	err := patcher.Patch(ctx, obj,
 		patch.WithOwnedConditions{Conditions: ownedConditions},
 		patch.WithFieldOwner(r.ControllerName),

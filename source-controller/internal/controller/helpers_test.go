@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	ctrl "sigs.k8s.io/controller-runtime"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 )
 
 type ctrlRequest = ctrl.Request
@@ -37,4 +38,31 @@ func bearerServer(t *testing.T, repoURL, token string) string {
 		t.Fatal(err)
 	}
 	return srv.URL + u.Path
+}
+
+// gauge returns the value of a gauge of the controller-runtime registry with the labels given.
+func gauge(name string, labels map[string]string) (float64, bool) {
+	families, err := crmetrics.Registry.Gather()
+	if err != nil {
+		return 0, false
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	metric:
+		for _, m := range f.GetMetric() {
+			have := map[string]string{}
+			for _, l := range m.GetLabel() {
+				have[l.GetName()] = l.GetValue()
+			}
+			for k, v := range labels {
+				if have[k] != v {
+					continue metric
+				}
+			}
+			return m.GetGauge().GetValue(), true
+		}
+	}
+	return 0, false
 }
