@@ -462,4 +462,3 @@ func requestFor(obj client.Object) ctrlRequest {
 }
 
 func finalizersOf(obj client.Object) []string { return obj.GetFinalizers() }
-
