@@ -167,11 +167,7 @@ func TestGitRepository_BranchFollowsNewCommits(t *testing.T) {
 func TestGitRepository_NoOpReconcileDoesNotFetch(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t)
-	repo := newRepo(t, map[string]string{"a.yaml": "a: 1\n"})
-	head, _ := repo.repo.Head()
-	obj := newGitRepository(ns, repo.url, basicAuth(t, ns), nil)
-	create(g, obj)
-	waitReady(g, obj, "main@sha1:"+head.Hash().String())
+	_, obj := readyGitRepository(t, g, ns, map[string]string{"a.yaml": "a: 1\n"})
 	before := obj.Status.Artifact.DeepCopy()
 	rv := obj.ResourceVersion
 
@@ -316,11 +312,7 @@ func TestGitRepository_SchemaRefusesBadSpecs(t *testing.T) {
 func TestGitRepository_FailureKeepsLastArtifact(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t)
-	repo := newRepo(t, map[string]string{"v": "1\n"})
-	head, _ := repo.repo.Head()
-	obj := newGitRepository(ns, repo.url, basicAuth(t, ns), nil)
-	create(g, obj)
-	waitReady(g, obj, "main@sha1:"+head.Hash().String())
+	_, obj := readyGitRepository(t, g, ns, map[string]string{"v": "1\n"})
 	good := obj.Status.Artifact.DeepCopy()
 
 	get(g, obj)
@@ -334,11 +326,8 @@ func TestGitRepository_FailureKeepsLastArtifact(t *testing.T) {
 func TestGitRepository_Suspend(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t)
-	repo := newRepo(t, map[string]string{"v": "1\n"})
-	head, _ := repo.repo.Head()
-	obj := newGitRepository(ns, repo.url, basicAuth(t, ns), nil)
-	create(g, obj)
-	waitReady(g, obj, "main@sha1:"+head.Hash().String())
+	repo, obj := readyGitRepository(t, g, ns, map[string]string{"v": "1\n"})
+	first := obj.Status.Artifact.Revision
 
 	get(g, obj)
 	obj.Spec.Suspend = true
@@ -348,24 +337,20 @@ func TestGitRepository_Suspend(t *testing.T) {
 	g.Eventually(func(g Gomega) {
 		g.Expect(get(g, obj).Status.LastHandledReconcileAt).To(Equal(v))
 	}, timeout).Should(Succeed())
-	g.Expect(obj.Status.Artifact.Revision).To(Equal("main@sha1:"+head.Hash().String()), "suspended: nothing fetched")
+	g.Expect(obj.Status.Artifact.Revision).To(Equal(first), "suspended: nothing fetched")
 
 	get(g, obj)
 	obj.Spec.Suspend = false
 	g.Expect(k8s.Update(context.Background(), obj)).To(Succeed())
 	g.Eventually(func(g Gomega) {
-		g.Expect(get(g, obj).Status.Artifact.Revision).NotTo(Equal("main@sha1:" + head.Hash().String()))
+		g.Expect(get(g, obj).Status.Artifact.Revision).NotTo(Equal(first))
 	}, timeout).Should(Succeed())
 }
 
 func TestGitRepository_DeletionRemovesArtifacts(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t)
-	repo := newRepo(t, map[string]string{"v": "1\n"})
-	head, _ := repo.repo.Head()
-	obj := newGitRepository(ns, repo.url, basicAuth(t, ns), nil)
-	create(g, obj)
-	waitReady(g, obj, "main@sha1:"+head.Hash().String())
+	_, obj := readyGitRepository(t, g, ns, map[string]string{"v": "1\n"})
 	path := filepath.Join(store.Root, obj.Status.Artifact.Path)
 	g.Expect(path).To(BeAnExistingFile())
 
@@ -462,3 +447,16 @@ func requestFor(obj client.Object) ctrlRequest {
 }
 
 func finalizersOf(obj client.Object) []string { return obj.GetFinalizers() }
+
+// readyGitRepository pushes a repository with files and waits until a GitRepository of its
+// default branch is Ready.
+func readyGitRepository(t *testing.T, g *WithT, ns string, files map[string]string) (*testRepo, *sourcev1.GitRepository) {
+	t.Helper()
+	repo := newRepo(t, files)
+	head, err := repo.repo.Head()
+	g.Expect(err).NotTo(HaveOccurred())
+	obj := newGitRepository(ns, repo.url, basicAuth(t, ns), nil)
+	create(g, obj)
+	waitReady(g, obj, "main@sha1:"+head.Hash().String())
+	return repo, obj
+}
