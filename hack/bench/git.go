@@ -24,7 +24,7 @@ import (
 
 // benchGit: n GitRepositories on one loopback repository, cold start to all Ready, then one
 // no-op reconcile each.
-func benchGit(ctx context.Context, n int) error {
+func benchGit(ctx context.Context, n int, profile string) error {
 	root, err := testenv.WorkspaceRoot()
 	if err != nil {
 		return err
@@ -74,9 +74,13 @@ func benchGit(ctx context.Context, n int) error {
 	if err != nil {
 		return err
 	}
+	pprofAddr, err := local.FreeAddr()
+	if err != nil {
+		return err
+	}
 	p, err := local.Start(bin, kubeconfig, filepath.Join(tmp, "source-controller.log"),
 		"--storage-path", filepath.Join(tmp, "storage"), "--storage-addr", addr, "--storage-adv-addr", addr,
-		"--metrics-addr", "0", "--health-addr", "0", "--leader-elect=false")
+		"--metrics-addr", "0", "--health-addr", "0", "--pprof-addr", pprofAddr, "--leader-elect=false")
 	if err != nil {
 		return err
 	}
@@ -107,6 +111,11 @@ func benchGit(ctx context.Context, n int) error {
 
 	// The no-op round: every object asked to reconcile, nothing changed upstream.
 	value := time.Now().Format(time.RFC3339Nano)
+	var profiled chan error
+	if profile != "" {
+		profiled = make(chan error, 1)
+		go func() { profiled <- local.CPUProfile(pprofAddr, 2*time.Second, profile) }()
+	}
 	begin = time.Now()
 	for i := range n {
 		obj := &sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("repo-%04d", i), Namespace: ns.Name}}
@@ -125,6 +134,11 @@ func benchGit(ctx context.Context, n int) error {
 	cpuNoop, _ := p.CPU()
 	rss, _ := p.PeakRSS()
 	noopFetches := fetches.Load() - coldFetches
+	if profiled != nil {
+		if err := <-profiled; err != nil {
+			return err
+		}
+	}
 
 	fmt.Printf("\n### git: %d GitRepositories on one repository (%d CPUs, %s)\n\n", n, runtime.NumCPU(), runtime.GOARCH)
 	fmt.Printf("| figure | value |\n|---|---|\n")

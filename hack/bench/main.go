@@ -1,7 +1,7 @@
 // Command bench runs Plumb's benchmark scenarios against the local control plane, with every
 // controller as a real process, and prints the figures as a Markdown table.
 //
-//	go run ./bench git [-n 200]
+//	go run ./bench git [-n 200] [-cpuprofile file]
 package main
 
 import (
@@ -24,8 +24,9 @@ func main() {
 	case "git":
 		fs := flag.NewFlagSet("git", flag.ExitOnError)
 		n := fs.Int("n", 200, "GitRepositories on one repository")
+		profile := fs.String("cpuprofile", "", "write a CPU profile of the controller during the no-op round to this file")
 		_ = fs.Parse(os.Args[2:])
-		err = benchGit(context.Background(), *n)
+		err = benchGit(context.Background(), *n, *profile)
 	default:
 		err = fmt.Errorf("unknown scenario %q", os.Args[1])
 	}

@@ -34,14 +34,15 @@ const controllerName = "source-controller"
 
 func main() {
 	var (
-		metricsAddr, healthAddr     string
-		storagePath, storageAddr    string
-		storageAdvAddr, watchLabels string
-		artifactRetention, workers  int
-		leaderElect, logDevelopment bool
+		metricsAddr, healthAddr, pprofAddr string
+		storagePath, storageAddr           string
+		storageAdvAddr, watchLabels        string
+		artifactRetention, workers         int
+		leaderElect, logDevelopment        bool
 	)
 	flag.StringVar(&metricsAddr, "metrics-addr", ":8080", "Address of the Prometheus metrics endpoint; 0 disables it.")
 	flag.StringVar(&healthAddr, "health-addr", ":9440", "Address of the /healthz and /readyz probes.")
+	flag.StringVar(&pprofAddr, "pprof-addr", "", "Address of the Go profiler endpoints (/debug/pprof); empty disables them.")
 	flag.StringVar(&storagePath, "storage-path", "/data", "Folder where artifacts are stored.")
 	flag.StringVar(&storageAddr, "storage-addr", ":9090", "Address the artifact HTTP server listens on.")
 	flag.StringVar(&storageAdvAddr, "storage-adv-addr", "", "Address artifacts are advertised at, host[:port] or a URL (default: this host and the storage port).")
@@ -55,7 +56,7 @@ func main() {
 	ctrl.SetLogger(zap.New(zap.UseDevMode(logDevelopment), zap.StacktraceLevel(zapcore.PanicLevel)))
 	log := ctrl.Log.WithName(controllerName)
 	if err := run(ctrl.SetupSignalHandler(), runOptions{
-		metricsAddr, healthAddr, storagePath, storageAddr, storageAdvAddr, watchLabels,
+		metricsAddr, healthAddr, pprofAddr, storagePath, storageAddr, storageAdvAddr, watchLabels,
 		artifactRetention, workers, leaderElect,
 	}); err != nil {
 		log.Error(err, "exiting")
@@ -64,9 +65,9 @@ func main() {
 }
 
 type runOptions struct {
-	metricsAddr, healthAddr, storagePath, storageAddr, storageAdvAddr, watchLabels string
-	artifactRetention, workers                                                     int
-	leaderElect                                                                    bool
+	metricsAddr, healthAddr, pprofAddr, storagePath, storageAddr, storageAdvAddr, watchLabels string
+	artifactRetention, workers                                                                int
+	leaderElect                                                                               bool
 }
 
 func run(ctx context.Context, o runOptions) error {
@@ -87,6 +88,7 @@ func run(ctx context.Context, o runOptions) error {
 		Cache:                         cacheOpts,
 		Metrics:                       metricsserver.Options{BindAddress: o.metricsAddr},
 		HealthProbeBindAddress:        o.healthAddr,
+		PprofBindAddress:              o.pprofAddr,
 		LeaderElection:                o.leaderElect,
 		LeaderElectionID:              "source-controller.plumb.dev",
 		LeaderElectionReleaseOnCancel: true,
