@@ -22,10 +22,12 @@ var epoch = time.Unix(0, 0).UTC()
 
 // Writer writes a deterministic gzipped tarball: fixed times, owners and modes (0644, or 0755 for
 // executables), no folder entries. Equal input in equal order gives equal bytes; callers add
-// entries in a deterministic (sorted) order.
+// entries in a deterministic (sorted) order. It refuses, with ErrUnsafe, what Walk would refuse,
+// so a producer never publishes an archive its consumers cannot read.
 type Writer struct {
-	gz *gzip.Writer
-	tw *tar.Writer
+	gz    *gzip.Writer
+	tw    *tar.Writer
+	links linkSet
 }
 
 // NewWriter starts a tarball on w. Close must be called to flush it.
@@ -38,6 +40,9 @@ func NewWriter(w io.Writer) *Writer {
 
 // File adds a regular file; executable files keep their executable bit.
 func (w *Writer) File(name string, executable bool, size int64, body io.Reader) error {
+	if err := w.checkName(name); err != nil {
+		return err
+	}
 	mode := int64(0o644)
 	if executable {
 		mode = 0o755
@@ -54,11 +59,24 @@ func (w *Writer) File(name string, executable bool, size int64, body io.Reader) 
 
 // Symlink adds a symbolic link.
 func (w *Writer) Symlink(name, target string) error {
+	if err := w.checkName(name); err != nil {
+		return err
+	}
+	if err := w.links.add(name, target); err != nil {
+		return err
+	}
 	hdr := &tar.Header{Typeflag: tar.TypeSymlink, Name: name, Linkname: target, Mode: 0o777, ModTime: epoch, Format: tar.FormatPAX}
 	if err := w.tw.WriteHeader(hdr); err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
 	return nil
+}
+
+func (w *Writer) checkName(name string) error {
+	if clean, err := cleanName(name); err != nil || clean != name || clean == "." {
+		return unsafe("entry name %q is not a clean relative path", name)
+	}
+	return w.links.checkEntry(name)
 }
 
 // Close flushes the tarball.
@@ -108,9 +126,7 @@ func Walk(r io.Reader, lim Limits, visit func(e Entry, body io.Reader) error) er
 	}
 	defer gz.Close()
 	tr := tar.NewReader(gz)
-	links := map[string]bool{}
-	// through holds every folder some link's target passes through: it must never become a link.
-	through := map[string]bool{}
+	var links linkSet
 	var files int
 	var total int64
 	for {
@@ -139,10 +155,8 @@ func Walk(r io.Reader, lim Limits, visit func(e Entry, body io.Reader) error) er
 		if lim.MaxFiles > 0 && files > lim.MaxFiles {
 			return unsafe("more than %d entries", lim.MaxFiles)
 		}
-		for p := path.Dir(name); p != "."; p = path.Dir(p) {
-			if links[p] {
-				return unsafe("%s lies below the symlink %s", name, p)
-			}
+		if err := links.checkEntry(name); err != nil {
+			return err
 		}
 		e := Entry{Name: name}
 		switch hdr.Typeflag {
@@ -159,20 +173,9 @@ func Walk(r io.Reader, lim Limits, visit func(e Entry, body io.Reader) error) er
 			e.Size = hdr.Size
 			e.Executable = hdr.Mode&0o111 != 0
 		case tar.TypeSymlink:
-			if through[name] {
-				return unsafe("symlink %s is a folder another symlink's target passes through", name)
-			}
-			dirs, err := checkLink(name, hdr.Linkname)
-			if err != nil {
+			if err := links.add(name, hdr.Linkname); err != nil {
 				return err
 			}
-			for _, d := range dirs {
-				if links[d] {
-					return unsafe("symlink %s points through the symlink %s", name, d)
-				}
-				through[d] = true
-			}
-			links[name] = true
 			e.Linkname = hdr.Linkname
 		default:
 			return unsafe("%s is of type %q; only files, folders and symlinks are allowed", name, string(hdr.Typeflag))
@@ -199,6 +202,48 @@ func cleanName(name string) (string, error) {
 		return ".", nil
 	}
 	return path.Clean(n), nil
+}
+
+// linkSet holds the symlinks of an archive seen so far, to refuse the combinations that could
+// lead outside the root even though each link alone stays inside.
+type linkSet struct {
+	links map[string]bool
+	// through holds every folder some link's target passes through: it must never become a link.
+	through map[string]bool
+}
+
+// checkEntry refuses an entry below a link.
+func (s *linkSet) checkEntry(name string) error {
+	for p := path.Dir(name); p != "."; p = path.Dir(p) {
+		if s.links[p] {
+			return unsafe("%s lies below the symlink %s", name, p)
+		}
+	}
+	return nil
+}
+
+// add checks a new link against the root and the links seen so far, and records it.
+func (s *linkSet) add(name, target string) error {
+	if s.links == nil {
+		s.links, s.through = map[string]bool{}, map[string]bool{}
+	}
+	if s.through[name] {
+		return unsafe("symlink %s is a folder another symlink's target passes through", name)
+	}
+	dirs, err := checkLink(name, target)
+	if err != nil {
+		return err
+	}
+	for _, d := range dirs {
+		if s.links[d] {
+			return unsafe("symlink %s points through the symlink %s", name, d)
+		}
+	}
+	for _, d := range dirs {
+		s.through[d] = true
+	}
+	s.links[name] = true
+	return nil
 }
 
 // checkLink refuses a link whose target is absolute or, resolved step by step from the link's

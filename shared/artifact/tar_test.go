@@ -818,3 +818,40 @@ func TestExtractDetectsCorruption(t *testing.T) {
 		})
 	}
 }
+
+// TestWriterRefusesWhatWalkRefuses: a producer cannot publish an archive its consumers refuse.
+func TestWriterRefusesWhatWalkRefuses(t *testing.T) {
+	type op struct{ name, target string } // target empty: a file
+	cases := []struct {
+		name string
+		ops  []op
+	}{
+		{"absolute name", []op{{"/etc/x", ""}}},
+		{"dot-dot name", []op{{"a/../../x", ""}}},
+		{"unclean name", []op{{"a//x", ""}}},
+		{"link out of the root", []op{{"l", "../x"}}},
+		{"absolute link", []op{{"l", "/etc/passwd"}}},
+		{"file below a link", []op{{"l", "sub"}, {"l/x", ""}}},
+		{"link through a link", []op{{"l", "."}, {"m", "l/.."}}},
+		{"link becomes a folder another passed through", []op{{"m", "d/x"}, {"d", "."}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			w := artifact.NewWriter(io.Discard)
+			var err error
+			for _, o := range tc.ops {
+				if o.target == "" {
+					err = w.File(o.name, false, 1, strings.NewReader("x"))
+				} else {
+					err = w.Symlink(o.name, o.target)
+				}
+				if err != nil {
+					break
+				}
+			}
+			if !errors.Is(err, artifact.ErrUnsafe) {
+				t.Fatalf("got %v, want ErrUnsafe", err)
+			}
+		})
+	}
+}

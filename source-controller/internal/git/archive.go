@@ -92,6 +92,9 @@ func fetchCommit(ctx context.Context, r Remote, res Resolved, pinned bool) (*gog
 		return nil, nil, classify(r.URL, "fetch", err)
 	}
 	commit, err := repo.CommitObject(plumbing.NewHash(res.Commit))
+	if err != nil && res.RefName != "" && !pinned {
+		return nil, nil, fmt.Errorf("%w: %s no longer points to %s", ErrRefMoved, res.RefName, res.Commit)
+	}
 	if err != nil {
 		where := string(res.RefName)
 		if where == "" {
@@ -164,11 +167,10 @@ func (a *archiver) walk(s storer.EncodedObjectStorer, t *object.Tree, dir string
 			if err != nil {
 				return err
 			}
-			to := path.Join(dir, string(target))
-			if path.IsAbs(string(target)) || to == ".." || strings.HasPrefix(to, "../") {
-				return fmt.Errorf("%w: symlink %s points outside the repository (%s); add it to spec.ignore", ErrInvalid, p, target)
-			}
 			if err := a.w.Symlink(p, string(target)); err != nil {
+				if errors.Is(err, artifact.ErrUnsafe) {
+					return fmt.Errorf("%w: symlink %s -> %s cannot be published (%v); add it to spec.ignore", ErrContent, p, target, err)
+				}
 				return err
 			}
 		case filemode.Submodule:
@@ -212,7 +214,7 @@ func (a *archiver) submodule(p string, commit plumbing.Hash, patterns []gitignor
 			}
 			mods := config.NewModules()
 			if err := mods.Unmarshal([]byte(content)); err != nil {
-				return fmt.Errorf("%w: .gitmodules: %v", ErrInvalid, err)
+				return fmt.Errorf("%w: .gitmodules: %v", ErrContent, err)
 			}
 			for _, m := range mods.Submodules {
 				a.modules[path.Clean(m.Path)] = m
@@ -225,9 +227,12 @@ func (a *archiver) submodule(p string, commit plumbing.Hash, patterns []gitignor
 	}
 	m, ok := a.modules[rel]
 	if !ok {
-		return fmt.Errorf("%w: submodule %s is not in .gitmodules", ErrInvalid, p)
+		return fmt.Errorf("%w: submodule %s is not in .gitmodules", ErrContent, p)
 	}
 	sub := Remote{URL: resolveSubmoduleURL(a.remote.URL, m.URL), CABundle: a.remote.CABundle}
+	if !remoteURL(sub.URL) {
+		return fmt.Errorf("%w: submodule %s has the URL %q; only http, https and ssh remotes are fetched", ErrContent, p, redactURL(sub.URL))
+	}
 	if sameHost(sub.URL, a.remote.URL) {
 		sub.Auth = a.remote.Auth
 	}
@@ -254,6 +259,15 @@ func resolveSubmoduleURL(parent, sub string) string {
 	}
 	u.Path = path.Join(u.Path, sub)
 	return u.String()
+}
+
+// remoteURL accepts the URL forms a GitRepository may use: no local paths or file:// URLs.
+func remoteURL(raw string) bool {
+	if u, err := url.Parse(raw); err == nil && u.Scheme != "" {
+		return u.Scheme == "http" || u.Scheme == "https" || u.Scheme == "ssh"
+	}
+	at, colon := strings.Index(raw, "@"), strings.Index(raw, ":")
+	return at > 0 && colon > at // scp-like user@host:path
 }
 
 func sameHost(a, b string) bool {

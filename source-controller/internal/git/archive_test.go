@@ -213,8 +213,9 @@ func TestArchiveSymlinksOutside(t *testing.T) {
 				return
 			}
 			g.Expect(err).To(HaveOccurred())
-			g.Expect(errors.Is(err, ErrInvalid)).To(BeTrue(), "error %q is not ErrInvalid", err)
-			g.Expect(err.Error()).To(ContainSubstring("symlink " + tt.refuse + " points outside"))
+			g.Expect(errors.Is(err, ErrContent)).To(BeTrue(), "error %q is not ErrContent", err)
+			g.Expect(err.Error()).To(ContainSubstring("symlink " + tt.refuse + " -> "))
+			g.Expect(err.Error()).To(ContainSubstring("add it to spec.ignore"))
 		})
 	}
 }
@@ -300,9 +301,13 @@ func TestArchiveRefs(t *testing.T) {
 		where  string
 	}{
 		{"commit of another branch", Resolved{RefName: "refs/heads/main", Commit: other}, true, "refs/heads/main"},
-		{"older commit of a shallow fetch", Resolved{RefName: "refs/heads/main", Commit: c1}, false, "refs/heads/main"},
 		{"unknown bare commit", Resolved{Commit: strings.Repeat("1", 40)}, true, "any branch or tag"},
 	}
+	t.Run("ref moved between listing and a shallow fetch", func(t *testing.T) {
+		g := NewWithT(t)
+		_, _, err := archive(t, rem, Resolved{RefName: "refs/heads/main", Commit: c1}, false, ArchiveOptions{})
+		g.Expect(errors.Is(err, ErrRefMoved)).To(BeTrue(), "error %q is not ErrRefMoved", err)
+	})
 	for _, tt := range missing {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
@@ -420,7 +425,7 @@ func TestArchiveSubmodules(t *testing.T) {
 			_, content, err := archive(t, r.remote(), res, false, tt.opts)
 			if tt.invalid != "" {
 				g.Expect(err).To(HaveOccurred())
-				g.Expect(errors.Is(err, ErrInvalid)).To(BeTrue(), "error %q is not ErrInvalid", err)
+				g.Expect(errors.Is(err, ErrContent)).To(BeTrue(), "error %q is not ErrContent", err)
 				g.Expect(err.Error()).To(ContainSubstring(tt.invalid))
 				return
 			}

@@ -250,14 +250,14 @@ func TestClassify(t *testing.T) {
 		auth bool
 		msg  string
 	}{
-		{"authentication required", fmt.Errorf("%w: %s", transport.ErrAuthenticationRequired, raw), true, "authentication failed: list refs of https://user:redacted@git.example.com/org/r.git: authentication required"},
+		{"authentication required", fmt.Errorf("%w: %s", transport.ErrAuthenticationRequired, raw), true, "authentication failed: list refs of https://redacted@git.example.com/org/r.git: authentication required"},
 		{"authorization failed", transport.ErrAuthorizationFailed, true, "authorization failed"},
 		{"ssh authentication", errors.New("ssh: handshake failed: ssh: unable to authenticate, attempted methods [none publickey]"), true, "unable to authenticate"},
 		{"known_hosts mismatch", errors.New("ssh: handshake failed: knownhosts: key mismatch"), true, "key mismatch"},
 		{"host key", errors.New("ssh: handshake failed: host key fingerprint mismatch"), true, "host key"},
 		{"repository not found", fmt.Errorf("%w: GET %s", transport.ErrRepositoryNotFound, raw), false, "(check the URL and that the credentials can read it)"},
-		{"timeout", fmt.Errorf("dial: %w", context.DeadlineExceeded), false, "list refs of https://user:redacted@git.example.com/org/r.git: timed out (spec.timeout)"},
-		{"other", fmt.Errorf("unexpected answer from %s: password hunter2-secret", raw), false, "list refs of https://user:redacted@git.example.com/org/r.git: unexpected answer from https://user:redacted@git.example.com/org/r.git: password redacted"},
+		{"timeout", fmt.Errorf("dial: %w", context.DeadlineExceeded), false, "list refs of https://redacted@git.example.com/org/r.git: timed out (spec.timeout)"},
+		{"other", fmt.Errorf("unexpected answer from %s: password hunter2-secret", raw), false, "list refs of https://redacted@git.example.com/org/r.git: unexpected answer from https://redacted@git.example.com/org/r.git: password redacted"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -265,7 +265,7 @@ func TestClassify(t *testing.T) {
 			err := classify(raw, "list refs of", tt.err)
 			g.Expect(errors.Is(err, ErrAuth)).To(Equal(tt.auth), "error %q", err)
 			g.Expect(err.Error()).To(ContainSubstring(tt.msg))
-			g.Expect(err.Error()).To(ContainSubstring("https://user:redacted@git.example.com/org/r.git"))
+			g.Expect(err.Error()).To(ContainSubstring("https://redacted@git.example.com/org/r.git"))
 			g.Expect(err.Error()).NotTo(ContainSubstring("hunter2"))
 		})
 	}
@@ -273,19 +273,19 @@ func TestClassify(t *testing.T) {
 
 func TestRedactURL(t *testing.T) {
 	tests := []struct{ in, want string }{
-		{"https://user:secret@example.com/r.git", "https://user:redacted@example.com/r.git"},
-		{"http://user:se%2Fcr%40et@example.com:8080/r.git?x=1", "http://user:redacted@example.com:8080/r.git?x=1"},
-		{"https://user:p@ss@example.com/r.git", "https://user:redacted@example.com/r.git"},
-		{"https://user:@example.com/r.git", "https://user:redacted@example.com/r.git"},
-		{"ssh://git:secret@example.com:22/r.git", "ssh://git:redacted@example.com:22/r.git"},
-		{"https://token@example.com/r.git", "https://token@example.com/r.git"},
+		{"https://user:secret@example.com/r.git", "https://redacted@example.com/r.git"},
+		{"http://user:se%2Fcr%40et@example.com:8080/r.git?x=1", "http://redacted@example.com:8080/r.git?x=1"},
+		{"https://user:p@ss@example.com/r.git", "https://redacted@example.com/r.git"},
+		{"https://user:@example.com/r.git", "https://redacted@example.com/r.git"},
+		{"ssh://git:secret@example.com:22/r.git", "ssh://redacted@example.com:22/r.git"},
+		{"https://token@example.com/r.git", "https://redacted@example.com/r.git"},
 		{"https://example.com/r.git", "https://example.com/r.git"},
 		{"ssh://git@example.com/r.git", "ssh://git@example.com/r.git"},
 		{"git@example.com:org/r.git", "git@example.com:org/r.git"},
 		{"", ""},
 		// Not a URL Go parses: the credentials go all the same.
-		{"https://user:se%zzcret@example.com/r.git", "https://user:redacted@example.com/r.git"},
-		{"https://user:secret@exa mple.com/r.git", "https://user:redacted@exa mple.com/r.git"},
+		{"https://user:se%zzcret@example.com/r.git", "https://redacted@example.com/r.git"},
+		{"https://user:secret@exa mple.com/r.git", "https://redacted@exa mple.com/r.git"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -298,13 +298,13 @@ func TestRedactText(t *testing.T) {
 	tests := []struct {
 		name, text, url, want string
 	}{
-		{"URL in the text", "GET https://u:s3cret@h/r.git: 500", "https://u:s3cret@h/r.git", "GET https://u:redacted@h/r.git: 500"},
+		{"URL in the text", "GET https://u:s3cret@h/r.git: 500", "https://u:s3cret@h/r.git", "GET https://redacted@h/r.git: 500"},
 		{"password alone", "server said: bad password s3cret, twice: s3cret", "https://u:s3cret@h/r.git", "server said: bad password redacted, twice: redacted"},
-		{"password with @", "fetch https://u:p@ss@h/r.git failed", "https://u:p@ss@h/r.git", "fetch https://u:redacted@h/r.git failed"},
-		{"escaped password", "fetch https://u:p%40ss@h/r.git failed", "https://u:p%40ss@h/r.git", "fetch https://u:redacted@h/r.git failed"},
-		{"credentials of another URL", "redirected to http://a:b@other/x", "https://h/r.git", "redirected to http://a:redacted@other/x"},
-		{"several URLs", "ssh://x:y@a and https://z:w@b/", "", "ssh://x:redacted@a and https://z:redacted@b/"},
-		{"user without password", "fetch https://token@h/r.git failed", "https://token@h/r.git", "fetch https://token@h/r.git failed"},
+		{"password with @", "fetch https://u:p@ss@h/r.git failed", "https://u:p@ss@h/r.git", "fetch https://redacted@h/r.git failed"},
+		{"escaped password", "fetch https://u:p%40ss@h/r.git failed", "https://u:p%40ss@h/r.git", "fetch https://redacted@h/r.git failed"},
+		{"credentials of another URL", "redirected to http://a:b@other/x", "https://h/r.git", "redirected to http://redacted@other/x"},
+		{"several URLs", "ssh://x:y@a and https://z:w@b/", "", "ssh://redacted@a and https://redacted@b/"},
+		{"user without password", "fetch https://token@h/r.git failed", "https://token@h/r.git", "fetch https://redacted@h/r.git failed"},
 		{"nothing to redact", "connection refused", "https://h/r.git", "connection refused"},
 	}
 	for _, tt := range tests {
@@ -321,7 +321,7 @@ func TestUnparsableURLKeepsItsPassword(t *testing.T) {
 			g := NewWithT(t)
 			_, err := Resolve(t.Context(), Remote{URL: u}, Ref{})
 			g.Expect(err).To(HaveOccurred())
-			g.Expect(err.Error()).To(ContainSubstring("user:redacted@"))
+			g.Expect(err.Error()).To(ContainSubstring("redacted@"))
 			g.Expect(err.Error()).NotTo(ContainSubstring("cret"))
 			err = Archive(t.Context(), Remote{URL: u}, Resolved{RefName: "refs/heads/main", Commit: strings.Repeat("1", 40)}, false, ArchiveOptions{}, nil)
 			g.Expect(err).To(HaveOccurred())

@@ -49,18 +49,24 @@ var (
 	ErrAuth        = errors.New("authentication failed")
 	ErrRefNotFound = errors.New("ref not found")
 	ErrInvalid     = errors.New("invalid input")
+	// ErrContent: the repository's content cannot be published as it is (a symlink leaving
+	// it, a broken .gitmodules); a new commit can fix it.
+	ErrContent = errors.New("unpublishable content")
+	// ErrRefMoved: the ref moved between listing and fetching; resolving again helps.
+	ErrRefMoved = errors.New("ref moved during fetch")
 )
 
-// Resolve lists the remote's refs and picks the commit the ref names. A commit without a branch
-// needs no listing: it resolves to itself.
+// Resolve lists the remote's refs and picks the commit the ref names. The listing is made even
+// for a bare commit, which resolves to itself: it proves that these credentials can read the
+// repository before anything built with other credentials is shared.
 func Resolve(ctx context.Context, r Remote, ref Ref) (Resolved, error) {
-	if ref.Commit != "" && ref.Branch == "" && ref.Name == "" {
-		return Resolved{Commit: ref.Commit, Revision: "sha1:" + ref.Commit}, nil
-	}
 	remote := gogit.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: "origin", URLs: []string{r.URL}})
 	refs, err := remote.ListContext(ctx, &gogit.ListOptions{Auth: r.Auth, CABundle: r.CABundle, PeelingOption: gogit.AppendPeeled})
 	if err != nil {
 		return Resolved{}, classify(r.URL, "list refs of", err)
+	}
+	if ref.Commit != "" && ref.Branch == "" && ref.Name == "" {
+		return Resolved{Commit: ref.Commit, Revision: "sha1:" + ref.Commit}, nil
 	}
 	byName := make(map[plumbing.ReferenceName]*plumbing.Reference, len(refs))
 	for _, x := range refs {
@@ -178,22 +184,33 @@ func classify(rawURL, op string, err error) error {
 	return fmt.Errorf("%s %s: %s", op, u, msg)
 }
 
-// redactURL drops the password of a URL that carries one.
+// redactURL replaces the user information of a URL, if any: a user name may be a token too.
 func redactURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return userinfo.ReplaceAllString(raw, "://$1:redacted@") // not a URL Go parses: still no password
+		return redactUserinfo(raw) // not a URL Go parses: still nothing secret
 	}
 	if u.User == nil {
 		return raw
 	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "redacted")
+	if _, hasPassword := u.User.Password(); u.User.Username() == "git" && !hasPassword {
+		return raw // the usual SSH user, no secret
 	}
+	u.User = url.User("redacted")
 	return u.String()
 }
 
-var userinfo = regexp.MustCompile(`://([^/@\s:]+):[^/@\s]*@`)
+var userinfo = regexp.MustCompile(`://[^/@\s]+@`)
+
+// redactUserinfo replaces every user information in s but the plain SSH user git.
+func redactUserinfo(s string) string {
+	return userinfo.ReplaceAllStringFunc(s, func(m string) string {
+		if m == "://git@" {
+			return m
+		}
+		return "://redacted@"
+	})
+}
 
 // redactText removes credentials that an error message may echo from a URL.
 func redactText(s, rawURL string) string {
@@ -201,6 +218,9 @@ func redactText(s, rawURL string) string {
 		if p, ok := u.User.Password(); ok && p != "" {
 			s = strings.ReplaceAll(s, p, "redacted")
 		}
+		if n := u.User.Username(); len(n) >= 4 && n != "git" {
+			s = strings.ReplaceAll(s, n, "redacted")
+		}
 	}
-	return userinfo.ReplaceAllString(s, "://$1:redacted@")
+	return redactUserinfo(s)
 }

@@ -347,13 +347,19 @@ func TestResolve(t *testing.T) {
 	}
 }
 
-func TestResolveBareCommitNeedsNoRemote(t *testing.T) {
+func TestResolveBareCommitChecksAccess(t *testing.T) {
 	g := NewWithT(t)
-	// Nothing listens there: a commit alone is not looked up.
+	r, _ := publish(t, map[string]entry{"f": file("1")})
 	commit := strings.Repeat("ab", 20)
-	res, err := Resolve(t.Context(), Remote{URL: "http://127.0.0.1:1/none.git"}, Ref{Commit: commit, Tag: "v1"})
+	res, err := Resolve(t.Context(), r.remote(), Ref{Commit: commit, Tag: "v1"})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(res).To(Equal(Resolved{Commit: commit, Revision: "sha1:" + commit}))
+
+	// Without credentials the listing is refused, so nothing is built or shared for them.
+	noAuth := r.remote()
+	noAuth.Auth = nil
+	_, err = Resolve(t.Context(), noAuth, Ref{Commit: commit})
+	g.Expect(errors.Is(err, ErrAuth)).To(BeTrue(), "error %v is not ErrAuth", err)
 }
 
 func TestResolveErrors(t *testing.T) {
@@ -451,6 +457,6 @@ func TestResolveCredentialsInURL(t *testing.T) {
 	g.Expect(res.Commit).To(Equal(c))
 	_, err = Resolve(t.Context(), rem, Ref{Branch: "nope"})
 	g.Expect(errors.Is(err, ErrRefNotFound)).To(BeTrue())
-	g.Expect(err.Error()).To(ContainSubstring(gitUser + ":redacted@"))
+	g.Expect(err.Error()).To(ContainSubstring("://redacted@"))
 	g.Expect(err.Error()).NotTo(ContainSubstring(gitPassword))
 }
