@@ -21,7 +21,7 @@ all: generate lint test
 
 .PHONY: controlplane
 controlplane: ## Build etcd, kube-apiserver, kube-controller-manager and kubectl once; print their folder.
-	@hack/controlplane.sh
+	@WITH_KUBECTL=1 hack/controlplane.sh
 
 .PHONY: generate
 generate: ## deepcopy, CRDs and RBAC from the kubebuilder markers.
@@ -44,16 +44,16 @@ lint: ## gofmt, go vet and staticcheck over every module.
 
 .PHONY: test
 test: ## Unit and envtest integration tests of every module, race detector on.
-	@export KUBEBUILDER_ASSETS="$$(hack/controlplane.sh | tail -n 1)"; \
+	@assets="$$(hack/controlplane.sh | tail -n 1)"; export KUBEBUILDER_ASSETS="$$assets"; \
 	  pkgs=(); for m in $(MODULES); do pkgs+=("./$$m/..."); done; \
 	  go test -json -race -count=1 -p $(TEST_P) -timeout 20m "$${pkgs[@]}" | (cd hack && go run ./testsum)
 
 .PHONY: bench
 bench: ## The benchmark scenarios of hack/bench (figures go in docs/benchmarks.md).
-	@export KUBEBUILDER_ASSETS="$$(hack/controlplane.sh | tail -n 1)"; \
+	@assets="$$(hack/controlplane.sh | tail -n 1)"; export KUBEBUILDER_ASSETS="$$assets"; \
 	  cd hack && go run ./bench git
 
 .PHONY: demo
 demo: ## Local control plane, controllers and a sample Git repository, live.
-	@export KUBEBUILDER_ASSETS="$$(hack/controlplane.sh | tail -n 1)"; \
+	@assets="$$(WITH_KUBECTL=1 hack/controlplane.sh | tail -n 1)"; export KUBEBUILDER_ASSETS="$$assets"; \
 	  cd hack && go run ./demo

@@ -8,7 +8,8 @@
 # throwaway module that requires k8s.io/kubernetes and pins each staging module to its published
 # v0.<minor>.<patch> builds the commands.
 #
-# Knobs: K8S_VERSION (1.37.2), ETCD_VERSION (3.7.3), PLUMB_CACHE (~/.cache/plumb).
+# Knobs: K8S_VERSION (1.37.2), ETCD_VERSION (3.7.3), PLUMB_CACHE (~/.cache/plumb),
+#        WITH_KUBECTL (0; 1 also builds kubectl, for the demo and for people).
 # Cold on 2 cores: about 10-15 min and ~3 GiB of build cache; with the binaries present: < 1 s.
 set -euo pipefail
 
@@ -33,7 +34,14 @@ mkdir -p "${BIN}"
 exec 9>"${PLUMB_CACHE}/.controlplane.lock"
 flock 9 # one build per cache at a time; parallel callers wait and then find the binaries
 
-has() { [ -x "$1" ] && "$@" 2>/dev/null | grep -qF "${VERSION_WANTED}"; }
+# has BINARY ARGS...: the binary exists and prints the wanted version. The output is read whole
+# first: grep -q closing the pipe early would kill the binary and fail the pipeline.
+has() {
+  [ -x "$1" ] || return 1
+  local out
+  out="$("$@" 2>/dev/null)" || return 1
+  [[ "${out}" == *"${VERSION_WANTED}"* ]]
+}
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/plumb-controlplane.XXXXXX")"
 trap 'rm -rf "${WORK}"' EXIT
@@ -70,7 +78,9 @@ missing=()
 for c in kube-apiserver kube-controller-manager; do
   has "${BIN}/$c" --version || missing+=("$c")
 done
-has "${BIN}/kubectl" version --client || missing+=(kubectl)
+if [ "${WITH_KUBECTL:-0}" = 1 ]; then
+  has "${BIN}/kubectl" version --client || missing+=(kubectl)
+fi
 
 if [ ${#missing[@]} -gt 0 ]; then
   log "resolving k8s.io/kubernetes v${K8S_VERSION}"

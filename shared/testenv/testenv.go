@@ -45,9 +45,11 @@ type Env struct {
 	// Scheme is the client's scheme.
 	Scheme *runtime.Scheme
 
-	env  *envtest.Environment
-	kcm  *exec.Cmd
-	done chan struct{}
+	env      *envtest.Environment
+	kcm      *exec.Cmd
+	kcmDir   string
+	stopping chan struct{}
+	done     chan struct{}
 }
 
 // AssetsDir returns the folder of the control-plane binaries: $KUBEBUILDER_ASSETS, or
@@ -125,7 +127,8 @@ func Start(opts Options) (*Env, error) {
 }
 
 // startControllerManager runs kube-controller-manager with the controllers that give workloads
-// and namespaces their status and lifecycle; its output goes to the test's stderr on failure.
+// and namespaces their status and lifecycle. Its log is kept in a temporary folder that Stop
+// removes, and printed to stderr if it exits before Stop.
 func (e *Env) startControllerManager(assets string) error {
 	dir, err := os.MkdirTemp("", "plumb-kcm-")
 	if err != nil {
@@ -156,11 +159,17 @@ func (e *Env) startControllerManager(assets string) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start kube-controller-manager: %w", err)
 	}
-	e.kcm = cmd
-	e.done = make(chan struct{})
+	e.kcm, e.kcmDir = cmd, dir
+	e.stopping, e.done = make(chan struct{}), make(chan struct{})
 	go func() {
-		_ = cmd.Wait()
+		err := cmd.Wait()
 		_ = log.Close()
+		select {
+		case <-e.stopping:
+		default:
+			out, _ := os.ReadFile(log.Name())
+			fmt.Fprintf(os.Stderr, "kube-controller-manager exited early (%v):\n%s\n", err, out)
+		}
 		close(e.done)
 	}()
 	return nil
@@ -169,6 +178,7 @@ func (e *Env) startControllerManager(assets string) error {
 // Stop stops every process of the control plane.
 func (e *Env) Stop() error {
 	if e.kcm != nil && e.kcm.Process != nil {
+		close(e.stopping)
 		_ = e.kcm.Process.Signal(os.Interrupt)
 		select {
 		case <-e.done:
@@ -176,6 +186,7 @@ func (e *Env) Stop() error {
 			_ = e.kcm.Process.Kill()
 			<-e.done
 		}
+		_ = os.RemoveAll(e.kcmDir)
 	}
 	return e.env.Stop()
 }

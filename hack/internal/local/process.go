@@ -27,7 +27,7 @@ type Process struct {
 // Build compiles a controller's cmd package of the workspace into dir and returns the binary.
 func Build(root, module, dir string) (string, error) {
 	out := filepath.Join(dir, module)
-	cmd := exec.Command("go", "build", "-o", out, "./"+module+"/cmd")
+	cmd := exec.Command("go", "build", "-buildvcs=false", "-o", out, "./"+module+"/cmd")
 	cmd.Dir = root
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {

@@ -17,9 +17,12 @@ const (
 	RefNotFoundReason = "RefNotFound"
 	// InvalidSpecReason: the spec holds a value the controller cannot use; fix the spec.
 	InvalidSpecReason = "InvalidSpec"
+	// BuildFailedReason: the repository's content cannot be published as it is (a symlink that
+	// leaves it, a broken .gitmodules); retried, so a fixing commit is picked up.
+	BuildFailedReason = "BuildFailed"
 	// IncludeFailedReason: an included GitRepository has no artifact yet, or copying it failed.
 	IncludeFailedReason = "IncludeFailed"
-	// ArtifactFailedReason: writing the artifact to storage failed.
+	// ArtifactFailedReason: writing the artifact to, or deleting it from, storage failed.
 	ArtifactFailedReason = "ArtifactFailed"
 )
 

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
-	"github.com/fluxcd/pkg/runtime/conditions"
 	"github.com/fluxcd/pkg/runtime/patch"
 	"golang.org/x/sync/singleflight"
 	corev1 "k8s.io/api/core/v1"
@@ -90,25 +89,34 @@ func (r *GitRepositoryReconciler) reconcile(ctx context.Context, obj *sourcev1.G
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	opCtx, cancel := context.WithTimeout(ctx, obj.GetTimeout())
-	defer cancel()
-	ref := obj.GetRef()
-	res, err := git.Resolve(opCtx, remote, git.Ref(ref))
-	if err != nil {
-		return ctrl.Result{}, r.gitFailure(obj, err)
-	}
 	included, err := r.included(ctx, obj)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if r.upToDate(obj, res.Revision, included) {
-		markReady(obj, res.Revision)
-		return ctrl.Result{RequeueAfter: jitter(obj.GetRequeueAfter())}, nil
-	}
-	markReconciling(obj, "building artifact for revision %s", res.Revision)
-	a, err := r.build(opCtx, obj, remote, res, ref.Commit != "", included)
-	if err != nil {
-		return ctrl.Result{}, err
+	opCtx, cancel := context.WithTimeout(ctx, obj.GetTimeout())
+	defer cancel()
+	ref := obj.GetRef()
+	var res git.Resolved
+	var a *meta.Artifact
+	// A ref that moves between listing and fetching is resolved once more.
+	for attempt := 0; ; attempt++ {
+		if res, err = git.Resolve(opCtx, remote, git.Ref(ref)); err != nil {
+			return ctrl.Result{}, r.failure(obj, "", err)
+		}
+		if r.upToDate(obj, res.Revision, included) {
+			// Follow a changed --storage-adv-addr without rebuilding.
+			obj.Status.Artifact.URL = r.Storage.URL(obj.Status.Artifact)
+			markReady(obj, res.Revision)
+			return ctrl.Result{RequeueAfter: jitter(obj.GetRequeueAfter())}, nil
+		}
+		markReconciling(obj, "building artifact for revision %s", res.Revision)
+		a, err = r.build(opCtx, obj, remote, res, ref.Commit != "", included)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, git.ErrRefMoved) || attempt > 0 {
+			return ctrl.Result{}, r.failure(obj, res.Revision, err)
+		}
 	}
 	obj.Status.Artifact = a
 	obj.Status.IncludedArtifacts = included
@@ -117,7 +125,7 @@ func (r *GitRepositoryReconciler) reconcile(ctx context.Context, obj *sourcev1.G
 	obj.Status.ObservedSparseCheckout = obj.Spec.SparseCheckout
 	obj.Status.ObservedInclude = obj.Spec.Include
 	markReady(obj, res.Revision)
-	r.event(obj, corev1.EventTypeNormal, sourcev1.SucceededReason, "stored artifact for revision %s", res.Revision)
+	r.event(obj, res.Revision, corev1.EventTypeNormal, sourcev1.SucceededReason, "stored artifact for revision %s", res.Revision)
 	if err := r.Storage.GC(objectOf(obj), a); err != nil {
 		log.FromContext(ctx).Error(err, "garbage collecting old artifacts")
 	}
@@ -131,41 +139,50 @@ func (r *GitRepositoryReconciler) remote(ctx context.Context, obj *sourcev1.GitR
 		secret := &corev1.Secret{}
 		key := types.NamespacedName{Namespace: obj.Namespace, Name: ref.Name}
 		if err := r.Get(ctx, key, secret); err != nil {
-			msg := fmt.Sprintf("credentials Secret %s: %v", key, err)
 			if apierrors.IsNotFound(err) {
-				msg = fmt.Sprintf("credentials Secret %s not found", key)
+				err = fmt.Errorf("%w: credentials Secret %s not found", git.ErrAuth, key)
+			} else {
+				err = fmt.Errorf("%w: credentials Secret %s: %v", git.ErrAuth, key, err)
 			}
-			markFailed(obj, sourcev1.AuthenticationFailedReason, "%s", msg)
-			return git.Remote{}, errors.New(msg)
+			return git.Remote{}, r.failure(obj, "", err)
 		}
 		data = secret.Data
 	}
 	remote, err := git.NewRemote(obj.Spec.URL, data)
 	if err != nil {
-		if errors.Is(err, git.ErrInvalid) {
-			return remote, r.stall(obj, sourcev1.InvalidSpecReason, err.Error())
-		}
-		markFailed(obj, sourcev1.AuthenticationFailedReason, "%v", err)
-		return remote, err
+		return remote, r.failure(obj, "", err)
 	}
 	return remote, nil
 }
 
-// gitFailure sets the condition for a failed Git operation and returns the error to retry with.
-func (r *GitRepositoryReconciler) gitFailure(obj *sourcev1.GitRepository, err error) error {
+// failure sets the Ready condition for an error of a step, records a Warning event, and returns
+// the error to retry with (or the terminal error of a stall). revision is the one being built,
+// if known.
+func (r *GitRepositoryReconciler) failure(obj *sourcev1.GitRepository, revision string, err error) error {
+	var reason string
 	switch {
 	case errors.Is(err, git.ErrInvalid):
 		return r.stall(obj, sourcev1.InvalidSpecReason, err.Error())
 	case errors.Is(err, git.ErrAuth):
-		markFailed(obj, sourcev1.AuthenticationFailedReason, "%v", err)
+		reason = sourcev1.AuthenticationFailedReason
 	case errors.Is(err, git.ErrRefNotFound):
-		markFailed(obj, sourcev1.RefNotFoundReason, "%v", err)
+		reason = sourcev1.RefNotFoundReason
+	case errors.Is(err, git.ErrContent):
+		reason = sourcev1.BuildFailedReason
+	case errors.Is(err, errInclude), errors.Is(err, artifact.ErrUnsafe):
+		reason = sourcev1.IncludeFailedReason
+	case errors.Is(err, storage.ErrIO):
+		reason = sourcev1.ArtifactFailedReason
 	default:
-		markFailed(obj, sourcev1.GitOperationFailedReason, "%v", err)
+		reason = sourcev1.GitOperationFailedReason
 	}
-	r.event(obj, corev1.EventTypeWarning, conditions.GetReason(obj, meta.ReadyCondition), "%v", err)
+	markFailed(obj, reason, "%v", err)
+	r.event(obj, revision, corev1.EventTypeWarning, reason, "%v", err)
 	return err
 }
+
+// errInclude marks the failures of included GitRepositories.
+var errInclude = errors.New("include")
 
 // included returns the artifacts of the included GitRepositories, in spec order.
 func (r *GitRepositoryReconciler) included(ctx context.Context, obj *sourcev1.GitRepository) ([]meta.Artifact, error) {
@@ -177,12 +194,16 @@ func (r *GitRepositoryReconciler) included(ctx context.Context, obj *sourcev1.Gi
 		dep := &sourcev1.GitRepository{}
 		key := types.NamespacedName{Namespace: obj.Namespace, Name: inc.Repository.Name}
 		if err := r.Get(ctx, key, dep); err != nil {
-			markFailed(obj, sourcev1.IncludeFailedReason, "included GitRepository %s: %v", key.Name, err)
-			return nil, fmt.Errorf("included GitRepository %s: %w", key.Name, err)
+			return nil, r.failure(obj, "", fmt.Errorf("%w: GitRepository %s: %v", errInclude, key.Name, err))
 		}
-		if dep.Status.Artifact == nil || !r.Storage.Has(dep.Status.Artifact) {
-			markFailed(obj, sourcev1.IncludeFailedReason, "included GitRepository %s has no artifact yet", key.Name)
-			return nil, fmt.Errorf("included GitRepository %s has no artifact yet", key.Name)
+		for _, back := range dep.Spec.Include {
+			if back.Repository.Name == obj.Name {
+				return nil, r.stall(obj, sourcev1.InvalidSpecReason,
+					fmt.Sprintf("spec.include: %s and %s include each other", obj.Name, dep.Name))
+			}
+		}
+		if !r.Storage.Has(dep.Status.Artifact) {
+			return nil, r.failure(obj, "", fmt.Errorf("%w: GitRepository %s has no artifact yet", errInclude, key.Name))
 		}
 		out = append(out, *dep.Status.Artifact)
 	}
@@ -210,40 +231,37 @@ func (r *GitRepositoryReconciler) upToDate(obj *sourcev1.GitRepository, revision
 }
 
 // build writes the artifact, or adopts an identical one another GitRepository already built.
+// Objects that want the same content share one build; it runs detached from any one caller's
+// cancellation, bounded by the timeout of the object that started it, and each caller waits with
+// its own deadline.
 func (r *GitRepositoryReconciler) build(ctx context.Context, obj *sourcev1.GitRepository, remote git.Remote, res git.Resolved, pinned bool, included []meta.Artifact) (*meta.Artifact, error) {
 	o := objectOf(obj)
 	key := buildKey(obj, res, included)
-	v, err, _ := r.flight.Do(key, func() (any, error) {
+	spec := obj.DeepCopy() // the build reads the spec after this reconcile may have returned
+	ch := r.flight.DoChan(key, func() (any, error) {
 		if a := r.builds.get(key); a != nil && r.Storage.Has(a) {
 			return r.Storage.Adopt(o, a, res.Revision)
 		}
+		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), spec.GetTimeout())
+		defer cancel()
 		a, err := r.Storage.Write(o, res.Revision, func(w io.Writer) error {
-			return r.writeTarball(ctx, obj, remote, res, pinned, included, w)
+			return r.writeTarball(bctx, spec, remote, res, pinned, included, w)
 		})
 		if err == nil {
 			r.builds.put(key, a)
 		}
 		return a, err
 	})
-	if err != nil {
-		var reason string
-		switch {
-		case errors.Is(err, git.ErrInvalid):
-			return nil, r.stall(obj, sourcev1.InvalidSpecReason, err.Error())
-		case errors.Is(err, git.ErrAuth):
-			reason = sourcev1.AuthenticationFailedReason
-		case errors.Is(err, git.ErrRefNotFound):
-			reason = sourcev1.RefNotFoundReason
-		case errors.Is(err, artifact.ErrUnsafe):
-			reason = sourcev1.IncludeFailedReason
-		default:
-			reason = sourcev1.GitOperationFailedReason
-		}
-		markFailed(obj, reason, "%v", err)
-		r.event(obj, corev1.EventTypeWarning, reason, "%v", err)
-		return nil, err
+	var out singleflight.Result
+	select {
+	case out = <-ch:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("building artifact for revision %s: timed out (spec.timeout)", res.Revision)
 	}
-	a := *v.(*meta.Artifact) // shared with other callers of the flight: copy, never mutate
+	if out.Err != nil {
+		return nil, out.Err
+	}
+	a := *out.Val.(*meta.Artifact) // shared with other callers of the flight: copy, never mutate
 	if !strings.HasPrefix(a.Path, storage.Dir(o)+"/") {
 		// Built for another GitRepository with the same content: link it into this one's folder.
 		return r.Storage.Adopt(o, &a, res.Revision)
@@ -341,8 +359,10 @@ func validate(obj *sourcev1.GitRepository) error {
 		if t == "" {
 			return fmt.Errorf("spec.include %s: toPath cannot be the root", inc.Repository.Name)
 		}
-		if targets[t] {
-			return fmt.Errorf("spec.include: two includes copy into %q", t)
+		for other := range targets {
+			if t == other || strings.HasPrefix(t, other+"/") || strings.HasPrefix(other, t+"/") {
+				return fmt.Errorf("spec.include: two includes copy into %q and %q, one inside the other", other, t)
+			}
 		}
 		targets[t] = true
 	}

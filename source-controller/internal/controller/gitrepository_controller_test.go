@@ -167,15 +167,15 @@ func TestGitRepository_BranchFollowsNewCommits(t *testing.T) {
 func TestGitRepository_NoOpReconcileDoesNotFetch(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t)
-	_, obj := readyGitRepository(t, g, ns, map[string]string{"a.yaml": "a: 1\n"})
+	repo, obj := readyGitRepository(t, g, ns, map[string]string{"a.yaml": "a: 1\n"})
 	before := obj.Status.Artifact.DeepCopy()
 	rv := obj.ResourceVersion
 
-	fetches := uploadPacks.Load()
+	fetches := repo.fetches()
 	res, err := reconciler.Reconcile(context.Background(), requestFor(obj))
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(res.RequeueAfter).To(BeNumerically(">=", time.Hour))
-	g.Expect(uploadPacks.Load()).To(Equal(fetches), "a no-op reconcile lists refs only")
+	g.Expect(repo.fetches()).To(Equal(fetches), "a no-op reconcile lists refs only")
 	get(g, obj)
 	g.Expect(obj.ResourceVersion).To(Equal(rv), "a no-op reconcile writes nothing")
 	g.Expect(obj.Status.Artifact).To(Equal(before))
@@ -191,11 +191,11 @@ func TestGitRepository_SameContentIsFetchedOnce(t *testing.T) {
 	create(g, first)
 	waitReady(g, first, "main@sha1:"+head.Hash().String())
 
-	fetches := uploadPacks.Load()
+	fetches := repo.fetches()
 	second := newGitRepository(ns, repo.url, secret, nil)
 	create(g, second)
 	waitReady(g, second, "main@sha1:"+head.Hash().String())
-	g.Expect(uploadPacks.Load()).To(Equal(fetches), "the second GitRepository reuses the first one's build")
+	g.Expect(repo.fetches()).To(Equal(fetches), "the second GitRepository reuses the first one's build")
 	g.Expect(second.Status.Artifact.Digest).To(Equal(first.Status.Artifact.Digest))
 	g.Expect(second.Status.Artifact.URL).NotTo(Equal(first.Status.Artifact.URL))
 	g.Expect(files(g, second.Status.Artifact)).To(Equal(map[string]string{"a.yaml": "a: 1\n"}))
@@ -459,4 +459,73 @@ func readyGitRepository(t *testing.T, g *WithT, ns string, files map[string]stri
 	create(g, obj)
 	waitReady(g, obj, "main@sha1:"+head.Hash().String())
 	return repo, obj
+}
+
+func TestGitRepository_PinnedCommitNeedsItsOwnCredentials(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	repo := newRepo(t, map[string]string{"secret.yaml": "private\n"})
+	head, _ := repo.repo.Head()
+	pin := &sourcev1.GitRepositoryRef{Commit: head.Hash().String()}
+	owner := newGitRepository(ns, repo.url, basicAuth(t, ns), pin)
+	create(g, owner)
+	waitReady(g, owner, "sha1:"+head.Hash().String())
+
+	// Another namespace, same URL and commit, no credentials: the build is not shared.
+	other := newGitRepository(newNamespace(t), repo.url, "", pin)
+	create(g, other)
+	waitFailed(g, other, sourcev1.AuthenticationFailedReason)
+	g.Expect(other.Status.Artifact).To(BeNil())
+}
+
+func TestGitRepository_ContentErrorRecoversWithAFix(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	repo := newRepo(t, map[string]string{"app.yaml": "a\n", "escape": "-> ../../etc/passwd"})
+	obj := newGitRepository(ns, repo.url, basicAuth(t, ns), nil)
+	create(g, obj)
+	msg := waitFailed(g, obj, sourcev1.BuildFailedReason)
+	g.Expect(msg).To(ContainSubstring("symlink escape"))
+	g.Expect(msg).To(ContainSubstring("spec.ignore"))
+	g.Expect(conditions.IsStalled(obj)).To(BeFalse(), "a new commit can fix it: keep retrying")
+	g.Expect(conditions.IsReconciling(obj)).To(BeTrue())
+
+	fixed := repo.commitAndPush(map[string]string{"escape": "", "inside": "-> app.yaml"})
+	requestReconcile(g, obj)
+	waitReady(g, obj, "main@sha1:"+fixed)
+	g.Expect(files(g, obj.Status.Artifact)).To(Equal(map[string]string{"app.yaml": "a\n", "inside": "-> app.yaml"}))
+}
+
+func TestGitRepository_RetentionKeepsTwoArtifacts(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	repo, obj := readyGitRepository(t, g, ns, map[string]string{"v": "0\n"})
+	for i := 1; i <= 3; i++ {
+		c := repo.commitAndPush(map[string]string{"v": strings.Repeat("x", i) + "\n"})
+		requestReconcile(g, obj)
+		waitReady(g, obj, "main@sha1:"+c)
+	}
+	entries, err := os.ReadDir(filepath.Join(store.Root, filepath.Dir(obj.Status.Artifact.Path)))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(entries).To(HaveLen(2), "the current artifact and the one before")
+	g.Expect(store.Has(obj.Status.Artifact)).To(BeTrue())
+}
+
+func TestGitRepository_TokenInURLStaysSecret(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	token := "ghp_tok3n5ecr3tvalue"
+	obj := newGitRepository(ns, "http://"+token+"@127.0.0.1:1/repo.git", "", nil)
+	create(g, obj)
+	msg := waitFailed(g, obj, sourcev1.GitOperationFailedReason)
+	g.Expect(msg).To(ContainSubstring("127.0.0.1:1"))
+	g.Expect(msg).NotTo(ContainSubstring(token))
+	g.Eventually(func(g Gomega) {
+		var events eventsv1.EventList
+		g.Expect(k8s.List(context.Background(), &events, client.InNamespace(ns))).To(Succeed())
+		g.Expect(events.Items).NotTo(BeEmpty())
+		for _, e := range events.Items {
+			g.Expect(e.Note).NotTo(ContainSubstring(token))
+		}
+	}, timeout).Should(Succeed())
 }

@@ -43,18 +43,18 @@ func markFailed(obj conditions.Setter, reason, format string, args ...any) {
 func (r *GitRepositoryReconciler) stall(obj *sourcev1.GitRepository, reason, msg string) error {
 	conditions.MarkStalled(obj, reason, "%s", msg)
 	markFailed(obj, reason, "%s", msg)
-	r.event(obj, corev1.EventTypeWarning, reason, "%s", msg)
+	r.event(obj, "", corev1.EventTypeWarning, reason, "%s", msg)
 	return reconcile.TerminalError(errors.New(msg))
 }
 
-// event records an Event on the object, annotated with the artifact revision when there is one.
-func (r *GitRepositoryReconciler) event(obj *sourcev1.GitRepository, eventType, reason, format string, args ...any) {
+// event records an Event on the object, annotated with the revision it is about when known.
+func (r *GitRepositoryReconciler) event(obj *sourcev1.GitRepository, revision, eventType, reason, format string, args ...any) {
 	if r.Events == nil {
 		return
 	}
 	var annotations map[string]string
-	if a := obj.Status.Artifact; a != nil {
-		annotations = map[string]string{RevisionAnnotation: a.Revision}
+	if revision != "" {
+		annotations = map[string]string{RevisionAnnotation: revision}
 	}
 	r.Events.AnnotatedEventf(obj, nil, annotations, eventType, reason, "Reconcile", "%s", fmt.Sprintf(format, args...))
 }

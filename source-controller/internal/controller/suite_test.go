@@ -6,7 +6,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path"
 	"path/filepath"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -40,8 +43,9 @@ var (
 	store      *storage.Storage
 	gitServer  *gittestserver.GitServer
 	reconciler *GitRepositoryReconciler
-	// uploadPacks counts fetches (git-upload-pack POSTs) the Git server answered.
-	uploadPacks atomic.Int64
+	// uploadPacks counts the fetches (git-upload-pack POSTs) the Git server answered, by
+	// repository.
+	uploadPacks sync.Map
 )
 
 const (
@@ -80,7 +84,8 @@ func run(m *testing.M) int {
 	gitServer.AddHTTPMiddlewares(func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.Method == http.MethodPost && filepath.Base(r.URL.Path) == "git-upload-pack" {
-				uploadPacks.Add(1)
+				n, _ := uploadPacks.LoadOrStore(path.Base(path.Dir(r.URL.Path)), new(atomic.Int64))
+				n.(*atomic.Int64).Add(1)
 			}
 			next.ServeHTTP(w, r)
 		})
@@ -179,7 +184,8 @@ func newRepo(t *testing.T, files map[string]string) *testRepo {
 	return r
 }
 
-// commit writes files (an empty content deletes the file) and commits on the current branch.
+// commit writes files (an empty content deletes the file, "-> target" makes a symlink) and
+// commits on the current branch.
 func (r *testRepo) commit(files map[string]string) string {
 	r.t.Helper()
 	wt, err := r.repo.Worktree()
@@ -189,6 +195,15 @@ func (r *testRepo) commit(files map[string]string) string {
 	for name, content := range files {
 		if content == "" {
 			if _, err := wt.Remove(name); err != nil {
+				r.t.Fatal(err)
+			}
+			continue
+		}
+		if target, ok := strings.CutPrefix(content, "-> "); ok {
+			if err := wt.Filesystem.Symlink(target, name); err != nil {
+				r.t.Fatal(err)
+			}
+			if _, err := wt.Add(name); err != nil {
 				r.t.Fatal(err)
 			}
 			continue
@@ -275,4 +290,13 @@ func (r *testRepo) branch(name string, files map[string]string) string {
 		r.t.Fatal(err)
 	}
 	return h
+}
+
+// fetches returns how many fetches the server answered for the repository.
+func (r *testRepo) fetches() int64 {
+	n, ok := uploadPacks.Load(path.Base(r.url))
+	if !ok {
+		return 0
+	}
+	return n.(*atomic.Int64).Load()
 }

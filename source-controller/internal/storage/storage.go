@@ -53,35 +53,46 @@ func Dir(o Object) string {
 	return path.Join(strings.ToLower(o.Kind), o.Namespace, o.Name)
 }
 
+// ErrIO wraps the failures of the storage itself (disk full, permissions), as opposed to those
+// of the content being written.
+var ErrIO = errors.New("artifact storage")
+
+func ioErr(err error) error { return fmt.Errorf("%w: %w", ErrIO, err) }
+
 // Write streams a new artifact through write into the object's folder and returns it with its
-// digest, size and URL. A failed write leaves nothing behind.
+// digest, size and URL. The file is synced before it is renamed into place, so a crash never
+// leaves a partial file under an artifact's name. A failed write leaves nothing behind; write's
+// own error is returned as it is.
 func (s *Storage) Write(o Object, revision string, write func(io.Writer) error) (*meta.Artifact, error) {
 	dir := filepath.Join(s.Root, filepath.FromSlash(Dir(o)))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
+		return nil, ioErr(err)
 	}
 	f, err := os.CreateTemp(dir, ".tmp-*")
 	if err != nil {
-		return nil, err
+		return nil, ioErr(err)
 	}
 	tmp := f.Name()
 	defer os.Remove(tmp) // a no-op after the rename
 	h := sha256.New()
-	cw := &countWriter{}
-	err = write(io.MultiWriter(f, h, cw))
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	cw := &countWriter{w: f}
+	if err := write(io.MultiWriter(cw, h)); err != nil {
+		_ = f.Close()
+		if cw.err != nil {
+			return nil, ioErr(cw.err)
+		}
 		return nil, err
+	}
+	if err := errors.Join(f.Sync(), f.Close()); err != nil {
+		return nil, ioErr(err)
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
 	rel := path.Join(Dir(o), sum+".tar.gz")
 	if err := os.Chmod(tmp, 0o644); err != nil {
-		return nil, err
+		return nil, ioErr(err)
 	}
 	if err := os.Rename(tmp, filepath.Join(s.Root, filepath.FromSlash(rel))); err != nil {
-		return nil, err
+		return nil, ioErr(err)
 	}
 	return s.artifact(rel, revision, "sha256:"+sum, cw.n), nil
 }
@@ -89,15 +100,18 @@ func (s *Storage) Write(o Object, revision string, write func(io.Writer) error) 
 // Adopt publishes an artifact another object already has (same content) for o: a hard link, so
 // no bytes are copied or rebuilt.
 func (s *Storage) Adopt(o Object, from *meta.Artifact, revision string) (*meta.Artifact, error) {
-	src := filepath.Join(s.Root, filepath.FromSlash(from.Path))
+	src, err := s.file(from)
+	if err != nil {
+		return nil, err
+	}
 	rel := path.Join(Dir(o), path.Base(from.Path))
 	dst := filepath.Join(s.Root, filepath.FromSlash(rel))
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return nil, err
+		return nil, ioErr(err)
 	}
 	if src != dst {
 		if err := os.Link(src, dst); err != nil && !errors.Is(err, fs.ErrExist) {
-			return nil, err
+			return nil, ioErr(err)
 		}
 	}
 	var size int64
@@ -110,7 +124,7 @@ func (s *Storage) Adopt(o Object, from *meta.Artifact, revision string) (*meta.A
 func (s *Storage) artifact(rel, revision, digest string, size int64) *meta.Artifact {
 	return &meta.Artifact{
 		Path:           rel,
-		URL:            s.BaseURL + "/" + rel,
+		URL:            s.URL(&meta.Artifact{Path: rel}),
 		Revision:       revision,
 		Digest:         digest,
 		Size:           &size,
@@ -118,18 +132,43 @@ func (s *Storage) artifact(rel, revision, digest string, size int64) *meta.Artif
 	}
 }
 
-// Has reports whether the artifact's file is on disk.
+// file returns the artifact's file on disk; a path that would leave the root is refused.
+func (s *Storage) file(a *meta.Artifact) (string, error) {
+	if a == nil || a.Path == "" || path.IsAbs(a.Path) || !fs.ValidPath(a.Path) {
+		return "", fmt.Errorf("%w: artifact path %q is not inside the storage", ErrIO, pathOf(a))
+	}
+	return filepath.Join(s.Root, filepath.FromSlash(a.Path)), nil
+}
+
+func pathOf(a *meta.Artifact) string {
+	if a == nil {
+		return ""
+	}
+	return a.Path
+}
+
+// Has reports whether the artifact's file is on disk, with the recorded size when there is one.
 func (s *Storage) Has(a *meta.Artifact) bool {
-	if a == nil || a.Path == "" {
+	f, err := s.file(a)
+	if err != nil {
 		return false
 	}
-	_, err := os.Stat(filepath.Join(s.Root, filepath.FromSlash(a.Path)))
-	return err == nil
+	info, err := os.Stat(f)
+	return err == nil && info.Mode().IsRegular() && (a.Size == nil || info.Size() == *a.Size)
 }
 
 // Open opens the artifact's file for reading.
 func (s *Storage) Open(a *meta.Artifact) (*os.File, error) {
-	return os.Open(filepath.Join(s.Root, filepath.FromSlash(a.Path)))
+	f, err := s.file(a)
+	if err != nil {
+		return nil, err
+	}
+	return os.Open(f)
+}
+
+// URL returns the address the artifact is served at now (it changes with BaseURL).
+func (s *Storage) URL(a *meta.Artifact) string {
+	return s.BaseURL + "/" + a.Path
 }
 
 // GC deletes all but the newest Keep artifacts of the object, never the current one.
@@ -199,9 +238,18 @@ func (s *Storage) Handler() http.Handler {
 	})
 }
 
-type countWriter struct{ n int64 }
+// countWriter counts what it writes to w and keeps w's error apart from the caller's.
+type countWriter struct {
+	w   io.Writer
+	n   int64
+	err error
+}
 
 func (c *countWriter) Write(p []byte) (int, error) {
-	c.n += int64(len(p))
-	return len(p), nil
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	if err != nil {
+		c.err = err
+	}
+	return n, err
 }

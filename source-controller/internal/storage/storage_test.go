@@ -376,3 +376,17 @@ func TestHandler(t *testing.T) {
 		g.Expect(fmt.Sprintf("sha256:%x", sha256.Sum256(body))).To(Equal(a.Digest))
 	})
 }
+
+func TestPathsOutsideTheStorageAreRefused(t *testing.T) {
+	g := NewWithT(t)
+	s, err := New(t.TempDir(), "http://127.0.0.1", 2)
+	g.Expect(err).NotTo(HaveOccurred())
+	for _, p := range []string{"../x.tar.gz", "a/../../x.tar.gz", "/etc/passwd", "", "a//b"} {
+		a := &meta.Artifact{Path: p}
+		g.Expect(s.Has(a)).To(BeFalse(), p)
+		_, err := s.Open(a)
+		g.Expect(errors.Is(err, ErrIO)).To(BeTrue(), p)
+		_, err = s.Adopt(Object{Kind: "GitRepository", Namespace: "n", Name: "x"}, a, "r")
+		g.Expect(errors.Is(err, ErrIO)).To(BeTrue(), p)
+	}
+}
