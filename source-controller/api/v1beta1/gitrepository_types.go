@@ -48,23 +48,32 @@ type GitRepositorySpec struct {
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
 
-	// Ignore holds patterns in .gitignore syntax of files to leave out of the artifact, on top of
-	// the `.sourceignore` files in the repository. The `.git` folder is always left out.
+	// Ignore holds patterns in .gitignore syntax of files to leave out of the artifact. When
+	// set it replaces the default list (CI and Git metadata: .github/, .gitlab/, .circleci/,
+	// .gitlab-ci.yml, .travis.yml, .gitattributes, .gitignore, .gitmodules); the
+	// `.sourceignore` files of the repository apply on top of either.
 	// +optional
 	Ignore *string `json:"ignore,omitempty"`
 
-	// RecurseSubmodules also fetches the repository's submodules, with the same credentials.
+	// RecurseSubmodules also fetches the repository's submodules and puts their files in place.
+	// The credentials are reused for submodules on the same host; only http, https and ssh
+	// submodule URLs are fetched.
 	// +optional
 	RecurseSubmodules bool `json:"recurseSubmodules,omitempty"`
 
-	// SparseCheckout lists folders (relative to the repository root); only they go into the
-	// artifact.
+	// SparseCheckout lists folders (relative to the repository root, without '..'); only they go
+	// into the artifact.
 	// +optional
+	// +kubebuilder:validation:MaxItems=100
 	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=1024
+	// +kubebuilder:validation:XValidation:rule="self.all(p, !p.startsWith('/') && !p.matches('(^|/)[.][.](/|$)'))",message="sparseCheckout folders must be relative paths without '..'"
 	SparseCheckout []string `json:"sparseCheckout,omitempty"`
 
 	// Include copies the artifacts of other GitRepositories in this namespace into this one's.
+	// A new artifact of an included GitRepository rebuilds this one.
 	// +optional
+	// +kubebuilder:validation:MaxItems=50
 	Include []GitRepositoryInclude `json:"include,omitempty"`
 }
 
@@ -95,6 +104,8 @@ type GitRepositoryRef struct {
 }
 
 // GitRepositoryInclude copies another GitRepository's artifact into this one.
+// +kubebuilder:validation:XValidation:rule="!has(self.fromPath) || (!self.fromPath.startsWith('/') && !self.fromPath.matches('(^|/)[.][.](/|$)'))",message="fromPath must be a relative path without '..'"
+// +kubebuilder:validation:XValidation:rule="!has(self.toPath) || (!self.toPath.startsWith('/') && !self.toPath.matches('(^|/)[.][.](/|$)'))",message="toPath must be a relative path without '..'"
 type GitRepositoryInclude struct {
 	// Repository names the GitRepository in this namespace to include.
 	// +required
@@ -102,11 +113,13 @@ type GitRepositoryInclude struct {
 
 	// FromPath is the folder of the included artifact to copy; empty copies all of it.
 	// +optional
+	// +kubebuilder:validation:MaxLength=1024
 	FromPath string `json:"fromPath,omitempty"`
 
 	// ToPath is the folder of this artifact to copy into; empty means the included
-	// repository's name.
+	// repository's name. This repository's own files under it are replaced.
 	// +optional
+	// +kubebuilder:validation:MaxLength=1024
 	ToPath string `json:"toPath,omitempty"`
 }
 
@@ -140,10 +153,12 @@ type GitRepositoryStatus struct {
 
 	// ObservedSparseCheckout is the spec.sparseCheckout that the artifact was built with.
 	// +optional
+	// +kubebuilder:validation:MaxItems=100
 	ObservedSparseCheckout []string `json:"observedSparseCheckout,omitempty"`
 
 	// ObservedInclude is the spec.include that the artifact was built with.
 	// +optional
+	// +kubebuilder:validation:MaxItems=50
 	ObservedInclude []GitRepositoryInclude `json:"observedInclude,omitempty"`
 
 	meta.ReconcileRequestStatus `json:",inline"`
@@ -151,6 +166,7 @@ type GitRepositoryStatus struct {
 
 // GitRepository fetches a Git repository and publishes a revision of it as a tarball artifact.
 // +kubebuilder:object:root=true
+// +kubebuilder:validation:XValidation:rule="!has(self.spec.include) || self.spec.include.all(i, i.repository.name != self.metadata.name)",message="a GitRepository cannot include itself"
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=gitrepo,categories=plumb
 // +kubebuilder:printcolumn:name="Ready",type="string",JSONPath=".status.conditions[?(@.type==\"Ready\")].status"

@@ -6,8 +6,6 @@ const (
 	SucceededReason = "Succeeded"
 	// ProgressingReason: a reconcile is under way.
 	ProgressingReason = "Progressing"
-	// SuspendedReason: spec.suspend is true; nothing is fetched.
-	SuspendedReason = "Suspended"
 	// GitOperationFailedReason: listing, cloning or reading the repository failed.
 	GitOperationFailedReason = "GitOperationFailed"
 	// AuthenticationFailedReason: the remote refused the credentials, or the credentials Secret

@@ -268,12 +268,6 @@ func TestGitRepository_BadInput(t *testing.T) {
 		{"unreachable host", newGitRepository(ns, "http://127.0.0.1:1/repo.git", "", nil), sourcev1.GitOperationFailedReason, false, "127.0.0.1:1"},
 		{"unparsable URL with a password", newGitRepository(ns, "http://user:pa%zzss@127.0.0.1/x.git", "", nil), sourcev1.InvalidSpecReason, true, "not a valid URL"},
 		{"ssh without secret", newGitRepository(ns, "ssh://git@127.0.0.1:1/repo.git", "", nil), sourcev1.AuthenticationFailedReason, false, "identity"},
-		{"include of itself", func() *sourcev1.GitRepository {
-			o := newGitRepository(ns, repo.url, basicAuth(t, ns), nil)
-			o.GenerateName, o.Name = "", "selfish"
-			o.Spec.Include = []sourcev1.GitRepositoryInclude{{Repository: meta.LocalObjectReference{Name: "selfish"}}}
-			return o
-		}(), sourcev1.InvalidSpecReason, true, "itself"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -301,6 +295,17 @@ func TestGitRepository_SchemaRefusesBadSpecs(t *testing.T) {
 		newGitRepository(ns, "http://127.0.0.1/x", "", &sourcev1.GitRepositoryRef{Commit: "abc"}),
 		newGitRepository(ns, "http://127.0.0.1/x", "", &sourcev1.GitRepositoryRef{Name: "heads/main"}),
 	} {
+		err := k8s.Create(context.Background(), obj)
+		g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "%v", err)
+	}
+	selfish := newGitRepository(ns, "http://127.0.0.1/x", "", nil)
+	selfish.GenerateName, selfish.Name = "", "selfish"
+	selfish.Spec.Include = []sourcev1.GitRepositoryInclude{{Repository: meta.LocalObjectReference{Name: "selfish"}}}
+	upward := newGitRepository(ns, "http://127.0.0.1/x", "", nil)
+	upward.Spec.Include = []sourcev1.GitRepositoryInclude{{Repository: meta.LocalObjectReference{Name: "lib"}, ToPath: "a/../../b"}}
+	sparse := newGitRepository(ns, "http://127.0.0.1/x", "", nil)
+	sparse.Spec.SparseCheckout = []string{"apps", "/etc"}
+	for _, obj := range []*sourcev1.GitRepository{selfish, upward, sparse} {
 		err := k8s.Create(context.Background(), obj)
 		g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "%v", err)
 	}
@@ -528,4 +533,44 @@ func TestGitRepository_TokenInURLStaysSecret(t *testing.T) {
 			g.Expect(e.Note).NotTo(ContainSubstring(token))
 		}
 	}, timeout).Should(Succeed())
+}
+
+// TestValidate covers the checks the reconciler repeats after the schema.
+func TestValidate(t *testing.T) {
+	inc := func(name, from, to string) sourcev1.GitRepositoryInclude {
+		return sourcev1.GitRepositoryInclude{Repository: meta.LocalObjectReference{Name: name}, FromPath: from, ToPath: to}
+	}
+	cases := []struct {
+		name string
+		spec func(*sourcev1.GitRepository)
+		msg  string
+	}{
+		{"valid", func(o *sourcev1.GitRepository) {
+			o.Spec.Include = []sourcev1.GitRepositoryInclude{inc("a", "x", "vendor/a"), inc("b", "", "")}
+		}, ""},
+		{"no host", func(o *sourcev1.GitRepository) { o.Spec.URL = "http:///path" }, "no host"},
+		{"include of itself", func(o *sourcev1.GitRepository) { o.Spec.Include = []sourcev1.GitRepositoryInclude{inc("me", "", "")} }, "itself"},
+		{"include upwards", func(o *sourcev1.GitRepository) {
+			o.Spec.Include = []sourcev1.GitRepositoryInclude{inc("a", "", "../x")}
+		}, "without '..'"},
+		{"sparse upwards", func(o *sourcev1.GitRepository) { o.Spec.SparseCheckout = []string{"a/../.."} }, "without '..'"},
+		{"include into the root", func(o *sourcev1.GitRepository) { o.Spec.Include = []sourcev1.GitRepositoryInclude{inc("a", "", ".")} }, "root"},
+		{"nested targets", func(o *sourcev1.GitRepository) {
+			o.Spec.Include = []sourcev1.GitRepositoryInclude{inc("a", "", "vendor"), inc("b", "", "vendor/b")}
+		}, "one inside the other"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			obj := newGitRepository("ns", "https://127.0.0.1/r.git", "", nil)
+			obj.Name = "me"
+			tc.spec(obj)
+			err := validate(obj)
+			if tc.msg == "" {
+				g.Expect(err).NotTo(HaveOccurred())
+				return
+			}
+			g.Expect(err).To(MatchError(ContainSubstring(tc.msg)))
+		})
+	}
 }
