@@ -1,0 +1,392 @@
+package v1beta1
+
+import (
+	"time"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// KustomizationKind is the kind name of Kustomization.
+const KustomizationKind = "Kustomization"
+
+// KustomizationSpec says what to build from which source, and how to apply it.
+type KustomizationSpec struct {
+	// SourceRef names the object whose artifact holds the manifests: any kind that publishes
+	// status.artifact (GitRepository, OCIRepository, ...).
+	// +required
+	SourceRef CrossNamespaceSourceReference `json:"sourceRef"`
+
+	// Path of the folder to build, relative to the artifact's root; default the root. A folder
+	// without kustomization.yaml gets one that lists its manifests.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('/') && !self.matches('(^|/)[.][.](/|$)')",message="path must be relative, without '..'"
+	Path string `json:"path,omitempty"`
+
+	// Interval between two reconciles (drift correction), e.g. 10m; at least 1s.
+	// +required
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="interval must be at least 1s"
+	Interval metav1.Duration `json:"interval"`
+
+	// RetryInterval is the wait before retrying a failed reconcile; default spec.interval.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
+	RetryInterval *metav1.Duration `json:"retryInterval,omitempty"`
+
+	// Timeout bounds the build, the apply and the health checks; default spec.interval.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
+
+	// Prune deletes the objects that left the build (and, with deletionPolicy MirrorPrune,
+	// everything applied when the Kustomization is deleted).
+	// +required
+	Prune bool `json:"prune"`
+
+	// Wait makes Ready wait until every applied object is healthy (kstatus).
+	// +optional
+	Wait bool `json:"wait,omitempty"`
+
+	// HealthChecks lists objects to wait for besides (or instead of) the applied ones.
+	// +optional
+	// +kubebuilder:validation:MaxItems=256
+	HealthChecks []ObjectReference `json:"healthChecks,omitempty"`
+
+	// DependsOn lists objects of any kind with a Ready condition that must be Ready (and at
+	// their current generation) before this Kustomization is applied.
+	// +optional
+	// +kubebuilder:validation:MaxItems=64
+	DependsOn []DependencyReference `json:"dependsOn,omitempty"`
+
+	// TargetNamespace sets the namespace of every namespaced object built.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	TargetNamespace string `json:"targetNamespace,omitempty"`
+
+	// NamePrefix is prepended to the name of every object built.
+	// +optional
+	NamePrefix string `json:"namePrefix,omitempty"`
+
+	// NameSuffix is appended to the name of every object built.
+	// +optional
+	NameSuffix string `json:"nameSuffix,omitempty"`
+
+	// CommonMetadata adds labels and annotations to every object built (not to selectors).
+	// +optional
+	CommonMetadata *CommonMetadata `json:"commonMetadata,omitempty"`
+
+	// Patches are strategic merge or JSON 6902 patches, applied to the objects their target
+	// selects (all objects when there is no target).
+	// +optional
+	Patches []Patch `json:"patches,omitempty"`
+
+	// Images replaces image names, tags or digests in the objects built.
+	// +optional
+	Images []Image `json:"images,omitempty"`
+
+	// Components are kustomize components (paths relative to Path) added to the build.
+	// +optional
+	Components []string `json:"components,omitempty"`
+
+	// PostBuild substitutes ${var} and ${var:=default} in the built manifests.
+	// +optional
+	PostBuild *PostBuild `json:"postBuild,omitempty"`
+
+	// ServiceAccountName is a ServiceAccount of this namespace to impersonate for applying,
+	// pruning and health checks (default: the controller's --default-service-account, if set).
+	// +optional
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
+
+	// KubeConfig applies to another cluster: a Secret in this namespace with a kubeconfig.
+	// +optional
+	KubeConfig *KubeConfigReference `json:"kubeConfig,omitempty"`
+
+	// Force recreates objects whose immutable fields changed.
+	// +optional
+	Force bool `json:"force,omitempty"`
+
+	// Suspend stops reconciling; what is applied stays.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+
+	// DeletionPolicy says what happens to applied objects when the Kustomization is deleted:
+	// MirrorPrune (delete them if spec.prune), Delete (always), Orphan (never).
+	// +optional
+	// +kubebuilder:default=MirrorPrune
+	// +kubebuilder:validation:Enum=MirrorPrune;Delete;Orphan
+	DeletionPolicy string `json:"deletionPolicy,omitempty"`
+
+	// DriftPolicy: Correct re-applies objects that differ from Git; Warn only reports them
+	// (condition and event) and changes nothing.
+	// +optional
+	// +kubebuilder:default=Correct
+	// +kubebuilder:validation:Enum=Correct;Warn
+	DriftPolicy string `json:"driftPolicy,omitempty"`
+}
+
+// Deletion and drift policies.
+const (
+	DeletionPolicyMirrorPrune = "MirrorPrune"
+	DeletionPolicyDelete      = "Delete"
+	DeletionPolicyOrphan      = "Orphan"
+	DriftPolicyCorrect        = "Correct"
+	DriftPolicyWarn           = "Warn"
+)
+
+// CrossNamespaceSourceReference names a source object, by default in the Kustomization's namespace.
+type CrossNamespaceSourceReference struct {
+	// APIVersion of the source, e.g. source.plumb.dev/v1beta1 (the default for the kinds of
+	// source-controller).
+	// +optional
+	APIVersion string `json:"apiVersion,omitempty"`
+	// Kind of the source, e.g. GitRepository.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	Kind string `json:"kind"`
+	// Name of the source.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+	// Namespace of the source; default the Kustomization's.
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+}
+
+// DependencyReference names an object with a Ready condition.
+type DependencyReference struct {
+	// APIVersion of the object; default apply.plumb.dev/v1beta1.
+	// +optional
+	APIVersion string `json:"apiVersion,omitempty"`
+	// Kind of the object; default Kustomization.
+	// +optional
+	Kind string `json:"kind,omitempty"`
+	// Name of the object.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+	// Namespace of the object; default the Kustomization's.
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+}
+
+// ObjectReference names an object to health-check.
+type ObjectReference struct {
+	// APIVersion of the object, e.g. apps/v1.
+	// +required
+	APIVersion string `json:"apiVersion"`
+	// Kind of the object.
+	// +required
+	Kind string `json:"kind"`
+	// Name of the object.
+	// +required
+	Name string `json:"name"`
+	// Namespace of the object; empty for cluster-scoped objects.
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+}
+
+// CommonMetadata is added to every object built.
+type CommonMetadata struct {
+	// +optional
+	Labels map[string]string `json:"labels,omitempty"`
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// Patch is a strategic merge patch or a JSON 6902 patch (YAML or JSON).
+type Patch struct {
+	// Patch is the patch document.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	Patch string `json:"patch"`
+	// Target selects the objects to patch; default all (strategic merge patches name their
+	// target themselves).
+	// +optional
+	Target *Selector `json:"target,omitempty"`
+}
+
+// Selector selects objects by group, version, kind, name, namespace and selectors; name and
+// namespace are regular expressions.
+type Selector struct {
+	// +optional
+	Group string `json:"group,omitempty"`
+	// +optional
+	Version string `json:"version,omitempty"`
+	// +optional
+	Kind string `json:"kind,omitempty"`
+	// +optional
+	Name string `json:"name,omitempty"`
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+	// +optional
+	LabelSelector string `json:"labelSelector,omitempty"`
+	// +optional
+	AnnotationSelector string `json:"annotationSelector,omitempty"`
+}
+
+// Image replaces an image's name, tag or digest.
+type Image struct {
+	// Name of the image as written in the manifests, without tag.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+	// +optional
+	NewName string `json:"newName,omitempty"`
+	// +optional
+	NewTag string `json:"newTag,omitempty"`
+	// Digest replaces the tag with sha256:...
+	// +optional
+	Digest string `json:"digest,omitempty"`
+}
+
+// PostBuild holds the variables substituted in the built manifests.
+type PostBuild struct {
+	// Substitute maps variable names to values.
+	// +optional
+	Substitute map[string]string `json:"substitute,omitempty"`
+	// SubstituteFrom reads variables from ConfigMaps and Secrets of this namespace; later ones
+	// and Substitute win.
+	// +optional
+	SubstituteFrom []SubstituteReference `json:"substituteFrom,omitempty"`
+}
+
+// SubstituteReference names a ConfigMap or Secret of variables.
+type SubstituteReference struct {
+	// +required
+	// +kubebuilder:validation:Enum=ConfigMap;Secret
+	Kind string `json:"kind"`
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+	// Optional lets the Kustomization go ahead when the object is missing.
+	// +optional
+	Optional bool `json:"optional,omitempty"`
+}
+
+// KubeConfigReference names a Secret holding a kubeconfig.
+type KubeConfigReference struct {
+	// SecretRef names the Secret and, optionally, its key (default `value`, then `value.yaml`).
+	// +required
+	SecretRef meta.SecretKeyReference `json:"secretRef"`
+}
+
+// KustomizationStatus is what the controller observed and applied.
+type KustomizationStatus struct {
+	// ObservedGeneration is the generation of the spec last reconciled.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Conditions: Ready, Reconciling, Stalled, Healthy.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// LastAppliedRevision is the source revision last applied successfully.
+	// +optional
+	LastAppliedRevision string `json:"lastAppliedRevision,omitempty"`
+
+	// LastAttemptedRevision is the source revision of the last reconcile.
+	// +optional
+	LastAttemptedRevision string `json:"lastAttemptedRevision,omitempty"`
+
+	// Inventory lists the objects applied, for pruning and health checks.
+	// +optional
+	Inventory *Inventory `json:"inventory,omitempty"`
+
+	// History holds the last 5 distinct runs, newest first.
+	// +optional
+	// +kubebuilder:validation:MaxItems=5
+	History []Run `json:"history,omitempty"`
+
+	meta.ReconcileRequestStatus `json:",inline"`
+}
+
+// Inventory lists applied objects.
+type Inventory struct {
+	// Entries, sorted by ID.
+	// +optional
+	Entries []InventoryEntry `json:"entries,omitempty"`
+}
+
+// InventoryEntry is one applied object.
+type InventoryEntry struct {
+	// ID is <namespace>_<name>_<group>_<kind>.
+	// +required
+	ID string `json:"id"`
+	// Version is the API version the object was applied with.
+	// +required
+	Version string `json:"v"`
+}
+
+// Run is one reconcile outcome for a revision and build.
+type Run struct {
+	// Revision of the source.
+	Revision string `json:"revision"`
+	// Digest of the built manifests, sha256:<hex>.
+	// +optional
+	Digest string `json:"digest,omitempty"`
+	// Result is the Ready reason of the run.
+	Result string `json:"result"`
+	// Duration of the run.
+	// +optional
+	Duration metav1.Duration `json:"duration,omitempty"`
+	// Time the run ended.
+	Time metav1.Time `json:"time"`
+	// Count of consecutive runs with this revision, digest and result.
+	// +optional
+	Count int `json:"count,omitempty"`
+}
+
+// Kustomization builds a path of a source artifact with kustomize and applies it.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=ks,categories=plumb
+// +kubebuilder:printcolumn:name="Ready",type="string",JSONPath=".status.conditions[?(@.type==\"Ready\")].status"
+// +kubebuilder:printcolumn:name="Status",type="string",JSONPath=".status.conditions[?(@.type==\"Ready\")].message"
+// +kubebuilder:printcolumn:name="Revision",type="string",JSONPath=".status.lastAppliedRevision"
+// +kubebuilder:printcolumn:name="Age",type="date",JSONPath=".metadata.creationTimestamp"
+type Kustomization struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +required
+	Spec KustomizationSpec `json:"spec"`
+	// +optional
+	Status KustomizationStatus `json:"status,omitempty"`
+}
+
+// KustomizationList is a list of Kustomizations.
+// +kubebuilder:object:root=true
+type KustomizationList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Kustomization `json:"items"`
+}
+
+// GetConditions returns the status conditions.
+func (in *Kustomization) GetConditions() []metav1.Condition { return in.Status.Conditions }
+
+// SetConditions replaces the status conditions.
+func (in *Kustomization) SetConditions(c []metav1.Condition) { in.Status.Conditions = c }
+
+// GetTimeout returns spec.timeout, or spec.interval when unset.
+func (in *Kustomization) GetTimeout() time.Duration {
+	if in.Spec.Timeout != nil && in.Spec.Timeout.Duration > 0 {
+		return in.Spec.Timeout.Duration
+	}
+	return in.Spec.Interval.Duration
+}
+
+// GetRetryInterval returns spec.retryInterval, or spec.interval when unset.
+func (in *Kustomization) GetRetryInterval() time.Duration {
+	if in.Spec.RetryInterval != nil && in.Spec.RetryInterval.Duration > 0 {
+		return in.Spec.RetryInterval.Duration
+	}
+	return in.Spec.Interval.Duration
+}

@@ -1,0 +1,245 @@
+package build
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+
+	. "github.com/onsi/gomega"
+	kustypes "sigs.k8s.io/kustomize/api/types"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+
+	"github.com/plumb-dev/plumb/shared/artifact"
+)
+
+const deployment = `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels: {app: web}
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+        - name: web
+          image: registry.example.invalid/web:1.0.0
+`
+
+const configMap = `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: cfg
+data:
+  size: "${SIZE:=small}"
+  region: "${REGION}"
+  literal: "$${KEEP}"
+`
+
+func memFS(t *testing.T, files map[string]string) filesys.FileSystem {
+	t.Helper()
+	fs := filesys.MakeFsInMemory()
+	for name, content := range files {
+		name = srcRoot + name
+		if err := fs.MkdirAll(pathDir(name)); err != nil {
+			t.Fatal(err)
+		}
+		if err := fs.WriteFile(name, []byte(content)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return fs
+}
+
+func pathDir(p string) string { return p[:strings.LastIndex(p, "/")+1] }
+
+// ids lists the built objects as Kind/namespace/name.
+func ids(r *Result) []string {
+	var out []string
+	for _, o := range r.Objects {
+		out = append(out, describe(o))
+	}
+	return out
+}
+
+func TestBuild(t *testing.T) {
+	cases := []struct {
+		name   string
+		files  map[string]string
+		opts   Options
+		ids    []string
+		check  func(g *WithT, r *Result)
+		errMsg string
+	}{
+		{
+			name:  "generated kustomization lists manifests and skips other YAML",
+			files: map[string]string{"/apps/web.yaml": deployment, "/apps/cfg.yaml": configMap, "/apps/values.yaml": "replicas: 3\n", "/apps/README.md": "# hi"},
+			opts:  Options{Path: "apps"},
+			ids:   []string{"ConfigMap/cfg", "Deployment/web"},
+		},
+		{
+			name: "subfolders with a kustomization of their own are built as bases",
+			files: map[string]string{
+				"/apps/web.yaml":                deployment,
+				"/apps/base/kustomization.yaml": "resources: [cfg.yaml]\nnamePrefix: base-\n",
+				"/apps/base/cfg.yaml":           configMap,
+				"/apps/base/ignored.yaml":       deployment,
+			},
+			opts: Options{Path: "./apps"},
+			ids:  []string{"ConfigMap/base-cfg", "Deployment/web"},
+		},
+		{
+			name:  "spec overlays: namespace, prefix, suffix, labels, annotations, images",
+			files: map[string]string{"/web.yaml": deployment},
+			opts: Options{
+				TargetNamespace: "shop", NamePrefix: "p-", NameSuffix: "-s",
+				Labels: map[string]string{"team": "a"}, Annotations: map[string]string{"note": "x"},
+				Images: []kustypes.Image{{Name: "registry.example.invalid/web", NewTag: "2.0.0"}},
+			},
+			ids: []string{"Deployment/shop/p-web-s"},
+			check: func(g *WithT, r *Result) {
+				d := r.Objects[0]
+				g.Expect(d.GetLabels()).To(HaveKeyWithValue("team", "a"))
+				g.Expect(d.GetAnnotations()).To(HaveKeyWithValue("note", "x"))
+				sel, _, _ := unstructuredString(d.Object, "spec", "selector", "matchLabels", "team")
+				g.Expect(sel).To(BeEmpty(), "labels do not reach selectors")
+				img, _, _ := unstructuredString(d.Object, "spec", "template", "spec", "containers", "0", "image")
+				g.Expect(img).To(Equal("registry.example.invalid/web:2.0.0"))
+			},
+		},
+		{
+			name:  "strategic merge and JSON 6902 patches",
+			files: map[string]string{"/web.yaml": deployment, "/cfg.yaml": configMap},
+			opts: Options{Patches: []Patch{
+				{Patch: "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 3\n"},
+				{Patch: `[{"op": "add", "path": "/data/extra", "value": "yes"}]`, Target: Selector("", "v1", "ConfigMap", "cfg", "", "", "")},
+			}},
+			ids: []string{"ConfigMap/cfg", "Deployment/web"},
+			check: func(g *WithT, r *Result) {
+				g.Expect(r.Objects[1].Object["spec"].(map[string]any)["replicas"]).To(BeNumerically("==", 3))
+				g.Expect(r.Objects[0].Object["data"]).To(HaveKeyWithValue("extra", "yes"))
+			},
+		},
+		{
+			name: "components",
+			files: map[string]string{
+				"/app/kustomization.yaml":       "resources: [web.yaml]\n",
+				"/app/web.yaml":                 deployment,
+				"/app/extra/kustomization.yaml": "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\nresources: [cfg.yaml]\n",
+				"/app/extra/cfg.yaml":           configMap,
+			},
+			opts: Options{Path: "app", Components: []string{"extra"}},
+			ids:  []string{"ConfigMap/cfg", "Deployment/web"},
+		},
+		{
+			name:  "variables with defaults and escapes",
+			files: map[string]string{"/cfg.yaml": configMap},
+			opts:  Options{Vars: map[string]string{"REGION": "eu"}},
+			ids:   []string{"ConfigMap/cfg"},
+			check: func(g *WithT, r *Result) {
+				g.Expect(r.Objects[0].Object["data"]).To(Equal(map[string]any{"size": "small", "region": "eu", "literal": "${KEEP}"}))
+			},
+		},
+		{
+			name:  "no substitution without postBuild",
+			files: map[string]string{"/cfg.yaml": configMap},
+			ids:   []string{"ConfigMap/cfg"},
+			check: func(g *WithT, r *Result) {
+				g.Expect(r.Objects[0].Object["data"]).To(HaveKeyWithValue("size", "${SIZE:=small}"))
+			},
+		},
+		{
+			name:   "missing path",
+			files:  map[string]string{"/cfg.yaml": configMap},
+			opts:   Options{Path: "nope"},
+			errMsg: `path "nope" is not a folder`,
+		},
+		{
+			name:   "broken YAML names the file",
+			files:  map[string]string{"/apps/bad.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: [\n"},
+			opts:   Options{Path: "apps"},
+			errMsg: "apps/bad.yaml",
+		},
+		{
+			name:   "kustomization naming a missing file",
+			files:  map[string]string{"/apps/kustomization.yaml": "resources: [gone.yaml]\n"},
+			opts:   Options{Path: "apps"},
+			errMsg: "kustomize build ./apps",
+		},
+		{
+			name:   "a bad variable reference",
+			files:  map[string]string{"/cfg.yaml": strings.Replace(configMap, "${REGION}", "${RE-GION}", 1)},
+			opts:   Options{Vars: map[string]string{}},
+			errMsg: "ConfigMap/cfg",
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			r, err := Build(memFS(t, tc.files), tc.opts)
+			if tc.errMsg != "" {
+				g.Expect(err).To(HaveOccurred())
+				g.Expect(errors.Is(err, ErrBuild)).To(BeTrue(), "%v", err)
+				g.Expect(err.Error()).To(ContainSubstring(tc.errMsg))
+				return
+			}
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(ids(r)).To(Equal(tc.ids))
+			g.Expect(r.Digest).To(HavePrefix("sha256:"))
+			if tc.check != nil {
+				tc.check(g, r)
+			}
+		})
+	}
+}
+
+func TestBuildIsDeterministic(t *testing.T) {
+	g := NewWithT(t)
+	files := map[string]string{"/web.yaml": deployment, "/cfg.yaml": configMap}
+	a, err := Build(memFS(t, files), Options{Vars: map[string]string{"REGION": "eu"}})
+	g.Expect(err).NotTo(HaveOccurred())
+	b, err := Build(memFS(t, files), Options{Vars: map[string]string{"REGION": "eu"}})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(a.Digest).To(Equal(b.Digest))
+	c, err := Build(memFS(t, files), Options{Vars: map[string]string{"REGION": "us"}})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(c.Digest).NotTo(Equal(a.Digest))
+}
+
+func TestLoadFollowsFileLinks(t *testing.T) {
+	g := NewWithT(t)
+	var buf bytes.Buffer
+	w := artifact.NewWriter(&buf)
+	g.Expect(w.File("apps/web.yaml", false, int64(len(deployment)), strings.NewReader(deployment))).To(Succeed())
+	g.Expect(w.Symlink("prod/web.yaml", "../apps/web.yaml")).To(Succeed())
+	g.Expect(w.Close()).To(Succeed())
+	fs, err := Load(&buf, artifact.DefaultLimits)
+	g.Expect(err).NotTo(HaveOccurred())
+	r, err := Build(fs, Options{Path: "prod"})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(ids(r)).To(Equal([]string{"Deployment/web"}))
+}
+
+func unstructuredString(obj map[string]any, fields ...string) (string, bool, error) {
+	var cur any = obj
+	for _, f := range fields {
+		switch c := cur.(type) {
+		case map[string]any:
+			cur = c[f]
+		case []any:
+			if f != "0" || len(c) == 0 {
+				return "", false, nil
+			}
+			cur = c[0]
+		default:
+			return "", false, nil
+		}
+	}
+	s, ok := cur.(string)
+	return s, ok, nil
+}
