@@ -299,7 +299,8 @@ type KustomizationStatus struct {
 	// +optional
 	Inventory *Inventory `json:"inventory,omitempty"`
 
-	// History holds the last 5 distinct runs, newest first.
+	// History holds the last 5 distinct runs (revision, build digest and result), newest
+	// first; a run equal to the newest is not recorded again.
 	// +optional
 	// +kubebuilder:validation:MaxItems=5
 	History []Run `json:"history,omitempty"`
@@ -338,9 +339,6 @@ type Run struct {
 	Duration metav1.Duration `json:"duration,omitempty"`
 	// Time the run ended.
 	Time metav1.Time `json:"time"`
-	// Count of consecutive runs with this revision, digest and result.
-	// +optional
-	Count int `json:"count,omitempty"`
 }
 
 // Kustomization builds a path of a source artifact with kustomize and applies it.

@@ -1,0 +1,507 @@
+// Package controller holds apply-controller's reconciler.
+package controller
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/patch"
+	"github.com/fluxcd/pkg/ssa"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+	kustypes "sigs.k8s.io/kustomize/api/types"
+
+	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
+	"github.com/plumb-dev/plumb/apply-controller/internal/build"
+	"github.com/plumb-dev/plumb/shared/artifact"
+)
+
+// +kubebuilder:rbac:groups=apply.plumb.dev,resources=kustomizations,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=apply.plumb.dev,resources=kustomizations/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=apply.plumb.dev,resources=kustomizations/finalizers,verbs=update
+// +kubebuilder:rbac:groups=source.plumb.dev,resources=*,verbs=get;list;watch
+// +kubebuilder:rbac:groups=*,resources=*,verbs=*
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+
+// KustomizationReconciler builds a source artifact's path and applies it.
+type KustomizationReconciler struct {
+	// Client reads Kustomizations and sources from the cache and patches status.
+	client.Client
+	// APIReader reads Secrets and ConfigMaps directly, so that they are never cached.
+	APIReader client.Reader
+	// Config and Mapper are the controller's own; impersonating and remote clients derive
+	// from them.
+	Config *rest.Config
+	Mapper apimeta.RESTMapper
+	Events recorder.EventRecorder
+	// ControllerName is the field manager of applies and status patches.
+	ControllerName string
+	// Fetcher downloads artifacts.
+	Fetcher *artifact.Fetcher
+	// NoCrossNamespaceRefs refuses sourceRef and dependsOn in other namespaces.
+	NoCrossNamespaceRefs bool
+	// DefaultServiceAccount is impersonated when a Kustomization names none.
+	DefaultServiceAccount string
+
+	artifacts lru[[]byte]
+	builds    lru[*build.Result]
+	managers  lru[*ssa.ResourceManager]
+}
+
+// runInfo carries what one reconcile learned, for the history entry finalizeStatus writes.
+type runInfo struct {
+	start    time.Time
+	revision string
+	digest   string
+}
+
+// Reconcile follows the house shape: get, defer the one status patch, finalize or set up, skip
+// when suspended, validate, then the ordered steps.
+func (r *KustomizationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	obj := &applyv1.Kustomization{}
+	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	st := &runInfo{start: time.Now()}
+	patcher := patch.NewSerialPatcher(obj, r.Client)
+	defer func() { r.finalizeStatus(ctx, obj, patcher, st, &result, &retErr) }()
+
+	if !obj.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, r.finalize(ctx, obj)
+	}
+	controllerutil.AddFinalizer(obj, applyv1.Finalizer)
+	if obj.Spec.Suspend {
+		return ctrl.Result{}, nil
+	}
+	if err := r.validate(obj); err != nil {
+		return ctrl.Result{}, r.stall(obj, applyv1.AccessDeniedReason, err.Error())
+	}
+	return r.reconcile(ctx, obj, st)
+}
+
+func (r *KustomizationReconciler) reconcile(ctx context.Context, obj *applyv1.Kustomization, st *runInfo) (ctrl.Result, error) {
+	if obj.Generation != obj.Status.ObservedGeneration {
+		markReconciling(obj, "reconciling generation %d", obj.Generation)
+	}
+	if err := r.checkDependencies(ctx, obj); err != nil {
+		return ctrl.Result{}, err
+	}
+	src, err := r.source(ctx, obj)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	st.revision = src.Revision
+	obj.Status.LastAttemptedRevision = src.Revision
+
+	ctx, cancel := context.WithTimeout(ctx, obj.GetTimeout())
+	defer cancel()
+	res, err := r.build(ctx, obj, src)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	st.digest = res.Digest
+	rm, err := r.manager(ctx, obj)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	objs := make([]*unstructured.Unstructured, len(res.Objects))
+	for i, o := range res.Objects {
+		objs[i] = o.DeepCopy() // the build is cached and shared: never mutate it
+	}
+	rm.SetOwnerLabels(objs, obj.Name, obj.Namespace)
+
+	unchanged := src.Revision == obj.Status.LastAppliedRevision && res.Digest == lastDigest(obj) &&
+		obj.Generation == obj.Status.ObservedGeneration
+	if unchanged && obj.Spec.DriftPolicy == applyv1.DriftPolicyWarn {
+		return r.reportDrift(ctx, obj, rm, objs, src.Revision)
+	}
+	cs, err := rm.ApplyAllStaged(ctx, objs, applyOptions(obj))
+	if err != nil {
+		return ctrl.Result{}, r.failure(obj, src.Revision, applyv1.ApplyFailedReason, fmt.Errorf("apply: %w", err))
+	}
+	applied := inventoryOf(cs)
+	if obj.Spec.Prune {
+		gone, err := r.prune(ctx, obj, rm, applied)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		cs.Append(gone.Entries)
+	}
+	obj.Status.Inventory = applied
+	obj.Status.LastAppliedRevision = src.Revision
+	if changes := summary(cs); changes != "" {
+		r.event(obj, src.Revision, corev1.EventTypeNormal, applyv1.SucceededReason, "%s", changes)
+	}
+	if err := r.checkHealth(ctx, obj, rm, objs, src.Revision); err != nil {
+		return ctrl.Result{}, err
+	}
+	markReady(obj, "applied revision %s", src.Revision)
+	return ctrl.Result{RequeueAfter: jitter(obj.Spec.Interval.Duration)}, nil
+}
+
+// sourceArtifact is what a consumer needs of a source, read through the artifact contract.
+type sourceArtifact struct {
+	meta.Artifact
+	ref string // Kind/namespace/name, for messages
+}
+
+// source reads the sourceRef as unstructured and returns its artifact when the source is Ready.
+func (r *KustomizationReconciler) source(ctx context.Context, obj *applyv1.Kustomization) (*sourceArtifact, error) {
+	ref := obj.Spec.SourceRef
+	ns := ref.Namespace
+	if ns == "" {
+		ns = obj.Namespace
+	}
+	apiVersion := ref.APIVersion
+	if apiVersion == "" {
+		apiVersion = defaultSourceAPIVersion
+	}
+	name := fmt.Sprintf("%s %s/%s", ref.Kind, ns, ref.Name)
+	gv, err := schema.ParseGroupVersion(apiVersion)
+	if err != nil {
+		return nil, r.stall(obj, applyv1.InvalidSpecReason, fmt.Sprintf("spec.sourceRef.apiVersion %q: %v", apiVersion, err))
+	}
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(gv.WithKind(ref.Kind))
+	if err := r.Get(ctx, types.NamespacedName{Namespace: ns, Name: ref.Name}, u); err != nil {
+		if apierrors.IsNotFound(err) || apimeta.IsNoMatchError(err) {
+			return nil, r.wait(obj, "", applyv1.SourceNotReadyReason, "source %s not found", name)
+		}
+		return nil, r.failure(obj, "", applyv1.SourceNotReadyReason, fmt.Errorf("source %s: %w", name, err))
+	}
+	var a meta.Artifact
+	if raw, ok, _ := unstructured.NestedMap(u.Object, "status", "artifact"); ok {
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(raw, &a); err != nil {
+			return nil, r.failure(obj, "", applyv1.SourceNotReadyReason, fmt.Errorf("source %s: status.artifact: %w", name, err))
+		}
+	}
+	if a.URL == "" {
+		return nil, r.wait(obj, "", applyv1.SourceNotReadyReason, "source %s has no artifact yet", name)
+	}
+	if !readyAtGeneration(u) {
+		return nil, r.wait(obj, a.Revision, applyv1.SourceNotReadyReason, "source %s is not ready", name)
+	}
+	return &sourceArtifact{Artifact: a, ref: name}, nil
+}
+
+// defaultSourceAPIVersion is assumed for a sourceRef without apiVersion.
+const defaultSourceAPIVersion = "source.plumb.dev/v1beta1"
+
+// readyAtGeneration reports whether an object's Ready condition is True for its current
+// generation (objects without observedGeneration count as current).
+func readyAtGeneration(u *unstructured.Unstructured) bool {
+	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	ready := false
+	for _, c := range conds {
+		m, _ := c.(map[string]any)
+		if m["type"] == meta.ReadyCondition && m["status"] == string(metav1.ConditionTrue) {
+			ready = true
+		}
+	}
+	if !ready {
+		return false
+	}
+	og, found, _ := unstructured.NestedInt64(u.Object, "status", "observedGeneration")
+	return !found || og == u.GetGeneration()
+}
+
+// checkDependencies waits until every object of spec.dependsOn is Ready at its generation.
+func (r *KustomizationReconciler) checkDependencies(ctx context.Context, obj *applyv1.Kustomization) error {
+	for _, d := range obj.Spec.DependsOn {
+		gvk, key := dependencyKey(obj, d)
+		u := &unstructured.Unstructured{}
+		u.SetGroupVersionKind(gvk)
+		name := fmt.Sprintf("%s %s", gvk.Kind, key)
+		if err := r.Get(ctx, key, u); err != nil {
+			if apierrors.IsNotFound(err) || apimeta.IsNoMatchError(err) {
+				return r.wait(obj, "", applyv1.DependencyNotReadyReason, "dependency %s not found", name)
+			}
+			return r.failure(obj, "", applyv1.DependencyNotReadyReason, fmt.Errorf("dependency %s: %w", name, err))
+		}
+		if !readyAtGeneration(u) {
+			return r.wait(obj, "", applyv1.DependencyNotReadyReason, "dependency %s is not ready", name)
+		}
+	}
+	return nil
+}
+
+func dependencyKey(obj *applyv1.Kustomization, d applyv1.DependencyReference) (schema.GroupVersionKind, types.NamespacedName) {
+	apiVersion, kind, ns := d.APIVersion, d.Kind, d.Namespace
+	if apiVersion == "" {
+		apiVersion = applyv1.GroupVersion.String()
+	}
+	if kind == "" {
+		kind = applyv1.KustomizationKind
+	}
+	if ns == "" {
+		ns = obj.Namespace
+	}
+	gv, _ := schema.ParseGroupVersion(apiVersion)
+	return gv.WithKind(kind), types.NamespacedName{Namespace: ns, Name: d.Name}
+}
+
+// build downloads the artifact (once per digest) and builds the path (once per artifact, path
+// and build settings).
+func (r *KustomizationReconciler) build(ctx context.Context, obj *applyv1.Kustomization, src *sourceArtifact) (*build.Result, error) {
+	opts, err := r.buildOptions(ctx, obj)
+	if err != nil {
+		return nil, err
+	}
+	key := buildKey(src.Digest, opts)
+	if res, ok := r.builds.get(key); ok {
+		return res, nil
+	}
+	data, ok := r.artifacts.get(src.Digest)
+	if !ok {
+		data, err = r.Fetcher.Fetch(ctx, &src.Artifact)
+		if err != nil {
+			return nil, r.failure(obj, src.Revision, applyv1.ArtifactFailedReason, fmt.Errorf("artifact of %s: %w", src.ref, err))
+		}
+		r.artifacts.put(src.Digest, data)
+	}
+	fs, err := build.Load(bytes.NewReader(data), artifact.DefaultLimits)
+	if err != nil {
+		return nil, r.failure(obj, src.Revision, applyv1.ArtifactFailedReason, fmt.Errorf("artifact of %s: %w", src.ref, err))
+	}
+	res, err := build.Build(fs, opts)
+	if err != nil {
+		return nil, r.failure(obj, src.Revision, applyv1.BuildFailedReason, err)
+	}
+	r.builds.put(key, res)
+	return res, nil
+}
+
+// buildOptions turns the spec (and the variables of postBuild) into build options.
+func (r *KustomizationReconciler) buildOptions(ctx context.Context, obj *applyv1.Kustomization) (build.Options, error) {
+	s := obj.Spec
+	opts := build.Options{
+		Path: s.Path, TargetNamespace: s.TargetNamespace, NamePrefix: s.NamePrefix, NameSuffix: s.NameSuffix,
+		Components: s.Components,
+	}
+	if s.CommonMetadata != nil {
+		opts.Labels, opts.Annotations = s.CommonMetadata.Labels, s.CommonMetadata.Annotations
+	}
+	for _, p := range s.Patches {
+		bp := build.Patch{Patch: p.Patch}
+		if t := p.Target; t != nil {
+			bp.Target = build.Selector(t.Group, t.Version, t.Kind, t.Name, t.Namespace, t.LabelSelector, t.AnnotationSelector)
+		}
+		opts.Patches = append(opts.Patches, bp)
+	}
+	for _, i := range s.Images {
+		opts.Images = append(opts.Images, kustypes.Image{Name: i.Name, NewName: i.NewName, NewTag: i.NewTag, Digest: i.Digest})
+	}
+	if pb := s.PostBuild; pb != nil {
+		opts.Vars = map[string]string{}
+		for _, from := range pb.SubstituteFrom {
+			vars, err := r.variables(ctx, obj.Namespace, from)
+			if err != nil {
+				return opts, r.failure(obj, "", applyv1.BuildFailedReason, err)
+			}
+			for k, v := range vars {
+				opts.Vars[k] = v
+			}
+		}
+		for k, v := range pb.Substitute {
+			opts.Vars[k] = v
+		}
+	}
+	return opts, nil
+}
+
+// variables reads a ConfigMap or Secret of postBuild.substituteFrom.
+func (r *KustomizationReconciler) variables(ctx context.Context, ns string, from applyv1.SubstituteReference) (map[string]string, error) {
+	key := types.NamespacedName{Namespace: ns, Name: from.Name}
+	out := map[string]string{}
+	var err error
+	switch from.Kind {
+	case "Secret":
+		s := &corev1.Secret{}
+		if err = r.APIReader.Get(ctx, key, s); err == nil {
+			for k, v := range s.Data {
+				out[k] = string(v)
+			}
+		}
+	default:
+		cm := &corev1.ConfigMap{}
+		if err = r.APIReader.Get(ctx, key, cm); err == nil {
+			for k, v := range cm.Data {
+				out[k] = v
+			}
+		}
+	}
+	if apierrors.IsNotFound(err) && from.Optional {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("postBuild.substituteFrom %s %s: %w", from.Kind, key, err)
+	}
+	return out, nil
+}
+
+// buildKey identifies a build: the artifact and every option that shapes the output.
+func buildKey(digest string, opts build.Options) string {
+	b, _ := json.Marshal(opts)
+	h := sha256.New()
+	h.Write([]byte(digest))
+	h.Write(b)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// applyOptions maps the spec and the per-object annotations to server-side apply options.
+func applyOptions(obj *applyv1.Kustomization) ssa.ApplyOptions {
+	o := ssa.DefaultApplyOptions()
+	o.Force = obj.Spec.Force
+	o.ForceSelector = map[string]string{applyv1.ForceAnnotation: "Enabled"}
+	o.ExclusionSelector = map[string]string{applyv1.SSAAnnotation: "Ignore"}
+	o.IfNotPresentSelector = map[string]string{applyv1.SSAAnnotation: "IfNotPresent"}
+	o.WaitTimeout = obj.GetTimeout()
+	// Fields last set by hand with kubectl are taken back, so that drift is corrected.
+	o.Cleanup = ssa.ApplyCleanupOptions{
+		Annotations: []string{corev1.LastAppliedConfigAnnotation},
+		FieldManagers: []ssa.FieldManager{
+			{Name: "kubectl", OperationType: metav1.ManagedFieldsOperationApply},
+			{Name: "kubectl", OperationType: metav1.ManagedFieldsOperationUpdate},
+			{Name: "before-first-apply", OperationType: metav1.ManagedFieldsOperationUpdate},
+		},
+		Exclusions: map[string]string{applyv1.SSAAnnotation: "Merge"},
+	}
+	return o
+}
+
+// prune deletes what left the build, except objects marked to keep.
+func (r *KustomizationReconciler) prune(ctx context.Context, obj *applyv1.Kustomization, rm *ssa.ResourceManager, applied *applyv1.Inventory) (*ssa.ChangeSet, error) {
+	old, err := stale(obj.Status.Inventory, applied)
+	if err != nil || len(old) == 0 {
+		return ssa.NewChangeSet(), err
+	}
+	cs, err := rm.DeleteAll(ctx, old, ssa.DeleteOptions{
+		PropagationPolicy: metav1.DeletePropagationBackground,
+		Inclusions:        rm.GetOwnerLabels(obj.Name, obj.Namespace),
+		Exclusions:        map[string]string{applyv1.PruneAnnotation: "Disabled"},
+	})
+	if err != nil {
+		// Keep what could not be deleted in the inventory, to try again.
+		obj.Status.Inventory = mergeInventory(applied, old)
+		return nil, r.failure(obj, obj.Status.LastAttemptedRevision, applyv1.PruneFailedReason, fmt.Errorf("prune: %w", err))
+	}
+	return cs, nil
+}
+
+func mergeInventory(inv *applyv1.Inventory, extra []*unstructured.Unstructured) *applyv1.Inventory {
+	out := &applyv1.Inventory{Entries: append([]applyv1.InventoryEntry(nil), inv.Entries...)}
+	for _, u := range extra {
+		m := metadataSet([]*unstructured.Unstructured{u})[0]
+		out.Entries = append(out.Entries, applyv1.InventoryEntry{ID: m.String(), Version: u.GroupVersionKind().Version})
+	}
+	sort.Slice(out.Entries, func(i, j int) bool { return out.Entries[i].ID < out.Entries[j].ID })
+	return out
+}
+
+// checkHealth waits, within the timeout, for the applied objects (spec.wait) and the listed
+// ones (spec.healthChecks) to be Current in kstatus terms.
+func (r *KustomizationReconciler) checkHealth(ctx context.Context, obj *applyv1.Kustomization, rm *ssa.ResourceManager, objs []*unstructured.Unstructured, revision string) error {
+	var set []*unstructured.Unstructured
+	if obj.Spec.Wait {
+		set = append(set, objs...)
+	}
+	for _, hc := range obj.Spec.HealthChecks {
+		u := &unstructured.Unstructured{}
+		u.SetAPIVersion(hc.APIVersion)
+		u.SetKind(hc.Kind)
+		u.SetNamespace(hc.Namespace)
+		u.SetName(hc.Name)
+		set = append(set, u)
+	}
+	if len(set) == 0 {
+		markHealthy(obj, metav1.ConditionUnknown, applyv1.SucceededReason, "no health checks")
+		return nil
+	}
+	err := rm.WaitForSetWithContext(ctx, metadataSet(set), ssa.WaitOptions{Interval: 2 * time.Second, Timeout: obj.GetTimeout(), FailFast: true})
+	if err != nil {
+		markHealthy(obj, metav1.ConditionFalse, applyv1.HealthCheckFailedReason, "%v", err)
+		return r.failure(obj, revision, applyv1.HealthCheckFailedReason, fmt.Errorf("health check: %w", err))
+	}
+	markHealthy(obj, metav1.ConditionTrue, applyv1.SucceededReason, "%d objects healthy", len(set))
+	return nil
+}
+
+// reportDrift is the Warn drift policy on an unchanged revision: a server-side dry-run of every
+// object, and a Warning naming those that differ; nothing is written to them.
+func (r *KustomizationReconciler) reportDrift(ctx context.Context, obj *applyv1.Kustomization, rm *ssa.ResourceManager, objs []*unstructured.Unstructured, revision string) (ctrl.Result, error) {
+	var drifted []string
+	for _, o := range objs {
+		entry, _, _, err := rm.Diff(ctx, o, ssa.DiffOptions{Exclusions: map[string]string{applyv1.SSAAnnotation: "Ignore"}})
+		if err != nil {
+			return ctrl.Result{}, r.failure(obj, revision, applyv1.ApplyFailedReason, fmt.Errorf("drift check: %w", err))
+		}
+		if entry != nil && entry.Action != ssa.UnchangedAction && entry.Action != ssa.SkippedAction {
+			drifted = append(drifted, entry.Subject)
+		}
+	}
+	if len(drifted) > 0 {
+		r.event(obj, revision, corev1.EventTypeWarning, applyv1.DriftDetectedReason, "drift left in place (driftPolicy Warn): %s", strings.Join(drifted, ", "))
+		markReady(obj, "applied revision %s; drifted (left in place): %s", revision, strings.Join(drifted, ", "))
+	} else {
+		markReady(obj, "applied revision %s", revision)
+	}
+	return ctrl.Result{RequeueAfter: jitter(obj.Spec.Interval.Duration)}, nil
+}
+
+// summary describes the changes of a change set ("Deployment/shop/api configured, ..."), or ""
+// when nothing changed.
+func summary(cs *ssa.ChangeSet) string {
+	var parts []string
+	for _, e := range cs.Entries {
+		switch e.Action {
+		case ssa.CreatedAction, ssa.ConfiguredAction, ssa.DeletedAction:
+			parts = append(parts, e.String())
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+func lastDigest(obj *applyv1.Kustomization) string {
+	for _, h := range obj.Status.History {
+		if h.Result == applyv1.SucceededReason {
+			return h.Digest
+		}
+	}
+	return ""
+}
+
+// validate checks the multi-tenancy flags.
+func (r *KustomizationReconciler) validate(obj *applyv1.Kustomization) error {
+	if !r.NoCrossNamespaceRefs {
+		return nil
+	}
+	if ns := obj.Spec.SourceRef.Namespace; ns != "" && ns != obj.Namespace {
+		return fmt.Errorf("spec.sourceRef in namespace %s: cross-namespace references are disabled (--no-cross-namespace-refs)", ns)
+	}
+	for _, d := range obj.Spec.DependsOn {
+		if d.Namespace != "" && d.Namespace != obj.Namespace {
+			return fmt.Errorf("spec.dependsOn %s in namespace %s: cross-namespace references are disabled (--no-cross-namespace-refs)", d.Name, d.Namespace)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,126 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
+	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
+	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
+)
+
+// Indexes of Kustomizations by what they refer to, as Kind/namespace/name.
+const (
+	sourceIndex     = ".spec.sourceRef"
+	dependencyIndex = ".spec.dependsOn"
+)
+
+// Options tune the controller.
+type Options struct {
+	Concurrent int
+}
+
+// SetupWithManager registers the reconciler: it runs on spec changes and reconcile requests,
+// when a GitRepository it builds from publishes a new artifact, and when a Kustomization it
+// depends on turns Ready. Other kinds of dependencies are checked again at the retry interval.
+func (r *KustomizationReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error {
+	idx := mgr.GetFieldIndexer()
+	if err := idx.IndexField(ctx, &applyv1.Kustomization{}, sourceIndex, func(o client.Object) []string {
+		k := o.(*applyv1.Kustomization)
+		ns := k.Spec.SourceRef.Namespace
+		if ns == "" {
+			ns = k.Namespace
+		}
+		return []string{refKey(k.Spec.SourceRef.Kind, ns, k.Spec.SourceRef.Name)}
+	}); err != nil {
+		return err
+	}
+	if err := idx.IndexField(ctx, &applyv1.Kustomization{}, dependencyIndex, func(o client.Object) []string {
+		k := o.(*applyv1.Kustomization)
+		var keys []string
+		for _, d := range k.Spec.DependsOn {
+			gvk, key := dependencyKey(k, d)
+			keys = append(keys, refKey(gvk.Kind, key.Namespace, key.Name))
+		}
+		return keys
+	}); err != nil {
+		return err
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&applyv1.Kustomization{}, builder.WithPredicates(
+			predicate.Or(predicate.GenerationChangedPredicate{}, plumbreconcile.Requested{}))).
+		Watches(&sourcev1.GitRepository{}, handler.EnqueueRequestsFromMapFunc(r.byIndex(sourceIndex, sourcev1.GitRepositoryKind)),
+			builder.WithPredicates(revisionChanged{})).
+		Watches(&applyv1.Kustomization{}, handler.EnqueueRequestsFromMapFunc(r.byIndex(dependencyIndex, applyv1.KustomizationKind)),
+			builder.WithPredicates(becameReady{})).
+		WithOptions(controller.Options{MaxConcurrentReconciles: opts.Concurrent}).
+		Complete(r)
+}
+
+func refKey(kind, ns, name string) string { return fmt.Sprintf("%s/%s/%s", kind, ns, name) }
+
+// byIndex maps an object to the Kustomizations whose index holds it.
+func (r *KustomizationReconciler) byIndex(index, kind string) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		var list applyv1.KustomizationList
+		if err := r.List(ctx, &list, client.MatchingFields{index: refKey(kind, o.GetNamespace(), o.GetName())}); err != nil {
+			return nil
+		}
+		reqs := make([]reconcile.Request, len(list.Items))
+		for i := range list.Items {
+			reqs[i] = reconcile.Request{NamespacedName: types.NamespacedName{Namespace: list.Items[i].Namespace, Name: list.Items[i].Name}}
+		}
+		return reqs
+	}
+}
+
+// revisionChanged passes updates of a GitRepository that change its artifact's revision or
+// digest, or make it Ready.
+type revisionChanged struct{ predicate.Funcs }
+
+func (revisionChanged) Create(event.CreateEvent) bool   { return false }
+func (revisionChanged) Delete(event.DeleteEvent) bool   { return false }
+func (revisionChanged) Generic(event.GenericEvent) bool { return false }
+func (revisionChanged) Update(e event.UpdateEvent) bool {
+	o, ok1 := e.ObjectOld.(*sourcev1.GitRepository)
+	n, ok2 := e.ObjectNew.(*sourcev1.GitRepository)
+	if !ok1 || !ok2 || n.Status.Artifact == nil {
+		return false
+	}
+	return o.Status.Artifact == nil || o.Status.Artifact.Digest != n.Status.Artifact.Digest ||
+		o.Status.Artifact.Revision != n.Status.Artifact.Revision
+}
+
+// becameReady passes updates of a Kustomization that turn it Ready at its generation.
+type becameReady struct{ predicate.Funcs }
+
+func (becameReady) Create(event.CreateEvent) bool   { return false }
+func (becameReady) Delete(event.DeleteEvent) bool   { return false }
+func (becameReady) Generic(event.GenericEvent) bool { return false }
+func (becameReady) Update(e event.UpdateEvent) bool {
+	o, ok1 := e.ObjectOld.(*applyv1.Kustomization)
+	n, ok2 := e.ObjectNew.(*applyv1.Kustomization)
+	if !ok1 || !ok2 {
+		return false
+	}
+	return isReady(n) && (!isReady(o) || o.Status.LastAppliedRevision != n.Status.LastAppliedRevision)
+}
+
+func isReady(k *applyv1.Kustomization) bool {
+	for _, c := range k.Status.Conditions {
+		if c.Type == "Ready" {
+			return c.Status == "True" && k.Status.ObservedGeneration == k.Generation
+		}
+	}
+	return false
+}

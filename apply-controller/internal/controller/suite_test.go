@@ -1,0 +1,176 @@
+package controller
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
+	"github.com/plumb-dev/plumb/shared/artifact"
+	"github.com/plumb-dev/plumb/shared/testenv"
+	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
+)
+
+var (
+	env        *testenv.Env
+	k8s        client.Client
+	reconciler *KustomizationReconciler
+	artifacts  = &artifactServer{files: map[string][]byte{}}
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(true)))
+	scheme := runtime.NewScheme()
+	must(clientgoscheme.AddToScheme(scheme))
+	must(sourcev1.AddToScheme(scheme))
+	must(applyv1.AddToScheme(scheme))
+	var err error
+	env, err = testenv.Start(testenv.Options{Scheme: scheme, ControllerManager: true})
+	must(err)
+	defer func() { must(env.Stop()) }()
+	k8s = env.Client
+
+	srv := httptest.NewServer(artifacts)
+	defer srv.Close()
+	artifacts.base = srv.URL
+
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+		Scheme:  scheme,
+		Metrics: metricsserver.Options{BindAddress: "0"},
+	})
+	must(err)
+	reconciler = &KustomizationReconciler{
+		Client:         mgr.GetClient(),
+		APIReader:      mgr.GetAPIReader(),
+		Config:         mgr.GetConfig(),
+		Mapper:         mgr.GetRESTMapper(),
+		Events:         mgr.GetEventRecorder("apply-controller"),
+		ControllerName: "apply-controller",
+		Fetcher:        &artifact.Fetcher{},
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	must(reconciler.SetupWithManager(ctx, mgr, Options{Concurrent: 4}))
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	code := m.Run()
+	cancel()
+	must(<-done)
+	return code
+}
+
+func must(err error) {
+	if err != nil {
+		panic(err)
+	}
+}
+
+// artifactServer serves tarballs on loopback, as a source producer would.
+type artifactServer struct {
+	mu    sync.Mutex
+	base  string
+	files map[string][]byte
+}
+
+func (s *artifactServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	data, ok := s.files[r.URL.Path]
+	s.mu.Unlock()
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	_, _ = w.Write(data)
+}
+
+// publish packs files into an artifact, serves it and returns its description.
+func (s *artifactServer) publish(t *testing.T, revision string, files map[string]string) meta.Artifact {
+	t.Helper()
+	var buf bytes.Buffer
+	w := artifact.NewWriter(&buf)
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if err := w.File(n, false, int64(len(files[n])), strings.NewReader(files[n])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sum := fmt.Sprintf("%x", sha256.Sum256(buf.Bytes()))
+	p := "/" + sum + ".tar.gz"
+	s.mu.Lock()
+	s.files[p] = buf.Bytes()
+	s.mu.Unlock()
+	size := int64(buf.Len())
+	return meta.Artifact{URL: s.base + p, Path: p, Revision: revision, Digest: "sha256:" + sum, Size: &size, LastUpdateTime: metav1.Now()}
+}
+
+// newNamespace creates a namespace of its own for a test.
+func newNamespace(t *testing.T) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "apply-"}}
+	if err := k8s.Create(context.Background(), ns); err != nil {
+		t.Fatal(err)
+	}
+	return ns.Name
+}
+
+// source creates a Ready GitRepository whose artifact holds files.
+func source(t *testing.T, ns, name, revision string, files map[string]string) *sourcev1.GitRepository {
+	t.Helper()
+	gr := &sourcev1.GitRepository{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec:       sourcev1.GitRepositorySpec{URL: "http://127.0.0.1/none.git", Interval: metav1.Duration{Duration: time.Hour}},
+	}
+	if err := k8s.Create(context.Background(), gr); err != nil {
+		t.Fatal(err)
+	}
+	setArtifact(t, gr, revision, files)
+	return gr
+}
+
+// setArtifact publishes files as the GitRepository's new artifact, as source-controller would.
+func setArtifact(t *testing.T, gr *sourcev1.GitRepository, revision string, files map[string]string) {
+	t.Helper()
+	a := artifacts.publish(t, revision, files)
+	if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(gr), gr); err != nil {
+		t.Fatal(err)
+	}
+	gr.Status.Artifact = &a
+	gr.Status.ObservedGeneration = gr.Generation
+	gr.Status.Conditions = []metav1.Condition{{
+		Type: meta.ReadyCondition, Status: metav1.ConditionTrue, Reason: "Succeeded",
+		Message: "stored artifact", LastTransitionTime: metav1.Now(), ObservedGeneration: gr.Generation,
+	}}
+	if err := k8s.Status().Update(context.Background(), gr); err != nil {
+		t.Fatal(err)
+	}
+}
