@@ -7,6 +7,7 @@ require (
 	github.com/fluxcd/pkg/gittestserver v0.25.0
 	github.com/go-git/go-billy/v5 v5.9.2
 	github.com/go-git/go-git/v5 v5.19.3
+	github.com/plumb-dev/plumb/apply-controller/api v0.0.0-00010101000000-000000000000
 	github.com/plumb-dev/plumb/shared v0.0.0-00010101000000-000000000000
 	github.com/plumb-dev/plumb/source-controller/api v0.0.0-00010101000000-000000000000
 	k8s.io/api v0.37.2
@@ -90,6 +91,7 @@ require (
 )
 
 replace (
+	github.com/plumb-dev/plumb/apply-controller/api => ../apply-controller/api
 	github.com/plumb-dev/plumb/shared => ../shared
 	github.com/plumb-dev/plumb/source-controller/api => ../source-controller/api
 )

@@ -1,6 +1,6 @@
 // Command demo runs Plumb on this machine: the local control plane, the controllers built from
 // this workspace, and a Git repository on loopback that gets a new commit every little while, so
-// you can watch the cluster follow Git. Stop it with Ctrl-C.
+// you can watch the cluster follow Git, and put back a hand edit. Stop it with Ctrl-C.
 //
 //	go run ./demo [-for 2m] [-every 20s]
 package main
@@ -19,13 +19,16 @@ import (
 	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/hack/internal/local"
+	"github.com/plumb-dev/plumb/shared/reconcile"
 	"github.com/plumb-dev/plumb/shared/testenv"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 )
@@ -60,7 +63,7 @@ func run(ctx context.Context, every time.Duration) error {
 	defer os.RemoveAll(dir)
 	say("starting the local control plane (etcd, kube-apiserver, kube-controller-manager)")
 	scheme := k8sruntime.NewScheme()
-	if err := errors.Join(clientgoscheme.AddToScheme(scheme), sourcev1.AddToScheme(scheme)); err != nil {
+	if err := errors.Join(clientgoscheme.AddToScheme(scheme), sourcev1.AddToScheme(scheme), applyv1.AddToScheme(scheme)); err != nil {
 		return err
 	}
 	env, err := testenv.Start(testenv.Options{Scheme: scheme, ControllerManager: true})
@@ -84,8 +87,12 @@ func run(ctx context.Context, every time.Duration) error {
 	}
 	say("Git repository %s at %s", git.URL("demo"), commit[:12])
 
-	say("building and starting source-controller")
+	say("building and starting source-controller and apply-controller")
 	bin, err := local.Build(root, "source-controller", dir)
+	if err != nil {
+		return err
+	}
+	applyBin, err := local.Build(root, "apply-controller", dir)
 	if err != nil {
 		return err
 	}
@@ -101,6 +108,13 @@ func run(ctx context.Context, every time.Duration) error {
 		return err
 	}
 	defer sc.Stop()
+	applyLog := filepath.Join(dir, "apply-controller.log")
+	ac, err := local.Start(applyBin, kubeconfig, applyLog,
+		"--metrics-addr", "0", "--health-addr", "0", "--leader-elect=false", "--log-development")
+	if err != nil {
+		return err
+	}
+	defer ac.Stop()
 
 	c := env.Client
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "demo"}}); err != nil {
@@ -117,6 +131,18 @@ func run(ctx context.Context, every time.Duration) error {
 	if err := c.Create(ctx, gr); err != nil {
 		return err
 	}
+	ks := &applyv1.Kustomization{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "demo"},
+		Spec: applyv1.KustomizationSpec{
+			SourceRef: applyv1.CrossNamespaceSourceReference{Kind: sourcev1.GitRepositoryKind, Name: "demo"},
+			Path:      "apps/web",
+			Interval:  metav1.Duration{Duration: 10 * time.Second},
+			Prune:     true,
+		},
+	}
+	if err := c.Create(ctx, ks); err != nil {
+		return err
+	}
 	fmt.Printf(`
 Plumb is running. In another terminal:
 
@@ -124,16 +150,24 @@ Plumb is running. In another terminal:
   %s get gitrepositories -A -w
   git clone %s && cd demo   # push a commit and watch it arrive
 
-Controller log: %s
-A new commit is pushed every %s; Ctrl-C stops everything.
+Controller logs: %s, %s
+A new commit is pushed every %s, and after the second one the Deployment is edited by hand to
+show it put back; Ctrl-C stops everything.
 
-`, kubeconfig, filepath.Join(testenv.AssetsDir(), "kubectl"), git.URL("demo"), logFile, every)
+`, kubeconfig, filepath.Join(testenv.AssetsDir(), "kubectl"), git.URL("demo"), logFile, applyLog, every)
 
 	push := time.NewTicker(every)
 	defer push.Stop()
 	poll := time.NewTicker(500 * time.Millisecond)
 	defer poll.Stop()
-	replicas, last := 1, ""
+	replicas, pushes := 1, 0
+	seen := map[string]string{}
+	show := func(what, line string) {
+		if seen[what] != line {
+			say("%s: %s", what, line)
+			seen[what] = line
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -146,24 +180,66 @@ A new commit is pushed every %s; Ctrl-C stops everything.
 				return err
 			}
 			say("pushed %s: scale to %d", commit[:12], replicas)
-		case <-poll.C:
-			if err := c.Get(ctx, client.ObjectKeyFromObject(gr), gr); err != nil {
-				if ctx.Err() != nil {
-					continue
-				}
-				return err
+			if pushes++; pushes == 2 {
+				go func() {
+					select {
+					case <-ctx.Done():
+					case <-time.After(every / 2):
+						editByHand(ctx, c)
+					}
+				}()
 			}
-			line := describe(gr)
-			if line != last {
-				say("GitRepository demo/demo: %s", line)
-				last = line
+		case <-poll.C:
+			if c.Get(ctx, client.ObjectKeyFromObject(gr), gr) == nil {
+				show("GitRepository demo/demo", describe(gr.Status.Conditions))
+			}
+			if c.Get(ctx, client.ObjectKeyFromObject(ks), ks) == nil {
+				show("Kustomization demo/web", describe(ks.Status.Conditions))
+			}
+			d := &appsv1.Deployment{}
+			if c.Get(ctx, client.ObjectKey{Namespace: "demo", Name: "web"}, d) == nil && d.Spec.Replicas != nil {
+				show("Deployment demo/web", fmt.Sprintf("spec.replicas=%d", *d.Spec.Replicas))
 			}
 		}
 	}
 }
 
-func describe(gr *sourcev1.GitRepository) string {
-	for _, cond := range gr.Status.Conditions {
+// editByHand changes the Deployment behind Git's back, then asks for a reconcile, as a person
+// who wants the drift fixed now would.
+func editByHand(ctx context.Context, c client.Client) {
+	d := &appsv1.Deployment{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: "demo", Name: "web"}, d); err != nil {
+		return
+	}
+	five := int32(5)
+	d.Spec.Replicas = &five
+	if err := c.Update(ctx, d, client.FieldOwner("kubectl-edit")); err != nil {
+		say("hand edit failed: %v", err)
+		return
+	}
+	say("edited Deployment demo/web by hand: spec.replicas=5 (Git says otherwise); requesting a reconcile")
+	edited := time.Now()
+	ks := &applyv1.Kustomization{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "demo"}}
+	patch := client.RawPatch("application/merge-patch+json",
+		fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q}}}`, reconcile.RequestedAtAnnotation, edited.Format(time.RFC3339Nano)))
+	if err := c.Patch(ctx, ks, patch); err != nil {
+		return
+	}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for range tick.C {
+		if ctx.Err() != nil || c.Get(ctx, client.ObjectKeyFromObject(d), d) != nil {
+			return
+		}
+		if *d.Spec.Replicas != five {
+			say("hand edit put back: spec.replicas=%d, %d ms after the request", *d.Spec.Replicas, time.Since(edited).Milliseconds())
+			return
+		}
+	}
+}
+
+func describe(conds []metav1.Condition) string {
+	for _, cond := range conds {
 		if cond.Type == meta.ReadyCondition {
 			return fmt.Sprintf("Ready=%s %s", cond.Status, cond.Message)
 		}
