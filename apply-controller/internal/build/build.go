@@ -14,6 +14,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"sync"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/kustomize/api/krusty"
@@ -68,8 +69,28 @@ const srcRoot = "/src"
 // kustomizationFiles are the names kustomize recognises, in its order of preference.
 var kustomizationFiles = []string{"kustomization.yaml", "kustomization.yml", "Kustomization"}
 
-// Load reads a gzipped tarball artifact into a new in-memory file system, under srcRoot.
-func Load(r io.Reader, lim artifact.Limits) (filesys.FileSystem, error) {
+// Tree is an artifact loaded into memory once, and built from as often as needed: builds of
+// different paths and options share it (one at a time), so a repository of a thousand apps is
+// unpacked once, not once per app.
+type Tree struct {
+	mu sync.Mutex
+	fs filesys.FileSystem
+	n  int
+}
+
+// NewTree wraps a file system whose artifact lies under srcRoot.
+func NewTree(fs filesys.FileSystem) *Tree { return &Tree{fs: fs} }
+
+// Load reads a gzipped tarball artifact into a new in-memory tree.
+func Load(r io.Reader, lim artifact.Limits) (*Tree, error) {
+	fs, err := loadFS(r, lim)
+	if err != nil {
+		return nil, err
+	}
+	return NewTree(fs), nil
+}
+
+func loadFS(r io.Reader, lim artifact.Limits) (filesys.FileSystem, error) {
 	fs := filesys.MakeFsInMemory()
 	links := map[string]string{}
 	err := artifact.Walk(r, lim, func(e artifact.Entry, body io.Reader) error {
@@ -118,28 +139,41 @@ func Load(r io.Reader, lim artifact.Limits) (filesys.FileSystem, error) {
 	return fs, nil
 }
 
-// Build runs the build of opts.Path in fs. fs is modified (a generated kustomization and the
-// wrapper are written into it): load a fresh one per build.
-func Build(fs filesys.FileSystem, opts Options) (*Result, error) {
+// Build runs the build of opts.Path. A folder without kustomization gets a generated one, which
+// stays (it is the same for every build of that folder); the wrapper of opts is removed after.
+func (t *Tree) Build(opts Options) (*Result, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.n++
+	return build(t.fs, opts, fmt.Sprintf("/plumb-build/%d", t.n))
+}
+
+func build(fs filesys.FileSystem, opts Options, w string) (*Result, error) {
 	dir := path.Join(srcRoot, opts.Path)
 	if !fs.IsDir(dir) {
 		return nil, fmt.Errorf("%w: path %q is not a folder of the artifact", ErrBuild, opts.Path)
 	}
-	if err := generate(fs, dir); err != nil {
-		return nil, err
-	}
-	wrapper, err := wrap(fs, dir, opts)
+	up := strings.Repeat("../", strings.Count(w, "/")) + strings.TrimPrefix(srcRoot, "/")
+	resources, err := resourcesOf(fs, dir, up)
 	if err != nil {
 		return nil, err
 	}
+	wrapper, err := wrap(fs, w, up, dir, resources, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer fs.RemoveAll(wrapper)
 	k := krusty.MakeKustomizer(&krusty.Options{
 		Reorder:          krusty.ReorderOptionLegacy,
-		LoadRestrictions: kustypes.LoadRestrictionsRootOnly,
+		// The file system holds nothing but the artifact, so files outside a kustomization's
+		// folder (the wrapper's, or a base's ../common) can only be the artifact's own.
+		LoadRestrictions: kustypes.LoadRestrictionsNone,
 		PluginConfig:     kustypes.DisabledPluginConfig(),
 	})
 	m, err := k.Run(fs, wrapper)
 	if err != nil {
-		msg := strings.ReplaceAll(err.Error(), srcRoot+"/", "")
+		msg := strings.ReplaceAll(err.Error(), up+"/", "")
+		msg = strings.ReplaceAll(msg, srcRoot+"/", "")
 		return nil, fmt.Errorf("%w: kustomize build %s: %s", ErrBuild, displayPath(opts.Path), msg)
 	}
 	var out []*unstructured.Unstructured
@@ -186,21 +220,23 @@ func describe(obj *unstructured.Unstructured) string {
 	return fmt.Sprintf("%s/%s", obj.GetKind(), obj.GetName())
 }
 
-// generate writes a kustomization into dir, when it has none, listing its manifests and the
-// subfolders that have a kustomization of their own (their content is theirs).
-func generate(fs filesys.FileSystem, dir string) error {
+// resourcesOf returns what the wrapper builds from, as paths relative to the wrapper (up leads
+// from it to srcRoot): dir itself when it has a kustomization; otherwise its manifests and the
+// subfolders that have a kustomization of their own (their content is theirs), in name order.
+// Nothing is written into the artifact's tree, so builds never see each other's choices.
+func resourcesOf(fs filesys.FileSystem, dir, up string) ([]string, error) {
+	rel := func(p string) string { return up + strings.TrimPrefix(p, srcRoot) }
 	if hasKustomization(fs, dir) {
-		return nil
+		return []string{rel(dir)}, nil
 	}
 	var resources []string
 	err := walk(fs, dir, func(p string, isDir bool) (bool, error) {
 		if p == dir {
 			return true, nil
 		}
-		rel := strings.TrimPrefix(p, dir+"/")
 		if isDir {
 			if hasKustomization(fs, p) {
-				resources = append(resources, rel)
+				resources = append(resources, rel(p))
 				return false, nil
 			}
 			return true, nil
@@ -212,20 +248,11 @@ func generate(fs filesys.FileSystem, dir string) error {
 		}
 		ok, err := isManifest(fs, p)
 		if ok {
-			resources = append(resources, rel)
+			resources = append(resources, rel(p))
 		}
 		return false, err
 	})
-	if err != nil {
-		return err
-	}
-	sort.Strings(resources)
-	k := kustypes.Kustomization{TypeMeta: kustypes.TypeMeta{APIVersion: kustypes.KustomizationVersion, Kind: kustypes.KustomizationKind}, Resources: resources}
-	data, err := yaml.Marshal(k)
-	if err != nil {
-		return err
-	}
-	return fs.WriteFile(path.Join(dir, "kustomization.yaml"), data)
+	return resources, err
 }
 
 // walk visits dir depth first in name order; visit says whether to enter a folder.
@@ -300,17 +327,16 @@ func splitDocuments(data []byte) [][]byte {
 	return docs
 }
 
-// wrap writes the kustomization that applies opts on top of dir, outside the artifact's folder,
-// and returns its folder.
-func wrap(fs filesys.FileSystem, dir string, opts Options) (string, error) {
-	w := "/plumb-build"
+// wrap writes the kustomization that applies opts on top of the resources, in the build's own
+// folder w outside the artifact, and returns w.
+func wrap(fs filesys.FileSystem, w, up, dir string, resources []string, opts Options) (string, error) {
 	if err := fs.MkdirAll(w); err != nil {
 		return "", err
 	}
-	base := ".." + dir
+	base := up + strings.TrimPrefix(dir, srcRoot)
 	k := kustypes.Kustomization{
 		TypeMeta:   kustypes.TypeMeta{APIVersion: kustypes.KustomizationVersion, Kind: kustypes.KustomizationKind},
-		Resources:  []string{base},
+		Resources:  resources,
 		Namespace:  opts.TargetNamespace,
 		NamePrefix: opts.NamePrefix,
 		NameSuffix: opts.NameSuffix,

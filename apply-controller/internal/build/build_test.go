@@ -181,7 +181,7 @@ func TestBuild(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
-			r, err := Build(memFS(t, tc.files), tc.opts)
+			r, err := NewTree(memFS(t, tc.files)).Build(tc.opts)
 			if tc.errMsg != "" {
 				g.Expect(err).To(HaveOccurred())
 				g.Expect(errors.Is(err, ErrBuild)).To(BeTrue(), "%v", err)
@@ -201,12 +201,12 @@ func TestBuild(t *testing.T) {
 func TestBuildIsDeterministic(t *testing.T) {
 	g := NewWithT(t)
 	files := map[string]string{"/web.yaml": deployment, "/cfg.yaml": configMap}
-	a, err := Build(memFS(t, files), Options{Vars: map[string]string{"REGION": "eu"}})
+	a, err := NewTree(memFS(t, files)).Build(Options{Vars: map[string]string{"REGION": "eu"}})
 	g.Expect(err).NotTo(HaveOccurred())
-	b, err := Build(memFS(t, files), Options{Vars: map[string]string{"REGION": "eu"}})
+	b, err := NewTree(memFS(t, files)).Build(Options{Vars: map[string]string{"REGION": "eu"}})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(a.Digest).To(Equal(b.Digest))
-	c, err := Build(memFS(t, files), Options{Vars: map[string]string{"REGION": "us"}})
+	c, err := NewTree(memFS(t, files)).Build(Options{Vars: map[string]string{"REGION": "us"}})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(c.Digest).NotTo(Equal(a.Digest))
 }
@@ -218,9 +218,9 @@ func TestLoadFollowsFileLinks(t *testing.T) {
 	g.Expect(w.File("apps/web.yaml", false, int64(len(deployment)), strings.NewReader(deployment))).To(Succeed())
 	g.Expect(w.Symlink("prod/web.yaml", "../apps/web.yaml")).To(Succeed())
 	g.Expect(w.Close()).To(Succeed())
-	fs, err := Load(&buf, artifact.DefaultLimits)
+	tree, err := Load(&buf, artifact.DefaultLimits)
 	g.Expect(err).NotTo(HaveOccurred())
-	r, err := Build(fs, Options{Path: "prod"})
+	r, err := tree.Build(Options{Path: "prod"})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(ids(r)).To(Equal([]string{"Deployment/web"}))
 }
@@ -242,4 +242,26 @@ func unstructuredString(obj map[string]any, fields ...string) (string, bool, err
 	}
 	s, ok := cur.(string)
 	return s, ok, nil
+}
+
+// TestTreeIsShared: many builds from one loaded tree, of different folders and options, give
+// the same results as builds from fresh trees.
+func TestTreeIsShared(t *testing.T) {
+	g := NewWithT(t)
+	files := map[string]string{
+		"/a/web.yaml": deployment, "/a/kustomization.yaml": "resources: [web.yaml]\n", "/b/cfg.yaml": configMap,
+		"/c/kustomization.yaml": "resources: [../a]\nnamePrefix: c-\n",
+	}
+	shared := NewTree(memFS(t, files))
+	for i := 0; i < 3; i++ {
+		for _, opts := range []Options{{Path: "a"}, {Path: "b", NameSuffix: "-x"}, {Path: "c", TargetNamespace: "n"}, {Path: "a", NamePrefix: "p-"}} {
+			fresh, err := NewTree(memFS(t, files)).Build(opts)
+			g.Expect(err).NotTo(HaveOccurred())
+			got, err := shared.Build(opts)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(got.Digest).To(Equal(fresh.Digest), "%+v", opts)
+		}
+	}
+	g.Expect(shared.fs.Exists("/plumb-build/1")).To(BeFalse(), "wrappers are removed")
+	g.Expect(shared.fs.Exists(srcRoot+"/b/kustomization.yaml")).To(BeFalse(), "the artifact's tree is never written")
 }

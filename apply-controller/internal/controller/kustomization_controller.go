@@ -63,7 +63,7 @@ type KustomizationReconciler struct {
 	// DefaultServiceAccount is impersonated when a Kustomization names none.
 	DefaultServiceAccount string
 
-	artifacts lru[[]byte]
+	trees     lru[*build.Tree]
 	builds    lru[*build.Result]
 	managers  lru[*ssa.ResourceManager]
 }
@@ -260,8 +260,8 @@ func dependencyKey(obj *applyv1.Kustomization, d applyv1.DependencyReference) (s
 	return gv.WithKind(kind), types.NamespacedName{Namespace: ns, Name: d.Name}
 }
 
-// build downloads the artifact (once per digest) and builds the path (once per artifact, path
-// and build settings).
+// build downloads and unpacks the artifact into memory (once per digest) and builds the path
+// (once per artifact, path and build settings).
 func (r *KustomizationReconciler) build(ctx context.Context, obj *applyv1.Kustomization, src *sourceArtifact) (*build.Result, error) {
 	opts, err := r.buildOptions(ctx, obj)
 	if err != nil {
@@ -271,19 +271,18 @@ func (r *KustomizationReconciler) build(ctx context.Context, obj *applyv1.Kustom
 	if res, ok := r.builds.get(key); ok {
 		return res, nil
 	}
-	data, ok := r.artifacts.get(src.Digest)
+	tree, ok := r.trees.get(src.Digest)
 	if !ok {
-		data, err = r.Fetcher.Fetch(ctx, &src.Artifact)
+		data, err := r.Fetcher.Fetch(ctx, &src.Artifact)
 		if err != nil {
 			return nil, r.failure(obj, src.Revision, applyv1.ArtifactFailedReason, fmt.Errorf("artifact of %s: %w", src.ref, err))
 		}
-		r.artifacts.put(src.Digest, data)
+		if tree, err = build.Load(bytes.NewReader(data), artifact.DefaultLimits); err != nil {
+			return nil, r.failure(obj, src.Revision, applyv1.ArtifactFailedReason, fmt.Errorf("artifact of %s: %w", src.ref, err))
+		}
+		r.trees.put(src.Digest, tree)
 	}
-	fs, err := build.Load(bytes.NewReader(data), artifact.DefaultLimits)
-	if err != nil {
-		return nil, r.failure(obj, src.Revision, applyv1.ArtifactFailedReason, fmt.Errorf("artifact of %s: %w", src.ref, err))
-	}
-	res, err := build.Build(fs, opts)
+	res, err := tree.Build(opts)
 	if err != nil {
 		return nil, r.failure(obj, src.Revision, applyv1.BuildFailedReason, err)
 	}

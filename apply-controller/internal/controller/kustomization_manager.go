@@ -34,6 +34,8 @@ type Options struct {
 // when a GitRepository it builds from publishes a new artifact, and when a Kustomization it
 // depends on turns Ready. Other kinds of dependencies are checked again at the retry interval.
 func (r *KustomizationReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error {
+	// Unpacked artifacts are the big items; builds and clients are small.
+	r.trees.max, r.builds.max, r.managers.max = 8, 4096, 256
 	idx := mgr.GetFieldIndexer()
 	if err := idx.IndexField(ctx, &applyv1.Kustomization{}, sourceIndex, func(o client.Object) []string {
 		k := o.(*applyv1.Kustomization)
