@@ -164,7 +164,7 @@ func build(fs filesys.FileSystem, opts Options, w string) (*Result, error) {
 	}
 	defer fs.RemoveAll(wrapper)
 	k := krusty.MakeKustomizer(&krusty.Options{
-		Reorder:          krusty.ReorderOptionLegacy,
+		Reorder: krusty.ReorderOptionLegacy,
 		// The file system holds nothing but the artifact, so files outside a kustomization's
 		// folder (the wrapper's, or a base's ../common) can only be the artifact's own.
 		LoadRestrictions: kustypes.LoadRestrictionsNone,

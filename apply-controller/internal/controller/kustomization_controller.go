@@ -63,9 +63,9 @@ type KustomizationReconciler struct {
 	// DefaultServiceAccount is impersonated when a Kustomization names none.
 	DefaultServiceAccount string
 
-	trees     lru[*build.Tree]
-	builds    lru[*build.Result]
-	managers  lru[*ssa.ResourceManager]
+	trees    lru[*build.Tree]
+	builds   lru[*build.Result]
+	managers lru[*ssa.ResourceManager]
 }
 
 // runInfo carries what one reconcile learned, for the history entry finalizeStatus writes.
