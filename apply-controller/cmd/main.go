@@ -31,7 +31,8 @@ const controllerName = "apply-controller"
 
 type options struct {
 	metricsAddr, healthAddr, pprofAddr, watchLabels, defaultSA string
-	workers                                                    int
+	workers, apiBurst                                          int
+	apiQPS                                                     float64
 	leaderElect, noCrossNamespaceRefs                          bool
 }
 
@@ -42,6 +43,8 @@ func main() {
 	flag.StringVar(&o.healthAddr, "health-addr", ":9440", "Address of the /healthz and /readyz probes.")
 	flag.StringVar(&o.pprofAddr, "pprof-addr", "", "Address of the Go profiler endpoints (/debug/pprof); empty disables them.")
 	flag.IntVar(&o.workers, "concurrent", 4, "Reconciles that may run at once.")
+	flag.Float64Var(&o.apiQPS, "kube-api-qps", 100, "Requests per second to the Kubernetes API, on average.")
+	flag.IntVar(&o.apiBurst, "kube-api-burst", 300, "Requests to the Kubernetes API in a burst.")
 	flag.StringVar(&o.watchLabels, "watch-label-selector", "", "Reconcile only Kustomizations matching this label selector (sharding).")
 	flag.BoolVar(&o.leaderElect, "leader-elect", true, "Elect a leader among replicas; only the leader reconciles.")
 	flag.BoolVar(&o.noCrossNamespaceRefs, "no-cross-namespace-refs", false, "Refuse sourceRef and dependsOn in other namespaces.")
@@ -69,7 +72,9 @@ func run(ctx context.Context, o options) error {
 		}
 		cacheOpts.ByObject = map[client.Object]cache.ByObject{&applyv1.Kustomization{}: {Label: sel}}
 	}
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+	cfg := ctrl.GetConfigOrDie()
+	cfg.QPS, cfg.Burst = float32(o.apiQPS), o.apiBurst
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        scheme,
 		Cache:                         cacheOpts,
 		Metrics:                       metricsserver.Options{BindAddress: o.metricsAddr},

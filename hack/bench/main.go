@@ -2,6 +2,7 @@
 // controller as a real process, and prints the figures as a Markdown table.
 //
 //	go run ./bench git [-n 200] [-cpuprofile file]
+//	go run ./bench apply [-n 1000] [-concurrent 4] [-cpuprofile file]
 package main
 
 import (
@@ -15,7 +16,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: bench git [-n N]")
+		fmt.Fprintln(os.Stderr, "usage: bench git [-n N] | bench apply [-n N] [-concurrent N]")
 		os.Exit(2)
 	}
 	var err error
@@ -27,6 +28,13 @@ func main() {
 		profile := fs.String("cpuprofile", "", "write a CPU profile of the controller during the no-op round to this file")
 		_ = fs.Parse(os.Args[2:])
 		err = benchGit(context.Background(), *n, *profile)
+	case "apply":
+		fs := flag.NewFlagSet("apply", flag.ExitOnError)
+		n := fs.Int("n", 1000, "Kustomizations from one GitRepository")
+		concurrent := fs.Int("concurrent", 4, "apply-controller --concurrent")
+		profile := fs.String("cpuprofile", "", "write a CPU profile of apply-controller during the no-op round to this file")
+		_ = fs.Parse(os.Args[2:])
+		err = benchApply(context.Background(), *n, *concurrent, *profile)
 	default:
 		err = fmt.Errorf("unknown scenario %q", os.Args[1])
 	}

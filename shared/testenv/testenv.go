@@ -149,6 +149,8 @@ func (e *Env) startControllerManager(assets string) error {
 		"--use-service-account-credentials=false",
 		"--controllers=deployment-controller,replicaset-controller,statefulset-controller,daemonset-controller,job-controller,namespace-controller,garbage-collector-controller,serviceaccount-controller",
 		"--concurrent-deployment-syncs=10", "--concurrent-replicaset-syncs=10",
+		// The test bed: no client-side throttling of the controllers that give objects status.
+		"--kube-api-qps=1000", "--kube-api-burst=2000",
 		"--v=0",
 	)
 	log, err := os.Create(filepath.Join(dir, "kcm.log"))

@@ -34,11 +34,12 @@ const controllerName = "source-controller"
 
 func main() {
 	var (
-		metricsAddr, healthAddr, pprofAddr string
-		storagePath, storageAddr           string
-		storageAdvAddr, watchLabels        string
-		artifactRetention, workers         int
-		leaderElect, logDevelopment        bool
+		metricsAddr, healthAddr, pprofAddr   string
+		storagePath, storageAddr             string
+		storageAdvAddr, watchLabels          string
+		artifactRetention, workers, apiBurst int
+		apiQPS                               float64
+		leaderElect, logDevelopment          bool
 	)
 	flag.StringVar(&metricsAddr, "metrics-addr", ":8080", "Address of the Prometheus metrics endpoint; 0 disables it.")
 	flag.StringVar(&healthAddr, "health-addr", ":9440", "Address of the /healthz and /readyz probes.")
@@ -48,6 +49,8 @@ func main() {
 	flag.StringVar(&storageAdvAddr, "storage-adv-addr", "", "Address artifacts are advertised at, host[:port] or a URL (default: this host and the storage port).")
 	flag.IntVar(&artifactRetention, "artifact-retention", 2, "Artifacts kept per object, the current one included.")
 	flag.IntVar(&workers, "concurrent", 4, "Reconciles that may run at once.")
+	flag.Float64Var(&apiQPS, "kube-api-qps", 100, "Requests per second to the Kubernetes API, on average.")
+	flag.IntVar(&apiBurst, "kube-api-burst", 300, "Requests to the Kubernetes API in a burst.")
 	flag.StringVar(&watchLabels, "watch-label-selector", "", "Reconcile only objects matching this label selector (sharding).")
 	flag.BoolVar(&leaderElect, "leader-elect", true, "Elect a leader among replicas; only the leader reconciles.")
 	flag.BoolVar(&logDevelopment, "log-development", false, "Human-readable console logs instead of JSON.")
@@ -57,7 +60,7 @@ func main() {
 	log := ctrl.Log.WithName(controllerName)
 	if err := run(ctrl.SetupSignalHandler(), runOptions{
 		metricsAddr, healthAddr, pprofAddr, storagePath, storageAddr, storageAdvAddr, watchLabels,
-		artifactRetention, workers, leaderElect,
+		artifactRetention, workers, apiBurst, apiQPS, leaderElect,
 	}); err != nil {
 		log.Error(err, "exiting")
 		os.Exit(1)
@@ -66,7 +69,8 @@ func main() {
 
 type runOptions struct {
 	metricsAddr, healthAddr, pprofAddr, storagePath, storageAddr, storageAdvAddr, watchLabels string
-	artifactRetention, workers                                                                int
+	artifactRetention, workers, apiBurst                                                      int
+	apiQPS                                                                                    float64
 	leaderElect                                                                               bool
 }
 
@@ -83,7 +87,9 @@ func run(ctx context.Context, o runOptions) error {
 		}
 		cacheOpts.ByObject = map[client.Object]cache.ByObject{&sourcev1.GitRepository{}: {Label: sel}}
 	}
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+	cfg := ctrl.GetConfigOrDie()
+	cfg.QPS, cfg.Burst = float32(o.apiQPS), o.apiBurst
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        scheme,
 		Cache:                         cacheOpts,
 		Metrics:                       metricsserver.Options{BindAddress: o.metricsAddr},

@@ -436,8 +436,7 @@ func (r *KustomizationReconciler) checkHealth(ctx context.Context, obj *applyv1.
 		markHealthy(obj, metav1.ConditionUnknown, applyv1.SucceededReason, "no health checks")
 		return nil
 	}
-	err := rm.WaitForSetWithContext(ctx, metadataSet(set), ssa.WaitOptions{Interval: 2 * time.Second, Timeout: obj.GetTimeout(), FailFast: true})
-	if err != nil {
+	if err := waitHealthy(ctx, rm.Client(), set); err != nil {
 		markHealthy(obj, metav1.ConditionFalse, applyv1.HealthCheckFailedReason, "%v", err)
 		return r.failure(obj, revision, applyv1.HealthCheckFailedReason, fmt.Errorf("health check: %w", err))
 	}

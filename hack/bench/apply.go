@@ -1,0 +1,302 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"time"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
+	"github.com/plumb-dev/plumb/hack/internal/local"
+	"github.com/plumb-dev/plumb/shared/reconcile"
+	"github.com/plumb-dev/plumb/shared/testenv"
+	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
+)
+
+// benchApply: n Kustomizations, each an app of the public flux-benchmark's shape (Deployment
+// scaled to 0, Service, ServiceAccount, ConfigMap), from one GitRepository; cold start to all
+// Ready (health checked), then a no-op round.
+func benchApply(ctx context.Context, n, concurrent int, profile string) error {
+	root, err := testenv.WorkspaceRoot()
+	if err != nil {
+		return err
+	}
+	scheme := k8sruntime.NewScheme()
+	if err := errors.Join(clientgoscheme.AddToScheme(scheme), sourcev1.AddToScheme(scheme), applyv1.AddToScheme(scheme)); err != nil {
+		return err
+	}
+	env, err := testenv.Start(testenv.Options{Scheme: scheme, ControllerManager: true})
+	if err != nil {
+		return err
+	}
+	defer env.Stop()
+	c := env.Client
+	tmp, err := os.MkdirTemp("", "plumb-bench-apply-")
+	if err != nil {
+		return err
+	}
+	if os.Getenv("PLUMB_BENCH_KEEP") == "" {
+		defer os.RemoveAll(tmp)
+	} else {
+		fmt.Fprintln(os.Stderr, "keeping", tmp)
+	}
+	kubeconfig := filepath.Join(tmp, "kubeconfig")
+	if err := os.WriteFile(kubeconfig, env.Kubeconfig, 0o600); err != nil {
+		return err
+	}
+
+	git, err := local.StartGitServer("")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(git.Root())
+	defer git.Stop()
+	files := map[string]string{}
+	for i := range n {
+		for name, content := range benchApp(fmt.Sprintf("app-%04d", i)) {
+			files[fmt.Sprintf("apps/app-%04d/%s", i, name)] = content
+		}
+	}
+	if _, _, err := git.NewRepo("apps", files); err != nil {
+		return err
+	}
+
+	var procs []*local.Process
+	defer func() {
+		for _, p := range procs {
+			p.Stop()
+		}
+	}()
+	srcBin, err := local.Build(root, "source-controller", tmp)
+	if err != nil {
+		return err
+	}
+	applyBin, err := local.Build(root, "apply-controller", tmp)
+	if err != nil {
+		return err
+	}
+	addr, err := local.FreeAddr()
+	if err != nil {
+		return err
+	}
+	src, err := local.Start(srcBin, kubeconfig, filepath.Join(tmp, "source-controller.log"),
+		"--storage-path", filepath.Join(tmp, "storage"), "--storage-addr", addr, "--storage-adv-addr", addr,
+		"--metrics-addr", "0", "--health-addr", "0", "--leader-elect=false")
+	if err != nil {
+		return err
+	}
+	procs = append(procs, src)
+	pprofAddr, err := local.FreeAddr()
+	if err != nil {
+		return err
+	}
+	ac, err := local.Start(applyBin, kubeconfig, filepath.Join(tmp, "apply-controller.log"),
+		"--metrics-addr", "0", "--health-addr", "0", "--pprof-addr", pprofAddr, "--leader-elect=false",
+		fmt.Sprintf("--concurrent=%d", concurrent))
+	if err != nil {
+		return err
+	}
+	procs = append(procs, ac)
+
+	ns := "bench"
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		return err
+	}
+	begin := time.Now()
+	if err := c.Create(ctx, &sourcev1.GitRepository{
+		ObjectMeta: metav1.ObjectMeta{Name: "apps", Namespace: ns},
+		Spec:       sourcev1.GitRepositorySpec{URL: git.URL("apps"), Interval: metav1.Duration{Duration: time.Hour}},
+	}); err != nil {
+		return err
+	}
+	for i := range n {
+		name := fmt.Sprintf("app-%04d", i)
+		if err := c.Create(ctx, &applyv1.Kustomization{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+			Spec: applyv1.KustomizationSpec{
+				SourceRef:       applyv1.CrossNamespaceSourceReference{Kind: sourcev1.GitRepositoryKind, Name: "apps"},
+				Path:            "apps/" + name,
+				Interval:        metav1.Duration{Duration: time.Hour},
+				RetryInterval:   &metav1.Duration{Duration: 2 * time.Second},
+				Timeout:         &metav1.Duration{Duration: 2 * time.Minute},
+				Prune:           true,
+				Wait:            true,
+				TargetNamespace: ns,
+			},
+		}); err != nil {
+			return err
+		}
+	}
+	ready := func(k *applyv1.Kustomization) bool {
+		for _, cond := range k.Status.Conditions {
+			if cond.Type == meta.ReadyCondition {
+				return cond.Status == metav1.ConditionTrue && k.Status.ObservedGeneration == k.Generation
+			}
+		}
+		return false
+	}
+	if err := waitKustomizations(ctx, c, ns, n, 10*time.Minute, ready); err != nil {
+		return err
+	}
+	coldReady := time.Since(begin)
+	var durations []time.Duration
+	var list applyv1.KustomizationList
+	if err := c.List(ctx, &list, client.InNamespace(ns)); err != nil {
+		return err
+	}
+	for _, k := range list.Items {
+		if len(k.Status.History) > 0 {
+			durations = append(durations, k.Status.History[0].Duration.Duration)
+		}
+	}
+	slices.Sort(durations)
+	cpuCold, _ := ac.CPU()
+	rssCold, _ := ac.PeakRSS()
+
+	versions, err := objectVersions(ctx, c, ns)
+	if err != nil {
+		return err
+	}
+	var profiled chan error
+	if profile != "" {
+		profiled = make(chan error, 1)
+		go func() { profiled <- local.CPUProfile(pprofAddr, 5*time.Second, profile) }()
+	}
+	value := time.Now().Format(time.RFC3339Nano)
+	begin = time.Now()
+	for i := range n {
+		k := &applyv1.Kustomization{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("app-%04d", i), Namespace: ns}}
+		patch := client.RawPatch("application/merge-patch+json",
+			fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q}}}`, reconcile.RequestedAtAnnotation, value))
+		if err := c.Patch(ctx, k, patch); err != nil {
+			return err
+		}
+	}
+	if err := waitKustomizations(ctx, c, ns, n, 10*time.Minute, func(k *applyv1.Kustomization) bool {
+		return k.Status.LastHandledReconcileAt == value
+	}); err != nil {
+		return err
+	}
+	noop := time.Since(begin)
+	cpuNoop, _ := ac.CPU()
+	rss, _ := ac.PeakRSS()
+	after, err := objectVersions(ctx, c, ns)
+	if err != nil {
+		return err
+	}
+	written := 0
+	for id, v := range after {
+		if versions[id] != v {
+			written++
+		}
+	}
+	if profiled != nil {
+		if err := <-profiled; err != nil {
+			return err
+		}
+	}
+
+	fmt.Printf("\n### apply: %d Kustomizations from one GitRepository (%d CPUs, %s, --concurrent=%d)\n\n", n, runtime.NumCPU(), runtime.GOARCH, concurrent)
+	fmt.Printf("| figure | value |\n|---|---|\n")
+	fmt.Printf("| cold start to all Ready (health checked) | %.1f s |\n", coldReady.Seconds())
+	fmt.Printf("| apply-controller CPU, cold start | %.1f s |\n", cpuCold.Seconds())
+	if len(durations) > 0 {
+		fmt.Printf("| reconcile to Ready (apply + health), median / max | %.2f s / %.2f s |\n",
+			durations[len(durations)/2].Seconds(), durations[len(durations)-1].Seconds())
+	}
+	fmt.Printf("| apply-controller peak RSS, cold start | %.0f MiB |\n", rssCold)
+	fmt.Printf("| no-op round, request to all handled | %.1f s |\n", noop.Seconds())
+	fmt.Printf("| apply-controller CPU per no-op reconcile | %.2f ms |\n", float64((cpuNoop-cpuCold).Microseconds())/1000/float64(n))
+	fmt.Printf("| applied objects written during the no-op round | %d of %d |\n", written, len(after))
+	fmt.Printf("| apply-controller peak RSS | %.0f MiB |\n", rss)
+	return nil
+}
+
+func benchApp(name string) map[string]string {
+	return map[string]string{
+		"deployment.yaml": fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: %[1]s
+spec:
+  replicas: 0
+  selector:
+    matchLabels: {app: %[1]s}
+  template:
+    metadata:
+      labels: {app: %[1]s}
+    spec:
+      serviceAccountName: %[1]s
+      containers:
+        - name: app
+          image: registry.example.invalid/podinfo:6.9.0
+          ports: [{containerPort: 9898}]
+`, name),
+		"service.yaml": fmt.Sprintf(`apiVersion: v1
+kind: Service
+metadata:
+  name: %[1]s
+spec:
+  selector: {app: %[1]s}
+  ports: [{port: 80, targetPort: 9898}]
+`, name),
+		"serviceaccount.yaml": fmt.Sprintf("apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: %s\n", name),
+		"configmap.yaml":      fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: %s\ndata:\n  app: %q\n", name, name),
+	}
+}
+
+func waitKustomizations(ctx context.Context, c client.Client, ns string, n int, limit time.Duration, done func(*applyv1.Kustomization) bool) error {
+	deadline := time.Now().Add(limit)
+	for {
+		var list applyv1.KustomizationList
+		if err := c.List(ctx, &list, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		count := 0
+		for i := range list.Items {
+			if done(&list.Items[i]) {
+				count++
+			}
+		}
+		if count == n {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d of %d done after %s", count, n, limit)
+		}
+		time.Sleep(200 * time.Millisecond) // polling interval of a benchmark driver, not a test
+	}
+}
+
+// objectVersions maps every applied object of the namespace to its resourceVersion.
+func objectVersions(ctx context.Context, c client.Client, ns string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, kind := range []string{"DeploymentList", "ServiceList", "ServiceAccountList", "ConfigMapList"} {
+		list := &unstructured.UnstructuredList{}
+		gv := "v1"
+		if kind == "DeploymentList" {
+			gv = "apps/v1"
+		}
+		list.SetAPIVersion(gv)
+		list.SetKind(kind)
+		if err := c.List(ctx, list, client.InNamespace(ns), client.HasLabels{"apply.plumb.dev/name"}); err != nil {
+			return nil, err
+		}
+		for _, o := range list.Items {
+			out[kind+"/"+o.GetName()] = o.GetResourceVersion()
+		}
+	}
+	return out, nil
+}
