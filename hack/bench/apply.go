@@ -139,6 +139,9 @@ func benchApply(ctx context.Context, n, concurrent int, profile string) error {
 			return err
 		}
 	}
+	if p := os.Getenv("PLUMB_BENCH_COLD_PROFILE"); p != "" {
+		go func() { _ = local.CPUProfile(pprofAddr, 20*time.Second, p) }()
+	}
 	ready := func(k *applyv1.Kustomization) bool {
 		for _, cond := range k.Status.Conditions {
 			if cond.Type == meta.ReadyCondition {
@@ -276,7 +279,11 @@ func waitKustomizations(ctx context.Context, c client.Client, ns string, n int, 
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%d of %d done after %s", count, n, limit)
 		}
-		time.Sleep(200 * time.Millisecond) // polling interval of a benchmark driver, not a test
+		select { // the polling interval of a benchmark driver
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 	"io"
 	"log"
 	"os"
+	"os/signal"
+	"syscall"
 )
 
 func main() {
@@ -20,6 +22,9 @@ func main() {
 		os.Exit(2)
 	}
 	var err error
+	// On Ctrl-C or a timeout's SIGTERM the deferred stops still run: no control plane is left.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	log.SetOutput(io.Discard) // the test Git server logs every request
 	switch os.Args[1] {
 	case "git":
@@ -27,14 +32,14 @@ func main() {
 		n := fs.Int("n", 200, "GitRepositories on one repository")
 		profile := fs.String("cpuprofile", "", "write a CPU profile of the controller during the no-op round to this file")
 		_ = fs.Parse(os.Args[2:])
-		err = benchGit(context.Background(), *n, *profile)
+		err = benchGit(ctx, *n, *profile)
 	case "apply":
 		fs := flag.NewFlagSet("apply", flag.ExitOnError)
 		n := fs.Int("n", 1000, "Kustomizations from one GitRepository")
 		concurrent := fs.Int("concurrent", 4, "apply-controller --concurrent")
 		profile := fs.String("cpuprofile", "", "write a CPU profile of apply-controller during the no-op round to this file")
 		_ = fs.Parse(os.Args[2:])
-		err = benchApply(context.Background(), *n, *concurrent, *profile)
+		err = benchApply(ctx, *n, *concurrent, *profile)
 	default:
 		err = fmt.Errorf("unknown scenario %q", os.Args[1])
 	}
