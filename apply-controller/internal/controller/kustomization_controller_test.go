@@ -12,6 +12,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -254,4 +255,32 @@ func TestKustomization_SuspendAndVariables(t *testing.T) {
 	waitApplied(g, k, "main@sha1:2")
 	g.Expect(exists(ns, "cm", cm)).To(BeTrue())
 	g.Expect(strings.TrimSpace(cm.Data["key"])).To(Equal("two"))
+}
+
+func TestKustomization_ImpersonationFollowsRBAC(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "tenant", Namespace: ns}}
+	g.Expect(k8s.Create(context.Background(), sa)).To(Succeed())
+	gr := source(t, ns, "app", "main@sha1:1", map[string]string{"deploy/cm.yaml": configMap("cm", "1")})
+	k := newKustomization(ns, gr.Name, func(k *applyv1.Kustomization) { k.Spec.ServiceAccountName = "tenant" })
+	g.Expect(k8s.Create(context.Background(), k)).To(Succeed())
+	msg := waitNotReady(g, k, applyv1.ApplyFailedReason)
+	g.Expect(msg).To(ContainSubstring("system:serviceaccount:" + ns + ":tenant"))
+	g.Expect(exists(ns, "cm", &corev1.ConfigMap{})).To(BeFalse())
+
+	role := &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Name: "tenant", Namespace: ns},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"*"}}},
+	}
+	binding := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "tenant", Namespace: ns},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "tenant"},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "tenant", Namespace: ns}},
+	}
+	g.Expect(k8s.Create(context.Background(), role)).To(Succeed())
+	g.Expect(k8s.Create(context.Background(), binding)).To(Succeed())
+	requestReconcile(g, k)
+	waitApplied(g, k, "main@sha1:1")
+	g.Expect(exists(ns, "cm", &corev1.ConfigMap{})).To(BeTrue())
 }
