@@ -19,6 +19,7 @@ import (
 
 	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
+	"github.com/plumb-dev/plumb/shared/testenv"
 )
 
 const timeout = 60 * time.Second
@@ -283,4 +284,32 @@ func TestKustomization_ImpersonationFollowsRBAC(t *testing.T) {
 	requestReconcile(g, k)
 	waitApplied(g, k, "main@sha1:1")
 	g.Expect(exists(ns, "cm", &corev1.ConfigMap{})).To(BeTrue())
+}
+
+func TestKustomization_RemoteClusterByKubeConfig(t *testing.T) {
+	g := NewWithT(t)
+	remote, err := testenv.Start(testenv.Options{CRDDirs: []string{}})
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(func() { _ = remote.Stop() })
+
+	ns := newNamespace(t)
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "remote", Namespace: ns}, Data: map[string][]byte{"value": remote.Kubeconfig}}
+	g.Expect(k8s.Create(context.Background(), secret)).To(Succeed())
+	gr := source(t, ns, "app", "main@sha1:1", map[string]string{"deploy/cm.yaml": configMap("remote-cm", "1")})
+	k := newKustomization(ns, gr.Name, func(k *applyv1.Kustomization) {
+		k.Spec.TargetNamespace = "default"
+		k.Spec.KubeConfig = &applyv1.KubeConfigReference{SecretRef: meta.SecretKeyReference{Name: "remote"}}
+	})
+	g.Expect(k8s.Create(context.Background(), k)).To(Succeed())
+	waitApplied(g, k, "main@sha1:1")
+
+	cm := &corev1.ConfigMap{}
+	g.Expect(remote.Client.Get(context.Background(), client.ObjectKey{Namespace: "default", Name: "remote-cm"}, cm)).To(Succeed())
+	g.Expect(exists("default", "remote-cm", &corev1.ConfigMap{})).To(BeFalse(), "not applied to the local cluster")
+
+	// Deleting the Kustomization prunes in the remote cluster.
+	g.Expect(k8s.Delete(context.Background(), k)).To(Succeed())
+	g.Eventually(func() bool {
+		return apierrors.IsNotFound(remote.Client.Get(context.Background(), client.ObjectKeyFromObject(cm), cm))
+	}, timeout).Should(BeTrue())
 }
