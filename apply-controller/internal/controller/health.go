@@ -17,7 +17,11 @@ import (
 // Failed, or ctx ends. Reading objects one by one keeps the cost of a Kustomization independent
 // of how many objects of the same kind the namespace holds (a list per poll would make a
 // thousand Kustomizations cost a million object reads).
-func waitHealthy(ctx context.Context, c client.Reader, objs []*unstructured.Unstructured) error {
+//
+// superseded is asked between polls; when it returns a reason (a new source revision), the wait
+// ends at once with errSuperseded, so that the new revision is applied without waiting out the
+// timeout of the old one.
+func waitHealthy(ctx context.Context, c client.Reader, objs []*unstructured.Unstructured, superseded func() string) error {
 	pending := objs
 	wait := 100 * time.Millisecond
 	for {
@@ -50,6 +54,9 @@ func waitHealthy(ctx context.Context, c client.Reader, objs []*unstructured.Unst
 			return nil
 		}
 		pending = next
+		if why := superseded(); why != "" {
+			return &supersededError{why}
+		}
 		select {
 		case <-ctx.Done():
 			sort.Strings(why)
@@ -68,3 +75,8 @@ func describeObject(o *unstructured.Unstructured) string {
 	}
 	return fmt.Sprintf("%s/%s", o.GetKind(), o.GetName())
 }
+
+// supersededError ends a health wait that a newer revision made pointless.
+type supersededError struct{ why string }
+
+func (e *supersededError) Error() string { return "health check canceled: " + e.why }

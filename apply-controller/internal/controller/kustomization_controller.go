@@ -3,6 +3,7 @@ package controller
 
 import (
 	"bytes"
+	"errors"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -202,6 +203,30 @@ func (r *KustomizationReconciler) source(ctx context.Context, obj *applyv1.Kusto
 		return nil, r.wait(obj, a.Revision, applyv1.SourceNotReadyReason, "source %s is not ready", name)
 	}
 	return &sourceArtifact{Artifact: a, ref: name}, nil
+}
+
+// peekSource returns the revision the source's artifact has now, from the cache, without
+// touching obj's status.
+func (r *KustomizationReconciler) peekSource(ctx context.Context, obj *applyv1.Kustomization) (string, error) {
+	ref := obj.Spec.SourceRef
+	ns, apiVersion := ref.Namespace, ref.APIVersion
+	if ns == "" {
+		ns = obj.Namespace
+	}
+	if apiVersion == "" {
+		apiVersion = defaultSourceAPIVersion
+	}
+	gv, err := schema.ParseGroupVersion(apiVersion)
+	if err != nil {
+		return "", err
+	}
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(gv.WithKind(ref.Kind))
+	if err := r.Get(ctx, types.NamespacedName{Namespace: ns, Name: ref.Name}, u); err != nil {
+		return "", err
+	}
+	rev, _, _ := unstructured.NestedString(u.Object, "status", "artifact", "revision")
+	return rev, nil
 }
 
 // defaultSourceAPIVersion is assumed for a sourceRef without apiVersion.
@@ -436,7 +461,19 @@ func (r *KustomizationReconciler) checkHealth(ctx context.Context, obj *applyv1.
 		markHealthy(obj, metav1.ConditionUnknown, applyv1.SucceededReason, "no health checks")
 		return nil
 	}
-	if err := waitHealthy(ctx, rm.Client(), set); err != nil {
+	superseded := func() string {
+		src, err := r.peekSource(ctx, obj)
+		if err == nil && src != "" && src != revision {
+			return "the source has a new revision, " + src
+		}
+		return ""
+	}
+	if err := waitHealthy(ctx, rm.Client(), set, superseded); err != nil {
+		var s *supersededError
+		if errors.As(err, &s) {
+			markHealthy(obj, metav1.ConditionUnknown, meta.HealthCheckCanceledReason, "%v", err)
+			return r.wait(obj, revision, meta.HealthCheckCanceledReason, "%v", err)
+		}
 		markHealthy(obj, metav1.ConditionFalse, applyv1.HealthCheckFailedReason, "%v", err)
 		return r.failure(obj, revision, applyv1.HealthCheckFailedReason, fmt.Errorf("health check: %w", err))
 	}

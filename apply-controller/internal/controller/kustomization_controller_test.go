@@ -313,3 +313,23 @@ func TestKustomization_RemoteClusterByKubeConfig(t *testing.T) {
 		return apierrors.IsNotFound(remote.Client.Get(context.Background(), client.ObjectKeyFromObject(cm), cm))
 	}, timeout).Should(BeTrue())
 }
+
+func TestKustomization_NewRevisionCancelsHealthWait(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	// Without nodes a Deployment of one replica never becomes Available.
+	stuck := strings.Replace(idleDeployment, "replicas: 0", "replicas: 1", 1)
+	gr := source(t, ns, "app", "main@sha1:1", map[string]string{"deploy/web.yaml": stuck})
+	k := newKustomization(ns, gr.Name, func(k *applyv1.Kustomization) {
+		k.Spec.Wait = true
+		k.Spec.Timeout = &metav1.Duration{Duration: 10 * time.Minute}
+	})
+	g.Expect(k8s.Create(context.Background(), k)).To(Succeed())
+	// Applied: the health wait has begun (status is written when the reconcile ends).
+	g.Eventually(func() bool { return exists(ns, "web", &appsv1.Deployment{}) }, timeout).Should(BeTrue())
+
+	// The fix arrives while the first revision's health check would wait 10 minutes.
+	setArtifact(t, gr, "main@sha1:2", map[string]string{"deploy/web.yaml": idleDeployment})
+	waitApplied(g, k, "main@sha1:2")
+	g.Expect(conditions.IsTrue(k, HealthyCondition)).To(BeTrue())
+}
