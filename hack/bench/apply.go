@@ -150,7 +150,7 @@ func benchApply(ctx context.Context, n, concurrent int, profile string) error {
 		}
 		return false
 	}
-	if err := waitKustomizations(ctx, c, ns, n, 10*time.Minute, ready); err != nil {
+	if err := waitAll(ctx, c, ns, n, 10*time.Minute, func(l *applyv1.KustomizationList) []applyv1.Kustomization { return l.Items }, ready); err != nil {
 		return err
 	}
 	coldReady := time.Since(begin)
@@ -187,7 +187,7 @@ func benchApply(ctx context.Context, n, concurrent int, profile string) error {
 			return err
 		}
 	}
-	if err := waitKustomizations(ctx, c, ns, n, 10*time.Minute, func(k *applyv1.Kustomization) bool {
+	if err := waitAll(ctx, c, ns, n, 10*time.Minute, func(l *applyv1.KustomizationList) []applyv1.Kustomization { return l.Items }, func(k *applyv1.Kustomization) bool {
 		return k.Status.LastHandledReconcileAt == value
 	}); err != nil {
 		return err
@@ -257,33 +257,6 @@ spec:
 `, name),
 		"serviceaccount.yaml": fmt.Sprintf("apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: %s\n", name),
 		"configmap.yaml":      fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: %s\ndata:\n  app: %q\n", name, name),
-	}
-}
-
-func waitKustomizations(ctx context.Context, c client.Client, ns string, n int, limit time.Duration, done func(*applyv1.Kustomization) bool) error {
-	deadline := time.Now().Add(limit)
-	for {
-		var list applyv1.KustomizationList
-		if err := c.List(ctx, &list, client.InNamespace(ns)); err != nil {
-			return err
-		}
-		count := 0
-		for i := range list.Items {
-			if done(&list.Items[i]) {
-				count++
-			}
-		}
-		if count == n {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%d of %d done after %s", count, n, limit)
-		}
-		select { // the polling interval of a benchmark driver
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(500 * time.Millisecond):
-		}
 	}
 }
 

@@ -100,7 +100,7 @@ func benchGit(ctx context.Context, n int, profile string) error {
 			return err
 		}
 	}
-	if err := waitAll(ctx, c, ns.Name, n, 5*time.Minute, func(o *sourcev1.GitRepository) bool {
+	if err := waitAll(ctx, c, ns.Name, n, 5*time.Minute, func(l *sourcev1.GitRepositoryList) []sourcev1.GitRepository { return l.Items }, func(o *sourcev1.GitRepository) bool {
 		return isReady(o) && o.Status.Artifact != nil
 	}); err != nil {
 		return err
@@ -125,7 +125,7 @@ func benchGit(ctx context.Context, n int, profile string) error {
 			return err
 		}
 	}
-	if err := waitAll(ctx, c, ns.Name, n, 5*time.Minute, func(o *sourcev1.GitRepository) bool {
+	if err := waitAll(ctx, c, ns.Name, n, 5*time.Minute, func(l *sourcev1.GitRepositoryList) []sourcev1.GitRepository { return l.Items }, func(o *sourcev1.GitRepository) bool {
 		return o.Status.LastHandledReconcileAt == value
 	}); err != nil {
 		return err
@@ -150,33 +150,6 @@ func benchGit(ctx context.Context, n int, profile string) error {
 	fmt.Printf("| fetches during the no-op round | %d |\n", noopFetches)
 	fmt.Printf("| controller peak RSS | %.0f MiB |\n", rss)
 	return nil
-}
-
-func waitAll(ctx context.Context, c client.Client, ns string, n int, limit time.Duration, done func(*sourcev1.GitRepository) bool) error {
-	deadline := time.Now().Add(limit)
-	for {
-		var list sourcev1.GitRepositoryList
-		if err := c.List(ctx, &list, client.InNamespace(ns)); err != nil {
-			return err
-		}
-		count := 0
-		for i := range list.Items {
-			if done(&list.Items[i]) {
-				count++
-			}
-		}
-		if count == n {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%d of %d done after %s", count, n, limit)
-		}
-		select { // the polling interval of a benchmark driver
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
 }
 
 func isReady(o *sourcev1.GitRepository) bool {

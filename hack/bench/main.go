@@ -6,6 +6,8 @@
 package main
 
 import (
+	"time"
+
 	"context"
 	"flag"
 	"fmt"
@@ -13,6 +15,7 @@ import (
 	"log"
 	"os"
 	"os/signal"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"syscall"
 )
 
@@ -46,5 +49,39 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
+	}
+}
+
+// waitAll polls the list of a namespace until n of its items are done, or the limit passes.
+func waitAll[L any, PL interface {
+	*L
+	client.ObjectList
+}, T any](ctx context.Context, c client.Client, ns string, n int, limit time.Duration, items func(PL) []T, done func(*T) bool) error {
+	deadline := time.Now().Add(limit)
+	for {
+		list := PL(new(L))
+		if err := c.List(ctx, list, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		count := 0
+		all := items(list)
+		for i := range all {
+			if done(&all[i]) {
+				count++
+			}
+		}
+		if count == n {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d of %d done after %s", count, n, limit)
+		}
+		// The polling interval of a benchmark driver: fine for small runs, and not a load that
+		// competes with the controllers (each poll lists every object) for large ones.
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(max(100*time.Millisecond, time.Duration(n)*500*time.Microsecond)):
+		}
 	}
 }

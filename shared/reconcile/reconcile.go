@@ -4,6 +4,9 @@
 package reconcile
 
 import (
+	"math/rand/v2"
+	"time"
+
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 )
@@ -34,4 +37,13 @@ func (Requested) Update(e event.UpdateEvent) bool {
 	}
 	old, okOld := RequestedAt(e.ObjectOld.GetAnnotations())
 	return !okOld || v != old
+}
+
+// Jitter spreads the requeues of objects with the same interval over +0..5 % of it, so that a
+// thousand objects created together do not come back together forever.
+func Jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return d
+	}
+	return d + time.Duration(rand.Int64N(int64(d)/20+1))
 }

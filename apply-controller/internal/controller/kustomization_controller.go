@@ -34,6 +34,7 @@ import (
 	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/apply-controller/internal/build"
 	"github.com/plumb-dev/plumb/shared/artifact"
+	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
 )
 
 // +kubebuilder:rbac:groups=apply.plumb.dev,resources=kustomizations,verbs=get;list;watch;update;patch
@@ -157,7 +158,7 @@ func (r *KustomizationReconciler) reconcile(ctx context.Context, obj *applyv1.Ku
 		return ctrl.Result{}, err
 	}
 	markReady(obj, "applied revision %s", src.Revision)
-	return ctrl.Result{RequeueAfter: jitter(obj.Spec.Interval.Duration)}, nil
+	return ctrl.Result{RequeueAfter: plumbreconcile.Jitter(obj.Spec.Interval.Duration)}, nil
 }
 
 // sourceArtifact is what a consumer needs of a source, read through the artifact contract.
@@ -500,7 +501,7 @@ func (r *KustomizationReconciler) reportDrift(ctx context.Context, obj *applyv1.
 	} else {
 		markReady(obj, "applied revision %s", revision)
 	}
-	return ctrl.Result{RequeueAfter: jitter(obj.Spec.Interval.Duration)}, nil
+	return ctrl.Result{RequeueAfter: plumbreconcile.Jitter(obj.Spec.Interval.Duration)}, nil
 }
 
 // summary describes the changes of a change set ("Deployment/shop/api configured, ..."), or ""

@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
+	plumbevents "github.com/plumb-dev/plumb/shared/events"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
 	"github.com/plumb-dev/plumb/shared/testenv"
 )
@@ -127,7 +128,7 @@ func TestKustomization_ApplyPruneAndFailureSafety(t *testing.T) {
 			HaveField("Regarding.Name", k.Name),
 			HaveField("Reason", applyv1.SucceededReason),
 			HaveField("Note", ContainSubstring("ConfigMap/"+ns+"/a created")),
-			HaveField("ObjectMeta.Annotations", HaveKeyWithValue(RevisionAnnotation, "main@sha1:1")),
+			HaveField("ObjectMeta.Annotations", HaveKeyWithValue(plumbevents.RevisionAnnotation, "main@sha1:1")),
 		)))
 	}, timeout).Should(Succeed())
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
@@ -18,12 +17,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
+	"github.com/plumb-dev/plumb/shared/events"
 	"github.com/plumb-dev/plumb/shared/metrics"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
 )
-
-// RevisionAnnotation carries the revision an event is about.
-const RevisionAnnotation = "plumb.dev/revision"
 
 // HealthyCondition reports the health checks of the last apply.
 const HealthyCondition = meta.HealthyCondition
@@ -80,14 +77,7 @@ func (r *KustomizationReconciler) stall(obj *applyv1.Kustomization, reason, msg 
 }
 
 func (r *KustomizationReconciler) event(obj *applyv1.Kustomization, revision, eventType, reason, format string, args ...any) {
-	if r.Events == nil {
-		return
-	}
-	var annotations map[string]string
-	if revision != "" {
-		annotations = map[string]string{RevisionAnnotation: revision}
-	}
-	r.Events.AnnotatedEventf(obj, nil, annotations, eventType, reason, "Reconcile", "%s", fmt.Sprintf(format, args...))
+	events.Record(r.Events, obj, revision, eventType, reason, format, args...)
 }
 
 // finalizeStatus settles conditions and history from the outcome, turns transient failures and
@@ -160,12 +150,4 @@ func recordRun(obj *applyv1.Kustomization, st *runInfo, now time.Time) {
 	if len(obj.Status.History) > historyLength {
 		obj.Status.History = obj.Status.History[:historyLength]
 	}
-}
-
-// jitter spreads requeues of objects with the same interval over +0..5 % of it.
-func jitter(d time.Duration) time.Duration {
-	if d <= 0 {
-		return d
-	}
-	return d + time.Duration(rand.Int64N(int64(d)/20+1))
 }

@@ -9,12 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/url"
 	"path"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/patch"
@@ -29,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	"github.com/plumb-dev/plumb/shared/artifact"
+	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/source-controller/internal/git"
 	"github.com/plumb-dev/plumb/source-controller/internal/storage"
@@ -107,7 +106,7 @@ func (r *GitRepositoryReconciler) reconcile(ctx context.Context, obj *sourcev1.G
 			// Follow a changed --storage-adv-addr without rebuilding.
 			obj.Status.Artifact.URL = r.Storage.URL(obj.Status.Artifact)
 			markReady(obj, res.Revision)
-			return ctrl.Result{RequeueAfter: jitter(obj.GetRequeueAfter())}, nil
+			return ctrl.Result{RequeueAfter: plumbreconcile.Jitter(obj.GetRequeueAfter())}, nil
 		}
 		markReconciling(obj, "building artifact for revision %s", res.Revision)
 		a, err = r.build(opCtx, obj, remote, res, ref.Commit != "", included)
@@ -129,7 +128,7 @@ func (r *GitRepositoryReconciler) reconcile(ctx context.Context, obj *sourcev1.G
 	if err := r.Storage.GC(objectOf(obj), a); err != nil {
 		log.FromContext(ctx).Error(err, "garbage collecting old artifacts")
 	}
-	return ctrl.Result{RequeueAfter: jitter(obj.GetRequeueAfter())}, nil
+	return ctrl.Result{RequeueAfter: plumbreconcile.Jitter(obj.GetRequeueAfter())}, nil
 }
 
 // remote reads the credentials Secret, if any, and builds the remote.
@@ -397,12 +396,4 @@ func digests(as []meta.Artifact) []string {
 
 func equalPtr(a, b *string) bool {
 	return a == nil && b == nil || a != nil && b != nil && *a == *b
-}
-
-// jitter spreads requeues of objects with the same interval over +0..5 % of it.
-func jitter(d time.Duration) time.Duration {
-	if d <= 0 {
-		return d
-	}
-	return d + time.Duration(rand.Int64N(int64(d)/20+1))
 }

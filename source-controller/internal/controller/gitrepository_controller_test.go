@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/plumb-dev/plumb/shared/artifact"
+	plumbevents "github.com/plumb-dev/plumb/shared/events"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 )
@@ -136,7 +137,7 @@ func TestGitRepository_BranchFollowsNewCommits(t *testing.T) {
 			HaveField("Type", "Normal"),
 			HaveField("Reason", sourcev1.SucceededReason),
 			HaveField("ReportingController", "source-controller"),
-			HaveField("ObjectMeta.Annotations", HaveKeyWithValue(RevisionAnnotation, a.Revision)),
+			HaveField("ObjectMeta.Annotations", HaveKeyWithValue(plumbevents.RevisionAnnotation, a.Revision)),
 		)))
 	}, timeout).Should(Succeed())
 

@@ -3,7 +3,6 @@ package controller
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
@@ -15,13 +14,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	"github.com/plumb-dev/plumb/shared/events"
 	"github.com/plumb-dev/plumb/shared/metrics"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 )
-
-// RevisionAnnotation carries the revision an event is about.
-const RevisionAnnotation = "plumb.dev/revision"
 
 // ownedConditions are the condition types this controller writes.
 var ownedConditions = []string{meta.ReadyCondition, meta.ReconcilingCondition, meta.StalledCondition}
@@ -49,14 +46,7 @@ func (r *GitRepositoryReconciler) stall(obj *sourcev1.GitRepository, reason, msg
 
 // event records an Event on the object, annotated with the revision it is about when known.
 func (r *GitRepositoryReconciler) event(obj *sourcev1.GitRepository, revision, eventType, reason, format string, args ...any) {
-	if r.Events == nil {
-		return
-	}
-	var annotations map[string]string
-	if revision != "" {
-		annotations = map[string]string{RevisionAnnotation: revision}
-	}
-	r.Events.AnnotatedEventf(obj, nil, annotations, eventType, reason, "Reconcile", "%s", fmt.Sprintf(format, args...))
+	events.Record(r.Events, obj, revision, eventType, reason, format, args...)
 }
 
 // finalizeStatus settles the conditions from the outcome and writes status in one patch.
