@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -30,8 +31,8 @@ func (r *KustomizationReconciler) manager(ctx context.Context, obj *applyv1.Kust
 		if err != nil {
 			return nil, r.failure(obj, "", applyv1.ApplyFailedReason, err)
 		}
-		if cfg, err = clientcmd.RESTConfigFromKubeConfig(data); err != nil {
-			return nil, r.stall(obj, applyv1.InvalidSpecReason, fmt.Sprintf("spec.kubeConfig Secret %s: not a usable kubeconfig: %v", kc.SecretRef.Name, err))
+		if cfg, err = restConfig(data); err != nil {
+			return nil, r.stall(obj, applyv1.InvalidSpecReason, fmt.Sprintf("spec.kubeConfig Secret %s: %v", kc.SecretRef.Name, err))
 		}
 		sum := sha256.Sum256(data)
 		key, mapper = "kubeconfig:"+hex.EncodeToString(sum[:]), nil
@@ -54,6 +55,34 @@ func (r *KustomizationReconciler) manager(ctx context.Context, obj *applyv1.Kust
 	}
 	r.managers.put(key, rm)
 	return rm, nil
+}
+
+// restConfig reads a kubeconfig, refusing what would make the controller run a program or read
+// its own files (exec and auth-provider plugins, file paths): a Secret of a tenant must not
+// reach the controller's process or credentials.
+func restConfig(data []byte) (*rest.Config, error) {
+	kc, err := clientcmd.Load(data)
+	if err != nil {
+		return nil, errors.New("not a kubeconfig")
+	}
+	for name, a := range kc.AuthInfos {
+		if a.Exec != nil || a.AuthProvider != nil {
+			return nil, fmt.Errorf("user %q uses a credential plugin; only tokens and client certificates inside the kubeconfig are accepted", name)
+		}
+		if a.TokenFile != "" || a.ClientCertificate != "" || a.ClientKey != "" {
+			return nil, fmt.Errorf("user %q names a file; put the token or certificate in the kubeconfig itself", name)
+		}
+	}
+	for name, c := range kc.Clusters {
+		if c.CertificateAuthority != "" {
+			return nil, fmt.Errorf("cluster %q names a CA file; use certificate-authority-data", name)
+		}
+	}
+	cfg, err := clientcmd.NewDefaultClientConfig(*kc, &clientcmd.ConfigOverrides{}).ClientConfig()
+	if err != nil {
+		return nil, errors.New("the kubeconfig has no usable context")
+	}
+	return cfg, nil
 }
 
 func newManager(cfg *rest.Config, mapper apimeta.RESTMapper, fieldManager string) (*ssa.ResourceManager, error) {
@@ -81,8 +110,12 @@ func (r *KustomizationReconciler) kubeconfig(ctx context.Context, ns string, kc 
 	if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: ns, Name: kc.SecretRef.Name}, s); err != nil {
 		return nil, fmt.Errorf("spec.kubeConfig Secret %s/%s: %w", ns, kc.SecretRef.Name, err)
 	}
-	for _, k := range []string{kc.SecretRef.Key, "value", "value.yaml"} {
-		if k != "" && len(s.Data[k]) > 0 {
+	keys := []string{"value", "value.yaml"}
+	if kc.SecretRef.Key != "" {
+		keys = []string{kc.SecretRef.Key}
+	}
+	for _, k := range keys {
+		if len(s.Data[k]) > 0 {
 			return s.Data[k], nil
 		}
 	}

@@ -10,13 +10,12 @@ import (
 	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
 )
 
-// inventoryOf returns the inventory of the objects a change set applied, sorted by ID.
+// inventoryOf returns the inventory of the objects of a change set, sorted by ID. Skipped objects
+// (ssa: IfNotPresent when present, ssa: Ignore) stay in it: they are still in the build, and
+// leaving them out would prune them.
 func inventoryOf(cs *ssa.ChangeSet) *applyv1.Inventory {
 	inv := &applyv1.Inventory{}
 	for _, e := range cs.Entries {
-		if e.Action == ssa.SkippedAction {
-			continue
-		}
 		inv.Entries = append(inv.Entries, applyv1.InventoryEntry{ID: e.ObjMetadata.String(), Version: versionOf(e.GroupVersion)})
 	}
 	sort.Slice(inv.Entries, func(i, j int) bool { return inv.Entries[i].ID < inv.Entries[j].ID })

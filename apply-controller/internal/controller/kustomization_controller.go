@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
 	"github.com/fluxcd/pkg/runtime/patch"
 	"github.com/fluxcd/pkg/ssa"
 	corev1 "k8s.io/api/core/v1"
@@ -75,6 +76,7 @@ type runInfo struct {
 	start    time.Time
 	revision string
 	digest   string
+	secrets  []string // values of Secret variables, never to appear in a message
 }
 
 // Reconcile follows the house shape: get, defer the one status patch, finalize or set up, skip
@@ -117,11 +119,12 @@ func (r *KustomizationReconciler) reconcile(ctx context.Context, obj *applyv1.Ku
 
 	ctx, cancel := context.WithTimeout(ctx, obj.GetTimeout())
 	defer cancel()
-	res, err := r.build(ctx, obj, src)
+	res, secretValues, err := r.build(ctx, obj, src)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	st.digest = res.Digest
+	st.secrets = secretValues
 	rm, err := r.manager(ctx, obj)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -133,13 +136,17 @@ func (r *KustomizationReconciler) reconcile(ctx context.Context, obj *applyv1.Ku
 	rm.SetOwnerLabels(objs, obj.Name, obj.Namespace)
 
 	unchanged := src.Revision == obj.Status.LastAppliedRevision && res.Digest == lastDigest(obj) &&
-		obj.Generation == obj.Status.ObservedGeneration
+		obj.Generation == obj.Status.ObservedGeneration && !conditions.IsFalse(obj, HealthyCondition)
 	if unchanged && obj.Spec.DriftPolicy == applyv1.DriftPolicyWarn {
-		return r.reportDrift(ctx, obj, rm, objs, src.Revision)
+		return r.reportDrift(ctx, obj, rm, objs, src.Revision, st.secrets)
 	}
 	cs, err := rm.ApplyAllStaged(ctx, objs, applyOptions(obj))
 	if err != nil {
-		return ctrl.Result{}, r.failure(obj, src.Revision, applyv1.ApplyFailedReason, fmt.Errorf("apply: %w", err))
+		if cs != nil {
+			// What an earlier stage applied (CRDs, Namespaces) is kept, to be pruned later.
+			obj.Status.Inventory = mergeInventories(obj.Status.Inventory, inventoryOf(cs))
+		}
+		return ctrl.Result{}, r.failure(obj, src.Revision, applyv1.ApplyFailedReason, redact(fmt.Errorf("apply: %w", err), st.secrets))
 	}
 	applied := inventoryOf(cs)
 	if obj.Spec.Prune {
@@ -253,6 +260,9 @@ func readyAtGeneration(u *unstructured.Unstructured) bool {
 
 // checkDependencies waits until every object of spec.dependsOn is Ready at its generation.
 func (r *KustomizationReconciler) checkDependencies(ctx context.Context, obj *applyv1.Kustomization) error {
+	if cycle := r.dependencyCycle(ctx, obj); cycle != "" {
+		return r.stall(obj, applyv1.DependencyCycleReason, "spec.dependsOn leads back to this Kustomization: "+cycle)
+	}
 	for _, d := range obj.Spec.DependsOn {
 		gvk, key := dependencyKey(obj, d)
 		u := &unstructured.Unstructured{}
@@ -269,6 +279,39 @@ func (r *KustomizationReconciler) checkDependencies(ctx context.Context, obj *ap
 		}
 	}
 	return nil
+}
+
+// dependencyCycle follows dependsOn through Kustomizations (from the cache) and returns the path
+// back to obj, or "" when there is none.
+func (r *KustomizationReconciler) dependencyCycle(ctx context.Context, obj *applyv1.Kustomization) string {
+	start := types.NamespacedName{Namespace: obj.Namespace, Name: obj.Name}
+	visited := map[types.NamespacedName]bool{}
+	var walk func(k *applyv1.Kustomization, path []string) string
+	walk = func(k *applyv1.Kustomization, path []string) string {
+		for _, d := range k.Spec.DependsOn {
+			gvk, key := dependencyKey(k, d)
+			if gvk.Group != applyv1.GroupVersion.Group || gvk.Kind != applyv1.KustomizationKind {
+				continue
+			}
+			next := append(path, key.String())
+			if key == start {
+				return strings.Join(next, " -> ")
+			}
+			if visited[key] {
+				continue
+			}
+			visited[key] = true
+			dep := &applyv1.Kustomization{}
+			if err := r.Get(ctx, key, dep); err != nil {
+				continue
+			}
+			if c := walk(dep, next); c != "" {
+				return c
+			}
+		}
+		return ""
+	}
+	return walk(obj, []string{start.String()})
 }
 
 func dependencyKey(obj *applyv1.Kustomization, d applyv1.DependencyReference) (schema.GroupVersionKind, types.NamespacedName) {
@@ -288,36 +331,54 @@ func dependencyKey(obj *applyv1.Kustomization, d applyv1.DependencyReference) (s
 
 // build downloads and unpacks the artifact into memory (once per digest) and builds the path
 // (once per artifact, path and build settings).
-func (r *KustomizationReconciler) build(ctx context.Context, obj *applyv1.Kustomization, src *sourceArtifact) (*build.Result, error) {
-	opts, err := r.buildOptions(ctx, obj)
+func (r *KustomizationReconciler) build(ctx context.Context, obj *applyv1.Kustomization, src *sourceArtifact) (*build.Result, []string, error) {
+	opts, secrets, err := r.buildOptions(ctx, obj)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	key := buildKey(src.Digest, opts)
 	if res, ok := r.builds.get(key); ok {
-		return res, nil
+		return res, secrets, nil
 	}
 	tree, ok := r.trees.get(src.Digest)
 	if !ok {
 		data, err := r.Fetcher.Fetch(ctx, &src.Artifact)
 		if err != nil {
-			return nil, r.failure(obj, src.Revision, applyv1.ArtifactFailedReason, fmt.Errorf("artifact of %s: %w", src.ref, err))
+			return nil, nil, r.failure(obj, src.Revision, applyv1.ArtifactFailedReason, fmt.Errorf("artifact of %s: %w", src.ref, err))
 		}
 		if tree, err = build.Load(bytes.NewReader(data), artifact.DefaultLimits); err != nil {
-			return nil, r.failure(obj, src.Revision, applyv1.ArtifactFailedReason, fmt.Errorf("artifact of %s: %w", src.ref, err))
+			return nil, nil, r.failure(obj, src.Revision, applyv1.ArtifactFailedReason, fmt.Errorf("artifact of %s: %w", src.ref, err))
 		}
 		r.trees.put(src.Digest, tree)
 	}
 	res, err := tree.Build(opts)
 	if err != nil {
-		return nil, r.failure(obj, src.Revision, applyv1.BuildFailedReason, err)
+		return nil, nil, r.failure(obj, src.Revision, applyv1.BuildFailedReason, redact(err, secrets))
 	}
 	r.builds.put(key, res)
-	return res, nil
+	return res, secrets, nil
 }
 
-// buildOptions turns the spec (and the variables of postBuild) into build options.
-func (r *KustomizationReconciler) buildOptions(ctx context.Context, obj *applyv1.Kustomization) (build.Options, error) {
+// redact replaces the values of Secret variables in an error's text: API server validation
+// errors quote the values they refuse.
+func redact(err error, secrets []string) error {
+	msg := err.Error()
+	changed := false
+	for _, v := range secrets {
+		if len(v) >= 4 && strings.Contains(msg, v) {
+			msg, changed = strings.ReplaceAll(msg, v, "<redacted>"), true
+		}
+	}
+	if !changed {
+		return err
+	}
+	return errors.New(msg)
+}
+
+// buildOptions turns the spec (and the variables of postBuild) into build options; it also
+// returns the values read from Secrets, to keep them out of messages.
+func (r *KustomizationReconciler) buildOptions(ctx context.Context, obj *applyv1.Kustomization) (build.Options, []string, error) {
+	var secrets []string
 	s := obj.Spec
 	opts := build.Options{
 		Path: s.Path, TargetNamespace: s.TargetNamespace, NamePrefix: s.NamePrefix, NameSuffix: s.NameSuffix,
@@ -341,17 +402,20 @@ func (r *KustomizationReconciler) buildOptions(ctx context.Context, obj *applyv1
 		for _, from := range pb.SubstituteFrom {
 			vars, err := r.variables(ctx, obj.Namespace, from)
 			if err != nil {
-				return opts, r.failure(obj, "", applyv1.BuildFailedReason, err)
+				return opts, nil, r.failure(obj, "", applyv1.BuildFailedReason, err)
 			}
 			for k, v := range vars {
 				opts.Vars[k] = v
+				if from.Kind == "Secret" {
+					secrets = append(secrets, v)
+				}
 			}
 		}
 		for k, v := range pb.Substitute {
 			opts.Vars[k] = v
 		}
 	}
-	return opts, nil
+	return opts, secrets, nil
 }
 
 // variables reads a ConfigMap or Secret of postBuild.substituteFrom.
@@ -433,6 +497,25 @@ func (r *KustomizationReconciler) prune(ctx context.Context, obj *applyv1.Kustom
 	return cs, nil
 }
 
+// mergeInventories returns the union of two inventories, sorted by ID.
+func mergeInventories(a, b *applyv1.Inventory) *applyv1.Inventory {
+	seen := map[string]bool{}
+	out := &applyv1.Inventory{}
+	for _, inv := range []*applyv1.Inventory{a, b} {
+		if inv == nil {
+			continue
+		}
+		for _, e := range inv.Entries {
+			if !seen[e.ID] {
+				seen[e.ID] = true
+				out.Entries = append(out.Entries, e)
+			}
+		}
+	}
+	sort.Slice(out.Entries, func(i, j int) bool { return out.Entries[i].ID < out.Entries[j].ID })
+	return out
+}
+
 func mergeInventory(inv *applyv1.Inventory, extra []*unstructured.Unstructured) *applyv1.Inventory {
 	out := &applyv1.Inventory{Entries: append([]applyv1.InventoryEntry(nil), inv.Entries...)}
 	for _, u := range extra {
@@ -448,7 +531,11 @@ func mergeInventory(inv *applyv1.Inventory, extra []*unstructured.Unstructured) 
 func (r *KustomizationReconciler) checkHealth(ctx context.Context, obj *applyv1.Kustomization, rm *ssa.ResourceManager, objs []*unstructured.Unstructured, revision string) error {
 	var set []*unstructured.Unstructured
 	if obj.Spec.Wait {
-		set = append(set, objs...)
+		for _, o := range objs {
+			if o.GetAnnotations()[applyv1.SSAAnnotation] != "Ignore" {
+				set = append(set, o)
+			}
+		}
 	}
 	for _, hc := range obj.Spec.HealthChecks {
 		u := &unstructured.Unstructured{}
@@ -484,12 +571,12 @@ func (r *KustomizationReconciler) checkHealth(ctx context.Context, obj *applyv1.
 
 // reportDrift is the Warn drift policy on an unchanged revision: a server-side dry-run of every
 // object, and a Warning naming those that differ; nothing is written to them.
-func (r *KustomizationReconciler) reportDrift(ctx context.Context, obj *applyv1.Kustomization, rm *ssa.ResourceManager, objs []*unstructured.Unstructured, revision string) (ctrl.Result, error) {
+func (r *KustomizationReconciler) reportDrift(ctx context.Context, obj *applyv1.Kustomization, rm *ssa.ResourceManager, objs []*unstructured.Unstructured, revision string, secrets []string) (ctrl.Result, error) {
 	var drifted []string
 	for _, o := range objs {
 		entry, _, _, err := rm.Diff(ctx, o, ssa.DiffOptions{Exclusions: map[string]string{applyv1.SSAAnnotation: "Ignore"}})
 		if err != nil {
-			return ctrl.Result{}, r.failure(obj, revision, applyv1.ApplyFailedReason, fmt.Errorf("drift check: %w", err))
+			return ctrl.Result{}, r.failure(obj, revision, applyv1.ApplyFailedReason, redact(fmt.Errorf("drift check: %w", err), secrets))
 		}
 		if entry != nil && entry.Action != ssa.UnchangedAction && entry.Action != ssa.SkippedAction {
 			drifted = append(drifted, entry.Subject)
@@ -517,11 +604,10 @@ func summary(cs *ssa.ChangeSet) string {
 	return strings.Join(parts, ", ")
 }
 
+// lastDigest returns the build digest of the newest run if it succeeded, else "".
 func lastDigest(obj *applyv1.Kustomization) string {
-	for _, h := range obj.Status.History {
-		if h.Result == applyv1.SucceededReason {
-			return h.Digest
-		}
+	if h := obj.Status.History; len(h) > 0 && h[0].Result == applyv1.SucceededReason {
+		return h[0].Digest
 	}
 	return ""
 }

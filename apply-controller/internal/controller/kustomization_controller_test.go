@@ -334,3 +334,31 @@ func TestKustomization_NewRevisionCancelsHealthWait(t *testing.T) {
 	waitApplied(g, k, "main@sha1:2")
 	g.Expect(conditions.IsTrue(k, HealthyCondition)).To(BeTrue())
 }
+
+func TestKustomization_SkippedObjectsAreNotPrunedAndCyclesStall(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	keep := strings.Replace(configMap("keep", "1"), "metadata:\n", "metadata:\n  annotations:\n    apply.plumb.dev/ssa: IfNotPresent\n", 1)
+	gr := source(t, ns, "app", "main@sha1:1", map[string]string{"deploy/keep.yaml": keep, "deploy/cm.yaml": configMap("cm", "1")})
+	k := newKustomization(ns, gr.Name)
+	g.Expect(k8s.Create(context.Background(), k)).To(Succeed())
+	waitApplied(g, k, "main@sha1:1")
+	// A second apply skips the existing IfNotPresent object: it stays, and stays in the inventory.
+	setArtifact(t, gr, "main@sha1:2", map[string]string{"deploy/keep.yaml": keep, "deploy/cm.yaml": configMap("cm", "2")})
+	waitApplied(g, k, "main@sha1:2")
+	g.Expect(exists(ns, "keep", &corev1.ConfigMap{})).To(BeTrue())
+	g.Expect(k.Status.Inventory.Entries).To(HaveLen(2))
+
+	a := newKustomization(ns, gr.Name, func(k *applyv1.Kustomization) { k.Spec.DependsOn = []applyv1.DependencyReference{{Name: "cycle-b"}} })
+	a.GenerateName, a.Name = "", "cycle-a"
+	b := newKustomization(ns, gr.Name, func(k *applyv1.Kustomization) { k.Spec.DependsOn = []applyv1.DependencyReference{{Name: "cycle-a"}} })
+	b.GenerateName, b.Name = "", "cycle-b"
+	g.Expect(k8s.Create(context.Background(), a)).To(Succeed())
+	g.Expect(k8s.Create(context.Background(), b)).To(Succeed())
+	for _, o := range []*applyv1.Kustomization{a, b} {
+		g.Eventually(func(g Gomega) {
+			g.Expect(conditions.IsStalled(getK(g, o))).To(BeTrue())
+			g.Expect(conditions.GetReason(o, meta.ReadyCondition)).To(Equal(applyv1.DependencyCycleReason))
+		}, timeout).Should(Succeed())
+	}
+}
