@@ -329,7 +329,8 @@ type InventoryEntry struct {
 type Run struct {
 	// Revision of the source.
 	Revision string `json:"revision"`
-	// Digest of the built manifests, sha256:<hex>.
+	// Digest identifies the built manifests (keyed per controller process: it changes when the
+	// controller restarts, and reveals nothing of the content).
 	// +optional
 	Digest string `json:"digest,omitempty"`
 	// Result is the Ready reason of the run.

@@ -6,6 +6,8 @@ package build
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -48,10 +50,22 @@ type Patch struct {
 	Target *kustypes.Selector
 }
 
+// digestKey keys the build digests of this process: the built manifests may hold values of
+// Secret variables, and a plain hash in status would let anyone who reads the Kustomization test
+// guesses of a short secret offline.
+var digestKey = func() []byte {
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		panic(err)
+	}
+	return k
+}()
+
 // Result is a build's output.
 type Result struct {
 	Objects []*unstructured.Unstructured
-	// Digest is sha256:<hex> of the built YAML after substitution.
+	// Digest identifies the built YAML after substitution: an HMAC-SHA256 keyed per process, so
+	// equal builds compare equal within a process and nothing about the content can be guessed.
 	Digest string
 }
 
@@ -202,8 +216,9 @@ func build(fs filesys.FileSystem, opts Options, w string) (*Result, error) {
 		all.WriteString("---\n")
 		out = append(out, obj)
 	}
-	sum := sha256.Sum256(all.Bytes())
-	return &Result{Objects: out, Digest: "sha256:" + hex.EncodeToString(sum[:])}, nil
+	h := hmac.New(sha256.New, digestKey)
+	h.Write(all.Bytes())
+	return &Result{Objects: out, Digest: "sha256:" + hex.EncodeToString(h.Sum(nil))}, nil
 }
 
 func displayPath(p string) string {

@@ -48,7 +48,9 @@ import (
 
 // KustomizationReconciler builds a source artifact's path and applies it.
 type KustomizationReconciler struct {
-	// Client reads Kustomizations and sources from the cache and patches status.
+	// Client reads typed objects (Kustomizations) from the cache and patches status; sources and
+	// dependencies, read as unstructured, come from the API server, so that a watch event is
+	// never ahead of what a read returns.
 	client.Client
 	// APIReader reads Secrets and ConfigMaps directly, so that they are never cached.
 	APIReader client.Reader
@@ -213,7 +215,7 @@ func (r *KustomizationReconciler) source(ctx context.Context, obj *applyv1.Kusto
 	return &sourceArtifact{Artifact: a, ref: name}, nil
 }
 
-// peekSource returns the revision the source's artifact has now, from the cache, without
+// peekSource returns the revision the source's artifact has now, without
 // touching obj's status.
 func (r *KustomizationReconciler) peekSource(ctx context.Context, obj *applyv1.Kustomization) (string, error) {
 	ref := obj.Spec.SourceRef
