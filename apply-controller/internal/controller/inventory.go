@@ -72,12 +72,3 @@ func stub(e applyv1.InventoryEntry) (*unstructured.Unstructured, error) {
 	u.SetName(m.Name)
 	return u, nil
 }
-
-// metadataSet returns the identities of objects.
-func metadataSet(objs []*unstructured.Unstructured) object.ObjMetadataSet {
-	set := make(object.ObjMetadataSet, 0, len(objs))
-	for _, o := range objs {
-		set = append(set, object.UnstructuredToObjMetadata(o))
-	}
-	return set
-}

@@ -493,7 +493,7 @@ func (r *KustomizationReconciler) prune(ctx context.Context, obj *applyv1.Kustom
 	})
 	if err != nil {
 		// Keep what could not be deleted in the inventory, to try again.
-		obj.Status.Inventory = mergeInventory(applied, old)
+		obj.Status.Inventory = mergeInventories(applied, obj.Status.Inventory)
 		return nil, r.failure(obj, obj.Status.LastAttemptedRevision, applyv1.PruneFailedReason, fmt.Errorf("prune: %w", err))
 	}
 	return cs, nil
@@ -518,15 +518,6 @@ func mergeInventories(a, b *applyv1.Inventory) *applyv1.Inventory {
 	return out
 }
 
-func mergeInventory(inv *applyv1.Inventory, extra []*unstructured.Unstructured) *applyv1.Inventory {
-	out := &applyv1.Inventory{Entries: append([]applyv1.InventoryEntry(nil), inv.Entries...)}
-	for _, u := range extra {
-		m := metadataSet([]*unstructured.Unstructured{u})[0]
-		out.Entries = append(out.Entries, applyv1.InventoryEntry{ID: m.String(), Version: u.GroupVersionKind().Version})
-	}
-	sort.Slice(out.Entries, func(i, j int) bool { return out.Entries[i].ID < out.Entries[j].ID })
-	return out
-}
 
 // checkHealth waits, within the timeout, for the applied objects (spec.wait) and the listed
 // ones (spec.healthChecks) to be Current in kstatus terms.
