@@ -518,7 +518,6 @@ func mergeInventories(a, b *applyv1.Inventory) *applyv1.Inventory {
 	return out
 }
 
-
 // checkHealth waits, within the timeout, for the applied objects (spec.wait) and the listed
 // ones (spec.healthChecks) to be Current in kstatus terms.
 func (r *KustomizationReconciler) checkHealth(ctx context.Context, obj *applyv1.Kustomization, rm *ssa.ResourceManager, objs []*unstructured.Unstructured, revision string) error {
