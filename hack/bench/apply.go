@@ -2,10 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"time"
@@ -14,14 +11,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	k8sruntime "k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/hack/internal/local"
 	"github.com/plumb-dev/plumb/shared/reconcile"
-	"github.com/plumb-dev/plumb/shared/testenv"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 )
 
@@ -29,39 +23,17 @@ import (
 // scaled to 0, Service, ServiceAccount, ConfigMap), from one GitRepository; cold start to all
 // Ready (health checked), then a no-op round.
 func benchApply(ctx context.Context, n, concurrent int, profile string) error {
-	root, err := testenv.WorkspaceRoot()
+	bed, err := local.StartBed("plumb-bench-apply-", true)
 	if err != nil {
 		return err
 	}
-	scheme := k8sruntime.NewScheme()
-	if err := errors.Join(clientgoscheme.AddToScheme(scheme), sourcev1.AddToScheme(scheme), applyv1.AddToScheme(scheme)); err != nil {
-		return err
-	}
-	env, err := testenv.Start(testenv.Options{Scheme: scheme, ControllerManager: true})
-	if err != nil {
-		return err
-	}
-	defer env.Stop()
-	c := env.Client
-	tmp, err := os.MkdirTemp("", "plumb-bench-apply-")
-	if err != nil {
-		return err
-	}
-	if os.Getenv("PLUMB_BENCH_KEEP") == "" {
-		defer os.RemoveAll(tmp)
-	} else {
-		fmt.Fprintln(os.Stderr, "keeping", tmp)
-	}
-	kubeconfig := filepath.Join(tmp, "kubeconfig")
-	if err := os.WriteFile(kubeconfig, env.Kubeconfig, 0o600); err != nil {
-		return err
-	}
+	defer bed.Stop()
+	c := bed.Env.Client
 
 	git, err := local.StartGitServer("")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(git.Root())
 	defer git.Stop()
 	files := map[string]string{}
 	for i := range n {
@@ -73,42 +45,17 @@ func benchApply(ctx context.Context, n, concurrent int, profile string) error {
 		return err
 	}
 
-	var procs []*local.Process
-	defer func() {
-		for _, p := range procs {
-			p.Stop()
-		}
-	}()
-	srcBin, err := local.Build(root, "source-controller", tmp)
-	if err != nil {
+	if _, err := bed.StartSourceController(); err != nil {
 		return err
 	}
-	applyBin, err := local.Build(root, "apply-controller", tmp)
-	if err != nil {
-		return err
-	}
-	addr, err := local.FreeAddr()
-	if err != nil {
-		return err
-	}
-	src, err := local.Start(srcBin, kubeconfig, filepath.Join(tmp, "source-controller.log"),
-		"--storage-path", filepath.Join(tmp, "storage"), "--storage-addr", addr, "--storage-adv-addr", addr,
-		"--metrics-addr", "0", "--health-addr", "0", "--leader-elect=false")
-	if err != nil {
-		return err
-	}
-	procs = append(procs, src)
 	pprofAddr, err := local.FreeAddr()
 	if err != nil {
 		return err
 	}
-	ac, err := local.Start(applyBin, kubeconfig, filepath.Join(tmp, "apply-controller.log"),
-		"--metrics-addr", "0", "--health-addr", "0", "--pprof-addr", pprofAddr, "--leader-elect=false",
-		fmt.Sprintf("--concurrent=%d", concurrent))
+	ac, err := bed.StartController("apply-controller", "--pprof-addr", pprofAddr, fmt.Sprintf("--concurrent=%d", concurrent))
 	if err != nil {
 		return err
 	}
-	procs = append(procs, ac)
 
 	ns := "bench"
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
@@ -138,9 +85,6 @@ func benchApply(ctx context.Context, n, concurrent int, profile string) error {
 		}); err != nil {
 			return err
 		}
-	}
-	if p := os.Getenv("PLUMB_BENCH_COLD_PROFILE"); p != "" {
-		go func() { _ = local.CPUProfile(pprofAddr, 20*time.Second, p) }()
 	}
 	ready := func(k *applyv1.Kustomization) bool {
 		for _, cond := range k.Status.Conditions {

@@ -2,59 +2,34 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"runtime"
 	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	k8sruntime "k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/plumb-dev/plumb/hack/internal/local"
 	"github.com/plumb-dev/plumb/shared/reconcile"
-	"github.com/plumb-dev/plumb/shared/testenv"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 )
 
 // benchGit: n GitRepositories on one loopback repository, cold start to all Ready, then one
 // no-op reconcile each.
 func benchGit(ctx context.Context, n int, profile string) error {
-	root, err := testenv.WorkspaceRoot()
+	bed, err := local.StartBed("plumb-bench-git-", false)
 	if err != nil {
 		return err
 	}
-	scheme := k8sruntime.NewScheme()
-	if err := errors.Join(clientgoscheme.AddToScheme(scheme), sourcev1.AddToScheme(scheme)); err != nil {
-		return err
-	}
-	env, err := testenv.Start(testenv.Options{Scheme: scheme})
-	if err != nil {
-		return err
-	}
-	defer env.Stop()
-	c := env.Client
-
-	tmp, err := os.MkdirTemp("", "plumb-bench-git-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tmp)
-	kubeconfig := filepath.Join(tmp, "kubeconfig")
-	if err := os.WriteFile(kubeconfig, env.Kubeconfig, 0o600); err != nil {
-		return err
-	}
+	defer bed.Stop()
+	c := bed.Env.Client
 
 	git, err := local.StartGitServer("")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(git.Root())
 	defer git.Stop()
 	files := map[string]string{}
 	for i := range 50 {
@@ -66,25 +41,14 @@ func benchGit(ctx context.Context, n int, profile string) error {
 	url := git.URL("apps")
 	fetches := &git.Fetches
 
-	bin, err := local.Build(root, "source-controller", tmp)
-	if err != nil {
-		return err
-	}
-	addr, err := local.FreeAddr()
-	if err != nil {
-		return err
-	}
 	pprofAddr, err := local.FreeAddr()
 	if err != nil {
 		return err
 	}
-	p, err := local.Start(bin, kubeconfig, filepath.Join(tmp, "source-controller.log"),
-		"--storage-path", filepath.Join(tmp, "storage"), "--storage-addr", addr, "--storage-adv-addr", addr,
-		"--metrics-addr", "0", "--health-addr", "0", "--pprof-addr", pprofAddr, "--leader-elect=false")
+	p, err := bed.StartSourceController("--pprof-addr", pprofAddr)
 	if err != nil {
 		return err
 	}
-	defer p.Stop()
 
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bench"}}
 	if err := c.Create(ctx, ns); err != nil {

@@ -7,7 +7,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -22,8 +21,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	k8sruntime "k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
@@ -52,31 +49,14 @@ func main() {
 }
 
 func run(ctx context.Context, every time.Duration) error {
-	root, err := testenv.WorkspaceRoot()
-	if err != nil {
-		return err
-	}
-	dir, err := os.MkdirTemp("", "plumb-demo-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
 	say("starting the local control plane (etcd, kube-apiserver, kube-controller-manager)")
-	scheme := k8sruntime.NewScheme()
-	if err := errors.Join(clientgoscheme.AddToScheme(scheme), sourcev1.AddToScheme(scheme), applyv1.AddToScheme(scheme)); err != nil {
-		return err
-	}
-	env, err := testenv.Start(testenv.Options{Scheme: scheme, ControllerManager: true})
+	bed, err := local.StartBed("plumb-demo-", true)
 	if err != nil {
 		return err
 	}
-	defer env.Stop()
-	kubeconfig := filepath.Join(dir, "kubeconfig")
-	if err := os.WriteFile(kubeconfig, env.Kubeconfig, 0o600); err != nil {
-		return err
-	}
+	defer bed.Stop()
 
-	git, err := local.StartGitServer(filepath.Join(dir, "git"))
+	git, err := local.StartGitServer(filepath.Join(bed.Dir, "git"))
 	if err != nil {
 		return err
 	}
@@ -88,35 +68,14 @@ func run(ctx context.Context, every time.Duration) error {
 	say("Git repository %s at %s", git.URL("demo"), commit[:12])
 
 	say("building and starting source-controller and apply-controller")
-	bin, err := local.Build(root, "source-controller", dir)
-	if err != nil {
+	if _, err := bed.StartSourceController("--log-development"); err != nil {
 		return err
 	}
-	applyBin, err := local.Build(root, "apply-controller", dir)
-	if err != nil {
+	if _, err := bed.StartController("apply-controller", "--log-development"); err != nil {
 		return err
 	}
-	addr, err := local.FreeAddr()
-	if err != nil {
-		return err
-	}
-	logFile := filepath.Join(dir, "source-controller.log")
-	sc, err := local.Start(bin, kubeconfig, logFile,
-		"--storage-path", filepath.Join(dir, "storage"), "--storage-addr", addr, "--storage-adv-addr", addr,
-		"--metrics-addr", "0", "--health-addr", "0", "--leader-elect=false", "--log-development")
-	if err != nil {
-		return err
-	}
-	defer sc.Stop()
-	applyLog := filepath.Join(dir, "apply-controller.log")
-	ac, err := local.Start(applyBin, kubeconfig, applyLog,
-		"--metrics-addr", "0", "--health-addr", "0", "--leader-elect=false", "--log-development")
-	if err != nil {
-		return err
-	}
-	defer ac.Stop()
 
-	c := env.Client
+	c := bed.Env.Client
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "demo"}}); err != nil {
 		return err
 	}
@@ -154,7 +113,7 @@ Controller logs: %s, %s
 A new commit is pushed every %s, and after the second one the Deployment is edited by hand to
 show it put back; Ctrl-C stops everything.
 
-`, kubeconfig, filepath.Join(testenv.AssetsDir(), "kubectl"), git.URL("demo"), logFile, applyLog, every)
+`, bed.Kubeconfig, filepath.Join(testenv.AssetsDir(), "kubectl"), git.URL("demo"), bed.Log("source-controller"), bed.Log("apply-controller"), every)
 
 	push := time.NewTicker(every)
 	defer push.Stop()

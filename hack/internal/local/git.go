@@ -19,7 +19,8 @@ import (
 
 // GitServer is a smart-HTTP Git server on loopback that creates repositories on push.
 type GitServer struct {
-	srv *gittestserver.GitServer
+	srv  *gittestserver.GitServer
+	temp bool
 	// Fetches counts the fetches (git-upload-pack requests) it answered.
 	Fetches atomic.Int64
 }
@@ -35,7 +36,7 @@ func StartGitServer(dir string) (*GitServer, error) {
 	} else {
 		srv = gittestserver.NewGitServer(dir)
 	}
-	g := &GitServer{srv: srv.AutoCreate()}
+	g := &GitServer{srv: srv.AutoCreate(), temp: dir == ""}
 	srv.AddHTTPMiddlewares(func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.Method == http.MethodPost && filepath.Base(r.URL.Path) == "git-upload-pack" {
@@ -50,8 +51,13 @@ func StartGitServer(dir string) (*GitServer, error) {
 // URL returns the address of a repository of the server.
 func (g *GitServer) URL(repo string) string { return g.srv.HTTPAddress() + "/" + repo + ".git" }
 
-// Stop stops the server; its repositories stay on disk.
-func (g *GitServer) Stop() { g.srv.StopHTTP() }
+// Stop stops the server; the repositories stay on disk unless the server made their folder.
+func (g *GitServer) Stop() {
+	g.srv.StopHTTP()
+	if g.temp {
+		_ = os.RemoveAll(g.srv.Root())
+	}
+}
 
 // Root is the folder of the bare repositories.
 func (g *GitServer) Root() string { return g.srv.Root() }
