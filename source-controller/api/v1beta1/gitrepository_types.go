@@ -37,7 +37,7 @@ type GitRepositorySpec struct {
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="interval must be at least 1s"
 	Interval metav1.Duration `json:"interval"`
 
-	// Timeout bounds each Git operation (listing refs, cloning).
+	// Timeout bounds one attempt: listing refs, fetching and writing the artifact.
 	// +optional
 	// +kubebuilder:default="60s"
 	// +kubebuilder:validation:Type=string
