@@ -24,7 +24,6 @@ import (
 	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/apply-controller/internal/controller"
 	"github.com/plumb-dev/plumb/shared/artifact"
-	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 )
 
 const controllerName = "apply-controller"
@@ -61,7 +60,7 @@ func main() {
 
 func run(ctx context.Context, o options) error {
 	scheme := runtime.NewScheme()
-	if err := errors.Join(clientgoscheme.AddToScheme(scheme), sourcev1.AddToScheme(scheme), applyv1.AddToScheme(scheme)); err != nil {
+	if err := errors.Join(clientgoscheme.AddToScheme(scheme), applyv1.AddToScheme(scheme)); err != nil {
 		return err
 	}
 	cacheOpts := cache.Options{}

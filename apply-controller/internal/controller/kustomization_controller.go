@@ -71,6 +71,7 @@ type KustomizationReconciler struct {
 	trees    lru[*build.Tree]
 	builds   lru[*build.Result]
 	managers lru[*ssa.ResourceManager]
+	watches  *watches
 }
 
 // runInfo carries what one reconcile learned, for the history entry finalizeStatus writes.
@@ -194,6 +195,7 @@ func (r *KustomizationReconciler) source(ctx context.Context, obj *applyv1.Kusto
 	}
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(gv.WithKind(ref.Kind))
+	r.watch(ctx, u.GroupVersionKind())
 	if err := r.Get(ctx, types.NamespacedName{Namespace: ns, Name: ref.Name}, u); err != nil {
 		if apierrors.IsNotFound(err) || apimeta.IsNoMatchError(err) {
 			return nil, r.wait(obj, "", applyv1.SourceNotReadyReason, "source %s not found", name)
@@ -270,6 +272,7 @@ func (r *KustomizationReconciler) checkDependencies(ctx context.Context, obj *ap
 		u := &unstructured.Unstructured{}
 		u.SetGroupVersionKind(gvk)
 		name := fmt.Sprintf("%s %s", gvk.Kind, key)
+		r.watch(ctx, gvk)
 		if err := r.Get(ctx, key, u); err != nil {
 			if apierrors.IsNotFound(err) || apimeta.IsNoMatchError(err) {
 				return r.wait(obj, "", applyv1.DependencyNotReadyReason, "dependency %s not found", name)

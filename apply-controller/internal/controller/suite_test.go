@@ -16,6 +16,7 @@ import (
 
 	"github.com/fluxcd/pkg/apis/meta"
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -47,6 +48,7 @@ func run(m *testing.M) int {
 	must(clientgoscheme.AddToScheme(scheme))
 	must(sourcev1.AddToScheme(scheme))
 	must(applyv1.AddToScheme(scheme))
+	must(apiextensionsv1.AddToScheme(scheme)) // tests install kinds while the controller runs
 	var err error
 	env, err = testenv.Start(testenv.Options{Scheme: scheme, ControllerManager: true})
 	must(err)
