@@ -32,7 +32,7 @@ type options struct {
 	metricsAddr, healthAddr, pprofAddr, watchLabels, defaultSA string
 	workers, apiBurst                                          int
 	apiQPS                                                     float64
-	leaderElect, noCrossNamespaceRefs                          bool
+	leaderElect, noCrossNamespaceRefs, noRemoteBases           bool
 }
 
 func main() {
@@ -47,6 +47,7 @@ func main() {
 	flag.StringVar(&o.watchLabels, "watch-label-selector", "", "Reconcile only Kustomizations matching this label selector (sharding).")
 	flag.BoolVar(&o.leaderElect, "leader-elect", true, "Elect a leader among replicas; only the leader reconciles.")
 	flag.BoolVar(&o.noCrossNamespaceRefs, "no-cross-namespace-refs", false, "Refuse sourceRef and dependsOn in other namespaces.")
+	flag.BoolVar(&o.noRemoteBases, "no-remote-bases", false, "Refuse kustomizations that refer to Git or http(s) URLs: everything applied must come from the source artifact.")
 	flag.StringVar(&o.defaultSA, "default-service-account", "", "ServiceAccount to impersonate when a Kustomization names none.")
 	flag.BoolVar(&logDevelopment, "log-development", false, "Human-readable console logs instead of JSON.")
 	flag.Parse()
@@ -98,6 +99,7 @@ func run(ctx context.Context, o options) error {
 		Fetcher:               &artifact.Fetcher{},
 		NoCrossNamespaceRefs:  o.noCrossNamespaceRefs,
 		DefaultServiceAccount: o.defaultSA,
+		NoRemoteBases:         o.noRemoteBases,
 	}
 	if err := r.SetupWithManager(ctx, mgr, controller.Options{Concurrent: o.workers}); err != nil {
 		return err

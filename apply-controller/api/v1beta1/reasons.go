@@ -26,7 +26,7 @@ const (
 	InvalidSpecReason = "InvalidSpec"
 	// DependencyCycleReason: spec.dependsOn leads back to this Kustomization.
 	DependencyCycleReason = "DependencyCycle"
-	// AccessDeniedReason: a reference the controller's flags forbid (cross-namespace, remote bases).
+	// AccessDeniedReason: a reference the controller's flags forbid (cross-namespace).
 	AccessDeniedReason = "AccessDenied"
 )
 

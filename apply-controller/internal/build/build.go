@@ -42,6 +42,9 @@ type Options struct {
 	// Vars are substituted for ${name} and ${name:=default} after the build; nil skips
 	// substitution.
 	Vars map[string]string
+	// RemoteBases lets kustomize fetch the Git and http(s) references of the artifact's
+	// kustomizations; without it they fail the build before anything is fetched.
+	RemoteBases bool
 }
 
 // Patch is a strategic merge or JSON 6902 patch with an optional target.
@@ -67,6 +70,9 @@ type Result struct {
 	// Digest identifies the built YAML after substitution: an HMAC-SHA256 keyed per process, so
 	// equal builds compare equal within a process and nothing about the content can be guessed.
 	Digest string
+	// Remote says that the build fetched references from outside the artifact, so it may
+	// differ the next time: it is not to be reused.
+	Remote bool
 }
 
 // ErrBuild wraps every failure caused by the manifests or the options (as opposed to reading
@@ -177,6 +183,19 @@ func build(fs filesys.FileSystem, opts Options, w string) (*Result, error) {
 		return nil, err
 	}
 	defer fs.RemoveAll(wrapper)
+	refs := foreignRefs(fs, wrapper)
+	for _, f := range refs {
+		if f.class == refDisk {
+			return nil, fmt.Errorf("%w: %s: file:// references are refused, they would read the controller's own disk", ErrBuild, f)
+		}
+		if !opts.RemoteBases {
+			return nil, fmt.Errorf("%w: %s: remote bases are turned off on this controller (--no-remote-bases); copy the base into the source", ErrBuild, f)
+		}
+	}
+	kfs := fs
+	if len(refs) > 0 {
+		kfs = newCloneFS(fs)
+	}
 	k := krusty.MakeKustomizer(&krusty.Options{
 		Reorder: krusty.ReorderOptionLegacy,
 		// The file system holds nothing but the artifact, so files outside a kustomization's
@@ -184,10 +203,13 @@ func build(fs filesys.FileSystem, opts Options, w string) (*Result, error) {
 		LoadRestrictions: kustypes.LoadRestrictionsNone,
 		PluginConfig:     kustypes.DisabledPluginConfig(),
 	})
-	m, err := k.Run(fs, wrapper)
+	m, err := k.Run(kfs, wrapper)
 	if err != nil {
 		msg := strings.ReplaceAll(err.Error(), up+"/", "")
 		msg = strings.ReplaceAll(msg, srcRoot+"/", "")
+		for _, f := range refs {
+			msg = redactURL(msg, f.ref)
+		}
 		return nil, fmt.Errorf("%w: kustomize build %s: %s", ErrBuild, displayPath(opts.Path), msg)
 	}
 	var out []*unstructured.Unstructured
@@ -218,7 +240,7 @@ func build(fs filesys.FileSystem, opts Options, w string) (*Result, error) {
 	}
 	h := hmac.New(sha256.New, digestKey)
 	h.Write(all.Bytes())
-	return &Result{Objects: out, Digest: "sha256:" + hex.EncodeToString(h.Sum(nil))}, nil
+	return &Result{Objects: out, Digest: "sha256:" + hex.EncodeToString(h.Sum(nil)), Remote: len(refs) > 0}, nil
 }
 
 func displayPath(p string) string {

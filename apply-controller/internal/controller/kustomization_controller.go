@@ -67,6 +67,8 @@ type KustomizationReconciler struct {
 	NoCrossNamespaceRefs bool
 	// DefaultServiceAccount is impersonated when a Kustomization names none.
 	DefaultServiceAccount string
+	// NoRemoteBases refuses kustomizations that refer to Git or http(s) URLs.
+	NoRemoteBases bool
 
 	trees    lru[*build.Tree]
 	builds   lru[*build.Result]
@@ -335,7 +337,7 @@ func dependencyKey(obj *applyv1.Kustomization, d applyv1.DependencyReference) (s
 }
 
 // build downloads and unpacks the artifact into memory (once per digest) and builds the path
-// (once per artifact, path and build settings).
+// (once per artifact, path and build settings, unless the build reaches remote bases).
 func (r *KustomizationReconciler) build(ctx context.Context, obj *applyv1.Kustomization, src *sourceArtifact) (*build.Result, []string, error) {
 	opts, secrets, err := r.buildOptions(ctx, obj)
 	if err != nil {
@@ -360,7 +362,9 @@ func (r *KustomizationReconciler) build(ctx context.Context, obj *applyv1.Kustom
 	if err != nil {
 		return nil, nil, r.failure(obj, src.Revision, applyv1.BuildFailedReason, redact(err, secrets))
 	}
-	r.builds.put(key, res)
+	if !res.Remote { // what a remote base holds may change without a new artifact
+		r.builds.put(key, res)
+	}
 	return res, secrets, nil
 }
 
@@ -387,7 +391,7 @@ func (r *KustomizationReconciler) buildOptions(ctx context.Context, obj *applyv1
 	s := obj.Spec
 	opts := build.Options{
 		Path: s.Path, TargetNamespace: s.TargetNamespace, NamePrefix: s.NamePrefix, NameSuffix: s.NameSuffix,
-		Components: s.Components,
+		Components: s.Components, RemoteBases: !r.NoRemoteBases,
 	}
 	if s.CommonMetadata != nil {
 		opts.Labels, opts.Annotations = s.CommonMetadata.Labels, s.CommonMetadata.Annotations

@@ -2,6 +2,9 @@ package controller
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
@@ -119,4 +122,37 @@ func TestKustomization_TriggersFromKindsInstalledLater(t *testing.T) {
 	g.Expect(k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "cm"}, cm)).To(Succeed())
 	g.Expect(cm.Data).To(HaveKeyWithValue("key", "two"))
 	g.Expect(conditions.IsStalled(k)).To(BeFalse())
+}
+
+// A build that reaches a remote base is made again on every reconcile: the base may change
+// without a new artifact.
+func TestKustomization_RemoteBaseIsFetchedEachTime(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	var mu sync.Mutex
+	value := "one"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		_, _ = w.Write([]byte(configMap("remote", value)))
+	}))
+	defer srv.Close()
+	source(t, ns, "app", "main@sha1:1", map[string]string{
+		"deploy/kustomization.yaml": "resources:\n- " + srv.URL + "/cm.yaml\n",
+	})
+	k := newKustomization(ns, "app")
+	g.Expect(k8s.Create(context.Background(), k)).To(Succeed())
+	waitApplied(g, k, "main@sha1:1")
+	cm := &corev1.ConfigMap{}
+	g.Expect(k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "remote"}, cm)).To(Succeed())
+	g.Expect(cm.Data).To(HaveKeyWithValue("key", "one"))
+
+	mu.Lock()
+	value = "two"
+	mu.Unlock()
+	requestReconcile(g, k)
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "remote"}, cm)).To(Succeed())
+		g.Expect(cm.Data).To(HaveKeyWithValue("key", "two"))
+	}, timeout, 100*time.Millisecond).Should(Succeed())
 }
