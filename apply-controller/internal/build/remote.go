@@ -97,7 +97,7 @@ func foreignRefs(fs filesys.FileSystem, dir string) []foreignRef {
 		if err != nil {
 			continue
 		}
-		var k kustypes.Kustomization
+		var k kustomization
 		if err := yaml.Unmarshal(data, &k); err != nil {
 			continue
 		}
@@ -130,11 +130,19 @@ func kustomizationFile(fs filesys.FileSystem, dir string) string {
 	return ""
 }
 
+// kustomization is a kustomization file with the deprecated fields kustomize still reads.
+type kustomization struct {
+	kustypes.Kustomization `json:",inline"`
+	OldBases               []string         `json:"bases,omitempty"`
+	OldStrategicMerge      []string         `json:"patchesStrategicMerge,omitempty"`
+	OldJSON6902            []kustypes.Patch `json:"patchesJson6902,omitempty"`
+}
+
 // references returns a kustomization's references that may be folders (and so kustomizations),
 // and those that can only be files.
-func references(k *kustypes.Kustomization) (folders, files []string) {
+func references(k *kustomization) (folders, files []string) {
 	folders = append(folders, k.Resources...)
-	folders = append(folders, k.Bases...) //nolint:staticcheck // still read by kustomize
+	folders = append(folders, k.OldBases...)
 	folders = append(folders, k.Components...)
 	folders = append(folders, k.Generators...)
 	folders = append(folders, k.Transformers...)
@@ -144,12 +152,12 @@ func references(k *kustypes.Kustomization) (folders, files []string) {
 	if p := k.OpenAPI["path"]; p != "" {
 		files = append(files, p)
 	}
-	for _, p := range k.PatchesStrategicMerge { //nolint:staticcheck // still read by kustomize
-		if s := string(p); !strings.Contains(s, "\n") { // a path, not an inline patch
-			files = append(files, s)
+	for _, p := range k.OldStrategicMerge {
+		if !strings.Contains(p, "\n") { // a path, not an inline patch
+			files = append(files, p)
 		}
 	}
-	for _, p := range append(append([]kustypes.Patch{}, k.Patches...), k.PatchesJson6902...) { //nolint:staticcheck // still read by kustomize
+	for _, p := range append(append([]kustypes.Patch{}, k.Patches...), k.OldJSON6902...) {
 		if p.Path != "" {
 			files = append(files, p.Path)
 		}
@@ -167,8 +175,8 @@ func references(k *kustypes.Kustomization) (folders, files []string) {
 			files = append(files, f)
 		}
 		files = append(files, s.EnvSources...)
-		if s.EnvSource != "" { //nolint:staticcheck // still read by kustomize
-			files = append(files, s.EnvSource) //nolint:staticcheck // still read by kustomize
+		if s.EnvSource != "" {
+			files = append(files, s.EnvSource)
 		}
 	}
 	for _, g := range k.ConfigMapGenerator {

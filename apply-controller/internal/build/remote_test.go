@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	. "github.com/onsi/gomega"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
 )
 
 func TestClassify(t *testing.T) {
@@ -40,8 +41,12 @@ func TestClassify(t *testing.T) {
 func TestForeignRefsFollowLocalKustomizations(t *testing.T) {
 	g := NewWithT(t)
 	fs := memFS(t, map[string]string{
-		"/app/kustomization.yaml": "resources:\n- ../base\n- cm.yaml\ncomponents:\n- ../comp\n",
-		"/app/cm.yaml":            configMap,
+		"/app/kustomization.yaml": "resources:\n- ../base\n- cm.yaml\ncomponents:\n- ../comp\nbases:\n- ../old\n",
+		// Deprecated fields kustomize still reads.
+		"/old/kustomization.yaml": "bases:\n- https://example.com/old-base\npatchesStrategicMerge:\n- https://example.com/smp.yaml\n" +
+			"- |\n  apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: c, annotations: {a: \"https://example.com\"}}\n" +
+			"patchesJson6902:\n- path: https://example.com/json.yaml\n  target: {kind: ConfigMap, name: c}\n",
+		"/app/cm.yaml": configMap,
 		"/base/kustomization.yaml": "resources:\n- github.com/org/repo//deploy?ref=v1\n" +
 			"configMapGenerator:\n- name: c\n  files:\n  - key=https://example.com/f.txt\n",
 		"/comp/kustomization.yaml": "kind: Component\npatches:\n- path: https://example.com/p.yaml\n",
@@ -57,6 +62,9 @@ func TestForeignRefsFollowLocalKustomizations(t *testing.T) {
 		"base/kustomization.yaml refers to github.com/org/repo//deploy?ref=v1",
 		"base/kustomization.yaml refers to https://example.com/f.txt",
 		"comp/kustomization.yaml refers to https://example.com/p.yaml",
+		"old/kustomization.yaml refers to https://example.com/old-base",
+		"old/kustomization.yaml refers to https://example.com/smp.yaml",
+		"old/kustomization.yaml refers to https://example.com/json.yaml",
 	))
 }
 
@@ -171,4 +179,23 @@ func TestRemoteBasesFetched(t *testing.T) {
 	res, err = tree.Build(Options{Path: "app", RemoteBases: true})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(res.Remote).To(BeFalse())
+}
+
+// Any kustomization file is read without a panic, and only references kustomize would fetch
+// or read from disk are reported.
+func FuzzForeignRefs(f *testing.F) {
+	f.Add("resources:\n- ../base\n- github.com/org/repo\n")
+	f.Add("components: [https://x/y]\nconfigMapGenerator:\n- files: [k=git@h:r]\n")
+	f.Add("bases: [../a, ../../b]\npatchesStrategicMerge: [\"|\\n x\"]\n")
+	f.Fuzz(func(t *testing.T, k string) {
+		fs := filesys.MakeFsInMemory()
+		_ = fs.MkdirAll(srcRoot + "/a/b")
+		_ = fs.WriteFile(srcRoot+"/a/b/kustomization.yaml", []byte(k))
+		_ = fs.WriteFile(srcRoot+"/a/kustomization.yaml", []byte(k))
+		for _, r := range foreignRefs(fs, srcRoot+"/a/b") {
+			if classify(r.ref) == refLocal {
+				t.Fatalf("local reference reported: %q", r.ref)
+			}
+		}
+	})
 }
