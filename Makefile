@@ -33,7 +33,8 @@ generate: ## deepcopy, CRDs and RBAC from the kubebuilder markers.
 	done
 
 .PHONY: tidy
-tidy: ## go mod tidy in every module.
+tidy: ## One version set: the workspace's versions written back to every module, then go mod tidy.
+	@go work sync
 	@for m in $(MODULES); do (cd $$m && go mod tidy); done
 
 .PHONY: lint
