@@ -15,11 +15,17 @@ const (
 	RefNotFoundReason = "RefNotFound"
 	// InvalidSpecReason: the spec holds a value the controller cannot use; fix the spec.
 	InvalidSpecReason = "InvalidSpec"
-	// BuildFailedReason: the repository's content cannot be published as it is (a symlink that
-	// leaves it, a broken .gitmodules); retried, so a fixing commit is picked up.
+	// BuildFailedReason: the content cannot be published as it is (a symlink that leaves it, a
+	// broken .gitmodules, an OCI manifest without the selected layer, a layer with unsafe paths
+	// or over the size limit); retried, so a fixed revision is picked up.
 	BuildFailedReason = "BuildFailed"
 	// IncludeFailedReason: an included GitRepository has no artifact yet, or copying it failed.
 	IncludeFailedReason = "IncludeFailed"
+	// OCIOperationFailedReason: talking to the registry failed (unreachable, an error answer).
+	OCIOperationFailedReason = "OCIOperationFailed"
+	// NoMatchingVersionReason: no tag matches the semver range (the message lists the nearest
+	// versions found), or the tag or digest does not exist.
+	NoMatchingVersionReason = "NoMatchingVersion"
 	// ArtifactFailedReason: writing the artifact to, or deleting it from, storage failed.
 	ArtifactFailedReason = "ArtifactFailed"
 )

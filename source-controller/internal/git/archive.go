@@ -1,8 +1,6 @@
 package git
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,9 +15,11 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/format/gitignore"
+
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/storage/memory"
+	"github.com/plumb-dev/plumb/source-controller/internal/ignore"
 
 	"github.com/plumb-dev/plumb/shared/artifact"
 )
@@ -61,12 +61,12 @@ func Archive(ctx context.Context, r Remote, res Resolved, pinned bool, opts Arch
 	if err != nil {
 		return fmt.Errorf("read tree of %s: %w", res.Commit, err)
 	}
-	ignore := DefaultIgnore
+	patterns := DefaultIgnore
 	if opts.Ignore != nil {
-		ignore = *opts.Ignore
+		patterns = *opts.Ignore
 	}
 	a := &archiver{ctx: ctx, remote: r, opts: opts, w: w}
-	return a.walk(repo.Storer, tree, "", parsePatterns(ignore, nil))
+	return a.walk(repo.Storer, tree, "", ignore.Parse(patterns, nil))
 }
 
 // fetchCommit fetches only what the resolved ref needs: one commit deep for a ref tip, the ref's
@@ -129,7 +129,7 @@ func (a *archiver) walk(s storer.EncodedObjectStorer, t *object.Tree, dir string
 			if err != nil {
 				return err
 			}
-			patterns = append(slices.Clip(patterns), parsePatterns(string(data), domain)...)
+			patterns = append(slices.Clip(patterns), ignore.Parse(string(data), domain)...)
 		}
 	}
 	m := gitignore.NewMatcher(patterns)
@@ -287,19 +287,6 @@ func readBlob(s storer.EncodedObjectStorer, h plumbing.Hash) ([]byte, error) {
 	}
 	defer rd.Close()
 	return io.ReadAll(rd)
-}
-
-func parsePatterns(text string, domain []string) []gitignore.Pattern {
-	var ps []gitignore.Pattern
-	sc := bufio.NewScanner(bytes.NewBufferString(text))
-	for sc.Scan() {
-		line := strings.TrimRight(sc.Text(), " \t\r")
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		ps = append(ps, gitignore.ParsePattern(line, domain))
-	}
-	return ps
 }
 
 func splitPath(p string) []string {

@@ -1,0 +1,361 @@
+// Package oci resolves a tag, a semver range or a digest of an OCI repository to a manifest, and
+// writes one of its layers as an artifact: extracted from a gzipped tarball (safely, through
+// shared/artifact) or copied as it is. It is free of controller-runtime.
+package oci
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/Masterminds/semver/v3"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/plumb-dev/plumb/shared/artifact"
+	"github.com/plumb-dev/plumb/source-controller/internal/ignore"
+)
+
+// Errors, to be told apart with errors.Is.
+var (
+	// ErrAuth: the registry refused the credentials, or they are missing or unreadable.
+	ErrAuth = errors.New("authentication failed")
+	// ErrNotFound: no tag matches, or the tag, digest or repository does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrInvalid: a setting that cannot work (bad URL, semver range or filter).
+	ErrInvalid = errors.New("invalid")
+	// ErrContent: the manifest or layer cannot be published (no such layer, not a tarball,
+	// unsafe paths, over the size limit).
+	ErrContent = errors.New("content")
+)
+
+// Ref selects a manifest: Digest, else SemVer (with Filter), else Tag.
+type Ref struct {
+	Tag, SemVer, Filter, Digest string
+}
+
+// Remote is a repository with the options to reach it.
+type Remote struct {
+	Repo name.Repository
+	opts []remote.Option
+}
+
+// Credentials for a registry.
+type Credentials struct {
+	// DockerConfigs are the contents of kubernetes.io/dockerconfigjson Secrets, tried in order.
+	DockerConfigs [][]byte
+	// CA is a PEM bundle of the registry's CA; Cert and Key a client certificate.
+	CA, Cert, Key []byte
+	// Insecure talks plain HTTP.
+	Insecure bool
+}
+
+// NewRemote parses an oci:// URL and prepares the transport and credentials.
+func NewRemote(url string, c Credentials) (*Remote, error) {
+	s, ok := strings.CutPrefix(url, "oci://")
+	if !ok {
+		return nil, fmt.Errorf("%w: url %q must start with oci://", ErrInvalid, url)
+	}
+	var nopts []name.Option
+	if c.Insecure {
+		nopts = append(nopts, name.Insecure)
+	}
+	repo, err := name.NewRepository(strings.TrimSuffix(s, "/"), nopts...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: url %q: %v", ErrInvalid, url, err)
+	}
+	tr := remote.DefaultTransport.(*http.Transport).Clone()
+	if len(c.CA) > 0 || len(c.Cert) > 0 {
+		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+		if len(c.CA) > 0 {
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(c.CA) {
+				return nil, fmt.Errorf("%w: ca.crt holds no PEM certificate", ErrInvalid)
+			}
+			cfg.RootCAs = pool
+		}
+		if len(c.Cert) > 0 {
+			pair, err := tls.X509KeyPair(c.Cert, c.Key)
+			if err != nil {
+				return nil, fmt.Errorf("%w: tls.crt and tls.key: %v", ErrInvalid, err)
+			}
+			cfg.Certificates = []tls.Certificate{pair}
+		}
+		tr.TLSClientConfig = cfg
+	}
+	auth := authn.Anonymous
+	for _, dc := range c.DockerConfigs {
+		a, found, err := fromDockerConfig(dc, repo.RegistryStr())
+		if err != nil {
+			return nil, err
+		}
+		if found {
+			auth = a
+			break
+		}
+	}
+	return &Remote{Repo: repo, opts: []remote.Option{remote.WithTransport(tr), remote.WithAuth(auth)}}, nil
+}
+
+// fromDockerConfig finds the registry's entry in a dockerconfigjson document.
+func fromDockerConfig(data []byte, registry string) (authn.Authenticator, bool, error) {
+	var doc struct {
+		Auths map[string]struct {
+			Username      string `json:"username"`
+			Password      string `json:"password"`
+			Auth          string `json:"auth"`
+			IdentityToken string `json:"identitytoken"`
+		} `json:"auths"`
+	}
+	if err := json.Unmarshal(data, &doc); err != nil {
+		return nil, false, fmt.Errorf("%w: .dockerconfigjson is not valid JSON", ErrAuth)
+	}
+	for host, e := range doc.Auths {
+		if hostOf(host) != registry {
+			continue
+		}
+		cfg := authn.AuthConfig{Username: e.Username, Password: e.Password, IdentityToken: e.IdentityToken}
+		if e.Auth != "" {
+			raw, err := base64.StdEncoding.DecodeString(e.Auth)
+			if err != nil {
+				return nil, false, fmt.Errorf("%w: .dockerconfigjson: auth of %s is not base64", ErrAuth, registry)
+			}
+			user, pass, ok := strings.Cut(string(raw), ":")
+			if !ok {
+				return nil, false, fmt.Errorf("%w: .dockerconfigjson: auth of %s is not user:password", ErrAuth, registry)
+			}
+			cfg.Username, cfg.Password = user, pass
+		}
+		return authn.FromConfig(cfg), true, nil
+	}
+	return nil, false, nil
+}
+
+// hostOf reduces a dockerconfig key (host, https://host/v1/, ...) to the host.
+func hostOf(key string) string {
+	key = strings.TrimPrefix(strings.TrimPrefix(key, "https://"), "http://")
+	key, _, _ = strings.Cut(key, "/")
+	if key == "docker.io" || key == "registry-1.docker.io" {
+		return name.DefaultRegistry
+	}
+	return key
+}
+
+// Resolved is the manifest a Ref selected.
+type Resolved struct {
+	Tag    string // empty for a digest ref
+	Digest string // sha256:...
+	// Revision is <tag>@<digest>, or the digest alone.
+	Revision string
+}
+
+// Resolve finds the manifest digest: a digest ref as it is (no request), a tag with a HEAD
+// request, a semver range by listing tags then a HEAD of the highest match.
+func (r *Remote) Resolve(ctx context.Context, ref Ref) (Resolved, error) {
+	if ref.Digest != "" {
+		if _, err := v1.NewHash(ref.Digest); err != nil {
+			return Resolved{}, fmt.Errorf("%w: digest %q: %v", ErrInvalid, ref.Digest, err)
+		}
+		return Resolved{Digest: ref.Digest, Revision: ref.Digest}, nil
+	}
+	tag := ref.Tag
+	if ref.SemVer != "" {
+		var err error
+		if tag, err = r.highest(ctx, ref.SemVer, ref.Filter); err != nil {
+			return Resolved{}, err
+		}
+	}
+	if tag == "" {
+		tag = "latest"
+	}
+	desc, err := remote.Head(r.Repo.Tag(tag), r.with(ctx)...)
+	if err != nil {
+		return Resolved{}, r.classify(err, "tag "+tag)
+	}
+	d := desc.Digest.String()
+	return Resolved{Tag: tag, Digest: d, Revision: tag + "@" + d}, nil
+}
+
+func (r *Remote) with(ctx context.Context) []remote.Option {
+	return append([]remote.Option{remote.WithContext(ctx)}, r.opts...)
+}
+
+// highest lists the tags and returns the highest that is a version in the range.
+func (r *Remote) highest(ctx context.Context, rng, filter string) (string, error) {
+	c, err := semver.NewConstraint(rng)
+	if err != nil {
+		return "", fmt.Errorf("%w: semver range %q: %v", ErrInvalid, rng, err)
+	}
+	var re *regexp.Regexp
+	if filter != "" {
+		if re, err = regexp.Compile(filter); err != nil {
+			return "", fmt.Errorf("%w: semverFilter %q: %v", ErrInvalid, filter, err)
+		}
+	}
+	tags, err := remote.List(r.Repo, r.with(ctx)...)
+	if err != nil {
+		return "", r.classify(err, "tags")
+	}
+	tag, nearest := Highest(tags, c, re)
+	if tag == "" {
+		msg := fmt.Sprintf("no tag of %s matches semver %q", r.Repo, rng)
+		if filter != "" {
+			msg += fmt.Sprintf(" and filter %q", filter)
+		}
+		if len(nearest) > 0 {
+			msg += "; highest versions found: " + strings.Join(nearest, ", ")
+		} else {
+			msg += "; no tag is a version"
+		}
+		return "", fmt.Errorf("%w: %s", ErrNotFound, msg)
+	}
+	return tag, nil
+}
+
+// Highest returns the tag with the highest version in c among those matching re (nil matches
+// all), and, when none is in range, the five highest versions for the message.
+func Highest(tags []string, c *semver.Constraints, re *regexp.Regexp) (string, []string) {
+	type tv struct {
+		tag string
+		v   *semver.Version
+	}
+	var all []tv
+	for _, t := range tags {
+		if re != nil && !re.MatchString(t) {
+			continue
+		}
+		v, err := semver.NewVersion(t)
+		if err != nil {
+			continue
+		}
+		all = append(all, tv{t, v})
+	}
+	// Highest first; equal versions (v1.0.0 and 1.0.0) ordered by tag for a stable choice.
+	sort.Slice(all, func(i, j int) bool {
+		if c := all[i].v.Compare(all[j].v); c != 0 {
+			return c > 0
+		}
+		return all[i].tag < all[j].tag
+	})
+	for _, x := range all {
+		if c.Check(x.v) {
+			return x.tag, nil
+		}
+	}
+	var nearest []string
+	for i := 0; i < len(all) && i < 5; i++ {
+		nearest = append(nearest, all[i].tag)
+	}
+	return "", nearest
+}
+
+// classify wraps a registry error with the package's errors; what names the thing asked for.
+func (r *Remote) classify(err error, what string) error {
+	var te *transport.Error
+	if errors.As(err, &te) {
+		switch te.StatusCode {
+		case http.StatusUnauthorized, http.StatusForbidden:
+			return fmt.Errorf("%w: %s refused the credentials (HTTP %d)", ErrAuth, r.Repo.RegistryStr(), te.StatusCode)
+		case http.StatusNotFound:
+			return fmt.Errorf("%w: %s of %s", ErrNotFound, what, r.Repo)
+		}
+		for _, d := range te.Errors {
+			switch d.Code {
+			case transport.ManifestUnknownErrorCode, transport.NameUnknownErrorCode:
+				return fmt.Errorf("%w: %s of %s", ErrNotFound, what, r.Repo)
+			case transport.UnauthorizedErrorCode, transport.DeniedErrorCode:
+				return fmt.Errorf("%w: %s refused the credentials", ErrAuth, r.Repo.RegistryStr())
+			}
+		}
+	}
+	return fmt.Errorf("%s of %s: %w", what, r.Repo, err)
+}
+
+// Layer says which layer to write and how.
+type Layer struct {
+	MediaType string // empty: the first layer
+	Copy      bool   // the blob as it is, instead of extracting it
+	Ignore    string // .gitignore patterns of files to leave out when extracting
+}
+
+// Write reads the manifest of res and writes the selected layer to out: its blob when copied,
+// otherwise a deterministic tarball of its files. Blobs are checked against their digests.
+func (r *Remote) Write(ctx context.Context, res Resolved, sel Layer, lim artifact.Limits, out io.Writer) error {
+	img, err := remote.Image(r.Repo.Digest(res.Digest), r.with(ctx)...)
+	if err != nil {
+		return r.classify(err, "manifest "+res.Digest)
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		return r.classify(err, "manifest "+res.Digest)
+	}
+	var pick *v1.Descriptor
+	var types []string
+	for i := range m.Layers {
+		types = append(types, string(m.Layers[i].MediaType))
+		if pick == nil && (sel.MediaType == "" || string(m.Layers[i].MediaType) == sel.MediaType) {
+			pick = &m.Layers[i]
+		}
+	}
+	if pick == nil {
+		if len(types) == 0 {
+			return fmt.Errorf("%w: manifest %s has no layers", ErrContent, res.Digest)
+		}
+		return fmt.Errorf("%w: manifest %s has no layer of media type %s (it has %s)", ErrContent, res.Digest, sel.MediaType, strings.Join(types, ", "))
+	}
+	if pick.Size > lim.MaxBytes {
+		return fmt.Errorf("%w: layer %s is %d bytes, over the limit of %d", ErrContent, pick.Digest, pick.Size, lim.MaxBytes)
+	}
+	layer, err := img.LayerByDigest(pick.Digest)
+	if err != nil {
+		return r.classify(err, "layer "+pick.Digest.String())
+	}
+	rc, err := layer.Compressed()
+	if err != nil {
+		return r.classify(err, "layer "+pick.Digest.String())
+	}
+	defer rc.Close()
+	body := io.LimitReader(rc, pick.Size+1)
+	if sel.Copy {
+		n, err := io.Copy(out, body)
+		if err != nil {
+			return fmt.Errorf("layer %s: %w", pick.Digest, err)
+		}
+		if n != pick.Size {
+			return fmt.Errorf("%w: layer %s is %d bytes, the manifest says %d", ErrContent, pick.Digest, n, pick.Size)
+		}
+		return nil
+	}
+	w := artifact.NewWriter(out)
+	ig := ignore.New(sel.Ignore)
+	err = artifact.Walk(body, lim, func(e artifact.Entry, rd io.Reader) error {
+		if ig.Ignored(e.Name) {
+			return nil
+		}
+		if e.Linkname != "" {
+			return w.Symlink(e.Name, e.Linkname)
+		}
+		return w.File(e.Name, e.Executable, e.Size, rd)
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("layer %s: %w", pick.Digest, err)
+		}
+		// A broken or unsafe archive, a blob that does not match its digest, or a read cut
+		// short: all shown with their cause, and all retried.
+		return fmt.Errorf("%w: layer %s (%s): %v", ErrContent, pick.Digest, pick.MediaType, err)
+	}
+	return w.Close()
+}

@@ -1,0 +1,361 @@
+package oci
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/Masterminds/semver/v3"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	. "github.com/onsi/gomega"
+
+	"github.com/plumb-dev/plumb/shared/artifact"
+)
+
+const contentType = "application/vnd.cncf.flux.content.v1.tar+gzip"
+
+// tarball is a gzipped tarball of files (name → content), written without any checks.
+func tarball(t *testing.T, files map[string]string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if err := tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(files[n])), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write([]byte(files[n])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := gz.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+type layer struct {
+	mediaType string
+	data      []byte
+}
+
+// push writes an OCI artifact with the layers to host/repo:tag and returns its digest.
+func push(t *testing.T, host, repo, tag string, layers ...layer) string {
+	t.Helper()
+	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	img = mutate.ConfigMediaType(img, "application/vnd.cncf.flux.config.v1+json")
+	for _, l := range layers {
+		var err error
+		if img, err = mutate.AppendLayers(img, static.NewLayer(l.data, types.MediaType(l.mediaType))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ref, err := name.ParseReference(host+"/"+repo+":"+tag, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatal(err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.String()
+}
+
+// newRegistry serves an in-process registry on loopback; wrap may put a handler in front.
+func newRegistry(t *testing.T, wrap func(http.Handler) http.Handler) string {
+	t.Helper()
+	h := registry.New(registry.Logger(discardLogger()))
+	if wrap != nil {
+		h = wrap(h)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+func discardLogger() *log.Logger { return log.New(io.Discard, "", 0) }
+
+// files reads back an extracted artifact.
+func files(t *testing.T, data []byte) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := artifact.Walk(bytes.NewReader(data), artifact.DefaultLimits, func(e artifact.Entry, body io.Reader) error {
+		b, err := io.ReadAll(body)
+		out[e.Name] = string(b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestResolveAndWrite(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	host := newRegistry(t, nil)
+	app := tarball(t, map[string]string{"deploy/cm.yaml": "kind: ConfigMap\n", "README.md": "hi\n", ".ci/x.yaml": "x\n"})
+	digest := push(t, host, "org/app", "v1.0.0", layer{"application/vnd.example.readme", []byte("readme")}, layer{contentType, app})
+	for _, tag := range []string{"v0.9.0", "v1.2.0-rc.1", "not-a-version", "v2.0.0"} {
+		push(t, host, "org/app", tag, layer{contentType, tarball(t, map[string]string{"tag": tag})})
+	}
+	r, err := NewRemote("oci://"+host+"/org/app", Credentials{Insecure: true})
+	g.Expect(err).NotTo(HaveOccurred())
+
+	res, err := r.Resolve(ctx, Ref{Tag: "v1.0.0"})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res).To(Equal(Resolved{Tag: "v1.0.0", Digest: digest, Revision: "v1.0.0@" + digest}))
+
+	var out bytes.Buffer
+	g.Expect(r.Write(ctx, res, Layer{MediaType: contentType, Ignore: ".ci/\n*.md\n"}, artifact.DefaultLimits, &out)).To(Succeed())
+	g.Expect(files(t, out.Bytes())).To(Equal(map[string]string{"deploy/cm.yaml": "kind: ConfigMap\n"}))
+
+	out.Reset()
+	g.Expect(r.Write(ctx, res, Layer{Copy: true}, artifact.DefaultLimits, &out)).To(Succeed())
+	g.Expect(out.String()).To(Equal("readme"), "the first layer, copied as it is")
+
+	err = r.Write(ctx, res, Layer{MediaType: "application/vnd.missing"}, artifact.DefaultLimits, &out)
+	g.Expect(errors.Is(err, ErrContent)).To(BeTrue(), "%v", err)
+	g.Expect(err.Error()).To(ContainSubstring("has no layer of media type application/vnd.missing (it has application/vnd.example.readme, " + contentType + ")"))
+
+	err = r.Write(ctx, res, Layer{}, artifact.DefaultLimits, &out)
+	g.Expect(errors.Is(err, ErrContent)).To(BeTrue(), "the readme layer is no tarball: %v", err)
+
+	err = r.Write(ctx, res, Layer{MediaType: contentType}, artifact.Limits{MaxFiles: 10, MaxBytes: 10}, &out)
+	g.Expect(errors.Is(err, ErrContent)).To(BeTrue(), "%v", err)
+	g.Expect(err.Error()).To(ContainSubstring("over the limit"))
+
+	// semver: the highest in range; a filter narrows the tags considered.
+	res, err = r.Resolve(ctx, Ref{SemVer: ">=1.0.0 <2.0.0"})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.Tag).To(Equal("v1.0.0"))
+	res, err = r.Resolve(ctx, Ref{SemVer: ">=1.0.0-0 <2.0.0", Filter: `-rc\.`})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.Tag).To(Equal("v1.2.0-rc.1"))
+	_, err = r.Resolve(ctx, Ref{SemVer: ">=3.0.0"})
+	g.Expect(errors.Is(err, ErrNotFound)).To(BeTrue(), "%v", err)
+	g.Expect(err.Error()).To(ContainSubstring("no tag of " + host + "/org/app matches semver \">=3.0.0\"; highest versions found: v2.0.0, v1.2.0-rc.1, v1.0.0, v0.9.0"))
+
+	_, err = r.Resolve(ctx, Ref{Tag: "v9"})
+	g.Expect(errors.Is(err, ErrNotFound)).To(BeTrue(), "%v", err)
+	_, err = r.Resolve(ctx, Ref{SemVer: "not a range"})
+	g.Expect(errors.Is(err, ErrInvalid)).To(BeTrue(), "%v", err)
+}
+
+func TestDigestNeedsNoRequest(t *testing.T) {
+	g := NewWithT(t)
+	srv := httptest.NewServer(http.NotFoundHandler())
+	host := strings.TrimPrefix(srv.URL, "http://")
+	srv.Close()
+	r, err := NewRemote("oci://"+host+"/org/app", Credentials{Insecure: true})
+	g.Expect(err).NotTo(HaveOccurred())
+	d := "sha256:" + strings.Repeat("ab", 32)
+	res, err := r.Resolve(context.Background(), Ref{Digest: d, Tag: "ignored"})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.Revision).To(Equal(d))
+	_, err = r.Resolve(context.Background(), Ref{Tag: "v1"})
+	g.Expect(err).To(HaveOccurred(), "an unreachable registry is an error")
+	g.Expect(errors.Is(err, ErrAuth) || errors.Is(err, ErrNotFound)).To(BeFalse())
+}
+
+func TestUnsafeLayerRefused(t *testing.T) {
+	g := NewWithT(t)
+	host := newRegistry(t, nil)
+	push(t, host, "org/evil", "v1", layer{contentType, tarball(t, map[string]string{"../../etc/passwd": "x"})})
+	r, err := NewRemote("oci://"+host+"/org/evil", Credentials{Insecure: true})
+	g.Expect(err).NotTo(HaveOccurred())
+	res, err := r.Resolve(context.Background(), Ref{Tag: "v1"})
+	g.Expect(err).NotTo(HaveOccurred())
+	err = r.Write(context.Background(), res, Layer{}, artifact.DefaultLimits, io.Discard)
+	g.Expect(errors.Is(err, ErrContent)).To(BeTrue(), "%v", err)
+	g.Expect(errors.Is(err, artifact.ErrUnsafe) || strings.Contains(err.Error(), "unsafe")).To(BeTrue(), "%v", err)
+}
+
+// basicAuth answers 401 with a Basic challenge unless the request carries user:pass.
+func basicAuth(user, pass string) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			u, p, ok := r.BasicAuth()
+			if !ok || u != user || p != pass {
+				w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+				http.Error(w, "unauthorized", http.StatusUnauthorized)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+func dockerConfig(host, user, pass string) []byte {
+	auth := base64.StdEncoding.EncodeToString([]byte(user + ":" + pass))
+	return fmt.Appendf(nil, `{"auths":{"https://%s/v1/":{"auth":%q}}}`, host, auth)
+}
+
+func TestCredentials(t *testing.T) {
+	g := NewWithT(t)
+	open := newRegistry(t, nil)
+	digest := push(t, open, "org/app", "v1", layer{contentType, tarball(t, map[string]string{"a": "b"})})
+	// The same content behind basic auth: copy it over.
+	locked := newRegistry(t, basicAuth("plumb", "s3cret"))
+	src, _ := name.ParseReference(open+"/org/app:v1", name.Insecure)
+	img, err := remote.Image(src)
+	g.Expect(err).NotTo(HaveOccurred())
+	dst, _ := name.ParseReference(locked+"/org/app:v1", name.Insecure)
+	g.Expect(remote.Write(dst, img, remote.WithAuth(authn.FromConfig(authn.AuthConfig{Username: "plumb", Password: "s3cret"})))).To(Succeed())
+
+	cases := []struct {
+		name    string
+		configs [][]byte
+		err     error
+	}{
+		{"right credentials", [][]byte{dockerConfig("other.example", "x", "y"), dockerConfig(locked, "plumb", "s3cret")}, nil},
+		{"no credentials", nil, ErrAuth},
+		{"wrong password", [][]byte{dockerConfig(locked, "plumb", "wrong")}, ErrAuth},
+		{"credentials of another registry only", [][]byte{dockerConfig("other.example", "plumb", "s3cret")}, ErrAuth},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			g := NewWithT(t)
+			r, err := NewRemote("oci://"+locked+"/org/app", Credentials{Insecure: true, DockerConfigs: c.configs})
+			g.Expect(err).NotTo(HaveOccurred())
+			res, err := r.Resolve(context.Background(), Ref{Tag: "v1"})
+			if c.err != nil {
+				g.Expect(errors.Is(err, c.err)).To(BeTrue(), "%v", err)
+				g.Expect(err.Error()).NotTo(ContainSubstring("s3cret"))
+				return
+			}
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(res.Digest).To(Equal(digest))
+			g.Expect(r.Write(context.Background(), res, Layer{}, artifact.DefaultLimits, io.Discard)).To(Succeed())
+		})
+	}
+	_, err = NewRemote("oci://"+locked+"/org/app", Credentials{DockerConfigs: [][]byte{[]byte("{not json")}})
+	g.Expect(errors.Is(err, ErrAuth)).To(BeTrue(), "%v", err)
+}
+
+func TestTLSWithPrivateCA(t *testing.T) {
+	g := NewWithT(t)
+	srv := httptest.NewTLSServer(registry.New(registry.Logger(discardLogger())))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "https://")
+	ref, _ := name.ParseReference(host + "/org/app:v1")
+	img, err := mutate.AppendLayers(mutate.MediaType(empty.Image, types.OCIManifestSchema1), static.NewLayer(tarball(t, map[string]string{"a": "b"}), contentType))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(remote.Write(ref, img, remote.WithTransport(srv.Client().Transport))).To(Succeed())
+
+	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	r, err := NewRemote("oci://"+host+"/org/app", Credentials{CA: ca})
+	g.Expect(err).NotTo(HaveOccurred())
+	_, err = r.Resolve(context.Background(), Ref{Tag: "v1"})
+	g.Expect(err).NotTo(HaveOccurred())
+
+	r, err = NewRemote("oci://"+host+"/org/app", Credentials{})
+	g.Expect(err).NotTo(HaveOccurred())
+	_, err = r.Resolve(context.Background(), Ref{Tag: "v1"})
+	g.Expect(err).To(MatchError(ContainSubstring("certificate")))
+
+	_, err = NewRemote("oci://"+host+"/org/app", Credentials{CA: []byte("not pem")})
+	g.Expect(errors.Is(err, ErrInvalid)).To(BeTrue())
+}
+
+func TestHostOf(t *testing.T) {
+	cases := map[string]string{
+		"ghcr.io":                     "ghcr.io",
+		"https://ghcr.io":             "ghcr.io",
+		"https://index.docker.io/v1/": "index.docker.io",
+		"docker.io":                   "index.docker.io",
+		"127.0.0.1:5000":              "127.0.0.1:5000",
+		"http://127.0.0.1:5000/v2/":   "127.0.0.1:5000",
+	}
+	for in, want := range cases {
+		if got := hostOf(in); got != want {
+			t.Errorf("hostOf(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestHighest(t *testing.T) {
+	tags := []string{"latest", "v1.0.0", "1.0.0", "v1.10.0", "v1.9.3", "v2.0.0-rc.1", "main", "v0.1"}
+	cases := []struct {
+		rng, filter, want string
+		nearest           []string
+	}{
+		{"*", "", "v1.10.0", nil},
+		{"~1.9", "", "v1.9.3", nil},
+		{"1.0.0", "", "1.0.0", nil}, // equal versions: the tag that sorts first
+		{">=2.0.0-0", "", "v2.0.0-rc.1", nil},
+		{">=1.0.0", "^v1\\.9", "v1.9.3", nil},
+		{">=3", "", "", []string{"v2.0.0-rc.1", "v1.10.0", "v1.9.3", "1.0.0", "v1.0.0"}},
+	}
+	for _, c := range cases {
+		cons, err := semver.NewConstraint(c.rng)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var re *regexp.Regexp
+		if c.filter != "" {
+			re = regexp.MustCompile(c.filter)
+		}
+		got, nearest := Highest(tags, cons, re)
+		if got != c.want || strings.Join(nearest, ",") != strings.Join(c.nearest, ",") {
+			t.Errorf("Highest(%q, %q) = %q %v, want %q %v", c.rng, c.filter, got, nearest, c.want, c.nearest)
+		}
+	}
+}
+
+// Any list of tags: the pick is in range, and no tag in range is higher.
+func FuzzHighest(f *testing.F) {
+	f.Add("v1.0.0,1.2.3,latest,v2.0.0-rc.1", ">=1.0.0 <2.0.0")
+	f.Add("0.0.1,0.0.01,v00.1.0,1.0.0+meta", "*")
+	f.Fuzz(func(t *testing.T, list, rng string) {
+		c, err := semver.NewConstraint(rng)
+		if err != nil {
+			return
+		}
+		tags := strings.Split(list, ",")
+		got, _ := Highest(tags, c, nil)
+		if got == "" {
+			return
+		}
+		v, err := semver.NewVersion(got)
+		if err != nil || !c.Check(v) {
+			t.Fatalf("picked %q, not a version in %q", got, rng)
+		}
+		for _, tag := range tags {
+			if o, err := semver.NewVersion(tag); err == nil && c.Check(o) && o.GreaterThan(v) {
+				t.Fatalf("picked %q but %q is higher and in range", got, tag)
+			}
+		}
+	})
+}
