@@ -118,7 +118,7 @@ type OCIRepositoryStatus struct {
 	ObservedIgnore *string `json:"observedIgnore,omitempty"`
 	// ObservedLayerSelector is the spec.layerSelector that the artifact was built with.
 	// +optional
-	ObservedLayerSelector *OCILayerSelector `json:"observedLayerSelector,omitempty"`
+	ObservedLayerSelector       *OCILayerSelector `json:"observedLayerSelector,omitempty"`
 	meta.ReconcileRequestStatus `json:",inline"`
 }
 
