@@ -50,6 +50,8 @@ type GitRepositoryReconciler struct {
 	// ControllerName is the field owner of status patches.
 	ControllerName string
 
+	statusHelper
+
 	// builds shares one fetch and one tarball between GitRepositories that want the same
 	// content (same URL, commit and settings): the first builds it, the others hard link it.
 	builds buildCache
@@ -64,7 +66,7 @@ func (r *GitRepositoryReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	patcher := patch.NewSerialPatcher(obj, r.Client)
-	defer func() { r.finalizeStatus(ctx, obj, patcher, &result, &retErr) }()
+	defer func() { r.finalizeStatus(ctx, obj, gitStatus(obj), patcher, &result, &retErr) }()
 
 	if !obj.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, r.finalize(obj)
@@ -366,6 +368,11 @@ func validate(obj *sourcev1.GitRepository) error {
 		targets[t] = true
 	}
 	return nil
+}
+
+func gitStatus(obj *sourcev1.GitRepository) statusFields {
+	return statusFields{kind: sourcev1.GitRepositoryKind, suspend: obj.Spec.Suspend,
+		observedGeneration: &obj.Status.ObservedGeneration, requests: &obj.Status.ReconcileRequestStatus}
 }
 
 func objectOf(obj *sourcev1.GitRepository) storage.Object {

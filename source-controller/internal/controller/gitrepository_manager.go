@@ -29,6 +29,7 @@ type Options struct {
 // SetupWithManager registers the reconciler: it runs on spec changes and reconcile requests of a
 // GitRepository, and when the artifact of a GitRepository it includes changes.
 func (r *GitRepositoryReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error {
+	r.statusHelper = statusHelper{events: r.Events, owner: r.ControllerName}
 	err := mgr.GetFieldIndexer().IndexField(ctx, &sourcev1.GitRepository{}, includeIndex, func(o client.Object) []string {
 		var names []string
 		for _, inc := range o.(*sourcev1.GitRepository).Spec.Include {

@@ -115,7 +115,7 @@ func TestSetOutcome(t *testing.T) {
 			obj := &sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Name: "x", Namespace: "y", Generation: 3}}
 			obj.Status.ObservedGeneration = 2
 			tc.setup(obj)
-			setOutcome(obj, tc.err)
+			setOutcome(obj, gitStatus(obj), tc.err)
 
 			ready := conditions.Get(obj, meta.ReadyCondition)
 			g.Expect(ready).NotTo(BeNil())

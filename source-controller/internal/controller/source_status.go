@@ -13,6 +13,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	"github.com/plumb-dev/plumb/shared/events"
 	"github.com/plumb-dev/plumb/shared/metrics"
@@ -35,37 +36,57 @@ func markFailed(obj conditions.Setter, reason, format string, args ...any) {
 	conditions.MarkFalse(obj, meta.ReadyCondition, reason, format, args...)
 }
 
+// sourceObject is what the status helpers need of every source kind.
+type sourceObject interface {
+	conditions.Setter
+	GetArtifact() *meta.Artifact
+}
+
+// statusFields points at the status fields that every source kind has.
+type statusFields struct {
+	kind               string
+	suspend            bool
+	observedGeneration *int64
+	requests           *meta.ReconcileRequestStatus
+}
+
+// statusHelper is embedded by the reconcilers: stalls, events and the one status patch.
+type statusHelper struct {
+	events recorder.EventRecorder
+	owner  string // field owner of status patches
+}
+
 // stall marks a failure that retrying cannot fix: Stalled=True, Ready=False, a Warning event, and
 // a terminal error so that only a change of the object reconciles it again.
-func (r *GitRepositoryReconciler) stall(obj *sourcev1.GitRepository, reason, msg string) error {
+func (h statusHelper) stall(obj sourceObject, reason, msg string) error {
 	conditions.MarkStalled(obj, reason, "%s", msg)
 	markFailed(obj, reason, "%s", msg)
-	r.event(obj, "", corev1.EventTypeWarning, reason, "%s", msg)
+	h.event(obj, "", corev1.EventTypeWarning, reason, "%s", msg)
 	return reconcile.TerminalError(errors.New(msg))
 }
 
 // event records an Event on the object, annotated with the revision it is about when known.
-func (r *GitRepositoryReconciler) event(obj *sourcev1.GitRepository, revision, eventType, reason, format string, args ...any) {
-	events.Record(r.Events, obj, revision, eventType, reason, format, args...)
+func (h statusHelper) event(obj sourceObject, revision, eventType, reason, format string, args ...any) {
+	events.Record(h.events, obj, revision, eventType, reason, format, args...)
 }
 
 // finalizeStatus settles the conditions from the outcome and writes status in one patch.
-func (r *GitRepositoryReconciler) finalizeStatus(ctx context.Context, obj *sourcev1.GitRepository, patcher *patch.SerialPatcher, result *ctrl.Result, retErr *error) {
+func (h statusHelper) finalizeStatus(ctx context.Context, obj sourceObject, st statusFields, patcher *patch.SerialPatcher, result *ctrl.Result, retErr *error) {
 	if v, ok := plumbreconcile.RequestedAt(obj.GetAnnotations()); ok {
-		obj.Status.LastHandledReconcileAt = v
+		st.requests.LastHandledReconcileAt = v
 	}
-	setOutcome(obj, *retErr)
-	if obj.DeletionTimestamp.IsZero() {
-		metrics.RecordConditions(sourcev1.GitRepositoryKind, obj.Namespace, obj.Name, obj.Status.Conditions)
-		if a := obj.Status.Artifact; a != nil && a.Size != nil {
-			metrics.RecordArtifactSize(sourcev1.GitRepositoryKind, obj.Namespace, obj.Name, *a.Size)
+	setOutcome(obj, st, *retErr)
+	if obj.GetDeletionTimestamp().IsZero() {
+		metrics.RecordConditions(st.kind, obj.GetNamespace(), obj.GetName(), obj.GetConditions())
+		if a := obj.GetArtifact(); a != nil && a.Size != nil {
+			metrics.RecordArtifactSize(st.kind, obj.GetNamespace(), obj.GetName(), *a.Size)
 		}
 	}
 	err := patcher.Patch(ctx, obj,
 		patch.WithOwnedConditions{Conditions: ownedConditions},
-		patch.WithFieldOwner(r.ControllerName),
+		patch.WithFieldOwner(h.owner),
 	)
-	if err != nil && !(apierrors.IsNotFound(err) && !obj.DeletionTimestamp.IsZero()) {
+	if err != nil && !(apierrors.IsNotFound(err) && !obj.GetDeletionTimestamp().IsZero()) {
 		log.FromContext(ctx).Error(err, "patching status")
 		*retErr = kerrors.NewAggregate([]error{*retErr, err})
 	}
@@ -73,17 +94,17 @@ func (r *GitRepositoryReconciler) finalizeStatus(ctx context.Context, obj *sourc
 
 // setOutcome is the pure part of finalizeStatus: conditions and observedGeneration from the error
 // the reconcile returned.
-func setOutcome(obj *sourcev1.GitRepository, err error) {
+func setOutcome(obj sourceObject, st statusFields, err error) {
 	switch {
-	case !obj.DeletionTimestamp.IsZero(), obj.Spec.Suspend:
+	case !obj.GetDeletionTimestamp().IsZero(), st.suspend:
 		// Leave the last observed state as it is.
 	case err == nil:
 		conditions.Delete(obj, meta.ReconcilingCondition)
 		conditions.Delete(obj, meta.StalledCondition)
-		obj.Status.ObservedGeneration = obj.Generation
+		*st.observedGeneration = obj.GetGeneration()
 	case errors.Is(err, reconcile.TerminalError(nil)):
 		conditions.Delete(obj, meta.ReconcilingCondition)
-		obj.Status.ObservedGeneration = obj.Generation
+		*st.observedGeneration = obj.GetGeneration()
 	default:
 		conditions.Delete(obj, meta.StalledCondition)
 		if !conditions.IsFalse(obj, meta.ReadyCondition) {
