@@ -98,8 +98,8 @@ func run(ctx context.Context, o runOptions) error {
 		LeaderElection:                o.leaderElect,
 		LeaderElectionID:              "source-controller.plumb.dev",
 		LeaderElectionReleaseOnCancel: true,
-		// Secrets are read only when a GitRepository names one: no cluster-wide Secret cache.
-		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
+		// Secrets and ServiceAccounts are read only when a source names one: no cluster-wide cache.
+		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}, &corev1.ServiceAccount{}}}},
 	})
 	if err != nil {
 		return err
@@ -118,6 +118,15 @@ func run(ctx context.Context, o runOptions) error {
 		ControllerName: controllerName,
 	}
 	if err := r.SetupWithManager(ctx, mgr, controller.Options{Concurrent: o.workers}); err != nil {
+		return err
+	}
+	oci := &controller.OCIRepositoryReconciler{
+		Client:         mgr.GetClient(),
+		Events:         mgr.GetEventRecorder(controllerName),
+		Storage:        st,
+		ControllerName: controllerName,
+	}
+	if err := oci.SetupWithManager(mgr, controller.Options{Concurrent: o.workers}); err != nil {
 		return err
 	}
 	if err := errors.Join(mgr.AddHealthzCheck("ping", healthz.Ping), mgr.AddReadyzCheck("ping", healthz.Ping)); err != nil {

@@ -31,6 +31,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/plumb-dev/plumb/shared/artifact"
 	"github.com/plumb-dev/plumb/shared/testenv"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/source-controller/internal/storage"
@@ -43,6 +44,9 @@ var (
 	store      *storage.Storage
 	gitServer  *gittestserver.GitServer
 	reconciler *GitRepositoryReconciler
+	// ociReconciler's limits are small, so that a test can exceed them.
+	ociReconciler *OCIRepositoryReconciler
+	ociLimits     = artifact.Limits{MaxFiles: 1000, MaxBytes: 1 << 20}
 	// uploadPacks counts the fetches (git-upload-pack POSTs) the Git server answered, by
 	// repository.
 	uploadPacks sync.Map
@@ -99,7 +103,7 @@ func run(m *testing.M) int {
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme:  scheme,
 		Metrics: metricsserver.Options{BindAddress: "0"},
-		Client:  client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
+		Client:  client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}, &corev1.ServiceAccount{}}}},
 	})
 	must(err)
 	reconciler = &GitRepositoryReconciler{
@@ -111,6 +115,14 @@ func run(m *testing.M) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	must(reconciler.SetupWithManager(ctx, mgr, Options{Concurrent: 4}))
+	ociReconciler = &OCIRepositoryReconciler{
+		Client:         mgr.GetClient(),
+		Events:         mgr.GetEventRecorder("source-controller"),
+		Storage:        store,
+		ControllerName: "source-controller",
+		Limits:         &ociLimits,
+	}
+	must(ociReconciler.SetupWithManager(mgr, Options{Concurrent: 4}))
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
 	code := m.Run()

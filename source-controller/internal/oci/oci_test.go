@@ -1,9 +1,7 @@
 package oci
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/base64"
 	"encoding/pem"
@@ -14,7 +12,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
-	"sort"
 	"strings"
 	"testing"
 
@@ -30,78 +27,31 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/plumb-dev/plumb/shared/artifact"
+	"github.com/plumb-dev/plumb/source-controller/internal/oci/ocitest"
 )
 
-const contentType = "application/vnd.cncf.flux.content.v1.tar+gzip"
+const contentType = ocitest.ContentType
 
-// tarball is a gzipped tarball of files (name → content), written without any checks.
-func tarball(t *testing.T, files map[string]string) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	gz := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(gz)
-	names := make([]string, 0, len(files))
-	for n := range files {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		if err := tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(files[n])), Typeflag: tar.TypeReg}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write([]byte(files[n])); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := gz.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
+func tarball(t *testing.T, files map[string]string) []byte { return ocitest.Tarball(files) }
 
-type layer struct {
-	mediaType string
-	data      []byte
-}
+type layer = ocitest.Layer
 
 // push writes an OCI artifact with the layers to host/repo:tag and returns its digest.
 func push(t *testing.T, host, repo, tag string, layers ...layer) string {
 	t.Helper()
-	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
-	img = mutate.ConfigMediaType(img, "application/vnd.cncf.flux.config.v1+json")
-	for _, l := range layers {
-		var err error
-		if img, err = mutate.AppendLayers(img, static.NewLayer(l.data, types.MediaType(l.mediaType))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ref, err := name.ParseReference(host+"/"+repo+":"+tag, name.Insecure)
+	d, err := ocitest.Push(host, repo, tag, layers)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := remote.Write(ref, img); err != nil {
-		t.Fatal(err)
-	}
-	d, err := img.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d.String()
+	return d
 }
 
 // newRegistry serves an in-process registry on loopback; wrap may put a handler in front.
 func newRegistry(t *testing.T, wrap func(http.Handler) http.Handler) string {
 	t.Helper()
-	h := registry.New(registry.Logger(discardLogger()))
-	if wrap != nil {
-		h = wrap(h)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return strings.TrimPrefix(srv.URL, "http://")
+	r := ocitest.NewRegistry(wrap)
+	t.Cleanup(r.Close)
+	return r.Host
 }
 
 func discardLogger() *log.Logger { return log.New(io.Discard, "", 0) }
@@ -126,9 +76,9 @@ func TestResolveAndWrite(t *testing.T) {
 	ctx := context.Background()
 	host := newRegistry(t, nil)
 	app := tarball(t, map[string]string{"deploy/cm.yaml": "kind: ConfigMap\n", "README.md": "hi\n", ".ci/x.yaml": "x\n"})
-	digest := push(t, host, "org/app", "v1.0.0", layer{"application/vnd.example.readme", []byte("readme")}, layer{contentType, app})
+	digest := push(t, host, "org/app", "v1.0.0", layer{MediaType: "application/vnd.example.readme", Data: []byte("readme")}, layer{MediaType: contentType, Data: app})
 	for _, tag := range []string{"v0.9.0", "v1.2.0-rc.1", "not-a-version", "v2.0.0"} {
-		push(t, host, "org/app", tag, layer{contentType, tarball(t, map[string]string{"tag": tag})})
+		push(t, host, "org/app", tag, layer{MediaType: contentType, Data: tarball(t, map[string]string{"tag": tag})})
 	}
 	r, err := NewRemote("oci://"+host+"/org/app", Credentials{Insecure: true})
 	g.Expect(err).NotTo(HaveOccurred())
@@ -192,7 +142,7 @@ func TestDigestNeedsNoRequest(t *testing.T) {
 func TestUnsafeLayerRefused(t *testing.T) {
 	g := NewWithT(t)
 	host := newRegistry(t, nil)
-	push(t, host, "org/evil", "v1", layer{contentType, tarball(t, map[string]string{"../../etc/passwd": "x"})})
+	push(t, host, "org/evil", "v1", layer{MediaType: contentType, Data: tarball(t, map[string]string{"../../etc/passwd": "x"})})
 	r, err := NewRemote("oci://"+host+"/org/evil", Credentials{Insecure: true})
 	g.Expect(err).NotTo(HaveOccurred())
 	res, err := r.Resolve(context.Background(), Ref{Tag: "v1"})
@@ -225,7 +175,7 @@ func dockerConfig(host, user, pass string) []byte {
 func TestCredentials(t *testing.T) {
 	g := NewWithT(t)
 	open := newRegistry(t, nil)
-	digest := push(t, open, "org/app", "v1", layer{contentType, tarball(t, map[string]string{"a": "b"})})
+	digest := push(t, open, "org/app", "v1", layer{MediaType: contentType, Data: tarball(t, map[string]string{"a": "b"})})
 	// The same content behind basic auth: copy it over.
 	locked := newRegistry(t, basicAuth("plumb", "s3cret"))
 	src, _ := name.ParseReference(open+"/org/app:v1", name.Insecure)

@@ -1,0 +1,290 @@
+package controller
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/patch"
+	"golang.org/x/sync/singleflight"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+
+	"github.com/plumb-dev/plumb/shared/artifact"
+	"github.com/plumb-dev/plumb/shared/metrics"
+	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
+	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
+	"github.com/plumb-dev/plumb/source-controller/internal/oci"
+	"github.com/plumb-dev/plumb/source-controller/internal/storage"
+)
+
+// +kubebuilder:rbac:groups=source.plumb.dev,resources=ocirepositories,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=source.plumb.dev,resources=ocirepositories/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=source.plumb.dev,resources=ocirepositories/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get
+
+// OCIRepositoryReconciler publishes a layer of an OCI artifact as an artifact.
+type OCIRepositoryReconciler struct {
+	client.Client
+	// Events records Kubernetes Events on the objects.
+	Events recorder.EventRecorder
+	// Storage keeps and serves the artifacts.
+	Storage *storage.Storage
+	// ControllerName is the field owner of status patches.
+	ControllerName string
+	// Limits bound a layer and what it unpacks to (default artifact.DefaultLimits).
+	Limits *artifact.Limits
+
+	statusHelper
+	// builds shares one pull between OCIRepositories that want the same layer of the same
+	// manifest: the first writes it, the others hard link it.
+	builds buildCache
+	flight singleflight.Group
+}
+
+// SetupWithManager registers the reconciler: it runs on spec changes and reconcile requests.
+func (r *OCIRepositoryReconciler) SetupWithManager(mgr ctrl.Manager, opts Options) error {
+	r.statusHelper = statusHelper{events: r.Events, owner: r.ControllerName}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&sourcev1.OCIRepository{}, builder.WithPredicates(
+			predicate.Or(predicate.GenerationChangedPredicate{}, plumbreconcile.Requested{}))).
+		WithOptions(controller.Options{MaxConcurrentReconciles: opts.Concurrent}).
+		Complete(r)
+}
+
+// Reconcile follows the house shape: get, defer the one status patch, finalize or set up, skip
+// when suspended, then the ordered steps.
+func (r *OCIRepositoryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	obj := &sourcev1.OCIRepository{}
+	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	patcher := patch.NewSerialPatcher(obj, r.Client)
+	defer func() { r.finalizeStatus(ctx, obj, ociStatus(obj), patcher, &result, &retErr) }()
+
+	if !obj.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, r.finalize(obj)
+	}
+	controllerutil.AddFinalizer(obj, sourcev1.SourceFinalizer)
+	if obj.Spec.Suspend {
+		return ctrl.Result{}, nil
+	}
+	return r.reconcile(ctx, obj)
+}
+
+func (r *OCIRepositoryReconciler) reconcile(ctx context.Context, obj *sourcev1.OCIRepository) (ctrl.Result, error) {
+	if obj.Generation != obj.Status.ObservedGeneration {
+		markReconciling(obj, "reconciling generation %d", obj.Generation)
+	}
+	remote, err := r.remote(ctx, obj)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	opCtx, cancel := context.WithTimeout(ctx, obj.GetTimeout())
+	defer cancel()
+	ref := obj.GetRef()
+	res, err := remote.Resolve(opCtx, oci.Ref{Tag: ref.Tag, SemVer: ref.SemVer, Filter: ref.SemverFilter, Digest: ref.Digest})
+	if err != nil {
+		return ctrl.Result{}, r.failure(obj, "", err)
+	}
+	sel := obj.GetLayerSelector()
+	if r.upToDate(obj, res.Revision, sel) {
+		obj.Status.Artifact.URL = r.Storage.URL(obj.Status.Artifact)
+		markReady(obj, res.Revision)
+		return ctrl.Result{RequeueAfter: plumbreconcile.Jitter(obj.GetRequeueAfter())}, nil
+	}
+	markReconciling(obj, "pulling revision %s", res.Revision)
+	a, err := r.build(opCtx, obj, remote, res, sel)
+	if err != nil {
+		return ctrl.Result{}, r.failure(obj, res.Revision, err)
+	}
+	obj.Status.Artifact = a
+	obj.Status.ObservedIgnore = obj.Spec.Ignore
+	obj.Status.ObservedLayerSelector = &sel
+	markReady(obj, res.Revision)
+	r.event(obj, res.Revision, corev1.EventTypeNormal, sourcev1.SucceededReason, "stored artifact for revision %s", res.Revision)
+	if err := r.Storage.GC(ociObject(obj), a); err != nil {
+		log.FromContext(ctx).Error(err, "garbage collecting old artifacts")
+	}
+	return ctrl.Result{RequeueAfter: plumbreconcile.Jitter(obj.GetRequeueAfter())}, nil
+}
+
+// remote reads the credentials (secretRef, then the ServiceAccount's image pull secrets) and the
+// TLS Secret, and prepares the repository.
+func (r *OCIRepositoryReconciler) remote(ctx context.Context, obj *sourcev1.OCIRepository) (*oci.Remote, error) {
+	creds := oci.Credentials{Insecure: obj.Spec.Insecure}
+	secret := func(name, purpose string) (*corev1.Secret, error) {
+		s := &corev1.Secret{}
+		key := types.NamespacedName{Namespace: obj.Namespace, Name: name}
+		if err := r.Get(ctx, key, s); err != nil {
+			if apierrors.IsNotFound(err) {
+				return nil, fmt.Errorf("%w: %s Secret %s not found", oci.ErrAuth, purpose, key)
+			}
+			return nil, fmt.Errorf("%w: %s Secret %s: %v", oci.ErrAuth, purpose, key, err)
+		}
+		return s, nil
+	}
+	pullSecret := func(name, purpose string) error {
+		s, err := secret(name, purpose)
+		if err != nil {
+			return err
+		}
+		data, ok := s.Data[corev1.DockerConfigJsonKey]
+		if !ok {
+			return fmt.Errorf("%w: %s Secret %s/%s has no %s key", oci.ErrAuth, purpose, obj.Namespace, name, corev1.DockerConfigJsonKey)
+		}
+		creds.DockerConfigs = append(creds.DockerConfigs, data)
+		return nil
+	}
+	if ref := obj.Spec.SecretRef; ref != nil {
+		if err := pullSecret(ref.Name, "credentials"); err != nil {
+			return nil, r.failure(obj, "", err)
+		}
+	}
+	if name := obj.Spec.ServiceAccountName; name != "" {
+		sa := &corev1.ServiceAccount{}
+		if err := r.Get(ctx, types.NamespacedName{Namespace: obj.Namespace, Name: name}, sa); err != nil {
+			return nil, r.failure(obj, "", fmt.Errorf("%w: ServiceAccount %s/%s: %v", oci.ErrAuth, obj.Namespace, name, err))
+		}
+		for _, ps := range sa.ImagePullSecrets {
+			if err := pullSecret(ps.Name, "image pull"); err != nil {
+				return nil, r.failure(obj, "", err)
+			}
+		}
+	}
+	if ref := obj.Spec.CertSecretRef; ref != nil {
+		s, err := secret(ref.Name, "TLS")
+		if err != nil {
+			return nil, r.failure(obj, "", err)
+		}
+		creds.CA, creds.Cert, creds.Key = s.Data["ca.crt"], s.Data[corev1.TLSCertKey], s.Data[corev1.TLSPrivateKeyKey]
+	}
+	remote, err := oci.NewRemote(obj.Spec.URL, creds)
+	if err != nil {
+		return nil, r.failure(obj, "", err)
+	}
+	return remote, nil
+}
+
+// failure sets the Ready condition for an error of a step, records a Warning event, and returns
+// the error to retry with (or the terminal error of a stall).
+func (r *OCIRepositoryReconciler) failure(obj *sourcev1.OCIRepository, revision string, err error) error {
+	var reason string
+	switch {
+	case errors.Is(err, oci.ErrInvalid):
+		return r.stall(obj, sourcev1.InvalidSpecReason, err.Error())
+	case errors.Is(err, oci.ErrAuth):
+		reason = sourcev1.AuthenticationFailedReason
+	case errors.Is(err, oci.ErrNotFound):
+		reason = sourcev1.NoMatchingVersionReason
+	case errors.Is(err, oci.ErrContent):
+		reason = sourcev1.BuildFailedReason
+	case errors.Is(err, storage.ErrIO):
+		reason = sourcev1.ArtifactFailedReason
+	default:
+		reason = sourcev1.OCIOperationFailedReason
+	}
+	markFailed(obj, reason, "%v", err)
+	r.event(obj, revision, corev1.EventTypeWarning, reason, "%v", err)
+	return err
+}
+
+// upToDate is the no-op fast path: the stored artifact has the revision, was built with the
+// current layer selector and ignore, and is still on disk.
+func (r *OCIRepositoryReconciler) upToDate(obj *sourcev1.OCIRepository, revision string, sel sourcev1.OCILayerSelector) bool {
+	s := obj.Status
+	return s.Artifact != nil && s.Artifact.Revision == revision && r.Storage.Has(s.Artifact) &&
+		equalPtr(s.ObservedIgnore, obj.Spec.Ignore) && s.ObservedLayerSelector != nil && *s.ObservedLayerSelector == sel
+}
+
+// build writes the artifact, or adopts an identical one another OCIRepository already wrote.
+func (r *OCIRepositoryReconciler) build(ctx context.Context, obj *sourcev1.OCIRepository, remote *oci.Remote, res oci.Resolved, sel sourcev1.OCILayerSelector) (*meta.Artifact, error) {
+	o := ociObject(obj)
+	key := ociBuildKey(obj, res, sel)
+	ignore := ""
+	if obj.Spec.Ignore != nil {
+		ignore = *obj.Spec.Ignore
+	}
+	layer := oci.Layer{MediaType: sel.MediaType, Copy: sel.Operation == sourcev1.OCILayerCopy, Ignore: ignore}
+	lim := artifact.DefaultLimits
+	if r.Limits != nil {
+		lim = *r.Limits
+	}
+	timeout := obj.GetTimeout()
+	ch := r.flight.DoChan(key, func() (any, error) {
+		if a := r.builds.get(key); a != nil && r.Storage.Has(a) {
+			return r.Storage.Adopt(o, a, res.Revision)
+		}
+		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+		defer cancel()
+		a, err := r.Storage.Write(o, res.Revision, func(w io.Writer) error {
+			return remote.Write(bctx, res, layer, lim, w)
+		})
+		if err == nil {
+			r.builds.put(key, a)
+		}
+		return a, err
+	})
+	var out singleflight.Result
+	select {
+	case out = <-ch:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("pulling revision %s: timed out (spec.timeout)", res.Revision)
+	}
+	if out.Err != nil {
+		return nil, out.Err
+	}
+	a := *out.Val.(*meta.Artifact) // shared with other callers of the flight: copy, never mutate
+	if !strings.HasPrefix(a.Path, storage.Dir(o)+"/") {
+		return r.Storage.Adopt(o, &a, res.Revision)
+	}
+	return &a, nil
+}
+
+// finalize deletes the object's artifacts, then lets it go.
+func (r *OCIRepositoryReconciler) finalize(obj *sourcev1.OCIRepository) error {
+	if err := r.Storage.Delete(ociObject(obj)); err != nil {
+		markFailed(obj, sourcev1.ArtifactFailedReason, "deleting artifacts: %v", err)
+		return fmt.Errorf("delete artifacts: %w", err)
+	}
+	r.builds.forget(ociObject(obj))
+	metrics.Forget(sourcev1.OCIRepositoryKind, obj.Namespace, obj.Name)
+	controllerutil.RemoveFinalizer(obj, sourcev1.SourceFinalizer)
+	return nil
+}
+
+func ociStatus(obj *sourcev1.OCIRepository) statusFields {
+	return statusFields{kind: sourcev1.OCIRepositoryKind, suspend: obj.Spec.Suspend,
+		observedGeneration: &obj.Status.ObservedGeneration, requests: &obj.Status.ReconcileRequestStatus}
+}
+
+func ociObject(obj *sourcev1.OCIRepository) storage.Object {
+	return storage.Object{Kind: sourcev1.OCIRepositoryKind, Namespace: obj.Namespace, Name: obj.Name}
+}
+
+// ociBuildKey identifies the content of an artifact before it is written: the repository, the
+// manifest digest and what is taken of it.
+func ociBuildKey(obj *sourcev1.OCIRepository, res oci.Resolved, sel sourcev1.OCILayerSelector) string {
+	b, _ := json.Marshal(struct {
+		URL, Digest string
+		Layer       sourcev1.OCILayerSelector
+		Ignore      *string
+	}{obj.Spec.URL, res.Digest, sel, obj.Spec.Ignore})
+	sum := sha256.Sum256(b)
+	return "oci:" + hex.EncodeToString(sum[:])
+}
