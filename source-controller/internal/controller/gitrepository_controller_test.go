@@ -47,24 +47,24 @@ func create(g *WithT, obj client.Object) {
 	g.Expect(k8s.Create(context.Background(), obj)).To(Succeed())
 }
 
-func get(g Gomega, obj *sourcev1.GitRepository) *sourcev1.GitRepository {
+func get[T sourceObject](g Gomega, obj T) T {
 	g.Expect(k8s.Get(context.Background(), client.ObjectKeyFromObject(obj), obj)).To(Succeed())
 	return obj
 }
 
 // waitReady waits until the object is Ready with an artifact of the revision.
-func waitReady(g *WithT, obj *sourcev1.GitRepository, revision string) {
+func waitReady(g *WithT, obj sourceObject, revision string) {
 	g.Eventually(func(g Gomega) {
 		get(g, obj)
 		g.Expect(conditions.IsReady(obj)).To(BeTrue(), "Ready: %v", conditions.GetMessage(obj, meta.ReadyCondition))
-		g.Expect(obj.Status.Artifact).NotTo(BeNil())
-		g.Expect(obj.Status.Artifact.Revision).To(Equal(revision))
-		g.Expect(obj.Status.ObservedGeneration).To(Equal(obj.Generation))
+		g.Expect(obj.GetArtifact()).NotTo(BeNil())
+		g.Expect(obj.GetArtifact().Revision).To(Equal(revision))
+		g.Expect(observedGeneration(obj)).To(Equal(obj.GetGeneration()))
 	}, timeout, 100*time.Millisecond).Should(Succeed())
 }
 
 // waitFailed waits until Ready=False with the reason, and returns the message.
-func waitFailed(g *WithT, obj *sourcev1.GitRepository, reason string) string {
+func waitFailed(g *WithT, obj sourceObject, reason string) string {
 	var msg string
 	g.Eventually(func(g Gomega) {
 		get(g, obj)
@@ -76,16 +76,23 @@ func waitFailed(g *WithT, obj *sourcev1.GitRepository, reason string) string {
 }
 
 // requestReconcile sets the reconcile annotation to a new value and returns it.
-func requestReconcile(g *WithT, obj *sourcev1.GitRepository) string {
+func requestReconcile(g *WithT, obj sourceObject) string {
 	v := time.Now().Format(time.RFC3339Nano)
-	get(g, obj)
-	p := client.MergeFrom(obj.DeepCopy())
-	if obj.Annotations == nil {
-		obj.Annotations = map[string]string{}
-	}
-	obj.Annotations[plumbreconcile.RequestedAtAnnotation] = v
-	g.Expect(k8s.Patch(context.Background(), obj, p)).To(Succeed())
+	patch := client.RawPatch("application/merge-patch+json",
+		[]byte(`{"metadata":{"annotations":{"`+plumbreconcile.RequestedAtAnnotation+`":"`+v+`"}}}`))
+	g.Expect(k8s.Patch(context.Background(), obj, patch)).To(Succeed())
 	return v
+}
+
+// observedGeneration reads status.observedGeneration of any source kind.
+func observedGeneration(obj sourceObject) int64 {
+	switch o := obj.(type) {
+	case *sourcev1.GitRepository:
+		return o.Status.ObservedGeneration
+	case *sourcev1.OCIRepository:
+		return o.Status.ObservedGeneration
+	}
+	panic("unknown source kind")
 }
 
 // files downloads the artifact as a consumer would and returns its files' contents.
