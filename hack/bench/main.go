@@ -3,6 +3,7 @@
 //
 //	go run ./bench git [-n 200] [-cpuprofile file]
 //	go run ./bench apply [-n 1000] [-concurrent 4] [-cpuprofile file]
+//	go run ./bench oci [-n 500] [-cpuprofile file]
 package main
 
 import (
@@ -21,7 +22,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: bench git [-n N] | bench apply [-n N] [-concurrent N]")
+		fmt.Fprintln(os.Stderr, "usage: bench git [-n N] | bench apply [-n N] [-concurrent N] | bench oci [-n N]")
 		os.Exit(2)
 	}
 	var err error
@@ -43,6 +44,12 @@ func main() {
 		profile := fs.String("cpuprofile", "", "write a CPU profile of apply-controller during the no-op round to this file")
 		_ = fs.Parse(os.Args[2:])
 		err = benchApply(ctx, *n, *concurrent, *profile)
+	case "oci":
+		fs := flag.NewFlagSet("oci", flag.ExitOnError)
+		n := fs.Int("n", 500, "OCIRepositories, each on its own repository")
+		profile := fs.String("cpuprofile", "", "write a CPU profile of the controller during the no-op round to this file")
+		_ = fs.Parse(os.Args[2:])
+		err = benchOCI(ctx, *n, *profile)
 	default:
 		err = fmt.Errorf("unknown scenario %q", os.Args[1])
 	}

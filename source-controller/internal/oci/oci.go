@@ -49,7 +49,8 @@ type Ref struct {
 // Remote is a repository with the options to reach it.
 type Remote struct {
 	Repo name.Repository
-	opts []remote.Option
+	// puller keeps the registry's ping and token between the requests of one reconcile.
+	puller *remote.Puller
 }
 
 // Credentials for a registry.
@@ -61,6 +62,10 @@ type Credentials struct {
 	// Insecure talks plain HTTP.
 	Insecure bool
 }
+
+// sharedTransport serves every registry without a TLS setting of its own, so that connections
+// are reused across reconciles.
+var sharedTransport = remote.DefaultTransport.(*http.Transport).Clone()
 
 // NewRemote parses an oci:// URL and prepares the transport and credentials.
 func NewRemote(url string, c Credentials) (*Remote, error) {
@@ -76,8 +81,9 @@ func NewRemote(url string, c Credentials) (*Remote, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: url %q: %v", ErrInvalid, url, err)
 	}
-	tr := remote.DefaultTransport.(*http.Transport).Clone()
+	tr := sharedTransport
 	if len(c.CA) > 0 || len(c.Cert) > 0 {
+		tr = remote.DefaultTransport.(*http.Transport).Clone()
 		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 		if len(c.CA) > 0 {
 			pool := x509.NewCertPool()
@@ -106,7 +112,11 @@ func NewRemote(url string, c Credentials) (*Remote, error) {
 			break
 		}
 	}
-	return &Remote{Repo: repo, opts: []remote.Option{remote.WithTransport(tr), remote.WithAuth(auth)}}, nil
+	p, err := remote.NewPuller(remote.WithTransport(tr), remote.WithAuth(auth))
+	if err != nil {
+		return nil, err
+	}
+	return &Remote{Repo: repo, puller: p}, nil
 }
 
 // fromDockerConfig finds the registry's entry in a dockerconfigjson document.
@@ -180,16 +190,12 @@ func (r *Remote) Resolve(ctx context.Context, ref Ref) (Resolved, error) {
 	if tag == "" {
 		tag = "latest"
 	}
-	desc, err := remote.Head(r.Repo.Tag(tag), r.with(ctx)...)
+	desc, err := r.puller.Head(ctx, r.Repo.Tag(tag))
 	if err != nil {
 		return Resolved{}, r.classify(err, "tag "+tag)
 	}
 	d := desc.Digest.String()
 	return Resolved{Tag: tag, Digest: d, Revision: tag + "@" + d}, nil
-}
-
-func (r *Remote) with(ctx context.Context) []remote.Option {
-	return append([]remote.Option{remote.WithContext(ctx)}, r.opts...)
 }
 
 // highest lists the tags and returns the highest that is a version in the range.
@@ -204,7 +210,7 @@ func (r *Remote) highest(ctx context.Context, rng, filter string) (string, error
 			return "", fmt.Errorf("%w: semverFilter %q: %v", ErrInvalid, filter, err)
 		}
 	}
-	tags, err := remote.List(r.Repo, r.with(ctx)...)
+	tags, err := r.puller.List(ctx, r.Repo)
 	if err != nil {
 		return "", r.classify(err, "tags")
 	}
@@ -293,7 +299,7 @@ type Layer struct {
 // Write reads the manifest of res and writes the selected layer to out: its blob when copied,
 // otherwise a deterministic tarball of its files. Blobs are checked against their digests.
 func (r *Remote) Write(ctx context.Context, res Resolved, sel Layer, lim artifact.Limits, out io.Writer) error {
-	img, err := remote.Image(r.Repo.Digest(res.Digest), r.with(ctx)...)
+	img, err := remote.Image(r.Repo.Digest(res.Digest), remote.WithContext(ctx), remote.Reuse(r.puller))
 	if err != nil {
 		return r.classify(err, "manifest "+res.Digest)
 	}

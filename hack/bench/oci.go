@@ -1,0 +1,184 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/plumb-dev/plumb/hack/internal/local"
+	"github.com/plumb-dev/plumb/shared/reconcile"
+	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
+)
+
+// benchOCI: n OCIRepositories, each following a semver range on its own repository of one
+// in-process registry on loopback; cold start to all Ready, then one no-op reconcile each.
+func benchOCI(ctx context.Context, n int, profile string) error {
+	var blobGets atomic.Int64
+	reg := httptest.NewServer(countBlobs(&blobGets, registry.New(registry.Logger(log.New(io.Discard, "", 0)))))
+	defer reg.Close()
+	host := strings.TrimPrefix(reg.URL, "http://")
+	for i := range n {
+		if err := pushApp(host, i); err != nil {
+			return err
+		}
+	}
+
+	bed, err := local.StartBed("plumb-bench-oci-", false)
+	if err != nil {
+		return err
+	}
+	defer bed.Stop()
+	c := bed.Env.Client
+	pprofAddr, err := local.FreeAddr()
+	if err != nil {
+		return err
+	}
+	p, err := bed.StartSourceController("--pprof-addr", pprofAddr)
+	if err != nil {
+		return err
+	}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bench"}}
+	if err := c.Create(ctx, ns); err != nil {
+		return err
+	}
+	begin := time.Now()
+	for i := range n {
+		obj := &sourcev1.OCIRepository{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("app-%04d", i), Namespace: ns.Name},
+			Spec: sourcev1.OCIRepositorySpec{
+				URL:      fmt.Sprintf("oci://%s/apps/app-%04d", host, i),
+				Ref:      &sourcev1.OCIRepositoryRef{SemVer: "1.x"},
+				Insecure: true,
+				Interval: metav1.Duration{Duration: time.Hour},
+			},
+		}
+		if err := c.Create(ctx, obj); err != nil {
+			return err
+		}
+	}
+	items := func(l *sourcev1.OCIRepositoryList) []sourcev1.OCIRepository { return l.Items }
+	if err := waitAll(ctx, c, ns.Name, n, 5*time.Minute, items, func(o *sourcev1.OCIRepository) bool {
+		return ready(o.Status.Conditions) && o.Status.Artifact != nil
+	}); err != nil {
+		return err
+	}
+	coldReady := time.Since(begin)
+	coldPulls := blobGets.Load()
+	cpuCold, _ := p.CPU()
+
+	value := time.Now().Format(time.RFC3339Nano)
+	var profiled chan error
+	if profile != "" {
+		profiled = make(chan error, 1)
+		go func() { profiled <- local.CPUProfile(pprofAddr, 2*time.Second, profile) }()
+	}
+	begin = time.Now()
+	for i := range n {
+		obj := &sourcev1.OCIRepository{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("app-%04d", i), Namespace: ns.Name}}
+		patch := client.RawPatch("application/merge-patch+json",
+			fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q}}}`, reconcile.RequestedAtAnnotation, value))
+		if err := c.Patch(ctx, obj, patch); err != nil {
+			return err
+		}
+	}
+	if err := waitAll(ctx, c, ns.Name, n, 5*time.Minute, items, func(o *sourcev1.OCIRepository) bool {
+		return o.Status.LastHandledReconcileAt == value
+	}); err != nil {
+		return err
+	}
+	noop := time.Since(begin)
+	cpuNoop, _ := p.CPU()
+	rss, _ := p.PeakRSS()
+	if profiled != nil {
+		if err := <-profiled; err != nil {
+			return err
+		}
+	}
+
+	fmt.Printf("\n### oci: %d OCIRepositories, semver ranges, one registry (%d CPUs, %s)\n\n", n, runtime.NumCPU(), runtime.GOARCH)
+	fmt.Printf("| figure | value |\n|---|---|\n")
+	fmt.Printf("| cold start to all Ready | %.2f s |\n", coldReady.Seconds())
+	fmt.Printf("| blob downloads during cold start | %d |\n", coldPulls)
+	fmt.Printf("| controller CPU, cold start | %.2f s |\n", cpuCold.Seconds())
+	fmt.Printf("| no-op round, request to all handled | %.2f s |\n", noop.Seconds())
+	fmt.Printf("| controller CPU per no-op reconcile | %.2f ms |\n", float64((cpuNoop-cpuCold).Microseconds())/1000/float64(n))
+	fmt.Printf("| blob downloads during the no-op round | %d |\n", blobGets.Load()-coldPulls)
+	fmt.Printf("| controller peak RSS | %.0f MiB |\n", rss)
+	return nil
+}
+
+func countBlobs(n *atomic.Int64, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
+			n.Add(1)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// pushApp pushes apps/app-<i>:v1.0.0, a layer of manifests as `flux push artifact` makes it,
+// and a v2.0.0 that the range leaves out.
+func pushApp(host string, i int) error {
+	for _, tag := range []string{"v1.0.0", "v2.0.0"} {
+		var buf bytes.Buffer
+		gz := gzip.NewWriter(&buf)
+		tw := tar.NewWriter(gz)
+		body := fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app-%04d\ndata:\n  version: %s\n", i, tag)
+		if err := tw.WriteHeader(&tar.Header{Name: "deploy/configmap.yaml", Mode: 0o644, Size: int64(len(body))}); err != nil {
+			return err
+		}
+		if _, err := tw.Write([]byte(body)); err != nil {
+			return err
+		}
+		if err := tw.Close(); err != nil {
+			return err
+		}
+		if err := gz.Close(); err != nil {
+			return err
+		}
+		img, err := mutate.AppendLayers(mutate.MediaType(empty.Image, types.OCIManifestSchema1),
+			static.NewLayer(buf.Bytes(), "application/vnd.cncf.flux.content.v1.tar+gzip"))
+		if err != nil {
+			return err
+		}
+		ref, err := name.ParseReference(fmt.Sprintf("%s/apps/app-%04d:%s", host, i, tag), name.Insecure)
+		if err != nil {
+			return err
+		}
+		if err := remote.Write(ref, img); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ready reports whether the Ready condition is True.
+func ready(conds []metav1.Condition) bool {
+	for _, c := range conds {
+		if c.Type == "Ready" {
+			return c.Status == metav1.ConditionTrue
+		}
+	}
+	return false
+}
