@@ -25,6 +25,7 @@ func addKnownTypes(scheme *runtime.Scheme) error {
 	scheme.AddKnownTypes(GroupVersion,
 		&GitRepository{}, &GitRepositoryList{},
 		&OCIRepository{}, &OCIRepositoryList{},
+		&HelmRepository{}, &HelmRepositoryList{},
 	)
 	metav1.AddToGroupVersion(scheme, GroupVersion)
 	return nil

@@ -26,6 +26,12 @@ const (
 	// NoMatchingVersionReason: no tag matches the semver range (the message lists the nearest
 	// versions found), or the tag or digest does not exist.
 	NoMatchingVersionReason = "NoMatchingVersion"
+	// IndexFetchFailedReason: the repository's index.yaml could not be downloaded (unreachable,
+	// an error answer).
+	IndexFetchFailedReason = "IndexFetchFailed"
+	// IndexInvalidReason: the index.yaml is not a usable chart index (broken YAML, no
+	// apiVersion or entries, over the size limit).
+	IndexInvalidReason = "IndexInvalid"
 	// ArtifactFailedReason: writing the artifact to, or deleting it from, storage failed.
 	ArtifactFailedReason = "ArtifactFailed"
 )
