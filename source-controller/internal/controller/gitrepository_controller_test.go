@@ -91,6 +91,8 @@ func observedGeneration(obj sourceObject) int64 {
 		return o.Status.ObservedGeneration
 	case *sourcev1.OCIRepository:
 		return o.Status.ObservedGeneration
+	case *sourcev1.HelmRepository:
+		return o.Status.ObservedGeneration
 	}
 	panic("unknown source kind")
 }

@@ -32,6 +32,11 @@ func markReady(obj conditions.Setter, revision string) {
 	conditions.MarkTrue(obj, meta.ReadyCondition, sourcev1.SucceededReason, "stored artifact for revision %s", revision)
 }
 
+// markReadyMessage marks Ready=True with a message of the kind's own.
+func markReadyMessage(obj conditions.Setter, format string, args ...any) {
+	conditions.MarkTrue(obj, meta.ReadyCondition, sourcev1.SucceededReason, format, args...)
+}
+
 func markFailed(obj conditions.Setter, reason, format string, args ...any) {
 	conditions.MarkFalse(obj, meta.ReadyCondition, reason, format, args...)
 }

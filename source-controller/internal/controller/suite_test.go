@@ -123,6 +123,13 @@ func run(m *testing.M) int {
 		Limits:         &ociLimits,
 	}
 	must(ociReconciler.SetupWithManager(mgr, Options{Concurrent: 4}))
+	must((&HelmRepositoryReconciler{
+		Client:         mgr.GetClient(),
+		Events:         mgr.GetEventRecorder("source-controller"),
+		Storage:        store,
+		ControllerName: "source-controller",
+		MaxIndexSize:   1 << 20,
+	}).SetupWithManager(mgr, Options{Concurrent: 4}))
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
 	code := m.Run()

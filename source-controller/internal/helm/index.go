@@ -184,6 +184,9 @@ func ParseIndex(data []byte) (*Index, error) {
 				out.Skipped++
 				continue
 			}
+			// Re-indexing stamps unchanged versions with a new creation time: it is left out,
+			// so that the revision follows what is published.
+			cv.Created = time.Time{}
 			kept = append(kept, cv)
 		}
 		if len(kept) == 0 {

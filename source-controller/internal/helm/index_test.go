@@ -25,9 +25,6 @@ func sdkIndex(t *testing.T, generated time.Time, name string, versions ...string
 			t.Fatal(err)
 		}
 	}
-	for _, cv := range idx.Entries[name] {
-		cv.Created = time.Unix(0, 0) // Helm stamps the time of adding
-	}
 	idx.Generated = generated
 	idx.SortEntries()
 	data, err := yaml.Marshal(idx)

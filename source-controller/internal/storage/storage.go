@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net/http"
 	"os"
 	"path"
@@ -118,7 +119,9 @@ func (s *Storage) Adopt(o Object, from *meta.Artifact, revision string) (*meta.A
 	if from.Size != nil {
 		size = *from.Size
 	}
-	return s.artifact(rel, revision, from.Digest, size), nil
+	a := s.artifact(rel, revision, from.Digest, size)
+	a.Metadata = maps.Clone(from.Metadata)
+	return a, nil
 }
 
 func (s *Storage) artifact(rel, revision, digest string, size int64) *meta.Artifact {
