@@ -138,6 +138,15 @@ func run(ctx context.Context, o runOptions) error {
 	if err := helmRepos.SetupWithManager(mgr, controller.Options{Concurrent: o.workers}); err != nil {
 		return err
 	}
+	charts := &controller.HelmChartReconciler{
+		Client:         mgr.GetClient(),
+		Events:         mgr.GetEventRecorder(controllerName),
+		Storage:        st,
+		ControllerName: controllerName,
+	}
+	if err := charts.SetupWithManager(ctx, mgr, controller.Options{Concurrent: o.workers}); err != nil {
+		return err
+	}
 	if err := errors.Join(mgr.AddHealthzCheck("ping", healthz.Ping), mgr.AddReadyzCheck("ping", healthz.Ping)); err != nil {
 		return err
 	}

@@ -26,6 +26,7 @@ func addKnownTypes(scheme *runtime.Scheme) error {
 		&GitRepository{}, &GitRepositoryList{},
 		&OCIRepository{}, &OCIRepositoryList{},
 		&HelmRepository{}, &HelmRepositoryList{},
+		&HelmChart{}, &HelmChartList{},
 	)
 	metav1.AddToGroupVersion(scheme, GroupVersion)
 	return nil

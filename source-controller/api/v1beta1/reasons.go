@@ -32,6 +32,12 @@ const (
 	// IndexInvalidReason: the index.yaml is not a usable chart index (broken YAML, no
 	// apiVersion or entries, over the size limit).
 	IndexInvalidReason = "IndexInvalid"
+	// ChartPullFailedReason: downloading the chart (or a dependency) failed, or the source has
+	// no artifact yet.
+	ChartPullFailedReason = "ChartPullFailed"
+	// ChartPackageFailedReason: the chart cannot be loaded or packaged (an invalid Chart.yaml,
+	// a missing values file, a dependency that cannot be resolved, unsafe paths).
+	ChartPackageFailedReason = "ChartPackageFailed"
 	// ArtifactFailedReason: writing the artifact to, or deleting it from, storage failed.
 	ArtifactFailedReason = "ArtifactFailed"
 )

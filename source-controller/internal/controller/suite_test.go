@@ -130,6 +130,12 @@ func run(m *testing.M) int {
 		ControllerName: "source-controller",
 		MaxIndexSize:   1 << 20,
 	}).SetupWithManager(mgr, Options{Concurrent: 4}))
+	must((&HelmChartReconciler{
+		Client:         mgr.GetClient(),
+		Events:         mgr.GetEventRecorder("source-controller"),
+		Storage:        store,
+		ControllerName: "source-controller",
+	}).SetupWithManager(ctx, mgr, Options{Concurrent: 4}))
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
 	code := m.Run()

@@ -208,3 +208,19 @@ func ParseIndex(data []byte) (*Index, error) {
 	out.Digest = "sha256:" + hex.EncodeToString(sum[:])
 	return out, nil
 }
+
+// LoadIndex reads an index (YAML or JSON, as ParseIndex writes it) for looking charts up.
+func LoadIndex(data []byte) (*repo.IndexFile, error) {
+	idx := &repo.IndexFile{}
+	var err error
+	if json.Valid(data) {
+		err = json.Unmarshal(data, idx)
+	} else {
+		err = yaml.Unmarshal(data, idx)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: index.yaml: %v", ErrIndex, err)
+	}
+	idx.SortEntries()
+	return idx, nil
+}

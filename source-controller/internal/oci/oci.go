@@ -55,6 +55,8 @@ type Remote struct {
 
 // Credentials for a registry.
 type Credentials struct {
+	// Username and Password, when set, are used as they are (a HelmRepository's Secret).
+	Username, Password string
 	// DockerConfigs are the contents of kubernetes.io/dockerconfigjson Secrets, tried in order.
 	DockerConfigs [][]byte
 	// CA is a PEM bundle of the registry's CA; Cert and Key a client certificate.
@@ -102,6 +104,9 @@ func NewRemote(url string, c Credentials) (*Remote, error) {
 		tr.TLSClientConfig = cfg
 	}
 	auth := authn.Anonymous
+	if c.Username != "" || c.Password != "" {
+		auth = authn.FromConfig(authn.AuthConfig{Username: c.Username, Password: c.Password})
+	}
 	for _, dc := range c.DockerConfigs {
 		a, found, err := fromDockerConfig(dc, repo.RegistryStr())
 		if err != nil {

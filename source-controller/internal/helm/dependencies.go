@@ -1,0 +1,107 @@
+package helm
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"helm.sh/helm/v3/pkg/chart"
+)
+
+// Repository is a chart repository a dependency names, with what it takes to read it.
+type Repository struct {
+	URL             string
+	Credentials     Credentials
+	PassCredentials bool
+}
+
+// RepositoryLookup finds a repository by the URL or the @name/alias:name a Chart.yaml gives; it
+// returns the URL itself with no credentials when no HelmRepository has it.
+type RepositoryLookup func(ctx context.Context, ref string) (Repository, error)
+
+// Dependencies vendors the dependencies of a chart loaded from root/<dir> that its charts/
+// folder does not hold yet: file:// (or empty) repositories from the source, http(s)
+// repositories by their index. Vendored charts bring their own dependencies along.
+type Dependencies struct {
+	Root   string // the unpacked source: file:// dependencies must stay inside it
+	Lookup RepositoryLookup
+	Limit  int64 // size bound of a downloaded chart
+}
+
+// Resolve adds the missing dependencies to ch, which was loaded from the folder dir.
+func (d *Dependencies) Resolve(ctx context.Context, ch *chart.Chart, dir string) error {
+	have := map[string]bool{}
+	for _, dep := range ch.Dependencies() {
+		have[dep.Name()] = true
+	}
+	for _, dep := range ch.Metadata.Dependencies {
+		if have[dep.Name] {
+			continue
+		}
+		sub, err := d.fetch(ctx, ch, dir, dep)
+		if err != nil {
+			return fmt.Errorf("%w: %s: dependency %s: %v", ErrPackage, ch.Name(), dep.Name, err)
+		}
+		ch.AddDependency(sub)
+		have[dep.Name] = true
+	}
+	return nil
+}
+
+func (d *Dependencies) fetch(ctx context.Context, parent *chart.Chart, dir string, dep *chart.Dependency) (*chart.Chart, error) {
+	repoRef := dep.Repository
+	switch {
+	case repoRef == "" || strings.HasPrefix(repoRef, "file://"):
+		rel := strings.TrimPrefix(repoRef, "file://")
+		if rel == "" {
+			rel = filepath.Join("charts", dep.Name)
+		}
+		if filepath.IsAbs(rel) {
+			return nil, fmt.Errorf("repository %q: an absolute path", repoRef)
+		}
+		p := filepath.Join(dir, rel)
+		if r, err := filepath.Rel(d.Root, p); err != nil || r == ".." || strings.HasPrefix(r, "../") {
+			return nil, fmt.Errorf("repository %q leaves the source", repoRef)
+		}
+		sub, err := LoadDir(p)
+		if err != nil {
+			return nil, err
+		}
+		if err := d.Resolve(ctx, sub, p); err != nil {
+			return nil, err
+		}
+		return sub, nil
+	case strings.HasPrefix(repoRef, "oci://"):
+		return nil, fmt.Errorf("repository %q: OCI dependencies are not supported yet; vendor the chart into charts/", repoRef)
+	}
+	repo, err := d.Lookup(ctx, repoRef)
+	if err != nil {
+		return nil, err
+	}
+	client, err := Client(repo.Credentials)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := FetchIndex(ctx, client, repo.URL, repo.Credentials, MaxIndexSize)
+	if err != nil {
+		return nil, err
+	}
+	idx, err := LoadIndex(raw)
+	if err != nil {
+		return nil, err
+	}
+	rng := dep.Version
+	if rng == "" {
+		rng = "*"
+	}
+	cv, err := SelectVersion(idx, dep.Name, rng)
+	if err != nil {
+		return nil, err
+	}
+	data, err := Download(ctx, client, repo.URL, cv, repo.Credentials, repo.PassCredentials, d.Limit)
+	if err != nil {
+		return nil, err
+	}
+	return Load(data)
+}
