@@ -64,8 +64,8 @@ type HelmChartReconciler struct {
 
 	statusHelper
 	indexes indexCache
-	builds  buildCache
-	flight  singleflight.Group
+	// flight shares one download between HelmCharts that want the same chart version.
+	flight singleflight.Group
 }
 
 // indexCache keeps the parsed indexes of HelmRepository artifacts by digest: a 5,000-version

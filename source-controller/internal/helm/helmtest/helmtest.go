@@ -6,13 +6,16 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/repo"
 )
 
-// Chart returns a small chart: a ConfigMap whose data comes from the values.
+// Chart returns a small chart: a ConfigMap whose data comes from the values, with a second
+// values file values-prod.yaml.
 func Chart(name, version string) *chart.Chart {
 	return &chart.Chart{
 		Metadata: &chart.Metadata{APIVersion: chart.APIVersionV2, Name: name, Version: version, AppVersion: version, Type: "application"},
@@ -22,6 +25,7 @@ func Chart(name, version string) *chart.Chart {
 		}},
 		Values: map[string]any{"greeting": "hello"},
 		Raw:    []*chart.File{{Name: "values.yaml", Data: []byte("greeting: hello\n")}},
+		Files:  []*chart.File{{Name: "values-prod.yaml", Data: []byte("greeting: hello prod\nreplicas: 3\n")}},
 	}
 }
 
@@ -41,11 +45,20 @@ func Index(dir, baseURL string) error {
 type Server struct {
 	*httptest.Server
 	Dir string
+	// Downloads counts the chart packages (.tgz) served.
+	Downloads atomic.Int64
 }
 
 // NewServer starts a server for dir.
 func NewServer(dir, user, password string) *Server {
-	var h http.Handler = http.FileServer(http.Dir(dir))
+	s := &Server{Dir: dir}
+	files := http.FileServer(http.Dir(dir))
+	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, ".tgz") {
+			s.Downloads.Add(1)
+		}
+		files.ServeHTTP(w, r)
+	})
 	if user != "" {
 		files := h
 		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -57,5 +70,6 @@ func NewServer(dir, user, password string) *Server {
 			files.ServeHTTP(w, r)
 		})
 	}
-	return &Server{Server: httptest.NewServer(h), Dir: dir}
+	s.Server = httptest.NewServer(h)
+	return s
 }
