@@ -15,6 +15,7 @@ require (
 	github.com/onsi/gomega v1.43.0
 	github.com/plumb-dev/plumb/shared v0.0.0-00010101000000-000000000000
 	github.com/plumb-dev/plumb/source-controller/api v0.0.0-00010101000000-000000000000
+	github.com/prometheus/client_golang v1.24.1
 	go.uber.org/zap v1.27.1
 	golang.org/x/crypto v0.56.0
 	golang.org/x/sync v0.22.0
@@ -94,7 +95,6 @@ require (
 	github.com/pjbgf/sha1cd v0.7.0 // indirect
 	github.com/pkg/errors v0.9.1 // indirect
 	github.com/pmezard/go-difflib v1.0.1-0.20181226105442-5d4384ee4fb2 // indirect
-	github.com/prometheus/client_golang v1.24.1 // indirect
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.71.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect

@@ -4,6 +4,7 @@
 //	go run ./bench git [-n 200] [-cpuprofile file]
 //	go run ./bench apply [-n 1000] [-concurrent 4] [-cpuprofile file]
 //	go run ./bench oci [-n 500] [-cpuprofile file]
+//	go run ./bench helmchart [-n 500] [-charts 50] [-versions 100] [-cpuprofile file]
 package main
 
 import (
@@ -22,7 +23,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: bench git [-n N] | bench apply [-n N] [-concurrent N] | bench oci [-n N]")
+		fmt.Fprintln(os.Stderr, "usage: bench git [-n N] | bench apply [-n N] [-concurrent N] | bench oci [-n N] | bench helmchart [-n N]")
 		os.Exit(2)
 	}
 	var err error
@@ -50,6 +51,14 @@ func main() {
 		profile := fs.String("cpuprofile", "", "write a CPU profile of the controller during the no-op round to this file")
 		_ = fs.Parse(os.Args[2:])
 		err = benchOCI(ctx, *n, *profile)
+	case "helmchart":
+		fs := flag.NewFlagSet("helmchart", flag.ExitOnError)
+		n := fs.Int("n", 500, "HelmCharts from one HelmRepository")
+		charts := fs.Int("charts", 50, "charts in the repository's index")
+		versions := fs.Int("versions", 100, "versions of each chart in the index")
+		profile := fs.String("cpuprofile", "", "write a CPU profile of the controller during the no-op round to this file")
+		_ = fs.Parse(os.Args[2:])
+		err = benchHelmChart(ctx, *n, *charts, *versions, *profile)
 	default:
 		err = fmt.Errorf("unknown scenario %q", os.Args[1])
 	}

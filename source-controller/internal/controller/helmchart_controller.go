@@ -14,6 +14,7 @@ import (
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/patch"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
 	"helm.sh/helm/v3/pkg/repo"
 	corev1 "k8s.io/api/core/v1"
@@ -27,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
@@ -79,6 +81,15 @@ type indexCache struct {
 
 const maxCachedIndexes = 16
 
+// indexLoads counts the HelmRepository indexes read and parsed, to show they are parsed once per
+// revision.
+var indexLoads = prometheus.NewCounter(prometheus.CounterOpts{
+	Name: "plumb_helm_index_loads_total",
+	Help: "HelmRepository indexes parsed for HelmCharts (once per index revision while cached).",
+})
+
+func init() { crmetrics.Registry.MustRegister(indexLoads) }
+
 func (c *indexCache) get(s *storage.Storage, a *meta.Artifact) (*repo.IndexFile, error) {
 	c.mu.Lock()
 	idx, ok := c.m[a.Digest]
@@ -108,6 +119,7 @@ func (c *indexCache) get(s *storage.Storage, a *meta.Artifact) (*repo.IndexFile,
 		if err != nil {
 			return nil, err
 		}
+		indexLoads.Inc()
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		if c.m == nil {
