@@ -12,12 +12,12 @@ import (
 	. "github.com/onsi/gomega"
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/registry"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/plumb-dev/plumb/shared/artifact"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/source-controller/internal/helm/helmtest"
-	"github.com/plumb-dev/plumb/source-controller/internal/oci/ocitest"
 )
 
 func newHelmChart(ns, chartName, kind, source string, mutate ...func(*sourcev1.HelmChart)) *sourcev1.HelmChart {
@@ -172,13 +172,16 @@ func TestHelmChart_FromOCIHelmRepository(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t)
 	reg := newRegistry(t, nil)
+	// Pushed as `helm push` does, with the Helm SDK's registry client.
+	rc, err := registry.NewClient(registry.ClientOptPlainHTTP())
+	g.Expect(err).NotTo(HaveOccurred())
 	for _, v := range []string{"1.0.0", "1.1.0", "2.0.0"} {
 		dir := t.TempDir()
 		path, err := helmtest.Package(dir, helmtest.Chart("web", v))
 		g.Expect(err).NotTo(HaveOccurred())
 		data, err := os.ReadFile(path)
 		g.Expect(err).NotTo(HaveOccurred())
-		_, err = ocitest.Push(reg.Host, "charts/web", v, []ocitest.Layer{{MediaType: helmChartMediaType, Data: data}})
+		_, err = rc.Push(data, reg.Host+"/charts/web:"+v)
 		g.Expect(err).NotTo(HaveOccurred())
 	}
 	repo := newHelmRepository(ns, "oci://"+reg.Host+"/charts", "")

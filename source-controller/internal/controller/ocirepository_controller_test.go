@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -294,3 +295,31 @@ func TestOCIRepository_CopyLayerAndDeletion(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// The CNCF distribution registry with htpasswd, as most private registries run.
+func TestOCIRepository_DistributionWithHtpasswd(t *testing.T) {
+	g := NewWithT(t)
+	reg, err := ocitest.StartDistribution(t.TempDir(), ociUser, ociPassword)
+	if errors.Is(err, ocitest.ErrNoDistribution) {
+		t.Skip(err)
+	}
+	g.Expect(err).NotTo(HaveOccurred())
+	defer reg.Stop()
+	ns := newNamespace(t)
+	auth := remote.WithAuth(authn.FromConfig(authn.AuthConfig{Username: ociUser, Password: ociPassword}))
+	digest := pushFiles(t, reg.Host, "team/app", "v1.0.0", map[string]string{"deploy/cm.yaml": "kind: ConfigMap\n"}, auth)
+
+	obj := newOCIRepository(ns, "oci://"+reg.Host+"/team/app", func(o *sourcev1.OCIRepository) {
+		o.Spec.Ref = &sourcev1.OCIRepositoryRef{SemVer: ">=1.0.0"}
+		o.Spec.SecretRef = &meta.LocalObjectReference{Name: dockerConfigSecret(t, ns, reg.Host, ociUser, ociPassword)}
+	})
+	create(g, obj)
+	waitReady(g, obj, "v1.0.0@"+digest)
+	g.Expect(files(g, obj.Status.Artifact)).To(Equal(map[string]string{"deploy/cm.yaml": "kind: ConfigMap\n"}))
+
+	wrong := newOCIRepository(ns, "oci://"+reg.Host+"/team/app", func(o *sourcev1.OCIRepository) {
+		o.Spec.SecretRef = &meta.LocalObjectReference{Name: dockerConfigSecret(t, ns, reg.Host, ociUser, "nope")}
+	})
+	create(g, wrong)
+	g.Expect(waitFailed(g, wrong, sourcev1.AuthenticationFailedReason)).NotTo(ContainSubstring("nope"))
+}
