@@ -49,9 +49,6 @@ import (
 // helmChartSourceIndex indexes HelmCharts by their source, as Kind/name.
 const helmChartSourceIndex = ".spec.sourceRef"
 
-// helmChartMediaType is the media type of a chart's layer in an OCI registry.
-const helmChartMediaType = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
-
 // HelmChartReconciler packages a chart from a HelmRepository, GitRepository or OCIRepository.
 type HelmChartReconciler struct {
 	client.Client
@@ -354,7 +351,7 @@ func (r *HelmChartReconciler) fromOCIRepository(ctx context.Context, obj *source
 		return nil, nil
 	}
 	var buf bytes.Buffer
-	if err := remote.Write(ctx, res, oci.Layer{MediaType: helmChartMediaType, Copy: true}, artifact.Limits{MaxFiles: 1, MaxBytes: r.MaxChartSize}, &buf); err != nil {
+	if err := remote.Write(ctx, res, oci.Layer{MediaType: helm.ChartLayerMediaType, Copy: true}, artifact.Limits{MaxFiles: 1, MaxBytes: r.MaxChartSize}, &buf); err != nil {
 		return nil, err
 	}
 	return r.finish(obj, buf.Bytes())

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -122,10 +123,13 @@ func TestHelmChart_FromGitWithDependencies(t *testing.T) {
 	ns := newNamespace(t)
 	srv := chartRepo(t, "1.0.0")
 	readyHelmRepository(t, g, ns, srv)
+	reg := newRegistry(t, nil)
+	pushChart(t, reg.Host+"/charts/db", "2.0.0", "2.1.0")
 
 	chartYAML := "apiVersion: v2\nname: app\nversion: 0.1.0\ndependencies:\n" +
 		"- name: lib\n  version: 0.1.0\n  repository: file://../lib\n" +
-		"- name: web\n  version: 1.x\n  repository: " + srv.URL + "\n"
+		"- name: web\n  version: 1.x\n  repository: " + srv.URL + "\n" +
+		"- name: db\n  version: ~2.0\n  repository: oci://" + reg.Host + "/charts\n"
 	files := map[string]string{
 		"charts/app/Chart.yaml":                chartYAML,
 		"charts/app/values.yaml":               "replicas: 1\n",
@@ -149,7 +153,7 @@ func TestHelmChart_FromGitWithDependencies(t *testing.T) {
 	for _, d := range ch.Dependencies() {
 		deps = append(deps, d.Name()+"@"+d.Metadata.Version)
 	}
-	g.Expect(deps).To(ConsistOf("lib@0.1.0", "web@1.0.0"), "both dependencies vendored")
+	g.Expect(deps).To(ConsistOf("lib@0.1.0", "web@1.0.0", "db@2.0.0"), "every dependency vendored")
 
 	// The same content packaged twice gives the same digest.
 	again := newHelmChart(ns, "./charts/app", sourcev1.GitRepositoryKind, gr.Name, func(c *sourcev1.HelmChart) {
@@ -172,18 +176,7 @@ func TestHelmChart_FromOCIHelmRepository(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t)
 	reg := newRegistry(t, nil)
-	// Pushed as `helm push` does, with the Helm SDK's registry client.
-	rc, err := registry.NewClient(registry.ClientOptPlainHTTP())
-	g.Expect(err).NotTo(HaveOccurred())
-	for _, v := range []string{"1.0.0", "1.1.0", "2.0.0"} {
-		dir := t.TempDir()
-		path, err := helmtest.Package(dir, helmtest.Chart("web", v))
-		g.Expect(err).NotTo(HaveOccurred())
-		data, err := os.ReadFile(path)
-		g.Expect(err).NotTo(HaveOccurred())
-		_, err = rc.Push(data, reg.Host+"/charts/web:"+v)
-		g.Expect(err).NotTo(HaveOccurred())
-	}
+	pushChart(t, reg.Host+"/charts/web", "1.0.0", "1.1.0", "2.0.0")
 	repo := newHelmRepository(ns, "oci://"+reg.Host+"/charts", "")
 	repo.Spec.Type = sourcev1.HelmRepositoryTypeOCI
 	create(g, repo)
@@ -192,4 +185,28 @@ func TestHelmChart_FromOCIHelmRepository(t *testing.T) {
 	create(g, obj)
 	waitReady(g, obj, "1.1.0")
 	g.Expect(loadChart(g, obj.Status.Artifact).Metadata.Version).To(Equal("1.1.0"))
+}
+
+// pushChart pushes versions of a chart named after the repository's last element, as `helm
+// push` does, with the Helm SDK's registry client.
+func pushChart(t *testing.T, repo string, versions ...string) {
+	t.Helper()
+	rc, err := registry.NewClient(registry.ClientOptPlainHTTP())
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := repo[strings.LastIndex(repo, "/")+1:]
+	for _, v := range versions {
+		path, err := helmtest.Package(t.TempDir(), helmtest.Chart(name, v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := rc.Push(data, repo+":"+v); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -1,12 +1,16 @@
 package helm
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"path/filepath"
 	"strings"
 
 	"helm.sh/helm/v3/pkg/chart"
+
+	"github.com/plumb-dev/plumb/shared/artifact"
+	"github.com/plumb-dev/plumb/source-controller/internal/oci"
 )
 
 // Repository is a chart repository a dependency names, with what it takes to read it.
@@ -22,7 +26,8 @@ type RepositoryLookup func(ctx context.Context, ref string) (Repository, error)
 
 // Dependencies vendors the dependencies of a chart loaded from root/<dir> that its charts/
 // folder does not hold yet: file:// (or empty) repositories from the source, http(s)
-// repositories by their index. Vendored charts bring their own dependencies along.
+// repositories by their index, oci:// registries by their tags. Vendored charts bring their own
+// dependencies along.
 type Dependencies struct {
 	Root   string // the unpacked source: file:// dependencies must stay inside it
 	Lookup RepositoryLookup
@@ -72,12 +77,17 @@ func (d *Dependencies) fetch(ctx context.Context, parent *chart.Chart, dir strin
 			return nil, err
 		}
 		return sub, nil
-	case strings.HasPrefix(repoRef, "oci://"):
-		return nil, fmt.Errorf("repository %q: OCI dependencies are not supported yet; vendor the chart into charts/", repoRef)
 	}
 	repo, err := d.Lookup(ctx, repoRef)
 	if err != nil {
 		return nil, err
+	}
+	rng := dep.Version
+	if rng == "" {
+		rng = "*"
+	}
+	if strings.HasPrefix(repo.URL, "oci://") {
+		return d.fromRegistry(ctx, repo, dep.Name, rng)
 	}
 	client, err := Client(repo.Credentials)
 	if err != nil {
@@ -91,10 +101,6 @@ func (d *Dependencies) fetch(ctx context.Context, parent *chart.Chart, dir strin
 	if err != nil {
 		return nil, err
 	}
-	rng := dep.Version
-	if rng == "" {
-		rng = "*"
-	}
 	cv, err := SelectVersion(idx, dep.Name, rng)
 	if err != nil {
 		return nil, err
@@ -104,4 +110,27 @@ func (d *Dependencies) fetch(ctx context.Context, parent *chart.Chart, dir strin
 		return nil, err
 	}
 	return Load(data)
+}
+
+// ChartLayerMediaType is the media type of a chart's layer in an OCI registry.
+const ChartLayerMediaType = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
+
+// fromRegistry pulls the highest version in rng of the chart <repo>/<name> from a registry.
+func (d *Dependencies) fromRegistry(ctx context.Context, repo Repository, name, rng string) (*chart.Chart, error) {
+	c := repo.Credentials
+	remote, err := oci.NewRemote(strings.TrimSuffix(repo.URL, "/")+"/"+name, oci.Credentials{
+		Username: c.Username, Password: c.Password, CA: c.CA, Cert: c.Cert, Key: c.Key,
+	})
+	if err != nil {
+		return nil, err
+	}
+	res, err := remote.Resolve(ctx, oci.Ref{SemVer: rng})
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if err := remote.Write(ctx, res, oci.Layer{MediaType: ChartLayerMediaType, Copy: true}, artifact.Limits{MaxFiles: 1, MaxBytes: d.Limit}, &buf); err != nil {
+		return nil, err
+	}
+	return Load(buf.Bytes())
 }
