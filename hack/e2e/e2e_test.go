@@ -39,6 +39,14 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		os.Exit(1)
 	}
+	if _, err = bed.StartSourceController("--artifact-retention", "2"); err == nil {
+		_, err = bed.StartController("apply-controller", "--no-remote-bases")
+	}
+	if err != nil {
+		bed.Stop()
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		os.Exit(1)
+	}
 	code := m.Run()
 	bed.Stop()
 	os.Exit(code)
@@ -107,11 +115,6 @@ func TestGitToCluster(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	defer git.Stop()
 	repo, commit, err := git.NewRepo("shop", app("hello", true))
-	g.Expect(err).NotTo(HaveOccurred())
-
-	_, err = bed.StartSourceController("--artifact-retention", "2")
-	g.Expect(err).NotTo(HaveOccurred())
-	_, err = bed.StartController("apply-controller", "--no-remote-bases")
 	g.Expect(err).NotTo(HaveOccurred())
 
 	g.Expect(c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}})).To(Succeed())
