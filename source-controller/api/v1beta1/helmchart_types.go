@@ -95,8 +95,8 @@ type HelmChartStatus struct {
 	// Artifact is the packaged chart (.tgz); its revision is the chart's version.
 	// +optional
 	Artifact *meta.Artifact `json:"artifact,omitempty"`
-	// ObservedSourceArtifactRevision is the revision of the source's artifact the chart was
-	// packaged from.
+	// ObservedSourceArtifactRevision is the revision of the GitRepository's or OCIRepository's
+	// artifact last checked for the chart (empty for charts from a HelmRepository).
 	// +optional
 	ObservedSourceArtifactRevision string `json:"observedSourceArtifactRevision,omitempty"`
 	// ObservedChartName is the name of the packaged chart.

@@ -34,9 +34,13 @@ type HelmRepositorySpec struct {
 	// +kubebuilder:validation:Enum=default;oci
 	Type string `json:"type,omitempty"`
 	// SecretRef names a Secret in the same namespace with `username` and `password` (HTTP basic
-	// auth; for oci, registry credentials), and optionally `ca.crt`, `tls.crt` and `tls.key`.
+	// auth; for oci, registry credentials, or a kubernetes.io/dockerconfigjson Secret), and
+	// optionally `ca.crt`, `tls.crt` and `tls.key`.
 	// +optional
 	SecretRef *meta.LocalObjectReference `json:"secretRef,omitempty"`
+	// Insecure talks plain HTTP to an oci registry (for type default, use an http:// url).
+	// +optional
+	Insecure bool `json:"insecure,omitempty"`
 	// PassCredentials sends the credentials with chart downloads from other hosts than the
 	// repository's (some repositories serve charts from a CDN that needs them).
 	// +optional

@@ -44,7 +44,8 @@ type OCIRepositorySpec struct {
 	// registry) and optionally `tls.crt` and `tls.key` (client certificate).
 	// +optional
 	CertSecretRef *meta.LocalObjectReference `json:"certSecretRef,omitempty"`
-	// Insecure talks plain HTTP to the registry.
+	// Insecure talks plain HTTP to the registry. Without it, plain HTTP is refused, also for
+	// loopback and private network addresses.
 	// +optional
 	Insecure bool `json:"insecure,omitempty"`
 	// Ignore holds patterns in .gitignore syntax of files to leave out of an extracted layer.
@@ -77,7 +78,8 @@ type OCIRepositoryRef struct {
 	// +optional
 	SemVer string `json:"semver,omitempty"`
 	// SemverFilter is a regular expression that tags must match to be considered by semver,
-	// e.g. ".*-rc.*" to consider only release candidates.
+	// e.g. "-rc\\." to consider only release candidates (with a range that admits pre-releases,
+	// such as ">=1.0.0-0").
 	// +optional
 	SemverFilter string `json:"semverFilter,omitempty"`
 	// Digest pins a manifest, e.g. sha256:1a2b...

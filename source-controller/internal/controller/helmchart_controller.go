@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/Masterminds/semver/v3"
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/patch"
 	"github.com/prometheus/client_golang/prometheus"
@@ -275,12 +276,11 @@ func (r *HelmChartReconciler) reconcile(ctx context.Context, obj *sourcev1.HelmC
 // errSource marks a source that is missing or has no artifact yet.
 var errSource = errors.New("source not ready")
 
-// upToDate says whether the stored artifact was packaged with the current settings, as version
-// from the source revision rev.
-func (r *HelmChartReconciler) upToDate(obj *sourcev1.HelmChart, version, rev string) bool {
+// upToDate says whether the stored artifact is version, packaged with the current spec.
+func (r *HelmChartReconciler) upToDate(obj *sourcev1.HelmChart, version string) bool {
 	s := obj.Status
 	return s.Artifact != nil && r.Storage.Has(s.Artifact) && s.Artifact.Revision == version &&
-		s.ObservedSourceArtifactRevision == rev && slices.Equal(s.ObservedValuesFiles, valuesFilesWanted(obj, s.ObservedValuesFiles)) &&
+		slices.Equal(s.ObservedValuesFiles, valuesFilesWanted(obj, s.ObservedValuesFiles)) &&
 		s.ObservedGeneration == obj.Generation
 }
 
@@ -310,6 +310,10 @@ func (r *HelmChartReconciler) fromRepository(ctx context.Context, obj *sourcev1.
 	if src.Status.Artifact == nil || !r.Storage.Has(src.Status.Artifact) {
 		return nil, fmt.Errorf("%w: HelmRepository %s has no index yet", errSource, src.Name)
 	}
+	if src.Status.ObservedGeneration != src.Generation {
+		// Its index may be of another URL than the one charts would be downloaded from.
+		return nil, fmt.Errorf("%w: HelmRepository %s has not reconciled its current spec yet", errSource, src.Name)
+	}
 	idx, err := r.indexes.get(r.Storage, src.Status.Artifact)
 	if err != nil {
 		return nil, fmt.Errorf("%w: reading the index of HelmRepository %s: %v", helm.ErrIndex, src.Name, err)
@@ -318,14 +322,15 @@ func (r *HelmChartReconciler) fromRepository(ctx context.Context, obj *sourcev1.
 	if err != nil {
 		return nil, err
 	}
-	if r.upToDate(obj, cv.Version, "") {
+	if r.upToDate(obj, cv.Version) {
 		return nil, nil
 	}
 	client, err := helm.Client(creds)
 	if err != nil {
 		return nil, err
 	}
-	key := fmt.Sprintf("chart:%s@%s/%s", src.Spec.URL, cv.Name, cv.Version)
+	// Shared only by HelmCharts of the same HelmRepository: the same URL and credentials.
+	key := fmt.Sprintf("chart:%s/%s@%s/%s", src.Namespace, src.Name, cv.Name, cv.Version)
 	v, err, _ := r.flight.Do(key, func() (any, error) {
 		return helm.Download(ctx, client, src.Spec.URL, cv, creds, src.Spec.PassCredentials, r.MaxChartSize)
 	})
@@ -337,17 +342,21 @@ func (r *HelmChartReconciler) fromRepository(ctx context.Context, obj *sourcev1.
 
 // fromOCIRepository pulls the chart from <url>/<chart> in a registry.
 func (r *HelmChartReconciler) fromOCIRepository(ctx context.Context, obj *sourcev1.HelmChart, src *sourcev1.HelmRepository, creds helm.Credentials) (*built, error) {
-	remote, err := oci.NewRemote(strings.TrimSuffix(src.Spec.URL, "/")+"/"+obj.Spec.Chart, oci.Credentials{
-		Username: creds.Username, Password: creds.Password, CA: creds.CA, Cert: creds.Cert, Key: creds.Key,
-	})
+	remote, err := oci.NewRemote(strings.TrimSuffix(src.Spec.URL, "/")+"/"+obj.Spec.Chart, ociCredentials(src, creds))
 	if err != nil {
 		return nil, err
 	}
-	res, err := remote.Resolve(ctx, oci.Ref{SemVer: obj.GetVersion()})
+	// An exact version is one HEAD of its tag (no tag listing permission needed); a range lists
+	// the tags. `helm push` writes the + of build metadata as _.
+	ref := oci.Ref{SemVer: obj.GetVersion()}
+	if v, err := semver.StrictNewVersion(strings.TrimPrefix(obj.GetVersion(), "v")); err == nil && strings.TrimPrefix(obj.GetVersion(), "v") == v.Original() {
+		ref = oci.Ref{Tag: strings.ReplaceAll(obj.GetVersion(), "+", "_")}
+	}
+	res, err := remote.Resolve(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
-	if r.upToDate(obj, strings.TrimPrefix(res.Tag, "v"), "") {
+	if r.upToDate(obj, strings.ReplaceAll(res.Tag, "_", "+")) {
 		return nil, nil
 	}
 	var buf bytes.Buffer
@@ -355,6 +364,16 @@ func (r *HelmChartReconciler) fromOCIRepository(ctx context.Context, obj *source
 		return nil, err
 	}
 	return r.finish(obj, buf.Bytes())
+}
+
+// ociCredentials are the registry credentials of an OCI HelmRepository: username and password,
+// or a dockerconfigjson Secret.
+func ociCredentials(src *sourcev1.HelmRepository, c helm.Credentials) oci.Credentials {
+	out := oci.Credentials{Username: c.Username, Password: c.Password, CA: c.CA, Cert: c.Cert, Key: c.Key, Insecure: src.Spec.Insecure}
+	if len(c.DockerConfig) > 0 {
+		out.DockerConfigs = [][]byte{c.DockerConfig}
+	}
+	return out
 }
 
 // fromArtifact loads the chart from a folder of a GitRepository's or OCIRepository's artifact,
@@ -375,6 +394,9 @@ func (r *HelmChartReconciler) fromArtifact(ctx context.Context, obj *sourcev1.He
 	a := src.GetArtifact()
 	if a == nil || !r.Storage.Has(a) {
 		return nil, fmt.Errorf("%w: %s %s has no artifact yet", errSource, obj.Spec.SourceRef.Kind, src.GetName())
+	}
+	if st := obj.Status; st.Artifact != nil && r.Storage.Has(st.Artifact) && st.ObservedSourceArtifactRevision == a.Revision && st.ObservedGeneration == obj.Generation {
+		return nil, nil // packaged from this very revision with this spec
 	}
 	// The version is known only from Chart.yaml: the artifact is unpacked and the chart loaded
 	// on every reconcile (cheap next to packaging), and packaged only when the version (or,
@@ -404,13 +426,13 @@ func (r *HelmChartReconciler) fromArtifact(ctx context.Context, obj *sourcev1.He
 	if err != nil {
 		return nil, err
 	}
-	rev := ""
 	version := ch.Metadata.Version
 	if obj.Spec.ReconcileStrategy == sourcev1.ReconcileStrategyRevision {
-		rev = a.Revision
 		version = withRevision(version, a.Revision)
 	}
-	if r.upToDate(obj, version, rev) {
+	if r.upToDate(obj, version) {
+		// A new source revision with the same chart version: nothing to package.
+		obj.Status.ObservedSourceArtifactRevision = a.Revision
 		return nil, nil
 	}
 	deps := &helm.Dependencies{Root: dir, Lookup: r.lookup(obj.Namespace), Limit: r.MaxChartSize}
@@ -426,7 +448,7 @@ func (r *HelmChartReconciler) fromArtifact(ctx context.Context, obj *sourcev1.He
 	if err := helm.Package(ch, &buf); err != nil {
 		return nil, err
 	}
-	return &built{data: buf.Bytes(), version: version, name: ch.Name(), values: used, revision: rev}, nil
+	return &built{data: buf.Bytes(), version: version, name: ch.Name(), values: used, revision: a.Revision}, nil
 }
 
 // finish checks a downloaded package and applies the values files.
@@ -491,6 +513,7 @@ func (r *HelmChartReconciler) repoCredentials(ctx context.Context, src *sourcev1
 	}
 	c.Username, c.Password = string(s.Data["username"]), string(s.Data["password"])
 	c.CA, c.Cert, c.Key = s.Data["ca.crt"], s.Data[corev1.TLSCertKey], s.Data[corev1.TLSPrivateKeyKey]
+	c.DockerConfig = s.Data[corev1.DockerConfigJsonKey]
 	return c, nil
 }
 
@@ -513,7 +536,7 @@ func (r *HelmChartReconciler) lookup(ns string) helm.RepositoryLookup {
 				if err != nil {
 					return helm.Repository{}, err
 				}
-				return helm.Repository{URL: hr.Spec.URL, Credentials: creds, PassCredentials: hr.Spec.PassCredentials}, nil
+				return helm.Repository{URL: hr.Spec.URL, Credentials: creds, PassCredentials: hr.Spec.PassCredentials, Insecure: hr.Spec.Insecure}, nil
 			}
 		}
 		if byName {

@@ -125,6 +125,10 @@ func TestHelmChart_FromGitWithDependencies(t *testing.T) {
 	readyHelmRepository(t, g, ns, srv)
 	reg := newRegistry(t, nil)
 	pushChart(t, reg.Host+"/charts/db", "2.0.0", "2.1.0")
+	// The registry of the oci:// dependency, known by its URL (the test registry speaks plain HTTP).
+	charts := newHelmRepository(ns, "oci://"+reg.Host+"/charts", "")
+	charts.Spec.Type, charts.Spec.Insecure = sourcev1.HelmRepositoryTypeOCI, true
+	create(g, charts)
 
 	chartYAML := "apiVersion: v2\nname: app\nversion: 0.1.0\ndependencies:\n" +
 		"- name: lib\n  version: 0.1.0\n  repository: file://../lib\n" +
@@ -179,12 +183,19 @@ func TestHelmChart_FromOCIHelmRepository(t *testing.T) {
 	pushChart(t, reg.Host+"/charts/web", "1.0.0", "1.1.0", "2.0.0")
 	repo := newHelmRepository(ns, "oci://"+reg.Host+"/charts", "")
 	repo.Spec.Type = sourcev1.HelmRepositoryTypeOCI
+	repo.Spec.Insecure = true // the test registry speaks plain HTTP
 	create(g, repo)
 
 	obj := newHelmChart(ns, "web", sourcev1.HelmRepositoryKind, repo.Name, func(c *sourcev1.HelmChart) { c.Spec.Version = "1.x" })
 	create(g, obj)
 	waitReady(g, obj, "1.1.0")
 	g.Expect(loadChart(g, obj.Status.Artifact).Metadata.Version).To(Equal("1.1.0"))
+
+	// An exact version, with build metadata (pushed as the tag 2.0.1_build.5).
+	pushChart(t, reg.Host+"/charts/web", "2.0.1+build.5")
+	exact := newHelmChart(ns, "web", sourcev1.HelmRepositoryKind, repo.Name, func(c *sourcev1.HelmChart) { c.Spec.Version = "2.0.1+build.5" })
+	create(g, exact)
+	waitReady(g, exact, "2.0.1+build.5")
 }
 
 // pushChart pushes versions of a chart named after the repository's last element, as `helm

@@ -166,6 +166,10 @@ func readyMessage(a *meta.Artifact) string {
 // wrote from the same download.
 func (r *HelmRepositoryReconciler) build(ctx context.Context, obj *sourcev1.HelmRepository, key string, data []byte) (*meta.Artifact, error) {
 	o := helmRepoObject(obj)
+	var cur *meta.Artifact // read here: the flight may outlive this reconcile
+	if obj.Status.Artifact != nil {
+		cur = obj.Status.Artifact.DeepCopy()
+	}
 	ch := r.flight.DoChan(key, func() (any, error) {
 		if a := r.builds.get(key); a != nil && r.Storage.Has(a) {
 			return r.Storage.Adopt(o, a, a.Revision)
@@ -174,7 +178,7 @@ func (r *HelmRepositoryReconciler) build(ctx context.Context, obj *sourcev1.Helm
 		if err != nil {
 			return nil, err
 		}
-		if cur := obj.Status.Artifact; cur != nil && cur.Revision == idx.Digest && r.Storage.Has(cur) {
+		if cur != nil && cur.Revision == idx.Digest && r.Storage.Has(cur) {
 			r.builds.put(key, cur) // after a restart: parsed once, not written again
 			return cur, nil
 		}
@@ -234,6 +238,7 @@ func (r *HelmRepositoryReconciler) credentials(ctx context.Context, obj *sourcev
 	if (c.Username == "") != (c.Password == "") {
 		return c, r.failure(obj, "", fmt.Errorf("%w: credentials Secret %s needs both username and password", helm.ErrAuth, key))
 	}
+	c.DockerConfig = s.Data[corev1.DockerConfigJsonKey]
 	return c, nil
 }
 

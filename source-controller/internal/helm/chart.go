@@ -78,8 +78,8 @@ func highestOf(vs []*semver.Version, n int) []string {
 }
 
 // Download fetches the package of a chart version: its first URL, resolved against the
-// repository's URL. Credentials go along to the repository's own host, and to others only with
-// passCredentials. The package is checked against the digest the index gives.
+// repository's URL. Credentials go along to the repository's own host and scheme, and to others
+// only with passCredentials. The package is checked against the digest the index gives.
 func Download(ctx context.Context, client *http.Client, repoURL string, cv *repo.ChartVersion, c Credentials, passCredentials bool, limit int64) ([]byte, error) {
 	if len(cv.URLs) == 0 {
 		return nil, fmt.Errorf("%w: chart %s %s has no URL in the index", ErrPackage, cv.Name, cv.Version)
@@ -100,7 +100,7 @@ func Download(ctx context.Context, client *http.Client, repoURL string, cv *repo
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	if (c.Username != "" || c.Password != "") && (passCredentials || u.Host == base.Host) {
+	if (c.Username != "" || c.Password != "") && (passCredentials || (u.Host == base.Host && u.Scheme == base.Scheme)) {
 		req.SetBasicAuth(c.Username, c.Password)
 	}
 	resp, err := client.Do(req)

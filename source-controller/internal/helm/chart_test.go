@@ -163,3 +163,24 @@ func TestDependenciesStayInTheSource(t *testing.T) {
 	g.Expect(errors.Is(err, ErrPackage)).To(BeTrue())
 	g.Expect(err.Error()).To(ContainSubstring("leaves the source"))
 }
+
+func TestDependencyCycleIsRefused(t *testing.T) {
+	g := NewWithT(t)
+	root := t.TempDir()
+	for name, dep := range map[string]string{"a": "file://../b", "b": "file://../a"} {
+		dir := filepath.Join(root, name)
+		g.Expect(os.MkdirAll(dir, 0o755)).To(Succeed())
+		other := strings.TrimPrefix(dep, "file://../")
+		g.Expect(os.WriteFile(filepath.Join(dir, "Chart.yaml"), []byte("apiVersion: v2\nname: "+name+"\nversion: 0.1.0\ndependencies:\n- name: "+other+"\n  repository: "+dep+"\n"), 0o644)).To(Succeed())
+	}
+	self := filepath.Join(root, "self")
+	g.Expect(os.MkdirAll(self, 0o755)).To(Succeed())
+	g.Expect(os.WriteFile(filepath.Join(self, "Chart.yaml"), []byte("apiVersion: v2\nname: self\nversion: 0.1.0\ndependencies:\n- name: again\n  repository: file://.\n"), 0o644)).To(Succeed())
+	for _, dir := range []string{filepath.Join(root, "a"), self} {
+		ch, err := LoadDir(dir)
+		g.Expect(err).NotTo(HaveOccurred())
+		err = (&Dependencies{Root: root}).Resolve(context.Background(), ch, dir)
+		g.Expect(errors.Is(err, ErrPackage)).To(BeTrue(), "%v", err)
+		g.Expect(err.Error()).To(ContainSubstring("leads back to"))
+	}
+}

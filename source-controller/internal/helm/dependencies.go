@@ -18,6 +18,7 @@ type Repository struct {
 	URL             string
 	Credentials     Credentials
 	PassCredentials bool
+	Insecure        bool // plain HTTP to an OCI registry
 }
 
 // RepositoryLookup finds a repository by the URL or the @name/alias:name a Chart.yaml gives; it
@@ -32,10 +33,30 @@ type Dependencies struct {
 	Root   string // the unpacked source: file:// dependencies must stay inside it
 	Lookup RepositoryLookup
 	Limit  int64 // size bound of a downloaded chart
+	// loading holds the folders of the charts being resolved, to refuse a chart that depends
+	// on itself (directly or through others).
+	loading []string
 }
+
+// maxDepth bounds a chain of file:// dependencies.
+const maxDepth = 32
 
 // Resolve adds the missing dependencies to ch, which was loaded from the folder dir.
 func (d *Dependencies) Resolve(ctx context.Context, ch *chart.Chart, dir string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	abs := filepath.Clean(dir)
+	for _, l := range d.loading {
+		if l == abs {
+			return fmt.Errorf("%w: %s: a file:// dependency leads back to %s", ErrPackage, ch.Name(), d.rel(abs))
+		}
+	}
+	if len(d.loading) >= maxDepth {
+		return fmt.Errorf("%w: %s: file:// dependencies nest deeper than %d", ErrPackage, ch.Name(), maxDepth)
+	}
+	d.loading = append(d.loading, abs)
+	defer func() { d.loading = d.loading[:len(d.loading)-1] }()
 	have := map[string]bool{}
 	for _, dep := range ch.Dependencies() {
 		have[dep.Name()] = true
@@ -52,6 +73,13 @@ func (d *Dependencies) Resolve(ctx context.Context, ch *chart.Chart, dir string)
 		have[dep.Name] = true
 	}
 	return nil
+}
+
+func (d *Dependencies) rel(p string) string {
+	if r, err := filepath.Rel(d.Root, p); err == nil {
+		return filepath.ToSlash(r)
+	}
+	return p
 }
 
 func (d *Dependencies) fetch(ctx context.Context, parent *chart.Chart, dir string, dep *chart.Dependency) (*chart.Chart, error) {
@@ -118,9 +146,11 @@ const ChartLayerMediaType = "application/vnd.cncf.helm.chart.content.v1.tar+gzip
 // fromRegistry pulls the highest version in rng of the chart <repo>/<name> from a registry.
 func (d *Dependencies) fromRegistry(ctx context.Context, repo Repository, name, rng string) (*chart.Chart, error) {
 	c := repo.Credentials
-	remote, err := oci.NewRemote(strings.TrimSuffix(repo.URL, "/")+"/"+name, oci.Credentials{
-		Username: c.Username, Password: c.Password, CA: c.CA, Cert: c.Cert, Key: c.Key,
-	})
+	oc := oci.Credentials{Username: c.Username, Password: c.Password, CA: c.CA, Cert: c.Cert, Key: c.Key, Insecure: repo.Insecure}
+	if len(c.DockerConfig) > 0 {
+		oc.DockerConfigs = [][]byte{c.DockerConfig}
+	}
+	remote, err := oci.NewRemote(strings.TrimSuffix(repo.URL, "/")+"/"+name, oc)
 	if err != nil {
 		return nil, err
 	}

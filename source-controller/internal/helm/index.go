@@ -32,7 +32,7 @@ var (
 	ErrFetch = errors.New("index download failed")
 	// ErrIndex: the index is not a usable chart index.
 	ErrIndex = errors.New("invalid index")
-	// ErrInvalid: a setting that cannot work (bad URL, bad CA).
+	// ErrInvalid: a setting of the spec that cannot work (bad URL, bad range).
 	ErrInvalid = errors.New("invalid")
 )
 
@@ -43,6 +43,8 @@ const MaxIndexSize = 128 << 20
 type Credentials struct {
 	Username, Password string
 	CA, Cert, Key      []byte
+	// DockerConfig is a .dockerconfigjson, for OCI repositories.
+	DockerConfig []byte
 }
 
 // sharedClient serves every repository without a TLS setting of its own, so that connections are
@@ -58,14 +60,14 @@ func Client(c Credentials) (*http.Client, error) {
 	if len(c.CA) > 0 {
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(c.CA) {
-			return nil, fmt.Errorf("%w: ca.crt holds no PEM certificate", ErrInvalid)
+			return nil, fmt.Errorf("%w: ca.crt of the Secret holds no PEM certificate", ErrAuth)
 		}
 		cfg.RootCAs = pool
 	}
 	if len(c.Cert) > 0 {
 		pair, err := tls.X509KeyPair(c.Cert, c.Key)
 		if err != nil {
-			return nil, fmt.Errorf("%w: tls.crt and tls.key: %v", ErrInvalid, err)
+			return nil, fmt.Errorf("%w: tls.crt and tls.key of the Secret: %v", ErrAuth, err)
 		}
 		cfg.Certificates = []tls.Certificate{pair}
 	}

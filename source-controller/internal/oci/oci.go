@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"regexp"
 	"sort"
 	"strings"
@@ -73,7 +74,7 @@ var sharedTransport = remote.DefaultTransport.(*http.Transport).Clone()
 func NewRemote(url string, c Credentials) (*Remote, error) {
 	s, ok := strings.CutPrefix(url, "oci://")
 	if !ok {
-		return nil, fmt.Errorf("%w: url %q must start with oci://", ErrInvalid, url)
+		return nil, fmt.Errorf("%w: url %q must start with oci://", ErrInvalid, redact(url))
 	}
 	var nopts []name.Option
 	if c.Insecure {
@@ -81,7 +82,7 @@ func NewRemote(url string, c Credentials) (*Remote, error) {
 	}
 	repo, err := name.NewRepository(strings.TrimSuffix(s, "/"), nopts...)
 	if err != nil {
-		return nil, fmt.Errorf("%w: url %q: %v", ErrInvalid, url, err)
+		return nil, fmt.Errorf("%w: url %q is not a repository name (host[:port]/path, no credentials)", ErrInvalid, redact(url))
 	}
 	tr := sharedTransport
 	if len(c.CA) > 0 || len(c.Cert) > 0 {
@@ -90,14 +91,14 @@ func NewRemote(url string, c Credentials) (*Remote, error) {
 		if len(c.CA) > 0 {
 			pool := x509.NewCertPool()
 			if !pool.AppendCertsFromPEM(c.CA) {
-				return nil, fmt.Errorf("%w: ca.crt holds no PEM certificate", ErrInvalid)
+				return nil, fmt.Errorf("%w: ca.crt of the Secret holds no PEM certificate", ErrAuth)
 			}
 			cfg.RootCAs = pool
 		}
 		if len(c.Cert) > 0 {
 			pair, err := tls.X509KeyPair(c.Cert, c.Key)
 			if err != nil {
-				return nil, fmt.Errorf("%w: tls.crt and tls.key: %v", ErrInvalid, err)
+				return nil, fmt.Errorf("%w: tls.crt and tls.key of the Secret: %v", ErrAuth, err)
 			}
 			cfg.Certificates = []tls.Certificate{pair}
 		}
@@ -117,11 +118,36 @@ func NewRemote(url string, c Credentials) (*Remote, error) {
 			break
 		}
 	}
-	p, err := remote.NewPuller(remote.WithTransport(tr), remote.WithAuth(auth))
+	var rt http.RoundTripper = tr
+	if !c.Insecure {
+		rt = httpsOnly{tr}
+	}
+	p, err := remote.NewPuller(remote.WithTransport(rt), remote.WithAuth(auth))
 	if err != nil {
 		return nil, err
 	}
 	return &Remote{Repo: repo, puller: p}, nil
+}
+
+// httpsOnly refuses plain HTTP: go-containerregistry falls back to it for loopback, private
+// network and .local registries, which would send credentials in the clear. Plain HTTP takes
+// insecure: true.
+type httpsOnly struct{ next http.RoundTripper }
+
+func (t httpsOnly) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Scheme != "https" {
+		return nil, fmt.Errorf("%s would be reached over plain HTTP; set insecure: true to allow it", r.URL.Host)
+	}
+	return t.next.RoundTrip(r)
+}
+
+// redact hides the password of a URL that carries one.
+func redact(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	return u.Redacted()
 }
 
 // fromDockerConfig finds the registry's entry in a dockerconfigjson document.
@@ -176,12 +202,16 @@ type Resolved struct {
 	Revision string
 }
 
-// Resolve finds the manifest digest: a digest ref as it is (no request), a tag with a HEAD
-// request, a semver range by listing tags then a HEAD of the highest match.
+// Resolve finds the manifest digest: a digest or a tag with a HEAD request (so that access is
+// checked with these credentials even for content already pulled), a semver range by listing
+// tags then a HEAD of the highest match.
 func (r *Remote) Resolve(ctx context.Context, ref Ref) (Resolved, error) {
 	if ref.Digest != "" {
 		if _, err := v1.NewHash(ref.Digest); err != nil {
 			return Resolved{}, fmt.Errorf("%w: digest %q: %v", ErrInvalid, ref.Digest, err)
+		}
+		if _, err := r.puller.Head(ctx, r.Repo.Digest(ref.Digest)); err != nil {
+			return Resolved{}, r.classify(err, "digest "+ref.Digest)
 		}
 		return Resolved{Digest: ref.Digest, Revision: ref.Digest}, nil
 	}
@@ -247,7 +277,8 @@ func Highest(tags []string, c *semver.Constraints, re *regexp.Regexp) (string, [
 		if re != nil && !re.MatchString(t) {
 			continue
 		}
-		v, err := semver.NewVersion(t)
+		// `helm push` writes the + of build metadata as _, which tags cannot hold.
+		v, err := semver.NewVersion(strings.ReplaceAll(t, "_", "+"))
 		if err != nil {
 			continue
 		}
@@ -304,7 +335,14 @@ type Layer struct {
 // Write reads the manifest of res and writes the selected layer to out: its blob when copied,
 // otherwise a deterministic tarball of its files. Blobs are checked against their digests.
 func (r *Remote) Write(ctx context.Context, res Resolved, sel Layer, lim artifact.Limits, out io.Writer) error {
-	img, err := remote.Image(r.Repo.Digest(res.Digest), remote.WithContext(ctx), remote.Reuse(r.puller))
+	desc, err := r.puller.Get(ctx, r.Repo.Digest(res.Digest))
+	if err != nil {
+		return r.classify(err, "manifest "+res.Digest)
+	}
+	if desc.MediaType.IsIndex() {
+		return fmt.Errorf("%w: %s is an image index (%s), not the manifest of an artifact", ErrContent, res.Revision, desc.MediaType)
+	}
+	img, err := desc.Image()
 	if err != nil {
 		return r.classify(err, "manifest "+res.Digest)
 	}

@@ -123,20 +123,62 @@ func TestResolveAndWrite(t *testing.T) {
 	g.Expect(errors.Is(err, ErrInvalid)).To(BeTrue(), "%v", err)
 }
 
-func TestDigestNeedsNoRequest(t *testing.T) {
+// A digest is checked with the object's own credentials, like a tag: content pulled for one
+// tenant is not handed to another that only knows its digest.
+func TestDigestIsCheckedWithOwnCredentials(t *testing.T) {
 	g := NewWithT(t)
-	srv := httptest.NewServer(http.NotFoundHandler())
-	host := strings.TrimPrefix(srv.URL, "http://")
-	srv.Close()
-	r, err := NewRemote("oci://"+host+"/org/app", Credentials{Insecure: true})
+	host := newRegistry(t, basicAuth("plumb", "s3cret"))
+	auth := remote.WithAuth(authn.FromConfig(authn.AuthConfig{Username: "plumb", Password: "s3cret"}))
+	d, err := ocitest.Push(host, "org/private", "v1", []layer{{MediaType: contentType, Data: tarball(t, map[string]string{"a": "b"})}}, auth)
 	g.Expect(err).NotTo(HaveOccurred())
-	d := "sha256:" + strings.Repeat("ab", 32)
-	res, err := r.Resolve(context.Background(), Ref{Digest: d, Tag: "ignored"})
+	ctx := context.Background()
+
+	r, err := NewRemote("oci://"+host+"/org/private", Credentials{Insecure: true, Username: "plumb", Password: "s3cret"})
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(res.Revision).To(Equal(d))
+	res, err := r.Resolve(ctx, Ref{Digest: d, Tag: "ignored"})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res).To(Equal(Resolved{Digest: d, Revision: d}))
+	_, err = r.Resolve(ctx, Ref{Digest: "sha256:" + strings.Repeat("ab", 32)})
+	g.Expect(errors.Is(err, ErrNotFound)).To(BeTrue(), "%v", err)
+
+	anonymous, err := NewRemote("oci://"+host+"/org/private", Credentials{Insecure: true})
+	g.Expect(err).NotTo(HaveOccurred())
+	_, err = anonymous.Resolve(ctx, Ref{Digest: d})
+	g.Expect(errors.Is(err, ErrAuth)).To(BeTrue(), "%v", err)
+}
+
+// Plain HTTP only with insecure: go-containerregistry would use it for loopback and private
+// network registries by itself.
+func TestPlainHTTPNeedsInsecure(t *testing.T) {
+	g := NewWithT(t)
+	host := newRegistry(t, nil)
+	push(t, host, "org/app", "v1", layer{MediaType: contentType, Data: tarball(t, map[string]string{"a": "b"})})
+	r, err := NewRemote("oci://"+host+"/org/app", Credentials{Username: "u", Password: "p"})
+	g.Expect(err).NotTo(HaveOccurred())
 	_, err = r.Resolve(context.Background(), Ref{Tag: "v1"})
-	g.Expect(err).To(HaveOccurred(), "an unreachable registry is an error")
-	g.Expect(errors.Is(err, ErrAuth) || errors.Is(err, ErrNotFound)).To(BeFalse())
+	g.Expect(err).To(MatchError(ContainSubstring("would be reached over plain HTTP; set insecure: true")))
+
+	_, err = NewRemote("oci://user:hunter2@"+host+"/org/app", Credentials{})
+	g.Expect(errors.Is(err, ErrInvalid)).To(BeTrue(), "%v", err)
+	g.Expect(err.Error()).NotTo(ContainSubstring("hunter2"))
+}
+
+func TestImageIndexIsRefused(t *testing.T) {
+	g := NewWithT(t)
+	host := newRegistry(t, nil)
+	img, err := mutate.AppendLayers(mutate.MediaType(empty.Image, types.OCIManifestSchema1), static.NewLayer(tarball(t, map[string]string{"a": "b"}), contentType))
+	g.Expect(err).NotTo(HaveOccurred())
+	idx := mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex), mutate.IndexAddendum{Add: img})
+	ref, err := name.ParseReference(host+"/org/multi:v1", name.Insecure)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(remote.WriteIndex(ref, idx)).To(Succeed())
+	r, err := NewRemote("oci://"+host+"/org/multi", Credentials{Insecure: true})
+	g.Expect(err).NotTo(HaveOccurred())
+	res, err := r.Resolve(context.Background(), Ref{Tag: "v1"})
+	g.Expect(err).NotTo(HaveOccurred())
+	err = r.Write(context.Background(), res, Layer{}, artifact.DefaultLimits, io.Discard)
+	g.Expect(errors.Is(err, ErrContent)).To(BeTrue(), "%v", err)
+	g.Expect(err.Error()).To(ContainSubstring("is an image index"))
 }
 
 func TestUnsafeLayerRefused(t *testing.T) {
@@ -236,7 +278,7 @@ func TestTLSWithPrivateCA(t *testing.T) {
 	g.Expect(err).To(MatchError(ContainSubstring("certificate")))
 
 	_, err = NewRemote("oci://"+host+"/org/app", Credentials{CA: []byte("not pem")})
-	g.Expect(errors.Is(err, ErrInvalid)).To(BeTrue())
+	g.Expect(errors.Is(err, ErrAuth)).To(BeTrue(), "a Secret's bad CA is retried, not a stall: %v", err)
 }
 
 func TestHostOf(t *testing.T) {
@@ -256,17 +298,17 @@ func TestHostOf(t *testing.T) {
 }
 
 func TestHighest(t *testing.T) {
-	tags := []string{"latest", "v1.0.0", "1.0.0", "v1.10.0", "v1.9.3", "v2.0.0-rc.1", "main", "v0.1"}
+	tags := []string{"latest", "v1.0.0", "1.0.0", "v1.10.0", "v1.9.3", "v2.0.0-rc.1", "main", "v0.1", "1.9.4_build.7"}
 	cases := []struct {
 		rng, filter, want string
 		nearest           []string
 	}{
 		{"*", "", "v1.10.0", nil},
-		{"~1.9", "", "v1.9.3", nil},
-		{"1.0.0", "", "1.0.0", nil}, // equal versions: the tag that sorts first
+		{"~1.9", "", "1.9.4_build.7", nil}, // helm push writes 1.9.4+build.7 so
+		{"1.0.0", "", "1.0.0", nil},        // equal versions: the tag that sorts first
 		{">=2.0.0-0", "", "v2.0.0-rc.1", nil},
 		{">=1.0.0", "^v1\\.9", "v1.9.3", nil},
-		{">=3", "", "", []string{"v2.0.0-rc.1", "v1.10.0", "v1.9.3", "1.0.0", "v1.0.0"}},
+		{">=3", "", "", []string{"v2.0.0-rc.1", "v1.10.0", "1.9.4_build.7", "v1.9.3", "1.0.0"}},
 	}
 	for _, c := range cases {
 		cons, err := semver.NewConstraint(c.rng)
