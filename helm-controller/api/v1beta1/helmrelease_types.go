@@ -1,0 +1,547 @@
+package v1beta1
+
+import (
+	"time"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// HelmReleaseKind is the kind name of HelmRelease.
+const HelmReleaseKind = "HelmRelease"
+
+// Finalizer is set on every HelmRelease so that the release is uninstalled with it.
+const Finalizer = "plumb.dev/finalizer"
+
+// ResetAtAnnotation set to a new value clears the install and upgrade failure counters, so that
+// exhausted retries start again.
+const ResetAtAnnotation = "helm.plumb.dev/resetAt"
+
+// HelmReleaseSpec says which chart to release, how, and with which values.
+// +kubebuilder:validation:XValidation:rule="has(self.chart) != has(self.chartRef)",message="set exactly one of chart and chartRef"
+type HelmReleaseSpec struct {
+	// Chart is a template of the HelmChart the controller creates (in the HelmRelease's
+	// namespace, owned by it) and installs from.
+	// +optional
+	Chart *HelmChartTemplate `json:"chart,omitempty"`
+	// ChartRef names an object that publishes the chart as an artifact: a HelmChart, an
+	// OCIRepository (a chart layer copied as is), or any kind under the artifact contract.
+	// +optional
+	ChartRef *CrossNamespaceSourceReference `json:"chartRef,omitempty"`
+	// ReleaseName of the Helm release; default [<targetNamespace>-]<name>.
+	// +optional
+	// +kubebuilder:validation:MaxLength=53
+	ReleaseName string `json:"releaseName,omitempty"`
+	// TargetNamespace the release installs into; default the HelmRelease's namespace.
+	// +optional
+	TargetNamespace string `json:"targetNamespace,omitempty"`
+	// StorageNamespace keeps Helm's release Secrets; default the target namespace.
+	// +optional
+	StorageNamespace string `json:"storageNamespace,omitempty"`
+	// MaxHistory bounds the Helm revisions kept in storage, and the entries of status.history;
+	// default 5, 0 keeps all in storage.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	MaxHistory *int `json:"maxHistory,omitempty"`
+	// Values are the release's values, merged over valuesFrom.
+	// +optional
+	// +kubebuilder:pruning:PreserveUnknownFields
+	Values *apiextensionsv1.JSON `json:"values,omitempty"`
+	// ValuesFrom reads values from ConfigMaps and Secrets of the namespace, merged in order.
+	// +optional
+	ValuesFrom []ValuesReference `json:"valuesFrom,omitempty"`
+	// Install configures the first install.
+	// +optional
+	Install *Install `json:"install,omitempty"`
+	// Upgrade configures upgrades.
+	// +optional
+	Upgrade *Upgrade `json:"upgrade,omitempty"`
+	// Test runs the chart's test hooks after an install or upgrade.
+	// +optional
+	Test *Test `json:"test,omitempty"`
+	// Rollback configures the rollbacks of remediation.
+	// +optional
+	Rollback *Rollback `json:"rollback,omitempty"`
+	// Uninstall configures the uninstall on deletion and of remediation.
+	// +optional
+	Uninstall *Uninstall `json:"uninstall,omitempty"`
+	// DriftDetection compares the cluster with the release's manifest.
+	// +optional
+	DriftDetection *DriftDetection `json:"driftDetection,omitempty"`
+	// DependsOn lists objects of any kind with a Ready condition that must be Ready first.
+	// +optional
+	DependsOn []DependencyReference `json:"dependsOn,omitempty"`
+	// ServiceAccountName of this namespace to impersonate for every Helm action.
+	// +optional
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
+	// KubeConfig releases into another cluster with the kubeconfig in this Secret.
+	// +optional
+	KubeConfig *KubeConfigReference `json:"kubeConfig,omitempty"`
+	// PostRenderers change the rendered manifests before they are applied.
+	// +optional
+	PostRenderers []PostRenderer `json:"postRenderers,omitempty"`
+	// Interval between two checks, e.g. 10m; at least 1s.
+	// +required
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="interval must be at least 1s"
+	Interval metav1.Duration `json:"interval"`
+	// Timeout of each Helm action (and its wait); default 5m.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
+	// Suspend stops reconciling; the release stays as it is.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+}
+
+// HelmChartTemplate describes the HelmChart to create.
+type HelmChartTemplate struct {
+	// Spec of the HelmChart.
+	// +required
+	Spec HelmChartTemplateSpec `json:"spec"`
+}
+
+// HelmChartTemplateSpec is the part of a HelmChart's spec a HelmRelease sets.
+type HelmChartTemplateSpec struct {
+	// Chart name in a HelmRepository, or folder in a GitRepository's artifact.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	Chart string `json:"chart"`
+	// Version range; default "*".
+	// +optional
+	Version string `json:"version,omitempty"`
+	// SourceRef names a HelmRepository, GitRepository or OCIRepository of the namespace.
+	// +required
+	SourceRef LocalChartSourceReference `json:"sourceRef"`
+	// ValuesFiles of the chart merged into its values.yaml.
+	// +optional
+	ValuesFiles []string `json:"valuesFiles,omitempty"`
+	// ReconcileStrategy of the HelmChart: ChartVersion (default) or Revision.
+	// +optional
+	// +kubebuilder:validation:Enum=ChartVersion;Revision
+	ReconcileStrategy string `json:"reconcileStrategy,omitempty"`
+	// Interval of the HelmChart; default the HelmRelease's.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
+	Interval *metav1.Duration `json:"interval,omitempty"`
+}
+
+// LocalChartSourceReference names the source of a chart template.
+type LocalChartSourceReference struct {
+	// Kind of the source.
+	// +required
+	// +kubebuilder:validation:Enum=HelmRepository;GitRepository;OCIRepository
+	Kind string `json:"kind"`
+	// Name of the source.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+}
+
+// CrossNamespaceSourceReference names an object that publishes an artifact.
+type CrossNamespaceSourceReference struct {
+	// APIVersion of the object; default source.plumb.dev/v1beta1.
+	// +optional
+	APIVersion string `json:"apiVersion,omitempty"`
+	// Kind of the object, e.g. HelmChart or OCIRepository.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	Kind string `json:"kind"`
+	// Name of the object.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+	// Namespace of the object; default the HelmRelease's.
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+}
+
+// DependencyReference names an object with a Ready condition.
+type DependencyReference struct {
+	// APIVersion of the object; default helm.plumb.dev/v1beta1.
+	// +optional
+	APIVersion string `json:"apiVersion,omitempty"`
+	// Kind of the object; default HelmRelease.
+	// +optional
+	Kind string `json:"kind,omitempty"`
+	// Name of the object.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+	// Namespace of the object; default the HelmRelease's.
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+}
+
+// ValuesReference reads values from a ConfigMap or Secret.
+type ValuesReference struct {
+	// Kind: ConfigMap or Secret.
+	// +required
+	// +kubebuilder:validation:Enum=ConfigMap;Secret
+	Kind string `json:"kind"`
+	// Name of the object in the HelmRelease's namespace.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+	// ValuesKey is the key holding YAML values; default values.yaml.
+	// +optional
+	ValuesKey string `json:"valuesKey,omitempty"`
+	// TargetPath, when set, puts the key's raw value at this dotted path of the values (as
+	// helm --set does) instead of merging YAML.
+	// +optional
+	TargetPath string `json:"targetPath,omitempty"`
+	// Optional lets the release go ahead when the object or key is missing.
+	// +optional
+	Optional bool `json:"optional,omitempty"`
+}
+
+// KubeConfigReference names a Secret holding a kubeconfig.
+type KubeConfigReference struct {
+	// SecretRef names the Secret and, optionally, its key (default `value`, then `value.yaml`).
+	// +required
+	SecretRef meta.SecretKeyReference `json:"secretRef"`
+}
+
+// CRD policies of install and upgrade.
+const (
+	CRDsSkip          = "Skip"
+	CRDsCreate        = "Create"
+	CRDsCreateReplace = "CreateReplace"
+)
+
+// Remediation strategies.
+const (
+	RemediateRollback  = "rollback"
+	RemediateUninstall = "uninstall"
+)
+
+// Install configures the first install.
+type Install struct {
+	// Timeout of the install; default spec.timeout.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
+	// CRDs of the chart's crds/ folder: Create (default) or Skip.
+	// +optional
+	// +kubebuilder:validation:Enum=Skip;Create;CreateReplace
+	CRDs string `json:"crds,omitempty"`
+	// DisableWait does not wait for the resources to be ready.
+	// +optional
+	DisableWait bool `json:"disableWait,omitempty"`
+	// Remediation of a failed install.
+	// +optional
+	Remediation *Remediation `json:"remediation,omitempty"`
+}
+
+// Upgrade configures upgrades.
+type Upgrade struct {
+	// Timeout of an upgrade; default spec.timeout.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
+	// CRDs of the chart's crds/ folder: Skip (default, as Helm), Create or CreateReplace.
+	// +optional
+	// +kubebuilder:validation:Enum=Skip;Create;CreateReplace
+	CRDs string `json:"crds,omitempty"`
+	// DisableWait does not wait for the resources to be ready.
+	// +optional
+	DisableWait bool `json:"disableWait,omitempty"`
+	// Remediation of a failed upgrade.
+	// +optional
+	Remediation *Remediation `json:"remediation,omitempty"`
+}
+
+// Remediation says what to do when an action fails.
+type Remediation struct {
+	// Retries before giving up; default 0 (no retry), -1 retries forever.
+	// +optional
+	Retries int64 `json:"retries,omitempty"`
+	// Strategy after a failed upgrade: rollback (default) or uninstall. A failed install is
+	// always uninstalled before it is retried.
+	// +optional
+	// +kubebuilder:validation:Enum=rollback;uninstall
+	Strategy string `json:"strategy,omitempty"`
+	// RemediateLastFailure also remediates when the retries are exhausted; default true for
+	// installs and false for upgrades.
+	// +optional
+	RemediateLastFailure *bool `json:"remediateLastFailure,omitempty"`
+}
+
+// Test runs the chart's test hooks.
+type Test struct {
+	// Enable runs the tests after every install and upgrade.
+	// +optional
+	Enable bool `json:"enable,omitempty"`
+	// IgnoreFailures keeps a release whose tests fail Ready.
+	// +optional
+	IgnoreFailures bool `json:"ignoreFailures,omitempty"`
+	// Timeout of the tests; default spec.timeout.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
+}
+
+// Rollback configures rollbacks.
+type Rollback struct {
+	// DisableWait does not wait for the rolled back resources to be ready.
+	// +optional
+	DisableWait bool `json:"disableWait,omitempty"`
+	// Force replaces resources that cannot be updated.
+	// +optional
+	Force bool `json:"force,omitempty"`
+}
+
+// Uninstall configures uninstalls.
+type Uninstall struct {
+	// KeepHistory keeps the release's history in storage.
+	// +optional
+	KeepHistory bool `json:"keepHistory,omitempty"`
+	// DeletionPropagation: background (default), foreground or orphan.
+	// +optional
+	// +kubebuilder:validation:Enum=background;foreground;orphan
+	DeletionPropagation string `json:"deletionPropagation,omitempty"`
+	// DisableWait does not wait for the resources to be deleted.
+	// +optional
+	DisableWait bool `json:"disableWait,omitempty"`
+}
+
+// Drift detection modes.
+const (
+	DriftDisabled = "disabled"
+	DriftWarn     = "warn"
+	DriftEnabled  = "enabled"
+)
+
+// DriftDetection compares the cluster with the release's manifest on every interval.
+type DriftDetection struct {
+	// Mode: disabled (default), warn (report drifted objects) or enabled (correct them without
+	// a new Helm revision).
+	// +optional
+	// +kubebuilder:validation:Enum=disabled;warn;enabled
+	Mode string `json:"mode,omitempty"`
+	// Ignore lists JSON pointers of fields never compared (e.g. /spec/replicas), optionally for
+	// objects matching target.
+	// +optional
+	Ignore []IgnoreRule `json:"ignore,omitempty"`
+}
+
+// IgnoreRule leaves fields out of drift detection.
+type IgnoreRule struct {
+	// Paths are JSON pointers.
+	// +required
+	Paths []string `json:"paths"`
+	// Target selects the objects (by kind, name, namespace); all when empty.
+	// +optional
+	Target *Selector `json:"target,omitempty"`
+}
+
+// Selector selects objects by kind, name and namespace.
+type Selector struct {
+	// +optional
+	Kind string `json:"kind,omitempty"`
+	// +optional
+	Name string `json:"name,omitempty"`
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+}
+
+// PostRenderer changes rendered manifests.
+type PostRenderer struct {
+	// Kustomize patches and image overrides.
+	// +optional
+	Kustomize *KustomizePostRenderer `json:"kustomize,omitempty"`
+}
+
+// KustomizePostRenderer is a kustomization applied to the rendered manifests.
+type KustomizePostRenderer struct {
+	// Patches: strategic merge or JSON 6902, with optional targets.
+	// +optional
+	Patches []Patch `json:"patches,omitempty"`
+	// Images overrides.
+	// +optional
+	Images []Image `json:"images,omitempty"`
+}
+
+// Patch is a kustomize patch.
+type Patch struct {
+	// Patch content.
+	// +required
+	Patch string `json:"patch"`
+	// Target of the patch.
+	// +optional
+	Target *PatchSelector `json:"target,omitempty"`
+}
+
+// PatchSelector selects the objects of a patch.
+type PatchSelector struct {
+	// +optional
+	Group string `json:"group,omitempty"`
+	// +optional
+	Version string `json:"version,omitempty"`
+	// +optional
+	Kind string `json:"kind,omitempty"`
+	// +optional
+	Name string `json:"name,omitempty"`
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+	// +optional
+	LabelSelector string `json:"labelSelector,omitempty"`
+	// +optional
+	AnnotationSelector string `json:"annotationSelector,omitempty"`
+}
+
+// Image overrides an image.
+type Image struct {
+	// Name of the image in the manifests.
+	// +required
+	Name string `json:"name"`
+	// +optional
+	NewName string `json:"newName,omitempty"`
+	// +optional
+	NewTag string `json:"newTag,omitempty"`
+	// +optional
+	Digest string `json:"digest,omitempty"`
+}
+
+// Snapshot is a Helm release revision as the controller saw it.
+type Snapshot struct {
+	// Version is the Helm revision number.
+	Version int `json:"version"`
+	// Name and Namespace of the release.
+	Name      string `json:"name"`
+	Namespace string `json:"namespace"`
+	// ChartName, ChartVersion and AppVersion of the released chart.
+	ChartName    string `json:"chartName"`
+	ChartVersion string `json:"chartVersion"`
+	// +optional
+	AppVersion string `json:"appVersion,omitempty"`
+	// ConfigDigest is the digest of the values the revision was made with.
+	ConfigDigest string `json:"configDigest"`
+	// Status of the revision in Helm (deployed, failed, superseded, ...).
+	Status string `json:"status"`
+	// +optional
+	FirstDeployed metav1.Time `json:"firstDeployed,omitempty"`
+	// +optional
+	LastDeployed metav1.Time `json:"lastDeployed,omitempty"`
+	// TestResult: succeeded, failed, or empty when not tested.
+	// +optional
+	TestResult string `json:"testResult,omitempty"`
+}
+
+// HelmReleaseStatus is what the controller observed and released.
+type HelmReleaseStatus struct {
+	// ObservedGeneration is the generation of the spec last reconciled.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Conditions: Ready, Released, TestSuccess, Remediated, Drifted, Reconciling, Stalled.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// History of the release, newest first, at most maxHistory entries.
+	// +optional
+	History []Snapshot `json:"history,omitempty"`
+	// HelmChart is namespace/name of the HelmChart created from spec.chart.
+	// +optional
+	HelmChart string `json:"helmChart,omitempty"`
+	// LastAttemptedRevision is the chart artifact revision of the last attempt.
+	// +optional
+	LastAttemptedRevision string `json:"lastAttemptedRevision,omitempty"`
+	// LastAttemptedValuesChecksum is the digest of the values of the last attempt.
+	// +optional
+	LastAttemptedValuesChecksum string `json:"lastAttemptedValuesChecksum,omitempty"`
+	// LastAttemptedGeneration is the generation of the last attempt.
+	// +optional
+	LastAttemptedGeneration int64 `json:"lastAttemptedGeneration,omitempty"`
+	// InstallFailures and UpgradeFailures count the failures since the last success or change
+	// of chart, values or spec.
+	// +optional
+	InstallFailures int64 `json:"installFailures,omitempty"`
+	// +optional
+	UpgradeFailures int64 `json:"upgradeFailures,omitempty"`
+	// LastHandledResetAt is the last helm.plumb.dev/resetAt value handled.
+	// +optional
+	LastHandledResetAt          string `json:"lastHandledResetAt,omitempty"`
+	meta.ReconcileRequestStatus `json:",inline"`
+}
+
+// HelmRelease installs a chart and keeps the release equal to its spec.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=hr,categories=plumb
+// +kubebuilder:printcolumn:name="Ready",type="string",JSONPath=".status.conditions[?(@.type==\"Ready\")].status"
+// +kubebuilder:printcolumn:name="Status",type="string",JSONPath=".status.conditions[?(@.type==\"Ready\")].message"
+// +kubebuilder:printcolumn:name="Age",type="date",JSONPath=".metadata.creationTimestamp"
+type HelmRelease struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +required
+	Spec HelmReleaseSpec `json:"spec"`
+	// +optional
+	Status HelmReleaseStatus `json:"status,omitempty"`
+}
+
+// HelmReleaseList is a list of HelmReleases.
+// +kubebuilder:object:root=true
+type HelmReleaseList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []HelmRelease `json:"items"`
+}
+
+// GetConditions returns the status conditions.
+func (in *HelmRelease) GetConditions() []metav1.Condition { return in.Status.Conditions }
+
+// SetConditions replaces the status conditions.
+func (in *HelmRelease) SetConditions(c []metav1.Condition) { in.Status.Conditions = c }
+
+// GetTimeout returns spec.timeout, or 5m when unset.
+func (in *HelmRelease) GetTimeout() time.Duration {
+	if in.Spec.Timeout == nil || in.Spec.Timeout.Duration <= 0 {
+		return 5 * time.Minute
+	}
+	return in.Spec.Timeout.Duration
+}
+
+// GetReleaseName returns spec.releaseName or its default.
+func (in *HelmRelease) GetReleaseName() string {
+	if in.Spec.ReleaseName != "" {
+		return in.Spec.ReleaseName
+	}
+	if in.Spec.TargetNamespace != "" {
+		return in.Spec.TargetNamespace + "-" + in.Name
+	}
+	return in.Name
+}
+
+// GetTargetNamespace returns spec.targetNamespace or the HelmRelease's namespace.
+func (in *HelmRelease) GetTargetNamespace() string {
+	if in.Spec.TargetNamespace != "" {
+		return in.Spec.TargetNamespace
+	}
+	return in.Namespace
+}
+
+// GetStorageNamespace returns spec.storageNamespace or the target namespace.
+func (in *HelmRelease) GetStorageNamespace() string {
+	if in.Spec.StorageNamespace != "" {
+		return in.Spec.StorageNamespace
+	}
+	return in.GetTargetNamespace()
+}
+
+// GetMaxHistory returns spec.maxHistory, or 5 when unset.
+func (in *HelmRelease) GetMaxHistory() int {
+	if in.Spec.MaxHistory == nil {
+		return 5
+	}
+	return *in.Spec.MaxHistory
+}

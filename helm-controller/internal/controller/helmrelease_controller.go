@@ -1,0 +1,651 @@
+// Package controller holds helm-controller's reconciler.
+package controller
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
+	"github.com/fluxcd/pkg/runtime/patch"
+	"golang.org/x/sync/singleflight"
+	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/release"
+	"helm.sh/helm/v3/pkg/storage/driver"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+
+	helmv1 "github.com/plumb-dev/plumb/helm-controller/api/v1beta1"
+	plumbrelease "github.com/plumb-dev/plumb/helm-controller/internal/release"
+	"github.com/plumb-dev/plumb/shared/artifact"
+	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
+)
+
+// +kubebuilder:rbac:groups=helm.plumb.dev,resources=helmreleases,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=helm.plumb.dev,resources=helmreleases/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=helm.plumb.dev,resources=helmreleases/finalizers,verbs=update
+// +kubebuilder:rbac:groups=source.plumb.dev,resources=*,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=*,resources=*,verbs=*
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+
+// defaultSourceAPIVersion is assumed for a chartRef without apiVersion.
+const defaultSourceAPIVersion = "source.plumb.dev/v1beta1"
+
+// HelmReleaseReconciler installs and upgrades charts with the Helm SDK.
+type HelmReleaseReconciler struct {
+	// Client reads HelmReleases from the cache and patches status; sources and dependencies are
+	// read as unstructured, from the API server.
+	client.Client
+	// APIReader reads ConfigMaps and Secrets of valuesFrom, uncached.
+	APIReader client.Reader
+	// Config is the controller's own REST config; impersonating ones derive from it.
+	Config *rest.Config
+	Events recorder.EventRecorder
+	// ControllerName is the field manager of status patches.
+	ControllerName string
+	// Fetcher downloads chart artifacts (digest-checked).
+	Fetcher *artifact.Fetcher
+	// DefaultServiceAccount is impersonated when a HelmRelease names none.
+	DefaultServiceAccount string
+	// RequeueDependency is the wait before checking a source or dependency that is not ready.
+	RequeueDependency time.Duration
+
+	clusters sync.Map // identity → *plumbrelease.Cluster
+	charts   chartCache
+}
+
+// chartCache keeps loaded charts by artifact digest: a thousand releases of one chart load it
+// once.
+type chartCache struct {
+	mu     sync.Mutex
+	m      map[string]*chart.Chart
+	order  []string
+	flight singleflight.Group
+}
+
+const maxCachedCharts = 32
+
+// SetupWithManager registers the reconciler: it runs on spec changes and reconcile requests.
+func (r *HelmReleaseReconciler) SetupWithManager(mgr ctrl.Manager, concurrent int) error {
+	if r.RequeueDependency == 0 {
+		r.RequeueDependency = 5 * time.Second
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&helmv1.HelmRelease{}, builder.WithPredicates(
+			predicate.Or(predicate.GenerationChangedPredicate{}, plumbreconcile.Requested{}, resetRequested{}))).
+		WithOptions(controller.Options{MaxConcurrentReconciles: concurrent}).
+		Complete(r)
+}
+
+// Reconcile follows the house shape: get, defer the one status patch, finalize or set up, skip
+// when suspended, then the ordered steps.
+func (r *HelmReleaseReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	obj := &helmv1.HelmRelease{}
+	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	patcher := patch.NewSerialPatcher(obj, r.Client)
+	defer func() { r.finalizeStatus(ctx, obj, patcher, &result, &retErr) }()
+
+	if !obj.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, r.finalize(ctx, obj)
+	}
+	controllerutil.AddFinalizer(obj, helmv1.Finalizer)
+	if obj.Spec.Suspend {
+		return ctrl.Result{}, nil
+	}
+	return r.reconcile(ctx, obj)
+}
+
+func (r *HelmReleaseReconciler) reconcile(ctx context.Context, obj *helmv1.HelmRelease) (ctrl.Result, error) {
+	if obj.Generation != obj.Status.ObservedGeneration {
+		conditions.MarkReconciling(obj, helmv1.ProgressingReason, "reconciling generation %d", obj.Generation)
+	}
+	if err := r.checkDependencies(ctx, obj); err != nil {
+		return ctrl.Result{}, err
+	}
+	a, err := r.chartArtifact(ctx, obj)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	ch, err := r.loadChart(ctx, a)
+	if err != nil {
+		return ctrl.Result{}, r.failure(obj, a.Revision, helmv1.ArtifactFailedReason, fmt.Errorf("chart artifact %s: %w", a.Revision, err))
+	}
+	vals, err := r.values(ctx, obj)
+	if err != nil {
+		return ctrl.Result{}, r.failure(obj, a.Revision, helmv1.ValuesFailedReason, err)
+	}
+	digest := plumbrelease.Digest(vals)
+
+	// A change of chart, values or spec, or the reset annotation, starts the failure counts again.
+	if obj.Status.LastAttemptedRevision != a.Revision || obj.Status.LastAttemptedValuesChecksum != digest || obj.Status.LastAttemptedGeneration != obj.Generation {
+		obj.Status.InstallFailures, obj.Status.UpgradeFailures = 0, 0
+	}
+	if v, ok := obj.GetAnnotations()[helmv1.ResetAtAnnotation]; ok && v != obj.Status.LastHandledResetAt {
+		obj.Status.InstallFailures, obj.Status.UpgradeFailures = 0, 0
+		obj.Status.LastHandledResetAt = v
+	}
+	obj.Status.LastAttemptedRevision, obj.Status.LastAttemptedValuesChecksum, obj.Status.LastAttemptedGeneration = a.Revision, digest, obj.Generation
+
+	cfg, err := r.actionConfig(ctx, obj)
+	if err != nil {
+		return ctrl.Result{}, r.failure(obj, a.Revision, helmv1.InvalidSpecReason, err)
+	}
+	name := obj.GetReleaseName()
+	cur, err := cfg.Releases.Last(name)
+	if err != nil && !errors.Is(err, driver.ErrReleaseNotFound) {
+		return ctrl.Result{}, r.failure(obj, a.Revision, helmv1.InstallFailedReason, fmt.Errorf("reading release %s: %w", name, err))
+	}
+	defer r.recordHistory(cfg, obj, name)
+
+	if cur != nil && cur.Info.Status.IsPending() {
+		// Left pending by a controller that stopped mid-action: nothing is running it now (one
+		// leader reconciles), so it is marked failed and the action below goes ahead.
+		log.FromContext(ctx).Info("recovering a release left pending", "release", name, "status", cur.Info.Status.String())
+		cur.SetStatus(release.StatusFailed, fmt.Sprintf("left %s by a stopped controller; recovered by helm-controller", cur.Info.Status))
+		if err := cfg.Releases.Update(cur); err != nil {
+			return ctrl.Result{}, r.failure(obj, a.Revision, helmv1.UpgradeFailedReason, fmt.Errorf("recovering pending release %s: %w", name, err))
+		}
+	}
+
+	switch {
+	case cur == nil || cur.Info.Status == release.StatusUninstalled:
+		return r.install(ctx, obj, cfg, ch, vals, a.Revision, cur != nil)
+	case cur.Info.Status == release.StatusDeployed && upToDate(cur, ch, digest):
+		conditions.MarkTrue(obj, meta.ReadyCondition, helmv1.SucceededReason, "release %s at revision %d: chart %s %s", name, cur.Version, ch.Name(), ch.Metadata.Version)
+		return ctrl.Result{RequeueAfter: plumbreconcile.Jitter(obj.Spec.Interval.Duration)}, nil
+	default:
+		return r.upgrade(ctx, obj, cfg, ch, vals, a.Revision)
+	}
+}
+
+// upToDate says whether the deployed release is this chart version with these values.
+func upToDate(cur *release.Release, ch *chart.Chart, digest string) bool {
+	return cur.Chart != nil && cur.Chart.Metadata != nil && cur.Chart.Metadata.Name == ch.Name() &&
+		cur.Chart.Metadata.Version == ch.Metadata.Version && plumbrelease.Digest(cur.Config) == digest
+}
+
+// exhausted says whether failures have used up the retries (-1: never).
+func exhausted(failures int64, rem *helmv1.Remediation) bool {
+	retries := int64(0)
+	if rem != nil {
+		retries = rem.Retries
+	}
+	return retries >= 0 && failures > retries
+}
+
+func (r *HelmReleaseReconciler) install(ctx context.Context, obj *helmv1.HelmRelease, cfg *action.Configuration, ch *chart.Chart, vals map[string]any, revision string, replace bool) (ctrl.Result, error) {
+	var rem *helmv1.Remediation
+	in := obj.Spec.Install
+	if in != nil {
+		rem = in.Remediation
+	}
+	if obj.Status.InstallFailures > 0 && exhausted(obj.Status.InstallFailures, rem) {
+		return r.retriesExhausted(obj, revision, "install", obj.Status.InstallFailures)
+	}
+	act := action.NewInstall(cfg)
+	act.ReleaseName, act.Namespace, act.Replace = obj.GetReleaseName(), obj.GetTargetNamespace(), replace
+	act.Timeout, act.Wait, act.WaitForJobs = obj.GetTimeout(), true, true
+	if in != nil {
+		if in.Timeout != nil {
+			act.Timeout = in.Timeout.Duration
+		}
+		act.Wait, act.WaitForJobs = !in.DisableWait, !in.DisableWait
+		act.SkipCRDs = in.CRDs == helmv1.CRDsSkip
+	}
+	conditions.MarkReconciling(obj, helmv1.ProgressingReason, "installing chart %s %s", ch.Name(), ch.Metadata.Version)
+	rls, err := act.RunWithContext(ctx, ch, vals)
+	if err == nil {
+		err = r.runTests(ctx, obj, cfg)
+	}
+	if err != nil {
+		obj.Status.InstallFailures++
+		msg := fmt.Errorf("install of chart %s %s failed: %w", ch.Name(), ch.Metadata.Version, err)
+		conditions.MarkFalse(obj, helmv1.ReleasedCondition, helmv1.InstallFailedReason, "%v", msg)
+		// A failed install is uninstalled so that the next attempt starts clean, unless it was
+		// the last one and remediateLastFailure is false.
+		last := exhausted(obj.Status.InstallFailures, rem)
+		if !last || rem == nil || rem.RemediateLastFailure == nil || *rem.RemediateLastFailure {
+			r.remediateUninstall(ctx, obj, cfg, revision)
+		}
+		return ctrl.Result{}, r.failure(obj, revision, helmv1.InstallFailedReason, msg)
+	}
+	obj.Status.InstallFailures = 0
+	conditions.MarkTrue(obj, helmv1.ReleasedCondition, helmv1.InstallSucceededReason, "installed chart %s %s as revision %d", ch.Name(), ch.Metadata.Version, rls.Version)
+	conditions.Delete(obj, helmv1.RemediatedCondition)
+	conditions.MarkTrue(obj, meta.ReadyCondition, helmv1.InstallSucceededReason, "installed release %s at revision %d: chart %s %s", rls.Name, rls.Version, ch.Name(), ch.Metadata.Version)
+	r.event(obj, revision, corev1.EventTypeNormal, helmv1.InstallSucceededReason, "installed release %s revision %d, chart %s %s", rls.Name, rls.Version, ch.Name(), ch.Metadata.Version)
+	return ctrl.Result{RequeueAfter: plumbreconcile.Jitter(obj.Spec.Interval.Duration)}, nil
+}
+
+func (r *HelmReleaseReconciler) upgrade(ctx context.Context, obj *helmv1.HelmRelease, cfg *action.Configuration, ch *chart.Chart, vals map[string]any, revision string) (ctrl.Result, error) {
+	var rem *helmv1.Remediation
+	up := obj.Spec.Upgrade
+	if up != nil {
+		rem = up.Remediation
+	}
+	if obj.Status.UpgradeFailures > 0 && exhausted(obj.Status.UpgradeFailures, rem) {
+		return r.retriesExhausted(obj, revision, "upgrade", obj.Status.UpgradeFailures)
+	}
+	act := action.NewUpgrade(cfg)
+	act.Namespace, act.MaxHistory = obj.GetTargetNamespace(), obj.GetMaxHistory()
+	act.Timeout, act.Wait, act.WaitForJobs = obj.GetTimeout(), true, true
+	act.SkipCRDs = true
+	if up != nil {
+		if up.Timeout != nil {
+			act.Timeout = up.Timeout.Duration
+		}
+		act.Wait, act.WaitForJobs = !up.DisableWait, !up.DisableWait
+		act.SkipCRDs = up.CRDs == "" || up.CRDs == helmv1.CRDsSkip
+	}
+	conditions.MarkReconciling(obj, helmv1.ProgressingReason, "upgrading to chart %s %s", ch.Name(), ch.Metadata.Version)
+	rls, err := act.RunWithContext(ctx, obj.GetReleaseName(), ch, vals)
+	if err == nil {
+		err = r.runTests(ctx, obj, cfg)
+	}
+	if err != nil {
+		obj.Status.UpgradeFailures++
+		msg := fmt.Errorf("upgrade to chart %s %s failed: %w", ch.Name(), ch.Metadata.Version, err)
+		conditions.MarkFalse(obj, helmv1.ReleasedCondition, helmv1.UpgradeFailedReason, "%v", msg)
+		last := exhausted(obj.Status.UpgradeFailures, rem)
+		if !last || (rem != nil && rem.RemediateLastFailure != nil && *rem.RemediateLastFailure) {
+			if rem != nil && rem.Strategy == helmv1.RemediateUninstall {
+				r.remediateUninstall(ctx, obj, cfg, revision)
+			} else {
+				r.rollback(ctx, obj, cfg, revision)
+			}
+		}
+		return ctrl.Result{}, r.failure(obj, revision, helmv1.UpgradeFailedReason, msg)
+	}
+	obj.Status.UpgradeFailures = 0
+	conditions.MarkTrue(obj, helmv1.ReleasedCondition, helmv1.UpgradeSucceededReason, "upgraded to chart %s %s as revision %d", ch.Name(), ch.Metadata.Version, rls.Version)
+	conditions.Delete(obj, helmv1.RemediatedCondition)
+	conditions.MarkTrue(obj, meta.ReadyCondition, helmv1.UpgradeSucceededReason, "upgraded release %s to revision %d: chart %s %s", rls.Name, rls.Version, ch.Name(), ch.Metadata.Version)
+	r.event(obj, revision, corev1.EventTypeNormal, helmv1.UpgradeSucceededReason, "upgraded release %s to revision %d, chart %s %s", rls.Name, rls.Version, ch.Name(), ch.Metadata.Version)
+	return ctrl.Result{RequeueAfter: plumbreconcile.Jitter(obj.Spec.Interval.Duration)}, nil
+}
+
+// retriesExhausted stops acting until the chart, values or spec change, or the reset
+// annotation is set; the release is checked again at the interval for such changes.
+func (r *HelmReleaseReconciler) retriesExhausted(obj *helmv1.HelmRelease, revision, what string, failures int64) (ctrl.Result, error) {
+	msg := fmt.Sprintf("%s failed %d times, retries exhausted; change the chart, values or spec, or annotate %s=<time> to try again: %s",
+		what, failures, helmv1.ResetAtAnnotation, conditions.GetMessage(obj, helmv1.ReleasedCondition))
+	if conditions.GetReason(obj, meta.ReadyCondition) != helmv1.RetriesExhaustedReason {
+		r.event(obj, revision, corev1.EventTypeWarning, helmv1.RetriesExhaustedReason, "%s", msg)
+	}
+	markFailed(obj, helmv1.RetriesExhaustedReason, "%s", msg)
+	return ctrl.Result{}, &waitError{msg: msg, after: true}
+}
+
+// runTests runs the chart's test hooks when spec.test.enable; a failure is an error unless
+// ignoreFailures.
+func (r *HelmReleaseReconciler) runTests(ctx context.Context, obj *helmv1.HelmRelease, cfg *action.Configuration) error {
+	t := obj.Spec.Test
+	if t == nil || !t.Enable {
+		conditions.Delete(obj, helmv1.TestSuccessCondition)
+		return nil
+	}
+	act := action.NewReleaseTesting(cfg)
+	act.Namespace, act.Timeout = obj.GetTargetNamespace(), obj.GetTimeout()
+	if t.Timeout != nil {
+		act.Timeout = t.Timeout.Duration
+	}
+	if _, err := act.Run(obj.GetReleaseName()); err != nil {
+		conditions.MarkFalse(obj, helmv1.TestSuccessCondition, helmv1.TestFailedReason, "tests failed: %v", err)
+		r.event(obj, "", corev1.EventTypeWarning, helmv1.TestFailedReason, "tests of release %s failed: %v", obj.GetReleaseName(), err)
+		if t.IgnoreFailures {
+			return nil
+		}
+		return fmt.Errorf("tests failed: %w", err)
+	}
+	conditions.MarkTrue(obj, helmv1.TestSuccessCondition, helmv1.TestSucceededReason, "tests of release %s passed", obj.GetReleaseName())
+	return nil
+}
+
+// rollback returns the release to its last deployed revision.
+func (r *HelmReleaseReconciler) rollback(ctx context.Context, obj *helmv1.HelmRelease, cfg *action.Configuration, revision string) {
+	act := action.NewRollback(cfg)
+	act.Timeout, act.Wait, act.WaitForJobs, act.MaxHistory = obj.GetTimeout(), true, true, obj.GetMaxHistory()
+	if rb := obj.Spec.Rollback; rb != nil {
+		act.Wait, act.WaitForJobs, act.Force = !rb.DisableWait, !rb.DisableWait, rb.Force
+	}
+	if prev, err := previousDeployed(cfg, obj.GetReleaseName()); err == nil {
+		act.Version = prev
+	}
+	if err := act.Run(obj.GetReleaseName()); err != nil {
+		conditions.MarkFalse(obj, helmv1.RemediatedCondition, helmv1.RollbackFailedReason, "rollback failed: %v", err)
+		r.event(obj, revision, corev1.EventTypeWarning, helmv1.RollbackFailedReason, "rollback of release %s failed: %v", obj.GetReleaseName(), err)
+		return
+	}
+	conditions.MarkTrue(obj, helmv1.RemediatedCondition, helmv1.RollbackSucceededReason, "rolled back to revision %d after a failed upgrade", act.Version)
+	r.event(obj, revision, corev1.EventTypeNormal, helmv1.RollbackSucceededReason, "rolled back release %s to revision %d after a failed upgrade", obj.GetReleaseName(), act.Version)
+	_ = ctx
+}
+
+// previousDeployed finds the newest revision that was deployed before the current one.
+func previousDeployed(cfg *action.Configuration, name string) (int, error) {
+	hist, err := cfg.Releases.History(name)
+	if err != nil {
+		return 0, err
+	}
+	best := 0
+	for _, h := range hist {
+		if h.Info != nil && (h.Info.Status == release.StatusSuperseded || h.Info.Status == release.StatusDeployed) && h.Version > best {
+			best = h.Version
+		}
+	}
+	if best == 0 {
+		return 0, errors.New("no deployed revision to roll back to")
+	}
+	return best, nil
+}
+
+// remediateUninstall removes a failed release.
+func (r *HelmReleaseReconciler) remediateUninstall(ctx context.Context, obj *helmv1.HelmRelease, cfg *action.Configuration, revision string) {
+	if err := r.uninstall(ctx, obj, cfg); err != nil {
+		conditions.MarkFalse(obj, helmv1.RemediatedCondition, helmv1.UninstallFailedReason, "uninstall failed: %v", err)
+		r.event(obj, revision, corev1.EventTypeWarning, helmv1.UninstallFailedReason, "uninstall of failed release %s failed: %v", obj.GetReleaseName(), err)
+		return
+	}
+	conditions.MarkTrue(obj, helmv1.RemediatedCondition, helmv1.UninstallSucceededReason, "uninstalled the failed release")
+	r.event(obj, revision, corev1.EventTypeNormal, helmv1.UninstallSucceededReason, "uninstalled failed release %s", obj.GetReleaseName())
+}
+
+func (r *HelmReleaseReconciler) uninstall(_ context.Context, obj *helmv1.HelmRelease, cfg *action.Configuration) error {
+	act := action.NewUninstall(cfg)
+	act.Timeout, act.Wait = obj.GetTimeout(), true
+	if u := obj.Spec.Uninstall; u != nil {
+		act.KeepHistory, act.Wait = u.KeepHistory, !u.DisableWait
+		act.DeletionPropagation = u.DeletionPropagation
+	}
+	if act.DeletionPropagation == "" {
+		act.DeletionPropagation = "background"
+	}
+	_, err := act.Run(obj.GetReleaseName())
+	if errors.Is(err, driver.ErrReleaseNotFound) {
+		return nil
+	}
+	return err
+}
+
+// finalize uninstalls the release, then lets the HelmRelease go.
+func (r *HelmReleaseReconciler) finalize(ctx context.Context, obj *helmv1.HelmRelease) error {
+	if !controllerutil.ContainsFinalizer(obj, helmv1.Finalizer) {
+		return nil
+	}
+	if !obj.Spec.Suspend {
+		cfg, err := r.actionConfig(ctx, obj)
+		if err == nil {
+			err = r.uninstall(ctx, obj, cfg)
+		}
+		if err != nil {
+			if apierrors.IsNotFound(err) || apierrors.IsForbidden(err) {
+				// The identity or namespace is gone: nothing can be uninstalled any more.
+				r.event(obj, "", corev1.EventTypeWarning, helmv1.UninstallFailedReason, "release %s left in place: %v", obj.GetReleaseName(), err)
+			} else {
+				return r.failure(obj, "", helmv1.UninstallFailedReason, fmt.Errorf("uninstall of release %s: %w", obj.GetReleaseName(), err))
+			}
+		} else {
+			r.event(obj, "", corev1.EventTypeNormal, helmv1.UninstallSucceededReason, "uninstalled release %s", obj.GetReleaseName())
+		}
+	}
+	controllerutil.RemoveFinalizer(obj, helmv1.Finalizer)
+	return nil
+}
+
+// recordHistory writes status.history from Helm's storage.
+func (r *HelmReleaseReconciler) recordHistory(cfg *action.Configuration, obj *helmv1.HelmRelease, name string) {
+	hist, err := cfg.Releases.History(name)
+	if err != nil {
+		if errors.Is(err, driver.ErrReleaseNotFound) {
+			obj.Status.History = nil
+		}
+		return
+	}
+	obj.Status.History = snapshots(hist, obj.GetMaxHistory())
+}
+
+// actionConfig makes Helm's configuration for the release: the identity to act as, the
+// target namespace, release storage in Secrets of the storage namespace.
+func (r *HelmReleaseReconciler) actionConfig(ctx context.Context, obj *helmv1.HelmRelease) (*action.Configuration, error) {
+	key, cfg := "controller", rest.CopyConfig(r.Config)
+	sa := obj.Spec.ServiceAccountName
+	if sa == "" {
+		sa = r.DefaultServiceAccount
+	}
+	if sa != "" {
+		cfg.Impersonate = rest.ImpersonationConfig{UserName: fmt.Sprintf("system:serviceaccount:%s:%s", obj.Namespace, sa)}
+		key = "sa:" + obj.Namespace + "/" + sa
+	}
+	if obj.Spec.KubeConfig != nil {
+		return nil, errors.New("spec.kubeConfig is not supported yet")
+	}
+	v, _ := r.clusters.LoadOrStore(key, plumbrelease.NewCluster(cfg))
+	cluster := v.(*plumbrelease.Cluster)
+	ac := new(action.Configuration)
+	logf := func(format string, args ...any) {
+		log.FromContext(ctx).V(1).Info(fmt.Sprintf(format, args...))
+	}
+	if err := ac.Init(cluster.Getter(obj.GetTargetNamespace()), obj.GetStorageNamespace(), "secret", logf); err != nil {
+		return nil, err
+	}
+	ac.Releases.MaxHistory = obj.GetMaxHistory()
+	return ac, nil
+}
+
+// chartArtifact reads the chart source through the artifact contract.
+func (r *HelmReleaseReconciler) chartArtifact(ctx context.Context, obj *helmv1.HelmRelease) (*meta.Artifact, error) {
+	ref := obj.Spec.ChartRef
+	if ref == nil {
+		return nil, r.stall(obj, helmv1.InvalidSpecReason, "spec.chart is not supported yet: use spec.chartRef to a HelmChart or OCIRepository")
+	}
+	ns := ref.Namespace
+	if ns == "" {
+		ns = obj.Namespace
+	}
+	apiVersion := ref.APIVersion
+	if apiVersion == "" {
+		apiVersion = defaultSourceAPIVersion
+	}
+	gv, err := schema.ParseGroupVersion(apiVersion)
+	if err != nil {
+		return nil, r.stall(obj, helmv1.InvalidSpecReason, fmt.Sprintf("spec.chartRef.apiVersion %q: %v", apiVersion, err))
+	}
+	name := fmt.Sprintf("%s %s/%s", ref.Kind, ns, ref.Name)
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(gv.WithKind(ref.Kind))
+	if err := r.Get(ctx, types.NamespacedName{Namespace: ns, Name: ref.Name}, u); err != nil {
+		if apierrors.IsNotFound(err) || apimeta.IsNoMatchError(err) {
+			return nil, r.wait(obj, helmv1.SourceNotReadyReason, "chart source %s not found", name)
+		}
+		return nil, r.failure(obj, "", helmv1.SourceNotReadyReason, fmt.Errorf("chart source %s: %w", name, err))
+	}
+	var a meta.Artifact
+	if raw, ok, _ := unstructured.NestedMap(u.Object, "status", "artifact"); ok {
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(raw, &a); err != nil {
+			return nil, r.failure(obj, "", helmv1.SourceNotReadyReason, fmt.Errorf("chart source %s: status.artifact: %w", name, err))
+		}
+	}
+	if a.URL == "" {
+		return nil, r.wait(obj, helmv1.SourceNotReadyReason, "chart source %s has no artifact yet", name)
+	}
+	if !readyAtGeneration(u) {
+		return nil, r.wait(obj, helmv1.SourceNotReadyReason, "chart source %s is not ready", name)
+	}
+	return &a, nil
+}
+
+// loadChart downloads (digest-checked) and loads a chart artifact, once per digest.
+func (r *HelmReleaseReconciler) loadChart(ctx context.Context, a *meta.Artifact) (*chart.Chart, error) {
+	c := &r.charts
+	c.mu.Lock()
+	ch, ok := c.m[a.Digest]
+	c.mu.Unlock()
+	if ok {
+		return ch, nil
+	}
+	v, err, _ := c.flight.Do(a.Digest, func() (any, error) {
+		data, err := r.Fetcher.Fetch(ctx, a)
+		if err != nil {
+			return nil, err
+		}
+		ch, err := loader.LoadArchive(bytes.NewReader(data))
+		if err != nil {
+			return nil, fmt.Errorf("not a chart: %w", err)
+		}
+		if err := ch.Validate(); err != nil {
+			return nil, fmt.Errorf("invalid chart: %w", err)
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.m == nil {
+			c.m = map[string]*chart.Chart{}
+		}
+		if len(c.order) >= maxCachedCharts {
+			delete(c.m, c.order[0])
+			c.order = c.order[1:]
+		}
+		c.m[a.Digest] = ch
+		c.order = append(c.order, a.Digest)
+		return ch, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*chart.Chart), nil
+}
+
+// values composes valuesFrom (in order) and spec.values (last).
+func (r *HelmReleaseReconciler) values(ctx context.Context, obj *helmv1.HelmRelease) (map[string]any, error) {
+	vals := map[string]any{}
+	for _, ref := range obj.Spec.ValuesFrom {
+		key := ref.ValuesKey
+		if key == "" {
+			key = "values.yaml"
+		}
+		nn := types.NamespacedName{Namespace: obj.Namespace, Name: ref.Name}
+		var data []byte
+		var found bool
+		var err error
+		switch ref.Kind {
+		case "Secret":
+			s := &corev1.Secret{}
+			if err = r.APIReader.Get(ctx, nn, s); err == nil {
+				data, found = s.Data[key]
+			}
+		default:
+			cm := &corev1.ConfigMap{}
+			if err = r.APIReader.Get(ctx, nn, cm); err == nil {
+				var str string
+				str, found = cm.Data[key]
+				data = []byte(str)
+			}
+		}
+		if err != nil && !apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("valuesFrom %s %s: %w", ref.Kind, nn, err)
+		}
+		if err != nil || !found {
+			if ref.Optional {
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("valuesFrom: %s %s not found", ref.Kind, nn)
+			}
+			return nil, fmt.Errorf("valuesFrom: %s %s has no key %q", ref.Kind, nn, key)
+		}
+		if ref.TargetPath != "" {
+			if err := plumbrelease.SetPath(vals, ref.TargetPath, strings.TrimRight(string(data), "\n")); err != nil {
+				return nil, fmt.Errorf("valuesFrom %s %s: %w", ref.Kind, nn, err)
+			}
+			continue
+		}
+		v, err := plumbrelease.ParseValues(data)
+		if err != nil {
+			// The parser's message may quote the content, which may be secret: only its place.
+			return nil, fmt.Errorf("valuesFrom %s %s key %q is not a YAML map of values", ref.Kind, nn, key)
+		}
+		vals = plumbrelease.Merge(vals, v)
+	}
+	if obj.Spec.Values != nil && len(obj.Spec.Values.Raw) > 0 {
+		v, err := plumbrelease.ParseValues(obj.Spec.Values.Raw)
+		if err != nil {
+			return nil, fmt.Errorf("spec.values: %w", err)
+		}
+		vals = plumbrelease.Merge(vals, v)
+	}
+	return vals, nil
+}
+
+// checkDependencies waits until every object of spec.dependsOn is Ready at its generation.
+func (r *HelmReleaseReconciler) checkDependencies(ctx context.Context, obj *helmv1.HelmRelease) error {
+	for _, d := range obj.Spec.DependsOn {
+		apiVersion, kind, ns := d.APIVersion, d.Kind, d.Namespace
+		if apiVersion == "" {
+			apiVersion = helmv1.GroupVersion.String()
+		}
+		if kind == "" {
+			kind = helmv1.HelmReleaseKind
+		}
+		if ns == "" {
+			ns = obj.Namespace
+		}
+		gv, err := schema.ParseGroupVersion(apiVersion)
+		if err != nil {
+			return r.stall(obj, helmv1.InvalidSpecReason, fmt.Sprintf("spec.dependsOn apiVersion %q: %v", apiVersion, err))
+		}
+		u := &unstructured.Unstructured{}
+		u.SetGroupVersionKind(gv.WithKind(kind))
+		name := fmt.Sprintf("%s %s/%s", kind, ns, d.Name)
+		if err := r.Get(ctx, types.NamespacedName{Namespace: ns, Name: d.Name}, u); err != nil {
+			if apierrors.IsNotFound(err) || apimeta.IsNoMatchError(err) {
+				return r.wait(obj, helmv1.DependencyNotReadyReason, "dependency %s not found", name)
+			}
+			return r.failure(obj, "", helmv1.DependencyNotReadyReason, fmt.Errorf("dependency %s: %w", name, err))
+		}
+		if !readyAtGeneration(u) {
+			return r.wait(obj, helmv1.DependencyNotReadyReason, "dependency %s is not ready", name)
+		}
+	}
+	return nil
+}
+
+// readyAtGeneration reports whether an object's Ready condition is True for its generation.
+func readyAtGeneration(u *unstructured.Unstructured) bool {
+	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	ready := false
+	for _, c := range conds {
+		m, _ := c.(map[string]any)
+		if m["type"] == meta.ReadyCondition && m["status"] == string(metav1.ConditionTrue) {
+			ready = true
+		}
+	}
+	if !ready {
+		return false
+	}
+	og, found, _ := unstructured.NestedInt64(u.Object, "status", "observedGeneration")
+	return !found || og == u.GetGeneration()
+}

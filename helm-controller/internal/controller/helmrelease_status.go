@@ -1,0 +1,169 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
+	"github.com/fluxcd/pkg/runtime/patch"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"helm.sh/helm/v3/pkg/release"
+
+	helmv1 "github.com/plumb-dev/plumb/helm-controller/api/v1beta1"
+	plumbrelease "github.com/plumb-dev/plumb/helm-controller/internal/release"
+	"github.com/plumb-dev/plumb/shared/events"
+	"github.com/plumb-dev/plumb/shared/metrics"
+	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
+)
+
+var ownedConditions = []string{
+	meta.ReadyCondition, meta.ReconcilingCondition, meta.StalledCondition,
+	helmv1.ReleasedCondition, helmv1.TestSuccessCondition, helmv1.RemediatedCondition, helmv1.DriftedCondition,
+}
+
+func markFailed(obj conditions.Setter, reason, format string, args ...any) {
+	conditions.MarkFalse(obj, meta.ReadyCondition, reason, format, args...)
+}
+
+// waitError asks to come back later without counting as a failure.
+type waitError struct {
+	msg   string
+	after bool // at the interval rather than the dependency requeue
+}
+
+func (e *waitError) Error() string { return e.msg }
+
+// wait marks Ready=False while something the release needs is not there yet.
+func (r *HelmReleaseReconciler) wait(obj *helmv1.HelmRelease, reason, format string, args ...any) error {
+	msg := fmt.Sprintf(format, args...)
+	if conditions.GetReason(obj, meta.ReadyCondition) != reason || conditions.GetMessage(obj, meta.ReadyCondition) != msg {
+		r.event(obj, "", corev1.EventTypeNormal, reason, "%s", msg)
+	}
+	markFailed(obj, reason, "%s", msg)
+	return &waitError{msg: msg}
+}
+
+// failure marks Ready=False with the reason, records a Warning event and returns err to retry.
+func (r *HelmReleaseReconciler) failure(obj *helmv1.HelmRelease, revision, reason string, err error) error {
+	markFailed(obj, reason, "%v", err)
+	r.event(obj, revision, corev1.EventTypeWarning, reason, "%v", err)
+	return err
+}
+
+// stall marks a failure that retrying cannot fix and returns a terminal error.
+func (r *HelmReleaseReconciler) stall(obj *helmv1.HelmRelease, reason, msg string) error {
+	conditions.MarkStalled(obj, reason, "%s", msg)
+	markFailed(obj, reason, "%s", msg)
+	r.event(obj, "", corev1.EventTypeWarning, reason, "%s", msg)
+	return reconcile.TerminalError(errors.New(msg))
+}
+
+func (r *HelmReleaseReconciler) event(obj *helmv1.HelmRelease, revision, eventType, reason, format string, args ...any) {
+	events.Record(r.Events, obj, revision, eventType, reason, format, args...)
+}
+
+// finalizeStatus settles the conditions from the outcome and writes status in one patch.
+func (r *HelmReleaseReconciler) finalizeStatus(ctx context.Context, obj *helmv1.HelmRelease, patcher *patch.SerialPatcher, result *ctrl.Result, retErr *error) {
+	if v, ok := plumbreconcile.RequestedAt(obj.GetAnnotations()); ok {
+		obj.Status.LastHandledReconcileAt = v
+	}
+	setOutcome(obj, *retErr)
+	var w *waitError
+	switch {
+	case *retErr == nil, errors.Is(*retErr, reconcile.TerminalError(nil)):
+	case errors.As(*retErr, &w):
+		after := r.RequeueDependency
+		if w.after {
+			after = obj.Spec.Interval.Duration
+		}
+		*retErr, *result = nil, ctrl.Result{RequeueAfter: plumbreconcile.Jitter(after)}
+	case obj.DeletionTimestamp.IsZero():
+		log.FromContext(ctx).Info("reconcile failed, retrying", "error", (*retErr).Error())
+	}
+	if obj.DeletionTimestamp.IsZero() {
+		metrics.RecordConditions(helmv1.HelmReleaseKind, obj.Namespace, obj.Name, obj.Status.Conditions)
+	}
+	err := patcher.Patch(ctx, obj, patch.WithOwnedConditions{Conditions: ownedConditions}, patch.WithFieldOwner(r.ControllerName))
+	if err != nil && !(apierrors.IsNotFound(err) && !obj.DeletionTimestamp.IsZero()) {
+		log.FromContext(ctx).Error(err, "patching status")
+		*retErr = errors.Join(*retErr, err)
+	}
+}
+
+// setOutcome is the pure part of finalizeStatus.
+func setOutcome(obj *helmv1.HelmRelease, err error) {
+	var w *waitError
+	switch {
+	case !obj.DeletionTimestamp.IsZero(), obj.Spec.Suspend:
+	case err == nil:
+		conditions.Delete(obj, meta.ReconcilingCondition)
+		conditions.Delete(obj, meta.StalledCondition)
+		obj.Status.ObservedGeneration = obj.Generation
+	case errors.Is(err, reconcile.TerminalError(nil)):
+		conditions.Delete(obj, meta.ReconcilingCondition)
+		obj.Status.ObservedGeneration = obj.Generation
+	case errors.As(err, &w):
+		conditions.Delete(obj, meta.StalledCondition)
+		conditions.MarkReconciling(obj, meta.ProgressingReason, "waiting: %s", w.msg)
+	default:
+		conditions.Delete(obj, meta.StalledCondition)
+		if !conditions.IsFalse(obj, meta.ReadyCondition) {
+			markFailed(obj, meta.FailedReason, "%v", err)
+		}
+		conditions.MarkReconciling(obj, meta.ProgressingWithRetryReason, "retrying after: %s", conditions.GetReason(obj, meta.ReadyCondition))
+	}
+}
+
+// snapshots turns Helm's history of a release into status.history: newest first, at most max.
+func snapshots(history []*release.Release, max int) []helmv1.Snapshot {
+	sort.Slice(history, func(i, j int) bool { return history[i].Version > history[j].Version })
+	if max > 0 && len(history) > max {
+		history = history[:max]
+	}
+	out := make([]helmv1.Snapshot, 0, len(history))
+	for _, rls := range history {
+		s := helmv1.Snapshot{
+			Version: rls.Version, Name: rls.Name, Namespace: rls.Namespace,
+			ConfigDigest: plumbrelease.Digest(rls.Config),
+		}
+		if rls.Chart != nil && rls.Chart.Metadata != nil {
+			s.ChartName, s.ChartVersion, s.AppVersion = rls.Chart.Metadata.Name, rls.Chart.Metadata.Version, rls.Chart.Metadata.AppVersion
+		}
+		if rls.Info != nil {
+			s.Status = rls.Info.Status.String()
+			s.FirstDeployed = metav1.NewTime(rls.Info.FirstDeployed.Time)
+			s.LastDeployed = metav1.NewTime(rls.Info.LastDeployed.Time)
+		}
+		s.TestResult = testResult(rls)
+		out = append(out, s)
+	}
+	return out
+}
+
+// testResult reads the outcome of a release's test hooks: succeeded, failed, or empty.
+func testResult(rls *release.Release) string {
+	result := ""
+	for _, h := range rls.Hooks {
+		for _, e := range h.Events {
+			if e != release.HookTest {
+				continue
+			}
+			switch h.LastRun.Phase {
+			case release.HookPhaseFailed:
+				return "failed"
+			case release.HookPhaseSucceeded:
+				result = "succeeded"
+			}
+		}
+	}
+	return result
+}
