@@ -100,7 +100,7 @@ func run(ctx context.Context, o options) error {
 		DefaultServiceAccount: o.defaultSA,
 		RequeueDependency:     o.requeueDependency,
 	}
-	if err := r.SetupWithManager(mgr, o.workers); err != nil {
+	if err := r.SetupWithManager(ctx, mgr, o.workers); err != nil {
 		return err
 	}
 	if err := errors.Join(mgr.AddHealthzCheck("ping", healthz.Ping), mgr.AddReadyzCheck("ping", healthz.Ping)); err != nil {

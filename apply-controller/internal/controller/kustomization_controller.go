@@ -36,6 +36,7 @@ import (
 	"github.com/plumb-dev/plumb/apply-controller/internal/build"
 	"github.com/plumb-dev/plumb/shared/artifact"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
+	"github.com/plumb-dev/plumb/shared/refwatch"
 )
 
 // +kubebuilder:rbac:groups=apply.plumb.dev,resources=kustomizations,verbs=get;list;watch;update;patch
@@ -73,7 +74,7 @@ type KustomizationReconciler struct {
 	trees    lru[*build.Tree]
 	builds   lru[*build.Result]
 	managers lru[*ssa.ResourceManager]
-	watches  *watches
+	watches  *refwatch.Watcher
 }
 
 // runInfo carries what one reconcile learned, for the history entry finalizeStatus writes.
@@ -197,7 +198,7 @@ func (r *KustomizationReconciler) source(ctx context.Context, obj *applyv1.Kusto
 	}
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(gv.WithKind(ref.Kind))
-	r.watch(ctx, u.GroupVersionKind())
+	r.watches.Ensure(ctx, u.GroupVersionKind())
 	if err := r.Get(ctx, types.NamespacedName{Namespace: ns, Name: ref.Name}, u); err != nil {
 		if apierrors.IsNotFound(err) || apimeta.IsNoMatchError(err) {
 			return nil, r.wait(obj, "", applyv1.SourceNotReadyReason, "source %s not found", name)
@@ -213,7 +214,7 @@ func (r *KustomizationReconciler) source(ctx context.Context, obj *applyv1.Kusto
 	if a.URL == "" {
 		return nil, r.wait(obj, "", applyv1.SourceNotReadyReason, "source %s has no artifact yet", name)
 	}
-	if !readyAtGeneration(u) {
+	if !refwatch.ReadyAtGeneration(u) {
 		return nil, r.wait(obj, a.Revision, applyv1.SourceNotReadyReason, "source %s is not ready", name)
 	}
 	return &sourceArtifact{Artifact: a, ref: name}, nil
@@ -246,23 +247,6 @@ func (r *KustomizationReconciler) peekSource(ctx context.Context, obj *applyv1.K
 // defaultSourceAPIVersion is assumed for a sourceRef without apiVersion.
 const defaultSourceAPIVersion = "source.plumb.dev/v1beta1"
 
-// readyAtGeneration reports whether an object's Ready condition is True for its current
-// generation (objects without observedGeneration count as current).
-func readyAtGeneration(u *unstructured.Unstructured) bool {
-	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
-	ready := false
-	for _, c := range conds {
-		m, _ := c.(map[string]any)
-		if m["type"] == meta.ReadyCondition && m["status"] == string(metav1.ConditionTrue) {
-			ready = true
-		}
-	}
-	if !ready {
-		return false
-	}
-	og, found, _ := unstructured.NestedInt64(u.Object, "status", "observedGeneration")
-	return !found || og == u.GetGeneration()
-}
 
 // checkDependencies waits until every object of spec.dependsOn is Ready at its generation.
 func (r *KustomizationReconciler) checkDependencies(ctx context.Context, obj *applyv1.Kustomization) error {
@@ -274,14 +258,14 @@ func (r *KustomizationReconciler) checkDependencies(ctx context.Context, obj *ap
 		u := &unstructured.Unstructured{}
 		u.SetGroupVersionKind(gvk)
 		name := fmt.Sprintf("%s %s", gvk.Kind, key)
-		r.watch(ctx, gvk)
+		r.watches.Ensure(ctx, gvk)
 		if err := r.Get(ctx, key, u); err != nil {
 			if apierrors.IsNotFound(err) || apimeta.IsNoMatchError(err) {
 				return r.wait(obj, "", applyv1.DependencyNotReadyReason, "dependency %s not found", name)
 			}
 			return r.failure(obj, "", applyv1.DependencyNotReadyReason, fmt.Errorf("dependency %s: %w", name, err))
 		}
-		if !readyAtGeneration(u) {
+		if !refwatch.ReadyAtGeneration(u) {
 			return r.wait(obj, "", applyv1.DependencyNotReadyReason, "dependency %s is not ready", name)
 		}
 	}

@@ -3,25 +3,21 @@ package controller
 import (
 	"context"
 	"fmt"
-	"sync"
-	"time"
 
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
-	ctrlsource "sigs.k8s.io/controller-runtime/pkg/source"
 
 	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
+	"github.com/plumb-dev/plumb/shared/refwatch"
 )
 
 // Indexes of Kustomizations by what they refer to, as Kind/namespace/name.
@@ -35,17 +31,10 @@ type Options struct {
 	Concurrent int
 }
 
-// watches holds the watches started on the kinds Kustomizations refer to, as they are met.
-type watches struct {
-	ctrl  controller.Controller
-	cache cache.Cache
-	mu    sync.Mutex
-	kinds map[schema.GroupKind]chan struct{} // closed once the kind's watch has synced
-}
-
 // SetupWithManager registers the reconciler: it runs on spec changes and reconcile requests,
-// when a Kustomization it depends on turns Ready, and, once a reconcile has met the kind, when
-// a source it builds from publishes a new artifact or another kind of dependency turns Ready.
+// when a Kustomization it depends on turns Ready, and, once a reconcile has met the kind (see
+// shared/refwatch), when a source it builds from publishes a new artifact or another kind of
+// dependency turns Ready.
 func (r *KustomizationReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	// Unpacked artifacts are the big items; builds and clients are small.
 	r.trees.max, r.builds.max, r.managers.max = 8, 4096, 256
@@ -81,59 +70,9 @@ func (r *KustomizationReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 	if err != nil {
 		return err
 	}
-	r.watches = &watches{ctrl: c, cache: mgr.GetCache(), kinds: map[schema.GroupKind]chan struct{}{}}
+	r.watches = refwatch.New(c, mgr.GetCache(), mgr.GetRESTMapper(), r.referrers,
+		schema.GroupKind{Group: applyv1.GroupVersion.Group, Kind: applyv1.KustomizationKind})
 	return nil
-}
-
-// watch makes sure the kind of a source or dependency is watched before a reconcile reads the
-// object, so that any later change of its artifact or its Ready condition triggers the
-// Kustomizations that refer to it. The first reconcile to meet a kind starts its watch and waits
-// for it to sync, and the others wait with it: a change between the read and the watch cannot
-// be missed. Kinds the API server does not serve are not watched (the read reports them), so no
-// kind has to be installed for the controller to start: any subset of controllers works.
-// Kustomizations are watched from the start.
-func (r *KustomizationReconciler) watch(ctx context.Context, gvk schema.GroupVersionKind) {
-	w, gk := r.watches, gvk.GroupKind()
-	if w == nil || gk == (schema.GroupKind{Group: applyv1.GroupVersion.Group, Kind: applyv1.KustomizationKind}) {
-		return
-	}
-	if _, err := r.Mapper.RESTMapping(gk, gvk.Version); err != nil {
-		return
-	}
-	w.mu.Lock()
-	synced, found := w.kinds[gk]
-	if !found {
-		synced = make(chan struct{})
-		w.kinds[gk] = synced
-	}
-	w.mu.Unlock()
-	if found {
-		select {
-		case <-synced:
-		case <-ctx.Done():
-		}
-		return
-	}
-	defer close(synced)
-	u := &unstructured.Unstructured{}
-	u.SetGroupVersionKind(gvk)
-	src := ctrlsource.Kind[*unstructured.Unstructured](w.cache, u,
-		handler.TypedEnqueueRequestsFromMapFunc(func(ctx context.Context, o *unstructured.Unstructured) []reconcile.Request {
-			return r.referrers(gvk.Kind)(ctx, o)
-		}), artifactOrReady{})
-	log := ctrl.LoggerFrom(ctx)
-	if err := w.ctrl.Watch(src); err != nil {
-		log.Error(err, "cannot watch kind; its changes are seen at the retry interval", "kind", gk)
-		w.mu.Lock()
-		delete(w.kinds, gk) // the next reconcile that meets the kind tries again
-		w.mu.Unlock()
-		return
-	}
-	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := src.WaitForSync(sctx); err != nil {
-		log.Error(err, "watch of kind not synced yet", "kind", gk)
-	}
 }
 
 func refKey(kind, ns, name string) string { return fmt.Sprintf("%s/%s/%s", kind, ns, name) }
@@ -159,46 +98,6 @@ func (r *KustomizationReconciler) referrers(kind string) handler.MapFunc {
 		}
 		return reqs
 	}
-}
-
-// artifactOrReady passes updates of a source or dependency of any kind that change its
-// artifact (revision or digest), turn it Ready, or change what it last applied while Ready.
-// Creations are left to the Kustomizations' own reconciles and retries.
-type artifactOrReady struct {
-	predicate.TypedFuncs[*unstructured.Unstructured]
-}
-
-func (artifactOrReady) Create(event.TypedCreateEvent[*unstructured.Unstructured]) bool { return false }
-func (artifactOrReady) Delete(event.TypedDeleteEvent[*unstructured.Unstructured]) bool { return false }
-func (artifactOrReady) Generic(event.TypedGenericEvent[*unstructured.Unstructured]) bool {
-	return false
-}
-func (artifactOrReady) Update(e event.TypedUpdateEvent[*unstructured.Unstructured]) bool {
-	o, n := e.ObjectOld, e.ObjectNew
-	if o == nil || n == nil {
-		return false
-	}
-	if a := artifactID(n); a != "" && a != artifactID(o) {
-		return true
-	}
-	if !readyAtGeneration(n) {
-		return false
-	}
-	applied := func(u *unstructured.Unstructured) string {
-		s, _, _ := unstructured.NestedString(u.Object, "status", "lastAppliedRevision")
-		return s
-	}
-	return !readyAtGeneration(o) || applied(o) != applied(n)
-}
-
-// artifactID is an object's artifact revision and digest, or "" when it has none.
-func artifactID(u *unstructured.Unstructured) string {
-	rev, _, _ := unstructured.NestedString(u.Object, "status", "artifact", "revision")
-	digest, _, _ := unstructured.NestedString(u.Object, "status", "artifact", "digest")
-	if rev == "" && digest == "" {
-		return ""
-	}
-	return rev + "@" + digest
 }
 
 // becameReady passes updates of a Kustomization that turn it Ready at its generation.

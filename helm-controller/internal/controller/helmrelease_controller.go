@@ -22,7 +22,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -33,14 +32,17 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	helmv1 "github.com/plumb-dev/plumb/helm-controller/api/v1beta1"
 	plumbrelease "github.com/plumb-dev/plumb/helm-controller/internal/release"
 	"github.com/plumb-dev/plumb/shared/artifact"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
+	"github.com/plumb-dev/plumb/shared/refwatch"
 )
 
 // +kubebuilder:rbac:groups=helm.plumb.dev,resources=helmreleases,verbs=get;list;watch;update;patch
@@ -75,7 +77,14 @@ type HelmReleaseReconciler struct {
 
 	clusters sync.Map // identity → *plumbrelease.Cluster
 	charts   chartCache
+	watches  *refwatch.Watcher
 }
+
+// Indexes of HelmReleases by what they refer to, as Kind/namespace/name.
+const (
+	chartRefIndex   = ".spec.chartRef"
+	dependencyIndex = ".spec.dependsOn"
+)
 
 // chartCache keeps loaded charts by artifact digest: a thousand releases of one chart load it
 // once.
@@ -88,16 +97,89 @@ type chartCache struct {
 
 const maxCachedCharts = 32
 
-// SetupWithManager registers the reconciler: it runs on spec changes and reconcile requests.
-func (r *HelmReleaseReconciler) SetupWithManager(mgr ctrl.Manager, concurrent int) error {
+// SetupWithManager registers the reconciler: it runs on spec changes, reconcile and reset
+// requests, and (once a reconcile has met the kind, see shared/refwatch) when the chart source
+// publishes a new artifact or a dependency turns Ready.
+func (r *HelmReleaseReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, concurrent int) error {
 	if r.RequeueDependency == 0 {
 		r.RequeueDependency = 5 * time.Second
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	idx := mgr.GetFieldIndexer()
+	if err := idx.IndexField(ctx, &helmv1.HelmRelease{}, chartRefIndex, func(o client.Object) []string {
+		hr := o.(*helmv1.HelmRelease)
+		if ref := hr.Spec.ChartRef; ref != nil {
+			ns := ref.Namespace
+			if ns == "" {
+				ns = hr.Namespace
+			}
+			return []string{refKey(ref.Kind, ns, ref.Name)}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := idx.IndexField(ctx, &helmv1.HelmRelease{}, dependencyIndex, func(o client.Object) []string {
+		hr := o.(*helmv1.HelmRelease)
+		var keys []string
+		for _, d := range hr.Spec.DependsOn {
+			gvk, key := dependencyKey(hr, d)
+			keys = append(keys, refKey(gvk.Kind, key.Namespace, key.Name))
+		}
+		return keys
+	}); err != nil {
+		return err
+	}
+	c, err := ctrl.NewControllerManagedBy(mgr).
 		For(&helmv1.HelmRelease{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, plumbreconcile.Requested{}, resetRequested{}))).
 		WithOptions(controller.Options{MaxConcurrentReconciles: concurrent}).
-		Complete(r)
+		Build(r)
+	if err != nil {
+		return err
+	}
+	r.watches = refwatch.New(c, mgr.GetCache(), mgr.GetRESTMapper(), r.referrers)
+	return nil
+}
+
+func refKey(kind, ns, name string) string { return kind + "/" + ns + "/" + name }
+
+// referrers maps an object of kind to the HelmReleases that install from it or depend on it.
+func (r *HelmReleaseReconciler) referrers(kind string) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		key := refKey(kind, o.GetNamespace(), o.GetName())
+		seen := map[types.NamespacedName]bool{}
+		var reqs []reconcile.Request
+		for _, index := range []string{chartRefIndex, dependencyIndex} {
+			var list helmv1.HelmReleaseList
+			if err := r.List(ctx, &list, client.MatchingFields{index: key}); err != nil {
+				continue
+			}
+			for i := range list.Items {
+				n := types.NamespacedName{Namespace: list.Items[i].Namespace, Name: list.Items[i].Name}
+				if !seen[n] {
+					seen[n] = true
+					reqs = append(reqs, reconcile.Request{NamespacedName: n})
+				}
+			}
+		}
+		return reqs
+	}
+}
+
+// dependencyKey resolves a dependsOn entry's defaults.
+func dependencyKey(hr *helmv1.HelmRelease, d helmv1.DependencyReference) (schema.GroupVersionKind, types.NamespacedName) {
+	apiVersion, kind, ns := d.APIVersion, d.Kind, d.Namespace
+	if apiVersion == "" {
+		apiVersion = helmv1.GroupVersion.String()
+	}
+	if kind == "" {
+		kind = helmv1.HelmReleaseKind
+	}
+	if ns == "" {
+		ns = hr.Namespace
+	}
+	gv, _ := schema.ParseGroupVersion(apiVersion)
+	return gv.WithKind(kind), types.NamespacedName{Namespace: ns, Name: d.Name}
 }
 
 // Reconcile follows the house shape: get, defer the one status patch, finalize or set up, skip
@@ -478,6 +560,7 @@ func (r *HelmReleaseReconciler) chartArtifact(ctx context.Context, obj *helmv1.H
 	name := fmt.Sprintf("%s %s/%s", ref.Kind, ns, ref.Name)
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(gv.WithKind(ref.Kind))
+	r.watches.Ensure(ctx, u.GroupVersionKind())
 	if err := r.Get(ctx, types.NamespacedName{Namespace: ns, Name: ref.Name}, u); err != nil {
 		if apierrors.IsNotFound(err) || apimeta.IsNoMatchError(err) {
 			return nil, r.wait(obj, helmv1.SourceNotReadyReason, "chart source %s not found", name)
@@ -493,7 +576,7 @@ func (r *HelmReleaseReconciler) chartArtifact(ctx context.Context, obj *helmv1.H
 	if a.URL == "" {
 		return nil, r.wait(obj, helmv1.SourceNotReadyReason, "chart source %s has no artifact yet", name)
 	}
-	if !readyAtGeneration(u) {
+	if !refwatch.ReadyAtGeneration(u) {
 		return nil, r.wait(obj, helmv1.SourceNotReadyReason, "chart source %s is not ready", name)
 	}
 	return &a, nil
@@ -603,49 +686,23 @@ func (r *HelmReleaseReconciler) values(ctx context.Context, obj *helmv1.HelmRele
 // checkDependencies waits until every object of spec.dependsOn is Ready at its generation.
 func (r *HelmReleaseReconciler) checkDependencies(ctx context.Context, obj *helmv1.HelmRelease) error {
 	for _, d := range obj.Spec.DependsOn {
-		apiVersion, kind, ns := d.APIVersion, d.Kind, d.Namespace
-		if apiVersion == "" {
-			apiVersion = helmv1.GroupVersion.String()
+		if _, err := schema.ParseGroupVersion(d.APIVersion); d.APIVersion != "" && err != nil {
+			return r.stall(obj, helmv1.InvalidSpecReason, fmt.Sprintf("spec.dependsOn apiVersion %q: %v", d.APIVersion, err))
 		}
-		if kind == "" {
-			kind = helmv1.HelmReleaseKind
-		}
-		if ns == "" {
-			ns = obj.Namespace
-		}
-		gv, err := schema.ParseGroupVersion(apiVersion)
-		if err != nil {
-			return r.stall(obj, helmv1.InvalidSpecReason, fmt.Sprintf("spec.dependsOn apiVersion %q: %v", apiVersion, err))
-		}
+		gvk, key := dependencyKey(obj, d)
 		u := &unstructured.Unstructured{}
-		u.SetGroupVersionKind(gv.WithKind(kind))
-		name := fmt.Sprintf("%s %s/%s", kind, ns, d.Name)
-		if err := r.Get(ctx, types.NamespacedName{Namespace: ns, Name: d.Name}, u); err != nil {
+		u.SetGroupVersionKind(gvk)
+		name := fmt.Sprintf("%s %s", gvk.Kind, key)
+		r.watches.Ensure(ctx, gvk)
+		if err := r.Get(ctx, key, u); err != nil {
 			if apierrors.IsNotFound(err) || apimeta.IsNoMatchError(err) {
 				return r.wait(obj, helmv1.DependencyNotReadyReason, "dependency %s not found", name)
 			}
 			return r.failure(obj, "", helmv1.DependencyNotReadyReason, fmt.Errorf("dependency %s: %w", name, err))
 		}
-		if !readyAtGeneration(u) {
+		if !refwatch.ReadyAtGeneration(u) {
 			return r.wait(obj, helmv1.DependencyNotReadyReason, "dependency %s is not ready", name)
 		}
 	}
 	return nil
-}
-
-// readyAtGeneration reports whether an object's Ready condition is True for its generation.
-func readyAtGeneration(u *unstructured.Unstructured) bool {
-	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
-	ready := false
-	for _, c := range conds {
-		m, _ := c.(map[string]any)
-		if m["type"] == meta.ReadyCondition && m["status"] == string(metav1.ConditionTrue) {
-			ready = true
-		}
-	}
-	if !ready {
-		return false
-	}
-	og, found, _ := unstructured.NestedInt64(u.Object, "status", "observedGeneration")
-	return !found || og == u.GetGeneration()
 }

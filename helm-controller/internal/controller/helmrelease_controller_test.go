@@ -179,8 +179,8 @@ func TestHelmRelease_RecoversAPendingRelease(t *testing.T) {
 	rls.SetStatus(release.StatusPendingUpgrade, "stopped mid-upgrade")
 	g.Expect(cfg.Releases.Update(rls)).To(Succeed())
 
+	// No request: the HelmChart's new artifact triggers the HelmRelease (interval is an hour).
 	publishTo(t, src, testChart("1.1.0", false))
-	request(g, hr, plumbreconcile.RequestedAtAnnotation)
 	waitReleased(g, hr, "1.1.0")
 	hist, err := action.NewHistory(cfg).Run("web")
 	g.Expect(err).NotTo(HaveOccurred())

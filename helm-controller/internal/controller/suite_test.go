@@ -64,9 +64,9 @@ func run(m *testing.M) int {
 		Fetcher:           &artifact.Fetcher{},
 		RequeueDependency: 200 * time.Millisecond,
 	}
-	must(reconciler.SetupWithManager(mgr, 4))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	must(reconciler.SetupWithManager(ctx, mgr, 4))
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
 	code := m.Run()
