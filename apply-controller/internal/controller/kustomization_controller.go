@@ -247,7 +247,6 @@ func (r *KustomizationReconciler) peekSource(ctx context.Context, obj *applyv1.K
 // defaultSourceAPIVersion is assumed for a sourceRef without apiVersion.
 const defaultSourceAPIVersion = "source.plumb.dev/v1beta1"
 
-
 // checkDependencies waits until every object of spec.dependsOn is Ready at its generation.
 func (r *KustomizationReconciler) checkDependencies(ctx context.Context, obj *applyv1.Kustomization) error {
 	if cycle := r.dependencyCycle(ctx, obj); cycle != "" {
