@@ -107,6 +107,9 @@ func (r *HelmReleaseReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 	idx := mgr.GetFieldIndexer()
 	if err := idx.IndexField(ctx, &helmv1.HelmRelease{}, chartRefIndex, func(o client.Object) []string {
 		hr := o.(*helmv1.HelmRelease)
+		if hr.Spec.Chart != nil {
+			return []string{refKey(helmChartKind, hr.Namespace, helmChartName(hr))}
+		}
 		if ref := hr.Spec.ChartRef; ref != nil {
 			ns := ref.Namespace
 			if ns == "" {
@@ -539,11 +542,123 @@ func (r *HelmReleaseReconciler) actionConfig(ctx context.Context, obj *helmv1.He
 	return ac, nil
 }
 
+// helmChartKind is source-controller's kind that spec.chart templates.
+const helmChartKind = "HelmChart"
+
+// helmChartName is the name of the HelmChart made from spec.chart: <namespace>-<name>.
+func helmChartName(hr *helmv1.HelmRelease) string { return hr.Namespace + "-" + hr.Name }
+
+// ensureHelmChart creates or updates the HelmChart of spec.chart, owned by the HelmRelease (so
+// that it goes with it), and removes one left from an earlier spec.chart when chartRef is used.
+func (r *HelmReleaseReconciler) ensureHelmChart(ctx context.Context, obj *helmv1.HelmRelease) error {
+	gvk := schema.GroupVersionKind{Group: "source.plumb.dev", Version: "v1beta1", Kind: helmChartKind}
+	if obj.Spec.Chart == nil {
+		if obj.Status.HelmChart == "" {
+			return nil
+		}
+		ns, name, _ := strings.Cut(obj.Status.HelmChart, "/")
+		u := &unstructured.Unstructured{}
+		u.SetGroupVersionKind(gvk)
+		u.SetNamespace(ns)
+		u.SetName(name)
+		if err := r.Delete(ctx, u); err != nil && !apierrors.IsNotFound(err) {
+			return r.failure(obj, "", helmv1.SourceNotReadyReason, fmt.Errorf("deleting HelmChart %s of an earlier spec.chart: %w", obj.Status.HelmChart, err))
+		}
+		obj.Status.HelmChart = ""
+		return nil
+	}
+	t := obj.Spec.Chart.Spec
+	interval := obj.Spec.Interval.Duration.String()
+	if t.Interval != nil {
+		interval = t.Interval.Duration.String()
+	}
+	spec := map[string]any{
+		"chart":     t.Chart,
+		"sourceRef": map[string]any{"kind": t.SourceRef.Kind, "name": t.SourceRef.Name},
+		"interval":  interval,
+	}
+	if t.Version != "" {
+		spec["version"] = t.Version
+	}
+	if len(t.ValuesFiles) > 0 {
+		files := make([]any, len(t.ValuesFiles))
+		for i, f := range t.ValuesFiles {
+			files[i] = f
+		}
+		spec["valuesFiles"] = files
+	}
+	if t.ReconcileStrategy != "" {
+		spec["reconcileStrategy"] = t.ReconcileStrategy
+	}
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(gvk)
+	key := types.NamespacedName{Namespace: obj.Namespace, Name: helmChartName(obj)}
+	err := r.Get(ctx, key, u)
+	switch {
+	case apierrors.IsNotFound(err):
+		u.SetNamespace(key.Namespace)
+		u.SetName(key.Name)
+		u.Object["spec"] = spec
+		if err := controllerutil.SetControllerReference(obj, u, r.Scheme()); err != nil {
+			return r.failure(obj, "", helmv1.SourceNotReadyReason, err)
+		}
+		if err := r.Create(ctx, u); err != nil {
+			return r.failure(obj, "", helmv1.SourceNotReadyReason, fmt.Errorf("creating HelmChart %s: %w", key, err))
+		}
+	case apimeta.IsNoMatchError(err):
+		return r.wait(obj, helmv1.SourceNotReadyReason, "spec.chart needs source-controller's HelmChart kind, which this cluster does not serve")
+	case err != nil:
+		return r.failure(obj, "", helmv1.SourceNotReadyReason, fmt.Errorf("HelmChart %s: %w", key, err))
+	default:
+		if !equality(u.Object["spec"], spec) {
+			cur, _ := u.Object["spec"].(map[string]any)
+			if cur == nil {
+				cur = map[string]any{}
+			}
+			for _, k := range []string{"chart", "sourceRef", "interval", "version", "valuesFiles", "reconcileStrategy"} {
+				if v, ok := spec[k]; ok {
+					cur[k] = v
+				} else {
+					delete(cur, k)
+				}
+			}
+			u.Object["spec"] = cur
+			if err := r.Update(ctx, u); err != nil {
+				return r.failure(obj, "", helmv1.SourceNotReadyReason, fmt.Errorf("updating HelmChart %s: %w", key, err))
+			}
+		}
+	}
+	obj.Status.HelmChart = key.String()
+	return nil
+}
+
+// equality compares the fields of want with those of have (which may hold defaults besides).
+func equality(have any, want map[string]any) bool {
+	h, ok := have.(map[string]any)
+	if !ok {
+		return false
+	}
+	for k, v := range want {
+		if fmt.Sprint(h[k]) != fmt.Sprint(v) {
+			return false
+		}
+	}
+	for _, k := range []string{"version", "valuesFiles", "reconcileStrategy"} {
+		if _, ok := want[k]; !ok && h[k] != nil && !(k == "version" && h[k] == "*") && !(k == "reconcileStrategy" && h[k] == "ChartVersion") {
+			return false
+		}
+	}
+	return true
+}
+
 // chartArtifact reads the chart source through the artifact contract.
 func (r *HelmReleaseReconciler) chartArtifact(ctx context.Context, obj *helmv1.HelmRelease) (*meta.Artifact, error) {
+	if err := r.ensureHelmChart(ctx, obj); err != nil {
+		return nil, err
+	}
 	ref := obj.Spec.ChartRef
-	if ref == nil {
-		return nil, r.stall(obj, helmv1.InvalidSpecReason, "spec.chart is not supported yet: use spec.chartRef to a HelmChart or OCIRepository")
+	if obj.Spec.Chart != nil {
+		ref = &helmv1.CrossNamespaceSourceReference{Kind: helmChartKind, Name: helmChartName(obj)}
 	}
 	ns := ref.Namespace
 	if ns == "" {

@@ -15,6 +15,7 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	helmv1 "github.com/plumb-dev/plumb/helm-controller/api/v1beta1"
@@ -240,3 +241,48 @@ func TestHelmRelease_BadInputAndDependencies(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// spec.chart makes the controller create and own a HelmChart, and keep its spec in line.
+func TestHelmRelease_ChartTemplate(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	hr := newRelease(ns, "", func(hr *helmv1.HelmRelease) {
+		hr.Spec.ChartRef = nil
+		hr.Spec.Chart = &helmv1.HelmChartTemplate{Spec: helmv1.HelmChartTemplateSpec{
+			Chart: "app", Version: "1.x",
+			SourceRef: helmv1.LocalChartSourceReference{Kind: "HelmRepository", Name: "charts"},
+		}}
+	})
+	g.Expect(k8s.Create(ctx, hr)).To(Succeed())
+
+	hc := &unstructured.Unstructured{}
+	hc.SetAPIVersion("source.plumb.dev/v1beta1")
+	hc.SetKind("HelmChart")
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: ns + "-web"}, hc)).To(Succeed())
+	}, timeout, 100*time.Millisecond).Should(Succeed())
+	g.Expect(hc.Object["spec"]).To(And(
+		HaveKeyWithValue("chart", "app"), HaveKeyWithValue("version", "1.x"),
+		HaveKeyWithValue("sourceRef", map[string]any{"kind": "HelmRepository", "name": "charts"}),
+	))
+	owners := hc.GetOwnerReferences()
+	g.Expect(owners).To(HaveLen(1))
+	g.Expect(owners[0].Kind).To(Equal("HelmRelease"))
+	g.Expect(*owners[0].Controller).To(BeTrue())
+	g.Expect(waitReason(g, hr, helmv1.SourceNotReadyReason)).To(ContainSubstring("has no artifact yet"))
+
+	// source-controller's part, played by the test: the chart is packaged.
+	publishTo(t, hc, testChart("1.2.0", false))
+	waitReleased(g, hr, "1.2.0")
+	g.Expect(hr.Status.HelmChart).To(Equal(ns + "/" + ns + "-web"))
+
+	// A new range in the template reaches the HelmChart.
+	getHR(g, hr)
+	hr.Spec.Chart.Spec.Version = "2.x"
+	g.Expect(k8s.Update(ctx, hr)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: ns + "-web"}, hc)).To(Succeed())
+		g.Expect(hc.Object["spec"]).To(HaveKeyWithValue("version", "2.x"))
+	}, timeout, 100*time.Millisecond).Should(Succeed())
+}
