@@ -5,6 +5,7 @@
 //	go run ./bench apply [-n 1000] [-concurrent 4] [-cpuprofile file]
 //	go run ./bench oci [-n 500] [-cpuprofile file]
 //	go run ./bench helmchart [-n 500] [-charts 50] [-versions 100] [-cpuprofile file]
+//	go run ./bench helm [-n 1000] [-concurrent 10] [-cpuprofile file]
 package main
 
 import (
@@ -23,7 +24,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: bench git [-n N] | bench apply [-n N] [-concurrent N] | bench oci [-n N] | bench helmchart [-n N]")
+		fmt.Fprintln(os.Stderr, "usage: bench git [-n N] | bench apply [-n N] [-concurrent N] | bench oci [-n N] | bench helmchart [-n N] | bench helm [-n N] [-concurrent N]")
 		os.Exit(2)
 	}
 	var err error
@@ -59,6 +60,13 @@ func main() {
 		profile := fs.String("cpuprofile", "", "write a CPU profile of the controller during the no-op round to this file")
 		_ = fs.Parse(os.Args[2:])
 		err = benchHelmChart(ctx, *n, *charts, *versions, *profile)
+	case "helm":
+		fs := flag.NewFlagSet("helm", flag.ExitOnError)
+		n := fs.Int("n", 1000, "HelmReleases of one chart")
+		concurrent := fs.Int("concurrent", 10, "helm-controller --concurrent")
+		profile := fs.String("cpuprofile", "", "write a CPU profile of helm-controller during the no-op round to this file")
+		_ = fs.Parse(os.Args[2:])
+		err = benchHelm(ctx, *n, *concurrent, *profile)
 	default:
 		err = fmt.Errorf("unknown scenario %q", os.Args[1])
 	}

@@ -35,6 +35,7 @@ import (
 	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/apply-controller/internal/build"
 	"github.com/plumb-dev/plumb/shared/artifact"
+	"github.com/plumb-dev/plumb/shared/health"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
 	"github.com/plumb-dev/plumb/shared/refwatch"
 )
@@ -538,8 +539,8 @@ func (r *KustomizationReconciler) checkHealth(ctx context.Context, obj *applyv1.
 		}
 		return ""
 	}
-	if err := waitHealthy(ctx, rm.Client(), set, superseded); err != nil {
-		var s *supersededError
+	if err := health.Wait(ctx, rm.Client(), set, superseded); err != nil {
+		var s *health.SupersededError
 		if errors.As(err, &s) {
 			markHealthy(obj, metav1.ConditionUnknown, meta.HealthCheckCanceledReason, "%v", err)
 			return r.wait(obj, revision, meta.HealthCheckCanceledReason, "%v", err)

@@ -10,6 +10,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 
 	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
+	helmv1 "github.com/plumb-dev/plumb/helm-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/shared/testenv"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 )
@@ -33,7 +34,7 @@ func StartBed(prefix string, controllerManager bool) (*Bed, error) {
 		return nil, err
 	}
 	scheme := k8sruntime.NewScheme()
-	if err := errors.Join(clientgoscheme.AddToScheme(scheme), sourcev1.AddToScheme(scheme), applyv1.AddToScheme(scheme)); err != nil {
+	if err := errors.Join(clientgoscheme.AddToScheme(scheme), sourcev1.AddToScheme(scheme), applyv1.AddToScheme(scheme), helmv1.AddToScheme(scheme)); err != nil {
 		return nil, err
 	}
 	dir, err := os.MkdirTemp("", prefix)

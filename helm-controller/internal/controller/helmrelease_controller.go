@@ -41,6 +41,7 @@ import (
 	helmv1 "github.com/plumb-dev/plumb/helm-controller/api/v1beta1"
 	plumbrelease "github.com/plumb-dev/plumb/helm-controller/internal/release"
 	"github.com/plumb-dev/plumb/shared/artifact"
+	"github.com/plumb-dev/plumb/shared/health"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
 	"github.com/plumb-dev/plumb/shared/refwatch"
 )
@@ -294,16 +295,23 @@ func (r *HelmReleaseReconciler) install(ctx context.Context, obj *helmv1.HelmRel
 	}
 	act := action.NewInstall(cfg)
 	act.ReleaseName, act.Namespace, act.Replace = obj.GetReleaseName(), obj.GetTargetNamespace(), replace
-	act.Timeout, act.Wait, act.WaitForJobs = obj.GetTimeout(), true, true
+	// The API server validates every object; Helm's own check would download and parse the
+	// cluster's whole OpenAPI document on every action.
+	act.DisableOpenAPIValidation = true
+	act.Timeout = obj.GetTimeout()
+	wait := true
 	if in != nil {
 		if in.Timeout != nil {
 			act.Timeout = in.Timeout.Duration
 		}
-		act.Wait, act.WaitForJobs = !in.DisableWait, !in.DisableWait
+		wait = !in.DisableWait
 		act.SkipCRDs = in.CRDs == helmv1.CRDsSkip
 	}
 	conditions.MarkReconciling(obj, helmv1.ProgressingReason, "installing chart %s %s", ch.Name(), ch.Metadata.Version)
 	rls, err := act.RunWithContext(ctx, ch, vals)
+	if err == nil && wait {
+		err = r.waitHealthy(ctx, obj, rls, act.Timeout)
+	}
 	if err == nil {
 		err = r.runTests(ctx, obj, cfg)
 	}
@@ -338,17 +346,22 @@ func (r *HelmReleaseReconciler) upgrade(ctx context.Context, obj *helmv1.HelmRel
 	}
 	act := action.NewUpgrade(cfg)
 	act.Namespace, act.MaxHistory = obj.GetTargetNamespace(), obj.GetMaxHistory()
-	act.Timeout, act.Wait, act.WaitForJobs = obj.GetTimeout(), true, true
+	act.DisableOpenAPIValidation = true
+	act.Timeout = obj.GetTimeout()
 	act.SkipCRDs = true
+	wait := true
 	if up != nil {
 		if up.Timeout != nil {
 			act.Timeout = up.Timeout.Duration
 		}
-		act.Wait, act.WaitForJobs = !up.DisableWait, !up.DisableWait
+		wait = !up.DisableWait
 		act.SkipCRDs = up.CRDs == "" || up.CRDs == helmv1.CRDsSkip
 	}
 	conditions.MarkReconciling(obj, helmv1.ProgressingReason, "upgrading to chart %s %s", ch.Name(), ch.Metadata.Version)
 	rls, err := act.RunWithContext(ctx, obj.GetReleaseName(), ch, vals)
+	if err == nil && wait {
+		err = r.waitHealthy(ctx, obj, rls, act.Timeout)
+	}
 	if err == nil {
 		err = r.runTests(ctx, obj, cfg)
 	}
@@ -372,6 +385,31 @@ func (r *HelmReleaseReconciler) upgrade(ctx context.Context, obj *helmv1.HelmRel
 	conditions.MarkTrue(obj, meta.ReadyCondition, helmv1.UpgradeSucceededReason, "upgraded release %s to revision %d: chart %s %s", rls.Name, rls.Version, ch.Name(), ch.Metadata.Version)
 	r.event(obj, revision, corev1.EventTypeNormal, helmv1.UpgradeSucceededReason, "upgraded release %s to revision %d, chart %s %s", rls.Name, rls.Version, ch.Name(), ch.Metadata.Version)
 	return ctrl.Result{RequeueAfter: plumbreconcile.Jitter(obj.Spec.Interval.Duration)}, nil
+}
+
+// waitHealthy waits, within timeout, until every object of the release's manifest is healthy as
+// kstatus judges it. Helm's own wait polls every 2 s; this one starts at 100 ms, so that a
+// release of objects that are ready at once takes a fraction of a second.
+func (r *HelmReleaseReconciler) waitHealthy(ctx context.Context, obj *helmv1.HelmRelease, rls *release.Release, timeout time.Duration) error {
+	cluster := r.cluster(obj)
+	c, err := cluster.Client()
+	if err != nil {
+		return err
+	}
+	mapper, err := cluster.Mapper()
+	if err != nil {
+		return err
+	}
+	objs, err := plumbrelease.Objects(rls.Manifest, rls.Namespace, mapper)
+	if err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := health.Wait(wctx, c, objs, nil); err != nil {
+		return fmt.Errorf("release %s revision %d not healthy: %w", rls.Name, rls.Version, err)
+	}
+	return nil
 }
 
 // retriesExhausted stops acting until the chart, values or spec change, or the reset
@@ -415,6 +453,7 @@ func (r *HelmReleaseReconciler) runTests(ctx context.Context, obj *helmv1.HelmRe
 func (r *HelmReleaseReconciler) rollback(ctx context.Context, obj *helmv1.HelmRelease, cfg *action.Configuration, revision string) {
 	act := action.NewRollback(cfg)
 	act.Timeout, act.Wait, act.WaitForJobs, act.MaxHistory = obj.GetTimeout(), true, true, obj.GetMaxHistory()
+	// Helm's wait here: a rollback is rare, and its result is the previous, known-good revision.
 	if rb := obj.Spec.Rollback; rb != nil {
 		act.Wait, act.WaitForJobs, act.Force = !rb.DisableWait, !rb.DisableWait, rb.Force
 	}
@@ -514,9 +553,9 @@ func (r *HelmReleaseReconciler) recordHistory(cfg *action.Configuration, obj *he
 	obj.Status.History = snapshots(hist, obj.GetMaxHistory())
 }
 
-// actionConfig makes Helm's configuration for the release: the identity to act as, the
-// target namespace, release storage in Secrets of the storage namespace.
-func (r *HelmReleaseReconciler) actionConfig(ctx context.Context, obj *helmv1.HelmRelease) (*action.Configuration, error) {
+// cluster returns the view of the cluster of the identity the release acts as (shared by every
+// release of that identity).
+func (r *HelmReleaseReconciler) cluster(obj *helmv1.HelmRelease) *plumbrelease.Cluster {
 	key, cfg := "controller", rest.CopyConfig(r.Config)
 	sa := obj.Spec.ServiceAccountName
 	if sa == "" {
@@ -526,11 +565,20 @@ func (r *HelmReleaseReconciler) actionConfig(ctx context.Context, obj *helmv1.He
 		cfg.Impersonate = rest.ImpersonationConfig{UserName: fmt.Sprintf("system:serviceaccount:%s:%s", obj.Namespace, sa)}
 		key = "sa:" + obj.Namespace + "/" + sa
 	}
+	if v, ok := r.clusters.Load(key); ok {
+		return v.(*plumbrelease.Cluster)
+	}
+	v, _ := r.clusters.LoadOrStore(key, plumbrelease.NewCluster(cfg))
+	return v.(*plumbrelease.Cluster)
+}
+
+// actionConfig makes Helm's configuration for the release: the identity to act as, the
+// target namespace, release storage in Secrets of the storage namespace.
+func (r *HelmReleaseReconciler) actionConfig(ctx context.Context, obj *helmv1.HelmRelease) (*action.Configuration, error) {
 	if obj.Spec.KubeConfig != nil {
 		return nil, errors.New("spec.kubeConfig is not supported yet")
 	}
-	v, _ := r.clusters.LoadOrStore(key, plumbrelease.NewCluster(cfg))
-	cluster := v.(*plumbrelease.Cluster)
+	cluster := r.cluster(obj)
 	ac := new(action.Configuration)
 	logf := func(format string, args ...any) {
 		log.FromContext(ctx).V(1).Info(fmt.Sprintf(format, args...))

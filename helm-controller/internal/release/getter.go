@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // Cluster is one identity's view of a cluster for Helm: the REST config, and discovery and a
@@ -20,6 +21,7 @@ type Cluster struct {
 	once   sync.Once
 	disc   discovery.CachedDiscoveryInterface
 	mapper meta.RESTMapper
+	client client.Client
 	err    error
 }
 
@@ -35,7 +37,20 @@ func (c *Cluster) init() {
 		}
 		c.disc = memory.NewMemCacheClient(dc)
 		c.mapper = restmapper.NewDeferredDiscoveryRESTMapper(c.disc)
+		c.client, c.err = client.New(c.config, client.Options{Mapper: c.mapper})
 	})
+}
+
+// Client reads objects as this identity, for health checks.
+func (c *Cluster) Client() (client.Client, error) {
+	c.init()
+	return c.client, c.err
+}
+
+// Mapper is this identity's REST mapper.
+func (c *Cluster) Mapper() (meta.RESTMapper, error) {
+	c.init()
+	return c.mapper, c.err
 }
 
 // Getter returns Helm's view of the cluster for one namespace.

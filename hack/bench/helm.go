@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"runtime"
+	"time"
+
+	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/repo"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"net/http"
+	"path/filepath"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/plumb-dev/plumb/hack/internal/local"
+	helmv1 "github.com/plumb-dev/plumb/helm-controller/api/v1beta1"
+	"github.com/plumb-dev/plumb/shared/reconcile"
+	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
+)
+
+// benchHelm: n HelmReleases of one small chart (a Deployment scaled to 0, a Service and a
+// ServiceAccount, the flux-benchmark shape) from one HelmChart; cold start to all Ready, then a
+// no-op round that must not write to Helm's storage.
+func benchHelm(ctx context.Context, n, concurrent int, profile string) error {
+	dir, err := os.MkdirTemp("", "plumb-bench-helm-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	srv := httptest.NewServer(http.FileServer(http.Dir(dir)))
+	defer srv.Close()
+	if err := writeBenchChart(dir, srv.URL); err != nil {
+		return err
+	}
+
+	bed, err := local.StartBed("plumb-bench-helm-", true)
+	if err != nil {
+		return err
+	}
+	defer bed.Stop()
+	c := bed.Env.Client
+	if _, err := bed.StartSourceController(); err != nil {
+		return err
+	}
+	pprofAddr, err := local.FreeAddr()
+	if err != nil {
+		return err
+	}
+	hc, err := bed.StartController("helm-controller", "--pprof-addr", pprofAddr, fmt.Sprintf("--concurrent=%d", concurrent))
+	if err != nil {
+		return err
+	}
+	ns := "bench"
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		return err
+	}
+	begin := time.Now()
+	if err := c.Create(ctx, &sourcev1.HelmRepository{
+		ObjectMeta: metav1.ObjectMeta{Name: "charts", Namespace: ns},
+		Spec:       sourcev1.HelmRepositorySpec{URL: srv.URL, Interval: metav1.Duration{Duration: time.Hour}},
+	}); err != nil {
+		return err
+	}
+	if err := c.Create(ctx, &sourcev1.HelmChart{
+		ObjectMeta: metav1.ObjectMeta{Name: "bench", Namespace: ns},
+		Spec: sourcev1.HelmChartSpec{Chart: "bench", SourceRef: sourcev1.LocalHelmChartSourceReference{Kind: sourcev1.HelmRepositoryKind, Name: "charts"},
+			Interval: metav1.Duration{Duration: time.Hour}},
+	}); err != nil {
+		return err
+	}
+	for i := range n {
+		if err := c.Create(ctx, &helmv1.HelmRelease{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("app-%04d", i), Namespace: ns},
+			Spec: helmv1.HelmReleaseSpec{
+				ChartRef: &helmv1.CrossNamespaceSourceReference{Kind: sourcev1.HelmChartKind, Name: "bench"},
+				Interval: metav1.Duration{Duration: time.Hour},
+				Timeout:  &metav1.Duration{Duration: 3 * time.Minute},
+			},
+		}); err != nil {
+			return err
+		}
+	}
+	items := func(l *helmv1.HelmReleaseList) []helmv1.HelmRelease { return l.Items }
+	if err := waitAll(ctx, c, ns, n, 15*time.Minute, items, func(o *helmv1.HelmRelease) bool {
+		return ready(o.Status.Conditions) && o.Status.ObservedGeneration == o.Generation
+	}); err != nil {
+		return err
+	}
+	coldReady := time.Since(begin)
+	cpuCold, _ := hc.CPU()
+	rssCold, _ := hc.PeakRSS()
+
+	before, err := releaseSecrets(ctx, c, ns)
+	if err != nil {
+		return err
+	}
+	var profiled chan error
+	if profile != "" {
+		profiled = make(chan error, 1)
+		go func() { profiled <- local.CPUProfile(pprofAddr, 3*time.Second, profile) }()
+	}
+	value := time.Now().Format(time.RFC3339Nano)
+	begin = time.Now()
+	for i := range n {
+		obj := &helmv1.HelmRelease{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("app-%04d", i), Namespace: ns}}
+		patch := client.RawPatch("application/merge-patch+json",
+			fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q}}}`, reconcile.RequestedAtAnnotation, value))
+		if err := c.Patch(ctx, obj, patch); err != nil {
+			return err
+		}
+	}
+	if err := waitAll(ctx, c, ns, n, 10*time.Minute, items, func(o *helmv1.HelmRelease) bool {
+		return o.Status.LastHandledReconcileAt == value
+	}); err != nil {
+		return err
+	}
+	noop := time.Since(begin)
+	cpuNoop, _ := hc.CPU()
+	rss, _ := hc.PeakRSS()
+	after, err := releaseSecrets(ctx, c, ns)
+	if err != nil {
+		return err
+	}
+	written := 0
+	for k, v := range after {
+		if before[k] != v {
+			written++
+		}
+	}
+	if profiled != nil {
+		if err := <-profiled; err != nil {
+			return err
+		}
+	}
+
+	fmt.Printf("\n### helm: %d HelmReleases of one chart (%d CPUs, %s, --concurrent=%d)\n\n", n, runtime.NumCPU(), runtime.GOARCH, concurrent)
+	fmt.Printf("| figure | value |\n|---|---|\n")
+	fmt.Printf("| cold start to all Ready (installed, waited for) | %.1f s |\n", coldReady.Seconds())
+	fmt.Printf("| helm-controller CPU, cold start | %.1f s |\n", cpuCold.Seconds())
+	fmt.Printf("| helm-controller peak RSS, cold start | %.0f MiB |\n", rssCold)
+	fmt.Printf("| no-op round, request to all handled | %.1f s |\n", noop.Seconds())
+	fmt.Printf("| helm-controller CPU per no-op reconcile | %.2f ms |\n", float64((cpuNoop-cpuCold).Microseconds())/1000/float64(n))
+	fmt.Printf("| Helm release Secrets written during the no-op round | %d of %d |\n", written, len(after))
+	fmt.Printf("| helm-controller peak RSS | %.0f MiB |\n", rss)
+	return nil
+}
+
+// releaseSecrets maps Helm's release Secrets of a namespace to their resource versions.
+func releaseSecrets(ctx context.Context, c client.Client, ns string) (map[string]string, error) {
+	var list corev1.SecretList
+	if err := c.List(ctx, &list, client.InNamespace(ns), client.MatchingLabels{"owner": "helm"}); err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, s := range list.Items {
+		out[s.Name] = s.ResourceVersion
+	}
+	return out, nil
+}
+
+// writeBenchChart packages the benchmark chart and indexes it with the Helm SDK.
+func writeBenchChart(dir, url string) error {
+	ch := &chart.Chart{
+		Metadata: &chart.Metadata{APIVersion: chart.APIVersionV2, Name: "bench", Version: "1.0.0", AppVersion: "1.0.0"},
+		Templates: []*chart.File{
+			{Name: "templates/deployment.yaml", Data: []byte(`apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ .Release.Name }}
+spec:
+  replicas: 0
+  selector:
+    matchLabels: {app: {{ .Release.Name }}}
+  template:
+    metadata:
+      labels: {app: {{ .Release.Name }}}
+    spec:
+      serviceAccountName: {{ .Release.Name }}
+      containers:
+        - name: app
+          image: registry.example.invalid/app:1.0.0
+`)},
+			{Name: "templates/service.yaml", Data: []byte("apiVersion: v1\nkind: Service\nmetadata:\n  name: {{ .Release.Name }}\nspec:\n  selector: {app: {{ .Release.Name }}}\n  ports: [{port: 80}]\n")},
+			{Name: "templates/serviceaccount.yaml", Data: []byte("apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: {{ .Release.Name }}\n")},
+		},
+	}
+	if _, err := chartutil.Save(ch, dir); err != nil {
+		return err
+	}
+	idx, err := repo.IndexDirectory(dir, url)
+	if err != nil {
+		return err
+	}
+	return idx.WriteFile(filepath.Join(dir, "index.yaml"), 0o644)
+}

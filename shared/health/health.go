@@ -1,0 +1,85 @@
+// Package health waits for objects to become healthy as kstatus judges them, reading each with
+// its own GET (a list per poll would make a thousand owners cost a million object reads).
+package health
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// Wait polls each object with its own GET until kstatus says Current for all, one says Failed,
+// or ctx ends; polls start at 100 ms and back off to 2 s.
+//
+// superseded, when not nil, is asked between polls; when it returns a reason (a new source
+// revision), the wait ends at once with a *SupersededError, so that the new revision is applied
+// without waiting out the timeout of the old one.
+func Wait(ctx context.Context, c client.Reader, objs []*unstructured.Unstructured, superseded func() string) error {
+	pending := objs
+	wait := 100 * time.Millisecond
+	for {
+		var next []*unstructured.Unstructured
+		var why []string
+		for _, o := range pending {
+			u := &unstructured.Unstructured{}
+			u.SetGroupVersionKind(o.GroupVersionKind())
+			err := c.Get(ctx, client.ObjectKeyFromObject(o), u)
+			if apierrors.IsNotFound(err) || err != nil && ctx.Err() != nil {
+				next, why = append(next, o), append(why, Describe(o)+": not found yet")
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("%s: %w", Describe(o), err)
+			}
+			res, err := status.Compute(u)
+			if err != nil {
+				return fmt.Errorf("%s: %w", Describe(o), err)
+			}
+			switch res.Status {
+			case status.CurrentStatus:
+			case status.FailedStatus:
+				return fmt.Errorf("%s failed: %s", Describe(o), res.Message)
+			default:
+				next, why = append(next, o), append(why, fmt.Sprintf("%s: %s", Describe(o), strings.TrimSpace(string(res.Status)+" "+res.Message)))
+			}
+		}
+		if len(next) == 0 {
+			return nil
+		}
+		pending = next
+		if superseded != nil {
+			if why := superseded(); why != "" {
+				return &SupersededError{Why: why}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			sort.Strings(why)
+			return fmt.Errorf("timed out waiting for %d object(s): %s", len(why), strings.Join(why, "; "))
+		case <-time.After(wait):
+		}
+		if wait < 2*time.Second {
+			wait *= 2
+		}
+	}
+}
+
+// Describe names an object as Kind/namespace/name.
+func Describe(o *unstructured.Unstructured) string {
+	if ns := o.GetNamespace(); ns != "" {
+		return fmt.Sprintf("%s/%s/%s", o.GetKind(), ns, o.GetName())
+	}
+	return fmt.Sprintf("%s/%s", o.GetKind(), o.GetName())
+}
+
+// SupersededError ends a health wait that a newer revision made pointless.
+type SupersededError struct{ Why string }
+
+func (e *SupersededError) Error() string { return "health check canceled: " + e.Why }
