@@ -203,7 +203,24 @@ func (r *HelmReleaseReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if obj.Spec.Suspend {
 		return ctrl.Result{}, nil
 	}
+	if msg := notYet(obj); msg != "" {
+		return ctrl.Result{}, r.stall(obj, helmv1.InvalidSpecReason, msg)
+	}
 	return r.reconcile(ctx, obj)
+}
+
+// notYet names a setting of the API that this controller does not act on yet: it stalls with a
+// clear message rather than ignoring it.
+func notYet(obj *helmv1.HelmRelease) string {
+	switch {
+	case obj.Spec.KubeConfig != nil:
+		return "spec.kubeConfig is not supported yet by this helm-controller"
+	case len(obj.Spec.PostRenderers) > 0:
+		return "spec.postRenderers is not supported yet by this helm-controller"
+	case obj.Spec.DriftDetection != nil && obj.Spec.DriftDetection.Mode != "" && obj.Spec.DriftDetection.Mode != helmv1.DriftDisabled:
+		return "spec.driftDetection.mode " + obj.Spec.DriftDetection.Mode + " is not supported yet by this helm-controller"
+	}
+	return ""
 }
 
 func (r *HelmReleaseReconciler) reconcile(ctx context.Context, obj *helmv1.HelmRelease) (ctrl.Result, error) {
@@ -575,9 +592,6 @@ func (r *HelmReleaseReconciler) cluster(obj *helmv1.HelmRelease) *plumbrelease.C
 // actionConfig makes Helm's configuration for the release: the identity to act as, the
 // target namespace, release storage in Secrets of the storage namespace.
 func (r *HelmReleaseReconciler) actionConfig(ctx context.Context, obj *helmv1.HelmRelease) (*action.Configuration, error) {
-	if obj.Spec.KubeConfig != nil {
-		return nil, errors.New("spec.kubeConfig is not supported yet")
-	}
 	cluster := r.cluster(obj)
 	ac := new(action.Configuration)
 	logf := func(format string, args ...any) {

@@ -286,3 +286,15 @@ func TestHelmRelease_ChartTemplate(t *testing.T) {
 		g.Expect(hc.Object["spec"]).To(HaveKeyWithValue("version", "2.x"))
 	}, timeout, 100*time.Millisecond).Should(Succeed())
 }
+
+// Settings the controller does not act on yet stall with a message instead of being ignored.
+func TestHelmRelease_UnsupportedSettingsStall(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	hr := newRelease(ns, "app", func(hr *helmv1.HelmRelease) {
+		hr.Spec.DriftDetection = &helmv1.DriftDetection{Mode: helmv1.DriftEnabled}
+	})
+	g.Expect(k8s.Create(context.Background(), hr)).To(Succeed())
+	g.Expect(waitReason(g, hr, helmv1.InvalidSpecReason)).To(ContainSubstring("spec.driftDetection.mode enabled is not supported yet"))
+	g.Expect(conditions.IsStalled(hr)).To(BeTrue())
+}
