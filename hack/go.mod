@@ -11,6 +11,7 @@ require (
 	github.com/google/go-containerregistry v0.22.1
 	github.com/onsi/gomega v1.43.0
 	github.com/plumb-dev/plumb/apply-controller/api v0.0.0-00010101000000-000000000000
+	github.com/plumb-dev/plumb/helm-controller/api v0.0.0-00010101000000-000000000000
 	github.com/plumb-dev/plumb/shared v0.0.0-00010101000000-000000000000
 	github.com/plumb-dev/plumb/source-controller/api v0.0.0-00010101000000-000000000000
 	helm.sh/helm/v3 v3.22.0
@@ -135,6 +136,7 @@ require (
 
 replace (
 	github.com/plumb-dev/plumb/apply-controller/api => ../apply-controller/api
+	github.com/plumb-dev/plumb/helm-controller/api => ../helm-controller/api
 	github.com/plumb-dev/plumb/shared => ../shared
 	github.com/plumb-dev/plumb/source-controller/api => ../source-controller/api
 )
