@@ -217,8 +217,6 @@ func notYet(obj *helmv1.HelmRelease) string {
 		return "spec.kubeConfig is not supported yet by this helm-controller"
 	case len(obj.Spec.PostRenderers) > 0:
 		return "spec.postRenderers is not supported yet by this helm-controller"
-	case obj.Spec.DriftDetection != nil && obj.Spec.DriftDetection.Mode != "" && obj.Spec.DriftDetection.Mode != helmv1.DriftDisabled:
-		return "spec.driftDetection.mode " + obj.Spec.DriftDetection.Mode + " is not supported yet by this helm-controller"
 	}
 	return ""
 }
@@ -279,6 +277,9 @@ func (r *HelmReleaseReconciler) reconcile(ctx context.Context, obj *helmv1.HelmR
 	case cur == nil || cur.Info.Status == release.StatusUninstalled:
 		return r.install(ctx, obj, cfg, ch, vals, a.Revision, cur != nil)
 	case cur.Info.Status == release.StatusDeployed && upToDate(cur, ch, digest):
+		if err := r.drift(ctx, obj, cur, a.Revision); err != nil {
+			return ctrl.Result{}, err
+		}
 		conditions.MarkTrue(obj, meta.ReadyCondition, helmv1.SucceededReason, "release %s at revision %d: chart %s %s", name, cur.Version, ch.Name(), ch.Metadata.Version)
 		return ctrl.Result{RequeueAfter: plumbreconcile.Jitter(obj.Spec.Interval.Duration)}, nil
 	default:

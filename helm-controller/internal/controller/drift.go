@@ -1,0 +1,121 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/fluxcd/pkg/runtime/conditions"
+	"github.com/fluxcd/pkg/ssa"
+	"github.com/fluxcd/pkg/ssa/jsondiff"
+	"helm.sh/helm/v3/pkg/release"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	helmv1 "github.com/plumb-dev/plumb/helm-controller/api/v1beta1"
+	plumbrelease "github.com/plumb-dev/plumb/helm-controller/internal/release"
+	"github.com/plumb-dev/plumb/shared/health"
+)
+
+// drift compares the objects of the deployed release with the cluster (server-side dry-runs)
+// when driftDetection is on: warn reports the drifted objects in the Drifted condition and an
+// event; enabled also applies them back, without a new Helm revision. Fields of the ignore
+// rules are neither compared nor put back.
+func (r *HelmReleaseReconciler) drift(ctx context.Context, obj *helmv1.HelmRelease, rls *release.Release, revision string) error {
+	dd := obj.Spec.DriftDetection
+	if dd == nil || dd.Mode == "" || dd.Mode == helmv1.DriftDisabled {
+		conditions.Delete(obj, helmv1.DriftedCondition)
+		return nil
+	}
+	cluster := r.cluster(obj)
+	c, err := cluster.Client()
+	if err != nil {
+		return err
+	}
+	mapper, err := cluster.Mapper()
+	if err != nil {
+		return err
+	}
+	objs, err := plumbrelease.Objects(rls.Manifest, rls.Namespace, mapper)
+	if err != nil {
+		return err
+	}
+	var rules []jsondiff.IgnoreRule
+	for _, ir := range dd.Ignore {
+		rule := jsondiff.IgnoreRule{Paths: ir.Paths}
+		if t := ir.Target; t != nil {
+			rule.Selector = &jsondiff.Selector{Kind: t.Kind, Name: t.Name, Namespace: t.Namespace}
+		}
+		rules = append(rules, rule)
+	}
+	diffs, err := jsondiff.UnstructuredList(ctx, c, objs,
+		jsondiff.FieldOwner(r.ControllerName), jsondiff.IgnoreRules(rules), jsondiff.MaskSecrets(true), jsondiff.Rationalize(true))
+	if err != nil {
+		return r.failure(obj, revision, helmv1.DriftDetectedReason, fmt.Errorf("drift detection: %w", err))
+	}
+	var drifted []*unstructured.Unstructured
+	var names []string
+	for _, d := range diffs {
+		if d.Type != jsondiff.DiffTypeCreate && d.Type != jsondiff.DiffTypeUpdate {
+			continue
+		}
+		u, ok := d.DesiredObject.(*unstructured.Unstructured)
+		if !ok {
+			continue
+		}
+		drifted = append(drifted, u)
+		what := "changed"
+		if d.Type == jsondiff.DiffTypeCreate {
+			what = "missing"
+		}
+		names = append(names, fmt.Sprintf("%s %s", health.Describe(u), what))
+	}
+	sort.Strings(names)
+	if len(drifted) == 0 {
+		conditions.MarkFalse(obj, helmv1.DriftedCondition, helmv1.SucceededReason, "no drift from revision %d", rls.Version)
+		return nil
+	}
+	list := strings.Join(names, ", ")
+	if dd.Mode == helmv1.DriftWarn {
+		if conditions.GetMessage(obj, helmv1.DriftedCondition) != "drifted from revision "+fmt.Sprint(rls.Version)+": "+list {
+			r.event(obj, revision, corev1.EventTypeWarning, helmv1.DriftDetectedReason, "release %s drifted: %s", rls.Name, list)
+		}
+		conditions.MarkTrue(obj, helmv1.DriftedCondition, helmv1.DriftDetectedReason, "drifted from revision %d: %s", rls.Version, list)
+		return nil
+	}
+	for _, u := range drifted {
+		removeIgnored(u, rules)
+	}
+	rm := ssa.NewResourceManager(c, nil, ssa.Owner{Field: r.ControllerName})
+	opts := ssa.DefaultApplyOptions()
+	opts.Force = false
+	if _, err := rm.ApplyAll(ctx, drifted, opts); err != nil {
+		conditions.MarkTrue(obj, helmv1.DriftedCondition, helmv1.DriftDetectedReason, "drifted from revision %d: %s; correcting failed: %v", rls.Version, list, err)
+		return r.failure(obj, revision, helmv1.DriftDetectedReason, fmt.Errorf("correcting drift of %s: %w", list, err))
+	}
+	r.event(obj, revision, corev1.EventTypeNormal, helmv1.DriftCorrectedReason, "release %s: put back %s", rls.Name, list)
+	conditions.MarkFalse(obj, helmv1.DriftedCondition, helmv1.DriftCorrectedReason, "put back %s", list)
+	return nil
+}
+
+// removeIgnored deletes the fields of the ignore rules that select u, so that applying u back
+// leaves them as the cluster has them.
+func removeIgnored(u *unstructured.Unstructured, rules []jsondiff.IgnoreRule) {
+	for _, rule := range rules {
+		if s := rule.Selector; s != nil {
+			if (s.Kind != "" && s.Kind != u.GetKind()) || (s.Name != "" && s.Name != u.GetName()) || (s.Namespace != "" && s.Namespace != u.GetNamespace()) {
+				continue
+			}
+		}
+		for _, p := range rule.Paths {
+			var fields []string
+			for _, f := range strings.Split(strings.TrimPrefix(p, "/"), "/") {
+				fields = append(fields, strings.ReplaceAll(strings.ReplaceAll(f, "~1", "/"), "~0", "~"))
+			}
+			if len(fields) > 0 && fields[0] != "" {
+				unstructured.RemoveNestedField(u.Object, fields...)
+			}
+		}
+	}
+}
