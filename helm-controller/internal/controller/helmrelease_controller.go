@@ -4,6 +4,9 @@ package controller
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -37,6 +40,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
+	kustypes "sigs.k8s.io/kustomize/api/types"
 
 	helmv1 "github.com/plumb-dev/plumb/helm-controller/api/v1beta1"
 	plumbrelease "github.com/plumb-dev/plumb/helm-controller/internal/release"
@@ -215,8 +219,6 @@ func notYet(obj *helmv1.HelmRelease) string {
 	switch {
 	case obj.Spec.KubeConfig != nil:
 		return "spec.kubeConfig is not supported yet by this helm-controller"
-	case len(obj.Spec.PostRenderers) > 0:
-		return "spec.postRenderers is not supported yet by this helm-controller"
 	}
 	return ""
 }
@@ -276,7 +278,7 @@ func (r *HelmReleaseReconciler) reconcile(ctx context.Context, obj *helmv1.HelmR
 	switch {
 	case cur == nil || cur.Info.Status == release.StatusUninstalled:
 		return r.install(ctx, obj, cfg, ch, vals, a.Revision, cur != nil)
-	case cur.Info.Status == release.StatusDeployed && upToDate(cur, ch, digest):
+	case cur.Info.Status == release.StatusDeployed && upToDate(cur, ch, digest, postRenderersDigest(obj)):
 		if err := r.drift(ctx, obj, cur, a.Revision); err != nil {
 			return ctrl.Result{}, err
 		}
@@ -287,10 +289,50 @@ func (r *HelmReleaseReconciler) reconcile(ctx context.Context, obj *helmv1.HelmR
 	}
 }
 
-// upToDate says whether the deployed release is this chart version with these values.
-func upToDate(cur *release.Release, ch *chart.Chart, digest string) bool {
+// upToDate says whether the deployed release is this chart version with these values and
+// post-renderers.
+func upToDate(cur *release.Release, ch *chart.Chart, digest, postRenderers string) bool {
 	return cur.Chart != nil && cur.Chart.Metadata != nil && cur.Chart.Metadata.Name == ch.Name() &&
-		cur.Chart.Metadata.Version == ch.Metadata.Version && plumbrelease.Digest(cur.Config) == digest
+		cur.Chart.Metadata.Version == ch.Metadata.Version && plumbrelease.Digest(cur.Config) == digest &&
+		cur.Labels[postRenderersLabel] == postRenderers
+}
+
+// postRenderersLabel on a Helm release records the post-renderers it was made with, so that a
+// change of them upgrades the release.
+const postRenderersLabel = "helm.plumb.dev/post-renderers"
+
+// postRenderersDigest is a label value for spec.postRenderers: "none", or a short digest.
+func postRenderersDigest(obj *helmv1.HelmRelease) string {
+	if len(obj.Spec.PostRenderers) == 0 {
+		return "none"
+	}
+	b, _ := json.Marshal(obj.Spec.PostRenderers)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])[:16]
+}
+
+// postRenderer makes the Helm post-renderer of spec.postRenderers, or nil.
+func postRenderer(obj *helmv1.HelmRelease) *plumbrelease.Kustomizer {
+	if len(obj.Spec.PostRenderers) == 0 {
+		return nil
+	}
+	k := &plumbrelease.Kustomizer{}
+	for _, pr := range obj.Spec.PostRenderers {
+		if pr.Kustomize == nil {
+			continue
+		}
+		for _, p := range pr.Kustomize.Patches {
+			kp := plumbrelease.KustomizePatch{Patch: p.Patch}
+			if t := p.Target; t != nil {
+				kp.Target = plumbrelease.Selector(t.Group, t.Version, t.Kind, t.Name, t.Namespace, t.LabelSelector, t.AnnotationSelector)
+			}
+			k.Patches = append(k.Patches, kp)
+		}
+		for _, i := range pr.Kustomize.Images {
+			k.Images = append(k.Images, kustypes.Image{Name: i.Name, NewName: i.NewName, NewTag: i.NewTag, Digest: i.Digest})
+		}
+	}
+	return k
 }
 
 // exhausted says whether failures have used up the retries (-1: never).
@@ -316,6 +358,10 @@ func (r *HelmReleaseReconciler) install(ctx context.Context, obj *helmv1.HelmRel
 	// The API server validates every object; Helm's own check would download and parse the
 	// cluster's whole OpenAPI document on every action.
 	act.DisableOpenAPIValidation = true
+	act.Labels = map[string]string{postRenderersLabel: postRenderersDigest(obj)}
+	if pr := postRenderer(obj); pr != nil {
+		act.PostRenderer = pr
+	}
 	act.Timeout = obj.GetTimeout()
 	wait := true
 	if in != nil {
@@ -365,6 +411,10 @@ func (r *HelmReleaseReconciler) upgrade(ctx context.Context, obj *helmv1.HelmRel
 	act := action.NewUpgrade(cfg)
 	act.Namespace, act.MaxHistory = obj.GetTargetNamespace(), obj.GetMaxHistory()
 	act.DisableOpenAPIValidation = true
+	act.Labels = map[string]string{postRenderersLabel: postRenderersDigest(obj)}
+	if pr := postRenderer(obj); pr != nil {
+		act.PostRenderer = pr
+	}
 	act.Timeout = obj.GetTimeout()
 	act.SkipCRDs = true
 	wait := true

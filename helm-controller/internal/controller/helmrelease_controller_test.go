@@ -11,6 +11,7 @@ import (
 	. "github.com/onsi/gomega"
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/release"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -292,10 +293,10 @@ func TestHelmRelease_UnsupportedSettingsStall(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t)
 	hr := newRelease(ns, "app", func(hr *helmv1.HelmRelease) {
-		hr.Spec.PostRenderers = []helmv1.PostRenderer{{Kustomize: &helmv1.KustomizePostRenderer{Images: []helmv1.Image{{Name: "app", NewTag: "2"}}}}}
+		hr.Spec.KubeConfig = &helmv1.KubeConfigReference{SecretRef: meta.SecretKeyReference{Name: "remote"}}
 	})
 	g.Expect(k8s.Create(context.Background(), hr)).To(Succeed())
-	g.Expect(waitReason(g, hr, helmv1.InvalidSpecReason)).To(ContainSubstring("spec.postRenderers is not supported yet"))
+	g.Expect(waitReason(g, hr, helmv1.InvalidSpecReason)).To(ContainSubstring("spec.kubeConfig is not supported yet"))
 	g.Expect(conditions.IsStalled(hr)).To(BeTrue())
 }
 
@@ -349,4 +350,36 @@ func TestHelmRelease_DriftWarnAndCorrect(t *testing.T) {
 		g.Expect(conditions.IsFalse(hr, helmv1.DriftedCondition)).To(BeTrue(), conditions.GetMessage(hr, helmv1.DriftedCondition))
 	}, timeout, 100*time.Millisecond).Should(Succeed())
 	g.Expect(hr.Status.History).To(HaveLen(1), "no new Helm revision")
+}
+
+// Post-renderers patch the rendered manifests; changing them upgrades the release.
+func TestHelmRelease_PostRenderers(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	chartSource(t, ns, "app", testChart("1.0.0", false))
+	patch := func(greeting string) []helmv1.PostRenderer {
+		return []helmv1.PostRenderer{{Kustomize: &helmv1.KustomizePostRenderer{
+			Patches: []helmv1.Patch{{
+				Patch:  "- op: replace\n  path: /data/greeting\n  value: " + greeting + "\n",
+				Target: &helmv1.PatchSelector{Kind: "ConfigMap"},
+			}},
+			Images: []helmv1.Image{{Name: "registry.example.invalid/app", NewTag: "9.9.9"}},
+		}}}
+	}
+	hr := newRelease(ns, "app", func(hr *helmv1.HelmRelease) { hr.Spec.PostRenderers = patch("patched") })
+	g.Expect(k8s.Create(ctx, hr)).To(Succeed())
+	waitReleased(g, hr, "1.0.0")
+	g.Expect(configMapData(g, ns, "web-cfg")).To(HaveKeyWithValue("greeting", "patched"))
+	d := &appsv1.Deployment{}
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web"}, d)).To(Succeed())
+	g.Expect(d.Spec.Template.Spec.Containers[0].Image).To(Equal("registry.example.invalid/app:9.9.9"))
+
+	getHR(g, hr)
+	hr.Spec.PostRenderers = patch("patched again")
+	g.Expect(k8s.Update(ctx, hr)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(configMapData(g, ns, "web-cfg")).To(HaveKeyWithValue("greeting", "patched again"))
+		g.Expect(getHR(g, hr).Status.History[0].Version).To(Equal(2))
+	}, timeout, 100*time.Millisecond).Should(Succeed())
 }
