@@ -4,21 +4,18 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"sync"
 
 	"github.com/fluxcd/cli-utils/pkg/kstatus/polling"
 	"github.com/fluxcd/pkg/ssa"
-	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
 	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
+	"github.com/plumb-dev/plumb/shared/kubeconfig"
 )
 
 // manager returns the resource manager that applies for obj: the controller's own identity, an
@@ -27,11 +24,11 @@ import (
 func (r *KustomizationReconciler) manager(ctx context.Context, obj *applyv1.Kustomization) (*ssa.ResourceManager, error) {
 	cfg, mapper, key := r.Config, r.Mapper, "local"
 	if kc := obj.Spec.KubeConfig; kc != nil {
-		data, err := r.kubeconfig(ctx, obj.Namespace, kc)
+		data, err := kubeconfig.FromSecret(ctx, r.APIReader, obj.Namespace, kc.SecretRef.Name, kc.SecretRef.Key)
 		if err != nil {
 			return nil, r.failure(obj, "", applyv1.ApplyFailedReason, err)
 		}
-		if cfg, err = restConfig(data); err != nil {
+		if cfg, err = kubeconfig.RESTConfig(data); err != nil {
 			return nil, r.stall(obj, applyv1.InvalidSpecReason, fmt.Sprintf("spec.kubeConfig Secret %s: %v", kc.SecretRef.Name, err))
 		}
 		sum := sha256.Sum256(data)
@@ -57,34 +54,6 @@ func (r *KustomizationReconciler) manager(ctx context.Context, obj *applyv1.Kust
 	return rm, nil
 }
 
-// restConfig reads a kubeconfig, refusing what would make the controller run a program or read
-// its own files (exec and auth-provider plugins, file paths): a Secret of a tenant must not
-// reach the controller's process or credentials.
-func restConfig(data []byte) (*rest.Config, error) {
-	kc, err := clientcmd.Load(data)
-	if err != nil {
-		return nil, errors.New("not a kubeconfig")
-	}
-	for name, a := range kc.AuthInfos {
-		if a.Exec != nil || a.AuthProvider != nil {
-			return nil, fmt.Errorf("user %q uses a credential plugin; only tokens and client certificates inside the kubeconfig are accepted", name)
-		}
-		if a.TokenFile != "" || a.ClientCertificate != "" || a.ClientKey != "" {
-			return nil, fmt.Errorf("user %q names a file; put the token or certificate in the kubeconfig itself", name)
-		}
-	}
-	for name, c := range kc.Clusters {
-		if c.CertificateAuthority != "" {
-			return nil, fmt.Errorf("cluster %q names a CA file; use certificate-authority-data", name)
-		}
-	}
-	cfg, err := clientcmd.NewDefaultClientConfig(*kc, &clientcmd.ConfigOverrides{}).ClientConfig()
-	if err != nil {
-		return nil, errors.New("the kubeconfig has no usable context")
-	}
-	return cfg, nil
-}
-
 func newManager(cfg *rest.Config, mapper apimeta.RESTMapper, fieldManager string) (*ssa.ResourceManager, error) {
 	httpClient, err := rest.HTTPClientFor(cfg)
 	if err != nil {
@@ -102,24 +71,6 @@ func newManager(cfg *rest.Config, mapper apimeta.RESTMapper, fieldManager string
 	}
 	poller := polling.NewStatusPoller(c, mapper, polling.Options{})
 	return ssa.NewResourceManager(c, poller, ssa.Owner{Field: fieldManager, Group: applyv1.GroupVersion.Group}), nil
-}
-
-// kubeconfig reads the spec.kubeConfig Secret's key (default value, then value.yaml).
-func (r *KustomizationReconciler) kubeconfig(ctx context.Context, ns string, kc *applyv1.KubeConfigReference) ([]byte, error) {
-	s := &corev1.Secret{}
-	if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: ns, Name: kc.SecretRef.Name}, s); err != nil {
-		return nil, fmt.Errorf("spec.kubeConfig Secret %s/%s: %w", ns, kc.SecretRef.Name, err)
-	}
-	keys := []string{"value", "value.yaml"}
-	if kc.SecretRef.Key != "" {
-		keys = []string{kc.SecretRef.Key}
-	}
-	for _, k := range keys {
-		if len(s.Data[k]) > 0 {
-			return s.Data[k], nil
-		}
-	}
-	return nil, fmt.Errorf("spec.kubeConfig Secret %s/%s has no key %q, value or value.yaml", ns, kc.SecretRef.Name, kc.SecretRef.Key)
 }
 
 // lru is a small bounded map with least-recently-used eviction.

@@ -28,7 +28,10 @@ func (r *HelmReleaseReconciler) drift(ctx context.Context, obj *helmv1.HelmRelea
 		conditions.Delete(obj, helmv1.DriftedCondition)
 		return nil
 	}
-	cluster := r.cluster(obj)
+	cluster, err := r.cluster(ctx, obj)
+	if err != nil {
+		return err
+	}
 	c, err := cluster.Client()
 	if err != nil {
 		return err

@@ -46,6 +46,7 @@ import (
 	plumbrelease "github.com/plumb-dev/plumb/helm-controller/internal/release"
 	"github.com/plumb-dev/plumb/shared/artifact"
 	"github.com/plumb-dev/plumb/shared/health"
+	"github.com/plumb-dev/plumb/shared/kubeconfig"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
 	"github.com/plumb-dev/plumb/shared/refwatch"
 )
@@ -207,21 +208,9 @@ func (r *HelmReleaseReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if obj.Spec.Suspend {
 		return ctrl.Result{}, nil
 	}
-	if msg := notYet(obj); msg != "" {
-		return ctrl.Result{}, r.stall(obj, helmv1.InvalidSpecReason, msg)
-	}
 	return r.reconcile(ctx, obj)
 }
 
-// notYet names a setting of the API that this controller does not act on yet: it stalls with a
-// clear message rather than ignoring it.
-func notYet(obj *helmv1.HelmRelease) string {
-	switch {
-	case obj.Spec.KubeConfig != nil:
-		return "spec.kubeConfig is not supported yet by this helm-controller"
-	}
-	return ""
-}
 
 func (r *HelmReleaseReconciler) reconcile(ctx context.Context, obj *helmv1.HelmRelease) (ctrl.Result, error) {
 	if obj.Generation != obj.Status.ObservedGeneration {
@@ -255,6 +244,9 @@ func (r *HelmReleaseReconciler) reconcile(ctx context.Context, obj *helmv1.HelmR
 	obj.Status.LastAttemptedRevision, obj.Status.LastAttemptedValuesChecksum, obj.Status.LastAttemptedGeneration = a.Revision, digest, obj.Generation
 
 	cfg, err := r.actionConfig(ctx, obj)
+	if errors.Is(err, errInvalidKubeConfig) {
+		return ctrl.Result{}, r.stall(obj, helmv1.InvalidSpecReason, err.Error())
+	}
 	if err != nil {
 		return ctrl.Result{}, r.failure(obj, a.Revision, helmv1.InvalidSpecReason, err)
 	}
@@ -459,7 +451,10 @@ func (r *HelmReleaseReconciler) upgrade(ctx context.Context, obj *helmv1.HelmRel
 // kstatus judges it. Helm's own wait polls every 2 s; this one starts at 100 ms, so that a
 // release of objects that are ready at once takes a fraction of a second.
 func (r *HelmReleaseReconciler) waitHealthy(ctx context.Context, obj *helmv1.HelmRelease, rls *release.Release, timeout time.Duration) error {
-	cluster := r.cluster(obj)
+	cluster, err := r.cluster(ctx, obj)
+	if err != nil {
+		return err
+	}
 	c, err := cluster.Client()
 	if err != nil {
 		return err
@@ -622,9 +617,21 @@ func (r *HelmReleaseReconciler) recordHistory(cfg *action.Configuration, obj *he
 }
 
 // cluster returns the view of the cluster of the identity the release acts as (shared by every
-// release of that identity).
-func (r *HelmReleaseReconciler) cluster(obj *helmv1.HelmRelease) *plumbrelease.Cluster {
+// release of that identity): the controller's own, or a remote cluster's from spec.kubeConfig,
+// either impersonating a ServiceAccount.
+func (r *HelmReleaseReconciler) cluster(ctx context.Context, obj *helmv1.HelmRelease) (*plumbrelease.Cluster, error) {
 	key, cfg := "controller", rest.CopyConfig(r.Config)
+	if kc := obj.Spec.KubeConfig; kc != nil {
+		data, err := kubeconfig.FromSecret(ctx, r.APIReader, obj.Namespace, kc.SecretRef.Name, kc.SecretRef.Key)
+		if err != nil {
+			return nil, err
+		}
+		if cfg, err = kubeconfig.RESTConfig(data); err != nil {
+			return nil, fmt.Errorf("%w: spec.kubeConfig Secret %s: %v", errInvalidKubeConfig, kc.SecretRef.Name, err)
+		}
+		sum := sha256.Sum256(data)
+		key = "kubeconfig:" + hex.EncodeToString(sum[:])
+	}
 	sa := obj.Spec.ServiceAccountName
 	if sa == "" {
 		sa = r.DefaultServiceAccount
@@ -634,16 +641,22 @@ func (r *HelmReleaseReconciler) cluster(obj *helmv1.HelmRelease) *plumbrelease.C
 		key = "sa:" + obj.Namespace + "/" + sa
 	}
 	if v, ok := r.clusters.Load(key); ok {
-		return v.(*plumbrelease.Cluster)
+		return v.(*plumbrelease.Cluster), nil
 	}
 	v, _ := r.clusters.LoadOrStore(key, plumbrelease.NewCluster(cfg))
-	return v.(*plumbrelease.Cluster)
+	return v.(*plumbrelease.Cluster), nil
 }
+
+// errInvalidKubeConfig marks a kubeconfig Secret that cannot be used as it is.
+var errInvalidKubeConfig = errors.New("invalid kubeconfig")
 
 // actionConfig makes Helm's configuration for the release: the identity to act as, the
 // target namespace, release storage in Secrets of the storage namespace.
 func (r *HelmReleaseReconciler) actionConfig(ctx context.Context, obj *helmv1.HelmRelease) (*action.Configuration, error) {
-	cluster := r.cluster(obj)
+	cluster, err := r.cluster(ctx, obj)
+	if err != nil {
+		return nil, err
+	}
 	ac := new(action.Configuration)
 	logf := func(format string, args ...any) {
 		log.FromContext(ctx).V(1).Info(fmt.Sprintf(format, args...))

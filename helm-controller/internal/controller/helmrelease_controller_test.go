@@ -288,16 +288,30 @@ func TestHelmRelease_ChartTemplate(t *testing.T) {
 	}, timeout, 100*time.Millisecond).Should(Succeed())
 }
 
-// Settings the controller does not act on yet stall with a message instead of being ignored.
-func TestHelmRelease_UnsupportedSettingsStall(t *testing.T) {
+// spec.kubeConfig: a kubeconfig Secret reaches a cluster (here the same one, through its admin
+// kubeconfig); one with a credential plugin is refused and stalls.
+func TestHelmRelease_KubeConfig(t *testing.T) {
 	g := NewWithT(t)
+	ctx := context.Background()
 	ns := newNamespace(t)
+	chartSource(t, ns, "app", testChart("1.0.0", false))
+	exec := strings.Replace(string(env.Kubeconfig), "users:", "users:\n- name: plugin\n  user:\n    exec: {apiVersion: client.authentication.k8s.io/v1, command: /bin/sh}", 1)
+	for name, data := range map[string]string{"remote": string(env.Kubeconfig), "plugin": exec} {
+		g.Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, StringData: map[string]string{"value": data}})).To(Succeed())
+	}
 	hr := newRelease(ns, "app", func(hr *helmv1.HelmRelease) {
 		hr.Spec.KubeConfig = &helmv1.KubeConfigReference{SecretRef: meta.SecretKeyReference{Name: "remote"}}
 	})
-	g.Expect(k8s.Create(context.Background(), hr)).To(Succeed())
-	g.Expect(waitReason(g, hr, helmv1.InvalidSpecReason)).To(ContainSubstring("spec.kubeConfig is not supported yet"))
-	g.Expect(conditions.IsStalled(hr)).To(BeTrue())
+	g.Expect(k8s.Create(ctx, hr)).To(Succeed())
+	waitReleased(g, hr, "1.0.0")
+
+	bad := newRelease(ns, "app", func(hr *helmv1.HelmRelease) {
+		hr.Name = "bad"
+		hr.Spec.KubeConfig = &helmv1.KubeConfigReference{SecretRef: meta.SecretKeyReference{Name: "plugin"}}
+	})
+	g.Expect(k8s.Create(ctx, bad)).To(Succeed())
+	g.Expect(waitReason(g, bad, helmv1.InvalidSpecReason)).To(ContainSubstring("credential plugin"))
+	g.Expect(conditions.IsStalled(bad)).To(BeTrue())
 }
 
 // Drift: warn reports a hand edit and leaves it; enabled puts it back without a new Helm
