@@ -53,4 +53,3 @@ current-context: x
 		t.Fatal("garbage accepted")
 	}
 }
-

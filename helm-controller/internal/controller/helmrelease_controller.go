@@ -211,7 +211,6 @@ func (r *HelmReleaseReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	return r.reconcile(ctx, obj)
 }
 
-
 func (r *HelmReleaseReconciler) reconcile(ctx context.Context, obj *helmv1.HelmRelease) (ctrl.Result, error) {
 	if obj.Generation != obj.Status.ObservedGeneration {
 		conditions.MarkReconciling(obj, helmv1.ProgressingReason, "reconciling generation %d", obj.Generation)
