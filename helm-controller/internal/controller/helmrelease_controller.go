@@ -270,6 +270,16 @@ func (r *HelmReleaseReconciler) reconcile(ctx context.Context, obj *helmv1.HelmR
 	case cur == nil || cur.Info.Status == release.StatusUninstalled:
 		return r.install(ctx, obj, cfg, ch, vals, a.Revision, cur != nil)
 	case cur.Info.Status == release.StatusDeployed && upToDate(cur, ch, digest, postRenderersDigest(obj)):
+		if cur.Labels[healthyLabel] == "false" {
+			// The controller stopped during this revision's health wait: wait again.
+			err := r.waitHealthy(ctx, obj, cur, obj.GetTimeout())
+			if err == nil {
+				err = markHealthy(cfg, cur)
+			}
+			if err != nil {
+				return ctrl.Result{}, r.upgradeFailed(ctx, obj, cfg, a.Revision, fmt.Errorf("revision %d: %w", cur.Version, err))
+			}
+		}
 		if err := r.drift(ctx, obj, cur, a.Revision); err != nil {
 			return ctrl.Result{}, err
 		}
@@ -349,7 +359,7 @@ func (r *HelmReleaseReconciler) install(ctx context.Context, obj *helmv1.HelmRel
 	// The API server validates every object; Helm's own check would download and parse the
 	// cluster's whole OpenAPI document on every action.
 	act.DisableOpenAPIValidation = true
-	act.Labels = map[string]string{postRenderersLabel: postRenderersDigest(obj)}
+	act.Labels = map[string]string{postRenderersLabel: postRenderersDigest(obj), healthyLabel: "false"}
 	if pr := postRenderer(obj); pr != nil {
 		act.PostRenderer = pr
 	}
@@ -366,6 +376,9 @@ func (r *HelmReleaseReconciler) install(ctx context.Context, obj *helmv1.HelmRel
 	rls, err := act.RunWithContext(ctx, ch, vals)
 	if err == nil && wait {
 		err = r.waitHealthy(ctx, obj, rls, act.Timeout)
+	}
+	if err == nil {
+		err = markHealthy(cfg, rls)
 	}
 	if err == nil {
 		err = r.runTests(ctx, obj, cfg)
@@ -402,7 +415,7 @@ func (r *HelmReleaseReconciler) upgrade(ctx context.Context, obj *helmv1.HelmRel
 	act := action.NewUpgrade(cfg)
 	act.Namespace, act.MaxHistory = obj.GetTargetNamespace(), obj.GetMaxHistory()
 	act.DisableOpenAPIValidation = true
-	act.Labels = map[string]string{postRenderersLabel: postRenderersDigest(obj)}
+	act.Labels = map[string]string{postRenderersLabel: postRenderersDigest(obj), healthyLabel: "false"}
 	if pr := postRenderer(obj); pr != nil {
 		act.PostRenderer = pr
 	}
@@ -422,21 +435,13 @@ func (r *HelmReleaseReconciler) upgrade(ctx context.Context, obj *helmv1.HelmRel
 		err = r.waitHealthy(ctx, obj, rls, act.Timeout)
 	}
 	if err == nil {
+		err = markHealthy(cfg, rls)
+	}
+	if err == nil {
 		err = r.runTests(ctx, obj, cfg)
 	}
 	if err != nil {
-		obj.Status.UpgradeFailures++
-		msg := fmt.Errorf("upgrade to chart %s %s failed: %w", ch.Name(), ch.Metadata.Version, err)
-		conditions.MarkFalse(obj, helmv1.ReleasedCondition, helmv1.UpgradeFailedReason, "%v", msg)
-		last := exhausted(obj.Status.UpgradeFailures, rem)
-		if !last || (rem != nil && rem.RemediateLastFailure != nil && *rem.RemediateLastFailure) {
-			if rem != nil && rem.Strategy == helmv1.RemediateUninstall {
-				r.remediateUninstall(ctx, obj, cfg, revision)
-			} else {
-				r.rollback(ctx, obj, cfg, revision)
-			}
-		}
-		return ctrl.Result{}, r.failure(obj, revision, helmv1.UpgradeFailedReason, msg)
+		return ctrl.Result{}, r.upgradeFailed(ctx, obj, cfg, revision, fmt.Errorf("upgrade to chart %s %s failed: %w", ch.Name(), ch.Metadata.Version, err))
 	}
 	obj.Status.UpgradeFailures = 0
 	conditions.MarkTrue(obj, helmv1.ReleasedCondition, helmv1.UpgradeSucceededReason, "upgraded to chart %s %s as revision %d", ch.Name(), ch.Metadata.Version, rls.Version)
@@ -444,6 +449,40 @@ func (r *HelmReleaseReconciler) upgrade(ctx context.Context, obj *helmv1.HelmRel
 	conditions.MarkTrue(obj, meta.ReadyCondition, helmv1.UpgradeSucceededReason, "upgraded release %s to revision %d: chart %s %s", rls.Name, rls.Version, ch.Name(), ch.Metadata.Version)
 	r.event(obj, revision, corev1.EventTypeNormal, helmv1.UpgradeSucceededReason, "upgraded release %s to revision %d, chart %s %s", rls.Name, rls.Version, ch.Name(), ch.Metadata.Version)
 	return ctrl.Result{RequeueAfter: plumbreconcile.Jitter(obj.Spec.Interval.Duration)}, nil
+}
+
+// upgradeFailed counts a failed upgrade and remediates it (rollback or uninstall) unless the
+// retries are used up and remediateLastFailure is off.
+func (r *HelmReleaseReconciler) upgradeFailed(ctx context.Context, obj *helmv1.HelmRelease, cfg *action.Configuration, revision string, msg error) error {
+	var rem *helmv1.Remediation
+	if obj.Spec.Upgrade != nil {
+		rem = obj.Spec.Upgrade.Remediation
+	}
+	obj.Status.UpgradeFailures++
+	conditions.MarkFalse(obj, helmv1.ReleasedCondition, helmv1.UpgradeFailedReason, "%v", msg)
+	last := exhausted(obj.Status.UpgradeFailures, rem)
+	if !last || (rem != nil && rem.RemediateLastFailure != nil && *rem.RemediateLastFailure) {
+		if rem != nil && rem.Strategy == helmv1.RemediateUninstall {
+			r.remediateUninstall(ctx, obj, cfg, revision)
+		} else {
+			r.rollback(ctx, obj, cfg, revision)
+		}
+	}
+	return r.failure(obj, revision, helmv1.UpgradeFailedReason, msg)
+}
+
+// healthyLabel on a Helm release says whether its health was confirmed after the action: false
+// while the wait runs, so that a release left by a controller stopped mid-wait is checked again
+// instead of being taken as done.
+const healthyLabel = "helm.plumb.dev/healthy"
+
+// markHealthy records on the release that it passed its health wait.
+func markHealthy(cfg *action.Configuration, rls *release.Release) error {
+	if rls.Labels == nil {
+		rls.Labels = map[string]string{}
+	}
+	rls.Labels[healthyLabel] = "true"
+	return cfg.Releases.Update(rls)
 }
 
 // waitHealthy waits, within timeout, until every object of the release's manifest is healthy as

@@ -397,3 +397,30 @@ func TestHelmRelease_PostRenderers(t *testing.T) {
 		g.Expect(getHR(g, hr).Status.History[0].Version).To(Equal(2))
 	}, timeout, 100*time.Millisecond).Should(Succeed())
 }
+
+// A release whose health wait was cut short (the controller stopped) is checked again, not
+// taken as done.
+func TestHelmRelease_HealthRecheckedAfterAStop(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	chartSource(t, ns, "app", testChart("1.0.0", false))
+	hr := newRelease(ns, "app")
+	g.Expect(k8s.Create(ctx, hr)).To(Succeed())
+	waitReleased(g, hr, "1.0.0")
+	cfg, err := reconciler.actionConfig(ctx, hr)
+	g.Expect(err).NotTo(HaveOccurred())
+	rls, err := cfg.Releases.Last("web")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(rls.Labels).To(HaveKeyWithValue(healthyLabel, "true"))
+
+	rls.Labels[healthyLabel] = "false" // as a stop in the middle of the wait leaves it
+	g.Expect(cfg.Releases.Update(rls)).To(Succeed())
+	request(g, hr, plumbreconcile.RequestedAtAnnotation)
+	g.Eventually(func(g Gomega) {
+		rls, err := cfg.Releases.Last("web")
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(rls.Labels).To(HaveKeyWithValue(healthyLabel, "true"))
+		g.Expect(rls.Version).To(Equal(1), "checked, not upgraded")
+	}, timeout, 100*time.Millisecond).Should(Succeed())
+}
