@@ -571,15 +571,20 @@ func (r *HelmReleaseReconciler) rollback(ctx context.Context, obj *helmv1.HelmRe
 	_ = ctx
 }
 
-// previousDeployed finds the newest revision that was deployed before the current one.
+// previousDeployed finds the newest revision that was deployed before the latest one (which
+// may itself be deployed as Helm sees it, when its health wait or tests failed).
 func previousDeployed(cfg *action.Configuration, name string) (int, error) {
 	hist, err := cfg.Releases.History(name)
 	if err != nil {
 		return 0, err
 	}
+	latest := 0
+	for _, h := range hist {
+		latest = max(latest, h.Version)
+	}
 	best := 0
 	for _, h := range hist {
-		if h.Info != nil && (h.Info.Status == release.StatusSuperseded || h.Info.Status == release.StatusDeployed) && h.Version > best {
+		if h.Version < latest && h.Info != nil && (h.Info.Status == release.StatusSuperseded || h.Info.Status == release.StatusDeployed) && h.Version > best {
 			best = h.Version
 		}
 	}

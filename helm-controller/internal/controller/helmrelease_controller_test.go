@@ -10,6 +10,7 @@ import (
 	"github.com/fluxcd/pkg/runtime/conditions"
 	. "github.com/onsi/gomega"
 	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/release"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -423,4 +424,65 @@ func TestHelmRelease_HealthRecheckedAfterAStop(t *testing.T) {
 		g.Expect(rls.Labels).To(HaveKeyWithValue(healthyLabel, "true"))
 		g.Expect(rls.Version).To(Equal(1), "checked, not upgraded")
 	}, timeout, 100*time.Millisecond).Should(Succeed())
+}
+
+// Test hooks run after an upgrade; the test bed has no kubelet, so the test plays its part and
+// sets the test Pod's phase.
+func TestHelmRelease_TestHooks(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	withTest := func(version string) *chart.Chart {
+		ch := testChart(version, false)
+		ch.Templates = append(ch.Templates, &chart.File{Name: "templates/tests/check.yaml", Data: []byte(`apiVersion: v1
+kind: Pod
+metadata:
+  name: {{ .Release.Name }}-check-{{ .Chart.Version | replace "." "-" }}
+  annotations:
+    "helm.sh/hook": test
+spec:
+  restartPolicy: Never
+  containers:
+    - name: check
+      image: registry.example.invalid/check:1
+`)})
+		return ch
+	}
+	src := chartSource(t, ns, "app", withTest("1.0.0"))
+	// The kubelet's part: the test Pod of each version ends with the phase given here.
+	phases := map[string]corev1.PodPhase{"web-check-1-0-0": corev1.PodSucceeded, "web-check-2-0-0": corev1.PodFailed}
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			for name, phase := range phases {
+				pod := &corev1.Pod{}
+				if k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, pod) != nil || pod.Status.Phase == phase {
+					continue
+				}
+				pod.Status.Phase = phase
+				_ = k8s.Status().Update(ctx, pod)
+			}
+		}
+	}()
+	hr := newRelease(ns, "app", func(hr *helmv1.HelmRelease) {
+		hr.Spec.Test = &helmv1.Test{Enable: true}
+		hr.Spec.Upgrade = &helmv1.Upgrade{Remediation: &helmv1.Remediation{Retries: 0, RemediateLastFailure: ptr(true)}}
+	})
+	g.Expect(k8s.Create(ctx, hr)).To(Succeed())
+	waitReleased(g, hr, "1.0.0")
+	g.Expect(conditions.IsTrue(hr, helmv1.TestSuccessCondition)).To(BeTrue(), conditions.GetMessage(hr, helmv1.TestSuccessCondition))
+	g.Expect(hr.Status.History[0].TestResult).To(Equal("succeeded"))
+
+	// A failing test fails the upgrade, which is rolled back.
+	publishTo(t, src, withTest("2.0.0"))
+	msg := waitReason(g, hr, helmv1.RetriesExhaustedReason)
+	g.Expect(msg).To(ContainSubstring("tests failed"))
+	g.Expect(conditions.IsFalse(hr, helmv1.TestSuccessCondition)).To(BeTrue())
+	g.Expect(hr.Status.History[0].ChartVersion).To(Equal("1.0.0"), "rolled back")
 }
