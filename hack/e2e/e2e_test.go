@@ -42,6 +42,9 @@ func TestMain(m *testing.M) {
 	if _, err = bed.StartSourceController("--artifact-retention", "2"); err == nil {
 		_, err = bed.StartController("apply-controller", "--no-remote-bases")
 	}
+	if err == nil {
+		_, err = bed.StartController("helm-controller")
+	}
 	if err != nil {
 		bed.Stop()
 		fmt.Fprintln(os.Stderr, "e2e:", err)
@@ -93,7 +96,7 @@ func dumpLogs(t *testing.T) {
 	if !t.Failed() {
 		return
 	}
-	for _, m := range []string{"source-controller", "apply-controller"} {
+	for _, m := range []string{"source-controller", "apply-controller", "helm-controller"} {
 		data, _ := os.ReadFile(bed.Log(m))
 		if len(data) > 8000 {
 			data = data[len(data)-8000:]

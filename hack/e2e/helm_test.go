@@ -1,0 +1,90 @@
+package e2e
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
+	. "github.com/onsi/gomega"
+	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/repo"
+	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	helmv1 "github.com/plumb-dev/plumb/helm-controller/api/v1beta1"
+	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
+)
+
+// publishChart packages a version of the chart web into dir and indexes dir with the Helm SDK.
+func publishChart(g *WithT, dir, url, version string) {
+	ch := &chart.Chart{
+		Metadata: &chart.Metadata{APIVersion: chart.APIVersionV2, Name: "web", Version: version, AppVersion: version},
+		Templates: []*chart.File{{Name: "templates/configmap.yaml",
+			Data: []byte("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\ndata:\n  version: {{ .Chart.Version | quote }}\n  greeting: {{ .Values.greeting | quote }}\n")}},
+		Values: map[string]any{"greeting": "hello"},
+		Raw:    []*chart.File{{Name: "values.yaml", Data: []byte("greeting: hello\n")}},
+	}
+	_, err := chartutil.Save(ch, dir)
+	g.Expect(err).NotTo(HaveOccurred())
+	idx, err := repo.IndexDirectory(dir, url)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(idx.WriteFile(filepath.Join(dir, "index.yaml"), 0o644)).To(Succeed())
+}
+
+// A chart repository to the cluster through the built controllers: HelmRepository, the HelmChart
+// a HelmRelease's spec.chart makes, and the release; a new chart version flows through all three
+// with one reconcile request on the HelmRepository (as a webhook would make).
+func TestHelmRepositoryToCluster(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	c := bed.Env.Client
+	defer dumpLogs(t)
+	dir := t.TempDir()
+	srv := httptest.NewServer(http.FileServer(http.Dir(dir)))
+	defer srv.Close()
+	publishChart(g, dir, srv.URL, "1.0.0")
+
+	g.Expect(c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "helm"}})).To(Succeed())
+	hrepo := &sourcev1.HelmRepository{
+		ObjectMeta: metav1.ObjectMeta{Name: "charts", Namespace: "helm"},
+		Spec:       sourcev1.HelmRepositorySpec{URL: srv.URL, Interval: metav1.Duration{Duration: time.Hour}},
+	}
+	g.Expect(c.Create(ctx, hrepo)).To(Succeed())
+	hr := &helmv1.HelmRelease{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "helm"},
+		Spec: helmv1.HelmReleaseSpec{
+			Chart: &helmv1.HelmChartTemplate{Spec: helmv1.HelmChartTemplateSpec{
+				Chart: "web", Version: "1.x",
+				SourceRef: helmv1.LocalChartSourceReference{Kind: sourcev1.HelmRepositoryKind, Name: "charts"},
+			}},
+			Values:   &apiextensionsv1.JSON{Raw: []byte(`{"greeting":"from e2e"}`)},
+			Interval: metav1.Duration{Duration: time.Hour},
+		},
+	}
+	g.Expect(c.Create(ctx, hr)).To(Succeed())
+	released := func(version string) {
+		t.Helper()
+		g.Eventually(func(g Gomega) {
+			g.Expect(c.Get(ctx, client.ObjectKeyFromObject(hr), hr)).To(Succeed())
+			g.Expect(conditions.IsReady(hr)).To(BeTrue(), "Ready: %s", conditions.GetMessage(hr, meta.ReadyCondition))
+			g.Expect(hr.Status.History).NotTo(BeEmpty())
+			g.Expect(hr.Status.History[0].ChartVersion).To(Equal(version))
+			cm := &corev1.ConfigMap{}
+			g.Expect(c.Get(ctx, client.ObjectKey{Namespace: "helm", Name: "web"}, cm)).To(Succeed())
+			g.Expect(cm.Data).To(Equal(map[string]string{"version": version, "greeting": "from e2e"}))
+		}, timeout, 200*time.Millisecond).Should(Succeed())
+	}
+	released("1.0.0")
+
+	publishChart(g, dir, srv.URL, "1.1.0")
+	request(g, hrepo)
+	released("1.1.0")
+}
