@@ -11,6 +11,8 @@ import (
 	. "github.com/onsi/gomega"
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/release"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -202,6 +204,19 @@ func TestHelmRelease_BadInputAndDependencies(t *testing.T) {
 	ns := newNamespace(t)
 	chartSource(t, ns, "app", testChart("1.0.0", false))
 	chartSource(t, ns, "broken", testChart("1.0.0", true))
+	schema := testChart("1.0.0", false)
+	schema.Schema = []byte(`{"type":"object","properties":{"greeting":{"type":"string","maxLength":10}}}`)
+	chartSource(t, ns, "schema", schema)
+	failing := testChart("1.0.0", false)
+	failing.Templates = append(failing.Templates, &chart.File{Name: "templates/check.yaml", Data: []byte(`{{ fail "set .Values.required, please" }}`)})
+	chartSource(t, ns, "failing", failing)
+	tampered := chartSource(t, ns, "tampered", testChart("1.0.0", false))
+	getU := func() {
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(tampered), tampered)).To(Succeed())
+	}
+	getU()
+	g.Expect(unstructured.SetNestedField(tampered.Object, "sha256:"+strings.Repeat("0", 64), "status", "artifact", "digest")).To(Succeed())
+	g.Expect(k8s.Status().Update(ctx, tampered)).To(Succeed())
 
 	cases := []struct {
 		name   string
@@ -220,6 +235,14 @@ func TestHelmRelease_BadInputAndDependencies(t *testing.T) {
 		{"a chart the API server refuses", func(hr *helmv1.HelmRelease) {
 			hr.Spec.ChartRef.Name = "broken"
 		}, helmv1.RetriesExhaustedReason, "install failed 1 times, retries exhausted"},
+		{"values the chart's schema refuses", func(hr *helmv1.HelmRelease) {
+			hr.Spec.ChartRef.Name = "schema"
+			hr.Spec.Values = &apiextensionsv1.JSON{Raw: []byte(`{"greeting":"far too long a greeting"}`)}
+		}, helmv1.RetriesExhaustedReason, "values don't meet the specifications of the schema"},
+		{"a template that fails", func(hr *helmv1.HelmRelease) { hr.Spec.ChartRef.Name = "failing" },
+			helmv1.RetriesExhaustedReason, "set .Values.required, please"},
+		{"an artifact that does not match its digest", func(hr *helmv1.HelmRelease) { hr.Spec.ChartRef.Name = "tampered" },
+			helmv1.ArtifactFailedReason, "digest mismatch"},
 		{"values that are not a map", func(hr *helmv1.HelmRelease) {
 			hr.Spec.Values = &apiextensionsv1.JSON{Raw: []byte(`["a", "list"]`)}
 		}, helmv1.ValuesFailedReason, "spec.values"},
@@ -485,4 +508,34 @@ spec:
 	g.Expect(msg).To(ContainSubstring("tests failed"))
 	g.Expect(conditions.IsFalse(hr, helmv1.TestSuccessCondition)).To(BeTrue())
 	g.Expect(hr.Status.History[0].ChartVersion).To(Equal("1.0.0"), "rolled back")
+}
+
+// The chart `helm create` makes, the shape most real charts start from (Deployment, Service,
+// ServiceAccount, optional HPA and Ingress, a test hook), installed and upgraded.
+func TestHelmRelease_HelmCreateChart(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	dir, err := chartutil.Create("starter", t.TempDir())
+	g.Expect(err).NotTo(HaveOccurred())
+	ch, err := loader.LoadDir(dir)
+	g.Expect(err).NotTo(HaveOccurred())
+	chartSource(t, ns, "starter", ch)
+	hr := newRelease(ns, "starter", func(hr *helmv1.HelmRelease) {
+		hr.Spec.Values = &apiextensionsv1.JSON{Raw: []byte(`{"replicaCount": 0}`)} // no kubelet to run pods
+	})
+	g.Expect(k8s.Create(ctx, hr)).To(Succeed())
+	waitReleased(g, hr, ch.Metadata.Version)
+	svc := &corev1.Service{}
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web-starter"}, svc)).To(Succeed())
+	g.Expect(svc.Spec.Type).To(Equal(corev1.ServiceTypeClusterIP))
+
+	getHR(g, hr)
+	hr.Spec.Values = &apiextensionsv1.JSON{Raw: []byte(`{"replicaCount": 0, "service": {"type": "NodePort"}, "ingress": {"enabled": true}}`)}
+	g.Expect(k8s.Update(ctx, hr)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web-starter"}, svc)).To(Succeed())
+		g.Expect(svc.Spec.Type).To(Equal(corev1.ServiceTypeNodePort))
+		g.Expect(getHR(g, hr).Status.History[0].Version).To(Equal(2))
+	}, timeout, 100*time.Millisecond).Should(Succeed())
 }
