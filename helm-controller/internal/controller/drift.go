@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/fluxcd/pkg/runtime/conditions"
@@ -88,7 +89,9 @@ func (r *HelmReleaseReconciler) drift(ctx context.Context, obj *helmv1.HelmRelea
 		return nil
 	}
 	for _, u := range drifted {
-		removeIgnored(u, rules)
+		if err := removeIgnored(u, rules); err != nil {
+			return r.failure(obj, revision, helmv1.DriftDetectedReason, fmt.Errorf("drift ignore rules: %w", err))
+		}
 	}
 	rm := ssa.NewResourceManager(c, nil, ssa.Owner{Field: r.ControllerName})
 	opts := ssa.DefaultApplyOptions()
@@ -102,23 +105,58 @@ func (r *HelmReleaseReconciler) drift(ctx context.Context, obj *helmv1.HelmRelea
 	return nil
 }
 
-// removeIgnored deletes the fields of the ignore rules that select u, so that applying u back
+// removeIgnored deletes the fields of the ignore rules that select u (with jsondiff's own
+// selector matching, and JSON pointers that may step into lists), so that applying u back
 // leaves them as the cluster has them.
-func removeIgnored(u *unstructured.Unstructured, rules []jsondiff.IgnoreRule) {
+func removeIgnored(u *unstructured.Unstructured, rules []jsondiff.IgnoreRule) error {
 	for _, rule := range rules {
-		if s := rule.Selector; s != nil {
-			if (s.Kind != "" && s.Kind != u.GetKind()) || (s.Name != "" && s.Name != u.GetName()) || (s.Namespace != "" && s.Namespace != u.GetNamespace()) {
+		if rule.Selector != nil {
+			sr, err := jsondiff.NewSelectorRegex(rule.Selector)
+			if err != nil {
+				return err
+			}
+			if !sr.MatchUnstructured(u) {
 				continue
 			}
 		}
+		var present []string
 		for _, p := range rule.Paths {
-			var fields []string
-			for _, f := range strings.Split(strings.TrimPrefix(p, "/"), "/") {
-				fields = append(fields, strings.ReplaceAll(strings.ReplaceAll(f, "~1", "/"), "~0", "~"))
-			}
-			if len(fields) > 0 && fields[0] != "" {
-				unstructured.RemoveNestedField(u.Object, fields...)
+			if p != jsondiff.IgnorePathRoot && pointerExists(u.Object, p) {
+				present = append(present, p)
 			}
 		}
+		if len(present) == 0 {
+			continue
+		}
+		if err := jsondiff.ApplyPatchToUnstructured(u, jsondiff.GenerateRemovePatch(present...)); err != nil {
+			return err
+		}
 	}
+	return nil
+}
+
+// pointerExists says whether a JSON pointer leads to a value of obj (a remove patch of a
+// missing path fails).
+func pointerExists(obj any, pointer string) bool {
+	cur := obj
+	for _, f := range strings.Split(strings.TrimPrefix(pointer, "/"), "/") {
+		f = strings.ReplaceAll(strings.ReplaceAll(f, "~1", "/"), "~0", "~")
+		switch v := cur.(type) {
+		case map[string]any:
+			next, ok := v[f]
+			if !ok {
+				return false
+			}
+			cur = next
+		case []any:
+			i, err := strconv.Atoi(f)
+			if err != nil || i < 0 || i >= len(v) {
+				return false
+			}
+			cur = v[i]
+		default:
+			return false
+		}
+	}
+	return true
 }

@@ -92,11 +92,12 @@ const (
 	dependencyIndex = ".spec.dependsOn"
 )
 
-// chartCache keeps loaded charts by artifact digest: a thousand releases of one chart load it
-// once.
+// chartCache keeps chart packages by artifact digest: a thousand releases of one chart download
+// it once. Each action loads its own copy: Helm changes the chart it is given (it drops
+// disabled subcharts), so a loaded chart is never shared.
 type chartCache struct {
 	mu     sync.Mutex
-	m      map[string]*chart.Chart
+	m      map[string][]byte
 	order  []string
 	flight singleflight.Group
 }
@@ -256,6 +257,12 @@ func (r *HelmReleaseReconciler) reconcile(ctx context.Context, obj *helmv1.HelmR
 	}
 	defer r.recordHistory(cfg, obj, name)
 
+	if cur != nil {
+		if other := ownerOf(cur); other != "" && other != ownerID(obj) {
+			return ctrl.Result{}, r.stall(obj, helmv1.InvalidSpecReason, fmt.Sprintf(
+				"Helm release %s in namespace %s belongs to HelmRelease %s; set another releaseName or storageNamespace", name, obj.GetStorageNamespace(), other))
+		}
+	}
 	if cur != nil && cur.Info.Status.IsPending() {
 		// Left pending by a controller that stopped mid-action: nothing is running it now (one
 		// leader reconciles), so it is marked failed and the action below goes ahead.
@@ -268,17 +275,21 @@ func (r *HelmReleaseReconciler) reconcile(ctx context.Context, obj *helmv1.HelmR
 
 	switch {
 	case cur == nil || cur.Info.Status == release.StatusUninstalled:
-		return r.install(ctx, obj, cfg, ch, vals, a.Revision, cur != nil)
-	case cur.Info.Status == release.StatusDeployed && upToDate(cur, ch, digest, postRenderersDigest(obj)):
+		return r.install(ctx, obj, cfg, ch, vals, a, cur != nil)
+	case cur.Info.Status == release.StatusFailed && !everDeployed(cfg, name):
+		// A first install that failed and was kept: it cannot be upgraded; it is uninstalled
+		// and installed again, within the install retries.
+		if exhausted(obj.Status.InstallFailures, installRemediation(obj)) {
+			return r.retriesExhausted(obj, a.Revision, "install", obj.Status.InstallFailures)
+		}
+		if err := r.uninstall(ctx, obj, cfg); err != nil {
+			return ctrl.Result{}, r.failure(obj, a.Revision, helmv1.InstallFailedReason, fmt.Errorf("removing the failed install of %s: %w", name, err))
+		}
+		return r.install(ctx, obj, cfg, ch, vals, a, true)
+	case cur.Info.Status == release.StatusDeployed && upToDate(cur, ch, digest, postRenderersDigest(obj), chartDigest(a)):
 		if cur.Labels[healthyLabel] == "false" {
-			// The controller stopped during this revision's health wait: wait again.
-			err := r.waitHealthy(ctx, obj, cur, obj.GetTimeout())
-			if err == nil {
-				err = markHealthy(cfg, cur)
-			}
-			if err != nil {
-				return ctrl.Result{}, r.upgradeFailed(ctx, obj, cfg, a.Revision, fmt.Errorf("revision %d: %w", cur.Version, err))
-			}
+			// The controller stopped during this revision's health wait or tests: check again.
+			return r.recheck(ctx, obj, cfg, cur, a)
 		}
 		if err := r.drift(ctx, obj, cur, a.Revision); err != nil {
 			return ctrl.Result{}, err
@@ -286,21 +297,60 @@ func (r *HelmReleaseReconciler) reconcile(ctx context.Context, obj *helmv1.HelmR
 		conditions.MarkTrue(obj, meta.ReadyCondition, helmv1.SucceededReason, "release %s at revision %d: chart %s %s", name, cur.Version, ch.Name(), ch.Metadata.Version)
 		return ctrl.Result{RequeueAfter: plumbreconcile.Jitter(obj.Spec.Interval.Duration)}, nil
 	default:
-		return r.upgrade(ctx, obj, cfg, ch, vals, a.Revision)
+		return r.upgrade(ctx, obj, cfg, ch, vals, a)
 	}
 }
 
-// upToDate says whether the deployed release is this chart version with these values and
-// post-renderers.
-func upToDate(cur *release.Release, ch *chart.Chart, digest, postRenderers string) bool {
+// upToDate says whether the deployed release is this chart (version and artifact) with these
+// values and post-renderers.
+func upToDate(cur *release.Release, ch *chart.Chart, digest, postRenderers, chartDigest string) bool {
 	return cur.Chart != nil && cur.Chart.Metadata != nil && cur.Chart.Metadata.Name == ch.Name() &&
 		cur.Chart.Metadata.Version == ch.Metadata.Version && plumbrelease.Digest(cur.Config) == digest &&
-		cur.Labels[postRenderersLabel] == postRenderers
+		cur.Labels[postRenderersLabel] == postRenderers && cur.Labels[chartDigestLabel] == chartDigest
 }
 
-// postRenderersLabel on a Helm release records the post-renderers it was made with, so that a
-// change of them upgrades the release.
-const postRenderersLabel = "helm.plumb.dev/post-renderers"
+// Labels helm-controller puts on the Helm releases it makes.
+const (
+	// postRenderersLabel records the post-renderers a release was made with, so that a change
+	// of them upgrades it.
+	postRenderersLabel = "helm.plumb.dev/post-renderers"
+	// chartDigestLabel records the chart artifact (short digest), so that new content under
+	// the same version (values files, a re-pushed chart) upgrades.
+	chartDigestLabel = "helm.plumb.dev/chart-digest"
+	// ownerNamespaceLabel and ownerNameLabel name the HelmRelease that owns a release.
+	ownerNamespaceLabel = "helm.plumb.dev/namespace"
+	ownerNameLabel      = "helm.plumb.dev/name"
+)
+
+func chartDigest(a *meta.Artifact) string {
+	d := strings.TrimPrefix(a.Digest, "sha256:")
+	if len(d) > 16 {
+		d = d[:16]
+	}
+	return d
+}
+
+func ownerID(obj *helmv1.HelmRelease) string { return obj.Namespace + "/" + obj.Name }
+
+// ownerOf names the HelmRelease that owns a Helm release, or "" for a release made otherwise
+// (by hand, with helm install): such a release is adopted.
+func ownerOf(rls *release.Release) string {
+	if rls.Labels[ownerNameLabel] == "" {
+		return ""
+	}
+	return rls.Labels[ownerNamespaceLabel] + "/" + rls.Labels[ownerNameLabel]
+}
+
+// releaseLabels are the labels of every install and upgrade.
+func releaseLabels(obj *helmv1.HelmRelease, a *meta.Artifact) map[string]string {
+	return map[string]string{
+		postRenderersLabel:  postRenderersDigest(obj),
+		chartDigestLabel:    chartDigest(a),
+		ownerNamespaceLabel: obj.Namespace,
+		ownerNameLabel:      obj.Name,
+		healthyLabel:        "false",
+	}
+}
 
 // postRenderersDigest is a label value for spec.postRenderers: "none", or a short digest.
 func postRenderersDigest(obj *helmv1.HelmRelease) string {
@@ -342,24 +392,65 @@ func exhausted(failures int64, rem *helmv1.Remediation) bool {
 	if rem != nil {
 		retries = rem.Retries
 	}
-	return retries >= 0 && failures > retries
+	return failures > 0 && retries >= 0 && failures > retries
 }
 
-func (r *HelmReleaseReconciler) install(ctx context.Context, obj *helmv1.HelmRelease, cfg *action.Configuration, ch *chart.Chart, vals map[string]any, revision string, replace bool) (ctrl.Result, error) {
-	var rem *helmv1.Remediation
-	in := obj.Spec.Install
-	if in != nil {
-		rem = in.Remediation
+func installRemediation(obj *helmv1.HelmRelease) *helmv1.Remediation {
+	if obj.Spec.Install != nil {
+		return obj.Spec.Install.Remediation
 	}
-	if obj.Status.InstallFailures > 0 && exhausted(obj.Status.InstallFailures, rem) {
-		return r.retriesExhausted(obj, revision, "install", obj.Status.InstallFailures)
+	return nil
+}
+
+func upgradeRemediation(obj *helmv1.HelmRelease) *helmv1.Remediation {
+	if obj.Spec.Upgrade != nil {
+		return obj.Spec.Upgrade.Remediation
+	}
+	return nil
+}
+
+// remediateLast says whether the last allowed failure is remediated: as set, or by default for
+// installs always and for upgrades when retries are allowed.
+func remediateLast(rem *helmv1.Remediation, install bool) bool {
+	if rem != nil && rem.RemediateLastFailure != nil {
+		return *rem.RemediateLastFailure
+	}
+	return install || (rem != nil && rem.Retries != 0)
+}
+
+// everDeployed says whether a release has a revision that was deployed.
+func everDeployed(cfg *action.Configuration, name string) bool {
+	hist, err := cfg.Releases.History(name)
+	if err != nil {
+		return false
+	}
+	for _, h := range hist {
+		if h.Info != nil && (h.Info.Status == release.StatusDeployed || h.Info.Status == release.StatusSuperseded) {
+			return true
+		}
+	}
+	return false
+}
+
+// latestVersion is the newest revision number in storage, 0 when there is none.
+func latestVersion(cfg *action.Configuration, name string) int {
+	if rls, err := cfg.Releases.Last(name); err == nil {
+		return rls.Version
+	}
+	return 0
+}
+
+func (r *HelmReleaseReconciler) install(ctx context.Context, obj *helmv1.HelmRelease, cfg *action.Configuration, ch *chart.Chart, vals map[string]any, a *meta.Artifact, replace bool) (ctrl.Result, error) {
+	in := obj.Spec.Install
+	if exhausted(obj.Status.InstallFailures, installRemediation(obj)) {
+		return r.retriesExhausted(obj, a.Revision, "install", obj.Status.InstallFailures)
 	}
 	act := action.NewInstall(cfg)
 	act.ReleaseName, act.Namespace, act.Replace = obj.GetReleaseName(), obj.GetTargetNamespace(), replace
 	// The API server validates every object; Helm's own check would download and parse the
 	// cluster's whole OpenAPI document on every action.
 	act.DisableOpenAPIValidation = true
-	act.Labels = map[string]string{postRenderersLabel: postRenderersDigest(obj), healthyLabel: "false"}
+	act.Labels = releaseLabels(obj, a)
 	if pr := postRenderer(obj); pr != nil {
 		act.PostRenderer = pr
 	}
@@ -373,102 +464,130 @@ func (r *HelmReleaseReconciler) install(ctx context.Context, obj *helmv1.HelmRel
 		act.SkipCRDs = in.CRDs == helmv1.CRDsSkip
 	}
 	conditions.MarkReconciling(obj, helmv1.ProgressingReason, "installing chart %s %s", ch.Name(), ch.Metadata.Version)
+	before := latestVersion(cfg, obj.GetReleaseName())
 	rls, err := act.RunWithContext(ctx, ch, vals)
-	if err == nil && wait {
-		err = r.waitHealthy(ctx, obj, rls, act.Timeout)
-	}
 	if err == nil {
-		err = markHealthy(cfg, rls)
-	}
-	if err == nil {
-		err = r.runTests(ctx, obj, cfg)
+		err = r.confirm(ctx, obj, cfg, rls, wait, act.Timeout, a.Revision)
 	}
 	if err != nil {
-		obj.Status.InstallFailures++
-		msg := fmt.Errorf("install of chart %s %s failed: %w", ch.Name(), ch.Metadata.Version, err)
-		conditions.MarkFalse(obj, helmv1.ReleasedCondition, helmv1.InstallFailedReason, "%v", msg)
-		// A failed install is uninstalled so that the next attempt starts clean, unless it was
-		// the last one and remediateLastFailure is false.
-		last := exhausted(obj.Status.InstallFailures, rem)
-		if !last || rem == nil || rem.RemediateLastFailure == nil || *rem.RemediateLastFailure {
-			r.remediateUninstall(ctx, obj, cfg, revision)
-		}
-		return ctrl.Result{}, r.failure(obj, revision, helmv1.InstallFailedReason, msg)
+		return ctrl.Result{}, r.actionFailed(ctx, obj, cfg, a.Revision, true, before, fmt.Errorf("install of chart %s %s failed: %w", ch.Name(), ch.Metadata.Version, err))
 	}
 	obj.Status.InstallFailures = 0
 	conditions.MarkTrue(obj, helmv1.ReleasedCondition, helmv1.InstallSucceededReason, "installed chart %s %s as revision %d", ch.Name(), ch.Metadata.Version, rls.Version)
 	conditions.Delete(obj, helmv1.RemediatedCondition)
 	conditions.MarkTrue(obj, meta.ReadyCondition, helmv1.InstallSucceededReason, "installed release %s at revision %d: chart %s %s", rls.Name, rls.Version, ch.Name(), ch.Metadata.Version)
-	r.event(obj, revision, corev1.EventTypeNormal, helmv1.InstallSucceededReason, "installed release %s revision %d, chart %s %s", rls.Name, rls.Version, ch.Name(), ch.Metadata.Version)
+	r.event(obj, a.Revision, corev1.EventTypeNormal, helmv1.InstallSucceededReason, "installed release %s revision %d, chart %s %s", rls.Name, rls.Version, ch.Name(), ch.Metadata.Version)
 	return ctrl.Result{RequeueAfter: plumbreconcile.Jitter(obj.Spec.Interval.Duration)}, nil
 }
 
-func (r *HelmReleaseReconciler) upgrade(ctx context.Context, obj *helmv1.HelmRelease, cfg *action.Configuration, ch *chart.Chart, vals map[string]any, revision string) (ctrl.Result, error) {
-	var rem *helmv1.Remediation
+func (r *HelmReleaseReconciler) upgrade(ctx context.Context, obj *helmv1.HelmRelease, cfg *action.Configuration, ch *chart.Chart, vals map[string]any, a *meta.Artifact) (ctrl.Result, error) {
 	up := obj.Spec.Upgrade
-	if up != nil {
-		rem = up.Remediation
-	}
-	if obj.Status.UpgradeFailures > 0 && exhausted(obj.Status.UpgradeFailures, rem) {
-		return r.retriesExhausted(obj, revision, "upgrade", obj.Status.UpgradeFailures)
+	if exhausted(obj.Status.UpgradeFailures, upgradeRemediation(obj)) {
+		return r.retriesExhausted(obj, a.Revision, "upgrade", obj.Status.UpgradeFailures)
 	}
 	act := action.NewUpgrade(cfg)
 	act.Namespace, act.MaxHistory = obj.GetTargetNamespace(), obj.GetMaxHistory()
+	// The values are the spec's, not merged with the last release's (empty values would
+	// otherwise keep the old ones, and the release would never be up to date).
+	act.ResetValues = true
 	act.DisableOpenAPIValidation = true
-	act.Labels = map[string]string{postRenderersLabel: postRenderersDigest(obj), healthyLabel: "false"}
+	act.Labels = releaseLabels(obj, a)
 	if pr := postRenderer(obj); pr != nil {
 		act.PostRenderer = pr
 	}
 	act.Timeout = obj.GetTimeout()
-	act.SkipCRDs = true
 	wait := true
 	if up != nil {
 		if up.Timeout != nil {
 			act.Timeout = up.Timeout.Duration
 		}
 		wait = !up.DisableWait
-		act.SkipCRDs = up.CRDs == "" || up.CRDs == helmv1.CRDsSkip
 	}
 	conditions.MarkReconciling(obj, helmv1.ProgressingReason, "upgrading to chart %s %s", ch.Name(), ch.Metadata.Version)
+	before := latestVersion(cfg, obj.GetReleaseName())
 	rls, err := act.RunWithContext(ctx, obj.GetReleaseName(), ch, vals)
-	if err == nil && wait {
-		err = r.waitHealthy(ctx, obj, rls, act.Timeout)
-	}
 	if err == nil {
-		err = markHealthy(cfg, rls)
-	}
-	if err == nil {
-		err = r.runTests(ctx, obj, cfg)
+		err = r.confirm(ctx, obj, cfg, rls, wait, act.Timeout, a.Revision)
 	}
 	if err != nil {
-		return ctrl.Result{}, r.upgradeFailed(ctx, obj, cfg, revision, fmt.Errorf("upgrade to chart %s %s failed: %w", ch.Name(), ch.Metadata.Version, err))
+		return ctrl.Result{}, r.actionFailed(ctx, obj, cfg, a.Revision, false, before, fmt.Errorf("upgrade to chart %s %s failed: %w", ch.Name(), ch.Metadata.Version, err))
 	}
 	obj.Status.UpgradeFailures = 0
 	conditions.MarkTrue(obj, helmv1.ReleasedCondition, helmv1.UpgradeSucceededReason, "upgraded to chart %s %s as revision %d", ch.Name(), ch.Metadata.Version, rls.Version)
 	conditions.Delete(obj, helmv1.RemediatedCondition)
 	conditions.MarkTrue(obj, meta.ReadyCondition, helmv1.UpgradeSucceededReason, "upgraded release %s to revision %d: chart %s %s", rls.Name, rls.Version, ch.Name(), ch.Metadata.Version)
-	r.event(obj, revision, corev1.EventTypeNormal, helmv1.UpgradeSucceededReason, "upgraded release %s to revision %d, chart %s %s", rls.Name, rls.Version, ch.Name(), ch.Metadata.Version)
+	r.event(obj, a.Revision, corev1.EventTypeNormal, helmv1.UpgradeSucceededReason, "upgraded release %s to revision %d, chart %s %s", rls.Name, rls.Version, ch.Name(), ch.Metadata.Version)
 	return ctrl.Result{RequeueAfter: plumbreconcile.Jitter(obj.Spec.Interval.Duration)}, nil
 }
 
-// upgradeFailed counts a failed upgrade and remediates it (rollback or uninstall) unless the
-// retries are used up and remediateLastFailure is off.
-func (r *HelmReleaseReconciler) upgradeFailed(ctx context.Context, obj *helmv1.HelmRelease, cfg *action.Configuration, revision string, msg error) error {
-	var rem *helmv1.Remediation
-	if obj.Spec.Upgrade != nil {
-		rem = obj.Spec.Upgrade.Remediation
+// confirm waits for the new revision's health, runs its tests, then labels it healthy: until
+// then a stopped controller leaves it to be checked again.
+func (r *HelmReleaseReconciler) confirm(ctx context.Context, obj *helmv1.HelmRelease, cfg *action.Configuration, rls *release.Release, wait bool, timeout time.Duration, revision string) error {
+	if wait {
+		if err := r.waitHealthy(ctx, obj, rls, timeout); err != nil {
+			return err
+		}
 	}
-	obj.Status.UpgradeFailures++
-	conditions.MarkFalse(obj, helmv1.ReleasedCondition, helmv1.UpgradeFailedReason, "%v", msg)
-	last := exhausted(obj.Status.UpgradeFailures, rem)
-	if !last || (rem != nil && rem.RemediateLastFailure != nil && *rem.RemediateLastFailure) {
-		if rem != nil && rem.Strategy == helmv1.RemediateUninstall {
+	if err := r.runTests(ctx, obj, cfg, revision); err != nil {
+		return err
+	}
+	return markHealthy(cfg, rls)
+}
+
+// recheck confirms a revision whose health wait or tests were cut short by a stop.
+func (r *HelmReleaseReconciler) recheck(ctx context.Context, obj *helmv1.HelmRelease, cfg *action.Configuration, cur *release.Release, a *meta.Artifact) (ctrl.Result, error) {
+	install := cur.Version == 1
+	failures, rem, what := obj.Status.UpgradeFailures, upgradeRemediation(obj), "upgrade"
+	if install {
+		failures, rem, what = obj.Status.InstallFailures, installRemediation(obj), "install"
+	}
+	if exhausted(failures, rem) {
+		return r.retriesExhausted(obj, a.Revision, what, failures)
+	}
+	if err := r.confirm(ctx, obj, cfg, cur, true, obj.GetTimeout(), a.Revision); err != nil {
+		// The revision is stored: a failure is remediated as that of its action.
+		return ctrl.Result{}, r.actionFailed(ctx, obj, cfg, a.Revision, install, cur.Version-1, fmt.Errorf("revision %d: %w", cur.Version, err))
+	}
+	conditions.MarkTrue(obj, meta.ReadyCondition, helmv1.SucceededReason, "release %s at revision %d confirmed healthy", cur.Name, cur.Version)
+	return ctrl.Result{RequeueAfter: plumbreconcile.Jitter(obj.Spec.Interval.Duration)}, nil
+}
+
+// actionFailed handles a failed install or upgrade (or its wait or tests). A stop of the
+// controller is not a failure of the release. A failure before Helm stored a revision (a chart
+// that does not render, values its schema refuses) counts, but there is nothing to remediate.
+// Otherwise the failure counts and is remediated (uninstall for an install; rollback or
+// uninstall for an upgrade) unless it used up the retries and remediateLastFailure is off.
+func (r *HelmReleaseReconciler) actionFailed(ctx context.Context, obj *helmv1.HelmRelease, cfg *action.Configuration, revision string, install bool, before int, msg error) error {
+	reason, rem := helmv1.UpgradeFailedReason, upgradeRemediation(obj)
+	if install {
+		reason, rem = helmv1.InstallFailedReason, installRemediation(obj)
+	}
+	if ctx.Err() != nil {
+		markFailed(obj, reason, "interrupted: %v", msg)
+		return msg
+	}
+	if install {
+		obj.Status.InstallFailures++
+	} else {
+		obj.Status.UpgradeFailures++
+	}
+	conditions.MarkFalse(obj, helmv1.ReleasedCondition, reason, "%v", msg)
+	if latestVersion(cfg, obj.GetReleaseName()) <= before {
+		return r.failure(obj, revision, helmv1.RenderFailedReason, msg)
+	}
+	failures := obj.Status.UpgradeFailures
+	if install {
+		failures = obj.Status.InstallFailures
+	}
+	if !exhausted(failures, rem) || remediateLast(rem, install) {
+		switch {
+		case install, rem != nil && rem.Strategy == helmv1.RemediateUninstall:
 			r.remediateUninstall(ctx, obj, cfg, revision)
-		} else {
+		default:
 			r.rollback(ctx, obj, cfg, revision)
 		}
 	}
-	return r.failure(obj, revision, helmv1.UpgradeFailedReason, msg)
+	return r.failure(obj, revision, reason, msg)
 }
 
 // healthyLabel on a Helm release says whether its health was confirmed after the action: false
@@ -476,13 +595,18 @@ func (r *HelmReleaseReconciler) upgradeFailed(ctx context.Context, obj *helmv1.H
 // instead of being taken as done.
 const healthyLabel = "helm.plumb.dev/healthy"
 
-// markHealthy records on the release that it passed its health wait.
+// markHealthy records on the release that it passed its health wait and tests (read again
+// from storage: the tests wrote their results there).
 func markHealthy(cfg *action.Configuration, rls *release.Release) error {
-	if rls.Labels == nil {
-		rls.Labels = map[string]string{}
+	cur, err := cfg.Releases.Get(rls.Name, rls.Version)
+	if err != nil {
+		return err
 	}
-	rls.Labels[healthyLabel] = "true"
-	return cfg.Releases.Update(rls)
+	if cur.Labels == nil {
+		cur.Labels = map[string]string{}
+	}
+	cur.Labels[healthyLabel] = "true"
+	return cfg.Releases.Update(cur)
 }
 
 // waitHealthy waits, within timeout, until every object of the release's manifest is healthy as
@@ -522,12 +646,12 @@ func (r *HelmReleaseReconciler) retriesExhausted(obj *helmv1.HelmRelease, revisi
 		r.event(obj, revision, corev1.EventTypeWarning, helmv1.RetriesExhaustedReason, "%s", msg)
 	}
 	markFailed(obj, helmv1.RetriesExhaustedReason, "%s", msg)
-	return ctrl.Result{}, &waitError{msg: msg, after: true}
+	return ctrl.Result{}, &exhaustedError{msg: msg}
 }
 
 // runTests runs the chart's test hooks when spec.test.enable; a failure is an error unless
 // ignoreFailures.
-func (r *HelmReleaseReconciler) runTests(ctx context.Context, obj *helmv1.HelmRelease, cfg *action.Configuration) error {
+func (r *HelmReleaseReconciler) runTests(ctx context.Context, obj *helmv1.HelmRelease, cfg *action.Configuration, revision string) error {
 	t := obj.Spec.Test
 	if t == nil || !t.Enable {
 		conditions.Delete(obj, helmv1.TestSuccessCondition)
@@ -540,7 +664,7 @@ func (r *HelmReleaseReconciler) runTests(ctx context.Context, obj *helmv1.HelmRe
 	}
 	if _, err := act.Run(obj.GetReleaseName()); err != nil {
 		conditions.MarkFalse(obj, helmv1.TestSuccessCondition, helmv1.TestFailedReason, "tests failed: %v", err)
-		r.event(obj, "", corev1.EventTypeWarning, helmv1.TestFailedReason, "tests of release %s failed: %v", obj.GetReleaseName(), err)
+		r.event(obj, revision, corev1.EventTypeWarning, helmv1.TestFailedReason, "tests of release %s failed: %v", obj.GetReleaseName(), err)
 		if t.IgnoreFailures {
 			return nil
 		}
@@ -633,8 +757,9 @@ func (r *HelmReleaseReconciler) finalize(ctx context.Context, obj *helmv1.HelmRe
 			err = r.uninstall(ctx, obj, cfg)
 		}
 		if err != nil {
-			if apierrors.IsNotFound(err) || apierrors.IsForbidden(err) {
-				// The identity or namespace is gone: nothing can be uninstalled any more.
+			if apierrors.IsNotFound(err) || apierrors.IsForbidden(err) || errors.Is(err, errInvalidKubeConfig) || strings.Contains(err.Error(), "already deleted") {
+				// Already uninstalled (with its history kept), or the identity, namespace or
+				// kubeconfig is gone or unusable: nothing more can be uninstalled.
 				r.event(obj, "", corev1.EventTypeWarning, helmv1.UninstallFailedReason, "release %s left in place: %v", obj.GetReleaseName(), err)
 			} else {
 				return r.failure(obj, "", helmv1.UninstallFailedReason, fmt.Errorf("uninstall of release %s: %w", obj.GetReleaseName(), err))
@@ -676,12 +801,14 @@ func (r *HelmReleaseReconciler) cluster(ctx context.Context, obj *helmv1.HelmRel
 		key = "kubeconfig:" + hex.EncodeToString(sum[:])
 	}
 	sa := obj.Spec.ServiceAccountName
-	if sa == "" {
+	if sa == "" && obj.Spec.KubeConfig == nil {
+		// The default identity is this cluster's; a remote cluster is reached as its kubeconfig
+		// says unless a ServiceAccount is named.
 		sa = r.DefaultServiceAccount
 	}
 	if sa != "" {
 		cfg.Impersonate = rest.ImpersonationConfig{UserName: fmt.Sprintf("system:serviceaccount:%s:%s", obj.Namespace, sa)}
-		key = "sa:" + obj.Namespace + "/" + sa
+		key += "/sa:" + obj.Namespace + "/" + sa
 	}
 	if v, ok := r.clusters.Load(key); ok {
 		return v.(*plumbrelease.Cluster), nil
@@ -866,44 +993,44 @@ func (r *HelmReleaseReconciler) chartArtifact(ctx context.Context, obj *helmv1.H
 	return &a, nil
 }
 
-// loadChart downloads (digest-checked) and loads a chart artifact, once per digest.
+// loadChart downloads (digest-checked, once per digest) and loads a chart artifact.
 func (r *HelmReleaseReconciler) loadChart(ctx context.Context, a *meta.Artifact) (*chart.Chart, error) {
 	c := &r.charts
 	c.mu.Lock()
-	ch, ok := c.m[a.Digest]
+	data, ok := c.m[a.Digest]
 	c.mu.Unlock()
-	if ok {
-		return ch, nil
-	}
-	v, err, _ := c.flight.Do(a.Digest, func() (any, error) {
-		data, err := r.Fetcher.Fetch(ctx, a)
+	if !ok {
+		v, err, _ := c.flight.Do(a.Digest, func() (any, error) {
+			data, err := r.Fetcher.Fetch(ctx, a)
+			if err != nil {
+				return nil, err
+			}
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if c.m == nil {
+				c.m = map[string][]byte{}
+			}
+			if len(c.order) >= maxCachedCharts {
+				delete(c.m, c.order[0])
+				c.order = c.order[1:]
+			}
+			c.m[a.Digest] = data
+			c.order = append(c.order, a.Digest)
+			return data, nil
+		})
 		if err != nil {
 			return nil, err
 		}
-		ch, err := loader.LoadArchive(bytes.NewReader(data))
-		if err != nil {
-			return nil, fmt.Errorf("not a chart: %w", err)
-		}
-		if err := ch.Validate(); err != nil {
-			return nil, fmt.Errorf("invalid chart: %w", err)
-		}
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if c.m == nil {
-			c.m = map[string]*chart.Chart{}
-		}
-		if len(c.order) >= maxCachedCharts {
-			delete(c.m, c.order[0])
-			c.order = c.order[1:]
-		}
-		c.m[a.Digest] = ch
-		c.order = append(c.order, a.Digest)
-		return ch, nil
-	})
-	if err != nil {
-		return nil, err
+		data = v.([]byte)
 	}
-	return v.(*chart.Chart), nil
+	ch, err := loader.LoadArchive(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("not a chart: %w", err)
+	}
+	if err := ch.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid chart: %w", err)
+	}
+	return ch, nil
 }
 
 // values composes valuesFrom (in order) and spec.values (last).

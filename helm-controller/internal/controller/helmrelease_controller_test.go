@@ -176,13 +176,15 @@ func TestHelmRelease_RecoversAPendingRelease(t *testing.T) {
 	g.Expect(k8s.Create(ctx, hr)).To(Succeed())
 	waitReleased(g, hr, "1.0.0")
 
-	// Leave revision 1 pending, as a crash in the middle of an upgrade would.
+	// Leave a revision 2 pending, as a crash in the middle of an upgrade would.
 	cfg, err := reconciler.actionConfig(ctx, hr)
 	g.Expect(err).NotTo(HaveOccurred())
 	rls, err := cfg.Releases.Last("web")
 	g.Expect(err).NotTo(HaveOccurred())
-	rls.SetStatus(release.StatusPendingUpgrade, "stopped mid-upgrade")
-	g.Expect(cfg.Releases.Update(rls)).To(Succeed())
+	pending := *rls
+	pending.Info = &release.Info{Status: release.StatusPendingUpgrade, Description: "stopped mid-upgrade"}
+	pending.Version = 2
+	g.Expect(cfg.Releases.Create(&pending)).To(Succeed())
 
 	// No request: the HelmChart's new artifact triggers the HelmRelease (interval is an hour).
 	publishTo(t, src, testChart("1.1.0", false))
@@ -193,9 +195,9 @@ func TestHelmRelease_RecoversAPendingRelease(t *testing.T) {
 	for _, h := range hist {
 		statuses = append(statuses, h.Info.Status.String())
 	}
-	// The pending revision was marked failed, then superseded by the upgrade.
-	g.Expect(strings.Join(statuses, ",")).To(Equal("superseded,deployed"))
-	g.Expect(hist[0].Info.Description).To(ContainSubstring("recovered by helm-controller"))
+	// The pending revision was marked failed, and a new one deployed.
+	g.Expect(strings.Join(statuses, ",")).To(Equal("superseded,failed,deployed"))
+	g.Expect(hist[1].Info.Description).To(ContainSubstring("recovered by helm-controller"))
 }
 
 func TestHelmRelease_BadInputAndDependencies(t *testing.T) {

@@ -42,6 +42,11 @@ type waitError struct {
 
 func (e *waitError) Error() string { return e.msg }
 
+// exhaustedError stops acting until something changes: Stalled, checked again at the interval.
+type exhaustedError struct{ msg string }
+
+func (e *exhaustedError) Error() string { return e.msg }
+
 // wait marks Ready=False while something the release needs is not there yet.
 func (r *HelmReleaseReconciler) wait(obj *helmv1.HelmRelease, reason, format string, args ...any) error {
 	msg := fmt.Sprintf(format, args...)
@@ -78,8 +83,11 @@ func (r *HelmReleaseReconciler) finalizeStatus(ctx context.Context, obj *helmv1.
 	}
 	setOutcome(obj, *retErr)
 	var w *waitError
+	var ex *exhaustedError
 	switch {
 	case *retErr == nil, errors.Is(*retErr, reconcile.TerminalError(nil)):
+	case errors.As(*retErr, &ex):
+		*retErr, *result = nil, ctrl.Result{RequeueAfter: plumbreconcile.Jitter(obj.Spec.Interval.Duration)}
 	case errors.As(*retErr, &w):
 		after := r.RequeueDependency
 		if w.after {
@@ -102,8 +110,13 @@ func (r *HelmReleaseReconciler) finalizeStatus(ctx context.Context, obj *helmv1.
 // setOutcome is the pure part of finalizeStatus.
 func setOutcome(obj *helmv1.HelmRelease, err error) {
 	var w *waitError
+	var ex *exhaustedError
 	switch {
 	case !obj.DeletionTimestamp.IsZero(), obj.Spec.Suspend:
+	case errors.As(err, &ex):
+		conditions.Delete(obj, meta.ReconcilingCondition)
+		conditions.MarkStalled(obj, helmv1.RetriesExhaustedReason, "%s", ex.msg)
+		obj.Status.ObservedGeneration = obj.Generation
 	case err == nil:
 		conditions.Delete(obj, meta.ReconcilingCondition)
 		conditions.Delete(obj, meta.StalledCondition)

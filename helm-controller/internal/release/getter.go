@@ -8,10 +8,10 @@ import (
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 )
 
 // Cluster is one identity's view of a cluster for Helm: the REST config, and discovery and a
@@ -36,8 +36,18 @@ func (c *Cluster) init() {
 			return
 		}
 		c.disc = memory.NewMemCacheClient(dc)
-		c.mapper = restmapper.NewDeferredDiscoveryRESTMapper(c.disc)
-		c.client, c.err = client.New(c.config, client.Options{Mapper: c.mapper})
+		httpClient, err := rest.HTTPClientFor(c.config)
+		if err != nil {
+			c.err = err
+			return
+		}
+		// Refreshed when a kind is missing: CRDs installed later (by a chart, or anyone) are
+		// found without a restart.
+		if c.mapper, err = apiutil.NewDynamicRESTMapper(c.config, httpClient); err != nil {
+			c.err = err
+			return
+		}
+		c.client, c.err = client.New(c.config, client.Options{HTTPClient: httpClient, Mapper: c.mapper})
 	})
 }
 
