@@ -33,7 +33,7 @@ type options struct {
 	metricsAddr, healthAddr, pprofAddr, watchLabels, defaultSA string
 	workers, apiBurst                                          int
 	apiQPS                                                     float64
-	leaderElect                                                bool
+	leaderElect, noCrossNamespaceRefs                          bool
 	requeueDependency                                          time.Duration
 }
 
@@ -48,6 +48,7 @@ func main() {
 	flag.IntVar(&o.apiBurst, "kube-api-burst", 300, "Requests to the Kubernetes API in a burst, when --kube-api-qps is positive.")
 	flag.StringVar(&o.watchLabels, "watch-label-selector", "", "Reconcile only HelmReleases matching this label selector (sharding).")
 	flag.BoolVar(&o.leaderElect, "leader-elect", true, "Elect a leader among replicas; only the leader reconciles.")
+	flag.BoolVar(&o.noCrossNamespaceRefs, "no-cross-namespace-refs", false, "Refuse chartRef and dependsOn in other namespaces.")
 	flag.StringVar(&o.defaultSA, "default-service-account", "", "ServiceAccount to impersonate when a HelmRelease names none.")
 	flag.DurationVar(&o.requeueDependency, "requeue-dependency", 5*time.Second, "Wait before checking again a chart source or dependency that is not ready.")
 	flag.BoolVar(&logDevelopment, "log-development", false, "Human-readable console logs instead of JSON.")
@@ -99,6 +100,7 @@ func run(ctx context.Context, o options) error {
 		Fetcher:               &artifact.Fetcher{},
 		DefaultServiceAccount: o.defaultSA,
 		RequeueDependency:     o.requeueDependency,
+		NoCrossNamespaceRefs:  o.noCrossNamespaceRefs,
 	}
 	if err := r.SetupWithManager(ctx, mgr, o.workers); err != nil {
 		return err

@@ -190,8 +190,8 @@ type ValuesReference struct {
 	// ValuesKey is the key holding YAML values; default values.yaml.
 	// +optional
 	ValuesKey string `json:"valuesKey,omitempty"`
-	// TargetPath, when set, puts the key's raw value at this dotted path of the values (as
-	// helm --set does) instead of merging YAML.
+	// TargetPath, when set, puts the key's value, as a string, at this dotted path of the values
+	// (\. for a dot inside a key) instead of merging YAML.
 	// +optional
 	TargetPath string `json:"targetPath,omitempty"`
 	// Optional lets the release go ahead when the object or key is missing.
@@ -245,7 +245,8 @@ type Upgrade struct {
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
 	Timeout *metav1.Duration `json:"timeout,omitempty"`
-	// CRDs of the chart's crds/ folder: Skip (default, as Helm), Create or CreateReplace.
+	// CRDs of the chart's crds/ folder: Skip (default, as Helm), Create (the missing ones) or
+	// CreateReplace (also update existing ones, server-side apply).
 	// +optional
 	// +kubebuilder:validation:Enum=Skip;Create;CreateReplace
 	CRDs string `json:"crds,omitempty"`
@@ -267,8 +268,8 @@ type Remediation struct {
 	// +optional
 	// +kubebuilder:validation:Enum=rollback;uninstall
 	Strategy string `json:"strategy,omitempty"`
-	// RemediateLastFailure also remediates when the retries are exhausted; default true for
-	// installs and false for upgrades.
+	// RemediateLastFailure also remediates the last failure, when the retries are used up;
+	// default true for installs, and for upgrades when retries is not 0.
 	// +optional
 	RemediateLastFailure *bool `json:"remediateLastFailure,omitempty"`
 }

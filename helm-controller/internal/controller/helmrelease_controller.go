@@ -16,6 +16,7 @@ import (
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
 	"github.com/fluxcd/pkg/runtime/patch"
+	"github.com/fluxcd/pkg/ssa"
 	"golang.org/x/sync/singleflight"
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart"
@@ -80,6 +81,8 @@ type HelmReleaseReconciler struct {
 	DefaultServiceAccount string
 	// RequeueDependency is the wait before checking a source or dependency that is not ready.
 	RequeueDependency time.Duration
+	// NoCrossNamespaceRefs refuses chartRef and dependsOn in other namespaces.
+	NoCrossNamespaceRefs bool
 
 	clusters sync.Map // identity → *plumbrelease.Cluster
 	charts   chartCache
@@ -227,10 +230,13 @@ func (r *HelmReleaseReconciler) reconcile(ctx context.Context, obj *helmv1.HelmR
 	if err != nil {
 		return ctrl.Result{}, r.failure(obj, a.Revision, helmv1.ArtifactFailedReason, fmt.Errorf("chart artifact %s: %w", a.Revision, err))
 	}
-	vals, err := r.values(ctx, obj)
+	vals, secrets, err := r.values(ctx, obj)
 	if err != nil {
 		return ctrl.Result{}, r.failure(obj, a.Revision, helmv1.ValuesFailedReason, err)
 	}
+	// Helm and API server errors may quote values (a schema's pattern, a template's fail):
+	// those read from Secrets are masked in messages and events.
+	ctx = context.WithValue(ctx, secretValuesKey{}, secrets)
 	digest := plumbrelease.Digest(vals)
 
 	// A change of chart, values or spec, or the reset annotation, starts the failure counts again.
@@ -461,7 +467,12 @@ func (r *HelmReleaseReconciler) install(ctx context.Context, obj *helmv1.HelmRel
 			act.Timeout = in.Timeout.Duration
 		}
 		wait = !in.DisableWait
-		act.SkipCRDs = in.CRDs == helmv1.CRDsSkip
+		act.SkipCRDs = in.CRDs == helmv1.CRDsSkip || in.CRDs == helmv1.CRDsCreateReplace
+	}
+	if in != nil && in.CRDs == helmv1.CRDsCreateReplace {
+		if err := r.applyCRDs(ctx, obj, ch, true); err != nil {
+			return ctrl.Result{}, r.failure(obj, a.Revision, helmv1.InstallFailedReason, fmt.Errorf("CRDs of chart %s: %w", ch.Name(), err))
+		}
 	}
 	conditions.MarkReconciling(obj, helmv1.ProgressingReason, "installing chart %s %s", ch.Name(), ch.Metadata.Version)
 	before := latestVersion(cfg, obj.GetReleaseName())
@@ -502,6 +513,12 @@ func (r *HelmReleaseReconciler) upgrade(ctx context.Context, obj *helmv1.HelmRel
 			act.Timeout = up.Timeout.Duration
 		}
 		wait = !up.DisableWait
+		// Helm leaves CRDs alone on upgrade; Create and CreateReplace are done here.
+		if up.CRDs == helmv1.CRDsCreate || up.CRDs == helmv1.CRDsCreateReplace {
+			if err := r.applyCRDs(ctx, obj, ch, up.CRDs == helmv1.CRDsCreateReplace); err != nil {
+				return ctrl.Result{}, r.failure(obj, a.Revision, helmv1.UpgradeFailedReason, fmt.Errorf("CRDs of chart %s: %w", ch.Name(), err))
+			}
+		}
 	}
 	conditions.MarkReconciling(obj, helmv1.ProgressingReason, "upgrading to chart %s %s", ch.Name(), ch.Metadata.Version)
 	before := latestVersion(cfg, obj.GetReleaseName())
@@ -518,6 +535,48 @@ func (r *HelmReleaseReconciler) upgrade(ctx context.Context, obj *helmv1.HelmRel
 	conditions.MarkTrue(obj, meta.ReadyCondition, helmv1.UpgradeSucceededReason, "upgraded release %s to revision %d: chart %s %s", rls.Name, rls.Version, ch.Name(), ch.Metadata.Version)
 	r.event(obj, a.Revision, corev1.EventTypeNormal, helmv1.UpgradeSucceededReason, "upgraded release %s to revision %d, chart %s %s", rls.Name, rls.Version, ch.Name(), ch.Metadata.Version)
 	return ctrl.Result{RequeueAfter: plumbreconcile.Jitter(obj.Spec.Interval.Duration)}, nil
+}
+
+// applyCRDs creates the CRDs of the chart's crds/ folder that are missing, and with replace
+// also updates those that exist (server-side apply), as the release's identity.
+func (r *HelmReleaseReconciler) applyCRDs(ctx context.Context, obj *helmv1.HelmRelease, ch *chart.Chart, replace bool) error {
+	files := ch.CRDObjects()
+	if len(files) == 0 {
+		return nil
+	}
+	cluster, err := r.cluster(ctx, obj)
+	if err != nil {
+		return err
+	}
+	c, err := cluster.Client()
+	if err != nil {
+		return err
+	}
+	mapper, err := cluster.Mapper()
+	if err != nil {
+		return err
+	}
+	var objs []*unstructured.Unstructured
+	for _, f := range files {
+		o, err := plumbrelease.Objects(string(f.File.Data), "", mapper)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.Filename, err)
+		}
+		objs = append(objs, o...)
+	}
+	if replace {
+		rm := ssa.NewResourceManager(c, nil, ssa.Owner{Field: r.ControllerName})
+		opts := ssa.DefaultApplyOptions()
+		opts.Force = true
+		_, err := rm.ApplyAllStaged(ctx, objs, opts)
+		return err
+	}
+	for _, o := range objs {
+		if err := c.Create(ctx, o); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("%s: %w", health.Describe(o), err)
+		}
+	}
+	return nil
 }
 
 // confirm waits for the new revision's health, runs its tests, then labels it healthy: until
@@ -558,6 +617,7 @@ func (r *HelmReleaseReconciler) recheck(ctx context.Context, obj *helmv1.HelmRel
 // Otherwise the failure counts and is remediated (uninstall for an install; rollback or
 // uninstall for an upgrade) unless it used up the retries and remediateLastFailure is off.
 func (r *HelmReleaseReconciler) actionFailed(ctx context.Context, obj *helmv1.HelmRelease, cfg *action.Configuration, revision string, install bool, before int, msg error) error {
+	msg = redact(ctx, msg)
 	reason, rem := helmv1.UpgradeFailedReason, upgradeRemediation(obj)
 	if install {
 		reason, rem = helmv1.InstallFailedReason, installRemediation(obj)
@@ -968,6 +1028,9 @@ func (r *HelmReleaseReconciler) chartArtifact(ctx context.Context, obj *helmv1.H
 	if err != nil {
 		return nil, r.stall(obj, helmv1.InvalidSpecReason, fmt.Sprintf("spec.chartRef.apiVersion %q: %v", apiVersion, err))
 	}
+	if r.NoCrossNamespaceRefs && ns != obj.Namespace {
+		return nil, r.stall(obj, helmv1.InvalidSpecReason, fmt.Sprintf("spec.chartRef in namespace %s: this controller refuses references to other namespaces (--no-cross-namespace-refs)", ns))
+	}
 	name := fmt.Sprintf("%s %s/%s", ref.Kind, ns, ref.Name)
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(gv.WithKind(ref.Kind))
@@ -1034,8 +1097,9 @@ func (r *HelmReleaseReconciler) loadChart(ctx context.Context, a *meta.Artifact)
 }
 
 // values composes valuesFrom (in order) and spec.values (last).
-func (r *HelmReleaseReconciler) values(ctx context.Context, obj *helmv1.HelmRelease) (map[string]any, error) {
+func (r *HelmReleaseReconciler) values(ctx context.Context, obj *helmv1.HelmRelease) (map[string]any, []string, error) {
 	vals := map[string]any{}
+	var secrets []string
 	for _, ref := range obj.Spec.ValuesFrom {
 		key := ref.ValuesKey
 		if key == "" {
@@ -1060,38 +1124,41 @@ func (r *HelmReleaseReconciler) values(ctx context.Context, obj *helmv1.HelmRele
 			}
 		}
 		if err != nil && !apierrors.IsNotFound(err) {
-			return nil, fmt.Errorf("valuesFrom %s %s: %w", ref.Kind, nn, err)
+			return nil, nil, fmt.Errorf("valuesFrom %s %s: %w", ref.Kind, nn, err)
 		}
 		if err != nil || !found {
 			if ref.Optional {
 				continue
 			}
 			if err != nil {
-				return nil, fmt.Errorf("valuesFrom: %s %s not found", ref.Kind, nn)
+				return nil, nil, fmt.Errorf("valuesFrom: %s %s not found", ref.Kind, nn)
 			}
-			return nil, fmt.Errorf("valuesFrom: %s %s has no key %q", ref.Kind, nn, key)
+			return nil, nil, fmt.Errorf("valuesFrom: %s %s has no key %q", ref.Kind, nn, key)
+		}
+		if ref.Kind == "Secret" {
+			secrets = append(secrets, stringLeaves(data)...)
 		}
 		if ref.TargetPath != "" {
 			if err := plumbrelease.SetPath(vals, ref.TargetPath, strings.TrimRight(string(data), "\n")); err != nil {
-				return nil, fmt.Errorf("valuesFrom %s %s: %w", ref.Kind, nn, err)
+				return nil, nil, fmt.Errorf("valuesFrom %s %s: %w", ref.Kind, nn, err)
 			}
 			continue
 		}
 		v, err := plumbrelease.ParseValues(data)
 		if err != nil {
 			// The parser's message may quote the content, which may be secret: only its place.
-			return nil, fmt.Errorf("valuesFrom %s %s key %q is not a YAML map of values", ref.Kind, nn, key)
+			return nil, nil, fmt.Errorf("valuesFrom %s %s key %q is not a YAML map of values", ref.Kind, nn, key)
 		}
 		vals = plumbrelease.Merge(vals, v)
 	}
 	if obj.Spec.Values != nil && len(obj.Spec.Values.Raw) > 0 {
 		v, err := plumbrelease.ParseValues(obj.Spec.Values.Raw)
 		if err != nil {
-			return nil, fmt.Errorf("spec.values: %w", err)
+			return nil, nil, fmt.Errorf("spec.values: %w", err)
 		}
 		vals = plumbrelease.Merge(vals, v)
 	}
-	return vals, nil
+	return vals, secrets, nil
 }
 
 // checkDependencies waits until every object of spec.dependsOn is Ready at its generation.
@@ -1101,6 +1168,9 @@ func (r *HelmReleaseReconciler) checkDependencies(ctx context.Context, obj *helm
 			return r.stall(obj, helmv1.InvalidSpecReason, fmt.Sprintf("spec.dependsOn apiVersion %q: %v", d.APIVersion, err))
 		}
 		gvk, key := dependencyKey(obj, d)
+		if r.NoCrossNamespaceRefs && key.Namespace != obj.Namespace {
+			return r.stall(obj, helmv1.InvalidSpecReason, fmt.Sprintf("spec.dependsOn %s: this controller refuses references to other namespaces (--no-cross-namespace-refs)", key))
+		}
 		u := &unstructured.Unstructured{}
 		u.SetGroupVersionKind(gvk)
 		name := fmt.Sprintf("%s %s", gvk.Kind, key)
@@ -1116,4 +1186,50 @@ func (r *HelmReleaseReconciler) checkDependencies(ctx context.Context, obj *helm
 		}
 	}
 	return nil
+}
+
+// secretValuesKey carries the values read from Secrets in a reconcile's context.
+type secretValuesKey struct{}
+
+// redact replaces the values read from Secrets in an error's text.
+func redact(ctx context.Context, err error) error {
+	secrets, _ := ctx.Value(secretValuesKey{}).([]string)
+	msg := err.Error()
+	changed := false
+	for _, v := range secrets {
+		if len(v) >= 4 && strings.Contains(msg, v) {
+			msg, changed = strings.ReplaceAll(msg, v, "<redacted>"), true
+		}
+	}
+	if !changed {
+		return err
+	}
+	return errors.New(msg)
+}
+
+// stringLeaves returns a Secret key's value and, when it is YAML, the scalar values in it.
+func stringLeaves(data []byte) []string {
+	out := []string{strings.TrimRight(string(data), "\n")}
+	vals, err := plumbrelease.ParseValues(data)
+	if err != nil {
+		return out
+	}
+	var walk func(any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			for _, e := range x {
+				walk(e)
+			}
+		case []any:
+			for _, e := range x {
+				walk(e)
+			}
+		case nil:
+		default:
+			out = append(out, fmt.Sprint(x))
+		}
+	}
+	walk(vals)
+	return out
 }

@@ -541,3 +541,28 @@ func TestHelmRelease_HelmCreateChart(t *testing.T) {
 		g.Expect(getHR(g, hr).Status.History[0].Version).To(Equal(2))
 	}, timeout, 100*time.Millisecond).Should(Succeed())
 }
+
+// Values read from Secrets are masked in the messages of failures that quote them.
+func TestHelmRelease_SecretValuesStayOutOfMessages(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	quoting := testChart("1.0.0", false)
+	quoting.Templates = append(quoting.Templates, &chart.File{Name: "templates/check.yaml",
+		Data: []byte(`{{ if ne .Values.greeting "ok" }}{{ fail (printf "greeting %s is not ok" .Values.greeting) }}{{ end }}`)})
+	chartSource(t, ns, "quoting", quoting)
+	g.Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: ns},
+		StringData: map[string]string{"values.yaml": "greeting: sup3r-s3cret-greeting\n"}})).To(Succeed())
+	hr := newRelease(ns, "quoting", func(hr *helmv1.HelmRelease) {
+		hr.Spec.ValuesFrom = []helmv1.ValuesReference{{Kind: "Secret", Name: "creds"}}
+	})
+	g.Expect(k8s.Create(ctx, hr)).To(Succeed())
+	msg := waitReason(g, hr, helmv1.RetriesExhaustedReason)
+	g.Expect(msg).To(ContainSubstring("greeting <redacted> is not ok"))
+	var events corev1.EventList
+	g.Expect(k8s.List(ctx, &events, client.InNamespace(ns))).To(Succeed())
+	for _, e := range events.Items {
+		g.Expect(e.Message).NotTo(ContainSubstring("sup3r-s3cret-greeting"))
+	}
+	g.Expect(conditions.GetMessage(hr, helmv1.ReleasedCondition)).NotTo(ContainSubstring("sup3r-s3cret-greeting"))
+}
