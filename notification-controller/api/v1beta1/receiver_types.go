@@ -1,0 +1,124 @@
+package v1beta1
+
+import (
+	"github.com/fluxcd/pkg/apis/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// ReceiverKind is the kind name of Receiver.
+const ReceiverKind = "Receiver"
+
+// Receiver types: who calls the webhook, and how a call is authenticated.
+const (
+	// GenericReceiver: any POST to the secret path.
+	GenericReceiver = "generic"
+	// GenericHMACReceiver: X-Signature: sha256=<hex HMAC of the body> (sha1 and sha512 too).
+	GenericHMACReceiver = "generic-hmac"
+	// GitHubReceiver: X-Hub-Signature-256, X-GitHub-Event (ping answered, not acted on).
+	GitHubReceiver = "github"
+	// GitLabReceiver: X-Gitlab-Token, X-Gitlab-Event.
+	GitLabReceiver = "gitlab"
+	// GiteaReceiver: X-Gitea-Signature (hex HMAC-SHA256), X-Gitea-Event.
+	GiteaReceiver = "gitea"
+	// BitbucketReceiver (Bitbucket Server / Data Center): X-Hub-Signature, X-Event-Key.
+	BitbucketReceiver = "bitbucket"
+	// HarborReceiver: Authorization equal to the token.
+	HarborReceiver = "harbor"
+	// DockerHubReceiver: the secret path, and a Docker Hub push payload.
+	DockerHubReceiver = "dockerhub"
+	// QuayReceiver: the secret path, and a Quay repository push payload.
+	QuayReceiver = "quay"
+)
+
+// ReceiverSpec says who may call, which of their events count, and what to reconcile.
+type ReceiverSpec struct {
+	// Type of the caller.
+	// +required
+	// +kubebuilder:validation:Enum=generic;generic-hmac;github;gitlab;gitea;bitbucket;harbor;dockerhub;quay
+	Type string `json:"type"`
+	// Events the call must be one of to act (X-GitHub-Event, X-Gitlab-Event, ... e.g. push,
+	// "Push Hook"); empty accepts all.
+	// +optional
+	Events []string `json:"events,omitempty"`
+	// Resources to reconcile on a valid call.
+	// +required
+	// +kubebuilder:validation:MinItems=1
+	Resources []CrossNamespaceObjectReference `json:"resources"`
+	// SecretRef names a Secret in the same namespace whose `token` key makes the webhook path
+	// and authenticates calls.
+	// +required
+	SecretRef meta.LocalObjectReference `json:"secretRef"`
+	// Suspend stops acting on calls (they are answered 503).
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+}
+
+// CrossNamespaceObjectReference selects objects to reconcile.
+// +kubebuilder:validation:XValidation:rule="!(has(self.name) && has(self.matchLabels)) || self.name == '*'",message="set name or matchLabels, not both"
+type CrossNamespaceObjectReference struct {
+	// APIVersion of the objects, e.g. source.plumb.dev/v1beta1.
+	// +required
+	APIVersion string `json:"apiVersion"`
+	// Kind of the objects, e.g. GitRepository.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	Kind string `json:"kind"`
+	// Name of the object, or * for all of the kind in the namespace (with matchLabels, those
+	// that match).
+	// +optional
+	Name string `json:"name,omitempty"`
+	// Namespace of the objects; default the Receiver's.
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+	// MatchLabels selects the objects by label.
+	// +optional
+	MatchLabels map[string]string `json:"matchLabels,omitempty"`
+}
+
+// ReceiverStatus is what the controller observed.
+type ReceiverStatus struct {
+	// ObservedGeneration is the generation of the spec last reconciled.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Conditions: Ready, Reconciling, Stalled.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// WebhookPath is the path to call: /hook/<sha256 of token, name and namespace>.
+	// +optional
+	WebhookPath                 string `json:"webhookPath,omitempty"`
+	meta.ReconcileRequestStatus `json:",inline"`
+}
+
+// Receiver is an incoming webhook that reconciles objects at once when a Git host or registry
+// calls it.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:categories=plumb
+// +kubebuilder:printcolumn:name="Ready",type="string",JSONPath=".status.conditions[?(@.type==\"Ready\")].status"
+// +kubebuilder:printcolumn:name="Path",type="string",JSONPath=".status.webhookPath"
+// +kubebuilder:printcolumn:name="Age",type="date",JSONPath=".metadata.creationTimestamp"
+type Receiver struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +required
+	Spec ReceiverSpec `json:"spec"`
+	// +optional
+	Status ReceiverStatus `json:"status,omitempty"`
+}
+
+// ReceiverList is a list of Receivers.
+// +kubebuilder:object:root=true
+type ReceiverList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Receiver `json:"items"`
+}
+
+// GetConditions returns the status conditions.
+func (in *Receiver) GetConditions() []metav1.Condition { return in.Status.Conditions }
+
+// SetConditions replaces the status conditions.
+func (in *Receiver) SetConditions(c []metav1.Condition) { in.Status.Conditions = c }

@@ -1,0 +1,119 @@
+// Package controller holds notification-controller's reconcilers and its webhook server.
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
+	"github.com/fluxcd/pkg/runtime/patch"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+
+	notifyv1 "github.com/plumb-dev/plumb/notification-controller/api/v1beta1"
+	"github.com/plumb-dev/plumb/notification-controller/internal/receiver"
+	"github.com/plumb-dev/plumb/shared/events"
+	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
+)
+
+// +kubebuilder:rbac:groups=notification.plumb.dev,resources=receivers,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=notification.plumb.dev,resources=receivers/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
+// +kubebuilder:rbac:groups=*,resources=*,verbs=get;list;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+
+// Reasons of Receiver conditions.
+const (
+	SucceededReason     = "Succeeded"
+	TokenNotFoundReason = "TokenNotFound"
+)
+
+// WebhookPathIndex indexes Receivers by status.webhookPath, for the server.
+const WebhookPathIndex = ".status.webhookPath"
+
+// ReceiverReconciler publishes each Receiver's webhook path.
+type ReceiverReconciler struct {
+	client.Client
+	// APIReader reads token Secrets, uncached.
+	APIReader      client.Reader
+	Events         recorder.EventRecorder
+	ControllerName string
+}
+
+// SetupWithManager registers the reconciler and the webhook path index.
+func (r *ReceiverReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, concurrent int) error {
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &notifyv1.Receiver{}, WebhookPathIndex, func(o client.Object) []string {
+		if p := o.(*notifyv1.Receiver).Status.WebhookPath; p != "" {
+			return []string{p}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&notifyv1.Receiver{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, plumbreconcile.Requested{}))).
+		WithOptions(controller.Options{MaxConcurrentReconciles: concurrent}).
+		Complete(r)
+}
+
+// Reconcile reads the token and publishes the webhook path it makes.
+func (r *ReceiverReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	obj := &notifyv1.Receiver{}
+	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	patcher := patch.NewSerialPatcher(obj, r.Client)
+	defer func() {
+		if v, ok := plumbreconcile.RequestedAt(obj.GetAnnotations()); ok {
+			obj.Status.LastHandledReconcileAt = v
+		}
+		if retErr == nil {
+			conditions.Delete(obj, meta.ReconcilingCondition)
+			obj.Status.ObservedGeneration = obj.Generation
+		} else {
+			conditions.MarkReconciling(obj, meta.ProgressingWithRetryReason, "retrying after: %s", conditions.GetReason(obj, meta.ReadyCondition))
+		}
+		if err := patcher.Patch(ctx, obj, patch.WithOwnedConditions{Conditions: []string{meta.ReadyCondition, meta.ReconcilingCondition}},
+			patch.WithFieldOwner(r.ControllerName)); err != nil && !apierrors.IsNotFound(err) {
+			log.FromContext(ctx).Error(err, "patching status")
+			retErr = errors.Join(retErr, err)
+		}
+	}()
+	token, err := Token(ctx, r.APIReader, obj)
+	if err != nil {
+		conditions.MarkFalse(obj, meta.ReadyCondition, TokenNotFoundReason, "%v", err)
+		events.Record(r.Events, obj, "", corev1.EventTypeWarning, TokenNotFoundReason, "%v", err)
+		return ctrl.Result{}, err
+	}
+	obj.Status.WebhookPath = receiver.Path(token, obj.Name, obj.Namespace)
+	conditions.MarkTrue(obj, meta.ReadyCondition, SucceededReason, "receiving %s calls at %s", obj.Spec.Type, obj.Status.WebhookPath)
+	return ctrl.Result{}, nil
+}
+
+// Token reads the `token` key of a Receiver's Secret.
+func Token(ctx context.Context, r client.Reader, obj *notifyv1.Receiver) (string, error) {
+	s := &corev1.Secret{}
+	key := types.NamespacedName{Namespace: obj.Namespace, Name: obj.Spec.SecretRef.Name}
+	if err := r.Get(ctx, key, s); err != nil {
+		if apierrors.IsNotFound(err) {
+			return "", fmt.Errorf("token Secret %s not found", key)
+		}
+		return "", fmt.Errorf("token Secret %s: %w", key, err)
+	}
+	t := string(s.Data["token"])
+	if t == "" {
+		return "", fmt.Errorf("token Secret %s has no token key", key)
+	}
+	return t, nil
+}

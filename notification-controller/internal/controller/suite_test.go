@@ -1,0 +1,59 @@
+package controller
+
+import (
+	"context"
+	"net/http/httptest"
+	"os"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	notifyv1 "github.com/plumb-dev/plumb/notification-controller/api/v1beta1"
+	"github.com/plumb-dev/plumb/shared/testenv"
+)
+
+var (
+	env     *testenv.Env
+	k8s     client.Client
+	hookURL string // the webhook server on loopback
+)
+
+func TestMain(m *testing.M) { os.Exit(run(m)) }
+
+func run(m *testing.M) int {
+	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(true)))
+	scheme := runtime.NewScheme()
+	must(clientgoscheme.AddToScheme(scheme))
+	must(notifyv1.AddToScheme(scheme))
+	var err error
+	env, err = testenv.Start(testenv.Options{Scheme: scheme})
+	must(err)
+	defer func() { must(env.Stop()) }()
+	k8s = env.Client
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}})
+	must(err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	must((&ReceiverReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: mgr.GetEventRecorder("notification-controller"),
+		ControllerName: "notification-controller"}).SetupWithManager(ctx, mgr, 2))
+	srv := httptest.NewServer(&Server{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Rate: 5, Burst: 5})
+	defer srv.Close()
+	hookURL = srv.URL
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	code := m.Run()
+	cancel()
+	must(<-done)
+	return code
+}
+
+func must(err error) {
+	if err != nil {
+		panic(err)
+	}
+}
