@@ -8,6 +8,7 @@ import (
 	"errors"
 	"hash"
 	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -77,8 +78,14 @@ func TestVerify(t *testing.T) {
 			}
 		})
 	}
-	if Path("a", "b", "c") != Path("a", "b", "c") || Path("a", "b", "c") == Path("x", "b", "c") {
-		t.Error("Path is not a function of the token, name and namespace")
+	p := Path("a", "b", "c")
+	if !strings.HasPrefix(p, "/hook/") || len(p) != len("/hook/")+64 {
+		t.Errorf("Path = %q, want /hook/<64 hex>", p)
+	}
+	for _, other := range []string{Path("x", "b", "c"), Path("a", "x", "c"), Path("a", "b", "x")} {
+		if other == p {
+			t.Error("Path does not depend on each of token, name and namespace")
+		}
 	}
 }
 
