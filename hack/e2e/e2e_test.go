@@ -30,7 +30,10 @@ import (
 
 const timeout = 90 * time.Second
 
-var bed *local.Bed
+var (
+	bed          *local.Bed
+	receiverAddr string // notification-controller's webhook server
+)
 
 func TestMain(m *testing.M) {
 	log.SetOutput(io.Discard) // the test Git server logs every request
@@ -44,6 +47,11 @@ func TestMain(m *testing.M) {
 	}
 	if err == nil {
 		_, err = bed.StartController("helm-controller")
+	}
+	if err == nil {
+		if receiverAddr, err = local.FreeAddr(); err == nil {
+			_, err = bed.StartController("notification-controller", "--receiver-addr", receiverAddr)
+		}
 	}
 	if err != nil {
 		bed.Stop()
@@ -96,7 +104,7 @@ func dumpLogs(t *testing.T) {
 	if !t.Failed() {
 		return
 	}
-	for _, m := range []string{"source-controller", "apply-controller", "helm-controller"} {
+	for _, m := range []string{"source-controller", "apply-controller", "helm-controller", "notification-controller"} {
 		data, _ := os.ReadFile(bed.Log(m))
 		if len(data) > 8000 {
 			data = data[len(data)-8000:]
