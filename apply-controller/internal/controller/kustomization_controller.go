@@ -22,7 +22,6 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
@@ -206,11 +205,9 @@ func (r *KustomizationReconciler) source(ctx context.Context, obj *applyv1.Kusto
 		}
 		return nil, r.failure(obj, "", applyv1.SourceNotReadyReason, fmt.Errorf("source %s: %w", name, err))
 	}
-	var a meta.Artifact
-	if raw, ok, _ := unstructured.NestedMap(u.Object, "status", "artifact"); ok {
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(raw, &a); err != nil {
-			return nil, r.failure(obj, "", applyv1.SourceNotReadyReason, fmt.Errorf("source %s: status.artifact: %w", name, err))
-		}
+	a, err := artifact.FromStatus(u)
+	if err != nil {
+		return nil, r.failure(obj, "", applyv1.SourceNotReadyReason, fmt.Errorf("source %s: %w", name, err))
 	}
 	if a.URL == "" {
 		return nil, r.wait(obj, "", applyv1.SourceNotReadyReason, "source %s has no artifact yet", name)

@@ -15,7 +15,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	helmv1 "github.com/plumb-dev/plumb/helm-controller/api/v1beta1"
-	plumbrelease "github.com/plumb-dev/plumb/helm-controller/internal/release"
 	"github.com/plumb-dev/plumb/shared/health"
 )
 
@@ -29,19 +28,7 @@ func (r *HelmReleaseReconciler) drift(ctx context.Context, obj *helmv1.HelmRelea
 		conditions.Delete(obj, helmv1.DriftedCondition)
 		return nil
 	}
-	cluster, err := r.cluster(ctx, obj)
-	if err != nil {
-		return err
-	}
-	c, err := cluster.Client()
-	if err != nil {
-		return err
-	}
-	mapper, err := cluster.Mapper()
-	if err != nil {
-		return err
-	}
-	objs, err := plumbrelease.Objects(rls.Manifest, rls.Namespace, mapper)
+	c, objs, err := r.releaseObjects(ctx, obj, rls)
 	if err != nil {
 		return err
 	}

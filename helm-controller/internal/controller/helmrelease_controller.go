@@ -27,7 +27,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
@@ -669,23 +668,29 @@ func markHealthy(cfg *action.Configuration, rls *release.Release) error {
 	return cfg.Releases.Update(cur)
 }
 
+// releaseObjects returns a client of the release's identity and the objects of its manifest.
+func (r *HelmReleaseReconciler) releaseObjects(ctx context.Context, obj *helmv1.HelmRelease, rls *release.Release) (client.Client, []*unstructured.Unstructured, error) {
+	cluster, err := r.cluster(ctx, obj)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := cluster.Client()
+	if err != nil {
+		return nil, nil, err
+	}
+	mapper, err := cluster.Mapper()
+	if err != nil {
+		return nil, nil, err
+	}
+	objs, err := plumbrelease.Objects(rls.Manifest, rls.Namespace, mapper)
+	return c, objs, err
+}
+
 // waitHealthy waits, within timeout, until every object of the release's manifest is healthy as
 // kstatus judges it. Helm's own wait polls every 2 s; this one starts at 100 ms, so that a
 // release of objects that are ready at once takes a fraction of a second.
 func (r *HelmReleaseReconciler) waitHealthy(ctx context.Context, obj *helmv1.HelmRelease, rls *release.Release, timeout time.Duration) error {
-	cluster, err := r.cluster(ctx, obj)
-	if err != nil {
-		return err
-	}
-	c, err := cluster.Client()
-	if err != nil {
-		return err
-	}
-	mapper, err := cluster.Mapper()
-	if err != nil {
-		return err
-	}
-	objs, err := plumbrelease.Objects(rls.Manifest, rls.Namespace, mapper)
+	c, objs, err := r.releaseObjects(ctx, obj, rls)
 	if err != nil {
 		return err
 	}
@@ -1041,11 +1046,9 @@ func (r *HelmReleaseReconciler) chartArtifact(ctx context.Context, obj *helmv1.H
 		}
 		return nil, r.failure(obj, "", helmv1.SourceNotReadyReason, fmt.Errorf("chart source %s: %w", name, err))
 	}
-	var a meta.Artifact
-	if raw, ok, _ := unstructured.NestedMap(u.Object, "status", "artifact"); ok {
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(raw, &a); err != nil {
-			return nil, r.failure(obj, "", helmv1.SourceNotReadyReason, fmt.Errorf("chart source %s: status.artifact: %w", name, err))
-		}
+	a, err := artifact.FromStatus(u)
+	if err != nil {
+		return nil, r.failure(obj, "", helmv1.SourceNotReadyReason, fmt.Errorf("chart source %s: %w", name, err))
 	}
 	if a.URL == "" {
 		return nil, r.wait(obj, helmv1.SourceNotReadyReason, "chart source %s has no artifact yet", name)
