@@ -15,7 +15,6 @@ import (
 
 	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/hack/internal/local"
-	"github.com/plumb-dev/plumb/shared/reconcile"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 )
 
@@ -123,13 +122,10 @@ func benchApply(ctx context.Context, n, concurrent int, profile string) error {
 	}
 	value := time.Now().Format(time.RFC3339Nano)
 	begin = time.Now()
-	for i := range n {
-		k := &applyv1.Kustomization{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("app-%04d", i), Namespace: ns}}
-		patch := client.RawPatch("application/merge-patch+json",
-			fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q}}}`, reconcile.RequestedAtAnnotation, value))
-		if err := c.Patch(ctx, k, patch); err != nil {
-			return err
-		}
+	if err := requestAll(ctx, c, n, value, func(i int) client.Object {
+		return &applyv1.Kustomization{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("app-%04d", i), Namespace: ns}}
+	}); err != nil {
+		return err
 	}
 	if err := waitAll(ctx, c, ns, n, 10*time.Minute, func(l *applyv1.KustomizationList) []applyv1.Kustomization { return l.Items }, func(k *applyv1.Kustomization) bool {
 		return k.Status.LastHandledReconcileAt == value

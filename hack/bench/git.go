@@ -12,7 +12,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/plumb-dev/plumb/hack/internal/local"
-	"github.com/plumb-dev/plumb/shared/reconcile"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 )
 
@@ -81,13 +80,10 @@ func benchGit(ctx context.Context, n int, profile string) error {
 		go func() { profiled <- local.CPUProfile(pprofAddr, 2*time.Second, profile) }()
 	}
 	begin = time.Now()
-	for i := range n {
-		obj := &sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("repo-%04d", i), Namespace: ns.Name}}
-		patch := client.RawPatch("application/merge-patch+json",
-			fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q}}}`, reconcile.RequestedAtAnnotation, value))
-		if err := c.Patch(ctx, obj, patch); err != nil {
-			return err
-		}
+	if err := requestAll(ctx, c, n, value, func(i int) client.Object {
+		return &sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("repo-%04d", i), Namespace: ns.Name}}
+	}); err != nil {
+		return err
 	}
 	if err := waitAll(ctx, c, ns.Name, n, 5*time.Minute, func(l *sourcev1.GitRepositoryList) []sourcev1.GitRepository { return l.Items }, func(o *sourcev1.GitRepository) bool {
 		return o.Status.LastHandledReconcileAt == value

@@ -19,7 +19,6 @@ import (
 
 	"github.com/plumb-dev/plumb/hack/internal/local"
 	helmv1 "github.com/plumb-dev/plumb/helm-controller/api/v1beta1"
-	"github.com/plumb-dev/plumb/shared/reconcile"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 )
 
@@ -106,13 +105,10 @@ func benchHelm(ctx context.Context, n, concurrent int, profile string) error {
 	}
 	value := time.Now().Format(time.RFC3339Nano)
 	begin = time.Now()
-	for i := range n {
-		obj := &helmv1.HelmRelease{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("app-%04d", i), Namespace: ns}}
-		patch := client.RawPatch("application/merge-patch+json",
-			fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q}}}`, reconcile.RequestedAtAnnotation, value))
-		if err := c.Patch(ctx, obj, patch); err != nil {
-			return err
-		}
+	if err := requestAll(ctx, c, n, value, func(i int) client.Object {
+		return &helmv1.HelmRelease{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("app-%04d", i), Namespace: ns}}
+	}); err != nil {
+		return err
 	}
 	if err := waitAll(ctx, c, ns, n, 10*time.Minute, items, func(o *helmv1.HelmRelease) bool {
 		return o.Status.LastHandledReconcileAt == value

@@ -22,7 +22,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/plumb-dev/plumb/hack/internal/local"
-	"github.com/plumb-dev/plumb/shared/reconcile"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 )
 
@@ -109,13 +108,10 @@ func benchHelmChart(ctx context.Context, n, charts, versions int, profile string
 		go func() { profiled <- local.CPUProfile(pprofAddr, 2*time.Second, profile) }()
 	}
 	begin = time.Now()
-	for i := range n {
-		obj := &sourcev1.HelmChart{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("chart-%04d", i), Namespace: ns.Name}}
-		patch := client.RawPatch("application/merge-patch+json",
-			fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q}}}`, reconcile.RequestedAtAnnotation, value))
-		if err := c.Patch(ctx, obj, patch); err != nil {
-			return err
-		}
+	if err := requestAll(ctx, c, n, value, func(i int) client.Object {
+		return &sourcev1.HelmChart{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("chart-%04d", i), Namespace: ns.Name}}
+	}); err != nil {
+		return err
 	}
 	if err := waitAll(ctx, c, ns.Name, n, 5*time.Minute, items, func(o *sourcev1.HelmChart) bool {
 		return o.Status.LastHandledReconcileAt == value

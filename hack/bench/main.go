@@ -9,8 +9,6 @@
 package main
 
 import (
-	"time"
-
 	"context"
 	"flag"
 	"fmt"
@@ -18,8 +16,12 @@ import (
 	"log"
 	"os"
 	"os/signal"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"syscall"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/plumb-dev/plumb/shared/reconcile"
 )
 
 func main() {
@@ -108,4 +110,17 @@ func waitAll[L any, PL interface {
 		case <-time.After(max(100*time.Millisecond, time.Duration(n)*500*time.Microsecond)):
 		}
 	}
+}
+
+// requestAll sets the reconcile request annotation to value on n objects, as a no-op round
+// starts.
+func requestAll(ctx context.Context, c client.Client, n int, value string, object func(i int) client.Object) error {
+	patch := client.RawPatch("application/merge-patch+json",
+		fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q}}}`, reconcile.RequestedAtAnnotation, value))
+	for i := range n {
+		if err := c.Patch(ctx, object(i), patch); err != nil {
+			return err
+		}
+	}
+	return nil
 }
