@@ -24,6 +24,8 @@ var (
 func addKnownTypes(scheme *runtime.Scheme) error {
 	scheme.AddKnownTypes(GroupVersion,
 		&Receiver{}, &ReceiverList{},
+		&Provider{}, &ProviderList{},
+		&Alert{}, &AlertList{},
 	)
 	metav1.AddToGroupVersion(scheme, GroupVersion)
 	return nil

@@ -1,0 +1,103 @@
+package v1beta1
+
+import (
+	"time"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// ProviderKind is the kind name of Provider.
+const ProviderKind = "Provider"
+
+// Provider types.
+const (
+	// SlackProvider posts to a Slack incoming webhook, or with a bot token to a channel.
+	SlackProvider = "slack"
+	// GenericProvider posts the event as JSON.
+	GenericProvider = "generic"
+	// GenericHMACProvider posts the event as JSON with X-Signature: sha256=<hex HMAC>.
+	GenericHMACProvider = "generic-hmac"
+)
+
+// ProviderSpec says where notifications go.
+type ProviderSpec struct {
+	// Type of the receiving service.
+	// +required
+	// +kubebuilder:validation:Enum=slack;generic;generic-hmac
+	Type string `json:"type"`
+	// Address to post to (a webhook URL); secretRef's `address` wins, so that a URL with a
+	// token in it can stay in a Secret.
+	// +optional
+	// +kubebuilder:validation:Pattern="^https?://.+$"
+	Address string `json:"address,omitempty"`
+	// Channel for Slack with a bot token.
+	// +optional
+	Channel string `json:"channel,omitempty"`
+	// Username shown as the sender, where the service allows it.
+	// +optional
+	Username string `json:"username,omitempty"`
+	// SecretRef names a Secret in the same namespace with `address`, `token` (Slack bot token,
+	// or the HMAC key of generic-hmac) and optionally `headers` (YAML map of extra headers).
+	// +optional
+	SecretRef *meta.LocalObjectReference `json:"secretRef,omitempty"`
+	// Timeout of one delivery attempt; default 15s.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
+	// Suspend stops deliveries through this Provider.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+}
+
+// ProviderStatus is what the controller observed.
+type ProviderStatus struct {
+	// ObservedGeneration is the generation of the spec last reconciled.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Conditions: Ready (False with the last delivery error, if any), Reconciling.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// Provider is a chat or webhook service that Alerts send notifications to.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:categories=plumb
+// +kubebuilder:printcolumn:name="Type",type="string",JSONPath=".spec.type"
+// +kubebuilder:printcolumn:name="Ready",type="string",JSONPath=".status.conditions[?(@.type==\"Ready\")].status"
+// +kubebuilder:printcolumn:name="Status",type="string",JSONPath=".status.conditions[?(@.type==\"Ready\")].message"
+type Provider struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +required
+	Spec ProviderSpec `json:"spec"`
+	// +optional
+	Status ProviderStatus `json:"status,omitempty"`
+}
+
+// ProviderList is a list of Providers.
+// +kubebuilder:object:root=true
+type ProviderList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Provider `json:"items"`
+}
+
+// GetConditions returns the status conditions.
+func (in *Provider) GetConditions() []metav1.Condition { return in.Status.Conditions }
+
+// SetConditions replaces the status conditions.
+func (in *Provider) SetConditions(c []metav1.Condition) { in.Status.Conditions = c }
+
+// GetTimeout returns spec.timeout, or 15s.
+func (in *Provider) GetTimeout() time.Duration {
+	if in.Spec.Timeout == nil || in.Spec.Timeout.Duration <= 0 {
+		return 15 * time.Second
+	}
+	return in.Spec.Timeout.Duration
+}

@@ -1,0 +1,120 @@
+package notify
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+)
+
+var sample = Notification{
+	Kind: "Kustomization", Namespace: "shop", Name: "api", Severity: "info", Reason: "Succeeded",
+	Message: "Deployment/shop/api configured", Revision: "main@sha1:1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b",
+	Controller: "apply-controller", Summary: "prod", Metadata: map[string]string{"cluster": "eu-1"}, Time: time.Unix(0, 0).UTC(),
+}
+
+// sink records the requests it gets and answers with the statuses given, then 200.
+type sink struct {
+	mu       sync.Mutex
+	bodies   [][]byte
+	headers  []http.Header
+	statuses []int
+}
+
+func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b, _ := io.ReadAll(r.Body)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.bodies = append(s.bodies, b)
+	s.headers = append(s.headers, r.Header.Clone())
+	if len(s.statuses) > 0 {
+		st := s.statuses[0]
+		s.statuses = s.statuses[1:]
+		if st == http.StatusTooManyRequests {
+			w.Header().Set("Retry-After", "7")
+		}
+		w.WriteHeader(st)
+		return
+	}
+	if strings.HasSuffix(r.URL.Path, "/chat.postMessage") {
+		_, _ = w.Write([]byte(`{"ok":true,"channel":"C1","ts":"1"}`))
+	}
+}
+
+func TestWebhookSignsAndClassifies(t *testing.T) {
+	g := NewWithT(t)
+	s := &sink{statuses: []int{http.StatusServiceUnavailable, http.StatusTooManyRequests, http.StatusBadRequest}}
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	w := &Webhook{URL: srv.URL + "/hook?token=abc", Key: []byte("k3y"), Headers: map[string]string{"X-Team": "shop"}}
+
+	err := w.Send(context.Background(), sample)
+	var re *RetryableError
+	g.Expect(errors.As(err, &re)).To(BeTrue(), "5xx is retried: %v", err)
+	err = w.Send(context.Background(), sample)
+	g.Expect(errors.As(err, &re)).To(BeTrue())
+	g.Expect(re.RetryAfter).To(Equal(7*time.Second), "Retry-After honoured")
+	err = w.Send(context.Background(), sample)
+	g.Expect(err).To(HaveOccurred())
+	g.Expect(errors.As(err, &re)).To(BeFalse(), "4xx is not retried")
+	g.Expect(err.Error()).NotTo(ContainSubstring("token=abc"))
+	g.Expect(w.Send(context.Background(), sample)).To(Succeed())
+
+	body := s.bodies[3]
+	var got Notification
+	g.Expect(json.Unmarshal(body, &got)).To(Succeed())
+	g.Expect(got).To(Equal(sample))
+	m := hmac.New(sha256.New, []byte("k3y"))
+	m.Write(body)
+	g.Expect(s.headers[3].Get("X-Signature")).To(Equal("sha256=" + hex.EncodeToString(m.Sum(nil))))
+	g.Expect(s.headers[3].Get("X-Team")).To(Equal("shop"))
+
+	srv.Close()
+	err = (&Webhook{URL: srv.URL + "/secret-path/abc"}).Send(context.Background(), sample)
+	g.Expect(errors.As(err, &re)).To(BeTrue(), "unreachable is retried")
+	g.Expect(err.Error()).NotTo(ContainSubstring("secret-path"))
+}
+
+func TestSlackWebhookAndBot(t *testing.T) {
+	g := NewWithT(t)
+	s := &sink{}
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+
+	g.Expect((&Slack{WebhookURL: srv.URL + "/services/T/B/X", Username: "plumb"}).Send(context.Background(), sample)).To(Succeed())
+	var msg map[string]any
+	g.Expect(json.Unmarshal(s.bodies[0], &msg)).To(Succeed())
+	g.Expect(msg["text"]).To(Equal("Kustomization/shop/api: Succeeded"))
+	g.Expect(msg["username"]).To(Equal("plumb"))
+	blocks, _ := json.Marshal(msg["blocks"])
+	g.Expect(string(blocks)).To(And(ContainSubstring("Deployment/shop/api configured"), ContainSubstring("main@sha1:1a2b3c4d5e6f`"), ContainSubstring("eu-1")))
+
+	g.Expect((&Slack{Token: "xoxb-test", Channel: "#deploys", APIURL: srv.URL + "/api/"}).Send(context.Background(), sample)).To(Succeed())
+	sent := s.headers[1].Get("Authorization") + " " + string(s.bodies[1])
+	g.Expect(sent).To(ContainSubstring("xoxb-test"), "the bot token goes along")
+	g.Expect(sent).To(ContainSubstring("deploys"))
+}
+
+func TestShortRevision(t *testing.T) {
+	cases := map[string]string{
+		"main@sha1:1a2b3c4d5e6f7a8b9c0d": "main@sha1:1a2b3c4d5e6f",
+		"v1.0.0@sha256:abcdef":           "v1.0.0@sha256:abcdef",
+		"1.2.3":                          "1.2.3",
+	}
+	for in, want := range cases {
+		if got := ShortRevision(in); got != want {
+			t.Errorf("ShortRevision(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
