@@ -1,5 +1,6 @@
-// Command notification-controller serves Receiver webhooks that make Plumb reconcile at once:
-// flags, manager and wiring only.
+// Command notification-controller sends the events of Plumb objects to chat and webhooks
+// (Providers, Alerts) and serves Receiver webhooks that make Plumb reconcile at once: flags,
+// manager and wiring only.
 package main
 
 import (
@@ -66,6 +67,15 @@ func run(ctx context.Context, metricsAddr, healthAddr, pprofAddr, receiverAddr s
 	}
 	r := &controller.ReceiverReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: mgr.GetEventRecorder(controllerName), ControllerName: controllerName}
 	if err := r.SetupWithManager(ctx, mgr, workers); err != nil {
+		return err
+	}
+	if err := (&controller.ProviderReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), ControllerName: controllerName}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if err := (&controller.AlertReconciler{Client: mgr.GetClient(), ControllerName: controllerName}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if err := mgr.Add(&controller.Dispatcher{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Cache: mgr.GetCache(), ControllerName: controllerName}); err != nil {
 		return err
 	}
 	srv := &controller.Server{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader()}

@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"testing"
+	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -41,6 +42,10 @@ func run(m *testing.M) int {
 	defer cancel()
 	must((&ReceiverReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: mgr.GetEventRecorder("notification-controller"),
 		ControllerName: "notification-controller"}).SetupWithManager(ctx, mgr, 2))
+	must((&ProviderReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), ControllerName: "notification-controller"}).SetupWithManager(mgr))
+	must((&AlertReconciler{Client: mgr.GetClient(), ControllerName: "notification-controller"}).SetupWithManager(mgr))
+	must(mgr.Add(&Dispatcher{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Cache: mgr.GetCache(),
+		ControllerName: "notification-controller", Backoff: 50 * time.Millisecond}))
 	srv := httptest.NewServer(&Server{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Rate: 5, Burst: 5})
 	defer srv.Close()
 	hookURL = srv.URL

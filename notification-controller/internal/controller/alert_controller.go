@@ -1,0 +1,198 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
+	"github.com/fluxcd/pkg/runtime/patch"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/yaml"
+
+	notifyv1 "github.com/plumb-dev/plumb/notification-controller/api/v1beta1"
+	"github.com/plumb-dev/plumb/notification-controller/internal/notify"
+	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
+)
+
+// +kubebuilder:rbac:groups=notification.plumb.dev,resources=providers;alerts,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=notification.plumb.dev,resources=providers/status;alerts/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=get;list;watch
+
+// Reasons of Provider and Alert conditions.
+const (
+	InvalidProviderReason  = "InvalidProvider"
+	SecretNotFoundReason   = "SecretNotFound"
+	DeliveryFailedReason   = "DeliveryFailed"
+	ProviderNotReadyReason = "ProviderNotReady"
+	InvalidSpecReason      = "InvalidSpec"
+)
+
+// ProviderReconciler checks that a Provider has what its type needs.
+type ProviderReconciler struct {
+	client.Client
+	APIReader      client.Reader
+	ControllerName string
+}
+
+// SetupWithManager registers the reconciler.
+func (r *ProviderReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&notifyv1.Provider{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, plumbreconcile.Requested{}))).
+		WithOptions(controller.Options{MaxConcurrentReconciles: 2}).
+		Complete(r)
+}
+
+// Reconcile marks the Provider Ready when it can deliver.
+func (r *ProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	obj := &notifyv1.Provider{}
+	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	patcher := patch.NewSerialPatcher(obj, r.Client)
+	defer func() {
+		retErr = finishStatus(ctx, obj, &obj.Status.ObservedGeneration, patcher, r.ControllerName, retErr)
+	}()
+	if _, err := SenderFor(ctx, r.APIReader, obj); err != nil {
+		reason := InvalidProviderReason
+		var nf *secretError
+		if errors.As(err, &nf) {
+			reason = SecretNotFoundReason
+		}
+		conditions.MarkFalse(obj, meta.ReadyCondition, reason, "%v", err)
+		return ctrl.Result{}, err
+	}
+	conditions.MarkTrue(obj, meta.ReadyCondition, SucceededReason, "%s provider ready", obj.Spec.Type)
+	return ctrl.Result{}, nil
+}
+
+// secretError marks a missing Secret or key.
+type secretError struct{ msg string }
+
+func (e *secretError) Error() string { return e.msg }
+
+// SenderFor makes the Sender of a Provider from its spec and Secret.
+func SenderFor(ctx context.Context, r client.Reader, p *notifyv1.Provider) (notify.Sender, error) {
+	address, token := p.Spec.Address, ""
+	headers := map[string]string{}
+	if ref := p.Spec.SecretRef; ref != nil {
+		s := &corev1.Secret{}
+		key := types.NamespacedName{Namespace: p.Namespace, Name: ref.Name}
+		if err := r.Get(ctx, key, s); err != nil {
+			if apierrors.IsNotFound(err) {
+				return nil, &secretError{fmt.Sprintf("Secret %s not found", key)}
+			}
+			return nil, fmt.Errorf("Secret %s: %w", key, err)
+		}
+		if a := string(s.Data["address"]); a != "" {
+			address = a
+		}
+		token = string(s.Data["token"])
+		if h := s.Data["headers"]; len(h) > 0 {
+			if err := yaml.Unmarshal(h, &headers); err != nil {
+				return nil, fmt.Errorf("Secret %s: headers is not a YAML map of strings", key)
+			}
+		}
+	}
+	switch p.Spec.Type {
+	case notifyv1.SlackProvider:
+		if token != "" {
+			if p.Spec.Channel == "" {
+				return nil, errors.New("a Slack bot token needs spec.channel")
+			}
+			return &notify.Slack{Token: token, Channel: p.Spec.Channel, Username: p.Spec.Username}, nil
+		}
+		if address == "" {
+			return nil, errors.New("slack needs an address (incoming webhook) or a token and a channel")
+		}
+		return &notify.Slack{WebhookURL: address, Channel: p.Spec.Channel, Username: p.Spec.Username}, nil
+	case notifyv1.GenericProvider, notifyv1.GenericHMACProvider:
+		if address == "" {
+			return nil, fmt.Errorf("%s needs an address", p.Spec.Type)
+		}
+		w := &notify.Webhook{URL: address, Headers: headers}
+		if p.Spec.Type == notifyv1.GenericHMACProvider {
+			if token == "" {
+				return nil, &secretError{"generic-hmac needs the Secret's token key (the HMAC key)"}
+			}
+			w.Key = []byte(token)
+		}
+		return w, nil
+	}
+	return nil, fmt.Errorf("unknown provider type %q", p.Spec.Type)
+}
+
+// AlertReconciler checks an Alert's Provider and expressions.
+type AlertReconciler struct {
+	client.Client
+	ControllerName string
+}
+
+// SetupWithManager registers the reconciler.
+func (r *AlertReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&notifyv1.Alert{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, plumbreconcile.Requested{}))).
+		WithOptions(controller.Options{MaxConcurrentReconciles: 2}).
+		Complete(r)
+}
+
+// Reconcile marks the Alert Ready when its Provider exists and its expressions compile.
+func (r *AlertReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	obj := &notifyv1.Alert{}
+	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	patcher := patch.NewSerialPatcher(obj, r.Client)
+	defer func() {
+		retErr = finishStatus(ctx, obj, &obj.Status.ObservedGeneration, patcher, r.ControllerName, retErr)
+	}()
+	for _, list := range [][]string{obj.Spec.InclusionList, obj.Spec.ExclusionList} {
+		for _, expr := range list {
+			if _, err := regexp.Compile(expr); err != nil {
+				msg := fmt.Sprintf("expression %q: %v", expr, err)
+				conditions.MarkStalled(obj, InvalidSpecReason, "%s", msg)
+				conditions.MarkFalse(obj, meta.ReadyCondition, InvalidSpecReason, "%s", msg)
+				return ctrl.Result{}, reconcile.TerminalError(errors.New(msg))
+			}
+		}
+	}
+	p := &notifyv1.Provider{}
+	if err := r.Get(ctx, types.NamespacedName{Namespace: obj.Namespace, Name: obj.Spec.ProviderRef.Name}, p); err != nil {
+		conditions.MarkFalse(obj, meta.ReadyCondition, ProviderNotReadyReason, "Provider %s/%s: %v", obj.Namespace, obj.Spec.ProviderRef.Name, client.IgnoreNotFound(err))
+		if apierrors.IsNotFound(err) {
+			conditions.MarkFalse(obj, meta.ReadyCondition, ProviderNotReadyReason, "Provider %s/%s not found", obj.Namespace, obj.Spec.ProviderRef.Name)
+		}
+		return ctrl.Result{}, fmt.Errorf("provider %s: %w", obj.Spec.ProviderRef.Name, err)
+	}
+	conditions.Delete(obj, meta.StalledCondition)
+	conditions.MarkTrue(obj, meta.ReadyCondition, SucceededReason, "sending to Provider %s", p.Name)
+	return ctrl.Result{}, nil
+}
+
+// finishStatus settles Reconciling and observedGeneration and writes status in one patch.
+func finishStatus(ctx context.Context, obj conditions.Setter, observed *int64, patcher *patch.SerialPatcher, owner string, err error) error {
+	switch {
+	case err == nil, errors.Is(err, reconcile.TerminalError(nil)):
+		conditions.Delete(obj, meta.ReconcilingCondition)
+		*observed = obj.GetGeneration()
+	default:
+		conditions.MarkReconciling(obj, meta.ProgressingWithRetryReason, "retrying after: %s", conditions.GetReason(obj, meta.ReadyCondition))
+	}
+	if perr := patcher.Patch(ctx, obj, patch.WithOwnedConditions{Conditions: []string{meta.ReadyCondition, meta.ReconcilingCondition, meta.StalledCondition}},
+		patch.WithFieldOwner(owner)); perr != nil && !apierrors.IsNotFound(perr) {
+		log.FromContext(ctx).Error(perr, "patching status")
+		return errors.Join(err, perr)
+	}
+	return err
+}

@@ -1,0 +1,140 @@
+package controller
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	notifyv1 "github.com/plumb-dev/plumb/notification-controller/api/v1beta1"
+	"github.com/plumb-dev/plumb/notification-controller/internal/notify"
+)
+
+// chatSink stands in for a chat service: it records notifications, failing first when told.
+type chatSink struct {
+	mu    sync.Mutex
+	got   []notify.Notification
+	fails int
+}
+
+func (s *chatSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fails > 0 {
+		s.fails--
+		w.WriteHeader(http.StatusBadGateway)
+		return
+	}
+	b, _ := io.ReadAll(r.Body)
+	var n notify.Notification
+	_ = json.Unmarshal(b, &n)
+	s.got = append(s.got, n)
+}
+
+func (s *chatSink) received() []notify.Notification {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]notify.Notification(nil), s.got...)
+}
+
+// event records an event about a Kustomization as apply-controller would.
+func event(g *WithT, ns, name, typ, reason, note string) {
+	ev := &eventsv1.Event{
+		ObjectMeta:          metav1.ObjectMeta{GenerateName: name + "-", Namespace: ns, Annotations: map[string]string{"plumb.dev/revision": "main@sha1:0123456789abcdef0123"}},
+		EventTime:           metav1.NowMicro(),
+		ReportingController: "apply-controller", ReportingInstance: "apply-controller-0",
+		Action: "Reconcile", Reason: reason, Note: note, Type: typ,
+		Regarding: corev1.ObjectReference{APIVersion: "apply.plumb.dev/v1beta1", Kind: "Kustomization", Namespace: ns, Name: name},
+	}
+	g.Expect(k8s.Create(context.Background(), ev)).To(Succeed())
+}
+
+func TestAlert_EventsReachTheProvider(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "alerts-"}}
+	g.Expect(k8s.Create(ctx, ns)).To(Succeed())
+	s := &chatSink{fails: 2}
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+
+	p := &notifyv1.Provider{ObjectMeta: metav1.ObjectMeta{Name: "chat", Namespace: ns.Name},
+		Spec: notifyv1.ProviderSpec{Type: notifyv1.GenericProvider, Address: srv.URL}}
+	g.Expect(k8s.Create(ctx, p)).To(Succeed())
+	a := &notifyv1.Alert{ObjectMeta: metav1.ObjectMeta{Name: "apps", Namespace: ns.Name},
+		Spec: notifyv1.AlertSpec{
+			ProviderRef:   meta.LocalObjectReference{Name: "chat"},
+			EventSources:  []notifyv1.EventSource{{Kind: "Kustomization", Name: "shop-*"}},
+			ExclusionList: []string{"^nothing changed"},
+			Summary:       "prod", EventMetadata: map[string]string{"cluster": "eu-1"},
+		}}
+	g.Expect(k8s.Create(ctx, a)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(a), a)).To(Succeed())
+		g.Expect(conditions.IsReady(a)).To(BeTrue(), conditions.GetMessage(a, meta.ReadyCondition))
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(p), p)).To(Succeed())
+		g.Expect(conditions.IsReady(p)).To(BeTrue(), conditions.GetMessage(p, meta.ReadyCondition))
+	}, timeout, 100*time.Millisecond).Should(Succeed())
+
+	event(g, ns.Name, "shop-api", "Normal", "Succeeded", "Deployment/shop/api configured")
+	event(g, ns.Name, "shop-api", "Normal", "Succeeded", "nothing changed") // excluded
+	event(g, ns.Name, "billing", "Warning", "BuildFailed", "not selected")  // another name
+	g.Eventually(s.received, timeout, 50*time.Millisecond).Should(HaveLen(1), "delivered after two 502s, once")
+	n := s.received()[0]
+	g.Expect(n.Kind + "/" + n.Namespace + "/" + n.Name).To(Equal("Kustomization/" + ns.Name + "/shop-api"))
+	g.Expect(n.Message).To(Equal("Deployment/shop/api configured"))
+	g.Expect(n.Severity).To(Equal("info"))
+	g.Expect(n.Revision).To(Equal("main@sha1:0123456789abcdef0123"))
+	g.Expect(n.Summary).To(Equal("prod"))
+	g.Expect(n.Metadata).To(HaveKeyWithValue("cluster", "eu-1"))
+	g.Consistently(s.received, time.Second, 100*time.Millisecond).Should(HaveLen(1))
+
+	// A Provider that keeps failing shows it.
+	s.mu.Lock()
+	s.fails = 100
+	s.mu.Unlock()
+	event(g, ns.Name, "shop-web", "Warning", "ApplyFailed", "Service/shop/web is invalid")
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(p), p)).To(Succeed())
+		g.Expect(conditions.GetReason(p, meta.ReadyCondition)).To(Equal(DeliveryFailedReason))
+		g.Expect(conditions.GetMessage(p, meta.ReadyCondition)).To(ContainSubstring("502"))
+	}, timeout, 100*time.Millisecond).Should(Succeed())
+}
+
+func TestAlert_BadInput(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "alerts-"}}
+	g.Expect(k8s.Create(ctx, ns)).To(Succeed())
+	missing := &notifyv1.Alert{ObjectMeta: metav1.ObjectMeta{Name: "no-provider", Namespace: ns.Name},
+		Spec: notifyv1.AlertSpec{ProviderRef: meta.LocalObjectReference{Name: "absent"}, EventSources: []notifyv1.EventSource{{Kind: "Kustomization"}}}}
+	badRegex := &notifyv1.Alert{ObjectMeta: metav1.ObjectMeta{Name: "bad-regex", Namespace: ns.Name},
+		Spec: notifyv1.AlertSpec{ProviderRef: meta.LocalObjectReference{Name: "absent"}, EventSources: []notifyv1.EventSource{{Kind: "Kustomization"}},
+			InclusionList: []string{"(unclosed"}}}
+	noSecret := &notifyv1.Provider{ObjectMeta: metav1.ObjectMeta{Name: "no-secret", Namespace: ns.Name},
+		Spec: notifyv1.ProviderSpec{Type: notifyv1.SlackProvider, SecretRef: &meta.LocalObjectReference{Name: "absent"}}}
+	for _, o := range []client.Object{missing, badRegex, noSecret} {
+		g.Expect(k8s.Create(ctx, o)).To(Succeed())
+	}
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(missing), missing)).To(Succeed())
+		g.Expect(conditions.GetMessage(missing, meta.ReadyCondition)).To(ContainSubstring("Provider " + ns.Name + "/absent not found"))
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(badRegex), badRegex)).To(Succeed())
+		g.Expect(conditions.IsStalled(badRegex)).To(BeTrue())
+		g.Expect(conditions.GetMessage(badRegex, meta.ReadyCondition)).To(ContainSubstring(`expression "(unclosed"`))
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(noSecret), noSecret)).To(Succeed())
+		g.Expect(conditions.GetReason(noSecret, meta.ReadyCondition)).To(Equal(SecretNotFoundReason))
+	}, timeout, 100*time.Millisecond).Should(Succeed())
+}
