@@ -93,7 +93,7 @@ func SenderFor(ctx context.Context, r client.Reader, p *notifyv1.Provider) (noti
 			if apierrors.IsNotFound(err) {
 				return nil, &secretError{fmt.Sprintf("Secret %s not found", key)}
 			}
-			return nil, fmt.Errorf("Secret %s: %w", key, err)
+			return nil, fmt.Errorf("reading Secret %s: %w", key, err)
 		}
 		if a := string(s.Data["address"]); a != "" {
 			address = a
@@ -101,7 +101,7 @@ func SenderFor(ctx context.Context, r client.Reader, p *notifyv1.Provider) (noti
 		token = string(s.Data["token"])
 		if h := s.Data["headers"]; len(h) > 0 {
 			if err := yaml.Unmarshal(h, &headers); err != nil {
-				return nil, fmt.Errorf("Secret %s: headers is not a YAML map of strings", key)
+				return nil, fmt.Errorf("headers of Secret %s is not a YAML map of strings", key)
 			}
 		}
 	}
