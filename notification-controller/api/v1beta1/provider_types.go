@@ -14,6 +14,10 @@ const ProviderKind = "Provider"
 const (
 	// SlackProvider posts to a Slack incoming webhook, or with a bot token to a channel.
 	SlackProvider = "slack"
+	// MSTeamsProvider posts an Adaptive Card to a Teams incoming webhook or Workflows URL.
+	MSTeamsProvider = "msteams"
+	// DiscordProvider posts an embed to a Discord webhook.
+	DiscordProvider = "discord"
 	// GenericProvider posts the event as JSON.
 	GenericProvider = "generic"
 	// GenericHMACProvider posts the event as JSON with X-Signature: sha256=<hex HMAC>.
@@ -24,7 +28,7 @@ const (
 type ProviderSpec struct {
 	// Type of the receiving service.
 	// +required
-	// +kubebuilder:validation:Enum=slack;generic;generic-hmac
+	// +kubebuilder:validation:Enum=slack;msteams;discord;generic;generic-hmac
 	Type string `json:"type"`
 	// Address to post to (a webhook URL); secretRef's `address` wins, so that a URL with a
 	// token in it can stay in a Secret.

@@ -117,6 +117,16 @@ func SenderFor(ctx context.Context, r client.Reader, p *notifyv1.Provider) (noti
 			return nil, errors.New("slack needs an address (incoming webhook) or a token and a channel")
 		}
 		return &notify.Slack{WebhookURL: address, Channel: p.Spec.Channel, Username: p.Spec.Username}, nil
+	case notifyv1.MSTeamsProvider:
+		if address == "" {
+			return nil, errors.New("msteams needs an address (incoming webhook or Workflows URL)")
+		}
+		return &notify.Teams{URL: address}, nil
+	case notifyv1.DiscordProvider:
+		if address == "" {
+			return nil, errors.New("discord needs an address (webhook URL)")
+		}
+		return &notify.Discord{URL: address, Username: p.Spec.Username}, nil
 	case notifyv1.GenericProvider, notifyv1.GenericHMACProvider:
 		if address == "" {
 			return nil, fmt.Errorf("%s needs an address", p.Spec.Type)

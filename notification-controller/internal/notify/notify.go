@@ -1,6 +1,7 @@
 // Package notify turns Kubernetes events of Plumb objects into messages people read and delivers
-// them: a generic JSON webhook (optionally HMAC-signed) and Slack (incoming webhook, or a bot
-// token and a channel, with slack-go). It is free of controller-runtime.
+// them: a generic JSON webhook (optionally HMAC-signed), Slack (incoming webhook, or a bot token
+// and a channel, with slack-go), Microsoft Teams (an Adaptive Card) and Discord (an embed). It
+// is free of controller-runtime.
 package notify
 
 import (
@@ -15,7 +16,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -212,12 +212,7 @@ func slackBlocks(n Notification) slack.Blocks {
 	if n.Summary != "" {
 		facts = append(facts, slack.NewTextBlockObject(slack.MarkdownType, "*summary*\n"+n.Summary, false, false))
 	}
-	keys := make([]string, 0, len(n.Metadata))
-	for k := range n.Metadata {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range sortedKeys(n.Metadata) {
 		if len(facts) == 10 {
 			break
 		}

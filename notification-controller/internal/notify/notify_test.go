@@ -118,3 +118,46 @@ func TestShortRevision(t *testing.T) {
 		}
 	}
 }
+
+func TestTeamsAndDiscordPayloads(t *testing.T) {
+	g := NewWithT(t)
+	s := &sink{}
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	failed := sample
+	failed.Severity = "error"
+
+	g.Expect((&Teams{URL: srv.URL + "/workflows/x"}).Send(context.Background(), failed)).To(Succeed())
+	var teams struct {
+		Type        string `json:"type"`
+		Attachments []struct {
+			ContentType string `json:"contentType"`
+			Content     struct {
+				Type string           `json:"type"`
+				Body []map[string]any `json:"body"`
+			} `json:"content"`
+		} `json:"attachments"`
+	}
+	g.Expect(json.Unmarshal(s.bodies[0], &teams)).To(Succeed())
+	g.Expect(teams.Type).To(Equal("message"))
+	g.Expect(teams.Attachments[0].ContentType).To(Equal("application/vnd.microsoft.card.adaptive"))
+	g.Expect(teams.Attachments[0].Content.Type).To(Equal("AdaptiveCard"))
+	g.Expect(teams.Attachments[0].Content.Body[0]).To(HaveKeyWithValue("color", "Attention"))
+	g.Expect(teams.Attachments[0].Content.Body[1]).To(HaveKeyWithValue("text", "Deployment/shop/api configured"))
+
+	g.Expect((&Discord{URL: srv.URL + "/api/webhooks/1/x", Username: "plumb"}).Send(context.Background(), sample)).To(Succeed())
+	var discord struct {
+		Username string `json:"username"`
+		Embeds   []struct {
+			Title       string           `json:"title"`
+			Description string           `json:"description"`
+			Color       int              `json:"color"`
+			Fields      []map[string]any `json:"fields"`
+		} `json:"embeds"`
+	}
+	g.Expect(json.Unmarshal(s.bodies[1], &discord)).To(Succeed())
+	g.Expect(discord.Username).To(Equal("plumb"))
+	g.Expect(discord.Embeds[0].Title).To(Equal("Kustomization/shop/api: Succeeded"))
+	g.Expect(discord.Embeds[0].Color).To(Equal(0x2eb886))
+	g.Expect(discord.Embeds[0].Fields[0]).To(HaveKeyWithValue("value", "`main@sha1:1a2b3c4d5e6f`"))
+}
