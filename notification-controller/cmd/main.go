@@ -11,62 +11,49 @@ import (
 	"os"
 	"time"
 
-	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/healthz"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	notifyv1 "github.com/plumb-dev/plumb/notification-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/notification-controller/internal/controller"
+	plumbmanager "github.com/plumb-dev/plumb/shared/manager"
 )
 
 const controllerName = "notification-controller"
 
+type options struct {
+	plumbmanager.Options
+	receiverAddr string
+}
+
 func main() {
-	var metricsAddr, healthAddr, pprofAddr, receiverAddr string
-	var workers int
-	var leaderElect, logDevelopment bool
-	flag.StringVar(&metricsAddr, "metrics-addr", ":8080", "Address of the Prometheus metrics endpoint; 0 disables it.")
-	flag.StringVar(&healthAddr, "health-addr", ":9440", "Address of the /healthz and /readyz probes.")
-	flag.StringVar(&pprofAddr, "pprof-addr", "", "Address of the Go profiler endpoints (/debug/pprof); empty disables them.")
-	flag.StringVar(&receiverAddr, "receiver-addr", ":9292", "Address the Receiver webhooks are served on.")
-	flag.IntVar(&workers, "concurrent", 4, "Reconciles that may run at once.")
-	flag.BoolVar(&leaderElect, "leader-elect", true, "Elect a leader among replicas; only the leader reconciles (every replica serves webhooks).")
-	flag.BoolVar(&logDevelopment, "log-development", false, "Human-readable console logs instead of JSON.")
+	var o options
+	o.Bind(flag.CommandLine)
+	flag.StringVar(&o.receiverAddr, "receiver-addr", ":9292", "Address the Receiver webhooks are served on (by every replica).")
 	flag.Parse()
-	ctrl.SetLogger(zap.New(zap.UseDevMode(logDevelopment), zap.StacktraceLevel(zapcore.PanicLevel)))
-	if err := run(ctrl.SetupSignalHandler(), metricsAddr, healthAddr, pprofAddr, receiverAddr, workers, leaderElect); err != nil {
+	o.SetLogger()
+	if err := run(ctrl.SetupSignalHandler(), o); err != nil {
 		ctrl.Log.WithName(controllerName).Error(err, "exiting")
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, metricsAddr, healthAddr, pprofAddr, receiverAddr string, workers int, leaderElect bool) error {
+func run(ctx context.Context, o options) error {
 	scheme := runtime.NewScheme()
 	if err := errors.Join(clientgoscheme.AddToScheme(scheme), notifyv1.AddToScheme(scheme)); err != nil {
 		return err
 	}
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
-		Scheme:                        scheme,
-		Metrics:                       metricsserver.Options{BindAddress: metricsAddr},
-		HealthProbeBindAddress:        healthAddr,
-		PprofBindAddress:              pprofAddr,
-		LeaderElection:                leaderElect,
-		LeaderElectionID:              "notification-controller.plumb.dev",
-		LeaderElectionReleaseOnCancel: true,
-		// Token Secrets are read when a call comes: never cached.
-		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
-	})
+	// Token and credentials Secrets are read when needed: never cached.
+	mgr, err := o.New(controllerName, scheme,
+		[]client.Object{&notifyv1.Receiver{}, &notifyv1.Provider{}, &notifyv1.Alert{}}, []client.Object{&corev1.Secret{}})
 	if err != nil {
 		return err
 	}
 	r := &controller.ReceiverReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: mgr.GetEventRecorder(controllerName), ControllerName: controllerName}
-	if err := r.SetupWithManager(ctx, mgr, workers); err != nil {
+	if err := r.SetupWithManager(ctx, mgr, o.Concurrent); err != nil {
 		return err
 	}
 	if err := (&controller.ProviderReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), ControllerName: controllerName}).SetupWithManager(mgr); err != nil {
@@ -80,7 +67,7 @@ func run(ctx context.Context, metricsAddr, healthAddr, pprofAddr, receiverAddr s
 	}
 	srv := &controller.Server{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader()}
 	if err := mgr.Add(everyReplica(func(ctx context.Context) error {
-		hs := &http.Server{Addr: receiverAddr, Handler: srv, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second}
+		hs := &http.Server{Addr: o.receiverAddr, Handler: srv, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second}
 		go func() {
 			<-ctx.Done()
 			shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -92,9 +79,6 @@ func run(ctx context.Context, metricsAddr, healthAddr, pprofAddr, receiverAddr s
 		}
 		return nil
 	})); err != nil {
-		return err
-	}
-	if err := errors.Join(mgr.AddHealthzCheck("ping", healthz.Ping), mgr.AddReadyzCheck("ping", healthz.Ping)); err != nil {
 		return err
 	}
 	return mgr.Start(ctx)

@@ -1,0 +1,85 @@
+// Package manager holds what every Plumb controller's main does alike: the common flags, the
+// logger, and a controller-runtime manager made from them.
+package manager
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+
+	"go.uber.org/zap/zapcore"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+)
+
+// Options are the flags every controller takes.
+type Options struct {
+	MetricsAddr, HealthAddr, PprofAddr, WatchLabels string
+	Concurrent, APIBurst                            int
+	APIQPS                                          float64
+	LeaderElect, LogDevelopment                     bool
+}
+
+// Bind registers the common flags on fs.
+func (o *Options) Bind(fs *flag.FlagSet) {
+	fs.StringVar(&o.MetricsAddr, "metrics-addr", ":8080", "Address of the Prometheus metrics endpoint; 0 disables it.")
+	fs.StringVar(&o.HealthAddr, "health-addr", ":9440", "Address of the /healthz and /readyz probes.")
+	fs.StringVar(&o.PprofAddr, "pprof-addr", "", "Address of the Go profiler endpoints (/debug/pprof); empty disables them.")
+	fs.IntVar(&o.Concurrent, "concurrent", 4, "Reconciles that may run at once.")
+	fs.Float64Var(&o.APIQPS, "kube-api-qps", -1, "Requests per second to the Kubernetes API, on average; negative leaves throttling to the API server's priority and fairness.")
+	fs.IntVar(&o.APIBurst, "kube-api-burst", 300, "Requests to the Kubernetes API in a burst, when --kube-api-qps is positive.")
+	fs.StringVar(&o.WatchLabels, "watch-label-selector", "", "Reconcile only the objects of this controller's kinds that match this label selector (sharding).")
+	fs.BoolVar(&o.LeaderElect, "leader-elect", true, "Elect a leader among replicas; only the leader reconciles.")
+	fs.BoolVar(&o.LogDevelopment, "log-development", false, "Human-readable console logs instead of JSON.")
+}
+
+// SetLogger installs the zap logger the flags ask for.
+func (o *Options) SetLogger() {
+	ctrl.SetLogger(zap.New(zap.UseDevMode(o.LogDevelopment), zap.StacktraceLevel(zapcore.PanicLevel)))
+}
+
+// New makes the manager of the controller name: its own kinds (sharded by
+// --watch-label-selector), objects never cached (Secrets and the like, read when named), the
+// probes, and client-side throttling only when --kube-api-qps is positive.
+func (o *Options) New(name string, scheme *runtime.Scheme, own []client.Object, uncached []client.Object) (ctrl.Manager, error) {
+	cacheOpts := cache.Options{}
+	if o.WatchLabels != "" {
+		sel, err := labels.Parse(o.WatchLabels)
+		if err != nil {
+			return nil, fmt.Errorf("--watch-label-selector: %w", err)
+		}
+		cacheOpts.ByObject = map[client.Object]cache.ByObject{}
+		for _, obj := range own {
+			cacheOpts.ByObject[obj] = cache.ByObject{Label: sel}
+		}
+	}
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return nil, err
+	}
+	cfg.QPS, cfg.Burst = float32(o.APIQPS), o.APIBurst
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                        scheme,
+		Cache:                         cacheOpts,
+		Metrics:                       metricsserver.Options{BindAddress: o.MetricsAddr},
+		HealthProbeBindAddress:        o.HealthAddr,
+		PprofBindAddress:              o.PprofAddr,
+		LeaderElection:                o.LeaderElect,
+		LeaderElectionID:              name + ".plumb.dev",
+		LeaderElectionReleaseOnCancel: true,
+		Client:                        client.Options{Cache: &client.CacheOptions{DisableFor: uncached}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := errors.Join(mgr.AddHealthzCheck("ping", healthz.Ping), mgr.AddReadyzCheck("ping", healthz.Ping)); err != nil {
+		return nil, err
+	}
+	return mgr, nil
+}
