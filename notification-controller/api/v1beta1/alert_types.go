@@ -30,6 +30,18 @@ type AlertSpec struct {
 	// ExclusionList: events whose message matches one of these regular expressions are not sent.
 	// +optional
 	ExclusionList []string `json:"exclusionList,omitempty"`
+	// NotifyOn makes the Alert stateful, per object: Failure sends the first failure (not one
+	// message per retry), Recovery sends the success that ends a failure that was sent, Change
+	// sends the other successes (new revisions applied). Empty sends every event.
+	// +optional
+	// +kubebuilder:validation:items:Enum=Failure;Recovery;Change
+	NotifyOn []string `json:"notifyOn,omitempty"`
+	// AlertAfter sends a failure only once it has lasted this long (failures that heal on the
+	// next retry stay quiet), e.g. 5m. Needs notifyOn Failure.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
+	AlertAfter *metav1.Duration `json:"alertAfter,omitempty"`
 	// Summary is added to every notification (e.g. the cluster's name).
 	// +optional
 	// +kubebuilder:validation:MaxLength=255

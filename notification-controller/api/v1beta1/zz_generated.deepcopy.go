@@ -90,6 +90,16 @@ func (in *AlertSpec) DeepCopyInto(out *AlertSpec) {
 		*out = make([]string, len(*in))
 		copy(*out, *in)
 	}
+	if in.NotifyOn != nil {
+		in, out := &in.NotifyOn, &out.NotifyOn
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
+	if in.AlertAfter != nil {
+		in, out := &in.AlertAfter, &out.AlertAfter
+		*out = new(v1.Duration)
+		**out = **in
+	}
 	if in.EventMetadata != nil {
 		in, out := &in.EventMetadata, &out.EventMetadata
 		*out = make(map[string]string, len(*in))

@@ -138,3 +138,36 @@ func TestAlert_BadInput(t *testing.T) {
 		g.Expect(conditions.GetReason(noSecret, meta.ReadyCondition)).To(Equal(SecretNotFoundReason))
 	}, timeout, 100*time.Millisecond).Should(Succeed())
 }
+
+// notifyOn: a failure is sent once however often it is retried, then its recovery.
+func TestAlert_NotifyOnFailureAndRecovery(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "alerts-"}}
+	g.Expect(k8s.Create(ctx, ns)).To(Succeed())
+	s := &chatSink{}
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	g.Expect(k8s.Create(ctx, &notifyv1.Provider{ObjectMeta: metav1.ObjectMeta{Name: "chat", Namespace: ns.Name},
+		Spec: notifyv1.ProviderSpec{Type: notifyv1.GenericProvider, Address: srv.URL}})).To(Succeed())
+	a := &notifyv1.Alert{ObjectMeta: metav1.ObjectMeta{Name: "stateful", Namespace: ns.Name},
+		Spec: notifyv1.AlertSpec{ProviderRef: meta.LocalObjectReference{Name: "chat"}, EventSeverity: "error",
+			EventSources: []notifyv1.EventSource{{Kind: "Kustomization", Name: "*"}}, NotifyOn: []string{"Failure", "Recovery"}}}
+	g.Expect(k8s.Create(ctx, a)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(a), a)).To(Succeed())
+		g.Expect(conditions.IsReady(a)).To(BeTrue())
+	}, timeout, 100*time.Millisecond).Should(Succeed())
+
+	for range 3 {
+		event(g, ns.Name, "shop", "Warning", "BuildFailed", "kustomization.yaml: broken")
+	}
+	g.Eventually(s.received, timeout, 50*time.Millisecond).Should(HaveLen(1))
+	event(g, ns.Name, "shop", "Normal", "Succeeded", "applied main@sha1:2")
+	g.Eventually(s.received, timeout, 50*time.Millisecond).Should(HaveLen(2))
+	event(g, ns.Name, "shop", "Normal", "Succeeded", "applied main@sha1:3") // a change: not asked for
+	g.Consistently(s.received, time.Second, 100*time.Millisecond).Should(HaveLen(2))
+	got := s.received()
+	g.Expect(got[0].Severity).To(Equal("error"))
+	g.Expect(got[1].Reason).To(Equal("Succeeded"))
+}

@@ -41,6 +41,7 @@ type Dispatcher struct {
 	Backoff   time.Duration
 
 	start   time.Time
+	states  notify.States
 	mu      sync.Mutex
 	workers map[types.NamespacedName]chan notify.Notification
 }
@@ -87,6 +88,14 @@ func (d *Dispatcher) handle(ctx context.Context, ev *eventsv1.Event) {
 		if a.Spec.Suspend || !d.matches(ctx, a, ev) {
 			continue
 		}
+		var after time.Duration
+		if a.Spec.AlertAfter != nil {
+			after = a.Spec.AlertAfter.Duration
+		}
+		key := a.Namespace + "/" + a.Name + "|" + ev.Regarding.Kind + "/" + ev.Regarding.Namespace + "/" + ev.Regarding.Name
+		if !d.states.Decide(key, ev.Type == "Warning", time.Now(), a.Spec.NotifyOn, after) {
+			continue
+		}
 		n := notify.Notification{
 			Kind: ev.Regarding.Kind, Namespace: ev.Regarding.Namespace, Name: ev.Regarding.Name,
 			Severity: "info", Reason: ev.Reason, Message: ev.Note, Revision: ev.Annotations[events.RevisionAnnotation],
@@ -101,7 +110,8 @@ func (d *Dispatcher) handle(ctx context.Context, ev *eventsv1.Event) {
 
 // matches applies an Alert's sources, severity and expressions to an event.
 func (d *Dispatcher) matches(ctx context.Context, a *notifyv1.Alert, ev *eventsv1.Event) bool {
-	if a.Spec.EventSeverity == "error" && ev.Type != "Warning" {
+	// With notifyOn, successes are needed to see recoveries: severity is notifyOn's business.
+	if a.Spec.EventSeverity == "error" && ev.Type != "Warning" && len(a.Spec.NotifyOn) == 0 {
 		return false
 	}
 	reg := ev.Regarding

@@ -1,0 +1,40 @@
+package notify
+
+import (
+	"testing"
+	"time"
+)
+
+func TestStatesDecide(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	type step struct {
+		failure bool
+		at      time.Duration
+		want    bool
+	}
+	cases := []struct {
+		name       string
+		notifyOn   []string
+		alertAfter time.Duration
+		steps      []step
+	}{
+		{"stateless sends all", nil, 0, []step{{true, 0, true}, {true, 1, true}, {false, 2, true}, {false, 3, true}}},
+		{"a failure once, its recovery once, changes", []string{OnFailure, OnRecovery, OnChange}, 0,
+			[]step{{false, 0, true}, {true, 1, true}, {true, 2, false}, {true, 3, false}, {false, 4, true}, {false, 5, true}}},
+		{"failures only", []string{OnFailure}, 0, []step{{false, 0, false}, {true, 1, true}, {false, 2, false}, {true, 3, true}}},
+		{"alertAfter keeps short failures quiet", []string{OnFailure, OnRecovery}, time.Minute,
+			[]step{{true, 0, false}, {true, 30 * time.Second, false}, {false, 40 * time.Second, false}, // healed: nothing, no recovery
+				{true, 2 * time.Minute, false}, {true, 3*time.Minute + time.Second, true}, {true, 4 * time.Minute, false}, {false, 5 * time.Minute, true}}},
+		{"no recovery without a sent failure", []string{OnRecovery}, 0, []step{{true, 0, false}, {false, 1, false}}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var s States
+			for i, st := range c.steps {
+				if got := s.Decide("alert/obj", st.failure, t0.Add(st.at), c.notifyOn, c.alertAfter); got != st.want {
+					t.Fatalf("step %d (failure %v at %s) = %v, want %v", i, st.failure, st.at, got, st.want)
+				}
+			}
+		})
+	}
+}
