@@ -7,13 +7,17 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"log"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -25,6 +29,7 @@ import (
 
 	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/hack/internal/local"
+	notifyv1 "github.com/plumb-dev/plumb/notification-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/shared/reconcile"
 	"github.com/plumb-dev/plumb/shared/testenv"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
@@ -67,13 +72,22 @@ func run(ctx context.Context, every time.Duration) error {
 	}
 	say("Git repository %s at %s", git.URL("demo"), commit[:12])
 
-	say("building and starting source-controller and apply-controller")
+	say("building and starting source-controller, apply-controller and notification-controller")
 	if _, err := bed.StartSourceController("--log-development"); err != nil {
 		return err
 	}
 	if _, err := bed.StartController("apply-controller", "--log-development"); err != nil {
 		return err
 	}
+	receiverAddr, err := local.FreeAddr()
+	if err != nil {
+		return err
+	}
+	if _, err := bed.StartController("notification-controller", "--log-development", "--receiver-addr", receiverAddr); err != nil {
+		return err
+	}
+	chat := httptest.NewServer(chatSink{})
+	defer chat.Close()
 
 	c := bed.Env.Client
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "demo"}}); err != nil {
@@ -82,12 +96,18 @@ func run(ctx context.Context, every time.Duration) error {
 	gr := &sourcev1.GitRepository{
 		ObjectMeta: metav1.ObjectMeta{Name: "demo", Namespace: "demo"},
 		Spec: sourcev1.GitRepositorySpec{
-			URL:      git.URL("demo"),
-			Ref:      &sourcev1.GitRepositoryRef{Branch: "main"},
-			Interval: metav1.Duration{Duration: 5 * time.Second},
+			URL: git.URL("demo"),
+			Ref: &sourcev1.GitRepositoryRef{Branch: "main"},
+			// The Git host's webhook (a Receiver) brings commits in at once; the interval is
+			// only the safety net.
+			Interval: metav1.Duration{Duration: 10 * time.Minute},
 		},
 	}
 	if err := c.Create(ctx, gr); err != nil {
+		return err
+	}
+	hook, err := notifications(ctx, c, chat.URL)
+	if err != nil {
 		return err
 	}
 	ks := &applyv1.Kustomization{
@@ -109,11 +129,13 @@ Plumb is running. In another terminal:
   %s get gitrepositories -A -w
   git clone %s && cd demo   # push a commit and watch it arrive
 
-Controller logs: %s, %s
-A new commit is pushed every %s, and after the second one the Deployment is edited by hand to
-show it put back; Ctrl-C stops everything.
+Controller logs: %s, %s, %s
+A new commit is pushed every %s and announced through a Receiver webhook, so it is applied at
+once; after the second one the Deployment is edited by hand to show it put back. Lines starting
+with "chat>" are the notifications an Alert sends (as a chat would show them). Ctrl-C stops
+everything.
 
-`, bed.Kubeconfig, filepath.Join(testenv.AssetsDir(), "kubectl"), git.URL("demo"), bed.Log("source-controller"), bed.Log("apply-controller"), every)
+`, bed.Kubeconfig, filepath.Join(testenv.AssetsDir(), "kubectl"), git.URL("demo"), bed.Log("source-controller"), bed.Log("apply-controller"), bed.Log("notification-controller"), every)
 
 	push := time.NewTicker(every)
 	defer push.Stop()
@@ -138,7 +160,8 @@ show it put back; Ctrl-C stops everything.
 			if err != nil {
 				return err
 			}
-			say("pushed %s: scale to %d", commit[:12], replicas)
+			say("pushed %s: scale to %d; the Git host calls the webhook", commit[:12], replicas)
+			callWebhook(ctx, c, receiverAddr, hook)
 			if pushes++; pushes == 2 {
 				go func() {
 					select {
@@ -239,4 +262,80 @@ spec:
 
 func say(format string, args ...any) {
 	fmt.Printf("%s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+// notifications sets up a Receiver (the Git host's webhook) for the GitRepository, and an Alert
+// that sends the Kustomization's and GitRepository's events to the demo's chat; it returns the
+// Receiver's key.
+func notifications(ctx context.Context, c client.Client, chatURL string) (client.ObjectKey, error) {
+	objs := []client.Object{
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "webhook", Namespace: "demo"}, StringData: map[string]string{"token": "demo-webhook-token"}},
+		&notifyv1.Receiver{
+			ObjectMeta: metav1.ObjectMeta{Name: "git-push", Namespace: "demo"},
+			Spec: notifyv1.ReceiverSpec{Type: notifyv1.GenericReceiver, SecretRef: meta.LocalObjectReference{Name: "webhook"},
+				Resources: []notifyv1.CrossNamespaceObjectReference{{APIVersion: "source.plumb.dev/v1beta1", Kind: sourcev1.GitRepositoryKind, Name: "demo"}}},
+		},
+		&notifyv1.Provider{
+			ObjectMeta: metav1.ObjectMeta{Name: "chat", Namespace: "demo"},
+			Spec:       notifyv1.ProviderSpec{Type: notifyv1.GenericProvider, Address: chatURL},
+		},
+		&notifyv1.Alert{
+			ObjectMeta: metav1.ObjectMeta{Name: "demo", Namespace: "demo"},
+			Spec: notifyv1.AlertSpec{
+				ProviderRef:  meta.LocalObjectReference{Name: "chat"},
+				EventSources: []notifyv1.EventSource{{Kind: "Kustomization", Name: "*"}, {Kind: sourcev1.GitRepositoryKind, Name: "*"}},
+				NotifyOn:     []string{"Failure", "Recovery", "Change"},
+				Summary:      "local demo",
+			},
+		},
+	}
+	for _, o := range objs {
+		if err := c.Create(ctx, o); err != nil {
+			return client.ObjectKey{}, err
+		}
+	}
+	return client.ObjectKey{Namespace: "demo", Name: "git-push"}, nil
+}
+
+// callWebhook posts to the Receiver as a Git host would after a push.
+func callWebhook(ctx context.Context, c client.Client, addr string, key client.ObjectKey) {
+	r := &notifyv1.Receiver{}
+	if err := c.Get(ctx, key, r); err != nil || r.Status.WebhookPath == "" {
+		say("webhook not ready yet; the interval will bring the commit in")
+		return
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+r.Status.WebhookPath, strings.NewReader(`{"ref":"refs/heads/main"}`))
+	if err != nil {
+		return
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		say("webhook call failed: %v", err)
+		return
+	}
+	resp.Body.Close()
+}
+
+// chatSink prints each notification as a chat message would read.
+type chatSink struct{}
+
+func (chatSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var n struct {
+		Kind, Namespace, Name, Severity, Reason, Message, Revision string
+	}
+	if err := json.NewDecoder(r.Body).Decode(&n); err != nil {
+		http.Error(w, "bad notification", http.StatusBadRequest)
+		return
+	}
+	icon := "✅"
+	if n.Severity == "error" {
+		icon = "❌"
+	}
+	rev := ""
+	if i := strings.LastIndex(n.Revision, ":"); i >= 0 && len(n.Revision) > i+13 {
+		rev = " (" + n.Revision[:i+13] + ")" // short, as a chat message shows it
+	} else if n.Revision != "" {
+		rev = " (" + n.Revision + ")"
+	}
+	say("chat> %s %s/%s/%s %s: %s%s", icon, n.Kind, n.Namespace, n.Name, n.Reason, n.Message, rev)
 }
