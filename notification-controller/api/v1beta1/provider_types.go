@@ -18,6 +18,10 @@ const (
 	MSTeamsProvider = "msteams"
 	// DiscordProvider posts an embed to a Discord webhook.
 	DiscordProvider = "discord"
+	// GitHubProvider sets a commit status on the commit of the event's revision.
+	GitHubProvider = "github"
+	// GitLabProvider sets a commit status on the commit of the event's revision.
+	GitLabProvider = "gitlab"
 	// GenericProvider posts the event as JSON.
 	GenericProvider = "generic"
 	// GenericHMACProvider posts the event as JSON with X-Signature: sha256=<hex HMAC>.
@@ -28,10 +32,10 @@ const (
 type ProviderSpec struct {
 	// Type of the receiving service.
 	// +required
-	// +kubebuilder:validation:Enum=slack;msteams;discord;generic;generic-hmac
+	// +kubebuilder:validation:Enum=slack;msteams;discord;github;gitlab;generic;generic-hmac
 	Type string `json:"type"`
-	// Address to post to (a webhook URL); secretRef's `address` wins, so that a URL with a
-	// token in it can stay in a Secret.
+	// Address to post to (a webhook URL; for github and gitlab the repository's URL);
+	// secretRef's `address` wins, so that a URL with a token in it can stay in a Secret.
 	// +optional
 	// +kubebuilder:validation:Pattern="^https?://.+$"
 	Address string `json:"address,omitempty"`

@@ -127,6 +127,11 @@ func SenderFor(ctx context.Context, r client.Reader, p *notifyv1.Provider) (noti
 			return nil, errors.New("discord needs an address (webhook URL)")
 		}
 		return &notify.Discord{URL: address, Username: p.Spec.Username}, nil
+	case notifyv1.GitHubProvider, notifyv1.GitLabProvider:
+		if address == "" || token == "" {
+			return nil, &secretError{fmt.Sprintf("%s needs the repository address and the Secret's token", p.Spec.Type)}
+		}
+		return &notify.CommitStatus{GitLab: p.Spec.Type == notifyv1.GitLabProvider, Repository: address, Token: token}, nil
 	case notifyv1.GenericProvider, notifyv1.GenericHMACProvider:
 		if address == "" {
 			return nil, fmt.Errorf("%s needs an address", p.Spec.Type)

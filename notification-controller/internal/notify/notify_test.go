@@ -161,3 +161,39 @@ func TestTeamsAndDiscordPayloads(t *testing.T) {
 	g.Expect(discord.Embeds[0].Color).To(Equal(0x2eb886))
 	g.Expect(discord.Embeds[0].Fields[0]).To(HaveKeyWithValue("value", "`main@sha1:1a2b3c4d5e6f`"))
 }
+
+func TestCommitStatus(t *testing.T) {
+	g := NewWithT(t)
+	s := &sink{}
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	var paths []string
+	record := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		paths = append(paths, r.URL.EscapedPath())
+		s.ServeHTTP(w, r)
+	})
+	srv.Config.Handler = record
+	sha := "1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b"
+	failed := sample
+	failed.Severity = "error"
+
+	gh := &CommitStatus{Repository: "https://github.com/team/shop.git", APIURL: srv.URL, Token: "ghp_x"}
+	g.Expect(gh.Send(context.Background(), failed)).To(Succeed())
+	g.Expect(paths[0]).To(Equal("/repos/team/shop/statuses/" + sha))
+	g.Expect(s.headers[0].Get("Authorization")).To(Equal("Bearer ghp_x"))
+	var body map[string]any
+	g.Expect(json.Unmarshal(s.bodies[0], &body)).To(Succeed())
+	g.Expect(body).To(And(HaveKeyWithValue("state", "failure"), HaveKeyWithValue("context", "Kustomization/shop/api")))
+
+	gl := &CommitStatus{GitLab: true, Repository: "https://gitlab.example.com/group/sub/shop", APIURL: srv.URL + "/api/v4", Token: "glpat"}
+	g.Expect(gl.Send(context.Background(), sample)).To(Succeed())
+	g.Expect(paths[1]).To(Equal("/api/v4/projects/group%2Fsub%2Fshop/statuses/" + sha))
+	g.Expect(s.headers[1].Get("PRIVATE-TOKEN")).To(Equal("glpat"))
+	g.Expect(json.Unmarshal(s.bodies[1], &body)).To(Succeed())
+	g.Expect(body).To(And(HaveKeyWithValue("state", "success"), HaveKeyWithValue("name", "Kustomization/shop/api")))
+
+	noCommit := sample
+	noCommit.Revision = "v1.0.0@sha256:abcd"
+	g.Expect(gh.Send(context.Background(), noCommit)).To(Succeed())
+	g.Expect(paths).To(HaveLen(2), "no Git commit, no status")
+}

@@ -1,0 +1,98 @@
+package notify
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// CommitStatus sets a status on the commit of a notification's revision: GitHub (statuses
+// API) or GitLab (commit statuses API). Repository is the repository's web URL
+// (https://github.com/org/app, https://gitlab.example.com/group/app); the API is found from it
+// (api.github.com for github.com, <host>/api/v3 for GitHub Enterprise, <host>/api/v4 for
+// GitLab), or given as APIURL. Notifications without a Git commit revision are skipped.
+type CommitStatus struct {
+	GitLab     bool
+	Repository string
+	APIURL     string
+	Token      string
+	Client     *http.Client
+}
+
+// Commit returns the Git commit of a revision (main@sha1:<hex>, sha1:<hex>), or "".
+func Commit(revision string) string {
+	_, sha, ok := strings.Cut(revision, "sha1:")
+	if !ok || len(sha) != 40 {
+		return ""
+	}
+	return sha
+}
+
+// Send implements Sender.
+func (c *CommitStatus) Send(ctx context.Context, n Notification) error {
+	sha := Commit(n.Revision)
+	if sha == "" {
+		return nil
+	}
+	u, err := url.Parse(c.Repository)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("repository address %q is not a URL", c.Repository)
+	}
+	project := strings.TrimSuffix(strings.Trim(u.Path, "/"), ".git")
+	statusContext := fmt.Sprintf("%s/%s/%s", n.Kind, n.Namespace, n.Name)
+	desc := truncate(n.Reason+": "+n.Message, 130)
+	var endpoint string
+	var payload map[string]any
+	if c.GitLab {
+		api := c.APIURL
+		if api == "" {
+			api = u.Scheme + "://" + u.Host + "/api/v4"
+		}
+		state := "success"
+		if n.Severity == "error" {
+			state = "failed"
+		}
+		endpoint = fmt.Sprintf("%s/projects/%s/statuses/%s", strings.TrimSuffix(api, "/"), url.PathEscape(project), sha)
+		payload = map[string]any{"state": state, "name": statusContext, "description": desc}
+	} else {
+		api := c.APIURL
+		if api == "" {
+			api = "https://api.github.com"
+			if u.Host != "github.com" {
+				api = u.Scheme + "://" + u.Host + "/api/v3"
+			}
+		}
+		state := "success"
+		if n.Severity == "error" {
+			state = "failure"
+		}
+		endpoint = fmt.Sprintf("%s/repos/%s/statuses/%s", strings.TrimSuffix(api, "/"), project, sha)
+		payload = map[string]any{"state": state, "context": statusContext, "description": desc}
+	}
+	client := &http.Client{Transport: tokenTransport{gitlab: c.GitLab, token: c.Token, next: httpClient(c.Client).Transport}}
+	return postJSON(ctx, client, endpoint, payload)
+}
+
+// tokenTransport adds the API token as each service wants it.
+type tokenTransport struct {
+	gitlab bool
+	token  string
+	next   http.RoundTripper
+}
+
+func (t tokenTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	if t.gitlab {
+		r.Header.Set("PRIVATE-TOKEN", t.token)
+	} else {
+		r.Header.Set("Authorization", "Bearer "+t.token)
+		r.Header.Set("Accept", "application/vnd.github+json")
+	}
+	next := t.next
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	return next.RoundTrip(r)
+}
