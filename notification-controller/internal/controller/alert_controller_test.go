@@ -171,3 +171,29 @@ func TestAlert_NotifyOnFailureAndRecovery(t *testing.T) {
 	g.Expect(got[0].Severity).To(Equal("error"))
 	g.Expect(got[1].Reason).To(Equal("Succeeded"))
 }
+
+// A burst of events about one object and revision goes as one message.
+func TestAlert_BurstIsOneMessage(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "alerts-"}}
+	g.Expect(k8s.Create(ctx, ns)).To(Succeed())
+	s := &chatSink{}
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	g.Expect(k8s.Create(ctx, &notifyv1.Provider{ObjectMeta: metav1.ObjectMeta{Name: "chat", Namespace: ns.Name},
+		Spec: notifyv1.ProviderSpec{Type: notifyv1.GenericProvider, Address: srv.URL}})).To(Succeed())
+	a := &notifyv1.Alert{ObjectMeta: metav1.ObjectMeta{Name: "all", Namespace: ns.Name},
+		Spec: notifyv1.AlertSpec{ProviderRef: meta.LocalObjectReference{Name: "chat"}, EventSources: []notifyv1.EventSource{{Kind: "Kustomization"}}}}
+	g.Expect(k8s.Create(ctx, a)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(a), a)).To(Succeed())
+		g.Expect(conditions.IsReady(a)).To(BeTrue())
+	}, timeout, 100*time.Millisecond).Should(Succeed())
+	// Events made in one go, as one reconcile records them (the suite's window is 300 ms).
+	for _, note := range []string{"ConfigMap/x/a created", "Deployment/x/b configured", "Service/x/c created"} {
+		event(g, ns.Name, "burst", "Normal", "Succeeded", note)
+	}
+	g.Eventually(s.received, timeout, 50*time.Millisecond).Should(HaveLen(1))
+	g.Expect(s.received()[0].Message).To(Equal("ConfigMap/x/a created\nDeployment/x/b configured\nService/x/c created"))
+}

@@ -39,6 +39,9 @@ type Dispatcher struct {
 	// (default 1 s, doubled up to 3 retries).
 	QueueSize int
 	Backoff   time.Duration
+	// GroupWindow is how long a worker waits after a notification for more of the same burst
+	// (same object and revision) to send as one message (default 50 ms).
+	GroupWindow time.Duration
 
 	start   time.Time
 	states  notify.States
@@ -54,6 +57,9 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	}
 	if d.Backoff == 0 {
 		d.Backoff = time.Second
+	}
+	if d.GroupWindow == 0 {
+		d.GroupWindow = 50 * time.Millisecond
 	}
 	inf, err := d.Cache.GetInformer(ctx, &eventsv1.Event{})
 	if err != nil {
@@ -179,13 +185,32 @@ func (d *Dispatcher) enqueue(ctx context.Context, provider types.NamespacedName,
 	}
 }
 
-// work delivers a Provider's notifications in order, with retries.
+// work delivers a Provider's notifications in order, with retries; a burst about one object
+// and revision (what arrives within GroupWindow) goes as one message.
 func (d *Dispatcher) work(ctx context.Context, key types.NamespacedName, ch chan notify.Notification) {
 	for {
+		var batch []notify.Notification
 		select {
 		case <-ctx.Done():
 			return
 		case n := <-ch:
+			batch = append(batch, n)
+		}
+		window := time.NewTimer(d.GroupWindow)
+	collect:
+		for len(batch) < 100 {
+			select {
+			case <-ctx.Done():
+				window.Stop()
+				return
+			case n := <-ch:
+				batch = append(batch, n)
+			case <-window.C:
+				break collect
+			}
+		}
+		window.Stop()
+		for _, n := range notify.Group(batch) {
 			d.deliver(ctx, key, n)
 		}
 	}

@@ -45,7 +45,7 @@ func run(m *testing.M) int {
 	must((&ProviderReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), ControllerName: "notification-controller"}).SetupWithManager(mgr))
 	must((&AlertReconciler{Client: mgr.GetClient(), ControllerName: "notification-controller"}).SetupWithManager(mgr))
 	must(mgr.Add(&Dispatcher{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Cache: mgr.GetCache(),
-		ControllerName: "notification-controller", Backoff: 50 * time.Millisecond}))
+		ControllerName: "notification-controller", Backoff: 50 * time.Millisecond, GroupWindow: 300 * time.Millisecond}))
 	srv := httptest.NewServer(&Server{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Rate: 5, Burst: 5})
 	defer srv.Close()
 	hookURL = srv.URL
