@@ -27,12 +27,14 @@ const controllerName = "notification-controller"
 type options struct {
 	plumbmanager.Options
 	receiverAddr string
+	dedupWindow  time.Duration
 }
 
 func main() {
 	var o options
 	o.Bind(flag.CommandLine)
 	flag.StringVar(&o.receiverAddr, "receiver-addr", ":9292", "Address the Receiver webhooks are served on (by every replica).")
+	flag.DurationVar(&o.dedupWindow, "dedup-window", 30*time.Second, "Drop an event equal to one an Alert sent within this window (0 keeps all).")
 	flag.Parse()
 	o.SetLogger()
 	if err := run(ctrl.SetupSignalHandler(), o); err != nil {
@@ -62,7 +64,7 @@ func run(ctx context.Context, o options) error {
 	if err := (&controller.AlertReconciler{Client: mgr.GetClient(), ControllerName: controllerName}).SetupWithManager(mgr); err != nil {
 		return err
 	}
-	if err := mgr.Add(&controller.Dispatcher{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Cache: mgr.GetCache(), ControllerName: controllerName}); err != nil {
+	if err := mgr.Add(&controller.Dispatcher{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Cache: mgr.GetCache(), ControllerName: controllerName, DedupWindow: o.dedupWindow}); err != nil {
 		return err
 	}
 	srv := &controller.Server{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader()}

@@ -39,12 +39,16 @@ type Dispatcher struct {
 	// (default 1 s, doubled up to 3 retries).
 	QueueSize int
 	Backoff   time.Duration
+	// DedupWindow drops an event equal (object, reason, message, revision) to one an Alert sent
+	// within it (default 0: none).
+	DedupWindow time.Duration
 	// GroupWindow is how long a worker waits after a notification for more of the same burst
 	// (same object and revision) to send as one message (default 50 ms).
 	GroupWindow time.Duration
 
 	start   time.Time
 	states  notify.States
+	seen    sync.Map // dedup key → time sent
 	mu      sync.Mutex
 	workers map[types.NamespacedName]chan notify.Notification
 }
@@ -99,6 +103,9 @@ func (d *Dispatcher) handle(ctx context.Context, ev *eventsv1.Event) {
 			after = a.Spec.AlertAfter.Duration
 		}
 		key := a.Namespace + "/" + a.Name + "|" + ev.Regarding.Kind + "/" + ev.Regarding.Namespace + "/" + ev.Regarding.Name
+		if d.duplicate(key+"|"+ev.Reason+"|"+ev.Note+"|"+ev.Annotations[events.RevisionAnnotation]) {
+			continue
+		}
 		if !d.states.Decide(key, ev.Type == "Warning", time.Now(), a.Spec.NotifyOn, after) {
 			continue
 		}
@@ -112,6 +119,28 @@ func (d *Dispatcher) handle(ctx context.Context, ev *eventsv1.Event) {
 		}
 		d.enqueue(ctx, types.NamespacedName{Namespace: a.Namespace, Name: a.Spec.ProviderRef.Name}, n)
 	}
+}
+
+// duplicate says whether an equal event was sent within DedupWindow, and remembers this one.
+func (d *Dispatcher) duplicate(key string) bool {
+	if d.DedupWindow <= 0 {
+		return false
+	}
+	now := time.Now()
+	if last, ok := d.seen.Load(key); ok && now.Sub(last.(time.Time)) < d.DedupWindow {
+		return true
+	}
+	d.seen.Store(key, now)
+	// Forget what is older than the window, now and then, so that the map stays small.
+	if now.UnixNano()%64 == 0 {
+		d.seen.Range(func(k, v any) bool {
+			if now.Sub(v.(time.Time)) >= d.DedupWindow {
+				d.seen.Delete(k)
+			}
+			return true
+		})
+	}
+	return false
 }
 
 // matches applies an Alert's sources, severity and expressions to an event.
