@@ -103,7 +103,7 @@ func (d *Dispatcher) handle(ctx context.Context, ev *eventsv1.Event) {
 			after = a.Spec.AlertAfter.Duration
 		}
 		key := a.Namespace + "/" + a.Name + "|" + ev.Regarding.Kind + "/" + ev.Regarding.Namespace + "/" + ev.Regarding.Name
-		if d.duplicate(key+"|"+ev.Reason+"|"+ev.Note+"|"+ev.Annotations[events.RevisionAnnotation]) {
+		if d.duplicate(key + "|" + ev.Reason + "|" + ev.Note + "|" + ev.Annotations[events.RevisionAnnotation]) {
 			continue
 		}
 		if !d.states.Decide(key, ev.Type == "Warning", time.Now(), a.Spec.NotifyOn, after) {
