@@ -6,6 +6,7 @@
 //	go run ./bench oci [-n 500] [-cpuprofile file]
 //	go run ./bench helmchart [-n 500] [-charts 50] [-versions 100] [-cpuprofile file]
 //	go run ./bench helm [-n 1000] [-concurrent 10] [-cpuprofile file]
+//	go run ./bench notify [-events 10000] [-objects 1000] [-delay 0s]
 package main
 
 import (
@@ -26,7 +27,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: bench git [-n N] | bench apply [-n N] [-concurrent N] | bench oci [-n N] | bench helmchart [-n N] | bench helm [-n N] [-concurrent N]")
+		fmt.Fprintln(os.Stderr, "usage: bench git [-n N] | bench apply [-n N] [-concurrent N] | bench oci [-n N] | bench helmchart [-n N] | bench helm [-n N] [-concurrent N] | bench notify [-events N] [-objects N] [-delay D]")
 		os.Exit(2)
 	}
 	var err error
@@ -69,6 +70,13 @@ func main() {
 		profile := fs.String("cpuprofile", "", "write a CPU profile of helm-controller during the no-op round to this file")
 		_ = fs.Parse(os.Args[2:])
 		err = benchHelm(ctx, *n, *concurrent, *profile)
+	case "notify":
+		fs := flag.NewFlagSet("notify", flag.ExitOnError)
+		events := fs.Int("events", 10000, "events created")
+		objects := fs.Int("objects", 1000, "objects the events are about")
+		delay := fs.Duration("delay", 0, "the sink answers after this long (a slow chat service)")
+		_ = fs.Parse(os.Args[2:])
+		err = benchNotify(ctx, *events, *objects, *delay)
 	default:
 		err = fmt.Errorf("unknown scenario %q", os.Args[1])
 	}
@@ -124,3 +132,5 @@ func requestAll(ctx context.Context, c client.Client, n int, value string, objec
 	}
 	return nil
 }
+
+func clientKey(ns, name string) client.ObjectKey { return client.ObjectKey{Namespace: ns, Name: name} }
