@@ -7,6 +7,7 @@
 //	go run ./bench helmchart [-n 500] [-charts 50] [-versions 100] [-cpuprofile file]
 //	go run ./bench helm [-n 1000] [-concurrent 10] [-cpuprofile file]
 //	go run ./bench notify [-events 10000] [-objects 1000] [-delay 0s]
+//	go run ./bench receiver [-n 20]
 package main
 
 import (
@@ -27,7 +28,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: bench git [-n N] | bench apply [-n N] [-concurrent N] | bench oci [-n N] | bench helmchart [-n N] | bench helm [-n N] [-concurrent N] | bench notify [-events N] [-objects N] [-delay D]")
+		fmt.Fprintln(os.Stderr, "usage: bench git [-n N] | bench apply [-n N] [-concurrent N] | bench oci [-n N] | bench helmchart [-n N] | bench helm [-n N] [-concurrent N] | bench notify [-events N] [-objects N] [-delay D] | bench receiver [-n N]")
 		os.Exit(2)
 	}
 	var err error
@@ -77,6 +78,11 @@ func main() {
 		delay := fs.Duration("delay", 0, "the sink answers after this long (a slow chat service)")
 		_ = fs.Parse(os.Args[2:])
 		err = benchNotify(ctx, *events, *objects, *delay)
+	case "receiver":
+		fs := flag.NewFlagSet("receiver", flag.ExitOnError)
+		n := fs.Int("n", 20, "pushes, each announced by a webhook call")
+		_ = fs.Parse(os.Args[2:])
+		err = benchReceiver(ctx, *n)
 	default:
 		err = fmt.Errorf("unknown scenario %q", os.Args[1])
 	}

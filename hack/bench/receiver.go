@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
+	"github.com/plumb-dev/plumb/hack/internal/local"
+	notifyv1 "github.com/plumb-dev/plumb/notification-controller/api/v1beta1"
+	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
+)
+
+// benchReceiver: n pushes to a small repository, each announced by a Receiver webhook; the
+// time from the webhook call to the new value in the cluster (Git fetched, artifact stored,
+// Kustomization applied), with intervals of an hour so that only the webhook drives it.
+func benchReceiver(ctx context.Context, n int) error {
+	bed, err := local.StartBed("plumb-bench-receiver-", false)
+	if err != nil {
+		return err
+	}
+	defer bed.Stop()
+	c := bed.Env.Client
+	git, err := local.StartGitServer("")
+	if err != nil {
+		return err
+	}
+	defer git.Stop()
+	app := func(v int) map[string]string {
+		return map[string]string{"app/configmap.yaml": fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  version: \"%d\"\n", v)}
+	}
+	repo, _, err := git.NewRepo("app", app(0))
+	if err != nil {
+		return err
+	}
+	if _, err := bed.StartSourceController(); err != nil {
+		return err
+	}
+	if _, err := bed.StartController("apply-controller"); err != nil {
+		return err
+	}
+	addr, err := local.FreeAddr()
+	if err != nil {
+		return err
+	}
+	if _, err := bed.StartController("notification-controller", "--receiver-addr", addr); err != nil {
+		return err
+	}
+	ns := "bench"
+	hour := metav1.Duration{Duration: time.Hour}
+	for _, o := range []client.Object{
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "hook", Namespace: ns}, StringData: map[string]string{"token": "bench-token"}},
+		&sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: ns}, Spec: sourcev1.GitRepositorySpec{URL: git.URL("app"), Interval: hour}},
+		&applyv1.Kustomization{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: ns}, Spec: applyv1.KustomizationSpec{
+			SourceRef: applyv1.CrossNamespaceSourceReference{Kind: sourcev1.GitRepositoryKind, Name: "app"},
+			Path:      "app", TargetNamespace: ns, Prune: true, Interval: hour, RetryInterval: &hour}},
+		&notifyv1.Receiver{ObjectMeta: metav1.ObjectMeta{Name: "push", Namespace: ns}, Spec: notifyv1.ReceiverSpec{
+			Type: notifyv1.GenericReceiver, SecretRef: meta.LocalObjectReference{Name: "hook"},
+			Resources: []notifyv1.CrossNamespaceObjectReference{{APIVersion: "source.plumb.dev/v1beta1", Kind: sourcev1.GitRepositoryKind, Name: "app"}}}},
+	} {
+		if err := c.Create(ctx, o); err != nil {
+			return err
+		}
+	}
+	value := func() string {
+		cm := &corev1.ConfigMap{}
+		if err := c.Get(ctx, clientKey(ns, "app"), cm); err != nil {
+			return ""
+		}
+		return cm.Data["version"]
+	}
+	waitFor := func(want string, limit time.Duration) error {
+		deadline := time.Now().Add(limit)
+		for value() != want {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("version %s not applied after %s", want, limit)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		return nil
+	}
+	if err := waitFor("0", 2*time.Minute); err != nil {
+		return err
+	}
+	rcv := &notifyv1.Receiver{}
+	for deadline := time.Now().Add(time.Minute); rcv.Status.WebhookPath == ""; time.Sleep(50 * time.Millisecond) {
+		if err := c.Get(ctx, clientKey(ns, "push"), rcv); err != nil || time.Now().After(deadline) {
+			return fmt.Errorf("receiver not ready: %v", err)
+		}
+	}
+	var took []time.Duration
+	for i := 1; i <= n; i++ {
+		if _, err := repo.Commit(fmt.Sprintf("version %d", i), app(i)); err != nil {
+			return err
+		}
+		start := time.Now()
+		resp, err := http.Post("http://"+addr+rcv.Status.WebhookPath, "application/json", strings.NewReader(`{}`))
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if err := waitFor(fmt.Sprint(i), time.Minute); err != nil {
+			return err
+		}
+		took = append(took, time.Since(start))
+	}
+	sort.Slice(took, func(i, j int) bool { return took[i] < took[j] })
+	fmt.Printf("\n### receiver: %d pushes announced by a webhook (%d CPUs, %s)\n\n", n, runtime.NumCPU(), runtime.GOARCH)
+	fmt.Printf("| figure | value |\n|---|---|\n")
+	fmt.Printf("| webhook call to the new value applied, p50 / max | %d ms / %d ms |\n", took[len(took)/2].Milliseconds(), took[len(took)-1].Milliseconds())
+	return nil
+}
