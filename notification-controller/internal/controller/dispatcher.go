@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
@@ -49,6 +50,8 @@ type Dispatcher struct {
 	start   time.Time
 	states  notify.States
 	seen    sync.Map // dedup key → time sent
+	checks  atomic.Uint64
+	intake  chan *eventsv1.Event
 	mu      sync.Mutex
 	workers map[types.NamespacedName]chan notify.Notification
 }
@@ -65,14 +68,33 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	if d.GroupWindow == 0 {
 		d.GroupWindow = 50 * time.Millisecond
 	}
+	// The watch's handler only hands events over: matching (which may read an object's
+	// labels) runs in its own goroutine, so a slow read never holds up the watch.
+	d.intake = make(chan *eventsv1.Event, d.QueueSize)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case ev := <-d.intake:
+				d.handle(ctx, ev)
+			}
+		}
+	}()
 	inf, err := d.Cache.GetInformer(ctx, &eventsv1.Event{})
 	if err != nil {
 		return err
 	}
 	if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj any) {
-			if ev, ok := obj.(*eventsv1.Event); ok {
-				d.handle(ctx, ev)
+			ev, ok := obj.(*eventsv1.Event)
+			if !ok {
+				return
+			}
+			select {
+			case d.intake <- ev:
+			default:
+				log.FromContext(ctx).Info("event intake full, event dropped", "object", ev.Regarding.Kind+"/"+ev.Regarding.Namespace+"/"+ev.Regarding.Name)
 			}
 		},
 	}); err != nil {
@@ -131,8 +153,8 @@ func (d *Dispatcher) duplicate(key string) bool {
 		return true
 	}
 	d.seen.Store(key, now)
-	// Forget what is older than the window, now and then, so that the map stays small.
-	if now.UnixNano()%64 == 0 {
+	// Forget what is older than the window every 256 events, so that the map stays small.
+	if d.checks.Add(1)%256 == 0 {
 		d.seen.Range(func(k, v any) bool {
 			if now.Sub(v.(time.Time)) >= d.DedupWindow {
 				d.seen.Delete(k)
