@@ -12,11 +12,15 @@ import (
 	"sync"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -93,6 +97,56 @@ func (w *Watcher) Ensure(ctx context.Context, gvk schema.GroupVersionKind) {
 	defer cancel()
 	if err := src.WaitForSync(sctx); err != nil {
 		log.Error(err, "watch of kind not synced yet", "kind", gk)
+	}
+}
+
+// Get ensures gvk is watched, then reads the object at key into a new unstructured object. It
+// returns nil and no error when the object, or its kind, does not exist.
+func (w *Watcher) Get(ctx context.Context, c client.Reader, gvk schema.GroupVersionKind, key types.NamespacedName) (*unstructured.Unstructured, error) {
+	w.Ensure(ctx, gvk)
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(gvk)
+	if err := c.Get(ctx, key, u); err != nil {
+		if apierrors.IsNotFound(err) || apimeta.IsNoMatchError(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	return u, nil
+}
+
+// Key is the value a field index records for a reference to the object kind/namespace/name.
+func Key(kind, namespace, name string) string { return kind + "/" + namespace + "/" + name }
+
+// Referrers returns, for a referred kind, a MapFunc that lists the objects whose field indexes
+// (valued with Key) name the changed object, and asks for each of them once.
+func Referrers(c client.Reader, newList func() client.ObjectList, indexes ...string) func(kind string) handler.MapFunc {
+	return func(kind string) handler.MapFunc {
+		return func(ctx context.Context, o client.Object) []reconcile.Request {
+			key := Key(kind, o.GetNamespace(), o.GetName())
+			seen := map[types.NamespacedName]bool{}
+			var reqs []reconcile.Request
+			for _, index := range indexes {
+				list := newList()
+				if err := c.List(ctx, list, client.MatchingFields{index: key}); err != nil {
+					ctrl.LoggerFrom(ctx).Error(err, "listing referrers", "index", index, "key", key)
+					continue
+				}
+				_ = apimeta.EachListItem(list, func(item runtime.Object) error {
+					m, err := apimeta.Accessor(item)
+					if err != nil {
+						return nil
+					}
+					n := types.NamespacedName{Namespace: m.GetNamespace(), Name: m.GetName()}
+					if !seen[n] {
+						seen[n] = true
+						reqs = append(reqs, reconcile.Request{NamespacedName: n})
+					}
+					return nil
+				})
+			}
+			return reqs
+		}
 	}
 }
 

@@ -182,28 +182,17 @@ type sourceArtifact struct {
 
 // source reads the sourceRef as unstructured and returns its artifact when the source is Ready.
 func (r *KustomizationReconciler) source(ctx context.Context, obj *applyv1.Kustomization) (*sourceArtifact, error) {
-	ref := obj.Spec.SourceRef
-	ns := ref.Namespace
-	if ns == "" {
-		ns = obj.Namespace
-	}
-	apiVersion := ref.APIVersion
-	if apiVersion == "" {
-		apiVersion = defaultSourceAPIVersion
-	}
-	name := fmt.Sprintf("%s %s/%s", ref.Kind, ns, ref.Name)
-	gv, err := schema.ParseGroupVersion(apiVersion)
+	gvk, key, err := sourceKey(obj)
 	if err != nil {
-		return nil, r.stall(obj, applyv1.InvalidSpecReason, fmt.Sprintf("spec.sourceRef.apiVersion %q: %v", apiVersion, err))
+		return nil, r.stall(obj, applyv1.InvalidSpecReason, err.Error())
 	}
-	u := &unstructured.Unstructured{}
-	u.SetGroupVersionKind(gv.WithKind(ref.Kind))
-	r.watches.Ensure(ctx, u.GroupVersionKind())
-	if err := r.Get(ctx, types.NamespacedName{Namespace: ns, Name: ref.Name}, u); err != nil {
-		if apierrors.IsNotFound(err) || apimeta.IsNoMatchError(err) {
-			return nil, r.wait(obj, "", applyv1.SourceNotReadyReason, "source %s not found", name)
-		}
+	name := fmt.Sprintf("%s %s", gvk.Kind, key)
+	u, err := r.watches.Get(ctx, r.Client, gvk, key)
+	if err != nil {
 		return nil, r.failure(obj, "", applyv1.SourceNotReadyReason, fmt.Errorf("source %s: %w", name, err))
+	}
+	if u == nil {
+		return nil, r.wait(obj, "", applyv1.SourceNotReadyReason, "source %s not found", name)
 	}
 	a, err := artifact.FromStatus(u)
 	if err != nil {
@@ -221,6 +210,22 @@ func (r *KustomizationReconciler) source(ctx context.Context, obj *applyv1.Kusto
 // peekSource returns the revision the source's artifact has now, without
 // touching obj's status.
 func (r *KustomizationReconciler) peekSource(ctx context.Context, obj *applyv1.Kustomization) (string, error) {
+	gvk, key, err := sourceKey(obj)
+	if err != nil {
+		return "", err
+	}
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(gvk)
+	if err := r.Get(ctx, key, u); err != nil {
+		return "", err
+	}
+	rev, _, _ := unstructured.NestedString(u.Object, "status", "artifact", "revision")
+	return rev, nil
+}
+
+// sourceKey resolves spec.sourceRef's defaults. The kind and key are set even when the
+// apiVersion does not parse.
+func sourceKey(obj *applyv1.Kustomization) (schema.GroupVersionKind, types.NamespacedName, error) {
 	ref := obj.Spec.SourceRef
 	ns, apiVersion := ref.Namespace, ref.APIVersion
 	if ns == "" {
@@ -229,17 +234,12 @@ func (r *KustomizationReconciler) peekSource(ctx context.Context, obj *applyv1.K
 	if apiVersion == "" {
 		apiVersion = defaultSourceAPIVersion
 	}
+	key := types.NamespacedName{Namespace: ns, Name: ref.Name}
 	gv, err := schema.ParseGroupVersion(apiVersion)
 	if err != nil {
-		return "", err
+		return schema.GroupVersionKind{Kind: ref.Kind}, key, fmt.Errorf("spec.sourceRef.apiVersion %q: %w", apiVersion, err)
 	}
-	u := &unstructured.Unstructured{}
-	u.SetGroupVersionKind(gv.WithKind(ref.Kind))
-	if err := r.Get(ctx, types.NamespacedName{Namespace: ns, Name: ref.Name}, u); err != nil {
-		return "", err
-	}
-	rev, _, _ := unstructured.NestedString(u.Object, "status", "artifact", "revision")
-	return rev, nil
+	return gv.WithKind(ref.Kind), key, nil
 }
 
 // defaultSourceAPIVersion is assumed for a sourceRef without apiVersion.
@@ -252,15 +252,13 @@ func (r *KustomizationReconciler) checkDependencies(ctx context.Context, obj *ap
 	}
 	for _, d := range obj.Spec.DependsOn {
 		gvk, key := dependencyKey(obj, d)
-		u := &unstructured.Unstructured{}
-		u.SetGroupVersionKind(gvk)
 		name := fmt.Sprintf("%s %s", gvk.Kind, key)
-		r.watches.Ensure(ctx, gvk)
-		if err := r.Get(ctx, key, u); err != nil {
-			if apierrors.IsNotFound(err) || apimeta.IsNoMatchError(err) {
-				return r.wait(obj, "", applyv1.DependencyNotReadyReason, "dependency %s not found", name)
-			}
+		u, err := r.watches.Get(ctx, r.Client, gvk, key)
+		if err != nil {
 			return r.failure(obj, "", applyv1.DependencyNotReadyReason, fmt.Errorf("dependency %s: %w", name, err))
+		}
+		if u == nil {
+			return r.wait(obj, "", applyv1.DependencyNotReadyReason, "dependency %s not found", name)
 		}
 		if !refwatch.ReadyAtGeneration(u) {
 			return r.wait(obj, "", applyv1.DependencyNotReadyReason, "dependency %s is not ready", name)

@@ -2,10 +2,9 @@ package controller
 
 import (
 	"context"
-	"fmt"
 
+	"github.com/fluxcd/pkg/runtime/conditions"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -13,7 +12,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
@@ -40,12 +38,8 @@ func (r *KustomizationReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 	r.trees.max, r.builds.max, r.managers.max = 8, 4096, 256
 	idx := mgr.GetFieldIndexer()
 	if err := idx.IndexField(ctx, &applyv1.Kustomization{}, sourceIndex, func(o client.Object) []string {
-		k := o.(*applyv1.Kustomization)
-		ns := k.Spec.SourceRef.Namespace
-		if ns == "" {
-			ns = k.Namespace
-		}
-		return []string{refKey(k.Spec.SourceRef.Kind, ns, k.Spec.SourceRef.Name)}
+		gvk, key, _ := sourceKey(o.(*applyv1.Kustomization))
+		return []string{refwatch.Key(gvk.Kind, key.Namespace, key.Name)}
 	}); err != nil {
 		return err
 	}
@@ -54,50 +48,26 @@ func (r *KustomizationReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 		var keys []string
 		for _, d := range k.Spec.DependsOn {
 			gvk, key := dependencyKey(k, d)
-			keys = append(keys, refKey(gvk.Kind, key.Namespace, key.Name))
+			keys = append(keys, refwatch.Key(gvk.Kind, key.Namespace, key.Name))
 		}
 		return keys
 	}); err != nil {
 		return err
 	}
+	referrers := refwatch.Referrers(r.Client, func() client.ObjectList { return &applyv1.KustomizationList{} }, sourceIndex, dependencyIndex)
 	c, err := ctrl.NewControllerManagedBy(mgr).
 		For(&applyv1.Kustomization{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, plumbreconcile.Requested{}))).
-		Watches(&applyv1.Kustomization{}, handler.EnqueueRequestsFromMapFunc(r.referrers(applyv1.KustomizationKind)),
+		Watches(&applyv1.Kustomization{}, handler.EnqueueRequestsFromMapFunc(referrers(applyv1.KustomizationKind)),
 			builder.WithPredicates(becameReady{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: opts.Concurrent}).
 		Build(r)
 	if err != nil {
 		return err
 	}
-	r.watches = refwatch.New(c, mgr.GetCache(), mgr.GetRESTMapper(), r.referrers,
+	r.watches = refwatch.New(c, mgr.GetCache(), mgr.GetRESTMapper(), referrers,
 		schema.GroupKind{Group: applyv1.GroupVersion.Group, Kind: applyv1.KustomizationKind})
 	return nil
-}
-
-func refKey(kind, ns, name string) string { return fmt.Sprintf("%s/%s/%s", kind, ns, name) }
-
-// referrers maps an object of kind to the Kustomizations that build from it or depend on it.
-func (r *KustomizationReconciler) referrers(kind string) handler.MapFunc {
-	return func(ctx context.Context, o client.Object) []reconcile.Request {
-		key := refKey(kind, o.GetNamespace(), o.GetName())
-		seen := map[types.NamespacedName]bool{}
-		var reqs []reconcile.Request
-		for _, index := range []string{sourceIndex, dependencyIndex} {
-			var list applyv1.KustomizationList
-			if err := r.List(ctx, &list, client.MatchingFields{index: key}); err != nil {
-				continue
-			}
-			for i := range list.Items {
-				n := types.NamespacedName{Namespace: list.Items[i].Namespace, Name: list.Items[i].Name}
-				if !seen[n] {
-					seen[n] = true
-					reqs = append(reqs, reconcile.Request{NamespacedName: n})
-				}
-			}
-		}
-		return reqs
-	}
 }
 
 // becameReady passes updates of a Kustomization that turn it Ready at its generation.
@@ -116,10 +86,5 @@ func (becameReady) Update(e event.UpdateEvent) bool {
 }
 
 func isReady(k *applyv1.Kustomization) bool {
-	for _, c := range k.Status.Conditions {
-		if c.Type == "Ready" {
-			return c.Status == "True" && k.Status.ObservedGeneration == k.Generation
-		}
-	}
-	return false
+	return conditions.IsReady(k) && k.Status.ObservedGeneration == k.Generation
 }

@@ -35,10 +35,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 	kustypes "sigs.k8s.io/kustomize/api/types"
 
@@ -116,17 +114,11 @@ func (r *HelmReleaseReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 	idx := mgr.GetFieldIndexer()
 	if err := idx.IndexField(ctx, &helmv1.HelmRelease{}, chartRefIndex, func(o client.Object) []string {
 		hr := o.(*helmv1.HelmRelease)
-		if hr.Spec.Chart != nil {
-			return []string{refKey(helmChartKind, hr.Namespace, helmChartName(hr))}
+		if hr.Spec.Chart == nil && hr.Spec.ChartRef == nil {
+			return nil
 		}
-		if ref := hr.Spec.ChartRef; ref != nil {
-			ns := ref.Namespace
-			if ns == "" {
-				ns = hr.Namespace
-			}
-			return []string{refKey(ref.Kind, ns, ref.Name)}
-		}
-		return nil
+		gvk, key, _ := chartKey(hr)
+		return []string{refwatch.Key(gvk.Kind, key.Namespace, key.Name)}
 	}); err != nil {
 		return err
 	}
@@ -135,12 +127,13 @@ func (r *HelmReleaseReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 		var keys []string
 		for _, d := range hr.Spec.DependsOn {
 			gvk, key := dependencyKey(hr, d)
-			keys = append(keys, refKey(gvk.Kind, key.Namespace, key.Name))
+			keys = append(keys, refwatch.Key(gvk.Kind, key.Namespace, key.Name))
 		}
 		return keys
 	}); err != nil {
 		return err
 	}
+	referrers := refwatch.Referrers(r.Client, func() client.ObjectList { return &helmv1.HelmReleaseList{} }, chartRefIndex, dependencyIndex)
 	c, err := ctrl.NewControllerManagedBy(mgr).
 		For(&helmv1.HelmRelease{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, plumbreconcile.Requested{}, resetRequested{}))).
@@ -149,33 +142,8 @@ func (r *HelmReleaseReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 	if err != nil {
 		return err
 	}
-	r.watches = refwatch.New(c, mgr.GetCache(), mgr.GetRESTMapper(), r.referrers)
+	r.watches = refwatch.New(c, mgr.GetCache(), mgr.GetRESTMapper(), referrers)
 	return nil
-}
-
-func refKey(kind, ns, name string) string { return kind + "/" + ns + "/" + name }
-
-// referrers maps an object of kind to the HelmReleases that install from it or depend on it.
-func (r *HelmReleaseReconciler) referrers(kind string) handler.MapFunc {
-	return func(ctx context.Context, o client.Object) []reconcile.Request {
-		key := refKey(kind, o.GetNamespace(), o.GetName())
-		seen := map[types.NamespacedName]bool{}
-		var reqs []reconcile.Request
-		for _, index := range []string{chartRefIndex, dependencyIndex} {
-			var list helmv1.HelmReleaseList
-			if err := r.List(ctx, &list, client.MatchingFields{index: key}); err != nil {
-				continue
-			}
-			for i := range list.Items {
-				n := types.NamespacedName{Namespace: list.Items[i].Namespace, Name: list.Items[i].Name}
-				if !seen[n] {
-					seen[n] = true
-					reqs = append(reqs, reconcile.Request{NamespacedName: n})
-				}
-			}
-		}
-		return reqs
-	}
 }
 
 // dependencyKey resolves a dependsOn entry's defaults.
@@ -1017,34 +985,20 @@ func (r *HelmReleaseReconciler) chartArtifact(ctx context.Context, obj *helmv1.H
 	if err := r.ensureHelmChart(ctx, obj); err != nil {
 		return nil, err
 	}
-	ref := obj.Spec.ChartRef
-	if obj.Spec.Chart != nil {
-		ref = &helmv1.CrossNamespaceSourceReference{Kind: helmChartKind, Name: helmChartName(obj)}
-	}
-	ns := ref.Namespace
-	if ns == "" {
-		ns = obj.Namespace
-	}
-	apiVersion := ref.APIVersion
-	if apiVersion == "" {
-		apiVersion = defaultSourceAPIVersion
-	}
-	gv, err := schema.ParseGroupVersion(apiVersion)
+	gvk, key, err := chartKey(obj)
 	if err != nil {
-		return nil, r.stall(obj, helmv1.InvalidSpecReason, fmt.Sprintf("spec.chartRef.apiVersion %q: %v", apiVersion, err))
+		return nil, r.stall(obj, helmv1.InvalidSpecReason, err.Error())
 	}
-	if r.NoCrossNamespaceRefs && ns != obj.Namespace {
-		return nil, r.stall(obj, helmv1.InvalidSpecReason, fmt.Sprintf("spec.chartRef in namespace %s: this controller refuses references to other namespaces (--no-cross-namespace-refs)", ns))
+	if r.NoCrossNamespaceRefs && key.Namespace != obj.Namespace {
+		return nil, r.stall(obj, helmv1.InvalidSpecReason, fmt.Sprintf("spec.chartRef in namespace %s: this controller refuses references to other namespaces (--no-cross-namespace-refs)", key.Namespace))
 	}
-	name := fmt.Sprintf("%s %s/%s", ref.Kind, ns, ref.Name)
-	u := &unstructured.Unstructured{}
-	u.SetGroupVersionKind(gv.WithKind(ref.Kind))
-	r.watches.Ensure(ctx, u.GroupVersionKind())
-	if err := r.Get(ctx, types.NamespacedName{Namespace: ns, Name: ref.Name}, u); err != nil {
-		if apierrors.IsNotFound(err) || apimeta.IsNoMatchError(err) {
-			return nil, r.wait(obj, helmv1.SourceNotReadyReason, "chart source %s not found", name)
-		}
+	name := fmt.Sprintf("%s %s", gvk.Kind, key)
+	u, err := r.watches.Get(ctx, r.Client, gvk, key)
+	if err != nil {
 		return nil, r.failure(obj, "", helmv1.SourceNotReadyReason, fmt.Errorf("chart source %s: %w", name, err))
+	}
+	if u == nil {
+		return nil, r.wait(obj, helmv1.SourceNotReadyReason, "chart source %s not found", name)
 	}
 	a, err := artifact.FromStatus(u)
 	if err != nil {
@@ -1057,6 +1011,28 @@ func (r *HelmReleaseReconciler) chartArtifact(ctx context.Context, obj *helmv1.H
 		return nil, r.wait(obj, helmv1.SourceNotReadyReason, "chart source %s is not ready", name)
 	}
 	return &a, nil
+}
+
+// chartKey resolves the chart source: spec.chartRef with its defaults, or the HelmChart made
+// from spec.chart. The kind and key are set even when the apiVersion does not parse.
+func chartKey(obj *helmv1.HelmRelease) (schema.GroupVersionKind, types.NamespacedName, error) {
+	ref := obj.Spec.ChartRef
+	if obj.Spec.Chart != nil || ref == nil {
+		ref = &helmv1.CrossNamespaceSourceReference{Kind: helmChartKind, Name: helmChartName(obj)}
+	}
+	ns, apiVersion := ref.Namespace, ref.APIVersion
+	if ns == "" {
+		ns = obj.Namespace
+	}
+	if apiVersion == "" {
+		apiVersion = defaultSourceAPIVersion
+	}
+	key := types.NamespacedName{Namespace: ns, Name: ref.Name}
+	gv, err := schema.ParseGroupVersion(apiVersion)
+	if err != nil {
+		return schema.GroupVersionKind{Kind: ref.Kind}, key, fmt.Errorf("spec.chartRef.apiVersion %q: %w", apiVersion, err)
+	}
+	return gv.WithKind(ref.Kind), key, nil
 }
 
 // loadChart downloads (digest-checked, once per digest) and loads a chart artifact.
@@ -1174,15 +1150,13 @@ func (r *HelmReleaseReconciler) checkDependencies(ctx context.Context, obj *helm
 		if r.NoCrossNamespaceRefs && key.Namespace != obj.Namespace {
 			return r.stall(obj, helmv1.InvalidSpecReason, fmt.Sprintf("spec.dependsOn %s: this controller refuses references to other namespaces (--no-cross-namespace-refs)", key))
 		}
-		u := &unstructured.Unstructured{}
-		u.SetGroupVersionKind(gvk)
 		name := fmt.Sprintf("%s %s", gvk.Kind, key)
-		r.watches.Ensure(ctx, gvk)
-		if err := r.Get(ctx, key, u); err != nil {
-			if apierrors.IsNotFound(err) || apimeta.IsNoMatchError(err) {
-				return r.wait(obj, helmv1.DependencyNotReadyReason, "dependency %s not found", name)
-			}
+		u, err := r.watches.Get(ctx, r.Client, gvk, key)
+		if err != nil {
 			return r.failure(obj, "", helmv1.DependencyNotReadyReason, fmt.Errorf("dependency %s: %w", name, err))
+		}
+		if u == nil {
+			return r.wait(obj, helmv1.DependencyNotReadyReason, "dependency %s not found", name)
 		}
 		if !refwatch.ReadyAtGeneration(u) {
 			return r.wait(obj, helmv1.DependencyNotReadyReason, "dependency %s is not ready", name)

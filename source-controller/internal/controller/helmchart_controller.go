@@ -14,6 +14,7 @@ import (
 
 	"github.com/Masterminds/semver/v3"
 	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
 	"github.com/fluxcd/pkg/runtime/patch"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
@@ -31,12 +32,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	"github.com/plumb-dev/plumb/shared/artifact"
 	"github.com/plumb-dev/plumb/shared/metrics"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
+	"github.com/plumb-dev/plumb/shared/refwatch"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/source-controller/internal/helm"
 	"github.com/plumb-dev/plumb/source-controller/internal/oci"
@@ -47,7 +48,7 @@ import (
 // +kubebuilder:rbac:groups=source.plumb.dev,resources=helmcharts/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=source.plumb.dev,resources=helmcharts/finalizers,verbs=update
 
-// helmChartSourceIndex indexes HelmCharts by their source, as Kind/name.
+// helmChartSourceIndex indexes HelmCharts by their source, as Kind/namespace/name.
 const helmChartSourceIndex = ".spec.sourceRef"
 
 // HelmChartReconciler packages a chart from a HelmRepository, GitRepository or OCIRepository.
@@ -146,11 +147,12 @@ func (r *HelmChartReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Man
 	}
 	err := mgr.GetFieldIndexer().IndexField(ctx, &sourcev1.HelmChart{}, helmChartSourceIndex, func(o client.Object) []string {
 		ref := o.(*sourcev1.HelmChart).Spec.SourceRef
-		return []string{ref.Kind + "/" + ref.Name}
+		return []string{refwatch.Key(ref.Kind, o.GetNamespace(), ref.Name)}
 	})
 	if err != nil {
 		return err
 	}
+	chartsOf := refwatch.Referrers(r.Client, func() client.ObjectList { return &sourcev1.HelmChartList{} }, helmChartSourceIndex)
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&sourcev1.HelmChart{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, plumbreconcile.Requested{})))
@@ -159,23 +161,9 @@ func (r *HelmChartReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Man
 		sourcev1.GitRepositoryKind:  &sourcev1.GitRepository{},
 		sourcev1.OCIRepositoryKind:  &sourcev1.OCIRepository{},
 	} {
-		b = b.Watches(obj, handler.EnqueueRequestsFromMapFunc(r.chartsOf(kind)), builder.WithPredicates(sourceArtifactChanged{}))
+		b = b.Watches(obj, handler.EnqueueRequestsFromMapFunc(chartsOf(kind)), builder.WithPredicates(sourceArtifactChanged{}))
 	}
 	return b.WithOptions(controller.Options{MaxConcurrentReconciles: opts.Concurrent}).Complete(r)
-}
-
-func (r *HelmChartReconciler) chartsOf(kind string) handler.MapFunc {
-	return func(ctx context.Context, o client.Object) []reconcile.Request {
-		var list sourcev1.HelmChartList
-		if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{helmChartSourceIndex: kind + "/" + o.GetName()}); err != nil {
-			return nil
-		}
-		reqs := make([]reconcile.Request, 0, len(list.Items))
-		for i := range list.Items {
-			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: list.Items[i].Namespace, Name: list.Items[i].Name}})
-		}
-		return reqs
-	}
 }
 
 // sourceArtifactChanged passes updates of a source whose artifact changed or that turned Ready
@@ -195,15 +183,7 @@ func (sourceArtifactChanged) Update(e event.UpdateEvent) bool {
 	if na != nil && (oa == nil || oa.Digest != na.Digest || oa.Revision != na.Revision) {
 		return true
 	}
-	isReady := func(s sourceObject) bool {
-		for _, c := range s.GetConditions() {
-			if c.Type == meta.ReadyCondition {
-				return c.Status == "True"
-			}
-		}
-		return false
-	}
-	return isReady(n) && !isReady(o)
+	return conditions.IsReady(n) && !conditions.IsReady(o)
 }
 
 // Reconcile follows the house shape: get, defer the one status patch, finalize or set up, skip
