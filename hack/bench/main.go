@@ -129,8 +129,7 @@ func waitAll[L any, PL interface {
 // requestAll sets the reconcile request annotation to value on n objects, as a no-op round
 // starts.
 func requestAll(ctx context.Context, c client.Client, n int, value string, object func(i int) client.Object) error {
-	patch := client.RawPatch("application/merge-patch+json",
-		fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q}}}`, reconcile.RequestedAtAnnotation, value))
+	patch := reconcile.RequestPatch(value)
 	for i := range n {
 		if err := c.Patch(ctx, object(i), patch); err != nil {
 			return err

@@ -202,9 +202,7 @@ func editByHand(ctx context.Context, c client.Client) {
 	say("edited Deployment demo/web by hand: spec.replicas=5 (Git says otherwise); requesting a reconcile")
 	edited := time.Now()
 	ks := &applyv1.Kustomization{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "demo"}}
-	patch := client.RawPatch("application/merge-patch+json",
-		fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q}}}`, reconcile.RequestedAtAnnotation, edited.Format(time.RFC3339Nano)))
-	if err := c.Patch(ctx, ks, patch); err != nil {
+	if err := c.Patch(ctx, ks, reconcile.RequestPatch(edited.Format(time.RFC3339Nano))); err != nil {
 		return
 	}
 	tick := time.NewTicker(20 * time.Millisecond)

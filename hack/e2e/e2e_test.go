@@ -94,9 +94,7 @@ spec:
 // request annotates an object so that its controller reconciles it now, as a webhook receiver
 // or `plumb reconcile` would.
 func request(g *WithT, obj client.Object) {
-	patch := client.RawPatch("application/merge-patch+json",
-		fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q}}}`, reconcile.RequestedAtAnnotation, time.Now().Format(time.RFC3339Nano)))
-	g.Expect(bed.Env.Client.Patch(context.Background(), obj, patch)).To(Succeed())
+	g.Expect(bed.Env.Client.Patch(context.Background(), obj, reconcile.RequestPatch(time.Now().Format(time.RFC3339Nano)))).To(Succeed())
 }
 
 // dumpLogs shows the end of the controllers' logs when a test failed.

@@ -4,10 +4,16 @@
 package reconcile
 
 import (
+	"context"
+	"fmt"
 	"math/rand/v2"
+	"runtime/debug"
 	"time"
 
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 )
 
@@ -20,22 +26,35 @@ func RequestedAt(annotations map[string]string) (string, bool) {
 	return v, ok
 }
 
-// Requested passes updates that change the reconcile annotation. Combine it with
-// predicate.GenerationChangedPredicate in a predicate.Or.
+// RequestPatch is the merge patch that asks for a reconcile: it sets the annotation to value
+// (a timestamp, so that each request differs from the last).
+func RequestPatch(value string) client.Patch {
+	return client.RawPatch(types.MergePatchType, fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q}}}`, RequestedAtAnnotation, value))
+}
+
+// Requested passes updates that change the reconcile annotation (or another request
+// annotation, when Annotation is set). Combine it with predicate.GenerationChangedPredicate in
+// a predicate.Or.
 type Requested struct {
 	predicate.Funcs
+	// Annotation is the request annotation; empty means RequestedAtAnnotation.
+	Annotation string
 }
 
 // Update passes when the annotation is set and its value differs from the old object's.
-func (Requested) Update(e event.UpdateEvent) bool {
+func (r Requested) Update(e event.UpdateEvent) bool {
 	if e.ObjectOld == nil || e.ObjectNew == nil {
 		return false
 	}
-	v, ok := RequestedAt(e.ObjectNew.GetAnnotations())
+	key := r.Annotation
+	if key == "" {
+		key = RequestedAtAnnotation
+	}
+	v, ok := e.ObjectNew.GetAnnotations()[key]
 	if !ok {
 		return false
 	}
-	old, okOld := RequestedAt(e.ObjectOld.GetAnnotations())
+	old, okOld := e.ObjectOld.GetAnnotations()[key]
 	return !okOld || v != old
 }
 
@@ -46,4 +65,17 @@ func Jitter(d time.Duration) time.Duration {
 		return d
 	}
 	return d + time.Duration(rand.Int64N(int64(d)/20+1))
+}
+
+// Recovered turns a panic of a reconcile into its error, so that the deferred status patch
+// reports a failure (and the reconcile is retried) instead of keeping the state from before the
+// panic. Call it first in the deferred function that writes status, with recover() as p:
+//
+//	defer func() { plumbreconcile.Recovered(ctx, recover(), &retErr); r.finalizeStatus(…) }()
+func Recovered(ctx context.Context, p any, err *error) {
+	if p == nil {
+		return
+	}
+	*err = fmt.Errorf("internal error, please report it: %v", p)
+	log.FromContext(ctx).Error(*err, "reconcile panicked", "stack", string(debug.Stack()))
 }

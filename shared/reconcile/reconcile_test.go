@@ -1,6 +1,9 @@
 package reconcile
 
 import (
+	"context"
+	"errors"
+	"strings"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -31,5 +34,35 @@ func TestRequested(t *testing.T) {
 				t.Errorf("Update = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestRequestedOtherAnnotation(t *testing.T) {
+	obj := func(annotations map[string]string) client.Object {
+		return &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Annotations: annotations}}
+	}
+	p := Requested{Annotation: "example.com/resetAt"}
+	if !p.Update(event.UpdateEvent{ObjectOld: obj(nil), ObjectNew: obj(map[string]string{"example.com/resetAt": "1"})}) {
+		t.Error("a new value of the other annotation was not passed")
+	}
+	if p.Update(event.UpdateEvent{ObjectOld: obj(nil), ObjectNew: obj(map[string]string{RequestedAtAnnotation: "1"})}) {
+		t.Error("the reconcile annotation passed a predicate watching another one")
+	}
+}
+
+func TestRecovered(t *testing.T) {
+	run := func(fail bool) (err error) {
+		defer func() { Recovered(context.Background(), recover(), &err) }()
+		if fail {
+			var m map[string]int
+			m["x"] = 1 // panics: assignment to a nil map
+		}
+		return errors.New("returned")
+	}
+	if err := run(false); err == nil || err.Error() != "returned" {
+		t.Errorf("without a panic the error changed: %v", err)
+	}
+	if err := run(true); err == nil || !strings.Contains(err.Error(), "internal error") || !strings.Contains(err.Error(), "nil map") {
+		t.Errorf("a panic did not become the error: %v", err)
 	}
 }

@@ -136,7 +136,7 @@ func (r *HelmReleaseReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 	referrers := refwatch.Referrers(r.Client, func() client.ObjectList { return &helmv1.HelmReleaseList{} }, chartRefIndex, dependencyIndex)
 	c, err := ctrl.NewControllerManagedBy(mgr).
 		For(&helmv1.HelmRelease{}, builder.WithPredicates(
-			predicate.Or(predicate.GenerationChangedPredicate{}, plumbreconcile.Requested{}, resetRequested{}))).
+			predicate.Or(predicate.GenerationChangedPredicate{}, plumbreconcile.Requested{}, plumbreconcile.Requested{Annotation: helmv1.ResetAtAnnotation}))).
 		WithOptions(controller.Options{MaxConcurrentReconciles: concurrent}).
 		Build(r)
 	if err != nil {
@@ -170,7 +170,10 @@ func (r *HelmReleaseReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	patcher := patch.NewSerialPatcher(obj, r.Client)
-	defer func() { r.finalizeStatus(ctx, obj, patcher, &result, &retErr) }()
+	defer func() {
+		plumbreconcile.Recovered(ctx, recover(), &retErr)
+		r.finalizeStatus(ctx, obj, patcher, &result, &retErr)
+	}()
 
 	if !obj.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, r.finalize(ctx, obj)

@@ -62,6 +62,7 @@ func (r *ProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	}
 	patcher := patch.NewSerialPatcher(obj, r.Client)
 	defer func() {
+		plumbreconcile.Recovered(ctx, recover(), &retErr)
 		retErr = finishStatus(ctx, obj, &obj.Status.ObservedGeneration, patcher, r.ControllerName, retErr)
 	}()
 	if _, err := SenderFor(ctx, r.APIReader, obj); err != nil {
@@ -170,6 +171,7 @@ func (r *AlertReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resu
 	}
 	patcher := patch.NewSerialPatcher(obj, r.Client)
 	defer func() {
+		plumbreconcile.Recovered(ctx, recover(), &retErr)
 		retErr = finishStatus(ctx, obj, &obj.Status.ObservedGeneration, patcher, r.ControllerName, retErr)
 	}()
 	for _, list := range [][]string{obj.Spec.InclusionList, obj.Spec.ExclusionList} {

@@ -75,6 +75,7 @@ func (r *ReceiverReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	}
 	patcher := patch.NewSerialPatcher(obj, r.Client)
 	defer func() {
+		plumbreconcile.Recovered(ctx, recover(), &retErr)
 		if v, ok := plumbreconcile.RequestedAt(obj.GetAnnotations()); ok {
 			obj.Status.LastHandledReconcileAt = v
 		}

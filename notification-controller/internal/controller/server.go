@@ -129,7 +129,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 // annotate sets the reconcile request annotation on every resource the Receiver selects.
 func (s *Server) annotate(ctx context.Context, rcv *notifyv1.Receiver) (int, error) {
 	now := time.Now().Format(time.RFC3339Nano)
-	patch := client.RawPatch(types.MergePatchType, fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q}}}`, plumbreconcile.RequestedAtAnnotation, now))
+	patch := plumbreconcile.RequestPatch(now)
 	n := 0
 	for _, ref := range rcv.Spec.Resources {
 		gv, err := schema.ParseGroupVersion(ref.APIVersion)

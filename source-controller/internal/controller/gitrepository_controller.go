@@ -66,7 +66,10 @@ func (r *GitRepositoryReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	patcher := patch.NewSerialPatcher(obj, r.Client)
-	defer func() { r.finalizeStatus(ctx, obj, gitStatus(obj), patcher, &result, &retErr) }()
+	defer func() {
+		plumbreconcile.Recovered(ctx, recover(), &retErr)
+		r.finalizeStatus(ctx, obj, gitStatus(obj), patcher, &result, &retErr)
+	}()
 
 	if !obj.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, r.finalize(obj)

@@ -78,9 +78,7 @@ func waitFailed(g *WithT, obj sourceObject, reason string) string {
 // requestReconcile sets the reconcile annotation to a new value and returns it.
 func requestReconcile(g *WithT, obj sourceObject) string {
 	v := time.Now().Format(time.RFC3339Nano)
-	patch := client.RawPatch("application/merge-patch+json",
-		[]byte(`{"metadata":{"annotations":{"`+plumbreconcile.RequestedAtAnnotation+`":"`+v+`"}}}`))
-	g.Expect(k8s.Patch(context.Background(), obj, patch)).To(Succeed())
+	g.Expect(k8s.Patch(context.Background(), obj, plumbreconcile.RequestPatch(v))).To(Succeed())
 	return v
 }
 

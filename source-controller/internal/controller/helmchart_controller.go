@@ -194,7 +194,10 @@ func (r *HelmChartReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	patcher := patch.NewSerialPatcher(obj, r.Client)
-	defer func() { r.finalizeStatus(ctx, obj, helmChartStatus(obj), patcher, &result, &retErr) }()
+	defer func() {
+		plumbreconcile.Recovered(ctx, recover(), &retErr)
+		r.finalizeStatus(ctx, obj, helmChartStatus(obj), patcher, &result, &retErr)
+	}()
 
 	if !obj.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, r.finalize(obj)

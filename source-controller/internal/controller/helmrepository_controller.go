@@ -81,7 +81,10 @@ func (r *HelmRepositoryReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	patcher := patch.NewSerialPatcher(obj, r.Client)
-	defer func() { r.finalizeStatus(ctx, obj, helmRepoStatus(obj), patcher, &result, &retErr) }()
+	defer func() {
+		plumbreconcile.Recovered(ctx, recover(), &retErr)
+		r.finalizeStatus(ctx, obj, helmRepoStatus(obj), patcher, &result, &retErr)
+	}()
 
 	if !obj.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, r.finalize(obj)

@@ -75,7 +75,10 @@ func (r *OCIRepositoryReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	patcher := patch.NewSerialPatcher(obj, r.Client)
-	defer func() { r.finalizeStatus(ctx, obj, ociStatus(obj), patcher, &result, &retErr) }()
+	defer func() {
+		plumbreconcile.Recovered(ctx, recover(), &retErr)
+		r.finalizeStatus(ctx, obj, ociStatus(obj), patcher, &result, &retErr)
+	}()
 
 	if !obj.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, r.finalize(obj)
