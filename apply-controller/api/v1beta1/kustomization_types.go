@@ -329,8 +329,8 @@ type InventoryEntry struct {
 type Run struct {
 	// Revision of the source.
 	Revision string `json:"revision"`
-	// Digest identifies the built manifests (keyed per controller process: it changes when the
-	// controller restarts, and reveals nothing of the content).
+	// Digest identifies the built manifests: sha256 of them with the values of Secret
+	// variables masked and the Secrets' resource versions added, so it reveals no secret.
 	// +optional
 	Digest string `json:"digest,omitempty"`
 	// Result is the Ready reason of the run.

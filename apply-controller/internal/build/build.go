@@ -6,10 +6,6 @@ package build
 
 import (
 	"bytes"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +22,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/plumb-dev/plumb/shared/artifact"
+	"github.com/plumb-dev/plumb/shared/redact"
 )
 
 // Options are the parts of a Kustomization's spec that shape the build.
@@ -45,6 +42,10 @@ type Options struct {
 	// RemoteBases lets kustomize fetch the Git and http(s) references of the artifact's
 	// kustomizations; without it they fail the build before anything is fetched.
 	RemoteBases bool
+	// Secrets are the values of Vars read from Secrets: the digest is taken with them masked,
+	// and SecretVersions (the resource versions of their Secrets) stand for them in it.
+	Secrets        []string `json:"-"`
+	SecretVersions []string
 }
 
 // Patch is a strategic merge or JSON 6902 patch with an optional target.
@@ -53,22 +54,12 @@ type Patch struct {
 	Target *kustypes.Selector
 }
 
-// digestKey keys the build digests of this process: the built manifests may hold values of
-// Secret variables, and a plain hash in status would let anyone who reads the Kustomization test
-// guesses of a short secret offline.
-var digestKey = func() []byte {
-	k := make([]byte, 32)
-	if _, err := rand.Read(k); err != nil {
-		panic(err)
-	}
-	return k
-}()
-
 // Result is a build's output.
 type Result struct {
 	Objects []*unstructured.Unstructured
-	// Digest identifies the built YAML after substitution: an HMAC-SHA256 keyed per process, so
-	// equal builds compare equal within a process and nothing about the content can be guessed.
+	// Digest identifies the built YAML after substitution, with the values of Secrets masked
+	// (shared/redact.Digest): the same in every process, and no guess of a secret can be
+	// tested against it.
 	Digest string
 	// Remote says that the build fetched references from outside the artifact, so it may
 	// differ the next time: it is not to be reused.
@@ -238,9 +229,7 @@ func build(fs filesys.FileSystem, opts Options, w string) (*Result, error) {
 		all.WriteString("---\n")
 		out = append(out, obj)
 	}
-	h := hmac.New(sha256.New, digestKey)
-	h.Write(all.Bytes())
-	return &Result{Objects: out, Digest: "sha256:" + hex.EncodeToString(h.Sum(nil)), Remote: len(refs) > 0}, nil
+	return &Result{Objects: out, Digest: redact.Digest(all.Bytes(), opts.Secrets, opts.SecretVersions...), Remote: len(refs) > 0}, nil
 }
 
 func displayPath(p string) string {

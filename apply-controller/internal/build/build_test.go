@@ -209,6 +209,15 @@ func TestBuildIsDeterministic(t *testing.T) {
 	c, err := NewTree(memFS(t, files)).Build(Options{Vars: map[string]string{"REGION": "us"}})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(c.Digest).NotTo(Equal(a.Digest))
+
+	// Values of Secrets are masked in the digest; their Secrets' versions stand for them.
+	secret := func(v, version string) string {
+		r, err := NewTree(memFS(t, files)).Build(Options{Vars: map[string]string{"REGION": v}, Secrets: []string{v}, SecretVersions: []string{version}})
+		g.Expect(err).NotTo(HaveOccurred())
+		return r.Digest
+	}
+	g.Expect(secret("eu-secret", "1")).To(Equal(secret("us-secret", "1")), "a guess of the secret could be tested against the digest")
+	g.Expect(secret("eu-secret", "1")).NotTo(Equal(secret("eu-secret", "2")))
 }
 
 func TestLoadFollowsFileLinks(t *testing.T) {

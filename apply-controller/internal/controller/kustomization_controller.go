@@ -36,6 +36,7 @@ import (
 	"github.com/plumb-dev/plumb/shared/artifact"
 	"github.com/plumb-dev/plumb/shared/health"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
+	"github.com/plumb-dev/plumb/shared/redact"
 	"github.com/plumb-dev/plumb/shared/refwatch"
 )
 
@@ -155,7 +156,7 @@ func (r *KustomizationReconciler) reconcile(ctx context.Context, obj *applyv1.Ku
 			// What an earlier stage applied (CRDs, Namespaces) is kept, to be pruned later.
 			obj.Status.Inventory = mergeInventories(obj.Status.Inventory, inventoryOf(cs))
 		}
-		return ctrl.Result{}, r.failure(obj, src.Revision, applyv1.ApplyFailedReason, redact(fmt.Errorf("apply: %w", err), st.secrets))
+		return ctrl.Result{}, r.failure(obj, src.Revision, applyv1.ApplyFailedReason, redact.Error(fmt.Errorf("apply: %w", err), st.secrets))
 	}
 	applied := inventoryOf(cs)
 	if obj.Spec.Prune {
@@ -342,28 +343,12 @@ func (r *KustomizationReconciler) build(ctx context.Context, obj *applyv1.Kustom
 	}
 	res, err := tree.Build(opts)
 	if err != nil {
-		return nil, nil, r.failure(obj, src.Revision, applyv1.BuildFailedReason, redact(err, secrets))
+		return nil, nil, r.failure(obj, src.Revision, applyv1.BuildFailedReason, redact.Error(err, secrets))
 	}
 	if !res.Remote { // what a remote base holds may change without a new artifact
 		r.builds.put(key, res)
 	}
 	return res, secrets, nil
-}
-
-// redact replaces the values of Secret variables in an error's text: API server validation
-// errors quote the values they refuse.
-func redact(err error, secrets []string) error {
-	msg := err.Error()
-	changed := false
-	for _, v := range secrets {
-		if len(v) >= 4 && strings.Contains(msg, v) {
-			msg, changed = strings.ReplaceAll(msg, v, "<redacted>"), true
-		}
-	}
-	if !changed {
-		return err
-	}
-	return errors.New(msg)
 }
 
 // buildOptions turns the spec (and the variables of postBuild) into build options; it also
@@ -391,7 +376,7 @@ func (r *KustomizationReconciler) buildOptions(ctx context.Context, obj *applyv1
 	if pb := s.PostBuild; pb != nil {
 		opts.Vars = map[string]string{}
 		for _, from := range pb.SubstituteFrom {
-			vars, err := r.variables(ctx, obj.Namespace, from)
+			vars, version, err := r.variables(ctx, obj.Namespace, from)
 			if err != nil {
 				return opts, nil, r.failure(obj, "", applyv1.BuildFailedReason, err)
 			}
@@ -401,18 +386,23 @@ func (r *KustomizationReconciler) buildOptions(ctx context.Context, obj *applyv1
 					secrets = append(secrets, v)
 				}
 			}
+			if from.Kind == "Secret" {
+				opts.SecretVersions = append(opts.SecretVersions, from.Name+"@"+version)
+			}
 		}
 		for k, v := range pb.Substitute {
 			opts.Vars[k] = v
 		}
 	}
+	opts.Secrets = secrets
 	return opts, secrets, nil
 }
 
-// variables reads a ConfigMap or Secret of postBuild.substituteFrom.
-func (r *KustomizationReconciler) variables(ctx context.Context, ns string, from applyv1.SubstituteReference) (map[string]string, error) {
+// variables reads a ConfigMap or Secret of postBuild.substituteFrom, and its resource version.
+func (r *KustomizationReconciler) variables(ctx context.Context, ns string, from applyv1.SubstituteReference) (map[string]string, string, error) {
 	key := types.NamespacedName{Namespace: ns, Name: from.Name}
 	out := map[string]string{}
+	var obj client.Object
 	var err error
 	switch from.Kind {
 	case "Secret":
@@ -422,6 +412,7 @@ func (r *KustomizationReconciler) variables(ctx context.Context, ns string, from
 				out[k] = string(v)
 			}
 		}
+		obj = s
 	default:
 		cm := &corev1.ConfigMap{}
 		if err = r.APIReader.Get(ctx, key, cm); err == nil {
@@ -429,14 +420,15 @@ func (r *KustomizationReconciler) variables(ctx context.Context, ns string, from
 				out[k] = v
 			}
 		}
+		obj = cm
 	}
 	if apierrors.IsNotFound(err) && from.Optional {
-		return nil, nil
+		return nil, "absent", nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("postBuild.substituteFrom %s %s: %w", from.Kind, key, err)
+		return nil, "", fmt.Errorf("postBuild.substituteFrom %s %s: %w", from.Kind, key, err)
 	}
-	return out, nil
+	return out, obj.GetResourceVersion(), nil
 }
 
 // buildKey identifies a build: the artifact and every option that shapes the output.
@@ -557,7 +549,7 @@ func (r *KustomizationReconciler) reportDrift(ctx context.Context, obj *applyv1.
 	for _, o := range objs {
 		entry, _, _, err := rm.Diff(ctx, o, ssa.DiffOptions{Exclusions: map[string]string{applyv1.SSAAnnotation: "Ignore"}})
 		if err != nil {
-			return ctrl.Result{}, r.failure(obj, revision, applyv1.ApplyFailedReason, redact(fmt.Errorf("drift check: %w", err), secrets))
+			return ctrl.Result{}, r.failure(obj, revision, applyv1.ApplyFailedReason, redact.Error(fmt.Errorf("drift check: %w", err), secrets))
 		}
 		if entry != nil && entry.Action != ssa.UnchangedAction && entry.Action != ssa.SkippedAction {
 			drifted = append(drifted, entry.Subject)
