@@ -53,6 +53,7 @@ func New(c controller.Controller, ca cache.Cache, mapper apimeta.RESTMapper, ref
 
 // Ensure makes sure gvk is watched before the caller reads an object of it. The first caller
 // for a kind starts the watch and waits for it to sync (at most 30 s); the others wait with it.
+// Call it from Reconcile: before the controller has started, a watch cannot sync.
 func (w *Watcher) Ensure(ctx context.Context, gvk schema.GroupVersionKind) {
 	if w == nil {
 		return
@@ -96,7 +97,12 @@ func (w *Watcher) Ensure(ctx context.Context, gvk schema.GroupVersionKind) {
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := src.WaitForSync(sctx); err != nil {
-		log.Error(err, "watch of kind not synced yet", "kind", gk)
+		// controller-runtime stops a watch that did not sync: the next reconcile that meets
+		// the kind starts it again.
+		log.Error(err, "watch of kind did not sync; its changes are seen at the retry interval until it does", "kind", gk)
+		w.mu.Lock()
+		delete(w.kinds, gk)
+		w.mu.Unlock()
 	}
 }
 
@@ -187,7 +193,7 @@ func lastApplied(u *unstructured.Unstructured) string {
 	if s, _, _ := unstructured.NestedString(u.Object, "status", "lastAppliedRevision"); s != "" {
 		return s
 	}
-	// A HelmRelease: its newest history entry.
+	// Kinds that keep their runs newest first in status.history (a HelmRelease): the newest.
 	if h, _, _ := unstructured.NestedSlice(u.Object, "status", "history"); len(h) > 0 {
 		if m, ok := h[0].(map[string]any); ok {
 			return fmt.Sprint(m["version"], m["status"])

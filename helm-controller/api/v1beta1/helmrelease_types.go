@@ -1,6 +1,9 @@
 package v1beta1
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
 	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
@@ -29,9 +32,12 @@ type HelmReleaseSpec struct {
 	// OCIRepository (a chart layer copied as is), or any kind under the artifact contract.
 	// +optional
 	ChartRef *CrossNamespaceSourceReference `json:"chartRef,omitempty"`
-	// ReleaseName of the Helm release; default [<targetNamespace>-]<name>.
+	// ReleaseName of the Helm release; default [<targetNamespace>-]<name>, shortened to its
+	// first 40 characters, "-" and 12 hex characters of its sha256 when it is longer than
+	// Helm's 53.
 	// +optional
 	// +kubebuilder:validation:MaxLength=53
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	ReleaseName string `json:"releaseName,omitempty"`
 	// TargetNamespace the release installs into; default the HelmRelease's namespace.
 	// +optional
@@ -423,8 +429,10 @@ type Snapshot struct {
 	ChartVersion string `json:"chartVersion"`
 	// +optional
 	AppVersion string `json:"appVersion,omitempty"`
-	// ConfigDigest is the digest of the values the revision was made with.
-	ConfigDigest string `json:"configDigest"`
+	// ConfigDigest is the digest of the values the revision was made with (as
+	// lastAttemptedValuesChecksum); empty for a revision helm-controller did not make.
+	// +optional
+	ConfigDigest string `json:"configDigest,omitempty"`
 	// Status of the revision in Helm (deployed, failed, superseded, ...).
 	Status string `json:"status"`
 	// +optional
@@ -455,7 +463,9 @@ type HelmReleaseStatus struct {
 	// LastAttemptedRevision is the chart artifact revision of the last attempt.
 	// +optional
 	LastAttemptedRevision string `json:"lastAttemptedRevision,omitempty"`
-	// LastAttemptedValuesChecksum is the digest of the values of the last attempt.
+	// LastAttemptedValuesChecksum is the digest of the values of the last attempt: sha256 of
+	// them with the values read from Secrets masked and the Secrets' resource versions added, so
+	// it reveals no secret.
 	// +optional
 	LastAttemptedValuesChecksum string `json:"lastAttemptedValuesChecksum,omitempty"`
 	// LastAttemptedGeneration is the generation of the last attempt.
@@ -517,10 +527,15 @@ func (in *HelmRelease) GetReleaseName() string {
 	if in.Spec.ReleaseName != "" {
 		return in.Spec.ReleaseName
 	}
+	name := in.Name
 	if in.Spec.TargetNamespace != "" {
-		return in.Spec.TargetNamespace + "-" + in.Name
+		name = in.Spec.TargetNamespace + "-" + in.Name
 	}
-	return in.Name
+	if len(name) > 53 {
+		sum := sha256.Sum256([]byte(name))
+		name = strings.TrimRight(name[:40], ".-") + "-" + hex.EncodeToString(sum[:])[:12]
+	}
+	return name
 }
 
 // GetTargetNamespace returns spec.targetNamespace or the HelmRelease's namespace.

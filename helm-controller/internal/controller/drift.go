@@ -43,7 +43,7 @@ func (r *HelmReleaseReconciler) drift(ctx context.Context, obj *helmv1.HelmRelea
 	diffs, err := jsondiff.UnstructuredList(ctx, c, objs,
 		jsondiff.FieldOwner(r.ControllerName), jsondiff.IgnoreRules(rules), jsondiff.MaskSecrets(true), jsondiff.Rationalize(true))
 	if err != nil {
-		return r.failure(obj, revision, helmv1.DriftDetectedReason, fmt.Errorf("drift detection: %w", err))
+		return r.failure(ctx, obj, revision, helmv1.DriftDetectedReason, fmt.Errorf("drift detection: %w", err))
 	}
 	var drifted []*unstructured.Unstructured
 	var names []string
@@ -70,14 +70,14 @@ func (r *HelmReleaseReconciler) drift(ctx context.Context, obj *helmv1.HelmRelea
 	list := strings.Join(names, ", ")
 	if dd.Mode == helmv1.DriftWarn {
 		if conditions.GetMessage(obj, helmv1.DriftedCondition) != "drifted from revision "+fmt.Sprint(rls.Version)+": "+list {
-			r.event(obj, revision, corev1.EventTypeWarning, helmv1.DriftDetectedReason, "release %s drifted: %s", rls.Name, list)
+			r.event(ctx, obj, revision, corev1.EventTypeWarning, helmv1.DriftDetectedReason, "release %s drifted: %s", rls.Name, list)
 		}
 		conditions.MarkTrue(obj, helmv1.DriftedCondition, helmv1.DriftDetectedReason, "drifted from revision %d: %s", rls.Version, list)
 		return nil
 	}
 	for _, u := range drifted {
 		if err := removeIgnored(u, rules); err != nil {
-			return r.failure(obj, revision, helmv1.DriftDetectedReason, fmt.Errorf("drift ignore rules: %w", err))
+			return r.failure(ctx, obj, revision, helmv1.DriftDetectedReason, fmt.Errorf("drift ignore rules: %w", err))
 		}
 	}
 	rm := ssa.NewResourceManager(c, nil, ssa.Owner{Field: r.ControllerName})
@@ -85,9 +85,9 @@ func (r *HelmReleaseReconciler) drift(ctx context.Context, obj *helmv1.HelmRelea
 	opts.Force = false
 	if _, err := rm.ApplyAll(ctx, drifted, opts); err != nil {
 		conditions.MarkTrue(obj, helmv1.DriftedCondition, helmv1.DriftDetectedReason, "drifted from revision %d: %s; correcting failed: %v", rls.Version, list, err)
-		return r.failure(obj, revision, helmv1.DriftDetectedReason, fmt.Errorf("correcting drift of %s: %w", list, err))
+		return r.failure(ctx, obj, revision, helmv1.DriftDetectedReason, fmt.Errorf("correcting drift of %s: %w", list, err))
 	}
-	r.event(obj, revision, corev1.EventTypeNormal, helmv1.DriftCorrectedReason, "release %s: put back %s", rls.Name, list)
+	r.event(ctx, obj, revision, corev1.EventTypeNormal, helmv1.DriftCorrectedReason, "release %s: put back %s", rls.Name, list)
 	conditions.MarkFalse(obj, helmv1.DriftedCondition, helmv1.DriftCorrectedReason, "put back %s", list)
 	return nil
 }

@@ -26,6 +26,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -169,6 +170,10 @@ func (r *HelmReleaseReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	// Values read from Secrets are gathered here as they are read, and masked in every
+	// condition message, event and log line of this reconcile (Helm and API server errors may
+	// quote them: a schema's pattern, a template's fail).
+	ctx = context.WithValue(ctx, secretValuesKey{}, &secretValues{})
 	patcher := patch.NewSerialPatcher(obj, r.Client)
 	defer func() {
 		plumbreconcile.Recovered(ctx, recover(), &retErr)
@@ -198,44 +203,54 @@ func (r *HelmReleaseReconciler) reconcile(ctx context.Context, obj *helmv1.HelmR
 	}
 	ch, err := r.loadChart(ctx, a)
 	if err != nil {
-		return ctrl.Result{}, r.failure(obj, a.Revision, helmv1.ArtifactFailedReason, fmt.Errorf("chart artifact %s: %w", a.Revision, err))
+		return ctrl.Result{}, r.failure(ctx, obj, a.Revision, helmv1.ArtifactFailedReason, fmt.Errorf("chart artifact %s: %w", a.Revision, err))
 	}
-	vals, secrets, err := r.values(ctx, obj)
+	vals, versions, err := r.values(ctx, obj)
+	if errors.Is(err, errSpecValues) {
+		return ctrl.Result{}, r.stall(ctx, obj, helmv1.InvalidSpecReason, err.Error())
+	}
 	if err != nil {
-		return ctrl.Result{}, r.failure(obj, a.Revision, helmv1.ValuesFailedReason, err)
+		return ctrl.Result{}, r.failure(ctx, obj, a.Revision, helmv1.ValuesFailedReason, err)
 	}
-	// Helm and API server errors may quote values (a schema's pattern, a template's fail):
-	// those read from Secrets are masked in messages and events.
-	ctx = context.WithValue(ctx, secretValuesKey{}, secrets)
-	digest := plumbrelease.Digest(vals)
+	// digest compares values with the release's; checksum is the one to publish.
+	digest, checksum := plumbrelease.Digest(vals), plumbrelease.MaskedDigest(vals, secretsOf(ctx), versions)
 
 	// A change of chart, values or spec, or the reset annotation, starts the failure counts again.
-	if obj.Status.LastAttemptedRevision != a.Revision || obj.Status.LastAttemptedValuesChecksum != digest || obj.Status.LastAttemptedGeneration != obj.Generation {
+	if obj.Status.LastAttemptedRevision != a.Revision || obj.Status.LastAttemptedValuesChecksum != checksum || obj.Status.LastAttemptedGeneration != obj.Generation {
 		obj.Status.InstallFailures, obj.Status.UpgradeFailures = 0, 0
 	}
 	if v, ok := obj.GetAnnotations()[helmv1.ResetAtAnnotation]; ok && v != obj.Status.LastHandledResetAt {
 		obj.Status.InstallFailures, obj.Status.UpgradeFailures = 0, 0
 		obj.Status.LastHandledResetAt = v
 	}
-	obj.Status.LastAttemptedRevision, obj.Status.LastAttemptedValuesChecksum, obj.Status.LastAttemptedGeneration = a.Revision, digest, obj.Generation
+	obj.Status.LastAttemptedRevision, obj.Status.LastAttemptedValuesChecksum, obj.Status.LastAttemptedGeneration = a.Revision, checksum, obj.Generation
 
 	cfg, err := r.actionConfig(ctx, obj)
 	if errors.Is(err, errInvalidKubeConfig) {
-		return ctrl.Result{}, r.stall(obj, helmv1.InvalidSpecReason, err.Error())
+		return ctrl.Result{}, r.stall(ctx, obj, helmv1.InvalidSpecReason, err.Error())
 	}
 	if err != nil {
-		return ctrl.Result{}, r.failure(obj, a.Revision, helmv1.InvalidSpecReason, err)
+		return ctrl.Result{}, r.failure(ctx, obj, a.Revision, helmv1.InvalidSpecReason, err)
 	}
 	name := obj.GetReleaseName()
-	cur, err := cfg.Releases.Last(name)
+	hist, err := cfg.Releases.History(name)
 	if err != nil && !errors.Is(err, driver.ErrReleaseNotFound) {
-		return ctrl.Result{}, r.failure(obj, a.Revision, helmv1.InstallFailedReason, fmt.Errorf("reading release %s: %w", name, err))
+		return ctrl.Result{}, r.failure(ctx, obj, a.Revision, helmv1.InstallFailedReason, fmt.Errorf("reading release %s: %w", name, err))
 	}
-	defer r.recordHistory(cfg, obj, name)
+	cur := newest(hist)
+	// status.history comes from storage: read again after an action, from hist otherwise.
+	acted := true
+	defer func() {
+		if acted {
+			r.recordHistory(cfg, obj, name)
+		} else {
+			obj.Status.History = snapshots(hist, obj.GetMaxHistory())
+		}
+	}()
 
 	if cur != nil {
 		if other := ownerOf(cur); other != "" && other != ownerID(obj) {
-			return ctrl.Result{}, r.stall(obj, helmv1.InvalidSpecReason, fmt.Sprintf(
+			return ctrl.Result{}, r.stall(ctx, obj, helmv1.InvalidSpecReason, fmt.Sprintf(
 				"Helm release %s in namespace %s belongs to HelmRelease %s; set another releaseName or storageNamespace", name, obj.GetStorageNamespace(), other))
 		}
 	}
@@ -245,21 +260,21 @@ func (r *HelmReleaseReconciler) reconcile(ctx context.Context, obj *helmv1.HelmR
 		log.FromContext(ctx).Info("recovering a release left pending", "release", name, "status", cur.Info.Status.String())
 		cur.SetStatus(release.StatusFailed, fmt.Sprintf("left %s by a stopped controller; recovered by helm-controller", cur.Info.Status))
 		if err := cfg.Releases.Update(cur); err != nil {
-			return ctrl.Result{}, r.failure(obj, a.Revision, helmv1.UpgradeFailedReason, fmt.Errorf("recovering pending release %s: %w", name, err))
+			return ctrl.Result{}, r.failure(ctx, obj, a.Revision, helmv1.UpgradeFailedReason, fmt.Errorf("recovering pending release %s: %w", name, err))
 		}
 	}
 
 	switch {
 	case cur == nil || cur.Info.Status == release.StatusUninstalled:
 		return r.install(ctx, obj, cfg, ch, vals, a, cur != nil)
-	case cur.Info.Status == release.StatusFailed && !everDeployed(cfg, name):
+	case cur.Info.Status == release.StatusFailed && !everDeployed(hist):
 		// A first install that failed and was kept: it cannot be upgraded; it is uninstalled
 		// and installed again, within the install retries.
 		if exhausted(obj.Status.InstallFailures, installRemediation(obj)) {
-			return r.retriesExhausted(obj, a.Revision, "install", obj.Status.InstallFailures)
+			return r.retriesExhausted(ctx, obj, a.Revision, "install", obj.Status.InstallFailures)
 		}
-		if err := r.uninstall(ctx, obj, cfg); err != nil {
-			return ctrl.Result{}, r.failure(obj, a.Revision, helmv1.InstallFailedReason, fmt.Errorf("removing the failed install of %s: %w", name, err))
+		if err := r.uninstall(obj, cfg); err != nil {
+			return ctrl.Result{}, r.failure(ctx, obj, a.Revision, helmv1.InstallFailedReason, fmt.Errorf("removing the failed install of %s: %w", name, err))
 		}
 		return r.install(ctx, obj, cfg, ch, vals, a, true)
 	case cur.Info.Status == release.StatusDeployed && upToDate(cur, ch, digest, postRenderersDigest(obj), chartDigest(a)):
@@ -267,6 +282,7 @@ func (r *HelmReleaseReconciler) reconcile(ctx context.Context, obj *helmv1.HelmR
 			// The controller stopped during this revision's health wait or tests: check again.
 			return r.recheck(ctx, obj, cfg, cur, a)
 		}
+		acted = false
 		if err := r.drift(ctx, obj, cur, a.Revision); err != nil {
 			return ctrl.Result{}, err
 		}
@@ -293,6 +309,9 @@ const (
 	// chartDigestLabel records the chart artifact (short digest), so that new content under
 	// the same version (values files, a re-pushed chart) upgrades.
 	chartDigestLabel = "helm.plumb.dev/chart-digest"
+	// valuesDigestLabel records the values' masked digest (release.DigestLabel), for
+	// status.history.
+	valuesDigestLabel = "helm.plumb.dev/values-digest"
 	// ownerNamespaceLabel and ownerNameLabel name the HelmRelease that owns a release.
 	ownerNamespaceLabel = "helm.plumb.dev/namespace"
 	ownerNameLabel      = "helm.plumb.dev/name"
@@ -320,6 +339,7 @@ func ownerOf(rls *release.Release) string {
 // releaseLabels are the labels of every install and upgrade.
 func releaseLabels(obj *helmv1.HelmRelease, a *meta.Artifact) map[string]string {
 	return map[string]string{
+		valuesDigestLabel:   plumbrelease.DigestLabel(obj.Status.LastAttemptedValuesChecksum),
 		postRenderersLabel:  postRenderersDigest(obj),
 		chartDigestLabel:    chartDigest(a),
 		ownerNamespaceLabel: obj.Namespace,
@@ -394,18 +414,25 @@ func remediateLast(rem *helmv1.Remediation, install bool) bool {
 	return install || (rem != nil && rem.Retries != 0)
 }
 
-// everDeployed says whether a release has a revision that was deployed.
-func everDeployed(cfg *action.Configuration, name string) bool {
-	hist, err := cfg.Releases.History(name)
-	if err != nil {
-		return false
-	}
+// everDeployed says whether a release's history has a revision that was deployed.
+func everDeployed(hist []*release.Release) bool {
 	for _, h := range hist {
 		if h.Info != nil && (h.Info.Status == release.StatusDeployed || h.Info.Status == release.StatusSuperseded) {
 			return true
 		}
 	}
 	return false
+}
+
+// newest is the highest revision of a release's history, nil when there is none.
+func newest(hist []*release.Release) *release.Release {
+	var out *release.Release
+	for _, h := range hist {
+		if out == nil || h.Version > out.Version {
+			out = h
+		}
+	}
+	return out
 }
 
 // latestVersion is the newest revision number in storage, 0 when there is none.
@@ -419,7 +446,7 @@ func latestVersion(cfg *action.Configuration, name string) int {
 func (r *HelmReleaseReconciler) install(ctx context.Context, obj *helmv1.HelmRelease, cfg *action.Configuration, ch *chart.Chart, vals map[string]any, a *meta.Artifact, replace bool) (ctrl.Result, error) {
 	in := obj.Spec.Install
 	if exhausted(obj.Status.InstallFailures, installRemediation(obj)) {
-		return r.retriesExhausted(obj, a.Revision, "install", obj.Status.InstallFailures)
+		return r.retriesExhausted(ctx, obj, a.Revision, "install", obj.Status.InstallFailures)
 	}
 	act := action.NewInstall(cfg)
 	act.ReleaseName, act.Namespace, act.Replace = obj.GetReleaseName(), obj.GetTargetNamespace(), replace
@@ -430,18 +457,14 @@ func (r *HelmReleaseReconciler) install(ctx context.Context, obj *helmv1.HelmRel
 	if pr := postRenderer(obj); pr != nil {
 		act.PostRenderer = pr
 	}
-	act.Timeout = obj.GetTimeout()
-	wait := true
+	wait, timeout := waitSettings(obj, true)
+	act.Timeout = timeout
 	if in != nil {
-		if in.Timeout != nil {
-			act.Timeout = in.Timeout.Duration
-		}
-		wait = !in.DisableWait
 		act.SkipCRDs = in.CRDs == helmv1.CRDsSkip || in.CRDs == helmv1.CRDsCreateReplace
 	}
 	if in != nil && in.CRDs == helmv1.CRDsCreateReplace {
 		if err := r.applyCRDs(ctx, obj, ch, true); err != nil {
-			return ctrl.Result{}, r.failure(obj, a.Revision, helmv1.InstallFailedReason, fmt.Errorf("CRDs of chart %s: %w", ch.Name(), err))
+			return ctrl.Result{}, r.failure(ctx, obj, a.Revision, helmv1.InstallFailedReason, fmt.Errorf("CRDs of chart %s: %w", ch.Name(), err))
 		}
 	}
 	conditions.MarkReconciling(obj, helmv1.ProgressingReason, "installing chart %s %s", ch.Name(), ch.Metadata.Version)
@@ -457,14 +480,14 @@ func (r *HelmReleaseReconciler) install(ctx context.Context, obj *helmv1.HelmRel
 	conditions.MarkTrue(obj, helmv1.ReleasedCondition, helmv1.InstallSucceededReason, "installed chart %s %s as revision %d", ch.Name(), ch.Metadata.Version, rls.Version)
 	conditions.Delete(obj, helmv1.RemediatedCondition)
 	conditions.MarkTrue(obj, meta.ReadyCondition, helmv1.InstallSucceededReason, "installed release %s at revision %d: chart %s %s", rls.Name, rls.Version, ch.Name(), ch.Metadata.Version)
-	r.event(obj, a.Revision, corev1.EventTypeNormal, helmv1.InstallSucceededReason, "installed release %s revision %d, chart %s %s", rls.Name, rls.Version, ch.Name(), ch.Metadata.Version)
+	r.event(ctx, obj, a.Revision, corev1.EventTypeNormal, helmv1.InstallSucceededReason, "installed release %s revision %d, chart %s %s", rls.Name, rls.Version, ch.Name(), ch.Metadata.Version)
 	return ctrl.Result{RequeueAfter: plumbreconcile.Jitter(obj.Spec.Interval.Duration)}, nil
 }
 
 func (r *HelmReleaseReconciler) upgrade(ctx context.Context, obj *helmv1.HelmRelease, cfg *action.Configuration, ch *chart.Chart, vals map[string]any, a *meta.Artifact) (ctrl.Result, error) {
 	up := obj.Spec.Upgrade
 	if exhausted(obj.Status.UpgradeFailures, upgradeRemediation(obj)) {
-		return r.retriesExhausted(obj, a.Revision, "upgrade", obj.Status.UpgradeFailures)
+		return r.retriesExhausted(ctx, obj, a.Revision, "upgrade", obj.Status.UpgradeFailures)
 	}
 	act := action.NewUpgrade(cfg)
 	act.Namespace, act.MaxHistory = obj.GetTargetNamespace(), obj.GetMaxHistory()
@@ -476,17 +499,13 @@ func (r *HelmReleaseReconciler) upgrade(ctx context.Context, obj *helmv1.HelmRel
 	if pr := postRenderer(obj); pr != nil {
 		act.PostRenderer = pr
 	}
-	act.Timeout = obj.GetTimeout()
-	wait := true
+	wait, timeout := waitSettings(obj, false)
+	act.Timeout = timeout
 	if up != nil {
-		if up.Timeout != nil {
-			act.Timeout = up.Timeout.Duration
-		}
-		wait = !up.DisableWait
 		// Helm leaves CRDs alone on upgrade; Create and CreateReplace are done here.
 		if up.CRDs == helmv1.CRDsCreate || up.CRDs == helmv1.CRDsCreateReplace {
 			if err := r.applyCRDs(ctx, obj, ch, up.CRDs == helmv1.CRDsCreateReplace); err != nil {
-				return ctrl.Result{}, r.failure(obj, a.Revision, helmv1.UpgradeFailedReason, fmt.Errorf("CRDs of chart %s: %w", ch.Name(), err))
+				return ctrl.Result{}, r.failure(ctx, obj, a.Revision, helmv1.UpgradeFailedReason, fmt.Errorf("CRDs of chart %s: %w", ch.Name(), err))
 			}
 		}
 	}
@@ -503,8 +522,25 @@ func (r *HelmReleaseReconciler) upgrade(ctx context.Context, obj *helmv1.HelmRel
 	conditions.MarkTrue(obj, helmv1.ReleasedCondition, helmv1.UpgradeSucceededReason, "upgraded to chart %s %s as revision %d", ch.Name(), ch.Metadata.Version, rls.Version)
 	conditions.Delete(obj, helmv1.RemediatedCondition)
 	conditions.MarkTrue(obj, meta.ReadyCondition, helmv1.UpgradeSucceededReason, "upgraded release %s to revision %d: chart %s %s", rls.Name, rls.Version, ch.Name(), ch.Metadata.Version)
-	r.event(obj, a.Revision, corev1.EventTypeNormal, helmv1.UpgradeSucceededReason, "upgraded release %s to revision %d, chart %s %s", rls.Name, rls.Version, ch.Name(), ch.Metadata.Version)
+	r.event(ctx, obj, a.Revision, corev1.EventTypeNormal, helmv1.UpgradeSucceededReason, "upgraded release %s to revision %d, chart %s %s", rls.Name, rls.Version, ch.Name(), ch.Metadata.Version)
 	return ctrl.Result{RequeueAfter: plumbreconcile.Jitter(obj.Spec.Interval.Duration)}, nil
+}
+
+// waitSettings are whether an install (or upgrade) waits for health, and its timeout.
+func waitSettings(obj *helmv1.HelmRelease, install bool) (bool, time.Duration) {
+	wait, timeout := true, obj.GetTimeout()
+	var disable bool
+	var t *metav1.Duration
+	switch {
+	case install && obj.Spec.Install != nil:
+		disable, t = obj.Spec.Install.DisableWait, obj.Spec.Install.Timeout
+	case !install && obj.Spec.Upgrade != nil:
+		disable, t = obj.Spec.Upgrade.DisableWait, obj.Spec.Upgrade.Timeout
+	}
+	if t != nil {
+		timeout = t.Duration
+	}
+	return wait && !disable, timeout
 }
 
 // applyCRDs creates the CRDs of the chart's crds/ folder that are missing, and with replace
@@ -571,9 +607,10 @@ func (r *HelmReleaseReconciler) recheck(ctx context.Context, obj *helmv1.HelmRel
 		failures, rem, what = obj.Status.InstallFailures, installRemediation(obj), "install"
 	}
 	if exhausted(failures, rem) {
-		return r.retriesExhausted(obj, a.Revision, what, failures)
+		return r.retriesExhausted(ctx, obj, a.Revision, what, failures)
 	}
-	if err := r.confirm(ctx, obj, cfg, cur, true, obj.GetTimeout(), a.Revision); err != nil {
+	wait, timeout := waitSettings(obj, install)
+	if err := r.confirm(ctx, obj, cfg, cur, wait, timeout, a.Revision); err != nil {
 		// The revision is stored: a failure is remediated as that of its action.
 		return ctrl.Result{}, r.actionFailed(ctx, obj, cfg, a.Revision, install, cur.Version-1, fmt.Errorf("revision %d: %w", cur.Version, err))
 	}
@@ -587,7 +624,6 @@ func (r *HelmReleaseReconciler) recheck(ctx context.Context, obj *helmv1.HelmRel
 // Otherwise the failure counts and is remediated (uninstall for an install; rollback or
 // uninstall for an upgrade) unless it used up the retries and remediateLastFailure is off.
 func (r *HelmReleaseReconciler) actionFailed(ctx context.Context, obj *helmv1.HelmRelease, cfg *action.Configuration, revision string, install bool, before int, msg error) error {
-	msg = redact(ctx, msg)
 	reason, rem := helmv1.UpgradeFailedReason, upgradeRemediation(obj)
 	if install {
 		reason, rem = helmv1.InstallFailedReason, installRemediation(obj)
@@ -603,7 +639,7 @@ func (r *HelmReleaseReconciler) actionFailed(ctx context.Context, obj *helmv1.He
 	}
 	conditions.MarkFalse(obj, helmv1.ReleasedCondition, reason, "%v", msg)
 	if latestVersion(cfg, obj.GetReleaseName()) <= before {
-		return r.failure(obj, revision, helmv1.RenderFailedReason, msg)
+		return r.failure(ctx, obj, revision, helmv1.RenderFailedReason, msg)
 	}
 	failures := obj.Status.UpgradeFailures
 	if install {
@@ -617,7 +653,7 @@ func (r *HelmReleaseReconciler) actionFailed(ctx context.Context, obj *helmv1.He
 			r.rollback(ctx, obj, cfg, revision)
 		}
 	}
-	return r.failure(obj, revision, reason, msg)
+	return r.failure(ctx, obj, revision, reason, msg)
 }
 
 // healthyLabel on a Helm release says whether its health was confirmed after the action: false
@@ -675,11 +711,11 @@ func (r *HelmReleaseReconciler) waitHealthy(ctx context.Context, obj *helmv1.Hel
 
 // retriesExhausted stops acting until the chart, values or spec change, or the reset
 // annotation is set; the release is checked again at the interval for such changes.
-func (r *HelmReleaseReconciler) retriesExhausted(obj *helmv1.HelmRelease, revision, what string, failures int64) (ctrl.Result, error) {
+func (r *HelmReleaseReconciler) retriesExhausted(ctx context.Context, obj *helmv1.HelmRelease, revision, what string, failures int64) (ctrl.Result, error) {
 	msg := fmt.Sprintf("%s failed %d times, retries exhausted; change the chart, values or spec, or annotate %s=<time> to try again: %s",
 		what, failures, helmv1.ResetAtAnnotation, conditions.GetMessage(obj, helmv1.ReleasedCondition))
 	if conditions.GetReason(obj, meta.ReadyCondition) != helmv1.RetriesExhaustedReason {
-		r.event(obj, revision, corev1.EventTypeWarning, helmv1.RetriesExhaustedReason, "%s", msg)
+		r.event(ctx, obj, revision, corev1.EventTypeWarning, helmv1.RetriesExhaustedReason, "%s", msg)
 	}
 	markFailed(obj, helmv1.RetriesExhaustedReason, "%s", msg)
 	return ctrl.Result{}, &exhaustedError{msg: msg}
@@ -700,7 +736,7 @@ func (r *HelmReleaseReconciler) runTests(ctx context.Context, obj *helmv1.HelmRe
 	}
 	if _, err := act.Run(obj.GetReleaseName()); err != nil {
 		conditions.MarkFalse(obj, helmv1.TestSuccessCondition, helmv1.TestFailedReason, "tests failed: %v", err)
-		r.event(obj, revision, corev1.EventTypeWarning, helmv1.TestFailedReason, "tests of release %s failed: %v", obj.GetReleaseName(), err)
+		r.event(ctx, obj, revision, corev1.EventTypeWarning, helmv1.TestFailedReason, "tests of release %s failed: %v", obj.GetReleaseName(), err)
 		if t.IgnoreFailures {
 			return nil
 		}
@@ -723,12 +759,11 @@ func (r *HelmReleaseReconciler) rollback(ctx context.Context, obj *helmv1.HelmRe
 	}
 	if err := act.Run(obj.GetReleaseName()); err != nil {
 		conditions.MarkFalse(obj, helmv1.RemediatedCondition, helmv1.RollbackFailedReason, "rollback failed: %v", err)
-		r.event(obj, revision, corev1.EventTypeWarning, helmv1.RollbackFailedReason, "rollback of release %s failed: %v", obj.GetReleaseName(), err)
+		r.event(ctx, obj, revision, corev1.EventTypeWarning, helmv1.RollbackFailedReason, "rollback of release %s failed: %v", obj.GetReleaseName(), err)
 		return
 	}
 	conditions.MarkTrue(obj, helmv1.RemediatedCondition, helmv1.RollbackSucceededReason, "rolled back to revision %d after a failed upgrade", act.Version)
-	r.event(obj, revision, corev1.EventTypeNormal, helmv1.RollbackSucceededReason, "rolled back release %s to revision %d after a failed upgrade", obj.GetReleaseName(), act.Version)
-	_ = ctx
+	r.event(ctx, obj, revision, corev1.EventTypeNormal, helmv1.RollbackSucceededReason, "rolled back release %s to revision %d after a failed upgrade", obj.GetReleaseName(), act.Version)
 }
 
 // previousDeployed finds the newest revision that was deployed before the latest one (which
@@ -756,16 +791,16 @@ func previousDeployed(cfg *action.Configuration, name string) (int, error) {
 
 // remediateUninstall removes a failed release.
 func (r *HelmReleaseReconciler) remediateUninstall(ctx context.Context, obj *helmv1.HelmRelease, cfg *action.Configuration, revision string) {
-	if err := r.uninstall(ctx, obj, cfg); err != nil {
+	if err := r.uninstall(obj, cfg); err != nil {
 		conditions.MarkFalse(obj, helmv1.RemediatedCondition, helmv1.UninstallFailedReason, "uninstall failed: %v", err)
-		r.event(obj, revision, corev1.EventTypeWarning, helmv1.UninstallFailedReason, "uninstall of failed release %s failed: %v", obj.GetReleaseName(), err)
+		r.event(ctx, obj, revision, corev1.EventTypeWarning, helmv1.UninstallFailedReason, "uninstall of failed release %s failed: %v", obj.GetReleaseName(), err)
 		return
 	}
 	conditions.MarkTrue(obj, helmv1.RemediatedCondition, helmv1.UninstallSucceededReason, "uninstalled the failed release")
-	r.event(obj, revision, corev1.EventTypeNormal, helmv1.UninstallSucceededReason, "uninstalled failed release %s", obj.GetReleaseName())
+	r.event(ctx, obj, revision, corev1.EventTypeNormal, helmv1.UninstallSucceededReason, "uninstalled failed release %s", obj.GetReleaseName())
 }
 
-func (r *HelmReleaseReconciler) uninstall(_ context.Context, obj *helmv1.HelmRelease, cfg *action.Configuration) error {
+func (r *HelmReleaseReconciler) uninstall(obj *helmv1.HelmRelease, cfg *action.Configuration) error {
 	act := action.NewUninstall(cfg)
 	act.Timeout, act.Wait = obj.GetTimeout(), true
 	if u := obj.Spec.Uninstall; u != nil {
@@ -782,26 +817,38 @@ func (r *HelmReleaseReconciler) uninstall(_ context.Context, obj *helmv1.HelmRel
 	return err
 }
 
-// finalize uninstalls the release, then lets the HelmRelease go.
+// finalize uninstalls the release, then lets the HelmRelease go. A release that another
+// HelmRelease owns, or that is gone or already uninstalled, is left alone.
 func (r *HelmReleaseReconciler) finalize(ctx context.Context, obj *helmv1.HelmRelease) error {
 	if !controllerutil.ContainsFinalizer(obj, helmv1.Finalizer) {
 		return nil
 	}
+	name := obj.GetReleaseName()
 	if !obj.Spec.Suspend {
 		cfg, err := r.actionConfig(ctx, obj)
+		var cur *release.Release
 		if err == nil {
-			err = r.uninstall(ctx, obj, cfg)
+			if cur, err = cfg.Releases.Last(name); errors.Is(err, driver.ErrReleaseNotFound) {
+				cur, err = nil, nil
+			}
+		}
+		switch {
+		case err != nil:
+		case cur == nil || cur.Info == nil || cur.Info.Status == release.StatusUninstalled:
+		case ownerOf(cur) != "" && ownerOf(cur) != ownerID(obj):
+			r.event(ctx, obj, "", corev1.EventTypeNormal, helmv1.UninstallSucceededReason, "release %s belongs to HelmRelease %s: left in place", name, ownerOf(cur))
+		default:
+			if err = r.uninstall(obj, cfg); err == nil {
+				r.event(ctx, obj, "", corev1.EventTypeNormal, helmv1.UninstallSucceededReason, "uninstalled release %s", name)
+			}
 		}
 		if err != nil {
-			if apierrors.IsNotFound(err) || apierrors.IsForbidden(err) || errors.Is(err, errInvalidKubeConfig) || strings.Contains(err.Error(), "already deleted") {
-				// Already uninstalled (with its history kept), or the identity, namespace or
-				// kubeconfig is gone or unusable: nothing more can be uninstalled.
-				r.event(obj, "", corev1.EventTypeWarning, helmv1.UninstallFailedReason, "release %s left in place: %v", obj.GetReleaseName(), err)
-			} else {
-				return r.failure(obj, "", helmv1.UninstallFailedReason, fmt.Errorf("uninstall of release %s: %w", obj.GetReleaseName(), err))
+			if !apierrors.IsNotFound(err) && !apierrors.IsForbidden(err) && !errors.Is(err, errInvalidKubeConfig) {
+				return r.failure(ctx, obj, "", helmv1.UninstallFailedReason, fmt.Errorf("uninstall of release %s: %w", name, err))
 			}
-		} else {
-			r.event(obj, "", corev1.EventTypeNormal, helmv1.UninstallSucceededReason, "uninstalled release %s", obj.GetReleaseName())
+			// The identity, namespace or kubeconfig is gone or unusable: nothing more can be
+			// uninstalled.
+			r.event(ctx, obj, "", corev1.EventTypeWarning, helmv1.UninstallFailedReason, "release %s left in place: %v", name, err)
 		}
 	}
 	controllerutil.RemoveFinalizer(obj, helmv1.Finalizer)
@@ -894,7 +941,7 @@ func (r *HelmReleaseReconciler) ensureHelmChart(ctx context.Context, obj *helmv1
 		u.SetNamespace(ns)
 		u.SetName(name)
 		if err := r.Delete(ctx, u); err != nil && !apierrors.IsNotFound(err) {
-			return r.failure(obj, "", helmv1.SourceNotReadyReason, fmt.Errorf("deleting HelmChart %s of an earlier spec.chart: %w", obj.Status.HelmChart, err))
+			return r.failure(ctx, obj, "", helmv1.SourceNotReadyReason, fmt.Errorf("deleting HelmChart %s of an earlier spec.chart: %w", obj.Status.HelmChart, err))
 		}
 		obj.Status.HelmChart = ""
 		return nil
@@ -932,15 +979,15 @@ func (r *HelmReleaseReconciler) ensureHelmChart(ctx context.Context, obj *helmv1
 		u.SetName(key.Name)
 		u.Object["spec"] = spec
 		if err := controllerutil.SetControllerReference(obj, u, r.Scheme()); err != nil {
-			return r.failure(obj, "", helmv1.SourceNotReadyReason, err)
+			return r.failure(ctx, obj, "", helmv1.SourceNotReadyReason, err)
 		}
 		if err := r.Create(ctx, u); err != nil {
-			return r.failure(obj, "", helmv1.SourceNotReadyReason, fmt.Errorf("creating HelmChart %s: %w", key, err))
+			return r.failure(ctx, obj, "", helmv1.SourceNotReadyReason, fmt.Errorf("creating HelmChart %s: %w", key, err))
 		}
 	case apimeta.IsNoMatchError(err):
-		return r.wait(obj, helmv1.SourceNotReadyReason, "spec.chart needs source-controller's HelmChart kind, which this cluster does not serve")
+		return r.wait(ctx, obj, helmv1.SourceNotReadyReason, "spec.chart needs source-controller's HelmChart kind, which this cluster does not serve")
 	case err != nil:
-		return r.failure(obj, "", helmv1.SourceNotReadyReason, fmt.Errorf("HelmChart %s: %w", key, err))
+		return r.failure(ctx, obj, "", helmv1.SourceNotReadyReason, fmt.Errorf("HelmChart %s: %w", key, err))
 	default:
 		if !equality(u.Object["spec"], spec) {
 			cur, _ := u.Object["spec"].(map[string]any)
@@ -956,7 +1003,7 @@ func (r *HelmReleaseReconciler) ensureHelmChart(ctx context.Context, obj *helmv1
 			}
 			u.Object["spec"] = cur
 			if err := r.Update(ctx, u); err != nil {
-				return r.failure(obj, "", helmv1.SourceNotReadyReason, fmt.Errorf("updating HelmChart %s: %w", key, err))
+				return r.failure(ctx, obj, "", helmv1.SourceNotReadyReason, fmt.Errorf("updating HelmChart %s: %w", key, err))
 			}
 		}
 	}
@@ -990,28 +1037,28 @@ func (r *HelmReleaseReconciler) chartArtifact(ctx context.Context, obj *helmv1.H
 	}
 	gvk, key, err := chartKey(obj)
 	if err != nil {
-		return nil, r.stall(obj, helmv1.InvalidSpecReason, err.Error())
+		return nil, r.stall(ctx, obj, helmv1.InvalidSpecReason, err.Error())
 	}
 	if r.NoCrossNamespaceRefs && key.Namespace != obj.Namespace {
-		return nil, r.stall(obj, helmv1.InvalidSpecReason, fmt.Sprintf("spec.chartRef in namespace %s: this controller refuses references to other namespaces (--no-cross-namespace-refs)", key.Namespace))
+		return nil, r.stall(ctx, obj, helmv1.InvalidSpecReason, fmt.Sprintf("spec.chartRef in namespace %s: this controller refuses references to other namespaces (--no-cross-namespace-refs)", key.Namespace))
 	}
 	name := fmt.Sprintf("%s %s", gvk.Kind, key)
 	u, err := r.watches.Get(ctx, r.Client, gvk, key)
 	if err != nil {
-		return nil, r.failure(obj, "", helmv1.SourceNotReadyReason, fmt.Errorf("chart source %s: %w", name, err))
+		return nil, r.failure(ctx, obj, "", helmv1.SourceNotReadyReason, fmt.Errorf("chart source %s: %w", name, err))
 	}
 	if u == nil {
-		return nil, r.wait(obj, helmv1.SourceNotReadyReason, "chart source %s not found", name)
+		return nil, r.wait(ctx, obj, helmv1.SourceNotReadyReason, "chart source %s not found", name)
 	}
 	a, err := artifact.FromStatus(u)
 	if err != nil {
-		return nil, r.failure(obj, "", helmv1.SourceNotReadyReason, fmt.Errorf("chart source %s: %w", name, err))
+		return nil, r.failure(ctx, obj, "", helmv1.SourceNotReadyReason, fmt.Errorf("chart source %s: %w", name, err))
 	}
 	if a.URL == "" {
-		return nil, r.wait(obj, helmv1.SourceNotReadyReason, "chart source %s has no artifact yet", name)
+		return nil, r.wait(ctx, obj, helmv1.SourceNotReadyReason, "chart source %s has no artifact yet", name)
 	}
 	if !refwatch.ReadyAtGeneration(u) {
-		return nil, r.wait(obj, helmv1.SourceNotReadyReason, "chart source %s is not ready", name)
+		return nil, r.wait(ctx, obj, helmv1.SourceNotReadyReason, "chart source %s is not ready", name)
 	}
 	return &a, nil
 }
@@ -1081,7 +1128,7 @@ func (r *HelmReleaseReconciler) loadChart(ctx context.Context, a *meta.Artifact)
 // values composes valuesFrom (in order) and spec.values (last).
 func (r *HelmReleaseReconciler) values(ctx context.Context, obj *helmv1.HelmRelease) (map[string]any, []string, error) {
 	vals := map[string]any{}
-	var secrets []string
+	var versions []string
 	for _, ref := range obj.Spec.ValuesFrom {
 		key := ref.ValuesKey
 		if key == "" {
@@ -1096,6 +1143,7 @@ func (r *HelmReleaseReconciler) values(ctx context.Context, obj *helmv1.HelmRele
 			s := &corev1.Secret{}
 			if err = r.APIReader.Get(ctx, nn, s); err == nil {
 				data, found = s.Data[key]
+				versions = append(versions, nn.Name+"@"+s.ResourceVersion)
 			}
 		default:
 			cm := &corev1.ConfigMap{}
@@ -1118,7 +1166,7 @@ func (r *HelmReleaseReconciler) values(ctx context.Context, obj *helmv1.HelmRele
 			return nil, nil, fmt.Errorf("valuesFrom: %s %s has no key %q", ref.Kind, nn, key)
 		}
 		if ref.Kind == "Secret" {
-			secrets = append(secrets, stringLeaves(data)...)
+			addSecrets(ctx, stringLeaves(data))
 		}
 		if ref.TargetPath != "" {
 			if err := plumbrelease.SetPath(vals, ref.TargetPath, strings.TrimRight(string(data), "\n")); err != nil {
@@ -1136,55 +1184,58 @@ func (r *HelmReleaseReconciler) values(ctx context.Context, obj *helmv1.HelmRele
 	if obj.Spec.Values != nil && len(obj.Spec.Values.Raw) > 0 {
 		v, err := plumbrelease.ParseValues(obj.Spec.Values.Raw)
 		if err != nil {
-			return nil, nil, fmt.Errorf("spec.values: %w", err)
+			return nil, nil, fmt.Errorf("%w: %v", errSpecValues, err)
 		}
 		vals = plumbrelease.Merge(vals, v)
 	}
-	return vals, secrets, nil
+	return vals, versions, nil
 }
 
 // checkDependencies waits until every object of spec.dependsOn is Ready at its generation.
 func (r *HelmReleaseReconciler) checkDependencies(ctx context.Context, obj *helmv1.HelmRelease) error {
 	for _, d := range obj.Spec.DependsOn {
 		if _, err := schema.ParseGroupVersion(d.APIVersion); d.APIVersion != "" && err != nil {
-			return r.stall(obj, helmv1.InvalidSpecReason, fmt.Sprintf("spec.dependsOn apiVersion %q: %v", d.APIVersion, err))
+			return r.stall(ctx, obj, helmv1.InvalidSpecReason, fmt.Sprintf("spec.dependsOn apiVersion %q: %v", d.APIVersion, err))
 		}
 		gvk, key := dependencyKey(obj, d)
 		if r.NoCrossNamespaceRefs && key.Namespace != obj.Namespace {
-			return r.stall(obj, helmv1.InvalidSpecReason, fmt.Sprintf("spec.dependsOn %s: this controller refuses references to other namespaces (--no-cross-namespace-refs)", key))
+			return r.stall(ctx, obj, helmv1.InvalidSpecReason, fmt.Sprintf("spec.dependsOn %s: this controller refuses references to other namespaces (--no-cross-namespace-refs)", key))
 		}
 		name := fmt.Sprintf("%s %s", gvk.Kind, key)
 		u, err := r.watches.Get(ctx, r.Client, gvk, key)
 		if err != nil {
-			return r.failure(obj, "", helmv1.DependencyNotReadyReason, fmt.Errorf("dependency %s: %w", name, err))
+			return r.failure(ctx, obj, "", helmv1.DependencyNotReadyReason, fmt.Errorf("dependency %s: %w", name, err))
 		}
 		if u == nil {
-			return r.wait(obj, helmv1.DependencyNotReadyReason, "dependency %s not found", name)
+			return r.wait(ctx, obj, helmv1.DependencyNotReadyReason, "dependency %s not found", name)
 		}
 		if !refwatch.ReadyAtGeneration(u) {
-			return r.wait(obj, helmv1.DependencyNotReadyReason, "dependency %s is not ready", name)
+			return r.wait(ctx, obj, helmv1.DependencyNotReadyReason, "dependency %s is not ready", name)
 		}
 	}
 	return nil
 }
 
-// secretValuesKey carries the values read from Secrets in a reconcile's context.
+// errSpecValues marks spec.values that are not a map of values: only a change of the spec helps.
+var errSpecValues = errors.New("spec.values")
+
+// secretValuesKey carries a reconcile's *secretValues in its context.
 type secretValuesKey struct{}
 
-// redact replaces the values read from Secrets in an error's text.
-func redact(ctx context.Context, err error) error {
-	secrets, _ := ctx.Value(secretValuesKey{}).([]string)
-	msg := err.Error()
-	changed := false
-	for _, v := range secrets {
-		if len(v) >= 4 && strings.Contains(msg, v) {
-			msg, changed = strings.ReplaceAll(msg, v, "<redacted>"), true
-		}
+// secretValues are the values a reconcile read from Secrets.
+type secretValues struct{ v []string }
+
+func addSecrets(ctx context.Context, values []string) {
+	if sv, ok := ctx.Value(secretValuesKey{}).(*secretValues); ok {
+		sv.v = append(sv.v, values...)
 	}
-	if !changed {
-		return err
+}
+
+func secretsOf(ctx context.Context) []string {
+	if sv, ok := ctx.Value(secretValuesKey{}).(*secretValues); ok {
+		return sv.v
 	}
-	return errors.New(msg)
+	return nil
 }
 
 // stringLeaves returns a Secret key's value and, when it is YAML, the scalar values in it.

@@ -247,7 +247,7 @@ func TestHelmRelease_BadInputAndDependencies(t *testing.T) {
 			helmv1.ArtifactFailedReason, "digest mismatch"},
 		{"values that are not a map", func(hr *helmv1.HelmRelease) {
 			hr.Spec.Values = &apiextensionsv1.JSON{Raw: []byte(`["a", "list"]`)}
-		}, helmv1.ValuesFailedReason, "spec.values"},
+		}, helmv1.InvalidSpecReason, "spec.values"},
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -559,10 +559,38 @@ func TestHelmRelease_SecretValuesStayOutOfMessages(t *testing.T) {
 	g.Expect(k8s.Create(ctx, hr)).To(Succeed())
 	msg := waitReason(g, hr, helmv1.RetriesExhaustedReason)
 	g.Expect(msg).To(ContainSubstring("greeting <redacted> is not ok"))
+	// Events are recorded asynchronously: wait for the failure's before checking them all.
 	var events corev1.EventList
-	g.Expect(k8s.List(ctx, &events, client.InNamespace(ns))).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8s.List(ctx, &events, client.InNamespace(ns))).To(Succeed())
+		g.Expect(events.Items).To(ContainElement(HaveField("Message", ContainSubstring("greeting <redacted> is not ok"))))
+	}, timeout, 100*time.Millisecond).Should(Succeed())
 	for _, e := range events.Items {
 		g.Expect(e.Message).NotTo(ContainSubstring("sup3r-s3cret-greeting"))
 	}
 	g.Expect(conditions.GetMessage(hr, helmv1.ReleasedCondition)).NotTo(ContainSubstring("sup3r-s3cret-greeting"))
+}
+
+// A release another HelmRelease owns is neither taken over nor uninstalled when the HelmRelease
+// that was refused it is deleted.
+func TestHelmRelease_OwnedReleaseLeftAlone(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	chartSource(t, ns, "app", testChart("1.0.0", false))
+	first := newRelease(ns, "app", func(hr *helmv1.HelmRelease) { hr.Name, hr.Spec.ReleaseName = "first", "shared" })
+	g.Expect(k8s.Create(ctx, first)).To(Succeed())
+	waitReleased(g, first, "1.0.0")
+
+	second := newRelease(ns, "app", func(hr *helmv1.HelmRelease) { hr.Name, hr.Spec.ReleaseName = "second", "shared" })
+	g.Expect(k8s.Create(ctx, second)).To(Succeed())
+	g.Expect(waitReason(g, second, helmv1.InvalidSpecReason)).To(ContainSubstring("belongs to HelmRelease " + ns + "/first"))
+	g.Expect(k8s.Delete(ctx, second)).To(Succeed())
+	g.Eventually(func() bool {
+		return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(second), second))
+	}, timeout, 100*time.Millisecond).Should(BeTrue())
+
+	// The first one's objects are still there (an uninstall deletes them before the finalizer
+	// lets the HelmRelease go).
+	g.Expect(configMapData(g, ns, "shared-cfg")).To(HaveKeyWithValue("greeting", "hello"))
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/plumb-dev/plumb/shared/events"
 	"github.com/plumb-dev/plumb/shared/metrics"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
+	"github.com/plumb-dev/plumb/shared/redact"
 )
 
 var ownedConditions = []string{
@@ -34,11 +35,8 @@ func markFailed(obj conditions.Setter, reason, format string, args ...any) {
 	conditions.MarkFalse(obj, meta.ReadyCondition, reason, format, args...)
 }
 
-// waitError asks to come back later without counting as a failure.
-type waitError struct {
-	msg   string
-	after bool // at the interval rather than the dependency requeue
-}
+// waitError asks to come back after the dependency requeue without counting as a failure.
+type waitError struct{ msg string }
 
 func (e *waitError) Error() string { return e.msg }
 
@@ -48,32 +46,34 @@ type exhaustedError struct{ msg string }
 func (e *exhaustedError) Error() string { return e.msg }
 
 // wait marks Ready=False while something the release needs is not there yet.
-func (r *HelmReleaseReconciler) wait(obj *helmv1.HelmRelease, reason, format string, args ...any) error {
+func (r *HelmReleaseReconciler) wait(ctx context.Context, obj *helmv1.HelmRelease, reason, format string, args ...any) error {
 	msg := fmt.Sprintf(format, args...)
 	if conditions.GetReason(obj, meta.ReadyCondition) != reason || conditions.GetMessage(obj, meta.ReadyCondition) != msg {
-		r.event(obj, "", corev1.EventTypeNormal, reason, "%s", msg)
+		r.event(ctx, obj, "", corev1.EventTypeNormal, reason, "%s", msg)
 	}
 	markFailed(obj, reason, "%s", msg)
 	return &waitError{msg: msg}
 }
 
 // failure marks Ready=False with the reason, records a Warning event and returns err to retry.
-func (r *HelmReleaseReconciler) failure(obj *helmv1.HelmRelease, revision, reason string, err error) error {
+func (r *HelmReleaseReconciler) failure(ctx context.Context, obj *helmv1.HelmRelease, revision, reason string, err error) error {
+	err = redact.Error(err, secretsOf(ctx))
 	markFailed(obj, reason, "%v", err)
-	r.event(obj, revision, corev1.EventTypeWarning, reason, "%v", err)
+	r.event(ctx, obj, revision, corev1.EventTypeWarning, reason, "%v", err)
 	return err
 }
 
 // stall marks a failure that retrying cannot fix and returns a terminal error.
-func (r *HelmReleaseReconciler) stall(obj *helmv1.HelmRelease, reason, msg string) error {
+func (r *HelmReleaseReconciler) stall(ctx context.Context, obj *helmv1.HelmRelease, reason, msg string) error {
 	conditions.MarkStalled(obj, reason, "%s", msg)
 	markFailed(obj, reason, "%s", msg)
-	r.event(obj, "", corev1.EventTypeWarning, reason, "%s", msg)
+	r.event(ctx, obj, "", corev1.EventTypeWarning, reason, "%s", msg)
 	return reconcile.TerminalError(errors.New(msg))
 }
 
-func (r *HelmReleaseReconciler) event(obj *helmv1.HelmRelease, revision, eventType, reason, format string, args ...any) {
-	events.Record(r.Events, obj, revision, eventType, reason, format, args...)
+// event records an Event with the values read from Secrets masked.
+func (r *HelmReleaseReconciler) event(ctx context.Context, obj *helmv1.HelmRelease, revision, eventType, reason, format string, args ...any) {
+	events.Record(r.Events, obj, revision, eventType, reason, "%s", redact.String(fmt.Sprintf(format, args...), secretsOf(ctx)))
 }
 
 // finalizeStatus settles the conditions from the outcome and writes status in one patch.
@@ -89,13 +89,12 @@ func (r *HelmReleaseReconciler) finalizeStatus(ctx context.Context, obj *helmv1.
 	case errors.As(*retErr, &ex):
 		*retErr, *result = nil, ctrl.Result{RequeueAfter: plumbreconcile.Jitter(obj.Spec.Interval.Duration)}
 	case errors.As(*retErr, &w):
-		after := r.RequeueDependency
-		if w.after {
-			after = obj.Spec.Interval.Duration
-		}
-		*retErr, *result = nil, ctrl.Result{RequeueAfter: plumbreconcile.Jitter(after)}
+		*retErr, *result = nil, ctrl.Result{RequeueAfter: plumbreconcile.Jitter(r.RequeueDependency)}
 	case obj.DeletionTimestamp.IsZero():
-		log.FromContext(ctx).Info("reconcile failed, retrying", "error", (*retErr).Error())
+		log.FromContext(ctx).Info("reconcile failed, retrying", "error", redact.String((*retErr).Error(), secretsOf(ctx)))
+	}
+	for i := range obj.Status.Conditions {
+		obj.Status.Conditions[i].Message = redact.String(obj.Status.Conditions[i].Message, secretsOf(ctx))
 	}
 	if obj.DeletionTimestamp.IsZero() {
 		metrics.RecordConditions(helmv1.HelmReleaseKind, obj.Namespace, obj.Name, obj.Status.Conditions)
@@ -146,7 +145,7 @@ func snapshots(history []*release.Release, max int) []helmv1.Snapshot {
 	for _, rls := range history {
 		s := helmv1.Snapshot{
 			Version: rls.Version, Name: rls.Name, Namespace: rls.Namespace,
-			ConfigDigest: plumbrelease.Digest(rls.Config),
+			ConfigDigest: plumbrelease.LabelDigest(rls.Labels[valuesDigestLabel]),
 		}
 		if rls.Chart != nil && rls.Chart.Metadata != nil {
 			s.ChartName, s.ChartVersion, s.AppVersion = rls.Chart.Metadata.Name, rls.Chart.Metadata.Version, rls.Chart.Metadata.AppVersion

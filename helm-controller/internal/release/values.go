@@ -4,12 +4,15 @@ package release
 
 import (
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/plumb-dev/plumb/shared/redact"
 )
 
 // Merge merges src into dst, src winning: nested maps merge key by key, anything else in src
@@ -95,8 +98,21 @@ func splitPath(p string) []string {
 	return keys
 }
 
-// Digest identifies values: sha256 of their JSON with sorted keys.
+// Digest identifies values within this process, to compare a release's values with the
+// wanted ones: a plain sha256 of their JSON with sorted keys. Never publish it (values may hold
+// secrets); MaskedDigest is the one for status.
 func Digest(vals map[string]any) string {
+	sum := sha256.Sum256(valuesJSON(vals))
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// MaskedDigest identifies values in status: shared/redact.Digest of their JSON, with the values
+// read from Secrets masked and the Secrets' versions added.
+func MaskedDigest(vals map[string]any, secrets, versions []string) string {
+	return redact.Digest(valuesJSON(vals), secrets, versions...)
+}
+
+func valuesJSON(vals map[string]any) []byte {
 	if vals == nil {
 		vals = map[string]any{}
 	}
@@ -104,6 +120,25 @@ func Digest(vals map[string]any) string {
 	if err != nil { // values come from JSON and YAML: always marshal
 		b = []byte(fmt.Sprint(vals))
 	}
-	sum := sha256.Sum256(b)
-	return "sha256:" + hex.EncodeToString(sum[:])
+	return b
+}
+
+// DigestLabel packs a "sha256:<hex>" digest into a label value (labels hold at most 63
+// characters: the 32 bytes go as unpadded base64url); LabelDigest unpacks it, "" when the label
+// is not one.
+func DigestLabel(digest string) string {
+	b, err := hex.DecodeString(strings.TrimPrefix(digest, "sha256:"))
+	if err != nil {
+		return ""
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// LabelDigest is DigestLabel's inverse.
+func LabelDigest(label string) string {
+	b, err := base64.RawURLEncoding.DecodeString(label)
+	if err != nil || len(b) != sha256.Size {
+		return ""
+	}
+	return "sha256:" + hex.EncodeToString(b)
 }

@@ -56,3 +56,20 @@ func TestDigestIgnoresKeyOrder(t *testing.T) {
 		t.Error("no values and empty values differ")
 	}
 }
+
+func TestDigestLabel(t *testing.T) {
+	d := MaskedDigest(map[string]any{"a": "secret-value"}, []string{"secret-value"}, []string{"s@1"})
+	l := DigestLabel(d)
+	if len(l) > 63 {
+		t.Fatalf("label %q longer than 63", l)
+	}
+	if got := LabelDigest(l); got != d {
+		t.Errorf("LabelDigest(DigestLabel(%s)) = %s", d, got)
+	}
+	if LabelDigest("not-a-digest") != "" || LabelDigest("") != "" {
+		t.Error("a label that is not a digest unpacked")
+	}
+	if d != MaskedDigest(map[string]any{"a": "other-value"}, []string{"other-value"}, []string{"s@1"}) {
+		t.Error("the masked digest depends on the secret value")
+	}
+}
