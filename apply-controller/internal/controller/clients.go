@@ -29,7 +29,8 @@ func (r *KustomizationReconciler) manager(ctx context.Context, obj *applyv1.Kust
 			return nil, r.failure(obj, "", applyv1.ApplyFailedReason, err)
 		}
 		if cfg, err = kubeconfig.RESTConfig(data); err != nil {
-			return nil, r.stall(obj, applyv1.InvalidSpecReason, fmt.Sprintf("spec.kubeConfig Secret %s: %v", kc.SecretRef.Name, err))
+			// Not stalled: Secrets are not watched, and a fixed Secret is seen at the next retry.
+			return nil, r.failure(obj, "", applyv1.InvalidSpecReason, fmt.Errorf("spec.kubeConfig Secret %s: %w", kc.SecretRef.Name, err))
 		}
 		sum := sha256.Sum256(data)
 		key, mapper = "kubeconfig:"+hex.EncodeToString(sum[:]), nil

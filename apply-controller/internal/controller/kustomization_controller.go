@@ -255,6 +255,9 @@ func (r *KustomizationReconciler) checkDependencies(ctx context.Context, obj *ap
 		return r.stall(obj, applyv1.DependencyCycleReason, "spec.dependsOn leads back to this Kustomization: "+cycle)
 	}
 	for _, d := range obj.Spec.DependsOn {
+		if _, err := schema.ParseGroupVersion(d.APIVersion); d.APIVersion != "" && err != nil {
+			return r.stall(obj, applyv1.InvalidSpecReason, fmt.Sprintf("spec.dependsOn apiVersion %q: %v", d.APIVersion, err))
+		}
 		gvk, key := dependencyKey(obj, d)
 		name := fmt.Sprintf("%s %s", gvk.Kind, key)
 		u, err := r.watches.Get(ctx, r.Client, gvk, key)

@@ -361,4 +361,15 @@ func TestKustomization_SkippedObjectsAreNotPrunedAndCyclesStall(t *testing.T) {
 			g.Expect(conditions.GetReason(o, meta.ReadyCondition)).To(Equal(applyv1.DependencyCycleReason))
 		}, timeout).Should(Succeed())
 	}
+
+	// A dependsOn apiVersion that does not parse cannot be fixed by waiting.
+	bad := newKustomization(ns, gr.Name, func(k *applyv1.Kustomization) {
+		k.Spec.DependsOn = []applyv1.DependencyReference{{APIVersion: "a/b/c", Kind: "Thing", Name: "x"}}
+	})
+	g.Expect(k8s.Create(context.Background(), bad)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(conditions.IsStalled(getK(g, bad))).To(BeTrue())
+		g.Expect(conditions.GetReason(bad, meta.ReadyCondition)).To(Equal(applyv1.InvalidSpecReason))
+		g.Expect(conditions.GetMessage(bad, meta.ReadyCondition)).To(ContainSubstring(`apiVersion "a/b/c"`))
+	}, timeout).Should(Succeed())
 }

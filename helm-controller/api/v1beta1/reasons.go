@@ -44,6 +44,9 @@ const (
 	DriftDetectedReason = "DriftDetected"
 	// DriftCorrectedReason: drifted objects were put back.
 	DriftCorrectedReason = "DriftCorrected"
+	// ClusterNotReadyReason: the cluster to release into cannot be used yet (its kubeconfig
+	// Secret is missing, or Helm's client could not be made).
+	ClusterNotReadyReason = "ClusterNotReady"
 	// InvalidSpecReason: a value the controller cannot use.
 	InvalidSpecReason = "InvalidSpec"
 )

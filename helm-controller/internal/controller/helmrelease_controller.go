@@ -201,9 +201,17 @@ func (r *HelmReleaseReconciler) reconcile(ctx context.Context, obj *helmv1.HelmR
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	ch, err := r.loadChart(ctx, a)
+	data, err := r.chartBytes(ctx, a)
 	if err != nil {
 		return ctrl.Result{}, r.failure(ctx, obj, a.Revision, helmv1.ArtifactFailedReason, fmt.Errorf("chart artifact %s: %w", a.Revision, err))
+	}
+	// The chart is loaded only for an action: a release up to date needs none.
+	load := func() (*chart.Chart, error) {
+		ch, err := loadChart(data)
+		if err != nil {
+			return nil, r.failure(ctx, obj, a.Revision, helmv1.ArtifactFailedReason, fmt.Errorf("chart artifact %s: %w", a.Revision, err))
+		}
+		return ch, nil
 	}
 	vals, versions, err := r.values(ctx, obj)
 	if errors.Is(err, errSpecValues) {
@@ -225,12 +233,14 @@ func (r *HelmReleaseReconciler) reconcile(ctx context.Context, obj *helmv1.HelmR
 	}
 	obj.Status.LastAttemptedRevision, obj.Status.LastAttemptedValuesChecksum, obj.Status.LastAttemptedGeneration = a.Revision, checksum, obj.Generation
 
+	// Not stalled on an unusable kubeconfig: Secrets are not watched, and a fixed Secret is
+	// seen at the next retry.
 	cfg, err := r.actionConfig(ctx, obj)
 	if errors.Is(err, errInvalidKubeConfig) {
-		return ctrl.Result{}, r.stall(ctx, obj, helmv1.InvalidSpecReason, err.Error())
+		return ctrl.Result{}, r.failure(ctx, obj, a.Revision, helmv1.InvalidSpecReason, err)
 	}
 	if err != nil {
-		return ctrl.Result{}, r.failure(ctx, obj, a.Revision, helmv1.InvalidSpecReason, err)
+		return ctrl.Result{}, r.failure(ctx, obj, a.Revision, helmv1.ClusterNotReadyReason, err)
 	}
 	name := obj.GetReleaseName()
 	hist, err := cfg.Releases.History(name)
@@ -266,6 +276,10 @@ func (r *HelmReleaseReconciler) reconcile(ctx context.Context, obj *helmv1.HelmR
 
 	switch {
 	case cur == nil || cur.Info.Status == release.StatusUninstalled:
+		ch, err := load()
+		if err != nil {
+			return ctrl.Result{}, err
+		}
 		return r.install(ctx, obj, cfg, ch, vals, a, cur != nil)
 	case cur.Info.Status == release.StatusFailed && !everDeployed(hist):
 		// A first install that failed and was kept: it cannot be upgraded; it is uninstalled
@@ -273,11 +287,15 @@ func (r *HelmReleaseReconciler) reconcile(ctx context.Context, obj *helmv1.HelmR
 		if exhausted(obj.Status.InstallFailures, installRemediation(obj)) {
 			return r.retriesExhausted(ctx, obj, a.Revision, "install", obj.Status.InstallFailures)
 		}
+		ch, err := load()
+		if err != nil {
+			return ctrl.Result{}, err
+		}
 		if err := r.uninstall(obj, cfg); err != nil {
 			return ctrl.Result{}, r.failure(ctx, obj, a.Revision, helmv1.InstallFailedReason, fmt.Errorf("removing the failed install of %s: %w", name, err))
 		}
 		return r.install(ctx, obj, cfg, ch, vals, a, true)
-	case cur.Info.Status == release.StatusDeployed && upToDate(cur, ch, digest, postRenderersDigest(obj), chartDigest(a)):
+	case cur.Info.Status == release.StatusDeployed && upToDate(cur, digest, postRenderersDigest(obj), chartDigest(a)):
 		if cur.Labels[healthyLabel] == "false" {
 			// The controller stopped during this revision's health wait or tests: check again.
 			return r.recheck(ctx, obj, cfg, cur, a)
@@ -286,18 +304,21 @@ func (r *HelmReleaseReconciler) reconcile(ctx context.Context, obj *helmv1.HelmR
 		if err := r.drift(ctx, obj, cur, a.Revision); err != nil {
 			return ctrl.Result{}, err
 		}
-		conditions.MarkTrue(obj, meta.ReadyCondition, helmv1.SucceededReason, "release %s at revision %d: chart %s %s", name, cur.Version, ch.Name(), ch.Metadata.Version)
+		conditions.MarkTrue(obj, meta.ReadyCondition, helmv1.SucceededReason, "release %s at revision %d: chart %s %s", name, cur.Version, cur.Chart.Metadata.Name, cur.Chart.Metadata.Version)
 		return ctrl.Result{RequeueAfter: plumbreconcile.Jitter(obj.Spec.Interval.Duration)}, nil
 	default:
+		ch, err := load()
+		if err != nil {
+			return ctrl.Result{}, err
+		}
 		return r.upgrade(ctx, obj, cfg, ch, vals, a)
 	}
 }
 
-// upToDate says whether the deployed release is this chart (version and artifact) with these
-// values and post-renderers.
-func upToDate(cur *release.Release, ch *chart.Chart, digest, postRenderers, chartDigest string) bool {
-	return cur.Chart != nil && cur.Chart.Metadata != nil && cur.Chart.Metadata.Name == ch.Name() &&
-		cur.Chart.Metadata.Version == ch.Metadata.Version && plumbrelease.Digest(cur.Config) == digest &&
+// upToDate says whether the deployed release was made from this chart artifact (the label
+// holds its digest, so name and version follow) with these values and post-renderers.
+func upToDate(cur *release.Release, digest, postRenderers, chartDigest string) bool {
+	return cur.Chart != nil && cur.Chart.Metadata != nil && plumbrelease.Digest(cur.Config) == digest &&
 		cur.Labels[postRenderersLabel] == postRenderers && cur.Labels[chartDigestLabel] == chartDigest
 }
 
@@ -743,6 +764,7 @@ func (r *HelmReleaseReconciler) runTests(ctx context.Context, obj *helmv1.HelmRe
 		return fmt.Errorf("tests failed: %w", err)
 	}
 	conditions.MarkTrue(obj, helmv1.TestSuccessCondition, helmv1.TestSucceededReason, "tests of release %s passed", obj.GetReleaseName())
+	r.event(ctx, obj, revision, corev1.EventTypeNormal, helmv1.TestSucceededReason, "tests of release %s passed", obj.GetReleaseName())
 	return nil
 }
 
@@ -1085,8 +1107,8 @@ func chartKey(obj *helmv1.HelmRelease) (schema.GroupVersionKind, types.Namespace
 	return gv.WithKind(ref.Kind), key, nil
 }
 
-// loadChart downloads (digest-checked, once per digest) and loads a chart artifact.
-func (r *HelmReleaseReconciler) loadChart(ctx context.Context, a *meta.Artifact) (*chart.Chart, error) {
+// chartBytes downloads a chart artifact (digest-checked, once per digest while it is cached).
+func (r *HelmReleaseReconciler) chartBytes(ctx context.Context, a *meta.Artifact) ([]byte, error) {
 	c := &r.charts
 	c.mu.Lock()
 	data, ok := c.m[a.Digest]
@@ -1115,6 +1137,12 @@ func (r *HelmReleaseReconciler) loadChart(ctx context.Context, a *meta.Artifact)
 		}
 		data = v.([]byte)
 	}
+	return data, nil
+}
+
+// loadChart loads and checks a chart archive. Each action loads its own copy: Helm changes the
+// chart it is given (disabled subcharts are dropped).
+func loadChart(data []byte) (*chart.Chart, error) {
 	ch, err := loader.LoadArchive(bytes.NewReader(data))
 	if err != nil {
 		return nil, fmt.Errorf("not a chart: %w", err)

@@ -315,7 +315,7 @@ func TestHelmRelease_ChartTemplate(t *testing.T) {
 }
 
 // spec.kubeConfig: a kubeconfig Secret reaches a cluster (here the same one, through its admin
-// kubeconfig); one with a credential plugin is refused and stalls.
+// kubeconfig); one with a credential plugin is refused until the Secret is fixed.
 func TestHelmRelease_KubeConfig(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
@@ -337,7 +337,13 @@ func TestHelmRelease_KubeConfig(t *testing.T) {
 	})
 	g.Expect(k8s.Create(ctx, bad)).To(Succeed())
 	g.Expect(waitReason(g, bad, helmv1.InvalidSpecReason)).To(ContainSubstring("credential plugin"))
-	g.Expect(conditions.IsStalled(bad)).To(BeTrue())
+	g.Expect(conditions.IsStalled(bad)).To(BeFalse(), "a fixed Secret would never be seen")
+
+	fixed := &corev1.Secret{}
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "plugin"}, fixed)).To(Succeed())
+	fixed.Data = map[string][]byte{"value": env.Kubeconfig}
+	g.Expect(k8s.Update(ctx, fixed)).To(Succeed())
+	waitReleased(g, bad, "1.0.0")
 }
 
 // Drift: warn reports a hand edit and leaves it; enabled puts it back without a new Helm
