@@ -7,6 +7,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 )
@@ -70,4 +72,67 @@ func longestFirst(secrets []string) []string {
 		return strings.Compare(a, b)
 	})
 	return out
+}
+
+// keptQuery are the query parameters a URL keeps in messages: they say what is fetched
+// (kustomize's and go-getter's), where other values may be tokens or signatures.
+var keptQuery = map[string]bool{"ref": true, "version": true, "timeout": true, "submodules": true, "depth": true}
+
+// URL returns a URL fit for messages: its user information becomes "redacted" (the plain SSH
+// user git stays), and so do its query values but those naming what is fetched (ref, version,
+// ...). Text that Go does not parse as a URL has its user information masked all the same.
+func URL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return Userinfo(raw)
+	}
+	changed := false
+	if u.User != nil {
+		if _, hasPassword := u.User.Password(); u.User.Username() != "git" || hasPassword {
+			u.User, changed = url.User("redacted"), true
+		}
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		for k, vs := range q {
+			if !keptQuery[k] {
+				for i := range vs {
+					vs[i] = "redacted"
+				}
+				changed = true
+			}
+		}
+		u.RawQuery = q.Encode()
+	}
+	if !changed {
+		return raw
+	}
+	return u.String()
+}
+
+var userinfo = regexp.MustCompile(`://[^/@\s]+@`)
+
+// Userinfo masks the user information of every URL in free text (the plain SSH user git
+// stays).
+func Userinfo(s string) string {
+	return userinfo.ReplaceAllStringFunc(s, func(m string) string {
+		if m == "://git@" {
+			return m
+		}
+		return "://redacted@"
+	})
+}
+
+// Credentials masks in free text, such as a library's error, the password and user name of
+// rawURL wherever they appear on their own, and the user information of every URL.
+func Credentials(s, rawURL string) string {
+	if u, err := url.Parse(rawURL); err == nil && u.User != nil {
+		if p, ok := u.User.Password(); ok && p != "" {
+			s = strings.ReplaceAll(s, p, "redacted")
+		}
+		if n := u.User.Username(); len(n) >= minLen && n != "git" {
+			s = strings.ReplaceAll(s, n, "redacted")
+		}
+	}
+	return Userinfo(s)
 }

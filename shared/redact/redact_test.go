@@ -76,3 +76,51 @@ func FuzzString(f *testing.F) {
 		}
 	})
 }
+
+func TestURL(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"https://user:secret@example.com/r.git", "https://redacted@example.com/r.git"},
+		{"http://user:se%2Fcr%40et@example.com:8080/r.git?ref=v1", "http://redacted@example.com:8080/r.git?ref=v1"},
+		{"https://user:p@ss@example.com/r.git", "https://redacted@example.com/r.git"},
+		{"https://user:@example.com/r.git", "https://redacted@example.com/r.git"},
+		{"ssh://git:secret@example.com:22/r.git", "ssh://redacted@example.com:22/r.git"},
+		{"https://token@example.com/r.git", "https://redacted@example.com/r.git"},
+		{"https://example.com/r.git", "https://example.com/r.git"},
+		{"ssh://git@example.com/r.git", "ssh://git@example.com/r.git"},
+		{"git@example.com:org/r.git", "git@example.com:org/r.git"},
+		{"", ""},
+		{"https://charts.example.com/web-1.0.0.tgz?X-Amz-Signature=abc&version=1", "https://charts.example.com/web-1.0.0.tgz?X-Amz-Signature=redacted&version=1"},
+		// Not a URL Go parses: the credentials go all the same.
+		{"https://user:se%zzcret@example.com/r.git", "https://redacted@example.com/r.git"},
+		{"https://user:secret@exa mple.com/r.git", "https://redacted@exa mple.com/r.git"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			if got := URL(tt.in); got != tt.want {
+				t.Errorf("URL(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestCredentials(t *testing.T) {
+	tests := []struct {
+		name, text, url, want string
+	}{
+		{"URL in the text", "GET https://u:s3cret@h/r.git: 500", "https://u:s3cret@h/r.git", "GET https://redacted@h/r.git: 500"},
+		{"password alone", "server said: bad password s3cret, twice: s3cret", "https://u:s3cret@h/r.git", "server said: bad password redacted, twice: redacted"},
+		{"password with @", "fetch https://u:p@ss@h/r.git failed", "https://u:p@ss@h/r.git", "fetch https://redacted@h/r.git failed"},
+		{"escaped password", "fetch https://u:p%40ss@h/r.git failed", "https://u:p%40ss@h/r.git", "fetch https://redacted@h/r.git failed"},
+		{"credentials of another URL", "redirected to http://a:b@other/x", "https://h/r.git", "redirected to http://redacted@other/x"},
+		{"several URLs", "ssh://x:y@a and https://z:w@b/", "", "ssh://redacted@a and https://redacted@b/"},
+		{"user without password", "fetch https://token@h/r.git failed", "https://token@h/r.git", "fetch https://redacted@h/r.git failed"},
+		{"nothing to redact", "connection refused", "https://h/r.git", "connection refused"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Credentials(tt.text, tt.url); got != tt.want {
+				t.Errorf("Credentials = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

@@ -199,7 +199,7 @@ func build(fs filesys.FileSystem, opts Options, w string) (*Result, error) {
 		msg := strings.ReplaceAll(err.Error(), up+"/", "")
 		msg = strings.ReplaceAll(msg, srcRoot+"/", "")
 		for _, f := range refs {
-			msg = redactURL(msg, f.ref)
+			msg = redact.Credentials(msg, f.ref)
 		}
 		return nil, fmt.Errorf("%w: kustomize build %s: %s", ErrBuild, displayPath(opts.Path), msg)
 	}

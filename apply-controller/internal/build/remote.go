@@ -2,7 +2,6 @@ package build
 
 import (
 	"fmt"
-	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -12,6 +11,8 @@ import (
 	kustypes "sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
+
+	"github.com/plumb-dev/plumb/shared/redact"
 )
 
 // Remote references. Kustomize reads some references of a kustomization from outside the
@@ -59,19 +60,7 @@ type foreignRef struct {
 }
 
 func (f foreignRef) String() string {
-	return fmt.Sprintf("%s refers to %s", f.file, redactURL(f.ref, f.ref))
-}
-
-// redactURL replaces in s the password of ref, when ref is a URL that carries one.
-func redactURL(s, ref string) string {
-	u, err := url.Parse(strings.TrimSpace(ref))
-	if err != nil || u.User == nil {
-		return s
-	}
-	if pw, ok := u.User.Password(); ok && pw != "" {
-		return strings.ReplaceAll(s, pw, "xxxxx")
-	}
-	return s
+	return fmt.Sprintf("%s refers to %s", f.file, redact.URL(f.ref))
 }
 
 // foreignRefs reads the kustomization in dir and those it reaches through local folders of

@@ -79,7 +79,7 @@ func TestRemoteReferencesRefused(t *testing.T) {
 		{"file URL even when remote bases are on", "file:///etc/repo//app", Options{Path: "app", RemoteBases: true},
 			"app/kustomization.yaml refers to file:///etc/repo//app: file:// references are refused"},
 		{"password kept out of the message", "https://user:s3cret@example.com/app.yaml", Options{Path: "app"},
-			"refers to https://user:xxxxx@example.com/app.yaml"},
+			"refers to https://redacted@example.com/app.yaml"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -22,6 +22,7 @@ import (
 	"github.com/plumb-dev/plumb/source-controller/internal/ignore"
 
 	"github.com/plumb-dev/plumb/shared/artifact"
+	"github.com/plumb-dev/plumb/shared/redact"
 )
 
 // DefaultIgnore is used when a GitRepository sets no spec.ignore: CI and Git metadata that no
@@ -77,7 +78,7 @@ func fetchCommit(ctx context.Context, r Remote, res Resolved, pinned bool) (*gog
 		return nil, nil, err
 	}
 	if _, err := repo.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{r.URL}}); err != nil {
-		return nil, nil, fmt.Errorf("%w: URL %s: %v", ErrInvalid, redactURL(r.URL), err)
+		return nil, nil, fmt.Errorf("%w: URL %s: %v", ErrInvalid, redact.URL(r.URL), err)
 	}
 	opts := &gogit.FetchOptions{RemoteName: "origin", Auth: r.Auth, CABundle: r.CABundle, Tags: gogit.NoTags}
 	if res.RefName == "" {
@@ -100,7 +101,7 @@ func fetchCommit(ctx context.Context, r Remote, res Resolved, pinned bool) (*gog
 		if where == "" {
 			where = "any branch or tag"
 		}
-		return nil, nil, fmt.Errorf("%w: commit %s is not in %s of %s", ErrRefNotFound, res.Commit, where, redactURL(r.URL))
+		return nil, nil, fmt.Errorf("%w: commit %s is not in %s of %s", ErrRefNotFound, res.Commit, where, redact.URL(r.URL))
 	}
 	return repo, commit, nil
 }
@@ -231,7 +232,7 @@ func (a *archiver) submodule(p string, commit plumbing.Hash, patterns []gitignor
 	}
 	sub := Remote{URL: resolveSubmoduleURL(a.remote.URL, m.URL), CABundle: a.remote.CABundle}
 	if !remoteURL(sub.URL) {
-		return fmt.Errorf("%w: submodule %s has the URL %q; only http, https and ssh remotes are fetched", ErrContent, p, redactURL(sub.URL))
+		return fmt.Errorf("%w: submodule %s has the URL %q; only http, https and ssh remotes are fetched", ErrContent, p, redact.URL(sub.URL))
 	}
 	if sameHost(sub.URL, a.remote.URL) {
 		sub.Auth = a.remote.Auth

@@ -8,8 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
-	"regexp"
 	"sort"
 	"strings"
 
@@ -19,6 +17,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/storage/memory"
+
+	"github.com/plumb-dev/plumb/shared/redact"
 )
 
 // Ref selects a revision; the most specific field wins: Commit > Name > SemVer > Tag > Branch.
@@ -107,13 +107,13 @@ func Resolve(ctx context.Context, r Remote, ref Ref) (Resolved, error) {
 	default:
 		head, ok := byName[plumbing.HEAD]
 		if !ok || head.Type() != plumbing.SymbolicReference {
-			return Resolved{}, fmt.Errorf("%w: %s advertises no default branch; set spec.ref.branch", ErrRefNotFound, redactURL(r.URL))
+			return Resolved{}, fmt.Errorf("%w: %s advertises no default branch; set spec.ref.branch", ErrRefNotFound, redact.URL(r.URL))
 		}
 		name, short = head.Target(), head.Target().Short()
 	}
 	commit, ok := target(name)
 	if !ok {
-		return Resolved{}, fmt.Errorf("%w: %s has no %s", ErrRefNotFound, redactURL(r.URL), name)
+		return Resolved{}, fmt.Errorf("%w: %s has no %s", ErrRefNotFound, redact.URL(r.URL), name)
 	}
 	if ref.Commit != "" {
 		// A pinned commit within a branch or ref: fetched from that ref, checked on fetch.
@@ -169,8 +169,8 @@ func highestTag(constraint string, refs []*plumbing.Reference) (string, error) {
 // classify wraps a go-git error with the kind a caller maps to a reason, naming the URL without
 // its credentials.
 func classify(rawURL, op string, err error) error {
-	u := redactURL(rawURL)
-	msg := redactText(err.Error(), rawURL)
+	u := redact.URL(rawURL)
+	msg := redact.Credentials(err.Error(), rawURL)
 	switch {
 	case errors.Is(err, transport.ErrAuthenticationRequired), errors.Is(err, transport.ErrAuthorizationFailed),
 		strings.Contains(msg, "unable to authenticate"), strings.Contains(msg, "knownhosts"),
@@ -184,43 +184,3 @@ func classify(rawURL, op string, err error) error {
 	return fmt.Errorf("%s %s: %s", op, u, msg)
 }
 
-// redactURL replaces the user information of a URL, if any: a user name may be a token too.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return redactUserinfo(raw) // not a URL Go parses: still nothing secret
-	}
-	if u.User == nil {
-		return raw
-	}
-	if _, hasPassword := u.User.Password(); u.User.Username() == "git" && !hasPassword {
-		return raw // the usual SSH user, no secret
-	}
-	u.User = url.User("redacted")
-	return u.String()
-}
-
-var userinfo = regexp.MustCompile(`://[^/@\s]+@`)
-
-// redactUserinfo replaces every user information in s but the plain SSH user git.
-func redactUserinfo(s string) string {
-	return userinfo.ReplaceAllStringFunc(s, func(m string) string {
-		if m == "://git@" {
-			return m
-		}
-		return "://redacted@"
-	})
-}
-
-// redactText removes credentials that an error message may echo from a URL.
-func redactText(s, rawURL string) string {
-	if u, err := url.Parse(rawURL); err == nil && u.User != nil {
-		if p, ok := u.User.Password(); ok && p != "" {
-			s = strings.ReplaceAll(s, p, "redacted")
-		}
-		if n := u.User.Username(); len(n) >= 4 && n != "git" {
-			s = strings.ReplaceAll(s, n, "redacted")
-		}
-	}
-	return redactUserinfo(s)
-}

@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/plumb-dev/plumb/shared/artifact"
+	"github.com/plumb-dev/plumb/shared/redact"
 )
 
 var (
@@ -86,15 +87,15 @@ func Download(ctx context.Context, client *http.Client, repoURL string, cv *repo
 	}
 	base, err := url.Parse(strings.TrimSuffix(repoURL, "/") + "/")
 	if err != nil {
-		return nil, fmt.Errorf("%w: url %q: %v", ErrInvalid, redactURL(repoURL), err)
+		return nil, fmt.Errorf("%w: url %q: %v", ErrInvalid, redact.URL(repoURL), err)
 	}
 	ref, err := url.Parse(cv.URLs[0])
 	if err != nil {
-		return nil, fmt.Errorf("%w: chart %s %s: URL %q: %v", ErrPackage, cv.Name, cv.Version, cv.URLs[0], err)
+		return nil, fmt.Errorf("%w: chart %s %s: URL %q does not parse", ErrPackage, cv.Name, cv.Version, redact.Userinfo(cv.URLs[0]))
 	}
 	u := base.ResolveReference(ref)
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("%w: chart %s %s: URL %q is not http(s)", ErrPackage, cv.Name, cv.Version, u.Redacted())
+		return nil, fmt.Errorf("%w: chart %s %s: URL %q is not http(s)", ErrPackage, cv.Name, cv.Version, redact.URL(u.String()))
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
@@ -105,26 +106,30 @@ func Download(ctx context.Context, client *http.Client, repoURL string, cv *repo
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("%w: chart %s %s: %v", ErrFetch, cv.Name, cv.Version, err)
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // its URL may carry a token in its query
+		}
+		return nil, fmt.Errorf("%w: chart %s %s from %s: %v", ErrFetch, cv.Name, cv.Version, redact.URL(u.String()), err)
 	}
 	defer resp.Body.Close()
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-		return nil, fmt.Errorf("%w: %s answered %s", ErrAuth, u.Redacted(), resp.Status)
+		return nil, fmt.Errorf("%w: %s answered %s", ErrAuth, redact.URL(u.String()), resp.Status)
 	case resp.StatusCode != http.StatusOK:
-		return nil, fmt.Errorf("%w: %s answered %s", ErrFetch, u.Redacted(), resp.Status)
+		return nil, fmt.Errorf("%w: %s answered %s", ErrFetch, redact.URL(u.String()), resp.Status)
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
-		return nil, fmt.Errorf("%w: reading %s: %v", ErrFetch, u.Redacted(), err)
+		return nil, fmt.Errorf("%w: reading %s: %v", ErrFetch, redact.URL(u.String()), err)
 	}
 	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%w: %s is over the limit of %d bytes", ErrPackage, u.Redacted(), limit)
+		return nil, fmt.Errorf("%w: %s is over the limit of %d bytes", ErrPackage, redact.URL(u.String()), limit)
 	}
 	if cv.Digest != "" {
 		sum := sha256.Sum256(data)
 		if got := hex.EncodeToString(sum[:]); !strings.EqualFold(strings.TrimPrefix(cv.Digest, "sha256:"), got) {
-			return nil, fmt.Errorf("%w: %s has digest sha256:%s, the index says %s", ErrPackage, u.Redacted(), got, cv.Digest)
+			return nil, fmt.Errorf("%w: %s has digest sha256:%s, the index says %s", ErrPackage, redact.URL(u.String()), got, cv.Digest)
 		}
 	}
 	return data, nil

@@ -22,6 +22,8 @@ import (
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/repo"
 	"sigs.k8s.io/yaml"
+
+	"github.com/plumb-dev/plumb/shared/redact"
 )
 
 // Errors, to be told apart with errors.Is.
@@ -80,21 +82,13 @@ func Client(c Credentials) (*http.Client, error) {
 func IndexURL(repoURL string) (string, error) {
 	u, err := url.Parse(repoURL)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return "", fmt.Errorf("%w: url %q is not an http(s) URL with a host", ErrInvalid, redactURL(repoURL))
+		return "", fmt.Errorf("%w: url %q is not an http(s) URL with a host", ErrInvalid, redact.URL(repoURL))
 	}
 	if u.User != nil {
-		return "", fmt.Errorf("%w: url %q holds credentials; put them in secretRef", ErrInvalid, redactURL(repoURL))
+		return "", fmt.Errorf("%w: url %q holds credentials; put them in secretRef", ErrInvalid, redact.URL(repoURL))
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/") + "/index.yaml"
 	return u.String(), nil
-}
-
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
-	}
-	return u.Redacted()
 }
 
 // FetchIndex downloads the index.yaml of repoURL, at most limit bytes.
@@ -149,8 +143,38 @@ type Index struct {
 // ParseIndex checks an index.yaml (YAML or JSON) and normalizes it. Versions that Helm itself
 // would skip (no name, an invalid version) are left out and counted.
 func ParseIndex(data []byte) (*Index, error) {
+	idx, out, err := decodeIndex(data)
+	if err != nil {
+		return nil, err
+	}
+	// Re-indexing an unchanged repository stamps a new generation time, and versions a new
+	// creation time: both are left out, so that the revision follows what is published.
+	idx.Generated = time.Time{}
+	for _, versions := range idx.Entries {
+		for _, cv := range versions {
+			cv.Created = time.Time{}
+		}
+	}
+	if out.JSON, err = json.Marshal(idx); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrIndex, err)
+	}
+	sum := sha256.Sum256(out.JSON)
+	out.Digest = "sha256:" + hex.EncodeToString(sum[:])
+	return out, nil
+}
+
+// LoadIndex reads an index (YAML or JSON: a repository's, or one ParseIndex wrote) for looking
+// charts up, checked and sorted as ParseIndex does.
+func LoadIndex(data []byte) (*repo.IndexFile, error) {
+	idx, _, err := decodeIndex(data)
+	return idx, err
+}
+
+// decodeIndex decodes and checks an index, leaves out (and counts) the versions Helm would
+// skip, and sorts it: names, then versions highest first.
+func decodeIndex(data []byte) (*repo.IndexFile, *Index, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
-		return nil, fmt.Errorf("%w: index.yaml is empty", ErrIndex)
+		return nil, nil, fmt.Errorf("%w: index.yaml is empty", ErrIndex)
 	}
 	idx := &repo.IndexFile{}
 	var err error
@@ -160,13 +184,13 @@ func ParseIndex(data []byte) (*Index, error) {
 		err = yaml.Unmarshal(data, idx)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: index.yaml: %v", ErrIndex, err)
+		return nil, nil, fmt.Errorf("%w: index.yaml: %v", ErrIndex, err)
 	}
 	if idx.APIVersion == "" {
-		return nil, fmt.Errorf("%w: index.yaml has no apiVersion", ErrIndex)
+		return nil, nil, fmt.Errorf("%w: index.yaml has no apiVersion", ErrIndex)
 	}
 	if idx.Entries == nil {
-		return nil, fmt.Errorf("%w: index.yaml has no entries", ErrIndex)
+		return nil, nil, fmt.Errorf("%w: index.yaml has no entries", ErrIndex)
 	}
 	out := &Index{}
 	for name, versions := range idx.Entries {
@@ -186,9 +210,6 @@ func ParseIndex(data []byte) (*Index, error) {
 				out.Skipped++
 				continue
 			}
-			// Re-indexing stamps unchanged versions with a new creation time: it is left out,
-			// so that the revision follows what is published.
-			cv.Created = time.Time{}
 			kept = append(kept, cv)
 		}
 		if len(kept) == 0 {
@@ -200,29 +221,5 @@ func ParseIndex(data []byte) (*Index, error) {
 	}
 	out.Charts = len(idx.Entries)
 	idx.SortEntries()
-	// The time it was generated changes on every re-index of an unchanged repository: it is
-	// left out, so that the revision follows the content.
-	idx.Generated = time.Time{}
-	if out.JSON, err = json.Marshal(idx); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrIndex, err)
-	}
-	sum := sha256.Sum256(out.JSON)
-	out.Digest = "sha256:" + hex.EncodeToString(sum[:])
-	return out, nil
-}
-
-// LoadIndex reads an index (YAML or JSON, as ParseIndex writes it) for looking charts up.
-func LoadIndex(data []byte) (*repo.IndexFile, error) {
-	idx := &repo.IndexFile{}
-	var err error
-	if json.Valid(data) {
-		err = json.Unmarshal(data, idx)
-	} else {
-		err = yaml.Unmarshal(data, idx)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: index.yaml: %v", ErrIndex, err)
-	}
-	idx.SortEntries()
-	return idx, nil
+	return idx, out, nil
 }

@@ -118,12 +118,20 @@ func TestFetchIndex(t *testing.T) {
 	g.Expect(err.Error()).NotTo(ContainSubstring("hunter2"))
 }
 
-// Any bytes: no panic, and an accepted index normalizes to a fixed point.
+// Any bytes: no panic (parsed or loaded for lookups), and an accepted index normalizes to a
+// fixed point.
 func FuzzParseIndex(f *testing.F) {
 	f.Add([]byte("apiVersion: v1\nentries:\n  web:\n  - {name: web, version: 1.0.0}\n"))
 	f.Add([]byte(`{"apiVersion":"v1","entries":{"a":[{"name":"a","version":"0.1.0"},null]}}`))
 	f.Add([]byte("apiVersion: v1\nentries: {x: [{name: x, version: '1', dependencies: [{name: d}, {name: d}]}]}\n"))
+	f.Add([]byte("apiVersion: v1\nentries:\n  web: [null, {urls: [x]}, {name: web, version: 1.0.0}]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		// A dependency's index is read with LoadIndex and looked up as it came: no panic.
+		if loaded, err := LoadIndex(data); err == nil {
+			for name := range loaded.Entries {
+				_, _ = SelectVersion(loaded, name, "*")
+			}
+		}
 		idx, err := ParseIndex(data)
 		if err != nil {
 			return

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"regexp"
 	"sort"
 	"strings"
@@ -26,6 +25,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/plumb-dev/plumb/shared/artifact"
+	"github.com/plumb-dev/plumb/shared/redact"
 	"github.com/plumb-dev/plumb/source-controller/internal/ignore"
 )
 
@@ -74,7 +74,7 @@ var sharedTransport = remote.DefaultTransport.(*http.Transport).Clone()
 func NewRemote(url string, c Credentials) (*Remote, error) {
 	s, ok := strings.CutPrefix(url, "oci://")
 	if !ok {
-		return nil, fmt.Errorf("%w: url %q must start with oci://", ErrInvalid, redact(url))
+		return nil, fmt.Errorf("%w: url %q must start with oci://", ErrInvalid, redact.URL(url))
 	}
 	var nopts []name.Option
 	if c.Insecure {
@@ -82,7 +82,7 @@ func NewRemote(url string, c Credentials) (*Remote, error) {
 	}
 	repo, err := name.NewRepository(strings.TrimSuffix(s, "/"), nopts...)
 	if err != nil {
-		return nil, fmt.Errorf("%w: url %q is not a repository name (host[:port]/path, no credentials)", ErrInvalid, redact(url))
+		return nil, fmt.Errorf("%w: url %q is not a repository name (host[:port]/path, no credentials)", ErrInvalid, redact.URL(url))
 	}
 	tr := sharedTransport
 	if len(c.CA) > 0 || len(c.Cert) > 0 {
@@ -139,15 +139,6 @@ func (t httpsOnly) RoundTrip(r *http.Request) (*http.Response, error) {
 		return nil, fmt.Errorf("%s would be reached over plain HTTP; set insecure: true to allow it", r.URL.Host)
 	}
 	return t.next.RoundTrip(r)
-}
-
-// redact hides the password of a URL that carries one.
-func redact(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
-	}
-	return u.Redacted()
 }
 
 // fromDockerConfig finds the registry's entry in a dockerconfigjson document.
