@@ -79,3 +79,28 @@ func Recovered(ctx context.Context, p any, err *error) {
 	*err = fmt.Errorf("internal error, please report it: %v", p)
 	log.FromContext(ctx).Error(*err, "reconcile panicked", "stack", string(debug.Stack()))
 }
+
+// Cycle follows the references of start (next lists a node's references; it may read the
+// cache) and returns a path that leads back to start — start first and last — or nil when
+// none does. Each node is followed once.
+func Cycle[K comparable](start K, next func(K) []K) []K {
+	visited := map[K]bool{}
+	var walk func(n K, path []K) []K
+	walk = func(n K, path []K) []K {
+		for _, m := range next(n) {
+			p := append(path[:len(path):len(path)], m)
+			if m == start {
+				return p
+			}
+			if visited[m] {
+				continue
+			}
+			visited[m] = true
+			if c := walk(m, p); c != nil {
+				return c
+			}
+		}
+		return nil
+	}
+	return walk(start, []K{start})
+}

@@ -66,3 +66,34 @@ func TestRecovered(t *testing.T) {
 		t.Errorf("a panic did not become the error: %v", err)
 	}
 }
+
+func TestCycle(t *testing.T) {
+	graph := map[string][]string{
+		"a": {"b"}, "b": {"c", "d"}, "c": {"a"}, "d": {"d"},
+		"x": {"y"}, "y": {"z"}, "z": {},
+		"self": {"self"},
+	}
+	next := func(n string) []string { return graph[n] }
+	cases := []struct {
+		start string
+		want  []string
+	}{
+		{"a", []string{"a", "b", "c", "a"}},
+		{"x", nil},
+		{"self", []string{"self", "self"}},
+		{"d", []string{"d", "d"}},
+		{"missing", nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.start, func(t *testing.T) {
+			got := Cycle(tc.start, next)
+			if strings.Join(got, ">") != strings.Join(tc.want, ">") {
+				t.Errorf("Cycle(%s) = %v, want %v", tc.start, got, tc.want)
+			}
+		})
+	}
+	// A cycle that does not pass through start is not start's cycle, and the walk ends.
+	if got := Cycle("b", func(n string) []string { return map[string][]string{"b": {"d"}, "d": {"e"}, "e": {"d"}}[n] }); got != nil {
+		t.Errorf("a cycle away from start was reported: %v", got)
+	}
+}

@@ -278,33 +278,27 @@ func (r *KustomizationReconciler) checkDependencies(ctx context.Context, obj *ap
 // back to obj, or "" when there is none.
 func (r *KustomizationReconciler) dependencyCycle(ctx context.Context, obj *applyv1.Kustomization) string {
 	start := types.NamespacedName{Namespace: obj.Namespace, Name: obj.Name}
-	visited := map[types.NamespacedName]bool{}
-	var walk func(k *applyv1.Kustomization, path []string) string
-	walk = func(k *applyv1.Kustomization, path []string) string {
-		for _, d := range k.Spec.DependsOn {
-			gvk, key := dependencyKey(k, d)
-			if gvk.Group != applyv1.GroupVersion.Group || gvk.Kind != applyv1.KustomizationKind {
-				continue
-			}
-			next := append(path, key.String())
-			if key == start {
-				return strings.Join(next, " -> ")
-			}
-			if visited[key] {
-				continue
-			}
-			visited[key] = true
-			dep := &applyv1.Kustomization{}
-			if err := r.Get(ctx, key, dep); err != nil {
-				continue
-			}
-			if c := walk(dep, next); c != "" {
-				return c
+	cycle := plumbreconcile.Cycle(start, func(n types.NamespacedName) []types.NamespacedName {
+		k := obj
+		if n != start {
+			k = &applyv1.Kustomization{}
+			if err := r.Get(ctx, n, k); err != nil {
+				return nil
 			}
 		}
-		return ""
+		var out []types.NamespacedName
+		for _, d := range k.Spec.DependsOn {
+			if gvk, key := dependencyKey(k, d); gvk.Group == applyv1.GroupVersion.Group && gvk.Kind == applyv1.KustomizationKind {
+				out = append(out, key)
+			}
+		}
+		return out
+	})
+	path := make([]string, len(cycle))
+	for i, n := range cycle {
+		path[i] = n.String()
 	}
-	return walk(obj, []string{start.String()})
+	return strings.Join(path, " -> ")
 }
 
 func dependencyKey(obj *applyv1.Kustomization, d applyv1.DependencyReference) (schema.GroupVersionKind, types.NamespacedName) {

@@ -34,6 +34,8 @@ const (
 	ArtifactFailedReason = "ArtifactFailed"
 	// SourceNotReadyReason: the chart source is missing or has no artifact.
 	SourceNotReadyReason = "SourceNotReady"
+	// DependencyCycleReason: dependsOn through HelmReleases leads back to this one (stalled).
+	DependencyCycleReason = "DependencyCycle"
 	// DependencyNotReadyReason: an object of dependsOn is missing or not Ready.
 	DependencyNotReadyReason = "DependencyNotReady"
 	// ValuesFailedReason: a valuesFrom object or key is missing, or values are not YAML.

@@ -1221,6 +1221,12 @@ func (r *HelmReleaseReconciler) values(ctx context.Context, obj *helmv1.HelmRele
 
 // checkDependencies waits until every object of spec.dependsOn is Ready at its generation.
 func (r *HelmReleaseReconciler) checkDependencies(ctx context.Context, obj *helmv1.HelmRelease) error {
+	if len(obj.Spec.DependsOn) == 0 {
+		return nil
+	}
+	if cycle := r.dependencyCycle(ctx, obj); cycle != "" {
+		return r.stall(ctx, obj, helmv1.DependencyCycleReason, "spec.dependsOn leads back to this HelmRelease: "+cycle)
+	}
 	for _, d := range obj.Spec.DependsOn {
 		if _, err := schema.ParseGroupVersion(d.APIVersion); d.APIVersion != "" && err != nil {
 			return r.stall(ctx, obj, helmv1.InvalidSpecReason, fmt.Sprintf("spec.dependsOn apiVersion %q: %v", d.APIVersion, err))
@@ -1242,6 +1248,33 @@ func (r *HelmReleaseReconciler) checkDependencies(ctx context.Context, obj *helm
 		}
 	}
 	return nil
+}
+
+// dependencyCycle follows dependsOn through HelmReleases (from the cache) and returns the path
+// back to obj, or "" when there is none.
+func (r *HelmReleaseReconciler) dependencyCycle(ctx context.Context, obj *helmv1.HelmRelease) string {
+	start := types.NamespacedName{Namespace: obj.Namespace, Name: obj.Name}
+	cycle := plumbreconcile.Cycle(start, func(n types.NamespacedName) []types.NamespacedName {
+		hr := obj
+		if n != start {
+			hr = &helmv1.HelmRelease{}
+			if err := r.Get(ctx, n, hr); err != nil {
+				return nil
+			}
+		}
+		var out []types.NamespacedName
+		for _, d := range hr.Spec.DependsOn {
+			if gvk, key := dependencyKey(hr, d); gvk.Group == helmv1.GroupVersion.Group && gvk.Kind == helmv1.HelmReleaseKind {
+				out = append(out, key)
+			}
+		}
+		return out
+	})
+	path := make([]string, len(cycle))
+	for i, n := range cycle {
+		path[i] = n.String()
+	}
+	return strings.Join(path, " -> ")
 }
 
 // errSpecValues marks spec.values that are not a map of values: only a change of the spec helps.

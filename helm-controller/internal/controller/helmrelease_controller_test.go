@@ -245,6 +245,9 @@ func TestHelmRelease_BadInputAndDependencies(t *testing.T) {
 			helmv1.RetriesExhaustedReason, "set .Values.required, please"},
 		{"an artifact that does not match its digest", func(hr *helmv1.HelmRelease) { hr.Spec.ChartRef.Name = "tampered" },
 			helmv1.ArtifactFailedReason, "digest mismatch"},
+		{"a dependency on itself", func(hr *helmv1.HelmRelease) {
+			hr.Spec.DependsOn = []helmv1.DependencyReference{{Name: "bad-h"}} // its own name
+		}, helmv1.DependencyCycleReason, "spec.dependsOn leads back to this HelmRelease"},
 		{"values that are not a map", func(hr *helmv1.HelmRelease) {
 			hr.Spec.Values = &apiextensionsv1.JSON{Raw: []byte(`["a", "list"]`)}
 		}, helmv1.InvalidSpecReason, "spec.values"},

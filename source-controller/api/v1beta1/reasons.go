@@ -32,9 +32,11 @@ const (
 	// IndexInvalidReason: the index.yaml is not a usable chart index (broken YAML, no
 	// apiVersion or entries, over the size limit).
 	IndexInvalidReason = "IndexInvalid"
-	// ChartPullFailedReason: downloading the chart (or a dependency) failed, or the source has
-	// no artifact yet.
+	// ChartPullFailedReason: downloading the chart (or a dependency) failed.
 	ChartPullFailedReason = "ChartPullFailed"
+	// SourceNotReadyReason: the HelmChart's source is missing or has no artifact yet; it is
+	// reconciled again when the source publishes one.
+	SourceNotReadyReason = "SourceNotReady"
 	// ChartPackageFailedReason: the chart cannot be loaded or packaged (an invalid Chart.yaml,
 	// a missing values file, a dependency that cannot be resolved, unsafe paths).
 	ChartPackageFailedReason = "ChartPackageFailed"

@@ -68,7 +68,7 @@ func (r *GitRepositoryReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	patcher := patch.NewSerialPatcher(obj, r.Client)
 	defer func() {
 		plumbreconcile.Recovered(ctx, recover(), &retErr)
-		r.finalizeStatus(ctx, obj, gitStatus(obj), patcher, &result, &retErr)
+		r.finalizeStatus(ctx, obj, gitStatus(obj), patcher, &retErr)
 	}()
 
 	if !obj.DeletionTimestamp.IsZero() {
@@ -193,6 +193,9 @@ func (r *GitRepositoryReconciler) included(ctx context.Context, obj *sourcev1.Gi
 	if len(obj.Spec.Include) == 0 {
 		return nil, nil
 	}
+	if cycle := r.includeCycle(ctx, obj); cycle != "" {
+		return nil, r.stall(obj, sourcev1.InvalidSpecReason, "spec.include leads back to this GitRepository: "+cycle)
+	}
 	out := make([]meta.Artifact, 0, len(obj.Spec.Include))
 	for _, inc := range obj.Spec.Include {
 		dep := &sourcev1.GitRepository{}
@@ -200,18 +203,33 @@ func (r *GitRepositoryReconciler) included(ctx context.Context, obj *sourcev1.Gi
 		if err := r.Get(ctx, key, dep); err != nil {
 			return nil, r.failure(obj, "", fmt.Errorf("%w: GitRepository %s: %v", errInclude, key.Name, err))
 		}
-		for _, back := range dep.Spec.Include {
-			if back.Repository.Name == obj.Name {
-				return nil, r.stall(obj, sourcev1.InvalidSpecReason,
-					fmt.Sprintf("spec.include: %s and %s include each other", obj.Name, dep.Name))
-			}
-		}
 		if !r.Storage.Has(dep.Status.Artifact) {
 			return nil, r.failure(obj, "", fmt.Errorf("%w: GitRepository %s has no artifact yet", errInclude, key.Name))
 		}
 		out = append(out, *dep.Status.Artifact)
 	}
 	return out, nil
+}
+
+// includeCycle follows spec.include through GitRepositories of the namespace (from the cache)
+// and returns the path back to obj, or "" when there is none: an include cycle would nest the
+// content in itself with every rebuild.
+func (r *GitRepositoryReconciler) includeCycle(ctx context.Context, obj *sourcev1.GitRepository) string {
+	cycle := plumbreconcile.Cycle(obj.Name, func(name string) []string {
+		g := obj
+		if name != obj.Name {
+			g = &sourcev1.GitRepository{}
+			if err := r.Get(ctx, types.NamespacedName{Namespace: obj.Namespace, Name: name}, g); err != nil {
+				return nil
+			}
+		}
+		out := make([]string, 0, len(g.Spec.Include))
+		for _, inc := range g.Spec.Include {
+			out = append(out, inc.Repository.Name)
+		}
+		return out
+	})
+	return strings.Join(cycle, " -> ")
 }
 
 // upToDate is the no-op fast path: the stored artifact has the revision, was built with the

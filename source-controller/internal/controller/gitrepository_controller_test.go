@@ -324,6 +324,27 @@ func TestGitRepository_SchemaRefusesBadSpecs(t *testing.T) {
 	g.Expect(apierrors.IsInvalid(k8s.Create(context.Background(), noInterval))).To(BeTrue())
 }
 
+// GitRepositories that include each other, however long the ring, stall instead of nesting
+// their content in itself with every rebuild.
+func TestGitRepository_IncludeCycleStalls(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	repo := newRepo(t, map[string]string{"v": "1\n"})
+	names := []string{"ring-a", "ring-b", "ring-c"}
+	var ring []*sourcev1.GitRepository
+	for i, name := range names {
+		obj := newGitRepository(ns, repo.url, basicAuth(t, ns), nil)
+		obj.GenerateName, obj.Name = "", name
+		obj.Spec.Include = []sourcev1.GitRepositoryInclude{{Repository: meta.LocalObjectReference{Name: names[(i+1)%len(names)]}, ToPath: "inc"}}
+		create(g, obj)
+		ring = append(ring, obj)
+	}
+	for _, obj := range ring {
+		g.Expect(waitFailed(g, obj, sourcev1.InvalidSpecReason)).To(ContainSubstring("spec.include leads back to this GitRepository: " + obj.Name + " -> "))
+		g.Expect(conditions.IsStalled(obj)).To(BeTrue())
+	}
+}
+
 func TestGitRepository_FailureKeepsLastArtifact(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t)

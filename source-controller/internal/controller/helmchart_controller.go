@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 
@@ -196,7 +195,7 @@ func (r *HelmChartReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	patcher := patch.NewSerialPatcher(obj, r.Client)
 	defer func() {
 		plumbreconcile.Recovered(ctx, recover(), &retErr)
-		r.finalizeStatus(ctx, obj, helmChartStatus(obj), patcher, &result, &retErr)
+		r.finalizeStatus(ctx, obj, helmChartStatus(obj), patcher, &retErr)
 	}()
 
 	if !obj.DeletionTimestamp.IsZero() {
@@ -262,18 +261,13 @@ var errSource = errors.New("source not ready")
 // upToDate says whether the stored artifact is version, packaged with the current spec.
 func (r *HelmChartReconciler) upToDate(obj *sourcev1.HelmChart, version string) bool {
 	s := obj.Status
-	return s.Artifact != nil && r.Storage.Has(s.Artifact) && s.Artifact.Revision == version &&
-		slices.Equal(s.ObservedValuesFiles, valuesFilesWanted(obj, s.ObservedValuesFiles)) &&
-		s.ObservedGeneration == obj.Generation
+	return s.Artifact != nil && r.Storage.Has(s.Artifact) && s.Artifact.Revision == version && builtWithSpec(obj)
 }
 
-// valuesFilesWanted is spec.valuesFiles; with ignoreMissingValuesFiles the observed (merged)
-// list may be shorter, which is up to date as long as the spec did not change (generation).
-func valuesFilesWanted(obj *sourcev1.HelmChart, observed []string) []string {
-	if obj.Spec.IgnoreMissingValuesFiles {
-		return observed
-	}
-	return obj.Spec.ValuesFiles
+// builtWithSpec says whether the stored artifact was made with the current spec: the generation
+// was observed, and not by a stall (a stall observes a spec it could not build).
+func builtWithSpec(obj *sourcev1.HelmChart) bool {
+	return obj.Status.ObservedGeneration == obj.Generation && !conditions.IsStalled(obj)
 }
 
 // fromRepository picks the version from the HelmRepository's index (or the OCI registry's tags)
@@ -283,11 +277,11 @@ func (r *HelmChartReconciler) fromRepository(ctx context.Context, obj *sourcev1.
 	if err := r.source(ctx, obj, src); err != nil {
 		return nil, err
 	}
-	creds, err := r.repoCredentials(ctx, src)
-	if err != nil {
-		return nil, err
-	}
 	if src.IsOCI() {
+		creds, err := r.repoCredentials(ctx, src)
+		if err != nil {
+			return nil, err
+		}
 		return r.fromOCIRepository(ctx, obj, src, creds)
 	}
 	if src.Status.Artifact == nil || !r.Storage.Has(src.Status.Artifact) {
@@ -307,6 +301,11 @@ func (r *HelmChartReconciler) fromRepository(ctx context.Context, obj *sourcev1.
 	}
 	if r.upToDate(obj, cv.Version) {
 		return nil, nil
+	}
+	// Credentials are read only for a download.
+	creds, err := r.repoCredentials(ctx, src)
+	if err != nil {
+		return nil, err
 	}
 	client, err := helm.Client(creds)
 	if err != nil {
@@ -378,12 +377,13 @@ func (r *HelmChartReconciler) fromArtifact(ctx context.Context, obj *sourcev1.He
 	if a == nil || !r.Storage.Has(a) {
 		return nil, fmt.Errorf("%w: %s %s has no artifact yet", errSource, obj.Spec.SourceRef.Kind, src.GetName())
 	}
-	if st := obj.Status; st.Artifact != nil && r.Storage.Has(st.Artifact) && st.ObservedSourceArtifactRevision == a.Revision && st.ObservedGeneration == obj.Generation {
+	if st := obj.Status; st.Artifact != nil && r.Storage.Has(st.Artifact) && st.ObservedSourceArtifactRevision == a.Revision && builtWithSpec(obj) {
 		return nil, nil // packaged from this very revision with this spec
 	}
-	// The version is known only from Chart.yaml: the artifact is unpacked and the chart loaded
-	// on every reconcile (cheap next to packaging), and packaged only when the version (or,
-	// under the Revision strategy, the source revision) differs from the stored artifact's.
+	// The version is known only from Chart.yaml: for a new source revision the artifact is
+	// unpacked and the chart loaded (cheap next to packaging), and packaged only when the
+	// version (or, under the Revision strategy, the source revision) differs from the stored
+	// artifact's.
 	dir, err := os.MkdirTemp("", "plumb-helmchart-")
 	if err != nil {
 		return nil, err
@@ -544,6 +544,14 @@ func (r *HelmChartReconciler) failure(obj *sourcev1.HelmChart, err error) error 
 		reason = sourcev1.ChartPackageFailedReason
 	case errors.Is(err, storage.ErrIO):
 		reason = sourcev1.ArtifactFailedReason
+	case errors.Is(err, errSource):
+		// Waiting, not failing: one Normal event while the wait lasts. The source's new
+		// artifact reconciles this HelmChart at once; the retries are a fallback.
+		if conditions.GetReason(obj, meta.ReadyCondition) != sourcev1.SourceNotReadyReason || conditions.GetMessage(obj, meta.ReadyCondition) != err.Error() {
+			r.event(obj, "", corev1.EventTypeNormal, sourcev1.SourceNotReadyReason, "%v", err)
+		}
+		markFailed(obj, sourcev1.SourceNotReadyReason, "%v", err)
+		return err
 	default:
 		reason = sourcev1.ChartPullFailedReason
 	}

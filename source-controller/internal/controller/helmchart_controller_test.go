@@ -105,7 +105,7 @@ func TestHelmChart_FromHelmRepository(t *testing.T) {
 			`chart "api" is not in the repository's index`},
 		{"missing values file", func(c *sourcev1.HelmChart) { c.Spec.ValuesFiles = []string{"values-staging.yaml"} }, sourcev1.ChartPackageFailedReason,
 			`web has no values file "values-staging.yaml"`},
-		{"missing source", func(c *sourcev1.HelmChart) { c.Spec.SourceRef.Name = "absent" }, sourcev1.ChartPullFailedReason,
+		{"missing source", func(c *sourcev1.HelmChart) { c.Spec.SourceRef.Name = "absent" }, sourcev1.SourceNotReadyReason,
 			"HelmRepository " + ns + "/absent not found"},
 	}
 	for _, c := range cases {
@@ -166,6 +166,18 @@ func TestHelmChart_FromGitWithDependencies(t *testing.T) {
 	create(g, again)
 	waitReady(g, again, "0.1.0+"+short)
 	g.Expect(again.Status.Artifact.Digest).To(Equal(obj.Status.Artifact.Digest))
+
+	// A spec that leaves the artifact stalls, and a later reconcile does not take the artifact
+	// of the old spec for the new one.
+	get(g, again)
+	again.Spec.Chart = "../outside"
+	g.Expect(k8s.Update(context.Background(), again)).To(Succeed())
+	g.Expect(waitFailed(g, again, sourcev1.InvalidSpecReason)).To(ContainSubstring("leaves the artifact"))
+	v := requestReconcile(g, again)
+	g.Eventually(func(g Gomega) {
+		g.Expect(get(g, again).Status.LastHandledReconcileAt).To(Equal(v))
+	}, timeout, 100*time.Millisecond).Should(Succeed())
+	g.Expect(conditions.GetReason(again, meta.ReadyCondition)).To(Equal(sourcev1.InvalidSpecReason))
 
 	broken := newHelmChart(ns, "charts/broken", sourcev1.GitRepositoryKind, gr.Name)
 	create(g, broken)

@@ -30,6 +30,7 @@ import (
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/source-controller/internal/helm"
+	"github.com/plumb-dev/plumb/source-controller/internal/oci"
 	"github.com/plumb-dev/plumb/source-controller/internal/storage"
 )
 
@@ -83,7 +84,7 @@ func (r *HelmRepositoryReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	patcher := patch.NewSerialPatcher(obj, r.Client)
 	defer func() {
 		plumbreconcile.Recovered(ctx, recover(), &retErr)
-		r.finalizeStatus(ctx, obj, helmRepoStatus(obj), patcher, &result, &retErr)
+		r.finalizeStatus(ctx, obj, helmRepoStatus(obj), patcher, &retErr)
 	}()
 
 	if !obj.DeletionTimestamp.IsZero() {
@@ -105,8 +106,12 @@ func (r *HelmRepositoryReconciler) reconcile(ctx context.Context, obj *sourcev1.
 		return ctrl.Result{}, err
 	}
 	if obj.IsOCI() {
-		// Nothing to download: HelmCharts pull from the registry with these credentials. An
-		// artifact left from when the repository had an index goes.
+		// Nothing to download: HelmCharts pull from the registry with these credentials. The URL
+		// and credentials are checked (no request is made), and an artifact left from when the
+		// repository had an index goes.
+		if _, err := oci.NewRemote(strings.TrimSuffix(obj.Spec.URL, "/")+"/chart", ociCredentials(obj, creds)); err != nil {
+			return ctrl.Result{}, r.failure(obj, "", err)
+		}
 		if obj.Status.Artifact != nil {
 			if err := r.Storage.Delete(helmRepoObject(obj)); err != nil {
 				return ctrl.Result{}, r.failure(obj, "", err)
@@ -127,7 +132,8 @@ func (r *HelmRepositoryReconciler) reconcile(ctx context.Context, obj *sourcev1.
 		return ctrl.Result{}, r.failure(obj, "", err)
 	}
 	sum := sha256.Sum256(data)
-	key := "helmrepo:" + obj.Spec.URL + "@" + hex.EncodeToString(sum[:])
+	indexURL, _ := helm.IndexURL(obj.Spec.URL) // FetchIndex checked it
+	key := "helmrepo:" + indexURL + "@" + hex.EncodeToString(sum[:])
 	if a := r.builds.get(key); a != nil && obj.Status.Artifact != nil && obj.Status.Artifact.Digest == a.Digest && r.Storage.Has(obj.Status.Artifact) {
 		// The same bytes as the stored artifact was made from: no parse, no write.
 		obj.Status.Artifact.URL = r.Storage.URL(obj.Status.Artifact)
@@ -250,9 +256,9 @@ func (r *HelmRepositoryReconciler) credentials(ctx context.Context, obj *sourcev
 func (r *HelmRepositoryReconciler) failure(obj *sourcev1.HelmRepository, revision string, err error) error {
 	var reason string
 	switch {
-	case errors.Is(err, helm.ErrInvalid):
+	case errors.Is(err, helm.ErrInvalid), errors.Is(err, oci.ErrInvalid):
 		return r.stall(obj, sourcev1.InvalidSpecReason, err.Error())
-	case errors.Is(err, helm.ErrAuth):
+	case errors.Is(err, helm.ErrAuth), errors.Is(err, oci.ErrAuth):
 		reason = sourcev1.AuthenticationFailedReason
 	case errors.Is(err, helm.ErrIndex):
 		reason = sourcev1.IndexInvalidReason

@@ -108,6 +108,8 @@ func TestHelmRepository_IndexFollowsTheRepository(t *testing.T) {
 	g.Expect(versionsOf(idx, "web")).To(Equal([]string{"1.1.0", "1.0.0"}))
 	first := *obj.Status.Artifact
 	g.Expect(first.Revision).To(HavePrefix("sha256:"))
+	firstFile, err := os.Stat(filepath.Join(store.Root, first.Path))
+	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(conditions.GetMessage(obj, meta.ReadyCondition)).To(Equal("stored index of 1 charts, 2 versions, revision " + first.Revision))
 
 	// Re-indexed without change (Helm stamps a new generation time): same revision, no new file.
@@ -117,7 +119,9 @@ func TestHelmRepository_IndexFollowsTheRepository(t *testing.T) {
 		g.Expect(get(g, obj).Status.LastHandledReconcileAt).To(Equal(v))
 	}, timeout, 50*time.Millisecond).Should(Succeed())
 	g.Expect(obj.Status.Artifact.Revision).To(Equal(first.Revision))
-	g.Expect(obj.Status.Artifact.Path).To(Equal(first.Path))
+	again, err := os.Stat(filepath.Join(store.Root, obj.Status.Artifact.Path))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(os.SameFile(firstFile, again)).To(BeTrue(), "the artifact was written again")
 
 	// A new version is published.
 	addCharts(t, srv, "2.0.0")
@@ -127,11 +131,16 @@ func TestHelmRepository_IndexFollowsTheRepository(t *testing.T) {
 	}, timeout, 100*time.Millisecond).Should(Succeed())
 	g.Expect(versionsOf(waitIndexReady(g, obj), "web")).To(Equal([]string{"2.0.0", "1.1.0", "1.0.0"}))
 
-	// A second HelmRepository on the same URL shares the artifact's file.
+	// A second HelmRepository on the same URL (written with a trailing /) shares the artifact's
+	// file: a hard link, not a second write.
 	other := newHelmRepository(ns, srv.URL+"/", secret)
 	create(g, other)
 	waitIndexReady(g, other)
-	g.Expect(other.Status.Artifact.Digest).To(Equal(get(g, obj).Status.Artifact.Digest))
+	mine, err := os.Stat(filepath.Join(store.Root, get(g, obj).Status.Artifact.Path))
+	g.Expect(err).NotTo(HaveOccurred())
+	theirs, err := os.Stat(filepath.Join(store.Root, other.Status.Artifact.Path))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(os.SameFile(mine, theirs)).To(BeTrue(), "the second HelmRepository wrote its own file")
 
 	// Deletion removes the artifacts.
 	path := obj.Status.Artifact.Path
@@ -214,4 +223,11 @@ func TestHelmRepository_OCIHasNoArtifact(t *testing.T) {
 	bad.Spec.Type = sourcev1.HelmRepositoryTypeOCI
 	err := k8s.Create(context.Background(), bad)
 	g.Expect(err).To(MatchError(ContainSubstring("an oci HelmRepository needs an oci:// url")))
+
+	// An oci:// URL that is no repository name stalls the HelmRepository itself.
+	unusable := newHelmRepository(ns, "oci://Not A Host/charts", "")
+	unusable.Spec.Type = sourcev1.HelmRepositoryTypeOCI
+	create(g, unusable)
+	g.Expect(waitFailed(g, unusable, sourcev1.InvalidSpecReason)).To(ContainSubstring("not a repository name"))
+	g.Expect(conditions.IsStalled(unusable)).To(BeTrue())
 }

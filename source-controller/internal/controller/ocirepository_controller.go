@@ -77,7 +77,7 @@ func (r *OCIRepositoryReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	patcher := patch.NewSerialPatcher(obj, r.Client)
 	defer func() {
 		plumbreconcile.Recovered(ctx, recover(), &retErr)
-		r.finalizeStatus(ctx, obj, ociStatus(obj), patcher, &result, &retErr)
+		r.finalizeStatus(ctx, obj, ociStatus(obj), patcher, &retErr)
 	}()
 
 	if !obj.DeletionTimestamp.IsZero() {

@@ -10,7 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
@@ -76,7 +75,7 @@ func (h statusHelper) event(obj sourceObject, revision, eventType, reason, forma
 }
 
 // finalizeStatus settles the conditions from the outcome and writes status in one patch.
-func (h statusHelper) finalizeStatus(ctx context.Context, obj sourceObject, st statusFields, patcher *patch.SerialPatcher, result *ctrl.Result, retErr *error) {
+func (h statusHelper) finalizeStatus(ctx context.Context, obj sourceObject, st statusFields, patcher *patch.SerialPatcher, retErr *error) {
 	if v, ok := plumbreconcile.RequestedAt(obj.GetAnnotations()); ok {
 		st.requests.LastHandledReconcileAt = v
 	}
