@@ -37,7 +37,8 @@ type KustomizationSpec struct {
 	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
 	RetryInterval *metav1.Duration `json:"retryInterval,omitempty"`
 
-	// Timeout bounds the build, the apply and the health checks; default spec.interval.
+	// Timeout bounds the download of the artifact, the apply and the health checks; default
+	// spec.interval. (Remote bases are fetched by kustomize with its own limits.)
 	// +optional
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
@@ -121,8 +122,9 @@ type KustomizationSpec struct {
 	// +kubebuilder:validation:Enum=MirrorPrune;Delete;Orphan
 	DeletionPolicy string `json:"deletionPolicy,omitempty"`
 
-	// DriftPolicy: Correct re-applies objects that differ from Git; Warn only reports them
-	// (condition and event) and changes nothing.
+	// DriftPolicy: Correct re-applies objects that differ from Git at every interval; Warn
+	// applies only a new revision, build or spec, and otherwise reports drifted objects (condition
+	// and event) without changing them.
 	// +optional
 	// +kubebuilder:default=Correct
 	// +kubebuilder:validation:Enum=Correct;Warn

@@ -150,8 +150,9 @@ func loadFS(r io.Reader, lim artifact.Limits) (filesys.FileSystem, error) {
 	return fs, nil
 }
 
-// Build runs the build of opts.Path. A folder without kustomization gets a generated one, which
-// stays (it is the same for every build of that folder); the wrapper of opts is removed after.
+// Build runs the build of opts.Path. It writes nothing into the artifact's tree: a wrapper
+// kustomization in a folder of its own applies opts (and lists the manifests of a folder without
+// a kustomization), and is removed after.
 func (t *Tree) Build(opts Options) (*Result, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -219,9 +220,10 @@ func build(fs filesys.FileSystem, opts Options, w string) (*Result, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%w: %s: %v", ErrBuild, describe(obj), err)
 			}
+			name := describe(obj)
 			obj = &unstructured.Unstructured{}
 			if err := yaml.Unmarshal([]byte(s), &obj.Object); err != nil {
-				return nil, fmt.Errorf("%w: %s after variable substitution: %v", ErrBuild, describe(obj), err)
+				return nil, fmt.Errorf("%w: %s after variable substitution: %v", ErrBuild, name, err)
 			}
 			y = []byte(s)
 		}
@@ -318,25 +320,35 @@ func hasKustomization(fs filesys.FileSystem, dir string) bool {
 
 // isManifest says whether every document of a file is a Kubernetes object (apiVersion and kind),
 // so that other YAML (values files, CI configuration) is left out of a generated kustomization.
+// A document that looks like an object with a field missing is an error, not skipped: its object
+// would otherwise be pruned without a word.
 func isManifest(fs filesys.FileSystem, p string) (bool, error) {
 	data, err := fs.ReadFile(p)
 	if err != nil {
 		return false, err
 	}
+	name := strings.TrimPrefix(p, srcRoot+"/")
 	any := false
 	for _, doc := range splitDocuments(data) {
 		var head struct {
 			APIVersion string `json:"apiVersion"`
 			Kind       string `json:"kind"`
+			Metadata   struct {
+				Name string `json:"name"`
+			} `json:"metadata"`
 		}
 		if err := yaml.Unmarshal(doc, &head); err != nil {
-			return false, fmt.Errorf("%w: %s: %v", ErrBuild, strings.TrimPrefix(p, srcRoot+"/"), err)
+			return false, fmt.Errorf("%w: %s: %v", ErrBuild, name, err)
 		}
-		if head.APIVersion == "" && head.Kind == "" {
+		switch {
+		case head.APIVersion == "" && head.Kind == "":
 			continue
-		}
-		if head.APIVersion == "" || head.Kind == "" {
-			return false, nil
+		case head.APIVersion != "" && head.Kind == "":
+			return false, fmt.Errorf("%w: %s: a document has apiVersion %q but no kind", ErrBuild, name, head.APIVersion)
+		case head.APIVersion == "" && head.Metadata.Name != "":
+			return false, fmt.Errorf("%w: %s: %s %s has no apiVersion", ErrBuild, name, head.Kind, head.Metadata.Name)
+		case head.APIVersion == "":
+			return false, nil // kind alone: not Kubernetes (a CI pipeline, say)
 		}
 		any = true
 	}

@@ -166,10 +166,38 @@ func TestBuild(t *testing.T) {
 			errMsg: "apps/bad.yaml",
 		},
 		{
+			name: "other YAML is left out",
+			files: map[string]string{
+				"/apps/cfg.yaml":    configMap,
+				"/apps/values.yaml": "replicas: 2\n",
+				"/apps/.drone.yml":  "kind: pipeline\nsteps: []\n",
+			},
+			opts: Options{Path: "apps", Vars: map[string]string{"REGION": "eu"}},
+			ids:  []string{"ConfigMap/cfg"},
+		},
+		{
+			name:   "an object without kind is an error, not skipped",
+			files:  map[string]string{"/apps/cfg.yaml": configMap, "/apps/typo.yaml": "apiVersion: v1\nkindd: ConfigMap\nmetadata: {name: typo}\n"},
+			opts:   Options{Path: "apps"},
+			errMsg: `apps/typo.yaml: a document has apiVersion "v1" but no kind`,
+		},
+		{
+			name:   "an object without apiVersion is an error, not skipped",
+			files:  map[string]string{"/apps/cfg.yaml": configMap, "/apps/typo.yaml": "apiVersoin: v1\nkind: ConfigMap\nmetadata: {name: typo}\n"},
+			opts:   Options{Path: "apps"},
+			errMsg: "apps/typo.yaml: ConfigMap typo has no apiVersion",
+		},
+		{
 			name:   "kustomization naming a missing file",
 			files:  map[string]string{"/apps/kustomization.yaml": "resources: [gone.yaml]\n"},
 			opts:   Options{Path: "apps"},
 			errMsg: "kustomize build ./apps",
+		},
+		{
+			name:   "a value that breaks the YAML names the object",
+			files:  map[string]string{"/cfg.yaml": configMap},
+			opts:   Options{Vars: map[string]string{"REGION": "x\"\n  broken: [\n"}},
+			errMsg: "ConfigMap/cfg after variable substitution",
 		},
 		{
 			name:   "a bad variable reference",

@@ -16,19 +16,11 @@ import (
 func inventoryOf(cs *ssa.ChangeSet) *applyv1.Inventory {
 	inv := &applyv1.Inventory{}
 	for _, e := range cs.Entries {
-		inv.Entries = append(inv.Entries, applyv1.InventoryEntry{ID: e.ObjMetadata.String(), Version: versionOf(e.GroupVersion)})
+		// ssa's GroupVersion holds the version alone.
+		inv.Entries = append(inv.Entries, applyv1.InventoryEntry{ID: e.ObjMetadata.String(), Version: e.GroupVersion})
 	}
 	sort.Slice(inv.Entries, func(i, j int) bool { return inv.Entries[i].ID < inv.Entries[j].ID })
 	return inv
-}
-
-func versionOf(groupVersion string) string {
-	for i := len(groupVersion) - 1; i >= 0; i-- {
-		if groupVersion[i] == '/' {
-			return groupVersion[i+1:]
-		}
-	}
-	return groupVersion
 }
 
 // stale returns the objects of old that are not in current, as unstructured stubs to delete.

@@ -543,8 +543,10 @@ func (r *KustomizationReconciler) checkHealth(ctx context.Context, obj *applyv1.
 // object, and a Warning naming those that differ; nothing is written to them.
 func (r *KustomizationReconciler) reportDrift(ctx context.Context, obj *applyv1.Kustomization, rm *ssa.ResourceManager, objs []*unstructured.Unstructured, revision string, secrets []string) (ctrl.Result, error) {
 	var drifted []string
+	ao := applyOptions(obj)
+	diff := ssa.DiffOptions{Exclusions: ao.ExclusionSelector, IfNotPresentSelector: ao.IfNotPresentSelector, Force: ao.Force, ForceSelector: ao.ForceSelector}
 	for _, o := range objs {
-		entry, _, _, err := rm.Diff(ctx, o, ssa.DiffOptions{Exclusions: map[string]string{applyv1.SSAAnnotation: "Ignore"}})
+		entry, _, _, err := rm.Diff(ctx, o, diff)
 		if err != nil {
 			return ctrl.Result{}, r.failure(obj, revision, applyv1.ApplyFailedReason, redact.Error(fmt.Errorf("drift check: %w", err), secrets))
 		}

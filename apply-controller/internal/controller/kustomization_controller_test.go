@@ -89,14 +89,18 @@ func waitNotReady(g *WithT, k *applyv1.Kustomization, reason string) string {
 	return msg
 }
 
-func requestReconcile(g *WithT, k *applyv1.Kustomization) {
-	getK(g, k)
-	p := client.MergeFrom(k.DeepCopy())
-	if k.Annotations == nil {
-		k.Annotations = map[string]string{}
-	}
-	k.Annotations[plumbreconcile.RequestedAtAnnotation] = time.Now().Format(time.RFC3339Nano)
-	g.Expect(k8s.Patch(context.Background(), k, p)).To(Succeed())
+// requestReconcile sets the reconcile annotation to a new value and returns it.
+func requestReconcile(g *WithT, k *applyv1.Kustomization) string {
+	v := time.Now().Format(time.RFC3339Nano)
+	g.Expect(k8s.Patch(context.Background(), k, plumbreconcile.RequestPatch(v))).To(Succeed())
+	return v
+}
+
+// handled waits until the controller has handled the reconcile request v.
+func handled(g *WithT, k *applyv1.Kustomization, v string) {
+	g.Eventually(func(g Gomega) {
+		g.Expect(getK(g, k).Status.LastHandledReconcileAt).To(Equal(v))
+	}, timeout).Should(Succeed())
 }
 
 func exists(ns, name string, obj client.Object) bool {
@@ -242,11 +246,10 @@ func TestKustomization_SuspendAndVariables(t *testing.T) {
 	getK(g, k)
 	k.Spec.Suspend = true
 	g.Expect(k8s.Update(context.Background(), k)).To(Succeed())
+	// A handled request after the update: the controller has seen the suspension.
+	handled(g, k, requestReconcile(g, k))
 	setArtifact(t, gr, "main@sha1:2", map[string]string{"deploy/cm.yaml": configMap("cm", "two")})
-	requestReconcile(g, k)
-	g.Eventually(func(g Gomega) {
-		g.Expect(getK(g, k).Status.LastHandledReconcileAt).NotTo(BeEmpty())
-	}, timeout).Should(Succeed())
+	handled(g, k, requestReconcile(g, k))
 	g.Expect(k.Status.LastAppliedRevision).To(Equal("main@sha1:1"), "suspended: nothing applied")
 	g.Expect(exists(ns, "cm", cm)).To(BeTrue())
 	g.Expect(cm.Data["key"]).To(Equal("from-configmap"))
@@ -273,7 +276,7 @@ func TestKustomization_ImpersonationFollowsRBAC(t *testing.T) {
 
 	role := &rbacv1.Role{
 		ObjectMeta: metav1.ObjectMeta{Name: "tenant", Namespace: ns},
-		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"*"}}},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list", "create", "patch", "update"}}},
 	}
 	binding := &rbacv1.RoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: "tenant", Namespace: ns},
@@ -285,6 +288,17 @@ func TestKustomization_ImpersonationFollowsRBAC(t *testing.T) {
 	requestReconcile(g, k)
 	waitApplied(g, k, "main@sha1:1")
 	g.Expect(exists(ns, "cm", &corev1.ConfigMap{})).To(BeTrue())
+
+	// The ServiceAccount may not delete: the Kustomization waits, its objects are not orphaned.
+	g.Expect(k8s.Delete(context.Background(), k)).To(Succeed())
+	g.Expect(waitNotReady(g, k, applyv1.PruneFailedReason)).To(ContainSubstring("forbidden"))
+	g.Expect(exists(ns, "cm", &corev1.ConfigMap{})).To(BeTrue())
+	role.Rules[0].Verbs = []string{"*"}
+	g.Expect(k8s.Update(context.Background(), role)).To(Succeed())
+	g.Eventually(func() bool { return exists(ns, "cm", &corev1.ConfigMap{}) }, timeout).Should(BeFalse())
+	g.Eventually(func() bool {
+		return apierrors.IsNotFound(k8s.Get(context.Background(), client.ObjectKeyFromObject(k), k))
+	}, timeout).Should(BeTrue())
 }
 
 func TestKustomization_RemoteClusterByKubeConfig(t *testing.T) {

@@ -5,8 +5,10 @@ import (
 	"fmt"
 
 	"github.com/fluxcd/pkg/ssa"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
@@ -43,7 +45,7 @@ func (r *KustomizationReconciler) finalize(ctx context.Context, obj *applyv1.Kus
 			if s := summary(cs); s != "" {
 				r.event(obj, obj.Status.LastAppliedRevision, "Normal", applyv1.SucceededReason, "%s", s)
 			}
-		case gone(err):
+		case r.identityGone(ctx, obj):
 			// The identity or cluster to delete with went first (a namespace being deleted takes
 			// its Secrets and ServiceAccounts along): deleting can never succeed, so let go.
 			r.event(obj, "", "Warning", applyv1.PruneFailedReason, "applied objects left in place: %v", err)
@@ -56,8 +58,23 @@ func (r *KustomizationReconciler) finalize(ctx context.Context, obj *applyv1.Kus
 	return nil
 }
 
-// gone reports an error that retrying a deletion cannot fix: the kubeconfig Secret is missing,
-// or the impersonated ServiceAccount no longer exists and is refused.
-func gone(err error) bool {
-	return apierrors.IsNotFound(err) || apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err)
+// identityGone reports whether what the Kustomization deletes with no longer exists: its
+// kubeconfig Secret, or the ServiceAccount it impersonates. Any other failure (a ServiceAccount
+// without delete rights, an unreachable cluster) is retried: objects are not orphaned by it.
+func (r *KustomizationReconciler) identityGone(ctx context.Context, obj *applyv1.Kustomization) bool {
+	if kc := obj.Spec.KubeConfig; kc != nil {
+		err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: obj.Namespace, Name: kc.SecretRef.Name}, &corev1.Secret{})
+		if apierrors.IsNotFound(err) {
+			return true
+		}
+	}
+	sa := obj.Spec.ServiceAccountName
+	if sa == "" {
+		sa = r.DefaultServiceAccount
+	}
+	if sa == "" {
+		return false
+	}
+	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: obj.Namespace, Name: sa}, &corev1.ServiceAccount{})
+	return apierrors.IsNotFound(err) && obj.Spec.KubeConfig == nil
 }
