@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/fluxcd/pkg/runtime/conditions"
@@ -75,14 +74,10 @@ func (r *HelmReleaseReconciler) drift(ctx context.Context, obj *helmv1.HelmRelea
 		conditions.MarkTrue(obj, helmv1.DriftedCondition, helmv1.DriftDetectedReason, "drifted from revision %d: %s", rls.Version, list)
 		return nil
 	}
-	for _, u := range drifted {
-		if err := removeIgnored(u, rules); err != nil {
-			return r.failure(ctx, obj, revision, helmv1.DriftDetectedReason, fmt.Errorf("drift ignore rules: %w", err))
-		}
-	}
 	rm := ssa.NewResourceManager(c, nil, ssa.Owner{Field: r.ControllerName})
 	opts := ssa.DefaultApplyOptions()
-	opts.Force = false
+	// The ignored fields are left out of what is applied back: they stay as the cluster has them.
+	opts.Force, opts.DriftIgnoreRules = false, rules
 	if _, err := rm.ApplyAll(ctx, drifted, opts); err != nil {
 		conditions.MarkTrue(obj, helmv1.DriftedCondition, helmv1.DriftDetectedReason, "drifted from revision %d: %s; correcting failed: %v", rls.Version, list, err)
 		return r.failure(ctx, obj, revision, helmv1.DriftDetectedReason, fmt.Errorf("correcting drift of %s: %w", list, err))
@@ -90,60 +85,4 @@ func (r *HelmReleaseReconciler) drift(ctx context.Context, obj *helmv1.HelmRelea
 	r.event(ctx, obj, revision, corev1.EventTypeNormal, helmv1.DriftCorrectedReason, "release %s: put back %s", rls.Name, list)
 	conditions.MarkFalse(obj, helmv1.DriftedCondition, helmv1.DriftCorrectedReason, "put back %s", list)
 	return nil
-}
-
-// removeIgnored deletes the fields of the ignore rules that select u (with jsondiff's own
-// selector matching, and JSON pointers that may step into lists), so that applying u back
-// leaves them as the cluster has them.
-func removeIgnored(u *unstructured.Unstructured, rules []jsondiff.IgnoreRule) error {
-	for _, rule := range rules {
-		if rule.Selector != nil {
-			sr, err := jsondiff.NewSelectorRegex(rule.Selector)
-			if err != nil {
-				return err
-			}
-			if !sr.MatchUnstructured(u) {
-				continue
-			}
-		}
-		var present []string
-		for _, p := range rule.Paths {
-			if p != jsondiff.IgnorePathRoot && pointerExists(u.Object, p) {
-				present = append(present, p)
-			}
-		}
-		if len(present) == 0 {
-			continue
-		}
-		if err := jsondiff.ApplyPatchToUnstructured(u, jsondiff.GenerateRemovePatch(present...)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// pointerExists says whether a JSON pointer leads to a value of obj (a remove patch of a
-// missing path fails).
-func pointerExists(obj any, pointer string) bool {
-	cur := obj
-	for _, f := range strings.Split(strings.TrimPrefix(pointer, "/"), "/") {
-		f = strings.ReplaceAll(strings.ReplaceAll(f, "~1", "/"), "~0", "~")
-		switch v := cur.(type) {
-		case map[string]any:
-			next, ok := v[f]
-			if !ok {
-				return false
-			}
-			cur = next
-		case []any:
-			i, err := strconv.Atoi(f)
-			if err != nil || i < 0 || i >= len(v) {
-				return false
-			}
-			cur = v[i]
-		default:
-			return false
-		}
-	}
-	return true
 }
