@@ -1,0 +1,94 @@
+package controller
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
+	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	helmv1 "github.com/plumb-dev/plumb/helm-controller/api/v1beta1"
+)
+
+// TestSetOutcome checks conditions and observedGeneration for each outcome, and how kstatus
+// reads them.
+func TestSetOutcome(t *testing.T) {
+	cases := []struct {
+		name        string
+		setup       func(*helmv1.HelmRelease)
+		err         error
+		reconciling bool
+		stalled     bool
+		observed    int64
+		kstatus     status.Status
+	}{
+		{"released", func(hr *helmv1.HelmRelease) {
+			conditions.MarkReconciling(hr, helmv1.ProgressingReason, "x")
+			conditions.MarkTrue(hr, meta.ReadyCondition, helmv1.InstallSucceededReason, "installed")
+		}, nil, false, false, 3, status.CurrentStatus},
+		{"waiting for a dependency", func(hr *helmv1.HelmRelease) { markFailed(hr, helmv1.DependencyNotReadyReason, "dep") },
+			&waitError{"dependency not ready"}, true, false, 2, status.InProgressStatus},
+		{"upgrade failed, retrying", func(hr *helmv1.HelmRelease) { markFailed(hr, helmv1.UpgradeFailedReason, "refused") },
+			errors.New("refused"), true, false, 2, status.InProgressStatus},
+		{"retries exhausted", func(hr *helmv1.HelmRelease) { markFailed(hr, helmv1.RetriesExhaustedReason, "gave up") },
+			&exhaustedError{"gave up"}, false, true, 3, status.FailedStatus},
+		{"stalled", func(hr *helmv1.HelmRelease) {
+			conditions.MarkStalled(hr, helmv1.InvalidSpecReason, "no")
+			markFailed(hr, helmv1.InvalidSpecReason, "no")
+		}, reconcile.TerminalError(errors.New("no")), false, true, 3, status.FailedStatus},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			hr := &helmv1.HelmRelease{ObjectMeta: metav1.ObjectMeta{Name: "hr", Namespace: "n", Generation: 3}}
+			hr.Status.ObservedGeneration = 2
+			tc.setup(hr)
+			setOutcome(hr, tc.err)
+			g.Expect(conditions.IsReconciling(hr)).To(Equal(tc.reconciling))
+			g.Expect(conditions.IsStalled(hr)).To(Equal(tc.stalled))
+			g.Expect(hr.Status.ObservedGeneration).To(Equal(tc.observed))
+			u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(hr)
+			g.Expect(err).NotTo(HaveOccurred())
+			res, err := status.Compute(&unstructured.Unstructured{Object: u})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(res.Status).To(Equal(tc.kstatus), res.Message)
+		})
+	}
+}
+
+func TestRetries(t *testing.T) {
+	yes, no := true, false
+	cases := []struct {
+		name      string
+		failures  int64
+		rem       *helmv1.Remediation
+		install   bool
+		exhausted bool
+		remediate bool
+	}{
+		{"no failure", 0, nil, false, false, false},
+		{"first failure, no retries", 1, nil, false, true, false},
+		{"first install failure, no retries: remediated", 1, nil, true, true, true},
+		{"within retries", 2, &helmv1.Remediation{Retries: 3}, false, false, true},
+		{"past retries", 4, &helmv1.Remediation{Retries: 3}, false, true, true},
+		{"retry for ever", 100, &helmv1.Remediation{Retries: -1}, false, false, true},
+		{"last failure left as it is", 4, &helmv1.Remediation{Retries: 3, RemediateLastFailure: &no}, false, true, false},
+		{"last failure remediated without retries", 1, &helmv1.Remediation{RemediateLastFailure: &yes}, false, true, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := exhausted(tc.failures, tc.rem); got != tc.exhausted {
+				t.Errorf("exhausted = %v, want %v", got, tc.exhausted)
+			}
+			if got := remediateLast(tc.rem, tc.install); got != tc.remediate {
+				t.Errorf("remediateLast = %v, want %v", got, tc.remediate)
+			}
+		})
+	}
+}
