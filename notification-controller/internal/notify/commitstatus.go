@@ -71,7 +71,7 @@ func (c *CommitStatus) Send(ctx context.Context, n Notification) error {
 		endpoint = fmt.Sprintf("%s/repos/%s/statuses/%s", strings.TrimSuffix(api, "/"), project, sha)
 		payload = map[string]any{"state": state, "context": statusContext, "description": desc}
 	}
-	client := &http.Client{Transport: tokenTransport{gitlab: c.GitLab, token: c.Token, next: httpClient(c.Client).Transport}}
+	client := &http.Client{Transport: tokenTransport{gitlab: c.GitLab, token: c.Token, next: httpClient(c.Client).Transport}, CheckRedirect: sameHost}
 	return postJSON(ctx, client, endpoint, payload)
 }
 

@@ -106,10 +106,7 @@ func (w *Webhook) Send(ctx context.Context, n Notification) error {
 
 // do sends a request and classifies the answer.
 func do(c *http.Client, req *http.Request) error {
-	if c == nil {
-		c = http.DefaultClient
-	}
-	resp, err := c.Do(req)
+	resp, err := httpClient(c).Do(req)
 	if err != nil {
 		return &RetryableError{Err: redactErr(err)}
 	}
@@ -189,9 +186,23 @@ func (s *Slack) Send(ctx context.Context, n Notification) error {
 	return &RetryableError{Err: fmt.Errorf("slack: %w", redactErr(err))}
 }
 
+// defaultClient follows redirects only within a host and scheme: the credentials a sender adds
+// (headers, tokens) never reach another server.
+var defaultClient = &http.Client{CheckRedirect: sameHost}
+
+func sameHost(req *http.Request, via []*http.Request) error {
+	if len(via) >= 5 {
+		return errors.New("stopped after 5 redirects")
+	}
+	if req.URL.Host != via[0].URL.Host || req.URL.Scheme != via[0].URL.Scheme {
+		return fmt.Errorf("refused a redirect to another server (%s)", req.URL.Host)
+	}
+	return nil
+}
+
 func httpClient(c *http.Client) *http.Client {
 	if c == nil {
-		return http.DefaultClient
+		return defaultClient
 	}
 	return c
 }

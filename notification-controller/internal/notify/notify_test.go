@@ -86,6 +86,25 @@ func TestWebhookSignsAndClassifies(t *testing.T) {
 	g.Expect(err.Error()).NotTo(ContainSubstring("secret-path"))
 }
 
+// A redirect to another server is refused: the webhook's headers (credentials) stay home.
+func TestRedirectsStayOnTheHost(t *testing.T) {
+	g := NewWithT(t)
+	elsewhere := &sink{}
+	other := httptest.NewServer(elsewhere)
+	defer other.Close()
+	redirect := httptest.NewServer(http.RedirectHandler(other.URL+"/stolen", http.StatusTemporaryRedirect))
+	defer redirect.Close()
+	w := &Webhook{URL: redirect.URL + "/hook", Headers: map[string]string{"Authorization": "Bearer s3cret", "X-Api-Key": "s3cret"}}
+	err := w.Send(context.Background(), sample)
+	g.Expect(err).To(MatchError(ContainSubstring("refused a redirect to another server")))
+	g.Expect(elsewhere.bodies).To(BeEmpty())
+
+	cs := &CommitStatus{Repository: redirect.URL + "/org/repo", Token: "s3cret", APIURL: redirect.URL}
+	n := sample
+	g.Expect(cs.Send(context.Background(), n)).To(MatchError(ContainSubstring("refused a redirect to another server")))
+	g.Expect(elsewhere.headers).To(BeEmpty(), "the token went to another server")
+}
+
 func TestSlackWebhookAndBot(t *testing.T) {
 	g := NewWithT(t)
 	s := &sink{}
