@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"regexp"
 
 	"github.com/fluxcd/pkg/apis/meta"
@@ -174,27 +175,41 @@ func (r *AlertReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resu
 		plumbreconcile.Recovered(ctx, recover(), &retErr)
 		retErr = finishStatus(ctx, obj, &obj.Status.ObservedGeneration, patcher, r.ControllerName, retErr)
 	}()
-	for _, list := range [][]string{obj.Spec.InclusionList, obj.Spec.ExclusionList} {
-		for _, expr := range list {
-			if _, err := regexp.Compile(expr); err != nil {
-				msg := fmt.Sprintf("expression %q: %v", expr, err)
-				conditions.MarkStalled(obj, InvalidSpecReason, "%s", msg)
-				conditions.MarkFalse(obj, meta.ReadyCondition, InvalidSpecReason, "%s", msg)
-				return ctrl.Result{}, reconcile.TerminalError(errors.New(msg))
-			}
-		}
+	if msg := invalidAlert(obj); msg != "" {
+		conditions.MarkStalled(obj, InvalidSpecReason, "%s", msg)
+		conditions.MarkFalse(obj, meta.ReadyCondition, InvalidSpecReason, "%s", msg)
+		return ctrl.Result{}, reconcile.TerminalError(errors.New(msg))
 	}
 	p := &notifyv1.Provider{}
 	if err := r.Get(ctx, types.NamespacedName{Namespace: obj.Namespace, Name: obj.Spec.ProviderRef.Name}, p); err != nil {
-		conditions.MarkFalse(obj, meta.ReadyCondition, ProviderNotReadyReason, "Provider %s/%s: %v", obj.Namespace, obj.Spec.ProviderRef.Name, client.IgnoreNotFound(err))
 		if apierrors.IsNotFound(err) {
 			conditions.MarkFalse(obj, meta.ReadyCondition, ProviderNotReadyReason, "Provider %s/%s not found", obj.Namespace, obj.Spec.ProviderRef.Name)
+		} else {
+			conditions.MarkFalse(obj, meta.ReadyCondition, ProviderNotReadyReason, "Provider %s/%s: %v", obj.Namespace, obj.Spec.ProviderRef.Name, err)
 		}
 		return ctrl.Result{}, fmt.Errorf("provider %s: %w", obj.Spec.ProviderRef.Name, err)
 	}
 	conditions.Delete(obj, meta.StalledCondition)
 	conditions.MarkTrue(obj, meta.ReadyCondition, SucceededReason, "sending to Provider %s", p.Name)
 	return ctrl.Result{}, nil
+}
+
+// invalidAlert names what in an Alert's spec cannot work, or returns "": expressions and name
+// globs that do not compile.
+func invalidAlert(obj *notifyv1.Alert) string {
+	for _, list := range [][]string{obj.Spec.InclusionList, obj.Spec.ExclusionList} {
+		for _, expr := range list {
+			if _, err := regexp.Compile(expr); err != nil {
+				return fmt.Sprintf("expression %q: %v", expr, err)
+			}
+		}
+	}
+	for _, src := range obj.Spec.EventSources {
+		if _, err := path.Match(src.Name, ""); err != nil {
+			return fmt.Sprintf("eventSources name %q is not a glob: %v", src.Name, err)
+		}
+	}
+	return ""
 }
 
 // finishStatus settles Reconciling and observedGeneration and writes status in one patch.

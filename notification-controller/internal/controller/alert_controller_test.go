@@ -16,6 +16,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	notifyv1 "github.com/plumb-dev/plumb/notification-controller/api/v1beta1"
@@ -113,6 +117,57 @@ func TestAlert_EventsReachTheProvider(t *testing.T) {
 	}, timeout, 100*time.Millisecond).Should(Succeed())
 }
 
+// Events recorded as the controllers record them (client-go's events broadcaster): a repeat
+// becomes a series on the first Event and still reaches the Alert; a failure that falls silent
+// is sent once alertAfter has passed.
+func TestAlert_RepeatsAndSilentFailures(t *testing.T) {
+	g := NewWithT(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "alerts-"}}
+	g.Expect(k8s.Create(ctx, ns)).To(Succeed())
+	s := &chatSink{}
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	g.Expect(k8s.Create(ctx, &notifyv1.Provider{ObjectMeta: metav1.ObjectMeta{Name: "chat", Namespace: ns.Name},
+		Spec: notifyv1.ProviderSpec{Type: notifyv1.GenericProvider, Address: srv.URL}})).To(Succeed())
+	every := &notifyv1.Alert{ObjectMeta: metav1.ObjectMeta{Name: "every", Namespace: ns.Name}, Spec: notifyv1.AlertSpec{
+		ProviderRef: meta.LocalObjectReference{Name: "chat"}, EventSources: []notifyv1.EventSource{{Kind: "Kustomization", Name: "repeat"}}}}
+	late := &notifyv1.Alert{ObjectMeta: metav1.ObjectMeta{Name: "late", Namespace: ns.Name}, Spec: notifyv1.AlertSpec{
+		ProviderRef: meta.LocalObjectReference{Name: "chat"}, EventSources: []notifyv1.EventSource{{Kind: "Kustomization", Name: "silent"}},
+		NotifyOn: []string{notify.OnFailure}, AlertAfter: &metav1.Duration{Duration: 2 * time.Second}}}
+	for _, a := range []*notifyv1.Alert{every, late} {
+		g.Expect(k8s.Create(ctx, a)).To(Succeed())
+		g.Eventually(func(g Gomega) {
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(a), a)).To(Succeed())
+			g.Expect(conditions.IsReady(a)).To(BeTrue())
+		}, timeout, 100*time.Millisecond).Should(Succeed())
+	}
+
+	b := events.NewBroadcaster(&events.EventSinkImpl{Interface: kubernetes.NewForConfigOrDie(env.Config).EventsV1()})
+	g.Expect(b.StartRecordingToSinkWithContext(ctx)).To(Succeed())
+	defer b.Shutdown()
+	rec := b.NewRecorder(clientgoscheme.Scheme, "apply-controller")
+	kustomization := func(name string) *unstructured.Unstructured {
+		u := &unstructured.Unstructured{}
+		u.SetAPIVersion("apply.plumb.dev/v1beta1")
+		u.SetKind("Kustomization")
+		u.SetNamespace(ns.Name)
+		u.SetName(name)
+		return u
+	}
+	rec.Eventf(kustomization("repeat"), nil, corev1.EventTypeWarning, "ApplyFailed", "Reconcile", "Service/x is invalid")
+	g.Eventually(s.received, timeout, 50*time.Millisecond).Should(HaveLen(1))
+	rec.Eventf(kustomization("repeat"), nil, corev1.EventTypeWarning, "ApplyFailed", "Reconcile", "Service/x is invalid")
+	g.Eventually(s.received, timeout, 50*time.Millisecond).Should(HaveLen(2), "the repeat (an Event series) was not sent")
+
+	start := time.Now()
+	rec.Eventf(kustomization("silent"), nil, corev1.EventTypeWarning, "ApplyFailed", "Reconcile", "Service/y is invalid")
+	g.Eventually(s.received, timeout, 50*time.Millisecond).Should(HaveLen(3), "a failure past alertAfter was not sent")
+	g.Expect(time.Since(start)).To(BeNumerically(">=", 2*time.Second), "sent before alertAfter")
+	g.Expect(s.received()[2].Name).To(Equal("silent"))
+}
+
 func TestAlert_BadInput(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
@@ -123,9 +178,11 @@ func TestAlert_BadInput(t *testing.T) {
 	badRegex := &notifyv1.Alert{ObjectMeta: metav1.ObjectMeta{Name: "bad-regex", Namespace: ns.Name},
 		Spec: notifyv1.AlertSpec{ProviderRef: meta.LocalObjectReference{Name: "absent"}, EventSources: []notifyv1.EventSource{{Kind: "Kustomization"}},
 			InclusionList: []string{"(unclosed"}}}
+	badGlob := &notifyv1.Alert{ObjectMeta: metav1.ObjectMeta{Name: "bad-glob", Namespace: ns.Name},
+		Spec: notifyv1.AlertSpec{ProviderRef: meta.LocalObjectReference{Name: "absent"}, EventSources: []notifyv1.EventSource{{Kind: "Kustomization", Name: "web-["}}}}
 	noSecret := &notifyv1.Provider{ObjectMeta: metav1.ObjectMeta{Name: "no-secret", Namespace: ns.Name},
 		Spec: notifyv1.ProviderSpec{Type: notifyv1.SlackProvider, SecretRef: &meta.LocalObjectReference{Name: "absent"}}}
-	for _, o := range []client.Object{missing, badRegex, noSecret} {
+	for _, o := range []client.Object{missing, badRegex, badGlob, noSecret} {
 		g.Expect(k8s.Create(ctx, o)).To(Succeed())
 	}
 	g.Eventually(func(g Gomega) {
@@ -134,6 +191,9 @@ func TestAlert_BadInput(t *testing.T) {
 		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(badRegex), badRegex)).To(Succeed())
 		g.Expect(conditions.IsStalled(badRegex)).To(BeTrue())
 		g.Expect(conditions.GetMessage(badRegex, meta.ReadyCondition)).To(ContainSubstring(`expression "(unclosed"`))
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(badGlob), badGlob)).To(Succeed())
+		g.Expect(conditions.IsStalled(badGlob)).To(BeTrue())
+		g.Expect(conditions.GetMessage(badGlob, meta.ReadyCondition)).To(ContainSubstring(`eventSources name "web-[" is not a glob`))
 		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(noSecret), noSecret)).To(Succeed())
 		g.Expect(conditions.GetReason(noSecret, meta.ReadyCondition)).To(Equal(SecretNotFoundReason))
 	}, timeout, 100*time.Millisecond).Should(Succeed())

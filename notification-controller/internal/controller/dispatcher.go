@@ -7,17 +7,21 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
+	"github.com/fluxcd/pkg/runtime/patch"
 	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
+	eventsv1client "k8s.io/client-go/kubernetes/typed/events/v1"
 	toolscache "k8s.io/client-go/tools/cache"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
+	watchtools "k8s.io/client-go/tools/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -33,11 +37,13 @@ import (
 type Dispatcher struct {
 	Client    client.Client
 	APIReader client.Reader
-	Cache     cache.Cache
+	// Events lists and watches events.k8s.io Events of every namespace. The watch keeps no
+	// store: the controller's memory does not grow with the cluster's events.
+	Events eventsv1client.EventsV1Interface
 	// ControllerName is this controller's: its own events are never sent (no loops).
 	ControllerName string
-	// QueueSize bounds each Provider's queue (default 1000); Backoff is the first retry wait
-	// (default 1 s, doubled up to 3 retries).
+	// QueueSize bounds the intake and each Provider's queue (default 1000); Backoff is the
+	// first retry wait (default 1 s, doubled up to 3 retries).
 	QueueSize int
 	Backoff   time.Duration
 	// DedupWindow drops an event equal (object, reason, message, revision) to one an Alert sent
@@ -46,14 +52,37 @@ type Dispatcher struct {
 	// GroupWindow is how long a worker waits after a notification for more of the same burst
 	// (same object and revision) to send as one message (default 50 ms).
 	GroupWindow time.Duration
+	// IdleWorker ends a Provider's worker that had nothing to send for this long (default
+	// 5 min): deleted Providers leave nothing running.
+	IdleWorker time.Duration
 
-	start   time.Time
-	states  notify.States
-	seen    sync.Map // dedup key → time sent
-	checks  atomic.Uint64
-	intake  chan *eventsv1.Event
+	start  time.Time
+	states notify.States
+	intake chan occurrence
+	dues   chan due
+
+	// Owned by the matching goroutine.
+	seen     map[string]time.Time // dedup key → time sent
+	matchers map[types.UID]*matcher
+
 	mu      sync.Mutex
 	workers map[types.NamespacedName]chan notify.Notification
+}
+
+// occurrence is an event that happened at a time: a new Event, or a repeat of one (the events
+// API counts repeats in the Event's series instead of making new Events).
+type occurrence struct {
+	ev *eventsv1.Event
+	at time.Time
+}
+
+// due asks to check, once alertAfter has passed, whether a failure that fell silent is to be
+// sent.
+type due struct {
+	key      string
+	provider types.NamespacedName
+	n        notify.Notification
+	after    time.Duration
 }
 
 // Start runs until ctx ends (a manager Runnable; only the leader dispatches).
@@ -68,48 +97,136 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	if d.GroupWindow == 0 {
 		d.GroupWindow = 50 * time.Millisecond
 	}
-	// The watch's handler only hands events over: matching (which may read an object's
-	// labels) runs in its own goroutine, so a slow read never holds up the watch.
-	d.intake = make(chan *eventsv1.Event, d.QueueSize)
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case ev := <-d.intake:
-				d.handle(ctx, ev)
-			}
+	if d.IdleWorker == 0 {
+		d.IdleWorker = 5 * time.Minute
+	}
+	d.intake = make(chan occurrence, d.QueueSize)
+	d.dues = make(chan due, 64)
+	d.seen, d.matchers = map[string]time.Time{}, map[types.UID]*matcher{}
+	// The watch only hands events over: matching (which may read an object's labels) runs in
+	// its own goroutine, so a slow read never holds up the watch.
+	go d.match(ctx)
+	for ctx.Err() == nil {
+		if err := d.watch(ctx); err != nil && ctx.Err() == nil {
+			log.FromContext(ctx).Info("watch of events ended; starting again", "error", err.Error())
 		}
-	}()
-	inf, err := d.Cache.GetInformer(ctx, &eventsv1.Event{})
-	if err != nil {
-		return err
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
 	}
-	if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-		AddFunc: func(obj any) {
-			ev, ok := obj.(*eventsv1.Event)
-			if !ok {
-				return
-			}
-			select {
-			case d.intake <- ev:
-			default:
-				log.FromContext(ctx).Info("event intake full, event dropped", "object", ev.Regarding.Kind+"/"+ev.Regarding.Namespace+"/"+ev.Regarding.Name)
-			}
-		},
-	}); err != nil {
-		return err
-	}
-	<-ctx.Done()
 	return nil
 }
 
-// handle matches one event with the Alerts and queues its notifications.
-func (d *Dispatcher) handle(ctx context.Context, ev *eventsv1.Event) {
-	// The informer's first list replays old events; only new ones are sent.
-	if ev.CreationTimestamp.Time.Before(d.start.Add(-time.Second)) || ev.ReportingController == d.ControllerName {
+// watch follows the Events made from now on, until the watch ends (it resumes after network
+// errors by itself; an expired resource version ends it).
+func (d *Dispatcher) watch(ctx context.Context) error {
+	// A list of one item gives the current resource version without reading every Event.
+	list, err := d.Events.Events("").List(ctx, metav1.ListOptions{Limit: 1})
+	if err != nil {
+		return err
+	}
+	w, err := watchtools.NewRetryWatcherWithContext(ctx, list.ResourceVersion, &toolscache.ListWatch{
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			return d.Events.Events("").Watch(ctx, o)
+		},
+	})
+	if err != nil {
+		return err
+	}
+	defer w.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e, ok := <-w.ResultChan():
+			if !ok {
+				return errors.New("watch closed")
+			}
+			switch e.Type {
+			case watch.Error:
+				return apierrors.FromObject(e.Object)
+			case watch.Added:
+				if ev, ok := e.Object.(*eventsv1.Event); ok {
+					d.take(ctx, ev, eventTime(ev))
+				}
+			case watch.Modified:
+				// An Event changes only when it repeats: its series counts the repeats.
+				if ev, ok := e.Object.(*eventsv1.Event); ok && ev.Series != nil {
+					d.take(ctx, ev, ev.Series.LastObservedTime.Time)
+				}
+			}
+		}
+	}
+}
+
+func eventTime(ev *eventsv1.Event) time.Time {
+	if !ev.EventTime.IsZero() {
+		return ev.EventTime.Time
+	}
+	return ev.CreationTimestamp.Time
+}
+
+// take hands an occurrence to the matching goroutine, or drops it when the intake is full.
+func (d *Dispatcher) take(ctx context.Context, ev *eventsv1.Event, at time.Time) {
+	if ev.ReportingController == d.ControllerName || at.Before(d.start.Add(-time.Second)) {
 		return
 	}
+	select {
+	case d.intake <- occurrence{ev: ev, at: at}:
+	default:
+		log.FromContext(ctx).Info("event intake full, event dropped", "object", ev.Regarding.Kind+"/"+ev.Regarding.Namespace+"/"+ev.Regarding.Name)
+	}
+}
+
+// match matches occurrences with Alerts, sends the failures that are due, and forgets old
+// state every minute.
+func (d *Dispatcher) match(ctx context.Context) {
+	sweep := time.NewTicker(time.Minute)
+	defer sweep.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case o := <-d.intake:
+			d.handle(ctx, o)
+		case du := <-d.dues:
+			if d.states.Due(du.key, time.Now(), du.after) {
+				d.enqueue(ctx, du.provider, du.n)
+			}
+		case now := <-sweep.C:
+			d.sweep(ctx, now)
+		}
+	}
+}
+
+// sweep forgets what no longer matters: dedup entries past the window, objects not heard of
+// for two hours, and the expressions of deleted Alerts.
+func (d *Dispatcher) sweep(ctx context.Context, now time.Time) {
+	for k, t := range d.seen {
+		if now.Sub(t) >= d.DedupWindow {
+			delete(d.seen, k)
+		}
+	}
+	d.states.Sweep(now.Add(-2 * time.Hour))
+	var alerts notifyv1.AlertList
+	if err := d.Client.List(ctx, &alerts); err != nil {
+		return
+	}
+	live := map[types.UID]bool{}
+	for i := range alerts.Items {
+		live[alerts.Items[i].UID] = true
+	}
+	for uid := range d.matchers {
+		if !live[uid] {
+			delete(d.matchers, uid)
+		}
+	}
+}
+
+// handle matches one occurrence with the Alerts and queues its notifications.
+func (d *Dispatcher) handle(ctx context.Context, o occurrence) {
+	ev := o.ev
 	var alerts notifyv1.AlertList
 	if err := d.Client.List(ctx, &alerts); err != nil {
 		log.FromContext(ctx).Error(err, "listing Alerts")
@@ -117,7 +234,8 @@ func (d *Dispatcher) handle(ctx context.Context, ev *eventsv1.Event) {
 	}
 	for i := range alerts.Items {
 		a := &alerts.Items[i]
-		if a.Spec.Suspend || !d.matches(ctx, a, ev) {
+		// A stalled Alert has an expression or glob that does not compile.
+		if a.Spec.Suspend || conditions.IsStalled(a) || !d.matches(ctx, a, ev) {
 			continue
 		}
 		var after time.Duration
@@ -125,42 +243,76 @@ func (d *Dispatcher) handle(ctx context.Context, ev *eventsv1.Event) {
 			after = a.Spec.AlertAfter.Duration
 		}
 		key := a.Namespace + "/" + a.Name + "|" + ev.Regarding.Kind + "/" + ev.Regarding.Namespace + "/" + ev.Regarding.Name
-		if d.duplicate(key + "|" + ev.Reason + "|" + ev.Note + "|" + ev.Annotations[events.RevisionAnnotation]) {
-			continue
-		}
-		if !d.states.Decide(key, ev.Type == "Warning", time.Now(), a.Spec.NotifyOn, after) {
+		if d.duplicate(key+"|"+ev.Reason+"|"+ev.Note+"|"+ev.Annotations[events.RevisionAnnotation], o.at) {
 			continue
 		}
 		n := notify.Notification{
 			Kind: ev.Regarding.Kind, Namespace: ev.Regarding.Namespace, Name: ev.Regarding.Name,
 			Severity: "info", Reason: ev.Reason, Message: ev.Note, Revision: ev.Annotations[events.RevisionAnnotation],
-			Controller: ev.ReportingController, Summary: a.Spec.Summary, Metadata: a.Spec.EventMetadata, Time: ev.CreationTimestamp.UTC(),
+			Controller: ev.ReportingController, Summary: a.Spec.Summary, Metadata: a.Spec.EventMetadata, Time: o.at.UTC(),
 		}
 		if ev.Type == "Warning" {
 			n.Severity = "error"
 		}
-		d.enqueue(ctx, types.NamespacedName{Namespace: a.Namespace, Name: a.Spec.ProviderRef.Name}, n)
+		provider := types.NamespacedName{Namespace: a.Namespace, Name: a.Spec.ProviderRef.Name}
+		send, checkIn := d.states.Decide(key, ev.Type == "Warning", o.at, a.Spec.NotifyOn, after)
+		if checkIn > 0 {
+			du := due{key: key, provider: provider, n: n, after: after}
+			time.AfterFunc(checkIn, func() {
+				select {
+				case d.dues <- du:
+				case <-ctx.Done():
+				}
+			})
+		}
+		if send {
+			d.enqueue(ctx, provider, n)
+		}
 	}
 }
 
 // duplicate says whether an equal event was sent within DedupWindow, and remembers this one.
-func (d *Dispatcher) duplicate(key string) bool {
+func (d *Dispatcher) duplicate(key string, at time.Time) bool {
 	if d.DedupWindow <= 0 {
 		return false
 	}
-	now := time.Now()
-	if last, ok := d.seen.Load(key); ok && now.Sub(last.(time.Time)) < d.DedupWindow {
+	if last, ok := d.seen[key]; ok && at.Sub(last) < d.DedupWindow {
 		return true
 	}
-	d.seen.Store(key, now)
-	// Forget what is older than the window every 256 events, so that the map stays small.
-	if d.checks.Add(1)%256 == 0 {
-		d.seen.Range(func(k, v any) bool {
-			if now.Sub(v.(time.Time)) >= d.DedupWindow {
-				d.seen.Delete(k)
-			}
+	d.seen[key] = at
+	return false
+}
+
+// matcher holds an Alert's compiled expressions, for its generation.
+type matcher struct {
+	generation       int64
+	include, exclude []*regexp.Regexp
+}
+
+func (d *Dispatcher) matcherOf(a *notifyv1.Alert) *matcher {
+	if m, ok := d.matchers[a.UID]; ok && m.generation == a.Generation {
+		return m
+	}
+	m := &matcher{generation: a.Generation, include: compileAll(a.Spec.InclusionList), exclude: compileAll(a.Spec.ExclusionList)}
+	d.matchers[a.UID] = m
+	return m
+}
+
+func compileAll(exprs []string) []*regexp.Regexp {
+	var out []*regexp.Regexp
+	for _, e := range exprs {
+		if re, err := regexp.Compile(e); err == nil {
+			out = append(out, re)
+		}
+	}
+	return out
+}
+
+func anyMatch(res []*regexp.Regexp, s string) bool {
+	for _, re := range res {
+		if re.MatchString(s) {
 			return true
-		})
+		}
 	}
 	return false
 }
@@ -201,24 +353,17 @@ func (d *Dispatcher) matches(ctx context.Context, a *notifyv1.Alert, ev *eventsv
 	if !source {
 		return false
 	}
-	if len(a.Spec.InclusionList) > 0 && !anyMatch(a.Spec.InclusionList, ev.Note) {
+	m := d.matcherOf(a)
+	if len(a.Spec.InclusionList) > 0 && !anyMatch(m.include, ev.Note) {
 		return false
 	}
-	return !anyMatch(a.Spec.ExclusionList, ev.Note)
-}
-
-func anyMatch(exprs []string, s string) bool {
-	for _, e := range exprs {
-		if re, err := regexp.Compile(e); err == nil && re.MatchString(s) {
-			return true
-		}
-	}
-	return false
+	return !anyMatch(m.exclude, ev.Note)
 }
 
 // enqueue hands a notification to its Provider's worker, starting it on first use.
 func (d *Dispatcher) enqueue(ctx context.Context, provider types.NamespacedName, n notify.Notification) {
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	if d.workers == nil {
 		d.workers = map[types.NamespacedName]chan notify.Notification{}
 	}
@@ -226,9 +371,10 @@ func (d *Dispatcher) enqueue(ctx context.Context, provider types.NamespacedName,
 	if !ok {
 		ch = make(chan notify.Notification, d.QueueSize)
 		d.workers[provider] = ch
-		go d.work(ctx, provider, ch)
+		w := &worker{d: d, key: provider, ch: ch}
+		go w.run(ctx)
 	}
-	d.mu.Unlock()
+	// Sent under the lock: a worker ends only with an empty queue, under the same lock.
 	select {
 	case ch <- n:
 	default:
@@ -236,15 +382,44 @@ func (d *Dispatcher) enqueue(ctx context.Context, provider types.NamespacedName,
 	}
 }
 
-// work delivers a Provider's notifications in order, with retries; a burst about one object
-// and revision (what arrives within GroupWindow) goes as one message.
-func (d *Dispatcher) work(ctx context.Context, key types.NamespacedName, ch chan notify.Notification) {
+// worker delivers one Provider's notifications in order.
+type worker struct {
+	d   *Dispatcher
+	key types.NamespacedName
+	ch  chan notify.Notification
+
+	// The Provider's Sender is kept for a minute (its Secret is read once per sender), and made
+	// again when the Provider's spec changes or a delivery fails (a rotated Secret, say).
+	sender     notify.Sender
+	generation int64
+	made       time.Time
+}
+
+// senderTTL bounds how long a Sender is used before its Secret is read again.
+const senderTTL = time.Minute
+
+// run delivers with retries; a burst about one object and revision (what arrives within
+// GroupWindow) goes as one message. It ends after IdleWorker without work.
+func (w *worker) run(ctx context.Context) {
+	d := w.d
+	idle := time.NewTimer(d.IdleWorker)
+	defer idle.Stop()
 	for {
 		var batch []notify.Notification
 		select {
 		case <-ctx.Done():
 			return
-		case n := <-ch:
+		case <-idle.C:
+			d.mu.Lock()
+			if len(w.ch) == 0 {
+				delete(d.workers, w.key)
+				d.mu.Unlock()
+				return
+			}
+			d.mu.Unlock()
+			idle.Reset(d.IdleWorker)
+			continue
+		case n := <-w.ch:
 			batch = append(batch, n)
 		}
 		window := time.NewTimer(d.GroupWindow)
@@ -254,7 +429,7 @@ func (d *Dispatcher) work(ctx context.Context, key types.NamespacedName, ch chan
 			case <-ctx.Done():
 				window.Stop()
 				return
-			case n := <-ch:
+			case n := <-w.ch:
 				batch = append(batch, n)
 			case <-window.C:
 				break collect
@@ -262,25 +437,32 @@ func (d *Dispatcher) work(ctx context.Context, key types.NamespacedName, ch chan
 		}
 		window.Stop()
 		for _, n := range notify.Group(batch) {
-			d.deliver(ctx, key, n)
+			w.deliver(ctx, n)
 		}
+		idle.Reset(d.IdleWorker)
 	}
 }
 
-func (d *Dispatcher) deliver(ctx context.Context, key types.NamespacedName, n notify.Notification) {
+func (w *worker) deliver(ctx context.Context, n notify.Notification) {
+	d := w.d
 	p := &notifyv1.Provider{}
-	if err := d.Client.Get(ctx, key, p); err != nil || p.Spec.Suspend {
+	if err := d.Client.Get(ctx, w.key, p); err != nil || p.Spec.Suspend {
 		return
 	}
-	sender, err := SenderFor(ctx, d.APIReader, p)
-	if err != nil {
-		d.providerStatus(ctx, p, err)
-		return
+	if w.sender == nil || w.generation != p.Generation || time.Since(w.made) > senderTTL {
+		s, err := SenderFor(ctx, d.APIReader, p)
+		if err != nil {
+			w.sender = nil
+			d.providerStatus(ctx, p, err)
+			return
+		}
+		w.sender, w.generation, w.made = s, p.Generation, time.Now()
 	}
 	wait := d.Backoff
+	var err error
 	for attempt := 0; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, p.GetTimeout())
-		err = sender.Send(actx, n)
+		err = w.sender.Send(actx, n)
 		cancel()
 		var re *notify.RetryableError
 		if err == nil || !errors.As(err, &re) || attempt == 3 {
@@ -296,12 +478,17 @@ func (d *Dispatcher) deliver(ctx context.Context, key types.NamespacedName, n no
 		}
 		wait *= 2
 	}
+	if err != nil {
+		w.sender = nil
+	}
 	d.providerStatus(ctx, p, err)
 }
 
-// providerStatus shows the outcome of the last delivery on the Provider, when it changes.
+// providerStatus shows the outcome of the last delivery on the Provider, when it changes. The
+// patch owns the Ready condition only, as the ProviderReconciler's does.
 func (d *Dispatcher) providerStatus(ctx context.Context, p *notifyv1.Provider, err error) {
 	ready := conditions.IsReady(p)
+	patcher := patch.NewSerialPatcher(p, d.Client)
 	switch {
 	case err == nil && ready:
 		return
@@ -314,7 +501,7 @@ func (d *Dispatcher) providerStatus(ctx context.Context, p *notifyv1.Provider, e
 		}
 		conditions.MarkFalse(p, meta.ReadyCondition, DeliveryFailedReason, "delivery failed: %v", err)
 	}
-	if uerr := d.Client.Status().Update(ctx, p); uerr != nil {
-		log.FromContext(ctx).Info("could not record the delivery on the Provider", "error", uerr.Error())
+	if perr := patcher.Patch(ctx, p, patch.WithOwnedConditions{Conditions: []string{meta.ReadyCondition}}, patch.WithFieldOwner(d.ControllerName)); perr != nil {
+		log.FromContext(ctx).Info("could not record the delivery on the Provider", "error", perr.Error())
 	}
 }

@@ -31,10 +31,46 @@ func TestStatesDecide(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			var s States
 			for i, st := range c.steps {
-				if got := s.Decide("alert/obj", st.failure, t0.Add(st.at), c.notifyOn, c.alertAfter); got != st.want {
+				if got, _ := s.Decide("alert/obj", st.failure, t0.Add(st.at), c.notifyOn, c.alertAfter); got != st.want {
 					t.Fatalf("step %d (failure %v at %s) = %v, want %v", i, st.failure, st.at, got, st.want)
 				}
 			}
 		})
+	}
+}
+
+// A failure that falls silent is sent once alertAfter has passed, through Due; a recovery before
+// then cancels it.
+func TestStatesDue(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	on := []string{OnFailure, OnRecovery}
+	var s States
+	send, in := s.Decide("k", true, t0, on, time.Minute)
+	if send || in != time.Minute {
+		t.Fatalf("first failure: send %v, check in %s", send, in)
+	}
+	if _, again := s.Decide("k", true, t0.Add(10*time.Second), on, time.Minute); again != 0 {
+		t.Fatal("a second check was asked for")
+	}
+	if !s.Due("k", t0.Add(time.Minute), time.Minute) {
+		t.Fatal("a failure that lasted alertAfter was not due")
+	}
+	if s.Due("k", t0.Add(2*time.Minute), time.Minute) {
+		t.Fatal("a failure was due twice")
+	}
+	if send, _ := s.Decide("k", false, t0.Add(3*time.Minute), on, time.Minute); !send {
+		t.Fatal("the recovery of a sent failure was not sent")
+	}
+
+	s.Decide("j", true, t0, on, time.Minute)
+	s.Decide("j", false, t0.Add(30*time.Second), on, time.Minute)
+	if s.Due("j", t0.Add(time.Minute), time.Minute) {
+		t.Fatal("a healed failure was due")
+	}
+
+	s.Decide("old", true, t0, on, 0)
+	s.Sweep(t0.Add(time.Second))
+	if send, _ := s.Decide("old", false, t0.Add(2*time.Second), on, 0); send {
+		t.Fatal("a swept state still sent a recovery")
 	}
 }
