@@ -40,14 +40,19 @@ tidy: ## One version set: the workspace's versions written back to every module,
 .PHONY: lint
 lint: ## gofmt, go vet and staticcheck over every module.
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
-	@for m in $(MODULES); do (cd $$m && go vet ./...); done
-	@for m in $(MODULES); do (cd $$m && $(STATICCHECK) ./...); done
+	@for m in $(MODULES); do (cd $$m && go vet -tags e2e ./...); done
+	@for m in $(MODULES); do (cd $$m && $(STATICCHECK) -tags e2e ./...); done
 
 .PHONY: test
 test: ## Unit and envtest integration tests of every module, race detector on.
 	@assets="$$(hack/controlplane.sh | tail -n 1)"; export KUBEBUILDER_ASSETS="$$assets"; \
 	  pkgs=(); for m in $(MODULES); do pkgs+=("./$$m/..."); done; \
 	  go test -json -race -count=1 -p $(TEST_P) -timeout 20m "$${pkgs[@]}" | (cd hack && go run ./testsum)
+
+.PHONY: e2e
+e2e: ## End-to-end tests (hack/e2e, build tag e2e): every controller built and run as a process.
+	@assets="$$(hack/controlplane.sh | tail -n 1)"; export KUBEBUILDER_ASSETS="$$assets"; \
+	  cd hack && go test -tags e2e -count=1 -timeout 20m -v ./e2e/...
 
 .PHONY: bench
 bench: ## The benchmark scenarios of hack/bench (figures go in docs/benchmarks.md).

@@ -1,3 +1,5 @@
+//go:build e2e
+
 // Package e2e runs the controllers as built binaries, as a user would: the local control plane
 // (with kube-controller-manager), source-controller and apply-controller as processes, and a Git
 // server on loopback. Each test pushes commits and watches the cluster follow them.

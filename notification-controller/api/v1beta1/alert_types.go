@@ -18,7 +18,8 @@ type AlertSpec struct {
 	// +required
 	// +kubebuilder:validation:MinItems=1
 	EventSources []EventSource `json:"eventSources"`
-	// EventSeverity: info sends every event, error only Warnings.
+	// EventSeverity: info sends every event, error only Warnings. With notifyOn it does not
+	// filter successes (recoveries need them).
 	// +optional
 	// +kubebuilder:default=info
 	// +kubebuilder:validation:Enum=info;error
@@ -63,7 +64,7 @@ type EventSource struct {
 	// Name of the object, * for all, or a glob (web-*).
 	// +optional
 	Name string `json:"name,omitempty"`
-	// Namespace of the objects; default the Alert's.
+	// Namespace of the objects, * for all; default the Alert's.
 	// +optional
 	Namespace string `json:"namespace,omitempty"`
 	// MatchLabels selects the objects by label (with name * or empty).

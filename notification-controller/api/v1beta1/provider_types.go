@@ -46,7 +46,8 @@ type ProviderSpec struct {
 	// +optional
 	Username string `json:"username,omitempty"`
 	// SecretRef names a Secret in the same namespace with `address`, `token` (Slack bot token,
-	// or the HMAC key of generic-hmac) and optionally `headers` (YAML map of extra headers).
+	// GitHub or GitLab API token, or the HMAC key of generic-hmac) and optionally `headers` (YAML
+	// map of extra headers).
 	// +optional
 	SecretRef *meta.LocalObjectReference `json:"secretRef,omitempty"`
 	// Timeout of one delivery attempt; default 15s.

@@ -80,12 +80,13 @@ type ReceiverStatus struct {
 	// ObservedGeneration is the generation of the spec last reconciled.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// Conditions: Ready, Reconciling, Stalled.
+	// Conditions: Ready, Reconciling.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
-	// WebhookPath is the path to call: /hook/<sha256 of token, name and namespace>.
+	// WebhookPath is the path to call: /hook/<sha256 of token, name and namespace>. A new token
+	// is read every 10 minutes (or on a reconcile request); the old path is refused at once.
 	// +optional
 	WebhookPath                 string `json:"webhookPath,omitempty"`
 	meta.ReconcileRequestStatus `json:",inline"`

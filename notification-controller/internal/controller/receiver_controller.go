@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
@@ -38,6 +39,9 @@ const (
 	SucceededReason     = "Succeeded"
 	TokenNotFoundReason = "TokenNotFound"
 )
+
+// TokenRecheck is how often a Receiver reads its token again, to publish the path of a new one.
+const TokenRecheck = 10 * time.Minute
 
 // WebhookPathIndex indexes Receivers by status.webhookPath, for the server.
 const WebhookPathIndex = ".status.webhookPath"
@@ -99,7 +103,9 @@ func (r *ReceiverReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	}
 	obj.Status.WebhookPath = receiver.Path(token, obj.Name, obj.Namespace)
 	conditions.MarkTrue(obj, meta.ReadyCondition, SucceededReason, "receiving %s calls at %s", obj.Spec.Type, obj.Status.WebhookPath)
-	return ctrl.Result{}, nil
+	// Secrets are not watched: a new token's path is published at the next check (the old path
+	// stops working at once, see Server).
+	return ctrl.Result{RequeueAfter: plumbreconcile.Jitter(TokenRecheck)}, nil
 }
 
 // Token reads the `token` key of a Receiver's Secret.

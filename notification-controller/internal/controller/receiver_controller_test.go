@@ -122,6 +122,19 @@ func TestReceiver_GitHubPushReconcilesResources(t *testing.T) {
 		}
 	}
 	g.Expect(limited).To(BeTrue())
+
+	// A new token: the old path is unknown at once; the Receiver publishes the new one.
+	secret := &corev1.Secret{}
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: "hook"}, secret)).To(Succeed())
+	secret.Data = map[string][]byte{"token": []byte("rotated-s3cret")}
+	g.Expect(k8s.Update(ctx, secret)).To(Succeed())
+	code, _ = post(g, path, signed, body)
+	g.Expect(code).To(Equal(http.StatusNotFound), "the old token's path still works")
+	g.Expect(k8s.Patch(ctx, rcv, plumbreconcile.RequestPatch(time.Now().Format(time.RFC3339Nano)))).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(rcv), rcv)).To(Succeed())
+		g.Expect(rcv.Status.WebhookPath).NotTo(Equal(path))
+	}, timeout, 100*time.Millisecond).Should(Succeed())
 }
 
 func TestReceiver_MissingTokenIsNotReady(t *testing.T) {

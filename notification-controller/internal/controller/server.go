@@ -73,6 +73,29 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		http.NotFound(w, req)
 		return
 	}
+	// The path must still be the one the current token makes: after a token change the old
+	// path is unknown at once, before the Receiver publishes its new one.
+	type target struct {
+		rcv   *notifyv1.Receiver
+		token string
+	}
+	var targets []target
+	for i := range list.Items {
+		rcv := &list.Items[i]
+		token, err := Token(ctx, s.APIReader, rcv)
+		if err != nil {
+			lg.Error(err, "receiver without token", "receiver", types.NamespacedName{Namespace: rcv.Namespace, Name: rcv.Name})
+			http.Error(w, "receiver not ready", http.StatusServiceUnavailable)
+			return
+		}
+		if receiver.Path(token, rcv.Name, rcv.Namespace) == req.URL.Path {
+			targets = append(targets, target{rcv, token})
+		}
+	}
+	if len(targets) == 0 {
+		http.NotFound(w, req)
+		return
+	}
 	if req.Method != http.MethodPost {
 		http.Error(w, "POST only", http.StatusMethodNotAllowed)
 		return
@@ -87,20 +110,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	total := 0
-	for i := range list.Items {
-		rcv := &list.Items[i]
+	for _, t := range targets {
+		rcv := t.rcv
 		who := types.NamespacedName{Namespace: rcv.Namespace, Name: rcv.Name}
 		if rcv.Spec.Suspend {
 			http.Error(w, "receiver suspended", http.StatusServiceUnavailable)
 			return
 		}
-		token, err := Token(ctx, s.APIReader, rcv)
-		if err != nil {
-			lg.Error(err, "receiver without token", "receiver", who)
-			http.Error(w, "receiver not ready", http.StatusServiceUnavailable)
-			return
-		}
-		res, err := receiver.Verify(rcv.Spec.Type, token, rcv.Spec.Events, receiver.Call{Header: req.Header, Body: body})
+		res, err := receiver.Verify(rcv.Spec.Type, t.token, rcv.Spec.Events, receiver.Call{Header: req.Header, Body: body})
 		switch {
 		case errors.Is(err, receiver.ErrUnauthorized):
 			lg.Info("call refused", "receiver", who, "reason", err.Error())

@@ -183,4 +183,3 @@ func classify(rawURL, op string, err error) error {
 	}
 	return fmt.Errorf("%s %s: %s", op, u, msg)
 }
-
