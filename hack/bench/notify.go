@@ -49,6 +49,12 @@ func (s *latencySink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	time.Sleep(s.delay) // a slow chat service
 }
 
+func (s *latencySink) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.messages
+}
+
 // benchNotify: events events across objects objects into one Alert, to a sink that answers
 // after delay; event-to-delivery latency, messages, drops and peak RSS of notification-controller.
 func benchNotify(ctx context.Context, events, objects int, delay time.Duration) error {
@@ -78,8 +84,7 @@ func benchNotify(ctx context.Context, events, objects int, delay time.Duration) 
 	if err := c.Create(ctx, alert); err != nil {
 		return err
 	}
-	// Wait for the Alert to be Ready (its reconcile proves the controller is up), then a little
-	// for the event watch to start.
+	// Wait for the Alert to be Ready (its reconcile proves the controller is up).
 	deadline := time.Now().Add(time.Minute)
 	for !ready(alert.Status.Conditions) {
 		if time.Now().After(deadline) {
@@ -90,7 +95,28 @@ func benchNotify(ctx context.Context, events, objects int, delay time.Duration) 
 			return err
 		}
 	}
-	time.Sleep(2 * time.Second)
+	// A probe event, delivered, proves the event watch is running; it is not counted.
+	probe := func(i int) error {
+		return c.Create(ctx, &eventsv1.Event{
+			ObjectMeta:          metav1.ObjectMeta{GenerateName: "probe-", Namespace: ns},
+			EventTime:           metav1.NowMicro(),
+			ReportingController: "apply-controller", ReportingInstance: "bench", Action: "Reconcile",
+			Reason: "Probe", Type: "Normal", Note: fmt.Sprintf("probe %d", i),
+			Regarding: corev1.ObjectReference{APIVersion: "apply.plumb.dev/v1beta1", Kind: "Kustomization", Namespace: ns, Name: "probe"},
+		})
+	}
+	for i := 0; sink.count() == 0; i++ {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no probe event delivered")
+		}
+		if err := probe(i); err != nil {
+			return err
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	sink.mu.Lock()
+	sink.messages = 0
+	sink.mu.Unlock()
 
 	begin := time.Now()
 	for i := range events {

@@ -24,6 +24,9 @@ import (
 // time from the webhook call to the new value in the cluster (Git fetched, artifact stored,
 // Kustomization applied), with intervals of an hour so that only the webhook drives it.
 func benchReceiver(ctx context.Context, n int) error {
+	if n < 1 {
+		return fmt.Errorf("receiver: at least one push")
+	}
 	bed, err := local.StartBed("plumb-bench-receiver-", false)
 	if err != nil {
 		return err
@@ -72,22 +75,31 @@ func benchReceiver(ctx context.Context, n int) error {
 			return err
 		}
 	}
-	value := func() string {
-		cm := &corev1.ConfigMap{}
-		if err := c.Get(ctx, clientKey(ns, "app"), cm); err != nil {
-			return ""
-		}
-		return cm.Data["version"]
+	// The applied value is followed with a watch: the time it arrives, not a poll's.
+	wc, err := client.NewWithWatch(bed.Env.Config, client.Options{})
+	if err != nil {
+		return err
 	}
+	w, err := wc.Watch(ctx, &corev1.ConfigMapList{}, client.InNamespace(ns), client.MatchingFields{"metadata.name": "app"})
+	if err != nil {
+		return err
+	}
+	defer w.Stop()
 	waitFor := func(want string, limit time.Duration) error {
-		deadline := time.Now().Add(limit)
-		for value() != want {
-			if time.Now().After(deadline) {
+		deadline := time.After(limit)
+		for {
+			select {
+			case e, ok := <-w.ResultChan():
+				if !ok {
+					return fmt.Errorf("watch of the applied ConfigMap ended")
+				}
+				if cm, ok := e.Object.(*corev1.ConfigMap); ok && cm.Data["version"] == want {
+					return nil
+				}
+			case <-deadline:
 				return fmt.Errorf("version %s not applied after %s", want, limit)
 			}
-			time.Sleep(5 * time.Millisecond)
 		}
-		return nil
 	}
 	if err := waitFor("0", 2*time.Minute); err != nil {
 		return err
@@ -109,6 +121,9 @@ func benchReceiver(ctx context.Context, n int) error {
 			return err
 		}
 		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("webhook answered %s", resp.Status)
+		}
 		if err := waitFor(fmt.Sprint(i), time.Minute); err != nil {
 			return err
 		}
