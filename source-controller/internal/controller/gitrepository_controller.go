@@ -16,7 +16,6 @@ import (
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/patch"
-	"golang.org/x/sync/singleflight"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
@@ -55,7 +54,6 @@ type GitRepositoryReconciler struct {
 	// builds shares one fetch and one tarball between GitRepositories that want the same
 	// content (same URL, commit and settings): the first builds it, the others hard link it.
 	builds buildCache
-	flight singleflight.Group
 }
 
 // Reconcile follows the house shape: get, defer the one status patch, finalize or set up, skip
@@ -260,35 +258,15 @@ func (r *GitRepositoryReconciler) build(ctx context.Context, obj *sourcev1.GitRe
 	o := objectOf(obj)
 	key := buildKey(obj, res, included)
 	spec := obj.DeepCopy() // the build reads the spec after this reconcile may have returned
-	ch := r.flight.DoChan(key, func() (any, error) {
-		if a := r.builds.get(key); a != nil && r.Storage.Has(a) {
-			return r.Storage.Adopt(o, a, res.Revision)
-		}
-		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), spec.GetTimeout())
-		defer cancel()
-		a, err := r.Storage.Write(o, res.Revision, func(w io.Writer) error {
+	a, err := r.builds.build(ctx, r.Storage, o, key, res.Revision, spec.GetTimeout(), func(bctx context.Context) (*meta.Artifact, error) {
+		return r.Storage.Write(o, res.Revision, func(w io.Writer) error {
 			return r.writeTarball(bctx, spec, remote, res, pinned, included, w)
 		})
-		if err == nil {
-			r.builds.put(key, a)
-		}
-		return a, err
 	})
-	var out singleflight.Result
-	select {
-	case out = <-ch:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("building artifact for revision %s: timed out (spec.timeout)", res.Revision)
+	if errors.Is(err, errBuildTimeout) {
+		return nil, fmt.Errorf("building artifact for revision %s: %w", res.Revision, err)
 	}
-	if out.Err != nil {
-		return nil, out.Err
-	}
-	a := *out.Val.(*meta.Artifact) // shared with other callers of the flight: copy, never mutate
-	if !strings.HasPrefix(a.Path, storage.Dir(o)+"/") {
-		// Built for another GitRepository with the same content: link it into this one's folder.
-		return r.Storage.Adopt(o, &a, res.Revision)
-	}
-	return &a, nil
+	return a, err
 }
 
 func (r *GitRepositoryReconciler) writeTarball(ctx context.Context, obj *sourcev1.GitRepository, remote git.Remote, res git.Resolved, pinned bool, included []meta.Artifact, out io.Writer) error {

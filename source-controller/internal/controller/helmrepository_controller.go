@@ -12,7 +12,6 @@ import (
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/patch"
-	"golang.org/x/sync/singleflight"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
@@ -58,7 +57,6 @@ type HelmRepositoryReconciler struct {
 	// unchanged download is neither parsed nor written again, and HelmRepositories on the same
 	// URL share one artifact.
 	builds buildCache
-	flight singleflight.Group
 }
 
 // SetupWithManager registers the reconciler: it runs on spec changes and reconcile requests.
@@ -179,17 +177,13 @@ func (r *HelmRepositoryReconciler) build(ctx context.Context, obj *sourcev1.Helm
 	if obj.Status.Artifact != nil {
 		cur = obj.Status.Artifact.DeepCopy()
 	}
-	ch := r.flight.DoChan(key, func() (any, error) {
-		if a := r.builds.get(key); a != nil && r.Storage.Has(a) {
-			return r.Storage.Adopt(o, a, a.Revision)
-		}
+	a, err := r.builds.build(ctx, r.Storage, o, key, "", obj.GetTimeout(), func(context.Context) (*meta.Artifact, error) {
 		idx, err := helm.ParseIndex(data)
 		if err != nil {
 			return nil, err
 		}
 		if cur != nil && cur.Revision == idx.Digest && r.Storage.Has(cur) {
-			r.builds.put(key, cur) // after a restart: parsed once, not written again
-			return cur, nil
+			return cur, nil // after a restart: parsed once, not written again
 		}
 		a, err := r.Storage.Write(o, idx.Digest, func(w io.Writer) error {
 			tw := artifact.NewWriter(w)
@@ -206,23 +200,12 @@ func (r *HelmRepositoryReconciler) build(ctx context.Context, obj *sourcev1.Helm
 			versionsMetadata: fmt.Sprint(idx.Versions),
 			skippedMetadata:  fmt.Sprint(idx.Skipped),
 		}
-		r.builds.put(key, a)
 		return a, nil
 	})
-	var out singleflight.Result
-	select {
-	case out = <-ch:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("%w: writing the index of %s: timed out (spec.timeout)", helm.ErrFetch, obj.Spec.URL)
+	if errors.Is(err, errBuildTimeout) {
+		return nil, fmt.Errorf("%w: writing the index of %s: %v", helm.ErrFetch, obj.Spec.URL, err)
 	}
-	if out.Err != nil {
-		return nil, out.Err
-	}
-	a := *out.Val.(*meta.Artifact) // shared: copy, never mutate
-	if !strings.HasPrefix(a.Path, storage.Dir(o)+"/") {
-		return r.Storage.Adopt(o, &a, a.Revision)
-	}
-	return &a, nil
+	return a, err
 }
 
 // credentials reads spec.secretRef.

@@ -8,11 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/patch"
-	"golang.org/x/sync/singleflight"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
@@ -54,7 +52,6 @@ type OCIRepositoryReconciler struct {
 	// builds shares one pull between OCIRepositories that want the same layer of the same
 	// manifest: the first writes it, the others hard link it.
 	builds buildCache
-	flight singleflight.Group
 }
 
 // SetupWithManager registers the reconciler: it runs on spec changes and reconcile requests.
@@ -228,35 +225,15 @@ func (r *OCIRepositoryReconciler) build(ctx context.Context, obj *sourcev1.OCIRe
 	if r.Limits != nil {
 		lim = *r.Limits
 	}
-	timeout := obj.GetTimeout()
-	ch := r.flight.DoChan(key, func() (any, error) {
-		if a := r.builds.get(key); a != nil && r.Storage.Has(a) {
-			return r.Storage.Adopt(o, a, res.Revision)
-		}
-		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
-		defer cancel()
-		a, err := r.Storage.Write(o, res.Revision, func(w io.Writer) error {
+	a, err := r.builds.build(ctx, r.Storage, o, key, res.Revision, obj.GetTimeout(), func(bctx context.Context) (*meta.Artifact, error) {
+		return r.Storage.Write(o, res.Revision, func(w io.Writer) error {
 			return remote.Write(bctx, res, layer, lim, w)
 		})
-		if err == nil {
-			r.builds.put(key, a)
-		}
-		return a, err
 	})
-	var out singleflight.Result
-	select {
-	case out = <-ch:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("pulling revision %s: timed out (spec.timeout)", res.Revision)
+	if errors.Is(err, errBuildTimeout) {
+		return nil, fmt.Errorf("pulling revision %s: %w", res.Revision, err)
 	}
-	if out.Err != nil {
-		return nil, out.Err
-	}
-	a := *out.Val.(*meta.Artifact) // shared with other callers of the flight: copy, never mutate
-	if !strings.HasPrefix(a.Path, storage.Dir(o)+"/") {
-		return r.Storage.Adopt(o, &a, res.Revision)
-	}
-	return &a, nil
+	return a, err
 }
 
 // finalize deletes the object's artifacts, then lets it go.
