@@ -68,7 +68,6 @@ func (c *buildCache) build(ctx context.Context, st *storage.Storage, o storage.O
 	return &a, nil
 }
 
-
 func (c *buildCache) get(key string) *meta.Artifact {
 	c.mu.Lock()
 	defer c.mu.Unlock()
