@@ -115,25 +115,12 @@ func benchApply(ctx context.Context, n, concurrent int, profile string) error {
 	if err != nil {
 		return err
 	}
-	var profiled chan error
-	if profile != "" {
-		profiled = make(chan error, 1)
-		go func() { profiled <- local.CPUProfile(pprofAddr, 5*time.Second, profile) }()
-	}
-	value := time.Now().Format(time.RFC3339Nano)
-	begin = time.Now()
-	if err := requestAll(ctx, c, n, value, func(i int) client.Object {
+	round, err := noopRound(ctx, c, ac, pprofAddr, profile, 5*time.Second, ns, n, 10*time.Minute, func(i int) client.Object {
 		return &applyv1.Kustomization{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("app-%04d", i), Namespace: ns}}
-	}); err != nil {
+	}, func(l *applyv1.KustomizationList) []applyv1.Kustomization { return l.Items }, func(o *applyv1.Kustomization) string { return o.Status.LastHandledReconcileAt })
+	if err != nil {
 		return err
 	}
-	if err := waitAll(ctx, c, ns, n, 10*time.Minute, func(l *applyv1.KustomizationList) []applyv1.Kustomization { return l.Items }, func(k *applyv1.Kustomization) bool {
-		return k.Status.LastHandledReconcileAt == value
-	}); err != nil {
-		return err
-	}
-	noop := time.Since(begin)
-	cpuNoop, _ := ac.CPU()
 	rss, _ := ac.PeakRSS()
 	after, err := objectVersions(ctx, c, ns)
 	if err != nil {
@@ -143,11 +130,6 @@ func benchApply(ctx context.Context, n, concurrent int, profile string) error {
 	for id, v := range after {
 		if versions[id] != v {
 			written++
-		}
-	}
-	if profiled != nil {
-		if err := <-profiled; err != nil {
-			return err
 		}
 	}
 
@@ -160,8 +142,8 @@ func benchApply(ctx context.Context, n, concurrent int, profile string) error {
 			durations[len(durations)/2].Seconds(), durations[len(durations)-1].Seconds())
 	}
 	fmt.Printf("| apply-controller peak RSS, cold start | %.0f MiB |\n", rssCold)
-	fmt.Printf("| no-op round, request to all handled | %.1f s |\n", noop.Seconds())
-	fmt.Printf("| apply-controller CPU per no-op reconcile | %.2f ms |\n", float64((cpuNoop-cpuCold).Microseconds())/1000/float64(n))
+	fmt.Printf("| no-op round, request to all handled | %.1f s |\n", round.wall.Seconds())
+	fmt.Printf("| apply-controller CPU per no-op reconcile | %.2f ms |\n", round.perReconcile())
 	fmt.Printf("| applied objects written during the no-op round | %d of %d |\n", written, len(after))
 	fmt.Printf("| apply-controller peak RSS | %.0f MiB |\n", rss)
 	return nil

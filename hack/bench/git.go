@@ -6,7 +6,6 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/fluxcd/pkg/apis/meta"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -64,7 +63,7 @@ func benchGit(ctx context.Context, n int, profile string) error {
 		}
 	}
 	if err := waitAll(ctx, c, ns.Name, n, 5*time.Minute, func(l *sourcev1.GitRepositoryList) []sourcev1.GitRepository { return l.Items }, func(o *sourcev1.GitRepository) bool {
-		return isReady(o) && o.Status.Artifact != nil
+		return ready(o.Status.Conditions) && o.Status.Artifact != nil
 	}); err != nil {
 		return err
 	}
@@ -72,51 +71,23 @@ func benchGit(ctx context.Context, n int, profile string) error {
 	coldFetches := fetches.Load()
 	cpuCold, _ := p.CPU()
 
-	// The no-op round: every object asked to reconcile, nothing changed upstream.
-	value := time.Now().Format(time.RFC3339Nano)
-	var profiled chan error
-	if profile != "" {
-		profiled = make(chan error, 1)
-		go func() { profiled <- local.CPUProfile(pprofAddr, 2*time.Second, profile) }()
-	}
-	begin = time.Now()
-	if err := requestAll(ctx, c, n, value, func(i int) client.Object {
+	round, err := noopRound(ctx, c, p, pprofAddr, profile, 2*time.Second, ns.Name, n, 5*time.Minute, func(i int) client.Object {
 		return &sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("repo-%04d", i), Namespace: ns.Name}}
-	}); err != nil {
+	}, func(l *sourcev1.GitRepositoryList) []sourcev1.GitRepository { return l.Items }, func(o *sourcev1.GitRepository) string { return o.Status.LastHandledReconcileAt })
+	if err != nil {
 		return err
 	}
-	if err := waitAll(ctx, c, ns.Name, n, 5*time.Minute, func(l *sourcev1.GitRepositoryList) []sourcev1.GitRepository { return l.Items }, func(o *sourcev1.GitRepository) bool {
-		return o.Status.LastHandledReconcileAt == value
-	}); err != nil {
-		return err
-	}
-	noop := time.Since(begin)
-	cpuNoop, _ := p.CPU()
 	rss, _ := p.PeakRSS()
 	noopFetches := fetches.Load() - coldFetches
-	if profiled != nil {
-		if err := <-profiled; err != nil {
-			return err
-		}
-	}
 
 	fmt.Printf("\n### git: %d GitRepositories on one repository (%d CPUs, %s)\n\n", n, runtime.NumCPU(), runtime.GOARCH)
 	fmt.Printf("| figure | value |\n|---|---|\n")
 	fmt.Printf("| cold start to all Ready | %.2f s |\n", coldReady.Seconds())
 	fmt.Printf("| fetches (git-upload-pack) during cold start | %d |\n", coldFetches)
 	fmt.Printf("| controller CPU, cold start | %.2f s |\n", cpuCold.Seconds())
-	fmt.Printf("| no-op round, request to all handled | %.2f s |\n", noop.Seconds())
-	fmt.Printf("| controller CPU per no-op reconcile | %.2f ms |\n", float64((cpuNoop-cpuCold).Microseconds())/1000/float64(n))
+	fmt.Printf("| no-op round, request to all handled | %.2f s |\n", round.wall.Seconds())
+	fmt.Printf("| controller CPU per no-op reconcile | %.2f ms |\n", round.perReconcile())
 	fmt.Printf("| fetches during the no-op round | %d |\n", noopFetches)
 	fmt.Printf("| controller peak RSS | %.0f MiB |\n", rss)
 	return nil
-}
-
-func isReady(o *sourcev1.GitRepository) bool {
-	for _, c := range o.Status.Conditions {
-		if c.Type == meta.ReadyCondition {
-			return c.Status == metav1.ConditionTrue
-		}
-	}
-	return false
 }

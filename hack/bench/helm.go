@@ -98,25 +98,12 @@ func benchHelm(ctx context.Context, n, concurrent int, profile string) error {
 	if err != nil {
 		return err
 	}
-	var profiled chan error
-	if profile != "" {
-		profiled = make(chan error, 1)
-		go func() { profiled <- local.CPUProfile(pprofAddr, 3*time.Second, profile) }()
-	}
-	value := time.Now().Format(time.RFC3339Nano)
-	begin = time.Now()
-	if err := requestAll(ctx, c, n, value, func(i int) client.Object {
+	round, err := noopRound(ctx, c, hc, pprofAddr, profile, 3*time.Second, ns, n, 10*time.Minute, func(i int) client.Object {
 		return &helmv1.HelmRelease{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("app-%04d", i), Namespace: ns}}
-	}); err != nil {
+	}, items, func(o *helmv1.HelmRelease) string { return o.Status.LastHandledReconcileAt })
+	if err != nil {
 		return err
 	}
-	if err := waitAll(ctx, c, ns, n, 10*time.Minute, items, func(o *helmv1.HelmRelease) bool {
-		return o.Status.LastHandledReconcileAt == value
-	}); err != nil {
-		return err
-	}
-	noop := time.Since(begin)
-	cpuNoop, _ := hc.CPU()
 	rss, _ := hc.PeakRSS()
 	after, err := releaseSecrets(ctx, c, ns)
 	if err != nil {
@@ -128,19 +115,14 @@ func benchHelm(ctx context.Context, n, concurrent int, profile string) error {
 			written++
 		}
 	}
-	if profiled != nil {
-		if err := <-profiled; err != nil {
-			return err
-		}
-	}
 
 	fmt.Printf("\n### helm: %d HelmReleases of one chart (%d CPUs, %s, --concurrent=%d)\n\n", n, runtime.NumCPU(), runtime.GOARCH, concurrent)
 	fmt.Printf("| figure | value |\n|---|---|\n")
 	fmt.Printf("| cold start to all Ready (installed, waited for) | %.1f s |\n", coldReady.Seconds())
 	fmt.Printf("| helm-controller CPU, cold start | %.1f s |\n", cpuCold.Seconds())
 	fmt.Printf("| helm-controller peak RSS, cold start | %.0f MiB |\n", rssCold)
-	fmt.Printf("| no-op round, request to all handled | %.1f s |\n", noop.Seconds())
-	fmt.Printf("| helm-controller CPU per no-op reconcile | %.2f ms |\n", float64((cpuNoop-cpuCold).Microseconds())/1000/float64(n))
+	fmt.Printf("| no-op round, request to all handled | %.1f s |\n", round.wall.Seconds())
+	fmt.Printf("| helm-controller CPU per no-op reconcile | %.2f ms |\n", round.perReconcile())
 	fmt.Printf("| Helm release Secrets written during the no-op round | %d of %d |\n", written, len(after))
 	fmt.Printf("| helm-controller peak RSS | %.0f MiB |\n", rss)
 	return nil

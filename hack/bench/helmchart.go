@@ -101,34 +101,16 @@ func benchHelmChart(ctx context.Context, n, charts, versions int, profile string
 	coldDownloads := downloads.Load()
 	cpuCold, _ := p.CPU()
 
-	value := time.Now().Format(time.RFC3339Nano)
-	var profiled chan error
-	if profile != "" {
-		profiled = make(chan error, 1)
-		go func() { profiled <- local.CPUProfile(pprofAddr, 2*time.Second, profile) }()
-	}
-	begin = time.Now()
-	if err := requestAll(ctx, c, n, value, func(i int) client.Object {
+	round, err := noopRound(ctx, c, p, pprofAddr, profile, 2*time.Second, ns.Name, n, 5*time.Minute, func(i int) client.Object {
 		return &sourcev1.HelmChart{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("chart-%04d", i), Namespace: ns.Name}}
-	}); err != nil {
+	}, items, func(o *sourcev1.HelmChart) string { return o.Status.LastHandledReconcileAt })
+	if err != nil {
 		return err
 	}
-	if err := waitAll(ctx, c, ns.Name, n, 5*time.Minute, items, func(o *sourcev1.HelmChart) bool {
-		return o.Status.LastHandledReconcileAt == value
-	}); err != nil {
-		return err
-	}
-	noop := time.Since(begin)
-	cpuNoop, _ := p.CPU()
 	rss, _ := p.PeakRSS()
 	loads, err := scrapeCounter("http://"+metricsAddr+"/metrics", "plumb_helm_index_loads_total")
 	if err != nil {
 		return err
-	}
-	if profiled != nil {
-		if err := <-profiled; err != nil {
-			return err
-		}
 	}
 
 	fmt.Printf("\n### helmchart: %d HelmCharts from one HelmRepository of %d chart versions (%d CPUs, %s)\n\n", n, charts*versions, runtime.NumCPU(), runtime.GOARCH)
@@ -137,8 +119,8 @@ func benchHelmChart(ctx context.Context, n, charts, versions int, profile string
 	fmt.Printf("| chart downloads during cold start | %d |\n", coldDownloads)
 	fmt.Printf("| index parses for HelmCharts, whole run | %.0f |\n", loads)
 	fmt.Printf("| controller CPU, cold start | %.2f s |\n", cpuCold.Seconds())
-	fmt.Printf("| no-op round, request to all handled | %.2f s |\n", noop.Seconds())
-	fmt.Printf("| controller CPU per no-op reconcile | %.2f ms |\n", float64((cpuNoop-cpuCold).Microseconds())/1000/float64(n))
+	fmt.Printf("| no-op round, request to all handled | %.2f s |\n", round.wall.Seconds())
+	fmt.Printf("| controller CPU per no-op reconcile | %.2f ms |\n", round.perReconcile())
 	fmt.Printf("| chart downloads during the no-op round | %d |\n", downloads.Load()-coldDownloads)
 	fmt.Printf("| controller peak RSS | %.0f MiB |\n", rss)
 	return nil

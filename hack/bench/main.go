@@ -23,6 +23,7 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/plumb-dev/plumb/hack/internal/local"
 	"github.com/plumb-dev/plumb/shared/reconcile"
 )
 
@@ -124,6 +125,49 @@ func waitAll[L any, PL interface {
 		case <-time.After(max(100*time.Millisecond, time.Duration(n)*500*time.Microsecond)):
 		}
 	}
+}
+
+// noop is the outcome of a no-op round.
+type noop struct {
+	wall time.Duration // from the first request to all handled
+	cpu  time.Duration // controller CPU during the round
+	n    int
+}
+
+// perReconcile is the controller CPU per reconcile of the round, in milliseconds.
+func (r noop) perReconcile() float64 { return float64(r.cpu.Microseconds()) / 1000 / float64(r.n) }
+
+// noopRound asks n objects to reconcile with nothing changed upstream and waits until each has
+// handled the request (status.lastHandledReconcileAt); with profile, a CPU profile of the first
+// profileFor of the round is written there (pprofAddr: the controller's).
+func noopRound[L any, PL interface {
+	*L
+	client.ObjectList
+}, T any](ctx context.Context, c client.Client, proc *local.Process, pprofAddr, profile string, profileFor time.Duration,
+	ns string, n int, limit time.Duration, object func(i int) client.Object, items func(PL) []T, handled func(*T) string) (noop, error) {
+	before, _ := proc.CPU()
+	var profiled chan error
+	if profile != "" {
+		profiled = make(chan error, 1)
+		go func() { profiled <- local.CPUProfile(pprofAddr, profileFor, profile) }()
+	}
+	value := time.Now().Format(time.RFC3339Nano)
+	begin := time.Now()
+	if err := requestAll(ctx, c, n, value, object); err != nil {
+		return noop{}, err
+	}
+	if err := waitAll(ctx, c, ns, n, limit, items, func(o *T) bool { return handled(o) == value }); err != nil {
+		return noop{}, err
+	}
+	r := noop{wall: time.Since(begin), n: n}
+	after, _ := proc.CPU()
+	r.cpu = after - before
+	if profiled != nil {
+		if err := <-profiled; err != nil {
+			return r, err
+		}
+	}
+	return r, nil
 }
 
 // requestAll sets the reconcile request annotation to value on n objects, as a no-op round

@@ -86,39 +86,21 @@ func benchOCI(ctx context.Context, n int, profile string) error {
 	coldPulls := blobGets.Load()
 	cpuCold, _ := p.CPU()
 
-	value := time.Now().Format(time.RFC3339Nano)
-	var profiled chan error
-	if profile != "" {
-		profiled = make(chan error, 1)
-		go func() { profiled <- local.CPUProfile(pprofAddr, 2*time.Second, profile) }()
-	}
-	begin = time.Now()
-	if err := requestAll(ctx, c, n, value, func(i int) client.Object {
+	round, err := noopRound(ctx, c, p, pprofAddr, profile, 2*time.Second, ns.Name, n, 5*time.Minute, func(i int) client.Object {
 		return &sourcev1.OCIRepository{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("app-%04d", i), Namespace: ns.Name}}
-	}); err != nil {
+	}, items, func(o *sourcev1.OCIRepository) string { return o.Status.LastHandledReconcileAt })
+	if err != nil {
 		return err
 	}
-	if err := waitAll(ctx, c, ns.Name, n, 5*time.Minute, items, func(o *sourcev1.OCIRepository) bool {
-		return o.Status.LastHandledReconcileAt == value
-	}); err != nil {
-		return err
-	}
-	noop := time.Since(begin)
-	cpuNoop, _ := p.CPU()
 	rss, _ := p.PeakRSS()
-	if profiled != nil {
-		if err := <-profiled; err != nil {
-			return err
-		}
-	}
 
 	fmt.Printf("\n### oci: %d OCIRepositories, semver ranges, one registry (%d CPUs, %s)\n\n", n, runtime.NumCPU(), runtime.GOARCH)
 	fmt.Printf("| figure | value |\n|---|---|\n")
 	fmt.Printf("| cold start to all Ready | %.2f s |\n", coldReady.Seconds())
 	fmt.Printf("| blob downloads during cold start | %d |\n", coldPulls)
 	fmt.Printf("| controller CPU, cold start | %.2f s |\n", cpuCold.Seconds())
-	fmt.Printf("| no-op round, request to all handled | %.2f s |\n", noop.Seconds())
-	fmt.Printf("| controller CPU per no-op reconcile | %.2f ms |\n", float64((cpuNoop-cpuCold).Microseconds())/1000/float64(n))
+	fmt.Printf("| no-op round, request to all handled | %.2f s |\n", round.wall.Seconds())
+	fmt.Printf("| controller CPU per no-op reconcile | %.2f ms |\n", round.perReconcile())
 	fmt.Printf("| blob downloads during the no-op round | %d |\n", blobGets.Load()-coldPulls)
 	fmt.Printf("| controller peak RSS | %.0f MiB |\n", rss)
 	return nil
