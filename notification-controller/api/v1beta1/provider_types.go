@@ -46,10 +46,21 @@ type ProviderSpec struct {
 	// +optional
 	Username string `json:"username,omitempty"`
 	// SecretRef names a Secret in the same namespace with `address`, `token` (Slack bot token,
-	// GitHub or GitLab API token, or the HMAC key of generic-hmac) and optionally `headers` (YAML
-	// map of extra headers).
+	// GitHub or GitLab API token, or the HMAC key of generic-hmac), and optionally `headers` (YAML
+	// map of extra headers) and `proxy` (a proxy URL that wins over spec.proxy, for one with a
+	// password in it).
 	// +optional
 	SecretRef *meta.LocalObjectReference `json:"secretRef,omitempty"`
+	// Proxy is the URL of an HTTP(S) or SOCKS5 proxy that every delivery goes through. Without
+	// it the controller's HTTPS_PROXY, HTTP_PROXY and NO_PROXY environment applies.
+	// +optional
+	// +kubebuilder:validation:Pattern="^(http|https|socks5)://[^@/]+(/.*)?$"
+	Proxy string `json:"proxy,omitempty"`
+	// CertSecretRef names a Secret in the same namespace with `ca.crt` (PEM certificate
+	// authorities the service's certificate is checked against, instead of the system's) and
+	// optionally `tls.crt` and `tls.key` (a client certificate, for mutual TLS).
+	// +optional
+	CertSecretRef *meta.LocalObjectReference `json:"certSecretRef,omitempty"`
 	// Timeout of one delivery attempt; default 15s.
 	// +optional
 	// +kubebuilder:validation:Type=string

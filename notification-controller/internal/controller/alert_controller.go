@@ -2,8 +2,11 @@ package controller
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/url"
 	"path"
 	"regexp"
 
@@ -24,7 +27,9 @@ import (
 
 	notifyv1 "github.com/plumb-dev/plumb/notification-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/notification-controller/internal/notify"
+	"github.com/plumb-dev/plumb/shared/certs"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
+	"github.com/plumb-dev/plumb/shared/redact"
 )
 
 // +kubebuilder:rbac:groups=notification.plumb.dev,resources=providers;alerts,verbs=get;list;watch;update;patch
@@ -86,7 +91,7 @@ func (e *secretError) Error() string { return e.msg }
 
 // SenderFor makes the Sender of a Provider from its spec and Secret.
 func SenderFor(ctx context.Context, r client.Reader, p *notifyv1.Provider) (notify.Sender, error) {
-	address, token := p.Spec.Address, ""
+	address, token, proxy := p.Spec.Address, "", p.Spec.Proxy
 	headers := map[string]string{}
 	if ref := p.Spec.SecretRef; ref != nil {
 		s := &corev1.Secret{}
@@ -101,11 +106,18 @@ func SenderFor(ctx context.Context, r client.Reader, p *notifyv1.Provider) (noti
 			address = a
 		}
 		token = string(s.Data["token"])
+		if v := string(s.Data["proxy"]); v != "" {
+			proxy = v
+		}
 		if h := s.Data["headers"]; len(h) > 0 {
 			if err := yaml.Unmarshal(h, &headers); err != nil {
 				return nil, fmt.Errorf("headers of Secret %s is not a YAML map of strings", key)
 			}
 		}
+	}
+	hc, err := httpClientOf(ctx, r, p, proxy)
+	if err != nil {
+		return nil, err
 	}
 	switch p.Spec.Type {
 	case notifyv1.SlackProvider:
@@ -113,32 +125,32 @@ func SenderFor(ctx context.Context, r client.Reader, p *notifyv1.Provider) (noti
 			if p.Spec.Channel == "" {
 				return nil, errors.New("a Slack bot token needs spec.channel")
 			}
-			return &notify.Slack{Token: token, Channel: p.Spec.Channel, Username: p.Spec.Username}, nil
+			return &notify.Slack{Token: token, Channel: p.Spec.Channel, Username: p.Spec.Username, Client: hc}, nil
 		}
 		if address == "" {
 			return nil, errors.New("slack needs an address (incoming webhook) or a token and a channel")
 		}
-		return &notify.Slack{WebhookURL: address, Channel: p.Spec.Channel, Username: p.Spec.Username}, nil
+		return &notify.Slack{WebhookURL: address, Channel: p.Spec.Channel, Username: p.Spec.Username, Client: hc}, nil
 	case notifyv1.MSTeamsProvider:
 		if address == "" {
 			return nil, errors.New("msteams needs an address (incoming webhook or Workflows URL)")
 		}
-		return &notify.Teams{URL: address}, nil
+		return &notify.Teams{URL: address, Client: hc}, nil
 	case notifyv1.DiscordProvider:
 		if address == "" {
 			return nil, errors.New("discord needs an address (webhook URL)")
 		}
-		return &notify.Discord{URL: address, Username: p.Spec.Username}, nil
+		return &notify.Discord{URL: address, Username: p.Spec.Username, Client: hc}, nil
 	case notifyv1.GitHubProvider, notifyv1.GitLabProvider:
 		if address == "" || token == "" {
 			return nil, &secretError{fmt.Sprintf("%s needs the repository address and the Secret's token", p.Spec.Type)}
 		}
-		return &notify.CommitStatus{GitLab: p.Spec.Type == notifyv1.GitLabProvider, Repository: address, Token: token}, nil
+		return &notify.CommitStatus{GitLab: p.Spec.Type == notifyv1.GitLabProvider, Repository: address, Token: token, Client: hc}, nil
 	case notifyv1.GenericProvider, notifyv1.GenericHMACProvider:
 		if address == "" {
 			return nil, fmt.Errorf("%s needs an address", p.Spec.Type)
 		}
-		w := &notify.Webhook{URL: address, Headers: headers}
+		w := &notify.Webhook{URL: address, Headers: headers, Client: hc}
 		if p.Spec.Type == notifyv1.GenericHMACProvider {
 			if token == "" {
 				return nil, &secretError{"generic-hmac needs the Secret's token key (the HMAC key)"}
@@ -148,6 +160,39 @@ func SenderFor(ctx context.Context, r client.Reader, p *notifyv1.Provider) (noti
 		return w, nil
 	}
 	return nil, fmt.Errorf("unknown provider type %q", p.Spec.Type)
+}
+
+// httpClientOf returns the HTTP client of a Provider's proxy and certSecretRef (nil for
+// neither: the shared default).
+func httpClientOf(ctx context.Context, r client.Reader, p *notifyv1.Provider, proxy string) (*http.Client, error) {
+	var proxyURL *url.URL
+	if proxy != "" {
+		u, err := url.Parse(proxy)
+		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "socks5") {
+			return nil, fmt.Errorf("proxy %q is not an http, https or socks5 URL with a host", redact.URL(proxy))
+		}
+		proxyURL = u
+	}
+	var tlsConfig *tls.Config
+	if ref := p.Spec.CertSecretRef; ref != nil {
+		s := &corev1.Secret{}
+		key := types.NamespacedName{Namespace: p.Namespace, Name: ref.Name}
+		if err := r.Get(ctx, key, s); err != nil {
+			if apierrors.IsNotFound(err) {
+				return nil, &secretError{fmt.Sprintf("certSecretRef: Secret %s not found", key)}
+			}
+			return nil, fmt.Errorf("reading Secret %s: %w", key, err)
+		}
+		cfg, err := certs.FromSecret(s.Data)
+		if err != nil {
+			return nil, fmt.Errorf("certSecretRef %s: %w", key, err)
+		}
+		if cfg == nil {
+			return nil, &secretError{fmt.Sprintf("certSecretRef: Secret %s has none of ca.crt, tls.crt and tls.key", key)}
+		}
+		tlsConfig = cfg
+	}
+	return notify.NewClient(proxyURL, tlsConfig), nil
 }
 
 // AlertReconciler checks an Alert's Provider and expressions.

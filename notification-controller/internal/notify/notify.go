@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -198,6 +199,23 @@ func sameHost(req *http.Request, via []*http.Request) error {
 		return fmt.Errorf("refused a redirect to another server (%s)", req.URL.Host)
 	}
 	return nil
+}
+
+// NewClient returns the HTTP client of a Provider with a proxy or a TLS setting of its own (nil
+// for none: then the environment's proxy settings and the system's certificate authorities
+// apply). Redirects stay within a host, as with the default client.
+func NewClient(proxy *url.URL, tlsConfig *tls.Config) *http.Client {
+	if proxy == nil && tlsConfig == nil {
+		return defaultClient
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if proxy != nil {
+		tr.Proxy = http.ProxyURL(proxy)
+	}
+	if tlsConfig != nil {
+		tr.TLSClientConfig = tlsConfig
+	}
+	return &http.Client{Transport: tr, CheckRedirect: sameHost}
 }
 
 func httpClient(c *http.Client) *http.Client {

@@ -7,8 +7,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -23,6 +21,7 @@ import (
 	"helm.sh/helm/v3/pkg/repo"
 	"sigs.k8s.io/yaml"
 
+	"github.com/plumb-dev/plumb/shared/certs"
 	"github.com/plumb-dev/plumb/shared/redact"
 )
 
@@ -58,20 +57,9 @@ func Client(c Credentials) (*http.Client, error) {
 	if len(c.CA) == 0 && len(c.Cert) == 0 {
 		return sharedClient, nil
 	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if len(c.CA) > 0 {
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(c.CA) {
-			return nil, fmt.Errorf("%w: ca.crt of the Secret holds no PEM certificate", ErrAuth)
-		}
-		cfg.RootCAs = pool
-	}
-	if len(c.Cert) > 0 {
-		pair, err := tls.X509KeyPair(c.Cert, c.Key)
-		if err != nil {
-			return nil, fmt.Errorf("%w: tls.crt and tls.key of the Secret: %v", ErrAuth, err)
-		}
-		cfg.Certificates = []tls.Certificate{pair}
+	cfg, err := certs.ClientConfig(c.CA, c.Cert, c.Key)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrAuth, err)
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = cfg

@@ -5,8 +5,6 @@ package oci
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -25,6 +23,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/plumb-dev/plumb/shared/artifact"
+	"github.com/plumb-dev/plumb/shared/certs"
 	"github.com/plumb-dev/plumb/shared/redact"
 	"github.com/plumb-dev/plumb/source-controller/internal/ignore"
 )
@@ -87,20 +86,9 @@ func NewRemote(url string, c Credentials) (*Remote, error) {
 	tr := sharedTransport
 	if len(c.CA) > 0 || len(c.Cert) > 0 {
 		tr = remote.DefaultTransport.(*http.Transport).Clone()
-		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-		if len(c.CA) > 0 {
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(c.CA) {
-				return nil, fmt.Errorf("%w: ca.crt of the Secret holds no PEM certificate", ErrAuth)
-			}
-			cfg.RootCAs = pool
-		}
-		if len(c.Cert) > 0 {
-			pair, err := tls.X509KeyPair(c.Cert, c.Key)
-			if err != nil {
-				return nil, fmt.Errorf("%w: tls.crt and tls.key of the Secret: %v", ErrAuth, err)
-			}
-			cfg.Certificates = []tls.Certificate{pair}
+		cfg, err := certs.ClientConfig(c.CA, c.Cert, c.Key)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrAuth, err)
 		}
 		tr.TLSClientConfig = cfg
 	}
