@@ -1,0 +1,34 @@
+package v1beta1
+
+// Reasons of the Ready and Stalled conditions, and of the events.
+const (
+	// SucceededReason: the last run did what it had to.
+	SucceededReason = "Succeeded"
+	// ProgressingReason: a run is under way.
+	ProgressingReason = "Progressing"
+	// InvalidSpecReason: the spec cannot work as written (a bad regex, range or template);
+	// Stalled until it changes.
+	InvalidSpecReason = "InvalidSpec"
+	// AuthenticationFailedReason: credentials are missing, unreadable or refused.
+	AuthenticationFailedReason = "AuthenticationFailed"
+	// ScanFailedReason: the registry could not be reached or answered an error.
+	ScanFailedReason = "ScanFailed"
+	// ImageNotFoundReason: the registry has no such repository.
+	ImageNotFoundReason = "ImageNotFound"
+	// AccessDeniedReason: an ImageRepository of another namespace does not grant access.
+	AccessDeniedReason = "AccessDenied"
+	// DependencyNotReadyReason: the ImageRepository or GitRepository is missing or not scanned
+	// yet.
+	DependencyNotReadyReason = "DependencyNotReady"
+	// NoMatchingTagReason: no tag qualifies for the policy.
+	NoMatchingTagReason = "NoMatchingTag"
+	// DigestFailedReason: the chosen tag's digest could not be looked up.
+	DigestFailedReason = "DigestFailed"
+	// GitOperationFailedReason: clone, fetch or commit failed.
+	GitOperationFailedReason = "GitOperationFailed"
+	// PushFailedReason: the Git server refused the push; the commit is kept and pushed again at
+	// the next run.
+	PushFailedReason = "PushFailed"
+	// UpdateFailedReason: files could not be updated (reported markers are not failures).
+	UpdateFailedReason = "UpdateFailed"
+)

@@ -1,0 +1,271 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"slices"
+	"time"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
+	"github.com/fluxcd/pkg/runtime/patch"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+
+	imagev1 "github.com/plumb-dev/plumb/image-automation/api/v1beta1"
+	"github.com/plumb-dev/plumb/image-automation/internal/tags"
+	"github.com/plumb-dev/plumb/shared/events"
+	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
+	"github.com/plumb-dev/plumb/shared/registry"
+	"github.com/plumb-dev/plumb/shared/status"
+)
+
+// +kubebuilder:rbac:groups=image.plumb.dev,resources=imagerepositories,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=image.plumb.dev,resources=imagerepositories/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=image.plumb.dev,resources=imagerepositories/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=secrets;serviceaccounts,verbs=get
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Finalizer removes an ImageRepository's stored tags before it goes.
+const Finalizer = "image.plumb.dev/finalizer"
+
+// ImageRepositoryReconciler lists the tags of image repositories.
+type ImageRepositoryReconciler struct {
+	client.Client
+	// APIReader reads Secrets and ServiceAccounts, which are not cached.
+	APIReader client.Reader
+	Events    recorder.EventRecorder
+	Tags      *tags.Store
+	// ControllerName is the field owner of status patches.
+	ControllerName string
+}
+
+// SetupWithManager registers the reconciler: it runs on spec changes, reconcile requests and
+// its interval.
+func (r *ImageRepositoryReconciler) SetupWithManager(mgr ctrl.Manager, concurrent int) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&imagev1.ImageRepository{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, plumbreconcile.Requested{}))).
+		WithOptions(controller.Options{MaxConcurrentReconciles: concurrent}).
+		Complete(r)
+}
+
+// Reconcile scans the repository when its interval has passed, its spec changed or a scan was
+// requested, and keeps the tags on disk.
+func (r *ImageRepositoryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	obj := &imagev1.ImageRepository{}
+	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	patcher := patch.NewSerialPatcher(obj, r.Client)
+	defer func() {
+		plumbreconcile.Recovered(ctx, recover(), &retErr)
+		status.Patch(ctx, obj, status.Fields{Kind: imagev1.ImageRepositoryKind, Suspend: obj.Spec.Suspend,
+			ObservedGeneration: &obj.Status.ObservedGeneration, Requests: &obj.Status.ReconcileRequestStatus}, patcher, r.ControllerName, &retErr)
+	}()
+	if !obj.DeletionTimestamp.IsZero() {
+		if err := r.Tags.Delete(req.NamespacedName); err != nil {
+			return ctrl.Result{}, err
+		}
+		controllerutil.RemoveFinalizer(obj, Finalizer)
+		return ctrl.Result{}, nil
+	}
+	controllerutil.AddFinalizer(obj, Finalizer)
+	if obj.Spec.Suspend {
+		return ctrl.Result{}, nil
+	}
+	return r.reconcile(ctx, obj)
+}
+
+func (r *ImageRepositoryReconciler) reconcile(ctx context.Context, obj *imagev1.ImageRepository) (ctrl.Result, error) {
+	key := client.ObjectKeyFromObject(obj)
+	exclude := obj.GetExclusionList()
+	excl, err := compileAll(exclude)
+	if err != nil {
+		return ctrl.Result{}, status.Stall(r.Events, obj, imagev1.InvalidSpecReason, "exclusionList: "+err.Error())
+	}
+	creds, err := credentials(ctx, r.APIReader, obj)
+	if err != nil {
+		return ctrl.Result{}, status.Fail(r.Events, obj, imagev1.AuthenticationFailedReason, err)
+	}
+	repo, err := name.NewRepository(obj.Spec.Image, creds.NameOptions()...)
+	if err != nil {
+		return ctrl.Result{}, status.Stall(r.Events, obj, imagev1.InvalidSpecReason, fmt.Sprintf("image %q is not a repository name: %v", obj.Spec.Image, err))
+	}
+	obj.Status.CanonicalImageName = repo.Name()
+
+	// A scan costs a registry round trip per page of tags: it runs only when due.
+	if next, due := r.scanDue(obj, exclude); !due {
+		conditions.MarkTrue(obj, meta.ReadyCondition, imagev1.SucceededReason, "%d tags", obj.Status.LastScanResult.TagCount)
+		return ctrl.Result{RequeueAfter: next}, nil
+	}
+	if obj.Generation != obj.Status.ObservedGeneration {
+		conditions.MarkReconciling(obj, imagev1.ProgressingReason, "scanning for generation %d", obj.Generation)
+	}
+	opts, err := registry.Options(repo, creds)
+	if err != nil {
+		return ctrl.Result{}, status.Fail(r.Events, obj, imagev1.AuthenticationFailedReason, err)
+	}
+	scanCtx, cancel := context.WithTimeout(ctx, obj.GetTimeout())
+	defer cancel()
+	all, err := remote.List(repo, append(opts, remote.WithContext(scanCtx))...)
+	if err != nil {
+		reason, err := classify(err, repo.Name())
+		return ctrl.Result{}, status.Fail(r.Events, obj, reason, err)
+	}
+	kept := all[:0]
+	for _, t := range all {
+		if !anyMatch(excl, t) {
+			kept = append(kept, t)
+		}
+	}
+	list, err := r.Tags.Put(key, repo.Name(), kept)
+	if err != nil {
+		return ctrl.Result{}, status.Fail(r.Events, obj, imagev1.ScanFailedReason, err)
+	}
+	prev := obj.Status.LastScanResult
+	obj.Status.LastScanResult = &imagev1.ScanResult{TagCount: len(list.Tags), ScanTime: metav1.Now(), LatestTags: latest(list.Tags, 10), Revision: list.Revision}
+	obj.Status.ObservedExclusionList = slices.Clone(exclude)
+	conditions.MarkTrue(obj, meta.ReadyCondition, imagev1.SucceededReason, "%d tags", len(list.Tags))
+	if prev == nil || prev.Revision != list.Revision {
+		events.Record(r.Events, obj, "", corev1.EventTypeNormal, imagev1.SucceededReason, "found %d tags", len(list.Tags))
+	}
+	return ctrl.Result{RequeueAfter: plumbreconcile.Jitter(obj.Spec.Interval.Duration)}, nil
+}
+
+// scanDue says whether to scan now, or how long until the next scan. A scan is due for a new
+// generation, a changed exclusion list, a request, an interval passed, or tags missing from disk
+// (a restart with an empty volume).
+func (r *ImageRepositoryReconciler) scanDue(obj *imagev1.ImageRepository, exclude []string) (time.Duration, bool) {
+	last := obj.Status.LastScanResult
+	if last == nil || obj.Generation != obj.Status.ObservedGeneration || !slices.Equal(exclude, obj.Status.ObservedExclusionList) {
+		return 0, true
+	}
+	if v, ok := plumbreconcile.RequestedAt(obj.GetAnnotations()); ok && v != obj.Status.LastHandledReconcileAt {
+		return 0, true
+	}
+	if l, err := r.Tags.Get(client.ObjectKeyFromObject(obj)); err != nil || l.Revision != last.Revision {
+		return 0, true
+	}
+	wait := time.Until(last.ScanTime.Add(obj.Spec.Interval.Duration))
+	if wait <= 0 {
+		return 0, true
+	}
+	return wait, false
+}
+
+// credentials reads an ImageRepository's secretRef, the ServiceAccount's image pull secrets and
+// certSecretRef.
+func credentials(ctx context.Context, reader client.Reader, obj *imagev1.ImageRepository) (registry.Credentials, error) {
+	creds := registry.Credentials{Insecure: obj.Spec.Insecure}
+	secret := func(name, purpose string) (*corev1.Secret, error) {
+		s := &corev1.Secret{}
+		key := types.NamespacedName{Namespace: obj.Namespace, Name: name}
+		if err := reader.Get(ctx, key, s); err != nil {
+			if apierrors.IsNotFound(err) {
+				return nil, fmt.Errorf("%s Secret %s not found", purpose, key)
+			}
+			return nil, fmt.Errorf("%s Secret %s: %w", purpose, key, err)
+		}
+		return s, nil
+	}
+	pullSecret := func(name, purpose string) error {
+		s, err := secret(name, purpose)
+		if err != nil {
+			return err
+		}
+		data, ok := s.Data[corev1.DockerConfigJsonKey]
+		if !ok {
+			return fmt.Errorf("%s Secret %s/%s has no %s key", purpose, obj.Namespace, name, corev1.DockerConfigJsonKey)
+		}
+		creds.DockerConfigs = append(creds.DockerConfigs, data)
+		return nil
+	}
+	if ref := obj.Spec.SecretRef; ref != nil {
+		if err := pullSecret(ref.Name, "credentials"); err != nil {
+			return creds, err
+		}
+	}
+	if n := obj.Spec.ServiceAccountName; n != "" {
+		sa := &corev1.ServiceAccount{}
+		if err := reader.Get(ctx, types.NamespacedName{Namespace: obj.Namespace, Name: n}, sa); err != nil {
+			return creds, fmt.Errorf("ServiceAccount %s/%s: %w", obj.Namespace, n, err)
+		}
+		for _, ps := range sa.ImagePullSecrets {
+			if err := pullSecret(ps.Name, "image pull"); err != nil {
+				return creds, err
+			}
+		}
+	}
+	if ref := obj.Spec.CertSecretRef; ref != nil {
+		s, err := secret(ref.Name, "TLS")
+		if err != nil {
+			return creds, err
+		}
+		creds.CA, creds.Cert, creds.Key = s.Data["ca.crt"], s.Data[corev1.TLSCertKey], s.Data[corev1.TLSPrivateKeyKey]
+	}
+	return creds, nil
+}
+
+// classify turns a registry error into a reason and a message a person can act on.
+func classify(err error, image string) (string, error) {
+	var te *transport.Error
+	if errors.As(err, &te) {
+		switch te.StatusCode {
+		case http.StatusUnauthorized, http.StatusForbidden:
+			return imagev1.AuthenticationFailedReason, fmt.Errorf("registry refused the credentials for %s (%d)", image, te.StatusCode)
+		case http.StatusNotFound:
+			return imagev1.ImageNotFoundReason, fmt.Errorf("registry has no repository %s", image)
+		}
+	}
+	if errors.Is(err, registry.ErrAuth) {
+		return imagev1.AuthenticationFailedReason, err
+	}
+	return imagev1.ScanFailedReason, fmt.Errorf("listing tags of %s: %w", image, err)
+}
+
+// latest returns the n greatest tags in lexical order, greatest first.
+func latest(sorted []string, n int) []string {
+	out := make([]string, 0, n)
+	for i := len(sorted) - 1; i >= 0 && len(out) < n; i-- {
+		out = append(out, sorted[i])
+	}
+	return out
+}
+
+func compileAll(exprs []string) ([]*regexp.Regexp, error) {
+	out := make([]*regexp.Regexp, 0, len(exprs))
+	for _, e := range exprs {
+		re, err := regexp.Compile(e)
+		if err != nil {
+			return nil, fmt.Errorf("expression %q: %v", e, err)
+		}
+		out = append(out, re)
+	}
+	return out, nil
+}
+
+func anyMatch(res []*regexp.Regexp, s string) bool {
+	for _, re := range res {
+		if re.MatchString(s) {
+			return true
+		}
+	}
+	return false
+}

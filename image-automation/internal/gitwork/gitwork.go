@@ -1,0 +1,197 @@
+// Package gitwork keeps a local clone of a Git repository between automation runs, brings it to
+// the remote branch's tip, commits changed files and pushes them without ever forcing.
+package gitwork
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+	gogit "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+
+	"github.com/plumb-dev/plumb/shared/gitauth"
+	"github.com/plumb-dev/plumb/shared/redact"
+)
+
+// Errors, to be told apart with errors.Is.
+var (
+	// ErrNonFastForward: the remote branch moved since the fetch.
+	ErrNonFastForward = errors.New("the remote branch moved (non-fast-forward)")
+	// ErrBranchNotFound: the branch to check out does not exist on the remote.
+	ErrBranchNotFound = errors.New("branch not found")
+	// ErrPush: the server refused the push for another reason (permissions, a protected branch).
+	ErrPush = errors.New("push refused")
+)
+
+// Clone is a working copy of one branch.
+type Clone struct {
+	repo   *gogit.Repository
+	dir    string
+	remote gitauth.Remote
+	// Branch is the local branch, named as the checked-out remote branch.
+	Branch string
+	// Head is the commit the working copy was reset to.
+	Head plumbing.Hash
+}
+
+// Sync opens the clone in dir (cloning the first time, or again when the remote URL changed),
+// fetches branch and resets the working copy to its tip; from is fetched instead when it exists
+// on the remote (a push branch that holds earlier automation commits). Any local change is
+// dropped.
+func Sync(ctx context.Context, dir string, remote gitauth.Remote, branch, from string) (*Clone, error) {
+	repo, err := open(ctx, dir, remote)
+	if err != nil {
+		return nil, err
+	}
+	start := branch
+	if from != "" && from != branch {
+		if ok, err := fetch(ctx, repo, remote, from); err != nil {
+			return nil, err
+		} else if ok {
+			start = from
+		}
+	}
+	if ok, err := fetch(ctx, repo, remote, start); err != nil {
+		return nil, err
+	} else if !ok {
+		return nil, fmt.Errorf("%w: %s has no branch %q", ErrBranchNotFound, redact.URL(remote.URL), start)
+	}
+	tip, err := repo.Reference(plumbing.NewRemoteReferenceName("origin", start), true)
+	if err != nil {
+		return nil, err
+	}
+	local := plumbing.NewBranchReferenceName(branch)
+	if err := repo.Storer.SetReference(plumbing.NewHashReference(local, tip.Hash())); err != nil {
+		return nil, err
+	}
+	wt, err := repo.Worktree()
+	if err != nil {
+		return nil, err
+	}
+	if err := wt.Checkout(&gogit.CheckoutOptions{Branch: local, Force: true}); err != nil {
+		return nil, fmt.Errorf("checking out %s: %w", branch, err)
+	}
+	if err := wt.Reset(&gogit.ResetOptions{Commit: tip.Hash(), Mode: gogit.HardReset}); err != nil {
+		return nil, fmt.Errorf("resetting to %s: %w", tip.Hash(), err)
+	}
+	return &Clone{repo: repo, dir: dir, remote: remote, Branch: branch, Head: tip.Hash()}, nil
+}
+
+// open returns the clone in dir, initialising it when missing or of another URL.
+func open(ctx context.Context, dir string, remote gitauth.Remote) (*gogit.Repository, error) {
+	repo, err := gogit.PlainOpen(dir)
+	if err == nil {
+		if r, rerr := repo.Remote("origin"); rerr == nil && len(r.Config().URLs) == 1 && r.Config().URLs[0] == remote.URL {
+			return repo, nil
+		}
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
+		return nil, err
+	}
+	repo, err = gogit.PlainInit(dir, false)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := repo.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{remote.URL}}); err != nil {
+		return nil, err
+	}
+	return repo, nil
+}
+
+// fetch brings origin's branch into refs/remotes/origin/<branch>; false when there is none.
+func fetch(ctx context.Context, repo *gogit.Repository, remote gitauth.Remote, branch string) (bool, error) {
+	spec := config.RefSpec(fmt.Sprintf("+refs/heads/%s:refs/remotes/origin/%s", branch, branch))
+	err := repo.FetchContext(ctx, &gogit.FetchOptions{RemoteName: "origin", RefSpecs: []config.RefSpec{spec},
+		Auth: remote.Auth, CABundle: remote.CABundle, Tags: gogit.NoTags, Force: true})
+	switch {
+	case err == nil, errors.Is(err, gogit.NoErrAlreadyUpToDate):
+		return true, nil
+	case isNoMatchingRef(err):
+		return false, nil
+	default:
+		return false, classify("fetching", remote.URL, err)
+	}
+}
+
+func isNoMatchingRef(err error) bool {
+	var nm gogit.NoMatchingRefSpecError
+	return errors.As(err, &nm) || errors.Is(err, transport.ErrEmptyRemoteRepository)
+}
+
+// Dir is the working copy's folder.
+func (c *Clone) Dir() string { return c.dir }
+
+// Author signs a commit.
+type Author struct {
+	Name, Email string
+	// SignKey signs the commit when set (with its private key decrypted).
+	SignKey *openpgp.Entity
+}
+
+// Commit stages the files (slash paths relative to the working copy) and commits them.
+func (c *Clone) Commit(files []string, message string, a Author) (plumbing.Hash, error) {
+	wt, err := c.repo.Worktree()
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	for _, f := range files {
+		if _, err := wt.Add(f); err != nil {
+			return plumbing.ZeroHash, fmt.Errorf("staging %s: %w", f, err)
+		}
+	}
+	sig := &object.Signature{Name: a.Name, Email: a.Email, When: time.Now()}
+	h, err := wt.Commit(message, &gogit.CommitOptions{Author: sig, Committer: sig, SignKey: a.SignKey})
+	if err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("committing: %w", err)
+	}
+	return h, nil
+}
+
+// Push sends the local branch to the remote branch to (the checked-out branch when empty) and
+// the extra refspec if any. It never forces: a remote that moved is ErrNonFastForward.
+func (c *Clone) Push(ctx context.Context, to, refspec string) error {
+	if to == "" {
+		to = c.Branch
+	}
+	specs := []config.RefSpec{config.RefSpec(fmt.Sprintf("refs/heads/%s:refs/heads/%s", c.Branch, to))}
+	if refspec != "" {
+		rs := config.RefSpec(strings.TrimPrefix(refspec, "+"))
+		if err := rs.Validate(); err != nil {
+			return fmt.Errorf("refspec %q: %w", refspec, err)
+		}
+		specs = append(specs, rs)
+	}
+	err := c.repo.PushContext(ctx, &gogit.PushOptions{RemoteName: "origin", RefSpecs: specs,
+		Auth: c.remote.Auth, CABundle: c.remote.CABundle})
+	switch {
+	case err == nil, errors.Is(err, gogit.NoErrAlreadyUpToDate):
+		return nil
+	case errors.Is(err, gogit.ErrForceNeeded), strings.Contains(err.Error(), "non-fast-forward"), strings.Contains(err.Error(), "fetch first"):
+		return fmt.Errorf("%w: pushing to %s", ErrNonFastForward, to)
+	default:
+		return fmt.Errorf("%w: %v", ErrPush, classify("pushing", c.remote.URL, err))
+	}
+}
+
+// classify names the operation and the repository without credentials.
+func classify(op, url string, err error) error {
+	switch {
+	case errors.Is(err, transport.ErrAuthenticationRequired), errors.Is(err, transport.ErrAuthorizationFailed):
+		return fmt.Errorf("%s %s: credentials missing or refused: %w", op, redact.URL(url), err)
+	case errors.Is(err, transport.ErrRepositoryNotFound):
+		return fmt.Errorf("%s %s: repository not found", op, redact.URL(url))
+	}
+	return fmt.Errorf("%s %s: %s", op, redact.URL(url), redact.Credentials(err.Error(), url))
+}
