@@ -68,7 +68,7 @@ func (r *ImagePolicyReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 		Complete(r)
 }
 
-// scanChanged passes an ImageRepository whose tags or readiness changed.
+// scanChanged passes an ImageRepository whose tags, readiness or spec (accessFrom) changed.
 type scanChanged struct{ predicate.Funcs }
 
 func (scanChanged) Update(e event.UpdateEvent) bool {
@@ -83,7 +83,7 @@ func (scanChanged) Update(e event.UpdateEvent) bool {
 		}
 		return r.Status.LastScanResult.Revision
 	}
-	return rev(o) != rev(n) || conditions.IsReady(o) != conditions.IsReady(n) ||
+	return rev(o) != rev(n) || conditions.IsReady(o) != conditions.IsReady(n) || o.Generation != n.Generation ||
 		o.Status.CanonicalImageName != n.Status.CanonicalImageName
 }
 

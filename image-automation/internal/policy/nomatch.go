@@ -89,7 +89,7 @@ func (s *Selector) noMatch(tags []string) *NoMatchError {
 		}
 	}
 
-	var cands []candidate
+	cands := make([]candidate, 0, e.Filtered)
 	s.scan(tags, func(tag string, b []byte, str string) {
 		cands = append(cands, candidate{tag: tag, value: valueOf(b, str)})
 	})

@@ -30,8 +30,9 @@ func (s *Selector) Select(tags []string) (string, error) {
 	return best, nil
 }
 
-// scan calls fn with every tag that passes the filter and the value to compare, which is never
-// empty. The value may alias buf, which scan reuses, so fn must copy what it keeps.
+// scan calls fn with every tag that passes the filter and its value, which is never empty. The
+// value is either str (the tag or a substring of it) or, when the template had to be expanded, b:
+// a buffer scan reuses, so fn must copy what it keeps of b.
 func (s *Selector) scan(tags []string, fn func(tag string, value []byte, str string)) {
 	var buf []byte
 	single := s.extract.single()
@@ -77,13 +78,14 @@ func (s *Selector) selectAlphabetical(tags []string) (string, bool) {
 	found := false
 	s.scan(tags, func(tag string, b []byte, str string) {
 		// The comparisons convert b without copying; a copy is made only for a new best.
+		if !found {
+			best, bestValue, found = tag, valueOf(b, str), true
+			return
+		}
 		var c int
-		switch {
-		case !found:
-			c = 1
-		case b != nil:
+		if b != nil {
 			c = compareStrings(string(b), bestValue)
-		default:
+		} else {
 			c = compareStrings(str, bestValue)
 		}
 		if s.desc {
@@ -107,8 +109,16 @@ func compareStrings(a, b string) int {
 }
 
 // parseNumber reads a numerical value as strconv.ParseFloat does, but refuses NaN and the
-// infinities, which have no useful place in an order of builds.
+// infinities, which have no useful place in an order of builds. Values that cannot start a finite
+// number are skipped before ParseFloat, whose errors allocate.
 func parseNumber(v string) (float64, bool) {
+	d := v
+	if len(d) > 0 && (d[0] == '+' || d[0] == '-') {
+		d = d[1:]
+	}
+	if len(d) == 0 || !(d[0] == '.' || (d[0] >= '0' && d[0] <= '9')) {
+		return 0, false
+	}
 	f, err := strconv.ParseFloat(v, 64)
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
 		return 0, false

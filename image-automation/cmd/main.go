@@ -1,0 +1,74 @@
+// Command image-automation scans image repositories for tags (ImageRepository), chooses the
+// latest image (ImagePolicy) and commits it back to Git (ImageUpdateAutomation): flags, manager
+// and wiring only.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	imagev1 "github.com/plumb-dev/plumb/image-automation/api/v1beta1"
+	"github.com/plumb-dev/plumb/image-automation/internal/controller"
+	"github.com/plumb-dev/plumb/image-automation/internal/tags"
+	plumbmanager "github.com/plumb-dev/plumb/shared/manager"
+)
+
+const controllerName = "image-automation"
+
+type options struct {
+	plumbmanager.Options
+	storagePath string
+}
+
+func main() {
+	var o options
+	o.Bind(flag.CommandLine)
+	flag.StringVar(&o.storagePath, "storage-path", "/data", "Folder of the scanned tag lists and the automations' Git working copies.")
+	flag.Parse()
+	o.SetLogger()
+	if err := run(ctrl.SetupSignalHandler(), o); err != nil {
+		ctrl.Log.WithName(controllerName).Error(err, "exiting")
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o options) error {
+	scheme := runtime.NewScheme()
+	if err := errors.Join(clientgoscheme.AddToScheme(scheme), imagev1.AddToScheme(scheme)); err != nil {
+		return err
+	}
+	// Credentials are read when needed: Secrets are never cached.
+	mgr, err := o.New(controllerName, scheme,
+		[]client.Object{&imagev1.ImageRepository{}, &imagev1.ImagePolicy{}, &imagev1.ImageUpdateAutomation{}},
+		[]client.Object{&corev1.Secret{}, &corev1.ServiceAccount{}})
+	if err != nil {
+		return err
+	}
+	store, err := tags.New(filepath.Join(o.storagePath, "tags"))
+	if err != nil {
+		return err
+	}
+	rec := mgr.GetEventRecorder(controllerName)
+	if err := (&controller.ImageRepositoryReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: rec, Tags: store,
+		ControllerName: controllerName}).SetupWithManager(mgr, o.Concurrent); err != nil {
+		return err
+	}
+	if err := (&controller.ImagePolicyReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: rec, Tags: store,
+		ControllerName: controllerName}).SetupWithManager(ctx, mgr, o.Concurrent); err != nil {
+		return err
+	}
+	if err := (&controller.ImageUpdateAutomationReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: rec,
+		WorkDir: filepath.Join(o.storagePath, "git"), ControllerName: controllerName}).SetupWithManager(mgr, o.Concurrent); err != nil {
+		return err
+	}
+	return mgr.Start(ctx)
+}

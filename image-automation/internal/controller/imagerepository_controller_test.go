@@ -1,0 +1,104 @@
+package controller
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	imagev1 "github.com/plumb-dev/plumb/image-automation/api/v1beta1"
+	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
+)
+
+func imageRepository(ns, name, image string) *imagev1.ImageRepository {
+	return &imagev1.ImageRepository{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: imagev1.ImageRepositorySpec{Image: image, Interval: metav1.Duration{Duration: time.Hour}, Insecure: true}}
+}
+
+// requestReconcile sets the reconcile request annotation, as `plumb reconcile` does.
+func requestReconcile(g Gomega, obj client.Object) {
+	g.Expect(k8s.Patch(context.Background(), obj, plumbreconcile.RequestPatch(time.Now().Format(time.RFC3339Nano)))).To(Succeed())
+}
+
+func TestImageRepository_ScansAndExcludes(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t, nil)
+	image := newImage()
+	pushTags(t, image, "1.0.0", "1.1.0", "sha256-abc.sig", "1.1.0.att")
+	repo := imageRepository(ns, "app", image)
+	g.Expect(k8s.Create(ctx, repo)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(repo), repo)).To(Succeed())
+		g.Expect(conditions.IsReady(repo)).To(BeTrue(), conditions.GetMessage(repo, meta.ReadyCondition))
+		g.Expect(repo.Status.LastScanResult).NotTo(BeNil())
+		g.Expect(repo.Status.LastScanResult.TagCount).To(Equal(2), "signature and attestation tags are left out by default")
+		g.Expect(repo.Status.LastScanResult.LatestTags).To(Equal([]string{"1.1.0", "1.0.0"}))
+		g.Expect(repo.Status.CanonicalImageName).To(Equal(image))
+		g.Expect(repo.Status.ObservedGeneration).To(Equal(repo.Generation))
+	}, timeout, 100*time.Millisecond).Should(Succeed())
+
+	// The interval is an hour: a new tag shows only after a requested scan.
+	pushTags(t, image, "1.2.0")
+	requestReconcile(g, repo)
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(repo), repo)).To(Succeed())
+		g.Expect(repo.Status.LastScanResult.TagCount).To(Equal(3))
+		g.Expect(repo.Status.LastScanResult.LatestTags[0]).To(Equal("1.2.0"))
+	}, timeout, 100*time.Millisecond).Should(Succeed())
+
+	// An exclusion list of its own replaces the default one.
+	repo.Spec.ExclusionList = []string{"^none$"}
+	g.Expect(k8s.Update(ctx, repo)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(repo), repo)).To(Succeed())
+		g.Expect(repo.Status.LastScanResult.TagCount).To(Equal(5))
+	}, timeout, 100*time.Millisecond).Should(Succeed())
+}
+
+func TestImageRepository_BadInput(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t, nil)
+	image := newImage()
+	pushTags(t, image, "1.0.0")
+
+	badRegex := imageRepository(ns, "bad-regex", image)
+	badRegex.Spec.ExclusionList = []string{"(unclosed"}
+	missing := imageRepository(ns, "missing", newImage()) // nothing pushed
+	unreachable := imageRepository(ns, "unreachable", "127.0.0.1:1/acme/app")
+	noSecret := imageRepository(ns, "no-secret", image)
+	noSecret.Spec.SecretRef = &meta.LocalObjectReference{Name: "absent"}
+	notJSON := imageRepository(ns, "not-json", image)
+	notJSON.Spec.SecretRef = &meta.LocalObjectReference{Name: "not-json"}
+	plainHTTP := imageRepository(ns, "plain-http", image)
+	plainHTTP.Spec.Insecure = false
+	g.Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "not-json", Namespace: ns},
+		Data: map[string][]byte{corev1.DockerConfigJsonKey: []byte("{not json: hunter2")}})).To(Succeed())
+	for _, o := range []client.Object{badRegex, missing, unreachable, noSecret, notJSON, plainHTTP} {
+		g.Expect(k8s.Create(ctx, o)).To(Succeed())
+	}
+	expect := func(obj *imagev1.ImageRepository, stalled bool, reason, msg string) {
+		t.Helper()
+		g.Eventually(func(g Gomega) {
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(obj), obj)).To(Succeed())
+			g.Expect(conditions.IsFalse(obj, meta.ReadyCondition)).To(BeTrue())
+			g.Expect(conditions.GetReason(obj, meta.ReadyCondition)).To(Equal(reason))
+			g.Expect(conditions.GetMessage(obj, meta.ReadyCondition)).To(ContainSubstring(msg))
+			g.Expect(conditions.IsStalled(obj)).To(Equal(stalled))
+		}, timeout, 100*time.Millisecond).Should(Succeed(), obj.Name)
+		g.Expect(conditions.GetMessage(obj, meta.ReadyCondition)).NotTo(ContainSubstring("hunter2"))
+	}
+	expect(badRegex, true, imagev1.InvalidSpecReason, `expression "(unclosed"`)
+	expect(missing, false, imagev1.ImageNotFoundReason, "registry has no repository")
+	expect(unreachable, false, imagev1.ScanFailedReason, "listing tags of 127.0.0.1:1/acme/app")
+	expect(noSecret, false, imagev1.AuthenticationFailedReason, "Secret "+ns+"/absent not found")
+	expect(notJSON, false, imagev1.AuthenticationFailedReason, "not valid JSON")
+	expect(plainHTTP, false, imagev1.ScanFailedReason, "insecure")
+}

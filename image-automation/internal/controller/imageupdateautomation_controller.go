@@ -1,0 +1,425 @@
+package controller
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/template"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
+	"github.com/fluxcd/pkg/runtime/patch"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+
+	imagev1 "github.com/plumb-dev/plumb/image-automation/api/v1beta1"
+	"github.com/plumb-dev/plumb/image-automation/internal/gitwork"
+	"github.com/plumb-dev/plumb/image-automation/internal/setters"
+	"github.com/plumb-dev/plumb/shared/events"
+	"github.com/plumb-dev/plumb/shared/gitauth"
+	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
+	"github.com/plumb-dev/plumb/shared/status"
+)
+
+// +kubebuilder:rbac:groups=image.plumb.dev,resources=imageupdateautomations,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=image.plumb.dev,resources=imageupdateautomations/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=source.plumb.dev,resources=gitrepositories,verbs=get
+
+// GitRepositoryGVK is the kind automations push to, read as unstructured: image-automation
+// does not depend on source-controller's API, only on the fields of the contract it reads.
+var GitRepositoryGVK = schema.GroupVersionKind{Group: "source.plumb.dev", Version: "v1beta1", Kind: "GitRepository"}
+
+// ImageUpdateAutomationReconciler writes the images that ImagePolicies choose into Git.
+type ImageUpdateAutomationReconciler struct {
+	client.Client
+	// APIReader reads GitRepositories and Secrets, which are not cached.
+	APIReader client.Reader
+	Events    recorder.EventRecorder
+	// WorkDir holds a working copy per automation, kept between runs.
+	WorkDir string
+	// ControllerName is the field owner of status patches.
+	ControllerName string
+}
+
+// SetupWithManager registers the reconciler: it runs on spec changes, reconcile requests, its
+// interval, and at once when a policy of its namespace chooses a new image.
+func (r *ImageUpdateAutomationReconciler) SetupWithManager(mgr ctrl.Manager, concurrent int) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&imagev1.ImageUpdateAutomation{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, plumbreconcile.Requested{}))).
+		Watches(&imagev1.ImagePolicy{}, handler.EnqueueRequestsFromMapFunc(r.automationsOf), builder.WithPredicates(latestChanged{})).
+		WithOptions(controller.Options{MaxConcurrentReconciles: concurrent}).
+		Complete(r)
+}
+
+// latestChanged passes an ImagePolicy whose latestRef changed.
+type latestChanged struct{ predicate.Funcs }
+
+func (latestChanged) Create(e event.CreateEvent) bool { return false }
+func (latestChanged) Update(e event.UpdateEvent) bool {
+	o, ok1 := e.ObjectOld.(*imagev1.ImagePolicy)
+	n, ok2 := e.ObjectNew.(*imagev1.ImagePolicy)
+	if !ok1 || !ok2 || n.Status.LatestRef == nil {
+		return false
+	}
+	return o.Status.LatestRef == nil || *o.Status.LatestRef != *n.Status.LatestRef
+}
+
+// automationsOf enqueues the automations of the policy's namespace that select it.
+func (r *ImageUpdateAutomationReconciler) automationsOf(ctx context.Context, o client.Object) []reconcile.Request {
+	var list imagev1.ImageUpdateAutomationList
+	if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace())); err != nil {
+		return nil
+	}
+	var out []reconcile.Request
+	for _, a := range list.Items {
+		sel, err := selectorOf(&a)
+		if err != nil || !sel.Matches(labels.Set(o.GetLabels())) {
+			continue
+		}
+		out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&a)})
+	}
+	return out
+}
+
+func selectorOf(a *imagev1.ImageUpdateAutomation) (labels.Selector, error) {
+	if a.Spec.PolicySelector == nil {
+		return labels.Everything(), nil
+	}
+	return metav1.LabelSelectorAsSelector(a.Spec.PolicySelector)
+}
+
+// Reconcile runs the automation: sync the working copy, rewrite the markers, commit and push.
+func (r *ImageUpdateAutomationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	obj := &imagev1.ImageUpdateAutomation{}
+	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	patcher := patch.NewSerialPatcher(obj, r.Client)
+	defer func() {
+		plumbreconcile.Recovered(ctx, recover(), &retErr)
+		status.Patch(ctx, obj, status.Fields{Kind: imagev1.ImageUpdateAutomationKind, Suspend: obj.Spec.Suspend,
+			ObservedGeneration: &obj.Status.ObservedGeneration, Requests: &obj.Status.ReconcileRequestStatus}, patcher, r.ControllerName, &retErr)
+	}()
+	if !obj.DeletionTimestamp.IsZero() || obj.Spec.Suspend {
+		return ctrl.Result{}, nil
+	}
+	return r.reconcile(ctx, obj)
+}
+
+// automationRun is what one automation run needs, read from the API.
+type automationRun struct {
+	remote   gitauth.Remote
+	branch   string // checked out
+	push     string // pushed to
+	refspec  string
+	path     string
+	refs     map[string]setters.Ref
+	observed map[string]imagev1.ImageRef
+	author   gitwork.Author
+	message  *template.Template
+}
+
+func (r *ImageUpdateAutomationReconciler) reconcile(ctx context.Context, obj *imagev1.ImageUpdateAutomation) (ctrl.Result, error) {
+	if obj.Generation != obj.Status.ObservedGeneration {
+		conditions.MarkReconciling(obj, imagev1.ProgressingReason, "running generation %d", obj.Generation)
+	}
+	ctx, cancel := context.WithTimeout(ctx, obj.GetTimeout())
+	defer cancel()
+	job, err := r.prepare(ctx, obj)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	dir := filepath.Join(r.WorkDir, obj.Namespace, obj.Name)
+	pushed, res, err := r.updateAndPush(ctx, obj, dir, job)
+	if errors.Is(err, gitwork.ErrNonFastForward) {
+		// Someone pushed in between: start again from their commit, once.
+		pushed, res, err = r.updateAndPush(ctx, obj, dir, job)
+	}
+	for _, m := range res.Missing {
+		events.Record(r.Events, obj, "", corev1.EventTypeWarning, imagev1.UpdateFailedReason,
+			"%s line %d: marker names ImagePolicy %s, which does not exist or has not chosen an image", m.File, m.Line, m.Policy)
+	}
+	if err != nil {
+		reason := imagev1.GitOperationFailedReason
+		if errors.Is(err, gitwork.ErrNonFastForward) || errors.Is(err, gitwork.ErrPush) {
+			reason = imagev1.PushFailedReason
+		}
+		return ctrl.Result{}, status.Fail(r.Events, obj, reason, err)
+	}
+	now := metav1.Now()
+	obj.Status.LastAutomationRunTime = &now
+	obj.Status.ObservedPolicies = job.observed
+	if pushed != "" {
+		obj.Status.LastPushCommit = pushed
+		obj.Status.LastPushTime = &now
+		events.Record(r.Events, obj, job.push+"@sha1:"+pushed, corev1.EventTypeNormal, imagev1.SucceededReason,
+			"pushed commit %s to %s: %s", short(pushed), job.push, summary(res))
+		conditions.MarkTrue(obj, meta.ReadyCondition, imagev1.SucceededReason, "pushed commit %s to %s", short(pushed), job.push)
+	} else {
+		conditions.MarkTrue(obj, meta.ReadyCondition, imagev1.SucceededReason, "no change: %s is up to date", job.branch)
+	}
+	return ctrl.Result{RequeueAfter: plumbreconcile.Jitter(obj.Spec.Interval.Duration)}, nil
+}
+
+// updateAndPush syncs the working copy, rewrites the markers, and commits and pushes the
+// change if there is one; it returns the commit pushed (empty for none).
+func (r *ImageUpdateAutomationReconciler) updateAndPush(ctx context.Context, obj *imagev1.ImageUpdateAutomation, dir string, job automationRun) (string, setters.Result, error) {
+	clone, err := gitwork.Sync(ctx, dir, job.remote, job.branch, job.push)
+	if err != nil {
+		return "", setters.Result{}, err
+	}
+	res, err := setters.Update(filepath.Join(clone.Dir(), filepath.FromSlash(job.path)), job.refs)
+	if err != nil {
+		return "", res, fmt.Errorf("updating files: %w", err)
+	}
+	if len(res.Files) == 0 {
+		return "", res, nil
+	}
+	files := make([]string, len(res.Files))
+	for i, f := range res.Files {
+		files[i] = strings.TrimPrefix(filepath.ToSlash(filepath.Join(job.path, f)), "/")
+	}
+	var msg bytes.Buffer
+	if err := job.message.Execute(&msg, templateData(obj, res)); err != nil {
+		return "", res, status.Stall(r.Events, obj, imagev1.InvalidSpecReason, "messageTemplate: "+err.Error())
+	}
+	h, err := clone.Commit(files, msg.String(), job.author)
+	if err != nil {
+		return "", res, err
+	}
+	if err := clone.Push(ctx, job.push, job.refspec); err != nil {
+		return "", res, err
+	}
+	return h.String(), res, nil
+}
+
+// prepare reads the GitRepository, its credentials, the policies and the signing key; errors
+// are already reported on obj.
+func (r *ImageUpdateAutomationReconciler) prepare(ctx context.Context, obj *imagev1.ImageUpdateAutomation) (automationRun, error) {
+	var job automationRun
+	tmpl := obj.Spec.Git.Commit.MessageTemplate
+	if tmpl == "" {
+		tmpl = defaultMessage
+	}
+	t, err := template.New("message").Option("missingkey=error").Parse(tmpl)
+	if err != nil {
+		return job, status.Stall(r.Events, obj, imagev1.InvalidSpecReason, "messageTemplate: "+err.Error())
+	}
+	job.message = t
+	if u := obj.Spec.Update; u != nil {
+		job.path = u.Path
+	}
+	if job.path != "" && !filepath.IsLocal(filepath.FromSlash(strings.TrimPrefix(job.path, "./"))) {
+		return job, status.Stall(r.Events, obj, imagev1.InvalidSpecReason, fmt.Sprintf("update.path %q leaves the repository", job.path))
+	}
+	job.path = strings.TrimPrefix(filepath.ToSlash(filepath.Clean(job.path)), "./")
+	if job.path == "." {
+		job.path = ""
+	}
+
+	src := &unstructured.Unstructured{}
+	src.SetGroupVersionKind(GitRepositoryGVK)
+	key := types.NamespacedName{Namespace: obj.Namespace, Name: obj.Spec.SourceRef.Name}
+	if err := r.APIReader.Get(ctx, key, src); err != nil {
+		if apierrors.IsNotFound(err) || apimeta.IsNoMatchError(err) {
+			return job, status.Fail(r.Events, obj, imagev1.DependencyNotReadyReason, fmt.Errorf("GitRepository %s not found", key))
+		}
+		return job, err
+	}
+	url, _, _ := unstructured.NestedString(src.Object, "spec", "url")
+	job.branch, _, _ = unstructured.NestedString(src.Object, "spec", "ref", "branch")
+	if c := obj.Spec.Git.Checkout; c != nil {
+		job.branch = c.Ref.Branch
+	}
+	if job.branch == "" {
+		return job, status.Stall(r.Events, obj, imagev1.InvalidSpecReason,
+			fmt.Sprintf("GitRepository %s follows no branch; set git.checkout.ref.branch", key))
+	}
+	job.push = job.branch
+	if p := obj.Spec.Git.Push; p != nil {
+		if p.Branch != "" {
+			job.push = p.Branch
+		}
+		job.refspec = p.Refspec
+	}
+	var secret map[string][]byte
+	if name, _, _ := unstructured.NestedString(src.Object, "spec", "secretRef", "name"); name != "" {
+		s, err := r.secret(ctx, obj.Namespace, name, "GitRepository credentials")
+		if err != nil {
+			return job, status.Fail(r.Events, obj, imagev1.AuthenticationFailedReason, err)
+		}
+		secret = s.Data
+	}
+	job.remote, err = gitauth.NewRemote(url, secret)
+	if err != nil {
+		if errors.Is(err, gitauth.ErrInvalid) {
+			return job, status.Stall(r.Events, obj, imagev1.InvalidSpecReason, err.Error())
+		}
+		return job, status.Fail(r.Events, obj, imagev1.AuthenticationFailedReason, err)
+	}
+	a := obj.Spec.Git.Commit.Author
+	job.author = gitwork.Author{Name: a.Name, Email: a.Email}
+	if a.Name == "" {
+		job.author.Name = "plumb"
+	}
+	if ref := obj.Spec.Git.Commit.SigningKey; ref != nil {
+		s, err := r.secret(ctx, obj.Namespace, ref.Name, "signing key")
+		if err != nil {
+			return job, status.Fail(r.Events, obj, imagev1.AuthenticationFailedReason, err)
+		}
+		job.author.SignKey, err = signingKey(s.Data)
+		if err != nil {
+			return job, status.Fail(r.Events, obj, imagev1.AuthenticationFailedReason, fmt.Errorf("signing key Secret %s/%s: %w", obj.Namespace, ref.Name, err))
+		}
+	}
+	job.refs, job.observed, err = r.policies(ctx, obj)
+	if err != nil {
+		return job, err
+	}
+	return job, nil
+}
+
+// policies returns the latest images of the selected ImagePolicies, by "namespace:name" for the
+// markers and by name for the status.
+func (r *ImageUpdateAutomationReconciler) policies(ctx context.Context, obj *imagev1.ImageUpdateAutomation) (map[string]setters.Ref, map[string]imagev1.ImageRef, error) {
+	sel, err := selectorOf(obj)
+	if err != nil {
+		return nil, nil, status.Stall(r.Events, obj, imagev1.InvalidSpecReason, "policySelector: "+err.Error())
+	}
+	var list imagev1.ImagePolicyList
+	if err := r.List(ctx, &list, client.InNamespace(obj.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
+		return nil, nil, err
+	}
+	refs := map[string]setters.Ref{}
+	observed := map[string]imagev1.ImageRef{}
+	for _, p := range list.Items {
+		l := p.Status.LatestRef
+		if l == nil {
+			continue
+		}
+		refs[p.Namespace+":"+p.Name] = setters.Ref{Name: l.Name, Tag: l.Tag, Digest: l.Digest}
+		observed[p.Name] = *l
+	}
+	return refs, observed, nil
+}
+
+func (r *ImageUpdateAutomationReconciler) secret(ctx context.Context, namespace, name, purpose string) (*corev1.Secret, error) {
+	s := &corev1.Secret{}
+	key := types.NamespacedName{Namespace: namespace, Name: name}
+	if err := r.APIReader.Get(ctx, key, s); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("%s Secret %s not found", purpose, key)
+		}
+		return nil, fmt.Errorf("%s Secret %s: %w", purpose, key, err)
+	}
+	return s, nil
+}
+
+// signingKey reads an armored private key from `git.asc`, decrypting it with `passphrase`.
+func signingKey(data map[string][]byte) (*openpgp.Entity, error) {
+	armored, ok := data["git.asc"]
+	if !ok {
+		return nil, errors.New("no git.asc key")
+	}
+	ring, err := openpgp.ReadArmoredKeyRing(bytes.NewReader(armored))
+	if err != nil || len(ring) == 0 {
+		return nil, errors.New("git.asc is not an armored OpenPGP key")
+	}
+	e := ring[0]
+	if e.PrivateKey == nil {
+		return nil, errors.New("git.asc holds a public key only")
+	}
+	pass := data["passphrase"]
+	if e.PrivateKey.Encrypted {
+		if len(pass) == 0 {
+			return nil, errors.New("git.asc is encrypted and the Secret has no passphrase")
+		}
+		if err := e.PrivateKey.Decrypt(pass); err != nil {
+			return nil, errors.New("passphrase does not decrypt git.asc")
+		}
+	}
+	for _, sub := range e.Subkeys {
+		if sub.PrivateKey != nil && sub.PrivateKey.Encrypted && len(pass) > 0 {
+			_ = sub.PrivateKey.Decrypt(pass)
+		}
+	}
+	return e, nil
+}
+
+// defaultMessage sums the change up for a person reading the Git log.
+const defaultMessage = `Update images of {{ .AutomationObject }}
+{{ range .Changes }}
+- {{ .File }}: {{ .OldValue }} -> {{ .NewValue }} ({{ .Policy }})
+{{- end }}
+`
+
+// TemplateData is what a messageTemplate sees.
+type TemplateData struct {
+	AutomationObject string
+	Changes          []TemplateChange
+	Files            []string
+	Objects          []setters.ObjectRef
+}
+
+// TemplateChange is one rewritten value.
+type TemplateChange struct {
+	File     string
+	Object   setters.ObjectRef
+	Policy   string
+	OldValue string
+	NewValue string
+}
+
+func templateData(obj *imagev1.ImageUpdateAutomation, res setters.Result) TemplateData {
+	d := TemplateData{AutomationObject: obj.Namespace + "/" + obj.Name, Files: res.Files}
+	seen := map[setters.ObjectRef]bool{}
+	for _, c := range res.Changes {
+		d.Changes = append(d.Changes, TemplateChange{File: c.File, Object: c.Object, Policy: c.Policy, OldValue: c.Old, NewValue: c.New})
+		if !seen[c.Object] && c.Object.Kind != "" {
+			seen[c.Object] = true
+			d.Objects = append(d.Objects, c.Object)
+		}
+	}
+	sort.Slice(d.Objects, func(i, j int) bool {
+		a, b := d.Objects[i], d.Objects[j]
+		return a.Kind+"/"+a.Namespace+"/"+a.Name < b.Kind+"/"+b.Namespace+"/"+b.Name
+	})
+	return d
+}
+
+// summary is one line about the changes, for events.
+func summary(res setters.Result) string {
+	if len(res.Changes) == 1 {
+		c := res.Changes[0]
+		return fmt.Sprintf("%s: %s -> %s", c.File, c.Old, c.New)
+	}
+	return fmt.Sprintf("%d values in %d files", len(res.Changes), len(res.Files))
+}
+
+func short(commit string) string {
+	if len(commit) > 12 {
+		return commit[:12]
+	}
+	return commit
+}
+
