@@ -124,7 +124,7 @@ type ImagePolicyStatus struct {
 	LatestRef *ImageRef `json:"latestRef,omitempty"`
 	// ObservedPreviousRef is the image chosen before LatestRef.
 	// +optional
-	ObservedPreviousRef *ImageRef `json:"observedPreviousRef,omitempty"`
+	ObservedPreviousRef         *ImageRef `json:"observedPreviousRef,omitempty"`
 	meta.ReconcileRequestStatus `json:",inline"`
 }
 

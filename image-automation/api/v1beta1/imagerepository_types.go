@@ -109,7 +109,7 @@ type ImageRepositoryStatus struct {
 	LastScanResult *ScanResult `json:"lastScanResult,omitempty"`
 	// ObservedExclusionList is the exclusion list of the last scan.
 	// +optional
-	ObservedExclusionList []string `json:"observedExclusionList,omitempty"`
+	ObservedExclusionList       []string `json:"observedExclusionList,omitempty"`
 	meta.ReconcileRequestStatus `json:",inline"`
 }
 

@@ -162,7 +162,7 @@ type ImageUpdateAutomationStatus struct {
 	// ObservedPolicies are the images of the selected policies at the last run, by policy
 	// name.
 	// +optional
-	ObservedPolicies map[string]ImageRef `json:"observedPolicies,omitempty"`
+	ObservedPolicies            map[string]ImageRef `json:"observedPolicies,omitempty"`
 	meta.ReconcileRequestStatus `json:",inline"`
 }
 

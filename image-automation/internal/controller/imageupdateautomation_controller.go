@@ -422,4 +422,3 @@ func short(commit string) string {
 	}
 	return commit
 }
-

@@ -238,8 +238,15 @@ func (p *planner) scalar(n *yaml.Node, flow bool, lc marker, lcOK bool) {
 		p.problems = append(p.problems, Problem{Line: n.Line, Policy: m.policy, Reason: why})
 		return
 	}
-	if start == end && start > 0 && !isBlank(p.src.b[start-1]) {
-		text = " " + text // an empty value right after "key:" or "-"
+	if start == end {
+		// An empty value: keep the new text apart from "key:", "-" or a tag before it and from
+		// the comment after it.
+		if start > 0 && !isBlank(p.src.b[start-1]) {
+			text = " " + text
+		}
+		if start < len(p.src.b) && p.src.b[start] == '#' {
+			text += " "
+		}
 	}
 	p.edits = append(p.edits, edit{
 		start: start, end: end, text: text, node: n,
@@ -292,7 +299,7 @@ func verify(before []*yaml.Node, out []byte, edits []edit) error {
 		if err := sameNode(before[i], after[i], want); err != nil {
 			return err
 		}
-		if !slices.Equal(comments(before[i], nil), comments(after[i], nil)) {
+		if !slices.Equal(sortedComments(before[i]), sortedComments(after[i])) {
 			return fmt.Errorf("document %d: comments changed", i+1)
 		}
 	}
@@ -318,8 +325,13 @@ func sameNode(a, b *yaml.Node, want map[*yaml.Node]string) error {
 	return nil
 }
 
-// comments lists a tree's comments in document order. Filling an empty value can move its
-// marker from the key's comments to the value's, so comments are compared as one sequence.
+// sortedComments lists every comment of a tree, sorted. Filling an empty value can move
+// comments between nodes (yaml.v3 hangs a comment after an empty value on whatever node is
+// near), so the check is that none was lost or altered, not where each one hangs.
+func sortedComments(n *yaml.Node) []string {
+	return slices.Sorted(slices.Values(comments(n, nil)))
+}
+
 func comments(n *yaml.Node, acc []string) []string {
 	for _, c := range [...]string{n.HeadComment, n.LineComment, n.FootComment} {
 		if c != "" {

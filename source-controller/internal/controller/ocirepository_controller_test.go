@@ -23,7 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
-	"github.com/plumb-dev/plumb/source-controller/internal/oci/ocitest"
+	"github.com/plumb-dev/plumb/shared/ocitest"
 )
 
 const (

@@ -18,19 +18,13 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/storage/memory"
 
+	"github.com/plumb-dev/plumb/shared/gitauth"
 	"github.com/plumb-dev/plumb/shared/redact"
 )
 
 // Ref selects a revision; the most specific field wins: Commit > Name > SemVer > Tag > Branch.
 type Ref struct {
 	Branch, Tag, SemVer, Name, Commit string
-}
-
-// Remote is a repository URL with its credentials.
-type Remote struct {
-	URL      string
-	Auth     transport.AuthMethod
-	CABundle []byte
 }
 
 // Resolved is a ref resolved against the remote.
@@ -44,11 +38,12 @@ type Resolved struct {
 	Revision string
 }
 
-// Error kinds callers map to condition reasons.
+// Error kinds callers map to condition reasons. ErrAuth and ErrInvalid are shared/gitauth's, so
+// that NewRemote's errors are of these kinds too.
 var (
-	ErrAuth        = errors.New("authentication failed")
+	ErrAuth        = gitauth.ErrAuth
 	ErrRefNotFound = errors.New("ref not found")
-	ErrInvalid     = errors.New("invalid input")
+	ErrInvalid     = gitauth.ErrInvalid
 	// ErrContent: the repository's content cannot be published as it is (a symlink leaving
 	// it, a broken .gitmodules); a new commit can fix it.
 	ErrContent = errors.New("unpublishable content")

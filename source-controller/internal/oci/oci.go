@@ -5,8 +5,6 @@ package oci
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,22 +14,22 @@ import (
 	"strings"
 
 	"github.com/Masterminds/semver/v3"
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/plumb-dev/plumb/shared/artifact"
-	"github.com/plumb-dev/plumb/shared/certs"
 	"github.com/plumb-dev/plumb/shared/redact"
+	"github.com/plumb-dev/plumb/shared/registry"
 	"github.com/plumb-dev/plumb/source-controller/internal/ignore"
 )
 
 // Errors, to be told apart with errors.Is.
 var (
-	// ErrAuth: the registry refused the credentials, or they are missing or unreadable.
-	ErrAuth = errors.New("authentication failed")
+	// ErrAuth: the registry refused the credentials, or they are missing or unreadable. It is
+	// shared/registry's, so that its errors about unreadable credentials are of this kind too.
+	ErrAuth = registry.ErrAuth
 	// ErrNotFound: no tag matches, or the tag, digest or repository does not exist.
 	ErrNotFound = errors.New("not found")
 	// ErrInvalid: a setting that cannot work (bad URL, semver range or filter).
@@ -53,21 +51,9 @@ type Remote struct {
 	puller *remote.Puller
 }
 
-// Credentials for a registry.
-type Credentials struct {
-	// Username and Password, when set, are used as they are (a HelmRepository's Secret).
-	Username, Password string
-	// DockerConfigs are the contents of kubernetes.io/dockerconfigjson Secrets, tried in order.
-	DockerConfigs [][]byte
-	// CA is a PEM bundle of the registry's CA; Cert and Key a client certificate.
-	CA, Cert, Key []byte
-	// Insecure talks plain HTTP.
-	Insecure bool
-}
-
-// sharedTransport serves every registry without a TLS setting of its own, so that connections
-// are reused across reconciles.
-var sharedTransport = remote.DefaultTransport.(*http.Transport).Clone()
+// Credentials for a registry: shared/registry's, which turns them into a transport and an
+// authenticator.
+type Credentials = registry.Credentials
 
 // NewRemote parses an oci:// URL and prepares the transport and credentials.
 func NewRemote(url string, c Credentials) (*Remote, error) {
@@ -75,102 +61,19 @@ func NewRemote(url string, c Credentials) (*Remote, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: url %q must start with oci://", ErrInvalid, redact.URL(url))
 	}
-	var nopts []name.Option
-	if c.Insecure {
-		nopts = append(nopts, name.Insecure)
-	}
-	repo, err := name.NewRepository(strings.TrimSuffix(s, "/"), nopts...)
+	repo, err := name.NewRepository(strings.TrimSuffix(s, "/"), c.NameOptions()...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: url %q is not a repository name (host[:port]/path, no credentials)", ErrInvalid, redact.URL(url))
 	}
-	tr := sharedTransport
-	if len(c.CA) > 0 || len(c.Cert) > 0 {
-		tr = remote.DefaultTransport.(*http.Transport).Clone()
-		cfg, err := certs.ClientConfig(c.CA, c.Cert, c.Key)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrAuth, err)
-		}
-		tr.TLSClientConfig = cfg
+	opts, err := registry.Options(repo, c)
+	if err != nil {
+		return nil, err
 	}
-	auth := authn.Anonymous
-	if c.Username != "" || c.Password != "" {
-		auth = authn.FromConfig(authn.AuthConfig{Username: c.Username, Password: c.Password})
-	}
-	for _, dc := range c.DockerConfigs {
-		a, found, err := fromDockerConfig(dc, repo.RegistryStr())
-		if err != nil {
-			return nil, err
-		}
-		if found {
-			auth = a
-			break
-		}
-	}
-	var rt http.RoundTripper = tr
-	if !c.Insecure {
-		rt = httpsOnly{tr}
-	}
-	p, err := remote.NewPuller(remote.WithTransport(rt), remote.WithAuth(auth))
+	p, err := remote.NewPuller(opts...)
 	if err != nil {
 		return nil, err
 	}
 	return &Remote{Repo: repo, puller: p}, nil
-}
-
-// httpsOnly refuses plain HTTP: go-containerregistry falls back to it for loopback, private
-// network and .local registries, which would send credentials in the clear. Plain HTTP takes
-// insecure: true.
-type httpsOnly struct{ next http.RoundTripper }
-
-func (t httpsOnly) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.URL.Scheme != "https" {
-		return nil, fmt.Errorf("%s would be reached over plain HTTP; set insecure: true to allow it", r.URL.Host)
-	}
-	return t.next.RoundTrip(r)
-}
-
-// fromDockerConfig finds the registry's entry in a dockerconfigjson document.
-func fromDockerConfig(data []byte, registry string) (authn.Authenticator, bool, error) {
-	var doc struct {
-		Auths map[string]struct {
-			Username      string `json:"username"`
-			Password      string `json:"password"`
-			Auth          string `json:"auth"`
-			IdentityToken string `json:"identitytoken"`
-		} `json:"auths"`
-	}
-	if err := json.Unmarshal(data, &doc); err != nil {
-		return nil, false, fmt.Errorf("%w: .dockerconfigjson is not valid JSON", ErrAuth)
-	}
-	for host, e := range doc.Auths {
-		if hostOf(host) != registry {
-			continue
-		}
-		cfg := authn.AuthConfig{Username: e.Username, Password: e.Password, IdentityToken: e.IdentityToken}
-		if e.Auth != "" {
-			raw, err := base64.StdEncoding.DecodeString(e.Auth)
-			if err != nil {
-				return nil, false, fmt.Errorf("%w: .dockerconfigjson: auth of %s is not base64", ErrAuth, registry)
-			}
-			user, pass, ok := strings.Cut(string(raw), ":")
-			if !ok {
-				return nil, false, fmt.Errorf("%w: .dockerconfigjson: auth of %s is not user:password", ErrAuth, registry)
-			}
-			cfg.Username, cfg.Password = user, pass
-		}
-		return authn.FromConfig(cfg), true, nil
-	}
-	return nil, false, nil
-}
-
-// hostOf reduces a dockerconfig key (host, https://host/v1/, ...) to the host.
-func hostOf(key string) string {
-	key = strings.TrimPrefix(strings.TrimPrefix(key, "https://"), "http://")
-	key, _, _ = strings.Cut(key, "/")
-	if key == "docker.io" || key == "registry-1.docker.io" {
-		return name.DefaultRegistry
-	}
-	return key
 }
 
 // Resolved is the manifest a Ref selected.

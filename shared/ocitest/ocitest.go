@@ -1,5 +1,5 @@
 // Package ocitest serves an OCI registry on loopback and pushes artifacts to it, for the tests and
-// benchmarks of OCI sources.
+// benchmarks of OCI sources and image scans.
 package ocitest
 
 import (
