@@ -2,17 +2,23 @@ package controller
 
 import (
 	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	imagev1 "github.com/plumb-dev/plumb/image-automation/api/v1beta1"
+	"github.com/plumb-dev/plumb/shared/ocitest"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
 )
 
@@ -101,4 +107,61 @@ func TestImageRepository_BadInput(t *testing.T) {
 	expect(noSecret, false, imagev1.AuthenticationFailedReason, "Secret "+ns+"/absent not found")
 	expect(notJSON, false, imagev1.AuthenticationFailedReason, "not valid JSON")
 	expect(plainHTTP, false, imagev1.ScanFailedReason, "insecure")
+}
+
+// Against the CNCF distribution registry with htpasswd, as registries in the field are: no
+// credentials is a clear refusal; a dockerconfigjson Secret, or a ServiceAccount's image pull
+// secret, gets the tags; a policy looks the digest up with the same credentials.
+func TestImageRepository_DistributionWithCredentials(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	const user, password = "ci", "regi5try-pa55"
+	reg, err := ocitest.StartDistribution(t.TempDir(), user, password)
+	if errors.Is(err, ocitest.ErrNoDistribution) {
+		t.Skip(err)
+	}
+	g.Expect(err).NotTo(HaveOccurred())
+	defer reg.Stop()
+	image := reg.Host + "/team/app"
+	auth := remote.WithAuth(authn.FromConfig(authn.AuthConfig{Username: user, Password: password}))
+	digests := pushTagsWith(t, image, []remote.Option{auth}, "1.0.0", "1.1.0", "1.1.0.sig")
+
+	ns := newNamespace(t, nil)
+	config := fmt.Sprintf(`{"auths":{%q:{"auth":%q}}}`, reg.Host, base64.StdEncoding.EncodeToString([]byte(user+":"+password)))
+	g.Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "pull", Namespace: ns}, Type: corev1.SecretTypeDockerConfigJson,
+		Data: map[string][]byte{corev1.DockerConfigJsonKey: []byte(config)}})).To(Succeed())
+	g.Expect(k8s.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "puller", Namespace: ns},
+		ImagePullSecrets: []corev1.LocalObjectReference{{Name: "pull"}}})).To(Succeed())
+
+	anonymous := imageRepository(ns, "anonymous", image)
+	withSecret := imageRepository(ns, "with-secret", image)
+	withSecret.Spec.SecretRef = &meta.LocalObjectReference{Name: "pull"}
+	withSA := imageRepository(ns, "with-sa", image)
+	withSA.Spec.ServiceAccountName = "puller"
+	for _, o := range []client.Object{anonymous, withSecret, withSA} {
+		g.Expect(k8s.Create(ctx, o)).To(Succeed())
+	}
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(anonymous), anonymous)).To(Succeed())
+		g.Expect(conditions.GetReason(anonymous, meta.ReadyCondition)).To(Equal(imagev1.AuthenticationFailedReason))
+		g.Expect(conditions.GetMessage(anonymous, meta.ReadyCondition)).To(ContainSubstring("registry refused the credentials for " + image + " (401)"))
+		for _, o := range []*imagev1.ImageRepository{withSecret, withSA} {
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(o), o)).To(Succeed())
+			g.Expect(conditions.IsReady(o)).To(BeTrue(), conditions.GetMessage(o, meta.ReadyCondition))
+			g.Expect(o.Status.LastScanResult.TagCount).To(Equal(2))
+		}
+	}, timeout, 100*time.Millisecond).Should(Succeed())
+
+	pol := semverPolicy(ns, "app", "", "with-sa", "1.x")
+	pol.Spec.DigestReflectionPolicy = imagev1.ReflectAlways
+	pol.Spec.Interval = &metav1.Duration{Duration: time.Hour}
+	g.Expect(k8s.Create(ctx, pol)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(pol), pol)).To(Succeed())
+		g.Expect(conditions.IsReady(pol)).To(BeTrue(), conditions.GetMessage(pol, meta.ReadyCondition))
+		g.Expect(pol.Status.LatestRef).To(Equal(&imagev1.ImageRef{Name: image, Tag: "1.1.0", Digest: digests["1.1.0"]}))
+	}, timeout, 100*time.Millisecond).Should(Succeed())
+	for _, o := range []*imagev1.ImageRepository{anonymous, withSecret} {
+		g.Expect(conditions.GetMessage(o, meta.ReadyCondition)).NotTo(ContainSubstring(password))
+	}
 }

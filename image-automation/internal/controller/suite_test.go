@@ -122,6 +122,11 @@ func newImage() string {
 
 // pushTags pushes a small random image under each tag and returns the digests by tag.
 func pushTags(t *testing.T, image string, tagList ...string) map[string]string {
+	return pushTagsWith(t, image, nil, tagList...)
+}
+
+// pushTagsWith pushes with remote options, such as credentials.
+func pushTagsWith(t *testing.T, image string, opts []remote.Option, tagList ...string) map[string]string {
 	t.Helper()
 	digests := map[string]string{}
 	for _, tag := range tagList {
@@ -133,7 +138,7 @@ func pushTags(t *testing.T, image string, tagList ...string) map[string]string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := remote.Write(ref, img); err != nil {
+		if err := remote.Write(ref, img, opts...); err != nil {
 			t.Fatal(err)
 		}
 		d, err := img.Digest()
