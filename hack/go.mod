@@ -12,6 +12,7 @@ require (
 	github.com/onsi/gomega v1.43.0
 	github.com/plumb-dev/plumb/apply-controller/api v0.0.0-00010101000000-000000000000
 	github.com/plumb-dev/plumb/helm-controller/api v0.0.0-00010101000000-000000000000
+	github.com/plumb-dev/plumb/image-automation/api v0.0.0-00010101000000-000000000000
 	github.com/plumb-dev/plumb/notification-controller/api v0.0.0-00010101000000-000000000000
 	github.com/plumb-dev/plumb/shared v0.0.0-00010101000000-000000000000
 	github.com/plumb-dev/plumb/source-controller/api v0.0.0-00010101000000-000000000000
@@ -137,6 +138,7 @@ require (
 replace (
 	github.com/plumb-dev/plumb/apply-controller/api => ../apply-controller/api
 	github.com/plumb-dev/plumb/helm-controller/api => ../helm-controller/api
+	github.com/plumb-dev/plumb/image-automation/api => ../image-automation/api
 	github.com/plumb-dev/plumb/notification-controller/api => ../notification-controller/api
 	github.com/plumb-dev/plumb/shared => ../shared
 	github.com/plumb-dev/plumb/source-controller/api => ../source-controller/api

@@ -8,6 +8,7 @@
 //	go run ./bench helm [-n 1000] [-concurrent 10] [-cpuprofile file]
 //	go run ./bench notify [-events 10000] [-objects 1000] [-delay 0s]
 //	go run ./bench receiver [-n 20]
+//	go run ./bench image [-tags 10000] [-files 500] [-markers 100]
 package main
 
 import (
@@ -29,7 +30,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: bench git [-n N] | bench apply [-n N] [-concurrent N] | bench oci [-n N] | bench helmchart [-n N] | bench helm [-n N] [-concurrent N] | bench notify [-events N] [-objects N] [-delay D] | bench receiver [-n N]")
+		fmt.Fprintln(os.Stderr, "usage: bench git [-n N] | bench apply [-n N] [-concurrent N] | bench oci [-n N] | bench helmchart [-n N] | bench helm [-n N] [-concurrent N] | bench notify [-events N] [-objects N] [-delay D] | bench receiver [-n N] | bench image [-tags N] [-files N] [-markers N]")
 		os.Exit(2)
 	}
 	var err error
@@ -84,6 +85,13 @@ func main() {
 		n := fs.Int("n", 20, "pushes, each announced by a webhook call")
 		_ = fs.Parse(os.Args[2:])
 		err = benchReceiver(ctx, *n)
+	case "image":
+		fs := flag.NewFlagSet("image", flag.ExitOnError)
+		tags := fs.Int("tags", 10000, "tags of the one image repository")
+		files := fs.Int("files", 500, "YAML files of the Git repository")
+		markers := fs.Int("markers", 100, "files with an image policy marker")
+		_ = fs.Parse(os.Args[2:])
+		err = benchImage(ctx, *tags, *files, *markers)
 	default:
 		err = fmt.Errorf("unknown scenario %q", os.Args[1])
 	}

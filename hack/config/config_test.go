@@ -18,7 +18,7 @@ func TestControllerBasesBuild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []string{"source-controller", "apply-controller", "helm-controller", "notification-controller"} {
+	for _, c := range []string{"source-controller", "apply-controller", "helm-controller", "notification-controller", "image-automation"} {
 		t.Run(c, func(t *testing.T) {
 			dir := filepath.Join(root, c, "config")
 			if _, err := os.Stat(dir); err != nil {

@@ -1,8 +1,8 @@
 //go:build e2e
 
 // Package e2e runs the controllers as built binaries, as a user would: the local control plane
-// (with kube-controller-manager), source-controller and apply-controller as processes, and a Git
-// server on loopback. Each test pushes commits and watches the cluster follow them.
+// (with kube-controller-manager), every controller as a process, and Git servers and registries on
+// loopback. Each test pushes commits and watches the cluster follow them.
 package e2e
 
 import (
@@ -49,6 +49,9 @@ func TestMain(m *testing.M) {
 	}
 	if err == nil {
 		_, err = bed.StartController("helm-controller")
+	}
+	if err == nil {
+		_, err = bed.StartController("image-automation", "--storage-path", filepath.Join(bed.Dir, "image-data"))
 	}
 	if err == nil {
 		if receiverAddr, err = local.FreeAddr(); err == nil {
@@ -104,7 +107,7 @@ func dumpLogs(t *testing.T) {
 	if !t.Failed() {
 		return
 	}
-	for _, m := range []string{"source-controller", "apply-controller", "helm-controller", "notification-controller"} {
+	for _, m := range []string{"source-controller", "apply-controller", "helm-controller", "notification-controller", "image-automation"} {
 		data, _ := os.ReadFile(bed.Log(m))
 		if len(data) > 8000 {
 			data = data[len(data)-8000:]

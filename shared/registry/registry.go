@@ -71,7 +71,7 @@ func Options(repo name.Repository, c Credentials) ([]remote.Option, error) {
 // unless Insecure.
 func (c Credentials) transport() (http.RoundTripper, error) {
 	tr := sharedTransport
-	if len(c.CA) > 0 || len(c.Cert) > 0 {
+	if len(c.CA) > 0 || len(c.Cert) > 0 || len(c.Key) > 0 {
 		tr = remote.DefaultTransport.(*http.Transport).Clone()
 		cfg, err := certs.ClientConfig(c.CA, c.Cert, c.Key)
 		if err != nil {

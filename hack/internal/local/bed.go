@@ -11,6 +11,7 @@ import (
 
 	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
 	helmv1 "github.com/plumb-dev/plumb/helm-controller/api/v1beta1"
+	imagev1 "github.com/plumb-dev/plumb/image-automation/api/v1beta1"
 	notifyv1 "github.com/plumb-dev/plumb/notification-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/shared/testenv"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
@@ -35,7 +36,7 @@ func StartBed(prefix string, controllerManager bool) (*Bed, error) {
 		return nil, err
 	}
 	scheme := k8sruntime.NewScheme()
-	if err := errors.Join(clientgoscheme.AddToScheme(scheme), sourcev1.AddToScheme(scheme), applyv1.AddToScheme(scheme), helmv1.AddToScheme(scheme), notifyv1.AddToScheme(scheme)); err != nil {
+	if err := errors.Join(clientgoscheme.AddToScheme(scheme), sourcev1.AddToScheme(scheme), applyv1.AddToScheme(scheme), helmv1.AddToScheme(scheme), notifyv1.AddToScheme(scheme), imagev1.AddToScheme(scheme)); err != nil {
 		return nil, err
 	}
 	dir, err := os.MkdirTemp("", prefix)

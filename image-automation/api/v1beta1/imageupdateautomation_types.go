@@ -98,9 +98,9 @@ type CommitSpec struct {
 	// +optional
 	SigningKey *meta.LocalObjectReference `json:"signingKey,omitempty"`
 	// MessageTemplate is a Go text/template of the commit message over .AutomationObject
-	// (namespace/name), .Changes (each with .File, .Object (kind, namespace, name), .Policy,
-	// .OldValue, .NewValue), .Files and .Objects (the distinct ones, sorted). Unset: a summary
-	// of the changes.
+	// (namespace/name), .Changes (each with .File, .Object (.APIVersion, .Kind, .Namespace,
+	// .Name), .Policy, .OldValue, .NewValue), .Files and .Objects (the distinct ones, sorted).
+	// Paths are from the repository's root. Unset: a summary of the changes.
 	// +optional
 	MessageTemplate string `json:"messageTemplate,omitempty"`
 }

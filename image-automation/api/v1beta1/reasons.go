@@ -26,9 +26,11 @@ const (
 	DigestFailedReason = "DigestFailed"
 	// GitOperationFailedReason: clone, fetch or commit failed.
 	GitOperationFailedReason = "GitOperationFailed"
-	// PushFailedReason: the Git server refused the push; the commit is kept and pushed again at
-	// the next run.
+	// PushFailedReason: the Git server refused the push; nothing is forced, and the next run
+	// makes the commit again from the branch as it is then.
 	PushFailedReason = "PushFailed"
-	// UpdateFailedReason: files could not be updated (reported markers are not failures).
+	// UpdateFailedReason: the files under update.path could not be read or written. Markers that
+	// are left alone (a missing policy, a value that is not a scalar) are Warning events with
+	// this reason, not failures.
 	UpdateFailedReason = "UpdateFailed"
 )

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
@@ -136,9 +135,11 @@ func (r *ImagePolicyReconciler) reconcile(ctx context.Context, obj *imagev1.Imag
 	}
 	list, err := r.Tags.Get(client.ObjectKeyFromObject(repo))
 	if errors.Is(err, tags.ErrNotFound) {
-		// The repository's next scan stores them and triggers this policy.
-		conditions.MarkFalse(obj, meta.ReadyCondition, imagev1.DependencyNotReadyReason, "ImageRepository %s/%s has not been scanned yet", repo.Namespace, repo.Name)
-		return ctrl.Result{RequeueAfter: time.Minute}, nil
+		// The repository's scan stores them and triggers this policy; retried meanwhile, as a
+		// rescan of unchanged tags after a restart does not.
+		err := fmt.Errorf("ImageRepository %s/%s has not been scanned yet", repo.Namespace, repo.Name)
+		conditions.MarkFalse(obj, meta.ReadyCondition, imagev1.DependencyNotReadyReason, "%v", err)
+		return ctrl.Result{}, err
 	}
 	if err != nil {
 		return ctrl.Result{}, status.Fail(r.Events, obj, imagev1.ScanFailedReason, err)
@@ -208,8 +209,9 @@ func (r *ImagePolicyReconciler) repository(ctx context.Context, obj *imagev1.Ima
 			return nil, err
 		}
 		if !ok {
-			return nil, status.Stall(r.Events, obj, imagev1.AccessDeniedReason,
-				fmt.Sprintf("ImageRepository %s does not grant namespace %s access (spec.accessFrom)", key, obj.Namespace))
+			// Retried: namespace labels are not watched.
+			return nil, status.Fail(r.Events, obj, imagev1.AccessDeniedReason,
+				fmt.Errorf("ImageRepository %s does not grant namespace %s access (spec.accessFrom)", key, obj.Namespace))
 		}
 	}
 	return repo, nil
@@ -260,7 +262,7 @@ func (r *ImagePolicyReconciler) digest(ctx context.Context, obj *imagev1.ImagePo
 	defer cancel()
 	desc, err := remote.Head(tagRef, append(opts, remote.WithContext(hctx))...)
 	if err != nil {
-		_, err = classify(err, ref.Name+":"+ref.Tag)
+		_, err = classify(err, "tag "+ref.Name+":"+ref.Tag)
 		return "", err
 	}
 	return desc.Digest.String(), nil

@@ -84,7 +84,7 @@ func TestImagePolicy_BadInput(t *testing.T) {
 	expect(badFilter, true, imagev1.InvalidSpecReason, "nope")
 	expect(noMatch, false, imagev1.NoMatchingTagReason, "1.1.0")
 	expect(noRepo, false, imagev1.DependencyNotReadyReason, "ImageRepository "+ns+"/absent not found")
-	expect(denied, true, imagev1.AccessDeniedReason, "does not grant namespace "+other)
+	expect(denied, false, imagev1.AccessDeniedReason, "does not grant namespace "+other)
 	g.Eventually(func(g Gomega) {
 		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(granted), granted)).To(Succeed())
 		g.Expect(conditions.IsReady(granted)).To(BeTrue(), conditions.GetMessage(granted, meta.ReadyCondition))

@@ -126,7 +126,7 @@ func (r *ImageRepositoryReconciler) reconcile(ctx context.Context, obj *imagev1.
 	defer cancel()
 	all, err := remote.List(repo, append(opts, remote.WithContext(scanCtx))...)
 	if err != nil {
-		reason, err := classify(err, repo.Name())
+		reason, err := classify(err, "repository "+repo.Name())
 		return ctrl.Result{}, status.Fail(r.Events, obj, reason, err)
 	}
 	kept := all[:0]
@@ -223,21 +223,22 @@ func credentials(ctx context.Context, reader client.Reader, obj *imagev1.ImageRe
 	return creds, nil
 }
 
-// classify turns a registry error into a reason and a message a person can act on.
-func classify(err error, image string) (string, error) {
+// classify turns a registry error about what ("repository <image>" or "tag <image>:<tag>") into
+// a reason and a message a person can act on.
+func classify(err error, what string) (string, error) {
 	var te *transport.Error
 	if errors.As(err, &te) {
 		switch te.StatusCode {
 		case http.StatusUnauthorized, http.StatusForbidden:
-			return imagev1.AuthenticationFailedReason, fmt.Errorf("registry refused the credentials for %s (%d)", image, te.StatusCode)
+			return imagev1.AuthenticationFailedReason, fmt.Errorf("registry refused the credentials for %s (%d)", what, te.StatusCode)
 		case http.StatusNotFound:
-			return imagev1.ImageNotFoundReason, fmt.Errorf("registry has no repository %s", image)
+			return imagev1.ImageNotFoundReason, fmt.Errorf("registry has no %s", what)
 		}
 	}
 	if errors.Is(err, registry.ErrAuth) {
 		return imagev1.AuthenticationFailedReason, err
 	}
-	return imagev1.ScanFailedReason, fmt.Errorf("listing tags of %s: %w", image, err)
+	return imagev1.ScanFailedReason, fmt.Errorf("reading %s: %w", what, err)
 }
 
 // latest returns the n greatest tags in lexical order, greatest first.

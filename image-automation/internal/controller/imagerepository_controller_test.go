@@ -103,7 +103,7 @@ func TestImageRepository_BadInput(t *testing.T) {
 	}
 	expect(badRegex, true, imagev1.InvalidSpecReason, `expression "(unclosed"`)
 	expect(missing, false, imagev1.ImageNotFoundReason, "registry has no repository")
-	expect(unreachable, false, imagev1.ScanFailedReason, "listing tags of 127.0.0.1:1/acme/app")
+	expect(unreachable, false, imagev1.ScanFailedReason, "reading repository 127.0.0.1:1/acme/app")
 	expect(noSecret, false, imagev1.AuthenticationFailedReason, "Secret "+ns+"/absent not found")
 	expect(notJSON, false, imagev1.AuthenticationFailedReason, "not valid JSON")
 	expect(plainHTTP, false, imagev1.ScanFailedReason, "insecure")
@@ -144,7 +144,7 @@ func TestImageRepository_DistributionWithCredentials(t *testing.T) {
 	g.Eventually(func(g Gomega) {
 		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(anonymous), anonymous)).To(Succeed())
 		g.Expect(conditions.GetReason(anonymous, meta.ReadyCondition)).To(Equal(imagev1.AuthenticationFailedReason))
-		g.Expect(conditions.GetMessage(anonymous, meta.ReadyCondition)).To(ContainSubstring("registry refused the credentials for " + image + " (401)"))
+		g.Expect(conditions.GetMessage(anonymous, meta.ReadyCondition)).To(ContainSubstring("registry refused the credentials for repository " + image + " (401)"))
 		for _, o := range []*imagev1.ImageRepository{withSecret, withSA} {
 			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(o), o)).To(Succeed())
 			g.Expect(conditions.IsReady(o)).To(BeTrue(), conditions.GetMessage(o, meta.ReadyCondition))

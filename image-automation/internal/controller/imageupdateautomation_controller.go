@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -26,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -43,6 +46,7 @@ import (
 
 // +kubebuilder:rbac:groups=image.plumb.dev,resources=imageupdateautomations,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=image.plumb.dev,resources=imageupdateautomations/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=image.plumb.dev,resources=imageupdateautomations/finalizers,verbs=update
 // +kubebuilder:rbac:groups=source.plumb.dev,resources=gitrepositories,verbs=get
 
 // GitRepositoryGVK is the kind automations push to, read as unstructured: image-automation
@@ -120,7 +124,16 @@ func (r *ImageUpdateAutomationReconciler) Reconcile(ctx context.Context, req ctr
 		status.Patch(ctx, obj, status.Fields{Kind: imagev1.ImageUpdateAutomationKind, Suspend: obj.Spec.Suspend,
 			ObservedGeneration: &obj.Status.ObservedGeneration, Requests: &obj.Status.ReconcileRequestStatus}, patcher, r.ControllerName, &retErr)
 	}()
-	if !obj.DeletionTimestamp.IsZero() || obj.Spec.Suspend {
+	if !obj.DeletionTimestamp.IsZero() {
+		// The working copy goes with the automation.
+		if err := os.RemoveAll(r.workingCopy(obj)); err != nil {
+			return ctrl.Result{}, err
+		}
+		controllerutil.RemoveFinalizer(obj, Finalizer)
+		return ctrl.Result{}, nil
+	}
+	controllerutil.AddFinalizer(obj, Finalizer)
+	if obj.Spec.Suspend {
 		return ctrl.Result{}, nil
 	}
 	return r.reconcile(ctx, obj)
@@ -149,20 +162,23 @@ func (r *ImageUpdateAutomationReconciler) reconcile(ctx context.Context, obj *im
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	dir := filepath.Join(r.WorkDir, obj.Namespace, obj.Name)
+	dir := r.workingCopy(obj)
 	pushed, res, err := r.updateAndPush(ctx, obj, dir, job)
 	if errors.Is(err, gitwork.ErrNonFastForward) {
 		// Someone pushed in between: start again from their commit, once.
 		pushed, res, err = r.updateAndPush(ctx, obj, dir, job)
 	}
-	for _, m := range res.Missing {
-		events.Record(r.Events, obj, "", corev1.EventTypeWarning, imagev1.UpdateFailedReason,
-			"%s line %d: marker names ImagePolicy %s, which does not exist or has not chosen an image", m.File, m.Line, m.Policy)
-	}
+	r.reportLeftAlone(obj, res)
 	if err != nil {
+		if errors.Is(err, reconcile.TerminalError(nil)) {
+			return ctrl.Result{}, err // already reported as a stall
+		}
 		reason := imagev1.GitOperationFailedReason
-		if errors.Is(err, gitwork.ErrNonFastForward) || errors.Is(err, gitwork.ErrPush) {
+		switch {
+		case errors.Is(err, gitwork.ErrNonFastForward), errors.Is(err, gitwork.ErrPush):
 			reason = imagev1.PushFailedReason
+		case errors.Is(err, errUpdate):
+			reason = imagev1.UpdateFailedReason
 		}
 		return ctrl.Result{}, status.Fail(r.Events, obj, reason, err)
 	}
@@ -176,34 +192,49 @@ func (r *ImageUpdateAutomationReconciler) reconcile(ctx context.Context, obj *im
 			"pushed commit %s to %s: %s", short(pushed), job.push, summary(res))
 		conditions.MarkTrue(obj, meta.ReadyCondition, imagev1.SucceededReason, "pushed commit %s to %s", short(pushed), job.push)
 	} else {
-		conditions.MarkTrue(obj, meta.ReadyCondition, imagev1.SucceededReason, "no change: %s is up to date", job.branch)
+		conditions.MarkTrue(obj, meta.ReadyCondition, imagev1.SucceededReason, "no change to push: %s is up to date", res.start)
 	}
 	return ctrl.Result{RequeueAfter: plumbreconcile.Jitter(obj.Spec.Interval.Duration)}, nil
 }
 
+// errUpdate marks a failure to read or write the files under update.path.
+var errUpdate = errors.New("updating files")
+
+// runResult is what a run changed, with paths from the repository's root.
+type runResult struct {
+	setters.Result
+	start string // the branch the run started from
+}
+
+func (r *ImageUpdateAutomationReconciler) workingCopy(obj *imagev1.ImageUpdateAutomation) string {
+	return filepath.Join(r.WorkDir, obj.Namespace, obj.Name)
+}
+
 // updateAndPush syncs the working copy, rewrites the markers, and commits and pushes the
 // change if there is one; it returns the commit pushed (empty for none).
-func (r *ImageUpdateAutomationReconciler) updateAndPush(ctx context.Context, obj *imagev1.ImageUpdateAutomation, dir string, job automationRun) (string, setters.Result, error) {
+func (r *ImageUpdateAutomationReconciler) updateAndPush(ctx context.Context, obj *imagev1.ImageUpdateAutomation, dir string, job automationRun) (string, runResult, error) {
 	clone, err := gitwork.Sync(ctx, dir, job.remote, job.branch, job.push)
 	if err != nil {
-		return "", setters.Result{}, err
+		return "", runResult{}, err
 	}
-	res, err := setters.Update(filepath.Join(clone.Dir(), filepath.FromSlash(job.path)), job.refs)
+	res := runResult{start: clone.Start}
+	root, err := updateRoot(clone.Dir(), job.path)
 	if err != nil {
-		return "", res, fmt.Errorf("updating files: %w", err)
+		return "", res, err
 	}
+	res.Result, err = setters.Update(root, job.refs)
+	if err != nil {
+		return "", res, fmt.Errorf("%w under %q: %v", errUpdate, job.path, err)
+	}
+	res.fromRoot(job.path)
 	if len(res.Files) == 0 {
 		return "", res, nil
-	}
-	files := make([]string, len(res.Files))
-	for i, f := range res.Files {
-		files[i] = strings.TrimPrefix(filepath.ToSlash(filepath.Join(job.path, f)), "/")
 	}
 	var msg bytes.Buffer
 	if err := job.message.Execute(&msg, templateData(obj, res)); err != nil {
 		return "", res, status.Stall(r.Events, obj, imagev1.InvalidSpecReason, "messageTemplate: "+err.Error())
 	}
-	h, err := clone.Commit(files, msg.String(), job.author)
+	h, err := clone.Commit(res.Files, msg.String(), job.author)
 	if err != nil {
 		return "", res, err
 	}
@@ -227,14 +258,10 @@ func (r *ImageUpdateAutomationReconciler) prepare(ctx context.Context, obj *imag
 	}
 	job.message = t
 	if u := obj.Spec.Update; u != nil {
-		job.path = u.Path
-	}
-	if job.path != "" && !filepath.IsLocal(filepath.FromSlash(strings.TrimPrefix(job.path, "./"))) {
-		return job, status.Stall(r.Events, obj, imagev1.InvalidSpecReason, fmt.Sprintf("update.path %q leaves the repository", job.path))
-	}
-	job.path = strings.TrimPrefix(filepath.ToSlash(filepath.Clean(job.path)), "./")
-	if job.path == "." {
-		job.path = ""
+		job.path = path.Clean("/" + filepath.ToSlash(u.Path))[1:] // "", "apps", "apps/prod"
+		if rel := filepath.ToSlash(filepath.Clean(filepath.FromSlash(u.Path))); rel == ".." || strings.HasPrefix(rel, "../") || path.IsAbs(u.Path) {
+			return job, status.Stall(r.Events, obj, imagev1.InvalidSpecReason, fmt.Sprintf("update.path %q leaves the repository", u.Path))
+		}
 	}
 
 	src := &unstructured.Unstructured{}
@@ -252,8 +279,9 @@ func (r *ImageUpdateAutomationReconciler) prepare(ctx context.Context, obj *imag
 		job.branch = c.Ref.Branch
 	}
 	if job.branch == "" {
-		return job, status.Stall(r.Events, obj, imagev1.InvalidSpecReason,
-			fmt.Sprintf("GitRepository %s follows no branch; set git.checkout.ref.branch", key))
+		// Retried: the GitRepository may change, and it is not watched.
+		return job, status.Fail(r.Events, obj, imagev1.InvalidSpecReason,
+			fmt.Errorf("GitRepository %s follows no branch; set git.checkout.ref.branch", key))
 	}
 	job.push = job.branch
 	if p := obj.Spec.Git.Push; p != nil {
@@ -272,10 +300,11 @@ func (r *ImageUpdateAutomationReconciler) prepare(ctx context.Context, obj *imag
 	}
 	job.remote, err = gitauth.NewRemote(url, secret)
 	if err != nil {
+		reason := imagev1.AuthenticationFailedReason
 		if errors.Is(err, gitauth.ErrInvalid) {
-			return job, status.Stall(r.Events, obj, imagev1.InvalidSpecReason, err.Error())
+			reason = imagev1.InvalidSpecReason // of the GitRepository: retried, as it is not watched
 		}
-		return job, status.Fail(r.Events, obj, imagev1.AuthenticationFailedReason, err)
+		return job, status.Fail(r.Events, obj, reason, err)
 	}
 	a := obj.Spec.Git.Commit.Author
 	job.author = gitwork.Author{Name: a.Name, Email: a.Email}
@@ -297,6 +326,67 @@ func (r *ImageUpdateAutomationReconciler) prepare(ctx context.Context, obj *imag
 		return job, err
 	}
 	return job, nil
+}
+
+// updateRoot is the folder of update.path in the working copy, refusing one that a symbolic link
+// in the repository leads out of it.
+func updateRoot(dir, rel string) (string, error) {
+	base, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return "", err
+	}
+	root, err := filepath.EvalSymlinks(filepath.Join(dir, filepath.FromSlash(rel)))
+	if err != nil {
+		return "", fmt.Errorf("%w: update.path %q: %v", errUpdate, rel, errors.Unwrap(err))
+	}
+	if inside, err := filepath.Rel(base, root); err != nil || inside == ".." || strings.HasPrefix(inside, ".."+string(filepath.Separator)) {
+		return "", fmt.Errorf("%w: update.path %q leads out of the repository through a symbolic link", errUpdate, rel)
+	}
+	return root, nil
+}
+
+// fromRoot makes the paths of a run relative to the repository's root instead of update.path.
+func (res *runResult) fromRoot(rel string) {
+	if rel == "" {
+		return
+	}
+	join := func(f string) string { return path.Join(rel, f) }
+	for i := range res.Files {
+		res.Files[i] = join(res.Files[i])
+	}
+	for i := range res.Changes {
+		res.Changes[i].File = join(res.Changes[i].File)
+	}
+	for i := range res.Missing {
+		res.Missing[i].File = join(res.Missing[i].File)
+	}
+	for i := range res.Skipped {
+		res.Skipped[i].File = join(res.Skipped[i].File)
+	}
+}
+
+// reportLeftAlone records a Warning event per run for the markers and files left alone.
+func (r *ImageUpdateAutomationReconciler) reportLeftAlone(obj *imagev1.ImageUpdateAutomation, res runResult) {
+	var lines []string
+	for _, m := range res.Missing {
+		lines = append(lines, fmt.Sprintf("%s line %d: ImagePolicy %s does not exist, is not selected by policySelector, or has not chosen an image yet", m.File, m.Line, m.Policy))
+	}
+	for _, s := range res.Skipped {
+		where := s.File
+		if s.Line > 0 {
+			where = fmt.Sprintf("%s line %d", s.File, s.Line)
+		}
+		lines = append(lines, where+": "+s.Reason)
+	}
+	if len(lines) == 0 {
+		return
+	}
+	const most = 5
+	msg := strings.Join(lines[:min(most, len(lines))], "; ")
+	if len(lines) > most {
+		msg += fmt.Sprintf("; and %d more", len(lines)-most)
+	}
+	events.Record(r.Events, obj, "", corev1.EventTypeWarning, imagev1.UpdateFailedReason, "left alone: %s", msg)
 }
 
 // policies returns the latest images of the selected ImagePolicies, by "namespace:name" for the
@@ -390,7 +480,7 @@ type TemplateChange struct {
 	NewValue string
 }
 
-func templateData(obj *imagev1.ImageUpdateAutomation, res setters.Result) TemplateData {
+func templateData(obj *imagev1.ImageUpdateAutomation, res runResult) TemplateData {
 	d := TemplateData{AutomationObject: obj.Namespace + "/" + obj.Name, Files: res.Files}
 	seen := map[setters.ObjectRef]bool{}
 	for _, c := range res.Changes {
@@ -408,7 +498,7 @@ func templateData(obj *imagev1.ImageUpdateAutomation, res setters.Result) Templa
 }
 
 // summary is one line about the changes, for events.
-func summary(res setters.Result) string {
+func summary(res runResult) string {
 	if len(res.Changes) == 1 {
 		c := res.Changes[0]
 		return fmt.Sprintf("%s: %s -> %s", c.File, c.Old, c.New)

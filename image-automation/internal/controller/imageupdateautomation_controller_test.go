@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/fluxcd/pkg/runtime/conditions"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -146,20 +148,24 @@ func TestAutomation_BadInput(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	ns := newNamespace(t, nil)
-	repo := newGitRepo(t, map[string]string{"apps/a.yaml": "a: 1\n"})
+	repo := newGitRepo(t, map[string]string{"apps/a.yaml": "a: 1\n", "escape": "symlink:../../.."})
 	gitRepository(g, ns, "config", repo.URL)
 	noSource := automation(ns, "no-source", "absent")
 	badTemplate := automation(ns, "bad-template", "config")
 	badTemplate.Spec.Git.Commit.MessageTemplate = "{{ .Nope"
 	escape := automation(ns, "escape", "config")
 	escape.Spec.Update.Path = "../outside"
+	linkOut := automation(ns, "link-out", "config")
+	linkOut.Spec.Update.Path = "escape/"
+	root := automation(ns, "root", "config")
+	root.Spec.Update.Path = "./"
 	noBranch := automation(ns, "no-branch", "config")
 	noBranch.Spec.Git.Checkout = &imagev1.GitCheckout{Ref: imagev1.GitCheckoutRef{Branch: "nope"}}
 	badKey := automation(ns, "bad-key", "config")
 	badKey.Spec.Git.Commit.SigningKey = &meta.LocalObjectReference{Name: "bad-key"}
 	g.Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "bad-key", Namespace: ns},
 		Data: map[string][]byte{"git.asc": []byte("-----BEGIN PGP PRIVATE KEY BLOCK-----\nhunter2\n")}})).To(Succeed())
-	for _, o := range []client.Object{noSource, badTemplate, escape, noBranch, badKey} {
+	for _, o := range []client.Object{noSource, badTemplate, escape, linkOut, root, noBranch, badKey} {
 		g.Expect(k8s.Create(ctx, o)).To(Succeed())
 	}
 	expect := func(obj *imagev1.ImageUpdateAutomation, stalled bool, reason, msg string) {
@@ -179,4 +185,16 @@ func TestAutomation_BadInput(t *testing.T) {
 	expect(escape, true, imagev1.InvalidSpecReason, "leaves the repository")
 	expect(noBranch, false, imagev1.GitOperationFailedReason, `no branch "nope"`)
 	expect(badKey, false, imagev1.AuthenticationFailedReason, "not an armored OpenPGP key")
+	expect(linkOut, false, imagev1.UpdateFailedReason, "leads out of the repository through a symbolic link")
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(root), root)).To(Succeed())
+		g.Expect(conditions.IsReady(root)).To(BeTrue(), "update.path ./ is the root: %s", conditions.GetMessage(root, meta.ReadyCondition))
+	}, timeout, 100*time.Millisecond).Should(Succeed())
+
+	// Deleting an automation removes its working copy.
+	dir := filepath.Join(workDir, ns, "root")
+	g.Expect(dir).To(BeADirectory())
+	g.Expect(k8s.Delete(ctx, root)).To(Succeed())
+	g.Eventually(func() bool { return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(root), root)) }, timeout, 100*time.Millisecond).Should(BeTrue())
+	g.Expect(dir).NotTo(BeAnExistingFile())
 }

@@ -43,6 +43,7 @@ var (
 	k8s          client.Client
 	registryHost string // go-containerregistry's registry on loopback, plain HTTP
 	gitServer    *gittestserver.GitServer
+	workDir      string // the automations' working copies
 )
 
 const (
@@ -76,6 +77,7 @@ func run(m *testing.M) int {
 	must(gitServer.StartHTTP())
 	defer gitServer.StopHTTP()
 
+	workDir = filepath.Join(dir, "git")
 	store, err := tags.New(filepath.Join(dir, "tags"))
 	must(err)
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}})
@@ -88,7 +90,7 @@ func run(m *testing.M) int {
 	must((&ImagePolicyReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: rec, Tags: store,
 		ControllerName: "image-automation"}).SetupWithManager(ctx, mgr, 2))
 	must((&ImageUpdateAutomationReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: rec,
-		WorkDir: filepath.Join(dir, "git"), ControllerName: "image-automation"}).SetupWithManager(mgr, 2))
+		WorkDir: workDir, ControllerName: "image-automation"}).SetupWithManager(mgr, 2))
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
 	code := m.Run()
@@ -181,7 +183,8 @@ func newGitRepo(t *testing.T, files map[string]string) *gitRepo {
 	return r
 }
 
-// commit writes files and pushes them to main.
+// commit writes files and pushes them to main; a content "symlink:<target>" makes a symbolic
+// link.
 func (r *gitRepo) commit(files map[string]string) {
 	wt, err := r.repo.Worktree()
 	if err != nil {
@@ -192,7 +195,12 @@ func (r *gitRepo) commit(files map[string]string) {
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			r.t.Fatal(err)
 		}
-		if err := os.WriteFile(p, []byte(c), 0o644); err != nil {
+		if target, ok := strings.CutPrefix(c, "symlink:"); ok {
+			err = os.Symlink(target, p)
+		} else {
+			err = os.WriteFile(p, []byte(c), 0o644)
+		}
+		if err != nil {
 			r.t.Fatal(err)
 		}
 		if _, err := wt.Add(n); err != nil {

@@ -39,6 +39,9 @@ type Clone struct {
 	remote gitauth.Remote
 	// Branch is the local branch, named as the checked-out remote branch.
 	Branch string
+	// Start is the remote branch the working copy was reset to: Branch, or the push branch when
+	// it exists.
+	Start string
 	// Head is the commit the working copy was reset to.
 	Head plumbing.Hash
 }
@@ -83,7 +86,7 @@ func Sync(ctx context.Context, dir string, remote gitauth.Remote, branch, from s
 	if err := wt.Reset(&gogit.ResetOptions{Commit: tip.Hash(), Mode: gogit.HardReset}); err != nil {
 		return nil, fmt.Errorf("resetting to %s: %w", tip.Hash(), err)
 	}
-	return &Clone{repo: repo, dir: dir, remote: remote, Branch: branch, Head: tip.Hash()}, nil
+	return &Clone{repo: repo, dir: dir, remote: remote, Branch: branch, Start: start, Head: tip.Hash()}, nil
 }
 
 // open returns the clone in dir, initialising it when missing or of another URL.

@@ -4,12 +4,9 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
-	"unicode/utf8"
 
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 )
-
-func utfValid(s string) bool { return utf8.ValidString(s) }
 
 // singleQuotable reports whether s fits in a single-quoted scalar on one line: single quotes
 // have no escapes, so every character must be printable and none may break the line.

@@ -10,27 +10,43 @@ import (
 
 // source maps yaml.v3 node positions back to byte offsets. The parser counts lines the YAML way
 // (CRLF is one break; CR, NEL, LS and PS are breaks too) and columns in characters, not bytes,
-// and does not count a leading UTF-8 byte order mark; source mirrors all of that.
+// and does not count a leading UTF-8 byte order mark; source mirrors all of that. Lookups are
+// O(1) on ASCII lines so that a huge one-line file with a marker stays linear.
 type source struct {
-	b      []byte
-	starts []int // byte offset where each line begins; starts[0] is line 1
+	b     []byte
+	lines []lineInfo // lines[0] is line 1
+}
+
+type lineInfo struct {
+	start, end int  // end is the offset of the line's break, or of the end of content
+	ascii      bool // every byte of the line is ASCII, so columns are byte counts
+	marked     int8 // whether the line contains markerKey: 0 not yet known, 1 yes, -1 no
 }
 
 var utf8BOM = []byte("\xef\xbb\xbf")
 
 func newSource(b []byte) *source {
-	s := &source{b: b, starts: make([]int, 1, bytes.Count(b, []byte{'\n'})+2)}
+	s := &source{b: b, lines: make([]lineInfo, 0, bytes.Count(b, []byte{'\n'})+1)}
+	cur := lineInfo{ascii: true}
 	if bytes.HasPrefix(b, utf8BOM) {
-		s.starts[0] = len(utf8BOM)
+		cur.start = len(utf8BOM)
 	}
-	for i := s.starts[0]; i < len(b); {
-		if n := breakLen(b, i); n > 0 {
-			i += n
-			s.starts = append(s.starts, i)
+	for i := cur.start; i < len(b); {
+		if b[i] >= utf8.RuneSelf {
+			cur.ascii = false
+		}
+		n := breakLen(b, i)
+		if n == 0 {
+			i++
 			continue
 		}
-		i++
+		cur.end = i
+		s.lines = append(s.lines, cur)
+		i += n
+		cur = lineInfo{start: i, ascii: true}
 	}
+	cur.end = len(b)
+	s.lines = append(s.lines, cur)
 	return s
 }
 
@@ -56,38 +72,51 @@ func breakLen(b []byte, i int) int {
 	return 0
 }
 
+// lineAt returns a 1-based line, or false when there is no such line.
+func (s *source) lineAt(n int) (*lineInfo, bool) {
+	if n < 1 || n > len(s.lines) {
+		return nil, false
+	}
+	return &s.lines[n-1], true
+}
+
 // offset turns a 1-based line and character column into a byte offset, or -1 when the position
-// is not inside the content.
+// is not inside the line.
 func (s *source) offset(line, col int) int {
-	if line < 1 || line > len(s.starts) || col < 1 {
+	l, ok := s.lineAt(line)
+	if !ok || col < 1 {
 		return -1
 	}
-	i := s.starts[line-1]
-	for c := 1; c < col; c++ {
-		if i >= len(s.b) || breakLen(s.b, i) > 0 {
+	if l.ascii {
+		if l.start+col-1 > l.end {
 			return -1
 		}
-		_, w := utf8.DecodeRune(s.b[i:])
+		return l.start + col - 1
+	}
+	i := l.start
+	for c := 1; c < col; c++ {
+		if i >= l.end {
+			return -1
+		}
+		_, w := utf8.DecodeRune(s.b[i:l.end])
 		i += w
 	}
 	return i
 }
 
-// lineEnd returns the offset of the line break (or end of content) at or after i.
-func (s *source) lineEnd(i int) int {
-	for i < len(s.b) && breakLen(s.b, i) == 0 {
-		i++
+// hasMarker reports whether a 1-based line contains markerKey anywhere.
+func (s *source) hasMarker(line int) bool {
+	l, ok := s.lineAt(line)
+	if !ok {
+		return false
 	}
-	return i
-}
-
-// line returns the bytes of a 1-based line without its break.
-func (s *source) line(n int) []byte {
-	if n < 1 || n > len(s.starts) {
-		return nil
+	if l.marked == 0 {
+		l.marked = -1
+		if bytes.Contains(s.b[l.start:l.end], []byte(markerKey)) {
+			l.marked = 1
+		}
 	}
-	start := s.starts[n-1]
-	return s.b[start:s.lineEnd(start)]
+	return l.marked == 1
 }
 
 func isBlank(c byte) bool { return c == ' ' || c == '\t' }
@@ -117,7 +146,7 @@ func (s *source) span(n *yaml.Node, flow bool) (start, end int, reason string) {
 	if i < 0 {
 		return 0, 0, reasonLocate
 	}
-	b, eol := s.b, s.lineEnd(i)
+	b, eol := s.b, s.lines[n.Line-1].end
 	// The node's position is that of its first property, if it has any.
 	for i < eol && (b[i] == '&' || b[i] == '!') {
 		for i < eol && !isBlank(b[i]) && !(flow && isFlowIndicator(b[i])) {
@@ -196,10 +225,14 @@ func plainEnd(b []byte, i, eol int, flow bool) int {
 	return j
 }
 
-// trailingComment returns the comment that follows a value ending at end on the same line,
+// trailingComment returns the comment that follows a value ending at end on a 1-based line,
 // without its '#', or false when something else comes first.
-func (s *source) trailingComment(end int) (string, bool) {
-	eol := s.lineEnd(end)
+func (s *source) trailingComment(line, end int) (string, bool) {
+	l, ok := s.lineAt(line)
+	if !ok || end < l.start || end > l.end {
+		return "", false
+	}
+	eol := l.end
 	rest := s.b[end:eol]
 	trimmed := bytes.TrimLeft(rest, " \t")
 	if len(trimmed) == len(rest) && end > 0 && !isBlank(s.b[end-1]) {

@@ -156,10 +156,14 @@ func TestUpdateBytes(t *testing.T) {
 			},
 		},
 		{
-			name:    "empty value",
-			in:      "tag: " + mWebTag + "\nlist:\n-   " + mWebTag + "\n",
-			want:    "tag: 2.0.0 " + mWebTag + "\nlist:\n- 2.0.0   " + mWebTag + "\n",
-			changes: []Change{ch(1, "apps:web", "tag", "", "2.0.0"), ch(3, "apps:web", "tag", "", "2.0.0")},
+			name: "empty value",
+			in:   "tag: " + mWebTag + "\nlist:\n-   " + mWebTag + "\ntagged: !!str " + mWebTag + "\n",
+			want: "tag: 2.0.0 " + mWebTag + "\nlist:\n- 2.0.0   " + mWebTag + "\ntagged: !!str 2.0.0 " + mWebTag + "\n",
+			changes: []Change{
+				ch(1, "apps:web", "tag", "", "2.0.0"),
+				ch(3, "apps:web", "tag", "", "2.0.0"),
+				ch(4, "apps:web", "tag", "", "2.0.0"),
+			},
 		},
 		{
 			name:    "CRLF line endings",
@@ -395,5 +399,39 @@ func TestRenderKeepsStyle(t *testing.T) {
 		if !strings.HasSuffix(string(out), " "+mWebTag+"\n") {
 			t.Errorf("%q: marker lost: %q", v, out)
 		}
+	}
+}
+
+func TestVerifyRejectsBadOutput(t *testing.T) {
+	in := []byte("a: old " + mWeb + "\nb: [1, 2]\n")
+	tests := []struct{ name, out string }{
+		{"value read back differs", "a: other " + mWeb + "\nb: [1, 2]\n"},
+		{"value became a mapping", "a: x: y " + mWeb + "\nb: [1, 2]\n"},
+		{"other value changed", "a: " + webFull + " " + mWeb + "\nb: [1, 3]\n"},
+		{"line moved", "a: " + webFull + " " + mWeb + "\n\nb: [1, 2]\n"},
+		{"document added", "a: " + webFull + " " + mWeb + "\nb: [1, 2]\n---\nc: 1\n"},
+		{"not YAML", "a: [" + webFull + " " + mWeb + "\nb: [1, 2]\n"},
+	}
+	p, err := plan(in, testRefs)
+	if err != nil || len(p.edits) != 1 {
+		t.Fatalf("plan: %v, %d edits", err, len(p.edits))
+	}
+	if err := verify(p.docs, splice(in, p.edits), p.edits); err != nil {
+		t.Fatalf("the real output fails verification: %v", err)
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := verify(p.docs, []byte(tc.out), p.edits); err == nil {
+				t.Error("verification passed")
+			}
+		})
+	}
+}
+
+func TestProblemsError(t *testing.T) {
+	err := error(Problems{{Line: 3, Policy: "a:b", Reason: "policy has no digest"}, {Line: 7, Policy: "a:c", Reason: reasonBlock}})
+	want := "line 3: a:b: policy has no digest; line 7: a:c: value is a block scalar"
+	if err.Error() != want {
+		t.Errorf("got %q, want %q", err.Error(), want)
 	}
 }

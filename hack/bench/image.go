@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/plumb-dev/plumb/hack/internal/local"
+	imagev1 "github.com/plumb-dev/plumb/image-automation/api/v1beta1"
+	"github.com/plumb-dev/plumb/shared/reconcile"
+)
+
+// benchImage: one repository of tags image tags on a loopback registry is scanned, a semver
+// policy chooses from it, and an automation updates a Git repository of files YAML files of which
+// markers carry a marker; then a new tag goes through scan → policy → commit.
+func benchImage(ctx context.Context, tagCount, files, markers int) error {
+	reg := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer reg.Close()
+	image := strings.TrimPrefix(reg.URL, "http://") + "/acme/app"
+	img, err := random.Image(256, 1)
+	if err != nil {
+		return err
+	}
+	pushed := false
+	push := func(tag string) error {
+		ref, err := name.NewTag(image+":"+tag, name.Insecure)
+		if err != nil {
+			return err
+		}
+		if pushed { // the blobs are there: one manifest PUT per tag
+			return remote.Tag(ref, img)
+		}
+		pushed = true
+		return remote.Write(ref, img)
+	}
+	// Release tags, pre-releases and build tags, as a busy CI pushes them.
+	for i := range tagCount {
+		var tag string
+		switch i % 4 {
+		case 0:
+			tag = fmt.Sprintf("1.%d.%d", i/100, i%100)
+		case 1:
+			tag = fmt.Sprintf("1.%d.%d-rc.1", i/100, i%100)
+		case 2:
+			tag = fmt.Sprintf("main-%07x-%d", i*7919, 1700000000+i)
+		default:
+			tag = fmt.Sprintf("v1.%d.%d", i/100, i%100)
+		}
+		if err := push(tag); err != nil {
+			return err
+		}
+	}
+
+	git, err := local.StartGitServer("")
+	if err != nil {
+		return err
+	}
+	defer git.Stop()
+	content := map[string]string{}
+	for i := range files {
+		doc := fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-%04d\ndata:\n  key: value-%d\n", i, i)
+		if i < markers {
+			doc = fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: app-%04d
+spec:
+  template:
+    spec:
+      containers:
+        - name: app
+          image: %s:1.0.0 # {"$imagepolicy": "bench:app"}
+`, i, image)
+		}
+		content[fmt.Sprintf("apps/dir-%02d/file-%04d.yaml", i%20, i)] = doc
+	}
+	if _, _, err := git.NewRepo("config", content); err != nil {
+		return err
+	}
+
+	bed, err := local.StartBed("plumb-bench-image-", false)
+	if err != nil {
+		return err
+	}
+	defer bed.Stop()
+	c := bed.Env.Client
+	p, err := bed.StartController("image-automation", "--storage-path", bed.Dir+"/image-data")
+	if err != nil {
+		return err
+	}
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bench"}}); err != nil {
+		return err
+	}
+	repoObj := &imagev1.ImageRepository{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: "bench"},
+		Spec: imagev1.ImageRepositorySpec{Image: image, Interval: metav1.Duration{Duration: time.Hour}, Insecure: true}}
+	begin := time.Now()
+	if err := c.Create(ctx, repoObj); err != nil {
+		return err
+	}
+	if err := waitFor(ctx, c, repoObj, time.Minute, func() bool {
+		return ready(repoObj.Status.Conditions) && repoObj.Status.LastScanResult != nil
+	}); err != nil {
+		return err
+	}
+	scan := time.Since(begin)
+	scanned := repoObj.Status.LastScanResult.TagCount
+	// A scan on its own: requested, listed, stored.
+	begin = time.Now()
+	requested := begin.Format(time.RFC3339Nano)
+	if err := c.Patch(ctx, repoObj, reconcile.RequestPatch(requested)); err != nil {
+		return err
+	}
+	if err := waitFor(ctx, c, repoObj, time.Minute, func() bool {
+		return repoObj.Status.LastHandledReconcileAt == requested
+	}); err != nil {
+		return err
+	}
+	rescan := time.Since(begin)
+
+	pol := &imagev1.ImagePolicy{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: "bench"},
+		Spec: imagev1.ImagePolicySpec{ImageRepositoryRef: meta.NamespacedObjectReference{Name: "app"},
+			Policy: imagev1.ImagePolicyChoice{SemVer: &imagev1.SemVerPolicy{Range: ">=1.0.0"}}}}
+	begin = time.Now()
+	if err := c.Create(ctx, pol); err != nil {
+		return err
+	}
+	if err := waitFor(ctx, c, pol, time.Minute, func() bool { return pol.Status.LatestRef != nil }); err != nil {
+		return err
+	}
+	policyReady := time.Since(begin)
+	first := pol.Status.LatestRef.Tag
+
+	src := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "source.plumb.dev/v1beta1", "kind": "GitRepository",
+		"metadata": map[string]any{"name": "config", "namespace": "bench"},
+		"spec":     map[string]any{"url": git.URL("config"), "interval": "1h", "ref": map[string]any{"branch": "main"}},
+	}}
+	if err := c.Create(ctx, src); err != nil {
+		return err
+	}
+	auto := &imagev1.ImageUpdateAutomation{ObjectMeta: metav1.ObjectMeta{Name: "apps", Namespace: "bench"},
+		Spec: imagev1.ImageUpdateAutomationSpec{
+			SourceRef: imagev1.SourceReference{Kind: "GitRepository", Name: "config"},
+			Git:       imagev1.GitSpec{Commit: imagev1.CommitSpec{Author: imagev1.CommitUser{Name: "bench", Email: "bench@plumb.invalid"}}},
+			Interval:  metav1.Duration{Duration: time.Hour},
+		}}
+	begin = time.Now()
+	if err := c.Create(ctx, auto); err != nil {
+		return err
+	}
+	if err := waitFor(ctx, c, auto, 2*time.Minute, func() bool { return auto.Status.LastPushCommit != "" }); err != nil {
+		return err
+	}
+	firstRun := time.Since(begin)
+	firstCommit := auto.Status.LastPushCommit
+
+	// A new release: the scan sees it, the policy moves, the automation commits it.
+	if err := push("2.0.0"); err != nil {
+		return err
+	}
+	begin = time.Now()
+	if err := c.Patch(ctx, &imagev1.ImageRepository{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: "bench"}},
+		reconcile.RequestPatch(begin.Format(time.RFC3339Nano))); err != nil {
+		return err
+	}
+	var moved time.Duration
+	if err := waitFor(ctx, c, pol, time.Minute, func() bool {
+		if pol.Status.LatestRef != nil && pol.Status.LatestRef.Tag == "2.0.0" && moved == 0 {
+			moved = time.Since(begin)
+		}
+		return moved != 0
+	}); err != nil {
+		return err
+	}
+	if err := waitFor(ctx, c, auto, 2*time.Minute, func() bool { return auto.Status.LastPushCommit != firstCommit }); err != nil {
+		return err
+	}
+	loop := time.Since(begin)
+	rss, _ := p.PeakRSS()
+	cpu, _ := p.CPU()
+
+	fmt.Printf("\n### image: %d tags, %d YAML files with %d markers (%d CPUs, %s)\n\n", tagCount, files, markers, runtime.NumCPU(), runtime.GOARCH)
+	fmt.Printf("| figure | value |\n|---|---|\n")
+	fmt.Printf("| ImageRepository created → %d tags scanned and stored (controller start included) | %.2f s |\n", scanned, scan.Seconds())
+	fmt.Printf("| requested scan → %d tags listed and stored | %.2f s |\n", scanned, rescan.Seconds())
+	fmt.Printf("| ImagePolicy created → latest chosen (%s) | %.3f s |\n", first, policyReady.Seconds())
+	fmt.Printf("| first automation run (clone, %d values rewritten, commit, push) | %.2f s |\n", markers, firstRun.Seconds())
+	fmt.Printf("| new tag: scan requested → policy moved | %.2f s |\n", moved.Seconds())
+	fmt.Printf("| new tag: scan requested → commit pushed (run on the kept clone) | %.2f s |\n", loop.Seconds())
+	fmt.Printf("| image-automation CPU, whole scenario | %.2f s |\n", cpu.Seconds())
+	fmt.Printf("| image-automation peak RSS | %.0f MiB |\n", rss)
+	return nil
+}
+
+// waitFor polls obj until done says so, or the limit passes.
+func waitFor(ctx context.Context, c client.Client, obj client.Object, limit time.Duration, done func() bool) error {
+	deadline := time.Now().Add(limit)
+	for {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(obj), obj); err == nil && done() {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%T %s not done after %s: %+v", obj, obj.GetName(), limit, obj)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
