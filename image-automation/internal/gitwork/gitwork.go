@@ -113,11 +113,12 @@ func open(ctx context.Context, dir string, remote gitauth.Remote) (*gogit.Reposi
 	return repo, nil
 }
 
-// fetch brings origin's branch into refs/remotes/origin/<branch>; false when there is none.
+// fetch brings origin's branch into refs/remotes/origin/<branch>, shallow (the tip alone: a
+// commit on top needs nothing older); false when there is none.
 func fetch(ctx context.Context, repo *gogit.Repository, remote gitauth.Remote, branch string) (bool, error) {
 	spec := config.RefSpec(fmt.Sprintf("+refs/heads/%s:refs/remotes/origin/%s", branch, branch))
 	err := repo.FetchContext(ctx, &gogit.FetchOptions{RemoteName: "origin", RefSpecs: []config.RefSpec{spec},
-		Auth: remote.Auth, CABundle: remote.CABundle, Tags: gogit.NoTags, Force: true})
+		Auth: remote.Auth, CABundle: remote.CABundle, Tags: gogit.NoTags, Force: true, Depth: 1})
 	switch {
 	case err == nil, errors.Is(err, gogit.NoErrAlreadyUpToDate):
 		return true, nil
