@@ -3,15 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
-	"log"
-	"net/http/httptest"
+	"os"
 	"runtime"
-	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	corev1 "k8s.io/api/core/v1"
@@ -22,16 +19,29 @@ import (
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/plumb-dev/plumb/hack/internal/local"
 	imagev1 "github.com/plumb-dev/plumb/image-automation/api/v1beta1"
+	"github.com/plumb-dev/plumb/shared/ocitest"
 	"github.com/plumb-dev/plumb/shared/reconcile"
 )
 
 // benchImage: one repository of tags image tags on a loopback registry is scanned, a semver
 // policy chooses from it, and an automation updates a Git repository of files YAML files of which
-// markers carry a marker; then a new tag goes through scan → policy → commit.
+// markers carry a marker; then a new tag goes through scan → policy → commit. The registry is the
+// CNCF distribution registry (Debian's docker-registry) with htpasswd, which pages tag lists as
+// registries in the field do (go-containerregistry's in-process registry does not).
 func benchImage(ctx context.Context, tagCount, files, markers int) error {
-	reg := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	defer reg.Close()
-	image := strings.TrimPrefix(reg.URL, "http://") + "/acme/app"
+	const user, password = "bench", "bench-pa55word"
+	dir, err := os.MkdirTemp("", "plumb-bench-registry-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	reg, err := ocitest.StartDistribution(dir, user, password)
+	if err != nil {
+		return err
+	}
+	defer reg.Stop()
+	image := reg.Host + "/acme/app"
+	auth := remote.WithAuth(authn.FromConfig(authn.AuthConfig{Username: user, Password: password}))
 	img, err := random.Image(256, 1)
 	if err != nil {
 		return err
@@ -43,10 +53,10 @@ func benchImage(ctx context.Context, tagCount, files, markers int) error {
 			return err
 		}
 		if pushed { // the blobs are there: one manifest PUT per tag
-			return remote.Tag(ref, img)
+			return remote.Tag(ref, img, auth)
 		}
 		pushed = true
-		return remote.Write(ref, img)
+		return remote.Write(ref, img, auth)
 	}
 	// Release tags, pre-releases and build tags, as a busy CI pushes them.
 	for i := range tagCount {
@@ -106,8 +116,14 @@ spec:
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bench"}}); err != nil {
 		return err
 	}
+	config := fmt.Sprintf(`{"auths":{%q:{"username":%q,"password":%q}}}`, reg.Host, user, password)
+	if err := c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "registry", Namespace: "bench"}, Type: corev1.SecretTypeDockerConfigJson,
+		Data: map[string][]byte{corev1.DockerConfigJsonKey: []byte(config)}}); err != nil {
+		return err
+	}
 	repoObj := &imagev1.ImageRepository{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: "bench"},
-		Spec: imagev1.ImageRepositorySpec{Image: image, Interval: metav1.Duration{Duration: time.Hour}, Insecure: true}}
+		Spec: imagev1.ImageRepositorySpec{Image: image, Interval: metav1.Duration{Duration: time.Hour}, Insecure: true,
+			SecretRef: &meta.LocalObjectReference{Name: "registry"}}}
 	begin := time.Now()
 	if err := c.Create(ctx, repoObj); err != nil {
 		return err
