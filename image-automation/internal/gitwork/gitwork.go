@@ -151,7 +151,8 @@ func (c *Clone) Commit(files []string, message string, a Author) (plumbing.Hash,
 		return plumbing.ZeroHash, err
 	}
 	for _, f := range files {
-		if _, err := wt.Add(f); err != nil {
+		// Without SkipStatus every Add compares the whole working copy with the index.
+		if err := wt.AddWithOptions(&gogit.AddOptions{Path: f, SkipStatus: true}); err != nil {
 			return plumbing.ZeroHash, fmt.Errorf("staging %s: %w", f, err)
 		}
 	}
