@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -197,4 +198,33 @@ func TestAutomation_BadInput(t *testing.T) {
 	g.Expect(k8s.Delete(ctx, root)).To(Succeed())
 	g.Eventually(func() bool { return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(root), root)) }, timeout, 100*time.Millisecond).Should(BeTrue())
 	g.Expect(dir).NotTo(BeAnExistingFile())
+}
+
+// A Git server that refuses the push (a protected branch): the reason shows, nothing is forced,
+// the branch keeps its commits.
+func TestAutomation_PushRefused(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t, nil)
+	image := newImage()
+	pushTags(t, image, "1.0.0", "1.2.0")
+	manifest := strings.ReplaceAll(strings.Replace(deployment, "%s:1.0.0", image+":1.0.0", 1), "%s", ns)
+	repo := newGitRepo(t, map[string]string{"apps/deploy.yaml": manifest})
+	_, before := repo.file("main", "apps/deploy.yaml")
+	hook := filepath.Join(gitServer.Root(), filepath.Base(repo.URL), "hooks", "pre-receive")
+	g.Expect(os.MkdirAll(filepath.Dir(hook), 0o755)).To(Succeed())
+	g.Expect(os.WriteFile(hook, []byte("#!/bin/sh\nexit 1\n"), 0o755)).To(Succeed())
+	gitRepository(g, ns, "config", repo.URL)
+	g.Expect(k8s.Create(ctx, imageRepository(ns, "app", image))).To(Succeed())
+	g.Expect(k8s.Create(ctx, semverPolicy(ns, "app", "", "app", "1.x"))).To(Succeed())
+	auto := automation(ns, "apps", "config")
+	g.Expect(k8s.Create(ctx, auto)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(auto), auto)).To(Succeed())
+		g.Expect(conditions.GetReason(auto, meta.ReadyCondition)).To(Equal(imagev1.PushFailedReason))
+		g.Expect(conditions.GetMessage(auto, meta.ReadyCondition)).To(ContainSubstring("declined"))
+	}, timeout, 100*time.Millisecond).Should(Succeed())
+	_, after := repo.file("main", "apps/deploy.yaml")
+	g.Expect(after.Hash).To(Equal(before.Hash), "the branch moved")
+	g.Expect(auto.Status.LastPushCommit).To(BeEmpty())
 }
