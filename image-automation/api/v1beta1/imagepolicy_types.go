@@ -20,7 +20,7 @@ const (
 )
 
 // ImagePolicySpec says how to choose the latest image of a repository.
-// +kubebuilder:validation:XValidation:rule="!has(self.interval) || (has(self.digestReflectionPolicy) && self.digestReflectionPolicy == 'Always')",message="interval is only for digestReflectionPolicy Always"
+// +kubebuilder:validation:XValidation:rule="has(self.interval) == (has(self.digestReflectionPolicy) && self.digestReflectionPolicy == 'Always')",message="interval goes with digestReflectionPolicy Always, and only with it"
 type ImagePolicySpec struct {
 	// ImageRepositoryRef names the ImageRepository whose tags are chosen from; another
 	// namespace's only when its accessFrom admits this one.
@@ -38,8 +38,9 @@ type ImagePolicySpec struct {
 	// +kubebuilder:default=Never
 	// +kubebuilder:validation:Enum=Never;IfNotPresent;Always
 	DigestReflectionPolicy string `json:"digestReflectionPolicy,omitempty"`
-	// Interval of the digest look-up with Always; without it the policy is evaluated when its
-	// repository's tags change.
+	// Interval of the digest look-up, required with Always (a tag pushed again is noticed this
+	// often) and refused otherwise: the policy is then evaluated when its repository's tags
+	// change.
 	// +optional
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"

@@ -150,13 +150,12 @@ func (r *ImagePolicyReconciler) reconcile(ctx context.Context, obj *imagev1.Imag
 		if errors.As(err, &nm) {
 			return ctrl.Result{}, status.Fail(r.Events, obj, imagev1.NoMatchingTagReason, err)
 		}
-		return ctrl.Result{}, err
+		return ctrl.Result{}, status.Fail(r.Events, obj, meta.FailedReason, err)
 	}
+	// The name as the ImageRepository spells it (nginx stays nginx), from the scan the tags come
+	// from.
 	ref := imagev1.ImageRef{Name: list.Image, Tag: tag}
-	if list.Image == "" {
-		ref.Name = repo.Status.CanonicalImageName
-	}
-	ref.Digest, err = r.digest(ctx, obj, repo, ref)
+	ref.Digest, err = r.digest(ctx, obj, repo, list, ref)
 	if err != nil {
 		return ctrl.Result{}, status.Fail(r.Events, obj, imagev1.DigestFailedReason, err)
 	}
@@ -201,12 +200,12 @@ func (r *ImagePolicyReconciler) repository(ctx context.Context, obj *imagev1.Ima
 		if apierrors.IsNotFound(err) {
 			return nil, status.Fail(r.Events, obj, imagev1.DependencyNotReadyReason, fmt.Errorf("ImageRepository %s not found", key))
 		}
-		return nil, err
+		return nil, status.Fail(r.Events, obj, imagev1.DependencyNotReadyReason, fmt.Errorf("reading ImageRepository %s: %w", key, err))
 	}
 	if key.Namespace != obj.Namespace {
 		ok, err := r.admitted(ctx, repo, obj.Namespace)
 		if err != nil {
-			return nil, err
+			return nil, status.Fail(r.Events, obj, imagev1.AccessDeniedReason, fmt.Errorf("reading namespace %s: %w", obj.Namespace, err))
 		}
 		if !ok {
 			// Retried: namespace labels are not watched.
@@ -236,7 +235,7 @@ func (r *ImagePolicyReconciler) admitted(ctx context.Context, repo *imagev1.Imag
 
 // digest looks the tag's manifest digest up as digestReflectionPolicy asks: never, once per tag,
 // or at every reconcile.
-func (r *ImagePolicyReconciler) digest(ctx context.Context, obj *imagev1.ImagePolicy, repo *imagev1.ImageRepository, ref imagev1.ImageRef) (string, error) {
+func (r *ImagePolicyReconciler) digest(ctx context.Context, obj *imagev1.ImagePolicy, repo *imagev1.ImageRepository, list tags.List, ref imagev1.ImageRef) (string, error) {
 	switch obj.Spec.DigestReflectionPolicy {
 	case imagev1.ReflectIfNotPresent:
 		if l := obj.Status.LatestRef; l != nil && l.Name == ref.Name && l.Tag == ref.Tag && l.Digest != "" {
@@ -250,7 +249,7 @@ func (r *ImagePolicyReconciler) digest(ctx context.Context, obj *imagev1.ImagePo
 	if err != nil {
 		return "", err
 	}
-	tagRef, err := name.NewTag(repo.Spec.Image+":"+ref.Tag, creds.NameOptions()...)
+	tagRef, err := name.NewTag(list.Canonical+":"+ref.Tag, creds.NameOptions()...)
 	if err != nil {
 		return "", fmt.Errorf("tag %q: %w", ref.Tag, err)
 	}

@@ -43,8 +43,9 @@ import (
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
-// Finalizer removes an ImageRepository's stored tags before it goes.
-const Finalizer = "image.plumb.dev/finalizer"
+// Finalizer removes what an object keeps on the controller's disk (stored tags, a working copy)
+// before it goes.
+const Finalizer = "plumb.dev/finalizer"
 
 // ImageRepositoryReconciler lists the tags of image repositories.
 type ImageRepositoryReconciler struct {
@@ -108,7 +109,6 @@ func (r *ImageRepositoryReconciler) reconcile(ctx context.Context, obj *imagev1.
 	if err != nil {
 		return ctrl.Result{}, status.Stall(r.Events, obj, imagev1.InvalidSpecReason, fmt.Sprintf("image %q is not a repository name: %v", obj.Spec.Image, err))
 	}
-	obj.Status.CanonicalImageName = repo.Name()
 
 	// A scan costs a registry round trip per page of tags: it runs only when due.
 	if next, due := r.scanDue(obj, exclude); !due {
@@ -135,11 +135,12 @@ func (r *ImageRepositoryReconciler) reconcile(ctx context.Context, obj *imagev1.
 			kept = append(kept, t)
 		}
 	}
-	list, err := r.Tags.Put(key, repo.Name(), kept)
+	list, err := r.Tags.Put(key, obj.Spec.Image, repo.Name(), kept)
 	if err != nil {
 		return ctrl.Result{}, status.Fail(r.Events, obj, imagev1.ScanFailedReason, err)
 	}
 	prev := obj.Status.LastScanResult
+	obj.Status.CanonicalImageName = repo.Name()
 	obj.Status.LastScanResult = &imagev1.ScanResult{TagCount: len(list.Tags), ScanTime: metav1.Now(), LatestTags: latest(list.Tags, 10), Revision: list.Revision}
 	obj.Status.ObservedExclusionList = slices.Clone(exclude)
 	conditions.MarkTrue(obj, meta.ReadyCondition, imagev1.SucceededReason, "%d tags", len(list.Tags))
@@ -150,11 +151,12 @@ func (r *ImageRepositoryReconciler) reconcile(ctx context.Context, obj *imagev1.
 }
 
 // scanDue says whether to scan now, or how long until the next scan. A scan is due for a new
-// generation, a changed exclusion list, a request, an interval passed, or tags missing from disk
-// (a restart with an empty volume).
+// generation, a changed exclusion list, a request, a failed last attempt, an interval passed, or
+// tags missing from disk (a restart with an empty volume).
 func (r *ImageRepositoryReconciler) scanDue(obj *imagev1.ImageRepository, exclude []string) (time.Duration, bool) {
 	last := obj.Status.LastScanResult
-	if last == nil || obj.Generation != obj.Status.ObservedGeneration || !slices.Equal(exclude, obj.Status.ObservedExclusionList) {
+	if last == nil || obj.Generation != obj.Status.ObservedGeneration || !slices.Equal(exclude, obj.Status.ObservedExclusionList) ||
+		!conditions.IsReady(obj) {
 		return 0, true
 	}
 	if v, ok := plumbreconcile.RequestedAt(obj.GetAnnotations()); ok && v != obj.Status.LastHandledReconcileAt {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -190,9 +191,9 @@ func (r *ImageUpdateAutomationReconciler) reconcile(ctx context.Context, obj *im
 		obj.Status.LastPushTime = &now
 		events.Record(r.Events, obj, job.push+"@sha1:"+pushed, corev1.EventTypeNormal, imagev1.SucceededReason,
 			"pushed commit %s to %s: %s", short(pushed), job.push, summary(res))
-		conditions.MarkTrue(obj, meta.ReadyCondition, imagev1.SucceededReason, "pushed commit %s to %s", short(pushed), job.push)
+		conditions.MarkTrue(obj, meta.ReadyCondition, imagev1.SucceededReason, "pushed commit %s to %s%s", short(pushed), job.push, leftAlone(res))
 	} else {
-		conditions.MarkTrue(obj, meta.ReadyCondition, imagev1.SucceededReason, "no change to push: %s is up to date", res.start)
+		conditions.MarkTrue(obj, meta.ReadyCondition, imagev1.SucceededReason, "no change to push: %s is up to date%s", res.start, leftAlone(res))
 	}
 	return ctrl.Result{RequeueAfter: plumbreconcile.Jitter(obj.Spec.Interval.Duration)}, nil
 }
@@ -218,7 +219,7 @@ func (r *ImageUpdateAutomationReconciler) updateAndPush(ctx context.Context, obj
 		return "", runResult{}, err
 	}
 	res := runResult{start: clone.Start}
-	root, err := updateRoot(clone.Dir(), job.path)
+	root, rel, err := updateRoot(clone.Dir(), job.path)
 	if err != nil {
 		return "", res, err
 	}
@@ -226,7 +227,7 @@ func (r *ImageUpdateAutomationReconciler) updateAndPush(ctx context.Context, obj
 	if err != nil {
 		return "", res, fmt.Errorf("%w under %q: %v", errUpdate, job.path, err)
 	}
-	res.fromRoot(job.path)
+	res.fromRoot(rel)
 	if len(res.Files) == 0 {
 		return "", res, nil
 	}
@@ -256,6 +257,10 @@ func (r *ImageUpdateAutomationReconciler) prepare(ctx context.Context, obj *imag
 	if err != nil {
 		return job, status.Stall(r.Events, obj, imagev1.InvalidSpecReason, "messageTemplate: "+err.Error())
 	}
+	// A template that parses can still fail on the data: find out now, not after a change.
+	if err := t.Execute(io.Discard, sampleData(obj)); err != nil {
+		return job, status.Stall(r.Events, obj, imagev1.InvalidSpecReason, "messageTemplate: "+err.Error())
+	}
 	job.message = t
 	if u := obj.Spec.Update; u != nil {
 		job.path = path.Clean("/" + filepath.ToSlash(u.Path))[1:] // "", "apps", "apps/prod"
@@ -271,7 +276,7 @@ func (r *ImageUpdateAutomationReconciler) prepare(ctx context.Context, obj *imag
 		if apierrors.IsNotFound(err) || apimeta.IsNoMatchError(err) {
 			return job, status.Fail(r.Events, obj, imagev1.DependencyNotReadyReason, fmt.Errorf("GitRepository %s not found", key))
 		}
-		return job, err
+		return job, status.Fail(r.Events, obj, imagev1.DependencyNotReadyReason, fmt.Errorf("reading GitRepository %s: %w", key, err))
 	}
 	url, _, _ := unstructured.NestedString(src.Object, "spec", "url")
 	job.branch, _, _ = unstructured.NestedString(src.Object, "spec", "ref", "branch")
@@ -289,6 +294,11 @@ func (r *ImageUpdateAutomationReconciler) prepare(ctx context.Context, obj *imag
 			job.push = p.Branch
 		}
 		job.refspec = p.Refspec
+		if p.Refspec != "" {
+			if err := gitwork.ValidateRefspec(p.Refspec); err != nil {
+				return job, status.Stall(r.Events, obj, imagev1.InvalidSpecReason, "git.push.refspec: "+err.Error())
+			}
+		}
 	}
 	var secret map[string][]byte
 	if name, _, _ := unstructured.NestedString(src.Object, "spec", "secretRef", "name"); name != "" {
@@ -328,21 +338,26 @@ func (r *ImageUpdateAutomationReconciler) prepare(ctx context.Context, obj *imag
 	return job, nil
 }
 
-// updateRoot is the folder of update.path in the working copy, refusing one that a symbolic link
-// in the repository leads out of it.
-func updateRoot(dir, rel string) (string, error) {
+// updateRoot is the folder of update.path in the working copy with symbolic links resolved, and
+// its slash path from the repository's root; a folder that a link leads out of the working copy
+// is refused.
+func updateRoot(dir, rel string) (string, string, error) {
 	base, err := filepath.EvalSymlinks(dir)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	root, err := filepath.EvalSymlinks(filepath.Join(dir, filepath.FromSlash(rel)))
 	if err != nil {
-		return "", fmt.Errorf("%w: update.path %q: %v", errUpdate, rel, errors.Unwrap(err))
+		return "", "", fmt.Errorf("%w: update.path %q: %v", errUpdate, rel, errors.Unwrap(err))
 	}
-	if inside, err := filepath.Rel(base, root); err != nil || inside == ".." || strings.HasPrefix(inside, ".."+string(filepath.Separator)) {
-		return "", fmt.Errorf("%w: update.path %q leads out of the repository through a symbolic link", errUpdate, rel)
+	inside, err := filepath.Rel(base, root)
+	if err != nil || inside == ".." || strings.HasPrefix(inside, ".."+string(filepath.Separator)) {
+		return "", "", fmt.Errorf("%w: update.path %q leads out of the repository through a symbolic link", errUpdate, rel)
 	}
-	return root, nil
+	if inside == "." {
+		inside = ""
+	}
+	return root, filepath.ToSlash(inside), nil
 }
 
 // fromRoot makes the paths of a run relative to the repository's root instead of update.path.
@@ -363,6 +378,21 @@ func (res *runResult) fromRoot(rel string) {
 	for i := range res.Skipped {
 		res.Skipped[i].File = join(res.Skipped[i].File)
 	}
+}
+
+// leftAlone says how many markers and files a run left alone, for the Ready message.
+func leftAlone(res runResult) string {
+	if n := len(res.Missing) + len(res.Skipped); n > 0 {
+		return fmt.Sprintf("; %d markers or files left alone (see the Warning events)", n)
+	}
+	return ""
+}
+
+// sampleData is template data with one change of each list, to try a template before a run.
+func sampleData(obj *imagev1.ImageUpdateAutomation) TemplateData {
+	o := setters.ObjectRef{APIVersion: "apps/v1", Kind: "Deployment", Namespace: "default", Name: "app"}
+	return TemplateData{AutomationObject: obj.Namespace + "/" + obj.Name, Files: []string{"deploy.yaml"}, Objects: []setters.ObjectRef{o},
+		Changes: []TemplateChange{{File: "deploy.yaml", Object: o, Policy: "default:app", OldValue: "app:1.0.0", NewValue: "app:1.1.0"}}}
 }
 
 // reportLeftAlone records a Warning event per run for the markers and files left alone.
@@ -398,7 +428,7 @@ func (r *ImageUpdateAutomationReconciler) policies(ctx context.Context, obj *ima
 	}
 	var list imagev1.ImagePolicyList
 	if err := r.List(ctx, &list, client.InNamespace(obj.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
-		return nil, nil, err
+		return nil, nil, status.Fail(r.Events, obj, meta.FailedReason, fmt.Errorf("listing ImagePolicies: %w", err))
 	}
 	refs := map[string]setters.Ref{}
 	observed := map[string]imagev1.ImageRef{}

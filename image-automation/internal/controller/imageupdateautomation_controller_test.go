@@ -119,8 +119,8 @@ func TestAutomation_NewTagIsCommitted(t *testing.T) {
 	}, timeout, 200*time.Millisecond).Should(Succeed())
 }
 
-// A person pushes to the branch while the automation has a change: the automation does not
-// overwrite their commit, and its own change lands on top.
+// A person pushes to the branch just as the automation pushes its change: the automation does
+// not overwrite their commit; it fetches again, makes its change once more and pushes on top.
 func TestAutomation_KeepsOthersCommits(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
@@ -132,7 +132,8 @@ func TestAutomation_KeepsOthersCommits(t *testing.T) {
 	gitRepository(g, ns, "config", repo.URL)
 	g.Expect(k8s.Create(ctx, imageRepository(ns, "app", image))).To(Succeed())
 	g.Expect(k8s.Create(ctx, semverPolicy(ns, "app", "", "app", "1.x"))).To(Succeed())
-	repo.commit(map[string]string{"apps/notes.txt": "a person's change\n"})
+	raced := make(chan error, 1)
+	beforePush.Store(filepath.Base(repo.URL), func() { raced <- repo.tryCommit(map[string]string{"apps/notes.txt": "a person's change\n"}) })
 	auto := automation(ns, "apps", "config")
 	auto.Spec.Git.Commit.MessageTemplate = `{{ range .Objects }}{{ .Kind }}/{{ .Name }} {{ end }}to {{ range .Changes }}{{ .NewValue }}{{ end }}`
 	g.Expect(k8s.Create(ctx, auto)).To(Succeed())
@@ -140,8 +141,13 @@ func TestAutomation_KeepsOthersCommits(t *testing.T) {
 		content, _ := repo.file("main", "apps/deploy.yaml")
 		g.Expect(content).To(ContainSubstring(image + ":1.5.0"))
 	}, timeout, 200*time.Millisecond).Should(Succeed())
+	g.Expect(<-raced).To(Succeed(), "the racing push")
 	notes, commit := repo.file("main", "apps/notes.txt")
 	g.Expect(notes).To(Equal("a person's change\n"))
+	g.Expect(commit.NumParents()).To(Equal(1))
+	parent, err := commit.Parent(0)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(parent.Message).To(Equal("dev change"), "the automation's commit is not on top of the person's")
 	g.Expect(commit.Message).To(Equal("Deployment/app to " + image + ":1.5.0"))
 }
 

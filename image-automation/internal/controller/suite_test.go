@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net/http"
 	"net/http/httptest"
+	"path"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -44,6 +47,9 @@ var (
 	registryHost string // go-containerregistry's registry on loopback, plain HTTP
 	gitServer    *gittestserver.GitServer
 	workDir      string // the automations' working copies
+	// beforePush holds, by repository (repo-N.git), a function the Git server runs once before
+	// it takes the next push: another writer racing the automation.
+	beforePush sync.Map
 )
 
 const (
@@ -74,6 +80,16 @@ func run(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	gitServer = gittestserver.NewGitServer(filepath.Join(dir, "repos"))
 	gitServer.Auth(gitUser, gitPassword).AutoCreate()
+	gitServer.AddHTTPMiddlewares(func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPost && path.Base(r.URL.Path) == "git-receive-pack" {
+				if f, ok := beforePush.LoadAndDelete(path.Base(path.Dir(r.URL.Path))); ok {
+					f.(func())()
+				}
+			}
+			next.ServeHTTP(w, r)
+		})
+	})
 	must(gitServer.StartHTTP())
 	defer gitServer.StopHTTP()
 
@@ -156,6 +172,7 @@ var repoCount atomic.Int64
 
 // gitRepo is a repository on the loopback Git server with a local working copy to write it.
 type gitRepo struct {
+	mu   sync.Mutex // the working copy, written by the test or the Git server's hook
 	t    *testing.T
 	URL  string
 	dir  string
@@ -186,14 +203,23 @@ func newGitRepo(t *testing.T, files map[string]string) *gitRepo {
 // commit writes files and pushes them to main; a content "symlink:<target>" makes a symbolic
 // link.
 func (r *gitRepo) commit(files map[string]string) {
+	if err := r.tryCommit(files); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// tryCommit is commit for another goroutine than the test's.
+func (r *gitRepo) tryCommit(files map[string]string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	wt, err := r.repo.Worktree()
 	if err != nil {
-		r.t.Fatal(err)
+		return err
 	}
 	for n, c := range files {
 		p := filepath.Join(r.dir, n)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			r.t.Fatal(err)
+			return err
 		}
 		if target, ok := strings.CutPrefix(c, "symlink:"); ok {
 			err = os.Symlink(target, p)
@@ -201,20 +227,20 @@ func (r *gitRepo) commit(files map[string]string) {
 			err = os.WriteFile(p, []byte(c), 0o644)
 		}
 		if err != nil {
-			r.t.Fatal(err)
+			return err
 		}
 		if _, err := wt.Add(n); err != nil {
-			r.t.Fatal(err)
+			return err
 		}
 	}
 	sig := &object.Signature{Name: "dev", Email: "dev@example.com", When: time.Now()}
 	if _, err := wt.Commit("dev change", &gogit.CommitOptions{Author: sig}); err != nil {
-		r.t.Fatal(err)
+		return err
 	}
-	if err := r.repo.Push(&gogit.PushOptions{Auth: gitAuth, RefSpecs: []config.RefSpec{"refs/heads/main:refs/heads/main"}}); err != nil {
-		r.t.Fatal(err)
-	}
+	return r.repo.Push(&gogit.PushOptions{Auth: gitAuth, RefSpecs: []config.RefSpec{"refs/heads/main:refs/heads/main"}})
 }
+
+
 
 // file reads a file at the tip of a branch on the server.
 func (r *gitRepo) file(branch, path string) (string, *object.Commit) {

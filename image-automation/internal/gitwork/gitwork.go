@@ -164,30 +164,92 @@ func (c *Clone) Commit(files []string, message string, a Author) (plumbing.Hash,
 	return h, nil
 }
 
+// ValidateRefspec checks an extra refspec: it must name a source and a destination, with no
+// wildcard and no forcing, so that it can neither delete nor rewrite a remote branch.
+func ValidateRefspec(refspec string) error {
+	rs := config.RefSpec(refspec)
+	switch {
+	case strings.HasPrefix(refspec, "+"):
+		return fmt.Errorf("refspec %q forces; nothing is force-pushed", refspec)
+	case rs.Validate() != nil:
+		return fmt.Errorf("refspec %q is not <source>:<destination>", refspec)
+	case rs.IsDelete() || rs.Src() == "":
+		return fmt.Errorf("refspec %q would delete %s", refspec, rs.Dst(""))
+	case rs.IsWildcard():
+		return fmt.Errorf("refspec %q has a wildcard; name one ref", refspec)
+	}
+	return nil
+}
+
 // Push sends the local branch to the remote branch to (the checked-out branch when empty) and
-// the extra refspec if any. It never forces: a remote that moved is ErrNonFastForward.
+// the extra refspec if any. It never forces: a remote branch that moved since Sync, or that
+// appeared since, is ErrNonFastForward.
 func (c *Clone) Push(ctx context.Context, to, refspec string) error {
 	if to == "" {
 		to = c.Branch
 	}
 	specs := []config.RefSpec{config.RefSpec(fmt.Sprintf("refs/heads/%s:refs/heads/%s", c.Branch, to))}
 	if refspec != "" {
-		rs := config.RefSpec(strings.TrimPrefix(refspec, "+"))
-		if err := rs.Validate(); err != nil {
-			return fmt.Errorf("refspec %q: %w", refspec, err)
+		if err := ValidateRefspec(refspec); err != nil {
+			return err
 		}
-		specs = append(specs, rs)
+		specs = append(specs, config.RefSpec(refspec))
+	}
+	// The working copy is shallow, so go-git cannot tell a fast-forward from its history: the
+	// remote branch must still be where Sync found it (or absent, for a new push branch).
+	if err := c.unmoved(ctx, to); err != nil {
+		return err
 	}
 	err := c.repo.PushContext(ctx, &gogit.PushOptions{RemoteName: "origin", RefSpecs: specs,
 		Auth: c.remote.Auth, CABundle: c.remote.CABundle})
 	switch {
 	case err == nil, errors.Is(err, gogit.NoErrAlreadyUpToDate):
 		return nil
-	case errors.Is(err, gogit.ErrForceNeeded), strings.Contains(err.Error(), "non-fast-forward"), strings.Contains(err.Error(), "fetch first"):
+	case errors.Is(err, gogit.ErrForceNeeded), errors.Is(err, plumbing.ErrObjectNotFound), movedOnServer(err):
 		return fmt.Errorf("%w: pushing to %s", ErrNonFastForward, to)
 	default:
 		return fmt.Errorf("%w: %v", ErrPush, classify("pushing", c.remote.URL, err))
 	}
+}
+
+// unmoved lists the remote's branches and checks that branch is at the commit Sync started from
+// (when it started from it) or does not exist (a new push branch).
+func (c *Clone) unmoved(ctx context.Context, branch string) error {
+	r, err := c.repo.Remote("origin")
+	if err != nil {
+		return err
+	}
+	refs, err := r.ListContext(ctx, &gogit.ListOptions{Auth: c.remote.Auth, CABundle: c.remote.CABundle})
+	if err != nil {
+		return classify("listing", c.remote.URL, err)
+	}
+	want := plumbing.ZeroHash
+	if branch == c.Start {
+		want = c.Head
+	}
+	for _, ref := range refs {
+		if ref.Name() == plumbing.NewBranchReferenceName(branch) {
+			if ref.Hash() != want {
+				return fmt.Errorf("%w: %s is at %s now", ErrNonFastForward, branch, ref.Hash().String()[:12])
+			}
+			return nil
+		}
+	}
+	if want != plumbing.ZeroHash {
+		return fmt.Errorf("%w: %s was deleted", ErrNonFastForward, branch)
+	}
+	return nil
+}
+
+// movedOnServer recognises a server's refusal of an update whose old value no longer holds.
+func movedOnServer(err error) bool {
+	msg := err.Error()
+	for _, s := range []string{"non-fast-forward", "fetch first", "failed to update ref", "failed to lock", "stale info"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // classify names the operation and the repository without credentials.

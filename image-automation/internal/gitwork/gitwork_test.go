@@ -63,6 +63,12 @@ func seed(t *testing.T, files map[string]string) string {
 	sig := &object.Signature{Name: "seed", Email: "seed@example.com", When: time.Now()}
 	_, err = wt.Commit("seed", &gogit.CommitOptions{Author: sig})
 	must(t, err)
+	// A history of more than one commit, as the shallow working copy meets in the field.
+	must(t, os.WriteFile(filepath.Join(dir, "HISTORY"), []byte("second\n"), 0o644))
+	_, err = wt.Add("HISTORY")
+	must(t, err)
+	_, err = wt.Commit("second", &gogit.CommitOptions{Author: sig})
+	must(t, err)
 	_, err = repo.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{url}})
 	must(t, err)
 	must(t, repo.Push(&gogit.PushOptions{RemoteName: "origin", Auth: remote(t, url).Auth,
@@ -158,6 +164,17 @@ func TestPushNeverForces(t *testing.T) {
 	}
 	if got := remoteTip(t, url, "main"); got != theirs {
 		t.Fatalf("remote main is %s, want the other writer's %s kept", got, theirs)
+	}
+}
+
+func TestRefspecsThatCannotWork(t *testing.T) {
+	for _, rs := range []string{"+refs/heads/main:refs/heads/x", ":refs/heads/main", "refs/heads/*:refs/heads/*", "main"} {
+		if err := ValidateRefspec(rs); err == nil {
+			t.Errorf("refspec %q accepted", rs)
+		}
+	}
+	if err := ValidateRefspec("refs/heads/main:refs/heads/auto"); err != nil {
+		t.Errorf("a plain refspec refused: %v", err)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/lru"
@@ -21,16 +22,21 @@ import (
 // ErrNotFound: no scan of this repository is stored.
 var ErrNotFound = errors.New("no tags stored")
 
-// Store keeps tag lists under a folder.
+// Store keeps tag lists under a folder. It is safe for concurrent use.
 type Store struct {
-	dir   string
+	dir string
+	// mu orders a file and its cache entry, so that a read of an older file never replaces a
+	// newer entry.
+	mu    sync.Mutex
 	cache *lru.Cache // key string -> List
 }
 
 // List is a repository's tags at one scan.
 type List struct {
-	// Image is the canonical image name the tags belong to.
+	// Image is the ImageRepository's spec.image the tags were listed for, as written.
 	Image string `json:"image"`
+	// Canonical is the image with its registry spelled out (index.docker.io/library/nginx).
+	Canonical string `json:"canonical"`
 	// Revision is the sha256 of the sorted tags; it changes when the tags change.
 	Revision string `json:"revision"`
 	// Tags, sorted.
@@ -59,14 +65,16 @@ func Revision(tags []string) string {
 
 // Put stores the tags of an ImageRepository, replacing what was there, and returns the list as
 // stored.
-func (s *Store) Put(key types.NamespacedName, image string, tags []string) (List, error) {
+func (s *Store) Put(key types.NamespacedName, image, canonical string, tags []string) (List, error) {
 	sorted := append([]string(nil), tags...)
 	sort.Strings(sorted)
-	l := List{Image: image, Revision: Revision(sorted), Tags: sorted}
+	l := List{Image: image, Canonical: canonical, Revision: Revision(sorted), Tags: sorted}
 	b, err := json.Marshal(l)
 	if err != nil {
 		return List{}, err
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	path := s.path(key)
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return List{}, err
@@ -92,6 +100,8 @@ func (s *Store) Put(key types.NamespacedName, image string, tags []string) (List
 
 // Get returns the stored tags of an ImageRepository, or ErrNotFound.
 func (s *Store) Get(key types.NamespacedName) (List, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if v, ok := s.cache.Get(key.String()); ok {
 		return v.(List), nil
 	}
@@ -112,6 +122,8 @@ func (s *Store) Get(key types.NamespacedName) (List, error) {
 
 // Delete forgets the tags of an ImageRepository.
 func (s *Store) Delete(key types.NamespacedName) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.cache.Remove(key.String())
 	err := os.Remove(s.path(key))
 	if errors.Is(err, fs.ErrNotExist) {

@@ -18,7 +18,7 @@ func TestStore(t *testing.T) {
 	if _, err := s.Get(key); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Get of nothing: %v, want ErrNotFound", err)
 	}
-	l, err := s.Put(key, "ghcr.io/acme/app", []string{"1.1.0", "1.0.0"})
+	l, err := s.Put(key, "ghcr.io/acme/app", "ghcr.io/acme/app", []string{"1.1.0", "1.0.0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func TestStore(t *testing.T) {
 	if err != nil || got.Revision != l.Revision || len(got.Tags) != 2 || got.Image != "ghcr.io/acme/app" {
 		t.Fatalf("after restart: %+v, %v", got, err)
 	}
-	if _, err := s.Put(key, "ghcr.io/acme/app", []string{"2.0.0"}); err != nil {
+	if _, err := s.Put(key, "ghcr.io/acme/app", "ghcr.io/acme/app", []string{"2.0.0"}); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := s.Get(key); got.Revision == l.Revision {
