@@ -1,0 +1,137 @@
+// Package cmd holds the plumb commands. They follow kubectl's conventions (-n, -A, --kubeconfig,
+// --context, -o yaml|json), print one clear line on error, and exit 0 on success, 1 when the
+// cluster says no (not Ready, not found, a failed install) and 2 on a mistake in the command.
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// Exit codes.
+const (
+	ExitOK      = 0
+	ExitFailure = 1
+	ExitUsage   = 2
+)
+
+// usageError is a mistake in the command line.
+type usageError struct{ error }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+// Options are the flags every command shares, and where it writes.
+type Options struct {
+	Config *genericclioptions.ConfigFlags
+	Out    io.Writer
+	ErrOut io.Writer
+	// Timeout bounds waits.
+	Timeout time.Duration
+}
+
+// Client returns a client of the cluster the flags name.
+func (o *Options) Client() (client.Client, *rest.Config, error) {
+	cfg, err := o.Config.ToRESTConfig()
+	if err != nil {
+		return nil, nil, fmt.Errorf("no cluster: %w", err)
+	}
+	cfg.QPS, cfg.Burst = 50, 100
+	scheme := runtime.NewScheme()
+	if err := errors.Join(clientgoscheme.AddToScheme(scheme), apiextensionsv1.AddToScheme(scheme)); err != nil {
+		return nil, nil, err
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, nil, fmt.Errorf("no cluster at %s: %w", cfg.Host, err)
+	}
+	return c, cfg, nil
+}
+
+// Namespace is -n, or the kubeconfig context's namespace, or default.
+func (o *Options) Namespace() string {
+	ns, _, err := o.Config.ToRawKubeConfigLoader().Namespace()
+	if err != nil || ns == "" {
+		return "default"
+	}
+	return ns
+}
+
+// NewRoot returns the plumb command.
+func NewRoot(out, errOut io.Writer) *cobra.Command {
+	o := &Options{Config: genericclioptions.NewConfigFlags(true), Out: out, ErrOut: errOut}
+	root := &cobra.Command{
+		Use:   "plumb",
+		Short: "Plumb keeps a cluster true to Git",
+		Long: `plumb installs Plumb's controllers, bootstraps a cluster from Git, and answers the
+everyday questions: what is synced, why not, sync it now.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(out)
+	root.SetErr(errOut)
+	flags := root.PersistentFlags()
+	o.Config.AddFlags(flags)
+	flags.DurationVar(&o.Timeout, "timeout", 5*time.Minute, "how long to wait for the cluster")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(newGet(o), newReconcile(o), newSuspend(o, true), newSuspend(o, false), newEvents(o), newCheck(o))
+	return root
+}
+
+// Execute runs the command line and returns the exit code.
+func Execute(ctx context.Context, args []string, out, errOut io.Writer) int {
+	root := NewRoot(out, errOut)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	fmt.Fprintln(errOut, "plumb: "+oneLine(describe(err)))
+	var u usageError
+	if errors.As(err, &u) || strings.HasPrefix(err.Error(), "unknown command") || strings.HasPrefix(err.Error(), "unknown flag") {
+		return ExitUsage
+	}
+	return ExitFailure
+}
+
+// describe turns API errors into what a person would ask next.
+func describe(err error) error {
+	var ne *net.OpError
+	switch {
+	case errors.As(err, &ne):
+		return fmt.Errorf("cannot reach the cluster: %v (check --kubeconfig and --context)", ne)
+	case apimeta.IsNoMatchError(err):
+		return fmt.Errorf("%v (is the controller installed? see plumb check)", err)
+	case apierrors.IsNotFound(err):
+		return err
+	}
+	return err
+}
+
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
+}
+
+// Main is the program: plumb's exit code for os.Args. Ctrl-C ends a wait.
+func Main() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return Execute(ctx, os.Args[1:], os.Stdout, os.Stderr)
+}

@@ -1,0 +1,208 @@
+// Package kinds knows Plumb's kinds as the CLI meets them: names and aliases people type, the
+// group each belongs to, and how to read Ready, the revision and suspension from any of them
+// without importing the controllers' APIs.
+package kinds
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// Kind is one of Plumb's kinds.
+type Kind struct {
+	GVK schema.GroupVersionKind
+	// Names a person may type for it: plural, singular, short name.
+	Names []string
+	// Component is the controller that reconciles it.
+	Component string
+	// Category is what `plumb get <category>` lists it under.
+	Category string
+	// Suspendable: the kind has spec.suspend.
+	Suspendable bool
+	// SourceRef: the kind names a source in spec.sourceRef (or spec.chart.spec.sourceRef).
+	SourceRef bool
+}
+
+func gvk(group, kind string) schema.GroupVersionKind {
+	return schema.GroupVersionKind{Group: group, Version: "v1beta1", Kind: kind}
+}
+
+// All are Plumb's kinds, in the order `plumb get all` shows them.
+var All = []Kind{
+	{GVK: gvk("source.plumb.dev", "GitRepository"), Names: []string{"gitrepositories", "gitrepository", "gitrepo"}, Component: "source-controller", Category: "sources", Suspendable: true},
+	{GVK: gvk("source.plumb.dev", "OCIRepository"), Names: []string{"ocirepositories", "ocirepository", "ocirepo"}, Component: "source-controller", Category: "sources", Suspendable: true},
+	{GVK: gvk("source.plumb.dev", "HelmRepository"), Names: []string{"helmrepositories", "helmrepository", "helmrepo"}, Component: "source-controller", Category: "sources", Suspendable: true},
+	{GVK: gvk("source.plumb.dev", "HelmChart"), Names: []string{"helmcharts", "helmchart", "hc"}, Component: "source-controller", Category: "sources", Suspendable: true, SourceRef: true},
+	{GVK: gvk("apply.plumb.dev", "Kustomization"), Names: []string{"kustomizations", "kustomization", "ks"}, Component: "apply-controller", Category: "kustomizations", Suspendable: true, SourceRef: true},
+	{GVK: gvk("helm.plumb.dev", "HelmRelease"), Names: []string{"helmreleases", "helmrelease", "hr"}, Component: "helm-controller", Category: "helmreleases", Suspendable: true, SourceRef: true},
+	{GVK: gvk("image.plumb.dev", "ImageRepository"), Names: []string{"imagerepositories", "imagerepository", "imagerepo"}, Component: "image-automation", Category: "images", Suspendable: true},
+	{GVK: gvk("image.plumb.dev", "ImagePolicy"), Names: []string{"imagepolicies", "imagepolicy", "imagepol"}, Component: "image-automation", Category: "images"},
+	{GVK: gvk("image.plumb.dev", "ImageUpdateAutomation"), Names: []string{"imageupdateautomations", "imageupdateautomation", "imageupdate"}, Component: "image-automation", Category: "images", Suspendable: true},
+	{GVK: gvk("notification.plumb.dev", "Provider"), Names: []string{"providers", "provider"}, Component: "notification-controller", Category: "alerts", Suspendable: true},
+	{GVK: gvk("notification.plumb.dev", "Alert"), Names: []string{"alerts", "alert"}, Component: "notification-controller", Category: "alerts", Suspendable: true},
+	{GVK: gvk("notification.plumb.dev", "Receiver"), Names: []string{"receivers", "receiver"}, Component: "notification-controller", Category: "alerts", Suspendable: true},
+}
+
+// Categories are the names that list several kinds.
+var Categories = []string{"sources", "kustomizations", "helmreleases", "images", "alerts", "all"}
+
+// Lookup returns the kinds a name stands for: a category, or one kind by any of its names or its
+// Kind (case-insensitive).
+func Lookup(name string) ([]Kind, error) {
+	n := strings.ToLower(name)
+	if n == "all" {
+		return All, nil
+	}
+	var out []Kind
+	for _, k := range All {
+		if k.Category == n && n != "kustomizations" && n != "helmreleases" {
+			out = append(out, k)
+		}
+	}
+	if len(out) > 0 {
+		return out, nil
+	}
+	for _, k := range All {
+		if strings.EqualFold(k.GVK.Kind, name) {
+			return []Kind{k}, nil
+		}
+		for _, a := range k.Names {
+			if a == n {
+				return []Kind{k}, nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("unknown kind %q; known: %s", name, strings.Join(Known(), ", "))
+}
+
+// Known lists the names Lookup takes, for messages and completion.
+func Known() []string {
+	names := append([]string(nil), Categories...)
+	for _, k := range All {
+		names = append(names, k.Names[0], k.Names[len(k.Names)-1])
+	}
+	sort.Strings(names)
+	return dedup(names)
+}
+
+func dedup(s []string) []string {
+	out := s[:0]
+	for i, v := range s {
+		if i == 0 || v != s[i-1] {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// Conditions returns status.conditions.
+func Conditions(o *unstructured.Unstructured) []metav1.Condition {
+	raw, _, _ := unstructured.NestedSlice(o.Object, "status", "conditions")
+	out := make([]metav1.Condition, 0, len(raw))
+	for _, r := range raw {
+		m, ok := r.(map[string]any)
+		if !ok {
+			continue
+		}
+		c := metav1.Condition{}
+		c.Type, _ = m["type"].(string)
+		s, _ := m["status"].(string)
+		c.Status = metav1.ConditionStatus(s)
+		c.Reason, _ = m["reason"].(string)
+		c.Message, _ = m["message"].(string)
+		if g, ok := m["observedGeneration"].(int64); ok {
+			c.ObservedGeneration = g
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// Condition returns the condition of a type, or nil.
+func Condition(o *unstructured.Unstructured, typ string) *metav1.Condition {
+	for _, c := range Conditions(o) {
+		if c.Type == typ {
+			return &c
+		}
+	}
+	return nil
+}
+
+// State sums an object up: "True", "False" or "Unknown" for Ready, and its message.
+func State(o *unstructured.Unstructured) (ready, message string) {
+	c := Condition(o, meta.ReadyCondition)
+	if c == nil {
+		return "Unknown", "not reconciled yet"
+	}
+	if st := Condition(o, meta.StalledCondition); st != nil && st.Status == metav1.ConditionTrue {
+		return string(c.Status), "stalled: " + c.Message
+	}
+	return string(c.Status), c.Message
+}
+
+// Revision is what an object is at: an artifact's revision, the last applied revision, a
+// policy's latest image, or a release's chart version.
+func Revision(o *unstructured.Unstructured) string {
+	for _, path := range [][]string{
+		{"status", "artifact", "revision"},
+		{"status", "lastAppliedRevision"},
+		{"status", "lastAttemptedRevision"},
+		{"status", "lastPushCommit"},
+	} {
+		if v, ok, _ := unstructured.NestedString(o.Object, path...); ok && v != "" {
+			return v
+		}
+	}
+	if name, ok, _ := unstructured.NestedString(o.Object, "status", "latestRef", "name"); ok {
+		tag, _, _ := unstructured.NestedString(o.Object, "status", "latestRef", "tag")
+		return name + ":" + tag
+	}
+	if n, ok, _ := unstructured.NestedInt64(o.Object, "status", "lastScanResult", "tagCount"); ok {
+		return fmt.Sprintf("%d tags", n)
+	}
+	return ""
+}
+
+// Suspended says whether spec.suspend is true.
+func Suspended(o *unstructured.Unstructured) bool {
+	v, _, _ := unstructured.NestedBool(o.Object, "spec", "suspend")
+	return v
+}
+
+// LastHandled is status.lastHandledReconcileAt.
+func LastHandled(o *unstructured.Unstructured) string {
+	v, _, _ := unstructured.NestedString(o.Object, "status", "lastHandledReconcileAt")
+	return v
+}
+
+// SourceOf returns the kind, namespace and name of an object's source (spec.sourceRef, or a
+// HelmRelease's spec.chart.spec.sourceRef / spec.chartRef), or ok false.
+func SourceOf(o *unstructured.Unstructured) (kind, namespace, name string, ok bool) {
+	for _, path := range [][]string{{"spec", "sourceRef"}, {"spec", "chartRef"}, {"spec", "chart", "spec", "sourceRef"}} {
+		ref, found, _ := unstructured.NestedStringMap(o.Object, path...)
+		if found && ref["kind"] != "" && ref["name"] != "" {
+			ns := ref["namespace"]
+			if ns == "" {
+				ns = o.GetNamespace()
+			}
+			return ref["kind"], ns, ref["name"], true
+		}
+	}
+	return "", "", "", false
+}
+
+// ByKind returns the Kind of a kind name (GitRepository), or false.
+func ByKind(kind string) (Kind, bool) {
+	for _, k := range All {
+		if k.GVK.Kind == kind {
+			return k, true
+		}
+	}
+	return Kind{}, false
+}
