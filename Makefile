@@ -31,6 +31,7 @@ generate: ## deepcopy, CRDs and RBAC from the kubebuilder markers.
 	  (cd $$c && $(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases \
 	     rbac:roleName=$$c paths=./internal/... output:rbac:artifacts:config=config/rbac); \
 	done
+	@echo "generate cli/internal/install/manifests"; cd hack && go run ./manifests
 
 .PHONY: tidy
 tidy: ## One version set: the workspace's versions written back to every module, then go mod tidy.

@@ -11,11 +11,9 @@ import (
 	"k8s.io/client-go/discovery"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/plumb-dev/plumb/cli/internal/install"
 	"github.com/plumb-dev/plumb/cli/internal/kinds"
 )
-
-// Components are Plumb's controllers, in install order.
-var Components = []string{"source-controller", "apply-controller", "helm-controller", "notification-controller", "image-automation"}
 
 func newCheck(o *Options) *cobra.Command {
 	return &cobra.Command{
@@ -41,7 +39,7 @@ installed component is not healthy or nothing is installed.`,
 			fmt.Fprintf(o.Out, "✔ Kubernetes %s at %s\n", v.GitVersion, cfg.Host)
 			ns := o.installNamespace()
 			installed, bad := 0, 0
-			for _, comp := range Components {
+			for _, comp := range install.Components {
 				crds, missing, err := crdState(cmd, c, comp)
 				if err != nil {
 					return err

@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"bytes"
 	"context"
 	"testing"
 	"time"
@@ -215,4 +216,24 @@ func TestCheck(t *testing.T) {
 		_, out, _ := plumb(ctx, "check", "-n", ns)
 		return out
 	}, 30*time.Second, 200*time.Millisecond).Should(ContainSubstring("✔ source-controller: 4 CRDs, Deployment available"))
+}
+
+func TestInstallCommand(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	code, _, errOut := plumb(ctx, "install", "--components", "apply-controller,notification-controller")
+	g.Expect(code).To(Equal(2))
+	g.Expect(errOut).To(Equal("plumb: apply-controller cannot work without source-controller (Kustomizations apply the artifacts of sources): add source-controller to --components"))
+
+	// --export needs no cluster.
+	var out, stderr bytes.Buffer
+	code = Execute(ctx, []string{"--server", "https://127.0.0.1:1", "install", "--components", "source-controller,apply-controller", "--export", "-n", "gitops"}, &out, &stderr)
+	g.Expect(code).To(Equal(0), stderr.String())
+	g.Expect(out.String()).To(HavePrefix("apiVersion: v1\nkind: Namespace\nmetadata:\n"))
+	g.Expect(out.String()).To(ContainSubstring("name: apply-controller\n  namespace: gitops"))
+	g.Expect(out.String()).NotTo(ContainSubstring("name: helm-controller"))
+
+	code, _, errOut = plumb(ctx, "uninstall")
+	g.Expect(code).To(Equal(2))
+	g.Expect(errOut).To(ContainSubstring("run it again with --yes"))
 }
