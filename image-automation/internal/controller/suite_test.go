@@ -7,8 +7,8 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
-	"path"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -239,8 +239,6 @@ func (r *gitRepo) tryCommit(files map[string]string) error {
 	}
 	return r.repo.Push(&gogit.PushOptions{Auth: gitAuth, RefSpecs: []config.RefSpec{"refs/heads/main:refs/heads/main"}})
 }
-
-
 
 // file reads a file at the tip of a branch on the server.
 func (r *gitRepo) file(branch, path string) (string, *object.Commit) {
