@@ -20,6 +20,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	helmv1 "github.com/plumb-dev/plumb/helm-controller/api/v1beta1"
@@ -46,6 +47,16 @@ func newRelease(ns, source string, mutate ...func(*helmv1.HelmRelease)) *helmv1.
 func getHR(g Gomega, hr *helmv1.HelmRelease) *helmv1.HelmRelease {
 	g.Expect(k8s.Get(context.Background(), client.ObjectKeyFromObject(hr), hr)).To(Succeed())
 	return hr
+}
+
+// updateHR changes the spec of the newest hr, again when the controller's status patch wins the
+// race (a conflict).
+func updateHR(g Gomega, hr *helmv1.HelmRelease, change func(*helmv1.HelmRelease)) {
+	g.Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		getHR(g, hr)
+		change(hr)
+		return k8s.Update(context.Background(), hr)
+	})).To(Succeed())
 }
 
 // waitReleased waits until Ready with the newest history entry at chart version v.
@@ -147,9 +158,9 @@ func TestHelmRelease_Lifecycle(t *testing.T) {
 	g.Expect(hr.Status.UpgradeFailures).To(BeZero())
 
 	// New values through spec.values win over valuesFrom.
-	getHR(g, hr)
-	hr.Spec.Values = &apiextensionsv1.JSON{Raw: []byte(`{"greeting":"from spec"}`)}
-	g.Expect(k8s.Update(ctx, hr)).To(Succeed())
+	updateHR(g, hr, func(hr *helmv1.HelmRelease) {
+		hr.Spec.Values = &apiextensionsv1.JSON{Raw: []byte(`{"greeting":"from spec"}`)}
+	})
 	g.Eventually(func(g Gomega) {
 		g.Expect(configMapData(g, ns, "web-cfg")).To(HaveKeyWithValue("greeting", "from spec"))
 	}, timeout, 100*time.Millisecond).Should(Succeed())
@@ -308,9 +319,9 @@ func TestHelmRelease_ChartTemplate(t *testing.T) {
 	g.Expect(hr.Status.HelmChart).To(Equal(ns + "/" + ns + "-web"))
 
 	// A new range in the template reaches the HelmChart.
-	getHR(g, hr)
-	hr.Spec.Chart.Spec.Version = "2.x"
-	g.Expect(k8s.Update(ctx, hr)).To(Succeed())
+	updateHR(g, hr, func(hr *helmv1.HelmRelease) {
+		hr.Spec.Chart.Spec.Version = "2.x"
+	})
 	g.Eventually(func(g Gomega) {
 		g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: ns + "-web"}, hc)).To(Succeed())
 		g.Expect(hc.Object["spec"]).To(HaveKeyWithValue("version", "2.x"))
@@ -387,9 +398,9 @@ func TestHelmRelease_DriftWarnAndCorrect(t *testing.T) {
 	g.Expect(conditions.IsReady(hr)).To(BeTrue(), "warn only reports")
 	g.Expect(configMapData(g, ns, "web-cfg")).To(HaveKeyWithValue("greeting", "edited by hand"))
 
-	getHR(g, hr)
-	hr.Spec.DriftDetection.Mode = helmv1.DriftEnabled
-	g.Expect(k8s.Update(ctx, hr)).To(Succeed())
+	updateHR(g, hr, func(hr *helmv1.HelmRelease) {
+		hr.Spec.DriftDetection.Mode = helmv1.DriftEnabled
+	})
 	g.Eventually(func(g Gomega) {
 		g.Expect(configMapData(g, ns, "web-cfg")).To(HaveKeyWithValue("greeting", "hello"))
 	}, timeout, 100*time.Millisecond).Should(Succeed())
@@ -424,9 +435,9 @@ func TestHelmRelease_PostRenderers(t *testing.T) {
 	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web"}, d)).To(Succeed())
 	g.Expect(d.Spec.Template.Spec.Containers[0].Image).To(Equal("registry.example.invalid/app:9.9.9"))
 
-	getHR(g, hr)
-	hr.Spec.PostRenderers = patch("patched again")
-	g.Expect(k8s.Update(ctx, hr)).To(Succeed())
+	updateHR(g, hr, func(hr *helmv1.HelmRelease) {
+		hr.Spec.PostRenderers = patch("patched again")
+	})
 	g.Eventually(func(g Gomega) {
 		g.Expect(configMapData(g, ns, "web-cfg")).To(HaveKeyWithValue("greeting", "patched again"))
 		g.Expect(getHR(g, hr).Status.History[0].Version).To(Equal(2))
@@ -541,9 +552,9 @@ func TestHelmRelease_HelmCreateChart(t *testing.T) {
 	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web-starter"}, svc)).To(Succeed())
 	g.Expect(svc.Spec.Type).To(Equal(corev1.ServiceTypeClusterIP))
 
-	getHR(g, hr)
-	hr.Spec.Values = &apiextensionsv1.JSON{Raw: []byte(`{"replicaCount": 0, "service": {"type": "NodePort"}, "ingress": {"enabled": true}}`)}
-	g.Expect(k8s.Update(ctx, hr)).To(Succeed())
+	updateHR(g, hr, func(hr *helmv1.HelmRelease) {
+		hr.Spec.Values = &apiextensionsv1.JSON{Raw: []byte(`{"replicaCount": 0, "service": {"type": "NodePort"}, "ingress": {"enabled": true}}`)}
+	})
 	g.Eventually(func(g Gomega) {
 		g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web-starter"}, svc)).To(Succeed())
 		g.Expect(svc.Spec.Type).To(Equal(corev1.ServiceTypeNodePort))
