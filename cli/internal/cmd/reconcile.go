@@ -136,3 +136,23 @@ func waitHandled(ctx context.Context, c client.Client, obj *unstructured.Unstruc
 		}
 	}
 }
+
+// waitApplied polls a Kustomization until it is Ready at revision.
+func waitApplied(ctx context.Context, c client.Client, ks *unstructured.Unstructured, revision string, o *Options) error {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(ks), ks); err == nil {
+			applied, _, _ := unstructured.NestedString(ks.Object, "status", "lastAppliedRevision")
+			if ready, _ := kinds.State(ks); ready == "True" && applied == revision {
+				return o.outcome(ks)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			_, msg := kinds.State(ks)
+			return fmt.Errorf("Kustomization %s/%s has not applied %s in time: %s", ks.GetNamespace(), ks.GetName(), revision, msg)
+		case <-tick.C:
+		}
+	}
+}

@@ -1,0 +1,130 @@
+package cmd
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/plumb-dev/plumb/cli/internal/bootstrap"
+	"github.com/plumb-dev/plumb/cli/internal/install"
+	"github.com/plumb-dev/plumb/cli/internal/kinds"
+)
+
+func newBootstrap(o *Options) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "bootstrap",
+		Short: "Make a cluster manage Plumb itself from a Git repository",
+	}
+	c.AddCommand(newBootstrapGit(o))
+	return c
+}
+
+func newBootstrapGit(o *Options) *cobra.Command {
+	b := bootstrap.Options{}
+	var wait bool
+	c := &cobra.Command{
+		Use:   "git",
+		Short: "Commit Plumb's manifests and sync objects to a Git repository and apply them once",
+		Long: `bootstrap git writes <path>/<namespace>/ into the repository: the components' manifests
+(components.yaml), a GitRepository of the repository and a Kustomization of <path> (sync.yaml),
+and a kustomization.yaml; it commits and pushes them when they differ from the branch, applies
+them to the cluster once and, with --wait, waits until the Kustomization has applied the commit.
+From then on the cluster reconciles Plumb from Git: an upgrade or a new component is a commit
+(or bootstrap again). Running it again changes nothing that is already so.
+
+The password (or token) is read from --password or the PLUMB_GIT_PASSWORD environment variable;
+it goes into the cluster as the GitRepository's Secret, never into Git.`,
+		Example: `  PLUMB_GIT_PASSWORD=$TOKEN plumb bootstrap git --url https://git.example.com/org/fleet.git \
+    --username plumb --branch main --path clusters/prod`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if b.URL == "" {
+				return usagef("--url is required")
+			}
+			if !strings.HasPrefix(b.URL, "https://") && !strings.HasPrefix(b.URL, "http://") {
+				return usagef("--url %q: an http(s) URL of the repository", b.URL)
+			}
+			if b.Password == "" {
+				b.Password = os.Getenv("PLUMB_GIT_PASSWORD")
+			}
+			if err := install.Check(b.Components); err != nil {
+				return usageError{err}
+			}
+			for _, need := range []string{"source-controller", "apply-controller"} {
+				if !contains(b.Components, need) {
+					return usagef("bootstrap needs %s: the cluster syncs Plumb with a GitRepository and a Kustomization", need)
+				}
+			}
+			b.Namespace = o.installNamespace()
+			files, comps, sync, err := bootstrap.Files(b)
+			if err != nil {
+				return usageError{err}
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), o.Timeout)
+			defer cancel()
+			commit, changed, err := bootstrap.Commit(ctx, b, files)
+			if err != nil {
+				return err
+			}
+			if changed {
+				fmt.Fprintf(o.Out, "✔ committed %s to %s: %s\n", b.Dir(), b.Branch, commit[:12])
+			} else {
+				fmt.Fprintf(o.Out, "✔ %s on %s is up to date (%s)\n", b.Dir(), b.Branch, commit[:12])
+			}
+			_, cfg, err := o.Client()
+			if err != nil {
+				return err
+			}
+			rm, c, err := install.Manager(cfg)
+			if err != nil {
+				return err
+			}
+			objs := comps
+			if s := bootstrap.Secret(b); s != nil {
+				objs = append(objs, s)
+			}
+			if _, err := install.Apply(ctx, rm, append(objs, sync...), o.Timeout); err != nil {
+				return describe(err)
+			}
+			fmt.Fprintf(o.Out, "✔ applied %s and the sync objects to namespace %s\n", strings.Join(b.Components, ", "), b.Namespace)
+			if !wait {
+				return nil
+			}
+			revision := b.Branch + "@sha1:" + commit
+			fmt.Fprintf(o.ErrOut, "◎ waiting for Kustomization %s/%s to apply %s\n", b.Namespace, b.Name(), revision)
+			k, _ := kinds.ByKind("Kustomization")
+			ks := &unstructured.Unstructured{}
+			ks.SetGroupVersionKind(k.GVK)
+			ks.SetNamespace(b.Namespace)
+			ks.SetName(b.Name())
+			return waitApplied(ctx, c, ks, revision, o)
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&b.URL, "url", "", "http(s) URL of the repository")
+	f.StringVar(&b.Branch, "branch", "main", "branch to commit to and sync from")
+	f.StringVar(&b.Path, "path", "", "folder of the cluster in the repository, e.g. clusters/prod")
+	f.StringVar(&b.Username, "username", "", "user name for the repository")
+	f.StringVar(&b.Password, "password", "", "password or token for the repository (or PLUMB_GIT_PASSWORD)")
+	f.StringSliceVar(&b.Components, "components", defaultComponents, "components: "+strings.Join(install.Components, ","))
+	f.DurationVar(&b.Interval, "interval", 10*time.Minute, "how often the cluster checks the repository")
+	f.StringVar(&b.AuthorName, "author-name", "plumb", "author of the commit")
+	f.StringVar(&b.AuthorEmail, "author-email", "plumb@localhost", "author's email")
+	f.BoolVar(&wait, "wait", true, "wait until the cluster has applied the commit")
+	_ = c.MarkFlagRequired("path")
+	return c
+}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}

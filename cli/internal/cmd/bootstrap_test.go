@@ -1,0 +1,93 @@
+package cmd
+
+import (
+	"context"
+	"testing"
+
+	"github.com/fluxcd/pkg/gittestserver"
+	gogit "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+	"github.com/go-git/go-git/v5/storage/memory"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+func TestBootstrapGit(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	const user, password = "fleet", "fleet-pa55word-123"
+	srv := gittestserver.NewGitServer(t.TempDir())
+	srv.Auth(user, password).AutoCreate()
+	g.Expect(srv.StartHTTP()).To(Succeed())
+	defer srv.StopHTTP()
+	url := srv.HTTPAddress() + "/fleet.git"
+	t.Setenv("PLUMB_GIT_PASSWORD", password)
+	args := []string{"bootstrap", "git", "--url", url, "--username", user, "--path", "clusters/dev",
+		"--components", "source-controller,apply-controller", "-n", "plumb-boot", "--wait=false"}
+
+	// An empty repository gets the branch.
+	code, out, errOut := plumb(ctx, args...)
+	g.Expect(code).To(Equal(0), errOut)
+	g.Expect(out).To(ContainSubstring("✔ committed clusters/dev/plumb-boot to main"))
+	head := func() (*gogit.Repository, plumbing.Hash) {
+		repo, err := gogit.Clone(memory.NewStorage(), nil, &gogit.CloneOptions{URL: url, ReferenceName: plumbing.NewBranchReferenceName("main"),
+			Auth: &githttp.BasicAuth{Username: user, Password: password}})
+		g.Expect(err).NotTo(HaveOccurred())
+		ref, err := repo.Head()
+		g.Expect(err).NotTo(HaveOccurred())
+		return repo, ref.Hash()
+	}
+	repo, first := head()
+	commit, err := repo.CommitObject(first)
+	g.Expect(err).NotTo(HaveOccurred())
+	for _, f := range []string{"components.yaml", "sync.yaml", "kustomization.yaml"} {
+		file, err := commit.File("clusters/dev/plumb-boot/" + f)
+		g.Expect(err).NotTo(HaveOccurred(), f)
+		content, _ := file.Contents()
+		g.Expect(content).NotTo(ContainSubstring(password), "a secret in Git")
+	}
+	sync, _ := commit.File("clusters/dev/plumb-boot/sync.yaml")
+	syncYAML, _ := sync.Contents()
+	g.Expect(syncYAML).To(ContainSubstring("path: ./clusters/dev"))
+
+	// The cluster has the components, the Secret and the sync objects.
+	ks := &unstructured.Unstructured{}
+	ks.SetAPIVersion("apply.plumb.dev/v1beta1")
+	ks.SetKind("Kustomization")
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: "plumb-boot", Name: "plumb-boot"}, ks)).To(Succeed())
+	path, _, _ := unstructured.NestedString(ks.Object, "spec", "path")
+	g.Expect(path).To(Equal("./clusters/dev"))
+	gr := &unstructured.Unstructured{}
+	gr.SetAPIVersion("source.plumb.dev/v1beta1")
+	gr.SetKind("GitRepository")
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: "plumb-boot", Name: "plumb-boot"}, gr)).To(Succeed())
+	g.Expect(gr.Object["spec"]).To(HaveKeyWithValue("url", url))
+	secret := &corev1.Secret{}
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: "plumb-boot", Name: "plumb-boot"}, secret)).To(Succeed())
+	g.Expect(string(secret.Data["password"])).To(Equal(password))
+
+	// Again: nothing to commit, nothing changes.
+	code, out, errOut = plumb(ctx, args...)
+	g.Expect(code).To(Equal(0), errOut)
+	g.Expect(out).To(ContainSubstring("is up to date"))
+	_, again := head()
+	g.Expect(again).To(Equal(first))
+
+	// Bad input.
+	code, _, errOut = plumb(ctx, "bootstrap", "git", "--url", url, "--path", "clusters/dev", "--components", "source-controller", "--wait=false")
+	g.Expect(code).To(Equal(2))
+	g.Expect(errOut).To(ContainSubstring("bootstrap needs apply-controller"))
+	code, _, errOut = plumb(ctx, "bootstrap", "git", "--url", "git@example.com:org/fleet.git", "--path", "clusters/dev")
+	g.Expect(code).To(Equal(2))
+	g.Expect(errOut).To(ContainSubstring("an http(s) URL"))
+	code, _, errOut = plumb(ctx, "bootstrap", "git", "--url", url, "--path", "../up")
+	g.Expect(code).To(Equal(2))
+	t.Setenv("PLUMB_GIT_PASSWORD", "wrong-pa55word-456")
+	code, _, errOut = plumb(ctx, args...)
+	g.Expect(code).To(Equal(1))
+	g.Expect(errOut).To(ContainSubstring("cloning"))
+	g.Expect(errOut).NotTo(ContainSubstring("wrong-pa55word-456"))
+}
