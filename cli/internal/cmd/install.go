@@ -48,7 +48,7 @@ source-controller, is refused. Running it again updates what changed and nothing
 			if err != nil {
 				return err
 			}
-			rm, _, err := install.Manager(cfg)
+			rm, kc, err := install.Manager(cfg)
 			if err != nil {
 				return err
 			}
@@ -66,7 +66,7 @@ source-controller, is refused. Running it again updates what changed and nothing
 			}
 			if wait {
 				fmt.Fprintf(o.ErrOut, "◎ waiting for the controllers to be available (at most %s)\n", o.Timeout)
-				if err := install.Wait(ctx, rm, cs, o.Timeout); err != nil {
+				if err := install.Wait(ctx, rm, kc, cs, o.Timeout); err != nil {
 					return err
 				}
 			}

@@ -15,6 +15,7 @@ import (
 	"github.com/fluxcd/cli-utils/pkg/kstatus/polling"
 	"github.com/fluxcd/pkg/ssa"
 	ssautils "github.com/fluxcd/pkg/ssa/utils"
+	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -146,12 +147,36 @@ func Apply(ctx context.Context, rm *ssa.ResourceManager, objs []*unstructured.Un
 	return rm.ApplyAllStaged(ctx, objs, opts)
 }
 
-// Wait waits until every applied object is ready (kstatus: Deployments available), or timeout.
-func Wait(ctx context.Context, rm *ssa.ResourceManager, cs *ssa.ChangeSet, timeout time.Duration) error {
-	if err := rm.WaitForSetWithContext(ctx, cs.ToObjMetadataSet(), ssa.WaitOptions{Interval: time.Second, Timeout: timeout, FailFast: true}); err != nil {
-		return fmt.Errorf("waiting for the components to be ready: %w", err)
+// Wait waits until every applied object is ready (kstatus: Deployments available), or timeout;
+// then it names the Deployments that are not available.
+func Wait(ctx context.Context, rm *ssa.ResourceManager, c client.Client, cs *ssa.ChangeSet, timeout time.Duration) error {
+	err := rm.WaitForSetWithContext(ctx, cs.ToObjMetadataSet(), ssa.WaitOptions{Interval: time.Second, Timeout: timeout, FailFast: true})
+	if err == nil {
+		return nil
 	}
-	return nil
+	// The poller's error depends on how the wait ended; the Deployments say what is missing.
+	var waiting []string
+	for _, e := range cs.Entries {
+		if e.ObjMetadata.GroupKind.Kind != "Deployment" {
+			continue
+		}
+		d := &appsv1.Deployment{}
+		key := client.ObjectKey{Namespace: e.ObjMetadata.Namespace, Name: e.ObjMetadata.Name}
+		if gerr := c.Get(context.Background(), key, d); gerr != nil || d.Status.AvailableReplicas < ptrOr(d.Spec.Replicas, 1) {
+			waiting = append(waiting, fmt.Sprintf("Deployment/%s/%s (%d of %d replicas available)", key.Namespace, key.Name, d.Status.AvailableReplicas, ptrOr(d.Spec.Replicas, 1)))
+		}
+	}
+	if len(waiting) > 0 {
+		return fmt.Errorf("not ready after %s: %s", timeout, strings.Join(waiting, ", "))
+	}
+	return fmt.Errorf("waiting for the components to be ready: %w", err)
+}
+
+func ptrOr(p *int32, def int32) int32 {
+	if p == nil {
+		return def
+	}
+	return *p
 }
 
 // Uninstall removes components from the namespace without touching what Plumb applied to the

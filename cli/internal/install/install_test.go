@@ -129,8 +129,8 @@ func TestInstallAndUninstall(t *testing.T) {
 	}
 
 	// Without a kubelet no controller becomes available: the wait says which.
-	err = Wait(ctx, rm, cs, 3*time.Second)
-	g.Expect(err).To(MatchError(ContainSubstring("Deployment/plumb-test/source-controller")))
+	err = Wait(ctx, rm, c, cs, 3*time.Second)
+	g.Expect(err).To(MatchError(ContainSubstring("Deployment/plumb-test/source-controller (0 of 1 replicas available)")))
 
 	// A GitRepository with a finalizer, as source-controller leaves it.
 	g.Expect(c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "apps"}})).To(Succeed())
