@@ -38,6 +38,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/plumb-dev/plumb/hack/images/build"
+	"github.com/plumb-dev/plumb/shared/testenv"
 )
 
 func main() {
@@ -113,7 +114,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 		return o, usageError{errors.New("-out is required without -push")}
 	}
 	if o.root == "" {
-		root, err := workspaceRoot()
+		root, err := testenv.WorkspaceRoot()
 		if err != nil {
 			return o, usageError{fmt.Errorf("-root: %w", err)}
 		}
@@ -212,22 +213,4 @@ func registryOptions(insecure bool) []remote.Option {
 	t := remote.DefaultTransport.(*http.Transport).Clone()
 	t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // asked for with -insecure
 	return append(ropts, remote.WithTransport(t))
-}
-
-// workspaceRoot is the nearest folder holding go.work, from the working directory up.
-func workspaceRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.work above the working directory")
-		}
-		dir = parent
-	}
 }

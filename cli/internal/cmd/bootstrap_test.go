@@ -85,6 +85,7 @@ func TestBootstrapGit(t *testing.T) {
 	g.Expect(errOut).To(ContainSubstring("an http(s) URL"))
 	code, _, errOut = plumb(ctx, "bootstrap", "git", "--url", url, "--path", "../up")
 	g.Expect(code).To(Equal(2))
+	g.Expect(errOut).To(ContainSubstring("a relative folder of the repository"))
 	t.Setenv("PLUMB_GIT_PASSWORD", "wrong-pa55word-456")
 	code, _, errOut = plumb(ctx, args...)
 	g.Expect(code).To(Equal(1))

@@ -151,7 +151,7 @@ func waitApplied(ctx context.Context, c client.Client, ks *unstructured.Unstruct
 		select {
 		case <-ctx.Done():
 			_, msg := kinds.State(ks)
-			return fmt.Errorf("Kustomization %s/%s has not applied %s in time: %s", ks.GetNamespace(), ks.GetName(), revision, msg)
+			return fmt.Errorf("the Kustomization %s/%s has not applied %s in time: %s", ks.GetNamespace(), ks.GetName(), revision, msg)
 		case <-tick.C:
 		}
 	}
