@@ -18,7 +18,6 @@ import (
 	"github.com/fluxcd/pkg/runtime/patch"
 	"github.com/fluxcd/pkg/ssa"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -29,10 +28,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
-	kustypes "sigs.k8s.io/kustomize/api/types"
 
 	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
-	"github.com/plumb-dev/plumb/apply-controller/internal/build"
+	"github.com/plumb-dev/plumb/apply-controller/build"
 	"github.com/plumb-dev/plumb/shared/artifact"
 	"github.com/plumb-dev/plumb/shared/health"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
@@ -348,84 +346,14 @@ func (r *KustomizationReconciler) build(ctx context.Context, obj *applyv1.Kustom
 	return res, secrets, nil
 }
 
-// buildOptions turns the spec (and the variables of postBuild) into build options; it also
-// returns the values read from Secrets, to keep them out of messages.
+// buildOptions are the build settings of the Kustomization, with the variables of its
+// postBuild read now; it returns the values read from Secrets, to mask.
 func (r *KustomizationReconciler) buildOptions(ctx context.Context, obj *applyv1.Kustomization) (build.Options, []string, error) {
-	var secrets []string
-	s := obj.Spec
-	opts := build.Options{
-		Path: s.Path, TargetNamespace: s.TargetNamespace, NamePrefix: s.NamePrefix, NameSuffix: s.NameSuffix,
-		Components: s.Components, RemoteBases: !r.NoRemoteBases,
-	}
-	if s.CommonMetadata != nil {
-		opts.Labels, opts.Annotations = s.CommonMetadata.Labels, s.CommonMetadata.Annotations
-	}
-	for _, p := range s.Patches {
-		bp := build.Patch{Patch: p.Patch}
-		if t := p.Target; t != nil {
-			bp.Target = build.Selector(t.Group, t.Version, t.Kind, t.Name, t.Namespace, t.LabelSelector, t.AnnotationSelector)
-		}
-		opts.Patches = append(opts.Patches, bp)
-	}
-	for _, i := range s.Images {
-		opts.Images = append(opts.Images, kustypes.Image{Name: i.Name, NewName: i.NewName, NewTag: i.NewTag, Digest: i.Digest})
-	}
-	if pb := s.PostBuild; pb != nil {
-		opts.Vars = map[string]string{}
-		for _, from := range pb.SubstituteFrom {
-			vars, version, err := r.variables(ctx, obj.Namespace, from)
-			if err != nil {
-				return opts, nil, r.failure(obj, "", applyv1.BuildFailedReason, err)
-			}
-			for k, v := range vars {
-				opts.Vars[k] = v
-				if from.Kind == "Secret" {
-					secrets = append(secrets, v)
-				}
-			}
-			if from.Kind == "Secret" {
-				opts.SecretVersions = append(opts.SecretVersions, from.Name+"@"+version)
-			}
-		}
-		for k, v := range pb.Substitute {
-			opts.Vars[k] = v
-		}
-	}
-	opts.Secrets = secrets
-	return opts, secrets, nil
-}
-
-// variables reads a ConfigMap or Secret of postBuild.substituteFrom, and its resource version.
-func (r *KustomizationReconciler) variables(ctx context.Context, ns string, from applyv1.SubstituteReference) (map[string]string, string, error) {
-	key := types.NamespacedName{Namespace: ns, Name: from.Name}
-	out := map[string]string{}
-	var obj client.Object
-	var err error
-	switch from.Kind {
-	case "Secret":
-		s := &corev1.Secret{}
-		if err = r.APIReader.Get(ctx, key, s); err == nil {
-			for k, v := range s.Data {
-				out[k] = string(v)
-			}
-		}
-		obj = s
-	default:
-		cm := &corev1.ConfigMap{}
-		if err = r.APIReader.Get(ctx, key, cm); err == nil {
-			for k, v := range cm.Data {
-				out[k] = v
-			}
-		}
-		obj = cm
-	}
-	if apierrors.IsNotFound(err) && from.Optional {
-		return nil, "absent", nil
-	}
+	opts, err := build.OptionsFor(ctx, r.APIReader, obj, !r.NoRemoteBases)
 	if err != nil {
-		return nil, "", fmt.Errorf("postBuild.substituteFrom %s %s: %w", from.Kind, key, err)
+		return opts, nil, r.failure(obj, "", applyv1.BuildFailedReason, err)
 	}
-	return out, obj.GetResourceVersion(), nil
+	return opts, opts.Secrets, nil
 }
 
 // buildKey identifies a build: the artifact and every option that shapes the output.

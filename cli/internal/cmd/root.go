@@ -33,6 +33,21 @@ const (
 	ExitUsage   = 2
 )
 
+// exitError ends a command with an exit code of its own; with no err, nothing is printed.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit %d", e.code)
+	}
+	return e.err.Error()
+}
+
+func (e exitError) Unwrap() error { return e.err }
+
 // usageError is a mistake in the command line.
 type usageError struct{ error }
 
@@ -91,7 +106,7 @@ everyday questions: what is synced, why not, sync it now.`,
 	o.Config.AddFlags(flags)
 	flags.DurationVar(&o.Timeout, "timeout", 5*time.Minute, "how long to wait for the cluster")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newInstall(o), newBootstrap(o), newUninstall(o), newGet(o), newReconcile(o), newSuspend(o, true), newSuspend(o, false), newEvents(o), newCheck(o))
+	root.AddCommand(newInstall(o), newBootstrap(o), newUninstall(o), newGet(o), newDiff(o), newTree(o), newReconcile(o), newSuspend(o, true), newSuspend(o, false), newEvents(o), newCheck(o))
 	return root
 }
 
@@ -103,7 +118,14 @@ func Execute(ctx context.Context, args []string, out, errOut io.Writer) int {
 	if err == nil {
 		return ExitOK
 	}
+	var ee exitError
+	if errors.As(err, &ee) && ee.err == nil {
+		return ee.code
+	}
 	fmt.Fprintln(errOut, "plumb: "+oneLine(describe(err)))
+	if errors.As(err, &ee) {
+		return ee.code
+	}
 	var u usageError
 	if errors.As(err, &u) || strings.HasPrefix(err.Error(), "unknown command") || strings.HasPrefix(err.Error(), "unknown flag") {
 		return ExitUsage

@@ -123,6 +123,12 @@ func YAML(objs []*unstructured.Unstructured) ([]byte, error) {
 
 // Manager returns the server-side apply manager plumb uses.
 func Manager(cfg *rest.Config) (*ssa.ResourceManager, client.Client, error) {
+	return ManagerAs(cfg, FieldManager, "plumb.dev")
+}
+
+// ManagerAs returns a server-side apply manager with another field manager and owner group, to
+// dry-run an apply as a controller would make it.
+func ManagerAs(cfg *rest.Config, fieldManager, group string) (*ssa.ResourceManager, client.Client, error) {
 	httpClient, err := rest.HTTPClientFor(cfg)
 	if err != nil {
 		return nil, nil, err
@@ -136,7 +142,7 @@ func Manager(cfg *rest.Config) (*ssa.ResourceManager, client.Client, error) {
 		return nil, nil, err
 	}
 	poller := polling.NewStatusPoller(c, mapper, polling.Options{})
-	return ssa.NewResourceManager(c, poller, ssa.Owner{Field: FieldManager, Group: "plumb.dev"}), c, nil
+	return ssa.NewResourceManager(c, poller, ssa.Owner{Field: fieldManager, Group: group}), c, nil
 }
 
 // Apply applies the objects in stages (CRDs and the Namespace first, waiting for them) and

@@ -1,0 +1,94 @@
+package build
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	kustypes "sigs.k8s.io/kustomize/api/types"
+
+	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
+)
+
+// OptionsFor turns a Kustomization's spec into build options, reading the ConfigMaps and
+// Secrets of its postBuild.substituteFrom with reader: what apply-controller builds, and what
+// `plumb diff` builds the same way. The values read from Secrets are in Options.Secrets, to be
+// kept out of messages.
+func OptionsFor(ctx context.Context, reader client.Reader, obj *applyv1.Kustomization, remoteBases bool) (Options, error) {
+	s := obj.Spec
+	opts := Options{
+		Path: s.Path, TargetNamespace: s.TargetNamespace, NamePrefix: s.NamePrefix, NameSuffix: s.NameSuffix,
+		Components: s.Components, RemoteBases: remoteBases,
+	}
+	if s.CommonMetadata != nil {
+		opts.Labels, opts.Annotations = s.CommonMetadata.Labels, s.CommonMetadata.Annotations
+	}
+	for _, p := range s.Patches {
+		bp := Patch{Patch: p.Patch}
+		if t := p.Target; t != nil {
+			bp.Target = Selector(t.Group, t.Version, t.Kind, t.Name, t.Namespace, t.LabelSelector, t.AnnotationSelector)
+		}
+		opts.Patches = append(opts.Patches, bp)
+	}
+	for _, i := range s.Images {
+		opts.Images = append(opts.Images, kustypes.Image{Name: i.Name, NewName: i.NewName, NewTag: i.NewTag, Digest: i.Digest})
+	}
+	if pb := s.PostBuild; pb != nil {
+		opts.Vars = map[string]string{}
+		for _, from := range pb.SubstituteFrom {
+			vars, version, err := variables(ctx, reader, obj.Namespace, from)
+			if err != nil {
+				return opts, err
+			}
+			for k, v := range vars {
+				opts.Vars[k] = v
+				if from.Kind == "Secret" {
+					opts.Secrets = append(opts.Secrets, v)
+				}
+			}
+			if from.Kind == "Secret" {
+				opts.SecretVersions = append(opts.SecretVersions, from.Name+"@"+version)
+			}
+		}
+		for k, v := range pb.Substitute {
+			opts.Vars[k] = v
+		}
+	}
+	return opts, nil
+}
+
+// variables reads a ConfigMap or Secret of postBuild.substituteFrom, and its resource version.
+func variables(ctx context.Context, reader client.Reader, ns string, from applyv1.SubstituteReference) (map[string]string, string, error) {
+	key := types.NamespacedName{Namespace: ns, Name: from.Name}
+	out := map[string]string{}
+	var obj client.Object
+	var err error
+	switch from.Kind {
+	case "Secret":
+		s := &corev1.Secret{}
+		if err = reader.Get(ctx, key, s); err == nil {
+			for k, v := range s.Data {
+				out[k] = string(v)
+			}
+		}
+		obj = s
+	default:
+		cm := &corev1.ConfigMap{}
+		if err = reader.Get(ctx, key, cm); err == nil {
+			for k, v := range cm.Data {
+				out[k] = v
+			}
+		}
+		obj = cm
+	}
+	if apierrors.IsNotFound(err) && from.Optional {
+		return nil, "absent", nil
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("postBuild.substituteFrom %s %s: %w", from.Kind, key, err)
+	}
+	return out, obj.GetResourceVersion(), nil
+}
