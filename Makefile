@@ -45,10 +45,16 @@ lint: ## gofmt, go vet and staticcheck over every module.
 	@for m in $(MODULES); do (cd $$m && $(STATICCHECK) -tags e2e ./...); done
 
 .PHONY: test
-test: ## Unit and envtest integration tests of every module, race detector on.
+test: ## Unit and envtest integration tests of every module (race detector on), then the end-to-end tests.
 	@assets="$$(hack/controlplane.sh | tail -n 1)"; export KUBEBUILDER_ASSETS="$$assets"; \
 	  pkgs=(); for m in $(MODULES); do pkgs+=("./$$m/..."); done; \
 	  go test -json -race -count=1 -p $(TEST_P) -timeout 20m "$${pkgs[@]}" | (cd hack && go run ./testsum)
+	@$(MAKE) --no-print-directory e2e-json
+
+.PHONY: e2e-json
+e2e-json: # make test's last step: the end-to-end tests, summarised as the package tests are.
+	@assets="$$(hack/controlplane.sh | tail -n 1)"; export KUBEBUILDER_ASSETS="$$assets"; \
+	  cd hack && go test -json -tags e2e -count=1 -timeout 20m ./e2e/... | go run ./testsum
 
 .PHONY: e2e
 e2e: ## End-to-end tests (hack/e2e, build tag e2e): every controller built and run as a process.

@@ -61,6 +61,18 @@ func TestBootstrapManagesItself(t *testing.T) {
 		ContainSubstring("gitrepositories.source.plumb.dev"),
 	))
 
+	// The everyday commands against the real controllers.
+	plumb := func(args ...string) string {
+		out, err := exec.Command(bin, append([]string{"--kubeconfig", bed.Kubeconfig}, args...)...).CombinedOutput()
+		g.Expect(err).NotTo(HaveOccurred(), string(out))
+		return string(out)
+	}
+	out = plumb("reconcile", "kustomization", "plumb-e2e", "-n", "plumb-e2e", "--with-source", "--timeout", "60s")
+	g.Expect(out).To(ContainSubstring("► reconciling GitRepository plumb-e2e/plumb-e2e"))
+	g.Expect(out).To(ContainSubstring("✔ Kustomization plumb-e2e/plumb-e2e: "))
+	g.Expect(plumb("get", "all", "-n", "plumb-e2e")).To(MatchRegexp(`Kustomization/plumb-e2e\s+True`))
+	g.Expect(plumb("tree", "kustomization", "plumb-e2e", "-n", "plumb-e2e")).To(ContainSubstring("── Deployment/plumb-e2e/apply-controller"))
+
 	// Again: nothing to commit, and the cluster stays as it is.
 	out = run()
 	g.Expect(out).To(ContainSubstring("is up to date"))

@@ -4,17 +4,23 @@ package e2e
 
 import (
 	"context"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	. "github.com/onsi/gomega"
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chartutil"
+	helmregistry "helm.sh/helm/v3/pkg/registry"
 	"helm.sh/helm/v3/pkg/repo"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -88,5 +94,66 @@ func TestHelmRepositoryToCluster(t *testing.T) {
 
 	publishChart(g, dir, srv.URL, "1.1.0")
 	request(g, hrepo)
+	released("1.1.0")
+}
+
+// A chart from an OCI registry, pushed with the Helm SDK as `helm push` does, released through the
+// built controllers: an OCI HelmRepository, the HelmChart of the HelmRelease's template, the
+// release; a new version reaches the cluster through a reconcile request on the HelmChart.
+func TestOCIChartToCluster(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	c := bed.Env.Client
+	defer dumpLogs(t)
+	reg := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
+	defer reg.Close()
+	host := strings.TrimPrefix(reg.URL, "http://")
+	rc, err := helmregistry.NewClient(helmregistry.ClientOptPlainHTTP())
+	g.Expect(err).NotTo(HaveOccurred())
+	push := func(version string) {
+		dir := t.TempDir()
+		publishChart(g, dir, "http://unused.invalid", version)
+		data, err := os.ReadFile(filepath.Join(dir, "web-"+version+".tgz"))
+		g.Expect(err).NotTo(HaveOccurred())
+		_, err = rc.Push(data, host+"/charts/web:"+version)
+		g.Expect(err).NotTo(HaveOccurred())
+	}
+	push("1.0.0")
+
+	g.Expect(c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "helm-oci"}})).To(Succeed())
+	g.Expect(c.Create(ctx, &sourcev1.HelmRepository{ObjectMeta: metav1.ObjectMeta{Name: "charts", Namespace: "helm-oci"},
+		Spec: sourcev1.HelmRepositorySpec{Type: sourcev1.HelmRepositoryTypeOCI, URL: "oci://" + host + "/charts", Insecure: true,
+			Interval: metav1.Duration{Duration: time.Hour}}})).To(Succeed())
+	hr := &helmv1.HelmRelease{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "helm-oci"},
+		Spec: helmv1.HelmReleaseSpec{
+			Chart: &helmv1.HelmChartTemplate{Spec: helmv1.HelmChartTemplateSpec{Chart: "web", Version: "1.x",
+				SourceRef: helmv1.LocalChartSourceReference{Kind: sourcev1.HelmRepositoryKind, Name: "charts"}}},
+			Values:   &apiextensionsv1.JSON{Raw: []byte(`{"greeting":"from an OCI chart"}`)},
+			Interval: metav1.Duration{Duration: time.Hour},
+		}}
+	g.Expect(c.Create(ctx, hr)).To(Succeed())
+	released := func(version string) {
+		t.Helper()
+		g.Eventually(func(g Gomega) {
+			g.Expect(c.Get(ctx, client.ObjectKeyFromObject(hr), hr)).To(Succeed())
+			g.Expect(conditions.IsReady(hr)).To(BeTrue(), "Ready: %s", conditions.GetMessage(hr, meta.ReadyCondition))
+			g.Expect(hr.Status.History).NotTo(BeEmpty())
+			g.Expect(hr.Status.History[0].ChartVersion).To(Equal(version))
+			cm := &corev1.ConfigMap{}
+			g.Expect(c.Get(ctx, client.ObjectKey{Namespace: "helm-oci", Name: "web"}, cm)).To(Succeed())
+			g.Expect(cm.Data).To(Equal(map[string]string{"version": version, "greeting": "from an OCI chart"}))
+		}, timeout, 200*time.Millisecond).Should(Succeed())
+	}
+	released("1.0.0")
+
+	push("1.1.0")
+	chart := &sourcev1.HelmChart{}
+	g.Eventually(func(g Gomega) {
+		var charts sourcev1.HelmChartList
+		g.Expect(c.List(ctx, &charts, client.InNamespace("helm-oci"))).To(Succeed())
+		g.Expect(charts.Items).To(HaveLen(1))
+		*chart = charts.Items[0]
+	}, timeout, 200*time.Millisecond).Should(Succeed())
+	request(g, chart)
 	released("1.1.0")
 }

@@ -4,11 +4,14 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,12 +30,39 @@ import (
 	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/hack/internal/local"
 	imagev1 "github.com/plumb-dev/plumb/image-automation/api/v1beta1"
+	notifyv1 "github.com/plumb-dev/plumb/notification-controller/api/v1beta1"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 )
 
-// The pull model's loop, through the built controllers: CI pushes an image tag, image-automation
-// sees it and commits it to Git, source-controller fetches the commit, apply-controller rolls it
-// out. Git stays the one source of truth: the cluster changes only through the commit.
+// slackSink stands in for Slack's incoming webhooks on loopback: it keeps the text of each
+// message.
+type slackSink struct {
+	mu    sync.Mutex
+	texts []string
+}
+
+func (s *slackSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var msg struct {
+		Text string `json:"text"`
+	}
+	_ = json.NewDecoder(r.Body).Decode(&msg)
+	s.mu.Lock()
+	s.texts = append(s.texts, msg.Text)
+	s.mu.Unlock()
+	_, _ = w.Write([]byte("ok"))
+}
+
+func (s *slackSink) received() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.texts...)
+}
+
+// The pull model's loop, through all five built controllers: CI pushes an image tag,
+// image-automation sees it and commits it to Git, source-controller fetches the commit,
+// apply-controller rolls it out, and notification-controller tells a Slack channel (a sink on
+// loopback) at each step. Git stays the one source of truth: the cluster changes only through
+// the commit.
 func TestImageTagToCluster(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
@@ -87,7 +117,15 @@ spec:
 		Spec: imagev1.ImageUpdateAutomationSpec{SourceRef: imagev1.SourceReference{Kind: "GitRepository", Name: "fleet"},
 			Git:      imagev1.GitSpec{Commit: imagev1.CommitSpec{Author: imagev1.CommitUser{Name: "plumb", Email: "plumb@example.invalid"}}},
 			Interval: metav1.Duration{Duration: time.Hour}}}
-	for _, o := range []client.Object{gr, ks, repo, pol, auto} {
+	sink := &slackSink{}
+	chat := httptest.NewServer(sink)
+	defer chat.Close()
+	provider := &notifyv1.Provider{ObjectMeta: metav1.ObjectMeta{Name: "slack", Namespace: "fleet"},
+		Spec: notifyv1.ProviderSpec{Type: notifyv1.SlackProvider, Address: chat.URL + "/services/T000/B000/XXXX"}}
+	alert := &notifyv1.Alert{ObjectMeta: metav1.ObjectMeta{Name: "fleet", Namespace: "fleet"},
+		Spec: notifyv1.AlertSpec{ProviderRef: meta.LocalObjectReference{Name: "slack"},
+			EventSources: []notifyv1.EventSource{{Kind: "Kustomization", Name: "*"}, {Kind: "ImageUpdateAutomation", Name: "*"}}}}
+	for _, o := range []client.Object{provider, alert, gr, ks, repo, pol, auto} {
 		g.Expect(c.Create(ctx, o)).To(Succeed())
 	}
 	imageInCluster := func(want string) {
@@ -119,4 +157,10 @@ spec:
 		g.Expect(gr.Status.Artifact.Revision).To(Equal("main@sha1:" + auto.Status.LastPushCommit))
 	}, timeout, 200*time.Millisecond).Should(Succeed())
 	imageInCluster(image + ":1.1.0")
+
+	// The channel heard of the commit and of its rollout.
+	g.Eventually(sink.received, timeout, 200*time.Millisecond).Should(ContainElements(
+		HavePrefix("ImageUpdateAutomation/fleet/fleet: Succeeded"),
+		HavePrefix("Kustomization/fleet/web:"),
+	))
 }
