@@ -39,6 +39,7 @@ type Options struct {
 	// into the cluster as the GitRepository's Secret.
 	Username, Password string
 	Components         []string
+	Images             install.Images
 	Namespace          string
 	Interval           time.Duration
 	AuthorName         string
@@ -58,7 +59,7 @@ func Files(o Options) (map[string][]byte, []*unstructured.Unstructured, []*unstr
 	if o.Path == "" || strings.HasPrefix(o.Path, "/") || strings.Contains("/"+o.Path+"/", "/../") {
 		return nil, nil, nil, fmt.Errorf("--path %q: a relative folder of the repository, e.g. clusters/prod", o.Path)
 	}
-	comps, err := install.Render(o.Components, o.Namespace)
+	comps, err := install.Render(o.Components, o.Namespace, o.Images)
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -116,6 +116,7 @@ it goes into the cluster as the GitRepository's Secret, never into Git.`,
 	f.StringVar(&b.AuthorName, "author-name", "plumb", "author of the commit")
 	f.StringVar(&b.AuthorEmail, "author-email", "plumb@localhost", "author's email")
 	f.BoolVar(&wait, "wait", true, "wait until the cluster has applied the commit")
+	imageFlags(c, &b.Images)
 	_ = c.MarkFlagRequired("path")
 	return c
 }

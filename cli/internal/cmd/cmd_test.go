@@ -106,10 +106,12 @@ func TestNoCluster(t *testing.T) {
 // controllerStandIn plays a controller's side of the reconcile request contract for one object:
 // it answers a request by recording it as handled, Ready with message.
 func controllerStandIn(ctx context.Context, obj *unstructured.Unstructured, message string) {
+	key, gvk := client.ObjectKeyFromObject(obj), obj.GroupVersionKind() // obj stays the test's
 	go func() {
 		for ctx.Err() == nil {
-			u := obj.DeepCopy()
-			if err := k8s.Get(ctx, client.ObjectKeyFromObject(obj), u); err == nil {
+			u := &unstructured.Unstructured{}
+			u.SetGroupVersionKind(gvk)
+			if err := k8s.Get(ctx, key, u); err == nil {
 				if v, ok := reconcile.RequestedAt(u.GetAnnotations()); ok {
 					if cur, _, _ := unstructured.NestedString(u.Object, "status", "lastHandledReconcileAt"); cur != v {
 						_ = unstructured.SetNestedField(u.Object, v, "status", "lastHandledReconcileAt")

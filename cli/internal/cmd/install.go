@@ -17,6 +17,7 @@ var defaultComponents = []string{"source-controller", "apply-controller", "helm-
 func newInstall(o *Options) *cobra.Command {
 	var components []string
 	var export, wait bool
+	var images install.Images
 	c := &cobra.Command{
 		Use:   "install",
 		Short: "Install Plumb's controllers, or print their manifests",
@@ -32,7 +33,7 @@ source-controller, is refused. Running it again updates what changed and nothing
 			if err := install.Check(components); err != nil {
 				return usageError{err}
 			}
-			objs, err := install.Render(components, o.installNamespace())
+			objs, err := install.Render(components, o.installNamespace(), images)
 			if err != nil {
 				return err
 			}
@@ -77,7 +78,14 @@ source-controller, is refused. Running it again updates what changed and nothing
 	c.Flags().StringSliceVar(&components, "components", defaultComponents, "components to install: "+strings.Join(install.Components, ","))
 	c.Flags().BoolVar(&export, "export", false, "print the manifests instead of applying them")
 	c.Flags().BoolVar(&wait, "wait", true, "wait until the controllers are available")
+	imageFlags(c, &images)
 	return c
+}
+
+// imageFlags binds --registry and --version: where the controllers' images come from.
+func imageFlags(c *cobra.Command, images *install.Images) {
+	c.Flags().StringVar(&images.Registry, "registry", install.DefaultRegistry, "registry and prefix of the controllers' images (<registry>/<component>)")
+	c.Flags().StringVar(&images.Version, "version", "latest", "tag of the controllers' images")
 }
 
 func newUninstall(o *Options) *cobra.Command {

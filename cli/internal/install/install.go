@@ -68,16 +68,25 @@ func Check(components []string) error {
 	return nil
 }
 
+// Images say where the controllers' images come from: <Registry>/<component>:<Version>. The
+// zero value keeps the bases' own (DefaultRegistry, latest).
+type Images struct {
+	Registry, Version string
+}
+
+// DefaultRegistry holds the images the bases name.
+const DefaultRegistry = "ghcr.io/plumb-dev"
+
 // Render composes the components' bases into the namespace and returns the objects, the
 // Namespace first.
-func Render(components []string, namespace string) ([]*unstructured.Unstructured, error) {
+func Render(components []string, namespace string, images Images) ([]*unstructured.Unstructured, error) {
 	if err := Check(components); err != nil {
 		return nil, err
 	}
-	return render(components, namespace)
+	return render(components, namespace, images)
 }
 
-func render(components []string, namespace string) ([]*unstructured.Unstructured, error) {
+func render(components []string, namespace string, images Images) ([]*unstructured.Unstructured, error) {
 	fs := filesys.MakeFsInMemory()
 	resources := []string{"namespace.yaml"}
 	ns := fmt.Sprintf("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: %s\n  labels:\n    app.kubernetes.io/part-of: plumb\n    pod-security.kubernetes.io/enforce: restricted\n", namespace)
@@ -100,6 +109,13 @@ func render(components []string, namespace string) ([]*unstructured.Unstructured
 	k := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: " + namespace + "\nresources:\n"
 	for _, r := range resources {
 		k += "  - " + r + "\n"
+	}
+	if images.Registry != "" || images.Version != "" {
+		registry, version := cmpOr(images.Registry, DefaultRegistry), cmpOr(images.Version, "latest")
+		k += "images:\n"
+		for _, c := range Components {
+			k += fmt.Sprintf("  - name: %s/%s\n    newName: %s/%s\n    newTag: %q\n", DefaultRegistry, c, strings.TrimSuffix(registry, "/"), c, version)
+		}
 	}
 	if err := fs.WriteFile("/plumb/kustomization.yaml", []byte(k)); err != nil {
 		return nil, err
@@ -197,7 +213,7 @@ func Uninstall(ctx context.Context, rm *ssa.ResourceManager, c client.Client, co
 			return nil, fmt.Errorf("unknown component %q; choose among %s", comp, strings.Join(Components, ","))
 		}
 	}
-	objs, err := render(components, namespace)
+	objs, err := render(components, namespace, Images{})
 	if err != nil {
 		return nil, err
 	}
@@ -280,4 +296,11 @@ func releaseAll(ctx context.Context, c client.Client, crd *unstructured.Unstruct
 		}
 	}
 	return nil
+}
+
+func cmpOr(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
 }

@@ -64,7 +64,7 @@ func TestCheck(t *testing.T) {
 }
 
 func TestRenderIntoNamespace(t *testing.T) {
-	objs, err := Render([]string{"source-controller", "apply-controller"}, "gitops")
+	objs, err := Render([]string{"source-controller", "apply-controller"}, "gitops", Images{Registry: "registry.example.com/plumb", Version: "v0.1.0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,6 +88,10 @@ func TestRenderIntoNamespace(t *testing.T) {
 			}
 			if o.GetKind() == "Deployment" {
 				deployments++
+				containers, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
+				if img := containers[0].(map[string]any)["image"]; img != "registry.example.com/plumb/"+o.GetName()+":v0.1.0" {
+					t.Errorf("Deployment %s runs image %v", o.GetName(), img)
+				}
 			}
 		}
 	}
@@ -102,7 +106,7 @@ func TestInstallAndUninstall(t *testing.T) {
 	c := env.Client
 	rm, _, err := Manager(env.Config)
 	g.Expect(err).NotTo(HaveOccurred())
-	objs, err := Render([]string{"source-controller", "notification-controller"}, "plumb-test")
+	objs, err := Render([]string{"source-controller", "notification-controller"}, "plumb-test", Images{})
 	g.Expect(err).NotTo(HaveOccurred())
 	cs, err := Apply(ctx, rm, objs, time.Minute)
 	g.Expect(err).NotTo(HaveOccurred())
