@@ -38,12 +38,15 @@ type Options struct {
 	// Username and Password (or token) for the repository, when it needs them; they also go
 	// into the cluster as the GitRepository's Secret.
 	Username, Password string
-	Components         []string
-	Images             install.Images
-	Namespace          string
-	Interval           time.Duration
-	AuthorName         string
-	AuthorEmail        string
+	// SecretName names an existing Secret of the namespace that holds them (username,
+	// password); the GitRepository refers to it, and bootstrap leaves it as it is.
+	SecretName  string
+	Components  []string
+	Images      install.Images
+	Namespace   string
+	Interval    time.Duration
+	AuthorName  string
+	AuthorEmail string
 }
 
 // Name is the name of the GitRepository, Kustomization and Secret that sync Plumb: the
@@ -86,7 +89,10 @@ func Files(o Options) (map[string][]byte, []*unstructured.Unstructured, []*unstr
 func syncObjects(o Options) []*unstructured.Unstructured {
 	interval := o.Interval.String()
 	repoSpec := map[string]any{"url": o.URL, "ref": map[string]any{"branch": o.Branch}, "interval": interval}
-	if o.Username != "" || o.Password != "" {
+	switch {
+	case o.SecretName != "":
+		repoSpec["secretRef"] = map[string]any{"name": o.SecretName}
+	case o.Username != "" || o.Password != "":
 		repoSpec["secretRef"] = map[string]any{"name": o.Name()}
 	}
 	return []*unstructured.Unstructured{
@@ -99,9 +105,10 @@ func syncObjects(o Options) []*unstructured.Unstructured {
 	}
 }
 
-// Secret is the GitRepository's credentials Secret, or nil without credentials.
+// Secret is the GitRepository's credentials Secret to apply, or nil without credentials or
+// when they come from an existing Secret.
 func Secret(o Options) *unstructured.Unstructured {
-	if o.Username == "" && o.Password == "" {
+	if o.SecretName != "" || o.Username == "" && o.Password == "" {
 		return nil
 	}
 	return &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Secret",

@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/plumb-dev/plumb/cli/internal/bootstrap"
 	"github.com/plumb-dev/plumb/cli/internal/install"
@@ -38,7 +40,9 @@ From then on the cluster reconciles Plumb from Git: an upgrade or a new componen
 (or bootstrap again). Running it again changes nothing that is already so.
 
 The password (or token) is read from --password or the PLUMB_GIT_PASSWORD environment variable;
-it goes into the cluster as the GitRepository's Secret, never into Git.`,
+it goes into the cluster as the GitRepository's Secret, never into Git. With --secret, the
+credentials come from an existing Secret of the namespace (keys username and password) instead,
+which the GitRepository then uses.`,
 		Example: `  PLUMB_GIT_PASSWORD=$TOKEN plumb bootstrap git --url https://git.example.com/org/fleet.git \
     --username plumb --branch main --path clusters/prod`,
 		Args: cobra.NoArgs,
@@ -61,6 +65,11 @@ it goes into the cluster as the GitRepository's Secret, never into Git.`,
 				}
 			}
 			b.Namespace = o.installNamespace()
+			if b.SecretName != "" {
+				if err := o.credentialsFrom(cmd.Context(), &b); err != nil {
+					return err
+				}
+			}
 			files, comps, sync, err := bootstrap.Files(b)
 			if err != nil {
 				return usageError{err}
@@ -111,6 +120,7 @@ it goes into the cluster as the GitRepository's Secret, never into Git.`,
 	f.StringVar(&b.Path, "path", "", "folder of the cluster in the repository, e.g. clusters/prod")
 	f.StringVar(&b.Username, "username", "", "user name for the repository")
 	f.StringVar(&b.Password, "password", "", "password or token for the repository (or PLUMB_GIT_PASSWORD)")
+	f.StringVar(&b.SecretName, "secret", "", "existing Secret of the namespace with the repository's username and password")
 	f.StringSliceVar(&b.Components, "components", defaultComponents, "components: "+strings.Join(install.Components, ","))
 	f.DurationVar(&b.Interval, "interval", 10*time.Minute, "how often the cluster checks the repository")
 	f.StringVar(&b.AuthorName, "author-name", "plumb", "author of the commit")
@@ -128,4 +138,21 @@ func contains(s []string, v string) bool {
 		}
 	}
 	return false
+}
+
+// credentialsFrom reads the username and password of bootstrap's --secret.
+func (o *Options) credentialsFrom(ctx context.Context, b *bootstrap.Options) error {
+	c, _, err := o.Client()
+	if err != nil {
+		return err
+	}
+	s := &corev1.Secret{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: b.Namespace, Name: b.SecretName}, s); err != nil {
+		return fmt.Errorf("--secret: %w", err)
+	}
+	b.Username, b.Password = string(s.Data["username"]), string(s.Data["password"])
+	if b.Password == "" {
+		return fmt.Errorf("--secret: Secret %s/%s has no password key", b.Namespace, b.SecretName)
+	}
+	return nil
 }

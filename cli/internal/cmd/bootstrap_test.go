@@ -11,6 +11,7 @@ import (
 	"github.com/go-git/go-git/v5/storage/memory"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
@@ -75,6 +76,22 @@ func TestBootstrapGit(t *testing.T) {
 	g.Expect(out).To(ContainSubstring("is up to date"))
 	_, again := head()
 	g.Expect(again).To(Equal(first))
+
+	// Credentials from an existing Secret: the GitRepository uses it, and it stays as it is.
+	g.Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "git-auth", Namespace: "plumb-boot"},
+		Data: map[string][]byte{"username": []byte(user), "password": []byte(password)}})).To(Succeed())
+	t.Setenv("PLUMB_GIT_PASSWORD", "")
+	code, out, errOut = plumb(ctx, "bootstrap", "git", "--url", url, "--secret", "git-auth", "--path", "clusters/dev",
+		"--components", "source-controller,apply-controller", "-n", "plumb-boot", "--wait=false")
+	g.Expect(code).To(Equal(0), errOut)
+	g.Expect(out).To(ContainSubstring("✔ committed clusters/dev/plumb-boot to main"), "the sync objects name the other Secret")
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: "plumb-boot", Name: "plumb-boot"}, gr)).To(Succeed())
+	g.Expect(gr.Object["spec"]).To(HaveKeyWithValue("secretRef", map[string]any{"name": "git-auth"}))
+	code, _, errOut = plumb(ctx, "bootstrap", "git", "--url", url, "--secret", "absent", "--path", "clusters/dev",
+		"--components", "source-controller,apply-controller", "-n", "plumb-boot", "--wait=false")
+	g.Expect(code).To(Equal(1))
+	g.Expect(errOut).To(ContainSubstring(`--secret: secrets "absent" not found`))
+	t.Setenv("PLUMB_GIT_PASSWORD", password)
 
 	// Bad input.
 	code, _, errOut = plumb(ctx, "bootstrap", "git", "--url", url, "--path", "clusters/dev", "--components", "source-controller", "--wait=false")
