@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/fluxcd/pkg/ssa"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	kustypes "sigs.k8s.io/kustomize/api/types"
@@ -91,4 +93,33 @@ func variables(ctx context.Context, reader client.Reader, ns string, from applyv
 		return nil, "", fmt.Errorf("postBuild.substituteFrom %s %s: %w", from.Kind, key, err)
 	}
 	return out, obj.GetResourceVersion(), nil
+}
+
+// ApplyOptions maps the spec and the per-object annotations to server-side apply options.
+func ApplyOptions(obj *applyv1.Kustomization) ssa.ApplyOptions {
+	o := ssa.DefaultApplyOptions()
+	o.Force = obj.Spec.Force
+	o.ForceSelector = map[string]string{applyv1.ForceAnnotation: "Enabled"}
+	o.ExclusionSelector = map[string]string{applyv1.SSAAnnotation: "Ignore"}
+	o.IfNotPresentSelector = map[string]string{applyv1.SSAAnnotation: "IfNotPresent"}
+	o.WaitTimeout = obj.GetTimeout()
+	// Fields last set by hand with kubectl are taken back, so that drift is corrected.
+	o.Cleanup = ssa.ApplyCleanupOptions{
+		Annotations: []string{corev1.LastAppliedConfigAnnotation},
+		FieldManagers: []ssa.FieldManager{
+			{Name: "kubectl", OperationType: metav1.ManagedFieldsOperationApply},
+			{Name: "kubectl", OperationType: metav1.ManagedFieldsOperationUpdate},
+			{Name: "before-first-apply", OperationType: metav1.ManagedFieldsOperationUpdate},
+		},
+		Exclusions: map[string]string{applyv1.SSAAnnotation: "Merge"},
+	}
+	return o
+}
+
+// DiffOptions are ApplyOptions for a server-side dry-run: what `plumb diff` shows is what the
+// controller would apply.
+func DiffOptions(obj *applyv1.Kustomization) ssa.DiffOptions {
+	ao := ApplyOptions(obj)
+	return ssa.DiffOptions{Exclusions: ao.ExclusionSelector, IfNotPresentSelector: ao.IfNotPresentSelector,
+		Force: ao.Force, ForceSelector: ao.ForceSelector}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -73,11 +74,14 @@ func TestBootstrapManagesItself(t *testing.T) {
 	g.Expect(plumb("get", "all", "-n", "plumb-e2e")).To(MatchRegexp(`Kustomization/plumb-e2e\s+True`))
 	g.Expect(plumb("tree", "kustomization", "plumb-e2e", "-n", "plumb-e2e")).To(ContainSubstring("── Deployment/plumb-e2e/apply-controller"))
 
-	// Again: nothing to commit, and the cluster stays as it is.
+	// Again: nothing to commit, and the cluster stays at the same revision.
+	g.Expect(c.Get(ctx, client.ObjectKeyFromObject(ks), ks)).To(Succeed())
+	applied := ks.Status.LastAppliedRevision
 	out = run()
-	g.Expect(out).To(ContainSubstring("is up to date"))
+	g.Expect(out).To(ContainSubstring("is up to date (" + strings.TrimPrefix(applied, "main@sha1:")[:12] + ")"))
 	g.Eventually(func(g Gomega) {
 		g.Expect(c.Get(ctx, client.ObjectKeyFromObject(ks), ks)).To(Succeed())
 		g.Expect(conditions.IsReady(ks)).To(BeTrue())
+		g.Expect(ks.Status.LastAppliedRevision).To(Equal(applied))
 	}, timeout, 200*time.Millisecond).Should(Succeed())
 }

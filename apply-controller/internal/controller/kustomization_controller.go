@@ -148,7 +148,7 @@ func (r *KustomizationReconciler) reconcile(ctx context.Context, obj *applyv1.Ku
 	if unchanged && obj.Spec.DriftPolicy == applyv1.DriftPolicyWarn {
 		return r.reportDrift(ctx, obj, rm, objs, src.Revision, st.secrets)
 	}
-	cs, err := rm.ApplyAllStaged(ctx, objs, applyOptions(obj))
+	cs, err := rm.ApplyAllStaged(ctx, objs, build.ApplyOptions(obj))
 	if err != nil {
 		if cs != nil {
 			// What an earlier stage applied (CRDs, Namespaces) is kept, to be pruned later.
@@ -365,27 +365,6 @@ func buildKey(digest string, opts build.Options) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// applyOptions maps the spec and the per-object annotations to server-side apply options.
-func applyOptions(obj *applyv1.Kustomization) ssa.ApplyOptions {
-	o := ssa.DefaultApplyOptions()
-	o.Force = obj.Spec.Force
-	o.ForceSelector = map[string]string{applyv1.ForceAnnotation: "Enabled"}
-	o.ExclusionSelector = map[string]string{applyv1.SSAAnnotation: "Ignore"}
-	o.IfNotPresentSelector = map[string]string{applyv1.SSAAnnotation: "IfNotPresent"}
-	o.WaitTimeout = obj.GetTimeout()
-	// Fields last set by hand with kubectl are taken back, so that drift is corrected.
-	o.Cleanup = ssa.ApplyCleanupOptions{
-		Annotations: []string{corev1.LastAppliedConfigAnnotation},
-		FieldManagers: []ssa.FieldManager{
-			{Name: "kubectl", OperationType: metav1.ManagedFieldsOperationApply},
-			{Name: "kubectl", OperationType: metav1.ManagedFieldsOperationUpdate},
-			{Name: "before-first-apply", OperationType: metav1.ManagedFieldsOperationUpdate},
-		},
-		Exclusions: map[string]string{applyv1.SSAAnnotation: "Merge"},
-	}
-	return o
-}
-
 // prune deletes what left the build, except objects marked to keep.
 func (r *KustomizationReconciler) prune(ctx context.Context, obj *applyv1.Kustomization, rm *ssa.ResourceManager, applied *applyv1.Inventory) (*ssa.ChangeSet, error) {
 	old, err := stale(obj.Status.Inventory, applied)
@@ -471,8 +450,7 @@ func (r *KustomizationReconciler) checkHealth(ctx context.Context, obj *applyv1.
 // object, and a Warning naming those that differ; nothing is written to them.
 func (r *KustomizationReconciler) reportDrift(ctx context.Context, obj *applyv1.Kustomization, rm *ssa.ResourceManager, objs []*unstructured.Unstructured, revision string, secrets []string) (ctrl.Result, error) {
 	var drifted []string
-	ao := applyOptions(obj)
-	diff := ssa.DiffOptions{Exclusions: ao.ExclusionSelector, IfNotPresentSelector: ao.IfNotPresentSelector, Force: ao.Force, ForceSelector: ao.ForceSelector}
+	diff := build.DiffOptions(obj)
 	for _, o := range objs {
 		entry, _, _, err := rm.Diff(ctx, o, diff)
 		if err != nil {

@@ -66,6 +66,18 @@ func Files(o Options) (map[string][]byte, []*unstructured.Unstructured, []*unstr
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	// The cluster's Kustomization must never prune a CRD (every object of its kind would go
+	// with it) or the namespace, however components.yaml changes.
+	for _, c := range comps {
+		if k := c.GetKind(); k == "CustomResourceDefinition" || k == "Namespace" {
+			a := c.GetAnnotations()
+			if a == nil {
+				a = map[string]string{}
+			}
+			a["apply.plumb.dev/prune"] = "Disabled"
+			c.SetAnnotations(a)
+		}
+	}
 	compYAML, err := install.YAML(comps)
 	if err != nil {
 		return nil, nil, nil, err
@@ -100,8 +112,9 @@ func syncObjects(o Options) []*unstructured.Unstructured {
 			"metadata": map[string]any{"name": o.Name(), "namespace": o.Namespace}, "spec": repoSpec}},
 		{Object: map[string]any{"apiVersion": "apply.plumb.dev/v1beta1", "kind": "Kustomization",
 			"metadata": map[string]any{"name": o.Name(), "namespace": o.Namespace},
+			// Orphan: deleting this Kustomization by mistake leaves Plumb and the cluster as they are.
 			"spec": map[string]any{"sourceRef": map[string]any{"kind": "GitRepository", "name": o.Name()},
-				"path": "./" + o.Path, "prune": true, "interval": interval}}},
+				"path": "./" + o.Path, "prune": true, "deletionPolicy": "Orphan", "interval": interval}}},
 	}
 }
 

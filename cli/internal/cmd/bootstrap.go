@@ -3,6 +3,7 @@ package cmd
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -10,11 +11,14 @@ import (
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/plumb-dev/plumb/cli/internal/bootstrap"
 	"github.com/plumb-dev/plumb/cli/internal/install"
 	"github.com/plumb-dev/plumb/cli/internal/kinds"
+	"github.com/plumb-dev/plumb/shared/redact"
 )
 
 func newBootstrap(o *Options) *cobra.Command {
@@ -50,8 +54,12 @@ which the GitRepository then uses.`,
 			if b.URL == "" {
 				return usagef("--url is required")
 			}
-			if !strings.HasPrefix(b.URL, "https://") && !strings.HasPrefix(b.URL, "http://") {
-				return usagef("--url %q: an http(s) URL of the repository", b.URL)
+			u, err := url.Parse(b.URL)
+			if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+				return usagef("--url %q: an http(s) URL of the repository", redact.URL(b.URL))
+			}
+			if u.User != nil {
+				return usagef("--url holds credentials, which would be committed; use --username with --password or PLUMB_GIT_PASSWORD, or --secret")
 			}
 			if b.Password == "" {
 				b.Password = os.Getenv("PLUMB_GIT_PASSWORD")
@@ -76,6 +84,14 @@ which the GitRepository then uses.`,
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), o.Timeout)
 			defer cancel()
+			// The cluster first: nothing is pushed for a cluster that cannot be reached.
+			_, cfg, err := o.Client()
+			if err != nil {
+				return err
+			}
+			if err := reachable(cfg); err != nil {
+				return err
+			}
 			commit, changed, err := bootstrap.Commit(ctx, b, files)
 			if err != nil {
 				return err
@@ -85,10 +101,6 @@ which the GitRepository then uses.`,
 			} else {
 				fmt.Fprintf(o.Out, "✔ %s on %s is up to date (%s)\n", b.Dir(), b.Branch, commit[:12])
 			}
-			_, cfg, err := o.Client()
-			if err != nil {
-				return err
-			}
 			rm, c, err := install.Manager(cfg)
 			if err != nil {
 				return err
@@ -97,7 +109,7 @@ which the GitRepository then uses.`,
 			if s := bootstrap.Secret(b); s != nil {
 				objs = append(objs, s)
 			}
-			if _, err := install.Apply(ctx, rm, append(objs, sync...), o.Timeout); err != nil {
+			if _, err := install.Apply(ctx, rm, c, append(objs, sync...), o.Timeout); err != nil {
 				return describe(err)
 			}
 			fmt.Fprintf(o.Out, "✔ applied %s and the sync objects to namespace %s\n", strings.Join(b.Components, ", "), b.Namespace)
@@ -138,6 +150,18 @@ func contains(s []string, v string) bool {
 		}
 	}
 	return false
+}
+
+// reachable asks the API server for its version.
+func reachable(cfg *rest.Config) error {
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	if _, err := dc.ServerVersion(); err != nil {
+		return fmt.Errorf("cannot reach the cluster at %s: %w", cfg.Host, err)
+	}
+	return nil
 }
 
 // credentialsFrom reads the username and password of bootstrap's --secret.

@@ -94,6 +94,10 @@ func TestBootstrapGit(t *testing.T) {
 	t.Setenv("PLUMB_GIT_PASSWORD", password)
 
 	// Bad input.
+	code, _, errOut = plumb(ctx, "bootstrap", "git", "--url", "https://fleet:tok3n-in-url@example.invalid/fleet.git", "--path", "clusters/dev")
+	g.Expect(code).To(Equal(2))
+	g.Expect(errOut).To(ContainSubstring("--url holds credentials, which would be committed"))
+	g.Expect(errOut).NotTo(ContainSubstring("tok3n-in-url"))
 	code, _, errOut = plumb(ctx, "bootstrap", "git", "--url", url, "--path", "clusters/dev", "--components", "source-controller", "--wait=false")
 	g.Expect(code).To(Equal(2))
 	g.Expect(errOut).To(ContainSubstring("bootstrap needs apply-controller"))

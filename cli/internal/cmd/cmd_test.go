@@ -3,6 +3,7 @@ package cmd
 import (
 	"bytes"
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -98,9 +99,28 @@ func TestGet(t *testing.T) {
 
 func TestNoCluster(t *testing.T) {
 	g := NewWithT(t)
-	code, _, errOut := plumb(context.Background(), "--server", "https://127.0.0.1:1", "get", "all")
-	g.Expect(code).To(Equal(1))
-	g.Expect(errOut).To(ContainSubstring("cannot reach the cluster"))
+	for _, args := range [][]string{
+		{"get", "all"}, {"reconcile", "ks", "apps"}, {"suspend", "ks", "apps"}, {"events"}, {"check"},
+		{"tree", "ks", "apps"}, {"install", "--wait=false"}, {"uninstall", "--yes"},
+	} {
+		code, _, errOut := plumb(context.Background(), append([]string{"--server", "https://127.0.0.1:1", "--timeout", "5s"}, args...)...)
+		g.Expect(code).To(Equal(1), "%v", args)
+		lines := strings.Split(errOut, "\n")
+		g.Expect(lines[len(lines)-1]).To(HavePrefix("plumb: "), "%v ends with one error line", args)
+		g.Expect(errOut).To(ContainSubstring("127.0.0.1:1"), "%v names the server", args)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	g := NewWithT(t)
+	for _, args := range [][]string{
+		{"reconcile", "ks"}, {"get"}, {"diff", "ks"}, {"bootstrap", "git", "--url", "https://example.invalid/r.git"},
+		{"get", "ks", "apps", "-A"}, {"uninstall", "--components", "nope", "--yes"}, {"frobnicate"}, {"get", "all", "--bogus"},
+	} {
+		code, _, errOut := plumb(context.Background(), args...)
+		g.Expect(code).To(Equal(2), "%v: %s", args, errOut)
+		g.Expect(errOut).To(HavePrefix("plumb: "), "%v", args)
+	}
 }
 
 // controllerStandIn plays a controller's side of the reconcile request contract for one object:

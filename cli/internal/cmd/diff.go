@@ -109,7 +109,7 @@ func (o *Options) diffKustomization(ctx context.Context, name, local string) err
 	built := map[string]bool{}
 	for _, obj := range res.Objects {
 		built[inventoryID(obj)] = true
-		entry, live, merged, err := rm.Diff(ctx, obj, ssa.DiffOptions{})
+		entry, live, merged, err := rm.Diff(ctx, obj, build.DiffOptions(ks))
 		if err != nil {
 			return errors.New(redact.String(err.Error(), opts.Secrets))
 		}
@@ -130,7 +130,7 @@ func (o *Options) diffKustomization(ctx context.Context, name, local string) err
 	if ks.Spec.Prune && ks.Status.Inventory != nil {
 		var gone []string
 		for _, e := range ks.Status.Inventory.Entries {
-			if !built[e.ID] {
+			if !built[e.ID] && !pruneDisabled(ctx, c, e.ID, e.Version) {
 				gone = append(gone, e.ID)
 			}
 		}
@@ -193,6 +193,7 @@ func unifiedDiff(live, merged *unstructured.Unstructured, secrets []string) (str
 		unstructured.RemoveNestedField(o.Object, "metadata", "generation")
 		unstructured.RemoveNestedField(o.Object, "status")
 		if o.GetKind() == "Secret" {
+			o.SetAnnotations(nil) // kubectl's last-applied-configuration holds the data
 			for _, field := range []string{"data", "stringData"} {
 				if m, ok, _ := unstructured.NestedMap(o.Object, field); ok {
 					for k, v := range m {
@@ -215,6 +216,22 @@ func unifiedDiff(live, merged *unstructured.Unstructured, secrets []string) (str
 	}
 	return difflib.GetUnifiedDiffString(difflib.UnifiedDiff{A: difflib.SplitLines(a), B: difflib.SplitLines(b),
 		FromFile: "cluster", ToFile: "local", Context: 3})
+}
+
+// pruneDisabled says whether the live object of an inventory entry is marked to stay when it
+// leaves the build.
+func pruneDisabled(ctx context.Context, c client.Client, id, version string) bool {
+	parts := strings.Split(id, "_")
+	if len(parts) != 4 {
+		return false
+	}
+	u := &unstructured.Unstructured{}
+	u.SetAPIVersion(strings.TrimPrefix(parts[2]+"/"+version, "/"))
+	u.SetKind(parts[3])
+	if err := c.Get(ctx, client.ObjectKey{Namespace: parts[0], Name: parts[1]}, u); err != nil {
+		return false
+	}
+	return u.GetAnnotations()[applyv1.PruneAnnotation] == "Disabled"
 }
 
 // inventoryID is an object's id in a Kustomization's inventory: namespace_name_group_kind.

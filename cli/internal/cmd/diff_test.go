@@ -9,8 +9,10 @@ import (
 	"github.com/fluxcd/pkg/ssa"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/plumb-dev/plumb/cli/internal/install"
 )
@@ -36,7 +38,9 @@ func TestDiffKustomization(t *testing.T) {
 			"prune": true, "targetNamespace": ns,
 			"postBuild": map[string]any{"substitute": map[string]any{"greeting": "hello"},
 				"substituteFrom": []any{map[string]any{"kind": "Secret", "name": "vars"}}}},
-		map[string]any{"inventory": inventoryOf(ns+"_web__ConfigMap", ns+"_old__ConfigMap")})
+		map[string]any{"inventory": inventoryOf(ns+"_web__ConfigMap", ns+"_old__ConfigMap", ns+"_kept__ConfigMap")})
+	g.Expect(k8s.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "kept", Namespace: ns,
+		Annotations: map[string]string{"apply.plumb.dev/prune": "Disabled"}}})).To(Succeed())
 
 	dir := t.TempDir()
 	g.Expect(os.WriteFile(filepath.Join(dir, "web.yaml"), []byte(`apiVersion: v1
@@ -62,8 +66,14 @@ data:
 	g.Expect(out).To(ContainSubstring("-  greeting: old"))
 	g.Expect(out).To(ContainSubstring("+  greeting: hello"))
 	g.Expect(out).To(ContainSubstring("► ConfigMap/" + ns + "/old deleted"))
+	g.Expect(out).NotTo(ContainSubstring("kept"), "an object marked to stay is not pruned")
 	g.Expect(out).NotTo(ContainSubstring("s3cr3t-value"))
 	g.Expect(errOut).To(BeEmpty())
+	// A dry run: the cluster is as it was.
+	g.Expect(apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "extra"}, &corev1.ConfigMap{}))).To(BeTrue())
+	web := &corev1.ConfigMap{}
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web"}, web)).To(Succeed())
+	g.Expect(web.Data).To(Equal(map[string]string{"greeting": "old"}))
 
 	// What the cluster already has: nothing to say, exit 0.
 	same := t.TempDir()

@@ -11,6 +11,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/duration"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/plumb-dev/plumb/cli/internal/kinds"
 )
 
 func newEvents(o *Options) *cobra.Command {
@@ -44,20 +46,22 @@ func newEvents(o *Options) *cobra.Command {
 			if all {
 				ns = ""
 			}
-			var list corev1.EventList
-			if err := c.List(cmd.Context(), &list, client.InNamespace(ns)); err != nil {
-				return err
-			}
+			// One list per Plumb kind, filtered by the API server: never every Event of the
+			// cluster.
 			var evs []corev1.Event
-			for _, e := range list.Items {
-				ref := e.InvolvedObject
-				if !strings.HasSuffix(groupOf(ref.APIVersion), "plumb.dev") {
+			for _, k := range kinds.All {
+				if kind != "" && k.GVK.Kind != kind {
 					continue
 				}
-				if kind != "" && (ref.Kind != kind || ref.Name != name) {
-					continue
+				fields := client.MatchingFields{"involvedObject.kind": k.GVK.Kind, "involvedObject.apiVersion": k.GVK.GroupVersion().String()}
+				if name != "" {
+					fields["involvedObject.name"] = name
 				}
-				evs = append(evs, e)
+				var list corev1.EventList
+				if err := c.List(cmd.Context(), &list, client.InNamespace(ns), fields); err != nil {
+					return err
+				}
+				evs = append(evs, list.Items...)
 			}
 			sort.SliceStable(evs, func(i, j int) bool { return lastSeen(evs[i]).Before(lastSeen(evs[j])) })
 			if len(evs) == 0 {
@@ -84,14 +88,6 @@ func newEvents(o *Options) *cobra.Command {
 	c.Flags().BoolVarP(&all, "all-namespaces", "A", false, "events of all namespaces")
 	c.Flags().StringVar(&forObj, "for", "", "only the events of KIND/NAME")
 	return c
-}
-
-func groupOf(apiVersion string) string {
-	g, _, ok := strings.Cut(apiVersion, "/")
-	if !ok {
-		return ""
-	}
-	return g
 }
 
 // lastSeen is when an event last happened, whichever of its times is set.

@@ -45,6 +45,9 @@ func newGet(o *Options) *cobra.Command {
 					return usagef("a name needs one kind, not %s", args[0])
 				}
 				name = args[1]
+				if all {
+					return usagef("a name and --all-namespaces do not go together; use -n")
+				}
 			}
 			c, _, err := o.Client()
 			if err != nil {

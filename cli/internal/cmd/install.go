@@ -56,7 +56,7 @@ source-controller, is refused. Running it again updates what changed and nothing
 			ctx, cancel := context.WithTimeout(cmd.Context(), o.Timeout)
 			defer cancel()
 			fmt.Fprintf(o.ErrOut, "► applying %s to namespace %s\n", strings.Join(components, ", "), o.installNamespace())
-			cs, err := install.Apply(ctx, rm, objs, o.Timeout)
+			cs, err := install.Apply(ctx, rm, kc, objs, o.Timeout)
 			if cs != nil {
 				for _, e := range cs.Entries {
 					fmt.Fprintf(o.Out, "%s %s\n", e.Subject, e.Action)
@@ -100,6 +100,11 @@ CRDs with those objects, then RBAC, Services and the namespace. Workloads the co
 stay as they are. It needs --yes.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			for _, comp := range components {
+				if !contains(install.Components, comp) {
+					return usagef("unknown component %q; choose among %s", comp, strings.Join(install.Components, ","))
+				}
+			}
 			if !yes {
 				return usagef("uninstall deletes the controllers%s; run it again with --yes", map[bool]string{false: " and every Plumb object of their kinds (CRDs included; workloads stay)", true: ""}[keepCRDs])
 			}

@@ -69,6 +69,7 @@ func (o *Options) Client() (client.Client, *rest.Config, error) {
 		return nil, nil, fmt.Errorf("no cluster: %w", err)
 	}
 	cfg.QPS, cfg.Burst = 50, 100
+	cfg.Timeout = o.Timeout // no request hangs on an unreachable API server
 	scheme := runtime.NewScheme()
 	if err := errors.Join(clientgoscheme.AddToScheme(scheme), apiextensionsv1.AddToScheme(scheme)); err != nil {
 		return nil, nil, err
@@ -127,10 +128,22 @@ func Execute(ctx context.Context, args []string, out, errOut io.Writer) int {
 		return ee.code
 	}
 	var u usageError
-	if errors.As(err, &u) || strings.HasPrefix(err.Error(), "unknown command") || strings.HasPrefix(err.Error(), "unknown flag") {
+	if errors.As(err, &u) || cobraUsage(err) {
 		return ExitUsage
 	}
 	return ExitFailure
+}
+
+// cobraUsage recognises cobra's own command-line errors: unknown commands and flags, argument
+// counts, required flags.
+func cobraUsage(err error) bool {
+	msg := err.Error()
+	for _, s := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "arg(s)", "required flag(s)", "invalid argument"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // describe turns API errors into what a person would ask next.

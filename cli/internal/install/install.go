@@ -16,8 +16,10 @@ import (
 	"github.com/fluxcd/pkg/ssa"
 	ssautils "github.com/fluxcd/pkg/ssa/utils"
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
@@ -161,12 +163,30 @@ func ManagerAs(cfg *rest.Config, fieldManager, group string) (*ssa.ResourceManag
 	return ssa.NewResourceManager(c, poller, ssa.Owner{Field: fieldManager, Group: group}), c, nil
 }
 
+// PartOfLabel marks what plumb installed; uninstall deletes a namespace only when it carries it.
+const PartOfLabel = "app.kubernetes.io/part-of"
+
 // Apply applies the objects in stages (CRDs and the Namespace first, waiting for them) and
-// returns what changed.
-func Apply(ctx context.Context, rm *ssa.ResourceManager, objs []*unstructured.Unstructured, timeout time.Duration) (*ssa.ChangeSet, error) {
+// returns what changed. A namespace that exists and was not made by plumb is used as it is, not
+// taken over, so that uninstall never deletes it.
+func Apply(ctx context.Context, rm *ssa.ResourceManager, c client.Client, objs []*unstructured.Unstructured, timeout time.Duration) (*ssa.ChangeSet, error) {
+	var apply []*unstructured.Unstructured
+	for _, o := range objs {
+		if o.GetKind() == "Namespace" {
+			ns := &corev1.Namespace{}
+			err := c.Get(ctx, client.ObjectKey{Name: o.GetName()}, ns)
+			if err == nil && ns.Labels[PartOfLabel] != "plumb" {
+				continue
+			}
+			if err != nil && !apierrors.IsNotFound(err) {
+				return nil, err
+			}
+		}
+		apply = append(apply, o)
+	}
 	opts := ssa.DefaultApplyOptions()
 	opts.WaitTimeout = timeout
-	return rm.ApplyAllStaged(ctx, objs, opts)
+	return rm.ApplyAllStaged(ctx, apply, opts)
 }
 
 // Wait waits until every applied object is ready (kstatus: Deployments available), or timeout;
@@ -247,6 +267,11 @@ func Uninstall(ctx context.Context, rm *ssa.ResourceManager, c client.Client, co
 	if err := del(deployments); err != nil {
 		return done, err
 	}
+	// The controllers' pods must be gone before their finalizers are released, or a running
+	// controller could act on (or re-add) them.
+	if err := podsGone(ctx, c, namespace, deployments); err != nil {
+		return done, err
+	}
 	for _, crd := range crds {
 		if err := releaseAll(ctx, c, crd); err != nil {
 			return done, err
@@ -255,7 +280,51 @@ func Uninstall(ctx context.Context, rm *ssa.ResourceManager, c client.Client, co
 	if err := del(crds); err != nil {
 		return done, err
 	}
-	return done, del(rest)
+	var namespaces []*unstructured.Unstructured
+	others := rest[:0]
+	for _, o := range rest {
+		if o.GetKind() == "Namespace" {
+			namespaces = append(namespaces, o)
+		} else {
+			others = append(others, o)
+		}
+	}
+	if err := del(others); err != nil {
+		return done, err
+	}
+	// Only a namespace plumb made: one that existed before install is left.
+	cs, err := rm.DeleteAll(ctx, namespaces, ssa.DeleteOptions{PropagationPolicy: metav1.DeletePropagationBackground,
+		Inclusions: map[string]string{PartOfLabel: "plumb"}})
+	if cs != nil {
+		for _, e := range cs.Entries {
+			if e.Action == ssa.DeletedAction {
+				done = append(done, e.Subject)
+			}
+		}
+	}
+	return done, err
+}
+
+// podsGone waits until the pods of the deleted Deployments have ended.
+func podsGone(ctx context.Context, c client.Client, namespace string, deployments []*unstructured.Unstructured) error {
+	for {
+		left := 0
+		for _, d := range deployments {
+			var pods corev1.PodList
+			if err := c.List(ctx, &pods, client.InNamespace(namespace), client.MatchingLabels{"app.kubernetes.io/name": d.GetName()}); err != nil {
+				return err
+			}
+			left += len(pods.Items)
+		}
+		if left == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d controller pods still running: %w", left, ctx.Err())
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 func everyComponent(components []string) bool {

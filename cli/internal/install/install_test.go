@@ -108,7 +108,7 @@ func TestInstallAndUninstall(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	objs, err := Render([]string{"source-controller", "notification-controller"}, "plumb-test", Images{})
 	g.Expect(err).NotTo(HaveOccurred())
-	cs, err := Apply(ctx, rm, objs, time.Minute)
+	cs, err := Apply(ctx, rm, c, objs, time.Minute)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(cs.Entries).To(HaveLen(len(objs)))
 
@@ -126,7 +126,7 @@ func TestInstallAndUninstall(t *testing.T) {
 	g.Expect(deployments.Items).To(HaveLen(2))
 
 	// Again: nothing changes.
-	cs, err = Apply(ctx, rm, objs, time.Minute)
+	cs, err = Apply(ctx, rm, c, objs, time.Minute)
 	g.Expect(err).NotTo(HaveOccurred())
 	for _, e := range cs.Entries {
 		g.Expect(string(e.Action)).To(Equal("unchanged"), e.Subject)
@@ -142,6 +142,19 @@ func TestInstallAndUninstall(t *testing.T) {
 		"metadata": map[string]any{"name": "repo", "namespace": "apps", "finalizers": []any{"plumb.dev/finalizer"}},
 		"spec":     map[string]any{"url": "https://example.invalid/repo.git", "interval": "5m"}}}
 	g.Expect(c.Create(ctx, repo)).To(Succeed())
+
+	// A namespace that was there before install is used, not taken over, and stays.
+	g.Expect(c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-gitops"}})).To(Succeed())
+	notify, err := Render([]string{"notification-controller"}, "team-gitops", Images{})
+	g.Expect(err).NotTo(HaveOccurred())
+	_, err = Apply(ctx, rm, c, notify, time.Minute)
+	g.Expect(err).NotTo(HaveOccurred())
+	_, err = Uninstall(ctx, rm, c, Components, "team-gitops", true)
+	g.Expect(err).NotTo(HaveOccurred())
+	existing := &corev1.Namespace{}
+	g.Expect(c.Get(ctx, client.ObjectKey{Name: "team-gitops"}, existing)).To(Succeed())
+	g.Expect(existing.DeletionTimestamp).To(BeNil(), "uninstall deleted a namespace it did not make")
+	g.Expect(existing.Labels).NotTo(HaveKey("app.kubernetes.io/part-of"))
 
 	done, err := Uninstall(ctx, rm, c, Components, "plumb-test", false)
 	g.Expect(err).NotTo(HaveOccurred())

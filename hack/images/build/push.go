@@ -85,8 +85,14 @@ func Pin(root, component string, ref name.Digest, args ...string) ([]byte, error
 		if err != nil {
 			return nil, fmt.Errorf("args of Deployment %s: %w", r.GetName(), err)
 		}
+		have := map[string]bool{}
+		for _, n := range list.YNode().Content {
+			have[n.Value] = true
+		}
 		for _, a := range args {
-			list.YNode().Content = append(list.YNode().Content, yaml.NewStringRNode(a).YNode())
+			if !have[a] { // an argument the base already has is not repeated
+				list.YNode().Content = append(list.YNode().Content, yaml.NewStringRNode(a).YNode())
+			}
 		}
 	}
 	if pinned == 0 {
