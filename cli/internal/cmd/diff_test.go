@@ -1,7 +1,10 @@
 package cmd
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/base64"
 	"os"
 	"path/filepath"
 	"testing"
@@ -111,7 +114,20 @@ func TestTreeKustomization(t *testing.T) {
 	object(g, "apply.plumb.dev/v1beta1", "Kustomization", ns, "root",
 		map[string]any{"sourceRef": map[string]any{"kind": "GitRepository", "name": "repo"}, "interval": "5m", "prune": true},
 		map[string]any{"conditions": ready("True", "Succeeded", "applied"), "lastAppliedRevision": "main@sha1:abc",
-			"inventory": inventoryOf(ns+"_web__ConfigMap", ns+"_child_apply.plumb.dev_Kustomization", ns+"_gone_apply.plumb.dev_Kustomization")})
+			"inventory": inventoryOf(ns+"_web__ConfigMap", ns+"_child_apply.plumb.dev_Kustomization", ns+"_gone_apply.plumb.dev_Kustomization",
+				ns+"_app_helm.plumb.dev_HelmRelease")})
+	// A HelmRelease and its release as helm-controller (the Helm SDK) stores it.
+	object(g, "helm.plumb.dev/v1beta1", "HelmRelease", ns, "app",
+		map[string]any{"chartRef": map[string]any{"kind": "OCIRepository", "name": "charts"}, "interval": "5m"},
+		map[string]any{"conditions": ready("True", "Succeeded", "released"),
+			"history": []any{map[string]any{"version": int64(2), "name": "app", "namespace": ns, "chartName": "app",
+				"chartVersion": "1.2.0", "status": "deployed"}}})
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, _ = zw.Write([]byte(`{"name":"app","version":2,"manifest":"---\napiVersion: v1\nkind: Service\nmetadata:\n  name: app\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: app-reader\n"}`))
+	g.Expect(zw.Close()).To(Succeed())
+	g.Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "sh.helm.release.v1.app.v2", Namespace: ns},
+		Type: "helm.sh/release.v1", Data: map[string][]byte{"release": []byte(base64.StdEncoding.EncodeToString(gz.Bytes()))}})).To(Succeed())
 	object(g, "apply.plumb.dev/v1beta1", "Kustomization", ns, "child",
 		map[string]any{"sourceRef": map[string]any{"kind": "GitRepository", "name": "repo"}, "interval": "5m", "prune": true},
 		map[string]any{"conditions": ready("False", "HealthCheckFailed", "Deployment/web not ready"),
@@ -123,5 +139,8 @@ func TestTreeKustomization(t *testing.T) {
 		"├── Kustomization/" + ns + "/child (Ready=False: Deployment/web not ready)\n" +
 		"│   ├── Service/" + ns + "/svc\n" +
 		"│   └── Namespace/child-ns\n" +
-		"└── Kustomization/" + ns + "/gone (not found)\n"))
+		"├── Kustomization/" + ns + "/gone (not found)\n" +
+		"└── HelmRelease/" + ns + "/app\n" +
+		"    ├── Service/" + ns + "/app\n" +
+		"    └── ClusterRole/app-reader\n"))
 }
