@@ -370,8 +370,8 @@ func validate(obj *sourcev1.GitRepository) error {
 }
 
 func gitStatus(obj *sourcev1.GitRepository) statusFields {
-	return statusFields{kind: sourcev1.GitRepositoryKind, suspend: obj.Spec.Suspend,
-		observedGeneration: &obj.Status.ObservedGeneration, requests: &obj.Status.ReconcileRequestStatus}
+	return statusFields{Kind: sourcev1.GitRepositoryKind, Suspend: obj.Spec.Suspend,
+		ObservedGeneration: &obj.Status.ObservedGeneration, Requests: &obj.Status.ReconcileRequestStatus}
 }
 
 func objectOf(obj *sourcev1.GitRepository) storage.Object {

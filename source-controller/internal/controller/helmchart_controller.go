@@ -572,8 +572,8 @@ func (r *HelmChartReconciler) finalize(obj *sourcev1.HelmChart) error {
 }
 
 func helmChartStatus(obj *sourcev1.HelmChart) statusFields {
-	return statusFields{kind: sourcev1.HelmChartKind, suspend: obj.Spec.Suspend,
-		observedGeneration: &obj.Status.ObservedGeneration, requests: &obj.Status.ReconcileRequestStatus}
+	return statusFields{Kind: sourcev1.HelmChartKind, Suspend: obj.Spec.Suspend,
+		ObservedGeneration: &obj.Status.ObservedGeneration, Requests: &obj.Status.ReconcileRequestStatus}
 }
 
 func helmChartObject(obj *sourcev1.HelmChart) storage.Object {

@@ -268,8 +268,8 @@ func (r *HelmRepositoryReconciler) finalize(obj *sourcev1.HelmRepository) error 
 }
 
 func helmRepoStatus(obj *sourcev1.HelmRepository) statusFields {
-	return statusFields{kind: sourcev1.HelmRepositoryKind, suspend: obj.Spec.Suspend,
-		observedGeneration: &obj.Status.ObservedGeneration, requests: &obj.Status.ReconcileRequestStatus}
+	return statusFields{Kind: sourcev1.HelmRepositoryKind, Suspend: obj.Spec.Suspend,
+		ObservedGeneration: &obj.Status.ObservedGeneration, Requests: &obj.Status.ReconcileRequestStatus}
 }
 
 func helmRepoObject(obj *sourcev1.HelmRepository) storage.Object {

@@ -249,8 +249,8 @@ func (r *OCIRepositoryReconciler) finalize(obj *sourcev1.OCIRepository) error {
 }
 
 func ociStatus(obj *sourcev1.OCIRepository) statusFields {
-	return statusFields{kind: sourcev1.OCIRepositoryKind, suspend: obj.Spec.Suspend,
-		observedGeneration: &obj.Status.ObservedGeneration, requests: &obj.Status.ReconcileRequestStatus}
+	return statusFields{Kind: sourcev1.OCIRepositoryKind, Suspend: obj.Spec.Suspend,
+		ObservedGeneration: &obj.Status.ObservedGeneration, Requests: &obj.Status.ReconcileRequestStatus}
 }
 
 func ociObject(obj *sourcev1.OCIRepository) storage.Object {

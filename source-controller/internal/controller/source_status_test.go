@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	plumbstatus "github.com/plumb-dev/plumb/shared/status"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 )
 
@@ -115,7 +116,7 @@ func TestSetOutcome(t *testing.T) {
 			obj := &sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Name: "x", Namespace: "y", Generation: 3}}
 			obj.Status.ObservedGeneration = 2
 			tc.setup(obj)
-			setOutcome(obj, gitStatus(obj), tc.err)
+			plumbstatus.Outcome(obj, gitStatus(obj), tc.err)
 
 			ready := conditions.Get(obj, meta.ReadyCondition)
 			g.Expect(ready).NotTo(BeNil())
