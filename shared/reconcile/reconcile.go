@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -103,4 +104,26 @@ func Cycle[K comparable](start K, next func(K) []K) []K {
 		return nil
 	}
 	return walk(start, []K{start})
+}
+
+// DependencyCycle follows the dependencies of obj through objects of its own kind, read with r
+// (a cache) into fresh objects, and returns the cycle back to obj as "ns/a -> ns/b -> ns/a", or
+// "" when there is none. deps lists the dependencies of that same kind.
+func DependencyCycle[T client.Object](ctx context.Context, r client.Reader, obj T, fresh func() T, deps func(T) []types.NamespacedName) string {
+	start := client.ObjectKeyFromObject(obj)
+	cycle := Cycle(start, func(n types.NamespacedName) []types.NamespacedName {
+		o := obj
+		if n != start {
+			o = fresh()
+			if err := r.Get(ctx, n, o); err != nil {
+				return nil
+			}
+		}
+		return deps(o)
+	})
+	path := make([]string, len(cycle))
+	for i, n := range cycle {
+		path[i] = n.String()
+	}
+	return strings.Join(path, " -> ")
 }

@@ -275,28 +275,16 @@ func (r *KustomizationReconciler) checkDependencies(ctx context.Context, obj *ap
 // dependencyCycle follows dependsOn through Kustomizations (from the cache) and returns the path
 // back to obj, or "" when there is none.
 func (r *KustomizationReconciler) dependencyCycle(ctx context.Context, obj *applyv1.Kustomization) string {
-	start := types.NamespacedName{Namespace: obj.Namespace, Name: obj.Name}
-	cycle := plumbreconcile.Cycle(start, func(n types.NamespacedName) []types.NamespacedName {
-		k := obj
-		if n != start {
-			k = &applyv1.Kustomization{}
-			if err := r.Get(ctx, n, k); err != nil {
-				return nil
+	return plumbreconcile.DependencyCycle(ctx, r, obj, func() *applyv1.Kustomization { return &applyv1.Kustomization{} },
+		func(k *applyv1.Kustomization) []types.NamespacedName {
+			var out []types.NamespacedName
+			for _, d := range k.Spec.DependsOn {
+				if gvk, key := dependencyKey(k, d); gvk.Group == applyv1.GroupVersion.Group && gvk.Kind == applyv1.KustomizationKind {
+					out = append(out, key)
+				}
 			}
-		}
-		var out []types.NamespacedName
-		for _, d := range k.Spec.DependsOn {
-			if gvk, key := dependencyKey(k, d); gvk.Group == applyv1.GroupVersion.Group && gvk.Kind == applyv1.KustomizationKind {
-				out = append(out, key)
-			}
-		}
-		return out
-	})
-	path := make([]string, len(cycle))
-	for i, n := range cycle {
-		path[i] = n.String()
-	}
-	return strings.Join(path, " -> ")
+			return out
+		})
 }
 
 func dependencyKey(obj *applyv1.Kustomization, d applyv1.DependencyReference) (schema.GroupVersionKind, types.NamespacedName) {

@@ -1253,28 +1253,16 @@ func (r *HelmReleaseReconciler) checkDependencies(ctx context.Context, obj *helm
 // dependencyCycle follows dependsOn through HelmReleases (from the cache) and returns the path
 // back to obj, or "" when there is none.
 func (r *HelmReleaseReconciler) dependencyCycle(ctx context.Context, obj *helmv1.HelmRelease) string {
-	start := types.NamespacedName{Namespace: obj.Namespace, Name: obj.Name}
-	cycle := plumbreconcile.Cycle(start, func(n types.NamespacedName) []types.NamespacedName {
-		hr := obj
-		if n != start {
-			hr = &helmv1.HelmRelease{}
-			if err := r.Get(ctx, n, hr); err != nil {
-				return nil
+	return plumbreconcile.DependencyCycle(ctx, r, obj, func() *helmv1.HelmRelease { return &helmv1.HelmRelease{} },
+		func(hr *helmv1.HelmRelease) []types.NamespacedName {
+			var out []types.NamespacedName
+			for _, d := range hr.Spec.DependsOn {
+				if gvk, key := dependencyKey(hr, d); gvk.Group == helmv1.GroupVersion.Group && gvk.Kind == helmv1.HelmReleaseKind {
+					out = append(out, key)
+				}
 			}
-		}
-		var out []types.NamespacedName
-		for _, d := range hr.Spec.DependsOn {
-			if gvk, key := dependencyKey(hr, d); gvk.Group == helmv1.GroupVersion.Group && gvk.Kind == helmv1.HelmReleaseKind {
-				out = append(out, key)
-			}
-		}
-		return out
-	})
-	path := make([]string, len(cycle))
-	for i, n := range cycle {
-		path[i] = n.String()
-	}
-	return strings.Join(path, " -> ")
+			return out
+		})
 }
 
 // errSpecValues marks spec.values that are not a map of values: only a change of the spec helps.

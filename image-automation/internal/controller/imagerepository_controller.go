@@ -16,9 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -175,54 +173,14 @@ func (r *ImageRepositoryReconciler) scanDue(obj *imagev1.ImageRepository, exclud
 // credentials reads an ImageRepository's secretRef, the ServiceAccount's image pull secrets and
 // certSecretRef.
 func credentials(ctx context.Context, reader client.Reader, obj *imagev1.ImageRepository) (registry.Credentials, error) {
-	creds := registry.Credentials{Insecure: obj.Spec.Insecure}
-	secret := func(name, purpose string) (*corev1.Secret, error) {
-		s := &corev1.Secret{}
-		key := types.NamespacedName{Namespace: obj.Namespace, Name: name}
-		if err := reader.Get(ctx, key, s); err != nil {
-			if apierrors.IsNotFound(err) {
-				return nil, fmt.Errorf("%s Secret %s not found", purpose, key)
-			}
-			return nil, fmt.Errorf("%s Secret %s: %w", purpose, key, err)
-		}
-		return s, nil
-	}
-	pullSecret := func(name, purpose string) error {
-		s, err := secret(name, purpose)
-		if err != nil {
-			return err
-		}
-		data, ok := s.Data[corev1.DockerConfigJsonKey]
-		if !ok {
-			return fmt.Errorf("%s Secret %s/%s has no %s key", purpose, obj.Namespace, name, corev1.DockerConfigJsonKey)
-		}
-		creds.DockerConfigs = append(creds.DockerConfigs, data)
-		return nil
-	}
+	refs := registry.Refs{Namespace: obj.Namespace, ServiceAccount: obj.Spec.ServiceAccountName, Insecure: obj.Spec.Insecure}
 	if ref := obj.Spec.SecretRef; ref != nil {
-		if err := pullSecret(ref.Name, "credentials"); err != nil {
-			return creds, err
-		}
-	}
-	if n := obj.Spec.ServiceAccountName; n != "" {
-		sa := &corev1.ServiceAccount{}
-		if err := reader.Get(ctx, types.NamespacedName{Namespace: obj.Namespace, Name: n}, sa); err != nil {
-			return creds, fmt.Errorf("ServiceAccount %s/%s: %w", obj.Namespace, n, err)
-		}
-		for _, ps := range sa.ImagePullSecrets {
-			if err := pullSecret(ps.Name, "image pull"); err != nil {
-				return creds, err
-			}
-		}
+		refs.SecretRef = ref.Name
 	}
 	if ref := obj.Spec.CertSecretRef; ref != nil {
-		s, err := secret(ref.Name, "TLS")
-		if err != nil {
-			return creds, err
-		}
-		creds.CA, creds.Cert, creds.Key = s.Data["ca.crt"], s.Data[corev1.TLSCertKey], s.Data[corev1.TLSPrivateKeyKey]
+		refs.CertSecretRef = ref.Name
 	}
-	return creds, nil
+	return registry.CredentialsFrom(ctx, reader, refs)
 }
 
 // classify turns a registry error about what ("repository <image>" or "tag <image>:<tag>") into

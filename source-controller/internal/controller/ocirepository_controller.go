@@ -12,8 +12,6 @@ import (
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/patch"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -26,6 +24,7 @@ import (
 	"github.com/plumb-dev/plumb/shared/artifact"
 	"github.com/plumb-dev/plumb/shared/metrics"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
+	"github.com/plumb-dev/plumb/shared/registry"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/source-controller/internal/oci"
 	"github.com/plumb-dev/plumb/source-controller/internal/storage"
@@ -127,52 +126,16 @@ func (r *OCIRepositoryReconciler) reconcile(ctx context.Context, obj *sourcev1.O
 // remote reads the credentials (secretRef, then the ServiceAccount's image pull secrets) and the
 // TLS Secret, and prepares the repository.
 func (r *OCIRepositoryReconciler) remote(ctx context.Context, obj *sourcev1.OCIRepository) (*oci.Remote, error) {
-	creds := oci.Credentials{Insecure: obj.Spec.Insecure}
-	secret := func(name, purpose string) (*corev1.Secret, error) {
-		s := &corev1.Secret{}
-		key := types.NamespacedName{Namespace: obj.Namespace, Name: name}
-		if err := r.Get(ctx, key, s); err != nil {
-			if apierrors.IsNotFound(err) {
-				return nil, fmt.Errorf("%w: %s Secret %s not found", oci.ErrAuth, purpose, key)
-			}
-			return nil, fmt.Errorf("%w: %s Secret %s: %v", oci.ErrAuth, purpose, key, err)
-		}
-		return s, nil
-	}
-	pullSecret := func(name, purpose string) error {
-		s, err := secret(name, purpose)
-		if err != nil {
-			return err
-		}
-		data, ok := s.Data[corev1.DockerConfigJsonKey]
-		if !ok {
-			return fmt.Errorf("%w: %s Secret %s/%s has no %s key", oci.ErrAuth, purpose, obj.Namespace, name, corev1.DockerConfigJsonKey)
-		}
-		creds.DockerConfigs = append(creds.DockerConfigs, data)
-		return nil
-	}
+	refs := registry.Refs{Namespace: obj.Namespace, ServiceAccount: obj.Spec.ServiceAccountName, Insecure: obj.Spec.Insecure}
 	if ref := obj.Spec.SecretRef; ref != nil {
-		if err := pullSecret(ref.Name, "credentials"); err != nil {
-			return nil, r.failure(obj, "", err)
-		}
-	}
-	if name := obj.Spec.ServiceAccountName; name != "" {
-		sa := &corev1.ServiceAccount{}
-		if err := r.Get(ctx, types.NamespacedName{Namespace: obj.Namespace, Name: name}, sa); err != nil {
-			return nil, r.failure(obj, "", fmt.Errorf("%w: ServiceAccount %s/%s: %v", oci.ErrAuth, obj.Namespace, name, err))
-		}
-		for _, ps := range sa.ImagePullSecrets {
-			if err := pullSecret(ps.Name, "image pull"); err != nil {
-				return nil, r.failure(obj, "", err)
-			}
-		}
+		refs.SecretRef = ref.Name
 	}
 	if ref := obj.Spec.CertSecretRef; ref != nil {
-		s, err := secret(ref.Name, "TLS")
-		if err != nil {
-			return nil, r.failure(obj, "", err)
-		}
-		creds.CA, creds.Cert, creds.Key = s.Data["ca.crt"], s.Data[corev1.TLSCertKey], s.Data[corev1.TLSPrivateKeyKey]
+		refs.CertSecretRef = ref.Name
+	}
+	creds, err := registry.CredentialsFrom(ctx, r.Client, refs)
+	if err != nil {
+		return nil, r.failure(obj, "", err)
 	}
 	remote, err := oci.NewRemote(obj.Spec.URL, creds)
 	if err != nil {
