@@ -160,7 +160,7 @@ func (r *ImageRepositoryReconciler) scanDue(obj *imagev1.ImageRepository, exclud
 	if v, ok := plumbreconcile.RequestedAt(obj.GetAnnotations()); ok && v != obj.Status.LastHandledReconcileAt {
 		return 0, true
 	}
-	if l, err := r.Tags.Get(client.ObjectKeyFromObject(obj)); err != nil || l.Revision != last.Revision {
+	if !r.Tags.Has(client.ObjectKeyFromObject(obj), last.Revision) {
 		return 0, true
 	}
 	wait := time.Until(last.ScanTime.Add(obj.Spec.Interval.Duration))

@@ -29,6 +29,9 @@ type Store struct {
 	// newer entry.
 	mu    sync.Mutex
 	cache *lru.Cache // key string -> List
+	// revs holds the revision of every list stored or read by this process, so that checking
+	// one reads no file.
+	revs map[string]string
 }
 
 // List is a repository's tags at one scan.
@@ -48,7 +51,7 @@ func New(dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	return &Store{dir: dir, cache: lru.New(32)}, nil
+	return &Store{dir: dir, cache: lru.New(32), revs: map[string]string{}}, nil
 }
 
 // Revision is the digest of a set of tags, independent of their order.
@@ -95,7 +98,21 @@ func (s *Store) Put(key types.NamespacedName, image, canonical string, tags []st
 		return List{}, fmt.Errorf("storing tags: %w", err)
 	}
 	s.cache.Add(key.String(), l)
+	s.revs[key.String()] = l.Revision
 	return l, nil
+}
+
+// Has says whether the list of an ImageRepository at revision is stored. It reads the file only
+// the first time this process meets the key.
+func (s *Store) Has(key types.NamespacedName, revision string) bool {
+	s.mu.Lock()
+	rev, known := s.revs[key.String()]
+	s.mu.Unlock()
+	if known {
+		return rev == revision
+	}
+	l, err := s.Get(key)
+	return err == nil && l.Revision == revision
 }
 
 // Get returns the stored tags of an ImageRepository, or ErrNotFound.
@@ -117,6 +134,7 @@ func (s *Store) Get(key types.NamespacedName) (List, error) {
 		return List{}, fmt.Errorf("stored tags of %s are unreadable: %w", key, err)
 	}
 	s.cache.Add(key.String(), l)
+	s.revs[key.String()] = l.Revision
 	return l, nil
 }
 
@@ -125,6 +143,7 @@ func (s *Store) Delete(key types.NamespacedName) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.cache.Remove(key.String())
+	delete(s.revs, key.String())
 	err := os.Remove(s.path(key))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil

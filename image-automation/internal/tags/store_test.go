@@ -34,6 +34,9 @@ func TestStore(t *testing.T) {
 	if err != nil || got.Revision != l.Revision || len(got.Tags) != 2 || got.Image != "ghcr.io/acme/app" {
 		t.Fatalf("after restart: %+v, %v", got, err)
 	}
+	if !s2.Has(key, l.Revision) || s2.Has(key, "sha256:other") {
+		t.Fatal("Has does not match the stored revision")
+	}
 	if _, err := s.Put(key, "ghcr.io/acme/app", "ghcr.io/acme/app", []string{"2.0.0"}); err != nil {
 		t.Fatal(err)
 	}
@@ -45,6 +48,9 @@ func TestStore(t *testing.T) {
 	}
 	if _, err := s.Get(key); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Get after Delete: %v", err)
+	}
+	if s.Has(key, l.Revision) {
+		t.Fatal("Has after Delete")
 	}
 	if err := s.Delete(key); err != nil {
 		t.Fatalf("Delete twice: %v", err)
