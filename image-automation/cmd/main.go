@@ -59,15 +59,15 @@ func run(ctx context.Context, o options) error {
 	}
 	rec := mgr.GetEventRecorder(controllerName)
 	if err := (&controller.ImageRepositoryReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: rec, Tags: store,
-		ControllerName: controllerName}).SetupWithManager(mgr, o.Concurrent); err != nil {
+		ControllerName: controllerName}).SetupWithManager(ctx, mgr, controller.Options{Concurrent: o.Concurrent}); err != nil {
 		return err
 	}
 	if err := (&controller.ImagePolicyReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: rec, Tags: store,
-		ControllerName: controllerName}).SetupWithManager(ctx, mgr, o.Concurrent); err != nil {
+		ControllerName: controllerName}).SetupWithManager(ctx, mgr, controller.Options{Concurrent: o.Concurrent}); err != nil {
 		return err
 	}
 	if err := (&controller.ImageUpdateAutomationReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: rec,
-		WorkDir: filepath.Join(o.storagePath, "git"), ControllerName: controllerName}).SetupWithManager(mgr, o.Concurrent); err != nil {
+		WorkDir: filepath.Join(o.storagePath, "git"), ControllerName: controllerName}).SetupWithManager(ctx, mgr, controller.Options{Concurrent: o.Concurrent}); err != nil {
 		return err
 	}
 	return mgr.Start(ctx)

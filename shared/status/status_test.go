@@ -1,7 +1,10 @@
 package status
 
 import (
+	"time"
+
 	"errors"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"testing"
 
 	"github.com/fluxcd/pkg/apis/meta"
@@ -64,6 +67,88 @@ func TestOutcome(t *testing.T) {
 			}
 			if got := conditions.GetReason(o, meta.ReadyCondition); got != tc.wantReadyReason {
 				t.Errorf("Ready reason %q, want %q", got, tc.wantReadyReason)
+			}
+		})
+	}
+}
+
+func TestOutcomeWaitAndExhausted(t *testing.T) {
+	o := &object{ObjectMeta: metav1.ObjectMeta{Generation: 2}}
+	var observed int64 = 1
+	conditions.MarkStalled(o, "Old", "old stall")
+	err := Wait(nil, o, "", "DependencyNotReady", "dependency %s is not ready", "a/b")
+	Outcome(o, Fields{ObservedGeneration: &observed}, err)
+	if observed != 1 || conditions.Has(o, meta.StalledCondition) || !conditions.IsReconciling(o) {
+		t.Errorf("wait: observed %d, stalled %v, reconciling %v; want 1, false, true", observed, conditions.Has(o, meta.StalledCondition), conditions.IsReconciling(o))
+	}
+	if got := conditions.GetReason(o, meta.ReadyCondition); got != "DependencyNotReady" {
+		t.Errorf("wait: Ready reason %q", got)
+	}
+
+	Outcome(o, Fields{ObservedGeneration: &observed}, Exhausted("RetriesExhausted", "upgrade failed 3 times"))
+	if observed != 2 || conditions.GetReason(o, meta.StalledCondition) != "RetriesExhausted" || conditions.IsReconciling(o) {
+		t.Errorf("exhausted: observed %d, stalled reason %q, reconciling %v", observed, conditions.GetReason(o, meta.StalledCondition), conditions.IsReconciling(o))
+	}
+}
+
+func TestRequeue(t *testing.T) {
+	transient := errors.New("registry down")
+	terminal := reconcile.TerminalError(errors.New("bad spec"))
+	for _, tc := range []struct {
+		name      string
+		f         Fields
+		err       error
+		wantAfter time.Duration // lower bound; jitter adds up to 5 %
+		wantErr   error
+	}{
+		{name: "success keeps the result", err: nil, wantAfter: time.Minute},
+		{name: "terminal error is returned", err: terminal, wantErr: terminal},
+		{name: "transient with backoff", err: transient, wantErr: transient},
+		{name: "transient with retry interval", f: Fields{RetryInterval: 2 * time.Minute}, err: transient, wantAfter: 2 * time.Minute},
+		{name: "wait at its own interval", f: Fields{RetryInterval: 2 * time.Minute, WaitInterval: 5 * time.Second}, err: &WaitError{"x"}, wantAfter: 5 * time.Second},
+		{name: "wait falls back to the retry interval", f: Fields{RetryInterval: 2 * time.Minute}, err: &WaitError{"x"}, wantAfter: 2 * time.Minute},
+		{name: "wait falls back to the default", err: &WaitError{"x"}, wantAfter: DefaultWaitInterval},
+		{name: "exhausted at the interval", f: Fields{Interval: time.Hour}, err: Exhausted("R", "x"), wantAfter: time.Hour},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := Requeue(tc.f, ctrl.Result{RequeueAfter: time.Minute}, tc.err)
+			if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil && err != nil) {
+				t.Errorf("error %v, want %v", err, tc.wantErr)
+			}
+			if res.RequeueAfter < tc.wantAfter || res.RequeueAfter > tc.wantAfter+tc.wantAfter/20+1 {
+				t.Errorf("requeue after %v, want %v (+5 %%)", res.RequeueAfter, tc.wantAfter)
+			}
+		})
+	}
+}
+
+func TestMergePatch(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		before, after map[string]any
+		want          string
+	}{
+		{name: "same", before: map[string]any{"status": map[string]any{"a": int64(1)}}, after: map[string]any{"status": map[string]any{"a": int64(1)}}, want: ""},
+		{name: "changed and added", before: map[string]any{"status": map[string]any{"a": int64(1), "b": "x"}},
+			after: map[string]any{"status": map[string]any{"a": int64(2), "b": "x", "c": true}}, want: `{"status":{"a":2,"c":true}}`},
+		{name: "removed is null", before: map[string]any{"status": map[string]any{"a": int64(1), "b": "x"}},
+			after: map[string]any{"status": map[string]any{"b": "x"}}, want: `{"status":{"a":null}}`},
+		{name: "lists are replaced whole", before: map[string]any{"status": map[string]any{"l": []any{"a", "b"}}},
+			after: map[string]any{"status": map[string]any{"l": []any{"b"}}}, want: `{"status":{"l":["b"]}}`},
+		{name: "no status before", before: map[string]any{"status": nil},
+			after: map[string]any{"status": map[string]any{"a": int64(1)}}, want: `{"status":{"a":1}}`},
+		{name: "nothing either side", before: map[string]any{"metadata": map[string]any{"finalizers": nil}},
+			after: map[string]any{"metadata": map[string]any{"finalizers": nil}}, want: ""},
+		{name: "finalizer added", before: map[string]any{"metadata": map[string]any{"finalizers": nil}},
+			after: map[string]any{"metadata": map[string]any{"finalizers": []any{"plumb.dev/finalizer"}}}, want: `{"metadata":{"finalizers":["plumb.dev/finalizer"]}}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := mergePatch(tc.before, tc.after)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != tc.want {
+				t.Errorf("patch %s, want %s", got, tc.want)
 			}
 		})
 	}

@@ -81,7 +81,7 @@ func run(ctx context.Context, o options) error {
 		Storage:        st,
 		ControllerName: controllerName,
 	}
-	if err := oci.SetupWithManager(mgr, controller.Options{Concurrent: o.Concurrent}); err != nil {
+	if err := oci.SetupWithManager(ctx, mgr, controller.Options{Concurrent: o.Concurrent}); err != nil {
 		return err
 	}
 	helmRepos := &controller.HelmRepositoryReconciler{
@@ -90,7 +90,7 @@ func run(ctx context.Context, o options) error {
 		Storage:        st,
 		ControllerName: controllerName,
 	}
-	if err := helmRepos.SetupWithManager(mgr, controller.Options{Concurrent: o.Concurrent}); err != nil {
+	if err := helmRepos.SetupWithManager(ctx, mgr, controller.Options{Concurrent: o.Concurrent}); err != nil {
 		return err
 	}
 	charts := &controller.HelmChartReconciler{

@@ -16,6 +16,7 @@ import (
 
 	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/shared/kubeconfig"
+	"github.com/plumb-dev/plumb/shared/status"
 )
 
 // manager returns the resource manager that applies for obj: the controller's own identity, an
@@ -26,11 +27,11 @@ func (r *KustomizationReconciler) manager(ctx context.Context, obj *applyv1.Kust
 	if kc := obj.Spec.KubeConfig; kc != nil {
 		data, err := kubeconfig.FromSecret(ctx, r.APIReader, obj.Namespace, kc.SecretRef.Name, kc.SecretRef.Key)
 		if err != nil {
-			return nil, r.failure(obj, "", applyv1.ApplyFailedReason, err)
+			return nil, status.Fail(r.Events, obj, "", applyv1.ApplyFailedReason, err)
 		}
 		if cfg, err = kubeconfig.RESTConfig(data); err != nil {
 			// Not stalled: Secrets are not watched, and a fixed Secret is seen at the next retry.
-			return nil, r.failure(obj, "", applyv1.InvalidSpecReason, fmt.Errorf("spec.kubeConfig Secret %s: %w", kc.SecretRef.Name, err))
+			return nil, status.Fail(r.Events, obj, "", applyv1.InvalidSpecReason, fmt.Errorf("spec.kubeConfig Secret %s: %w", kc.SecretRef.Name, err))
 		}
 		sum := sha256.Sum256(data)
 		key, mapper = "kubeconfig:"+hex.EncodeToString(sum[:]), nil
@@ -49,7 +50,7 @@ func (r *KustomizationReconciler) manager(ctx context.Context, obj *applyv1.Kust
 	}
 	rm, err := newManager(cfg, mapper, r.ControllerName)
 	if err != nil {
-		return nil, r.failure(obj, "", applyv1.ApplyFailedReason, err)
+		return nil, status.Fail(r.Events, obj, "", applyv1.ApplyFailedReason, err)
 	}
 	r.managers.put(key, rm)
 	return rm, nil

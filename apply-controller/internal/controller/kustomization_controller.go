@@ -15,7 +15,6 @@ import (
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
-	"github.com/fluxcd/pkg/runtime/patch"
 	"github.com/fluxcd/pkg/ssa"
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -36,6 +35,7 @@ import (
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
 	"github.com/plumb-dev/plumb/shared/redact"
 	"github.com/plumb-dev/plumb/shared/refwatch"
+	"github.com/plumb-dev/plumb/shared/status"
 )
 
 // +kubebuilder:rbac:groups=apply.plumb.dev,resources=kustomizations,verbs=get;list;watch;update;patch
@@ -88,11 +88,11 @@ type runInfo struct {
 // when suspended, validate, then the ordered steps.
 func (r *KustomizationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	obj := &applyv1.Kustomization{}
-	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+	if found, err := status.Get(ctx, r.Client, applyv1.KustomizationKind, req.NamespacedName, obj); !found {
+		return ctrl.Result{}, err
 	}
 	st := &runInfo{start: time.Now()}
-	patcher := patch.NewSerialPatcher(obj, r.Client)
+	patcher := status.NewPatcher(r.Client, obj)
 	defer func() {
 		plumbreconcile.Recovered(ctx, recover(), &retErr)
 		r.finalizeStatus(ctx, obj, patcher, st, &result, &retErr)
@@ -106,7 +106,7 @@ func (r *KustomizationReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		return ctrl.Result{}, nil
 	}
 	if err := r.validate(obj); err != nil {
-		return ctrl.Result{}, r.stall(obj, applyv1.AccessDeniedReason, err.Error())
+		return ctrl.Result{}, status.Stall(r.Events, obj, applyv1.AccessDeniedReason, err.Error())
 	}
 	return r.reconcile(ctx, obj, st)
 }
@@ -154,7 +154,7 @@ func (r *KustomizationReconciler) reconcile(ctx context.Context, obj *applyv1.Ku
 			// What an earlier stage applied (CRDs, Namespaces) is kept, to be pruned later.
 			obj.Status.Inventory = mergeInventories(obj.Status.Inventory, inventoryOf(cs))
 		}
-		return ctrl.Result{}, r.failure(obj, src.Revision, applyv1.ApplyFailedReason, redact.Error(fmt.Errorf("apply: %w", err), st.secrets))
+		return ctrl.Result{}, status.Fail(r.Events, obj, src.Revision, applyv1.ApplyFailedReason, redact.Error(fmt.Errorf("apply: %w", err), st.secrets))
 	}
 	applied := inventoryOf(cs)
 	if obj.Spec.Prune {
@@ -186,25 +186,25 @@ type sourceArtifact struct {
 func (r *KustomizationReconciler) source(ctx context.Context, obj *applyv1.Kustomization) (*sourceArtifact, error) {
 	gvk, key, err := sourceKey(obj)
 	if err != nil {
-		return nil, r.stall(obj, applyv1.InvalidSpecReason, err.Error())
+		return nil, status.Stall(r.Events, obj, applyv1.InvalidSpecReason, err.Error())
 	}
 	name := fmt.Sprintf("%s %s", gvk.Kind, key)
 	u, err := r.watches.Get(ctx, r.Client, gvk, key)
 	if err != nil {
-		return nil, r.failure(obj, "", applyv1.SourceNotReadyReason, fmt.Errorf("source %s: %w", name, err))
+		return nil, status.Fail(r.Events, obj, "", applyv1.SourceNotReadyReason, fmt.Errorf("source %s: %w", name, err))
 	}
 	if u == nil {
-		return nil, r.wait(obj, "", applyv1.SourceNotReadyReason, "source %s not found", name)
+		return nil, status.Wait(r.Events, obj, "", applyv1.SourceNotReadyReason, "source %s not found", name)
 	}
 	a, err := artifact.FromStatus(u)
 	if err != nil {
-		return nil, r.failure(obj, "", applyv1.SourceNotReadyReason, fmt.Errorf("source %s: %w", name, err))
+		return nil, status.Fail(r.Events, obj, "", applyv1.SourceNotReadyReason, fmt.Errorf("source %s: %w", name, err))
 	}
 	if a.URL == "" {
-		return nil, r.wait(obj, "", applyv1.SourceNotReadyReason, "source %s has no artifact yet", name)
+		return nil, status.Wait(r.Events, obj, "", applyv1.SourceNotReadyReason, "source %s has no artifact yet", name)
 	}
 	if !refwatch.ReadyAtGeneration(u) {
-		return nil, r.wait(obj, a.Revision, applyv1.SourceNotReadyReason, "source %s is not ready", name)
+		return nil, status.Wait(r.Events, obj, a.Revision, applyv1.SourceNotReadyReason, "source %s is not ready", name)
 	}
 	return &sourceArtifact{Artifact: a, ref: name}, nil
 }
@@ -250,23 +250,23 @@ const defaultSourceAPIVersion = "source.plumb.dev/v1beta1"
 // checkDependencies waits until every object of spec.dependsOn is Ready at its generation.
 func (r *KustomizationReconciler) checkDependencies(ctx context.Context, obj *applyv1.Kustomization) error {
 	if cycle := r.dependencyCycle(ctx, obj); cycle != "" {
-		return r.stall(obj, applyv1.DependencyCycleReason, "spec.dependsOn leads back to this Kustomization: "+cycle)
+		return status.Stall(r.Events, obj, applyv1.DependencyCycleReason, "spec.dependsOn leads back to this Kustomization: "+cycle)
 	}
 	for _, d := range obj.Spec.DependsOn {
 		if _, err := schema.ParseGroupVersion(d.APIVersion); d.APIVersion != "" && err != nil {
-			return r.stall(obj, applyv1.InvalidSpecReason, fmt.Sprintf("spec.dependsOn apiVersion %q: %v", d.APIVersion, err))
+			return status.Stall(r.Events, obj, applyv1.InvalidSpecReason, fmt.Sprintf("spec.dependsOn apiVersion %q: %v", d.APIVersion, err))
 		}
 		gvk, key := dependencyKey(obj, d)
 		name := fmt.Sprintf("%s %s", gvk.Kind, key)
 		u, err := r.watches.Get(ctx, r.Client, gvk, key)
 		if err != nil {
-			return r.failure(obj, "", applyv1.DependencyNotReadyReason, fmt.Errorf("dependency %s: %w", name, err))
+			return status.Fail(r.Events, obj, "", applyv1.DependencyNotReadyReason, fmt.Errorf("dependency %s: %w", name, err))
 		}
 		if u == nil {
-			return r.wait(obj, "", applyv1.DependencyNotReadyReason, "dependency %s not found", name)
+			return status.Wait(r.Events, obj, "", applyv1.DependencyNotReadyReason, "dependency %s not found", name)
 		}
 		if !refwatch.ReadyAtGeneration(u) {
-			return r.wait(obj, "", applyv1.DependencyNotReadyReason, "dependency %s is not ready", name)
+			return status.Wait(r.Events, obj, "", applyv1.DependencyNotReadyReason, "dependency %s is not ready", name)
 		}
 	}
 	return nil
@@ -317,16 +317,16 @@ func (r *KustomizationReconciler) build(ctx context.Context, obj *applyv1.Kustom
 	if !ok {
 		data, err := r.Fetcher.Fetch(ctx, &src.Artifact)
 		if err != nil {
-			return nil, nil, r.failure(obj, src.Revision, applyv1.ArtifactFailedReason, fmt.Errorf("artifact of %s: %w", src.ref, err))
+			return nil, nil, status.Fail(r.Events, obj, src.Revision, applyv1.ArtifactFailedReason, fmt.Errorf("artifact of %s: %w", src.ref, err))
 		}
 		if tree, err = build.Load(bytes.NewReader(data), artifact.DefaultLimits); err != nil {
-			return nil, nil, r.failure(obj, src.Revision, applyv1.ArtifactFailedReason, fmt.Errorf("artifact of %s: %w", src.ref, err))
+			return nil, nil, status.Fail(r.Events, obj, src.Revision, applyv1.ArtifactFailedReason, fmt.Errorf("artifact of %s: %w", src.ref, err))
 		}
 		r.trees.put(src.Digest, tree)
 	}
 	res, err := tree.Build(opts)
 	if err != nil {
-		return nil, nil, r.failure(obj, src.Revision, applyv1.BuildFailedReason, redact.Error(err, secrets))
+		return nil, nil, status.Fail(r.Events, obj, src.Revision, applyv1.BuildFailedReason, redact.Error(err, secrets))
 	}
 	if !res.Remote { // what a remote base holds may change without a new artifact
 		r.builds.put(key, res)
@@ -339,7 +339,7 @@ func (r *KustomizationReconciler) build(ctx context.Context, obj *applyv1.Kustom
 func (r *KustomizationReconciler) buildOptions(ctx context.Context, obj *applyv1.Kustomization) (build.Options, []string, error) {
 	opts, err := build.OptionsFor(ctx, r.APIReader, obj, !r.NoRemoteBases)
 	if err != nil {
-		return opts, nil, r.failure(obj, "", applyv1.BuildFailedReason, err)
+		return opts, nil, status.Fail(r.Events, obj, "", applyv1.BuildFailedReason, err)
 	}
 	return opts, opts.Secrets, nil
 }
@@ -367,7 +367,7 @@ func (r *KustomizationReconciler) prune(ctx context.Context, obj *applyv1.Kustom
 	if err != nil {
 		// Keep what could not be deleted in the inventory, to try again.
 		obj.Status.Inventory = mergeInventories(applied, obj.Status.Inventory)
-		return nil, r.failure(obj, obj.Status.LastAttemptedRevision, applyv1.PruneFailedReason, fmt.Errorf("prune: %w", err))
+		return nil, status.Fail(r.Events, obj, obj.Status.LastAttemptedRevision, applyv1.PruneFailedReason, fmt.Errorf("prune: %w", err))
 	}
 	return cs, nil
 }
@@ -425,10 +425,10 @@ func (r *KustomizationReconciler) checkHealth(ctx context.Context, obj *applyv1.
 		var s *health.SupersededError
 		if errors.As(err, &s) {
 			markHealthy(obj, metav1.ConditionUnknown, meta.HealthCheckCanceledReason, "%v", err)
-			return r.wait(obj, revision, meta.HealthCheckCanceledReason, "%v", err)
+			return status.Wait(r.Events, obj, revision, meta.HealthCheckCanceledReason, "%v", err)
 		}
 		markHealthy(obj, metav1.ConditionFalse, applyv1.HealthCheckFailedReason, "%v", err)
-		return r.failure(obj, revision, applyv1.HealthCheckFailedReason, fmt.Errorf("health check: %w", err))
+		return status.Fail(r.Events, obj, revision, applyv1.HealthCheckFailedReason, fmt.Errorf("health check: %w", err))
 	}
 	markHealthy(obj, metav1.ConditionTrue, applyv1.SucceededReason, "%d objects healthy", len(set))
 	return nil
@@ -442,7 +442,7 @@ func (r *KustomizationReconciler) reportDrift(ctx context.Context, obj *applyv1.
 	for _, o := range objs {
 		entry, _, _, err := rm.Diff(ctx, o, diff)
 		if err != nil {
-			return ctrl.Result{}, r.failure(obj, revision, applyv1.ApplyFailedReason, redact.Error(fmt.Errorf("drift check: %w", err), secrets))
+			return ctrl.Result{}, status.Fail(r.Events, obj, revision, applyv1.ApplyFailedReason, redact.Error(fmt.Errorf("drift check: %w", err), secrets))
 		}
 		if entry != nil && entry.Action != ssa.UnchangedAction && entry.Action != ssa.SkippedAction {
 			drifted = append(drifted, entry.Subject)

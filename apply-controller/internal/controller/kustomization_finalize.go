@@ -12,7 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
-	"github.com/plumb-dev/plumb/shared/metrics"
+	"github.com/plumb-dev/plumb/shared/status"
 )
 
 // finalize deletes what the Kustomization applied, as spec.deletionPolicy says (nothing when
@@ -50,10 +50,9 @@ func (r *KustomizationReconciler) finalize(ctx context.Context, obj *applyv1.Kus
 			// its Secrets and ServiceAccounts along): deleting can never succeed, so let go.
 			r.event(obj, "", "Warning", applyv1.PruneFailedReason, "applied objects left in place: %v", err)
 		default:
-			return r.failure(obj, "", applyv1.PruneFailedReason, fmt.Errorf("delete applied objects: %w", err))
+			return status.Fail(r.Events, obj, "", applyv1.PruneFailedReason, fmt.Errorf("delete applied objects: %w", err))
 		}
 	}
-	metrics.Forget(applyv1.KustomizationKind, obj.Namespace, obj.Name)
 	controllerutil.RemoveFinalizer(obj, applyv1.Finalizer)
 	return nil
 }

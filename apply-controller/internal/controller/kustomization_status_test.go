@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
+	kstatus "github.com/fluxcd/cli-utils/pkg/kstatus/status"
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
 	. "github.com/onsi/gomega"
@@ -15,11 +15,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
+	"github.com/plumb-dev/plumb/shared/status"
 )
 
-// TestSetOutcome checks conditions and observedGeneration for each outcome, and how kstatus
+// TestOutcome checks conditions and observedGeneration for each outcome, and how kstatus
 // (kubectl wait, Flux-style tooling) reads them.
-func TestSetOutcome(t *testing.T) {
+func TestOutcome(t *testing.T) {
 	cases := []struct {
 		name        string
 		setup       func(*applyv1.Kustomization)
@@ -27,17 +28,21 @@ func TestSetOutcome(t *testing.T) {
 		reconciling bool
 		stalled     bool
 		observed    int64
-		kstatus     status.Status
+		kstatus     kstatus.Status
 	}{
-		{"applied", func(k *applyv1.Kustomization) { markReconciling(k, "x"); markReady(k, "applied") }, nil, false, false, 3, status.CurrentStatus},
-		{"waiting for a dependency", func(k *applyv1.Kustomization) { markFailed(k, applyv1.DependencyNotReadyReason, "dep") },
-			&waitError{"dependency not ready"}, true, false, 2, status.InProgressStatus},
-		{"apply failed, retrying", func(k *applyv1.Kustomization) { markFailed(k, applyv1.ApplyFailedReason, "refused") },
-			errors.New("refused"), true, false, 2, status.InProgressStatus},
+		{"applied", func(k *applyv1.Kustomization) { markReconciling(k, "x"); markReady(k, "applied") }, nil, false, false, 3, kstatus.CurrentStatus},
+		{"waiting for a dependency", func(k *applyv1.Kustomization) {
+			conditions.MarkFalse(k, meta.ReadyCondition, applyv1.DependencyNotReadyReason, "dep")
+		},
+			&status.WaitError{Msg: "dependency not ready"}, true, false, 2, kstatus.InProgressStatus},
+		{"apply failed, retrying", func(k *applyv1.Kustomization) {
+			conditions.MarkFalse(k, meta.ReadyCondition, applyv1.ApplyFailedReason, "refused")
+		},
+			errors.New("refused"), true, false, 2, kstatus.InProgressStatus},
 		{"stalled", func(k *applyv1.Kustomization) {
 			conditions.MarkStalled(k, applyv1.AccessDeniedReason, "no")
-			markFailed(k, applyv1.AccessDeniedReason, "no")
-		}, reconcile.TerminalError(errors.New("no")), false, true, 3, status.FailedStatus},
+			conditions.MarkFalse(k, meta.ReadyCondition, applyv1.AccessDeniedReason, "no")
+		}, reconcile.TerminalError(errors.New("no")), false, true, 3, kstatus.FailedStatus},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -45,13 +50,13 @@ func TestSetOutcome(t *testing.T) {
 			k := &applyv1.Kustomization{ObjectMeta: metav1.ObjectMeta{Name: "k", Namespace: "n", Generation: 3}}
 			k.Status.ObservedGeneration = 2
 			tc.setup(k)
-			setOutcome(k, tc.err)
+			status.Outcome(k, status.Fields{ObservedGeneration: &k.Status.ObservedGeneration}, tc.err)
 			g.Expect(conditions.IsReconciling(k)).To(Equal(tc.reconciling))
 			g.Expect(conditions.IsStalled(k)).To(Equal(tc.stalled))
 			g.Expect(k.Status.ObservedGeneration).To(Equal(tc.observed))
 			u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(k)
 			g.Expect(err).NotTo(HaveOccurred())
-			res, err := status.Compute(&unstructured.Unstructured{Object: u})
+			res, err := kstatus.Compute(&unstructured.Unstructured{Object: u})
 			g.Expect(err).NotTo(HaveOccurred())
 			g.Expect(res.Status).To(Equal(tc.kstatus), res.Message)
 		})
@@ -63,7 +68,7 @@ func TestRecordRun(t *testing.T) {
 	k := &applyv1.Kustomization{}
 	now := time.Now()
 	add := func(rev, digest, reason string) {
-		markFailed(k, reason, "x")
+		conditions.MarkFalse(k, meta.ReadyCondition, reason, "x")
 		if reason == applyv1.SucceededReason {
 			markReady(k, "x")
 		}

@@ -7,7 +7,6 @@ import (
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
-	"github.com/fluxcd/pkg/runtime/patch"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	corev1 "k8s.io/api/core/v1"
@@ -52,7 +51,7 @@ type ImagePolicyReconciler struct {
 
 // SetupWithManager registers the reconciler: it runs on spec changes, reconcile requests, and
 // when its ImageRepository's tags change.
-func (r *ImagePolicyReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, concurrent int) error {
+func (r *ImagePolicyReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &imagev1.ImagePolicy{}, repositoryIndex, func(o client.Object) []string {
 		p := o.(*imagev1.ImagePolicy)
 		return []string{repositoryKey(p).String()}
@@ -63,7 +62,7 @@ func (r *ImagePolicyReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 		For(&imagev1.ImagePolicy{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, plumbreconcile.Requested{}))).
 		Watches(&imagev1.ImageRepository{}, handler.EnqueueRequestsFromMapFunc(r.policiesOf),
 			builder.WithPredicates(scanChanged{})).
-		WithOptions(controller.Options{MaxConcurrentReconciles: concurrent}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: opts.Concurrent}).
 		Complete(r)
 }
 
@@ -109,14 +108,14 @@ func repositoryKey(p *imagev1.ImagePolicy) types.NamespacedName {
 // Reconcile chooses the latest tag from the repository's stored tags.
 func (r *ImagePolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	obj := &imagev1.ImagePolicy{}
-	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+	if found, err := status.Get(ctx, r.Client, imagev1.ImagePolicyKind, req.NamespacedName, obj); !found {
+		return ctrl.Result{}, err
 	}
-	patcher := patch.NewSerialPatcher(obj, r.Client)
+	patcher := status.NewPatcher(r.Client, obj)
 	defer func() {
 		plumbreconcile.Recovered(ctx, recover(), &retErr)
-		status.Patch(ctx, obj, status.Fields{Kind: imagev1.ImagePolicyKind,
-			ObservedGeneration: &obj.Status.ObservedGeneration, Requests: &obj.Status.ReconcileRequestStatus}, patcher, r.ControllerName, &retErr)
+		status.Finish(ctx, obj, status.Fields{Kind: imagev1.ImagePolicyKind,
+			ObservedGeneration: &obj.Status.ObservedGeneration, Requests: &obj.Status.ReconcileRequestStatus}, patcher, r.ControllerName, &result, &retErr)
 	}()
 	if !obj.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil
@@ -142,22 +141,22 @@ func (r *ImagePolicyReconciler) reconcile(ctx context.Context, obj *imagev1.Imag
 		return ctrl.Result{}, err
 	}
 	if err != nil {
-		return ctrl.Result{}, status.Fail(r.Events, obj, imagev1.ScanFailedReason, err)
+		return ctrl.Result{}, status.Fail(r.Events, obj, "", imagev1.ScanFailedReason, err)
 	}
 	tag, err := sel.Select(list.Tags)
 	if err != nil {
 		var nm *policy.NoMatchError
 		if errors.As(err, &nm) {
-			return ctrl.Result{}, status.Fail(r.Events, obj, imagev1.NoMatchingTagReason, err)
+			return ctrl.Result{}, status.Fail(r.Events, obj, "", imagev1.NoMatchingTagReason, err)
 		}
-		return ctrl.Result{}, status.Fail(r.Events, obj, meta.FailedReason, err)
+		return ctrl.Result{}, status.Fail(r.Events, obj, "", meta.FailedReason, err)
 	}
 	// The name as the ImageRepository spells it (nginx stays nginx), from the scan the tags come
 	// from.
 	ref := imagev1.ImageRef{Name: list.Image, Tag: tag}
 	ref.Digest, err = r.digest(ctx, obj, repo, list, ref)
 	if err != nil {
-		return ctrl.Result{}, status.Fail(r.Events, obj, imagev1.DigestFailedReason, err)
+		return ctrl.Result{}, status.Fail(r.Events, obj, "", imagev1.DigestFailedReason, err)
 	}
 	if prev := obj.Status.LatestRef; prev == nil || *prev != ref {
 		if prev != nil {
@@ -198,18 +197,18 @@ func (r *ImagePolicyReconciler) repository(ctx context.Context, obj *imagev1.Ima
 	repo := &imagev1.ImageRepository{}
 	if err := r.Get(ctx, key, repo); err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, status.Fail(r.Events, obj, imagev1.DependencyNotReadyReason, fmt.Errorf("ImageRepository %s not found", key))
+			return nil, status.Fail(r.Events, obj, "", imagev1.DependencyNotReadyReason, fmt.Errorf("ImageRepository %s not found", key))
 		}
-		return nil, status.Fail(r.Events, obj, imagev1.DependencyNotReadyReason, fmt.Errorf("reading ImageRepository %s: %w", key, err))
+		return nil, status.Fail(r.Events, obj, "", imagev1.DependencyNotReadyReason, fmt.Errorf("reading ImageRepository %s: %w", key, err))
 	}
 	if key.Namespace != obj.Namespace {
 		ok, err := r.admitted(ctx, repo, obj.Namespace)
 		if err != nil {
-			return nil, status.Fail(r.Events, obj, imagev1.AccessDeniedReason, fmt.Errorf("reading namespace %s: %w", obj.Namespace, err))
+			return nil, status.Fail(r.Events, obj, "", imagev1.AccessDeniedReason, fmt.Errorf("reading namespace %s: %w", obj.Namespace, err))
 		}
 		if !ok {
 			// Retried: namespace labels are not watched.
-			return nil, status.Fail(r.Events, obj, imagev1.AccessDeniedReason,
+			return nil, status.Fail(r.Events, obj, "", imagev1.AccessDeniedReason,
 				fmt.Errorf("ImageRepository %s does not grant namespace %s access (spec.accessFrom)", key, obj.Namespace))
 		}
 	}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
-	"github.com/fluxcd/pkg/runtime/patch"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -58,10 +57,10 @@ type ImageRepositoryReconciler struct {
 
 // SetupWithManager registers the reconciler: it runs on spec changes, reconcile requests and
 // its interval.
-func (r *ImageRepositoryReconciler) SetupWithManager(mgr ctrl.Manager, concurrent int) error {
+func (r *ImageRepositoryReconciler) SetupWithManager(_ context.Context, mgr ctrl.Manager, opts Options) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&imagev1.ImageRepository{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, plumbreconcile.Requested{}))).
-		WithOptions(controller.Options{MaxConcurrentReconciles: concurrent}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: opts.Concurrent}).
 		Complete(r)
 }
 
@@ -69,14 +68,14 @@ func (r *ImageRepositoryReconciler) SetupWithManager(mgr ctrl.Manager, concurren
 // requested, and keeps the tags on disk.
 func (r *ImageRepositoryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	obj := &imagev1.ImageRepository{}
-	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+	if found, err := status.Get(ctx, r.Client, imagev1.ImageRepositoryKind, req.NamespacedName, obj); !found {
+		return ctrl.Result{}, err
 	}
-	patcher := patch.NewSerialPatcher(obj, r.Client)
+	patcher := status.NewPatcher(r.Client, obj)
 	defer func() {
 		plumbreconcile.Recovered(ctx, recover(), &retErr)
-		status.Patch(ctx, obj, status.Fields{Kind: imagev1.ImageRepositoryKind, Suspend: obj.Spec.Suspend,
-			ObservedGeneration: &obj.Status.ObservedGeneration, Requests: &obj.Status.ReconcileRequestStatus}, patcher, r.ControllerName, &retErr)
+		status.Finish(ctx, obj, status.Fields{Kind: imagev1.ImageRepositoryKind, Suspend: obj.Spec.Suspend,
+			ObservedGeneration: &obj.Status.ObservedGeneration, Requests: &obj.Status.ReconcileRequestStatus}, patcher, r.ControllerName, &result, &retErr)
 	}()
 	if !obj.DeletionTimestamp.IsZero() {
 		if err := r.Tags.Delete(req.NamespacedName); err != nil {
@@ -101,7 +100,7 @@ func (r *ImageRepositoryReconciler) reconcile(ctx context.Context, obj *imagev1.
 	}
 	creds, err := credentials(ctx, r.APIReader, obj)
 	if err != nil {
-		return ctrl.Result{}, status.Fail(r.Events, obj, imagev1.AuthenticationFailedReason, err)
+		return ctrl.Result{}, status.Fail(r.Events, obj, "", imagev1.AuthenticationFailedReason, err)
 	}
 	repo, err := name.NewRepository(obj.Spec.Image, creds.NameOptions()...)
 	if err != nil {
@@ -118,14 +117,14 @@ func (r *ImageRepositoryReconciler) reconcile(ctx context.Context, obj *imagev1.
 	}
 	opts, err := registry.Options(repo, creds)
 	if err != nil {
-		return ctrl.Result{}, status.Fail(r.Events, obj, imagev1.AuthenticationFailedReason, err)
+		return ctrl.Result{}, status.Fail(r.Events, obj, "", imagev1.AuthenticationFailedReason, err)
 	}
 	scanCtx, cancel := context.WithTimeout(ctx, obj.GetTimeout())
 	defer cancel()
 	all, err := remote.List(repo, append(opts, remote.WithContext(scanCtx))...)
 	if err != nil {
 		reason, err := classify(err, "repository "+repo.Name())
-		return ctrl.Result{}, status.Fail(r.Events, obj, reason, err)
+		return ctrl.Result{}, status.Fail(r.Events, obj, "", reason, err)
 	}
 	kept := all[:0]
 	for _, t := range all {
@@ -135,7 +134,7 @@ func (r *ImageRepositoryReconciler) reconcile(ctx context.Context, obj *imagev1.
 	}
 	list, err := r.Tags.Put(key, obj.Spec.Image, repo.Name(), kept)
 	if err != nil {
-		return ctrl.Result{}, status.Fail(r.Events, obj, imagev1.ScanFailedReason, err)
+		return ctrl.Result{}, status.Fail(r.Events, obj, "", imagev1.ScanFailedReason, err)
 	}
 	prev := obj.Status.LastScanResult
 	obj.Status.CanonicalImageName = repo.Name()

@@ -16,7 +16,6 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
-	"github.com/fluxcd/pkg/runtime/patch"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -68,11 +67,11 @@ type ImageUpdateAutomationReconciler struct {
 
 // SetupWithManager registers the reconciler: it runs on spec changes, reconcile requests, its
 // interval, and at once when a policy of its namespace chooses a new image.
-func (r *ImageUpdateAutomationReconciler) SetupWithManager(mgr ctrl.Manager, concurrent int) error {
+func (r *ImageUpdateAutomationReconciler) SetupWithManager(_ context.Context, mgr ctrl.Manager, opts Options) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&imagev1.ImageUpdateAutomation{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, plumbreconcile.Requested{}))).
 		Watches(&imagev1.ImagePolicy{}, handler.EnqueueRequestsFromMapFunc(r.automationsOf), builder.WithPredicates(latestChanged{})).
-		WithOptions(controller.Options{MaxConcurrentReconciles: concurrent}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: opts.Concurrent}).
 		Complete(r)
 }
 
@@ -116,14 +115,14 @@ func selectorOf(a *imagev1.ImageUpdateAutomation) (labels.Selector, error) {
 // Reconcile runs the automation: sync the working copy, rewrite the markers, commit and push.
 func (r *ImageUpdateAutomationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	obj := &imagev1.ImageUpdateAutomation{}
-	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+	if found, err := status.Get(ctx, r.Client, imagev1.ImageUpdateAutomationKind, req.NamespacedName, obj); !found {
+		return ctrl.Result{}, err
 	}
-	patcher := patch.NewSerialPatcher(obj, r.Client)
+	patcher := status.NewPatcher(r.Client, obj)
 	defer func() {
 		plumbreconcile.Recovered(ctx, recover(), &retErr)
-		status.Patch(ctx, obj, status.Fields{Kind: imagev1.ImageUpdateAutomationKind, Suspend: obj.Spec.Suspend,
-			ObservedGeneration: &obj.Status.ObservedGeneration, Requests: &obj.Status.ReconcileRequestStatus}, patcher, r.ControllerName, &retErr)
+		status.Finish(ctx, obj, status.Fields{Kind: imagev1.ImageUpdateAutomationKind, Suspend: obj.Spec.Suspend,
+			ObservedGeneration: &obj.Status.ObservedGeneration, Requests: &obj.Status.ReconcileRequestStatus}, patcher, r.ControllerName, &result, &retErr)
 	}()
 	if !obj.DeletionTimestamp.IsZero() {
 		// The working copy goes with the automation.
@@ -181,7 +180,7 @@ func (r *ImageUpdateAutomationReconciler) reconcile(ctx context.Context, obj *im
 		case errors.Is(err, errUpdate):
 			reason = imagev1.UpdateFailedReason
 		}
-		return ctrl.Result{}, status.Fail(r.Events, obj, reason, err)
+		return ctrl.Result{}, status.Fail(r.Events, obj, "", reason, err)
 	}
 	now := metav1.Now()
 	obj.Status.LastAutomationRunTime = &now
@@ -274,9 +273,9 @@ func (r *ImageUpdateAutomationReconciler) prepare(ctx context.Context, obj *imag
 	key := types.NamespacedName{Namespace: obj.Namespace, Name: obj.Spec.SourceRef.Name}
 	if err := r.APIReader.Get(ctx, key, src); err != nil {
 		if apierrors.IsNotFound(err) || apimeta.IsNoMatchError(err) {
-			return job, status.Fail(r.Events, obj, imagev1.DependencyNotReadyReason, fmt.Errorf("GitRepository %s not found", key))
+			return job, status.Fail(r.Events, obj, "", imagev1.DependencyNotReadyReason, fmt.Errorf("GitRepository %s not found", key))
 		}
-		return job, status.Fail(r.Events, obj, imagev1.DependencyNotReadyReason, fmt.Errorf("reading GitRepository %s: %w", key, err))
+		return job, status.Fail(r.Events, obj, "", imagev1.DependencyNotReadyReason, fmt.Errorf("reading GitRepository %s: %w", key, err))
 	}
 	url, _, _ := unstructured.NestedString(src.Object, "spec", "url")
 	job.branch, _, _ = unstructured.NestedString(src.Object, "spec", "ref", "branch")
@@ -285,7 +284,7 @@ func (r *ImageUpdateAutomationReconciler) prepare(ctx context.Context, obj *imag
 	}
 	if job.branch == "" {
 		// Retried: the GitRepository may change, and it is not watched.
-		return job, status.Fail(r.Events, obj, imagev1.InvalidSpecReason,
+		return job, status.Fail(r.Events, obj, "", imagev1.InvalidSpecReason,
 			fmt.Errorf("GitRepository %s follows no branch; set git.checkout.ref.branch", key))
 	}
 	job.push = job.branch
@@ -304,7 +303,7 @@ func (r *ImageUpdateAutomationReconciler) prepare(ctx context.Context, obj *imag
 	if name, _, _ := unstructured.NestedString(src.Object, "spec", "secretRef", "name"); name != "" {
 		s, err := r.secret(ctx, obj.Namespace, name, "GitRepository credentials")
 		if err != nil {
-			return job, status.Fail(r.Events, obj, imagev1.AuthenticationFailedReason, err)
+			return job, status.Fail(r.Events, obj, "", imagev1.AuthenticationFailedReason, err)
 		}
 		secret = s.Data
 	}
@@ -314,7 +313,7 @@ func (r *ImageUpdateAutomationReconciler) prepare(ctx context.Context, obj *imag
 		if errors.Is(err, gitauth.ErrInvalid) {
 			reason = imagev1.InvalidSpecReason // of the GitRepository: retried, as it is not watched
 		}
-		return job, status.Fail(r.Events, obj, reason, err)
+		return job, status.Fail(r.Events, obj, "", reason, err)
 	}
 	a := obj.Spec.Git.Commit.Author
 	job.author = gitwork.Author{Name: a.Name, Email: a.Email}
@@ -324,11 +323,11 @@ func (r *ImageUpdateAutomationReconciler) prepare(ctx context.Context, obj *imag
 	if ref := obj.Spec.Git.Commit.SigningKey; ref != nil {
 		s, err := r.secret(ctx, obj.Namespace, ref.Name, "signing key")
 		if err != nil {
-			return job, status.Fail(r.Events, obj, imagev1.AuthenticationFailedReason, err)
+			return job, status.Fail(r.Events, obj, "", imagev1.AuthenticationFailedReason, err)
 		}
 		job.author.SignKey, err = signingKey(s.Data)
 		if err != nil {
-			return job, status.Fail(r.Events, obj, imagev1.AuthenticationFailedReason, fmt.Errorf("signing key Secret %s/%s: %w", obj.Namespace, ref.Name, err))
+			return job, status.Fail(r.Events, obj, "", imagev1.AuthenticationFailedReason, fmt.Errorf("signing key Secret %s/%s: %w", obj.Namespace, ref.Name, err))
 		}
 	}
 	job.refs, job.observed, err = r.policies(ctx, obj)
@@ -428,7 +427,7 @@ func (r *ImageUpdateAutomationReconciler) policies(ctx context.Context, obj *ima
 	}
 	var list imagev1.ImagePolicyList
 	if err := r.List(ctx, &list, client.InNamespace(obj.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
-		return nil, nil, status.Fail(r.Events, obj, meta.FailedReason, fmt.Errorf("listing ImagePolicies: %w", err))
+		return nil, nil, status.Fail(r.Events, obj, "", meta.FailedReason, fmt.Errorf("listing ImagePolicies: %w", err))
 	}
 	refs := map[string]setters.Ref{}
 	observed := map[string]imagev1.ImageRef{}

@@ -102,11 +102,11 @@ func run(m *testing.M) int {
 	defer cancel()
 	rec := mgr.GetEventRecorder("image-automation")
 	must((&ImageRepositoryReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: rec, Tags: store,
-		ControllerName: "image-automation"}).SetupWithManager(mgr, 2))
+		ControllerName: "image-automation"}).SetupWithManager(ctx, mgr, Options{Concurrent: 2}))
 	must((&ImagePolicyReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: rec, Tags: store,
-		ControllerName: "image-automation"}).SetupWithManager(ctx, mgr, 2))
+		ControllerName: "image-automation"}).SetupWithManager(ctx, mgr, Options{Concurrent: 2}))
 	must((&ImageUpdateAutomationReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: rec,
-		WorkDir: workDir, ControllerName: "image-automation"}).SetupWithManager(mgr, 2))
+		WorkDir: workDir, ControllerName: "image-automation"}).SetupWithManager(ctx, mgr, Options{Concurrent: 2}))
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
 	code := m.Run()

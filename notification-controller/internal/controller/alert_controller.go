@@ -12,7 +12,6 @@ import (
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
-	"github.com/fluxcd/pkg/runtime/patch"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
@@ -20,9 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/yaml"
 
 	notifyv1 "github.com/plumb-dev/plumb/notification-controller/api/v1beta1"
@@ -30,20 +27,12 @@ import (
 	"github.com/plumb-dev/plumb/shared/certs"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
 	"github.com/plumb-dev/plumb/shared/redact"
+	"github.com/plumb-dev/plumb/shared/status"
 )
 
 // +kubebuilder:rbac:groups=notification.plumb.dev,resources=providers;alerts,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=notification.plumb.dev,resources=providers/status;alerts/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=get;list;watch
-
-// Reasons of Provider and Alert conditions.
-const (
-	InvalidProviderReason  = "InvalidProvider"
-	SecretNotFoundReason   = "SecretNotFound"
-	DeliveryFailedReason   = "DeliveryFailed"
-	ProviderNotReadyReason = "ProviderNotReady"
-	InvalidSpecReason      = "InvalidSpec"
-)
 
 // ProviderReconciler checks that a Provider has what its type needs.
 type ProviderReconciler struct {
@@ -53,34 +42,34 @@ type ProviderReconciler struct {
 }
 
 // SetupWithManager registers the reconciler.
-func (r *ProviderReconciler) SetupWithManager(mgr ctrl.Manager) error {
+func (r *ProviderReconciler) SetupWithManager(_ context.Context, mgr ctrl.Manager, opts Options) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&notifyv1.Provider{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, plumbreconcile.Requested{}))).
-		WithOptions(controller.Options{MaxConcurrentReconciles: 2}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: opts.Concurrent}).
 		Complete(r)
 }
 
 // Reconcile marks the Provider Ready when it can deliver.
 func (r *ProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	obj := &notifyv1.Provider{}
-	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	patcher := patch.NewSerialPatcher(obj, r.Client)
-	defer func() {
-		plumbreconcile.Recovered(ctx, recover(), &retErr)
-		retErr = finishStatus(ctx, obj, &obj.Status.ObservedGeneration, patcher, r.ControllerName, retErr)
-	}()
-	if _, err := SenderFor(ctx, r.APIReader, obj); err != nil {
-		reason := InvalidProviderReason
-		var nf *secretError
-		if errors.As(err, &nf) {
-			reason = SecretNotFoundReason
-		}
-		conditions.MarkFalse(obj, meta.ReadyCondition, reason, "%v", err)
+	if found, err := status.Get(ctx, r.Client, notifyv1.ProviderKind, req.NamespacedName, obj); !found {
 		return ctrl.Result{}, err
 	}
-	conditions.MarkTrue(obj, meta.ReadyCondition, SucceededReason, "%s provider ready", obj.Spec.Type)
+	patcher := status.NewPatcher(r.Client, obj)
+	defer func() {
+		plumbreconcile.Recovered(ctx, recover(), &retErr)
+		status.Finish(ctx, obj, status.Fields{Kind: notifyv1.ProviderKind, ObservedGeneration: &obj.Status.ObservedGeneration,
+			Requests: &obj.Status.ReconcileRequestStatus}, patcher, r.ControllerName, &result, &retErr)
+	}()
+	if _, err := SenderFor(ctx, r.APIReader, obj); err != nil {
+		reason := notifyv1.InvalidProviderReason
+		var nf *secretError
+		if errors.As(err, &nf) {
+			reason = notifyv1.SecretNotFoundReason
+		}
+		return ctrl.Result{}, status.Fail(nil, obj, "", reason, err)
+	}
+	conditions.MarkTrue(obj, meta.ReadyCondition, notifyv1.SucceededReason, "%s provider ready", obj.Spec.Type)
 	return ctrl.Result{}, nil
 }
 
@@ -202,40 +191,37 @@ type AlertReconciler struct {
 }
 
 // SetupWithManager registers the reconciler.
-func (r *AlertReconciler) SetupWithManager(mgr ctrl.Manager) error {
+func (r *AlertReconciler) SetupWithManager(_ context.Context, mgr ctrl.Manager, opts Options) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&notifyv1.Alert{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, plumbreconcile.Requested{}))).
-		WithOptions(controller.Options{MaxConcurrentReconciles: 2}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: opts.Concurrent}).
 		Complete(r)
 }
 
 // Reconcile marks the Alert Ready when its Provider exists and its expressions compile.
 func (r *AlertReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	obj := &notifyv1.Alert{}
-	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+	if found, err := status.Get(ctx, r.Client, notifyv1.AlertKind, req.NamespacedName, obj); !found {
+		return ctrl.Result{}, err
 	}
-	patcher := patch.NewSerialPatcher(obj, r.Client)
+	patcher := status.NewPatcher(r.Client, obj)
 	defer func() {
 		plumbreconcile.Recovered(ctx, recover(), &retErr)
-		retErr = finishStatus(ctx, obj, &obj.Status.ObservedGeneration, patcher, r.ControllerName, retErr)
+		status.Finish(ctx, obj, status.Fields{Kind: notifyv1.AlertKind, ObservedGeneration: &obj.Status.ObservedGeneration,
+			Requests: &obj.Status.ReconcileRequestStatus}, patcher, r.ControllerName, &result, &retErr)
 	}()
 	if msg := invalidAlert(obj); msg != "" {
-		conditions.MarkStalled(obj, InvalidSpecReason, "%s", msg)
-		conditions.MarkFalse(obj, meta.ReadyCondition, InvalidSpecReason, "%s", msg)
-		return ctrl.Result{}, reconcile.TerminalError(errors.New(msg))
+		return ctrl.Result{}, status.Stall(nil, obj, notifyv1.InvalidSpecReason, msg)
 	}
 	p := &notifyv1.Provider{}
-	if err := r.Get(ctx, types.NamespacedName{Namespace: obj.Namespace, Name: obj.Spec.ProviderRef.Name}, p); err != nil {
+	key := types.NamespacedName{Namespace: obj.Namespace, Name: obj.Spec.ProviderRef.Name}
+	if err := r.Get(ctx, key, p); err != nil {
 		if apierrors.IsNotFound(err) {
-			conditions.MarkFalse(obj, meta.ReadyCondition, ProviderNotReadyReason, "Provider %s/%s not found", obj.Namespace, obj.Spec.ProviderRef.Name)
-		} else {
-			conditions.MarkFalse(obj, meta.ReadyCondition, ProviderNotReadyReason, "Provider %s/%s: %v", obj.Namespace, obj.Spec.ProviderRef.Name, err)
+			err = errors.New("not found")
 		}
-		return ctrl.Result{}, fmt.Errorf("provider %s: %w", obj.Spec.ProviderRef.Name, err)
+		return ctrl.Result{}, status.Fail(nil, obj, "", notifyv1.ProviderNotReadyReason, fmt.Errorf("%s %s: %w", notifyv1.ProviderKind, key, err))
 	}
-	conditions.Delete(obj, meta.StalledCondition)
-	conditions.MarkTrue(obj, meta.ReadyCondition, SucceededReason, "sending to Provider %s", p.Name)
+	conditions.MarkTrue(obj, meta.ReadyCondition, notifyv1.SucceededReason, "sending to Provider %s", p.Name)
 	return ctrl.Result{}, nil
 }
 
@@ -255,21 +241,4 @@ func invalidAlert(obj *notifyv1.Alert) string {
 		}
 	}
 	return ""
-}
-
-// finishStatus settles Reconciling and observedGeneration and writes status in one patch.
-func finishStatus(ctx context.Context, obj conditions.Setter, observed *int64, patcher *patch.SerialPatcher, owner string, err error) error {
-	switch {
-	case err == nil, errors.Is(err, reconcile.TerminalError(nil)):
-		conditions.Delete(obj, meta.ReconcilingCondition)
-		*observed = obj.GetGeneration()
-	default:
-		conditions.MarkReconciling(obj, meta.ProgressingWithRetryReason, "retrying after: %s", conditions.GetReason(obj, meta.ReadyCondition))
-	}
-	if perr := patcher.Patch(ctx, obj, patch.WithOwnedConditions{Conditions: []string{meta.ReadyCondition, meta.ReconcilingCondition, meta.StalledCondition}},
-		patch.WithFieldOwner(owner)); perr != nil && !apierrors.IsNotFound(perr) {
-		log.FromContext(ctx).Error(perr, "patching status")
-		return errors.Join(err, perr)
-	}
-	return err
 }

@@ -112,7 +112,7 @@ func TestAlert_EventsReachTheProvider(t *testing.T) {
 	event(g, ns.Name, "shop-web", "Warning", "ApplyFailed", "Service/shop/web is invalid")
 	g.Eventually(func(g Gomega) {
 		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(p), p)).To(Succeed())
-		g.Expect(conditions.GetReason(p, meta.ReadyCondition)).To(Equal(DeliveryFailedReason))
+		g.Expect(conditions.GetReason(p, meta.ReadyCondition)).To(Equal(notifyv1.DeliveryFailedReason))
 		g.Expect(conditions.GetMessage(p, meta.ReadyCondition)).To(ContainSubstring("502"))
 	}, timeout, 100*time.Millisecond).Should(Succeed())
 }
@@ -187,7 +187,7 @@ func TestAlert_BadInput(t *testing.T) {
 	}
 	g.Eventually(func(g Gomega) {
 		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(missing), missing)).To(Succeed())
-		g.Expect(conditions.GetMessage(missing, meta.ReadyCondition)).To(ContainSubstring("Provider " + ns.Name + "/absent not found"))
+		g.Expect(conditions.GetMessage(missing, meta.ReadyCondition)).To(ContainSubstring("Provider " + ns.Name + "/absent: not found"))
 		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(badRegex), badRegex)).To(Succeed())
 		g.Expect(conditions.IsStalled(badRegex)).To(BeTrue())
 		g.Expect(conditions.GetMessage(badRegex, meta.ReadyCondition)).To(ContainSubstring(`expression "(unclosed"`))
@@ -195,7 +195,7 @@ func TestAlert_BadInput(t *testing.T) {
 		g.Expect(conditions.IsStalled(badGlob)).To(BeTrue())
 		g.Expect(conditions.GetMessage(badGlob, meta.ReadyCondition)).To(ContainSubstring(`eventSources name "web-[" is not a glob`))
 		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(noSecret), noSecret)).To(Succeed())
-		g.Expect(conditions.GetReason(noSecret, meta.ReadyCondition)).To(Equal(SecretNotFoundReason))
+		g.Expect(conditions.GetReason(noSecret, meta.ReadyCondition)).To(Equal(notifyv1.SecretNotFoundReason))
 	}, timeout, 100*time.Millisecond).Should(Succeed())
 }
 

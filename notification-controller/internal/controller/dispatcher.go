@@ -493,13 +493,13 @@ func (d *Dispatcher) providerStatus(ctx context.Context, p *notifyv1.Provider, e
 	case err == nil && ready:
 		return
 	case err == nil:
-		conditions.MarkTrue(p, meta.ReadyCondition, SucceededReason, "%s provider ready; last delivery succeeded", p.Spec.Type)
+		conditions.MarkTrue(p, meta.ReadyCondition, notifyv1.SucceededReason, "%s provider ready; last delivery succeeded", p.Spec.Type)
 	default:
 		log.FromContext(ctx).Info("delivery failed", "provider", client.ObjectKeyFromObject(p), "error", err.Error())
 		if !ready && conditions.GetMessage(p, meta.ReadyCondition) == "delivery failed: "+err.Error() {
 			return
 		}
-		conditions.MarkFalse(p, meta.ReadyCondition, DeliveryFailedReason, "delivery failed: %v", err)
+		conditions.MarkFalse(p, meta.ReadyCondition, notifyv1.DeliveryFailedReason, "delivery failed: %v", err)
 	}
 	if perr := patcher.Patch(ctx, p, patch.WithOwnedConditions{Conditions: []string{meta.ReadyCondition}}, patch.WithFieldOwner(d.ControllerName)); perr != nil {
 		log.FromContext(ctx).Info("could not record the delivery on the Provider", "error", perr.Error())

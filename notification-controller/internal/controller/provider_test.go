@@ -93,7 +93,7 @@ func TestProvider_CertSecretRefAndProxy(t *testing.T) {
 		bad := provider("bad-ca")
 		g.Expect(conditions.IsReady(bad)).To(BeFalse())
 		g.Expect(conditions.GetMessage(bad, meta.ReadyCondition)).To(ContainSubstring("ca.crt holds no PEM certificate"))
-		g.Expect(conditions.GetReason(provider("no-ca"), meta.ReadyCondition)).To(Equal(SecretNotFoundReason))
+		g.Expect(conditions.GetReason(provider("no-ca"), meta.ReadyCondition)).To(Equal(notifyv1.SecretNotFoundReason))
 		for _, name := range []string{"trusted", "untrusted", "proxied", "proxied-by-secret"} {
 			a := &notifyv1.Alert{}
 			g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: name}, a)).To(Succeed())
@@ -106,7 +106,7 @@ func TestProvider_CertSecretRefAndProxy(t *testing.T) {
 	g.Eventually(proxy.asked, timeout, 50*time.Millisecond).Should(ConsistOf("http://127.0.0.1:9/hook", "http://127.0.0.1:9/from-secret"))
 	g.Eventually(func(g Gomega) {
 		p := provider("untrusted")
-		g.Expect(conditions.GetReason(p, meta.ReadyCondition)).To(Equal(DeliveryFailedReason))
+		g.Expect(conditions.GetReason(p, meta.ReadyCondition)).To(Equal(notifyv1.DeliveryFailedReason))
 		g.Expect(conditions.GetMessage(p, meta.ReadyCondition)).To(ContainSubstring("certificate"))
 	}, timeout, 100*time.Millisecond).Should(Succeed())
 	g.Expect(tlsSink.received()).To(HaveLen(1), "the untrusted Provider delivered")

@@ -3,13 +3,11 @@ package controller
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
-	"github.com/fluxcd/pkg/runtime/patch"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
@@ -17,14 +15,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	notifyv1 "github.com/plumb-dev/plumb/notification-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/notification-controller/internal/receiver"
-	"github.com/plumb-dev/plumb/shared/events"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
+	"github.com/plumb-dev/plumb/shared/status"
 )
 
 // +kubebuilder:rbac:groups=notification.plumb.dev,resources=receivers,verbs=get;list;watch;update;patch
@@ -33,12 +30,6 @@ import (
 // +kubebuilder:rbac:groups=*,resources=*,verbs=get;list;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
-
-// Reasons of Receiver conditions.
-const (
-	SucceededReason     = "Succeeded"
-	TokenNotFoundReason = "TokenNotFound"
-)
 
 // TokenRecheck is how often a Receiver reads its token again, to publish the path of a new one.
 const TokenRecheck = 10 * time.Minute
@@ -56,7 +47,7 @@ type ReceiverReconciler struct {
 }
 
 // SetupWithManager registers the reconciler and the webhook path index.
-func (r *ReceiverReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, concurrent int) error {
+func (r *ReceiverReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &notifyv1.Receiver{}, WebhookPathIndex, func(o client.Object) []string {
 		if p := o.(*notifyv1.Receiver).Status.WebhookPath; p != "" {
 			return []string{p}
@@ -67,42 +58,28 @@ func (r *ReceiverReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Mana
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&notifyv1.Receiver{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, plumbreconcile.Requested{}))).
-		WithOptions(controller.Options{MaxConcurrentReconciles: concurrent}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: opts.Concurrent}).
 		Complete(r)
 }
 
 // Reconcile reads the token and publishes the webhook path it makes.
 func (r *ReceiverReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	obj := &notifyv1.Receiver{}
-	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+	if found, err := status.Get(ctx, r.Client, notifyv1.ReceiverKind, req.NamespacedName, obj); !found {
+		return ctrl.Result{}, err
 	}
-	patcher := patch.NewSerialPatcher(obj, r.Client)
+	patcher := status.NewPatcher(r.Client, obj)
 	defer func() {
 		plumbreconcile.Recovered(ctx, recover(), &retErr)
-		if v, ok := plumbreconcile.RequestedAt(obj.GetAnnotations()); ok {
-			obj.Status.LastHandledReconcileAt = v
-		}
-		if retErr == nil {
-			conditions.Delete(obj, meta.ReconcilingCondition)
-			obj.Status.ObservedGeneration = obj.Generation
-		} else {
-			conditions.MarkReconciling(obj, meta.ProgressingWithRetryReason, "retrying after: %s", conditions.GetReason(obj, meta.ReadyCondition))
-		}
-		if err := patcher.Patch(ctx, obj, patch.WithOwnedConditions{Conditions: []string{meta.ReadyCondition, meta.ReconcilingCondition}},
-			patch.WithFieldOwner(r.ControllerName)); err != nil && !apierrors.IsNotFound(err) {
-			log.FromContext(ctx).Error(err, "patching status")
-			retErr = errors.Join(retErr, err)
-		}
+		status.Finish(ctx, obj, status.Fields{Kind: notifyv1.ReceiverKind, ObservedGeneration: &obj.Status.ObservedGeneration,
+			Requests: &obj.Status.ReconcileRequestStatus}, patcher, r.ControllerName, &result, &retErr)
 	}()
 	token, err := Token(ctx, r.APIReader, obj)
 	if err != nil {
-		conditions.MarkFalse(obj, meta.ReadyCondition, TokenNotFoundReason, "%v", err)
-		events.Record(r.Events, obj, "", corev1.EventTypeWarning, TokenNotFoundReason, "%v", err)
-		return ctrl.Result{}, err
+		return ctrl.Result{}, status.Fail(r.Events, obj, "", notifyv1.TokenNotFoundReason, err)
 	}
 	obj.Status.WebhookPath = receiver.Path(token, obj.Name, obj.Namespace)
-	conditions.MarkTrue(obj, meta.ReadyCondition, SucceededReason, "receiving %s calls at %s", obj.Spec.Type, obj.Status.WebhookPath)
+	conditions.MarkTrue(obj, meta.ReadyCondition, notifyv1.SucceededReason, "receiving %s calls at %s", obj.Spec.Type, obj.Status.WebhookPath)
 	// Secrets are not watched: a new token's path is published at the next check (the old path
 	// stops working at once, see Server).
 	return ctrl.Result{RequeueAfter: plumbreconcile.Jitter(TokenRecheck)}, nil

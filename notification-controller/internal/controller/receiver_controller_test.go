@@ -152,7 +152,7 @@ func TestReceiver_MissingTokenIsNotReady(t *testing.T) {
 	g.Expect(k8s.Create(ctx, rcv)).To(Succeed())
 	g.Eventually(func(g Gomega) {
 		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(rcv), rcv)).To(Succeed())
-		g.Expect(conditions.GetReason(rcv, meta.ReadyCondition)).To(Equal(TokenNotFoundReason))
+		g.Expect(conditions.GetReason(rcv, meta.ReadyCondition)).To(Equal(notifyv1.TokenNotFoundReason))
 		g.Expect(conditions.GetMessage(rcv, meta.ReadyCondition)).To(ContainSubstring("token Secret " + ns.Name + "/absent not found"))
 	}, timeout, 100*time.Millisecond).Should(Succeed())
 	g.Expect(rcv.Status.WebhookPath).To(BeEmpty())

@@ -42,9 +42,9 @@ func run(m *testing.M) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	must((&ReceiverReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: mgr.GetEventRecorder("notification-controller"),
-		ControllerName: "notification-controller"}).SetupWithManager(ctx, mgr, 2))
-	must((&ProviderReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), ControllerName: "notification-controller"}).SetupWithManager(mgr))
-	must((&AlertReconciler{Client: mgr.GetClient(), ControllerName: "notification-controller"}).SetupWithManager(mgr))
+		ControllerName: "notification-controller"}).SetupWithManager(ctx, mgr, Options{Concurrent: 2}))
+	must((&ProviderReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), ControllerName: "notification-controller"}).SetupWithManager(ctx, mgr, Options{Concurrent: 2}))
+	must((&AlertReconciler{Client: mgr.GetClient(), ControllerName: "notification-controller"}).SetupWithManager(ctx, mgr, Options{Concurrent: 2}))
 	must(mgr.Add(&Dispatcher{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: kubernetes.NewForConfigOrDie(env.Config).EventsV1(),
 		ControllerName: "notification-controller", Backoff: 50 * time.Millisecond, GroupWindow: 300 * time.Millisecond}))
 	srv := httptest.NewServer(&Server{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Rate: 5, Burst: 5})

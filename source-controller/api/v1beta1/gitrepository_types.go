@@ -129,7 +129,7 @@ type GitRepositoryStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// Conditions: Ready, Reconciling, Stalled.
+	// Conditions: Ready, Reconciling, Stalled, ArtifactInStorage, FetchFailed.
 	// +optional
 	// +listType=map
 	// +listMapKey=type

@@ -87,7 +87,7 @@ type HelmChartStatus struct {
 	// ObservedGeneration is the generation of the spec last reconciled.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// Conditions: Ready, Reconciling, Stalled.
+	// Conditions: Ready, Reconciling, Stalled, ArtifactInStorage, FetchFailed.
 	// +optional
 	// +listType=map
 	// +listMapKey=type

@@ -1,5 +1,15 @@
 package v1beta1
 
+// Conditions every source kind sets beside Ready, Reconciling and Stalled.
+const (
+	// ArtifactInStorageCondition is True while an artifact is stored and served, with its
+	// revision in the message: a failed fetch leaves the last good artifact in service.
+	ArtifactInStorageCondition = "ArtifactInStorage"
+	// FetchFailedCondition is True while the last fetch from the remote failed, with the
+	// failure's reason; it is removed once a fetch succeeds.
+	FetchFailedCondition = "FetchFailed"
+)
+
 // Reasons of the Ready and Stalled conditions. The event reason equals the Ready reason.
 const (
 	// SucceededReason: the artifact for the wanted revision is stored and served.

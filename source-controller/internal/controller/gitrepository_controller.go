@@ -15,7 +15,6 @@ import (
 	"strings"
 
 	"github.com/fluxcd/pkg/apis/meta"
-	"github.com/fluxcd/pkg/runtime/patch"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
@@ -27,6 +26,7 @@ import (
 
 	"github.com/plumb-dev/plumb/shared/artifact"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
+	"github.com/plumb-dev/plumb/shared/status"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/source-controller/internal/git"
 	"github.com/plumb-dev/plumb/source-controller/internal/storage"
@@ -60,13 +60,13 @@ type GitRepositoryReconciler struct {
 // when suspended, validate, then the ordered steps.
 func (r *GitRepositoryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	obj := &sourcev1.GitRepository{}
-	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+	if found, err := status.Get(ctx, r.Client, sourcev1.GitRepositoryKind, req.NamespacedName, obj); !found {
+		return ctrl.Result{}, err
 	}
-	patcher := patch.NewSerialPatcher(obj, r.Client)
+	patcher := status.NewPatcher(r.Client, obj)
 	defer func() {
 		plumbreconcile.Recovered(ctx, recover(), &retErr)
-		r.finalizeStatus(ctx, obj, gitStatus(obj), patcher, &retErr)
+		r.finalizeStatus(ctx, obj, gitStatus(obj), patcher, &result, &retErr)
 	}()
 
 	if !obj.DeletionTimestamp.IsZero() {
@@ -178,9 +178,7 @@ func (r *GitRepositoryReconciler) failure(obj *sourcev1.GitRepository, revision 
 	default:
 		reason = sourcev1.GitOperationFailedReason
 	}
-	markFailed(obj, reason, "%v", err)
-	r.event(obj, revision, corev1.EventTypeWarning, reason, "%v", err)
-	return err
+	return status.Fail(r.events, obj, revision, reason, err)
 }
 
 // errInclude marks the failures of included GitRepositories.

@@ -5,7 +5,6 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
-	"github.com/plumb-dev/plumb/shared/metrics"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 )
 
@@ -16,7 +15,6 @@ func (r *GitRepositoryReconciler) finalize(obj *sourcev1.GitRepository) error {
 		return fmt.Errorf("delete artifacts: %w", err)
 	}
 	r.builds.forget(objectOf(obj))
-	metrics.Forget(sourcev1.GitRepositoryKind, obj.Namespace, obj.Name)
 	controllerutil.RemoveFinalizer(obj, sourcev1.SourceFinalizer)
 	return nil
 }

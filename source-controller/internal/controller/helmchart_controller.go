@@ -14,7 +14,6 @@ import (
 	"github.com/Masterminds/semver/v3"
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
-	"github.com/fluxcd/pkg/runtime/patch"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
 	"helm.sh/helm/v3/pkg/repo"
@@ -34,9 +33,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	"github.com/plumb-dev/plumb/shared/artifact"
-	"github.com/plumb-dev/plumb/shared/metrics"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
 	"github.com/plumb-dev/plumb/shared/refwatch"
+	"github.com/plumb-dev/plumb/shared/status"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/source-controller/internal/helm"
 	"github.com/plumb-dev/plumb/source-controller/internal/oci"
@@ -189,13 +188,13 @@ func (sourceArtifactChanged) Update(e event.UpdateEvent) bool {
 // when suspended, then the ordered steps.
 func (r *HelmChartReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	obj := &sourcev1.HelmChart{}
-	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+	if found, err := status.Get(ctx, r.Client, sourcev1.HelmChartKind, req.NamespacedName, obj); !found {
+		return ctrl.Result{}, err
 	}
-	patcher := patch.NewSerialPatcher(obj, r.Client)
+	patcher := status.NewPatcher(r.Client, obj)
 	defer func() {
 		plumbreconcile.Recovered(ctx, recover(), &retErr)
-		r.finalizeStatus(ctx, obj, helmChartStatus(obj), patcher, &retErr)
+		r.finalizeStatus(ctx, obj, helmChartStatus(obj), patcher, &result, &retErr)
 	}()
 
 	if !obj.DeletionTimestamp.IsZero() {
@@ -547,17 +546,11 @@ func (r *HelmChartReconciler) failure(obj *sourcev1.HelmChart, err error) error 
 	case errors.Is(err, errSource):
 		// Waiting, not failing: one Normal event while the wait lasts. The source's new
 		// artifact reconciles this HelmChart at once; the retries are a fallback.
-		if conditions.GetReason(obj, meta.ReadyCondition) != sourcev1.SourceNotReadyReason || conditions.GetMessage(obj, meta.ReadyCondition) != err.Error() {
-			r.event(obj, "", corev1.EventTypeNormal, sourcev1.SourceNotReadyReason, "%v", err)
-		}
-		markFailed(obj, sourcev1.SourceNotReadyReason, "%v", err)
-		return err
+		return status.Wait(r.events, obj, "", sourcev1.SourceNotReadyReason, "%v", err)
 	default:
 		reason = sourcev1.ChartPullFailedReason
 	}
-	markFailed(obj, reason, "%v", err)
-	r.event(obj, "", corev1.EventTypeWarning, reason, "%v", err)
-	return err
+	return status.Fail(r.events, obj, "", reason, err)
 }
 
 // finalize deletes the object's artifacts, then lets it go.
@@ -566,7 +559,6 @@ func (r *HelmChartReconciler) finalize(obj *sourcev1.HelmChart) error {
 		markFailed(obj, sourcev1.ArtifactFailedReason, "deleting artifacts: %v", err)
 		return fmt.Errorf("delete artifacts: %w", err)
 	}
-	metrics.Forget(sourcev1.HelmChartKind, obj.Namespace, obj.Name)
 	controllerutil.RemoveFinalizer(obj, sourcev1.SourceFinalizer)
 	return nil
 }

@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/fluxcd/pkg/apis/meta"
-	"github.com/fluxcd/pkg/runtime/patch"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
@@ -25,8 +24,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	"github.com/plumb-dev/plumb/shared/artifact"
-	"github.com/plumb-dev/plumb/shared/metrics"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
+	"github.com/plumb-dev/plumb/shared/status"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/source-controller/internal/helm"
 	"github.com/plumb-dev/plumb/source-controller/internal/oci"
@@ -60,7 +59,7 @@ type HelmRepositoryReconciler struct {
 }
 
 // SetupWithManager registers the reconciler: it runs on spec changes and reconcile requests.
-func (r *HelmRepositoryReconciler) SetupWithManager(mgr ctrl.Manager, opts Options) error {
+func (r *HelmRepositoryReconciler) SetupWithManager(_ context.Context, mgr ctrl.Manager, opts Options) error {
 	r.statusHelper = statusHelper{events: r.Events, owner: r.ControllerName}
 	if r.MaxIndexSize == 0 {
 		r.MaxIndexSize = helm.MaxIndexSize
@@ -76,13 +75,13 @@ func (r *HelmRepositoryReconciler) SetupWithManager(mgr ctrl.Manager, opts Optio
 // when suspended, then the ordered steps.
 func (r *HelmRepositoryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	obj := &sourcev1.HelmRepository{}
-	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+	if found, err := status.Get(ctx, r.Client, sourcev1.HelmRepositoryKind, req.NamespacedName, obj); !found {
+		return ctrl.Result{}, err
 	}
-	patcher := patch.NewSerialPatcher(obj, r.Client)
+	patcher := status.NewPatcher(r.Client, obj)
 	defer func() {
 		plumbreconcile.Recovered(ctx, recover(), &retErr)
-		r.finalizeStatus(ctx, obj, helmRepoStatus(obj), patcher, &retErr)
+		r.finalizeStatus(ctx, obj, helmRepoStatus(obj), patcher, &result, &retErr)
 	}()
 
 	if !obj.DeletionTimestamp.IsZero() {
@@ -250,9 +249,7 @@ func (r *HelmRepositoryReconciler) failure(obj *sourcev1.HelmRepository, revisio
 	default:
 		reason = sourcev1.IndexFetchFailedReason
 	}
-	markFailed(obj, reason, "%v", err)
-	r.event(obj, revision, corev1.EventTypeWarning, reason, "%v", err)
-	return err
+	return status.Fail(r.events, obj, revision, reason, err)
 }
 
 // finalize deletes the object's artifacts, then lets it go.
@@ -262,7 +259,6 @@ func (r *HelmRepositoryReconciler) finalize(obj *sourcev1.HelmRepository) error 
 		return fmt.Errorf("delete artifacts: %w", err)
 	}
 	r.builds.forget(helmRepoObject(obj))
-	metrics.Forget(sourcev1.HelmRepositoryKind, obj.Namespace, obj.Name)
 	controllerutil.RemoveFinalizer(obj, sourcev1.SourceFinalizer)
 	return nil
 }

@@ -10,7 +10,6 @@ import (
 	"io"
 
 	"github.com/fluxcd/pkg/apis/meta"
-	"github.com/fluxcd/pkg/runtime/patch"
 	corev1 "k8s.io/api/core/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -22,9 +21,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	"github.com/plumb-dev/plumb/shared/artifact"
-	"github.com/plumb-dev/plumb/shared/metrics"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
 	"github.com/plumb-dev/plumb/shared/registry"
+	"github.com/plumb-dev/plumb/shared/status"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/source-controller/internal/oci"
 	"github.com/plumb-dev/plumb/source-controller/internal/storage"
@@ -54,7 +53,7 @@ type OCIRepositoryReconciler struct {
 }
 
 // SetupWithManager registers the reconciler: it runs on spec changes and reconcile requests.
-func (r *OCIRepositoryReconciler) SetupWithManager(mgr ctrl.Manager, opts Options) error {
+func (r *OCIRepositoryReconciler) SetupWithManager(_ context.Context, mgr ctrl.Manager, opts Options) error {
 	r.statusHelper = statusHelper{events: r.Events, owner: r.ControllerName}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&sourcev1.OCIRepository{}, builder.WithPredicates(
@@ -67,13 +66,13 @@ func (r *OCIRepositoryReconciler) SetupWithManager(mgr ctrl.Manager, opts Option
 // when suspended, then the ordered steps.
 func (r *OCIRepositoryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	obj := &sourcev1.OCIRepository{}
-	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+	if found, err := status.Get(ctx, r.Client, sourcev1.OCIRepositoryKind, req.NamespacedName, obj); !found {
+		return ctrl.Result{}, err
 	}
-	patcher := patch.NewSerialPatcher(obj, r.Client)
+	patcher := status.NewPatcher(r.Client, obj)
 	defer func() {
 		plumbreconcile.Recovered(ctx, recover(), &retErr)
-		r.finalizeStatus(ctx, obj, ociStatus(obj), patcher, &retErr)
+		r.finalizeStatus(ctx, obj, ociStatus(obj), patcher, &result, &retErr)
 	}()
 
 	if !obj.DeletionTimestamp.IsZero() {
@@ -162,9 +161,7 @@ func (r *OCIRepositoryReconciler) failure(obj *sourcev1.OCIRepository, revision 
 	default:
 		reason = sourcev1.OCIOperationFailedReason
 	}
-	markFailed(obj, reason, "%v", err)
-	r.event(obj, revision, corev1.EventTypeWarning, reason, "%v", err)
-	return err
+	return status.Fail(r.events, obj, revision, reason, err)
 }
 
 // upToDate is the no-op fast path: the stored artifact has the revision, was built with the
@@ -206,7 +203,6 @@ func (r *OCIRepositoryReconciler) finalize(obj *sourcev1.OCIRepository) error {
 		return fmt.Errorf("delete artifacts: %w", err)
 	}
 	r.builds.forget(ociObject(obj))
-	metrics.Forget(sourcev1.OCIRepositoryKind, obj.Namespace, obj.Name)
 	controllerutil.RemoveFinalizer(obj, sourcev1.SourceFinalizer)
 	return nil
 }

@@ -5,7 +5,7 @@ import (
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
-	"github.com/fluxcd/pkg/runtime/patch"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	"github.com/plumb-dev/plumb/shared/events"
@@ -59,9 +59,35 @@ func (h statusHelper) event(obj sourceObject, revision, eventType, reason, forma
 
 // finalizeStatus settles the conditions from the outcome (shared/status) and writes status in
 // one patch, recording the artifact's size too.
-func (h statusHelper) finalizeStatus(ctx context.Context, obj sourceObject, st statusFields, patcher *patch.SerialPatcher, retErr *error) {
+func (h statusHelper) finalizeStatus(ctx context.Context, obj sourceObject, st statusFields, patcher *status.Patcher, result *ctrl.Result, retErr *error) {
 	if a := obj.GetArtifact(); a != nil && a.Size != nil && obj.GetDeletionTimestamp().IsZero() {
 		metrics.RecordArtifactSize(st.Kind, obj.GetNamespace(), obj.GetName(), *a.Size)
 	}
-	status.Patch(ctx, obj, st, patcher, h.owner, retErr)
+	if obj.GetDeletionTimestamp().IsZero() && !st.Suspend {
+		stepConditions(obj)
+	}
+	status.Finish(ctx, obj, st, patcher, h.owner, result, retErr)
+}
+
+// fetchReasons are the Ready reasons of a failed fetch from the remote.
+var fetchReasons = map[string]bool{
+	sourcev1.GitOperationFailedReason: true, sourcev1.AuthenticationFailedReason: true,
+	sourcev1.RefNotFoundReason: true, sourcev1.OCIOperationFailedReason: true,
+	sourcev1.NoMatchingVersionReason: true, sourcev1.IndexFetchFailedReason: true,
+	sourcev1.ChartPullFailedReason: true, sourcev1.IncludeFailedReason: true,
+}
+
+// stepConditions sets ArtifactInStorage and FetchFailed from the artifact and the Ready
+// condition the steps left: what is served stays visible while the latest attempt fails.
+func stepConditions(obj sourceObject) {
+	if a := obj.GetArtifact(); a != nil {
+		conditions.MarkTrue(obj, sourcev1.ArtifactInStorageCondition, sourcev1.SucceededReason, "stored artifact for revision %s", a.Revision)
+	} else {
+		conditions.Delete(obj, sourcev1.ArtifactInStorageCondition)
+	}
+	if reason := conditions.GetReason(obj, meta.ReadyCondition); conditions.IsFalse(obj, meta.ReadyCondition) && fetchReasons[reason] {
+		conditions.MarkTrue(obj, sourcev1.FetchFailedCondition, reason, "%s", conditions.GetMessage(obj, meta.ReadyCondition))
+	} else {
+		conditions.Delete(obj, sourcev1.FetchFailedCondition)
+	}
 }

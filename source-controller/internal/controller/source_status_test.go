@@ -134,3 +134,30 @@ func TestSetOutcome(t *testing.T) {
 		})
 	}
 }
+
+// TestStepConditions: the served artifact stays visible while a fetch fails, and FetchFailed
+// names the fetch's failure only while it lasts.
+func TestStepConditions(t *testing.T) {
+	g := NewWithT(t)
+	o := &sourcev1.GitRepository{}
+	markFailed(o, sourcev1.AuthenticationFailedReason, "remote refused the credentials")
+	stepConditions(o)
+	g.Expect(conditions.Has(o, sourcev1.ArtifactInStorageCondition)).To(BeFalse(), "no artifact yet")
+	g.Expect(conditions.IsTrue(o, sourcev1.FetchFailedCondition)).To(BeTrue())
+	g.Expect(conditions.GetReason(o, sourcev1.FetchFailedCondition)).To(Equal(sourcev1.AuthenticationFailedReason))
+
+	o.Status.Artifact = &meta.Artifact{Revision: "main@sha1:abc"}
+	markReady(o, "main@sha1:abc")
+	stepConditions(o)
+	g.Expect(conditions.Has(o, sourcev1.FetchFailedCondition)).To(BeFalse())
+	g.Expect(conditions.GetMessage(o, sourcev1.ArtifactInStorageCondition)).To(ContainSubstring("main@sha1:abc"))
+
+	markFailed(o, sourcev1.GitOperationFailedReason, "connection refused")
+	stepConditions(o)
+	g.Expect(conditions.IsTrue(o, sourcev1.ArtifactInStorageCondition)).To(BeTrue(), "the old artifact is still served")
+	g.Expect(conditions.GetReason(o, sourcev1.FetchFailedCondition)).To(Equal(sourcev1.GitOperationFailedReason))
+
+	markFailed(o, sourcev1.ArtifactFailedReason, "disk full")
+	stepConditions(o)
+	g.Expect(conditions.Has(o, sourcev1.FetchFailedCondition)).To(BeFalse(), "the fetch passed; another step failed")
+}

@@ -122,14 +122,14 @@ func run(m *testing.M) int {
 		ControllerName: "source-controller",
 		Limits:         &ociLimits,
 	}
-	must(ociReconciler.SetupWithManager(mgr, Options{Concurrent: 4}))
+	must(ociReconciler.SetupWithManager(ctx, mgr, Options{Concurrent: 4}))
 	must((&HelmRepositoryReconciler{
 		Client:         mgr.GetClient(),
 		Events:         mgr.GetEventRecorder("source-controller"),
 		Storage:        store,
 		ControllerName: "source-controller",
 		MaxIndexSize:   1 << 20,
-	}).SetupWithManager(mgr, Options{Concurrent: 4}))
+	}).SetupWithManager(ctx, mgr, Options{Concurrent: 4}))
 	must((&HelmChartReconciler{
 		Client:         mgr.GetClient(),
 		Events:         mgr.GetEventRecorder("source-controller"),

@@ -1,0 +1,20 @@
+package v1beta1
+
+// Reasons of Provider, Alert and Receiver conditions.
+const (
+	// SucceededReason: the object is ready to deliver or receive.
+	SucceededReason = "Succeeded"
+	// InvalidProviderReason: the Provider's spec cannot make a sender (type, address, proxy or
+	// certificate).
+	InvalidProviderReason = "InvalidProvider"
+	// SecretNotFoundReason: a Secret the Provider names, or a key in it, is missing.
+	SecretNotFoundReason = "SecretNotFound"
+	// DeliveryFailedReason: the last delivery through the Provider failed.
+	DeliveryFailedReason = "DeliveryFailed"
+	// ProviderNotReadyReason: the Alert's Provider is missing or cannot be read.
+	ProviderNotReadyReason = "ProviderNotReady"
+	// InvalidSpecReason: the spec cannot work as written; retrying cannot help.
+	InvalidSpecReason = "InvalidSpec"
+	// TokenNotFoundReason: the Receiver's token Secret, or its token key, is missing.
+	TokenNotFoundReason = "TokenNotFound"
+)
