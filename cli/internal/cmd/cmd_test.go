@@ -66,8 +66,8 @@ func TestGet(t *testing.T) {
 
 	code, out, errOut := plumb(ctx, "get", "all", "-n", ns)
 	g.Expect(code).To(Equal(0), errOut)
-	g.Expect(out).To(MatchRegexp(`GitRepository/repo\s+True\s+stored artifact for revision main@sha1:1a2b\s+main@sha1:1a2b3c\s+false`))
-	g.Expect(out).To(MatchRegexp(`Kustomization/apps\s+False\s+kustomization.yaml: unknown field at line 3`), "a message is one line")
+	g.Expect(out).To(MatchRegexp(`GitRepository/repo\s+True\s+Succeeded\s+stored artifact for revision main@sha1:1a2b\s+main@sha1:1a2b3c\s+false`))
+	g.Expect(out).To(MatchRegexp(`Kustomization/apps\s+False\s+BuildFailed\s+kustomization.yaml: unknown field at line 3`), "the failed step, and a message in one line")
 
 	code, out, _ = plumb(ctx, "get", "ks", "-A")
 	g.Expect(code).To(Equal(0))

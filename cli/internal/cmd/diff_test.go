@@ -136,7 +136,7 @@ func TestTreeKustomization(t *testing.T) {
 	g.Expect(code).To(Equal(0), errOut)
 	g.Expect(out).To(Equal("Kustomization/" + ns + "/root (main@sha1:abc)\n" +
 		"├── ConfigMap/" + ns + "/web\n" +
-		"├── Kustomization/" + ns + "/child (Ready=False: Deployment/web not ready)\n" +
+		"├── Kustomization/" + ns + "/child (Ready=False HealthCheckFailed: Deployment/web not ready)\n" +
 		"│   ├── Service/" + ns + "/svc\n" +
 		"│   └── Namespace/child-ns\n" +
 		"├── Kustomization/" + ns + "/gone (not found)\n" +

@@ -159,7 +159,7 @@ func printTable(w io.Writer, objs []*unstructured.Unstructured, withNamespace, w
 	if withNamespace {
 		head = append(head, "NAMESPACE")
 	}
-	head = append(head, "NAME", "READY", "STATUS", "REVISION", "SUSPENDED", "AGE")
+	head = append(head, "NAME", "READY", "REASON", "STATUS", "REVISION", "SUSPENDED", "AGE")
 	fmt.Fprintln(tw, strings.Join(head, "\t"))
 	for _, o := range objs {
 		var row []string
@@ -171,7 +171,7 @@ func printTable(w io.Writer, objs []*unstructured.Unstructured, withNamespace, w
 			name = o.GetKind() + "/" + name
 		}
 		ready, msg := kinds.State(o)
-		row = append(row, name, ready, oneLineString(msg), kinds.Revision(o), fmt.Sprint(kinds.Suspended(o)),
+		row = append(row, name, ready, kinds.Reason(o), oneLineString(msg), kinds.Revision(o), fmt.Sprint(kinds.Suspended(o)),
 			duration.HumanDuration(time.Since(o.GetCreationTimestamp().Time)))
 		fmt.Fprintln(tw, strings.Join(row, "\t"))
 	}

@@ -107,7 +107,7 @@ func (o *Options) outcome(obj *unstructured.Unstructured) error {
 	what := fmt.Sprintf("%s %s/%s", obj.GetKind(), obj.GetNamespace(), obj.GetName())
 	ready, msg := kinds.State(obj)
 	if ready != "True" {
-		return fmt.Errorf("%s is not ready: %s", what, msg)
+		return fmt.Errorf("%s is not ready (%s): %s", what, kinds.Reason(obj), msg)
 	}
 	line := "✔ " + what + ": " + msg
 	if rev := kinds.Revision(obj); rev != "" {

@@ -57,7 +57,7 @@ func note(o *unstructured.Unstructured) string {
 		parts = append(parts, rev)
 	}
 	if ready, msg := kinds.State(o); ready != "True" {
-		parts = append(parts, "Ready="+ready+": "+oneLineString(msg))
+		parts = append(parts, "Ready="+ready+" "+kinds.Reason(o)+": "+oneLineString(msg))
 	}
 	if len(parts) == 0 {
 		return ""

@@ -146,6 +146,19 @@ func State(o *unstructured.Unstructured) (ready, message string) {
 	return string(c.Status), c.Message
 }
 
+// Reason names the step that keeps an object from Ready (docs/contracts/conditions.md): the
+// Stalled reason when retrying cannot help, else Ready's reason; empty before the first
+// reconcile.
+func Reason(o *unstructured.Unstructured) string {
+	if st := Condition(o, meta.StalledCondition); st != nil && st.Status == metav1.ConditionTrue {
+		return st.Reason
+	}
+	if c := Condition(o, meta.ReadyCondition); c != nil {
+		return c.Reason
+	}
+	return ""
+}
+
 // Revision is what an object is at: an artifact's revision, the last applied revision, a
 // policy's latest image, or a release's chart version.
 func Revision(o *unstructured.Unstructured) string {
