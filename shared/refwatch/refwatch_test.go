@@ -363,3 +363,36 @@ func must(err error) {
 		panic(err)
 	}
 }
+
+func TestResolveDependency(t *testing.T) {
+	own := schema.GroupVersionKind{Group: "apply.plumb.dev", Version: "v1beta1", Kind: "Kustomization"}
+	for _, tc := range []struct {
+		name                          string
+		apiVersion, kind, ns, depName string
+		want                          string
+		wantErr                       bool
+	}{
+		{name: "defaults", depName: "infra", want: "apply.plumb.dev/v1beta1, Kind=Kustomization apps/infra"},
+		{name: "other namespace", ns: "base", depName: "infra", want: "apply.plumb.dev/v1beta1, Kind=Kustomization base/infra"},
+		{name: "other kind", apiVersion: "helm.plumb.dev/v1beta1", kind: "HelmRelease", depName: "db", want: "helm.plumb.dev/v1beta1, Kind=HelmRelease apps/db"},
+		{name: "bad apiVersion", apiVersion: "a/b/c", depName: "x", wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := refwatch.ResolveDependency(own, "apps", tc.apiVersion, tc.kind, tc.ns, tc.depName)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("error %v, want error: %v", err, tc.wantErr)
+			}
+			if got := d.GVK.String() + " " + d.Key.String(); !tc.wantErr && got != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+	deps := []refwatch.Dependency{
+		{GVK: own, Key: types.NamespacedName{Namespace: "a", Name: "x"}},
+		{GVK: own.GroupVersion().WithKind("HelmRelease"), Key: types.NamespacedName{Namespace: "a", Name: "y"}},
+		{GVK: schema.GroupVersionKind{Group: "apply.plumb.dev", Version: "v1", Kind: "Kustomization"}, Key: types.NamespacedName{Namespace: "a", Name: "z"}},
+	}
+	if got := refwatch.SameKind(own, deps); len(got) != 2 || got[0].Name != "x" || got[1].Name != "z" {
+		t.Errorf("SameKind = %v, want x and z (any version of the kind)", got)
+	}
+}

@@ -249,27 +249,37 @@ const defaultSourceAPIVersion = "source.plumb.dev/v1beta1"
 
 // checkDependencies waits until every object of spec.dependsOn is Ready at its generation.
 func (r *KustomizationReconciler) checkDependencies(ctx context.Context, obj *applyv1.Kustomization) error {
+	deps, err := dependencies(obj)
+	if err != nil {
+		return status.Stall(r.Events, obj, applyv1.InvalidSpecReason, err.Error())
+	}
 	if cycle := r.dependencyCycle(ctx, obj); cycle != "" {
 		return status.Stall(r.Events, obj, applyv1.DependencyCycleReason, "spec.dependsOn leads back to this Kustomization: "+cycle)
 	}
-	for _, d := range obj.Spec.DependsOn {
-		if _, err := schema.ParseGroupVersion(d.APIVersion); d.APIVersion != "" && err != nil {
-			return status.Stall(r.Events, obj, applyv1.InvalidSpecReason, fmt.Sprintf("spec.dependsOn apiVersion %q: %v", d.APIVersion, err))
-		}
-		gvk, key := dependencyKey(obj, d)
-		name := fmt.Sprintf("%s %s", gvk.Kind, key)
-		u, err := r.watches.Get(ctx, r.Client, gvk, key)
-		if err != nil {
-			return status.Fail(r.Events, obj, "", applyv1.DependencyNotReadyReason, fmt.Errorf("dependency %s: %w", name, err))
-		}
-		if u == nil {
-			return status.Wait(r.Events, obj, "", applyv1.DependencyNotReadyReason, "dependency %s not found", name)
-		}
-		if !refwatch.ReadyAtGeneration(u) {
-			return status.Wait(r.Events, obj, "", applyv1.DependencyNotReadyReason, "dependency %s is not ready", name)
-		}
+	msg, err := r.watches.NotReady(ctx, r.Client, deps)
+	if err != nil {
+		return status.Fail(r.Events, obj, "", applyv1.DependencyNotReadyReason, err)
+	}
+	if msg != "" {
+		return status.Wait(r.Events, obj, "", applyv1.DependencyNotReadyReason, "%s", msg)
 	}
 	return nil
+}
+
+// kustomizationGVK is what a dependsOn entry names by default.
+var kustomizationGVK = applyv1.GroupVersion.WithKind(applyv1.KustomizationKind)
+
+// dependencies resolves spec.dependsOn.
+func dependencies(obj *applyv1.Kustomization) ([]refwatch.Dependency, error) {
+	deps := make([]refwatch.Dependency, 0, len(obj.Spec.DependsOn))
+	for _, d := range obj.Spec.DependsOn {
+		dep, err := refwatch.ResolveDependency(kustomizationGVK, obj.Namespace, d.APIVersion, d.Kind, d.Namespace, d.Name)
+		if err != nil {
+			return nil, err
+		}
+		deps = append(deps, dep)
+	}
+	return deps, nil
 }
 
 // dependencyCycle follows dependsOn through Kustomizations (from the cache) and returns the path
@@ -277,29 +287,9 @@ func (r *KustomizationReconciler) checkDependencies(ctx context.Context, obj *ap
 func (r *KustomizationReconciler) dependencyCycle(ctx context.Context, obj *applyv1.Kustomization) string {
 	return plumbreconcile.DependencyCycle(ctx, r, obj, func() *applyv1.Kustomization { return &applyv1.Kustomization{} },
 		func(k *applyv1.Kustomization) []types.NamespacedName {
-			var out []types.NamespacedName
-			for _, d := range k.Spec.DependsOn {
-				if gvk, key := dependencyKey(k, d); gvk.Group == applyv1.GroupVersion.Group && gvk.Kind == applyv1.KustomizationKind {
-					out = append(out, key)
-				}
-			}
-			return out
+			deps, _ := dependencies(k) // a bad entry stalls that Kustomization; it leads nowhere
+			return refwatch.SameKind(kustomizationGVK, deps)
 		})
-}
-
-func dependencyKey(obj *applyv1.Kustomization, d applyv1.DependencyReference) (schema.GroupVersionKind, types.NamespacedName) {
-	apiVersion, kind, ns := d.APIVersion, d.Kind, d.Namespace
-	if apiVersion == "" {
-		apiVersion = applyv1.GroupVersion.String()
-	}
-	if kind == "" {
-		kind = applyv1.KustomizationKind
-	}
-	if ns == "" {
-		ns = obj.Namespace
-	}
-	gv, _ := schema.ParseGroupVersion(apiVersion)
-	return gv.WithKind(kind), types.NamespacedName{Namespace: ns, Name: d.Name}
 }
 
 // build downloads and unpacks the artifact into memory (once per digest) and builds the path

@@ -44,11 +44,10 @@ func (r *KustomizationReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 		return err
 	}
 	if err := idx.IndexField(ctx, &applyv1.Kustomization{}, dependencyIndex, func(o client.Object) []string {
-		k := o.(*applyv1.Kustomization)
-		var keys []string
-		for _, d := range k.Spec.DependsOn {
-			gvk, key := dependencyKey(k, d)
-			keys = append(keys, refwatch.Key(gvk.Kind, key.Namespace, key.Name))
+		deps, _ := dependencies(o.(*applyv1.Kustomization))
+		keys := make([]string, 0, len(deps))
+		for _, d := range deps {
+			keys = append(keys, d.IndexKey())
 		}
 		return keys
 	}); err != nil {

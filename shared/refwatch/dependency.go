@@ -1,0 +1,72 @@
+package refwatch
+
+import (
+	"context"
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// Dependency is a spec.dependsOn entry with its defaults filled in.
+type Dependency struct {
+	GVK schema.GroupVersionKind
+	Key types.NamespacedName
+}
+
+// String names the dependency as messages do: "Kustomization apps/infra".
+func (d Dependency) String() string { return fmt.Sprintf("%s %s", d.GVK.Kind, d.Key) }
+
+// IndexKey is the dependency's value in a field index (see Key).
+func (d Dependency) IndexKey() string { return Key(d.GVK.Kind, d.Key.Namespace, d.Key.Name) }
+
+// ResolveDependency fills in a dependsOn entry's defaults: the depending object's own group,
+// version and kind (own), and its namespace. An apiVersion that does not parse is an error.
+func ResolveDependency(own schema.GroupVersionKind, namespace, apiVersion, kind, depNamespace, name string) (Dependency, error) {
+	gv := own.GroupVersion()
+	if apiVersion != "" {
+		var err error
+		if gv, err = schema.ParseGroupVersion(apiVersion); err != nil {
+			return Dependency{GVK: schema.GroupVersionKind{Kind: kind}}, fmt.Errorf("spec.dependsOn apiVersion %q: %w", apiVersion, err)
+		}
+	}
+	if kind == "" {
+		kind = own.Kind
+	}
+	if depNamespace == "" {
+		depNamespace = namespace
+	}
+	return Dependency{GVK: gv.WithKind(kind), Key: types.NamespacedName{Namespace: depNamespace, Name: name}}, nil
+}
+
+// SameKind returns the keys of the dependencies of kind own, the ones a dependency cycle can
+// run through.
+func SameKind(own schema.GroupVersionKind, deps []Dependency) []types.NamespacedName {
+	var out []types.NamespacedName
+	for _, d := range deps {
+		if d.GVK.GroupKind() == own.GroupKind() {
+			out = append(out, d.Key)
+		}
+	}
+	return out
+}
+
+// NotReady reads each dependency through the watcher (so that its changes reconcile the
+// dependent) and describes the first that is missing or not Ready at its generation: "dependency
+// Kustomization apps/infra is not ready". It returns "" when all are ready, and an error when
+// one could not be read.
+func (w *Watcher) NotReady(ctx context.Context, c client.Reader, deps []Dependency) (string, error) {
+	for _, d := range deps {
+		u, err := w.Get(ctx, c, d.GVK, d.Key)
+		switch {
+		case err != nil:
+			return "", fmt.Errorf("dependency %s: %w", d, err)
+		case u == nil:
+			return fmt.Sprintf("dependency %s not found", d), nil
+		case !ReadyAtGeneration(u):
+			return fmt.Sprintf("dependency %s is not ready", d), nil
+		}
+	}
+	return "", nil
+}
