@@ -4,15 +4,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
-	"os"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	helmv1 "github.com/plumb-dev/plumb/helm-controller/api/v1beta1"
@@ -36,21 +31,12 @@ func main() {
 	flag.StringVar(&o.defaultSA, "default-service-account", "", "ServiceAccount to impersonate when a HelmRelease names none (local cluster only).")
 	flag.BoolVar(&o.noCrossNamespaceRefs, "no-cross-namespace-refs", false, "Refuse chartRef and dependsOn in other namespaces.")
 	flag.DurationVar(&o.requeueDependency, "requeue-dependency", 5*time.Second, "Wait before checking again a chart source or dependency that is not ready.")
-	flag.Parse()
-	o.SetLogger()
-	if err := run(ctrl.SetupSignalHandler(), o); err != nil {
-		ctrl.Log.WithName(controllerName).Error(err, "exiting")
-		os.Exit(1)
-	}
+	o.Main(controllerName, func(ctx context.Context) error { return run(ctx, o) })
 }
 
 func run(ctx context.Context, o options) error {
-	scheme := runtime.NewScheme()
-	if err := errors.Join(clientgoscheme.AddToScheme(scheme), helmv1.AddToScheme(scheme)); err != nil {
-		return err
-	}
 	// Secrets and ConfigMaps are read when a HelmRelease names one: never cached.
-	mgr, err := o.New(controllerName, scheme, []client.Object{&helmv1.HelmRelease{}}, []client.Object{&corev1.Secret{}, &corev1.ConfigMap{}})
+	mgr, err := o.New(controllerName, helmv1.AddToScheme, []client.Object{&helmv1.HelmRelease{}}, []client.Object{&corev1.Secret{}, &corev1.ConfigMap{}})
 	if err != nil {
 		return err
 	}

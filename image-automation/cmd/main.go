@@ -5,15 +5,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
-	"os"
 	"path/filepath"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	imagev1 "github.com/plumb-dev/plumb/image-automation/api/v1beta1"
@@ -33,21 +28,12 @@ func main() {
 	var o options
 	o.Bind(flag.CommandLine)
 	flag.StringVar(&o.storagePath, "storage-path", "/data", "Folder of the scanned tag lists and the automations' Git working copies.")
-	flag.Parse()
-	o.SetLogger()
-	if err := run(ctrl.SetupSignalHandler(), o); err != nil {
-		ctrl.Log.WithName(controllerName).Error(err, "exiting")
-		os.Exit(1)
-	}
+	o.Main(controllerName, func(ctx context.Context) error { return run(ctx, o) })
 }
 
 func run(ctx context.Context, o options) error {
-	scheme := runtime.NewScheme()
-	if err := errors.Join(clientgoscheme.AddToScheme(scheme), imagev1.AddToScheme(scheme)); err != nil {
-		return err
-	}
 	// Credentials are read when needed: Secrets are never cached.
-	mgr, err := o.New(controllerName, scheme,
+	mgr, err := o.New(controllerName, imagev1.AddToScheme,
 		[]client.Object{&imagev1.ImageRepository{}, &imagev1.ImagePolicy{}, &imagev1.ImageUpdateAutomation{}},
 		[]client.Object{&corev1.Secret{}, &corev1.ServiceAccount{}})
 	if err != nil {

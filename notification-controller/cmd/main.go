@@ -8,14 +8,10 @@ import (
 	"errors"
 	"flag"
 	"net/http"
-	"os"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	notifyv1 "github.com/plumb-dev/plumb/notification-controller/api/v1beta1"
@@ -36,21 +32,12 @@ func main() {
 	o.Bind(flag.CommandLine)
 	flag.StringVar(&o.receiverAddr, "receiver-addr", ":9292", "Address the Receiver webhooks are served on (by every replica).")
 	flag.DurationVar(&o.dedupWindow, "dedup-window", 30*time.Second, "Drop an event equal to one an Alert sent within this window (0 keeps all).")
-	flag.Parse()
-	o.SetLogger()
-	if err := run(ctrl.SetupSignalHandler(), o); err != nil {
-		ctrl.Log.WithName(controllerName).Error(err, "exiting")
-		os.Exit(1)
-	}
+	o.Main(controllerName, func(ctx context.Context) error { return run(ctx, o) })
 }
 
 func run(ctx context.Context, o options) error {
-	scheme := runtime.NewScheme()
-	if err := errors.Join(clientgoscheme.AddToScheme(scheme), notifyv1.AddToScheme(scheme)); err != nil {
-		return err
-	}
 	// Token and credentials Secrets are read when needed: never cached.
-	mgr, err := o.New(controllerName, scheme,
+	mgr, err := o.New(controllerName, notifyv1.AddToScheme,
 		[]client.Object{&notifyv1.Receiver{}, &notifyv1.Provider{}, &notifyv1.Alert{}}, []client.Object{&corev1.Secret{}})
 	if err != nil {
 		return err

@@ -3,13 +3,16 @@
 package manager
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 
 	"go.uber.org/zap/zapcore"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -39,15 +42,31 @@ func (o *Options) Bind(fs *flag.FlagSet) {
 	fs.BoolVar(&o.LogDevelopment, "log-development", false, "Human-readable console logs instead of JSON.")
 }
 
+// Main parses the flags, installs the logger, and runs the controller named name until a signal
+// stops it; an error is logged and exits 1.
+func (o *Options) Main(name string, run func(context.Context) error) {
+	flag.Parse()
+	o.SetLogger()
+	if err := run(ctrl.SetupSignalHandler()); err != nil {
+		ctrl.Log.WithName(name).Error(err, "exiting")
+		os.Exit(1)
+	}
+}
+
 // SetLogger installs the zap logger the flags ask for.
 func (o *Options) SetLogger() {
 	ctrl.SetLogger(zap.New(zap.UseDevMode(o.LogDevelopment), zap.StacktraceLevel(zapcore.PanicLevel)))
 }
 
-// New makes the manager of the controller name: its own kinds (sharded by
+// New makes the manager of the controller name, with client-go's kinds and those addToScheme
+// registers: its own kinds (sharded by
 // --watch-label-selector), objects never cached (Secrets and the like, read when named), the
 // probes, and client-side throttling only when --kube-api-qps is positive.
-func (o *Options) New(name string, scheme *runtime.Scheme, own []client.Object, uncached []client.Object) (ctrl.Manager, error) {
+func (o *Options) New(name string, addToScheme func(*runtime.Scheme) error, own []client.Object, uncached []client.Object) (ctrl.Manager, error) {
+	scheme := runtime.NewScheme()
+	if err := errors.Join(clientgoscheme.AddToScheme(scheme), addToScheme(scheme)); err != nil {
+		return nil, err
+	}
 	cacheOpts := cache.Options{}
 	if o.WatchLabels != "" {
 		sel, err := labels.Parse(o.WatchLabels)

@@ -12,9 +12,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
@@ -39,21 +36,12 @@ func main() {
 	flag.StringVar(&o.storageAddr, "storage-addr", ":9090", "Address the artifact HTTP server listens on.")
 	flag.StringVar(&o.storageAdvAddr, "storage-adv-addr", "", "Address artifacts are advertised at, host[:port] or a URL (default: this host and the storage port).")
 	flag.IntVar(&o.artifactRetention, "artifact-retention", 2, "Artifacts kept per object, the current one included.")
-	flag.Parse()
-	o.SetLogger()
-	if err := run(ctrl.SetupSignalHandler(), o); err != nil {
-		ctrl.Log.WithName(controllerName).Error(err, "exiting")
-		os.Exit(1)
-	}
+	o.Main(controllerName, func(ctx context.Context) error { return run(ctx, o) })
 }
 
 func run(ctx context.Context, o options) error {
-	scheme := runtime.NewScheme()
-	if err := errors.Join(clientgoscheme.AddToScheme(scheme), sourcev1.AddToScheme(scheme)); err != nil {
-		return err
-	}
 	// Secrets and ServiceAccounts are read only when a source names one: no cluster-wide cache.
-	mgr, err := o.New(controllerName, scheme,
+	mgr, err := o.New(controllerName, sourcev1.AddToScheme,
 		[]client.Object{&sourcev1.GitRepository{}, &sourcev1.OCIRepository{}, &sourcev1.HelmRepository{}, &sourcev1.HelmChart{}},
 		[]client.Object{&corev1.Secret{}, &corev1.ServiceAccount{}})
 	if err != nil {
