@@ -139,12 +139,12 @@ func (r *HelmReleaseReconciler) reconcile(ctx context.Context, obj *helmv1.HelmR
 	if err != nil {
 		return ctrl.Result{}, r.failure(ctx, obj, a.Revision, helmv1.ClusterNotReadyReason, err)
 	}
-	return r.release(ctx, obj, h, a, load, vals, digest)
+	return r.act(ctx, obj, h, a, load, vals, digest)
 }
 
-// release brings the Helm release to the chart and values: install, reinstall, upgrade, or
+// act brings the Helm release to the chart and values: install, reinstall, upgrade, or
 // (when it is up to date) a health recheck or drift detection.
-func (r *HelmReleaseReconciler) release(ctx context.Context, obj *helmv1.HelmRelease, h plumbrelease.Actions, a *meta.Artifact,
+func (r *HelmReleaseReconciler) act(ctx context.Context, obj *helmv1.HelmRelease, h plumbrelease.Actions, a *meta.Artifact,
 	load func() (*chart.Chart, error), vals map[string]any, digest string) (ctrl.Result, error) {
 	name := obj.GetReleaseName()
 	hist, err := h.History()
