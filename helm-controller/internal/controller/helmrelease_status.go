@@ -4,22 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
 	"github.com/fluxcd/pkg/runtime/patch"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
-	"helm.sh/helm/v3/pkg/release"
-
 	helmv1 "github.com/plumb-dev/plumb/helm-controller/api/v1beta1"
-	plumbrelease "github.com/plumb-dev/plumb/helm-controller/internal/release"
 	"github.com/plumb-dev/plumb/shared/events"
 	"github.com/plumb-dev/plumb/shared/metrics"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
@@ -133,49 +128,4 @@ func setOutcome(obj *helmv1.HelmRelease, err error) {
 		}
 		conditions.MarkReconciling(obj, meta.ProgressingWithRetryReason, "retrying after: %s", conditions.GetReason(obj, meta.ReadyCondition))
 	}
-}
-
-// snapshots turns Helm's history of a release into status.history: newest first, at most max.
-func snapshots(history []*release.Release, max int) []helmv1.Snapshot {
-	sort.Slice(history, func(i, j int) bool { return history[i].Version > history[j].Version })
-	if max > 0 && len(history) > max {
-		history = history[:max]
-	}
-	out := make([]helmv1.Snapshot, 0, len(history))
-	for _, rls := range history {
-		s := helmv1.Snapshot{
-			Version: rls.Version, Name: rls.Name, Namespace: rls.Namespace,
-			ConfigDigest: plumbrelease.LabelDigest(rls.Labels[valuesDigestLabel]),
-		}
-		if rls.Chart != nil && rls.Chart.Metadata != nil {
-			s.ChartName, s.ChartVersion, s.AppVersion = rls.Chart.Metadata.Name, rls.Chart.Metadata.Version, rls.Chart.Metadata.AppVersion
-		}
-		if rls.Info != nil {
-			s.Status = rls.Info.Status.String()
-			s.FirstDeployed = metav1.NewTime(rls.Info.FirstDeployed.Time)
-			s.LastDeployed = metav1.NewTime(rls.Info.LastDeployed.Time)
-		}
-		s.TestResult = testResult(rls)
-		out = append(out, s)
-	}
-	return out
-}
-
-// testResult reads the outcome of a release's test hooks: succeeded, failed, or empty.
-func testResult(rls *release.Release) string {
-	result := ""
-	for _, h := range rls.Hooks {
-		for _, e := range h.Events {
-			if e != release.HookTest {
-				continue
-			}
-			switch h.LastRun.Phase {
-			case release.HookPhaseFailed:
-				return "failed"
-			case release.HookPhaseSucceeded:
-				result = "succeeded"
-			}
-		}
-	}
-	return result
 }

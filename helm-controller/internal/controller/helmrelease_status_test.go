@@ -61,34 +61,3 @@ func TestSetOutcome(t *testing.T) {
 		})
 	}
 }
-
-func TestRetries(t *testing.T) {
-	yes, no := true, false
-	cases := []struct {
-		name      string
-		failures  int64
-		rem       *helmv1.Remediation
-		install   bool
-		exhausted bool
-		remediate bool
-	}{
-		{"no failure", 0, nil, false, false, false},
-		{"first failure, no retries", 1, nil, false, true, false},
-		{"first install failure, no retries: remediated", 1, nil, true, true, true},
-		{"within retries", 2, &helmv1.Remediation{Retries: 3}, false, false, true},
-		{"past retries", 4, &helmv1.Remediation{Retries: 3}, false, true, true},
-		{"retry for ever", 100, &helmv1.Remediation{Retries: -1}, false, false, true},
-		{"last failure left as it is", 4, &helmv1.Remediation{Retries: 3, RemediateLastFailure: &no}, false, true, false},
-		{"last failure remediated without retries", 1, &helmv1.Remediation{RemediateLastFailure: &yes}, false, true, true},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := exhausted(tc.failures, tc.rem); got != tc.exhausted {
-				t.Errorf("exhausted = %v, want %v", got, tc.exhausted)
-			}
-			if got := remediateLast(tc.rem, tc.install); got != tc.remediate {
-				t.Errorf("remediateLast = %v, want %v", got, tc.remediate)
-			}
-		})
-	}
-}

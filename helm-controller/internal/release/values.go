@@ -1,5 +1,3 @@
-// Package release holds the parts of helm-controller that do not need a cluster: composing
-// values, deciding what a reconcile does, and making Helm's client from a REST config.
 package release
 
 import (

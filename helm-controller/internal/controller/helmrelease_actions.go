@@ -1,0 +1,197 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
+	"github.com/fluxcd/pkg/ssa"
+	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/release"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	helmv1 "github.com/plumb-dev/plumb/helm-controller/api/v1beta1"
+	plumbrelease "github.com/plumb-dev/plumb/helm-controller/internal/release"
+	"github.com/plumb-dev/plumb/shared/health"
+	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
+)
+
+// install installs the chart (replace: over a release uninstalled or whose first install
+// failed), then confirms it; a failure is remediated by actionFailed.
+func (r *HelmReleaseReconciler) install(ctx context.Context, obj *helmv1.HelmRelease, h plumbrelease.Actions, ch *chart.Chart, vals map[string]any, a *meta.Artifact, replace bool) (ctrl.Result, error) {
+	if plumbrelease.Exhausted(obj.Status.InstallFailures, plumbrelease.InstallRemediation(obj)) {
+		return r.retriesExhausted(ctx, obj, a.Revision, "install", obj.Status.InstallFailures)
+	}
+	wait, timeout := plumbrelease.WaitSettings(obj, true)
+	crds := plumbrelease.PlanCRDs(plumbrelease.InstallCRDsPolicy(obj), true)
+	if crds.Write {
+		if err := r.applyCRDs(ctx, obj, ch, crds.Replace); err != nil {
+			return ctrl.Result{}, r.failure(ctx, obj, a.Revision, helmv1.InstallFailedReason, fmt.Errorf("CRDs of chart %s: %w", ch.Name(), err))
+		}
+	}
+	conditions.MarkReconciling(obj, helmv1.ProgressingReason, "installing chart %s %s", ch.Name(), ch.Metadata.Version)
+	before := h.LatestVersion()
+	rls, err := h.Install(ctx, ch, vals, plumbrelease.InstallOptions{
+		Replace:      replace,
+		SkipCRDs:     crds.SkipByHelm,
+		Labels:       plumbrelease.Labels(obj, plumbrelease.ChartDigest(a.Digest)),
+		PostRenderer: plumbrelease.PostRendererFor(obj.Spec.PostRenderers),
+		Timeout:      timeout,
+	})
+	if err == nil {
+		err = r.confirm(ctx, obj, h, rls, wait, timeout, a.Revision)
+	}
+	if err != nil {
+		return ctrl.Result{}, r.actionFailed(ctx, obj, h, a.Revision, true, before, fmt.Errorf("install of chart %s %s failed: %w", ch.Name(), ch.Metadata.Version, err))
+	}
+	obj.Status.InstallFailures = 0
+	conditions.MarkTrue(obj, helmv1.ReleasedCondition, helmv1.InstallSucceededReason, "installed chart %s %s as revision %d", ch.Name(), ch.Metadata.Version, rls.Version)
+	conditions.Delete(obj, helmv1.RemediatedCondition)
+	conditions.MarkTrue(obj, meta.ReadyCondition, helmv1.InstallSucceededReason, "installed release %s at revision %d: chart %s %s", rls.Name, rls.Version, ch.Name(), ch.Metadata.Version)
+	r.event(ctx, obj, a.Revision, corev1.EventTypeNormal, helmv1.InstallSucceededReason, "installed release %s revision %d, chart %s %s", rls.Name, rls.Version, ch.Name(), ch.Metadata.Version)
+	return ctrl.Result{RequeueAfter: plumbreconcile.Jitter(obj.Spec.Interval.Duration)}, nil
+}
+
+// upgrade upgrades the release to the chart and values, then confirms it; a failure is
+// remediated by actionFailed.
+func (r *HelmReleaseReconciler) upgrade(ctx context.Context, obj *helmv1.HelmRelease, h plumbrelease.Actions, ch *chart.Chart, vals map[string]any, a *meta.Artifact) (ctrl.Result, error) {
+	if plumbrelease.Exhausted(obj.Status.UpgradeFailures, plumbrelease.UpgradeRemediation(obj)) {
+		return r.retriesExhausted(ctx, obj, a.Revision, "upgrade", obj.Status.UpgradeFailures)
+	}
+	wait, timeout := plumbrelease.WaitSettings(obj, false)
+	if crds := plumbrelease.PlanCRDs(plumbrelease.UpgradeCRDsPolicy(obj), false); crds.Write {
+		if err := r.applyCRDs(ctx, obj, ch, crds.Replace); err != nil {
+			return ctrl.Result{}, r.failure(ctx, obj, a.Revision, helmv1.UpgradeFailedReason, fmt.Errorf("CRDs of chart %s: %w", ch.Name(), err))
+		}
+	}
+	conditions.MarkReconciling(obj, helmv1.ProgressingReason, "upgrading to chart %s %s", ch.Name(), ch.Metadata.Version)
+	before := h.LatestVersion()
+	rls, err := h.Upgrade(ctx, ch, vals, plumbrelease.UpgradeOptions{
+		Labels:       plumbrelease.Labels(obj, plumbrelease.ChartDigest(a.Digest)),
+		PostRenderer: plumbrelease.PostRendererFor(obj.Spec.PostRenderers),
+		Timeout:      timeout,
+	})
+	if err == nil {
+		err = r.confirm(ctx, obj, h, rls, wait, timeout, a.Revision)
+	}
+	if err != nil {
+		return ctrl.Result{}, r.actionFailed(ctx, obj, h, a.Revision, false, before, fmt.Errorf("upgrade to chart %s %s failed: %w", ch.Name(), ch.Metadata.Version, err))
+	}
+	obj.Status.UpgradeFailures = 0
+	conditions.MarkTrue(obj, helmv1.ReleasedCondition, helmv1.UpgradeSucceededReason, "upgraded to chart %s %s as revision %d", ch.Name(), ch.Metadata.Version, rls.Version)
+	conditions.Delete(obj, helmv1.RemediatedCondition)
+	conditions.MarkTrue(obj, meta.ReadyCondition, helmv1.UpgradeSucceededReason, "upgraded release %s to revision %d: chart %s %s", rls.Name, rls.Version, ch.Name(), ch.Metadata.Version)
+	r.event(ctx, obj, a.Revision, corev1.EventTypeNormal, helmv1.UpgradeSucceededReason, "upgraded release %s to revision %d, chart %s %s", rls.Name, rls.Version, ch.Name(), ch.Metadata.Version)
+	return ctrl.Result{RequeueAfter: plumbreconcile.Jitter(obj.Spec.Interval.Duration)}, nil
+}
+
+// applyCRDs creates the CRDs of the chart's crds/ folder that are missing, and with replace
+// also updates those that exist (server-side apply), as the release's identity.
+func (r *HelmReleaseReconciler) applyCRDs(ctx context.Context, obj *helmv1.HelmRelease, ch *chart.Chart, replace bool) error {
+	if len(ch.CRDObjects()) == 0 {
+		return nil
+	}
+	cl, err := r.cluster(ctx, obj)
+	if err != nil {
+		return err
+	}
+	c, err := cl.Client()
+	if err != nil {
+		return err
+	}
+	mapper, err := cl.Mapper()
+	if err != nil {
+		return err
+	}
+	objs, err := plumbrelease.CRDObjects(ch, mapper)
+	if err != nil {
+		return err
+	}
+	if replace {
+		rm := ssa.NewResourceManager(c, nil, ssa.Owner{Field: r.ControllerName})
+		opts := ssa.DefaultApplyOptions()
+		opts.Force = true
+		_, err := rm.ApplyAllStaged(ctx, objs, opts)
+		return err
+	}
+	for _, o := range objs {
+		if err := c.Create(ctx, o); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("%s: %w", health.Describe(o), err)
+		}
+	}
+	return nil
+}
+
+// confirm waits for the new revision's health, runs its tests, then labels it healthy: until
+// then a stopped controller leaves it to be checked again.
+func (r *HelmReleaseReconciler) confirm(ctx context.Context, obj *helmv1.HelmRelease, h plumbrelease.Actions, rls *release.Release, wait bool, timeout time.Duration, revision string) error {
+	if wait {
+		if err := r.waitHealthy(ctx, obj, rls, timeout); err != nil {
+			return err
+		}
+	}
+	if err := r.runTests(ctx, obj, h, revision); err != nil {
+		return err
+	}
+	return h.MarkHealthy(rls)
+}
+
+// recheck confirms a revision whose health wait or tests were cut short by a stop.
+func (r *HelmReleaseReconciler) recheck(ctx context.Context, obj *helmv1.HelmRelease, h plumbrelease.Actions, cur *release.Release, a *meta.Artifact) (ctrl.Result, error) {
+	install := cur.Version == 1
+	failures, rem, what := obj.Status.UpgradeFailures, plumbrelease.UpgradeRemediation(obj), "upgrade"
+	if install {
+		failures, rem, what = obj.Status.InstallFailures, plumbrelease.InstallRemediation(obj), "install"
+	}
+	if plumbrelease.Exhausted(failures, rem) {
+		return r.retriesExhausted(ctx, obj, a.Revision, what, failures)
+	}
+	wait, timeout := plumbrelease.WaitSettings(obj, install)
+	if err := r.confirm(ctx, obj, h, cur, wait, timeout, a.Revision); err != nil {
+		// The revision is stored: a failure is remediated as that of its action.
+		return ctrl.Result{}, r.actionFailed(ctx, obj, h, a.Revision, install, cur.Version-1, fmt.Errorf("revision %d: %w", cur.Version, err))
+	}
+	conditions.MarkTrue(obj, meta.ReadyCondition, helmv1.SucceededReason, "release %s at revision %d confirmed healthy", cur.Name, cur.Version)
+	return ctrl.Result{RequeueAfter: plumbreconcile.Jitter(obj.Spec.Interval.Duration)}, nil
+}
+
+// waitHealthy waits, within timeout, until every object of the release's manifest is healthy as
+// kstatus judges it. Helm's own wait polls every 2 s; this one starts at 100 ms, so that a
+// release of objects that are ready at once takes a fraction of a second.
+func (r *HelmReleaseReconciler) waitHealthy(ctx context.Context, obj *helmv1.HelmRelease, rls *release.Release, timeout time.Duration) error {
+	c, objs, err := r.releaseObjects(ctx, obj, rls)
+	if err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := health.Wait(wctx, c, objs, nil); err != nil {
+		return fmt.Errorf("release %s revision %d not healthy: %w", rls.Name, rls.Version, err)
+	}
+	return nil
+}
+
+// runTests runs the chart's test hooks when spec.test.enable; a failure is an error unless
+// ignoreFailures.
+func (r *HelmReleaseReconciler) runTests(ctx context.Context, obj *helmv1.HelmRelease, h plumbrelease.Actions, revision string) error {
+	t := obj.Spec.Test
+	if t == nil || !t.Enable {
+		conditions.Delete(obj, helmv1.TestSuccessCondition)
+		return nil
+	}
+	if err := h.Test(plumbrelease.TestTimeout(obj)); err != nil {
+		conditions.MarkFalse(obj, helmv1.TestSuccessCondition, helmv1.TestFailedReason, "tests failed: %v", err)
+		r.event(ctx, obj, revision, corev1.EventTypeWarning, helmv1.TestFailedReason, "tests of release %s failed: %v", obj.GetReleaseName(), err)
+		if t.IgnoreFailures {
+			return nil
+		}
+		return fmt.Errorf("tests failed: %w", err)
+	}
+	conditions.MarkTrue(obj, helmv1.TestSuccessCondition, helmv1.TestSucceededReason, "tests of release %s passed", obj.GetReleaseName())
+	r.event(ctx, obj, revision, corev1.EventTypeNormal, helmv1.TestSucceededReason, "tests of release %s passed", obj.GetReleaseName())
+	return nil
+}

@@ -1,0 +1,48 @@
+package controller
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	helmv1 "github.com/plumb-dev/plumb/helm-controller/api/v1beta1"
+)
+
+// spec.kubeConfig: a kubeconfig Secret reaches a cluster (here the same one, through its admin
+// kubeconfig); one with a credential plugin is refused until the Secret is fixed.
+func TestHelmRelease_KubeConfig(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	chartSource(t, ns, "app", testChart("1.0.0", false))
+	exec := strings.Replace(string(env.Kubeconfig), "users:", "users:\n- name: plugin\n  user:\n    exec: {apiVersion: client.authentication.k8s.io/v1, command: /bin/sh}", 1)
+	for name, data := range map[string]string{"remote": string(env.Kubeconfig), "plugin": exec} {
+		g.Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, StringData: map[string]string{"value": data}})).To(Succeed())
+	}
+	hr := newRelease(ns, "app", func(hr *helmv1.HelmRelease) {
+		hr.Spec.KubeConfig = &helmv1.KubeConfigReference{SecretRef: meta.SecretKeyReference{Name: "remote"}}
+	})
+	g.Expect(k8s.Create(ctx, hr)).To(Succeed())
+	waitReleased(g, hr, "1.0.0")
+
+	bad := newRelease(ns, "app", func(hr *helmv1.HelmRelease) {
+		hr.Name = "bad"
+		hr.Spec.KubeConfig = &helmv1.KubeConfigReference{SecretRef: meta.SecretKeyReference{Name: "plugin"}}
+	})
+	g.Expect(k8s.Create(ctx, bad)).To(Succeed())
+	g.Expect(waitReason(g, bad, helmv1.InvalidSpecReason)).To(ContainSubstring("credential plugin"))
+	g.Expect(conditions.IsStalled(bad)).To(BeFalse(), "a fixed Secret would never be seen")
+
+	fixed := &corev1.Secret{}
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "plugin"}, fixed)).To(Succeed())
+	fixed.Data = map[string][]byte{"value": env.Kubeconfig}
+	g.Expect(k8s.Update(ctx, fixed)).To(Succeed())
+	waitReleased(g, bad, "1.0.0")
+}
