@@ -51,7 +51,7 @@ func run(ctx context.Context, o options) error {
 		RequeueDependency:     o.requeueDependency,
 		NoCrossNamespaceRefs:  o.noCrossNamespaceRefs,
 	}
-	if err := r.SetupWithManager(ctx, mgr, o.Concurrent); err != nil {
+	if err := r.SetupWithManager(ctx, mgr, controller.Options{Concurrent: o.Concurrent}); err != nil {
 		return err
 	}
 	return mgr.Start(ctx)

@@ -10,10 +10,8 @@ import (
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
-	"github.com/fluxcd/pkg/runtime/patch"
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/release"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -26,6 +24,7 @@ import (
 	"github.com/plumb-dev/plumb/shared/artifact"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
 	"github.com/plumb-dev/plumb/shared/refwatch"
+	"github.com/plumb-dev/plumb/shared/status"
 )
 
 // +kubebuilder:rbac:groups=helm.plumb.dev,resources=helmreleases,verbs=get;list;watch;update;patch
@@ -66,14 +65,14 @@ type HelmReleaseReconciler struct {
 // when suspended, validate, then the ordered steps.
 func (r *HelmReleaseReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	obj := &helmv1.HelmRelease{}
-	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+	if found, err := status.Get(ctx, r.Client, helmv1.HelmReleaseKind, req.NamespacedName, obj); !found {
+		return ctrl.Result{}, err
 	}
 	// Values read from Secrets are gathered here as they are read, and masked in every
 	// condition message, event and log line of this reconcile (Helm and API server errors may
 	// quote them: a schema's pattern, a template's fail).
 	ctx = context.WithValue(ctx, secretValuesKey{}, &secretValues{})
-	patcher := patch.NewSerialPatcher(obj, r.Client)
+	patcher := status.NewPatcher(r.Client, obj)
 	defer func() {
 		plumbreconcile.Recovered(ctx, recover(), &retErr)
 		r.finalizeStatus(ctx, obj, patcher, &result, &retErr)
@@ -102,12 +101,13 @@ func (r *HelmReleaseReconciler) validate(obj *helmv1.HelmRelease) error {
 	if r.NoCrossNamespaceRefs && key.Namespace != obj.Namespace {
 		return fmt.Errorf("spec.chartRef in namespace %s: this controller refuses references to other namespaces (--no-cross-namespace-refs)", key.Namespace)
 	}
-	for _, d := range obj.Spec.DependsOn {
-		if _, err := schema.ParseGroupVersion(d.APIVersion); d.APIVersion != "" && err != nil {
-			return fmt.Errorf("spec.dependsOn apiVersion %q: %v", d.APIVersion, err)
-		}
-		if _, key := dependencyKey(obj, d); r.NoCrossNamespaceRefs && key.Namespace != obj.Namespace {
-			return fmt.Errorf("spec.dependsOn %s: this controller refuses references to other namespaces (--no-cross-namespace-refs)", key)
+	deps, err := dependencies(obj)
+	if err != nil {
+		return err
+	}
+	for _, d := range deps {
+		if r.NoCrossNamespaceRefs && d.Key.Namespace != obj.Namespace {
+			return fmt.Errorf("spec.dependsOn %s: this controller refuses references to other namespaces (--no-cross-namespace-refs)", d.Key)
 		}
 	}
 	return nil

@@ -2,9 +2,7 @@ package controller
 
 import (
 	"context"
-	"fmt"
 
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 
 	helmv1 "github.com/plumb-dev/plumb/helm-controller/api/v1beta1"
@@ -12,20 +10,20 @@ import (
 	"github.com/plumb-dev/plumb/shared/refwatch"
 )
 
-// dependencyKey resolves a dependsOn entry's defaults.
-func dependencyKey(hr *helmv1.HelmRelease, d helmv1.DependencyReference) (schema.GroupVersionKind, types.NamespacedName) {
-	apiVersion, kind, ns := d.APIVersion, d.Kind, d.Namespace
-	if apiVersion == "" {
-		apiVersion = helmv1.GroupVersion.String()
+// helmReleaseGVK is what a dependsOn entry names by default.
+var helmReleaseGVK = helmv1.GroupVersion.WithKind(helmv1.HelmReleaseKind)
+
+// dependencies resolves spec.dependsOn.
+func dependencies(hr *helmv1.HelmRelease) ([]refwatch.Dependency, error) {
+	deps := make([]refwatch.Dependency, 0, len(hr.Spec.DependsOn))
+	for _, d := range hr.Spec.DependsOn {
+		dep, err := refwatch.ResolveDependency(helmReleaseGVK, hr.Namespace, d.APIVersion, d.Kind, d.Namespace, d.Name)
+		if err != nil {
+			return nil, err
+		}
+		deps = append(deps, dep)
 	}
-	if kind == "" {
-		kind = helmv1.HelmReleaseKind
-	}
-	if ns == "" {
-		ns = hr.Namespace
-	}
-	gv, _ := schema.ParseGroupVersion(apiVersion)
-	return gv.WithKind(kind), types.NamespacedName{Namespace: ns, Name: d.Name}
+	return deps, nil
 }
 
 // checkDependencies waits until every object of spec.dependsOn is Ready at its generation. The
@@ -37,19 +35,13 @@ func (r *HelmReleaseReconciler) checkDependencies(ctx context.Context, obj *helm
 	if cycle := r.dependencyCycle(ctx, obj); cycle != "" {
 		return r.stall(ctx, obj, helmv1.DependencyCycleReason, "spec.dependsOn leads back to this HelmRelease: "+cycle)
 	}
-	for _, d := range obj.Spec.DependsOn {
-		gvk, key := dependencyKey(obj, d)
-		name := fmt.Sprintf("%s %s", gvk.Kind, key)
-		u, err := r.watches.Get(ctx, r.Client, gvk, key)
-		if err != nil {
-			return r.failure(ctx, obj, "", helmv1.DependencyNotReadyReason, fmt.Errorf("dependency %s: %w", name, err))
-		}
-		if u == nil {
-			return r.wait(ctx, obj, helmv1.DependencyNotReadyReason, "dependency %s not found", name)
-		}
-		if !refwatch.ReadyAtGeneration(u) {
-			return r.wait(ctx, obj, helmv1.DependencyNotReadyReason, "dependency %s is not ready", name)
-		}
+	deps, _ := dependencies(obj) // validate refused the ones that do not resolve
+	msg, err := r.watches.NotReady(ctx, r.Client, deps)
+	if err != nil {
+		return r.failure(ctx, obj, "", helmv1.DependencyNotReadyReason, err)
+	}
+	if msg != "" {
+		return r.wait(ctx, obj, helmv1.DependencyNotReadyReason, "%s", msg)
 	}
 	return nil
 }
@@ -59,12 +51,7 @@ func (r *HelmReleaseReconciler) checkDependencies(ctx context.Context, obj *helm
 func (r *HelmReleaseReconciler) dependencyCycle(ctx context.Context, obj *helmv1.HelmRelease) string {
 	return plumbreconcile.DependencyCycle(ctx, r, obj, func() *helmv1.HelmRelease { return &helmv1.HelmRelease{} },
 		func(hr *helmv1.HelmRelease) []types.NamespacedName {
-			var out []types.NamespacedName
-			for _, d := range hr.Spec.DependsOn {
-				if gvk, key := dependencyKey(hr, d); gvk.Group == helmv1.GroupVersion.Group && gvk.Kind == helmv1.HelmReleaseKind {
-					out = append(out, key)
-				}
-			}
-			return out
+			deps, _ := dependencies(hr) // a bad entry stalls that HelmRelease; it leads nowhere
+			return refwatch.SameKind(helmReleaseGVK, deps)
 		})
 }

@@ -24,7 +24,7 @@ const (
 // SetupWithManager registers the reconciler: it runs on spec changes, reconcile and reset
 // requests, and (once a reconcile has met the kind, see shared/refwatch) when the chart source
 // publishes a new artifact or a dependency turns Ready.
-func (r *HelmReleaseReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, concurrent int) error {
+func (r *HelmReleaseReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if r.RequeueDependency == 0 {
 		r.RequeueDependency = 5 * time.Second
 	}
@@ -40,11 +40,10 @@ func (r *HelmReleaseReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 		return err
 	}
 	if err := idx.IndexField(ctx, &helmv1.HelmRelease{}, dependencyIndex, func(o client.Object) []string {
-		hr := o.(*helmv1.HelmRelease)
-		var keys []string
-		for _, d := range hr.Spec.DependsOn {
-			gvk, key := dependencyKey(hr, d)
-			keys = append(keys, refwatch.Key(gvk.Kind, key.Namespace, key.Name))
+		deps, _ := dependencies(o.(*helmv1.HelmRelease))
+		keys := make([]string, 0, len(deps))
+		for _, d := range deps {
+			keys = append(keys, d.IndexKey())
 		}
 		return keys
 	}); err != nil {
@@ -54,7 +53,7 @@ func (r *HelmReleaseReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 	c, err := ctrl.NewControllerManagedBy(mgr).
 		For(&helmv1.HelmRelease{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, plumbreconcile.Requested{}, plumbreconcile.Requested{Annotation: helmv1.ResetAtAnnotation}))).
-		WithOptions(controller.Options{MaxConcurrentReconciles: concurrent}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: opts.Concurrent}).
 		Build(r)
 	if err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 
 	helmv1 "github.com/plumb-dev/plumb/helm-controller/api/v1beta1"
 	plumbrelease "github.com/plumb-dev/plumb/helm-controller/internal/release"
+	"github.com/plumb-dev/plumb/shared/status"
 )
 
 // actionFailed handles a failed install or upgrade (or its wait or tests). A stop of the
@@ -59,7 +60,7 @@ func (r *HelmReleaseReconciler) retriesExhausted(ctx context.Context, obj *helmv
 		r.event(ctx, obj, revision, corev1.EventTypeWarning, helmv1.RetriesExhaustedReason, "%s", msg)
 	}
 	markFailed(obj, helmv1.RetriesExhaustedReason, "%s", msg)
-	return ctrl.Result{}, &exhaustedError{msg: msg}
+	return ctrl.Result{}, status.Exhausted(helmv1.RetriesExhaustedReason, msg)
 }
 
 // rollback returns the release to its last deployed revision.

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
+	kstatus "github.com/fluxcd/cli-utils/pkg/kstatus/status"
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
 	. "github.com/onsi/gomega"
@@ -14,11 +14,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	helmv1 "github.com/plumb-dev/plumb/helm-controller/api/v1beta1"
+	"github.com/plumb-dev/plumb/shared/status"
 )
 
-// TestSetOutcome checks conditions and observedGeneration for each outcome, and how kstatus
+// TestOutcome checks conditions and observedGeneration for each outcome, and how kstatus
 // reads them.
-func TestSetOutcome(t *testing.T) {
+func TestOutcome(t *testing.T) {
 	cases := []struct {
 		name        string
 		setup       func(*helmv1.HelmRelease)
@@ -26,22 +27,22 @@ func TestSetOutcome(t *testing.T) {
 		reconciling bool
 		stalled     bool
 		observed    int64
-		kstatus     status.Status
+		kstatus     kstatus.Status
 	}{
 		{"released", func(hr *helmv1.HelmRelease) {
 			conditions.MarkReconciling(hr, helmv1.ProgressingReason, "x")
 			conditions.MarkTrue(hr, meta.ReadyCondition, helmv1.InstallSucceededReason, "installed")
-		}, nil, false, false, 3, status.CurrentStatus},
+		}, nil, false, false, 3, kstatus.CurrentStatus},
 		{"waiting for a dependency", func(hr *helmv1.HelmRelease) { markFailed(hr, helmv1.DependencyNotReadyReason, "dep") },
-			&waitError{"dependency not ready"}, true, false, 2, status.InProgressStatus},
+			&status.WaitError{Msg: "dependency not ready"}, true, false, 2, kstatus.InProgressStatus},
 		{"upgrade failed, retrying", func(hr *helmv1.HelmRelease) { markFailed(hr, helmv1.UpgradeFailedReason, "refused") },
-			errors.New("refused"), true, false, 2, status.InProgressStatus},
+			errors.New("refused"), true, false, 2, kstatus.InProgressStatus},
 		{"retries exhausted", func(hr *helmv1.HelmRelease) { markFailed(hr, helmv1.RetriesExhaustedReason, "gave up") },
-			&exhaustedError{"gave up"}, false, true, 3, status.FailedStatus},
+			status.Exhausted(helmv1.RetriesExhaustedReason, "gave up"), false, true, 3, kstatus.FailedStatus},
 		{"stalled", func(hr *helmv1.HelmRelease) {
 			conditions.MarkStalled(hr, helmv1.InvalidSpecReason, "no")
 			markFailed(hr, helmv1.InvalidSpecReason, "no")
-		}, reconcile.TerminalError(errors.New("no")), false, true, 3, status.FailedStatus},
+		}, reconcile.TerminalError(errors.New("no")), false, true, 3, kstatus.FailedStatus},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -49,13 +50,13 @@ func TestSetOutcome(t *testing.T) {
 			hr := &helmv1.HelmRelease{ObjectMeta: metav1.ObjectMeta{Name: "hr", Namespace: "n", Generation: 3}}
 			hr.Status.ObservedGeneration = 2
 			tc.setup(hr)
-			setOutcome(hr, tc.err)
+			status.Outcome(hr, status.Fields{ObservedGeneration: &hr.Status.ObservedGeneration}, tc.err)
 			g.Expect(conditions.IsReconciling(hr)).To(Equal(tc.reconciling))
 			g.Expect(conditions.IsStalled(hr)).To(Equal(tc.stalled))
 			g.Expect(hr.Status.ObservedGeneration).To(Equal(tc.observed))
 			u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(hr)
 			g.Expect(err).NotTo(HaveOccurred())
-			res, err := status.Compute(&unstructured.Unstructured{Object: u})
+			res, err := kstatus.Compute(&unstructured.Unstructured{Object: u})
 			g.Expect(err).NotTo(HaveOccurred())
 			g.Expect(res.Status).To(Equal(tc.kstatus), res.Message)
 		})

@@ -66,7 +66,7 @@ func run(m *testing.M) int {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	must(reconciler.SetupWithManager(ctx, mgr, 4))
+	must(reconciler.SetupWithManager(ctx, mgr, Options{Concurrent: 4}))
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
 	code := m.Run()
