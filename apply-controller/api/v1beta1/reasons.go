@@ -20,6 +20,9 @@ const (
 	PruneFailedReason = "PruneFailed"
 	// HealthCheckFailedReason: applied objects did not become healthy within spec.timeout.
 	HealthCheckFailedReason = "HealthCheckFailed"
+	// HealthCheckCanceledReason: a newer revision arrived while the health checks waited; the
+	// checks start again for it.
+	HealthCheckCanceledReason = "HealthCheckCanceled"
 	// DriftDetectedReason: objects differ from Git and spec.driftPolicy is Warn.
 	DriftDetectedReason = "DriftDetected"
 	// InvalidSpecReason: the spec holds a value the controller cannot use; fix the spec.

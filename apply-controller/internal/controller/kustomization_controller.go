@@ -414,8 +414,8 @@ func (r *KustomizationReconciler) checkHealth(ctx context.Context, obj *applyv1.
 	if err := health.Wait(ctx, rm.Client(), set, superseded); err != nil {
 		var s *health.SupersededError
 		if errors.As(err, &s) {
-			markHealthy(obj, metav1.ConditionUnknown, meta.HealthCheckCanceledReason, "%v", err)
-			return status.Wait(r.Events, obj, revision, meta.HealthCheckCanceledReason, "%v", err)
+			markHealthy(obj, metav1.ConditionUnknown, applyv1.HealthCheckCanceledReason, "%v", err)
+			return status.Wait(r.Events, obj, revision, applyv1.HealthCheckCanceledReason, "%v", err)
 		}
 		markHealthy(obj, metav1.ConditionFalse, applyv1.HealthCheckFailedReason, "%v", err)
 		return status.Fail(r.Events, obj, revision, applyv1.HealthCheckFailedReason, fmt.Errorf("health check: %w", err))
