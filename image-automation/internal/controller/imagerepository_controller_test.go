@@ -18,8 +18,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	imagev1 "github.com/plumb-dev/plumb/image-automation/api/v1beta1"
-	"github.com/plumb-dev/plumb/shared/ocitest"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
+	"github.com/plumb-dev/plumb/shared/testing/ocitest"
 )
 
 func imageRepository(ns, name, image string) *imagev1.ImageRepository {

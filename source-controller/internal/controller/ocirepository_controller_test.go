@@ -22,7 +22,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/plumb-dev/plumb/shared/ocitest"
+	"github.com/plumb-dev/plumb/shared/testing/ocitest"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 )
 
