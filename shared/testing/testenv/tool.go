@@ -25,6 +25,7 @@ func MissingTool(t testing.TB, name string, err error) {
 	t.Helper()
 	if os.Getenv("CI") != "" {
 		t.Fatalf("needs tool %s: %v (CI is set: install it rather than skip)", name, err)
+		return
 	}
 	t.Skipf("needs tool %s: %v", name, err)
 }
