@@ -16,6 +16,7 @@ require (
 	github.com/plumb-dev/plumb/image-automation/api v0.0.0-00010101000000-000000000000
 	github.com/plumb-dev/plumb/notification-controller/api v0.0.0-00010101000000-000000000000
 	github.com/plumb-dev/plumb/shared v0.0.0-00010101000000-000000000000
+	github.com/plumb-dev/plumb/shared/testing v0.0.0-00010101000000-000000000000
 	github.com/plumb-dev/plumb/source-controller/api v0.0.0-00010101000000-000000000000
 	helm.sh/helm/v3 v3.22.0
 	k8s.io/api v0.37.2
@@ -141,5 +142,6 @@ replace (
 	github.com/plumb-dev/plumb/image-automation/api => ../image-automation/api
 	github.com/plumb-dev/plumb/notification-controller/api => ../notification-controller/api
 	github.com/plumb-dev/plumb/shared => ../shared
+	github.com/plumb-dev/plumb/shared/testing => ../shared/testing
 	github.com/plumb-dev/plumb/source-controller/api => ../source-controller/api
 )

@@ -10,6 +10,7 @@ require (
 	github.com/onsi/gomega v1.43.0
 	github.com/plumb-dev/plumb/helm-controller/api v0.0.0-00010101000000-000000000000
 	github.com/plumb-dev/plumb/shared v0.0.0-00010101000000-000000000000
+	github.com/plumb-dev/plumb/shared/testing v0.0.0-00010101000000-000000000000
 	golang.org/x/sync v0.22.0
 	helm.sh/helm/v3 v3.22.0
 	k8s.io/api v0.37.2
@@ -148,4 +149,5 @@ require (
 replace (
 	github.com/plumb-dev/plumb/helm-controller/api => ./api
 	github.com/plumb-dev/plumb/shared => ../shared
+	github.com/plumb-dev/plumb/shared/testing => ../shared/testing
 )

@@ -13,6 +13,7 @@ require (
 	github.com/onsi/gomega v1.43.0
 	github.com/plumb-dev/plumb/image-automation/api v0.0.0-00010101000000-000000000000
 	github.com/plumb-dev/plumb/shared v0.0.0-00010101000000-000000000000
+	github.com/plumb-dev/plumb/shared/testing v0.0.0-00010101000000-000000000000
 	k8s.io/api v0.37.2
 	k8s.io/apimachinery v0.37.2
 	k8s.io/client-go v0.37.2
@@ -113,4 +114,5 @@ require (
 replace (
 	github.com/plumb-dev/plumb/image-automation/api => ./api
 	github.com/plumb-dev/plumb/shared => ../shared
+	github.com/plumb-dev/plumb/shared/testing => ../shared/testing
 )

@@ -14,6 +14,7 @@ require (
 	github.com/google/go-containerregistry v0.22.1
 	github.com/onsi/gomega v1.43.0
 	github.com/plumb-dev/plumb/shared v0.0.0-00010101000000-000000000000
+	github.com/plumb-dev/plumb/shared/testing v0.0.0-00010101000000-000000000000
 	github.com/plumb-dev/plumb/source-controller/api v0.0.0-00010101000000-000000000000
 	github.com/prometheus/client_golang v1.24.1
 	golang.org/x/crypto v0.56.0
@@ -139,5 +140,6 @@ require (
 
 replace (
 	github.com/plumb-dev/plumb/shared => ../shared
+	github.com/plumb-dev/plumb/shared/testing => ../shared/testing
 	github.com/plumb-dev/plumb/source-controller/api => ./api
 )

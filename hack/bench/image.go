@@ -19,8 +19,8 @@ import (
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/plumb-dev/plumb/hack/internal/local"
 	imagev1 "github.com/plumb-dev/plumb/image-automation/api/v1beta1"
-	"github.com/plumb-dev/plumb/shared/ocitest"
 	"github.com/plumb-dev/plumb/shared/reconcile"
+	"github.com/plumb-dev/plumb/shared/testing/ocitest"
 )
 
 // benchImage: one repository of tags image tags on a loopback registry is scanned, a semver

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/plumb-dev/plumb/shared/testenv"
+	"github.com/plumb-dev/plumb/shared/testing/testenv"
 )
 
 // TestEveryReasonIsDocumented holds the controllers to one vocabulary: every condition type and

@@ -10,7 +10,7 @@ import (
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
-	"github.com/plumb-dev/plumb/shared/testenv"
+	"github.com/plumb-dev/plumb/shared/testing/testenv"
 )
 
 func TestControllerBasesBuild(t *testing.T) {

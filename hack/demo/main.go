@@ -31,7 +31,7 @@ import (
 	"github.com/plumb-dev/plumb/hack/internal/local"
 	notifyv1 "github.com/plumb-dev/plumb/notification-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/shared/reconcile"
-	"github.com/plumb-dev/plumb/shared/testenv"
+	"github.com/plumb-dev/plumb/shared/testing/testenv"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 )
 

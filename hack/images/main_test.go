@@ -12,7 +12,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 
-	"github.com/plumb-dev/plumb/shared/ocitest"
+	"github.com/plumb-dev/plumb/shared/testing/ocitest"
 )
 
 // root is a copy of testdata/root, whose component "tiny" stands in for a controller.

@@ -29,9 +29,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
-	"github.com/plumb-dev/plumb/apply-controller/build"
 	"github.com/plumb-dev/plumb/shared/artifact"
 	"github.com/plumb-dev/plumb/shared/health"
+	"github.com/plumb-dev/plumb/shared/kustomize"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
 	"github.com/plumb-dev/plumb/shared/redact"
 	"github.com/plumb-dev/plumb/shared/refwatch"
@@ -70,8 +70,8 @@ type KustomizationReconciler struct {
 	// NoRemoteBases refuses kustomizations that refer to Git or http(s) URLs.
 	NoRemoteBases bool
 
-	trees    lru[*build.Tree]
-	builds   lru[*build.Result]
+	trees    lru[*kustomize.Tree]
+	builds   lru[*kustomize.Result]
 	managers lru[*ssa.ResourceManager]
 	watches  *refwatch.Watcher
 }
@@ -148,7 +148,7 @@ func (r *KustomizationReconciler) reconcile(ctx context.Context, obj *applyv1.Ku
 	if unchanged && obj.Spec.DriftPolicy == applyv1.DriftPolicyWarn {
 		return r.reportDrift(ctx, obj, rm, objs, src.Revision, st.secrets)
 	}
-	cs, err := rm.ApplyAllStaged(ctx, objs, build.ApplyOptions(obj))
+	cs, err := rm.ApplyAllStaged(ctx, objs, kustomize.ApplyOptions(obj))
 	if err != nil {
 		if cs != nil {
 			// What an earlier stage applied (CRDs, Namespaces) is kept, to be pruned later.
@@ -294,7 +294,7 @@ func (r *KustomizationReconciler) dependencyCycle(ctx context.Context, obj *appl
 
 // build downloads and unpacks the artifact into memory (once per digest) and builds the path
 // (once per artifact, path and build settings, unless the build reaches remote bases).
-func (r *KustomizationReconciler) build(ctx context.Context, obj *applyv1.Kustomization, src *sourceArtifact) (*build.Result, []string, error) {
+func (r *KustomizationReconciler) build(ctx context.Context, obj *applyv1.Kustomization, src *sourceArtifact) (*kustomize.Result, []string, error) {
 	opts, secrets, err := r.buildOptions(ctx, obj)
 	if err != nil {
 		return nil, nil, err
@@ -309,7 +309,7 @@ func (r *KustomizationReconciler) build(ctx context.Context, obj *applyv1.Kustom
 		if err != nil {
 			return nil, nil, status.Fail(r.Events, obj, src.Revision, applyv1.ArtifactFailedReason, fmt.Errorf("artifact of %s: %w", src.ref, err))
 		}
-		if tree, err = build.Load(bytes.NewReader(data), artifact.DefaultLimits); err != nil {
+		if tree, err = kustomize.Load(bytes.NewReader(data), artifact.DefaultLimits); err != nil {
 			return nil, nil, status.Fail(r.Events, obj, src.Revision, applyv1.ArtifactFailedReason, fmt.Errorf("artifact of %s: %w", src.ref, err))
 		}
 		r.trees.put(src.Digest, tree)
@@ -326,8 +326,8 @@ func (r *KustomizationReconciler) build(ctx context.Context, obj *applyv1.Kustom
 
 // buildOptions are the build settings of the Kustomization, with the variables of its
 // postBuild read now; it returns the values read from Secrets, to mask.
-func (r *KustomizationReconciler) buildOptions(ctx context.Context, obj *applyv1.Kustomization) (build.Options, []string, error) {
-	opts, err := build.OptionsFor(ctx, r.APIReader, obj, !r.NoRemoteBases)
+func (r *KustomizationReconciler) buildOptions(ctx context.Context, obj *applyv1.Kustomization) (kustomize.Options, []string, error) {
+	opts, err := kustomize.OptionsFor(ctx, r.APIReader, obj, !r.NoRemoteBases)
 	if err != nil {
 		return opts, nil, status.Fail(r.Events, obj, "", applyv1.BuildFailedReason, err)
 	}
@@ -335,7 +335,7 @@ func (r *KustomizationReconciler) buildOptions(ctx context.Context, obj *applyv1
 }
 
 // buildKey identifies a build: the artifact and every option that shapes the output.
-func buildKey(digest string, opts build.Options) string {
+func buildKey(digest string, opts kustomize.Options) string {
 	b, _ := json.Marshal(opts)
 	h := sha256.New()
 	h.Write([]byte(digest))
@@ -428,7 +428,7 @@ func (r *KustomizationReconciler) checkHealth(ctx context.Context, obj *applyv1.
 // object, and a Warning naming those that differ; nothing is written to them.
 func (r *KustomizationReconciler) reportDrift(ctx context.Context, obj *applyv1.Kustomization, rm *ssa.ResourceManager, objs []*unstructured.Unstructured, revision string, secrets []string) (ctrl.Result, error) {
 	var drifted []string
-	diff := build.DiffOptions(obj)
+	diff := kustomize.DiffOptions(obj)
 	for _, o := range objs {
 		entry, _, _, err := rm.Diff(ctx, o, diff)
 		if err != nil {

@@ -20,7 +20,7 @@ import (
 	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
 	plumbevents "github.com/plumb-dev/plumb/shared/events"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
-	"github.com/plumb-dev/plumb/shared/testenv"
+	"github.com/plumb-dev/plumb/shared/testing/testenv"
 )
 
 const timeout = 60 * time.Second

@@ -20,10 +20,10 @@ import (
 	"sigs.k8s.io/yaml"
 
 	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
-	"github.com/plumb-dev/plumb/apply-controller/build"
 	"github.com/plumb-dev/plumb/cli/internal/install"
 	"github.com/plumb-dev/plumb/cli/internal/kinds"
 	"github.com/plumb-dev/plumb/shared/artifact"
+	"github.com/plumb-dev/plumb/shared/kustomize"
 	"github.com/plumb-dev/plumb/shared/redact"
 )
 
@@ -88,7 +88,7 @@ func (o *Options) diffKustomization(ctx context.Context, name, local string) err
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, ks); err != nil {
 		return err
 	}
-	opts, err := build.OptionsFor(ctx, c, ks, false)
+	opts, err := kustomize.OptionsFor(ctx, c, ks, false)
 	if err != nil {
 		return err
 	}
@@ -109,7 +109,7 @@ func (o *Options) diffKustomization(ctx context.Context, name, local string) err
 	built := map[string]bool{}
 	for _, obj := range res.Objects {
 		built[inventoryID(obj)] = true
-		entry, live, merged, err := rm.Diff(ctx, obj, build.DiffOptions(ks))
+		entry, live, merged, err := rm.Diff(ctx, obj, kustomize.DiffOptions(ks))
 		if err != nil {
 			return errors.New(redact.String(err.Error(), opts.Secrets))
 		}
@@ -148,7 +148,7 @@ func (o *Options) diffKustomization(ctx context.Context, name, local string) err
 }
 
 // loadDir packs a local folder (without .git) as an artifact and loads it for building.
-func loadDir(dir string) (*build.Tree, error) {
+func loadDir(dir string) (*kustomize.Tree, error) {
 	var buf bytes.Buffer
 	w := artifact.NewWriter(&buf)
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -177,7 +177,7 @@ func loadDir(dir string) (*build.Tree, error) {
 	if err := w.Close(); err != nil {
 		return nil, err
 	}
-	return build.Load(&buf, artifact.DefaultLimits)
+	return kustomize.Load(&buf, artifact.DefaultLimits)
 }
 
 // unifiedDiff is the YAML diff of the live object and the result of applying, with the values

@@ -18,7 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/plumb-dev/plumb/shared/ocitest"
+	"github.com/plumb-dev/plumb/shared/testing/ocitest"
 )
 
 // root is a copy of testdata/root: a one-module workspace whose component "tiny" builds in a

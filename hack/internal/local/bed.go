@@ -13,7 +13,7 @@ import (
 	helmv1 "github.com/plumb-dev/plumb/helm-controller/api/v1beta1"
 	imagev1 "github.com/plumb-dev/plumb/image-automation/api/v1beta1"
 	notifyv1 "github.com/plumb-dev/plumb/notification-controller/api/v1beta1"
-	"github.com/plumb-dev/plumb/shared/testenv"
+	"github.com/plumb-dev/plumb/shared/testing/testenv"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 )
 

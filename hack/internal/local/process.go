@@ -1,6 +1,6 @@
 // Package local runs Plumb on this machine for the demo, benchmarks and end-to-end tests: the
-// control plane of shared/testenv, a Git server on loopback, and controllers built from the
-// workspace and run as processes.
+// control plane of shared/testing/testenv, a Git server on loopback, and controllers built from
+// the workspace and run as processes.
 package local
 
 import (

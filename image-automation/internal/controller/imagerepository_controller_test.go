@@ -18,8 +18,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	imagev1 "github.com/plumb-dev/plumb/image-automation/api/v1beta1"
-	"github.com/plumb-dev/plumb/shared/ocitest"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
+	"github.com/plumb-dev/plumb/shared/testing/ocitest"
+	"github.com/plumb-dev/plumb/shared/testing/testenv"
 )
 
 func imageRepository(ns, name, image string) *imagev1.ImageRepository {
@@ -118,7 +119,7 @@ func TestImageRepository_DistributionWithCredentials(t *testing.T) {
 	const user, password = "ci", "regi5try-pa55"
 	reg, err := ocitest.StartDistribution(t.TempDir(), user, password)
 	if errors.Is(err, ocitest.ErrNoDistribution) {
-		t.Skip(err)
+		testenv.MissingTool(t, "docker-registry", err)
 	}
 	g.Expect(err).NotTo(HaveOccurred())
 	defer reg.Stop()

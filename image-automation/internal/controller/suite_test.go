@@ -37,7 +37,7 @@ import (
 
 	imagev1 "github.com/plumb-dev/plumb/image-automation/api/v1beta1"
 	"github.com/plumb-dev/plumb/image-automation/internal/tags"
-	"github.com/plumb-dev/plumb/shared/testenv"
+	"github.com/plumb-dev/plumb/shared/testing/testenv"
 )
 
 // The one control plane, registry, Git server and manager of this package.

@@ -16,7 +16,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	notifyv1 "github.com/plumb-dev/plumb/notification-controller/api/v1beta1"
-	"github.com/plumb-dev/plumb/shared/testenv"
+	"github.com/plumb-dev/plumb/shared/testing/testenv"
 )
 
 var (

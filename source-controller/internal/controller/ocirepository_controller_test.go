@@ -22,7 +22,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/plumb-dev/plumb/shared/ocitest"
+	"github.com/plumb-dev/plumb/shared/testing/ocitest"
+	"github.com/plumb-dev/plumb/shared/testing/testenv"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 )
 
@@ -301,7 +302,7 @@ func TestOCIRepository_DistributionWithHtpasswd(t *testing.T) {
 	g := NewWithT(t)
 	reg, err := ocitest.StartDistribution(t.TempDir(), ociUser, ociPassword)
 	if errors.Is(err, ocitest.ErrNoDistribution) {
-		t.Skip(err)
+		testenv.MissingTool(t, "docker-registry", err)
 	}
 	g.Expect(err).NotTo(HaveOccurred())
 	defer reg.Stop()

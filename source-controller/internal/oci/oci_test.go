@@ -23,7 +23,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/plumb-dev/plumb/shared/artifact"
-	"github.com/plumb-dev/plumb/shared/ocitest"
+	"github.com/plumb-dev/plumb/shared/testing/ocitest"
 )
 
 const contentType = ocitest.ContentType

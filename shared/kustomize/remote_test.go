@@ -1,4 +1,4 @@
-package build
+package kustomize
 
 import (
 	"errors"
@@ -13,6 +13,8 @@ import (
 
 	. "github.com/onsi/gomega"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
+
+	"github.com/plumb-dev/plumb/shared/testing/testenv"
 )
 
 func TestClassify(t *testing.T) {
@@ -97,10 +99,7 @@ func TestRemoteReferencesRefused(t *testing.T) {
 // git program's own http-backend.
 func gitServer(t *testing.T) (root, url string) {
 	t.Helper()
-	git, err := exec.LookPath("git")
-	if err != nil {
-		t.Skip("git not installed")
-	}
+	git := testenv.NeedTool(t, "git")
 	root = t.TempDir()
 	srv := httptest.NewServer(&cgi.Handler{
 		Path: git, Args: []string{"http-backend"},

@@ -1,8 +1,9 @@
-// Package build turns a folder of a source artifact into the objects to apply: it loads the
+// Package kustomize turns a folder of a source artifact into the objects to apply: it loads the
 // artifact into an in-memory file system, generates a kustomization where the folder has none,
 // wraps it in one carrying the Kustomization's spec (namespace, prefix and suffix, metadata,
 // patches, images, components), runs kustomize with plugins off, and substitutes variables.
-package build
+// apply-controller builds with it, and `plumb diff` builds the same way.
+package kustomize
 
 import (
 	"bytes"
