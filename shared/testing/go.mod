@@ -3,6 +3,7 @@ module github.com/plumb-dev/plumb/shared/testing
 go 1.26.0
 
 require (
+	github.com/fluxcd/pkg/apis/meta v1.33.0
 	github.com/google/go-containerregistry v0.22.1
 	github.com/onsi/gomega v1.43.0
 	golang.org/x/crypto v0.56.0

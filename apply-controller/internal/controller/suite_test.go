@@ -3,14 +3,9 @@ package controller
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,6 +22,7 @@ import (
 
 	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/shared/artifact"
+	"github.com/plumb-dev/plumb/shared/testing/artifacttest"
 	"github.com/plumb-dev/plumb/shared/testing/testenv"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 )
@@ -35,7 +31,7 @@ var (
 	env        *testenv.Env
 	k8s        client.Client
 	reconciler *KustomizationReconciler
-	artifacts  = &artifactServer{files: map[string][]byte{}}
+	artifacts  artifactServer
 )
 
 func TestMain(m *testing.M) {
@@ -55,9 +51,8 @@ func run(m *testing.M) int {
 	defer func() { must(env.Stop()) }()
 	k8s = env.Client
 
-	srv := httptest.NewServer(artifacts)
-	defer srv.Close()
-	artifacts.base = srv.URL
+	artifacts = artifactServer{artifacttest.NewServer()}
+	defer artifacts.Close()
 
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme:  scheme,
@@ -91,25 +86,10 @@ func must(err error) {
 }
 
 // artifactServer serves tarballs on loopback, as a source producer would.
-type artifactServer struct {
-	mu    sync.Mutex
-	base  string
-	files map[string][]byte
-}
-
-func (s *artifactServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	data, ok := s.files[r.URL.Path]
-	s.mu.Unlock()
-	if !ok {
-		http.NotFound(w, r)
-		return
-	}
-	_, _ = w.Write(data)
-}
+type artifactServer struct{ *artifacttest.Server }
 
 // publish packs files into an artifact, serves it and returns its description.
-func (s *artifactServer) publish(t *testing.T, revision string, files map[string]string) meta.Artifact {
+func (s artifactServer) publish(t *testing.T, revision string, files map[string]string) meta.Artifact {
 	t.Helper()
 	var buf bytes.Buffer
 	w := artifact.NewWriter(&buf)
@@ -126,13 +106,7 @@ func (s *artifactServer) publish(t *testing.T, revision string, files map[string
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	sum := fmt.Sprintf("%x", sha256.Sum256(buf.Bytes()))
-	p := "/" + sum + ".tar.gz"
-	s.mu.Lock()
-	s.files[p] = buf.Bytes()
-	s.mu.Unlock()
-	size := int64(buf.Len())
-	return meta.Artifact{URL: s.base + p, Path: p, Revision: revision, Digest: "sha256:" + sum, Size: &size, LastUpdateTime: metav1.Now()}
+	return s.Publish(revision, ".tar.gz", buf.Bytes())
 }
 
 // newNamespace creates a namespace of its own for a test.

@@ -2,12 +2,7 @@ package controller
 
 import (
 	"context"
-	"crypto/sha256"
-	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +21,7 @@ import (
 
 	helmv1 "github.com/plumb-dev/plumb/helm-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/shared/artifact"
+	"github.com/plumb-dev/plumb/shared/testing/artifacttest"
 	"github.com/plumb-dev/plumb/shared/testing/testenv"
 )
 
@@ -33,7 +29,7 @@ var (
 	env        *testenv.Env
 	k8s        client.Client
 	reconciler *HelmReleaseReconciler
-	artifacts  = &artifactServer{files: map[string][]byte{}}
+	artifacts  artifactServer
 )
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
@@ -49,9 +45,8 @@ func run(m *testing.M) int {
 	defer func() { must(env.Stop()) }()
 	k8s = env.Client
 
-	srv := httptest.NewServer(artifacts)
-	defer srv.Close()
-	artifacts.base = srv.URL
+	artifacts = artifactServer{artifacttest.NewServer()}
+	defer artifacts.Close()
 
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}})
 	must(err)
@@ -82,22 +77,7 @@ func must(err error) {
 }
 
 // artifactServer serves chart packages on loopback, as source-controller would.
-type artifactServer struct {
-	mu    sync.Mutex
-	base  string
-	files map[string][]byte
-}
-
-func (s *artifactServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	data, ok := s.files[r.URL.Path]
-	s.mu.Unlock()
-	if !ok {
-		http.NotFound(w, r)
-		return
-	}
-	_, _ = w.Write(data)
-}
+type artifactServer struct{ *artifacttest.Server }
 
 // testChart is a chart of a Deployment scaled to 0 (healthy without a kubelet) and a ConfigMap
 // of the values' greeting; a bad chart's ConfigMap has a name the API server refuses.
@@ -134,7 +114,7 @@ spec:
 }
 
 // publish packages the chart, serves it and returns its artifact.
-func (s *artifactServer) publish(t *testing.T, ch *chart.Chart) meta.Artifact {
+func (s artifactServer) publish(t *testing.T, ch *chart.Chart) meta.Artifact {
 	t.Helper()
 	p, err := chartutil.Save(ch, t.TempDir())
 	if err != nil {
@@ -144,13 +124,7 @@ func (s *artifactServer) publish(t *testing.T, ch *chart.Chart) meta.Artifact {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sum := fmt.Sprintf("%x", sha256.Sum256(data))
-	path := "/" + sum + ".tgz"
-	s.mu.Lock()
-	s.files[path] = data
-	s.mu.Unlock()
-	size := int64(len(data))
-	return meta.Artifact{URL: s.base + path, Path: path, Revision: ch.Metadata.Version, Digest: "sha256:" + sum, Size: &size, LastUpdateTime: metav1.Now()}
+	return s.Publish(ch.Metadata.Version, ".tgz", data)
 }
 
 // chartSource creates a HelmChart object whose status publishes the chart, as source-controller
