@@ -1,9 +1,6 @@
 package gitauth
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/pem"
 	"errors"
 	"os"
 	"strings"
@@ -12,32 +9,9 @@ import (
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
 	. "github.com/onsi/gomega"
-	"golang.org/x/crypto/ssh"
-)
 
-// newKey returns a new ed25519 private key as PEM, encrypted when passphrase is set, and its
-// public key in authorized_keys format.
-func newKey(t *testing.T, passphrase string) ([]byte, string) {
-	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var block *pem.Block
-	if passphrase == "" {
-		block, err = ssh.MarshalPrivateKey(priv, "")
-	} else {
-		block, err = ssh.MarshalPrivateKeyWithPassphrase(priv, "", []byte(passphrase))
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(block), strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey())))
-}
+	"github.com/plumb-dev/plumb/shared/testing/sshtest"
+)
 
 // keyBody is a line from the middle of a PEM key: what would show if the key leaked.
 func keyBody(pemKey []byte) string {
@@ -46,8 +20,8 @@ func keyBody(pemKey []byte) string {
 }
 
 func TestNewRemote(t *testing.T) {
-	identity, _ := newKey(t, "")
-	encrypted, _ := newKey(t, "key-pa55phrase")
+	identity, _ := sshtest.NewKey(t, "")
+	encrypted, _ := sshtest.NewKey(t, "key-pa55phrase")
 	knownHosts := []byte("github.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n")
 	const (
 		password = "http-pa55word"

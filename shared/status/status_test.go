@@ -1,29 +1,33 @@
 package status
 
 import (
+	"errors"
+	"testing"
 	"time"
 
-	"errors"
-	ctrl "sigs.k8s.io/controller-runtime"
-	"testing"
-
+	kstatus "github.com/fluxcd/cli-utils/pkg/kstatus/status"
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 )
 
-// object is the least a kind needs for Outcome.
+// object is the least a kind needs for Outcome, shaped as every Plumb kind is.
 type object struct {
-	metav1.TypeMeta
-	metav1.ObjectMeta
-	conds []metav1.Condition
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+	Status            struct {
+		ObservedGeneration int64              `json:"observedGeneration,omitempty"`
+		Conditions         []metav1.Condition `json:"conditions,omitempty"`
+	} `json:"status"`
 }
 
 func (o *object) DeepCopyObject() runtime.Object         { c := *o; return &c }
-func (o *object) GetConditions() []metav1.Condition      { return o.conds }
-func (o *object) SetConditions(conds []metav1.Condition) { o.conds = conds }
+func (o *object) GetConditions() []metav1.Condition      { return o.Status.Conditions }
+func (o *object) SetConditions(conds []metav1.Condition) { o.Status.Conditions = conds }
 
 func TestOutcome(t *testing.T) {
 	deleted := metav1.Now()
@@ -149,6 +153,57 @@ func TestMergePatch(t *testing.T) {
 			}
 			if string(got) != tc.want {
 				t.Errorf("patch %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestOutcomeAsKstatusReadsIt: for each outcome, the conditions and observedGeneration every kind
+// ends with, and how kstatus (kubectl wait, Flux-style tooling) reads them.
+func TestOutcomeAsKstatusReadsIt(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		readyBefore metav1.ConditionStatus
+		err         error
+		reconciling bool
+		stalled     bool
+		observed    int64
+		want        kstatus.Status
+	}{
+		{"done", metav1.ConditionTrue, nil, false, false, 3, kstatus.CurrentStatus},
+		{"waiting", metav1.ConditionFalse, &WaitError{Msg: "dependency not ready"}, true, false, 2, kstatus.InProgressStatus},
+		{"failed, retrying", metav1.ConditionFalse, errors.New("refused"), true, false, 2, kstatus.InProgressStatus},
+		{"retries exhausted", metav1.ConditionFalse, Exhausted("RetriesExhausted", "gave up"), false, true, 3, kstatus.FailedStatus},
+		{"stalled", metav1.ConditionFalse, reconcile.TerminalError(errors.New("bad spec")), false, true, 3, kstatus.FailedStatus},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := &object{ObjectMeta: metav1.ObjectMeta{Name: "o", Namespace: "n", Generation: 3}}
+			o.Status.ObservedGeneration = 2
+			conditions.MarkReconciling(o, meta.ProgressingReason, "reconciling generation 3")
+			conditions.Set(o, &metav1.Condition{Type: meta.ReadyCondition, Status: tc.readyBefore, Reason: "Step", Message: "x"})
+			if errors.Is(tc.err, reconcile.TerminalError(nil)) {
+				conditions.MarkStalled(o, "Step", "x") // as Stall does
+			}
+			Outcome(o, Fields{ObservedGeneration: &o.Status.ObservedGeneration}, tc.err)
+			if got := conditions.IsReconciling(o); got != tc.reconciling {
+				t.Errorf("Reconciling %v, want %v", got, tc.reconciling)
+			}
+			if got := conditions.IsStalled(o); got != tc.stalled {
+				t.Errorf("Stalled %v, want %v", got, tc.stalled)
+			}
+			if o.Status.ObservedGeneration != tc.observed {
+				t.Errorf("observedGeneration %d, want %d", o.Status.ObservedGeneration, tc.observed)
+			}
+			u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := kstatus.Compute(&unstructured.Unstructured{Object: u})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Status != tc.want {
+				t.Errorf("kstatus %s (%s), want %s", res.Status, res.Message, tc.want)
 			}
 		})
 	}

@@ -1,67 +1,15 @@
 package controller
 
 import (
-	"errors"
 	"testing"
 	"time"
 
-	kstatus "github.com/fluxcd/cli-utils/pkg/kstatus/status"
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
 	. "github.com/onsi/gomega"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
-	"github.com/plumb-dev/plumb/shared/status"
 )
-
-// TestOutcome checks conditions and observedGeneration for each outcome, and how kstatus
-// (kubectl wait, Flux-style tooling) reads them.
-func TestOutcome(t *testing.T) {
-	cases := []struct {
-		name        string
-		setup       func(*applyv1.Kustomization)
-		err         error
-		reconciling bool
-		stalled     bool
-		observed    int64
-		kstatus     kstatus.Status
-	}{
-		{"applied", func(k *applyv1.Kustomization) { markReconciling(k, "x"); markReady(k, "applied") }, nil, false, false, 3, kstatus.CurrentStatus},
-		{"waiting for a dependency", func(k *applyv1.Kustomization) {
-			conditions.MarkFalse(k, meta.ReadyCondition, applyv1.DependencyNotReadyReason, "dep")
-		},
-			&status.WaitError{Msg: "dependency not ready"}, true, false, 2, kstatus.InProgressStatus},
-		{"apply failed, retrying", func(k *applyv1.Kustomization) {
-			conditions.MarkFalse(k, meta.ReadyCondition, applyv1.ApplyFailedReason, "refused")
-		},
-			errors.New("refused"), true, false, 2, kstatus.InProgressStatus},
-		{"stalled", func(k *applyv1.Kustomization) {
-			conditions.MarkStalled(k, applyv1.AccessDeniedReason, "no")
-			conditions.MarkFalse(k, meta.ReadyCondition, applyv1.AccessDeniedReason, "no")
-		}, reconcile.TerminalError(errors.New("no")), false, true, 3, kstatus.FailedStatus},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			g := NewWithT(t)
-			k := &applyv1.Kustomization{ObjectMeta: metav1.ObjectMeta{Name: "k", Namespace: "n", Generation: 3}}
-			k.Status.ObservedGeneration = 2
-			tc.setup(k)
-			status.Outcome(k, status.Fields{ObservedGeneration: &k.Status.ObservedGeneration}, tc.err)
-			g.Expect(conditions.IsReconciling(k)).To(Equal(tc.reconciling))
-			g.Expect(conditions.IsStalled(k)).To(Equal(tc.stalled))
-			g.Expect(k.Status.ObservedGeneration).To(Equal(tc.observed))
-			u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(k)
-			g.Expect(err).NotTo(HaveOccurred())
-			res, err := kstatus.Compute(&unstructured.Unstructured{Object: u})
-			g.Expect(err).NotTo(HaveOccurred())
-			g.Expect(res.Status).To(Equal(tc.kstatus), res.Message)
-		})
-	}
-}
 
 func TestRecordRun(t *testing.T) {
 	g := NewWithT(t)

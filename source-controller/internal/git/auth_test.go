@@ -2,8 +2,6 @@ package git
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -14,31 +12,9 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	. "github.com/onsi/gomega"
 	"golang.org/x/crypto/ssh"
-)
 
-// newKey returns a new ed25519 private key as PEM, encrypted when passphrase is set, and its
-// public key in authorized_keys format.
-func newKey(t *testing.T, passphrase string) ([]byte, string) {
-	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var block *pem.Block
-	if passphrase == "" {
-		block, err = ssh.MarshalPrivateKey(priv, "")
-	} else {
-		block, err = ssh.MarshalPrivateKeyWithPassphrase(priv, "", []byte(passphrase))
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(block), strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey())))
-}
+	"github.com/plumb-dev/plumb/shared/testing/sshtest"
+)
 
 // knownHost is the known_hosts line of the test SSH server with the key given.
 func knownHost(t *testing.T, key string) []byte {
@@ -78,8 +54,8 @@ func TestSSH(t *testing.T) {
 		t.Fatal(err)
 	}
 	clientEncrypted := pem.EncodeToMemory(block)
-	stranger, strangerPub := newKey(t, "")
-	encrypted, _ := newKey(t, "other-pa55phrase")
+	stranger, strangerPub := sshtest.NewKey(t, "")
+	encrypted, _ := sshtest.NewKey(t, "other-pa55phrase")
 	secrets := []string{keyBody(clientKey), keyBody(clientEncrypted), keyBody(encrypted), keyBody(stranger), "key-pa55phrase", "other-pa55phrase"}
 
 	tests := []struct {
