@@ -1,0 +1,183 @@
+package controller
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/yaml"
+
+	notifyv1 "github.com/plumb-dev/plumb/notification-controller/api/v1beta1"
+	"github.com/plumb-dev/plumb/notification-controller/internal/notify"
+	"github.com/plumb-dev/plumb/shared/certs"
+	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
+	"github.com/plumb-dev/plumb/shared/redact"
+	"github.com/plumb-dev/plumb/shared/status"
+)
+
+// +kubebuilder:rbac:groups=notification.plumb.dev,resources=providers,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=notification.plumb.dev,resources=providers/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=get;list;watch
+
+// ProviderReconciler checks that a Provider has what its type needs.
+type ProviderReconciler struct {
+	client.Client
+	APIReader      client.Reader
+	ControllerName string
+}
+
+// SetupWithManager registers the reconciler.
+func (r *ProviderReconciler) SetupWithManager(_ context.Context, mgr ctrl.Manager, opts Options) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&notifyv1.Provider{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, plumbreconcile.Requested{}))).
+		WithOptions(controller.Options{MaxConcurrentReconciles: opts.Concurrent}).
+		Complete(r)
+}
+
+// Reconcile marks the Provider Ready when it can deliver.
+func (r *ProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	obj := &notifyv1.Provider{}
+	if found, err := status.Get(ctx, r.Client, notifyv1.ProviderKind, req.NamespacedName, obj); !found {
+		return ctrl.Result{}, err
+	}
+	patcher := status.NewPatcher(r.Client, obj)
+	defer func() {
+		plumbreconcile.Recovered(ctx, recover(), &retErr)
+		status.Finish(ctx, obj, status.Fields{Kind: notifyv1.ProviderKind, ObservedGeneration: &obj.Status.ObservedGeneration,
+			Requests: &obj.Status.ReconcileRequestStatus}, patcher, r.ControllerName, &result, &retErr)
+	}()
+	if _, err := SenderFor(ctx, r.APIReader, obj); err != nil {
+		reason := notifyv1.InvalidProviderReason
+		var nf *secretError
+		if errors.As(err, &nf) {
+			reason = notifyv1.SecretNotFoundReason
+		}
+		return ctrl.Result{}, status.Fail(nil, obj, "", reason, err)
+	}
+	conditions.MarkTrue(obj, meta.ReadyCondition, notifyv1.SucceededReason, "%s provider ready", obj.Spec.Type)
+	return ctrl.Result{}, nil
+}
+
+// secretError marks a missing Secret or key.
+type secretError struct{ msg string }
+
+func (e *secretError) Error() string { return e.msg }
+
+// SenderFor makes the Sender of a Provider from its spec and Secret.
+func SenderFor(ctx context.Context, r client.Reader, p *notifyv1.Provider) (notify.Sender, error) {
+	address, token, proxy := p.Spec.Address, "", p.Spec.Proxy
+	headers := map[string]string{}
+	if ref := p.Spec.SecretRef; ref != nil {
+		s := &corev1.Secret{}
+		key := types.NamespacedName{Namespace: p.Namespace, Name: ref.Name}
+		if err := r.Get(ctx, key, s); err != nil {
+			if apierrors.IsNotFound(err) {
+				return nil, &secretError{fmt.Sprintf("Secret %s not found", key)}
+			}
+			return nil, fmt.Errorf("reading Secret %s: %w", key, err)
+		}
+		if a := string(s.Data["address"]); a != "" {
+			address = a
+		}
+		token = string(s.Data["token"])
+		if v := string(s.Data["proxy"]); v != "" {
+			proxy = v
+		}
+		if h := s.Data["headers"]; len(h) > 0 {
+			if err := yaml.Unmarshal(h, &headers); err != nil {
+				return nil, fmt.Errorf("headers of Secret %s is not a YAML map of strings", key)
+			}
+		}
+	}
+	hc, err := httpClientOf(ctx, r, p, proxy)
+	if err != nil {
+		return nil, err
+	}
+	switch p.Spec.Type {
+	case notifyv1.SlackProvider:
+		if token != "" {
+			if p.Spec.Channel == "" {
+				return nil, errors.New("a Slack bot token needs spec.channel")
+			}
+			return &notify.Slack{Token: token, Channel: p.Spec.Channel, Username: p.Spec.Username, Client: hc}, nil
+		}
+		if address == "" {
+			return nil, errors.New("slack needs an address (incoming webhook) or a token and a channel")
+		}
+		return &notify.Slack{WebhookURL: address, Channel: p.Spec.Channel, Username: p.Spec.Username, Client: hc}, nil
+	case notifyv1.MSTeamsProvider:
+		if address == "" {
+			return nil, errors.New("msteams needs an address (incoming webhook or Workflows URL)")
+		}
+		return &notify.Teams{URL: address, Client: hc}, nil
+	case notifyv1.DiscordProvider:
+		if address == "" {
+			return nil, errors.New("discord needs an address (webhook URL)")
+		}
+		return &notify.Discord{URL: address, Username: p.Spec.Username, Client: hc}, nil
+	case notifyv1.GitHubProvider, notifyv1.GitLabProvider:
+		if address == "" || token == "" {
+			return nil, &secretError{fmt.Sprintf("%s needs the repository address and the Secret's token", p.Spec.Type)}
+		}
+		return &notify.CommitStatus{GitLab: p.Spec.Type == notifyv1.GitLabProvider, Repository: address, Token: token, Client: hc}, nil
+	case notifyv1.GenericProvider, notifyv1.GenericHMACProvider:
+		if address == "" {
+			return nil, fmt.Errorf("%s needs an address", p.Spec.Type)
+		}
+		w := &notify.Webhook{URL: address, Headers: headers, Client: hc}
+		if p.Spec.Type == notifyv1.GenericHMACProvider {
+			if token == "" {
+				return nil, &secretError{"generic-hmac needs the Secret's token key (the HMAC key)"}
+			}
+			w.Key = []byte(token)
+		}
+		return w, nil
+	}
+	return nil, fmt.Errorf("unknown provider type %q", p.Spec.Type)
+}
+
+// httpClientOf returns the HTTP client of a Provider's proxy and certSecretRef (nil for
+// neither: the shared default).
+func httpClientOf(ctx context.Context, r client.Reader, p *notifyv1.Provider, proxy string) (*http.Client, error) {
+	var proxyURL *url.URL
+	if proxy != "" {
+		u, err := url.Parse(proxy)
+		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "socks5") {
+			return nil, fmt.Errorf("proxy %q is not an http, https or socks5 URL with a host", redact.URL(proxy))
+		}
+		proxyURL = u
+	}
+	var tlsConfig *tls.Config
+	if ref := p.Spec.CertSecretRef; ref != nil {
+		s := &corev1.Secret{}
+		key := types.NamespacedName{Namespace: p.Namespace, Name: ref.Name}
+		if err := r.Get(ctx, key, s); err != nil {
+			if apierrors.IsNotFound(err) {
+				return nil, &secretError{fmt.Sprintf("certSecretRef: Secret %s not found", key)}
+			}
+			return nil, fmt.Errorf("reading Secret %s: %w", key, err)
+		}
+		cfg, err := certs.FromSecret(s.Data)
+		if err != nil {
+			return nil, fmt.Errorf("certSecretRef %s: %w", key, err)
+		}
+		if cfg == nil {
+			return nil, &secretError{fmt.Sprintf("certSecretRef: Secret %s has none of ca.crt, tls.crt and tls.key", key)}
+		}
+		tlsConfig = cfg
+	}
+	return notify.NewClient(proxyURL, tlsConfig), nil
+}
