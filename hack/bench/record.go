@@ -71,7 +71,11 @@ func (f *figures) add(name, label string, value float64, digits int, unit string
 func writeTable(w io.Writer, title string, ms []Metric) {
 	fmt.Fprintf(w, "\n### %s\n\n| figure | value |\n|---|---|\n", title)
 	for _, m := range ms {
-		fmt.Fprintf(w, "| %s | %s %s |\n", m.Label, strconv.FormatFloat(m.Value, 'f', -1, 64), m.Unit)
+		unit := " " + m.Unit
+		if m.Unit == "count" {
+			unit = ""
+		}
+		fmt.Fprintf(w, "| %s | %s%s |\n", m.Label, strconv.FormatFloat(m.Value, 'f', -1, 64), unit)
 	}
 }
 
