@@ -61,10 +61,20 @@ e2e: ## End-to-end tests (hack/e2e, build tag e2e): every controller built and r
 	@assets="$$(hack/controlplane.sh | tail -n 1)"; export KUBEBUILDER_ASSETS="$$assets"; \
 	  cd hack && go test -tags e2e -count=1 -timeout 20m -v ./e2e/...
 
+# Benchmark scenarios to run (default: every one, `go run ./bench list`); ARGS go to each.
+S ?=
+ARGS ?=
+
 .PHONY: bench
-bench: ## The benchmark scenarios of hack/bench (figures go in docs/benchmarks.md).
+bench: ## Every scenario of hack/bench, or those of S="git oci"; each appends to docs/benchmarks/<scenario>.jsonl and compares.
 	@assets="$$(hack/controlplane.sh | tail -n 1)"; export KUBEBUILDER_ASSETS="$$assets"; \
-	  cd hack && go run ./bench git
+	  tmp="$$(mktemp -d)"; trap 'rm -rf "$$tmp"' EXIT; \
+	  cd hack && go build -o "$$tmp/bench" ./bench; \
+	  scenarios="$(S)"; failed=(); \
+	  for s in $${scenarios:-$$("$$tmp/bench" list)}; do \
+	    echo "== bench $$s"; "$$tmp/bench" "$$s" $(ARGS) || failed+=("$$s"); \
+	  done; \
+	  if [ $${#failed[@]} -gt 0 ]; then echo "bench: failed: $${failed[*]}"; exit 1; fi
 
 .PHONY: demo
 demo: ## Local control plane, controllers and a sample Git repository, live.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"runtime"
 	"slices"
 	"time"
@@ -21,17 +22,17 @@ import (
 // benchApply: n Kustomizations, each an app of the public flux-benchmark's shape (Deployment
 // scaled to 0, Service, ServiceAccount, ConfigMap), from one GitRepository; cold start to all
 // Ready (health checked), then a no-op round.
-func benchApply(ctx context.Context, n, concurrent int, profile string) error {
+func benchApply(ctx context.Context, n, concurrent int, profile string) ([]Metric, error) {
 	bed, err := local.StartBed("plumb-bench-apply-", true)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer bed.Stop()
 	c := bed.Env.Client
 
 	git, err := local.StartGitServer("")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer git.Stop()
 	files := map[string]string{}
@@ -41,31 +42,39 @@ func benchApply(ctx context.Context, n, concurrent int, profile string) error {
 		}
 	}
 	if _, _, err := git.NewRepo("apps", files); err != nil {
-		return err
+		return nil, err
 	}
 
 	if _, err := bed.StartSourceController(); err != nil {
-		return err
+		return nil, err
 	}
 	pprofAddr, err := local.FreeAddr()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	ac, err := bed.StartController("apply-controller", "--pprof-addr", pprofAddr, fmt.Sprintf("--concurrent=%d", concurrent))
+	metricsAddr, err := local.FreeAddr()
 	if err != nil {
-		return err
+		return nil, err
+	}
+	ac, err := bed.StartController("apply-controller", "--pprof-addr", pprofAddr, "--metrics-addr", metricsAddr, fmt.Sprintf("--concurrent=%d", concurrent))
+	if err != nil {
+		return nil, err
 	}
 
 	ns := "bench"
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-		return err
+		return nil, err
+	}
+	reqStart, err := scrapeRequests(metricsAddr)
+	if err != nil {
+		return nil, err
 	}
 	begin := time.Now()
 	if err := c.Create(ctx, &sourcev1.GitRepository{
 		ObjectMeta: metav1.ObjectMeta{Name: "apps", Namespace: ns},
 		Spec:       sourcev1.GitRepositorySpec{URL: git.URL("apps"), Interval: metav1.Duration{Duration: time.Hour}},
 	}); err != nil {
-		return err
+		return nil, err
 	}
 	for i := range n {
 		name := fmt.Sprintf("app-%04d", i)
@@ -82,7 +91,7 @@ func benchApply(ctx context.Context, n, concurrent int, profile string) error {
 				TargetNamespace: ns,
 			},
 		}); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	ready := func(k *applyv1.Kustomization) bool {
@@ -94,13 +103,13 @@ func benchApply(ctx context.Context, n, concurrent int, profile string) error {
 		return false
 	}
 	if err := waitAll(ctx, c, ns, n, 10*time.Minute, func(l *applyv1.KustomizationList) []applyv1.Kustomization { return l.Items }, ready); err != nil {
-		return err
+		return nil, err
 	}
 	coldReady := time.Since(begin)
 	var durations []time.Duration
 	var list applyv1.KustomizationList
 	if err := c.List(ctx, &list, client.InNamespace(ns)); err != nil {
-		return err
+		return nil, err
 	}
 	for _, k := range list.Items {
 		if len(k.Status.History) > 0 {
@@ -110,21 +119,29 @@ func benchApply(ctx context.Context, n, concurrent int, profile string) error {
 	slices.Sort(durations)
 	cpuCold, _ := ac.CPU()
 	rssCold, _ := ac.PeakRSS()
+	reqCold, err := scrapeRequests(metricsAddr)
+	if err != nil {
+		return nil, err
+	}
 
 	versions, err := objectVersions(ctx, c, ns)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	round, err := noopRound(ctx, c, ac, pprofAddr, profile, 5*time.Second, ns, n, 10*time.Minute, func(i int) client.Object {
 		return &applyv1.Kustomization{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("app-%04d", i), Namespace: ns}}
 	}, func(l *applyv1.KustomizationList) []applyv1.Kustomization { return l.Items }, func(o *applyv1.Kustomization) string { return o.Status.LastHandledReconcileAt })
 	if err != nil {
-		return err
+		return nil, err
+	}
+	reqNoop, err := scrapeRequests(metricsAddr)
+	if err != nil {
+		return nil, err
 	}
 	rss, _ := ac.PeakRSS()
 	after, err := objectVersions(ctx, c, ns)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	written := 0
 	for id, v := range after {
@@ -133,20 +150,22 @@ func benchApply(ctx context.Context, n, concurrent int, profile string) error {
 		}
 	}
 
-	fmt.Printf("\n### apply: %d Kustomizations from one GitRepository (%d CPUs, %s, --concurrent=%d)\n\n", n, runtime.NumCPU(), runtime.GOARCH, concurrent)
-	fmt.Printf("| figure | value |\n|---|---|\n")
-	fmt.Printf("| cold start to all Ready (health checked) | %.1f s |\n", coldReady.Seconds())
-	fmt.Printf("| apply-controller CPU, cold start | %.1f s |\n", cpuCold.Seconds())
+	var f figures
+	f.add("cold_ready", "cold start to all Ready (health checked)", coldReady.Seconds(), 2, "s", Lower)
+	f.add("cold_cpu", "apply-controller CPU, cold start", cpuCold.Seconds(), 2, "CPU s", Lower)
 	if len(durations) > 0 {
-		fmt.Printf("| reconcile to Ready (apply + health), median / max | %.2f s / %.2f s |\n",
-			durations[len(durations)/2].Seconds(), durations[len(durations)-1].Seconds())
+		f.add("reconcile_median", "reconcile to Ready (apply + health), median", durations[len(durations)/2].Seconds(), 3, "s", Lower)
+		f.add("reconcile_max", "reconcile to Ready (apply + health), max", durations[len(durations)-1].Seconds(), 3, "s", Lower)
 	}
-	fmt.Printf("| apply-controller peak RSS, cold start | %.0f MiB |\n", rssCold)
-	fmt.Printf("| no-op round, request to all handled | %.1f s |\n", round.wall.Seconds())
-	fmt.Printf("| apply-controller CPU per no-op reconcile | %.2f ms |\n", round.perReconcile())
-	fmt.Printf("| applied objects written during the no-op round | %d of %d |\n", written, len(after))
-	fmt.Printf("| apply-controller peak RSS | %.0f MiB |\n", rss)
-	return nil
+	f.coldRequests(reqCold.minus(reqStart), n)
+	f.add("cold_peak_rss", "apply-controller peak RSS, cold start", rssCold, 1, "MiB", Lower)
+	f.add("noop_round", "no-op round, request to all handled", round.wall.Seconds(), 2, "s", Lower)
+	f.add("noop_cpu_per_reconcile", "apply-controller CPU per no-op reconcile", round.perReconcile(), 3, "CPU ms/reconcile", Lower)
+	f.noopRequests(reqNoop.minus(reqCold), n)
+	f.add("noop_objects_written", fmt.Sprintf("applied objects written during the no-op round (of %d)", len(after)), float64(written), 0, "count", Lower)
+	f.add("peak_rss", "apply-controller peak RSS", rss, 1, "MiB", Lower)
+	writeTable(os.Stdout, fmt.Sprintf("apply: %d Kustomizations from one GitRepository (%d CPUs, %s, --concurrent=%d)", n, runtime.NumCPU(), runtime.GOARCH, concurrent), f)
+	return f, nil
 }
 
 func benchApp(name string) map[string]string {

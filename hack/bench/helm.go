@@ -25,52 +25,60 @@ import (
 // benchHelm: n HelmReleases of one small chart (a Deployment scaled to 0, a Service and a
 // ServiceAccount, the flux-benchmark shape) from one HelmChart; cold start to all Ready, then a
 // no-op round that must not write to Helm's storage.
-func benchHelm(ctx context.Context, n, concurrent int, profile string) error {
+func benchHelm(ctx context.Context, n, concurrent int, profile string) ([]Metric, error) {
 	dir, err := os.MkdirTemp("", "plumb-bench-helm-")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer os.RemoveAll(dir)
 	srv := httptest.NewServer(http.FileServer(http.Dir(dir)))
 	defer srv.Close()
 	if err := writeBenchChart(dir, srv.URL); err != nil {
-		return err
+		return nil, err
 	}
 
 	bed, err := local.StartBed("plumb-bench-helm-", true)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer bed.Stop()
 	c := bed.Env.Client
 	if _, err := bed.StartSourceController(); err != nil {
-		return err
+		return nil, err
 	}
 	pprofAddr, err := local.FreeAddr()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	hc, err := bed.StartController("helm-controller", "--pprof-addr", pprofAddr, fmt.Sprintf("--concurrent=%d", concurrent))
+	metricsAddr, err := local.FreeAddr()
 	if err != nil {
-		return err
+		return nil, err
+	}
+	hc, err := bed.StartController("helm-controller", "--pprof-addr", pprofAddr, "--metrics-addr", metricsAddr, fmt.Sprintf("--concurrent=%d", concurrent))
+	if err != nil {
+		return nil, err
 	}
 	ns := "bench"
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-		return err
+		return nil, err
+	}
+	reqStart, err := scrapeRequests(metricsAddr)
+	if err != nil {
+		return nil, err
 	}
 	begin := time.Now()
 	if err := c.Create(ctx, &sourcev1.HelmRepository{
 		ObjectMeta: metav1.ObjectMeta{Name: "charts", Namespace: ns},
 		Spec:       sourcev1.HelmRepositorySpec{URL: srv.URL, Interval: metav1.Duration{Duration: time.Hour}},
 	}); err != nil {
-		return err
+		return nil, err
 	}
 	if err := c.Create(ctx, &sourcev1.HelmChart{
 		ObjectMeta: metav1.ObjectMeta{Name: "bench", Namespace: ns},
 		Spec: sourcev1.HelmChartSpec{Chart: "bench", SourceRef: sourcev1.LocalHelmChartSourceReference{Kind: sourcev1.HelmRepositoryKind, Name: "charts"},
 			Interval: metav1.Duration{Duration: time.Hour}},
 	}); err != nil {
-		return err
+		return nil, err
 	}
 	for i := range n {
 		if err := c.Create(ctx, &helmv1.HelmRelease{
@@ -81,33 +89,41 @@ func benchHelm(ctx context.Context, n, concurrent int, profile string) error {
 				Timeout:  &metav1.Duration{Duration: 3 * time.Minute},
 			},
 		}); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	items := func(l *helmv1.HelmReleaseList) []helmv1.HelmRelease { return l.Items }
 	if err := waitAll(ctx, c, ns, n, 15*time.Minute, items, func(o *helmv1.HelmRelease) bool {
 		return ready(o.Status.Conditions) && o.Status.ObservedGeneration == o.Generation
 	}); err != nil {
-		return err
+		return nil, err
 	}
 	coldReady := time.Since(begin)
 	cpuCold, _ := hc.CPU()
 	rssCold, _ := hc.PeakRSS()
+	reqCold, err := scrapeRequests(metricsAddr)
+	if err != nil {
+		return nil, err
+	}
 
 	before, err := releaseSecrets(ctx, c, ns)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	round, err := noopRound(ctx, c, hc, pprofAddr, profile, 3*time.Second, ns, n, 10*time.Minute, func(i int) client.Object {
 		return &helmv1.HelmRelease{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("app-%04d", i), Namespace: ns}}
 	}, items, func(o *helmv1.HelmRelease) string { return o.Status.LastHandledReconcileAt })
 	if err != nil {
-		return err
+		return nil, err
+	}
+	reqNoop, err := scrapeRequests(metricsAddr)
+	if err != nil {
+		return nil, err
 	}
 	rss, _ := hc.PeakRSS()
 	after, err := releaseSecrets(ctx, c, ns)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	written := 0
 	for k, v := range after {
@@ -116,16 +132,18 @@ func benchHelm(ctx context.Context, n, concurrent int, profile string) error {
 		}
 	}
 
-	fmt.Printf("\n### helm: %d HelmReleases of one chart (%d CPUs, %s, --concurrent=%d)\n\n", n, runtime.NumCPU(), runtime.GOARCH, concurrent)
-	fmt.Printf("| figure | value |\n|---|---|\n")
-	fmt.Printf("| cold start to all Ready (installed, waited for) | %.1f s |\n", coldReady.Seconds())
-	fmt.Printf("| helm-controller CPU, cold start | %.1f s |\n", cpuCold.Seconds())
-	fmt.Printf("| helm-controller peak RSS, cold start | %.0f MiB |\n", rssCold)
-	fmt.Printf("| no-op round, request to all handled | %.1f s |\n", round.wall.Seconds())
-	fmt.Printf("| helm-controller CPU per no-op reconcile | %.2f ms |\n", round.perReconcile())
-	fmt.Printf("| Helm release Secrets written during the no-op round | %d of %d |\n", written, len(after))
-	fmt.Printf("| helm-controller peak RSS | %.0f MiB |\n", rss)
-	return nil
+	var f figures
+	f.add("cold_ready", "cold start to all Ready (installed, waited for)", coldReady.Seconds(), 2, "s", Lower)
+	f.add("cold_cpu", "helm-controller CPU, cold start", cpuCold.Seconds(), 2, "CPU s", Lower)
+	f.coldRequests(reqCold.minus(reqStart), n)
+	f.add("cold_peak_rss", "helm-controller peak RSS, cold start", rssCold, 1, "MiB", Lower)
+	f.add("noop_round", "no-op round, request to all handled", round.wall.Seconds(), 2, "s", Lower)
+	f.add("noop_cpu_per_reconcile", "helm-controller CPU per no-op reconcile", round.perReconcile(), 3, "CPU ms/reconcile", Lower)
+	f.noopRequests(reqNoop.minus(reqCold), n)
+	f.add("noop_release_secrets_written", fmt.Sprintf("Helm release Secrets written during the no-op round (of %d)", len(after)), float64(written), 0, "count", Lower)
+	f.add("peak_rss", "helm-controller peak RSS", rss, 1, "MiB", Lower)
+	writeTable(os.Stdout, fmt.Sprintf("helm: %d HelmReleases of one chart (%d CPUs, %s, --concurrent=%d)", n, runtime.NumCPU(), runtime.GOARCH, concurrent), f)
+	return f, nil
 }
 
 // releaseSecrets maps Helm's release Secrets of a namespace to their resource versions.

@@ -28,10 +28,10 @@ import (
 // benchHelmChart: n HelmCharts from one HelmRepository whose index lists charts×versions chart
 // versions (the highest of each chart packaged and served); cold start to all Ready, then one
 // no-op reconcile each.
-func benchHelmChart(ctx context.Context, n, charts, versions int, profile string) error {
+func benchHelmChart(ctx context.Context, n, charts, versions int, profile string) ([]Metric, error) {
 	dir, err := os.MkdirTemp("", "plumb-bench-charts-")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer os.RemoveAll(dir)
 	var downloads atomic.Int64
@@ -44,30 +44,34 @@ func benchHelmChart(ctx context.Context, n, charts, versions int, profile string
 	}))
 	defer srv.Close()
 	if err := writeChartRepo(dir, srv.URL, charts, versions); err != nil {
-		return err
+		return nil, err
 	}
 
 	bed, err := local.StartBed("plumb-bench-helmchart-", false)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer bed.Stop()
 	c := bed.Env.Client
 	pprofAddr, err := local.FreeAddr()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	metricsAddr, err := local.FreeAddr()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	p, err := bed.StartSourceController("--pprof-addr", pprofAddr, "--metrics-addr", metricsAddr)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bench"}}
 	if err := c.Create(ctx, ns); err != nil {
-		return err
+		return nil, err
+	}
+	reqStart, err := scrapeRequests(metricsAddr)
+	if err != nil {
+		return nil, err
 	}
 	begin := time.Now()
 	hr := &sourcev1.HelmRepository{
@@ -75,7 +79,7 @@ func benchHelmChart(ctx context.Context, n, charts, versions int, profile string
 		Spec:       sourcev1.HelmRepositorySpec{URL: srv.URL, Interval: metav1.Duration{Duration: time.Hour}},
 	}
 	if err := c.Create(ctx, hr); err != nil {
-		return err
+		return nil, err
 	}
 	for i := range n {
 		obj := &sourcev1.HelmChart{
@@ -88,42 +92,52 @@ func benchHelmChart(ctx context.Context, n, charts, versions int, profile string
 			},
 		}
 		if err := c.Create(ctx, obj); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	items := func(l *sourcev1.HelmChartList) []sourcev1.HelmChart { return l.Items }
 	if err := waitAll(ctx, c, ns.Name, n, 5*time.Minute, items, func(o *sourcev1.HelmChart) bool {
 		return ready(o.Status.Conditions) && o.Status.Artifact != nil
 	}); err != nil {
-		return err
+		return nil, err
 	}
 	coldReady := time.Since(begin)
 	coldDownloads := downloads.Load()
 	cpuCold, _ := p.CPU()
+	reqCold, err := scrapeRequests(metricsAddr)
+	if err != nil {
+		return nil, err
+	}
 
 	round, err := noopRound(ctx, c, p, pprofAddr, profile, 2*time.Second, ns.Name, n, 5*time.Minute, func(i int) client.Object {
 		return &sourcev1.HelmChart{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("chart-%04d", i), Namespace: ns.Name}}
 	}, items, func(o *sourcev1.HelmChart) string { return o.Status.LastHandledReconcileAt })
 	if err != nil {
-		return err
+		return nil, err
+	}
+	reqNoop, err := scrapeRequests(metricsAddr)
+	if err != nil {
+		return nil, err
 	}
 	rss, _ := p.PeakRSS()
 	loads, err := scrapeCounter("http://"+metricsAddr+"/metrics", "plumb_helm_index_loads_total")
 	if err != nil {
-		return err
+		return nil, err
 	}
 
-	fmt.Printf("\n### helmchart: %d HelmCharts from one HelmRepository of %d chart versions (%d CPUs, %s)\n\n", n, charts*versions, runtime.NumCPU(), runtime.GOARCH)
-	fmt.Printf("| figure | value |\n|---|---|\n")
-	fmt.Printf("| cold start to all Ready (index included) | %.2f s |\n", coldReady.Seconds())
-	fmt.Printf("| chart downloads during cold start | %d |\n", coldDownloads)
-	fmt.Printf("| index parses for HelmCharts, whole run | %.0f |\n", loads)
-	fmt.Printf("| controller CPU, cold start | %.2f s |\n", cpuCold.Seconds())
-	fmt.Printf("| no-op round, request to all handled | %.2f s |\n", round.wall.Seconds())
-	fmt.Printf("| controller CPU per no-op reconcile | %.2f ms |\n", round.perReconcile())
-	fmt.Printf("| chart downloads during the no-op round | %d |\n", downloads.Load()-coldDownloads)
-	fmt.Printf("| controller peak RSS | %.0f MiB |\n", rss)
-	return nil
+	var f figures
+	f.add("cold_ready", "cold start to all Ready (index included)", coldReady.Seconds(), 3, "s", Lower)
+	f.add("cold_chart_downloads", "chart downloads during cold start", float64(coldDownloads), 0, "count", Lower)
+	f.add("index_loads", "index parses for HelmCharts, whole run", loads, 0, "count", Lower)
+	f.add("cold_cpu", "controller CPU, cold start", cpuCold.Seconds(), 2, "CPU s", Lower)
+	f.coldRequests(reqCold.minus(reqStart), n)
+	f.add("noop_round", "no-op round, request to all handled", round.wall.Seconds(), 3, "s", Lower)
+	f.add("noop_cpu_per_reconcile", "controller CPU per no-op reconcile", round.perReconcile(), 3, "CPU ms/reconcile", Lower)
+	f.noopRequests(reqNoop.minus(reqCold), n)
+	f.add("noop_chart_downloads", "chart downloads during the no-op round", float64(downloads.Load()-coldDownloads), 0, "count", Lower)
+	f.add("peak_rss", "controller peak RSS", rss, 1, "MiB", Lower)
+	writeTable(os.Stdout, fmt.Sprintf("helmchart: %d HelmCharts from one HelmRepository of %d chart versions (%d CPUs, %s)", n, charts*versions, runtime.NumCPU(), runtime.GOARCH), f)
+	return f, nil
 }
 
 // writeChartRepo writes an index.yaml with the Helm SDK listing charts×versions versions, and

@@ -28,23 +28,23 @@ import (
 // markers carry a marker; then a new tag goes through scan → policy → commit. The registry is the
 // CNCF distribution registry (Debian's docker-registry) with htpasswd, which pages tag lists as
 // registries in the field do (go-containerregistry's in-process registry does not).
-func benchImage(ctx context.Context, tagCount, files, markers int) error {
+func benchImage(ctx context.Context, tagCount, files, markers int) ([]Metric, error) {
 	const user, password = "bench", "bench-pa55word"
 	dir, err := os.MkdirTemp("", "plumb-bench-registry-")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer os.RemoveAll(dir)
 	reg, err := ocitest.StartDistribution(dir, user, password)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer reg.Stop()
 	image := reg.Host + "/acme/app"
 	auth := remote.WithAuth(authn.FromConfig(authn.AuthConfig{Username: user, Password: password}))
 	img, err := random.Image(256, 1)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	pushed := false
 	push := func(tag string) error {
@@ -72,13 +72,13 @@ func benchImage(ctx context.Context, tagCount, files, markers int) error {
 			tag = fmt.Sprintf("v1.%d.%d", i/100, i%100)
 		}
 		if err := push(tag); err != nil {
-			return err
+			return nil, err
 		}
 	}
 
 	git, err := local.StartGitServer("")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer git.Stop()
 	content := map[string]string{}
@@ -100,38 +100,38 @@ spec:
 		content[fmt.Sprintf("apps/dir-%02d/file-%04d.yaml", i%20, i)] = doc
 	}
 	if _, _, err := git.NewRepo("config", content); err != nil {
-		return err
+		return nil, err
 	}
 
 	bed, err := local.StartBed("plumb-bench-image-", false)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer bed.Stop()
 	c := bed.Env.Client
 	p, err := bed.StartController("image-automation", "--storage-path", bed.Dir+"/image-data")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bench"}}); err != nil {
-		return err
+		return nil, err
 	}
 	config := fmt.Sprintf(`{"auths":{%q:{"username":%q,"password":%q}}}`, reg.Host, user, password)
 	if err := c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "registry", Namespace: "bench"}, Type: corev1.SecretTypeDockerConfigJson,
 		Data: map[string][]byte{corev1.DockerConfigJsonKey: []byte(config)}}); err != nil {
-		return err
+		return nil, err
 	}
 	repoObj := &imagev1.ImageRepository{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: "bench"},
 		Spec: imagev1.ImageRepositorySpec{Image: image, Interval: metav1.Duration{Duration: time.Hour}, Insecure: true,
 			SecretRef: &meta.LocalObjectReference{Name: "registry"}}}
 	begin := time.Now()
 	if err := c.Create(ctx, repoObj); err != nil {
-		return err
+		return nil, err
 	}
 	if err := waitFor(ctx, c, repoObj, time.Minute, func() bool {
 		return ready(repoObj.Status.Conditions) && repoObj.Status.LastScanResult != nil
 	}); err != nil {
-		return err
+		return nil, err
 	}
 	scan := time.Since(begin)
 	scanned := repoObj.Status.LastScanResult.TagCount
@@ -139,12 +139,12 @@ spec:
 	begin = time.Now()
 	requested := begin.Format(time.RFC3339Nano)
 	if err := c.Patch(ctx, repoObj, reconcile.RequestPatch(requested)); err != nil {
-		return err
+		return nil, err
 	}
 	if err := waitFor(ctx, c, repoObj, time.Minute, func() bool {
 		return repoObj.Status.LastHandledReconcileAt == requested
 	}); err != nil {
-		return err
+		return nil, err
 	}
 	rescan := time.Since(begin)
 
@@ -153,10 +153,10 @@ spec:
 			Policy: imagev1.ImagePolicyChoice{SemVer: &imagev1.SemVerPolicy{Range: ">=1.0.0"}}}}
 	begin = time.Now()
 	if err := c.Create(ctx, pol); err != nil {
-		return err
+		return nil, err
 	}
 	if err := waitFor(ctx, c, pol, time.Minute, func() bool { return pol.Status.LatestRef != nil }); err != nil {
-		return err
+		return nil, err
 	}
 	policyReady := time.Since(begin)
 	first := pol.Status.LatestRef.Tag
@@ -167,7 +167,7 @@ spec:
 		"spec":     map[string]any{"url": git.URL("config"), "interval": "1h", "ref": map[string]any{"branch": "main"}},
 	}}
 	if err := c.Create(ctx, src); err != nil {
-		return err
+		return nil, err
 	}
 	auto := &imagev1.ImageUpdateAutomation{ObjectMeta: metav1.ObjectMeta{Name: "apps", Namespace: "bench"},
 		Spec: imagev1.ImageUpdateAutomationSpec{
@@ -177,22 +177,22 @@ spec:
 		}}
 	begin = time.Now()
 	if err := c.Create(ctx, auto); err != nil {
-		return err
+		return nil, err
 	}
 	if err := waitFor(ctx, c, auto, 2*time.Minute, func() bool { return auto.Status.LastPushCommit != "" }); err != nil {
-		return err
+		return nil, err
 	}
 	firstRun := time.Since(begin)
 	firstCommit := auto.Status.LastPushCommit
 
 	// A new release: the scan sees it, the policy moves, the automation commits it.
 	if err := push("2.0.0"); err != nil {
-		return err
+		return nil, err
 	}
 	begin = time.Now()
 	if err := c.Patch(ctx, &imagev1.ImageRepository{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: "bench"}},
 		reconcile.RequestPatch(begin.Format(time.RFC3339Nano))); err != nil {
-		return err
+		return nil, err
 	}
 	var moved time.Duration
 	if err := waitFor(ctx, c, pol, time.Minute, func() bool {
@@ -201,26 +201,27 @@ spec:
 		}
 		return moved != 0
 	}); err != nil {
-		return err
+		return nil, err
 	}
 	if err := waitFor(ctx, c, auto, 2*time.Minute, func() bool { return auto.Status.LastPushCommit != firstCommit }); err != nil {
-		return err
+		return nil, err
 	}
 	loop := time.Since(begin)
 	rss, _ := p.PeakRSS()
 	cpu, _ := p.CPU()
 
-	fmt.Printf("\n### image: %d tags, %d YAML files with %d markers (%d CPUs, %s)\n\n", tagCount, files, markers, runtime.NumCPU(), runtime.GOARCH)
-	fmt.Printf("| figure | value |\n|---|---|\n")
-	fmt.Printf("| ImageRepository created → %d tags scanned and stored (controller start included) | %.2f s |\n", scanned, scan.Seconds())
-	fmt.Printf("| requested scan → %d tags listed and stored | %.2f s |\n", scanned, rescan.Seconds())
-	fmt.Printf("| ImagePolicy created → latest chosen (%s) | %.3f s |\n", first, policyReady.Seconds())
-	fmt.Printf("| first automation run (clone, %d values rewritten, commit, push) | %.2f s |\n", markers, firstRun.Seconds())
-	fmt.Printf("| new tag: scan requested → policy moved | %.2f s |\n", moved.Seconds())
-	fmt.Printf("| new tag: scan requested → commit pushed (run on the kept clone) | %.2f s |\n", loop.Seconds())
-	fmt.Printf("| image-automation CPU, whole scenario | %.2f s |\n", cpu.Seconds())
-	fmt.Printf("| image-automation peak RSS | %.0f MiB |\n", rss)
-	return nil
+	var f figures
+	f.add("tags_scanned", "tags scanned and stored", float64(scanned), 0, "count", Higher)
+	f.add("scan_cold", "ImageRepository created → tags scanned and stored (controller start included)", scan.Seconds(), 3, "s", Lower)
+	f.add("scan_requested", "requested scan → tags listed and stored", rescan.Seconds(), 3, "s", Lower)
+	f.add("policy_ready", fmt.Sprintf("ImagePolicy created → latest chosen (%s)", first), policyReady.Seconds(), 3, "s", Lower)
+	f.add("automation_first_run", fmt.Sprintf("first automation run (clone, %d values rewritten, commit, push)", markers), firstRun.Seconds(), 3, "s", Lower)
+	f.add("new_tag_policy_moved", "new tag: scan requested → policy moved", moved.Seconds(), 3, "s", Lower)
+	f.add("new_tag_pushed", "new tag: scan requested → commit pushed (run on the kept clone)", loop.Seconds(), 3, "s", Lower)
+	f.add("cpu", "image-automation CPU, whole scenario", cpu.Seconds(), 2, "CPU s", Lower)
+	f.add("peak_rss", "image-automation peak RSS", rss, 1, "MiB", Lower)
+	writeTable(os.Stdout, fmt.Sprintf("image: %d tags, %d YAML files with %d markers (%d CPUs, %s)", tagCount, files, markers, runtime.NumCPU(), runtime.GOARCH), f)
+	return f, nil
 }
 
 // waitFor polls obj until done says so, or the limit passes.

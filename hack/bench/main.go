@@ -1,6 +1,9 @@
 // Command bench runs Plumb's benchmark scenarios against the local control plane, with every
-// controller as a real process, and prints the figures as a Markdown table.
+// controller as a real process, prints the figures as a Markdown table, appends them as one JSON
+// line to docs/benchmarks/<scenario>.jsonl and compares them with the last run of the same sizes
+// in that file.
 //
+//	go run ./bench list
 //	go run ./bench git [-n 200] [-cpuprofile file]
 //	go run ./bench apply [-n 1000] [-concurrent 4] [-cpuprofile file]
 //	go run ./bench oci [-n 500] [-cpuprofile file]
@@ -9,6 +12,9 @@
 //	go run ./bench notify [-events 10000] [-objects 1000] [-delay 0s]
 //	go run ./bench receiver [-n 20]
 //	go run ./bench image [-tags 10000] [-files 500] [-markers 100]
+//
+// Every scenario also takes -out (the folder of the JSON lines; empty: record nothing) and
+// -threshold (the change in percent, the bad way, flagged as a regression).
 package main
 
 import (
@@ -19,6 +25,8 @@ import (
 	"log"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -26,79 +34,127 @@ import (
 
 	"github.com/plumb-dev/plumb/hack/internal/local"
 	"github.com/plumb-dev/plumb/shared/reconcile"
+	"github.com/plumb-dev/plumb/shared/testenv"
 )
+
+// scenarios in the order `make bench` runs them: the quick ones first.
+var scenarios = []string{"git", "receiver", "notify", "image", "oci", "helmchart", "helm", "apply"}
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: bench git [-n N] | bench apply [-n N] [-concurrent N] | bench oci [-n N] | bench helmchart [-n N] | bench helm [-n N] [-concurrent N] | bench notify [-events N] [-objects N] [-delay D] | bench receiver [-n N] | bench image [-tags N] [-files N] [-markers N]")
+		fmt.Fprintf(os.Stderr, "usage: bench list | bench <scenario> [flags] (scenarios: %s; bench <scenario> -h for its flags)\n", strings.Join(scenarios, ", "))
 		os.Exit(2)
 	}
-	var err error
+	if os.Args[1] == "list" {
+		fmt.Println(strings.Join(scenarios, "\n"))
+		return
+	}
+	root, err := testenv.WorkspaceRoot()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
 	// On Ctrl-C or a timeout's SIGTERM the deferred stops still run: no control plane is left.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log.SetOutput(io.Discard) // the test Git server logs every request
-	switch os.Args[1] {
+
+	scenario := os.Args[1]
+	fs := flag.NewFlagSet(scenario, flag.ExitOnError)
+	out := fs.String("out", filepath.Join(root, "docs", "benchmarks"), "folder of the <scenario>.jsonl files; empty: record nothing")
+	threshold := fs.Float64("threshold", 10, "a change of more than this many percent the bad way is flagged as a regression")
+	parse := func() { _ = fs.Parse(os.Args[2:]) }
+	var (
+		params map[string]any
+		ms     []Metric
+		rec    Record
+	)
+	// begin is called once the flags are parsed: the record is of the commit and load as the
+	// run starts.
+	begin := func(p map[string]any) { params = p; rec = newRecord(root, scenario, params) }
+	switch scenario {
 	case "git":
-		fs := flag.NewFlagSet("git", flag.ExitOnError)
 		n := fs.Int("n", 200, "GitRepositories on one repository")
 		profile := fs.String("cpuprofile", "", "write a CPU profile of the controller during the no-op round to this file")
-		_ = fs.Parse(os.Args[2:])
-		err = benchGit(ctx, *n, *profile)
+		parse()
+		begin(map[string]any{"n": *n})
+		ms, err = benchGit(ctx, *n, *profile)
 	case "apply":
-		fs := flag.NewFlagSet("apply", flag.ExitOnError)
 		n := fs.Int("n", 1000, "Kustomizations from one GitRepository")
 		concurrent := fs.Int("concurrent", 4, "apply-controller --concurrent")
 		profile := fs.String("cpuprofile", "", "write a CPU profile of apply-controller during the no-op round to this file")
-		_ = fs.Parse(os.Args[2:])
-		err = benchApply(ctx, *n, *concurrent, *profile)
+		parse()
+		begin(map[string]any{"n": *n, "concurrent": *concurrent})
+		ms, err = benchApply(ctx, *n, *concurrent, *profile)
 	case "oci":
-		fs := flag.NewFlagSet("oci", flag.ExitOnError)
 		n := fs.Int("n", 500, "OCIRepositories, each on its own repository")
 		profile := fs.String("cpuprofile", "", "write a CPU profile of the controller during the no-op round to this file")
-		_ = fs.Parse(os.Args[2:])
-		err = benchOCI(ctx, *n, *profile)
+		parse()
+		begin(map[string]any{"n": *n})
+		ms, err = benchOCI(ctx, *n, *profile)
 	case "helmchart":
-		fs := flag.NewFlagSet("helmchart", flag.ExitOnError)
 		n := fs.Int("n", 500, "HelmCharts from one HelmRepository")
 		charts := fs.Int("charts", 50, "charts in the repository's index")
 		versions := fs.Int("versions", 100, "versions of each chart in the index")
 		profile := fs.String("cpuprofile", "", "write a CPU profile of the controller during the no-op round to this file")
-		_ = fs.Parse(os.Args[2:])
-		err = benchHelmChart(ctx, *n, *charts, *versions, *profile)
+		parse()
+		begin(map[string]any{"n": *n, "charts": *charts, "versions": *versions})
+		ms, err = benchHelmChart(ctx, *n, *charts, *versions, *profile)
 	case "helm":
-		fs := flag.NewFlagSet("helm", flag.ExitOnError)
 		n := fs.Int("n", 1000, "HelmReleases of one chart")
 		concurrent := fs.Int("concurrent", 10, "helm-controller --concurrent")
 		profile := fs.String("cpuprofile", "", "write a CPU profile of helm-controller during the no-op round to this file")
-		_ = fs.Parse(os.Args[2:])
-		err = benchHelm(ctx, *n, *concurrent, *profile)
+		parse()
+		begin(map[string]any{"n": *n, "concurrent": *concurrent})
+		ms, err = benchHelm(ctx, *n, *concurrent, *profile)
 	case "notify":
-		fs := flag.NewFlagSet("notify", flag.ExitOnError)
 		events := fs.Int("events", 10000, "events created")
 		objects := fs.Int("objects", 1000, "objects the events are about")
 		delay := fs.Duration("delay", 0, "the sink answers after this long (a slow chat service)")
-		_ = fs.Parse(os.Args[2:])
-		err = benchNotify(ctx, *events, *objects, *delay)
+		parse()
+		begin(map[string]any{"events": *events, "objects": *objects, "delay": delay.String()})
+		ms, err = benchNotify(ctx, *events, *objects, *delay)
 	case "receiver":
-		fs := flag.NewFlagSet("receiver", flag.ExitOnError)
 		n := fs.Int("n", 20, "pushes, each announced by a webhook call")
-		_ = fs.Parse(os.Args[2:])
-		err = benchReceiver(ctx, *n)
+		parse()
+		begin(map[string]any{"n": *n})
+		ms, err = benchReceiver(ctx, *n)
 	case "image":
-		fs := flag.NewFlagSet("image", flag.ExitOnError)
 		tags := fs.Int("tags", 10000, "tags of the one image repository")
 		files := fs.Int("files", 500, "YAML files of the Git repository")
 		markers := fs.Int("markers", 100, "files with an image policy marker")
-		_ = fs.Parse(os.Args[2:])
-		err = benchImage(ctx, *tags, *files, *markers)
+		parse()
+		begin(map[string]any{"tags": *tags, "files": *files, "markers": *markers})
+		ms, err = benchImage(ctx, *tags, *files, *markers)
 	default:
-		err = fmt.Errorf("unknown scenario %q", os.Args[1])
+		err = fmt.Errorf("unknown scenario %q (scenarios: %s)", scenario, strings.Join(scenarios, ", "))
+	}
+	if err == nil && *out != "" {
+		rec.Metrics = ms
+		err = record(filepath.Join(*out, scenario+".jsonl"), rec, *threshold)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
+}
+
+// record compares rec with the last run of the same sizes in the file at path, then appends it.
+func record(path string, rec Record, threshold float64) error {
+	earlier, err := readRecordFile(path)
+	if err != nil {
+		return err
+	}
+	if old, ok := previous(earlier, rec); ok {
+		writeComparison(os.Stdout, old, compare(old, rec, threshold), threshold)
+	} else {
+		fmt.Printf("\nNo earlier run of %s with these sizes (%s) in %s.\n", rec.Scenario, paramsKey(rec.Params), path)
+	}
+	if err := appendRecord(path, rec); err != nil {
+		return err
+	}
+	fmt.Printf("Recorded in %s.\n", path)
+	return nil
 }
 
 // waitAll polls the list of a namespace until n of its items are done, or the limit passes.

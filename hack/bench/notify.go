@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"runtime"
 	"sort"
 	"strconv"
@@ -57,42 +58,42 @@ func (s *latencySink) count() int {
 
 // benchNotify: events events across objects objects into one Alert, to a sink that answers
 // after delay; event-to-delivery latency, messages, drops and peak RSS of notification-controller.
-func benchNotify(ctx context.Context, events, objects int, delay time.Duration) error {
+func benchNotify(ctx context.Context, events, objects int, delay time.Duration) ([]Metric, error) {
 	bed, err := local.StartBed("plumb-bench-notify-", false)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer bed.Stop()
 	c := bed.Env.Client
 	p, err := bed.StartController("notification-controller", "--dedup-window=0")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	sink := &latencySink{delay: delay}
 	srv := httptest.NewServer(sink)
 	defer srv.Close()
 	ns := "bench"
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-		return err
+		return nil, err
 	}
 	if err := c.Create(ctx, &notifyv1.Provider{ObjectMeta: metav1.ObjectMeta{Name: "chat", Namespace: ns},
 		Spec: notifyv1.ProviderSpec{Type: notifyv1.GenericProvider, Address: srv.URL}}); err != nil {
-		return err
+		return nil, err
 	}
 	alert := &notifyv1.Alert{ObjectMeta: metav1.ObjectMeta{Name: "all", Namespace: ns},
 		Spec: notifyv1.AlertSpec{ProviderRef: meta.LocalObjectReference{Name: "chat"}, EventSources: []notifyv1.EventSource{{Kind: "Kustomization", Name: "*"}}}}
 	if err := c.Create(ctx, alert); err != nil {
-		return err
+		return nil, err
 	}
 	// Wait for the Alert to be Ready (its reconcile proves the controller is up).
 	deadline := time.Now().Add(time.Minute)
 	for !ready(alert.Status.Conditions) {
 		if time.Now().After(deadline) {
-			return fmt.Errorf("alert not ready")
+			return nil, fmt.Errorf("alert not ready")
 		}
 		time.Sleep(100 * time.Millisecond)
 		if err := c.Get(ctx, clientKey(ns, "all"), alert); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	// A probe event, delivered, proves the event watch is running; it is not counted.
@@ -107,10 +108,10 @@ func benchNotify(ctx context.Context, events, objects int, delay time.Duration) 
 	}
 	for i := 0; sink.count() == 0; i++ {
 		if time.Now().After(deadline) {
-			return fmt.Errorf("no probe event delivered")
+			return nil, fmt.Errorf("no probe event delivered")
 		}
 		if err := probe(i); err != nil {
-			return err
+			return nil, err
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -129,7 +130,7 @@ func benchNotify(ctx context.Context, events, objects int, delay time.Duration) 
 			Regarding: corev1.ObjectReference{APIVersion: "apply.plumb.dev/v1beta1", Kind: "Kustomization", Namespace: ns, Name: obj},
 		}
 		if err := c.Create(ctx, ev); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	created := time.Since(begin)
@@ -156,12 +157,13 @@ func benchNotify(ctx context.Context, events, objects int, delay time.Duration) 
 		}
 		return lat[int(q*float64(len(lat)-1))]
 	}
-	fmt.Printf("\n### notify: %d events across %d objects, one Alert, sink answering after %s (%d CPUs, %s)\n\n", events, objects, delay, runtime.NumCPU(), runtime.GOARCH)
-	fmt.Printf("| figure | value |\n|---|---|\n")
-	fmt.Printf("| events created (by the benchmark, through the API server) | %d in %.1f s |\n", events, created.Seconds())
-	fmt.Printf("| events delivered | %d |\n", len(lat))
-	fmt.Printf("| messages sent (after grouping) | %d |\n", messages)
-	fmt.Printf("| event-to-delivery latency p50 / p99 | %d ms / %d ms |\n", pct(0.5).Milliseconds(), pct(0.99).Milliseconds())
-	fmt.Printf("| notification-controller peak RSS | %.0f MiB |\n", rss)
-	return nil
+	var f figures
+	f.add("events_created", fmt.Sprintf("%d events created (by the benchmark, through the API server)", events), created.Seconds(), 2, "s", Lower)
+	f.add("events_delivered", "events delivered", float64(len(lat)), 0, "count", Higher)
+	f.add("messages_sent", "messages sent (after grouping)", float64(messages), 0, "count", Lower)
+	f.add("latency_p50", "event-to-delivery latency p50", float64(pct(0.5).Microseconds())/1000, 1, "ms", Lower)
+	f.add("latency_p99", "event-to-delivery latency p99", float64(pct(0.99).Microseconds())/1000, 1, "ms", Lower)
+	f.add("peak_rss", "notification-controller peak RSS", rss, 1, "MiB", Lower)
+	writeTable(os.Stdout, fmt.Sprintf("notify: %d events across %d objects, one Alert, sink answering after %s (%d CPUs, %s)", events, objects, delay, runtime.NumCPU(), runtime.GOARCH), f)
+	return f, nil
 }

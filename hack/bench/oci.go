@@ -10,6 +10,7 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -32,34 +33,42 @@ import (
 
 // benchOCI: n OCIRepositories, each following a semver range on its own repository of one
 // in-process registry on loopback; cold start to all Ready, then one no-op reconcile each.
-func benchOCI(ctx context.Context, n int, profile string) error {
+func benchOCI(ctx context.Context, n int, profile string) ([]Metric, error) {
 	var blobGets atomic.Int64
 	reg := httptest.NewServer(countBlobs(&blobGets, registry.New(registry.Logger(log.New(io.Discard, "", 0)))))
 	defer reg.Close()
 	host := strings.TrimPrefix(reg.URL, "http://")
 	for i := range n {
 		if err := pushApp(host, i); err != nil {
-			return err
+			return nil, err
 		}
 	}
 
 	bed, err := local.StartBed("plumb-bench-oci-", false)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer bed.Stop()
 	c := bed.Env.Client
 	pprofAddr, err := local.FreeAddr()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	p, err := bed.StartSourceController("--pprof-addr", pprofAddr)
+	metricsAddr, err := local.FreeAddr()
 	if err != nil {
-		return err
+		return nil, err
+	}
+	p, err := bed.StartSourceController("--pprof-addr", pprofAddr, "--metrics-addr", metricsAddr)
+	if err != nil {
+		return nil, err
 	}
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bench"}}
 	if err := c.Create(ctx, ns); err != nil {
-		return err
+		return nil, err
+	}
+	reqStart, err := scrapeRequests(metricsAddr)
+	if err != nil {
+		return nil, err
 	}
 	begin := time.Now()
 	for i := range n {
@@ -73,37 +82,47 @@ func benchOCI(ctx context.Context, n int, profile string) error {
 			},
 		}
 		if err := c.Create(ctx, obj); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	items := func(l *sourcev1.OCIRepositoryList) []sourcev1.OCIRepository { return l.Items }
 	if err := waitAll(ctx, c, ns.Name, n, 5*time.Minute, items, func(o *sourcev1.OCIRepository) bool {
 		return ready(o.Status.Conditions) && o.Status.Artifact != nil
 	}); err != nil {
-		return err
+		return nil, err
 	}
 	coldReady := time.Since(begin)
 	coldPulls := blobGets.Load()
 	cpuCold, _ := p.CPU()
+	reqCold, err := scrapeRequests(metricsAddr)
+	if err != nil {
+		return nil, err
+	}
 
 	round, err := noopRound(ctx, c, p, pprofAddr, profile, 2*time.Second, ns.Name, n, 5*time.Minute, func(i int) client.Object {
 		return &sourcev1.OCIRepository{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("app-%04d", i), Namespace: ns.Name}}
 	}, items, func(o *sourcev1.OCIRepository) string { return o.Status.LastHandledReconcileAt })
 	if err != nil {
-		return err
+		return nil, err
+	}
+	reqNoop, err := scrapeRequests(metricsAddr)
+	if err != nil {
+		return nil, err
 	}
 	rss, _ := p.PeakRSS()
 
-	fmt.Printf("\n### oci: %d OCIRepositories, semver ranges, one registry (%d CPUs, %s)\n\n", n, runtime.NumCPU(), runtime.GOARCH)
-	fmt.Printf("| figure | value |\n|---|---|\n")
-	fmt.Printf("| cold start to all Ready | %.2f s |\n", coldReady.Seconds())
-	fmt.Printf("| blob downloads during cold start | %d |\n", coldPulls)
-	fmt.Printf("| controller CPU, cold start | %.2f s |\n", cpuCold.Seconds())
-	fmt.Printf("| no-op round, request to all handled | %.2f s |\n", round.wall.Seconds())
-	fmt.Printf("| controller CPU per no-op reconcile | %.2f ms |\n", round.perReconcile())
-	fmt.Printf("| blob downloads during the no-op round | %d |\n", blobGets.Load()-coldPulls)
-	fmt.Printf("| controller peak RSS | %.0f MiB |\n", rss)
-	return nil
+	var f figures
+	f.add("cold_ready", "cold start to all Ready", coldReady.Seconds(), 3, "s", Lower)
+	f.add("cold_blob_downloads", "blob downloads during cold start", float64(coldPulls), 0, "count", Lower)
+	f.add("cold_cpu", "controller CPU, cold start", cpuCold.Seconds(), 2, "CPU s", Lower)
+	f.coldRequests(reqCold.minus(reqStart), n)
+	f.add("noop_round", "no-op round, request to all handled", round.wall.Seconds(), 3, "s", Lower)
+	f.add("noop_cpu_per_reconcile", "controller CPU per no-op reconcile", round.perReconcile(), 3, "CPU ms/reconcile", Lower)
+	f.noopRequests(reqNoop.minus(reqCold), n)
+	f.add("noop_blob_downloads", "blob downloads during the no-op round", float64(blobGets.Load()-coldPulls), 0, "count", Lower)
+	f.add("peak_rss", "controller peak RSS", rss, 1, "MiB", Lower)
+	writeTable(os.Stdout, fmt.Sprintf("oci: %d OCIRepositories, semver ranges, one registry (%d CPUs, %s)", n, runtime.NumCPU(), runtime.GOARCH), f)
+	return f, nil
 }
 
 func countBlobs(n *atomic.Int64, next http.Handler) http.Handler {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"runtime"
 	"sort"
 	"strings"
@@ -23,19 +24,19 @@ import (
 // benchReceiver: n pushes to a small repository, each announced by a Receiver webhook; the
 // time from the webhook call to the new value in the cluster (Git fetched, artifact stored,
 // Kustomization applied), with intervals of an hour so that only the webhook drives it.
-func benchReceiver(ctx context.Context, n int) error {
+func benchReceiver(ctx context.Context, n int) ([]Metric, error) {
 	if n < 1 {
-		return fmt.Errorf("receiver: at least one push")
+		return nil, fmt.Errorf("receiver: at least one push")
 	}
 	bed, err := local.StartBed("plumb-bench-receiver-", false)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer bed.Stop()
 	c := bed.Env.Client
 	git, err := local.StartGitServer("")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer git.Stop()
 	app := func(v int) map[string]string {
@@ -43,20 +44,20 @@ func benchReceiver(ctx context.Context, n int) error {
 	}
 	repo, _, err := git.NewRepo("app", app(0))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if _, err := bed.StartSourceController(); err != nil {
-		return err
+		return nil, err
 	}
 	if _, err := bed.StartController("apply-controller"); err != nil {
-		return err
+		return nil, err
 	}
 	addr, err := local.FreeAddr()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if _, err := bed.StartController("notification-controller", "--receiver-addr", addr); err != nil {
-		return err
+		return nil, err
 	}
 	ns := "bench"
 	hour := metav1.Duration{Duration: time.Hour}
@@ -72,17 +73,17 @@ func benchReceiver(ctx context.Context, n int) error {
 			Resources: []notifyv1.CrossNamespaceObjectReference{{APIVersion: "source.plumb.dev/v1beta1", Kind: sourcev1.GitRepositoryKind, Name: "app"}}}},
 	} {
 		if err := c.Create(ctx, o); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	// The applied value is followed with a watch: the time it arrives, not a poll's.
 	wc, err := client.NewWithWatch(bed.Env.Config, client.Options{})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	w, err := wc.Watch(ctx, &corev1.ConfigMapList{}, client.InNamespace(ns), client.MatchingFields{"metadata.name": "app"})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer w.Stop()
 	waitFor := func(want string, limit time.Duration) error {
@@ -102,36 +103,38 @@ func benchReceiver(ctx context.Context, n int) error {
 		}
 	}
 	if err := waitFor("0", 2*time.Minute); err != nil {
-		return err
+		return nil, err
 	}
 	rcv := &notifyv1.Receiver{}
 	for deadline := time.Now().Add(time.Minute); rcv.Status.WebhookPath == ""; time.Sleep(50 * time.Millisecond) {
 		if err := c.Get(ctx, clientKey(ns, "push"), rcv); err != nil || time.Now().After(deadline) {
-			return fmt.Errorf("receiver not ready: %v", err)
+			return nil, fmt.Errorf("receiver not ready: %v", err)
 		}
 	}
 	var took []time.Duration
 	for i := 1; i <= n; i++ {
 		if _, err := repo.Commit(fmt.Sprintf("version %d", i), app(i)); err != nil {
-			return err
+			return nil, err
 		}
 		start := time.Now()
 		resp, err := http.Post("http://"+addr+rcv.Status.WebhookPath, "application/json", strings.NewReader(`{}`))
 		if err != nil {
-			return err
+			return nil, err
 		}
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("webhook answered %s", resp.Status)
+			return nil, fmt.Errorf("webhook answered %s", resp.Status)
 		}
 		if err := waitFor(fmt.Sprint(i), time.Minute); err != nil {
-			return err
+			return nil, err
 		}
 		took = append(took, time.Since(start))
 	}
 	sort.Slice(took, func(i, j int) bool { return took[i] < took[j] })
-	fmt.Printf("\n### receiver: %d pushes announced by a webhook (%d CPUs, %s)\n\n", n, runtime.NumCPU(), runtime.GOARCH)
-	fmt.Printf("| figure | value |\n|---|---|\n")
-	fmt.Printf("| webhook call to the new value applied, p50 / max | %d ms / %d ms |\n", took[len(took)/2].Milliseconds(), took[len(took)-1].Milliseconds())
-	return nil
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	var f figures
+	f.add("webhook_to_applied_p50", "webhook call to the new value applied, p50", ms(took[len(took)/2]), 1, "ms", Lower)
+	f.add("webhook_to_applied_max", "webhook call to the new value applied, max", ms(took[len(took)-1]), 1, "ms", Lower)
+	writeTable(os.Stdout, fmt.Sprintf("receiver: %d pushes announced by a webhook (%d CPUs, %s)", n, runtime.NumCPU(), runtime.GOARCH), f)
+	return f, nil
 }

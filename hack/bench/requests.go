@@ -1,0 +1,92 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// requests counts a controller's calls to the Kubernetes API, as client-go reports them on the
+// controller's metrics endpoint (rest_client_requests_total, registered by controller-runtime).
+type requests struct {
+	all    float64 // every request, watches and lists included
+	writes float64 // POST, PUT, PATCH and DELETE
+}
+
+func (r requests) minus(o requests) requests {
+	return requests{all: r.all - o.all, writes: r.writes - o.writes}
+}
+
+// scrapeRequests reads the counters of the metrics endpoint at addr; a controller just started
+// may not listen yet, so it tries for half a minute.
+func scrapeRequests(addr string) (requests, error) {
+	var resp *http.Response
+	var err error
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if resp, err = http.Get("http://" + addr + "/metrics"); err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil {
+		return requests{}, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return requests{}, fmt.Errorf("metrics of %s: %s", addr, resp.Status)
+	}
+	return parseRequests(resp.Body)
+}
+
+// parseRequests sums rest_client_requests_total over its label values (code, host, method) in
+// the Prometheus text format.
+func parseRequests(r io.Reader) (requests, error) {
+	const name = "rest_client_requests_total"
+	var out requests
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		line := sc.Text()
+		rest, ok := strings.CutPrefix(line, name)
+		if !ok || (rest != "" && rest[0] != '{' && rest[0] != ' ') {
+			continue // a comment, or another metric whose name starts the same
+		}
+		labels := ""
+		if strings.HasPrefix(rest, "{") {
+			end := strings.LastIndexByte(rest, '}')
+			if end < 0 {
+				return requests{}, fmt.Errorf("%s: unterminated labels: %q", name, line)
+			}
+			labels, rest = rest[1:end], rest[end+1:]
+		}
+		f := strings.Fields(rest)
+		if len(f) == 0 {
+			return requests{}, fmt.Errorf("%s: no value: %q", name, line)
+		}
+		v, err := strconv.ParseFloat(f[0], 64)
+		if err != nil {
+			return requests{}, fmt.Errorf("%s: %w", name, err)
+		}
+		out.all += v
+		switch labelValue(labels, "method") {
+		case "POST", "PUT", "PATCH", "DELETE":
+			out.writes += v
+		}
+	}
+	return out, sc.Err()
+}
+
+// labelValue is the value of one label in a Prometheus label set (`a="x",b="y"`); the values
+// read here hold no escaped quotes.
+func labelValue(labels, key string) string {
+	for _, kv := range strings.Split(labels, ",") {
+		k, v, ok := strings.Cut(kv, "=")
+		if ok && strings.TrimSpace(k) == key {
+			return strings.Trim(strings.TrimSpace(v), `"`)
+		}
+	}
+	return ""
+}
