@@ -26,7 +26,7 @@ type options struct {
 func main() {
 	var o options
 	o.Bind(flag.CommandLine)
-	flag.BoolVar(&o.noCrossNamespaceRefs, "no-cross-namespace-refs", false, "Refuse sourceRef and dependsOn in other namespaces.")
+	flag.BoolVar(&o.noCrossNamespaceRefs, "no-cross-namespace-refs", true, "Refuse sourceRef and dependsOn in other namespaces (set =false to allow them, as Flux does by default).")
 	flag.BoolVar(&o.noRemoteBases, "no-remote-bases", false, "Refuse kustomizations that refer to Git or http(s) URLs: everything applied must come from the source artifact.")
 	flag.StringVar(&o.defaultSA, "default-service-account", "", "ServiceAccount to impersonate when a Kustomization names none.")
 	o.Main(controllerName, func(ctx context.Context) error { return run(ctx, o) })

@@ -29,7 +29,7 @@ func main() {
 	var o options
 	o.Bind(flag.CommandLine)
 	flag.StringVar(&o.defaultSA, "default-service-account", "", "ServiceAccount to impersonate when a HelmRelease names none (local cluster only).")
-	flag.BoolVar(&o.noCrossNamespaceRefs, "no-cross-namespace-refs", false, "Refuse chartRef and dependsOn in other namespaces.")
+	flag.BoolVar(&o.noCrossNamespaceRefs, "no-cross-namespace-refs", true, "Refuse chartRef and dependsOn in other namespaces (set =false to allow them, as Flux does by default).")
 	flag.DurationVar(&o.requeueDependency, "requeue-dependency", 5*time.Second, "Wait before checking again a chart source or dependency that is not ready.")
 	o.Main(controllerName, func(ctx context.Context) error { return run(ctx, o) })
 }
