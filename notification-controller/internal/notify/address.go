@@ -217,6 +217,38 @@ func (p *AddressPolicy) newClient(proxy *url.URL, tlsConfig *tls.Config) *http.C
 	return &http.Client{Transport: tr, CheckRedirect: sameHost}
 }
 
+// APIServerEndpoints resolves the host of a kubeconfig's server (https://10.96.0.1:443,
+// https://api.example.com, 127.0.0.1:6443) to the endpoints an AddressPolicy refuses.
+func APIServerEndpoints(ctx context.Context, server string) ([]netip.AddrPort, error) {
+	if !strings.Contains(server, "://") {
+		server = "https://" + server
+	}
+	u, err := url.Parse(server)
+	if err != nil || u.Hostname() == "" {
+		return nil, fmt.Errorf("API server address %q has no host", server)
+	}
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80"}[u.Scheme]
+		if port == "" {
+			port = "443"
+		}
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return nil, fmt.Errorf("API server port %q: %w", port, err)
+	}
+	ips, err := (*AddressPolicy)(nil).resolve(ctx, u.Hostname())
+	if err != nil {
+		return nil, fmt.Errorf("resolving the API server's host: %w", err)
+	}
+	out := make([]netip.AddrPort, 0, len(ips))
+	for _, ip := range ips {
+		out = append(out, netip.AddrPortFrom(ip.Unmap(), uint16(n)))
+	}
+	return out, nil
+}
+
 // ParseAllow reads a comma-separated list of CIDR prefixes and single IP addresses.
 func ParseAllow(list string) ([]netip.Prefix, error) {
 	var out []netip.Prefix

@@ -206,3 +206,20 @@ func TestAddressPolicy_Redirect(t *testing.T) {
 	defer mu.Unlock()
 	g.Expect(paths).To(Equal([]string{"/hook"}))
 }
+
+func TestAPIServerEndpoints(t *testing.T) {
+	for server, want := range map[string]string{
+		"https://10.96.0.1:443": "10.96.0.1:443",
+		"https://10.96.0.1":     "10.96.0.1:443",
+		"127.0.0.1:6443":        "127.0.0.1:6443",
+		"http://127.0.0.1":      "127.0.0.1:80",
+		"https://[::1]:6443":    "[::1]:6443",
+	} {
+		t.Run(server, func(t *testing.T) {
+			g := NewWithT(t)
+			got, err := APIServerEndpoints(context.Background(), server)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(got).To(Equal([]netip.AddrPort{netip.MustParseAddrPort(want)}))
+		})
+	}
+}
