@@ -56,7 +56,7 @@ func benchReceiver(ctx context.Context, n int) ([]Metric, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := bed.StartController("notification-controller", "--receiver-addr", addr); err != nil {
+	if _, err := bed.StartController("notification-controller", "--receiver-addr", addr, "--provider-allow-cidr=127.0.0.1/32"); err != nil {
 		return nil, err
 	}
 	ns := "bench"

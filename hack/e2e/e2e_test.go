@@ -55,7 +55,7 @@ func TestMain(m *testing.M) {
 	}
 	if err == nil {
 		if receiverAddr, err = local.FreeAddr(); err == nil {
-			_, err = bed.StartController("notification-controller", "--receiver-addr", receiverAddr)
+			_, err = bed.StartController("notification-controller", "--receiver-addr", receiverAddr, "--provider-allow-cidr=127.0.0.1/32")
 		}
 	}
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"flag"
 	"net/http"
+	"net/netip"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -16,6 +18,7 @@ import (
 
 	notifyv1 "github.com/plumb-dev/plumb/notification-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/notification-controller/internal/controller"
+	"github.com/plumb-dev/plumb/notification-controller/internal/notify"
 	plumbmanager "github.com/plumb-dev/plumb/shared/manager"
 )
 
@@ -23,8 +26,10 @@ const controllerName = "notification-controller"
 
 type options struct {
 	plumbmanager.Options
-	receiverAddr string
-	dedupWindow  time.Duration
+	receiverAddr      string
+	dedupWindow       time.Duration
+	allowCIDRs        []netip.Prefix
+	allowInsecureHTTP bool
 }
 
 func main() {
@@ -32,6 +37,12 @@ func main() {
 	o.Bind(flag.CommandLine)
 	flag.StringVar(&o.receiverAddr, "receiver-addr", ":9292", "Address the Receiver webhooks are served on (by every replica).")
 	flag.DurationVar(&o.dedupWindow, "dedup-window", 30*time.Second, "Drop an event equal to one an Alert sent within this window (0 keeps all).")
+	flag.Func(strings.TrimPrefix(notify.AllowFlag, "--"), "CIDR prefixes or IP addresses (comma-separated, repeatable) Providers may deliver to although the address policy refuses them: loopback, link-local (cloud metadata), unspecified and the API server's address are refused by default; private ranges are allowed.", func(v string) error {
+		p, err := notify.ParseAllow(v)
+		o.allowCIDRs = append(o.allowCIDRs, p...)
+		return err
+	})
+	flag.BoolVar(&o.allowInsecureHTTP, strings.TrimPrefix(controller.InsecureHTTPFlag, "--"), false, "Let Providers send credentials from their Secret (token, headers, address) to http:// addresses, in clear text.")
 	o.Main(controllerName, func(ctx context.Context) error { return run(ctx, o) })
 }
 
@@ -42,11 +53,17 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
+	apiServer, err := notify.APIServerEndpoints(ctx, mgr.GetConfig().Host)
+	if err != nil {
+		return err
+	}
+	senders := controller.SenderOptions{AllowInsecureHTTP: o.allowInsecureHTTP,
+		Addresses: &notify.AddressPolicy{Allow: o.allowCIDRs, APIServer: apiServer}}
 	r := &controller.ReceiverReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: mgr.GetEventRecorder(controllerName), ControllerName: controllerName}
 	if err := r.SetupWithManager(ctx, mgr, controller.Options{Concurrent: o.Concurrent}); err != nil {
 		return err
 	}
-	if err := (&controller.ProviderReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), ControllerName: controllerName}).SetupWithManager(ctx, mgr, controller.Options{Concurrent: o.Concurrent}); err != nil {
+	if err := (&controller.ProviderReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), ControllerName: controllerName, Senders: senders}).SetupWithManager(ctx, mgr, controller.Options{Concurrent: o.Concurrent}); err != nil {
 		return err
 	}
 	if err := (&controller.AlertReconciler{Client: mgr.GetClient(), ControllerName: controllerName}).SetupWithManager(ctx, mgr, controller.Options{Concurrent: o.Concurrent}); err != nil {
@@ -56,7 +73,7 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	if err := mgr.Add(&controller.Dispatcher{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: cs.EventsV1(), ControllerName: controllerName, DedupWindow: o.dedupWindow}); err != nil {
+	if err := mgr.Add(&controller.Dispatcher{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: cs.EventsV1(), ControllerName: controllerName, DedupWindow: o.dedupWindow, Senders: senders}); err != nil {
 		return err
 	}
 	srv := &controller.Server{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader()}

@@ -9,6 +9,13 @@ const (
 	InvalidProviderReason = "InvalidProvider"
 	// SecretNotFoundReason: a Secret the Provider names, or a key in it, is missing.
 	SecretNotFoundReason = "SecretNotFound"
+	// AddressRefusedReason: the Provider's address (or proxy) resolves to one the controller's
+	// address policy refuses (loopback, link-local, unspecified, the API server);
+	// --provider-allow-cidr lifts it.
+	AddressRefusedReason = "AddressRefused"
+	// PlainHTTPRefusedReason: the Provider would send credentials from its Secret to an http://
+	// address; --provider-allow-insecure-http allows it.
+	PlainHTTPRefusedReason = "PlainHTTPRefused"
 	// DeliveryFailedReason: the last delivery through the Provider failed.
 	DeliveryFailedReason = "DeliveryFailed"
 	// ProviderNotReadyReason: the Alert's Provider is missing or cannot be read.

@@ -55,6 +55,8 @@ type Dispatcher struct {
 	// IdleWorker ends a Provider's worker that had nothing to send for this long (default
 	// 5 min): deleted Providers leave nothing running.
 	IdleWorker time.Duration
+	// Senders are the controller-wide rules of deliveries (address policy, plain HTTP).
+	Senders SenderOptions
 
 	start  time.Time
 	states notify.States
@@ -450,7 +452,7 @@ func (w *worker) deliver(ctx context.Context, n notify.Notification) {
 		return
 	}
 	if w.sender == nil || w.generation != p.Generation || time.Since(w.made) > senderTTL {
-		s, err := SenderFor(ctx, d.APIReader, p)
+		s, err := SenderFor(ctx, d.APIReader, p, d.Senders)
 		if err != nil {
 			w.sender = nil
 			d.providerStatus(ctx, p, err)
@@ -499,7 +501,7 @@ func (d *Dispatcher) providerStatus(ctx context.Context, p *notifyv1.Provider, e
 		if !ready && conditions.GetMessage(p, meta.ReadyCondition) == "delivery failed: "+err.Error() {
 			return
 		}
-		conditions.MarkFalse(p, meta.ReadyCondition, notifyv1.DeliveryFailedReason, "delivery failed: %v", err)
+		conditions.MarkFalse(p, meta.ReadyCondition, deliveryReason(err), "delivery failed: %v", err)
 	}
 	if perr := patcher.Patch(ctx, p, patch.WithOwnedConditions{Conditions: []string{meta.ReadyCondition}}, patch.WithFieldOwner(d.ControllerName)); perr != nil {
 		log.FromContext(ctx).Info("could not record the delivery on the Provider", "error", perr.Error())

@@ -32,12 +32,28 @@ import (
 // +kubebuilder:rbac:groups=notification.plumb.dev,resources=providers/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=get;list;watch
 
-// ProviderReconciler checks that a Provider has what its type needs.
+// ProviderReconciler checks that a Provider has what its type needs, and that the controller's
+// rules let it deliver.
 type ProviderReconciler struct {
 	client.Client
 	APIReader      client.Reader
 	ControllerName string
+	// Senders are the controller-wide rules of deliveries (the Dispatcher's own).
+	Senders SenderOptions
 }
+
+// SenderOptions are the controller-wide rules every Provider's deliveries follow. The zero
+// value is the safe default: the address policy's default refusals, and no credentials over
+// plain HTTP.
+type SenderOptions struct {
+	// Addresses decides which addresses deliveries may connect to (nil: the default refusals).
+	Addresses *notify.AddressPolicy
+	// AllowInsecureHTTP lets a Provider send credentials from its Secret to an http:// address.
+	AllowInsecureHTTP bool
+}
+
+// InsecureHTTPFlag is the flag that sets SenderOptions.AllowInsecureHTTP.
+const InsecureHTTPFlag = "--provider-allow-insecure-http"
 
 // SetupWithManager registers the reconciler.
 func (r *ProviderReconciler) SetupWithManager(_ context.Context, mgr ctrl.Manager, opts Options) error {
@@ -59,11 +75,15 @@ func (r *ProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		status.Finish(ctx, obj, status.Fields{Kind: notifyv1.ProviderKind, ObservedGeneration: &obj.Status.ObservedGeneration,
 			Requests: &obj.Status.ReconcileRequestStatus}, patcher, r.ControllerName, &result, &retErr)
 	}()
-	if _, err := SenderFor(ctx, r.APIReader, obj); err != nil {
-		reason := notifyv1.InvalidProviderReason
+	if _, err := SenderFor(ctx, r.APIReader, obj, r.Senders); err != nil {
+		reason := refusalReason(err)
 		var nf *secretError
-		if errors.As(err, &nf) {
+		switch {
+		case reason != "":
+		case errors.As(err, &nf):
 			reason = notifyv1.SecretNotFoundReason
+		default:
+			reason = notifyv1.InvalidProviderReason
 		}
 		return ctrl.Result{}, status.Fail(nil, obj, "", reason, err)
 	}
@@ -76,10 +96,41 @@ type secretError struct{ msg string }
 
 func (e *secretError) Error() string { return e.msg }
 
-// SenderFor makes the Sender of a Provider from its spec and Secret.
-func SenderFor(ctx context.Context, r client.Reader, p *notifyv1.Provider) (notify.Sender, error) {
+// plainHTTPError refuses to send a Provider's credentials in clear text.
+type plainHTTPError struct{ host string }
+
+func (e *plainHTTPError) Error() string {
+	return fmt.Sprintf("refused to send the Provider's credentials (Secret token, headers or address) in clear text to http://%s: use https, or start notification-controller with %s", e.host, InsecureHTTPFlag)
+}
+
+// refusalReason is the Ready reason of an error the controller's rules made, or "".
+func refusalReason(err error) string {
+	var ar *notify.AddressRefusedError
+	var ph *plainHTTPError
+	switch {
+	case errors.As(err, &ar):
+		return notifyv1.AddressRefusedReason
+	case errors.As(err, &ph):
+		return notifyv1.PlainHTTPRefusedReason
+	}
+	return ""
+}
+
+// deliveryReason is the Ready reason of a failed delivery.
+func deliveryReason(err error) string {
+	if r := refusalReason(err); r != "" {
+		return r
+	}
+	return notifyv1.DeliveryFailedReason
+}
+
+// SenderFor makes the Sender of a Provider from its spec and Secret, and checks it against the
+// controller's rules: an address the policy refuses (checked again at every connection), or
+// credentials over plain HTTP, make an error.
+func SenderFor(ctx context.Context, r client.Reader, p *notifyv1.Provider, o SenderOptions) (notify.Sender, error) {
 	address, token, proxy := p.Spec.Address, "", p.Spec.Proxy
 	headers := map[string]string{}
+	addressInSecret := false
 	if ref := p.Spec.SecretRef; ref != nil {
 		s := &corev1.Secret{}
 		key := types.NamespacedName{Namespace: p.Namespace, Name: ref.Name}
@@ -90,7 +141,7 @@ func SenderFor(ctx context.Context, r client.Reader, p *notifyv1.Provider) (noti
 			return nil, fmt.Errorf("reading Secret %s: %w", key, err)
 		}
 		if a := string(s.Data["address"]); a != "" {
-			address = a
+			address, addressInSecret = a, true
 		}
 		token = string(s.Data["token"])
 		if v := string(s.Data["proxy"]); v != "" {
@@ -102,10 +153,39 @@ func SenderFor(ctx context.Context, r client.Reader, p *notifyv1.Provider) (noti
 			}
 		}
 	}
-	hc, err := httpClientOf(ctx, r, p, proxy)
+	hc, err := httpClientOf(ctx, r, p, proxy, o.Addresses)
 	if err != nil {
 		return nil, err
 	}
+	s, err := senderOf(p, address, token, headers, hc)
+	if err != nil {
+		return nil, err
+	}
+	if p.Spec.Type == notifyv1.SlackProvider && token != "" {
+		return s, nil // the Web API at slack.com, over https
+	}
+	// What is secret about a Provider is in its Secret: an API token (github, gitlab), headers,
+	// an address (webhook URLs hold tokens), or a password in the URL. The HMAC key of
+	// generic-hmac never leaves.
+	if u, err := url.Parse(address); err == nil && u.Scheme == "http" && !o.AllowInsecureHTTP {
+		if p.Spec.Type == notifyv1.GitHubProvider || p.Spec.Type == notifyv1.GitLabProvider ||
+			len(headers) > 0 || addressInSecret || u.User != nil {
+			return nil, &plainHTTPError{host: u.Host}
+		}
+	}
+	if err := o.Addresses.CheckURL(ctx, address); err != nil {
+		return nil, err
+	}
+	if proxy != "" {
+		if err := o.Addresses.CheckURL(ctx, proxy); err != nil {
+			return nil, fmt.Errorf("proxy: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// senderOf makes the Sender of a Provider's type.
+func senderOf(p *notifyv1.Provider, address, token string, headers map[string]string, hc *http.Client) (notify.Sender, error) {
 	switch p.Spec.Type {
 	case notifyv1.SlackProvider:
 		if token != "" {
@@ -149,9 +229,9 @@ func SenderFor(ctx context.Context, r client.Reader, p *notifyv1.Provider) (noti
 	return nil, fmt.Errorf("unknown provider type %q", p.Spec.Type)
 }
 
-// httpClientOf returns the HTTP client of a Provider's proxy and certSecretRef (nil for
-// neither: the shared default).
-func httpClientOf(ctx context.Context, r client.Reader, p *notifyv1.Provider, proxy string) (*http.Client, error) {
+// httpClientOf returns the HTTP client of a Provider's proxy and certSecretRef, whose
+// connections follow the address policy.
+func httpClientOf(ctx context.Context, r client.Reader, p *notifyv1.Provider, proxy string, policy *notify.AddressPolicy) (*http.Client, error) {
 	var proxyURL *url.URL
 	if proxy != "" {
 		u, err := url.Parse(proxy)
@@ -179,5 +259,5 @@ func httpClientOf(ctx context.Context, r client.Reader, p *notifyv1.Provider, pr
 		}
 		tlsConfig = cfg
 	}
-	return notify.NewClient(proxyURL, tlsConfig), nil
+	return policy.Client(proxyURL, tlsConfig), nil
 }

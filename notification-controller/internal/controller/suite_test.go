@@ -3,19 +3,23 @@ package controller
 import (
 	"context"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	notifyv1 "github.com/plumb-dev/plumb/notification-controller/api/v1beta1"
+	"github.com/plumb-dev/plumb/notification-controller/internal/notify"
 	"github.com/plumb-dev/plumb/shared/testing/testenv"
 )
 
@@ -37,16 +41,22 @@ func run(m *testing.M) int {
 	must(err)
 	defer func() { must(env.Stop()) }()
 	k8s = env.Client
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}})
+	// Providers labelled ownStackLabel are left to tests that run a stack of their own.
+	notOwn, err := labels.Parse("!" + ownStackLabel)
 	must(err)
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"},
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{&notifyv1.Provider{}: {Label: notOwn}}}})
+	must(err)
+	// The sinks of these tests listen on loopback, which the default address policy refuses.
+	senders := SenderOptions{Addresses: &notify.AddressPolicy{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	must((&ReceiverReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: mgr.GetEventRecorder("notification-controller"),
 		ControllerName: "notification-controller"}).SetupWithManager(ctx, mgr, Options{Concurrent: 2}))
-	must((&ProviderReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), ControllerName: "notification-controller"}).SetupWithManager(ctx, mgr, Options{Concurrent: 2}))
+	must((&ProviderReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), ControllerName: "notification-controller", Senders: senders}).SetupWithManager(ctx, mgr, Options{Concurrent: 2}))
 	must((&AlertReconciler{Client: mgr.GetClient(), ControllerName: "notification-controller"}).SetupWithManager(ctx, mgr, Options{Concurrent: 2}))
 	must(mgr.Add(&Dispatcher{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: kubernetes.NewForConfigOrDie(env.Config).EventsV1(),
-		ControllerName: "notification-controller", Backoff: 50 * time.Millisecond, GroupWindow: 300 * time.Millisecond}))
+		ControllerName: "notification-controller", Backoff: 50 * time.Millisecond, GroupWindow: 300 * time.Millisecond, Senders: senders}))
 	srv := httptest.NewServer(&Server{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Rate: 5, Burst: 5})
 	defer srv.Close()
 	hookURL = srv.URL

@@ -9,7 +9,6 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
-	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -109,6 +108,9 @@ func (w *Webhook) Send(ctx context.Context, n Notification) error {
 func do(c *http.Client, req *http.Request) error {
 	resp, err := httpClient(c).Do(req)
 	if err != nil {
+		if refused(err) {
+			return redactErr(err)
+		}
 		return &RetryableError{Err: redactErr(err)}
 	}
 	defer resp.Body.Close()
@@ -184,11 +186,15 @@ func (s *Slack) Send(ctx context.Context, n Notification) error {
 	if errors.As(err, &sc) && sc.Code < 500 {
 		return fmt.Errorf("slack answered %d %s", sc.Code, sc.Status)
 	}
+	if refused(err) {
+		return fmt.Errorf("slack: %w", redactErr(err))
+	}
 	return &RetryableError{Err: fmt.Errorf("slack: %w", redactErr(err))}
 }
 
-// defaultClient follows redirects only within a host and scheme: the credentials a sender adds
-// (headers, tokens) never reach another server.
+// defaultClient, for senders made without a Client, follows redirects only within a host and
+// scheme: the credentials a sender adds (headers, tokens) never reach another server. It has no
+// address policy: the controller gives every sender a client of its AddressPolicy.
 var defaultClient = &http.Client{CheckRedirect: sameHost}
 
 func sameHost(req *http.Request, via []*http.Request) error {
@@ -199,23 +205,6 @@ func sameHost(req *http.Request, via []*http.Request) error {
 		return fmt.Errorf("refused a redirect to another server (%s)", req.URL.Host)
 	}
 	return nil
-}
-
-// NewClient returns the HTTP client of a Provider with a proxy or a TLS setting of its own (nil
-// for none: then the environment's proxy settings and the system's certificate authorities
-// apply). Redirects stay within a host, as with the default client.
-func NewClient(proxy *url.URL, tlsConfig *tls.Config) *http.Client {
-	if proxy == nil && tlsConfig == nil {
-		return defaultClient
-	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	if proxy != nil {
-		tr.Proxy = http.ProxyURL(proxy)
-	}
-	if tlsConfig != nil {
-		tr.TLSClientConfig = tlsConfig
-	}
-	return &http.Client{Transport: tr, CheckRedirect: sameHost}
 }
 
 func httpClient(c *http.Client) *http.Client {
