@@ -23,8 +23,9 @@ const controllerName = "notification-controller"
 
 type options struct {
 	plumbmanager.Options
-	receiverAddr string
-	dedupWindow  time.Duration
+	receiverAddr         string
+	dedupWindow          time.Duration
+	noCrossNamespaceRefs bool
 }
 
 func main() {
@@ -32,6 +33,7 @@ func main() {
 	o.Bind(flag.CommandLine)
 	flag.StringVar(&o.receiverAddr, "receiver-addr", ":9292", "Address the Receiver webhooks are served on (by every replica).")
 	flag.DurationVar(&o.dedupWindow, "dedup-window", 30*time.Second, "Drop an event equal to one an Alert sent within this window (0 keeps all).")
+	flag.BoolVar(&o.noCrossNamespaceRefs, "no-cross-namespace-refs", true, "Refuse Receiver resources and Alert event sources in other namespaces than the Receiver's or Alert's.")
 	o.Main(controllerName, func(ctx context.Context) error { return run(ctx, o) })
 }
 
@@ -42,24 +44,27 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	r := &controller.ReceiverReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: mgr.GetEventRecorder(controllerName), ControllerName: controllerName}
+	events := mgr.GetEventRecorder(controllerName)
+	r := &controller.ReceiverReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: events, ControllerName: controllerName,
+		NoCrossNamespaceRefs: o.noCrossNamespaceRefs}
 	if err := r.SetupWithManager(ctx, mgr, controller.Options{Concurrent: o.Concurrent}); err != nil {
 		return err
 	}
 	if err := (&controller.ProviderReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), ControllerName: controllerName}).SetupWithManager(ctx, mgr, controller.Options{Concurrent: o.Concurrent}); err != nil {
 		return err
 	}
-	if err := (&controller.AlertReconciler{Client: mgr.GetClient(), ControllerName: controllerName}).SetupWithManager(ctx, mgr, controller.Options{Concurrent: o.Concurrent}); err != nil {
+	if err := (&controller.AlertReconciler{Client: mgr.GetClient(), ControllerName: controllerName, NoCrossNamespaceRefs: o.noCrossNamespaceRefs}).SetupWithManager(ctx, mgr, controller.Options{Concurrent: o.Concurrent}); err != nil {
 		return err
 	}
 	cs, err := kubernetes.NewForConfig(mgr.GetConfig())
 	if err != nil {
 		return err
 	}
-	if err := mgr.Add(&controller.Dispatcher{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: cs.EventsV1(), ControllerName: controllerName, DedupWindow: o.dedupWindow}); err != nil {
+	if err := mgr.Add(&controller.Dispatcher{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: cs.EventsV1(), ControllerName: controllerName,
+		NoCrossNamespaceRefs: o.noCrossNamespaceRefs, DedupWindow: o.dedupWindow}); err != nil {
 		return err
 	}
-	srv := &controller.Server{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader()}
+	srv := &controller.Server{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: events, NoCrossNamespaceRefs: o.noCrossNamespaceRefs}
 	if err := mgr.Add(everyReplica(func(ctx context.Context) error {
 		hs := &http.Server{Addr: o.receiverAddr, Handler: srv, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second}
 		go func() {

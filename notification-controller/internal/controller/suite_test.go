@@ -42,12 +42,13 @@ func run(m *testing.M) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	must((&ReceiverReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: mgr.GetEventRecorder("notification-controller"),
-		ControllerName: "notification-controller"}).SetupWithManager(ctx, mgr, Options{Concurrent: 2}))
+		ControllerName: "notification-controller", NoCrossNamespaceRefs: true}).SetupWithManager(ctx, mgr, Options{Concurrent: 2}))
 	must((&ProviderReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), ControllerName: "notification-controller"}).SetupWithManager(ctx, mgr, Options{Concurrent: 2}))
-	must((&AlertReconciler{Client: mgr.GetClient(), ControllerName: "notification-controller"}).SetupWithManager(ctx, mgr, Options{Concurrent: 2}))
+	must((&AlertReconciler{Client: mgr.GetClient(), ControllerName: "notification-controller", NoCrossNamespaceRefs: true}).SetupWithManager(ctx, mgr, Options{Concurrent: 2}))
 	must(mgr.Add(&Dispatcher{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: kubernetes.NewForConfigOrDie(env.Config).EventsV1(),
-		ControllerName: "notification-controller", Backoff: 50 * time.Millisecond, GroupWindow: 300 * time.Millisecond}))
-	srv := httptest.NewServer(&Server{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Rate: 5, Burst: 5})
+		ControllerName: "notification-controller", NoCrossNamespaceRefs: true, Backoff: 50 * time.Millisecond, GroupWindow: 300 * time.Millisecond}))
+	srv := httptest.NewServer(&Server{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: mgr.GetEventRecorder("notification-controller"),
+		NoCrossNamespaceRefs: true, Rate: 5, Burst: 5})
 	defer srv.Close()
 	hookURL = srv.URL
 	done := make(chan error, 1)
