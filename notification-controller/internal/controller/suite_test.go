@@ -23,6 +23,8 @@ var (
 	env     *testenv.Env
 	k8s     client.Client
 	hookURL string // the webhook server on loopback
+	// cached is the manager's cache, with the webhook path index, for Servers of tests.
+	cached client.Reader
 )
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
@@ -39,6 +41,7 @@ func run(m *testing.M) int {
 	k8s = env.Client
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}})
 	must(err)
+	cached = mgr.GetCache()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	must((&ReceiverReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: mgr.GetEventRecorder("notification-controller"),
