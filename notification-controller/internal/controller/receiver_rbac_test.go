@@ -131,6 +131,7 @@ func TestReceiver_WithTheControllersRBAC(t *testing.T) {
 		g.Expect(rcv.Status.WebhookPath).To(HavePrefix("/hook/"))
 	}, timeout, 100*time.Millisecond).Should(Succeed())
 
+	served(g, rcv.Status.WebhookPath)
 	resp, err := http.Post(srv.URL+rcv.Status.WebhookPath, "application/json", bytes.NewReader([]byte(`{}`)))
 	g.Expect(err).NotTo(HaveOccurred())
 	text, _ := io.ReadAll(resp.Body)

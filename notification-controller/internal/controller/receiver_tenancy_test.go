@@ -67,6 +67,7 @@ func TestReceiver_RefusesTargetsOutsideItsTenancy(t *testing.T) {
 		g.Expect(rcv.Status.WebhookPath).To(HavePrefix("/hook/"), "the allowed targets are still served")
 	}, timeout, 100*time.Millisecond).Should(Succeed())
 
+	served(g, rcv.Status.WebhookPath)
 	code, text := post(g, rcv.Status.WebhookPath, nil, []byte(`{}`))
 	g.Expect(code).To(Equal(http.StatusOK), text)
 	g.Expect(requestedAt(g, own)).NotTo(BeEmpty(), "the Receiver's own GitRepository")

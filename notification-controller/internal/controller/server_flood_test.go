@@ -39,6 +39,7 @@ func TestServer_BadSignatureFloodDoesNotLockOutTheCaller(t *testing.T) {
 		g.Expect(rcv.Status.WebhookPath).To(HavePrefix("/hook/"))
 	}, timeout, 100*time.Millisecond).Should(Succeed())
 	path := rcv.Status.WebhookPath
+	served(g, path)
 
 	body := []byte(`{"ref":"main"}`)
 	m := hmac.New(sha256.New, []byte(token))
