@@ -26,10 +26,11 @@ const controllerName = "notification-controller"
 
 type options struct {
 	plumbmanager.Options
-	receiverAddr      string
-	dedupWindow       time.Duration
-	allowCIDRs        []netip.Prefix
-	allowInsecureHTTP bool
+	receiverAddr         string
+	dedupWindow          time.Duration
+	allowCIDRs           []netip.Prefix
+	allowInsecureHTTP    bool
+	noCrossNamespaceRefs bool
 }
 
 func main() {
@@ -43,6 +44,7 @@ func main() {
 		return err
 	})
 	flag.BoolVar(&o.allowInsecureHTTP, strings.TrimPrefix(controller.InsecureHTTPFlag, "--"), false, "Let Providers send credentials from their Secret (token, headers, address) to http:// addresses, in clear text.")
+	flag.BoolVar(&o.noCrossNamespaceRefs, "no-cross-namespace-refs", true, "Refuse Receiver resources and Alert event sources in other namespaces than the Receiver's or Alert's.")
 	o.Main(controllerName, func(ctx context.Context) error { return run(ctx, o) })
 }
 
@@ -59,24 +61,27 @@ func run(ctx context.Context, o options) error {
 	}
 	senders := controller.SenderOptions{AllowInsecureHTTP: o.allowInsecureHTTP,
 		Addresses: &notify.AddressPolicy{Allow: o.allowCIDRs, APIServer: apiServer}}
-	r := &controller.ReceiverReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: mgr.GetEventRecorder(controllerName), ControllerName: controllerName}
+	events := mgr.GetEventRecorder(controllerName)
+	r := &controller.ReceiverReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: events, ControllerName: controllerName,
+		NoCrossNamespaceRefs: o.noCrossNamespaceRefs}
 	if err := r.SetupWithManager(ctx, mgr, controller.Options{Concurrent: o.Concurrent}); err != nil {
 		return err
 	}
 	if err := (&controller.ProviderReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), ControllerName: controllerName, Senders: senders}).SetupWithManager(ctx, mgr, controller.Options{Concurrent: o.Concurrent}); err != nil {
 		return err
 	}
-	if err := (&controller.AlertReconciler{Client: mgr.GetClient(), ControllerName: controllerName}).SetupWithManager(ctx, mgr, controller.Options{Concurrent: o.Concurrent}); err != nil {
+	if err := (&controller.AlertReconciler{Client: mgr.GetClient(), ControllerName: controllerName, NoCrossNamespaceRefs: o.noCrossNamespaceRefs}).SetupWithManager(ctx, mgr, controller.Options{Concurrent: o.Concurrent}); err != nil {
 		return err
 	}
 	cs, err := kubernetes.NewForConfig(mgr.GetConfig())
 	if err != nil {
 		return err
 	}
-	if err := mgr.Add(&controller.Dispatcher{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: cs.EventsV1(), ControllerName: controllerName, DedupWindow: o.dedupWindow, Senders: senders}); err != nil {
+	if err := mgr.Add(&controller.Dispatcher{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: cs.EventsV1(), ControllerName: controllerName,
+		NoCrossNamespaceRefs: o.noCrossNamespaceRefs, DedupWindow: o.dedupWindow, Senders: senders}); err != nil {
 		return err
 	}
-	srv := &controller.Server{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader()}
+	srv := &controller.Server{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: events, NoCrossNamespaceRefs: o.noCrossNamespaceRefs}
 	if err := mgr.Add(everyReplica(func(ctx context.Context) error {
 		hs := &http.Server{Addr: o.receiverAddr, Handler: srv, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second}
 		go func() {

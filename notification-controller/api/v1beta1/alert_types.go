@@ -14,7 +14,8 @@ type AlertSpec struct {
 	// +required
 	ProviderRef meta.LocalObjectReference `json:"providerRef"`
 	// EventSources select the objects whose events are sent: by kind, and name (* and globs
-	// such as web-*) or matchLabels, in the Alert's namespace unless namespace says otherwise.
+	// such as web-*) or matchLabels, in the Alert's namespace (another namespace only when the
+	// controller runs with --no-cross-namespace-refs=false).
 	// +required
 	// +kubebuilder:validation:MinItems=1
 	EventSources []EventSource `json:"eventSources"`
@@ -64,7 +65,9 @@ type EventSource struct {
 	// Name of the object, * for all, or a glob (web-*).
 	// +optional
 	Name string `json:"name,omitempty"`
-	// Namespace of the objects, * for all; default the Alert's.
+	// Namespace of the objects, * for all; default the Alert's. Another namespace or * works
+	// only with --no-cross-namespace-refs=false; otherwise the Alert is Stalled (AccessDenied)
+	// and sends nothing.
 	// +optional
 	Namespace string `json:"namespace,omitempty"`
 	// MatchLabels selects the objects by label (with name * or empty).

@@ -24,4 +24,8 @@ const (
 	InvalidSpecReason = "InvalidSpec"
 	// TokenNotFoundReason: the Receiver's token Secret, or its token key, is missing.
 	TokenNotFoundReason = "TokenNotFound"
+	// AccessDeniedReason: the spec reaches beyond what the object's namespace may reach: an
+	// Alert's event sources or a Receiver's resources in another namespace (while
+	// --no-cross-namespace-refs is on), or Receiver resources of a kind that did not opt in.
+	AccessDeniedReason = "AccessDenied"
 )

@@ -40,7 +40,10 @@ type ReceiverSpec struct {
 	// "Push Hook"); empty accepts all.
 	// +optional
 	Events []string `json:"events,omitempty"`
-	// Resources to reconcile on a valid call.
+	// Resources to reconcile on a valid call: custom kinds that opted in (a ClusterRole labelled
+	// notification.plumb.dev/receiver-target=true grants get, list, patch on them), never
+	// Kubernetes' own kinds. A refused resource makes Ready False (AccessDenied); calls still
+	// act on the others.
 	// +required
 	// +kubebuilder:validation:MinItems=1
 	Resources []CrossNamespaceObjectReference `json:"resources"`
@@ -67,7 +70,8 @@ type CrossNamespaceObjectReference struct {
 	// that match).
 	// +optional
 	Name string `json:"name,omitempty"`
-	// Namespace of the objects; default the Receiver's.
+	// Namespace of the objects; default the Receiver's. Another namespace is refused unless the
+	// controller runs with --no-cross-namespace-refs=false.
 	// +optional
 	Namespace string `json:"namespace,omitempty"`
 	// MatchLabels selects the objects by label.

@@ -29,6 +29,8 @@ import (
 type AlertReconciler struct {
 	client.Client
 	ControllerName string
+	// NoCrossNamespaceRefs refuses event sources in other namespaces than the Alert's (and *).
+	NoCrossNamespaceRefs bool
 }
 
 // SetupWithManager registers the reconciler.
@@ -54,6 +56,13 @@ func (r *AlertReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resu
 	if msg := invalidAlert(obj); msg != "" {
 		return ctrl.Result{}, status.Stall(nil, obj, notifyv1.InvalidSpecReason, msg)
 	}
+	// A stalled Alert sends nothing (see Dispatcher): none of its sources, not even its own
+	// namespace's, so that the refusal cannot go unnoticed.
+	if r.NoCrossNamespaceRefs {
+		if msg := crossNamespaceSource(obj); msg != "" {
+			return ctrl.Result{}, status.Stall(nil, obj, notifyv1.AccessDeniedReason, msg)
+		}
+	}
 	p := &notifyv1.Provider{}
 	key := types.NamespacedName{Namespace: obj.Namespace, Name: obj.Spec.ProviderRef.Name}
 	if err := r.Get(ctx, key, p); err != nil {
@@ -64,6 +73,16 @@ func (r *AlertReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resu
 	}
 	conditions.MarkTrue(obj, meta.ReadyCondition, notifyv1.SucceededReason, "sending to Provider %s", p.Name)
 	return ctrl.Result{}, nil
+}
+
+// crossNamespaceSource names the first event source outside the Alert's namespace, or returns "".
+func crossNamespaceSource(obj *notifyv1.Alert) string {
+	for _, src := range obj.Spec.EventSources {
+		if src.Namespace != "" && src.Namespace != obj.Namespace {
+			return fmt.Sprintf("eventSources %s in namespace %q: cross-namespace references are disabled (--no-cross-namespace-refs)", src.Kind, src.Namespace)
+		}
+	}
+	return ""
 }
 
 // invalidAlert names what in an Alert's spec cannot work, or returns "": expressions and name

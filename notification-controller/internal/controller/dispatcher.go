@@ -42,6 +42,9 @@ type Dispatcher struct {
 	Events eventsv1client.EventsV1Interface
 	// ControllerName is this controller's: its own events are never sent (no loops).
 	ControllerName string
+	// NoCrossNamespaceRefs matches an Alert only with events about objects of its own namespace,
+	// whatever its sources say (the AlertReconciler also stalls an Alert that names another).
+	NoCrossNamespaceRefs bool
 	// QueueSize bounds the intake and each Provider's queue (default 1000); Backoff is the
 	// first retry wait (default 1 s, doubled up to 3 retries).
 	QueueSize int
@@ -326,6 +329,9 @@ func (d *Dispatcher) matches(ctx context.Context, a *notifyv1.Alert, ev *eventsv
 		return false
 	}
 	reg := ev.Regarding
+	if d.NoCrossNamespaceRefs && reg.Namespace != a.Namespace {
+		return false
+	}
 	source := false
 	for _, s := range a.Spec.EventSources {
 		ns := s.Namespace

@@ -4,6 +4,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
@@ -27,7 +28,8 @@ import (
 // +kubebuilder:rbac:groups=notification.plumb.dev,resources=receivers,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=notification.plumb.dev,resources=receivers/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get
-// +kubebuilder:rbac:groups=*,resources=*,verbs=get;list;patch
+// Receiver targets are not granted here: the aggregated ClusterRole of
+// config/rbac/receiver_targets.yaml gathers the kinds that opt in (ReceiverTargetLabel).
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 
@@ -44,6 +46,8 @@ type ReceiverReconciler struct {
 	APIReader      client.Reader
 	Events         recorder.EventRecorder
 	ControllerName string
+	// NoCrossNamespaceRefs refuses resources in other namespaces than the Receiver's.
+	NoCrossNamespaceRefs bool
 }
 
 // SetupWithManager registers the reconciler and the webhook path index.
@@ -79,6 +83,12 @@ func (r *ReceiverReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		return ctrl.Result{}, status.Fail(r.Events, obj, "", notifyv1.TokenNotFoundReason, err)
 	}
 	obj.Status.WebhookPath = receiver.Path(token, obj.Name, obj.Namespace)
+	// A refused resource keeps the Receiver from Ready, but its path is published and calls act
+	// on the other resources. Retried: a kind may opt in later.
+	if refused := refusals(ctx, r.APIReader, obj, r.NoCrossNamespaceRefs); len(refused) > 0 {
+		return ctrl.Result{}, status.Fail(r.Events, obj, "", notifyv1.AccessDeniedReason,
+			fmt.Errorf("refused resources: %s; calls at %s act on the others", strings.Join(refused, ", "), obj.Status.WebhookPath))
+	}
 	conditions.MarkTrue(obj, meta.ReadyCondition, notifyv1.SucceededReason, "receiving %s calls at %s", obj.Spec.Type, obj.Status.WebhookPath)
 	// Secrets are not watched: a new token's path is published at the next check (the old path
 	// stops working at once, see Server).

@@ -45,6 +45,16 @@ func requestedAt(g Gomega, u *unstructured.Unstructured) string {
 	return u.GetAnnotations()[plumbreconcile.RequestedAtAnnotation]
 }
 
+// served waits until the webhook server's cache knows path: the status a test reads from the
+// API server may not have reached the manager's cache yet.
+func served(g *WithT, path string) {
+	g.Eventually(func(g Gomega) {
+		var list notifyv1.ReceiverList
+		g.Expect(cached.List(context.Background(), &list, client.MatchingFields{WebhookPathIndex: path})).To(Succeed())
+		g.Expect(list.Items).NotTo(BeEmpty())
+	}, timeout, 50*time.Millisecond).Should(Succeed())
+}
+
 func post(g *WithT, path string, header map[string]string, body []byte) (int, string) {
 	req, err := http.NewRequest(http.MethodPost, hookURL+path, bytes.NewReader(body))
 	g.Expect(err).NotTo(HaveOccurred())
@@ -88,6 +98,7 @@ func TestReceiver_GitHubPushReconcilesResources(t *testing.T) {
 	}, timeout, 100*time.Millisecond).Should(Succeed())
 	path := rcv.Status.WebhookPath
 	g.Expect(path).NotTo(ContainSubstring(token))
+	served(g, path)
 
 	body := []byte(`{"ref":"refs/heads/main","after":"1a2b3c"}`)
 	m := hmac.New(sha256.New, []byte(token))

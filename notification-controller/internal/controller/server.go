@@ -5,21 +5,25 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	notifyv1 "github.com/plumb-dev/plumb/notification-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/notification-controller/internal/receiver"
+	"github.com/plumb-dev/plumb/shared/events"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
 )
 
@@ -30,35 +34,82 @@ const MaxBody = 1 << 20
 // Receiver's type signs it, and annotates the Receiver's resources so that their controllers
 // reconcile them at once. Unknown paths get 404 (no hint whether a path exists), bad signatures
 // 401, malformed bodies 400, bursts beyond the per-path rate 429. Nothing secret is logged.
+//
+// Failed calls (401, 400) are limited apart from verified ones, per client address and per
+// path: a flood of badly signed calls gets 429 without using up the path's rate, so the real
+// caller's next signed call still acts.
 type Server struct {
 	// Client lists Receivers (cached, by the webhook path index) and patches resources.
 	Client client.Client
 	// APIReader reads token Secrets, uncached.
 	APIReader client.Reader
-	// Rate and Burst bound the calls per path (default 10/s, burst 20).
+	// Events records on a Receiver the resources a call was refused (nil records none).
+	Events recorder.EventRecorder
+	// NoCrossNamespaceRefs refuses resources in other namespaces than the Receiver's.
+	NoCrossNamespaceRefs bool
+	// Rate and Burst bound the verified calls per path (default 10/s, burst 20).
 	Rate  rate.Limit
 	Burst int
+	// FailRate and FailBurst bound the failed calls per client address (default 1/s, burst
+	// 10); a path takes five times as many failed calls from all addresses together.
+	FailRate  rate.Limit
+	FailBurst int
 
-	mu       sync.Mutex
-	limiters map[string]*rate.Limiter
+	mu                              sync.Mutex
+	calls, failsByAddr, failsByPath map[string]*rate.Limiter
 }
 
-func (s *Server) limiter(path string) *rate.Limiter {
+// maxLimiters bounds each limiter map: beyond it, limiters that are full again (their caller
+// went quiet) are forgotten.
+const maxLimiters = 4096
+
+func (s *Server) limiter(m *map[string]*rate.Limiter, key string, r rate.Limit, b int) *rate.Limiter {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.limiters == nil {
-		s.limiters = map[string]*rate.Limiter{}
+	if *m == nil {
+		*m = map[string]*rate.Limiter{}
 	}
-	l, ok := s.limiters[path]
+	l, ok := (*m)[key]
 	if !ok {
-		r, b := s.Rate, s.Burst
-		if r == 0 {
-			r, b = 10, 20
+		if len(*m) >= maxLimiters {
+			now := time.Now()
+			for k, l := range *m {
+				if l.TokensAt(now) >= float64(l.Burst()) {
+					delete(*m, k)
+				}
+			}
 		}
 		l = rate.NewLimiter(r, b)
-		s.limiters[path] = l
+		(*m)[key] = l
 	}
 	return l
+}
+
+// allowCall takes one verified call on path.
+func (s *Server) allowCall(path string) bool {
+	r, b := s.Rate, s.Burst
+	if r == 0 {
+		r, b = 10, 20
+	}
+	return s.limiter(&s.calls, path, r, b).Allow()
+}
+
+// allowFailure takes one failed call from addr on path.
+func (s *Server) allowFailure(addr, path string) bool {
+	r, b := s.FailRate, s.FailBurst
+	if r == 0 {
+		r, b = 1, 10
+	}
+	return s.limiter(&s.failsByAddr, addr, r, b).Allow() && s.limiter(&s.failsByPath, path, 5*r, 5*b).Allow()
+}
+
+// clientAddr is the caller's IP address (the port changes with every connection). Behind a
+// proxy every call has the proxy's: then the per-path limit is what holds a flood back.
+func clientAddr(req *http.Request) string {
+	if host, _, err := net.SplitHostPort(req.RemoteAddr); err == nil {
+		return host
+	}
+	return req.RemoteAddr
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
@@ -78,6 +129,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	type target struct {
 		rcv   *notifyv1.Receiver
 		token string
+		res   receiver.Result
 	}
 	var targets []target
 	for i := range list.Items {
@@ -89,7 +141,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			return
 		}
 		if receiver.Path(token, rcv.Name, rcv.Namespace) == req.URL.Path {
-			targets = append(targets, target{rcv, token})
+			targets = append(targets, target{rcv: rcv, token: token})
 		}
 	}
 	if len(targets) == 0 {
@@ -100,58 +152,85 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "POST only", http.StatusMethodNotAllowed)
 		return
 	}
-	if !s.limiter(req.URL.Path).Allow() {
-		http.Error(w, "too many calls", http.StatusTooManyRequests)
-		return
-	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, MaxBody))
 	if err != nil {
 		http.Error(w, "body too large or unreadable", http.StatusRequestEntityTooLarge)
 		return
 	}
-	total := 0
-	for _, t := range targets {
-		rcv := t.rcv
-		who := types.NamespacedName{Namespace: rcv.Namespace, Name: rcv.Name}
-		if rcv.Spec.Suspend {
+	// Every Receiver of the path checks the call before any acts on it.
+	for i := range targets {
+		t := &targets[i]
+		who := types.NamespacedName{Namespace: t.rcv.Namespace, Name: t.rcv.Name}
+		if t.rcv.Spec.Suspend {
 			http.Error(w, "receiver suspended", http.StatusServiceUnavailable)
 			return
 		}
-		res, err := receiver.Verify(rcv.Spec.Type, t.token, rcv.Spec.Events, receiver.Call{Header: req.Header, Body: body})
-		switch {
-		case errors.Is(err, receiver.ErrUnauthorized):
+		t.res, err = receiver.Verify(t.rcv.Spec.Type, t.token, t.rcv.Spec.Events, receiver.Call{Header: req.Header, Body: body})
+		if err == nil {
+			continue
+		}
+		if !s.allowFailure(clientAddr(req), req.URL.Path) {
+			http.Error(w, "too many failed calls", http.StatusTooManyRequests)
+			return
+		}
+		if errors.Is(err, receiver.ErrUnauthorized) {
 			lg.Info("call refused", "receiver", who, "reason", err.Error())
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
 			return
-		case err != nil:
-			lg.Info("malformed call", "receiver", who, "reason", err.Error())
-			http.Error(w, "bad request", http.StatusBadRequest)
-			return
-		case !res.Trigger:
-			lg.Info("call accepted without action", "receiver", who, "event", res.Event)
+		}
+		lg.Info("malformed call", "receiver", who, "reason", err.Error())
+		http.Error(w, "bad request", http.StatusBadRequest)
+		return
+	}
+	if !s.allowCall(req.URL.Path) {
+		http.Error(w, "too many calls", http.StatusTooManyRequests)
+		return
+	}
+	total, refused := 0, 0
+	for _, t := range targets {
+		rcv := t.rcv
+		who := types.NamespacedName{Namespace: rcv.Namespace, Name: rcv.Name}
+		if !t.res.Trigger {
+			lg.Info("call accepted without action", "receiver", who, "event", t.res.Event)
 			continue
 		}
-		n, err := s.annotate(ctx, rcv)
+		n, denied, err := s.annotate(ctx, rcv)
+		if len(denied) > 0 {
+			refused += len(denied)
+			lg.Info("resources refused", "receiver", who, "refused", denied)
+			events.Record(s.Events, rcv, "", corev1.EventTypeWarning, notifyv1.AccessDeniedReason, "refused resources: %s", strings.Join(denied, ", "))
+		}
 		if err != nil {
 			lg.Error(err, "annotating resources", "receiver", who)
 			http.Error(w, "could not request reconciles", http.StatusInternalServerError)
 			return
 		}
-		lg.Info("reconcile requested", "receiver", who, "event", res.Event, "objects", n)
+		lg.Info("reconcile requested", "receiver", who, "event", t.res.Event, "objects", n)
 		total += n
+	}
+	if refused > 0 {
+		_, _ = fmt.Fprintf(w, "reconcile requested for %d object(s); %d resource(s) refused, see the Receiver's status\n", total, refused)
+		return
 	}
 	_, _ = fmt.Fprintf(w, "reconcile requested for %d object(s)\n", total)
 }
 
-// annotate sets the reconcile request annotation on every resource the Receiver selects.
-func (s *Server) annotate(ctx context.Context, rcv *notifyv1.Receiver) (int, error) {
+// annotate sets the reconcile request annotation on every resource the Receiver selects and may
+// reach; it returns how many it annotated and the resources it refused (see refusal; a kind the
+// API server forbids did not opt in).
+func (s *Server) annotate(ctx context.Context, rcv *notifyv1.Receiver) (int, []string, error) {
 	now := time.Now().Format(time.RFC3339Nano)
 	patch := plumbreconcile.RequestPatch(now)
 	n := 0
+	var refused []string
 	for _, ref := range rcv.Spec.Resources {
+		if why := refusal(rcv, ref, s.NoCrossNamespaceRefs); why != "" {
+			refused = append(refused, targetName(rcv, ref)+" ("+why+")")
+			continue
+		}
 		gv, err := schema.ParseGroupVersion(ref.APIVersion)
 		if err != nil {
-			return n, fmt.Errorf("resource apiVersion %q: %w", ref.APIVersion, err)
+			return n, refused, fmt.Errorf("resource apiVersion %q: %w", ref.APIVersion, err)
 		}
 		ns := ref.Namespace
 		if ns == "" {
@@ -167,8 +246,11 @@ func (s *Server) annotate(ctx context.Context, rcv *notifyv1.Receiver) (int, err
 		} else {
 			list := &unstructured.UnstructuredList{}
 			list.SetGroupVersionKind(gv.WithKind(ref.Kind + "List"))
-			if err := s.Client.List(ctx, list, client.InNamespace(ns), client.MatchingLabels(ref.MatchLabels)); err != nil {
-				return n, fmt.Errorf("listing %s in %s: %w", ref.Kind, ns, err)
+			if err := s.Client.List(ctx, list, client.InNamespace(ns), client.MatchingLabels(ref.MatchLabels)); apierrors.IsForbidden(err) {
+				refused = append(refused, targetName(rcv, ref)+" ("+forbidden+")")
+				continue
+			} else if err != nil {
+				return n, refused, fmt.Errorf("listing %s in %s: %w", ref.Kind, ns, err)
 			}
 			for i := range list.Items {
 				targets = append(targets, &list.Items[i])
@@ -179,10 +261,14 @@ func (s *Server) annotate(ctx context.Context, rcv *notifyv1.Receiver) (int, err
 				if apierrors.IsNotFound(err) {
 					continue
 				}
-				return n, fmt.Errorf("%s %s/%s: %w", ref.Kind, u.GetNamespace(), u.GetName(), err)
+				if apierrors.IsForbidden(err) {
+					refused = append(refused, targetName(rcv, ref)+" ("+forbidden+")")
+					break
+				}
+				return n, refused, fmt.Errorf("%s %s/%s: %w", ref.Kind, u.GetNamespace(), u.GetName(), err)
 			}
 			n++
 		}
 	}
-	return n, nil
+	return n, refused, nil
 }

@@ -27,6 +27,8 @@ var (
 	env     *testenv.Env
 	k8s     client.Client
 	hookURL string // the webhook server on loopback
+	// cached is the manager's cache, with the webhook path index, for Servers of tests.
+	cached client.Reader
 )
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
@@ -47,17 +49,19 @@ func run(m *testing.M) int {
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"},
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{&notifyv1.Provider{}: {Label: notOwn}}}})
 	must(err)
+	cached = mgr.GetCache()
 	// The sinks of these tests listen on loopback, which the default address policy refuses.
 	senders := SenderOptions{Addresses: &notify.AddressPolicy{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	must((&ReceiverReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: mgr.GetEventRecorder("notification-controller"),
-		ControllerName: "notification-controller"}).SetupWithManager(ctx, mgr, Options{Concurrent: 2}))
+		ControllerName: "notification-controller", NoCrossNamespaceRefs: true}).SetupWithManager(ctx, mgr, Options{Concurrent: 2}))
 	must((&ProviderReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), ControllerName: "notification-controller", Senders: senders}).SetupWithManager(ctx, mgr, Options{Concurrent: 2}))
-	must((&AlertReconciler{Client: mgr.GetClient(), ControllerName: "notification-controller"}).SetupWithManager(ctx, mgr, Options{Concurrent: 2}))
+	must((&AlertReconciler{Client: mgr.GetClient(), ControllerName: "notification-controller", NoCrossNamespaceRefs: true}).SetupWithManager(ctx, mgr, Options{Concurrent: 2}))
 	must(mgr.Add(&Dispatcher{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: kubernetes.NewForConfigOrDie(env.Config).EventsV1(),
-		ControllerName: "notification-controller", Backoff: 50 * time.Millisecond, GroupWindow: 300 * time.Millisecond, Senders: senders}))
-	srv := httptest.NewServer(&Server{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Rate: 5, Burst: 5})
+		ControllerName: "notification-controller", NoCrossNamespaceRefs: true, Backoff: 50 * time.Millisecond, GroupWindow: 300 * time.Millisecond, Senders: senders}))
+	srv := httptest.NewServer(&Server{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: mgr.GetEventRecorder("notification-controller"),
+		NoCrossNamespaceRefs: true, Rate: 5, Burst: 5})
 	defer srv.Close()
 	hookURL = srv.URL
 	done := make(chan error, 1)
