@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -36,7 +37,10 @@ func TestMain(m *testing.M) {
 }
 
 // fuzzLimits are small, so that the fuzzer reaches them.
-var fuzzLimits = artifact.Limits{MaxFiles: 32, MaxBytes: 1 << 16}
+var fuzzLimits = artifact.Limits{MaxFiles: 32, MaxBytes: 1 << 16, MaxStreamBytes: 1 << 17}
+
+// maxTrailingZeros is the zero padding a tar writer may leave after the end of the archive.
+const maxTrailingZeros = 20 * 512
 
 // addSeeds adds valid and malicious archives to the corpus. The fuzz input is an uncompressed
 // tarball, which the targets gzip themselves (so mutations reach the tar headers) and also use
@@ -45,6 +49,11 @@ func addSeeds(f *testing.F) {
 	many := make([]raw, fuzzLimits.MaxFiles+1)
 	for i := range many {
 		many[i] = reg(fmt.Sprintf("f%d", i), "x")
+	}
+	// "./" entries are not counted as files: only the stream bound stops them.
+	dots := make([]raw, fuzzLimits.MaxStreamBytes/512+1)
+	for i := range dots {
+		dots[i] = dir("./")
 	}
 	seeds := [][]raw{
 		// Valid.
@@ -68,6 +77,7 @@ func addSeeds(f *testing.F) {
 		{reg("a", "x"), {hdr: tar.Header{Typeflag: tar.TypeLink, Name: "h", Linkname: "a"}}},
 		many,
 		{reg("big", strings.Repeat("z", int(fuzzLimits.MaxBytes)+1))},
+		dots,
 	}
 	for _, s := range seeds {
 		// The end-of-archive blocks are optional (the reader stops at EOF on a block boundary);
@@ -80,6 +90,13 @@ func addSeeds(f *testing.F) {
 		f.Add(gzipBytes(f, tb))
 	}
 	f.Add(writeArtifact(f, []file{{name: "a", body: "1", exec: true}, {name: "l", link: "a"}}))
+	// After the end of the archive: a tar writer's padding, too much of it, and data.
+	end := rawTar(f, []raw{reg("a", "1")})
+	for _, tail := range [][]byte{make([]byte, maxTrailingZeros), make([]byte, maxTrailingZeros+1), []byte("trailing data")} {
+		tb := append(slices.Clone(end), tail...)
+		f.Add(tb)
+		f.Add(gzipBytes(f, tb))
+	}
 	f.Add([]byte("not a tarball"))
 }
 
@@ -151,8 +168,53 @@ func FuzzWalk(f *testing.F) {
 			if total > fuzzLimits.MaxBytes || read > fuzzLimits.MaxBytes {
 				t.Errorf("Walk succeeded with %d bytes declared, %d read, over the limit of %d", total, read, fuzzLimits.MaxBytes)
 			}
+			checkStream(t, in)
 		}
 	})
+}
+
+// checkStream checks the decompressed stream of an archive Walk accepted: no longer than the
+// limits allow, and nothing but a tar writer's zero padding after the end of the archive.
+func checkStream(t *testing.T, in []byte) {
+	t.Helper()
+	gz, err := gzip.NewReader(bytes.NewReader(in))
+	if err != nil {
+		t.Fatalf("Walk accepted what gzip refuses: %v", err)
+	}
+	plain, err := io.ReadAll(io.LimitReader(gz, fuzzLimits.MaxStreamBytes+1))
+	if err != nil {
+		t.Fatalf("Walk accepted a stream gzip cannot read: %v", err)
+	}
+	if int64(len(plain)) > fuzzLimits.MaxStreamBytes {
+		t.Fatalf("Walk accepted a stream of over %d bytes, the limit", fuzzLimits.MaxStreamBytes)
+	}
+	// Where the archive ends; a reader without Seek, so that archive/tar reads every byte.
+	r := &countingReader{r: bytes.NewReader(plain)}
+	tr := tar.NewReader(r)
+	for {
+		_, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("Walk accepted what archive/tar refuses: %v", err)
+		}
+	}
+	rest := plain[r.n:]
+	if len(rest) > maxTrailingZeros || slices.ContainsFunc(rest, func(b byte) bool { return b != 0 }) {
+		t.Errorf("Walk accepted %d bytes after the end of the archive (not all zeros, or over %d)", len(rest), maxTrailingZeros)
+	}
+}
+
+type countingReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
 }
 
 func FuzzExtract(f *testing.F) {
@@ -169,6 +231,9 @@ func FuzzExtract(f *testing.F) {
 			walkErr := artifact.Walk(bytes.NewReader(in), fuzzLimits, func(artifact.Entry, io.Reader) error { return nil })
 			err := artifact.Extract(bytes.NewReader(in), s.dest, fuzzLimits)
 			s.checkNothingOutside(t)
+			if _, statErr := os.Lstat(s.dest); err != nil && statErr == nil {
+				t.Errorf("Extract failed (%v) and left %s behind", err, s.dest)
+			}
 			// Extract may stop earlier than Walk on a write error, but never accepts what Walk
 			// refuses.
 			if err == nil && walkErr != nil {

@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -84,16 +86,47 @@ func (w *Writer) Close() error {
 	return errors.Join(w.tw.Close(), w.gz.Close())
 }
 
-// Limits bound what an archive may unpack to.
+// Limits bound what an archive may unpack to, and so the work a hostile archive can cause.
 type Limits struct {
 	// MaxFiles is the most entries an archive may hold.
 	MaxFiles int
 	// MaxBytes is the most bytes its files may add up to, unpacked.
 	MaxBytes int64
+	// MaxStreamBytes is the most bytes the whole decompressed stream may hold: content, tar
+	// headers, padding and the end of the archive. 0 derives it from the other two (MaxBytes
+	// plus 4 KiB per entry MaxFiles allows, plus 16 KiB), and means no bound when either of
+	// them is 0.
+	MaxStreamBytes int64
 }
 
 // DefaultLimits fit a large monorepo and refuse a decompression bomb.
 var DefaultLimits = Limits{MaxFiles: 100_000, MaxBytes: 1 << 30}
+
+const (
+	// entryOverhead is what Limits allow per entry for its header, PAX records and padding:
+	// a header block, a PAX header and records for a long name and link, and up to 511 bytes
+	// of padding fit with room to spare.
+	entryOverhead = 4 << 10
+	// maxTrailingZeros is how many zero bytes may follow the end-of-archive blocks: GNU tar and
+	// bsdtar pad an archive to a record of 20 blocks.
+	maxTrailingZeros = 20 * 512
+)
+
+// streamBound is the most decompressed bytes Walk reads, 0 for no bound.
+func (l Limits) streamBound() int64 {
+	switch {
+	case l.MaxStreamBytes > 0:
+		return l.MaxStreamBytes
+	case l.MaxFiles <= 0 || l.MaxBytes <= 0:
+		return 0
+	}
+	const end = 16 << 10 // the end-of-archive blocks and a tar writer's padding
+	room := (math.MaxInt64 - l.MaxBytes - end) / entryOverhead
+	if int64(l.MaxFiles) > room {
+		return 0 // beyond anything a stream could hold
+	}
+	return l.MaxBytes + int64(l.MaxFiles)*entryOverhead + end
+}
 
 // Entry is one file or link of an archive, with its name cleaned and checked.
 type Entry struct {
@@ -117,26 +150,27 @@ func unsafe(format string, args ...any) error {
 // checking it: no absolute names, no "..", no links that leave the root or lead through another
 // link, nothing below a link, no devices, fifos or hard links, and the limits. Folder entries are
 // implied and skipped. body reads the file's content and is valid only during the call. The
-// gzip checksum is verified at the end: a caller must treat visited entries as unconfirmed
-// until Walk returns nil.
+// decompressed stream as a whole is bounded too (Limits.MaxStreamBytes), and nothing but a tar
+// writer's zero padding may follow the end of the archive. The gzip checksum is verified at
+// the end: a caller must treat visited entries as unconfirmed until Walk returns nil.
 func Walk(r io.Reader, lim Limits, visit func(e Entry, body io.Reader) error) error {
 	gz, err := gzip.NewReader(r)
 	if err != nil {
 		return fmt.Errorf("read archive: %w", err)
 	}
 	defer gz.Close()
-	tr := tar.NewReader(gz)
+	stream := io.Reader(gz)
+	if max := lim.streamBound(); max > 0 {
+		stream = &boundedReader{r: gz, left: max, max: max}
+	}
+	tr := tar.NewReader(stream)
 	var links linkSet
 	var files int
 	var total int64
 	for {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
-			// Read to the end of the gzip stream so that its checksum is verified.
-			if _, err := io.Copy(io.Discard, gz); err != nil {
-				return fmt.Errorf("read archive: %w", err)
-			}
-			return nil
+			return checkEnd(stream)
 		}
 		if err != nil {
 			return fmt.Errorf("read archive: %w", err)
@@ -276,12 +310,93 @@ func checkLink(name, target string) ([]string, error) {
 	return dirs, nil
 }
 
-// Extract unpacks a gzipped tarball into dir (created if missing) after the checks of Walk. The
-// writes go through an os.Root, so nothing lands outside dir even if a check were wrong.
-func Extract(r io.Reader, dir string, lim Limits) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+// checkEnd reads what follows the end of the archive to the end of the gzip stream, which
+// verifies the gzip checksum, and refuses anything but a tar writer's zero padding: without
+// this, GiB of data after the end of a small archive cost their decompression on every fetch.
+func checkEnd(stream io.Reader) error {
+	rest, err := io.ReadAll(io.LimitReader(stream, maxTrailingZeros+1))
+	if err != nil {
+		return fmt.Errorf("read archive: %w", err)
+	}
+	if len(rest) > maxTrailingZeros {
+		return unsafe("more than %d bytes after the end of the archive", maxTrailingZeros)
+	}
+	if slices.ContainsFunc(rest, func(b byte) bool { return b != 0 }) {
+		return unsafe("data after the end of the archive")
+	}
+	return nil
+}
+
+// boundedReader fails with ErrUnsafe once more than max bytes were read through it.
+type boundedReader struct {
+	r         io.Reader
+	left, max int64
+}
+
+func (b *boundedReader) Read(p []byte) (int, error) {
+	// One byte more than is left tells a stream that ends at the bound from a longer one.
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
+	}
+	n, err := b.r.Read(p)
+	if int64(n) > b.left {
+		n, b.left = int(b.left), 0
+		return n, unsafe("decompressed stream larger than %d bytes", b.max)
+	}
+	b.left -= int64(n)
+	return n, err
+}
+
+// Extract unpacks a gzipped tarball into dir after the checks of Walk, all or nothing. The
+// archive is unpacked into a new folder next to dir, which takes the place of dir (and of all
+// it held) only once the whole archive was accepted, and is removed on any error: a refused
+// archive leaves dir as it was and nothing of itself on the disk, however often it is retried.
+// dir must be missing or a folder, not a symlink nor a mount point; its parent is created if
+// missing. The writes go through an os.Root, so nothing lands outside the new folder even if a
+// check were wrong.
+func Extract(r io.Reader, dir string, lim Limits) (err error) {
+	dir, err = filepath.Abs(dir)
+	if err != nil {
 		return err
 	}
+	if info, err := os.Lstat(dir); err == nil && !info.IsDir() {
+		return fmt.Errorf("extract into %s: not a folder", dir)
+	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	parent, base := filepath.Dir(dir), filepath.Base(dir)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return err
+	}
+	// The new folder is made inside a private one: hidden while incomplete, and both renames
+	// below go to a name that does not exist yet, as os.Rename requires of folders.
+	work, err := os.MkdirTemp(parent, "."+base+".extract-*")
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, os.RemoveAll(work)) }()
+	next := filepath.Join(work, base)
+	if err := os.Mkdir(next, 0o755); err != nil {
+		return err
+	}
+	if err := unpack(r, next, lim); err != nil {
+		return err
+	}
+	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+		return os.Rename(next, dir)
+	}
+	old := filepath.Join(work, base+".old")
+	if err := os.Rename(dir, old); err != nil {
+		return err
+	}
+	if err := os.Rename(next, dir); err != nil {
+		return errors.Join(err, os.Rename(old, dir))
+	}
+	return nil
+}
+
+// unpack writes the archive's entries into the empty folder dir.
+func unpack(r io.Reader, dir string, lim Limits) error {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return err
