@@ -24,6 +24,7 @@ const (
 	DefaultDial           = 10 * time.Second
 	DefaultTLSHandshake   = 10 * time.Second
 	DefaultResponseHeader = 30 * time.Second
+	DefaultBusyWait       = time.Second
 	DefaultBusyRetry      = 5 * time.Second
 )
 
@@ -201,20 +202,25 @@ func (d Deadlines) Transport(base *http.Transport) *http.Transport {
 // Options are the flags of a controller that reaches remote hosts.
 type Options struct {
 	MaxPerHost int
-	// BusyRetry is how soon a reconcile that found its host busy is tried again.
+	// BusyWait is how long a reconcile waits for a slot of a busy host before it gives up: long
+	// enough for the short operations of a healthy host, short against a hung one.
+	BusyWait time.Duration
+	// BusyRetry is how soon a reconcile that gave up on a busy host is tried again.
 	BusyRetry time.Duration
 	Deadlines
 }
 
 // Bind registers the flags on fs.
 func (o *Options) Bind(fs *flag.FlagSet) {
-	fs.IntVar(&o.MaxPerHost, "max-per-host", DefaultMaxPerHost, "Operations on one remote host (host:port) in flight at once; 0 for no bound. A reconcile that finds its host busy does not wait: it is marked Ready=False, HostBusy and tried again after --host-busy-retry.")
+	fs.IntVar(&o.MaxPerHost, "max-per-host", DefaultMaxPerHost, "Operations on one remote host (host:port) in flight at once; 0 for no bound. A reconcile that finds its host busy for --host-busy-wait gives its worker back: it is marked Ready=False, HostBusy and tried again after --host-busy-retry.")
+	fs.DurationVar(&o.BusyWait, "host-busy-wait", DefaultBusyWait, "How long a reconcile waits for a slot of a busy host before it gives up (0: not at all).")
 	fs.DurationVar(&o.BusyRetry, "host-busy-retry", DefaultBusyRetry, "How soon a reconcile that found its remote host busy is tried again (with jitter).")
 	fs.DurationVar(&o.Dial, "dial-timeout", DefaultDial, "Deadline to open a connection to a remote host (Git, OCI, Helm, registries).")
 	fs.DurationVar(&o.TLSHandshake, "tls-handshake-timeout", DefaultTLSHandshake, "Deadline of the TLS handshake with a remote host.")
 	fs.DurationVar(&o.ResponseHeader, "response-header-timeout", DefaultResponseHeader, "Deadline for the first answer (response headers) of a remote HTTP(S) host once a request is sent.")
 }
 
-// Limiter returns the Limiter the flags ask for. A reconcile does not wait for a busy host: it
-// gives its worker back and comes again after BusyRetry, so that workers go to healthy hosts.
-func (o Options) Limiter() *Limiter { return New(o.MaxPerHost, 0) }
+// Limiter returns the Limiter the flags ask for. A reconcile waits at most BusyWait for a busy
+// host, then gives its worker back and comes again after BusyRetry, so that workers go to
+// healthy hosts.
+func (o Options) Limiter() *Limiter { return New(o.MaxPerHost, o.BusyWait) }

@@ -107,7 +107,7 @@ func run(m *testing.M) int {
 	// workers at most; it fails at a short first-byte deadline.
 	registry.SetDeadlines(hostlimit.Deadlines{Dial: 5 * time.Second, TLSHandshake: 5 * time.Second, ResponseHeader: 10 * time.Second})
 	must((&ImageRepositoryReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: rec, Tags: store,
-		ControllerName: "image-automation"}).SetupWithManager(ctx, mgr, Options{Concurrent: 2, Hosts: hostlimit.New(1, 0), HostBusyRetry: 200 * time.Millisecond}))
+		ControllerName: "image-automation"}).SetupWithManager(ctx, mgr, Options{Concurrent: 2, Hosts: hostlimit.New(1, hostlimit.DefaultBusyWait), HostBusyRetry: hostlimit.DefaultBusyRetry}))
 	must((&ImagePolicyReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: rec, Tags: store,
 		ControllerName: "image-automation"}).SetupWithManager(ctx, mgr, Options{Concurrent: 2}))
 	must((&ImageUpdateAutomationReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: rec,

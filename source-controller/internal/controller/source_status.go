@@ -82,9 +82,10 @@ func (h statusHelper) finalizeStatus(ctx context.Context, obj sourceObject, st s
 	status.Finish(ctx, obj, st, patcher, h.owner, result, retErr)
 }
 
-// acquireHost takes a slot of the remote's host for the fetch bounded by ctx. A busy host is not
-// a failure of the object: it waits (Ready=False, HostBusy, "host X is busy: N operations in
-// flight") and comes back after busyRetry, without holding a worker meanwhile.
+// acquireHost takes a slot of the remote's host for the fetch bounded by ctx, waiting at most the
+// Limiter's short busy wait. A host still busy is not a failure of the object: it waits
+// (Ready=False, HostBusy, "host X is busy: N operations in flight") and comes back after
+// busyRetry, without holding a worker meanwhile.
 func (h statusHelper) acquireHost(ctx context.Context, obj sourceObject, remote string) (func(), error) {
 	release, err := h.hosts.Acquire(ctx, hostlimit.Key(remote))
 	if errors.Is(err, hostlimit.ErrBusy) {

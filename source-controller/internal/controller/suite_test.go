@@ -121,12 +121,12 @@ func run(m *testing.M) int {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	// The production bound per host; a busy host is tried again soon, and a host that never
-	// answers fails after seconds, so that the tests stay short.
+	// The production bound per host and busy wait; a host that never answers fails after
+	// seconds, so that the tests stay short.
 	git.SetDeadlines(testDeadlines)
 	helm.SetDeadlines(testDeadlines)
 	registry.SetDeadlines(testDeadlines)
-	opts := Options{Concurrent: 4, Hosts: hostlimit.New(hostlimit.DefaultMaxPerHost, 0), HostBusyRetry: 200 * time.Millisecond}
+	opts := Options{Concurrent: 4, Hosts: hostlimit.New(hostlimit.DefaultMaxPerHost, hostlimit.DefaultBusyWait), HostBusyRetry: hostlimit.DefaultBusyRetry}
 	must(reconciler.SetupWithManager(ctx, mgr, opts))
 	ociReconciler = &OCIRepositoryReconciler{
 		Client:         mgr.GetClient(),
