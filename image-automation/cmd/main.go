@@ -14,19 +14,23 @@ import (
 	imagev1 "github.com/plumb-dev/plumb/image-automation/api/v1beta1"
 	"github.com/plumb-dev/plumb/image-automation/internal/controller"
 	"github.com/plumb-dev/plumb/image-automation/internal/tags"
+	"github.com/plumb-dev/plumb/shared/hostlimit"
 	plumbmanager "github.com/plumb-dev/plumb/shared/manager"
+	"github.com/plumb-dev/plumb/shared/registry"
 )
 
 const controllerName = "image-automation"
 
 type options struct {
 	plumbmanager.Options
+	hosts       hostlimit.Options
 	storagePath string
 }
 
 func main() {
 	var o options
 	o.Bind(flag.CommandLine)
+	o.hosts.Bind(flag.CommandLine)
 	flag.StringVar(&o.storagePath, "storage-path", "/data", "Folder of the scanned tag lists and the automations' Git working copies.")
 	o.Main(controllerName, func(ctx context.Context) error { return run(ctx, o) })
 }
@@ -44,8 +48,11 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	rec := mgr.GetEventRecorder(controllerName)
+	// A registry that hangs costs its own slots and fails at the first-byte deadline.
+	registry.SetDeadlines(o.hosts.Deadlines)
+	scans := controller.Options{Concurrent: o.Concurrent, Hosts: o.hosts.Limiter(), HostBusyRetry: o.hosts.BusyRetry}
 	if err := (&controller.ImageRepositoryReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: rec, Tags: store,
-		ControllerName: controllerName}).SetupWithManager(ctx, mgr, controller.Options{Concurrent: o.Concurrent}); err != nil {
+		ControllerName: controllerName}).SetupWithManager(ctx, mgr, scans); err != nil {
 		return err
 	}
 	if err := (&controller.ImagePolicyReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: rec, Tags: store,

@@ -13,12 +13,14 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/plumb-dev/plumb/shared/certs"
+	"github.com/plumb-dev/plumb/shared/hostlimit"
 )
 
 // ErrAuth: the credentials are unreadable (a dockerconfigjson that is not JSON, a CA that is not
@@ -49,8 +51,21 @@ func (c Credentials) NameOptions() []name.Option {
 }
 
 // sharedTransport serves every registry without a TLS setting of its own, so that connections
-// are reused across reconciles.
-var sharedTransport = remote.DefaultTransport.(*http.Transport).Clone()
+// are reused across reconciles; deadlines are those of every transport.
+var (
+	sharedTransport atomic.Pointer[http.Transport]
+	deadlines       atomic.Pointer[hostlimit.Deadlines]
+)
+
+func init() { SetDeadlines(hostlimit.DefaultDeadlines) }
+
+// SetDeadlines bounds connecting and the wait for the first answer of every registry request of
+// the process, inside the caller's timeout: a registry that accepts and never answers fails
+// after d.ResponseHeader. Call it before the controllers start.
+func SetDeadlines(d hostlimit.Deadlines) {
+	deadlines.Store(&d)
+	sharedTransport.Store(d.Transport(remote.DefaultTransport.(*http.Transport)))
+}
 
 // Options returns the remote options (transport and authenticator) for a repository of the
 // registry with these credentials. Unreadable credentials are ErrAuth; the errors never quote
@@ -70,9 +85,9 @@ func Options(repo name.Repository, c Credentials) ([]remote.Option, error) {
 // transport is the shared transport, or one of its own for a TLS setting, refusing plain HTTP
 // unless Insecure.
 func (c Credentials) transport() (http.RoundTripper, error) {
-	tr := sharedTransport
+	tr := sharedTransport.Load()
 	if len(c.CA) > 0 || len(c.Cert) > 0 || len(c.Key) > 0 {
-		tr = remote.DefaultTransport.(*http.Transport).Clone()
+		tr = deadlines.Load().Transport(remote.DefaultTransport.(*http.Transport))
 		cfg, err := certs.ClientConfig(c.CA, c.Cert, c.Key)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrAuth, err)

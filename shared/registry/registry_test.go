@@ -246,10 +246,10 @@ func TestTransport(t *testing.T) {
 			}
 			tr, ok := rt.(*http.Transport)
 			g.Expect(ok).To(BeTrue())
-			g.Expect(tr == sharedTransport).To(Equal(tt.shared))
+			g.Expect(tr == sharedTransport.Load()).To(Equal(tt.shared))
 			if tt.rootsFromC {
 				g.Expect(tr.TLSClientConfig.RootCAs).NotTo(BeNil())
-				g.Expect(sharedTransport.TLSClientConfig == nil || sharedTransport.TLSClientConfig.RootCAs == nil).To(BeTrue(), "the shared transport is left alone")
+				g.Expect(sharedTransport.Load().TLSClientConfig == nil || sharedTransport.Load().TLSClientConfig.RootCAs == nil).To(BeTrue(), "the shared transport is left alone")
 			}
 		})
 	}

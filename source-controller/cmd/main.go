@@ -15,9 +15,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
+	"github.com/plumb-dev/plumb/shared/hostlimit"
 	plumbmanager "github.com/plumb-dev/plumb/shared/manager"
+	"github.com/plumb-dev/plumb/shared/registry"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/source-controller/internal/controller"
+	"github.com/plumb-dev/plumb/source-controller/internal/git"
+	"github.com/plumb-dev/plumb/source-controller/internal/helm"
 	"github.com/plumb-dev/plumb/source-controller/internal/storage"
 )
 
@@ -25,6 +29,7 @@ const controllerName = "source-controller"
 
 type options struct {
 	plumbmanager.Options
+	hosts                                    hostlimit.Options
 	storagePath, storageAddr, storageAdvAddr string
 	artifactRetention                        int
 }
@@ -32,6 +37,7 @@ type options struct {
 func main() {
 	var o options
 	o.Bind(flag.CommandLine)
+	o.hosts.Bind(flag.CommandLine)
 	flag.StringVar(&o.storagePath, "storage-path", "/data", "Folder where artifacts are stored.")
 	flag.StringVar(&o.storageAddr, "storage-addr", ":9090", "Address the artifact HTTP server listens on.")
 	flag.StringVar(&o.storageAdvAddr, "storage-adv-addr", "", "Address artifacts are advertised at, host[:port] or a URL (default: this host and the storage port).")
@@ -54,13 +60,19 @@ func run(ctx context.Context, o options) error {
 	if err := mgr.Add(storageServer(o.storageAddr, st)); err != nil {
 		return err
 	}
+	// One bound per remote host for every kind, and short connect and first-byte deadlines for
+	// every client, so that a host that hangs costs its own slots, not the workers.
+	git.SetDeadlines(o.hosts.Deadlines)
+	helm.SetDeadlines(o.hosts.Deadlines)
+	registry.SetDeadlines(o.hosts.Deadlines)
+	copts := controller.Options{Concurrent: o.Concurrent, Hosts: o.hosts.Limiter(), HostBusyRetry: o.hosts.BusyRetry}
 	r := &controller.GitRepositoryReconciler{
 		Client:         mgr.GetClient(),
 		Events:         mgr.GetEventRecorder(controllerName),
 		Storage:        st,
 		ControllerName: controllerName,
 	}
-	if err := r.SetupWithManager(ctx, mgr, controller.Options{Concurrent: o.Concurrent}); err != nil {
+	if err := r.SetupWithManager(ctx, mgr, copts); err != nil {
 		return err
 	}
 	oci := &controller.OCIRepositoryReconciler{
@@ -69,7 +81,7 @@ func run(ctx context.Context, o options) error {
 		Storage:        st,
 		ControllerName: controllerName,
 	}
-	if err := oci.SetupWithManager(ctx, mgr, controller.Options{Concurrent: o.Concurrent}); err != nil {
+	if err := oci.SetupWithManager(ctx, mgr, copts); err != nil {
 		return err
 	}
 	helmRepos := &controller.HelmRepositoryReconciler{
@@ -78,7 +90,7 @@ func run(ctx context.Context, o options) error {
 		Storage:        st,
 		ControllerName: controllerName,
 	}
-	if err := helmRepos.SetupWithManager(ctx, mgr, controller.Options{Concurrent: o.Concurrent}); err != nil {
+	if err := helmRepos.SetupWithManager(ctx, mgr, copts); err != nil {
 		return err
 	}
 	charts := &controller.HelmChartReconciler{
@@ -87,7 +99,7 @@ func run(ctx context.Context, o options) error {
 		Storage:        st,
 		ControllerName: controllerName,
 	}
-	if err := charts.SetupWithManager(ctx, mgr, controller.Options{Concurrent: o.Concurrent}); err != nil {
+	if err := charts.SetupWithManager(ctx, mgr, copts); err != nil {
 		return err
 	}
 	return mgr.Start(ctx)

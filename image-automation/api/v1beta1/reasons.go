@@ -29,6 +29,9 @@ const (
 	// PushFailedReason: the Git server refused the push; nothing is forced, and the next run
 	// makes the commit again from the branch as it is then.
 	PushFailedReason = "PushFailed"
+	// HostBusyReason: the registry's host already has --max-per-host scans in flight; the
+	// ImageRepository waits and is looked at again shortly.
+	HostBusyReason = "HostBusy"
 	// UpdateFailedReason: the files under update.path could not be read or written. Markers that
 	// are left alone (a missing policy, a value that is not a scalar) are Warning events with
 	// this reason, not failures.

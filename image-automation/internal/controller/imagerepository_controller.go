@@ -27,6 +27,7 @@ import (
 	imagev1 "github.com/plumb-dev/plumb/image-automation/api/v1beta1"
 	"github.com/plumb-dev/plumb/image-automation/internal/tags"
 	"github.com/plumb-dev/plumb/shared/events"
+	"github.com/plumb-dev/plumb/shared/hostlimit"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
 	"github.com/plumb-dev/plumb/shared/registry"
 	"github.com/plumb-dev/plumb/shared/status"
@@ -53,11 +54,15 @@ type ImageRepositoryReconciler struct {
 	Tags      *tags.Store
 	// ControllerName is the field owner of status patches.
 	ControllerName string
+
+	hosts     *hostlimit.Limiter
+	busyRetry time.Duration
 }
 
 // SetupWithManager registers the reconciler: it runs on spec changes, reconcile requests and
 // its interval.
 func (r *ImageRepositoryReconciler) SetupWithManager(_ context.Context, mgr ctrl.Manager, opts Options) error {
+	r.hosts, r.busyRetry = opts.Hosts, opts.HostBusyRetry
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&imagev1.ImageRepository{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, plumbreconcile.Requested{}))).
 		WithOptions(controller.Options{MaxConcurrentReconciles: opts.Concurrent}).
@@ -74,8 +79,12 @@ func (r *ImageRepositoryReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	patcher := status.NewPatcher(r.Client, obj)
 	defer func() {
 		plumbreconcile.Recovered(ctx, recover(), &retErr)
-		status.Finish(ctx, obj, status.Fields{Kind: imagev1.ImageRepositoryKind, Suspend: obj.Spec.Suspend,
-			ObservedGeneration: &obj.Status.ObservedGeneration, Requests: &obj.Status.ReconcileRequestStatus}, patcher, r.ControllerName, &result, &retErr)
+		f := status.Fields{Kind: imagev1.ImageRepositoryKind, Suspend: obj.Spec.Suspend,
+			ObservedGeneration: &obj.Status.ObservedGeneration, Requests: &obj.Status.ReconcileRequestStatus}
+		if conditions.GetReason(obj, meta.ReadyCondition) == imagev1.HostBusyReason {
+			f.WaitInterval = r.busyRetry
+		}
+		status.Finish(ctx, obj, f, patcher, r.ControllerName, &result, &retErr)
 	}()
 	if !obj.DeletionTimestamp.IsZero() {
 		if err := r.Tags.Delete(req.NamespacedName); err != nil {
@@ -121,6 +130,15 @@ func (r *ImageRepositoryReconciler) reconcile(ctx context.Context, obj *imagev1.
 	}
 	scanCtx, cancel := context.WithTimeout(ctx, obj.GetTimeout())
 	defer cancel()
+	// A registry that hangs keeps its own slots, not the workers: a busy one is waited for
+	// without holding a worker.
+	release, err := r.hosts.Acquire(scanCtx, hostlimit.Key(repo.RegistryStr()))
+	if errors.Is(err, hostlimit.ErrBusy) {
+		return ctrl.Result{}, status.Wait(r.Events, obj, "", imagev1.HostBusyReason, "%v", err)
+	} else if err != nil {
+		return ctrl.Result{}, err
+	}
+	defer release()
 	all, err := remote.List(repo, append(opts, remote.WithContext(scanCtx))...)
 	if err != nil {
 		reason, err := classify(err, "repository "+repo.Name())

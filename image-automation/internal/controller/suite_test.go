@@ -37,6 +37,8 @@ import (
 
 	imagev1 "github.com/plumb-dev/plumb/image-automation/api/v1beta1"
 	"github.com/plumb-dev/plumb/image-automation/internal/tags"
+	"github.com/plumb-dev/plumb/shared/hostlimit"
+	"github.com/plumb-dev/plumb/shared/registry"
 	"github.com/plumb-dev/plumb/shared/testing/testenv"
 )
 
@@ -101,8 +103,11 @@ func run(m *testing.M) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	rec := mgr.GetEventRecorder("image-automation")
+	// One scan per registry host at a time, so that a registry that hangs holds one of the two
+	// workers at most; it fails at a short first-byte deadline.
+	registry.SetDeadlines(hostlimit.Deadlines{Dial: 5 * time.Second, TLSHandshake: 5 * time.Second, ResponseHeader: 10 * time.Second})
 	must((&ImageRepositoryReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: rec, Tags: store,
-		ControllerName: "image-automation"}).SetupWithManager(ctx, mgr, Options{Concurrent: 2}))
+		ControllerName: "image-automation"}).SetupWithManager(ctx, mgr, Options{Concurrent: 2, Hosts: hostlimit.New(1, hostlimit.DefaultBusyWait), HostBusyRetry: hostlimit.DefaultBusyRetry}))
 	must((&ImagePolicyReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: rec, Tags: store,
 		ControllerName: "image-automation"}).SetupWithManager(ctx, mgr, Options{Concurrent: 2}))
 	must((&ImageUpdateAutomationReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: rec,

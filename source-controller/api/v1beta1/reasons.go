@@ -50,6 +50,9 @@ const (
 	// ChartPackageFailedReason: the chart cannot be loaded or packaged (an invalid Chart.yaml,
 	// a missing values file, a dependency that cannot be resolved, unsafe paths).
 	ChartPackageFailedReason = "ChartPackageFailed"
+	// HostBusyReason: the remote's host already has --max-per-host operations in flight; the
+	// object waits and is looked at again shortly.
+	HostBusyReason = "HostBusy"
 	// ArtifactFailedReason: writing the artifact to, or deleting it from, storage failed.
 	ArtifactFailedReason = "ArtifactFailed"
 )

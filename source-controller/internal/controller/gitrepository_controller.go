@@ -48,7 +48,6 @@ type GitRepositoryReconciler struct {
 	Storage *storage.Storage
 	// ControllerName is the field owner of status patches.
 	ControllerName string
-
 	statusHelper
 
 	// builds shares one fetch and one tarball between GitRepositories that want the same
@@ -97,6 +96,11 @@ func (r *GitRepositoryReconciler) reconcile(ctx context.Context, obj *sourcev1.G
 	}
 	opCtx, cancel := context.WithTimeout(ctx, obj.GetTimeout())
 	defer cancel()
+	release, err := r.acquireHost(opCtx, obj, obj.Spec.URL)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	defer release()
 	ref := obj.GetRef()
 	var res git.Resolved
 	var a *meta.Artifact

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"time"
 
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -13,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	"github.com/plumb-dev/plumb/shared/hostlimit"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 )
@@ -24,12 +26,18 @@ const includeIndex = ".spec.include.repository.name"
 type Options struct {
 	// Concurrent is the number of reconciles that may run at once.
 	Concurrent int
+	// Hosts bounds the remote operations in flight per host, shared by every kind of the
+	// controller; nil bounds nothing.
+	Hosts *hostlimit.Limiter
+	// HostBusyRetry brings an object whose host was busy back after about this long; 0 leaves
+	// it to the kind's wait interval.
+	HostBusyRetry time.Duration
 }
 
 // SetupWithManager registers the reconciler: it runs on spec changes and reconcile requests of a
 // GitRepository, and when the artifact of a GitRepository it includes changes.
 func (r *GitRepositoryReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error {
-	r.statusHelper = statusHelper{events: r.Events, owner: r.ControllerName}
+	r.statusHelper = newStatusHelper(r.Events, r.ControllerName, opts)
 	err := mgr.GetFieldIndexer().IndexField(ctx, &sourcev1.GitRepository{}, includeIndex, func(o client.Object) []string {
 		var names []string
 		for _, inc := range o.(*sourcev1.GitRepository).Spec.Include {

@@ -139,7 +139,7 @@ func (c *indexCache) get(s *storage.Storage, a *meta.Artifact) (*repo.IndexFile,
 // SetupWithManager registers the reconciler: it runs on spec changes and reconcile requests,
 // and when the source's artifact changes.
 func (r *HelmChartReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error {
-	r.statusHelper = statusHelper{events: r.Events, owner: r.ControllerName}
+	r.statusHelper = newStatusHelper(r.Events, r.ControllerName, opts)
 	if r.MaxChartSize == 0 {
 		r.MaxChartSize = 50 << 20
 	}
@@ -310,6 +310,11 @@ func (r *HelmChartReconciler) fromRepository(ctx context.Context, obj *sourcev1.
 	if err != nil {
 		return nil, err
 	}
+	release, err := r.acquireHost(ctx, obj, src.Spec.URL)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	// Shared only by HelmCharts of the same HelmRepository: the same URL and credentials.
 	key := fmt.Sprintf("chart:%s/%s@%s/%s", src.Namespace, src.Name, cv.Name, cv.Version)
 	v, err, _ := r.flight.Do(key, func() (any, error) {
@@ -327,6 +332,11 @@ func (r *HelmChartReconciler) fromOCIRepository(ctx context.Context, obj *source
 	if err != nil {
 		return nil, err
 	}
+	release, err := r.acquireHost(ctx, obj, src.Spec.URL)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	// An exact version is one HEAD of its tag (no tag listing permission needed); a range lists
 	// the tags. `helm push` writes the + of build metadata as _.
 	ref := oci.Ref{SemVer: obj.GetVersion()}
@@ -533,6 +543,8 @@ func (r *HelmChartReconciler) lookup(ns string) helm.RepositoryLookup {
 func (r *HelmChartReconciler) failure(obj *sourcev1.HelmChart, err error) error {
 	var reason string
 	switch {
+	case errors.As(err, new(*status.WaitError)): // a busy host: Ready is set already
+		return err
 	case errors.Is(err, helm.ErrInvalid), errors.Is(err, oci.ErrInvalid):
 		return r.stall(obj, sourcev1.InvalidSpecReason, err.Error())
 	case errors.Is(err, helm.ErrAuth), errors.Is(err, oci.ErrAuth):

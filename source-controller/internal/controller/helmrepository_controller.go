@@ -60,7 +60,7 @@ type HelmRepositoryReconciler struct {
 
 // SetupWithManager registers the reconciler: it runs on spec changes and reconcile requests.
 func (r *HelmRepositoryReconciler) SetupWithManager(_ context.Context, mgr ctrl.Manager, opts Options) error {
-	r.statusHelper = statusHelper{events: r.Events, owner: r.ControllerName}
+	r.statusHelper = newStatusHelper(r.Events, r.ControllerName, opts)
 	if r.MaxIndexSize == 0 {
 		r.MaxIndexSize = helm.MaxIndexSize
 	}
@@ -124,6 +124,11 @@ func (r *HelmRepositoryReconciler) reconcile(ctx context.Context, obj *sourcev1.
 	}
 	opCtx, cancel := context.WithTimeout(ctx, obj.GetTimeout())
 	defer cancel()
+	release, err := r.acquireHost(opCtx, obj, obj.Spec.URL)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	defer release()
 	data, err := helm.FetchIndex(opCtx, client, obj.Spec.URL, creds, r.MaxIndexSize)
 	if err != nil {
 		return ctrl.Result{}, r.failure(obj, "", err)

@@ -54,7 +54,7 @@ type OCIRepositoryReconciler struct {
 
 // SetupWithManager registers the reconciler: it runs on spec changes and reconcile requests.
 func (r *OCIRepositoryReconciler) SetupWithManager(_ context.Context, mgr ctrl.Manager, opts Options) error {
-	r.statusHelper = statusHelper{events: r.Events, owner: r.ControllerName}
+	r.statusHelper = newStatusHelper(r.Events, r.ControllerName, opts)
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&sourcev1.OCIRepository{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, plumbreconcile.Requested{}))).
@@ -95,6 +95,11 @@ func (r *OCIRepositoryReconciler) reconcile(ctx context.Context, obj *sourcev1.O
 	}
 	opCtx, cancel := context.WithTimeout(ctx, obj.GetTimeout())
 	defer cancel()
+	release, err := r.acquireHost(opCtx, obj, obj.Spec.URL)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	defer release()
 	ref := obj.GetRef()
 	res, err := remote.Resolve(opCtx, oci.Ref{Tag: ref.Tag, SemVer: ref.SemVer, Filter: ref.SemverFilter, Digest: ref.Digest})
 	if err != nil {

@@ -2,6 +2,8 @@ package controller
 
 import (
 	"context"
+	"errors"
+	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
@@ -9,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	"github.com/plumb-dev/plumb/shared/events"
+	"github.com/plumb-dev/plumb/shared/hostlimit"
 	"github.com/plumb-dev/plumb/shared/metrics"
 	"github.com/plumb-dev/plumb/shared/status"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
@@ -40,10 +43,17 @@ type sourceObject interface {
 // statusFields are shared/status's pointers at the status fields every kind has.
 type statusFields = status.Fields
 
-// statusHelper is embedded by the reconcilers: stalls, events and the one status patch.
+// statusHelper is embedded by the reconcilers: stalls, events, the per-host bound and the one
+// status patch.
 type statusHelper struct {
-	events recorder.EventRecorder
-	owner  string // field owner of status patches
+	events    recorder.EventRecorder
+	owner     string // field owner of status patches
+	hosts     *hostlimit.Limiter
+	busyRetry time.Duration
+}
+
+func newStatusHelper(events recorder.EventRecorder, owner string, opts Options) statusHelper {
+	return statusHelper{events: events, owner: owner, hosts: opts.Hosts, busyRetry: opts.HostBusyRetry}
 }
 
 // stall marks a failure that retrying cannot fix: Stalled=True, Ready=False, a Warning event, and
@@ -66,7 +76,22 @@ func (h statusHelper) finalizeStatus(ctx context.Context, obj sourceObject, st s
 	if obj.GetDeletionTimestamp().IsZero() && !st.Suspend {
 		stepConditions(obj)
 	}
+	if h.busyRetry > 0 && conditions.GetReason(obj, meta.ReadyCondition) == sourcev1.HostBusyReason {
+		st.WaitInterval = h.busyRetry
+	}
 	status.Finish(ctx, obj, st, patcher, h.owner, result, retErr)
+}
+
+// acquireHost takes a slot of the remote's host for the fetch bounded by ctx, waiting at most the
+// Limiter's short busy wait. A host still busy is not a failure of the object: it waits
+// (Ready=False, HostBusy, "host X is busy: N operations in flight") and comes back after
+// busyRetry, without holding a worker meanwhile.
+func (h statusHelper) acquireHost(ctx context.Context, obj sourceObject, remote string) (func(), error) {
+	release, err := h.hosts.Acquire(ctx, hostlimit.Key(remote))
+	if errors.Is(err, hostlimit.ErrBusy) {
+		return nil, status.Wait(h.events, obj, "", sourcev1.HostBusyReason, "%v", err)
+	}
+	return release, err
 }
 
 // fetchReasons are the Ready reasons of a failed fetch from the remote.

@@ -32,8 +32,12 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/plumb-dev/plumb/shared/artifact"
+	"github.com/plumb-dev/plumb/shared/hostlimit"
+	"github.com/plumb-dev/plumb/shared/registry"
 	"github.com/plumb-dev/plumb/shared/testing/testenv"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
+	"github.com/plumb-dev/plumb/source-controller/internal/git"
+	"github.com/plumb-dev/plumb/source-controller/internal/helm"
 	"github.com/plumb-dev/plumb/source-controller/internal/storage"
 )
 
@@ -51,6 +55,9 @@ var (
 	// repository.
 	uploadPacks sync.Map
 )
+
+// testDeadlines are the connect and first-byte deadlines of the tests' clients.
+var testDeadlines = hostlimit.Deadlines{Dial: 5 * time.Second, TLSHandshake: 5 * time.Second, ResponseHeader: 10 * time.Second}
 
 const (
 	gitUser     = "plumber"
@@ -114,7 +121,13 @@ func run(m *testing.M) int {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	must(reconciler.SetupWithManager(ctx, mgr, Options{Concurrent: 4}))
+	// The production bound per host and busy wait; a host that never answers fails after
+	// seconds, so that the tests stay short.
+	git.SetDeadlines(testDeadlines)
+	helm.SetDeadlines(testDeadlines)
+	registry.SetDeadlines(testDeadlines)
+	opts := Options{Concurrent: 4, Hosts: hostlimit.New(hostlimit.DefaultMaxPerHost, hostlimit.DefaultBusyWait), HostBusyRetry: hostlimit.DefaultBusyRetry}
+	must(reconciler.SetupWithManager(ctx, mgr, opts))
 	ociReconciler = &OCIRepositoryReconciler{
 		Client:         mgr.GetClient(),
 		Events:         mgr.GetEventRecorder("source-controller"),
@@ -122,20 +135,20 @@ func run(m *testing.M) int {
 		ControllerName: "source-controller",
 		Limits:         &ociLimits,
 	}
-	must(ociReconciler.SetupWithManager(ctx, mgr, Options{Concurrent: 4}))
+	must(ociReconciler.SetupWithManager(ctx, mgr, opts))
 	must((&HelmRepositoryReconciler{
 		Client:         mgr.GetClient(),
 		Events:         mgr.GetEventRecorder("source-controller"),
 		Storage:        store,
 		ControllerName: "source-controller",
 		MaxIndexSize:   1 << 20,
-	}).SetupWithManager(ctx, mgr, Options{Concurrent: 4}))
+	}).SetupWithManager(ctx, mgr, opts))
 	must((&HelmChartReconciler{
 		Client:         mgr.GetClient(),
 		Events:         mgr.GetEventRecorder("source-controller"),
 		Storage:        store,
 		ControllerName: "source-controller",
-	}).SetupWithManager(ctx, mgr, Options{Concurrent: 4}))
+	}).SetupWithManager(ctx, mgr, opts))
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
 	code := m.Run()

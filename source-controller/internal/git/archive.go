@@ -90,7 +90,7 @@ func fetchCommit(ctx context.Context, r Remote, res Resolved, pinned bool) (*gog
 		}
 	}
 	if err := repo.FetchContext(ctx, opts); err != nil && !errors.Is(err, gogit.NoErrAlreadyUpToDate) {
-		return nil, nil, classify(r.URL, "fetch", err)
+		return nil, nil, classify(ctx, r.URL, "fetch", err)
 	}
 	commit, err := repo.CommitObject(plumbing.NewHash(res.Commit))
 	if err != nil && res.RefName != "" && !pinned {

@@ -1,13 +1,22 @@
 package git
 
-import "github.com/plumb-dev/plumb/shared/gitauth"
+import (
+	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
+
+	"github.com/plumb-dev/plumb/shared/gitauth"
+)
 
 // Remote is a repository URL with its credentials: shared/gitauth's, which reads them from a
 // Secret.
 type Remote = gitauth.Remote
 
 // NewRemote builds a Remote for the URL from the data of a credentials Secret (nil for none), as
-// gitauth.NewRemote does; its errors are ErrAuth or ErrInvalid.
+// gitauth.NewRemote does, with SetDeadlines' dial deadline on SSH keys; its errors are ErrAuth
+// or ErrInvalid.
 func NewRemote(rawURL string, secret map[string][]byte) (Remote, error) {
-	return gitauth.NewRemote(rawURL, secret)
+	r, err := gitauth.NewRemote(rawURL, secret)
+	if k, ok := r.Auth.(*gitssh.PublicKeys); ok {
+		r.Auth = sshDialTimeout{k}
+	}
+	return r, err
 }

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	. "github.com/onsi/gomega"
@@ -135,12 +136,19 @@ func TestClassify(t *testing.T) {
 		{"host key", errors.New("ssh: handshake failed: host key fingerprint mismatch"), true, "host key"},
 		{"repository not found", fmt.Errorf("%w: GET %s", transport.ErrRepositoryNotFound, raw), false, "(check the URL and that the credentials can read it)"},
 		{"timeout", fmt.Errorf("dial: %w", context.DeadlineExceeded), false, "list refs of https://redacted@git.example.com/org/r.git: timed out (spec.timeout)"},
+		{"deadline of the transport", fmt.Errorf("Get %q: net/http: timeout awaiting response headers: %w", raw, context.DeadlineExceeded), false, "list refs of https://redacted@git.example.com/org/r.git: the host did not answer in time: "},
 		{"other", fmt.Errorf("unexpected answer from %s: password hunter2-secret", raw), false, "list refs of https://redacted@git.example.com/org/r.git: unexpected answer from https://redacted@git.example.com/org/r.git: password redacted"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
-			err := classify(raw, "list refs of", tt.err)
+			ctx := context.Background()
+			if tt.name == "timeout" { // spec.timeout ended the operation
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithDeadline(ctx, time.Now())
+				defer cancel()
+			}
+			err := classify(ctx, raw, "list refs of", tt.err)
 			g.Expect(errors.Is(err, ErrAuth)).To(Equal(tt.auth), "error %q", err)
 			g.Expect(err.Error()).To(ContainSubstring(tt.msg))
 			g.Expect(err.Error()).To(ContainSubstring("https://redacted@git.example.com/org/r.git"))

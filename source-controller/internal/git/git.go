@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sort"
 	"strings"
 
@@ -58,7 +59,7 @@ func Resolve(ctx context.Context, r Remote, ref Ref) (Resolved, error) {
 	remote := gogit.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: "origin", URLs: []string{r.URL}})
 	refs, err := remote.ListContext(ctx, &gogit.ListOptions{Auth: r.Auth, CABundle: r.CABundle, PeelingOption: gogit.AppendPeeled})
 	if err != nil {
-		return Resolved{}, classify(r.URL, "list refs of", err)
+		return Resolved{}, classify(ctx, r.URL, "list refs of", err)
 	}
 	if ref.Commit != "" && ref.Branch == "" && ref.Name == "" {
 		return Resolved{Commit: ref.Commit, Revision: "sha1:" + ref.Commit}, nil
@@ -163,7 +164,8 @@ func highestTag(constraint string, refs []*plumbing.Reference) (string, error) {
 
 // classify wraps a go-git error with the kind a caller maps to a reason, naming the URL without
 // its credentials.
-func classify(rawURL, op string, err error) error {
+// ctx is the operation's: when it ended, spec.timeout did.
+func classify(ctx context.Context, rawURL, op string, err error) error {
 	u := redact.URL(rawURL)
 	msg := redact.Credentials(err.Error(), rawURL)
 	switch {
@@ -173,8 +175,16 @@ func classify(rawURL, op string, err error) error {
 		return fmt.Errorf("%w: %s %s: %s", ErrAuth, op, u, msg)
 	case errors.Is(err, transport.ErrRepositoryNotFound):
 		return fmt.Errorf("%s %s: %s (check the URL and that the credentials can read it)", op, u, msg)
-	case errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
 		return fmt.Errorf("%s %s: timed out (spec.timeout)", op, u)
+	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
+		// A connect, TLS or first-byte deadline (SetDeadlines) ended it, not spec.timeout.
+		return fmt.Errorf("%s %s: the host did not answer in time: %s", op, u, msg)
 	}
 	return fmt.Errorf("%s %s: %s", op, u, msg)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }

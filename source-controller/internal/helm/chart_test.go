@@ -132,22 +132,22 @@ func TestDownload(t *testing.T) {
 	relative := &repo.ChartVersion{Metadata: &chart.Metadata{Name: "web", Version: "1.0.0"}, URLs: []string{"web-1.0.0.tgz"}, Digest: hex.EncodeToString(sum[:])}
 	elsewhere := &repo.ChartVersion{Metadata: &chart.Metadata{Name: "web", Version: "1.0.0"}, URLs: []string{cdn.URL + "/web-1.0.0.tgz"}}
 
-	got, err := Download(ctx, sharedClient, repoSrv.URL+"/stable", relative, creds, false, 1<<20)
+	got, err := Download(ctx, sharedClient.Load(), repoSrv.URL+"/stable", relative, creds, false, 1<<20)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(got).To(Equal(data))
-	_, err = Download(ctx, sharedClient, repoSrv.URL+"/stable", elsewhere, creds, false, 1<<20)
+	_, err = Download(ctx, sharedClient.Load(), repoSrv.URL+"/stable", elsewhere, creds, false, 1<<20)
 	g.Expect(err).NotTo(HaveOccurred())
-	_, err = Download(ctx, sharedClient, repoSrv.URL+"/stable", elsewhere, creds, true, 1<<20)
+	_, err = Download(ctx, sharedClient.Load(), repoSrv.URL+"/stable", elsewhere, creds, true, 1<<20)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(sawAuth).To(Equal([]string{"/stable/web-1.0.0.tgz:auth", "/web-1.0.0.tgz:none", "/web-1.0.0.tgz:auth"}),
 		"credentials go to another host only with passCredentials")
 
 	tampered := *relative
 	tampered.Digest = strings.Repeat("0", 64)
-	_, err = Download(ctx, sharedClient, repoSrv.URL+"/stable", &tampered, creds, false, 1<<20)
+	_, err = Download(ctx, sharedClient.Load(), repoSrv.URL+"/stable", &tampered, creds, false, 1<<20)
 	g.Expect(errors.Is(err, ErrPackage)).To(BeTrue())
 	g.Expect(err.Error()).To(ContainSubstring("the index says"))
-	_, err = Download(ctx, sharedClient, repoSrv.URL, relative, creds, false, 10)
+	_, err = Download(ctx, sharedClient.Load(), repoSrv.URL, relative, creds, false, 10)
 	g.Expect(err).To(MatchError(ContainSubstring("over the limit of 10 bytes")))
 }
 

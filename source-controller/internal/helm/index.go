@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"helm.sh/helm/v3/pkg/chart"
@@ -22,6 +23,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/plumb-dev/plumb/shared/certs"
+	"github.com/plumb-dev/plumb/shared/hostlimit"
 	"github.com/plumb-dev/plumb/shared/redact"
 )
 
@@ -49,19 +51,32 @@ type Credentials struct {
 }
 
 // sharedClient serves every repository without a TLS setting of its own, so that connections are
-// reused across reconciles.
-var sharedClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+// reused across reconciles; deadlines are those of every client.
+var (
+	sharedClient atomic.Pointer[http.Client]
+	deadlines    atomic.Pointer[hostlimit.Deadlines]
+)
+
+func init() { SetDeadlines(hostlimit.DefaultDeadlines) }
+
+// SetDeadlines bounds connecting and the wait for the first answer of every index and chart
+// download of the process, inside the object's spec.timeout: a server that accepts and never
+// answers fails after d.ResponseHeader. Call it before the controllers start.
+func SetDeadlines(d hostlimit.Deadlines) {
+	deadlines.Store(&d)
+	sharedClient.Store(&http.Client{Transport: d.Transport(nil)})
+}
 
 // Client returns an HTTP client for the credentials' TLS settings.
 func Client(c Credentials) (*http.Client, error) {
 	if len(c.CA) == 0 && len(c.Cert) == 0 {
-		return sharedClient, nil
+		return sharedClient.Load(), nil
 	}
 	cfg, err := certs.ClientConfig(c.CA, c.Cert, c.Key)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrAuth, err)
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr := deadlines.Load().Transport(nil)
 	tr.TLSClientConfig = cfg
 	return &http.Client{Transport: tr}, nil
 }

@@ -100,20 +100,20 @@ func TestFetchIndex(t *testing.T) {
 	ctx := context.Background()
 	creds := Credentials{Username: "reader", Password: "pa55"}
 
-	data, err := FetchIndex(ctx, sharedClient, srv.URL+"/charts/", creds, 1<<20)
+	data, err := FetchIndex(ctx, sharedClient.Load(), srv.URL+"/charts/", creds, 1<<20)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(data).To(Equal(index))
 
-	_, err = FetchIndex(ctx, sharedClient, srv.URL+"/charts", Credentials{Username: "reader", Password: "wrong"}, 1<<20)
+	_, err = FetchIndex(ctx, sharedClient.Load(), srv.URL+"/charts", Credentials{Username: "reader", Password: "wrong"}, 1<<20)
 	g.Expect(errors.Is(err, ErrAuth)).To(BeTrue(), "%v", err)
 	g.Expect(err.Error()).NotTo(ContainSubstring("wrong"))
-	_, err = FetchIndex(ctx, sharedClient, srv.URL+"/missing", creds, 1<<20)
+	_, err = FetchIndex(ctx, sharedClient.Load(), srv.URL+"/missing", creds, 1<<20)
 	g.Expect(errors.Is(err, ErrFetch)).To(BeTrue(), "%v", err)
 	g.Expect(err.Error()).To(ContainSubstring("404"))
-	_, err = FetchIndex(ctx, sharedClient, srv.URL+"/big", creds, 1000)
+	_, err = FetchIndex(ctx, sharedClient.Load(), srv.URL+"/big", creds, 1000)
 	g.Expect(errors.Is(err, ErrIndex)).To(BeTrue(), "%v", err)
 	g.Expect(err.Error()).To(ContainSubstring("over the limit of 1000"))
-	_, err = FetchIndex(ctx, sharedClient, "https://user:hunter2@charts.example.com", creds, 1000)
+	_, err = FetchIndex(ctx, sharedClient.Load(), "https://user:hunter2@charts.example.com", creds, 1000)
 	g.Expect(errors.Is(err, ErrInvalid)).To(BeTrue(), "%v", err)
 	g.Expect(err.Error()).NotTo(ContainSubstring("hunter2"))
 }
