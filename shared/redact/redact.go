@@ -3,31 +3,143 @@
 package redact
 
 import (
+	"bytes"
 	"cmp"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+
+	"sigs.k8s.io/yaml"
 )
 
 // Mask stands in for a secret value.
 const Mask = "<redacted>"
 
 // minLen is the shortest value masked in messages: shorter ones are too common in ordinary
-// text (a "1" would mask every count) and reveal little.
+// text (a "1" would mask every count) and reveal little. A value of 1 to 3 bytes is masked in
+// no form; one of minLen or more is masked in every form encodings lists.
 const minLen = 4
 
-// String returns s with every secret value of minLen or more characters replaced by Mask.
+// minFragment is the shortest line of a multi-line value that is masked on its own (after
+// trimming its spaces): a line such as "}" or "---" would mask innocent text everywhere.
+const minFragment = 8
+
+// String returns s with every secret value of minLen or more bytes replaced by Mask, in each
+// form an error message can carry it (see encodings).
+// Overlapping or adjacent forms become one Mask, so that masking one form never leaves part of
+// another, nor puts a secret together again from the text around a mask.
 func String(s string, secrets []string) string {
-	for _, v := range longestFirst(secrets) {
-		if len(v) >= minLen {
-			s = strings.ReplaceAll(s, v, Mask)
+	fs := forms(secrets)
+	if len(fs) == 0 {
+		return s
+	}
+	covered := make([]bool, len(s))
+	found := false
+	for _, f := range fs {
+		for i := 0; i <= len(s)-len(f); {
+			j := strings.Index(s[i:], f)
+			if j < 0 {
+				break
+			}
+			for k := i + j; k < i+j+len(f); k++ {
+				covered[k] = true
+			}
+			found = true
+			i += j + 1
 		}
 	}
-	return s
+	if !found {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch {
+		case !covered[i]:
+			b.WriteByte(s[i])
+		case i == 0 || !covered[i-1]:
+			b.WriteString(Mask)
+		}
+	}
+	return b.String()
+}
+
+// forms lists the encodings of every secret, each once.
+func forms(secrets []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, v := range secrets {
+		for _, e := range encodings(v) {
+			if !seen[e] {
+				seen[e] = true
+				out = append(out, e)
+			}
+		}
+	}
+	return out
+}
+
+// encodings are the forms a value takes in the error messages of the API server, of Go and of
+// the libraries we call: raw, and without its surrounding spaces; quoted by Go (%q, %+q) and by JSON, with and without the quotes,
+// as the API server quotes an invalid value; YAML single-quoted and plain; lines joined with
+// spaces (YAML folding); URL-escaped (query and path); base64 (standard and URL, padded or
+// not); and, for a multi-line value, each line of minFragment or more bytes in the same quoted
+// forms, since a message may show one line of it. Nothing for values shorter than minLen.
+func encodings(v string) []string {
+	if len(v) < minLen {
+		return nil
+	}
+	var out []string
+	add := func(s string) {
+		if len(s) >= minLen {
+			out = append(out, s)
+		}
+	}
+	quoted(add, v)
+	if t := strings.TrimSpace(v); t != v {
+		quoted(add, t) // a value read from a file often ends with a newline that messages drop
+	}
+	add(url.QueryEscape(v))
+	add(url.PathEscape(v))
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.RawURLEncoding} {
+		add(enc.EncodeToString([]byte(v)))
+	}
+	if strings.ContainsAny(v, "\r\n") {
+		lines := strings.FieldsFunc(v, func(r rune) bool { return r == '\n' || r == '\r' })
+		for i, line := range lines {
+			lines[i] = strings.TrimSpace(line)
+			if len(lines[i]) >= minFragment {
+				quoted(add, lines[i])
+			}
+		}
+		quoted(add, strings.Join(lines, " "))
+	}
+	return out
+}
+
+// quoted adds s and its quoted forms, each also without its surrounding quotes.
+func quoted(add func(string), s string) {
+	add(s)
+	var plain bytes.Buffer
+	enc := json.NewEncoder(&plain)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s)
+	html, _ := json.Marshal(s)
+	for _, q := range []string{strconv.Quote(s), strconv.QuoteToASCII(s), string(html), strings.TrimSuffix(plain.String(), "\n")} {
+		add(q)
+		add(q[1 : len(q)-1])
+	}
+	add("'" + strings.ReplaceAll(s, "'", "''") + "'")
+	add(strings.ReplaceAll(s, "'", "''"))
+	if y, err := yaml.Marshal(s); err == nil {
+		add(strings.TrimSuffix(string(y), "\n"))
+	}
 }
 
 // Error returns err with its message masked as String does; err itself when nothing changed.

@@ -53,20 +53,24 @@ func SameKind(own schema.GroupVersionKind, deps []Dependency) []types.Namespaced
 }
 
 // NotReady reads each dependency through the watcher (so that its changes reconcile the
-// dependent) and describes the first that is missing or not Ready at its generation: "dependency
-// Kustomization apps/infra is not ready". It returns "" when all are ready, and an error when
-// one could not be read.
+// dependent) and describes the first that is missing, unreadable or not Ready at its
+// generation, with one message for the three, so that it tells nobody whether an object
+// exists: "dependency Kustomization apps/infra is not ready or not found". It returns "" when
+// all are ready, and an error when one could not be read (one wrapping ErrKindRefused for a
+// kind that did not opt in).
 func (w *Watcher) NotReady(ctx context.Context, c client.Reader, deps []Dependency) (string, error) {
 	for _, d := range deps {
 		u, err := w.Get(ctx, c, d.GVK, d.Key)
 		switch {
 		case err != nil:
 			return "", fmt.Errorf("dependency %s: %w", d, err)
-		case u == nil:
-			return fmt.Sprintf("dependency %s not found", d), nil
-		case !ReadyAtGeneration(u):
-			return fmt.Sprintf("dependency %s is not ready", d), nil
+		case u == nil || !ReadyAtGeneration(u):
+			return NotReadyOrNotFound("dependency " + d.String()), nil
 		}
 	}
 	return "", nil
 }
+
+// NotReadyOrNotFound is the message for a referred object that is missing, unreadable or not
+// ready: "<what> is not ready or not found".
+func NotReadyOrNotFound(what string) string { return what + " is not ready or not found" }

@@ -3,7 +3,8 @@
 // advance: the first reconcile that reads an object of a kind starts a watch on that kind, and
 // waits for it to sync before the read, so that no change falls between the read and the watch.
 // Kinds the API server does not serve are not watched, so a controller starts with any subset
-// of Plumb installed and picks up a kind installed later.
+// of Plumb installed and picks up a kind installed later. Only kinds that opt in are read and
+// watched (see Allowed): Plumb's own and CRDs labeled as reference targets, never Secrets.
 package refwatch
 
 import (
@@ -65,6 +66,9 @@ func (w *Watcher) Ensure(ctx context.Context, gvk schema.GroupVersionKind) {
 	if _, err := w.mapper.RESTMapping(gk, gvk.Version); err != nil {
 		return
 	}
+	if w.Allowed(ctx, gvk) != nil {
+		return // never a watch, and so never a cache, of a kind that did not opt in
+	}
 	w.mu.Lock()
 	synced, found := w.kinds[gk]
 	if !found {
@@ -107,12 +111,22 @@ func (w *Watcher) Ensure(ctx context.Context, gvk schema.GroupVersionKind) {
 }
 
 // Get ensures gvk is watched, then reads the object at key into a new unstructured object. It
-// returns nil and no error when the object, or its kind, does not exist.
+// returns nil and no error when the object, or its kind, does not exist, and also when the
+// controller may not read it: the referring object's message must not tell a tenant which of
+// the two it is (the controller's log does). A kind that did not opt in (see Allowed) is an
+// error wrapping ErrKindRefused, and nothing is read.
 func (w *Watcher) Get(ctx context.Context, c client.Reader, gvk schema.GroupVersionKind, key types.NamespacedName) (*unstructured.Unstructured, error) {
+	if err := w.Allowed(ctx, gvk); err != nil {
+		return nil, err
+	}
 	w.Ensure(ctx, gvk)
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(gvk)
 	if err := c.Get(ctx, key, u); err != nil {
+		if apierrors.IsForbidden(err) {
+			ctrl.LoggerFrom(ctx).Error(err, "cannot read a referred object; it is reported as not found", "kind", gvk.GroupKind(), "object", key)
+			return nil, nil
+		}
 		if apierrors.IsNotFound(err) || apimeta.IsNoMatchError(err) {
 			return nil, nil
 		}

@@ -44,6 +44,7 @@ import (
 // +kubebuilder:rbac:groups=source.plumb.dev,resources=*,verbs=get;list;watch
 // +kubebuilder:rbac:groups=*,resources=*,verbs=*
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 
 // KustomizationReconciler builds a source artifact's path and applies it.
@@ -107,6 +108,12 @@ func (r *KustomizationReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	}
 	if err := r.validate(obj); err != nil {
 		return ctrl.Result{}, status.Stall(r.Events, obj, applyv1.AccessDeniedReason, err.Error())
+	}
+	if refused, err := r.refusedKinds(ctx, obj); err != nil || refused != "" {
+		if err != nil {
+			return ctrl.Result{}, status.Fail(r.Events, obj, "", applyv1.AccessDeniedReason, err)
+		}
+		return ctrl.Result{}, status.Stall(r.Events, obj, applyv1.AccessDeniedReason, refused)
 	}
 	return r.reconcile(ctx, obj, st)
 }
@@ -193,18 +200,18 @@ func (r *KustomizationReconciler) source(ctx context.Context, obj *applyv1.Kusto
 	if err != nil {
 		return nil, status.Fail(r.Events, obj, "", applyv1.SourceNotReadyReason, fmt.Errorf("source %s: %w", name, err))
 	}
+	// Missing, unreadable, without artifact or not Ready: one message, so that it does not
+	// tell whether the object exists.
+	notReady := refwatch.NotReadyOrNotFound("source " + name)
 	if u == nil {
-		return nil, status.Wait(r.Events, obj, "", applyv1.SourceNotReadyReason, "source %s not found", name)
+		return nil, status.Wait(r.Events, obj, "", applyv1.SourceNotReadyReason, "%s", notReady)
 	}
 	a, err := artifact.FromStatus(u)
 	if err != nil {
 		return nil, status.Fail(r.Events, obj, "", applyv1.SourceNotReadyReason, fmt.Errorf("source %s: %w", name, err))
 	}
-	if a.URL == "" {
-		return nil, status.Wait(r.Events, obj, "", applyv1.SourceNotReadyReason, "source %s has no artifact yet", name)
-	}
-	if !refwatch.ReadyAtGeneration(u) {
-		return nil, status.Wait(r.Events, obj, a.Revision, applyv1.SourceNotReadyReason, "source %s is not ready", name)
+	if a.URL == "" || !refwatch.ReadyAtGeneration(u) {
+		return nil, status.Wait(r.Events, obj, a.Revision, applyv1.SourceNotReadyReason, "%s", notReady)
 	}
 	return &sourceArtifact{Artifact: a, ref: name}, nil
 }
@@ -466,6 +473,31 @@ func lastDigest(obj *applyv1.Kustomization) string {
 		return h[0].Digest
 	}
 	return ""
+}
+
+// refusedKinds describes the first reference of spec.sourceRef and spec.dependsOn to a kind that
+// did not opt in (shared/refwatch.Allowed), or returns "" when there is none. It runs before any
+// reference is read or watched.
+func (r *KustomizationReconciler) refusedKinds(ctx context.Context, obj *applyv1.Kustomization) (string, error) {
+	check := func(field string, gvk schema.GroupVersionKind) (string, error) {
+		err := r.watches.Allowed(ctx, gvk)
+		if errors.Is(err, refwatch.ErrKindRefused) {
+			return fmt.Sprintf("%s: %v", field, err), nil
+		}
+		return "", err
+	}
+	if gvk, _, err := sourceKey(obj); err == nil {
+		if msg, err := check("spec.sourceRef", gvk); msg != "" || err != nil {
+			return msg, err
+		}
+	}
+	deps, _ := dependencies(obj) // one that does not resolve stalls in checkDependencies
+	for _, d := range deps {
+		if msg, err := check("spec.dependsOn "+d.String(), d.GVK); msg != "" || err != nil {
+			return msg, err
+		}
+	}
+	return "", nil
 }
 
 // validate checks the multi-tenancy flags.

@@ -212,14 +212,14 @@ func TestKustomization_DependsOnAndSource(t *testing.T) {
 	})
 	g.Expect(k8s.Create(context.Background(), dependent)).To(Succeed())
 	msg := waitNotReady(g, dependent, applyv1.DependencyNotReadyReason)
-	g.Expect(msg).To(ContainSubstring("Kustomization " + ns + "/base not found"))
+	g.Expect(msg).To(ContainSubstring("Kustomization " + ns + "/base is not ready or not found"))
 	g.Expect(conditions.IsReconciling(dependent)).To(BeTrue())
 
 	base := newKustomization(ns, "later")
 	base.GenerateName, base.Name = "", "base"
 	g.Expect(k8s.Create(context.Background(), base)).To(Succeed())
 	msg = waitNotReady(g, base, applyv1.SourceNotReadyReason)
-	g.Expect(msg).To(ContainSubstring("GitRepository " + ns + "/later not found"))
+	g.Expect(msg).To(ContainSubstring("GitRepository " + ns + "/later is not ready or not found"))
 
 	source(t, ns, "later", "main@sha1:1", map[string]string{"deploy/cm.yaml": configMap("cm", "1")})
 	waitApplied(g, base, "main@sha1:1")

@@ -18,15 +18,18 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
+	"github.com/plumb-dev/plumb/shared/refwatch"
 )
 
 const triggerGroup = "triggers.plumb.test"
 
-// installKind creates a namespaced CRD with a status subresource, as another controller's
-// installation would, while apply-controller is already running.
+// installKind creates a namespaced CRD with a status subresource, labeled as a reference
+// target, as another controller's installation would, while apply-controller is already
+// running.
 func installKind(g *WithT, kind, plural string) {
 	crd := &apiextensionsv1.CustomResourceDefinition{
-		ObjectMeta: metav1.ObjectMeta{Name: plural + "." + triggerGroup},
+		ObjectMeta: metav1.ObjectMeta{Name: plural + "." + triggerGroup,
+			Labels: map[string]string{refwatch.ReferenceTargetLabel: "true"}}, // a third party's kind opts in
 		Spec: apiextensionsv1.CustomResourceDefinitionSpec{
 			Group: triggerGroup,
 			Names: apiextensionsv1.CustomResourceDefinitionNames{Kind: kind, ListKind: kind + "List", Plural: plural, Singular: plural[:len(plural)-1]},

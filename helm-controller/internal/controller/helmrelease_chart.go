@@ -180,18 +180,18 @@ func (r *HelmReleaseReconciler) chartArtifact(ctx context.Context, obj *helmv1.H
 	if err != nil {
 		return nil, r.failure(ctx, obj, "", helmv1.SourceNotReadyReason, fmt.Errorf("chart source %s: %w", name, err))
 	}
+	// Missing, unreadable, without artifact or not Ready: one message, so that it does not
+	// tell whether the object exists.
+	notReady := refwatch.NotReadyOrNotFound("chart source " + name)
 	if u == nil {
-		return nil, r.wait(ctx, obj, helmv1.SourceNotReadyReason, "chart source %s not found", name)
+		return nil, r.wait(ctx, obj, helmv1.SourceNotReadyReason, "%s", notReady)
 	}
 	a, err := artifact.FromStatus(u)
 	if err != nil {
 		return nil, r.failure(ctx, obj, "", helmv1.SourceNotReadyReason, fmt.Errorf("chart source %s: %w", name, err))
 	}
-	if a.URL == "" {
-		return nil, r.wait(ctx, obj, helmv1.SourceNotReadyReason, "chart source %s has no artifact yet", name)
-	}
-	if !refwatch.ReadyAtGeneration(u) {
-		return nil, r.wait(ctx, obj, helmv1.SourceNotReadyReason, "chart source %s is not ready", name)
+	if a.URL == "" || !refwatch.ReadyAtGeneration(u) {
+		return nil, r.wait(ctx, obj, helmv1.SourceNotReadyReason, "%s", notReady)
 	}
 	return &a, nil
 }

@@ -45,7 +45,7 @@ func TestHelmRelease_ChartTemplate(t *testing.T) {
 	g.Expect(owners).To(HaveLen(1))
 	g.Expect(owners[0].Kind).To(Equal("HelmRelease"))
 	g.Expect(*owners[0].Controller).To(BeTrue())
-	g.Expect(waitReason(g, hr, helmv1.SourceNotReadyReason)).To(ContainSubstring("has no artifact yet"))
+	g.Expect(waitReason(g, hr, helmv1.SourceNotReadyReason)).To(ContainSubstring("is not ready or not found"))
 
 	// source-controller's part, played by the test: the chart is packaged.
 	publishTo(t, hc, testChart("1.2.0", false))

@@ -33,6 +33,7 @@ import (
 // +kubebuilder:rbac:groups=source.plumb.dev,resources=*,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=*,resources=*,verbs=*
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 
 // HelmReleaseReconciler installs and upgrades charts with the Helm SDK.
@@ -87,6 +88,12 @@ func (r *HelmReleaseReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	if err := r.validate(obj); err != nil {
 		return ctrl.Result{}, r.stall(ctx, obj, helmv1.InvalidSpecReason, err.Error())
+	}
+	if refused, err := r.refusedKinds(ctx, obj); err != nil || refused != "" {
+		if err != nil {
+			return ctrl.Result{}, r.failure(ctx, obj, "", helmv1.InvalidSpecReason, err)
+		}
+		return ctrl.Result{}, r.stall(ctx, obj, helmv1.InvalidSpecReason, refused)
 	}
 	return r.reconcile(ctx, obj)
 }

@@ -202,10 +202,10 @@ func TestHelmRelease_BadInputAndDependencies(t *testing.T) {
 			hr.Spec.ValuesFrom = []helmv1.ValuesReference{{Kind: "Secret", Name: "absent"}}
 		}, helmv1.ValuesFailedReason, "valuesFrom: Secret " + ns + "/absent not found"},
 		{"missing chart source", func(hr *helmv1.HelmRelease) { hr.Spec.ChartRef.Name = "nowhere" },
-			helmv1.SourceNotReadyReason, "chart source HelmChart " + ns + "/nowhere not found"},
+			helmv1.SourceNotReadyReason, "chart source HelmChart " + ns + "/nowhere is not ready or not found"},
 		{"dependency not ready", func(hr *helmv1.HelmRelease) {
 			hr.Spec.DependsOn = []helmv1.DependencyReference{{Name: "database"}}
-		}, helmv1.DependencyNotReadyReason, "dependency HelmRelease " + ns + "/database not found"},
+		}, helmv1.DependencyNotReadyReason, "dependency HelmRelease " + ns + "/database is not ready or not found"},
 		{"a chart the API server refuses", func(hr *helmv1.HelmRelease) {
 			hr.Spec.ChartRef.Name = "broken"
 		}, helmv1.RetriesExhaustedReason, "install failed 1 times, retries exhausted"},

@@ -2,7 +2,10 @@ package controller
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 
 	helmv1 "github.com/plumb-dev/plumb/helm-controller/api/v1beta1"
@@ -54,4 +57,28 @@ func (r *HelmReleaseReconciler) dependencyCycle(ctx context.Context, obj *helmv1
 			deps, _ := dependencies(hr) // a bad entry stalls that HelmRelease; it leads nowhere
 			return refwatch.SameKind(helmReleaseGVK, deps)
 		})
+}
+
+// refusedKinds describes the first reference of spec.chartRef and spec.dependsOn to a kind that
+// did not opt in (shared/refwatch.Allowed), or returns "" when there is none. It runs after
+// validate, before any reference is read or watched.
+func (r *HelmReleaseReconciler) refusedKinds(ctx context.Context, obj *helmv1.HelmRelease) (string, error) {
+	check := func(field string, gvk schema.GroupVersionKind) (string, error) {
+		err := r.watches.Allowed(ctx, gvk)
+		if errors.Is(err, refwatch.ErrKindRefused) {
+			return fmt.Sprintf("%s: %v", field, err), nil
+		}
+		return "", err
+	}
+	gvk, _, _ := chartKey(obj) // validate refused one that does not resolve
+	if msg, err := check("spec.chartRef", gvk); msg != "" || err != nil {
+		return msg, err
+	}
+	deps, _ := dependencies(obj)
+	for _, d := range deps {
+		if msg, err := check("spec.dependsOn "+d.String(), d.GVK); msg != "" || err != nil {
+			return msg, err
+		}
+	}
+	return "", nil
 }
