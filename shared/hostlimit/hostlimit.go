@@ -69,6 +69,14 @@ func New(max int, wait time.Duration) *Limiter {
 	return &Limiter{max: max, wait: wait, hosts: map[string]*host{}}
 }
 
+// BusyWait is how long Acquire waits for a busy host (0 for a nil Limiter).
+func (l *Limiter) BusyWait() time.Duration {
+	if l == nil {
+		return 0
+	}
+	return l.wait
+}
+
 // Acquire takes a slot of the host and returns the function that gives it back (call it once).
 // When the host's slots stay taken for the Limiter's wait, or ctx ends first, the error is a
 // *BusyError (or ctx's error if ctx ended before the wait began).

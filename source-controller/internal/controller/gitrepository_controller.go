@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/go-git/go-git/v5/plumbing"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
@@ -25,7 +26,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	"github.com/plumb-dev/plumb/shared/artifact"
+	"github.com/plumb-dev/plumb/shared/hostlimit"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
+	"github.com/plumb-dev/plumb/shared/redact"
 	"github.com/plumb-dev/plumb/shared/status"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/source-controller/internal/git"
@@ -53,6 +56,9 @@ type GitRepositoryReconciler struct {
 	// builds shares one fetch and one tarball between GitRepositories that want the same
 	// content (same URL, commit and settings): the first builds it, the others hard link it.
 	builds buildCache
+	// refs shares the listing of a remote's refs between GitRepositories with the same URL and
+	// credentials that ask at about the same time.
+	refs git.Lister
 }
 
 // Reconcile follows the house shape: get, defer the one status patch, finalize or set up, skip
@@ -86,7 +92,7 @@ func (r *GitRepositoryReconciler) reconcile(ctx context.Context, obj *sourcev1.G
 	if obj.Generation != obj.Status.ObservedGeneration {
 		markReconciling(obj, "reconciling generation %d", obj.Generation)
 	}
-	remote, err := r.remote(ctx, obj)
+	remote, remoteKey, err := r.remote(ctx, obj)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -96,18 +102,13 @@ func (r *GitRepositoryReconciler) reconcile(ctx context.Context, obj *sourcev1.G
 	}
 	opCtx, cancel := context.WithTimeout(ctx, obj.GetTimeout())
 	defer cancel()
-	release, err := r.acquireHost(opCtx, obj, obj.Spec.URL)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	defer release()
 	ref := obj.GetRef()
 	var res git.Resolved
 	var a *meta.Artifact
 	// A ref that moves between listing and fetching is resolved once more.
 	for attempt := 0; ; attempt++ {
-		if res, err = git.Resolve(opCtx, remote, git.Ref(ref)); err != nil {
-			return ctrl.Result{}, r.failure(obj, "", err)
+		if res, err = r.resolve(opCtx, obj, remote, remoteKey, git.Ref(ref)); err != nil {
+			return ctrl.Result{}, err
 		}
 		if r.upToDate(obj, res.Revision, included) {
 			// Follow a changed --storage-adv-addr without rebuilding.
@@ -119,6 +120,9 @@ func (r *GitRepositoryReconciler) reconcile(ctx context.Context, obj *sourcev1.G
 		a, err = r.build(opCtx, obj, remote, res, ref.Commit != "", included)
 		if err == nil {
 			break
+		}
+		if errors.Is(err, hostlimit.ErrBusy) {
+			return ctrl.Result{}, r.hostBusy(obj, err)
 		}
 		if !errors.Is(err, git.ErrRefMoved) || attempt > 0 {
 			return ctrl.Result{}, r.failure(obj, res.Revision, err)
@@ -139,7 +143,38 @@ func (r *GitRepositoryReconciler) reconcile(ctx context.Context, obj *sourcev1.G
 }
 
 // remote reads the credentials Secret, if any, and builds the remote.
-func (r *GitRepositoryReconciler) remote(ctx context.Context, obj *sourcev1.GitRepository) (git.Remote, error) {
+// resolve lists the remote's refs, through the listing other GitRepositories of the same remote
+// and credentials share, holding one of the host's slots, and picks the ref's commit.
+func (r *GitRepositoryReconciler) resolve(ctx context.Context, obj *sourcev1.GitRepository, remote git.Remote, key string, ref git.Ref) (git.Resolved, error) {
+	refs, err := r.refs.List(ctx, key, obj.GetTimeout(), r.hosts.BusyWait(), func(lctx context.Context) ([]*plumbing.Reference, error) {
+		release, err := r.hosts.Acquire(lctx, hostlimit.Key(remote.URL))
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+		return git.ListRefs(lctx, remote)
+	})
+	switch {
+	case errors.Is(err, git.ErrListingSlow):
+		host := hostlimit.Key(remote.URL)
+		return git.Resolved{}, r.hostBusy(obj, &hostlimit.BusyError{Host: host, InFlight: r.hosts.InFlight(host)})
+	case errors.Is(err, hostlimit.ErrBusy):
+		return git.Resolved{}, r.hostBusy(obj, err)
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		return git.Resolved{}, r.failure(obj, "", fmt.Errorf("listing refs of %s: timed out (spec.timeout)", redact.URL(remote.URL)))
+	case err != nil:
+		return git.Resolved{}, r.failure(obj, "", err)
+	}
+	res, err := git.Pick(remote, refs, ref)
+	if err != nil {
+		return res, r.failure(obj, "", err)
+	}
+	return res, nil
+}
+
+// remote reads the credentials and returns the remote with the key of its URL and credentials,
+// under which listings are shared.
+func (r *GitRepositoryReconciler) remote(ctx context.Context, obj *sourcev1.GitRepository) (git.Remote, string, error) {
 	var data map[string][]byte
 	if ref := obj.Spec.SecretRef; ref != nil {
 		secret := &corev1.Secret{}
@@ -150,15 +185,31 @@ func (r *GitRepositoryReconciler) remote(ctx context.Context, obj *sourcev1.GitR
 			} else {
 				err = fmt.Errorf("%w: credentials Secret %s: %v", git.ErrAuth, key, err)
 			}
-			return git.Remote{}, r.failure(obj, "", err)
+			return git.Remote{}, "", r.failure(obj, "", err)
 		}
 		data = secret.Data
 	}
 	remote, err := git.NewRemote(obj.Spec.URL, data)
 	if err != nil {
-		return remote, r.failure(obj, "", err)
+		return remote, "", r.failure(obj, "", err)
 	}
-	return remote, nil
+	return remote, remoteKey(obj.Spec.URL, data), nil
+}
+
+// remoteKey identifies a URL with its credentials, without keeping them: a digest of both.
+func remoteKey(url string, secret map[string][]byte) string {
+	h := sha256.New()
+	h.Write([]byte(url))
+	keys := make([]string, 0, len(secret))
+	for k := range secret {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		fmt.Fprintf(h, "\x00%s\x00%d\x00", k, len(secret[k]))
+		h.Write(secret[k])
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // failure sets the Ready condition for an error of a step, records a Warning event, and returns
@@ -261,6 +312,11 @@ func (r *GitRepositoryReconciler) build(ctx context.Context, obj *sourcev1.GitRe
 	key := buildKey(obj, res, included)
 	spec := obj.DeepCopy() // the build reads the spec after this reconcile may have returned
 	a, err := r.builds.build(ctx, r.Storage, o, key, res.Revision, spec.GetTimeout(), func(bctx context.Context) (*meta.Artifact, error) {
+		release, err := r.hosts.Acquire(bctx, hostlimit.Key(remote.URL))
+		if err != nil {
+			return nil, err
+		}
+		defer release()
 		return r.Storage.Write(o, res.Revision, func(w io.Writer) error {
 			return r.writeTarball(bctx, spec, remote, res, pinned, included, w)
 		})

@@ -89,9 +89,14 @@ func (h statusHelper) finalizeStatus(ctx context.Context, obj sourceObject, st s
 func (h statusHelper) acquireHost(ctx context.Context, obj sourceObject, remote string) (func(), error) {
 	release, err := h.hosts.Acquire(ctx, hostlimit.Key(remote))
 	if errors.Is(err, hostlimit.ErrBusy) {
-		return nil, status.Wait(h.events, obj, "", sourcev1.HostBusyReason, "%v", err)
+		return nil, h.hostBusy(obj, err)
 	}
 	return release, err
+}
+
+// hostBusy reports a busy host as a wait: Ready=False, HostBusy, back after busyRetry.
+func (h statusHelper) hostBusy(obj sourceObject, err error) error {
+	return status.Wait(h.events, obj, "", sourcev1.HostBusyReason, "%v", err)
 }
 
 // fetchReasons are the Ready reasons of a failed fetch from the remote.

@@ -56,11 +56,25 @@ var (
 // for a bare commit, which resolves to itself: it proves that these credentials can read the
 // repository before anything built with other credentials is shared.
 func Resolve(ctx context.Context, r Remote, ref Ref) (Resolved, error) {
+	refs, err := ListRefs(ctx, r)
+	if err != nil {
+		return Resolved{}, err
+	}
+	return Pick(r, refs, ref)
+}
+
+// ListRefs lists the remote's refs, annotated tags peeled.
+func ListRefs(ctx context.Context, r Remote) ([]*plumbing.Reference, error) {
 	remote := gogit.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: "origin", URLs: []string{r.URL}})
 	refs, err := remote.ListContext(ctx, &gogit.ListOptions{Auth: r.Auth, CABundle: r.CABundle, PeelingOption: gogit.AppendPeeled})
 	if err != nil {
-		return Resolved{}, classify(ctx, r.URL, "list refs of", err)
+		return nil, classify(ctx, r.URL, "list refs of", err)
 	}
+	return refs, nil
+}
+
+// Pick resolves ref against the refs ListRefs returned for r.
+func Pick(r Remote, refs []*plumbing.Reference, ref Ref) (Resolved, error) {
 	if ref.Commit != "" && ref.Branch == "" && ref.Name == "" {
 		return Resolved{Commit: ref.Commit, Revision: "sha1:" + ref.Commit}, nil
 	}
