@@ -3,13 +3,14 @@ package hostlimit
 import (
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/plumb-dev/plumb/shared/testing/nettest"
 )
 
 func TestKey(t *testing.T) {
@@ -189,39 +190,8 @@ func TestLimiter_NilAllowsEverything(t *testing.T) {
 	r()
 }
 
-// hangingServer accepts connections and never answers, like a wedged Git or registry server.
-func hangingServer(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return ln.Addr().String()
-}
-
 func TestDeadlines_ResponseHeaderCutsAHangingServer(t *testing.T) {
-	addr := hangingServer(t)
+	addr := nettest.NewHanging(t).Addr
 	d := Deadlines{Dial: time.Second, TLSHandshake: time.Second, ResponseHeader: 200 * time.Millisecond}
 	client := &http.Client{Transport: d.Transport(nil)}
 	// The overall timeout is long, as a spec.timeout would be; the first-byte deadline ends it.
@@ -243,7 +213,7 @@ func TestDeadlines_ResponseHeaderCutsAHangingServer(t *testing.T) {
 }
 
 func TestDeadlines_TLSHandshakeCutsAHangingServer(t *testing.T) {
-	addr := hangingServer(t)
+	addr := nettest.NewHanging(t).Addr
 	d := Deadlines{Dial: time.Second, TLSHandshake: 200 * time.Millisecond, ResponseHeader: time.Minute}
 	client := &http.Client{Transport: d.Transport(nil)}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

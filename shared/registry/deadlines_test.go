@@ -2,8 +2,6 @@ package registry
 
 import (
 	"context"
-	"net"
-	"sync"
 	"testing"
 	"time"
 
@@ -11,43 +9,13 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/plumb-dev/plumb/shared/hostlimit"
+	"github.com/plumb-dev/plumb/shared/testing/nettest"
 )
-
-// hang listens on loopback, accepts connections and never answers.
-func hang(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return ln.Addr().String()
-}
 
 func TestOptions_ARegistryThatNeverAnswersFailsAtTheResponseHeaderDeadline(t *testing.T) {
 	SetDeadlines(hostlimit.Deadlines{Dial: time.Second, TLSHandshake: time.Second, ResponseHeader: 300 * time.Millisecond})
 	t.Cleanup(func() { SetDeadlines(hostlimit.DefaultDeadlines) })
-	addr := hang(t)
+	addr := nettest.NewHanging(t).Addr
 	ca, _, _ := selfSigned(t)
 	for _, tc := range []struct {
 		name  string

@@ -2,9 +2,6 @@ package controller
 
 import (
 	"context"
-	"net"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,41 +12,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	imagev1 "github.com/plumb-dev/plumb/image-automation/api/v1beta1"
+	"github.com/plumb-dev/plumb/shared/testing/nettest"
 )
-
-// hangingRegistry accepts TCP connections on loopback and never answers. Its clean-up closes
-// them, so that whatever still waits on it fails at once.
-func hangingRegistry(t *testing.T) (string, *atomic.Int64) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	accepted := new(atomic.Int64)
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted.Add(1)
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return ln.Addr().String(), accepted
-}
 
 // ImageRepositories of a registry that accepts and never answers, with a long spec.timeout,
 // must not keep an ImageRepository of a healthy registry from being scanned (2 workers).
@@ -57,7 +21,8 @@ func TestImageRepository_HangingRegistryDoesNotStarveOthers(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	ns := newNamespace(t, nil)
-	addr, accepted := hangingRegistry(t)
+	hang := nettest.NewHanging(t)
+	addr := hang.Addr
 	var stuck []*imagev1.ImageRepository
 	for _, name := range []string{"stuck-1", "stuck-2", "stuck-3", "stuck-4"} {
 		obj := imageRepository(ns, name, addr+"/app")
@@ -66,7 +31,7 @@ func TestImageRepository_HangingRegistryDoesNotStarveOthers(t *testing.T) {
 		stuck = append(stuck, obj)
 		t.Cleanup(func() { _ = k8s.Delete(context.Background(), obj) })
 	}
-	g.Eventually(accepted.Load, timeout, 50*time.Millisecond).Should(BeNumerically(">=", 1))
+	g.Eventually(hang.Accepted, timeout, 50*time.Millisecond).Should(BeNumerically(">=", 1))
 
 	image := newImage()
 	pushTags(t, image, "1.0.0")

@@ -2,10 +2,7 @@ package controller
 
 import (
 	"context"
-	"net"
 	"regexp"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,65 +11,26 @@ import (
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/plumb-dev/plumb/shared/testing/nettest"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 )
-
-// hangingServer accepts TCP connections on loopback and never answers, like a wedged Git,
-// registry or chart server. It counts the connections it accepted; its clean-up closes them, so
-// that whatever still waits on it fails at once.
-type hangingServer struct {
-	addr     string
-	accepted atomic.Int64
-}
-
-func newHangingServer(t *testing.T) *hangingServer {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &hangingServer{addr: ln.Addr().String()}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s.accepted.Add(1)
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return s
-}
 
 // Six GitRepositories of a server that accepts and never answers, with a long spec.timeout,
 // must not keep a healthy GitRepository of another host waiting: the reconciler has 4 workers.
 func TestGitRepository_HangingHostDoesNotStarveOthers(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t)
-	hang := newHangingServer(t)
+	hang := nettest.NewHanging(t)
 	var stuck []*sourcev1.GitRepository
 	for range 6 {
-		obj := newGitRepository(ns, "http://"+hang.addr+"/stuck.git", "", nil)
+		obj := newGitRepository(ns, "http://"+hang.Addr+"/stuck.git", "", nil)
 		obj.Spec.Timeout = &metav1.Duration{Duration: 5 * time.Minute}
 		create(g, obj)
 		stuck = append(stuck, obj)
 		t.Cleanup(func() { _ = k8s.Delete(context.Background(), obj) })
 	}
 	// The hung reconciles have started before the healthy one is created.
-	g.Eventually(hang.accepted.Load, timeout, 50*time.Millisecond).Should(BeNumerically(">=", 2))
+	g.Eventually(hang.Accepted, timeout, 50*time.Millisecond).Should(BeNumerically(">=", 2))
 
 	start := time.Now()
 	repo := newRepo(t, map[string]string{"app.yaml": "kind: ConfigMap\n"})
@@ -94,7 +52,7 @@ func TestGitRepository_HangingHostDoesNotStarveOthers(t *testing.T) {
 			get(g, obj)
 			if conditions.GetReason(obj, meta.ReadyCondition) == sourcev1.HostBusyReason {
 				// One listing holds the host; the others queued behind it gave up.
-				g.Expect(conditions.GetMessage(obj, meta.ReadyCondition)).To(MatchRegexp(`^host ` + regexp.QuoteMeta(hang.addr) + ` is busy: [12] operations? in flight$`))
+				g.Expect(conditions.GetMessage(obj, meta.ReadyCondition)).To(MatchRegexp(`^host ` + regexp.QuoteMeta(hang.Addr) + ` is busy: [12] operations? in flight$`))
 				busy++
 			}
 		}
