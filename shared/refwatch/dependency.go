@@ -21,6 +21,15 @@ func (d Dependency) String() string { return fmt.Sprintf("%s %s", d.GVK.Kind, d.
 // IndexKey is the dependency's value in a field index (see Key).
 func (d Dependency) IndexKey() string { return Key(d.GVK.Kind, d.Key.Namespace, d.Key.Name) }
 
+// IndexKeys are the values of the dependencies in a field index.
+func IndexKeys(deps []Dependency) []string {
+	keys := make([]string, 0, len(deps))
+	for _, d := range deps {
+		keys = append(keys, d.IndexKey())
+	}
+	return keys
+}
+
 // ResolveDependency fills in a dependsOn entry's defaults: the depending object's own group,
 // version and kind (own), and its namespace. An apiVersion that does not parse is an error.
 func ResolveDependency(own schema.GroupVersionKind, namespace, apiVersion, kind, depNamespace, name string) (Dependency, error) {

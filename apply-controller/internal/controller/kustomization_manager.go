@@ -45,11 +45,7 @@ func (r *KustomizationReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 	}
 	if err := idx.IndexField(ctx, &applyv1.Kustomization{}, dependencyIndex, func(o client.Object) []string {
 		deps, _ := dependencies(o.(*applyv1.Kustomization))
-		keys := make([]string, 0, len(deps))
-		for _, d := range deps {
-			keys = append(keys, d.IndexKey())
-		}
-		return keys
+		return refwatch.IndexKeys(deps)
 	}); err != nil {
 		return err
 	}

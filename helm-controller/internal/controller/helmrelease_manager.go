@@ -41,11 +41,7 @@ func (r *HelmReleaseReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 	}
 	if err := idx.IndexField(ctx, &helmv1.HelmRelease{}, dependencyIndex, func(o client.Object) []string {
 		deps, _ := dependencies(o.(*helmv1.HelmRelease))
-		keys := make([]string, 0, len(deps))
-		for _, d := range deps {
-			keys = append(keys, d.IndexKey())
-		}
-		return keys
+		return refwatch.IndexKeys(deps)
 	}); err != nil {
 		return err
 	}
