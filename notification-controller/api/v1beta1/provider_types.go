@@ -36,6 +36,9 @@ type ProviderSpec struct {
 	Type string `json:"type"`
 	// Address to post to (a webhook URL; for github and gitlab the repository's URL);
 	// secretRef's `address` wins, so that a URL with a token in it can stay in a Secret.
+	// Loopback, link-local (cloud metadata) and the API server's address are refused unless the
+	// controller's --provider-allow-cidr lists them; credentials are not sent to http:// addresses
+	// unless --provider-allow-insecure-http is set.
 	// +optional
 	// +kubebuilder:validation:Pattern="^https?://.+$"
 	Address string `json:"address,omitempty"`
@@ -52,7 +55,8 @@ type ProviderSpec struct {
 	// +optional
 	SecretRef *meta.LocalObjectReference `json:"secretRef,omitempty"`
 	// Proxy is the URL of an HTTP(S) or SOCKS5 proxy that every delivery goes through. Without
-	// it the controller's HTTPS_PROXY, HTTP_PROXY and NO_PROXY environment applies.
+	// it the controller's HTTPS_PROXY, HTTP_PROXY and NO_PROXY environment applies. The proxy's
+	// own address is held to the same address policy as Address.
 	// +optional
 	// +kubebuilder:validation:Pattern="^(http|https|socks5)://[^@/]+(/.*)?$"
 	Proxy string `json:"proxy,omitempty"`
