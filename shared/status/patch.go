@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -24,11 +25,20 @@ type Patcher struct {
 
 // NewPatcher remembers obj as read, to compare with at Patch.
 func NewPatcher(c client.Client, obj client.Object) *Patcher {
-	before, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	before, err := toMap(obj)
 	if err != nil {
 		before = nil // Patch reports it
 	}
 	return &Patcher{c: c, before: before}
+}
+
+// toMap is obj as JSON-shaped maps of its own: the converter hands an unstructured object's own
+// map back, which later changes to obj would change too.
+func toMap(obj client.Object) (map[string]any, error) {
+	if u, ok := obj.(*unstructured.Unstructured); ok {
+		return u.DeepCopy().Object, nil
+	}
+	return runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
 }
 
 // Patch writes the changes since NewPatcher with owner as field manager, then remembers obj as
@@ -37,7 +47,7 @@ func (p *Patcher) Patch(ctx context.Context, obj client.Object, owner string) er
 	if p.before == nil {
 		return fmt.Errorf("status patcher of %s: the object read could not be converted", client.ObjectKeyFromObject(obj))
 	}
-	after, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	after, err := toMap(obj)
 	if err != nil {
 		return fmt.Errorf("converting %s for its status patch: %w", client.ObjectKeyFromObject(obj), err)
 	}
