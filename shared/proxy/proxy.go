@@ -15,6 +15,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/go-git/go-git/v5/plumbing/transport"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
@@ -113,6 +114,18 @@ func (p *Proxy) Key() string {
 	}
 	sum := sha256.Sum256([]byte(p.Username + "\x00" + p.Password))
 	return p.URL.String() + "#" + hex.EncodeToString(sum[:8])
+}
+
+// Options are go-git's proxy options for a remote URL: empty without a proxy or when NO_PROXY
+// excludes the URL's host.
+func (p *Proxy) Options(rawURL string) transport.ProxyOptions {
+	if p == nil {
+		return transport.ProxyOptions{}
+	}
+	if u, err := url.Parse(rawURL); err == nil && Bypass(u.Host) {
+		return transport.ProxyOptions{}
+	}
+	return transport.ProxyOptions{URL: p.URL.String(), Username: p.Username, Password: p.Password}
 }
 
 // Bypass tells whether the target host (host or host:port) is excluded by NO_PROXY (or
@@ -218,7 +231,7 @@ func (p *Proxy) Explain(err error) error {
 	}
 	msg := err.Error()
 	switch {
-	case strings.Contains(msg, "407"), strings.Contains(msg, "Proxy Authentication Required"):
+	case strings.Contains(msg, "status code: 407"), strings.Contains(msg, "Proxy Authentication Required"):
 		return fmt.Errorf("%w: proxy %s refused the credentials (407 Proxy Authentication Required)", ErrProxy, p.Host())
 	case strings.Contains(msg, "proxyconnect"):
 		return fmt.Errorf("%w: cannot reach proxy %s: %s", ErrProxy, p.Host(), scrub(msg, p))

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/fluxcd/pkg/apis/meta"
@@ -9,8 +10,9 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
+	"github.com/plumb-dev/plumb/shared/proxy"
 	"github.com/plumb-dev/plumb/shared/testing/nettest"
+	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 )
 
 const (
@@ -74,4 +76,68 @@ func TestOCIRepository_Proxy(t *testing.T) {
 	})
 	create(g, missing)
 	g.Expect(waitFailed(g, missing, sourcev1.ProxyFailedReason)).To(ContainSubstring("proxy Secret " + ns + "/absent not found"))
+}
+
+func TestGitRepository_Proxy(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	px := newProxy(t)
+	repo := newRepo(t, map[string]string{"app/deploy.yaml": "kind: ConfigMap\n"})
+	head, _ := repo.repo.Head()
+	gitHost := strings.TrimPrefix(gitServer.HTTPAddress(), "http://")
+
+	obj := newGitRepository(ns, repo.url, basicAuth(t, ns), &sourcev1.GitRepositoryRef{Branch: "main"})
+	obj.Spec.ProxySecretRef = proxySecret(t, ns, px, proxyPassword)
+	create(g, obj)
+	waitReady(g, obj, "main@sha1:"+head.Hash().String())
+	// The listing and the fetch, each through the proxy.
+	g.Expect(px.Served(gitHost)).To(BeNumerically(">=", 2))
+
+	wrong := newGitRepository(ns, repo.url, basicAuth(t, ns), &sourcev1.GitRepositoryRef{Branch: "main"})
+	wrong.Spec.ProxySecretRef = proxySecret(t, ns, px, "wrong-"+proxyPassword)
+	create(g, wrong)
+	expectProxyFailed(t, g, ns, wrong, px)
+
+	ssh := newGitRepository(ns, "ssh://git@127.0.0.1:22/org/repo.git", "", nil)
+	ssh.Spec.ProxySecretRef = proxySecret(t, ns, px, proxyPassword)
+	create(g, ssh)
+	g.Expect(waitFailed(g, ssh, sourcev1.InvalidSpecReason)).To(ContainSubstring("proxySecretRef applies to http(s) URLs only"))
+}
+
+// Listings are shared between objects under remoteKey: objects that reach the remote through
+// another proxy, or none, must not share them.
+func TestRemoteKey_HoldsTheProxy(t *testing.T) {
+	secret := map[string][]byte{"username": []byte("u"), "password": []byte("p")}
+	a, _ := proxy.Parse("http://127.0.0.1:3128", "u", "one")
+	b, _ := proxy.Parse("http://127.0.0.1:3128", "u", "two")
+	c, _ := proxy.Parse("http://127.0.0.1:3129", "u", "one")
+	keys := map[string]bool{}
+	for _, px := range []*proxy.Proxy{nil, a, b, c} {
+		keys[remoteKey("http://127.0.0.1/repo.git", secret, px)] = true
+	}
+	if len(keys) != 4 {
+		t.Fatalf("%d distinct keys for 4 ways to reach the remote", len(keys))
+	}
+	if remoteKey("http://127.0.0.1/repo.git", secret, a) != remoteKey("http://127.0.0.1/repo.git", secret, a) {
+		t.Fatal("the key is not stable")
+	}
+}
+
+func TestHelmRepository_Proxy(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	px := newProxy(t)
+	srv := chartRepo(t, "1.0.0")
+	host := srv.Listener.Addr().String()
+
+	obj := newHelmRepository(ns, srv.URL, chartSecret(t, ns, chartUser, chartPassword))
+	obj.Spec.ProxySecretRef = proxySecret(t, ns, px, proxyPassword)
+	create(g, obj)
+	g.Expect(versionsOf(waitIndexReady(g, obj), "web")).To(Equal([]string{"1.0.0"}))
+	g.Expect(px.Served(host)).To(BeNumerically(">", 0), "the index was downloaded through the proxy")
+
+	wrong := newHelmRepository(ns, srv.URL, chartSecret(t, ns, chartUser, chartPassword))
+	wrong.Spec.ProxySecretRef = proxySecret(t, ns, px, "wrong-"+proxyPassword)
+	create(g, wrong)
+	expectProxyFailed(t, g, ns, wrong, px)
 }
