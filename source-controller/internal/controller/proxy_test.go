@@ -118,7 +118,8 @@ func TestRemoteKey_HoldsTheProxy(t *testing.T) {
 	if len(keys) != 4 {
 		t.Fatalf("%d distinct keys for 4 ways to reach the remote", len(keys))
 	}
-	if remoteKey("http://127.0.0.1/repo.git", secret, a) != remoteKey("http://127.0.0.1/repo.git", secret, a) {
+	again, _ := proxy.Parse("http://127.0.0.1:3128", "u", "one")
+	if remoteKey("http://127.0.0.1/repo.git", secret, a) != remoteKey("http://127.0.0.1/repo.git", secret, again) {
 		t.Fatal("the key is not stable")
 	}
 }
