@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -111,5 +112,27 @@ func TestTransport_GoesThroughTheProxyAndExplainsARefusal(t *testing.T) {
 	_ = resp.Body.Close()
 	if px.Refused() != 2 {
 		t.Error("a NO_PROXY target went through the proxy")
+	}
+}
+
+func TestTransport_AnUnreachableProxyIsNamed(t *testing.T) {
+	t.Setenv("NO_PROXY", "")
+	t.Setenv("no_proxy", "")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close() // nothing listens there any more
+	p, err := Parse("http://"+addr, "user", "topsecret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{Transport: p.Transport(http.DefaultTransport.(*http.Transport))}
+	for _, target := range []string{"http://127.0.0.1:1/index.yaml", "https://127.0.0.1:1/v2/"} {
+		_, err := c.Get(target)
+		if !errors.Is(err, ErrProxy) || !strings.Contains(err.Error(), "cannot reach proxy "+addr) || strings.Contains(err.Error(), "topsecret") {
+			t.Errorf("%s: %v", target, err)
+		}
 	}
 }
