@@ -137,6 +137,13 @@ func TestHelmRepository_Proxy(t *testing.T) {
 	g.Expect(versionsOf(waitIndexReady(g, obj), "web")).To(Equal([]string{"1.0.0"}))
 	g.Expect(px.Served(host)).To(BeNumerically(">", 0), "the index was downloaded through the proxy")
 
+	// A HelmChart of the repository downloads its chart through the repository's proxy.
+	served := px.Served(host)
+	chart := newHelmChart(ns, "web", sourcev1.HelmRepositoryKind, obj.Name)
+	create(g, chart)
+	waitReady(g, chart, "1.0.0")
+	g.Expect(px.Served(host)).To(BeNumerically(">", served), "the chart was downloaded through the proxy")
+
 	wrong := newHelmRepository(ns, srv.URL, chartSecret(t, ns, chartUser, chartPassword))
 	wrong.Spec.ProxySecretRef = proxySecret(t, ns, px, "wrong-"+proxyPassword)
 	create(g, wrong)
