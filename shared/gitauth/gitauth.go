@@ -17,6 +17,8 @@ import (
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/plumb-dev/plumb/shared/proxy"
 )
 
 // Errors, to be told apart with errors.Is.
@@ -33,6 +35,9 @@ type Remote struct {
 	URL      string
 	Auth     transport.AuthMethod
 	CABundle []byte
+	// Proxy, when set, carries the HTTP(S) connections to the remote (unless NO_PROXY of the
+	// environment excludes its host).
+	Proxy *proxy.Proxy
 }
 
 // NewRemote builds a Remote for the URL from the data of a credentials Secret (nil for none):

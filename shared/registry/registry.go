@@ -21,6 +21,7 @@ import (
 
 	"github.com/plumb-dev/plumb/shared/certs"
 	"github.com/plumb-dev/plumb/shared/hostlimit"
+	"github.com/plumb-dev/plumb/shared/proxy"
 )
 
 // ErrAuth: the credentials are unreadable (a dockerconfigjson that is not JSON, a CA that is not
@@ -39,6 +40,9 @@ type Credentials struct {
 	CA, Cert, Key []byte
 	// Insecure talks plain HTTP.
 	Insecure bool
+	// Proxy, when set, carries every request to the registry (unless NO_PROXY of the
+	// environment excludes its host); nil keeps the environment's proxies.
+	Proxy *proxy.Proxy
 }
 
 // NameOptions returns the options to parse a reference to the registry with: name.Insecure when
@@ -94,10 +98,15 @@ func (c Credentials) transport() (http.RoundTripper, error) {
 		}
 		tr.TLSClientConfig = cfg
 	}
-	if c.Insecure {
-		return tr, nil
+	var rt http.RoundTripper = tr
+	if c.Proxy != nil {
+		// A transport of its own (a clone keeps the deadlines): the proxy is per object.
+		rt = c.Proxy.Transport(tr)
 	}
-	return httpsOnly{tr}, nil
+	if c.Insecure {
+		return rt, nil
+	}
+	return httpsOnly{rt}, nil
 }
 
 // authenticator picks the credentials for the registry: the first DockerConfigs entry for it,

@@ -43,6 +43,13 @@ type ImageRepositorySpec struct {
 	// and optionally `tls.crt` and `tls.key` (a client certificate).
 	// +optional
 	CertSecretRef *meta.LocalObjectReference `json:"certSecretRef,omitempty"`
+	// ProxySecretRef names a Secret in the same namespace with the HTTP(S) proxy that every
+	// connection of this object goes through: `address` (http://host:port or https://host:port),
+	// and optionally `username` and `password` (proxy basic auth). NO_PROXY of the controller's
+	// environment still applies to the remote's host. Without it, the controller's environment
+	// proxies (HTTPS_PROXY, HTTP_PROXY) apply as before.
+	// +optional
+	ProxySecretRef *meta.LocalObjectReference `json:"proxySecretRef,omitempty"`
 	// Insecure talks plain HTTP to the registry. Without it, plain HTTP is refused, also for
 	// loopback and private network addresses.
 	// +optional

@@ -11,6 +11,10 @@ const (
 	InvalidSpecReason = "InvalidSpec"
 	// AuthenticationFailedReason: credentials are missing, unreadable or refused.
 	AuthenticationFailedReason = "AuthenticationFailed"
+	// ProxyFailedReason: the proxySecretRef Secret is missing or its address is not a proxy
+	// URL, or the proxy cannot be reached or refused the credentials (407); the message names
+	// the proxy host, never the credentials.
+	ProxyFailedReason = "ProxyFailed"
 	// ScanFailedReason: the registry could not be reached or answered an error.
 	ScanFailedReason = "ScanFailed"
 	// ImageNotFoundReason: the registry has no such repository.

@@ -28,6 +28,7 @@ import (
 	"github.com/plumb-dev/plumb/image-automation/internal/tags"
 	"github.com/plumb-dev/plumb/shared/events"
 	"github.com/plumb-dev/plumb/shared/hostlimit"
+	"github.com/plumb-dev/plumb/shared/proxy"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
 	"github.com/plumb-dev/plumb/shared/registry"
 	"github.com/plumb-dev/plumb/shared/status"
@@ -109,7 +110,11 @@ func (r *ImageRepositoryReconciler) reconcile(ctx context.Context, obj *imagev1.
 	}
 	creds, err := credentials(ctx, r.APIReader, obj)
 	if err != nil {
-		return ctrl.Result{}, status.Fail(r.Events, obj, "", imagev1.AuthenticationFailedReason, err)
+		reason := imagev1.AuthenticationFailedReason
+		if errors.Is(err, proxy.ErrProxy) {
+			reason = imagev1.ProxyFailedReason
+		}
+		return ctrl.Result{}, status.Fail(r.Events, obj, "", reason, err)
 	}
 	repo, err := name.NewRepository(obj.Spec.Image, creds.NameOptions()...)
 	if err != nil {
@@ -187,8 +192,8 @@ func (r *ImageRepositoryReconciler) scanDue(obj *imagev1.ImageRepository, exclud
 	return wait, false
 }
 
-// credentials reads an ImageRepository's secretRef, the ServiceAccount's image pull secrets and
-// certSecretRef.
+// credentials reads an ImageRepository's secretRef, the ServiceAccount's image pull secrets,
+// certSecretRef and proxySecretRef.
 func credentials(ctx context.Context, reader client.Reader, obj *imagev1.ImageRepository) (registry.Credentials, error) {
 	refs := registry.Refs{Namespace: obj.Namespace, ServiceAccount: obj.Spec.ServiceAccountName, Insecure: obj.Spec.Insecure}
 	if ref := obj.Spec.SecretRef; ref != nil {
@@ -197,7 +202,14 @@ func credentials(ctx context.Context, reader client.Reader, obj *imagev1.ImageRe
 	if ref := obj.Spec.CertSecretRef; ref != nil {
 		refs.CertSecretRef = ref.Name
 	}
-	return registry.CredentialsFrom(ctx, reader, refs)
+	creds, err := registry.CredentialsFrom(ctx, reader, refs)
+	if err != nil {
+		return creds, err
+	}
+	if ref := obj.Spec.ProxySecretRef; ref != nil {
+		creds.Proxy, err = proxy.FromSecret(ctx, reader, obj.Namespace, ref.Name)
+	}
+	return creds, err
 }
 
 // classify turns a registry error about what ("repository <image>" or "tag <image>:<tag>") into
@@ -211,6 +223,9 @@ func classify(err error, what string) (string, error) {
 		case http.StatusNotFound:
 			return imagev1.ImageNotFoundReason, fmt.Errorf("registry has no %s", what)
 		}
+	}
+	if errors.Is(err, proxy.ErrProxy) {
+		return imagev1.ProxyFailedReason, fmt.Errorf("reading %s: %w", what, err)
 	}
 	if errors.Is(err, registry.ErrAuth) {
 		return imagev1.AuthenticationFailedReason, err

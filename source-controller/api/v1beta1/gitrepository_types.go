@@ -24,6 +24,14 @@ type GitRepositorySpec struct {
 	// optionally `password` (passphrase of the key).
 	// +optional
 	SecretRef *meta.LocalObjectReference `json:"secretRef,omitempty"`
+	// ProxySecretRef names a Secret in the same namespace with the HTTP(S) proxy that every
+	// connection of this object goes through: `address` (http://host:port or https://host:port),
+	// and optionally `username` and `password` (proxy basic auth). NO_PROXY of the controller's
+	// environment still applies to the remote's host. Without it, the controller's environment
+	// proxies (HTTPS_PROXY, HTTP_PROXY) apply as before.
+	// Applies to http(s) URLs; an ssh:// URL with a proxy is refused (InvalidSpec).
+	// +optional
+	ProxySecretRef *meta.LocalObjectReference `json:"proxySecretRef,omitempty"`
 
 	// Ref selects the revision. When several fields are set the most specific wins:
 	// commit > name > semver > tag > branch. Empty: the remote's default branch.

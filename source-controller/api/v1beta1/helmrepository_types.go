@@ -38,6 +38,14 @@ type HelmRepositorySpec struct {
 	// optionally `ca.crt`, `tls.crt` and `tls.key`.
 	// +optional
 	SecretRef *meta.LocalObjectReference `json:"secretRef,omitempty"`
+	// ProxySecretRef names a Secret in the same namespace with the HTTP(S) proxy that every
+	// connection of this object goes through: `address` (http://host:port or https://host:port),
+	// and optionally `username` and `password` (proxy basic auth). NO_PROXY of the controller's
+	// environment still applies to the remote's host. Without it, the controller's environment
+	// proxies (HTTPS_PROXY, HTTP_PROXY) apply as before.
+	// For type: oci, the registry is reached through it as well.
+	// +optional
+	ProxySecretRef *meta.LocalObjectReference `json:"proxySecretRef,omitempty"`
 	// Insecure talks plain HTTP to an oci registry (for type default, use an http:// url).
 	// +optional
 	Insecure bool `json:"insecure,omitempty"`

@@ -21,6 +21,10 @@ const (
 	// AuthenticationFailedReason: the remote refused the credentials, or the credentials Secret
 	// is missing or incomplete.
 	AuthenticationFailedReason = "AuthenticationFailed"
+	// ProxyFailedReason: the proxySecretRef Secret is missing or its address is not a proxy
+	// URL, or the proxy cannot be reached or refused the credentials (407); the message names
+	// the proxy host, never the credentials.
+	ProxyFailedReason = "ProxyFailed"
 	// RefNotFoundReason: the branch, tag, semver range, reference name or commit does not exist.
 	RefNotFoundReason = "RefNotFound"
 	// InvalidSpecReason: the spec holds a value the controller cannot use; fix the spec.

@@ -27,6 +27,7 @@ import (
 
 	"github.com/plumb-dev/plumb/shared/artifact"
 	"github.com/plumb-dev/plumb/shared/hostlimit"
+	"github.com/plumb-dev/plumb/shared/proxy"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
 	"github.com/plumb-dev/plumb/shared/redact"
 	"github.com/plumb-dev/plumb/shared/status"
@@ -175,6 +176,11 @@ func (r *GitRepositoryReconciler) resolve(ctx context.Context, obj *sourcev1.Git
 // remote reads the credentials and returns the remote with the key of its URL and credentials,
 // under which listings are shared.
 func (r *GitRepositoryReconciler) remote(ctx context.Context, obj *sourcev1.GitRepository) (git.Remote, string, error) {
+	if obj.Spec.ProxySecretRef != nil {
+		if u, err := url.Parse(obj.Spec.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+			return git.Remote{}, "", r.failure(obj, "", fmt.Errorf("%w: proxySecretRef applies to http(s) URLs only, not %s", git.ErrInvalid, redact.URL(obj.Spec.URL)))
+		}
+	}
 	var data map[string][]byte
 	if ref := obj.Spec.SecretRef; ref != nil {
 		secret := &corev1.Secret{}
@@ -193,13 +199,20 @@ func (r *GitRepositoryReconciler) remote(ctx context.Context, obj *sourcev1.GitR
 	if err != nil {
 		return remote, "", r.failure(obj, "", err)
 	}
-	return remote, remoteKey(obj.Spec.URL, data), nil
+	if ref := obj.Spec.ProxySecretRef; ref != nil {
+		if remote.Proxy, err = proxy.FromSecret(ctx, r.Client, obj.Namespace, ref.Name); err != nil {
+			return remote, "", r.failure(obj, "", err)
+		}
+	}
+	return remote, remoteKey(obj.Spec.URL, data, remote.Proxy), nil
 }
 
-// remoteKey identifies a URL with its credentials, without keeping them: a digest of both.
-func remoteKey(url string, secret map[string][]byte) string {
+// remoteKey identifies a URL with its credentials and proxy, without keeping them: a digest of
+// all three, so that a listing is shared only between objects that reach the remote alike.
+func remoteKey(url string, secret map[string][]byte, px *proxy.Proxy) string {
 	h := sha256.New()
 	h.Write([]byte(url))
+	fmt.Fprintf(h, "\x00proxy\x00%s", px.Key())
 	keys := make([]string, 0, len(secret))
 	for k := range secret {
 		keys = append(keys, k)
@@ -220,6 +233,8 @@ func (r *GitRepositoryReconciler) failure(obj *sourcev1.GitRepository, revision 
 	switch {
 	case errors.Is(err, git.ErrInvalid):
 		return r.stall(obj, sourcev1.InvalidSpecReason, err.Error())
+	case errors.Is(err, proxy.ErrProxy):
+		reason = sourcev1.ProxyFailedReason
 	case errors.Is(err, git.ErrAuth):
 		reason = sourcev1.AuthenticationFailedReason
 	case errors.Is(err, git.ErrRefNotFound):

@@ -33,6 +33,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	"github.com/plumb-dev/plumb/shared/artifact"
+	"github.com/plumb-dev/plumb/shared/proxy"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
 	"github.com/plumb-dev/plumb/shared/refwatch"
 	"github.com/plumb-dev/plumb/shared/status"
@@ -360,7 +361,7 @@ func (r *HelmChartReconciler) fromOCIRepository(ctx context.Context, obj *source
 // ociCredentials are the registry credentials of an OCI HelmRepository: username and password,
 // or a dockerconfigjson Secret.
 func ociCredentials(src *sourcev1.HelmRepository, c helm.Credentials) oci.Credentials {
-	out := oci.Credentials{Username: c.Username, Password: c.Password, CA: c.CA, Cert: c.Cert, Key: c.Key, Insecure: src.Spec.Insecure}
+	out := oci.Credentials{Username: c.Username, Password: c.Password, CA: c.CA, Cert: c.Cert, Key: c.Key, Insecure: src.Spec.Insecure, Proxy: c.Proxy}
 	if len(c.DockerConfig) > 0 {
 		out.DockerConfigs = [][]byte{c.DockerConfig}
 	}
@@ -495,6 +496,13 @@ func (r *HelmChartReconciler) source(ctx context.Context, obj *sourcev1.HelmChar
 // repoCredentials reads a HelmRepository's Secret.
 func (r *HelmChartReconciler) repoCredentials(ctx context.Context, src *sourcev1.HelmRepository) (helm.Credentials, error) {
 	var c helm.Credentials
+	if ref := src.Spec.ProxySecretRef; ref != nil {
+		px, err := proxy.FromSecret(ctx, r.Client, src.Namespace, ref.Name)
+		if err != nil {
+			return c, fmt.Errorf("HelmRepository %s: %w", src.Name, err)
+		}
+		c.Proxy = px
+	}
 	if src.Spec.SecretRef == nil {
 		return c, nil
 	}

@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	"github.com/plumb-dev/plumb/shared/artifact"
+	"github.com/plumb-dev/plumb/shared/proxy"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
 	"github.com/plumb-dev/plumb/shared/status"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
@@ -215,6 +216,13 @@ func (r *HelmRepositoryReconciler) build(ctx context.Context, obj *sourcev1.Helm
 // credentials reads spec.secretRef.
 func (r *HelmRepositoryReconciler) credentials(ctx context.Context, obj *sourcev1.HelmRepository) (helm.Credentials, error) {
 	var c helm.Credentials
+	if ref := obj.Spec.ProxySecretRef; ref != nil {
+		px, err := proxy.FromSecret(ctx, r.Client, obj.Namespace, ref.Name)
+		if err != nil {
+			return c, r.failure(obj, "", err)
+		}
+		c.Proxy = px
+	}
 	ref := obj.Spec.SecretRef
 	if ref == nil {
 		return c, nil
@@ -245,6 +253,8 @@ func (r *HelmRepositoryReconciler) failure(obj *sourcev1.HelmRepository, revisio
 	switch {
 	case errors.Is(err, helm.ErrInvalid), errors.Is(err, oci.ErrInvalid):
 		return r.stall(obj, sourcev1.InvalidSpecReason, err.Error())
+	case errors.Is(err, proxy.ErrProxy):
+		reason = sourcev1.ProxyFailedReason
 	case errors.Is(err, helm.ErrAuth), errors.Is(err, oci.ErrAuth):
 		reason = sourcev1.AuthenticationFailedReason
 	case errors.Is(err, helm.ErrIndex):

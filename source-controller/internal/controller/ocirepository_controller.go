@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	"github.com/plumb-dev/plumb/shared/artifact"
+	"github.com/plumb-dev/plumb/shared/proxy"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
 	"github.com/plumb-dev/plumb/shared/registry"
 	"github.com/plumb-dev/plumb/shared/status"
@@ -141,6 +142,11 @@ func (r *OCIRepositoryReconciler) remote(ctx context.Context, obj *sourcev1.OCIR
 	if err != nil {
 		return nil, r.failure(obj, "", err)
 	}
+	if ref := obj.Spec.ProxySecretRef; ref != nil {
+		if creds.Proxy, err = proxy.FromSecret(ctx, r.Client, obj.Namespace, ref.Name); err != nil {
+			return nil, r.failure(obj, "", err)
+		}
+	}
 	remote, err := oci.NewRemote(obj.Spec.URL, creds)
 	if err != nil {
 		return nil, r.failure(obj, "", err)
@@ -155,6 +161,8 @@ func (r *OCIRepositoryReconciler) failure(obj *sourcev1.OCIRepository, revision 
 	switch {
 	case errors.Is(err, oci.ErrInvalid):
 		return r.stall(obj, sourcev1.InvalidSpecReason, err.Error())
+	case errors.Is(err, proxy.ErrProxy):
+		reason = sourcev1.ProxyFailedReason
 	case errors.Is(err, oci.ErrAuth):
 		reason = sourcev1.AuthenticationFailedReason
 	case errors.Is(err, oci.ErrNotFound):

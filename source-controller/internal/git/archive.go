@@ -80,7 +80,7 @@ func fetchCommit(ctx context.Context, r Remote, res Resolved, pinned bool) (*gog
 	if _, err := repo.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{r.URL}}); err != nil {
 		return nil, nil, fmt.Errorf("%w: URL %s: %v", ErrInvalid, redact.URL(r.URL), err)
 	}
-	opts := &gogit.FetchOptions{RemoteName: "origin", Auth: r.Auth, CABundle: r.CABundle, Tags: gogit.NoTags}
+	opts := &gogit.FetchOptions{RemoteName: "origin", Auth: r.Auth, CABundle: r.CABundle, Tags: gogit.NoTags, ProxyOptions: r.Proxy.Options(r.URL)}
 	if res.RefName == "" {
 		opts.RefSpecs = []config.RefSpec{"+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"}
 	} else {
@@ -90,7 +90,7 @@ func fetchCommit(ctx context.Context, r Remote, res Resolved, pinned bool) (*gog
 		}
 	}
 	if err := repo.FetchContext(ctx, opts); err != nil && !errors.Is(err, gogit.NoErrAlreadyUpToDate) {
-		return nil, nil, classify(ctx, r.URL, "fetch", err)
+		return nil, nil, classify(ctx, r.URL, "fetch", r.Proxy.Explain(err))
 	}
 	commit, err := repo.CommitObject(plumbing.NewHash(res.Commit))
 	if err != nil && res.RefName != "" && !pinned {
@@ -230,7 +230,7 @@ func (a *archiver) submodule(p string, commit plumbing.Hash, patterns []gitignor
 	if !ok {
 		return fmt.Errorf("%w: submodule %s is not in .gitmodules", ErrContent, p)
 	}
-	sub := Remote{URL: resolveSubmoduleURL(a.remote.URL, m.URL), CABundle: a.remote.CABundle}
+	sub := Remote{URL: resolveSubmoduleURL(a.remote.URL, m.URL), CABundle: a.remote.CABundle, Proxy: a.remote.Proxy}
 	if !remoteURL(sub.URL) {
 		return fmt.Errorf("%w: submodule %s has the URL %q; only http, https and ssh remotes are fetched", ErrContent, p, redact.URL(sub.URL))
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/go-git/go-git/v5/storage/memory"
 
 	"github.com/plumb-dev/plumb/shared/gitauth"
+	"github.com/plumb-dev/plumb/shared/proxy"
 	"github.com/plumb-dev/plumb/shared/redact"
 )
 
@@ -66,9 +67,9 @@ func Resolve(ctx context.Context, r Remote, ref Ref) (Resolved, error) {
 // ListRefs lists the remote's refs, annotated tags peeled.
 func ListRefs(ctx context.Context, r Remote) ([]*plumbing.Reference, error) {
 	remote := gogit.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: "origin", URLs: []string{r.URL}})
-	refs, err := remote.ListContext(ctx, &gogit.ListOptions{Auth: r.Auth, CABundle: r.CABundle, PeelingOption: gogit.AppendPeeled})
+	refs, err := remote.ListContext(ctx, &gogit.ListOptions{Auth: r.Auth, CABundle: r.CABundle, PeelingOption: gogit.AppendPeeled, ProxyOptions: r.Proxy.Options(r.URL)})
 	if err != nil {
-		return nil, classify(ctx, r.URL, "list refs of", err)
+		return nil, classify(ctx, r.URL, "list refs of", r.Proxy.Explain(err))
 	}
 	return refs, nil
 }
@@ -183,6 +184,8 @@ func classify(ctx context.Context, rawURL, op string, err error) error {
 	u := redact.URL(rawURL)
 	msg := redact.Credentials(err.Error(), rawURL)
 	switch {
+	case errors.Is(err, proxy.ErrProxy):
+		return fmt.Errorf("%s %s: %w", op, u, err)
 	case errors.Is(err, transport.ErrAuthenticationRequired), errors.Is(err, transport.ErrAuthorizationFailed),
 		strings.Contains(msg, "unable to authenticate"), strings.Contains(msg, "knownhosts"),
 		strings.Contains(msg, "host key"):

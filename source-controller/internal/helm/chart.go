@@ -110,7 +110,7 @@ func Download(ctx context.Context, client *http.Client, repoURL string, cv *repo
 		if errors.As(err, &ue) {
 			err = ue.Err // its URL may carry a token in its query
 		}
-		return nil, fmt.Errorf("%w: chart %s %s from %s: %v", ErrFetch, cv.Name, cv.Version, redact.URL(u.String()), err)
+		return nil, fmt.Errorf("%w: chart %s %s from %s: %w", ErrFetch, cv.Name, cv.Version, redact.URL(u.String()), err)
 	}
 	defer resp.Body.Close()
 	switch {

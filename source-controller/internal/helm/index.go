@@ -24,6 +24,7 @@ import (
 
 	"github.com/plumb-dev/plumb/shared/certs"
 	"github.com/plumb-dev/plumb/shared/hostlimit"
+	"github.com/plumb-dev/plumb/shared/proxy"
 	"github.com/plumb-dev/plumb/shared/redact"
 )
 
@@ -48,6 +49,8 @@ type Credentials struct {
 	CA, Cert, Key      []byte
 	// DockerConfig is a .dockerconfigjson, for OCI repositories.
 	DockerConfig []byte
+	// Proxy, when set, carries every request (proxySecretRef); nil keeps the environment's.
+	Proxy *proxy.Proxy
 }
 
 // sharedClient serves every repository without a TLS setting of its own, so that connections are
@@ -69,15 +72,21 @@ func SetDeadlines(d hostlimit.Deadlines) {
 
 // Client returns an HTTP client for the credentials' TLS settings.
 func Client(c Credentials) (*http.Client, error) {
-	if len(c.CA) == 0 && len(c.Cert) == 0 {
+	if len(c.CA) == 0 && len(c.Cert) == 0 && c.Proxy == nil {
 		return sharedClient.Load(), nil
 	}
-	cfg, err := certs.ClientConfig(c.CA, c.Cert, c.Key)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrAuth, err)
-	}
 	tr := deadlines.Load().Transport(nil)
-	tr.TLSClientConfig = cfg
+	if len(c.CA) > 0 || len(c.Cert) > 0 {
+		cfg, err := certs.ClientConfig(c.CA, c.Cert, c.Key)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrAuth, err)
+		}
+		tr.TLSClientConfig = cfg
+	}
+	if c.Proxy != nil {
+		// The proxy is per object: a transport of its own, with the deadlines.
+		return &http.Client{Transport: c.Proxy.Transport(tr)}, nil
+	}
 	return &http.Client{Transport: tr}, nil
 }
 
@@ -110,7 +119,7 @@ func FetchIndex(ctx context.Context, client *http.Client, repoURL string, c Cred
 	req.Header.Set("User-Agent", "plumb-source-controller")
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrFetch, err)
+		return nil, fmt.Errorf("%w: %w", ErrFetch, err)
 	}
 	defer resp.Body.Close()
 	switch {
