@@ -183,11 +183,10 @@ func build(fs filesys.FileSystem, opts Options, w string) (*Result, error) {
 		return nil, fmt.Errorf("%w: path %q is not a folder of the artifact", ErrBuild, opts.Path)
 	}
 	up := strings.Repeat("../", strings.Count(w, "/")) + strings.TrimPrefix(srcRoot, "/")
-	rfs := fs
-	if opts.Decryptor != nil { // an encrypted manifest is listed by what it holds
-		rfs = &decryptFS{FileSystem: fs, d: opts.Decryptor}
-	}
-	resources, err := resourcesOf(rfs, dir, up)
+	// An encrypted manifest is listed by its ciphertext: SOPS keeps the keys, and apiVersion and
+	// kind, encrypted or not, are there; an encrypted file that is no manifest is left out
+	// without being decrypted.
+	resources, err := resourcesOf(fs, dir, up)
 	if err != nil {
 		return nil, err
 	}

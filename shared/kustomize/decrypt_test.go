@@ -104,3 +104,20 @@ func TestBuildDecryptionFails(t *testing.T) {
 		})
 	}
 }
+
+// An encrypted YAML file that is no manifest (values for another tool, maybe for other keys) in
+// a folder without kustomization is left out, not decrypted.
+func TestBuildLeavesEncryptedNonManifests(t *testing.T) {
+	g := NewWithT(t)
+	id, rcpt := sopstest.Identity(t)
+	_, other := sopstest.Identity(t)
+	files := map[string]string{
+		"/plain/secret.yaml": string(sopstest.Encrypt(t, "yaml", []byte(encSecret), sopstest.Options{}, []string{rcpt})),
+		"/plain/values.yaml": string(sopstest.Encrypt(t, "yaml", []byte("password: other-team\n"), sopstest.Options{}, []string{other})),
+	}
+	d, err := decrypt.New(map[string][]byte{"k.agekey": []byte(id)})
+	g.Expect(err).NotTo(HaveOccurred())
+	r, err := NewTree(memFS(t, files)).Build(Options{Path: "plain", Decryptor: d})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(r.Objects).To(HaveLen(1))
+}
