@@ -91,3 +91,40 @@ func TestKustomization_DecryptionSecretMissing(t *testing.T) {
 	g.Expect(msg).To(ContainSubstring("decryption Secret " + ns + "/absent is not ready or not found"))
 	g.Expect(exists(ns, "db", &corev1.Secret{})).To(BeFalse())
 }
+
+// A decrypted value the API server refuses comes back quoted in its error: it is masked like
+// the value of a Secret variable. The manifest is encrypted whole (apiVersion and kind too), as
+// sops does by default.
+func TestKustomization_DecryptedValueInAPIErrorIsMasked(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	id, rcpt := sopstest.Identity(t)
+	keys := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "sops-keys", Namespace: ns}, Data: map[string][]byte{"age.agekey": []byte(id)}}
+	g.Expect(k8s.Create(ctx, keys)).To(Succeed())
+	const value = "decrypted s3cret!" // not a valid label value
+	cm := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\n  labels:\n    tier: " + value + "\ndata:\n  key: v\n"
+	gr := source(t, ns, "app", "main@sha1:1", map[string]string{
+		"deploy/cm.yaml": string(sopstest.Encrypt(t, "yaml", []byte(cm), sopstest.Options{}, []string{rcpt})),
+	})
+	k := newKustomization(ns, gr.Name, withDecryption("sops-keys"))
+	g.Expect(k8s.Create(ctx, k)).To(Succeed())
+	msg := waitNotReady(g, k, applyv1.ApplyFailedReason)
+	g.Expect(msg).To(ContainSubstring("Invalid value"))
+	g.Expect(msg).To(ContainSubstring("<redacted>"))
+	g.Expect(msg).NotTo(ContainSubstring("s3cret"))
+	g.Eventually(func(g Gomega) {
+		var events eventsv1.EventList
+		g.Expect(k8s.List(ctx, &events, client.InNamespace(ns))).To(Succeed())
+		var notes []string
+		for _, e := range events.Items {
+			if e.Regarding.Name == k.Name && e.Reason == applyv1.ApplyFailedReason {
+				notes = append(notes, e.Note)
+			}
+		}
+		g.Expect(notes).NotTo(BeEmpty())
+		for _, n := range notes {
+			g.Expect(n).NotTo(ContainSubstring("s3cret"))
+		}
+	}, timeout).Should(Succeed())
+}
