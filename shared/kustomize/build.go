@@ -47,6 +47,17 @@ type Options struct {
 	// and SecretVersions (the resource versions of their Secrets) stand for them in it.
 	Secrets        []string `json:"-"`
 	SecretVersions []string
+	// Decryptor, when set, decrypts the SOPS-encrypted files of the artifact as kustomize reads
+	// them (manifests and Secret generator inputs), in memory; the resource version of its key
+	// Secret is among SecretVersions.
+	Decryptor Decryptor `json:"-"`
+}
+
+// Decryptor opens encrypted files: it returns the plaintext of a file (data itself when it is
+// not encrypted) and the values that were encrypted in it, to mask. name is the file's path
+// inside the artifact.
+type Decryptor interface {
+	Decrypt(name string, data []byte) ([]byte, []string, error)
 }
 
 // Patch is a strategic merge or JSON 6902 patch with an optional target.
@@ -65,11 +76,16 @@ type Result struct {
 	// Remote says that the build fetched references from outside the artifact, so it may
 	// differ the next time: it is not to be reused.
 	Remote bool
+	// Secrets are the values decrypted by Options.Decryptor: never to appear in a message.
+	Secrets []string `json:"-"`
 }
 
 // ErrBuild wraps every failure caused by the manifests or the options (as opposed to reading
 // the artifact).
 var ErrBuild = errors.New("build")
+
+// ErrDecryption wraps the failures to decrypt a file of the artifact, or to read the keys.
+var ErrDecryption = errors.New("decryption")
 
 // SubstituteAnnotation set to "disabled" on an object leaves its ${...} as they are.
 const SubstituteAnnotation = "apply.plumb.dev/substitute"
@@ -167,6 +183,9 @@ func build(fs filesys.FileSystem, opts Options, w string) (*Result, error) {
 		return nil, fmt.Errorf("%w: path %q is not a folder of the artifact", ErrBuild, opts.Path)
 	}
 	up := strings.Repeat("../", strings.Count(w, "/")) + strings.TrimPrefix(srcRoot, "/")
+	// An encrypted manifest is listed by its ciphertext: SOPS keeps the keys, and apiVersion and
+	// kind, encrypted or not, are there; an encrypted file that is no manifest is left out
+	// without being decrypted.
 	resources, err := resourcesOf(fs, dir, up)
 	if err != nil {
 		return nil, err
@@ -185,9 +204,14 @@ func build(fs filesys.FileSystem, opts Options, w string) (*Result, error) {
 			return nil, fmt.Errorf("%w: %s: remote bases are turned off on this controller (--no-remote-bases); copy the base into the source", ErrBuild, f)
 		}
 	}
-	kfs := fs
+	var kfs filesys.FileSystem = fs
+	var dfs *decryptFS
+	if opts.Decryptor != nil {
+		dfs = &decryptFS{FileSystem: fs, d: opts.Decryptor}
+		kfs = dfs
+	}
 	if len(refs) > 0 {
-		kfs = newCloneFS(fs)
+		kfs = newCloneFS(kfs)
 	}
 	k := krusty.MakeKustomizer(&krusty.Options{
 		Reorder: krusty.ReorderOptionLegacy,
@@ -197,6 +221,10 @@ func build(fs filesys.FileSystem, opts Options, w string) (*Result, error) {
 		PluginConfig:     kustypes.DisabledPluginConfig(),
 	})
 	m, err := k.Run(kfs, wrapper)
+	if dfs != nil && dfs.err != nil {
+		// kustomize words a failed read its own way; the decryption's message is the one.
+		return nil, fmt.Errorf("%w: %w", ErrBuild, dfs.err)
+	}
 	if err != nil {
 		msg := strings.ReplaceAll(err.Error(), up+"/", "")
 		msg = strings.ReplaceAll(msg, srcRoot+"/", "")
@@ -232,7 +260,12 @@ func build(fs filesys.FileSystem, opts Options, w string) (*Result, error) {
 		all.WriteString("---\n")
 		out = append(out, obj)
 	}
-	return &Result{Objects: out, Digest: redact.Digest(all.Bytes(), opts.Secrets, opts.SecretVersions...), Remote: len(refs) > 0}, nil
+	var decrypted []string
+	if dfs != nil {
+		decrypted = dfs.values
+	}
+	masked := append(append([]string(nil), opts.Secrets...), decrypted...)
+	return &Result{Objects: out, Digest: redact.Digest(all.Bytes(), masked, opts.SecretVersions...), Remote: len(refs) > 0, Secrets: decrypted}, nil
 }
 
 func displayPath(p string) string {
@@ -405,4 +438,31 @@ func Selector(group, version, kind, name, namespace, labels, annotations string)
 		LabelSelector:      labels,
 		AnnotationSelector: annotations,
 	}
+}
+
+// decryptFS hands kustomize the plaintext of the artifact's encrypted files; nothing is written
+// back, so the shared tree keeps only ciphertext. The first failure is kept, to report it as
+// such rather than as kustomize words it.
+type decryptFS struct {
+	filesys.FileSystem
+	d      Decryptor
+	values []string
+	err    error
+}
+
+func (f *decryptFS) ReadFile(p string) ([]byte, error) {
+	data, err := f.FileSystem.ReadFile(p)
+	if err != nil || !strings.HasPrefix(p, srcRoot+"/") {
+		return data, err
+	}
+	out, values, err := f.d.Decrypt(strings.TrimPrefix(p, srcRoot+"/"), data)
+	if err != nil {
+		err = fmt.Errorf("%w: %w", ErrDecryption, err)
+		if f.err == nil {
+			f.err = err
+		}
+		return nil, err
+	}
+	f.values = append(f.values, values...)
+	return out, nil
 }

@@ -13,6 +13,7 @@ import (
 	kustypes "sigs.k8s.io/kustomize/api/types"
 
 	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
+	"github.com/plumb-dev/plumb/shared/kustomize/decrypt"
 )
 
 // OptionsFor turns a Kustomization's spec into build options, reading the ConfigMaps and
@@ -59,7 +60,35 @@ func OptionsFor(ctx context.Context, reader client.Reader, obj *applyv1.Kustomiz
 			opts.Vars[k] = v
 		}
 	}
+	if d := s.Decryption; d != nil {
+		dec, version, err := decryptor(ctx, reader, obj.Namespace, d)
+		if err != nil {
+			return opts, fmt.Errorf("%w: %w", ErrDecryption, err)
+		}
+		opts.Decryptor = dec
+		opts.SecretVersions = append(opts.SecretVersions, "decryption/"+d.SecretRef.Name+"@"+version)
+	}
 	return opts, nil
+}
+
+// decryptor reads the keys of spec.decryption.secretRef, and the Secret's resource version.
+func decryptor(ctx context.Context, reader client.Reader, ns string, d *applyv1.Decryption) (Decryptor, string, error) {
+	if d.Provider != applyv1.DecryptionProviderSOPS {
+		return nil, "", fmt.Errorf("spec.decryption.provider %q is not supported (only %s)", d.Provider, applyv1.DecryptionProviderSOPS)
+	}
+	if d.SecretRef == nil || d.SecretRef.Name == "" {
+		return nil, "", fmt.Errorf("spec.decryption.secretRef is required: the Secret holding the private keys")
+	}
+	key := types.NamespacedName{Namespace: ns, Name: d.SecretRef.Name}
+	s := &corev1.Secret{}
+	if err := reader.Get(ctx, key, s); err != nil {
+		return nil, "", fmt.Errorf("decryption Secret %s is not ready or not found", key)
+	}
+	dec, err := decrypt.New(s.Data)
+	if err != nil {
+		return nil, "", fmt.Errorf("decryption Secret %s: %w", key, err)
+	}
+	return dec, s.ResourceVersion, nil
 }
 
 // variables reads a ConfigMap or Secret of postBuild.substituteFrom, and its resource version.

@@ -98,6 +98,11 @@ type KustomizationSpec struct {
 	// +optional
 	PostBuild *PostBuild `json:"postBuild,omitempty"`
 
+	// Decryption decrypts SOPS-encrypted manifests and Secret generator inputs in memory during
+	// the build, with the keys of a Secret of this namespace.
+	// +optional
+	Decryption *Decryption `json:"decryption,omitempty"`
+
 	// ServiceAccountName is a ServiceAccount of this namespace to impersonate for applying,
 	// pruning and health checks (default: the controller's --default-service-account, if set).
 	// +optional
@@ -130,6 +135,22 @@ type KustomizationSpec struct {
 	// +kubebuilder:validation:Enum=Correct;Warn
 	DriftPolicy string `json:"driftPolicy,omitempty"`
 }
+
+// Decryption is how SOPS-encrypted files of the source are decrypted during the build.
+type Decryption struct {
+	// Provider is the encryption tool: sops.
+	// +kubebuilder:validation:Enum=sops
+	Provider string `json:"provider"`
+
+	// SecretRef names a Secret of this namespace holding the private keys: entries whose name
+	// ends in `.agekey` hold age identities (one or more lines). Entries ending in `.asc`
+	// (armored PGP private keys) are not used yet.
+	// +optional
+	SecretRef *meta.LocalObjectReference `json:"secretRef,omitempty"`
+}
+
+// DecryptionProviderSOPS is the only decryption provider.
+const DecryptionProviderSOPS = "sops"
 
 // Deletion and drift policies.
 const (

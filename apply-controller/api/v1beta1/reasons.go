@@ -14,6 +14,9 @@ const (
 	ArtifactFailedReason = "ArtifactFailed"
 	// BuildFailedReason: kustomize build or variable substitution failed; nothing was applied.
 	BuildFailedReason = "BuildFailed"
+	// DecryptionFailedReason: a SOPS-encrypted file of the source could not be decrypted with
+	// the keys of spec.decryption.secretRef, or that Secret is missing; nothing was applied.
+	DecryptionFailedReason = "DecryptionFailed"
 	// ApplyFailedReason: the API server refused an object; nothing was pruned.
 	ApplyFailedReason = "ApplyFailed"
 	// PruneFailedReason: deleting objects that left the build failed.

@@ -308,7 +308,7 @@ func (r *KustomizationReconciler) build(ctx context.Context, obj *applyv1.Kustom
 	}
 	key := buildKey(src.Digest, opts)
 	if res, ok := r.builds.get(key); ok {
-		return res, secrets, nil
+		return res, append(secrets, res.Secrets...), nil
 	}
 	tree, ok := r.trees.get(src.Digest)
 	if !ok {
@@ -323,12 +323,13 @@ func (r *KustomizationReconciler) build(ctx context.Context, obj *applyv1.Kustom
 	}
 	res, err := tree.Build(opts)
 	if err != nil {
-		return nil, nil, status.Fail(r.Events, obj, src.Revision, applyv1.BuildFailedReason, redact.Error(err, secrets))
+		return nil, nil, status.Fail(r.Events, obj, src.Revision, buildFailure(err), redact.Error(err, secrets))
 	}
 	if !res.Remote { // what a remote base holds may change without a new artifact
 		r.builds.put(key, res)
 	}
-	return res, secrets, nil
+	// Decrypted values are masked like the values of Secret variables.
+	return res, append(secrets, res.Secrets...), nil
 }
 
 // buildOptions are the build settings of the Kustomization, with the variables of its
@@ -336,9 +337,18 @@ func (r *KustomizationReconciler) build(ctx context.Context, obj *applyv1.Kustom
 func (r *KustomizationReconciler) buildOptions(ctx context.Context, obj *applyv1.Kustomization) (kustomize.Options, []string, error) {
 	opts, err := kustomize.OptionsFor(ctx, r.APIReader, obj, !r.NoRemoteBases)
 	if err != nil {
-		return opts, nil, status.Fail(r.Events, obj, "", applyv1.BuildFailedReason, err)
+		return opts, nil, status.Fail(r.Events, obj, "", buildFailure(err), err)
 	}
 	return opts, opts.Secrets, nil
+}
+
+// buildFailure is the reason of a failed build: DecryptionFailed when a file or the keys of
+// spec.decryption are at fault.
+func buildFailure(err error) string {
+	if errors.Is(err, kustomize.ErrDecryption) {
+		return applyv1.DecryptionFailedReason
+	}
+	return applyv1.BuildFailedReason
 }
 
 // buildKey identifies a build: the artifact and every option that shapes the output.

@@ -1,0 +1,312 @@
+// Package decrypt opens SOPS-encrypted files in memory with private keys held in memory: YAML
+// and JSON documents with a top-level sops key, and dotenv, INI and binary files (the inputs of
+// Secret generators). It uses the SOPS library's stores, cipher and age master keys; the keys
+// come from a Secret's entries, never from the environment or the disk, and no plaintext is
+// written anywhere. Decrypt also returns the decrypted values, for the caller to mask.
+package decrypt
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/getsops/sops/v3"
+	"github.com/getsops/sops/v3/aes"
+	sopsage "github.com/getsops/sops/v3/age"
+	"github.com/getsops/sops/v3/config"
+	"github.com/getsops/sops/v3/keyservice"
+	"github.com/getsops/sops/v3/stores/dotenv"
+	"github.com/getsops/sops/v3/stores/ini"
+	sopsjson "github.com/getsops/sops/v3/stores/json"
+	sopsyaml "github.com/getsops/sops/v3/stores/yaml"
+)
+
+// Suffixes of the key Secret's entries.
+const (
+	AgeKeySuffix = ".agekey"
+	PGPKeySuffix = ".asc"
+)
+
+// ErrNoKey says that no key of the Secret opens a file's data key.
+var ErrNoKey = errors.New("no key of the decryption Secret opens the file")
+
+// Format is how a file is stored by SOPS.
+type Format int
+
+// The formats SOPS writes.
+const (
+	NotEncrypted Format = iota
+	YAML
+	JSON
+	Dotenv
+	INI
+	Binary
+)
+
+func (f Format) String() string {
+	return [...]string{"plain", "yaml", "json", "dotenv", "ini", "binary"}[f]
+}
+
+// Decryptor holds the private keys of one decryption Secret.
+type Decryptor struct {
+	age sopsage.ParsedIdentities
+	pgp int // armored PGP keys found, not usable yet
+}
+
+// New reads the private keys of a Secret's entries: `*.agekey` hold age identities (one or more
+// lines; empty lines and # comments are skipped), `*.asc` armored PGP private keys. Other
+// entries are ignored. An error never holds key material.
+func New(entries map[string][]byte) (*Decryptor, error) {
+	d := &Decryptor{}
+	names := make([]string, 0, len(entries))
+	for n := range entries {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		switch {
+		case strings.HasSuffix(n, AgeKeySuffix):
+			if err := d.age.Import(string(entries[n])); err != nil {
+				return nil, fmt.Errorf("entry %s does not hold age identities", n)
+			}
+		case strings.HasSuffix(n, PGPKeySuffix):
+			d.pgp++
+		}
+	}
+	if len(d.age) == 0 && d.pgp == 0 {
+		return nil, fmt.Errorf("no entry ending in %s or %s", AgeKeySuffix, PGPKeySuffix)
+	}
+	return d, nil
+}
+
+var (
+	yamlSOPS   = regexp.MustCompile(`(?m)^sops:`)
+	dotenvSOPS = regexp.MustCompile(`(?m)^sops_mac=`)
+	iniSOPS    = regexp.MustCompile(`(?m)^\[sops\]`)
+)
+
+// Detect says how a file named name is encrypted, from its name (as the SOPS command line
+// chooses a format) and its content; NotEncrypted when it holds no SOPS metadata.
+func Detect(name string, data []byte) Format {
+	if !bytes.Contains(data, []byte("sops")) {
+		return NotEncrypted
+	}
+	switch ext := path.Ext(name); ext {
+	case ".yaml", ".yml":
+		if yamlSOPS.Match(data) {
+			return YAML
+		}
+		return NotEncrypted
+	case ".json":
+		if hasSOPSKey(data) {
+			return JSON
+		}
+		return NotEncrypted
+	case ".env":
+		if dotenvSOPS.Match(data) {
+			return Dotenv
+		}
+		return NotEncrypted
+	case ".ini":
+		if iniSOPS.Match(data) {
+			return INI
+		}
+		return NotEncrypted
+	}
+	// SOPS stores any other file as JSON: {"data": "ENC[...]", "sops": {...}}.
+	if hasSOPSKey(data) {
+		return Binary
+	}
+	return NotEncrypted
+}
+
+func hasSOPSKey(data []byte) bool {
+	var top map[string]json.RawMessage
+	if json.Unmarshal(data, &top) != nil {
+		return false
+	}
+	_, ok := top["sops"]
+	return ok
+}
+
+// Decrypt returns the plaintext of an encrypted file (data itself when it is not encrypted) and
+// the values that were encrypted in it, to mask. name is only for choosing the format and for
+// messages.
+func (d *Decryptor) Decrypt(name string, data []byte) ([]byte, []string, error) {
+	f := Detect(name, data)
+	if f == NotEncrypted {
+		return data, nil, nil
+	}
+	store := storeFor(f)
+	tree, err := store.LoadEncryptedFile(data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s (%s, SOPS): %v", name, f, err)
+	}
+	key, err := tree.Metadata.GetDataKeyWithKeyServices([]keyservice.KeyServiceClient{keyservice.NewCustomLocalClient(&server{d: d})}, nil)
+	if err != nil || len(key) == 0 {
+		return nil, nil, fmt.Errorf("%s: %w; key groups tried: %s%s", name, ErrNoKey, describeGroups(tree.Metadata.KeyGroups), d.note(tree.Metadata.KeyGroups))
+	}
+	paths := encryptedLeaves(&tree)
+	cipher := aes.NewCipher()
+	mac, err := tree.Decrypt(key, cipher)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: decrypting values: %v", name, err)
+	}
+	orig, err := cipher.Decrypt(tree.Metadata.MessageAuthenticationCode, key, tree.Metadata.LastModified.Format(time.RFC3339))
+	if err != nil || orig != mac {
+		return nil, nil, fmt.Errorf("%s: integrity check failed: the file's MAC does not match its content (changed after encryption?)", name)
+	}
+	values := leafValues(&tree, paths)
+	out, err := store.EmitPlainFile(tree.Branches)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: writing the plaintext (%s): %v", name, f, err)
+	}
+	return out, values, nil
+}
+
+// note explains why keys the Decryptor holds could not be used.
+func (d *Decryptor) note(groups []sops.KeyGroup) string {
+	var pgp, age bool
+	for _, g := range groups {
+		for _, k := range g {
+			switch k.TypeToIdentifier() {
+			case "pgp":
+				pgp = true
+			case "age":
+				age = true
+			}
+		}
+	}
+	var notes []string
+	if pgp && d.pgp > 0 {
+		notes = append(notes, "PGP keys (*.asc) are not supported yet")
+	}
+	if age && len(d.age) == 0 {
+		notes = append(notes, "the Secret holds no age identity (*.agekey)")
+	}
+	if !pgp && !age {
+		notes = append(notes, "only age keys are supported (no cloud KMS or Vault)")
+	}
+	if len(notes) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(notes, "; ") + ")"
+}
+
+// describeGroups names the keys of each group: recipients, fingerprints, key IDs, never secrets.
+func describeGroups(groups []sops.KeyGroup) string {
+	var gs []string
+	for i, g := range groups {
+		var ks []string
+		for _, k := range g {
+			ks = append(ks, k.TypeToIdentifier()+" "+k.ToString())
+		}
+		gs = append(gs, fmt.Sprintf("group %d [%s]", i+1, strings.Join(ks, ", ")))
+	}
+	if len(gs) == 0 {
+		return "none"
+	}
+	return strings.Join(gs, ", ")
+}
+
+func storeFor(f Format) sops.Store {
+	c := config.NewStoresConfig()
+	switch f {
+	case YAML:
+		return sopsyaml.NewStore(&c.YAML)
+	case JSON:
+		return sopsjson.NewStore(&c.JSON)
+	case Dotenv:
+		return dotenv.NewStore(&c.Dotenv)
+	case INI:
+		return ini.NewStore(&c.INI)
+	default:
+		return sopsjson.NewBinaryStore(&c.JSONBinary)
+	}
+}
+
+// server is a SOPS key service that opens data keys with the Decryptor's age identities only:
+// nothing is read from the environment, the disk or a cloud.
+type server struct {
+	keyservice.UnimplementedKeyServiceServer
+	d *Decryptor
+}
+
+func (s *server) Decrypt(_ context.Context, req *keyservice.DecryptRequest) (*keyservice.DecryptResponse, error) {
+	k, ok := req.GetKey().GetKeyType().(*keyservice.Key_AgeKey)
+	if !ok {
+		return nil, errors.New("key type not supported")
+	}
+	if len(s.d.age) == 0 {
+		return nil, errors.New("no age identity")
+	}
+	mk := &sopsage.MasterKey{Recipient: k.AgeKey.GetRecipient(), EncryptedKey: string(req.GetCiphertext())}
+	s.d.age.ApplyToMasterKey(mk)
+	plain, err := mk.Decrypt()
+	if err != nil {
+		return nil, errors.New("no identity opens it")
+	}
+	return &keyservice.DecryptResponse{Plaintext: plain}, nil
+}
+
+func (s *server) Encrypt(context.Context, *keyservice.EncryptRequest) (*keyservice.EncryptResponse, error) {
+	return nil, errors.New("encryption is not offered")
+}
+
+// encryptedLeaves returns the paths (indexes through branches and lists) of the values that are
+// encrypted, before decryption: those are the secrets, the others were left in clear.
+func encryptedLeaves(tree *sops.Tree) [][]int {
+	var out [][]int
+	var visit func(v any, p []int)
+	visit = func(v any, p []int) {
+		switch v := v.(type) {
+		case sops.TreeBranch:
+			for i, item := range v {
+				visit(item.Value, append(append([]int(nil), p...), i))
+			}
+		case []any:
+			for i, e := range v {
+				visit(e, append(append([]int(nil), p...), i))
+			}
+		case string:
+			if strings.HasPrefix(v, "ENC[") {
+				out = append(out, p)
+			}
+		}
+	}
+	for i, b := range tree.Branches {
+		visit(b, []int{i})
+	}
+	return out
+}
+
+// leafValues reads the values at paths after decryption, as strings.
+func leafValues(tree *sops.Tree, paths [][]int) []string {
+	var out []string
+	for _, p := range paths {
+		var v any = tree.Branches[p[0]]
+		for _, i := range p[1:] {
+			switch b := v.(type) {
+			case sops.TreeBranch:
+				v = b[i].Value
+			case []any:
+				v = b[i]
+			}
+		}
+		switch v := v.(type) {
+		case string:
+			out = append(out, v)
+		case nil:
+		default:
+			out = append(out, fmt.Sprint(v))
+		}
+	}
+	return out
+}
