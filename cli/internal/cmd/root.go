@@ -83,6 +83,9 @@ func (o *Options) Client() (client.Client, *rest.Config, error) {
 
 // Namespace is -n, or the kubeconfig context's namespace, or default.
 func (o *Options) Namespace() string {
+	if o.Config.Namespace != nil && *o.Config.Namespace != "" {
+		return *o.Config.Namespace // -n needs no kubeconfig (create secret --export)
+	}
 	ns, _, err := o.Config.ToRawKubeConfigLoader().Namespace()
 	if err != nil || ns == "" {
 		return "default"
@@ -107,14 +110,22 @@ everyday questions: what is synced, why not, sync it now.`,
 	o.Config.AddFlags(flags)
 	flags.DurationVar(&o.Timeout, "timeout", 5*time.Minute, "how long to wait for the cluster")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newInstall(o), newBootstrap(o), newUninstall(o), newGet(o), newDiff(o), newTree(o), newReconcile(o), newSuspend(o, true), newSuspend(o, false), newEvents(o), newCheck(o))
+	root.AddCommand(newInstall(o), newBootstrap(o), newUninstall(o), newGet(o), newDiff(o), newTree(o), newReconcile(o), newSuspend(o, true), newSuspend(o, false), newEvents(o), newCheck(o), newCreate(o))
 	return root
 }
 
 // Execute runs the command line and returns the exit code.
 func Execute(ctx context.Context, args []string, out, errOut io.Writer) int {
+	return execute(ctx, args, nil, out, errOut)
+}
+
+// execute is Execute reading stdin from in (nil: os.Stdin).
+func execute(ctx context.Context, args []string, in io.Reader, out, errOut io.Writer) int {
 	root := NewRoot(out, errOut)
 	root.SetArgs(args)
+	if in != nil {
+		root.SetIn(in)
+	}
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return ExitOK
