@@ -15,6 +15,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
+
+	"github.com/plumb-dev/plumb/shared/kustomize/decrypt/sopstest"
 )
 
 // plumbIn is plumb with stdin.
@@ -24,8 +26,8 @@ func plumbIn(ctx context.Context, stdin string, args ...string) (int, string, st
 	return code, out.String(), strings.TrimSpace(errOut.String())
 }
 
-// An age identity as age-keygen writes it (a test key, of no use anywhere).
-const testAgeKey = "AGE-SECRET-KEY-1QYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSQEJ8KRY"
+// A string that looks like an age identity (prefix, upper-case bech32) but whose checksum is wrong.
+const damagedAgeKey = "AGE-SECRET-KEY-1QYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSQEJ8KRY"
 
 func writeFile(g Gomega, dir, name, content string) string {
 	p := filepath.Join(dir, name)
@@ -109,6 +111,7 @@ func TestCreateSecretSOPS(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(g)
 	dir := t.TempDir()
+	testAgeKey, _ := sopstest.Identity(t)
 	content := "# created: 2026-01-01T00:00:00Z\n# public key: age1xyz\n" + testAgeKey + "\n"
 	file := writeFile(g, dir, "cluster.agekey", content)
 
@@ -131,17 +134,20 @@ func TestCreateSecretSOPSRefusesANonAgeFile(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(g)
 	dir := t.TempDir()
+	testAgeKey, _ := sopstest.Identity(t)
 	for name, content := range map[string]string{
-		"pgp.agekey":    "-----BEGIN PGP PRIVATE KEY BLOCK-----\nlQdGBF-secret-material\n",
-		"public.agekey": "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\n",
-		"mixed.agekey":  testAgeKey + "\nAGE-SECRET-KEY-1lowercase-secret-material\n",
-		"empty.agekey":  "# only a comment\n",
+		"damaged.agekey": "# public key: age1xyz\n" + damagedAgeKey + "\n",
+		"pgp.agekey":     "-----BEGIN PGP PRIVATE KEY BLOCK-----\nlQdGBF-secret-material\n",
+		"public.agekey":  "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\n",
+		"mixed.agekey":   testAgeKey + "\nAGE-SECRET-KEY-1lowercase-secret-material\n",
+		"empty.agekey":   "# only a comment\n",
 	} {
 		file := writeFile(g, dir, name, content)
 		code, out, errOut := plumb(ctx, "create", "secret", "sops", "bad", "-n", ns, "--age-key-file", file)
 		g.Expect(code).To(Equal(ExitUsage), name)
 		g.Expect(errOut).To(HavePrefix("plumb: --age-key-file"), name)
 		g.Expect(errOut).To(Or(ContainSubstring("not an age identity"), ContainSubstring("no age identity")), name)
+		g.Expect(errOut).NotTo(ContainSubstring("QYQSZQGP"), name)
 		g.Expect(out+errOut).NotTo(ContainSubstring("secret-material"), name)
 		g.Expect(out+errOut).NotTo(ContainSubstring(testAgeKey), name)
 		g.Expect(out+errOut).NotTo(ContainSubstring("age1ql3z"), name)
