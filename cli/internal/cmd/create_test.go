@@ -11,11 +11,13 @@ import (
 	"strings"
 	"testing"
 
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
+	"github.com/plumb-dev/plumb/shared/gitauth"
 	"github.com/plumb-dev/plumb/shared/kustomize/decrypt/sopstest"
 )
 
@@ -63,6 +65,9 @@ func TestCreateSecretGit(t *testing.T) {
 	g.Expect(keysOf(s.Data)).To(Equal([]string{"password", "username"}))
 	g.Expect(string(s.Data["username"])).To(Equal("bot"))
 	g.Expect(string(s.Data["password"])).To(Equal(password), "the trailing newline of stdin is not part of the password")
+	r, err := gitauth.NewRemote("https://git.example.com/fleet.git", s.Data)
+	g.Expect(err).NotTo(HaveOccurred(), "the source-controller reads the Secret")
+	g.Expect(r.Auth).To(Equal(&githttp.BasicAuth{Username: "bot", Password: password}))
 
 	// Again, with a token: plumb's own keys are replaced, not added to.
 	code, out, errOut = plumb(ctx, "create", "secret", "git", "basic", "-n", ns, "--bearer-token", "tok-123456")
@@ -70,6 +75,9 @@ func TestCreateSecretGit(t *testing.T) {
 	g.Expect(out + errOut).NotTo(ContainSubstring("tok-123456"))
 	s = secretOf(g, ns, "basic")
 	g.Expect(keysOf(s.Data)).To(Equal([]string{"bearerToken"}))
+	r, err = gitauth.NewRemote("https://git.example.com/fleet.git", s.Data)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(r.Auth).To(Equal(&githttp.TokenAuth{Token: "tok-123456"}))
 
 	dir := t.TempDir()
 	key := writeFile(g, dir, "id", "-----BEGIN OPENSSH PRIVATE KEY-----\nnot-a-real-key\n-----END OPENSSH PRIVATE KEY-----\n")
