@@ -143,8 +143,8 @@ type Decryption struct {
 	Provider string `json:"provider"`
 
 	// SecretRef names a Secret of this namespace holding the private keys: entries whose name
-	// ends in `.agekey` hold age identities (one or more lines). Entries ending in `.asc`
-	// (armored PGP private keys) are not used yet.
+	// ends in `.agekey` hold age identities (one or more lines), entries ending in `.asc`
+	// armored PGP private keys without a passphrase.
 	// +optional
 	SecretRef *meta.LocalObjectReference `json:"secretRef,omitempty"`
 }

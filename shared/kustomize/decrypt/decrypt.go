@@ -1,8 +1,9 @@
 // Package decrypt opens SOPS-encrypted files in memory with private keys held in memory: YAML
 // and JSON documents with a top-level sops key, and dotenv, INI and binary files (the inputs of
-// Secret generators). It uses the SOPS library's stores, cipher and age master keys; the keys
-// come from a Secret's entries, never from the environment or the disk, and no plaintext is
-// written anywhere. Decrypt also returns the decrypted values, for the caller to mask.
+// Secret generators). It uses the SOPS library's stores, cipher and age master keys, and opens
+// PGP-sealed data keys itself with OpenPGP keys parsed in memory (no GnuPG, no keyring file); the
+// keys come from a Secret's entries, never from the environment or the disk, and no plaintext or
+// key is written anywhere. Decrypt also returns the decrypted values, for the caller to mask.
 package decrypt
 
 import (
@@ -11,12 +12,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"path"
 	"regexp"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	"github.com/getsops/sops/v3"
 	"github.com/getsops/sops/v3/aes"
 	sopsage "github.com/getsops/sops/v3/age"
@@ -57,11 +61,12 @@ func (f Format) String() string {
 // Decryptor holds the private keys of one decryption Secret.
 type Decryptor struct {
 	age sopsage.ParsedIdentities
-	pgp int // armored PGP keys found, not usable yet
+	pgp openpgp.EntityList // PGP keys with their (unprotected) private keys
 }
 
 // New reads the private keys of a Secret's entries: `*.agekey` hold age identities (one or more
-// lines; empty lines and # comments are skipped), `*.asc` armored PGP private keys. Other
+// lines; empty lines and # comments are skipped), `*.asc` armored PGP private keys (one or more;
+// keys protected by a passphrase are refused, there is no way to give the passphrase). Other
 // entries are ignored. An error never holds key material.
 func New(entries map[string][]byte) (*Decryptor, error) {
 	d := &Decryptor{}
@@ -77,13 +82,68 @@ func New(entries map[string][]byte) (*Decryptor, error) {
 				return nil, fmt.Errorf("entry %s does not hold age identities", n)
 			}
 		case strings.HasSuffix(n, PGPKeySuffix):
-			d.pgp++
+			keys, err := readPGPKeys(n, entries[n])
+			if err != nil {
+				return nil, err
+			}
+			d.pgp = append(d.pgp, keys...)
 		}
 	}
-	if len(d.age) == 0 && d.pgp == 0 {
+	if len(d.age) == 0 && len(d.pgp) == 0 {
 		return nil, fmt.Errorf("no entry ending in %s or %s", AgeKeySuffix, PGPKeySuffix)
 	}
 	return d, nil
+}
+
+// readPGPKeys parses the armored PGP private keys of the entry named n.
+func readPGPKeys(n string, data []byte) (openpgp.EntityList, error) {
+	ring, err := openpgp.ReadArmoredKeyRing(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("entry %s does not hold armored PGP keys", n)
+	}
+	var keys openpgp.EntityList
+	for _, e := range ring {
+		if e.PrivateKey == nil {
+			continue // a public key only: nothing to decrypt with
+		}
+		protected := e.PrivateKey.Encrypted
+		for _, sk := range e.Subkeys {
+			protected = protected || (sk.PrivateKey != nil && sk.PrivateKey.Encrypted)
+		}
+		if protected {
+			return nil, fmt.Errorf("entry %s holds the PGP key %s protected by a passphrase; passphrases are not supported, export the key without one", n, fingerprint(e.PrimaryKey.Fingerprint))
+		}
+		keys = append(keys, e)
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("entry %s holds no PGP private key", n)
+	}
+	return keys, nil
+}
+
+// fingerprint writes a key fingerprint as SOPS stores it: upper-case hex.
+func fingerprint(fp []byte) string {
+	return strings.ToUpper(fmt.Sprintf("%x", fp))
+}
+
+// pgpKeys returns the keys whose primary key or a subkey has the fingerprint fp (SOPS's `fp`;
+// a long key ID, the fingerprint's last 16 digits, matches too).
+func (d *Decryptor) pgpKeys(fp string) openpgp.EntityList {
+	fp = strings.ToUpper(strings.ReplaceAll(fp, " ", ""))
+	if len(fp) < 16 {
+		return nil
+	}
+	var out openpgp.EntityList
+	for _, e := range d.pgp {
+		match := strings.HasSuffix(fingerprint(e.PrimaryKey.Fingerprint), fp)
+		for _, sk := range e.Subkeys {
+			match = match || strings.HasSuffix(fingerprint(sk.PublicKey.Fingerprint), fp)
+		}
+		if match {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 var (
@@ -185,14 +245,22 @@ func (d *Decryptor) note(groups []sops.KeyGroup) string {
 		}
 	}
 	var notes []string
-	if pgp && d.pgp > 0 {
-		notes = append(notes, "PGP keys (*.asc) are not supported yet")
+	if pgp {
+		if len(d.pgp) == 0 {
+			notes = append(notes, "the Secret holds no PGP private key (*.asc)")
+		} else {
+			var fps []string
+			for _, e := range d.pgp {
+				fps = append(fps, fingerprint(e.PrimaryKey.Fingerprint))
+			}
+			notes = append(notes, "the Secret's PGP keys: "+strings.Join(fps, ", "))
+		}
 	}
 	if age && len(d.age) == 0 {
 		notes = append(notes, "the Secret holds no age identity (*.agekey)")
 	}
 	if !pgp && !age {
-		notes = append(notes, "only age keys are supported (no cloud KMS or Vault)")
+		notes = append(notes, "only age and PGP keys are supported (no cloud KMS or Vault)")
 	}
 	if len(notes) == 0 {
 		return ""
@@ -232,26 +300,54 @@ func storeFor(f Format) sops.Store {
 	}
 }
 
-// server is a SOPS key service that opens data keys with the Decryptor's age identities only:
-// nothing is read from the environment, the disk or a cloud.
+// server is a SOPS key service that opens data keys with the Decryptor's age identities and PGP
+// keys only: nothing is read from the environment, the disk, GnuPG or a cloud.
 type server struct {
 	keyservice.UnimplementedKeyServiceServer
 	d *Decryptor
 }
 
 func (s *server) Decrypt(_ context.Context, req *keyservice.DecryptRequest) (*keyservice.DecryptResponse, error) {
-	k, ok := req.GetKey().GetKeyType().(*keyservice.Key_AgeKey)
-	if !ok {
-		return nil, errors.New("key type not supported")
+	switch k := req.GetKey().GetKeyType().(type) {
+	case *keyservice.Key_AgeKey:
+		return s.decryptAge(k, req.GetCiphertext())
+	case *keyservice.Key_PgpKey:
+		return s.decryptPGP(k, req.GetCiphertext())
 	}
+	return nil, errors.New("key type not supported")
+}
+
+func (s *server) decryptAge(k *keyservice.Key_AgeKey, ciphertext []byte) (*keyservice.DecryptResponse, error) {
 	if len(s.d.age) == 0 {
 		return nil, errors.New("no age identity")
 	}
-	mk := &sopsage.MasterKey{Recipient: k.AgeKey.GetRecipient(), EncryptedKey: string(req.GetCiphertext())}
+	mk := &sopsage.MasterKey{Recipient: k.AgeKey.GetRecipient(), EncryptedKey: string(ciphertext)}
 	s.d.age.ApplyToMasterKey(mk)
 	plain, err := mk.Decrypt()
 	if err != nil {
 		return nil, errors.New("no identity opens it")
+	}
+	return &keyservice.DecryptResponse{Plaintext: plain}, nil
+}
+
+// decryptPGP opens a data key that SOPS sealed for a PGP key: an armored OpenPGP message.
+func (s *server) decryptPGP(k *keyservice.Key_PgpKey, ciphertext []byte) (*keyservice.DecryptResponse, error) {
+	fp := k.PgpKey.GetFingerprint()
+	ring := s.d.pgpKeys(fp)
+	if len(ring) == 0 {
+		return nil, fmt.Errorf("no PGP private key with fingerprint %s", fp)
+	}
+	block, err := armor.Decode(bytes.NewReader(ciphertext))
+	if err != nil {
+		return nil, fmt.Errorf("the data key for PGP key %s is not an armored message", fp)
+	}
+	md, err := openpgp.ReadMessage(block.Body, ring, nil, nil)
+	if err != nil {
+		return nil, fmt.Errorf("the PGP key %s does not open the data key", fp)
+	}
+	plain, err := io.ReadAll(md.UnverifiedBody)
+	if err != nil || len(plain) == 0 {
+		return nil, fmt.Errorf("the PGP key %s does not open the data key", fp)
 	}
 	return &keyservice.DecryptResponse{Plaintext: plain}, nil
 }

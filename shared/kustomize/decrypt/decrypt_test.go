@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	"github.com/plumb-dev/plumb/shared/kustomize/decrypt"
 	"github.com/plumb-dev/plumb/shared/kustomize/decrypt/sopstest"
 )
@@ -181,8 +183,8 @@ func TestNonAgeKeyGroups(t *testing.T) {
 	}
 	id, _ := sopstest.Identity(t)
 	_, _, err := decryptor(t, id).Decrypt("k.yaml", []byte(kms))
-	if !errors.Is(err, decrypt.ErrNoKey) || !strings.Contains(err.Error(), "arn:aws:kms:us-east-1:000000000000:key/test") || !strings.Contains(err.Error(), "only age keys are supported") {
-		t.Fatalf("err = %v, want ErrNoKey naming the KMS key and saying only age is supported", err)
+	if !errors.Is(err, decrypt.ErrNoKey) || !strings.Contains(err.Error(), "arn:aws:kms:us-east-1:000000000000:key/test") || !strings.Contains(err.Error(), "only age and PGP keys are supported") {
+		t.Fatalf("err = %v, want ErrNoKey naming the KMS key and saying only age and PGP are supported", err)
 	}
 }
 
@@ -193,4 +195,116 @@ func TestNewRefusesBadKeys(t *testing.T) {
 	if _, err := decrypt.New(map[string][]byte{"token": []byte("x")}); err == nil {
 		t.Error("a Secret without keys: want an error")
 	}
+}
+
+func TestPGPInMemory(t *testing.T) {
+	asc, fp, e := sopstest.PGPKey(t)
+	other, _, _ := sopstest.PGPKey(t)
+	enc := sopstest.Encrypt(t, "yaml", []byte(secretYAML), sopstest.Options{PGP: []*openpgp.Entity{e}}, []string{fp})
+	if !strings.Contains(string(enc), "fp: "+fp) || !strings.Contains(string(enc), "-----BEGIN PGP MESSAGE-----") {
+		t.Fatalf("want a pgp key entry with the fingerprint and the sealed data key:\n%s", enc)
+	}
+	d, err := decrypt.New(map[string][]byte{"other.asc": other, "sops.asc": asc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, values, err := d.Decrypt("secret.yaml", enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), "password: hunter2-very-secret") || !contains(values, "hunter2-very-secret") {
+		t.Errorf("plaintext:\n%s\nvalues %q", out, values)
+	}
+}
+
+func TestWrongPGPKey(t *testing.T) {
+	_, fp, e := sopstest.PGPKey(t)
+	wrong, wrongFP, _ := sopstest.PGPKey(t)
+	enc := sopstest.Encrypt(t, "json", []byte(`{"k":"value-1234"}`), sopstest.Options{PGP: []*openpgp.Entity{e}}, []string{fp})
+	d, err := decrypt.New(map[string][]byte{"wrong.asc": wrong})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = d.Decrypt("k.json", enc)
+	if !errors.Is(err, decrypt.ErrNoKey) {
+		t.Fatalf("err = %v, want ErrNoKey", err)
+	}
+	msg := err.Error()
+	for _, want := range []string{"k.json", "pgp " + fp, wrongFP} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("message %q lacks %q", msg, want)
+		}
+	}
+	if strings.Contains(msg, "PRIVATE KEY") {
+		t.Errorf("message holds key material: %q", msg)
+	}
+	// The Secret holds age identities only: the message says no PGP key was given.
+	id, _ := sopstest.Identity(t)
+	if _, _, err := decryptor(t, id).Decrypt("k.json", enc); !errors.Is(err, decrypt.ErrNoKey) || !strings.Contains(err.Error(), "no PGP private key") {
+		t.Errorf("err = %v, want ErrNoKey saying the Secret holds no PGP key", err)
+	}
+}
+
+func TestAgeOrPGP(t *testing.T) {
+	asc, fp, e := sopstest.PGPKey(t)
+	id, rcpt := sopstest.Identity(t)
+	// One key group with both keys: either opens the file (sops --age R --pgp FP).
+	enc := sopstest.Encrypt(t, "yaml", []byte("k: value-1234\n"), sopstest.Options{PGP: []*openpgp.Entity{e}}, []string{rcpt, fp})
+	byPGP, err := decrypt.New(map[string][]byte{"k.asc": asc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, d := range map[string]*decrypt.Decryptor{"age": decryptor(t, id), "pgp": byPGP} {
+		out, _, err := d.Decrypt("k.yaml", enc)
+		if err != nil || !strings.Contains(string(out), "k: value-1234") {
+			t.Errorf("%s: %q %v", name, out, err)
+		}
+	}
+	// Two groups (Shamir), one age and one PGP: both are needed, and both together open it.
+	enc = sopstest.Encrypt(t, "yaml", []byte("k: value-1234\n"), sopstest.Options{PGP: []*openpgp.Entity{e}}, []string{rcpt}, []string{fp})
+	if _, _, err := byPGP.Decrypt("k.yaml", enc); !errors.Is(err, decrypt.ErrNoKey) {
+		t.Errorf("one part of two: err = %v, want ErrNoKey", err)
+	}
+	both, err := decrypt.New(map[string][]byte{"k.asc": asc, "k.agekey": []byte(id)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, _, err := both.Decrypt("k.yaml", enc); err != nil || !strings.Contains(string(out), "k: value-1234") {
+		t.Errorf("both parts: %q %v", out, err)
+	}
+}
+
+func TestNewRefusesProtectedPGPKey(t *testing.T) {
+	_, fp, e := sopstest.PGPKey(t)
+	if err := e.EncryptPrivateKeys([]byte("a-passphrase-xyz"), nil); err != nil {
+		t.Fatal(err)
+	}
+	_, err := decrypt.New(map[string][]byte{"p.asc": sopstest.ArmorPrivate(t, e, true)})
+	if err == nil || !strings.Contains(err.Error(), "passphrase") || !strings.Contains(err.Error(), fp) || !strings.Contains(err.Error(), "p.asc") {
+		t.Fatalf("err = %v, want a refusal naming the entry, the key and the passphrase", err)
+	}
+	if strings.Contains(err.Error(), "a-passphrase-xyz") {
+		t.Errorf("message holds the passphrase: %q", err)
+	}
+	for name, data := range map[string]string{"junk.asc": "not a key", "pub.asc": string(publicOnly(t, e))} {
+		if _, err := decrypt.New(map[string][]byte{name: []byte(data)}); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s: err = %v, want a refusal naming the entry", name, err)
+		}
+	}
+}
+
+func publicOnly(t *testing.T, e *openpgp.Entity) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w, err := armor.Encode(&buf, openpgp.PublicKeyType, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Serialize(w); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }

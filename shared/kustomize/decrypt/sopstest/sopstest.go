@@ -1,17 +1,28 @@
 // Package sopstest encrypts files for tests as the SOPS command line does: a fresh data key, the
-// SOPS AES cipher over the values, the data key sealed for age recipients, and the MAC.
+// SOPS AES cipher over the values, the data key sealed for age recipients or PGP keys, and the
+// MAC. PGP keys live in memory: the data key is sealed with go-crypto as SOPS's own OpenPGP path
+// does (an armored message to the key), not through GnuPG.
 package sopstest
 
 import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"filippo.io/age"
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/armor"
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
 	"github.com/getsops/sops/v3"
 	"github.com/getsops/sops/v3/aes"
 	sopsage "github.com/getsops/sops/v3/age"
 	"github.com/getsops/sops/v3/config"
 	"github.com/getsops/sops/v3/keyservice"
+	"github.com/getsops/sops/v3/pgp"
 	"github.com/getsops/sops/v3/stores/dotenv"
 	"github.com/getsops/sops/v3/stores/ini"
 	sopsjson "github.com/getsops/sops/v3/stores/json"
@@ -29,14 +40,52 @@ func Identity(t testing.TB) (secret, recipient string) {
 	return id.String(), id.Recipient().String()
 }
 
+// PGPKey is a new PGP key (primary key and encryption subkey, no passphrase): its armored
+// private key (the content of a .asc entry), its fingerprint as SOPS writes it, and the entity,
+// to pass in Options.PGP.
+func PGPKey(t testing.TB) (armored []byte, fingerprint string, entity *openpgp.Entity) {
+	t.Helper()
+	e, err := openpgp.NewEntity("test", "", "test@example.invalid", &packet.Config{Algorithm: packet.PubKeyAlgoEdDSA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ArmorPrivate(t, e, false), strings.ToUpper(hex.EncodeToString(e.PrimaryKey.Fingerprint)), e
+}
+
+// ArmorPrivate writes the private key of e armored; unsigned serialises without re-signing (for
+// keys encrypted with a passphrase).
+func ArmorPrivate(t testing.TB, e *openpgp.Entity, unsigned bool) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w, err := armor.Encode(&buf, openpgp.PrivateKeyType, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if unsigned {
+		err = e.SerializePrivateWithoutSigning(w, nil)
+	} else {
+		err = e.SerializePrivate(w, nil)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
 // Options shape the encryption.
 type Options struct {
 	// EncryptedRegex encrypts only the values of matching keys (sops --encrypted-regex).
 	EncryptedRegex string
+	// PGP are the public keys that group members naming a PGP fingerprint are sealed for.
+	PGP []*openpgp.Entity
 }
 
 // Encrypt encrypts plain, stored as format ("yaml", "json", "dotenv", "ini" or "binary"), for
-// key groups of age recipients (one group per slice).
+// key groups (one group per slice) of age recipients ("age1...") and PGP fingerprints (of keys
+// in opts.PGP).
 func Encrypt(t testing.TB, format string, plain []byte, opts Options, groups ...[]string) []byte {
 	t.Helper()
 	c := config.NewStoresConfig()
@@ -61,6 +110,10 @@ func Encrypt(t testing.TB, format string, plain []byte, opts Options, groups ...
 	for _, g := range groups {
 		var kg sops.KeyGroup
 		for _, r := range g {
+			if !strings.HasPrefix(r, "age1") {
+				kg = append(kg, pgp.NewMasterKeyFromFingerprint(r))
+				continue
+			}
 			mk, err := sopsage.MasterKeyFromRecipient(r)
 			if err != nil {
 				t.Fatal(err)
@@ -78,7 +131,7 @@ func Encrypt(t testing.TB, format string, plain []byte, opts Options, groups ...
 	if len(kgs) > 1 {
 		tree.Metadata.ShamirThreshold = len(kgs)
 	}
-	key, errs := tree.GenerateDataKeyWithKeyServices([]keyservice.KeyServiceClient{keyservice.NewLocalClient()})
+	key, errs := tree.GenerateDataKeyWithKeyServices([]keyservice.KeyServiceClient{keyservice.NewCustomLocalClient(sealer{pgp: opts.PGP})})
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}
@@ -96,4 +149,43 @@ func Encrypt(t testing.TB, format string, plain []byte, opts Options, groups ...
 		t.Fatal(err)
 	}
 	return out
+}
+
+// sealer is a key service that seals data keys for age recipients as SOPS does and for PGP keys
+// held in memory, as SOPS's OpenPGP path does: an armored message encrypted to the key.
+type sealer struct {
+	keyservice.Server
+	pgp []*openpgp.Entity
+}
+
+func (s sealer) Encrypt(ctx context.Context, req *keyservice.EncryptRequest) (*keyservice.EncryptResponse, error) {
+	k, ok := req.GetKey().GetKeyType().(*keyservice.Key_PgpKey)
+	if !ok {
+		return s.Server.Encrypt(ctx, req)
+	}
+	for _, e := range s.pgp {
+		if !strings.EqualFold(hex.EncodeToString(e.PrimaryKey.Fingerprint), k.PgpKey.GetFingerprint()) {
+			continue
+		}
+		var buf bytes.Buffer
+		aw, err := armor.Encode(&buf, "PGP MESSAGE", nil)
+		if err != nil {
+			return nil, err
+		}
+		pw, err := openpgp.Encrypt(aw, []*openpgp.Entity{e}, nil, &openpgp.FileHints{IsBinary: true}, nil)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := pw.Write(req.GetPlaintext()); err != nil {
+			return nil, err
+		}
+		if err := pw.Close(); err != nil {
+			return nil, err
+		}
+		if err := aw.Close(); err != nil {
+			return nil, err
+		}
+		return &keyservice.EncryptResponse{Ciphertext: buf.Bytes()}, nil
+	}
+	return nil, errors.New("no PGP key in Options.PGP with fingerprint " + k.PgpKey.GetFingerprint())
 }
