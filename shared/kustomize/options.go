@@ -13,7 +13,7 @@ import (
 	kustypes "sigs.k8s.io/kustomize/api/types"
 
 	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
-	"github.com/plumb-dev/plumb/shared/kustomize/decrypt"
+	"github.com/plumb-dev/plumb/shared/sops"
 )
 
 // OptionsFor turns a Kustomization's spec into build options, reading the ConfigMaps and
@@ -84,7 +84,7 @@ func decryptor(ctx context.Context, reader client.Reader, ns string, d *applyv1.
 	if err := reader.Get(ctx, key, s); err != nil {
 		return nil, "", fmt.Errorf("decryption Secret %s is not ready or not found", key)
 	}
-	dec, err := decrypt.New(s.Data)
+	dec, err := sops.New(s.Data)
 	if err != nil {
 		return nil, "", fmt.Errorf("decryption Secret %s: %w", key, err)
 	}

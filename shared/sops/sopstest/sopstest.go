@@ -17,7 +17,7 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
-	"github.com/getsops/sops/v3"
+	getsops "github.com/getsops/sops/v3"
 	"github.com/getsops/sops/v3/aes"
 	sopsage "github.com/getsops/sops/v3/age"
 	"github.com/getsops/sops/v3/config"
@@ -89,7 +89,7 @@ type Options struct {
 func Encrypt(t testing.TB, format string, plain []byte, opts Options, groups ...[]string) []byte {
 	t.Helper()
 	c := config.NewStoresConfig()
-	var store sops.Store
+	var store getsops.Store
 	switch format {
 	case "yaml":
 		store = sopsyaml.NewStore(&c.YAML)
@@ -106,9 +106,9 @@ func Encrypt(t testing.TB, format string, plain []byte, opts Options, groups ...
 	if err != nil {
 		t.Fatal(err)
 	}
-	var kgs []sops.KeyGroup
+	var kgs []getsops.KeyGroup
 	for _, g := range groups {
-		var kg sops.KeyGroup
+		var kg getsops.KeyGroup
 		for _, r := range g {
 			if !strings.HasPrefix(r, "age1") {
 				kg = append(kg, pgp.NewMasterKeyFromFingerprint(r))
@@ -122,11 +122,11 @@ func Encrypt(t testing.TB, format string, plain []byte, opts Options, groups ...
 		}
 		kgs = append(kgs, kg)
 	}
-	tree := sops.Tree{Branches: branches, Metadata: sops.Metadata{
+	tree := getsops.Tree{Branches: branches, Metadata: getsops.Metadata{
 		KeyGroups: kgs, Version: "3.13.3", EncryptedRegex: opts.EncryptedRegex,
 	}}
 	if opts.EncryptedRegex == "" {
-		tree.Metadata.UnencryptedSuffix = sops.DefaultUnencryptedSuffix
+		tree.Metadata.UnencryptedSuffix = getsops.DefaultUnencryptedSuffix
 	}
 	if len(kgs) > 1 {
 		tree.Metadata.ShamirThreshold = len(kgs)

@@ -1,10 +1,10 @@
-// Package decrypt opens SOPS-encrypted files in memory with private keys held in memory: YAML
+// Package sops opens SOPS-encrypted files in memory with private keys held in memory: YAML
 // and JSON documents with a top-level sops key, and dotenv, INI and binary files (the inputs of
 // Secret generators). It uses the SOPS library's stores, cipher and age master keys, and opens
 // PGP-sealed data keys itself with OpenPGP keys parsed in memory (no GnuPG, no keyring file); the
 // keys come from a Secret's entries, never from the environment or the disk, and no plaintext or
 // key is written anywhere. Decrypt also returns the decrypted values, for the caller to mask.
-package decrypt
+package sops
 
 import (
 	"bytes"
@@ -21,7 +21,7 @@ import (
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
-	"github.com/getsops/sops/v3"
+	getsops "github.com/getsops/sops/v3"
 	"github.com/getsops/sops/v3/aes"
 	sopsage "github.com/getsops/sops/v3/age"
 	"github.com/getsops/sops/v3/config"
@@ -232,7 +232,7 @@ func (d *Decryptor) Decrypt(name string, data []byte) ([]byte, []string, error) 
 }
 
 // note explains why keys the Decryptor holds could not be used.
-func (d *Decryptor) note(groups []sops.KeyGroup) string {
+func (d *Decryptor) note(groups []getsops.KeyGroup) string {
 	var pgp, age bool
 	for _, g := range groups {
 		for _, k := range g {
@@ -269,7 +269,7 @@ func (d *Decryptor) note(groups []sops.KeyGroup) string {
 }
 
 // describeGroups names the keys of each group: recipients, fingerprints, key IDs, never secrets.
-func describeGroups(groups []sops.KeyGroup) string {
+func describeGroups(groups []getsops.KeyGroup) string {
 	var gs []string
 	for i, g := range groups {
 		var ks []string
@@ -284,7 +284,7 @@ func describeGroups(groups []sops.KeyGroup) string {
 	return strings.Join(gs, ", ")
 }
 
-func storeFor(f Format) sops.Store {
+func storeFor(f Format) getsops.Store {
 	c := config.NewStoresConfig()
 	switch f {
 	case YAML:
@@ -358,12 +358,12 @@ func (s *server) Encrypt(context.Context, *keyservice.EncryptRequest) (*keyservi
 
 // encryptedLeaves returns the paths (indexes through branches and lists) of the values that are
 // encrypted, before decryption: those are the secrets, the others were left in clear.
-func encryptedLeaves(tree *sops.Tree) [][]int {
+func encryptedLeaves(tree *getsops.Tree) [][]int {
 	var out [][]int
 	var visit func(v any, p []int)
 	visit = func(v any, p []int) {
 		switch v := v.(type) {
-		case sops.TreeBranch:
+		case getsops.TreeBranch:
 			for i, item := range v {
 				visit(item.Value, append(append([]int(nil), p...), i))
 			}
@@ -384,13 +384,13 @@ func encryptedLeaves(tree *sops.Tree) [][]int {
 }
 
 // leafValues reads the values at paths after decryption, as strings.
-func leafValues(tree *sops.Tree, paths [][]int) []string {
+func leafValues(tree *getsops.Tree, paths [][]int) []string {
 	var out []string
 	for _, p := range paths {
 		var v any = tree.Branches[p[0]]
 		for _, i := range p[1:] {
 			switch b := v.(type) {
-			case sops.TreeBranch:
+			case getsops.TreeBranch:
 				v = b[i].Value
 			case []any:
 				v = b[i]
