@@ -8,9 +8,9 @@ import (
 
 	. "github.com/onsi/gomega"
 
+	"github.com/plumb-dev/plumb/shared/redact"
 	"github.com/plumb-dev/plumb/shared/sops"
 	"github.com/plumb-dev/plumb/shared/sops/sopstest"
-	"github.com/plumb-dev/plumb/shared/redact"
 )
 
 const encSecret = `apiVersion: v1
