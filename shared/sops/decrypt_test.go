@@ -183,8 +183,8 @@ func TestNonAgeKeyGroups(t *testing.T) {
 	}
 	id, _ := sopstest.Identity(t)
 	_, _, err := decryptor(t, id).Decrypt("k.yaml", []byte(kms))
-	if !errors.Is(err, sops.ErrNoKey) || !strings.Contains(err.Error(), "arn:aws:kms:us-east-1:000000000000:key/test") || !strings.Contains(err.Error(), "only age and PGP keys are supported") {
-		t.Fatalf("err = %v, want ErrNoKey naming the KMS key and saying only age and PGP are supported", err)
+	if !errors.Is(err, sops.ErrNoKey) || !strings.Contains(err.Error(), "arn:aws:kms:us-east-1:000000000000:key/test") || !strings.Contains(err.Error(), "add the entry sops.aws-kms") {
+		t.Fatalf("err = %v, want ErrNoKey naming the KMS key and the entry to add", err)
 	}
 }
 
