@@ -21,6 +21,7 @@ type options struct {
 	manager.Options
 	defaultSA                           string
 	noCrossNamespaceRefs, noRemoteBases bool
+	kmsWorkloadIdentity                 bool
 }
 
 func main() {
@@ -28,6 +29,7 @@ func main() {
 	o.Bind(flag.CommandLine)
 	flag.BoolVar(&o.noCrossNamespaceRefs, "no-cross-namespace-refs", true, "Refuse sourceRef and dependsOn in other namespaces (set =false to allow them, as Flux does by default).")
 	flag.BoolVar(&o.noRemoteBases, "no-remote-bases", false, "Refuse kustomizations that refer to Git or http(s) URLs: everything applied must come from the source artifact.")
+	flag.BoolVar(&o.kmsWorkloadIdentity, "sops-kms-workload-identity", false, "Let SOPS keys of AWS KMS, GCP KMS and Azure Key Vault whose credentials the decryption Secret lacks use this controller's own cloud identity (IRSA, GKE or Azure Workload Identity; the SDKs' default chains). Off by default: in a shared cluster every tenant's Kustomization could borrow that identity.")
 	flag.StringVar(&o.defaultSA, "default-service-account", "", "ServiceAccount to impersonate when a Kustomization names none.")
 	o.Main(controllerName, func(ctx context.Context) error { return run(ctx, o) })
 }
@@ -49,6 +51,7 @@ func run(ctx context.Context, o options) error {
 		NoCrossNamespaceRefs:  o.noCrossNamespaceRefs,
 		DefaultServiceAccount: o.defaultSA,
 		NoRemoteBases:         o.noRemoteBases,
+		KMSWorkloadIdentity:   o.kmsWorkloadIdentity,
 	}
 	if err := r.SetupWithManager(ctx, mgr, controller.Options{Concurrent: o.Concurrent}); err != nil {
 		return err

@@ -22,6 +22,7 @@ type options struct {
 	manager.Options
 	defaultSA            string
 	noCrossNamespaceRefs bool
+	kmsWorkloadIdentity  bool
 	requeueDependency    time.Duration
 }
 
@@ -30,6 +31,7 @@ func main() {
 	o.Bind(flag.CommandLine)
 	flag.StringVar(&o.defaultSA, "default-service-account", "", "ServiceAccount to impersonate when a HelmRelease names none (local cluster only).")
 	flag.BoolVar(&o.noCrossNamespaceRefs, "no-cross-namespace-refs", true, "Refuse chartRef and dependsOn in other namespaces (set =false to allow them, as Flux does by default).")
+	flag.BoolVar(&o.kmsWorkloadIdentity, "sops-kms-workload-identity", false, "Let SOPS keys of AWS KMS, GCP KMS and Azure Key Vault whose credentials the decryption Secret lacks use this controller's own cloud identity (IRSA, GKE or Azure Workload Identity; the SDKs' default chains). Off by default: in a shared cluster every tenant's HelmRelease could borrow that identity.")
 	flag.DurationVar(&o.requeueDependency, "requeue-dependency", 5*time.Second, "Wait before checking again a chart source or dependency that is not ready.")
 	o.Main(controllerName, func(ctx context.Context) error { return run(ctx, o) })
 }
@@ -50,6 +52,7 @@ func run(ctx context.Context, o options) error {
 		DefaultServiceAccount: o.defaultSA,
 		RequeueDependency:     o.requeueDependency,
 		NoCrossNamespaceRefs:  o.noCrossNamespaceRefs,
+		KMSWorkloadIdentity:   o.kmsWorkloadIdentity,
 	}
 	if err := r.SetupWithManager(ctx, mgr, controller.Options{Concurrent: o.Concurrent}); err != nil {
 		return err

@@ -8,9 +8,9 @@ import (
 
 	. "github.com/onsi/gomega"
 
-	"github.com/plumb-dev/plumb/shared/kustomize/decrypt"
-	"github.com/plumb-dev/plumb/shared/kustomize/decrypt/sopstest"
 	"github.com/plumb-dev/plumb/shared/redact"
+	"github.com/plumb-dev/plumb/shared/sops"
+	"github.com/plumb-dev/plumb/shared/sops/sopstest"
 )
 
 const encSecret = `apiVersion: v1
@@ -43,7 +43,7 @@ generatorOptions: {disableNameSuffixHash: true}
 		"/gen/app.env":     enc("dotenv", "PASSWORD=dotenv-secret-3\n"),
 		"/gen/tls.key":     enc("binary", "binary-secret-4\n"),
 	}
-	d, err := decrypt.New(map[string][]byte{"k.agekey": []byte(id)})
+	d, err := sops.New(map[string][]byte{"k.agekey": []byte(id)})
 	g.Expect(err).NotTo(HaveOccurred())
 	tree := NewTree(memFS(t, files))
 
@@ -82,7 +82,7 @@ func TestBuildDecryptionFails(t *testing.T) {
 	g := NewWithT(t)
 	_, rcpt := sopstest.Identity(t)
 	wrong, _ := sopstest.Identity(t)
-	d, err := decrypt.New(map[string][]byte{"k.agekey": []byte(wrong)})
+	d, err := sops.New(map[string][]byte{"k.agekey": []byte(wrong)})
 	g.Expect(err).NotTo(HaveOccurred())
 	for _, tc := range []struct{ name, path string }{
 		{"folder without kustomization", "plain"},
@@ -115,7 +115,7 @@ func TestBuildLeavesEncryptedNonManifests(t *testing.T) {
 		"/plain/secret.yaml": string(sopstest.Encrypt(t, "yaml", []byte(encSecret), sopstest.Options{}, []string{rcpt})),
 		"/plain/values.yaml": string(sopstest.Encrypt(t, "yaml", []byte("password: other-team\n"), sopstest.Options{}, []string{other})),
 	}
-	d, err := decrypt.New(map[string][]byte{"k.agekey": []byte(id)})
+	d, err := sops.New(map[string][]byte{"k.agekey": []byte(id)})
 	g.Expect(err).NotTo(HaveOccurred())
 	r, err := NewTree(memFS(t, files)).Build(Options{Path: "plain", Decryptor: d})
 	g.Expect(err).NotTo(HaveOccurred())

@@ -13,14 +13,14 @@ import (
 	kustypes "sigs.k8s.io/kustomize/api/types"
 
 	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
-	"github.com/plumb-dev/plumb/shared/kustomize/decrypt"
+	"github.com/plumb-dev/plumb/shared/sops"
 )
 
 // OptionsFor turns a Kustomization's spec into build options, reading the ConfigMaps and
 // Secrets of its postBuild.substituteFrom with reader: what apply-controller builds, and what
 // `plumb diff` builds the same way. The values read from Secrets are in Options.Secrets, to be
-// kept out of messages.
-func OptionsFor(ctx context.Context, reader client.Reader, obj *applyv1.Kustomization, remoteBases bool) (Options, error) {
+// kept out of messages. decrypt are the controller's settings of the SOPS decryptor.
+func OptionsFor(ctx context.Context, reader client.Reader, obj *applyv1.Kustomization, remoteBases bool, decrypt ...sops.Option) (Options, error) {
 	s := obj.Spec
 	opts := Options{
 		Path: s.Path, TargetNamespace: s.TargetNamespace, NamePrefix: s.NamePrefix, NameSuffix: s.NameSuffix,
@@ -61,34 +61,27 @@ func OptionsFor(ctx context.Context, reader client.Reader, obj *applyv1.Kustomiz
 		}
 	}
 	if d := s.Decryption; d != nil {
-		dec, version, err := decryptor(ctx, reader, obj.Namespace, d)
+		dec, version, err := decryptor(ctx, reader, obj.Namespace, d, decrypt)
 		if err != nil {
 			return opts, fmt.Errorf("%w: %w", ErrDecryption, err)
 		}
 		opts.Decryptor = dec
-		opts.SecretVersions = append(opts.SecretVersions, "decryption/"+d.SecretRef.Name+"@"+version)
+		opts.SecretVersions = append(opts.SecretVersions, "decryption@"+version)
 	}
 	return opts, nil
 }
 
-// decryptor reads the keys of spec.decryption.secretRef, and the Secret's resource version.
-func decryptor(ctx context.Context, reader client.Reader, ns string, d *applyv1.Decryption) (Decryptor, string, error) {
+// decryptor reads the keys of spec.decryption.secretRef; it returns the Secret's name and
+// resource version, for the build's cache key.
+func decryptor(ctx context.Context, reader client.Reader, ns string, d *applyv1.Decryption, opts []sops.Option) (Decryptor, string, error) {
 	if d.Provider != applyv1.DecryptionProviderSOPS {
 		return nil, "", fmt.Errorf("spec.decryption.provider %q is not supported (only %s)", d.Provider, applyv1.DecryptionProviderSOPS)
 	}
-	if d.SecretRef == nil || d.SecretRef.Name == "" {
-		return nil, "", fmt.Errorf("spec.decryption.secretRef is required: the Secret holding the private keys")
+	var ref string
+	if d.SecretRef != nil {
+		ref = d.SecretRef.Name
 	}
-	key := types.NamespacedName{Namespace: ns, Name: d.SecretRef.Name}
-	s := &corev1.Secret{}
-	if err := reader.Get(ctx, key, s); err != nil {
-		return nil, "", fmt.Errorf("decryption Secret %s is not ready or not found", key)
-	}
-	dec, err := decrypt.New(s.Data)
-	if err != nil {
-		return nil, "", fmt.Errorf("decryption Secret %s: %w", key, err)
-	}
-	return dec, s.ResourceVersion, nil
+	return sops.FromSecret(ctx, reader, ns, ref, opts...)
 }
 
 // variables reads a ConfigMap or Secret of postBuild.substituteFrom, and its resource version.

@@ -142,9 +142,12 @@ type Decryption struct {
 	// +kubebuilder:validation:Enum=sops
 	Provider string `json:"provider"`
 
-	// SecretRef names a Secret of this namespace holding the private keys: entries whose name
-	// ends in `.agekey` hold age identities (one or more lines), entries ending in `.asc`
-	// armored PGP private keys without a passphrase.
+	// SecretRef names a Secret of this namespace holding the keys: entries whose name ends in
+	// `.agekey` hold age identities (one or more lines), entries ending in `.asc` armored PGP
+	// private keys without a passphrase; `sops.aws-kms`, `sops.azure-kv`, `sops.gcp-kms` and
+	// `sops.vault-token` the credentials of AWS KMS, Azure Key Vault, GCP KMS and HashiCorp Vault
+	// (as Flux reads them). Without it, only KMS keys that the controller's own identity opens can
+	// be used, when the controller runs with --sops-kms-workload-identity.
 	// +optional
 	SecretRef *meta.LocalObjectReference `json:"secretRef,omitempty"`
 }

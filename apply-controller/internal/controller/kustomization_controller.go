@@ -35,6 +35,7 @@ import (
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
 	"github.com/plumb-dev/plumb/shared/redact"
 	"github.com/plumb-dev/plumb/shared/refwatch"
+	"github.com/plumb-dev/plumb/shared/sops"
 	"github.com/plumb-dev/plumb/shared/status"
 )
 
@@ -70,6 +71,9 @@ type KustomizationReconciler struct {
 	DefaultServiceAccount string
 	// NoRemoteBases refuses kustomizations that refer to Git or http(s) URLs.
 	NoRemoteBases bool
+	// KMSWorkloadIdentity lets SOPS keys of AWS KMS, GCP KMS and Azure Key Vault whose
+	// credentials the decryption Secret lacks use the controller's own cloud identity.
+	KMSWorkloadIdentity bool
 
 	trees    lru[*kustomize.Tree]
 	builds   lru[*kustomize.Result]
@@ -335,7 +339,7 @@ func (r *KustomizationReconciler) build(ctx context.Context, obj *applyv1.Kustom
 // buildOptions are the build settings of the Kustomization, with the variables of its
 // postBuild read now; it returns the values read from Secrets, to mask.
 func (r *KustomizationReconciler) buildOptions(ctx context.Context, obj *applyv1.Kustomization) (kustomize.Options, []string, error) {
-	opts, err := kustomize.OptionsFor(ctx, r.APIReader, obj, !r.NoRemoteBases)
+	opts, err := kustomize.OptionsFor(ctx, r.APIReader, obj, !r.NoRemoteBases, sops.WithWorkloadIdentity(r.KMSWorkloadIdentity))
 	if err != nil {
 		return opts, nil, status.Fail(r.Events, obj, "", buildFailure(err), err)
 	}

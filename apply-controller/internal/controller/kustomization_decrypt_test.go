@@ -13,7 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
-	"github.com/plumb-dev/plumb/shared/kustomize/decrypt/sopstest"
+	"github.com/plumb-dev/plumb/shared/sops/sopstest"
 )
 
 func sopsSecret(t *testing.T, value, recipient string) string {

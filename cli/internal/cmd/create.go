@@ -21,7 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
-	"github.com/plumb-dev/plumb/shared/kustomize/decrypt"
+	"github.com/plumb-dev/plumb/shared/sops"
 )
 
 // fieldOwner is plumb's field manager for server-side apply.
@@ -216,14 +216,14 @@ Anything else is refused (exit 2) and the file's content is never printed.`,
 				return usagef("--age-key-file %s: %v", ageKeyFile, err)
 			}
 			key := filepath.Base(ageKeyFile)
-			if !strings.HasSuffix(key, decrypt.AgeKeySuffix) {
-				key += decrypt.AgeKeySuffix
+			if !strings.HasSuffix(key, sops.AgeKeySuffix) {
+				key += sops.AgeKeySuffix
 			}
 			if errs := validation.IsConfigMapKey(key); len(errs) > 0 {
 				return usagef("--age-key-file: %q is not a usable Secret key: %s", key, strings.Join(errs, "; "))
 			}
 			// As the apply-controller will read it: a key with a bad checksum fails here.
-			if _, err := decrypt.New(map[string][]byte{key: content}); err != nil {
+			if _, err := sops.New(map[string][]byte{key: content}); err != nil {
 				return usagef("--age-key-file %s: not an age identity file: an AGE-SECRET-KEY-1 line does not parse (damaged or truncated?)", ageKeyFile)
 			}
 			return o.writeSecret(cmd, &f, args[0], corev1.SecretTypeOpaque, map[string][]byte{key: content})

@@ -18,7 +18,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/plumb-dev/plumb/shared/gitauth"
-	"github.com/plumb-dev/plumb/shared/kustomize/decrypt/sopstest"
+	"github.com/plumb-dev/plumb/shared/sops/sopstest"
 )
 
 // plumbIn is plumb with stdin.

@@ -57,6 +57,11 @@ type HelmReleaseSpec struct {
 	// ValuesFrom reads values from ConfigMaps and Secrets of the namespace, merged in order.
 	// +optional
 	ValuesFrom []ValuesReference `json:"valuesFrom,omitempty"`
+	// Decryption decrypts SOPS-encrypted YAML or JSON documents of valuesFrom in memory before
+	// they are merged (a Plumb addition: Flux's HelmRelease has no such field). Without it, an
+	// encrypted document fails the release with DecryptionFailed instead of reaching the chart.
+	// +optional
+	Decryption *Decryption `json:"decryption,omitempty"`
 	// Install configures the first install.
 	// +optional
 	Install *Install `json:"install,omitempty"`
@@ -356,3 +361,23 @@ func (in *HelmRelease) GetMaxHistory() int {
 	}
 	return *in.Spec.MaxHistory
 }
+
+// Decryption is how SOPS-encrypted values documents are decrypted, with the keys of a Secret:
+// the shape and the Secret entries of a Kustomization's spec.decryption.
+type Decryption struct {
+	// Provider is the encryption tool: sops.
+	// +kubebuilder:validation:Enum=sops
+	Provider string `json:"provider"`
+
+	// SecretRef names a Secret of this namespace holding the keys: entries whose name ends in
+	// `.agekey` hold age identities (one or more lines), entries ending in `.asc` armored PGP
+	// private keys without a passphrase; `sops.aws-kms`, `sops.azure-kv`, `sops.gcp-kms` and
+	// `sops.vault-token` the credentials of AWS KMS, Azure Key Vault, GCP KMS and HashiCorp Vault
+	// (as Flux reads them). Without it, only KMS keys that the controller's own identity opens can
+	// be used, when the controller runs with --sops-kms-workload-identity.
+	// +optional
+	SecretRef *meta.LocalObjectReference `json:"secretRef,omitempty"`
+}
+
+// DecryptionProviderSOPS is the only decryption provider.
+const DecryptionProviderSOPS = "sops"

@@ -40,6 +40,10 @@ const (
 	DependencyNotReadyReason = "DependencyNotReady"
 	// ValuesFailedReason: a valuesFrom object or key is missing, or values are not YAML.
 	ValuesFailedReason = "ValuesFailed"
+	// DecryptionFailedReason: a SOPS-encrypted valuesFrom document could not be decrypted with
+	// the keys of spec.decryption, that Secret is missing, or the HelmRelease has no
+	// spec.decryption; nothing was installed or upgraded.
+	DecryptionFailedReason = "DecryptionFailed"
 	// RenderFailedReason: the chart does not render with the values (schema, templates).
 	RenderFailedReason = "RenderFailed"
 	// DriftDetectedReason: objects of the release differ from its manifest.

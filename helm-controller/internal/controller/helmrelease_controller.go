@@ -56,6 +56,9 @@ type HelmReleaseReconciler struct {
 	RequeueDependency time.Duration
 	// NoCrossNamespaceRefs refuses chartRef and dependsOn in other namespaces.
 	NoCrossNamespaceRefs bool
+	// KMSWorkloadIdentity lets SOPS keys of AWS KMS, GCP KMS and Azure Key Vault whose
+	// credentials the decryption Secret lacks use the controller's own cloud identity.
+	KMSWorkloadIdentity bool
 
 	clusters sync.Map // identity → *cluster
 	charts   chartCache

@@ -23,6 +23,9 @@ func (r *HelmReleaseReconciler) values(ctx context.Context, obj *helmv1.HelmRele
 	if errors.Is(err, errSpecValues) {
 		return nil, "", r.stall(ctx, obj, helmv1.InvalidSpecReason, err.Error())
 	}
+	if errors.Is(err, errDecryption) {
+		return nil, "", r.failure(ctx, obj, a.Revision, helmv1.DecryptionFailedReason, err)
+	}
 	if err != nil {
 		return nil, "", r.failure(ctx, obj, a.Revision, helmv1.ValuesFailedReason, err)
 	}
@@ -45,6 +48,7 @@ func (r *HelmReleaseReconciler) values(ctx context.Context, obj *helmv1.HelmRele
 func (r *HelmReleaseReconciler) composeValues(ctx context.Context, obj *helmv1.HelmRelease) (map[string]any, []string, error) {
 	vals := map[string]any{}
 	var versions []string
+	dec := &valuesDecryptor{r: r, obj: obj}
 	for _, ref := range obj.Spec.ValuesFrom {
 		key := ref.ValuesKey
 		if key == "" {
@@ -54,12 +58,14 @@ func (r *HelmReleaseReconciler) composeValues(ctx context.Context, obj *helmv1.H
 		var data []byte
 		var found bool
 		var err error
+		var version string
 		switch ref.Kind {
 		case "Secret":
 			s := &corev1.Secret{}
 			if err = r.APIReader.Get(ctx, nn, s); err == nil {
 				data, found = s.Data[key]
-				versions = append(versions, nn.Name+"@"+s.ResourceVersion)
+				version = nn.Name + "@" + s.ResourceVersion
+				versions = append(versions, version)
 			}
 		default:
 			cm := &corev1.ConfigMap{}
@@ -67,6 +73,7 @@ func (r *HelmReleaseReconciler) composeValues(ctx context.Context, obj *helmv1.H
 				var str string
 				str, found = cm.Data[key]
 				data = []byte(str)
+				version = "configmap/" + nn.Name + "@" + cm.ResourceVersion
 			}
 		}
 		if err != nil && !apierrors.IsNotFound(err) {
@@ -81,7 +88,18 @@ func (r *HelmReleaseReconciler) composeValues(ctx context.Context, obj *helmv1.H
 			}
 			return nil, nil, fmt.Errorf("valuesFrom: %s %s has no key %q", ref.Kind, nn, key)
 		}
-		if ref.Kind == "Secret" {
+		// An encrypted document's ciphertext and SOPS metadata (recipients, key IDs) are not
+		// secret and name the keys in messages: its plaintext is what is masked.
+		where := fmt.Sprintf("valuesFrom %s %s key %q", ref.Kind, nn, key)
+		plain, encrypted, err := dec.decrypt(ctx, where, key, data, ref.TargetPath)
+		if err != nil {
+			return nil, nil, err
+		}
+		data = plain
+		if encrypted && ref.Kind != "Secret" { // its values are masked: the version shows a change
+			versions = append(versions, version)
+		}
+		if ref.Kind == "Secret" || encrypted {
 			addSecrets(ctx, stringLeaves(data))
 		}
 		if ref.TargetPath != "" {

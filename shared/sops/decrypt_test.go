@@ -1,4 +1,4 @@
-package decrypt_test
+package sops_test
 
 import (
 	"bytes"
@@ -9,8 +9,8 @@ import (
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
-	"github.com/plumb-dev/plumb/shared/kustomize/decrypt"
-	"github.com/plumb-dev/plumb/shared/kustomize/decrypt/sopstest"
+	"github.com/plumb-dev/plumb/shared/sops"
+	"github.com/plumb-dev/plumb/shared/sops/sopstest"
 )
 
 const secretYAML = `apiVersion: v1
@@ -22,9 +22,9 @@ stringData:
   password: hunter2-very-secret
 `
 
-func decryptor(t *testing.T, ids ...string) *decrypt.Decryptor {
+func decryptor(t *testing.T, ids ...string) *sops.Decryptor {
 	t.Helper()
-	d, err := decrypt.New(map[string][]byte{"identity.agekey": []byte("# comment\n" + strings.Join(ids, "\n") + "\n"), "other": []byte("x")})
+	d, err := sops.New(map[string][]byte{"identity.agekey": []byte("# comment\n" + strings.Join(ids, "\n") + "\n"), "other": []byte("x")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func TestDecryptFormats(t *testing.T) {
 			if bytes.Contains(enc, []byte(c.value)) {
 				t.Fatalf("the encrypted file holds the plaintext:\n%s", enc)
 			}
-			if f := decrypt.Detect(c.name, enc); f == decrypt.NotEncrypted {
+			if f := sops.Detect(c.name, enc); f == sops.NotEncrypted {
 				t.Fatalf("Detect(%s) = %v", c.name, f)
 			}
 			out, values, err := d.Decrypt(c.name, enc)
@@ -97,7 +97,7 @@ func TestWrongKey(t *testing.T) {
 	enc := sopstest.Encrypt(t, "yaml", []byte(secretYAML), sopstest.Options{}, []string{rcpt})
 	wrong, _ := sopstest.Identity(t)
 	_, _, err := decryptor(t, wrong).Decrypt("apps/secret.yaml", enc)
-	if !errors.Is(err, decrypt.ErrNoKey) {
+	if !errors.Is(err, sops.ErrNoKey) {
 		t.Fatalf("err = %v, want ErrNoKey", err)
 	}
 	msg := err.Error()
@@ -136,7 +136,7 @@ func TestNoMatchingKeyGroup(t *testing.T) {
 	_, r2 := sopstest.Identity(t)
 	enc := sopstest.Encrypt(t, "json", []byte(`{"k":"value-1234"}`), sopstest.Options{}, []string{r1}, []string{r2})
 	_, _, err := decryptor(t, id).Decrypt("k.json", enc)
-	if !errors.Is(err, decrypt.ErrNoKey) || !strings.Contains(err.Error(), "group 2 [age "+r2+"]") {
+	if !errors.Is(err, sops.ErrNoKey) || !strings.Contains(err.Error(), "group 2 [age "+r2+"]") {
 		t.Fatalf("err = %v, want ErrNoKey naming both groups", err)
 	}
 }
@@ -145,7 +145,7 @@ func TestShamirGroups(t *testing.T) {
 	id1, r1 := sopstest.Identity(t)
 	id2, r2 := sopstest.Identity(t)
 	enc := sopstest.Encrypt(t, "yaml", []byte("k: value-1234\n"), sopstest.Options{}, []string{r1}, []string{r2})
-	if _, _, err := decryptor(t, id1).Decrypt("k.yaml", enc); !errors.Is(err, decrypt.ErrNoKey) {
+	if _, _, err := decryptor(t, id1).Decrypt("k.yaml", enc); !errors.Is(err, sops.ErrNoKey) {
 		t.Fatalf("one part of two: err = %v, want ErrNoKey", err)
 	}
 	out, _, err := decryptor(t, id1, id2).Decrypt("k.yaml", enc)
@@ -183,16 +183,16 @@ func TestNonAgeKeyGroups(t *testing.T) {
 	}
 	id, _ := sopstest.Identity(t)
 	_, _, err := decryptor(t, id).Decrypt("k.yaml", []byte(kms))
-	if !errors.Is(err, decrypt.ErrNoKey) || !strings.Contains(err.Error(), "arn:aws:kms:us-east-1:000000000000:key/test") || !strings.Contains(err.Error(), "only age and PGP keys are supported") {
-		t.Fatalf("err = %v, want ErrNoKey naming the KMS key and saying only age and PGP are supported", err)
+	if !errors.Is(err, sops.ErrNoKey) || !strings.Contains(err.Error(), "arn:aws:kms:us-east-1:000000000000:key/test") || !strings.Contains(err.Error(), "add the entry sops.aws-kms") {
+		t.Fatalf("err = %v, want ErrNoKey naming the KMS key and the entry to add", err)
 	}
 }
 
 func TestNewRefusesBadKeys(t *testing.T) {
-	if _, err := decrypt.New(map[string][]byte{"a.agekey": []byte("AGE-SECRET-KEY-1NOTAKEY")}); err == nil || strings.Contains(err.Error(), "NOTAKEY") {
+	if _, err := sops.New(map[string][]byte{"a.agekey": []byte("AGE-SECRET-KEY-1NOTAKEY")}); err == nil || strings.Contains(err.Error(), "NOTAKEY") {
 		t.Errorf("err = %v, want an error without the key", err)
 	}
-	if _, err := decrypt.New(map[string][]byte{"token": []byte("x")}); err == nil {
+	if _, err := sops.New(map[string][]byte{"token": []byte("x")}); err == nil {
 		t.Error("a Secret without keys: want an error")
 	}
 }
@@ -204,7 +204,7 @@ func TestPGPInMemory(t *testing.T) {
 	if !strings.Contains(string(enc), "fp: "+fp) || !strings.Contains(string(enc), "-----BEGIN PGP MESSAGE-----") {
 		t.Fatalf("want a pgp key entry with the fingerprint and the sealed data key:\n%s", enc)
 	}
-	d, err := decrypt.New(map[string][]byte{"other.asc": other, "sops.asc": asc})
+	d, err := sops.New(map[string][]byte{"other.asc": other, "sops.asc": asc})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,12 +221,12 @@ func TestWrongPGPKey(t *testing.T) {
 	_, fp, e := sopstest.PGPKey(t)
 	wrong, wrongFP, _ := sopstest.PGPKey(t)
 	enc := sopstest.Encrypt(t, "json", []byte(`{"k":"value-1234"}`), sopstest.Options{PGP: []*openpgp.Entity{e}}, []string{fp})
-	d, err := decrypt.New(map[string][]byte{"wrong.asc": wrong})
+	d, err := sops.New(map[string][]byte{"wrong.asc": wrong})
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, _, err = d.Decrypt("k.json", enc)
-	if !errors.Is(err, decrypt.ErrNoKey) {
+	if !errors.Is(err, sops.ErrNoKey) {
 		t.Fatalf("err = %v, want ErrNoKey", err)
 	}
 	msg := err.Error()
@@ -240,7 +240,7 @@ func TestWrongPGPKey(t *testing.T) {
 	}
 	// The Secret holds age identities only: the message says no PGP key was given.
 	id, _ := sopstest.Identity(t)
-	if _, _, err := decryptor(t, id).Decrypt("k.json", enc); !errors.Is(err, decrypt.ErrNoKey) || !strings.Contains(err.Error(), "no PGP private key") {
+	if _, _, err := decryptor(t, id).Decrypt("k.json", enc); !errors.Is(err, sops.ErrNoKey) || !strings.Contains(err.Error(), "no PGP private key") {
 		t.Errorf("err = %v, want ErrNoKey saying the Secret holds no PGP key", err)
 	}
 }
@@ -250,11 +250,11 @@ func TestAgeOrPGP(t *testing.T) {
 	id, rcpt := sopstest.Identity(t)
 	// One key group with both keys: either opens the file (sops --age R --pgp FP).
 	enc := sopstest.Encrypt(t, "yaml", []byte("k: value-1234\n"), sopstest.Options{PGP: []*openpgp.Entity{e}}, []string{rcpt, fp})
-	byPGP, err := decrypt.New(map[string][]byte{"k.asc": asc})
+	byPGP, err := sops.New(map[string][]byte{"k.asc": asc})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, d := range map[string]*decrypt.Decryptor{"age": decryptor(t, id), "pgp": byPGP} {
+	for name, d := range map[string]*sops.Decryptor{"age": decryptor(t, id), "pgp": byPGP} {
 		out, _, err := d.Decrypt("k.yaml", enc)
 		if err != nil || !strings.Contains(string(out), "k: value-1234") {
 			t.Errorf("%s: %q %v", name, out, err)
@@ -262,10 +262,10 @@ func TestAgeOrPGP(t *testing.T) {
 	}
 	// Two groups (Shamir), one age and one PGP: both are needed, and both together open it.
 	enc = sopstest.Encrypt(t, "yaml", []byte("k: value-1234\n"), sopstest.Options{PGP: []*openpgp.Entity{e}}, []string{rcpt}, []string{fp})
-	if _, _, err := byPGP.Decrypt("k.yaml", enc); !errors.Is(err, decrypt.ErrNoKey) {
+	if _, _, err := byPGP.Decrypt("k.yaml", enc); !errors.Is(err, sops.ErrNoKey) {
 		t.Errorf("one part of two: err = %v, want ErrNoKey", err)
 	}
-	both, err := decrypt.New(map[string][]byte{"k.asc": asc, "k.agekey": []byte(id)})
+	both, err := sops.New(map[string][]byte{"k.asc": asc, "k.agekey": []byte(id)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +279,7 @@ func TestNewRefusesProtectedPGPKey(t *testing.T) {
 	if err := e.EncryptPrivateKeys([]byte("a-passphrase-xyz"), nil); err != nil {
 		t.Fatal(err)
 	}
-	_, err := decrypt.New(map[string][]byte{"p.asc": sopstest.ArmorPrivate(t, e, true)})
+	_, err := sops.New(map[string][]byte{"p.asc": sopstest.ArmorPrivate(t, e, true)})
 	if err == nil || !strings.Contains(err.Error(), "passphrase") || !strings.Contains(err.Error(), fp) || !strings.Contains(err.Error(), "p.asc") {
 		t.Fatalf("err = %v, want a refusal naming the entry, the key and the passphrase", err)
 	}
@@ -287,7 +287,7 @@ func TestNewRefusesProtectedPGPKey(t *testing.T) {
 		t.Errorf("message holds the passphrase: %q", err)
 	}
 	for name, data := range map[string]string{"junk.asc": "not a key", "pub.asc": string(publicOnly(t, e))} {
-		if _, err := decrypt.New(map[string][]byte{name: []byte(data)}); err == nil || !strings.Contains(err.Error(), name) {
+		if _, err := sops.New(map[string][]byte{name: []byte(data)}); err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("%s: err = %v, want a refusal naming the entry", name, err)
 		}
 	}

@@ -17,11 +17,14 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
-	"github.com/getsops/sops/v3"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	getsops "github.com/getsops/sops/v3"
 	"github.com/getsops/sops/v3/aes"
 	sopsage "github.com/getsops/sops/v3/age"
 	"github.com/getsops/sops/v3/config"
+	"github.com/getsops/sops/v3/hcvault"
 	"github.com/getsops/sops/v3/keyservice"
+	"github.com/getsops/sops/v3/kms"
 	"github.com/getsops/sops/v3/pgp"
 	"github.com/getsops/sops/v3/stores/dotenv"
 	"github.com/getsops/sops/v3/stores/ini"
@@ -81,15 +84,21 @@ type Options struct {
 	EncryptedRegex string
 	// PGP are the public keys that group members naming a PGP fingerprint are sealed for.
 	PGP []*openpgp.Entity
+	// AWS are the credentials that seal data keys with AWS KMS keys (group members
+	// "arn:aws:kms:..."); its endpoint is the SDK's (AWS_ENDPOINT_URL_KMS).
+	AWS aws.CredentialsProvider
+	// VaultToken seals data keys with HashiCorp Vault transit keys (group members
+	// "http(s)://host/v1/<engine>/keys/<name>").
+	VaultToken string
 }
 
 // Encrypt encrypts plain, stored as format ("yaml", "json", "dotenv", "ini" or "binary"), for
-// key groups (one group per slice) of age recipients ("age1...") and PGP fingerprints (of keys
-// in opts.PGP).
+// key groups (one group per slice) of age recipients ("age1..."), PGP fingerprints (of keys in
+// opts.PGP), AWS KMS key ARNs and HashiCorp Vault key URIs, with SOPS's master keys.
 func Encrypt(t testing.TB, format string, plain []byte, opts Options, groups ...[]string) []byte {
 	t.Helper()
 	c := config.NewStoresConfig()
-	var store sops.Store
+	var store getsops.Store
 	switch format {
 	case "yaml":
 		store = sopsyaml.NewStore(&c.YAML)
@@ -106,11 +115,22 @@ func Encrypt(t testing.TB, format string, plain []byte, opts Options, groups ...
 	if err != nil {
 		t.Fatal(err)
 	}
-	var kgs []sops.KeyGroup
+	var kgs []getsops.KeyGroup
 	for _, g := range groups {
-		var kg sops.KeyGroup
+		var kg getsops.KeyGroup
 		for _, r := range g {
-			if !strings.HasPrefix(r, "age1") {
+			switch {
+			case strings.HasPrefix(r, "arn:aws:kms:"):
+				kg = append(kg, kms.NewMasterKeyFromArn(r, nil, ""))
+				continue
+			case strings.HasPrefix(r, "http://") || strings.HasPrefix(r, "https://"):
+				mk, err := hcvault.NewMasterKeyFromURI(r)
+				if err != nil {
+					t.Fatal(err)
+				}
+				kg = append(kg, mk)
+				continue
+			case !strings.HasPrefix(r, "age1"):
 				kg = append(kg, pgp.NewMasterKeyFromFingerprint(r))
 				continue
 			}
@@ -122,16 +142,16 @@ func Encrypt(t testing.TB, format string, plain []byte, opts Options, groups ...
 		}
 		kgs = append(kgs, kg)
 	}
-	tree := sops.Tree{Branches: branches, Metadata: sops.Metadata{
+	tree := getsops.Tree{Branches: branches, Metadata: getsops.Metadata{
 		KeyGroups: kgs, Version: "3.13.3", EncryptedRegex: opts.EncryptedRegex,
 	}}
 	if opts.EncryptedRegex == "" {
-		tree.Metadata.UnencryptedSuffix = sops.DefaultUnencryptedSuffix
+		tree.Metadata.UnencryptedSuffix = getsops.DefaultUnencryptedSuffix
 	}
 	if len(kgs) > 1 {
 		tree.Metadata.ShamirThreshold = len(kgs)
 	}
-	key, errs := tree.GenerateDataKeyWithKeyServices([]keyservice.KeyServiceClient{keyservice.NewCustomLocalClient(sealer{pgp: opts.PGP})})
+	key, errs := tree.GenerateDataKeyWithKeyServices([]keyservice.KeyServiceClient{keyservice.NewCustomLocalClient(sealer{opts: opts})})
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}
@@ -151,19 +171,40 @@ func Encrypt(t testing.TB, format string, plain []byte, opts Options, groups ...
 	return out
 }
 
-// sealer is a key service that seals data keys for age recipients as SOPS does and for PGP keys
-// held in memory, as SOPS's OpenPGP path does: an armored message encrypted to the key.
+// sealer is a key service that seals data keys for age recipients as SOPS does, for PGP keys
+// held in memory as SOPS's OpenPGP path does (an armored message encrypted to the key), and with
+// SOPS's AWS KMS and Vault master keys given the credentials of Options.
 type sealer struct {
 	keyservice.Server
-	pgp []*openpgp.Entity
+	opts Options
 }
 
 func (s sealer) Encrypt(ctx context.Context, req *keyservice.EncryptRequest) (*keyservice.EncryptResponse, error) {
-	k, ok := req.GetKey().GetKeyType().(*keyservice.Key_PgpKey)
-	if !ok {
-		return s.Server.Encrypt(ctx, req)
+	switch k := req.GetKey().GetKeyType().(type) {
+	case *keyservice.Key_PgpKey:
+		return s.sealPGP(k, req.GetPlaintext())
+	case *keyservice.Key_KmsKey:
+		mk := kms.NewMasterKey(k.KmsKey.GetArn(), "", nil)
+		if s.opts.AWS != nil {
+			kms.NewCredentialsProvider(s.opts.AWS).ApplyToMasterKey(mk)
+		}
+		if err := mk.EncryptContext(ctx, req.GetPlaintext()); err != nil {
+			return nil, err
+		}
+		return &keyservice.EncryptResponse{Ciphertext: mk.EncryptedDataKey()}, nil
+	case *keyservice.Key_VaultKey:
+		mk := hcvault.NewMasterKey(k.VaultKey.GetVaultAddress(), k.VaultKey.GetEnginePath(), k.VaultKey.GetKeyName())
+		hcvault.Token(s.opts.VaultToken).ApplyToMasterKey(mk)
+		if err := mk.EncryptContext(ctx, req.GetPlaintext()); err != nil {
+			return nil, err
+		}
+		return &keyservice.EncryptResponse{Ciphertext: mk.EncryptedDataKey()}, nil
 	}
-	for _, e := range s.pgp {
+	return s.Server.Encrypt(ctx, req)
+}
+
+func (s sealer) sealPGP(k *keyservice.Key_PgpKey, plaintext []byte) (*keyservice.EncryptResponse, error) {
+	for _, e := range s.opts.PGP {
 		if !strings.EqualFold(hex.EncodeToString(e.PrimaryKey.Fingerprint), k.PgpKey.GetFingerprint()) {
 			continue
 		}
@@ -176,7 +217,7 @@ func (s sealer) Encrypt(ctx context.Context, req *keyservice.EncryptRequest) (*k
 		if err != nil {
 			return nil, err
 		}
-		if _, err := pw.Write(req.GetPlaintext()); err != nil {
+		if _, err := pw.Write(plaintext); err != nil {
 			return nil, err
 		}
 		if err := pw.Close(); err != nil {

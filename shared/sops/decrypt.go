@@ -1,10 +1,14 @@
-// Package decrypt opens SOPS-encrypted files in memory with private keys held in memory: YAML
-// and JSON documents with a top-level sops key, and dotenv, INI and binary files (the inputs of
-// Secret generators). It uses the SOPS library's stores, cipher and age master keys, and opens
-// PGP-sealed data keys itself with OpenPGP keys parsed in memory (no GnuPG, no keyring file); the
-// keys come from a Secret's entries, never from the environment or the disk, and no plaintext or
-// key is written anywhere. Decrypt also returns the decrypted values, for the caller to mask.
-package decrypt
+// Package sops opens SOPS-encrypted files in memory with keys held in memory: YAML and JSON
+// documents with a top-level sops key, and dotenv, INI and binary files (the inputs of Secret
+// generators). It uses the SOPS library's stores, cipher and master keys behind an in-memory key
+// service: age identities, PGP keys (opened with OpenPGP keys parsed in memory, no GnuPG, no
+// keyring file), and AWS KMS, GCP KMS, Azure Key Vault and HashiCorp Vault keys reached with
+// credentials from the same Secret (Flux's entry names) or, when the controller allows it, its
+// own workload identity. Keys and credentials come from a Secret's entries, never from the disk,
+// and no plaintext or key is written anywhere. Decrypt also returns the decrypted values, for
+// the caller to mask. Both apply-controller (Kustomization) and helm-controller (HelmRelease
+// values) use it.
+package sops
 
 import (
 	"bytes"
@@ -13,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"path"
 	"regexp"
 	"sort"
@@ -21,7 +26,7 @@ import (
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
-	"github.com/getsops/sops/v3"
+	getsops "github.com/getsops/sops/v3"
 	"github.com/getsops/sops/v3/aes"
 	sopsage "github.com/getsops/sops/v3/age"
 	"github.com/getsops/sops/v3/config"
@@ -58,18 +63,27 @@ func (f Format) String() string {
 	return [...]string{"plain", "yaml", "json", "dotenv", "ini", "binary"}[f]
 }
 
-// Decryptor holds the private keys of one decryption Secret.
+// Decryptor holds the private keys and cloud credentials of one decryption Secret.
 type Decryptor struct {
-	age sopsage.ParsedIdentities
-	pgp openpgp.EntityList // PGP keys with their (unprotected) private keys
+	age   sopsage.ParsedIdentities
+	pgp   openpgp.EntityList // PGP keys with their (unprotected) private keys
+	cloud cloudKeys
+
+	workloadIdentity bool
+	httpClient       *http.Client
 }
 
-// New reads the private keys of a Secret's entries: `*.agekey` hold age identities (one or more
-// lines; empty lines and # comments are skipped), `*.asc` armored PGP private keys (one or more;
-// keys protected by a passphrase are refused, there is no way to give the passphrase). Other
-// entries are ignored. An error never holds key material.
-func New(entries map[string][]byte) (*Decryptor, error) {
+// New reads the keys of a Secret's entries: `*.agekey` hold age identities (one or more lines;
+// empty lines and # comments are skipped), `*.asc` armored PGP private keys (one or more; keys
+// protected by a passphrase are refused, there is no way to give the passphrase), and
+// sops.aws-kms, sops.azure-kv, sops.gcp-kms and sops.vault-token the credentials of cloud key
+// services (see the constants). Other entries are ignored. With WithWorkloadIdentity, entries
+// may be nil: KMS keys then use the controller's identity. An error never holds key material.
+func New(entries map[string][]byte, opts ...Option) (*Decryptor, error) {
 	d := &Decryptor{}
+	for _, o := range opts {
+		o(d)
+	}
 	names := make([]string, 0, len(entries))
 	for n := range entries {
 		names = append(names, n)
@@ -89,8 +103,11 @@ func New(entries map[string][]byte) (*Decryptor, error) {
 			d.pgp = append(d.pgp, keys...)
 		}
 	}
-	if len(d.age) == 0 && len(d.pgp) == 0 {
-		return nil, fmt.Errorf("no entry ending in %s or %s", AgeKeySuffix, PGPKeySuffix)
+	if err := d.readCloudKeys(entries); err != nil {
+		return nil, err
+	}
+	if len(d.age) == 0 && len(d.pgp) == 0 && !d.hasCloudKeys() && !d.workloadIdentity {
+		return nil, fmt.Errorf("no entry ending in %s or %s, nor %s, %s, %s or %s", AgeKeySuffix, PGPKeySuffix, AWSKMSEntry, AzureKVEntry, GCPKMSEntry, VaultTokenEntry)
 	}
 	return d, nil
 }
@@ -209,9 +226,10 @@ func (d *Decryptor) Decrypt(name string, data []byte) ([]byte, []string, error) 
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s (%s, SOPS): %v", name, f, err)
 	}
-	key, err := tree.Metadata.GetDataKeyWithKeyServices([]keyservice.KeyServiceClient{keyservice.NewCustomLocalClient(&server{d: d})}, nil)
+	srv := &server{d: d}
+	key, err := tree.Metadata.GetDataKeyWithKeyServices([]keyservice.KeyServiceClient{keyservice.NewCustomLocalClient(srv)}, nil)
 	if err != nil || len(key) == 0 {
-		return nil, nil, fmt.Errorf("%s: %w; key groups tried: %s%s", name, ErrNoKey, describeGroups(tree.Metadata.KeyGroups), d.note(tree.Metadata.KeyGroups))
+		return nil, nil, fmt.Errorf("%s: %w; key groups tried: %s%s", name, ErrNoKey, describeGroups(tree.Metadata.KeyGroups), d.note(tree.Metadata.KeyGroups, srv.failures))
 	}
 	paths := encryptedLeaves(&tree)
 	cipher := aes.NewCipher()
@@ -231,9 +249,10 @@ func (d *Decryptor) Decrypt(name string, data []byte) ([]byte, []string, error) 
 	return out, values, nil
 }
 
-// note explains why keys the Decryptor holds could not be used.
-func (d *Decryptor) note(groups []sops.KeyGroup) string {
-	var pgp, age bool
+// note explains why keys the Decryptor holds could not be used, with the failures of the cloud
+// key services.
+func (d *Decryptor) note(groups []getsops.KeyGroup, failures []string) string {
+	var pgp, age, other bool
 	for _, g := range groups {
 		for _, k := range g {
 			switch k.TypeToIdentifier() {
@@ -241,6 +260,9 @@ func (d *Decryptor) note(groups []sops.KeyGroup) string {
 				pgp = true
 			case "age":
 				age = true
+			case "kms", "azure_kv", "gcp_kms", "hc_vault":
+			default:
+				other = true
 			}
 		}
 	}
@@ -259,8 +281,9 @@ func (d *Decryptor) note(groups []sops.KeyGroup) string {
 	if age && len(d.age) == 0 {
 		notes = append(notes, "the Secret holds no age identity (*.agekey)")
 	}
-	if !pgp && !age {
-		notes = append(notes, "only age and PGP keys are supported (no cloud KMS or Vault)")
+	notes = append(notes, failures...)
+	if other {
+		notes = append(notes, "only age, PGP, AWS KMS, GCP KMS, Azure Key Vault and HashiCorp Vault keys are supported")
 	}
 	if len(notes) == 0 {
 		return ""
@@ -269,7 +292,7 @@ func (d *Decryptor) note(groups []sops.KeyGroup) string {
 }
 
 // describeGroups names the keys of each group: recipients, fingerprints, key IDs, never secrets.
-func describeGroups(groups []sops.KeyGroup) string {
+func describeGroups(groups []getsops.KeyGroup) string {
 	var gs []string
 	for i, g := range groups {
 		var ks []string
@@ -284,7 +307,7 @@ func describeGroups(groups []sops.KeyGroup) string {
 	return strings.Join(gs, ", ")
 }
 
-func storeFor(f Format) sops.Store {
+func storeFor(f Format) getsops.Store {
 	c := config.NewStoresConfig()
 	switch f {
 	case YAML:
@@ -301,10 +324,13 @@ func storeFor(f Format) sops.Store {
 }
 
 // server is a SOPS key service that opens data keys with the Decryptor's age identities and PGP
-// keys only: nothing is read from the environment, the disk, GnuPG or a cloud.
+// keys, and with cloud key services reached with the Decryptor's credentials (or, when allowed,
+// the controller's identity): no key is read from the disk or GnuPG. One server serves one file
+// and records the cloud keys' failures.
 type server struct {
 	keyservice.UnimplementedKeyServiceServer
-	d *Decryptor
+	d        *Decryptor
+	failures []string
 }
 
 func (s *server) Decrypt(_ context.Context, req *keyservice.DecryptRequest) (*keyservice.DecryptResponse, error) {
@@ -314,7 +340,7 @@ func (s *server) Decrypt(_ context.Context, req *keyservice.DecryptRequest) (*ke
 	case *keyservice.Key_PgpKey:
 		return s.decryptPGP(k, req.GetCiphertext())
 	}
-	return nil, errors.New("key type not supported")
+	return s.decryptCloud(req.GetKey(), req.GetCiphertext())
 }
 
 func (s *server) decryptAge(k *keyservice.Key_AgeKey, ciphertext []byte) (*keyservice.DecryptResponse, error) {
@@ -358,12 +384,12 @@ func (s *server) Encrypt(context.Context, *keyservice.EncryptRequest) (*keyservi
 
 // encryptedLeaves returns the paths (indexes through branches and lists) of the values that are
 // encrypted, before decryption: those are the secrets, the others were left in clear.
-func encryptedLeaves(tree *sops.Tree) [][]int {
+func encryptedLeaves(tree *getsops.Tree) [][]int {
 	var out [][]int
 	var visit func(v any, p []int)
 	visit = func(v any, p []int) {
 		switch v := v.(type) {
-		case sops.TreeBranch:
+		case getsops.TreeBranch:
 			for i, item := range v {
 				visit(item.Value, append(append([]int(nil), p...), i))
 			}
@@ -384,13 +410,13 @@ func encryptedLeaves(tree *sops.Tree) [][]int {
 }
 
 // leafValues reads the values at paths after decryption, as strings.
-func leafValues(tree *sops.Tree, paths [][]int) []string {
+func leafValues(tree *getsops.Tree, paths [][]int) []string {
 	var out []string
 	for _, p := range paths {
 		var v any = tree.Branches[p[0]]
 		for _, i := range p[1:] {
 			switch b := v.(type) {
-			case sops.TreeBranch:
+			case getsops.TreeBranch:
 				v = b[i].Value
 			case []any:
 				v = b[i]

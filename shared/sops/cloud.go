@@ -1,0 +1,130 @@
+package sops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
+	"github.com/getsops/sops/v3/azkv"
+	"github.com/getsops/sops/v3/gcpkms"
+	"github.com/getsops/sops/v3/hcvault"
+	"github.com/getsops/sops/v3/keyservice"
+	"github.com/getsops/sops/v3/kms"
+)
+
+// cloudTimeout bounds one call to a key service: SOPS calls the key service without a deadline,
+// and a reconcile must not hang on an unreachable KMS.
+const cloudTimeout = 30 * time.Second
+
+// errNoCredentials is the failure of a cloud key that has neither credentials in the Secret nor
+// leave to use the controller's identity.
+var errNoCredentials = errors.New("no credentials")
+
+func noCredentials(entry string) error {
+	return fmt.Errorf("%w: add the entry %s to the decryption Secret, or start the controller with --sops-kms-workload-identity to use its own identity", errNoCredentials, entry)
+}
+
+// decryptAWS opens a data key with AWS KMS, with the Secret's access key or, when allowed, the
+// SDK's default chain. A profile named in the file is dropped: the controller has no AWS config
+// files to read it from.
+func (s *server) decryptAWS(ctx context.Context, k *keyservice.KmsKey, ciphertext []byte) ([]byte, error) {
+	c := s.d.cloud
+	if c.aws == nil && !s.d.workloadIdentity {
+		return nil, noCredentials(AWSKMSEntry)
+	}
+	mk := &kms.MasterKey{Arn: k.GetArn(), Role: k.GetRole(), EncryptedKey: string(ciphertext)}
+	if len(k.GetContext()) > 0 {
+		mk.EncryptionContext = map[string]*string{}
+		for key, v := range k.GetContext() {
+			mk.EncryptionContext[key] = &v
+		}
+	}
+	if c.aws != nil {
+		kms.NewCredentialsProvider(c.aws).ApplyToMasterKey(mk)
+	}
+	if s.d.httpClient != nil {
+		kms.NewHTTPClient(s.d.httpClient).ApplyToMasterKey(mk)
+	}
+	return mk.DecryptContext(ctx)
+}
+
+// decryptAzure opens a data key with Azure Key Vault.
+func (s *server) decryptAzure(ctx context.Context, k *keyservice.AzureKeyVaultKey, ciphertext []byte) ([]byte, error) {
+	c := s.d.cloud
+	if c.azure == nil && !s.d.workloadIdentity {
+		return nil, noCredentials(AzureKVEntry)
+	}
+	mk := &azkv.MasterKey{VaultURL: k.GetVaultUrl(), Name: k.GetName(), Version: k.GetVersion(), EncryptedKey: string(ciphertext)}
+	if c.azure != nil {
+		azkv.NewTokenCredential(c.azure).ApplyToMasterKey(mk)
+	}
+	if s.d.httpClient != nil {
+		azkv.NewClientOptions(&azkeys.ClientOptions{ClientOptions: policy.ClientOptions{Transport: s.d.httpClient}}).ApplyToMasterKey(mk)
+	}
+	return mk.DecryptContext(ctx)
+}
+
+// decryptGCP opens a data key with GCP KMS.
+func (s *server) decryptGCP(ctx context.Context, k *keyservice.GcpKmsKey, ciphertext []byte) ([]byte, error) {
+	c := s.d.cloud
+	if c.gcp == nil && !s.d.workloadIdentity {
+		return nil, noCredentials(GCPKMSEntry)
+	}
+	mk := &gcpkms.MasterKey{ResourceID: k.GetResourceId(), EncryptedKey: string(ciphertext)}
+	if c.gcp != nil {
+		gcpkms.NewTokenSource(c.gcp).ApplyToMasterKey(mk)
+	}
+	return mk.DecryptContext(ctx)
+}
+
+// decryptVault opens a data key with HashiCorp Vault's transit engine. A token is required: the
+// Vault client would otherwise read VAULT_TOKEN or ~/.vault-token of the controller.
+func (s *server) decryptVault(ctx context.Context, k *keyservice.VaultKey, ciphertext []byte) ([]byte, error) {
+	if s.d.cloud.vault == "" {
+		return nil, fmt.Errorf("%w: add the entry %s (a Vault token) to the decryption Secret", errNoCredentials, VaultTokenEntry)
+	}
+	mk := &hcvault.MasterKey{VaultAddress: k.GetVaultAddress(), EnginePath: k.GetEnginePath(), KeyName: k.GetKeyName(), EncryptedKey: string(ciphertext)}
+	hcvault.Token(s.d.cloud.vault).ApplyToMasterKey(mk)
+	if s.d.httpClient != nil {
+		hcvault.NewHTTPClient(s.d.httpClient).ApplyToMasterKey(mk)
+	}
+	return mk.DecryptContext(ctx)
+}
+
+// decryptCloud dispatches a cloud key and records why it failed, for the error message.
+func (s *server) decryptCloud(k *keyservice.Key, ciphertext []byte) (*keyservice.DecryptResponse, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), cloudTimeout)
+	defer cancel()
+	var plain []byte
+	var err error
+	var name string
+	switch k := k.GetKeyType().(type) {
+	case *keyservice.Key_KmsKey:
+		name = "kms " + k.KmsKey.GetArn()
+		plain, err = s.decryptAWS(ctx, k.KmsKey, ciphertext)
+	case *keyservice.Key_AzureKeyvaultKey:
+		name = "azure_kv " + k.AzureKeyvaultKey.GetVaultUrl() + "/keys/" + k.AzureKeyvaultKey.GetName()
+		plain, err = s.decryptAzure(ctx, k.AzureKeyvaultKey, ciphertext)
+	case *keyservice.Key_GcpKmsKey:
+		name = "gcp_kms " + k.GcpKmsKey.GetResourceId()
+		plain, err = s.decryptGCP(ctx, k.GcpKmsKey, ciphertext)
+	case *keyservice.Key_VaultKey:
+		name = "hc_vault " + k.VaultKey.GetVaultAddress() + "/v1/" + k.VaultKey.GetEnginePath() + "/keys/" + k.VaultKey.GetKeyName()
+		plain, err = s.decryptVault(ctx, k.VaultKey, ciphertext)
+	default:
+		err = errors.New("key type not supported")
+	}
+	if err == nil && len(plain) == 0 {
+		err = errors.New("the key service returned an empty data key")
+	}
+	if err != nil {
+		if name != "" {
+			s.failures = append(s.failures, name+": "+s.d.redact(err.Error()))
+		}
+		return nil, err
+	}
+	return &keyservice.DecryptResponse{Plaintext: plain}, nil
+}
