@@ -126,7 +126,7 @@ func TestCloudAWS(t *testing.T) {
 	g.Expect(assumes).To(HaveLen(1))
 	g.Expect(assumes[0].Get("WebIdentityToken")).To(Equal("projected-sa-token"))
 	g.Expect(assumes[0].Get("RoleArn")).To(Equal("arn:aws:iam::123456789012:role/plumb-source"))
-	g.Expect(p.Served(ecrHost + ":80")).To(BeNumerically(">", 0), "the registry was reached by its ECR name")
+	g.Expect(p.Served(ecrHost+":80")).To(BeNumerically(">", 0), "the registry was reached by its ECR name")
 }
 
 // A token is used until 80 % of its life: one that expires soon is fetched again, without a

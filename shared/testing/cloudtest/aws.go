@@ -141,7 +141,9 @@ func (a *AWS) sts(w http.ResponseWriter, body []byte) {
 			Credentials     creds
 			AssumedRoleUser struct{ Arn, AssumedRoleID string }
 		} `xml:"AssumeRoleWithWebIdentityResult"`
-		Meta struct{ RequestID string `xml:"RequestId"` } `xml:"ResponseMetadata"`
+		Meta struct {
+			RequestID string `xml:"RequestId"`
+		} `xml:"ResponseMetadata"`
 	}
 	out.Result.Credentials = creds{id, secret, session, time.Now().Add(time.Hour).UTC().Format(time.RFC3339)}
 	out.Result.AssumedRoleUser.Arn = form.Get("RoleArn") + "/" + form.Get("RoleSessionName")
