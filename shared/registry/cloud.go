@@ -127,14 +127,11 @@ func (c *Cloud) Login(ctx context.Context, kube client.Client, repo name.Reposit
 	if c == nil {
 		c = defaultCloud()
 	}
-	p, err := provider(id.Provider)
+	p, err := checkProvider(id.Provider, repo)
 	if err != nil {
 		return err
 	}
 	registry := repo.RegistryStr()
-	if _, err := p.ParseArtifactRepository(repo.String()); err != nil {
-		return fmt.Errorf("%w: provider %s: %s is not %s", ErrProviderMismatch, id.Provider, registry, registryKind(id.Provider))
-	}
 	opts := []auth.Option{
 		auth.WithCache(*c.cache, cache.InvolvedObject{Kind: id.Kind, Name: id.Name, Namespace: id.Namespace, Operation: cache.OperationReconcile}),
 	}
@@ -158,6 +155,24 @@ func (c *Cloud) Login(ctx context.Context, kube client.Client, repo name.Reposit
 	}
 	creds.Cloud = got.Authenticator
 	return nil
+}
+
+// CheckProvider says whether the repository's registry is one of the cloud provider's, without
+// a request: ErrProviderMismatch when it is not (provider aws and a host that is not ECR).
+func CheckProvider(providerName string, repo name.Repository) error {
+	_, err := checkProvider(providerName, repo)
+	return err
+}
+
+func checkProvider(providerName string, repo name.Repository) (auth.ArtifactRegistryCredentialsProvider, error) {
+	p, err := provider(providerName)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := p.ParseArtifactRepository(repo.String()); err != nil {
+		return nil, fmt.Errorf("%w: provider %s: %s is not %s", ErrProviderMismatch, providerName, repo.RegistryStr(), registryKind(providerName))
+	}
+	return p, nil
 }
 
 // provider returns the fluxcd/pkg/auth provider of a name.

@@ -4,9 +4,12 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"flag"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -286,4 +289,40 @@ func TestValidProvider(t *testing.T) {
 	g.Expect(IsCloud("generic")).To(BeFalse())
 	g.Expect(IsCloud("")).To(BeFalse())
 	g.Expect(IsCloud("gcp")).To(BeTrue())
+}
+
+func TestCloudFlags(t *testing.T) {
+	tests := []struct {
+		args        []string
+		objectLevel bool
+		err         string
+	}{
+		{nil, false, ""},
+		{[]string{"--feature-gates=ObjectLevelWorkloadIdentity=true"}, true, ""},
+		{[]string{"--feature-gates=ObjectLevelWorkloadIdentity"}, true, ""},
+		{[]string{"--feature-gates=ObjectLevelWorkloadIdentity=false"}, false, ""},
+		{[]string{"--feature-gates=Other=true"}, false, `unknown feature gate "Other"`},
+		{[]string{"--feature-gates=ObjectLevelWorkloadIdentity=maybe"}, false, "is not true or false"},
+		{[]string{"--token-cache-max-size=0"}, false, "--token-cache-max-size must be positive"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			g := NewWithT(t)
+			var f CloudFlags
+			fs := flag.NewFlagSet("test", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			f.Bind(fs)
+			err := fs.Parse(tt.args)
+			var c *Cloud
+			if err == nil {
+				c, err = f.Cloud()
+			}
+			if tt.err != "" {
+				g.Expect(err).To(MatchError(ContainSubstring(tt.err)))
+				return
+			}
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(c.ObjectLevel()).To(Equal(tt.objectLevel))
+		})
+	}
 }
