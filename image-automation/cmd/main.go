@@ -24,6 +24,7 @@ const controllerName = "image-automation"
 type options struct {
 	plumbmanager.Options
 	hosts       hostlimit.Options
+	cloud       registry.CloudFlags
 	storagePath string
 }
 
@@ -31,6 +32,7 @@ func main() {
 	var o options
 	o.Bind(flag.CommandLine)
 	o.hosts.Bind(flag.CommandLine)
+	o.cloud.Bind(flag.CommandLine)
 	flag.StringVar(&o.storagePath, "storage-path", "/data", "Folder of the scanned tag lists and the automations' Git working copies.")
 	o.Main(controllerName, func(ctx context.Context) error { return run(ctx, o) })
 }
@@ -50,13 +52,18 @@ func run(ctx context.Context, o options) error {
 	rec := mgr.GetEventRecorder(controllerName)
 	// A registry that hangs costs its own slots and fails at the first-byte deadline.
 	registry.SetDeadlines(o.hosts.Deadlines)
+	// One token cache for the scans and the digest look-ups of the process.
+	cloud, err := o.cloud.Cloud()
+	if err != nil {
+		return err
+	}
 	scans := controller.Options{Concurrent: o.Concurrent, Hosts: o.hosts.Limiter(), HostBusyRetry: o.hosts.BusyRetry}
 	if err := (&controller.ImageRepositoryReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: rec, Tags: store,
-		ControllerName: controllerName}).SetupWithManager(ctx, mgr, scans); err != nil {
+		ControllerName: controllerName, Cloud: cloud}).SetupWithManager(ctx, mgr, scans); err != nil {
 		return err
 	}
 	if err := (&controller.ImagePolicyReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: rec, Tags: store,
-		ControllerName: controllerName}).SetupWithManager(ctx, mgr, controller.Options{Concurrent: o.Concurrent}); err != nil {
+		ControllerName: controllerName, Cloud: cloud}).SetupWithManager(ctx, mgr, controller.Options{Concurrent: o.Concurrent}); err != nil {
 		return err
 	}
 	if err := (&controller.ImageUpdateAutomationReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: rec,

@@ -16,8 +16,12 @@ type Refs struct {
 	Namespace string
 	// SecretRef names a kubernetes.io/dockerconfigjson Secret.
 	SecretRef string
-	// ServiceAccount names a ServiceAccount whose image pull secrets are tried after SecretRef.
+	// ServiceAccount names a ServiceAccount whose image pull secrets are tried after SecretRef;
+	// with a cloud Provider it is the cloud identity instead (Cloud.Login) and its image pull
+	// secrets are not read, as in Flux.
 	ServiceAccount string
+	// Provider is spec.provider: generic (or empty), aws, azure or gcp.
+	Provider string
 	// CertSecretRef names a Secret with ca.crt, and tls.crt and tls.key for a client certificate.
 	CertSecretRef string
 	Insecure      bool
@@ -55,7 +59,7 @@ func CredentialsFrom(ctx context.Context, r client.Reader, refs Refs) (Credentia
 			return creds, err
 		}
 	}
-	if name := refs.ServiceAccount; name != "" {
+	if name := refs.ServiceAccount; name != "" && !IsCloud(refs.Provider) {
 		sa := &corev1.ServiceAccount{}
 		if err := r.Get(ctx, types.NamespacedName{Namespace: refs.Namespace, Name: name}, sa); err != nil {
 			return creds, fmt.Errorf("%w: ServiceAccount %s/%s: %v", ErrAuth, refs.Namespace, name, err)

@@ -38,6 +38,9 @@ type Credentials struct {
 	DockerConfigs [][]byte
 	// CA is a PEM bundle of the registry's CA; Cert and Key a client certificate.
 	CA, Cert, Key []byte
+	// Cloud, when set, holds short-lived credentials of a cloud provider (Cloud.Login); used
+	// when neither a DockerConfigs entry nor Username and Password are there.
+	Cloud authn.Authenticator
 	// Insecure talks plain HTTP.
 	Insecure bool
 	// Proxy, when set, carries every request to the registry (unless NO_PROXY of the
@@ -110,9 +113,12 @@ func (c Credentials) transport() (http.RoundTripper, error) {
 }
 
 // authenticator picks the credentials for the registry: the first DockerConfigs entry for it,
-// else Username and Password, else anonymous.
+// else Username and Password, else the cloud's, else anonymous.
 func (c Credentials) authenticator(registry string) (authn.Authenticator, error) {
 	auth := authn.Anonymous
+	if c.Cloud != nil {
+		auth = c.Cloud
+	}
 	if c.Username != "" || c.Password != "" {
 		auth = authn.FromConfig(authn.AuthConfig{Username: c.Username, Password: c.Password})
 	}

@@ -3,6 +3,7 @@ module github.com/plumb-dev/plumb/shared/testing
 go 1.26.0
 
 require (
+	github.com/aws/aws-sdk-go-v2 v1.42.1
 	github.com/fluxcd/pkg/apis/meta v1.33.0
 	github.com/google/go-containerregistry v0.22.1
 	github.com/onsi/gomega v1.43.0
@@ -16,6 +17,7 @@ require (
 
 require (
 	github.com/Masterminds/semver/v3 v3.5.0 // indirect
+	github.com/aws/smithy-go v1.27.4 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/davecgh/go-spew v1.1.2-0.20180830191138-d8f796af33cc // indirect

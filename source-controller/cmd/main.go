@@ -30,6 +30,7 @@ const controllerName = "source-controller"
 type options struct {
 	plumbmanager.Options
 	hosts                                    hostlimit.Options
+	cloud                                    registry.CloudFlags
 	storagePath, storageAddr, storageAdvAddr string
 	artifactRetention                        int
 }
@@ -38,6 +39,7 @@ func main() {
 	var o options
 	o.Bind(flag.CommandLine)
 	o.hosts.Bind(flag.CommandLine)
+	o.cloud.Bind(flag.CommandLine)
 	flag.StringVar(&o.storagePath, "storage-path", "/data", "Folder where artifacts are stored.")
 	flag.StringVar(&o.storageAddr, "storage-addr", ":9090", "Address the artifact HTTP server listens on.")
 	flag.StringVar(&o.storageAdvAddr, "storage-adv-addr", "", "Address artifacts are advertised at, host[:port] or a URL (default: this host and the storage port).")
@@ -65,6 +67,11 @@ func run(ctx context.Context, o options) error {
 	git.SetDeadlines(o.hosts.Deadlines)
 	helm.SetDeadlines(o.hosts.Deadlines)
 	registry.SetDeadlines(o.hosts.Deadlines)
+	// One token cache for every object of the process that uses a cloud provider.
+	cloud, err := o.cloud.Cloud()
+	if err != nil {
+		return err
+	}
 	copts := controller.Options{Concurrent: o.Concurrent, Hosts: o.hosts.Limiter(), HostBusyRetry: o.hosts.BusyRetry}
 	r := &controller.GitRepositoryReconciler{
 		Client:         mgr.GetClient(),
@@ -80,6 +87,7 @@ func run(ctx context.Context, o options) error {
 		Events:         mgr.GetEventRecorder(controllerName),
 		Storage:        st,
 		ControllerName: controllerName,
+		Cloud:          cloud,
 	}
 	if err := oci.SetupWithManager(ctx, mgr, copts); err != nil {
 		return err
@@ -98,6 +106,7 @@ func run(ctx context.Context, o options) error {
 		Events:         mgr.GetEventRecorder(controllerName),
 		Storage:        st,
 		ControllerName: controllerName,
+		Cloud:          cloud,
 	}
 	if err := charts.SetupWithManager(ctx, mgr, copts); err != nil {
 		return err

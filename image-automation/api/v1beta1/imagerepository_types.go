@@ -35,10 +35,20 @@ type ImageRepositorySpec struct {
 	// the registry credentials.
 	// +optional
 	SecretRef *meta.LocalObjectReference `json:"secretRef,omitempty"`
-	// ServiceAccountName names a ServiceAccount in the same namespace whose imagePullSecrets are
-	// used as credentials (after secretRef).
+	// ServiceAccountName names a ServiceAccount in the same namespace: with provider generic,
+	// its imagePullSecrets are used as credentials (after secretRef); with a cloud provider, it
+	// is the cloud identity (its annotations name the role, identity or service account).
 	// +optional
 	ServiceAccountName string `json:"serviceAccountName,omitempty"`
+	// Provider obtains the registry credentials from a cloud's workload identity: generic (the
+	// default: secretRef, the ServiceAccount's imagePullSecrets, or none), aws (ECR), azure
+	// (ACR) or gcp (GCR, Artifact Registry). Short-lived tokens come from the controller's own
+	// identity, or with serviceAccountName from that ServiceAccount's (the controller needs
+	// --feature-gates=ObjectLevelWorkloadIdentity=true). A secretRef wins over it, as in Flux.
+	// +optional
+	// +kubebuilder:default=generic
+	// +kubebuilder:validation:Enum=generic;aws;azure;gcp
+	Provider string `json:"provider,omitempty"`
 	// CertSecretRef names a Secret in the same namespace with `ca.crt` (PEM CA of the registry)
 	// and optionally `tls.crt` and `tls.key` (a client certificate).
 	// +optional

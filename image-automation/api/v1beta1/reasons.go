@@ -15,6 +15,11 @@ const (
 	// URL, or the proxy cannot be reached or refused the credentials (407); the message names
 	// the proxy host, never the credentials.
 	ProxyFailedReason = "ProxyFailed"
+	// FeatureGateDisabledReason: the spec needs a feature the controller runs without (Flux's
+	// reason); serviceAccountName as a cloud identity needs
+	// --feature-gates=ObjectLevelWorkloadIdentity=true. Stalled until the spec or the flag
+	// changes.
+	FeatureGateDisabledReason = "FeatureGateDisabled"
 	// ScanFailedReason: the registry could not be reached or answered an error.
 	ScanFailedReason = "ScanFailed"
 	// ImageNotFoundReason: the registry has no such repository.

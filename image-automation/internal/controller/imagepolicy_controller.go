@@ -47,6 +47,9 @@ type ImagePolicyReconciler struct {
 	Tags      *tags.Store
 	// ControllerName is the field owner of status patches.
 	ControllerName string
+	// Cloud obtains the credentials of the ImageRepository's cloud provider for digest
+	// look-ups; it shares its tokens with the scans when it is the same Cloud.
+	Cloud *registry.Cloud
 }
 
 // SetupWithManager registers the reconciler: it runs on spec changes, reconcile requests, and
@@ -251,6 +254,9 @@ func (r *ImagePolicyReconciler) digest(ctx context.Context, obj *imagev1.ImagePo
 	tagRef, err := name.NewTag(list.Canonical+":"+ref.Tag, creds.NameOptions()...)
 	if err != nil {
 		return "", fmt.Errorf("tag %q: %w", ref.Tag, err)
+	}
+	if err := cloudLogin(ctx, r.Cloud, r.Client, repo, tagRef.Repository, &creds); err != nil {
+		return "", err
 	}
 	opts, err := registry.Options(tagRef.Repository, creds)
 	if err != nil {

@@ -38,6 +38,7 @@ import (
 // +kubebuilder:rbac:groups=image.plumb.dev,resources=imagerepositories/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=image.plumb.dev,resources=imagerepositories/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=secrets;serviceaccounts,verbs=get
+// +kubebuilder:rbac:groups="",resources=serviceaccounts/token,verbs=create
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
@@ -55,6 +56,9 @@ type ImageRepositoryReconciler struct {
 	Tags      *tags.Store
 	// ControllerName is the field owner of status patches.
 	ControllerName string
+	// Cloud obtains and caches the credentials of spec.provider aws, azure and gcp (nil: a
+	// process-wide one without object-level identity).
+	Cloud *registry.Cloud
 
 	hosts     *hostlimit.Limiter
 	busyRetry time.Duration
@@ -119,6 +123,15 @@ func (r *ImageRepositoryReconciler) reconcile(ctx context.Context, obj *imagev1.
 	repo, err := name.NewRepository(obj.Spec.Image, creds.NameOptions()...)
 	if err != nil {
 		return ctrl.Result{}, status.Stall(r.Events, obj, imagev1.InvalidSpecReason, fmt.Sprintf("image %q is not a repository name: %v", obj.Spec.Image, err))
+	}
+	if err := cloudLogin(ctx, r.Cloud, r.Client, obj, repo, &creds); err != nil {
+		switch {
+		case errors.Is(err, registry.ErrProviderMismatch):
+			return ctrl.Result{}, status.Stall(r.Events, obj, imagev1.InvalidSpecReason, err.Error())
+		case errors.Is(err, registry.ErrObjectLevelIdentityDisabled):
+			return ctrl.Result{}, status.Stall(r.Events, obj, imagev1.FeatureGateDisabledReason, err.Error())
+		}
+		return ctrl.Result{}, status.Fail(r.Events, obj, "", imagev1.AuthenticationFailedReason, err)
 	}
 
 	// A scan costs a registry round trip per page of tags: it runs only when due.
@@ -192,10 +205,11 @@ func (r *ImageRepositoryReconciler) scanDue(obj *imagev1.ImageRepository, exclud
 	return wait, false
 }
 
-// credentials reads an ImageRepository's secretRef, the ServiceAccount's image pull secrets,
+// credentials reads an ImageRepository's secretRef, the ServiceAccount's image pull secrets (with
+// provider generic),
 // certSecretRef and proxySecretRef.
 func credentials(ctx context.Context, reader client.Reader, obj *imagev1.ImageRepository) (registry.Credentials, error) {
-	refs := registry.Refs{Namespace: obj.Namespace, ServiceAccount: obj.Spec.ServiceAccountName, Insecure: obj.Spec.Insecure}
+	refs := registry.Refs{Namespace: obj.Namespace, ServiceAccount: obj.Spec.ServiceAccountName, Provider: obj.Spec.Provider, Insecure: obj.Spec.Insecure}
 	if ref := obj.Spec.SecretRef; ref != nil {
 		refs.SecretRef = ref.Name
 	}
@@ -210,6 +224,20 @@ func credentials(ctx context.Context, reader client.Reader, obj *imagev1.ImageRe
 		creds.Proxy, err = proxy.FromSecret(ctx, reader, obj.Namespace, ref.Name)
 	}
 	return creds, err
+}
+
+// cloudLogin adds the credentials of the ImageRepository's cloud provider, when it names one
+// and no secretRef (which wins, as in Flux). The identity is the controller's, or with
+// serviceAccountName that ServiceAccount's.
+func cloudLogin(ctx context.Context, cloud *registry.Cloud, kube client.Client, obj *imagev1.ImageRepository, repo name.Repository, creds *registry.Credentials) error {
+	if !registry.IsCloud(obj.Spec.Provider) || obj.Spec.SecretRef != nil {
+		return nil
+	}
+	id := registry.Identity{Provider: obj.Spec.Provider, Namespace: obj.Namespace, ServiceAccount: obj.Spec.ServiceAccountName,
+		Kind: imagev1.ImageRepositoryKind, Name: obj.Name, Proxy: creds.Proxy}
+	loginCtx, cancel := context.WithTimeout(ctx, obj.GetTimeout())
+	defer cancel()
+	return cloud.Login(loginCtx, kube, repo, id, creds)
 }
 
 // classify turns a registry error about what ("repository <image>" or "tag <image>:<tag>") into

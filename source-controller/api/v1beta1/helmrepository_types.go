@@ -21,6 +21,7 @@ const (
 // HelmRepositorySpec says where a chart repository is and how to reach it.
 // +kubebuilder:validation:XValidation:rule="self.type != 'oci' || self.url.startsWith('oci://')",message="an oci HelmRepository needs an oci:// url"
 // +kubebuilder:validation:XValidation:rule="self.type == 'oci' || self.url.startsWith('http://') || self.url.startsWith('https://')",message="a default HelmRepository needs an http:// or https:// url"
+// +kubebuilder:validation:XValidation:rule="!has(self.provider) || self.provider == 'generic' || self.type == 'oci'",message="spec.provider other than generic needs type: oci (an https HelmRepository takes a secretRef)"
 type HelmRepositorySpec struct {
 	// URL of the repository: the folder of index.yaml (https://charts.example.com/stable), or
 	// oci://registry/path for type oci.
@@ -38,6 +39,14 @@ type HelmRepositorySpec struct {
 	// optionally `ca.crt`, `tls.crt` and `tls.key`.
 	// +optional
 	SecretRef *meta.LocalObjectReference `json:"secretRef,omitempty"`
+	// Provider, for type oci, obtains the registry credentials from a cloud's workload
+	// identity: generic (the default: secretRef or none), aws (ECR), azure (ACR) or gcp
+	// (Artifact Registry), with the controller's own identity. A secretRef wins over it, as in
+	// Flux. Type default takes generic only.
+	// +optional
+	// +kubebuilder:default=generic
+	// +kubebuilder:validation:Enum=generic;aws;azure;gcp
+	Provider string `json:"provider,omitempty"`
 	// ProxySecretRef names a Secret in the same namespace with the HTTP(S) proxy that every
 	// connection of this object goes through: `address` (http://host:port or https://host:port),
 	// and optionally `username` and `password` (proxy basic auth). NO_PROXY of the controller's

@@ -25,6 +25,11 @@ const (
 	// URL, or the proxy cannot be reached or refused the credentials (407); the message names
 	// the proxy host, never the credentials.
 	ProxyFailedReason = "ProxyFailed"
+	// FeatureGateDisabledReason: the spec needs a feature the controller runs without (Flux's
+	// reason); serviceAccountName as a cloud identity needs
+	// --feature-gates=ObjectLevelWorkloadIdentity=true. Stalled until the spec or the flag
+	// changes.
+	FeatureGateDisabledReason = "FeatureGateDisabled"
 	// RefNotFoundReason: the branch, tag, semver range, reference name or commit does not exist.
 	RefNotFoundReason = "RefNotFound"
 	// InvalidSpecReason: the spec holds a value the controller cannot use; fix the spec.

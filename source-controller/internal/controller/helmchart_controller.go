@@ -36,6 +36,7 @@ import (
 	"github.com/plumb-dev/plumb/shared/proxy"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
 	"github.com/plumb-dev/plumb/shared/refwatch"
+	"github.com/plumb-dev/plumb/shared/registry"
 	"github.com/plumb-dev/plumb/shared/status"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/source-controller/internal/helm"
@@ -61,6 +62,9 @@ type HelmChartReconciler struct {
 	ControllerName string
 	// MaxChartSize bounds a downloaded chart (default 50 MiB).
 	MaxChartSize int64
+	// Cloud obtains and caches the credentials of an OCI HelmRepository's provider aws, azure
+	// or gcp (nil: a process-wide one).
+	Cloud *registry.Cloud
 
 	statusHelper
 	indexes indexCache
@@ -329,7 +333,20 @@ func (r *HelmChartReconciler) fromRepository(ctx context.Context, obj *sourcev1.
 
 // fromOCIRepository pulls the chart from <url>/<chart> in a registry.
 func (r *HelmChartReconciler) fromOCIRepository(ctx context.Context, obj *sourcev1.HelmChart, src *sourcev1.HelmRepository, creds helm.Credentials) (*built, error) {
-	remote, err := oci.NewRemote(strings.TrimSuffix(src.Spec.URL, "/")+"/"+obj.Spec.Chart, ociCredentials(src, creds))
+	url := strings.TrimSuffix(src.Spec.URL, "/") + "/" + obj.Spec.Chart
+	ocreds := ociCredentials(src, creds)
+	if registry.IsCloud(src.Spec.Provider) && src.Spec.SecretRef == nil {
+		// As in Flux, a secretRef wins over the provider; the identity is the controller's.
+		repo, err := oci.ParseURL(url, ocreds)
+		if err != nil {
+			return nil, err
+		}
+		id := registry.Identity{Provider: src.Spec.Provider, Namespace: obj.Namespace, Kind: sourcev1.HelmChartKind, Name: obj.Name, Proxy: ocreds.Proxy}
+		if err := r.Cloud.Login(ctx, r.Client, repo, id, &ocreds); err != nil {
+			return nil, err
+		}
+	}
+	remote, err := oci.NewRemote(url, ocreds)
 	if err != nil {
 		return nil, err
 	}
@@ -553,7 +570,7 @@ func (r *HelmChartReconciler) failure(obj *sourcev1.HelmChart, err error) error 
 	switch {
 	case errors.As(err, new(*status.WaitError)): // a busy host: Ready is set already
 		return err
-	case errors.Is(err, helm.ErrInvalid), errors.Is(err, oci.ErrInvalid):
+	case errors.Is(err, helm.ErrInvalid), errors.Is(err, oci.ErrInvalid), errors.Is(err, registry.ErrProviderMismatch):
 		return r.stall(obj, sourcev1.InvalidSpecReason, err.Error())
 	case errors.Is(err, helm.ErrAuth), errors.Is(err, oci.ErrAuth):
 		reason = sourcev1.AuthenticationFailedReason

@@ -26,6 +26,7 @@ import (
 	"github.com/plumb-dev/plumb/shared/artifact"
 	"github.com/plumb-dev/plumb/shared/proxy"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
+	"github.com/plumb-dev/plumb/shared/registry"
 	"github.com/plumb-dev/plumb/shared/status"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/source-controller/internal/helm"
@@ -99,6 +100,10 @@ func (r *HelmRepositoryReconciler) reconcile(ctx context.Context, obj *sourcev1.
 	if obj.Generation != obj.Status.ObservedGeneration {
 		markReconciling(obj, "reconciling generation %d", obj.Generation)
 	}
+	if registry.IsCloud(obj.Spec.Provider) && !obj.IsOCI() {
+		return ctrl.Result{}, r.stall(obj, sourcev1.InvalidSpecReason,
+			fmt.Sprintf("provider %s needs type: oci; an https HelmRepository takes a secretRef", obj.Spec.Provider))
+	}
 	creds, err := r.credentials(ctx, obj)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -107,8 +112,15 @@ func (r *HelmRepositoryReconciler) reconcile(ctx context.Context, obj *sourcev1.
 		// Nothing to download: HelmCharts pull from the registry with these credentials. The URL
 		// and credentials are checked (no request is made), and an artifact left from when the
 		// repository had an index goes.
-		if _, err := oci.NewRemote(strings.TrimSuffix(obj.Spec.URL, "/")+"/chart", ociCredentials(obj, creds)); err != nil {
+		remote, err := oci.NewRemote(strings.TrimSuffix(obj.Spec.URL, "/")+"/chart", ociCredentials(obj, creds))
+		if err != nil {
 			return ctrl.Result{}, r.failure(obj, "", err)
+		}
+		if registry.IsCloud(obj.Spec.Provider) {
+			// The provider must own the registry; HelmCharts obtain its tokens when they pull.
+			if err := registry.CheckProvider(obj.Spec.Provider, remote.Repo); err != nil {
+				return ctrl.Result{}, r.stall(obj, sourcev1.InvalidSpecReason, err.Error())
+			}
 		}
 		if obj.Status.Artifact != nil {
 			if err := r.Storage.Delete(helmRepoObject(obj)); err != nil {

@@ -34,6 +34,7 @@ import (
 // +kubebuilder:rbac:groups=source.plumb.dev,resources=ocirepositories/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=source.plumb.dev,resources=ocirepositories/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get
+// +kubebuilder:rbac:groups="",resources=serviceaccounts/token,verbs=create
 
 // OCIRepositoryReconciler publishes a layer of an OCI artifact as an artifact.
 type OCIRepositoryReconciler struct {
@@ -46,6 +47,9 @@ type OCIRepositoryReconciler struct {
 	ControllerName string
 	// Limits bound a layer and what it unpacks to (default artifact.DefaultLimits).
 	Limits *artifact.Limits
+	// Cloud obtains and caches the credentials of spec.provider aws, azure and gcp (nil: a
+	// process-wide one without object-level identity).
+	Cloud *registry.Cloud
 
 	statusHelper
 	// builds shares one pull between OCIRepositories that want the same layer of the same
@@ -128,10 +132,10 @@ func (r *OCIRepositoryReconciler) reconcile(ctx context.Context, obj *sourcev1.O
 	return ctrl.Result{RequeueAfter: plumbreconcile.Jitter(obj.GetRequeueAfter())}, nil
 }
 
-// remote reads the credentials (secretRef, then the ServiceAccount's image pull secrets) and the
-// TLS Secret, and prepares the repository.
+// remote reads the credentials (secretRef, then the ServiceAccount's image pull secrets, or a
+// cloud provider's when no secretRef is set) and the TLS Secret, and prepares the repository.
 func (r *OCIRepositoryReconciler) remote(ctx context.Context, obj *sourcev1.OCIRepository) (*oci.Remote, error) {
-	refs := registry.Refs{Namespace: obj.Namespace, ServiceAccount: obj.Spec.ServiceAccountName, Insecure: obj.Spec.Insecure}
+	refs := registry.Refs{Namespace: obj.Namespace, ServiceAccount: obj.Spec.ServiceAccountName, Provider: obj.Spec.Provider, Insecure: obj.Spec.Insecure}
 	if ref := obj.Spec.SecretRef; ref != nil {
 		refs.SecretRef = ref.Name
 	}
@@ -144,6 +148,20 @@ func (r *OCIRepositoryReconciler) remote(ctx context.Context, obj *sourcev1.OCIR
 	}
 	if ref := obj.Spec.ProxySecretRef; ref != nil {
 		if creds.Proxy, err = proxy.FromSecret(ctx, r.Client, obj.Namespace, ref.Name); err != nil {
+			return nil, r.failure(obj, "", err)
+		}
+	}
+	if registry.IsCloud(obj.Spec.Provider) && obj.Spec.SecretRef == nil {
+		// As in Flux, a secretRef wins over the provider.
+		repo, err := oci.ParseURL(obj.Spec.URL, creds)
+		if err != nil {
+			return nil, r.failure(obj, "", err)
+		}
+		id := registry.Identity{Provider: obj.Spec.Provider, Namespace: obj.Namespace, ServiceAccount: obj.Spec.ServiceAccountName,
+			Kind: sourcev1.OCIRepositoryKind, Name: obj.Name, Proxy: creds.Proxy}
+		loginCtx, cancel := context.WithTimeout(ctx, obj.GetTimeout())
+		defer cancel()
+		if err := r.Cloud.Login(loginCtx, r.Client, repo, id, &creds); err != nil {
 			return nil, r.failure(obj, "", err)
 		}
 	}
@@ -161,6 +179,10 @@ func (r *OCIRepositoryReconciler) failure(obj *sourcev1.OCIRepository, revision 
 	switch {
 	case errors.Is(err, oci.ErrInvalid):
 		return r.stall(obj, sourcev1.InvalidSpecReason, err.Error())
+	case errors.Is(err, registry.ErrProviderMismatch):
+		return r.stall(obj, sourcev1.InvalidSpecReason, err.Error())
+	case errors.Is(err, registry.ErrObjectLevelIdentityDisabled):
+		return r.stall(obj, sourcev1.FeatureGateDisabledReason, err.Error())
 	case errors.Is(err, proxy.ErrProxy):
 		reason = sourcev1.ProxyFailedReason
 	case errors.Is(err, oci.ErrAuth):

@@ -57,13 +57,9 @@ type Credentials = registry.Credentials
 
 // NewRemote parses an oci:// URL and prepares the transport and credentials.
 func NewRemote(url string, c Credentials) (*Remote, error) {
-	s, ok := strings.CutPrefix(url, "oci://")
-	if !ok {
-		return nil, fmt.Errorf("%w: url %q must start with oci://", ErrInvalid, redact.URL(url))
-	}
-	repo, err := name.NewRepository(strings.TrimSuffix(s, "/"), c.NameOptions()...)
+	repo, err := ParseURL(url, c)
 	if err != nil {
-		return nil, fmt.Errorf("%w: url %q is not a repository name (host[:port]/path, no credentials)", ErrInvalid, redact.URL(url))
+		return nil, err
 	}
 	opts, err := registry.Options(repo, c)
 	if err != nil {
@@ -74,6 +70,19 @@ func NewRemote(url string, c Credentials) (*Remote, error) {
 		return nil, err
 	}
 	return &Remote{Repo: repo, puller: p}, nil
+}
+
+// ParseURL parses an oci:// URL into a repository; a bad URL is ErrInvalid.
+func ParseURL(url string, c Credentials) (name.Repository, error) {
+	s, ok := strings.CutPrefix(url, "oci://")
+	if !ok {
+		return name.Repository{}, fmt.Errorf("%w: url %q must start with oci://", ErrInvalid, redact.URL(url))
+	}
+	repo, err := name.NewRepository(strings.TrimSuffix(s, "/"), c.NameOptions()...)
+	if err != nil {
+		return name.Repository{}, fmt.Errorf("%w: url %q is not a repository name (host[:port]/path, no credentials)", ErrInvalid, redact.URL(url))
+	}
+	return repo, nil
 }
 
 // Resolved is the manifest a Ref selected.
