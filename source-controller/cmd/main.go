@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
+	"github.com/plumb-dev/plumb/shared/gitauth"
 	"github.com/plumb-dev/plumb/shared/hostlimit"
 	plumbmanager "github.com/plumb-dev/plumb/shared/manager"
 	"github.com/plumb-dev/plumb/shared/registry"
@@ -38,6 +39,7 @@ func main() {
 	var o options
 	o.Bind(flag.CommandLine)
 	o.hosts.Bind(flag.CommandLine)
+	gitauth.BindFlags(flag.CommandLine)
 	flag.StringVar(&o.storagePath, "storage-path", "/data", "Folder where artifacts are stored.")
 	flag.StringVar(&o.storageAddr, "storage-addr", ":9090", "Address the artifact HTTP server listens on.")
 	flag.StringVar(&o.storageAdvAddr, "storage-adv-addr", "", "Address artifacts are advertised at, host[:port] or a URL (default: this host and the storage port).")
