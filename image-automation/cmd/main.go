@@ -14,6 +14,7 @@ import (
 	imagev1 "github.com/plumb-dev/plumb/image-automation/api/v1beta1"
 	"github.com/plumb-dev/plumb/image-automation/internal/controller"
 	"github.com/plumb-dev/plumb/image-automation/internal/tags"
+	"github.com/plumb-dev/plumb/shared/gitauth"
 	"github.com/plumb-dev/plumb/shared/hostlimit"
 	plumbmanager "github.com/plumb-dev/plumb/shared/manager"
 	"github.com/plumb-dev/plumb/shared/registry"
@@ -31,6 +32,7 @@ func main() {
 	var o options
 	o.Bind(flag.CommandLine)
 	o.hosts.Bind(flag.CommandLine)
+	gitauth.BindFlags(flag.CommandLine)
 	flag.StringVar(&o.storagePath, "storage-path", "/data", "Folder of the scanned tag lists and the automations' Git working copies.")
 	o.Main(controllerName, func(ctx context.Context) error { return run(ctx, o) })
 }
