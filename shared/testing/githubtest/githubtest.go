@@ -40,6 +40,8 @@ type Server struct {
 	Owner          string
 	// PrivateKeyPEM is the app's private key (PKCS#1 PEM), as GitHub hands it out.
 	PrivateKeyPEM []byte
+	// CAPEM is the server's certificate (PEM) when it serves HTTPS.
+	CAPEM []byte
 
 	key *rsa.PrivateKey
 
@@ -52,9 +54,20 @@ type Server struct {
 	tokenBase string
 }
 
-// New starts the API for the test with a new 2048-bit app key; tokens live one hour, as
-// GitHub's do.
+// New starts the API over plain HTTP for the test with a new 2048-bit app key; tokens live
+// one hour, as GitHub's do.
 func New(t testing.TB) *Server {
+	t.Helper()
+	return start(t, false)
+}
+
+// NewTLS is New over HTTPS; CAPEM is the certificate to trust.
+func NewTLS(t testing.TB) *Server {
+	t.Helper()
+	return start(t, true)
+}
+
+func start(t testing.TB, useTLS bool) *Server {
 	t.Helper()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -69,7 +82,13 @@ func New(t testing.TB) *Server {
 		ttl:            time.Hour,
 		tokenBase:      "ghs_test",
 	}
-	srv := httptest.NewServer(http.HandlerFunc(s.serve))
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
+	if useTLS {
+		srv.StartTLS()
+		s.CAPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	} else {
+		srv.Start()
+	}
 	t.Cleanup(srv.Close)
 	s.URL = srv.URL
 	return s
