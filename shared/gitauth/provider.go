@@ -88,6 +88,8 @@ func ProviderRemote(ctx context.Context, rawURL string, src Source) (Remote, err
 	if err != nil {
 		return r, err
 	}
+	// The client is this call's: its connection is not kept for the next token, an hour away.
+	defer hc.CloseIdleConnections()
 	tok, err := DefaultGitHubTokens.Token(ctx, app, hc)
 	if err != nil {
 		return r, src.Proxy.Explain(err)
