@@ -1,7 +1,9 @@
 // Package gitauth turns a Git repository's URL and the data of its credentials Secret into
 // go-git's authentication: basic auth or a bearer token with an optional CA for HTTP(S), a
-// private key with host keys that are always verified for SSH. Every controller that reads or
-// writes Git repositories reads the same Secret keys.
+// private key with host keys that are always verified for SSH; with a provider, a GitHub App's
+// installation token (githubapp.go) or an Azure workload identity's Entra ID token
+// (provider.go). Every controller that reads or writes Git repositories reads the same Secret
+// keys and shares the same token caches.
 package gitauth
 
 import (

@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/aws/aws-sdk-go-v2 v1.42.1
 	github.com/fluxcd/pkg/apis/meta v1.33.0
+	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/google/go-containerregistry v0.22.1
 	github.com/onsi/gomega v1.43.0
 	golang.org/x/crypto v0.56.0

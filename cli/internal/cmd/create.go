@@ -39,7 +39,7 @@ func newCreate(o *Options) *cobra.Command {
 updates the keys plumb wrote and leaves other keys alone. With --export it prints the Secret as
 YAML instead and touches no cluster. Secret values are never printed, except by --export.`,
 	}
-	s.AddCommand(newCreateSecretGit(o), newCreateSecretOCI(o), newCreateSecretSOPS(o))
+	s.AddCommand(newCreateSecretGit(o), newCreateSecretGitHubApp(o), newCreateSecretOCI(o), newCreateSecretSOPS(o))
 	c.AddCommand(s)
 	return c
 }

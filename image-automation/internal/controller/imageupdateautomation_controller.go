@@ -40,6 +40,7 @@ import (
 	"github.com/plumb-dev/plumb/image-automation/internal/setters"
 	"github.com/plumb-dev/plumb/shared/events"
 	"github.com/plumb-dev/plumb/shared/gitauth"
+	"github.com/plumb-dev/plumb/shared/proxy"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
 	"github.com/plumb-dev/plumb/shared/status"
 )
@@ -48,6 +49,8 @@ import (
 // +kubebuilder:rbac:groups=image.plumb.dev,resources=imageupdateautomations/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=image.plumb.dev,resources=imageupdateautomations/finalizers,verbs=update
 // +kubebuilder:rbac:groups=source.plumb.dev,resources=gitrepositories,verbs=get
+// +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get
+// +kubebuilder:rbac:groups="",resources=serviceaccounts/token,verbs=create
 
 // GitRepositoryGVK is the kind automations push to, read as unstructured: image-automation
 // does not depend on source-controller's API, only on the fields of the contract it reads.
@@ -299,19 +302,33 @@ func (r *ImageUpdateAutomationReconciler) prepare(ctx context.Context, obj *imag
 			}
 		}
 	}
-	var secret map[string][]byte
+	// The push uses the GitRepository's credentials: its Secret, its provider (a GitHub App's
+	// installation token, from the same process-wide cache as every fetch) and its proxy.
+	provider, _, _ := unstructured.NestedString(src.Object, "spec", "provider")
+	sa, _, _ := unstructured.NestedString(src.Object, "spec", "serviceAccountName")
+	creds := gitauth.Source{Provider: provider, Client: r.Client, Namespace: obj.Namespace, ServiceAccountName: sa}
 	if name, _, _ := unstructured.NestedString(src.Object, "spec", "secretRef", "name"); name != "" {
 		s, err := r.secret(ctx, obj.Namespace, name, "GitRepository credentials")
 		if err != nil {
 			return job, status.Fail(r.Events, obj, "", imagev1.AuthenticationFailedReason, err)
 		}
-		secret = s.Data
+		creds.Secret = s.Data
 	}
-	job.remote, err = gitauth.NewRemote(url, secret)
+	if name, _, _ := unstructured.NestedString(src.Object, "spec", "proxySecretRef", "name"); name != "" {
+		if creds.Proxy, err = proxy.FromSecret(ctx, r.APIReader, obj.Namespace, name); err != nil {
+			return job, status.Fail(r.Events, obj, "", imagev1.ProxyFailedReason, err)
+		}
+	}
+	job.remote, err = gitauth.ProviderRemote(ctx, url, creds)
 	if err != nil {
 		reason := imagev1.AuthenticationFailedReason
-		if errors.Is(err, gitauth.ErrInvalid) {
+		switch {
+		case errors.Is(err, gitauth.ErrInvalid):
 			reason = imagev1.InvalidSpecReason // of the GitRepository: retried, as it is not watched
+		case errors.Is(err, proxy.ErrProxy):
+			reason = imagev1.ProxyFailedReason
+		case !errors.Is(err, gitauth.ErrAuth):
+			reason = imagev1.GitOperationFailedReason // the token service failed
 		}
 		return job, status.Fail(r.Events, obj, "", reason, err)
 	}

@@ -118,7 +118,7 @@ func open(ctx context.Context, dir string, remote gitauth.Remote) (*gogit.Reposi
 func fetch(ctx context.Context, repo *gogit.Repository, remote gitauth.Remote, branch string) (bool, error) {
 	spec := config.RefSpec(fmt.Sprintf("+refs/heads/%s:refs/remotes/origin/%s", branch, branch))
 	err := repo.FetchContext(ctx, &gogit.FetchOptions{RemoteName: "origin", RefSpecs: []config.RefSpec{spec},
-		Auth: remote.Auth, CABundle: remote.CABundle, Tags: gogit.NoTags, Force: true, Depth: 1})
+		Auth: remote.Auth, CABundle: remote.CABundle, ProxyOptions: remote.Proxy.Options(remote.URL), Tags: gogit.NoTags, Force: true, Depth: 1})
 	switch {
 	case err == nil, errors.Is(err, gogit.NoErrAlreadyUpToDate):
 		return true, nil
@@ -201,7 +201,7 @@ func (c *Clone) Push(ctx context.Context, to, refspec string) error {
 		return err
 	}
 	err := c.repo.PushContext(ctx, &gogit.PushOptions{RemoteName: "origin", RefSpecs: specs,
-		Auth: c.remote.Auth, CABundle: c.remote.CABundle})
+		Auth: c.remote.Auth, CABundle: c.remote.CABundle, ProxyOptions: c.remote.Proxy.Options(c.remote.URL)})
 	switch {
 	case err == nil, errors.Is(err, gogit.NoErrAlreadyUpToDate):
 		return nil
@@ -219,7 +219,7 @@ func (c *Clone) unmoved(ctx context.Context, branch string) error {
 	if err != nil {
 		return err
 	}
-	refs, err := r.ListContext(ctx, &gogit.ListOptions{Auth: c.remote.Auth, CABundle: c.remote.CABundle})
+	refs, err := r.ListContext(ctx, &gogit.ListOptions{Auth: c.remote.Auth, CABundle: c.remote.CABundle, ProxyOptions: c.remote.Proxy.Options(c.remote.URL)})
 	if err != nil {
 		return classify("listing", c.remote.URL, err)
 	}

@@ -52,8 +52,21 @@ type ProviderSpec struct {
 	// GitHub or GitLab API token, or the HMAC key of generic-hmac), and optionally `headers` (YAML
 	// map of extra headers) and `proxy` (a proxy URL that wins over spec.proxy, for one with a
 	// password in it).
+	//
+	// For github a GitHub App can stand in for `token`: `githubAppID`,
+	// `githubAppInstallationID` (or `githubAppInstallationOwner`), `githubAppPrivateKey` (PEM)
+	// and optionally `githubAppBaseURL` (the API, e.g. https://github.example.com/api/v3; it is
+	// also where commit statuses go). Its installation token is asked for and cached by the
+	// controller, through the Provider's proxy and address policy.
 	// +optional
 	SecretRef *meta.LocalObjectReference `json:"secretRef,omitempty"`
+	// ProxySecretRef names a Secret in the same namespace with the HTTP(S) proxy every delivery
+	// goes through: `address` (http://host:port or https://host:port) and optionally `username`
+	// and `password`. NO_PROXY of the controller's environment still applies. It wins over
+	// spec.proxy and the Secret's `proxy`. The proxy's own address and the address delivered to
+	// are both held to the address policy.
+	// +optional
+	ProxySecretRef *meta.LocalObjectReference `json:"proxySecretRef,omitempty"`
 	// Proxy is the URL of an HTTP(S) or SOCKS5 proxy that every delivery goes through. Without
 	// it the controller's HTTPS_PROXY, HTTP_PROXY and NO_PROXY environment applies. The proxy's
 	// own address is held to the same address policy as Address.

@@ -16,6 +16,14 @@ const (
 	// PlainHTTPRefusedReason: the Provider would send credentials from its Secret to an http://
 	// address; --provider-allow-insecure-http allows it.
 	PlainHTTPRefusedReason = "PlainHTTPRefused"
+	// ProxyFailedReason: the Provider's proxySecretRef Secret is missing or its address is not a
+	// proxy URL, or the proxy cannot be reached or refused the credentials (407); the message
+	// names the proxy host, never the credentials.
+	ProxyFailedReason = "ProxyFailed"
+	// AuthenticationFailedReason: the Provider's GitHub App is unusable (a missing or malformed
+	// key in the Secret) or GitHub refused it (an unknown app, key or installation); the message
+	// names the Secret's key, never its value.
+	AuthenticationFailedReason = "AuthenticationFailed"
 	// DeliveryFailedReason: the last delivery through the Provider failed.
 	DeliveryFailedReason = "DeliveryFailed"
 	// ProviderNotReadyReason: the Alert's Provider is missing or cannot be read.

@@ -23,6 +23,8 @@ import (
 	notifyv1 "github.com/plumb-dev/plumb/notification-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/notification-controller/internal/notify"
 	"github.com/plumb-dev/plumb/shared/certs"
+	"github.com/plumb-dev/plumb/shared/gitauth"
+	"github.com/plumb-dev/plumb/shared/proxy"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
 	"github.com/plumb-dev/plumb/shared/redact"
 	"github.com/plumb-dev/plumb/shared/status"
@@ -112,6 +114,10 @@ func refusalReason(err error) string {
 		return notifyv1.AddressRefusedReason
 	case errors.As(err, &ph):
 		return notifyv1.PlainHTTPRefusedReason
+	case errors.Is(err, proxy.ErrProxy):
+		return notifyv1.ProxyFailedReason
+	case errors.Is(err, gitauth.ErrAuth):
+		return notifyv1.AuthenticationFailedReason
 	}
 	return ""
 }
@@ -128,9 +134,10 @@ func deliveryReason(err error) string {
 // controller's rules: an address the policy refuses (checked again at every connection), or
 // credentials over plain HTTP, make an error.
 func SenderFor(ctx context.Context, r client.Reader, p *notifyv1.Provider, o SenderOptions) (notify.Sender, error) {
-	address, token, proxy := p.Spec.Address, "", p.Spec.Proxy
+	address, token, proxyURL := p.Spec.Address, "", p.Spec.Proxy
 	headers := map[string]string{}
 	addressInSecret := false
+	var data map[string][]byte
 	if ref := p.Spec.SecretRef; ref != nil {
 		s := &corev1.Secret{}
 		key := types.NamespacedName{Namespace: p.Namespace, Name: ref.Name}
@@ -143,9 +150,10 @@ func SenderFor(ctx context.Context, r client.Reader, p *notifyv1.Provider, o Sen
 		if a := string(s.Data["address"]); a != "" {
 			address, addressInSecret = a, true
 		}
+		data = s.Data
 		token = string(s.Data["token"])
 		if v := string(s.Data["proxy"]); v != "" {
-			proxy = v
+			proxyURL = v
 		}
 		if h := s.Data["headers"]; len(h) > 0 {
 			if err := yaml.Unmarshal(h, &headers); err != nil {
@@ -153,13 +161,44 @@ func SenderFor(ctx context.Context, r client.Reader, p *notifyv1.Provider, o Sen
 			}
 		}
 	}
-	hc, err := httpClientOf(ctx, r, p, proxy, o.Addresses)
+	var px *proxy.Proxy
+	if ref := p.Spec.ProxySecretRef; ref != nil {
+		var err error
+		if px, err = proxy.FromSecret(ctx, r, p.Namespace, ref.Name); err != nil {
+			return nil, err
+		}
+		proxyURL = "" // proxySecretRef wins
+	}
+	hc, err := httpClientOf(ctx, r, p, proxyURL, px, o.Addresses)
 	if err != nil {
 		return nil, err
 	}
-	s, err := senderOf(p, address, token, headers, hc)
+	var app *gitauth.GitHubApp
+	if p.Spec.Type == notifyv1.GitHubProvider && gitauth.IsGitHubApp(data) {
+		if app, err = gitauth.GitHubAppFromSecret(data, notify.APIFor(address)); err != nil {
+			return nil, err
+		}
+	}
+	var s notify.Sender
+	switch {
+	case app != nil && address == "":
+		err = &secretError{"github needs the repository address"}
+	case app != nil:
+		s = appSender(address, app, hc)
+	default:
+		s, err = senderOf(p, address, token, headers, hc)
+	}
 	if err != nil {
 		return nil, err
+	}
+	if app != nil {
+		// The app's JWT and token go to its API: the same rules as the address.
+		if u, err := url.Parse(app.APIURL); err == nil && u.Scheme == "http" && !o.AllowInsecureHTTP {
+			return nil, &plainHTTPError{host: u.Host}
+		}
+		if err := o.Addresses.CheckURL(ctx, app.APIURL); err != nil {
+			return nil, fmt.Errorf("githubAppBaseURL: %w", err)
+		}
 	}
 	if p.Spec.Type == notifyv1.SlackProvider && token != "" {
 		return s, nil // the Web API at slack.com, over https
@@ -176,12 +215,35 @@ func SenderFor(ctx context.Context, r client.Reader, p *notifyv1.Provider, o Sen
 	if err := o.Addresses.CheckURL(ctx, address); err != nil {
 		return nil, err
 	}
-	if proxy != "" {
-		if err := o.Addresses.CheckURL(ctx, proxy); err != nil {
+	if proxyURL != "" {
+		if err := o.Addresses.CheckURL(ctx, proxyURL); err != nil {
 			return nil, fmt.Errorf("proxy: %w", err)
 		}
 	}
+	if px != nil {
+		if err := o.Addresses.CheckURL(ctx, px.URL.String()); err != nil {
+			return nil, fmt.Errorf("%w: proxy %s: %w", proxy.ErrProxy, px.Host(), err)
+		}
+	}
 	return s, nil
+}
+
+// appSender sets commit statuses with a GitHub App's installation token, asked for through the
+// Provider's client (its proxy, certificates and address policy) and shared by every Provider
+// of the app through the process's cache. The statuses go to the app's API.
+func appSender(address string, app *gitauth.GitHubApp, hc *http.Client) notify.Sender {
+	return &notify.CommitStatus{Repository: address, APIURL: app.APIURL, Client: hc,
+		TokenSource: func(ctx context.Context) (string, error) {
+			tok, err := gitauth.DefaultGitHubTokens.Token(ctx, app, hc)
+			if err != nil {
+				var ar *notify.AddressRefusedError
+				if errors.Is(err, gitauth.ErrAuth) || errors.As(err, &ar) {
+					return "", err
+				}
+				return "", &notify.RetryableError{Err: err}
+			}
+			return tok.Token, nil
+		}}
 }
 
 // senderOf makes the Sender of a Provider's type.
@@ -210,7 +272,11 @@ func senderOf(p *notifyv1.Provider, address, token string, headers map[string]st
 		return &notify.Discord{URL: address, Username: p.Spec.Username, Client: hc}, nil
 	case notifyv1.GitHubProvider, notifyv1.GitLabProvider:
 		if address == "" || token == "" {
-			return nil, &secretError{fmt.Sprintf("%s needs the repository address and the Secret's token", p.Spec.Type)}
+			msg := fmt.Sprintf("%s needs the repository address and the Secret's token", p.Spec.Type)
+			if p.Spec.Type == notifyv1.GitHubProvider {
+				msg += " (or a GitHub App's githubAppID, githubAppInstallationID and githubAppPrivateKey)"
+			}
+			return nil, &secretError{msg}
 		}
 		return &notify.CommitStatus{GitLab: p.Spec.Type == notifyv1.GitLabProvider, Repository: address, Token: token, Client: hc}, nil
 	case notifyv1.GenericProvider, notifyv1.GenericHMACProvider:
@@ -231,12 +297,12 @@ func senderOf(p *notifyv1.Provider, address, token string, headers map[string]st
 
 // httpClientOf returns the HTTP client of a Provider's proxy and certSecretRef, whose
 // connections follow the address policy.
-func httpClientOf(ctx context.Context, r client.Reader, p *notifyv1.Provider, proxy string, policy *notify.AddressPolicy) (*http.Client, error) {
+func httpClientOf(ctx context.Context, r client.Reader, p *notifyv1.Provider, rawProxy string, px *proxy.Proxy, policy *notify.AddressPolicy) (*http.Client, error) {
 	var proxyURL *url.URL
-	if proxy != "" {
-		u, err := url.Parse(proxy)
+	if rawProxy != "" {
+		u, err := url.Parse(rawProxy)
 		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "socks5") {
-			return nil, fmt.Errorf("proxy %q is not an http, https or socks5 URL with a host", redact.URL(proxy))
+			return nil, fmt.Errorf("proxy %q is not an http, https or socks5 URL with a host", redact.URL(rawProxy))
 		}
 		proxyURL = u
 	}
@@ -258,6 +324,11 @@ func httpClientOf(ctx context.Context, r client.Reader, p *notifyv1.Provider, pr
 			return nil, &secretError{fmt.Sprintf("certSecretRef: Secret %s has none of ca.crt, tls.crt and tls.key", key)}
 		}
 		tlsConfig = cfg
+	}
+	if px != nil {
+		hc := policy.ClientVia(px.Func(), tlsConfig)
+		hc.Transport = proxy.Explained{Next: hc.Transport, Proxy: px}
+		return hc, nil
 	}
 	return policy.Client(proxyURL, tlsConfig), nil
 }

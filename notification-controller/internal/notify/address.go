@@ -204,12 +204,22 @@ func (p *AddressPolicy) Client(proxy *url.URL, tlsConfig *tls.Config) *http.Clie
 }
 
 func (p *AddressPolicy) newClient(proxy *url.URL, tlsConfig *tls.Config) *http.Client {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.DialContext = p.DialContext
 	choose := http.ProxyFromEnvironment
 	if proxy != nil {
 		choose = http.ProxyURL(proxy)
 	}
+	return p.ClientVia(choose, tlsConfig)
+}
+
+// ClientVia is Client with a proxy function (shared/proxy's, which honours NO_PROXY, say): the
+// address of each request is checked before the proxy is chosen, and the proxy's own address
+// when it is connected to.
+func (p *AddressPolicy) ClientVia(choose func(*http.Request) (*url.URL, error), tlsConfig *tls.Config) *http.Client {
+	if p == nil {
+		p = defaultPolicy
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.DialContext = p.DialContext
 	tr.Proxy = p.proxied(choose)
 	if tlsConfig != nil {
 		tr.TLSClientConfig = tlsConfig

@@ -18,7 +18,20 @@ type CommitStatus struct {
 	Repository string
 	APIURL     string
 	Token      string
-	Client     *http.Client
+	// TokenSource, when set, gives the token of each delivery instead of Token (a GitHub App's
+	// installation token, renewed before it expires). Its errors are returned as they are.
+	TokenSource func(ctx context.Context) (string, error)
+	Client      *http.Client
+}
+
+// APIFor is the GitHub API of a repository's web URL: api.github.com for github.com,
+// <host>/api/v3 for GitHub Enterprise Server.
+func APIFor(repository string) string {
+	u, err := url.Parse(repository)
+	if err != nil || u.Host == "" || u.Host == "github.com" {
+		return "https://api.github.com"
+	}
+	return u.Scheme + "://" + u.Host + "/api/v3"
 }
 
 // Commit returns the Git commit of a revision (main@sha1:<hex>, sha1:<hex>), or "".
@@ -59,10 +72,7 @@ func (c *CommitStatus) Send(ctx context.Context, n Notification) error {
 	} else {
 		api := c.APIURL
 		if api == "" {
-			api = "https://api.github.com"
-			if u.Host != "github.com" {
-				api = u.Scheme + "://" + u.Host + "/api/v3"
-			}
+			api = APIFor(c.Repository)
 		}
 		state := "success"
 		if n.Severity == "error" {
@@ -71,7 +81,13 @@ func (c *CommitStatus) Send(ctx context.Context, n Notification) error {
 		endpoint = fmt.Sprintf("%s/repos/%s/statuses/%s", strings.TrimSuffix(api, "/"), project, sha)
 		payload = map[string]any{"state": state, "context": statusContext, "description": desc}
 	}
-	client := &http.Client{Transport: tokenTransport{gitlab: c.GitLab, token: c.Token, next: httpClient(c.Client).Transport}, CheckRedirect: sameHost}
+	token := c.Token
+	if c.TokenSource != nil {
+		if token, err = c.TokenSource(ctx); err != nil {
+			return err
+		}
+	}
+	client := &http.Client{Transport: tokenTransport{gitlab: c.GitLab, token: token, next: httpClient(c.Client).Transport}, CheckRedirect: sameHost}
 	return postJSON(ctx, client, endpoint, payload)
 }
 

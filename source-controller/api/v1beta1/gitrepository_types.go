@@ -11,6 +11,7 @@ import (
 const GitRepositoryKind = "GitRepository"
 
 // GitRepositorySpec says which repository and revision to fetch, and what of it to publish.
+// +kubebuilder:validation:XValidation:rule="!has(self.serviceAccountName) || (has(self.provider) && self.provider == 'azure')",message="serviceAccountName can only be set when provider is 'azure'"
 type GitRepositorySpec struct {
 	// URL of the repository: http://, https:// or ssh:// (ssh://git@host/path or the scp-like
 	// git@host:path form).
@@ -22,8 +23,29 @@ type GitRepositorySpec struct {
 	// `username` and `password` (HTTP basic auth), or `bearerToken`, optionally `ca.crt` (PEM CA
 	// for HTTPS); for SSH `identity` (private key, PEM or OpenSSH), `known_hosts` (required) and
 	// optionally `password` (passphrase of the key).
+	//
+	// With provider github the Secret holds a GitHub App instead: `githubAppID`,
+	// `githubAppInstallationID` (or `githubAppInstallationOwner`, an organization or user the
+	// app is installed on), `githubAppPrivateKey` (PEM) and optionally `githubAppBaseURL` (the
+	// API of GitHub Enterprise Server, e.g. https://github.example.com/api/v3) and `ca.crt`.
 	// +optional
 	SecretRef *meta.LocalObjectReference `json:"secretRef,omitempty"`
+
+	// Provider of the credentials: generic (from secretRef, or none), github (a GitHub App
+	// installation token from secretRef's app, sent as basic auth with x-access-token) or azure
+	// (an Entra ID token of the workload identity, for Azure DevOps). Provider github and azure
+	// need an http(s) URL.
+	// +optional
+	// +kubebuilder:validation:Enum=generic;github;azure
+	// +kubebuilder:default=generic
+	Provider string `json:"provider,omitempty"`
+
+	// ServiceAccountName names a ServiceAccount in the same namespace whose workload identity
+	// provider azure uses instead of the controller's. It needs source-controller started with
+	// --feature-gates=ObjectLevelWorkloadIdentity=true.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
 	// ProxySecretRef names a Secret in the same namespace with the HTTP(S) proxy that every
 	// connection of this object goes through: `address` (http://host:port or https://host:port),
 	// and optionally `username` and `password` (proxy basic auth). NO_PROXY of the controller's

@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	"github.com/plumb-dev/plumb/shared/artifact"
+	"github.com/plumb-dev/plumb/shared/gitauth"
 	"github.com/plumb-dev/plumb/shared/hostlimit"
 	"github.com/plumb-dev/plumb/shared/proxy"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
@@ -40,6 +41,8 @@ import (
 // +kubebuilder:rbac:groups=source.plumb.dev,resources=gitrepositories/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=source.plumb.dev,resources=gitrepositories/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get
+// +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get
+// +kubebuilder:rbac:groups="",resources=serviceaccounts/token,verbs=create
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 
@@ -181,7 +184,7 @@ func (r *GitRepositoryReconciler) remote(ctx context.Context, obj *sourcev1.GitR
 			return git.Remote{}, "", r.failure(obj, "", fmt.Errorf("%w: proxySecretRef applies to http(s) URLs only, not %s", git.ErrInvalid, redact.URL(obj.Spec.URL)))
 		}
 	}
-	var data map[string][]byte
+	src := gitauth.Source{Provider: obj.Spec.Provider, Client: r.Client, Namespace: obj.Namespace, ServiceAccountName: obj.Spec.ServiceAccountName}
 	if ref := obj.Spec.SecretRef; ref != nil {
 		secret := &corev1.Secret{}
 		key := types.NamespacedName{Namespace: obj.Namespace, Name: ref.Name}
@@ -193,26 +196,35 @@ func (r *GitRepositoryReconciler) remote(ctx context.Context, obj *sourcev1.GitR
 			}
 			return git.Remote{}, "", r.failure(obj, "", err)
 		}
-		data = secret.Data
+		src.Secret = secret.Data
 	}
-	remote, err := git.NewRemote(obj.Spec.URL, data)
+	if ref := obj.Spec.ProxySecretRef; ref != nil {
+		var err error
+		if src.Proxy, err = proxy.FromSecret(ctx, r.Client, obj.Namespace, ref.Name); err != nil {
+			return git.Remote{}, "", r.failure(obj, "", err)
+		}
+	}
+	// A provider's token comes from the process's cache: asked for once per app (or identity)
+	// and lifetime, however many objects and reconciles use it.
+	remote, err := git.ProviderRemote(ctx, obj.Spec.URL, src)
 	if err != nil {
 		return remote, "", r.failure(obj, "", err)
 	}
-	if ref := obj.Spec.ProxySecretRef; ref != nil {
-		if remote.Proxy, err = proxy.FromSecret(ctx, r.Client, obj.Namespace, ref.Name); err != nil {
-			return remote, "", r.failure(obj, "", err)
-		}
-	}
-	return remote, remoteKey(obj.Spec.URL, data, remote.Proxy), nil
+	return remote, remoteKey(obj.Spec.URL, src), nil
 }
 
 // remoteKey identifies a URL with its credentials and proxy, without keeping them: a digest of
 // all three, so that a listing is shared only between objects that reach the remote alike.
-func remoteKey(url string, secret map[string][]byte, px *proxy.Proxy) string {
+func remoteKey(url string, src gitauth.Source) string {
 	h := sha256.New()
 	h.Write([]byte(url))
-	fmt.Fprintf(h, "\x00proxy\x00%s", px.Key())
+	fmt.Fprintf(h, "\x00proxy\x00%s", src.Proxy.Key())
+	if src.Provider == gitauth.ProviderAzure {
+		// The identity is the controller's, or a ServiceAccount of the namespace.
+		fmt.Fprintf(h, "\x00azure\x00%s/%s", src.Namespace, src.ServiceAccountName)
+	}
+	fmt.Fprintf(h, "\x00provider\x00%s", src.Provider)
+	secret := src.Secret
 	keys := make([]string, 0, len(secret))
 	for k := range secret {
 		keys = append(keys, k)

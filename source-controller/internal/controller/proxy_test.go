@@ -10,6 +10,7 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/plumb-dev/plumb/shared/gitauth"
 	"github.com/plumb-dev/plumb/shared/proxy"
 	"github.com/plumb-dev/plumb/shared/testing/nettest"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
@@ -113,14 +114,23 @@ func TestRemoteKey_HoldsTheProxy(t *testing.T) {
 	c, _ := proxy.Parse("http://127.0.0.1:3129", "u", "one")
 	keys := map[string]bool{}
 	for _, px := range []*proxy.Proxy{nil, a, b, c} {
-		keys[remoteKey("http://127.0.0.1/repo.git", secret, px)] = true
+		keys[remoteKey("http://127.0.0.1/repo.git", gitauth.Source{Secret: secret, Proxy: px})] = true
 	}
 	if len(keys) != 4 {
 		t.Fatalf("%d distinct keys for 4 ways to reach the remote", len(keys))
 	}
 	again, _ := proxy.Parse("http://127.0.0.1:3128", "u", "one")
-	if remoteKey("http://127.0.0.1/repo.git", secret, a) != remoteKey("http://127.0.0.1/repo.git", secret, again) {
+	if remoteKey("http://127.0.0.1/repo.git", gitauth.Source{Secret: secret, Proxy: a}) != remoteKey("http://127.0.0.1/repo.git", gitauth.Source{Secret: secret, Proxy: again}) {
 		t.Fatal("the key is not stable")
+	}
+	// Azure identities of two ServiceAccounts, or of two namespaces, do not share listings.
+	azure := map[string]bool{}
+	for _, src := range []gitauth.Source{{Provider: "azure"}, {Provider: "azure", Namespace: "a", ServiceAccountName: "sa"},
+		{Provider: "azure", Namespace: "b", ServiceAccountName: "sa"}, {Provider: "azure", Namespace: "a", ServiceAccountName: "other"}} {
+		azure[remoteKey("https://dev.azure.com/o/p/_git/r", src)] = true
+	}
+	if len(azure) != 4 {
+		t.Fatalf("%d distinct keys for 4 azure identities", len(azure))
 	}
 }
 

@@ -1,6 +1,8 @@
 package git
 
 import (
+	"context"
+
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
 
 	"github.com/plumb-dev/plumb/shared/gitauth"
@@ -15,6 +17,16 @@ type Remote = gitauth.Remote
 // or ErrInvalid.
 func NewRemote(rawURL string, secret map[string][]byte) (Remote, error) {
 	r, err := gitauth.NewRemote(rawURL, secret)
+	if k, ok := r.Auth.(*gitssh.PublicKeys); ok {
+		r.Auth = sshDialTimeout{k}
+	}
+	return r, err
+}
+
+// ProviderRemote builds a Remote from the credentials' source, as gitauth.ProviderRemote does
+// (generic, github, azure), with NewRemote's SSH dial deadline.
+func ProviderRemote(ctx context.Context, rawURL string, src gitauth.Source) (Remote, error) {
+	r, err := gitauth.ProviderRemote(ctx, rawURL, src)
 	if k, ok := r.Auth.(*gitssh.PublicKeys); ok {
 		r.Auth = sshDialTimeout{k}
 	}
