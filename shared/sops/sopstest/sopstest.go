@@ -22,6 +22,7 @@ import (
 	"github.com/getsops/sops/v3/aes"
 	sopsage "github.com/getsops/sops/v3/age"
 	"github.com/getsops/sops/v3/config"
+	"github.com/getsops/sops/v3/gcpkms"
 	"github.com/getsops/sops/v3/hcvault"
 	"github.com/getsops/sops/v3/keyservice"
 	"github.com/getsops/sops/v3/kms"
@@ -30,6 +31,7 @@ import (
 	"github.com/getsops/sops/v3/stores/ini"
 	sopsjson "github.com/getsops/sops/v3/stores/json"
 	sopsyaml "github.com/getsops/sops/v3/stores/yaml"
+	"golang.org/x/oauth2"
 )
 
 // Identity is a new age identity: its secret key string (the content of a .agekey entry) and
@@ -90,11 +92,15 @@ type Options struct {
 	// VaultToken seals data keys with HashiCorp Vault transit keys (group members
 	// "http(s)://host/v1/<engine>/keys/<name>").
 	VaultToken string
+	// GCP is the token source that seals data keys with GCP KMS keys (group members
+	// "projects/<p>/locations/<l>/keyRings/<r>/cryptoKeys/<k>"); its endpoint is SOPS's
+	// (SOPS_GCP_KMS_ENDPOINT, SOPS_GCP_KMS_CLIENT_TYPE).
+	GCP oauth2.TokenSource
 }
 
 // Encrypt encrypts plain, stored as format ("yaml", "json", "dotenv", "ini" or "binary"), for
 // key groups (one group per slice) of age recipients ("age1..."), PGP fingerprints (of keys in
-// opts.PGP), AWS KMS key ARNs and HashiCorp Vault key URIs, with SOPS's master keys.
+// opts.PGP), AWS KMS key ARNs, GCP KMS key resource IDs and HashiCorp Vault key URIs, with SOPS's master keys.
 func Encrypt(t testing.TB, format string, plain []byte, opts Options, groups ...[]string) []byte {
 	t.Helper()
 	c := config.NewStoresConfig()
@@ -122,6 +128,9 @@ func Encrypt(t testing.TB, format string, plain []byte, opts Options, groups ...
 			switch {
 			case strings.HasPrefix(r, "arn:aws:kms:"):
 				kg = append(kg, kms.NewMasterKeyFromArn(r, nil, ""))
+				continue
+			case strings.HasPrefix(r, "projects/"):
+				kg = append(kg, gcpkms.NewMasterKeyFromResourceID(r))
 				continue
 			case strings.HasPrefix(r, "http://") || strings.HasPrefix(r, "https://"):
 				mk, err := hcvault.NewMasterKeyFromURI(r)
@@ -187,6 +196,15 @@ func (s sealer) Encrypt(ctx context.Context, req *keyservice.EncryptRequest) (*k
 		mk := kms.NewMasterKey(k.KmsKey.GetArn(), "", nil)
 		if s.opts.AWS != nil {
 			kms.NewCredentialsProvider(s.opts.AWS).ApplyToMasterKey(mk)
+		}
+		if err := mk.EncryptContext(ctx, req.GetPlaintext()); err != nil {
+			return nil, err
+		}
+		return &keyservice.EncryptResponse{Ciphertext: mk.EncryptedDataKey()}, nil
+	case *keyservice.Key_GcpKmsKey:
+		mk := gcpkms.NewMasterKeyFromResourceID(k.GcpKmsKey.GetResourceId())
+		if s.opts.GCP != nil {
+			gcpkms.NewTokenSource(s.opts.GCP).ApplyToMasterKey(mk)
 		}
 		if err := mk.EncryptContext(ctx, req.GetPlaintext()); err != nil {
 			return nil, err

@@ -21,7 +21,7 @@ const (
 // HelmRepositorySpec says where a chart repository is and how to reach it.
 // +kubebuilder:validation:XValidation:rule="self.type != 'oci' || self.url.startsWith('oci://')",message="an oci HelmRepository needs an oci:// url"
 // +kubebuilder:validation:XValidation:rule="self.type == 'oci' || self.url.startsWith('http://') || self.url.startsWith('https://')",message="a default HelmRepository needs an http:// or https:// url"
-// +kubebuilder:validation:XValidation:rule="!has(self.provider) || self.provider == 'generic' || self.type == 'oci'",message="spec.provider other than generic needs type: oci (an https HelmRepository takes a secretRef)"
+// +kubebuilder:validation:XValidation:rule="!has(self.provider) || self.provider == 'generic' || self.type == 'oci'",message="spec.provider other than generic needs type: oci (an https HelmRepository takes a secretRef)",fieldPath=".provider"
 type HelmRepositorySpec struct {
 	// URL of the repository: the folder of index.yaml (https://charts.example.com/stable), or
 	// oci://registry/path for type oci.

@@ -214,7 +214,14 @@ func TestHelmChart_FromOCIHelmRepository(t *testing.T) {
 // push` does, with the Helm SDK's registry client.
 func pushChart(t *testing.T, repo string, versions ...string) {
 	t.Helper()
-	rc, err := registry.NewClient(registry.ClientOptPlainHTTP())
+	pushChartWith(t, nil, repo, versions...)
+}
+
+// pushChartWith pushes as pushChart does, with more options of the registry client (such as
+// credentials).
+func pushChartWith(t *testing.T, opts []registry.ClientOption, repo string, versions ...string) {
+	t.Helper()
+	rc, err := registry.NewClient(append([]registry.ClientOption{registry.ClientOptPlainHTTP()}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

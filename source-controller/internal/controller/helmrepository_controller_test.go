@@ -231,3 +231,32 @@ func TestHelmRepository_OCIHasNoArtifact(t *testing.T) {
 	g.Expect(waitFailed(g, unusable, sourcev1.InvalidSpecReason)).To(ContainSubstring("not a repository name"))
 	g.Expect(conditions.IsStalled(unusable)).To(BeTrue())
 }
+
+// The schema refuses a cloud provider on an https HelmRepository, naming the field: its
+// credentials come from a secretRef. Generic is accepted there, and a provider on type oci.
+func TestHelmRepository_ProviderNeedsOCI(t *testing.T) {
+	ns := newNamespace(t)
+	for _, p := range []string{"aws", "azure", "gcp"} {
+		t.Run(p, func(t *testing.T) {
+			g := NewWithT(t)
+			obj := newHelmRepository(ns, "https://charts.example.com", "")
+			obj.Spec.Provider = p
+			err := k8s.Create(context.Background(), obj)
+			g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "refused as invalid: %v", err)
+			g.Expect(err).To(MatchError(ContainSubstring("spec.provider: Invalid value")))
+			g.Expect(err).To(MatchError(ContainSubstring("spec.provider other than generic needs type: oci (an https HelmRepository takes a secretRef)")))
+
+			oci := newHelmRepository(ns, "oci://europe-docker.pkg.dev/team/charts", "")
+			oci.Spec.Type, oci.Spec.Provider = sourcev1.HelmRepositoryTypeOCI, p
+			g.Expect(k8s.Create(context.Background(), oci)).To(Succeed())
+		})
+	}
+	g := NewWithT(t)
+	generic := newHelmRepository(ns, "https://charts.example.com", "")
+	generic.Spec.Provider = "generic"
+	g.Expect(k8s.Create(context.Background(), generic)).To(Succeed())
+
+	// An update that adds the provider is refused as well.
+	generic.Spec.Provider = "aws"
+	g.Expect(k8s.Update(context.Background(), generic)).To(MatchError(ContainSubstring("spec.provider: Invalid value")))
+}

@@ -24,9 +24,11 @@ import (
 	"github.com/go-git/go-git/v5/storage/memory"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -111,6 +113,11 @@ func run(m *testing.M) int {
 		Scheme:  scheme,
 		Metrics: metricsserver.Options{BindAddress: "0"},
 		Client:  client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}, &corev1.ServiceAccount{}}}},
+		// The OCIRepositories of objectLevelNamespace are another manager's, whose Cloud has
+		// object-level workload identity (ocirepository_cloud_test.go).
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			&sourcev1.OCIRepository{}: {Field: fields.OneTermNotEqualSelector("metadata.namespace", objectLevelNamespace)},
+		}},
 	})
 	must(err)
 	reconciler = &GitRepositoryReconciler{
