@@ -128,6 +128,16 @@ func benchApply(ctx context.Context, n, concurrent int, encrypt bool, profile st
 		return nil, err
 	}
 	coldReady := time.Since(begin)
+	if enc != nil {
+		// Ready proves little if the ciphertext was applied: the ConfigMap holds the plain value.
+		cm := &corev1.ConfigMap{}
+		if err := c.Get(ctx, clientKey(ns, "app-0000"), cm); err != nil {
+			return nil, err
+		}
+		if cm.Data["app"] != "app-0000" {
+			return nil, fmt.Errorf("ConfigMap %s/app-0000 was applied without being decrypted", ns)
+		}
+	}
 	var durations []time.Duration
 	var list applyv1.KustomizationList
 	if err := c.List(ctx, &list, client.InNamespace(ns)); err != nil {
