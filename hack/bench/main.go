@@ -5,7 +5,7 @@
 //
 //	go run ./bench list
 //	go run ./bench git [-n 200] [-cpuprofile file]
-//	go run ./bench apply [-n 1000] [-concurrent 4] [-cpuprofile file]
+//	go run ./bench apply [-n 1000] [-concurrent 4] [-sops] [-cpuprofile file]
 //	go run ./bench oci [-n 500] [-cpuprofile file]
 //	go run ./bench helmchart [-n 500] [-charts 50] [-versions 100] [-cpuprofile file]
 //	go run ./bench helm [-n 1000] [-concurrent 10] [-cpuprofile file]
@@ -82,10 +82,16 @@ func main() {
 	case "apply":
 		n := fs.Int("n", 1000, "Kustomizations from one GitRepository")
 		concurrent := fs.Int("concurrent", 4, "apply-controller --concurrent")
+		encrypt := fs.Bool("sops", false, "SOPS-encrypt each app's ConfigMap with age; the Kustomizations decrypt it")
 		profile := fs.String("cpuprofile", "", "write a CPU profile of apply-controller during the no-op round to this file")
 		parse()
-		begin(map[string]any{"n": *n, "concurrent": *concurrent})
-		ms, err = benchApply(ctx, *n, *concurrent, *profile)
+		p := map[string]any{"n": *n, "concurrent": *concurrent}
+		if *encrypt {
+			// Only then: plain runs keep comparing with the plain runs recorded before.
+			p["sops"] = true
+		}
+		begin(p)
+		ms, err = benchApply(ctx, *n, *concurrent, *encrypt, *profile)
 	case "oci":
 		n := fs.Int("n", 500, "OCIRepositories, each on its own repository")
 		profile := fs.String("cpuprofile", "", "write a CPU profile of the controller during the no-op round to this file")

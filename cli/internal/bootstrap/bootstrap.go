@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"path"
 	"sort"
 	"strings"
@@ -47,6 +48,9 @@ type Options struct {
 	Interval    time.Duration
 	AuthorName  string
 	AuthorEmail string
+	// SOPS, when set, makes the Kustomization decrypt SOPS-encrypted files with the keys of a
+	// Secret of the namespace.
+	SOPS *SOPS
 }
 
 // Name is the name of the GitRepository, Kustomization and Secret that sync Plumb: the
@@ -107,14 +111,17 @@ func syncObjects(o Options) []*unstructured.Unstructured {
 	case o.Username != "" || o.Password != "":
 		repoSpec["secretRef"] = map[string]any{"name": o.Name()}
 	}
+	// Orphan: deleting this Kustomization by mistake leaves Plumb and the cluster as they are.
+	ksSpec := map[string]any{"sourceRef": map[string]any{"kind": "GitRepository", "name": o.Name()},
+		"path": "./" + o.Path, "prune": true, "deletionPolicy": "Orphan", "interval": interval}
+	if d := decryption(o); d != nil {
+		ksSpec["decryption"] = d
+	}
 	return []*unstructured.Unstructured{
 		{Object: map[string]any{"apiVersion": "source.plumb.dev/v1beta1", "kind": "GitRepository",
 			"metadata": map[string]any{"name": o.Name(), "namespace": o.Namespace}, "spec": repoSpec}},
 		{Object: map[string]any{"apiVersion": "apply.plumb.dev/v1beta1", "kind": "Kustomization",
-			"metadata": map[string]any{"name": o.Name(), "namespace": o.Namespace},
-			// Orphan: deleting this Kustomization by mistake leaves Plumb and the cluster as they are.
-			"spec": map[string]any{"sourceRef": map[string]any{"kind": "GitRepository", "name": o.Name()},
-				"path": "./" + o.Path, "prune": true, "deletionPolicy": "Orphan", "interval": interval}}},
+			"metadata": map[string]any{"name": o.Name(), "namespace": o.Namespace}, "spec": ksSpec}},
 	}
 }
 
@@ -130,10 +137,28 @@ func Secret(o Options) *unstructured.Unstructured {
 		"stringData": map[string]any{"username": o.Username, "password": o.Password}}}
 }
 
+// Pushed is what Commit did.
+type Pushed struct {
+	// Commit is the branch's commit, and Changed whether Commit made it.
+	Commit  string
+	Changed bool
+	// SOPSConfig is the sops configuration file (.sops.yaml) that applies to the path, when
+	// bootstrap has SOPS recipients, and SOPSConfigWritten whether this commit wrote it.
+	SOPSConfig        string
+	SOPSConfigWritten bool
+}
+
 // Commit writes the files to the branch, commits when they differ from what is there and
-// pushes; it returns the branch's commit and whether it made one. An empty repository gets the
-// branch.
-func Commit(ctx context.Context, o Options, files map[string][]byte) (string, bool, error) {
+// pushes. With SOPS recipients, a .sops.yaml is added to the path unless the path or a folder
+// above has one. An empty repository gets the branch.
+func Commit(ctx context.Context, o Options, files map[string][]byte) (Pushed, error) {
+	var p Pushed
+	c, changed, err := commit(ctx, o, files, &p)
+	p.Commit, p.Changed = c, changed
+	return p, err
+}
+
+func commit(ctx context.Context, o Options, files map[string][]byte, p *Pushed) (string, bool, error) {
 	auth := auth(o)
 	fs := memfs.New()
 	repo, err := gogit.CloneContext(ctx, memory.NewStorage(), fs, &gogit.CloneOptions{URL: o.URL, Auth: auth,
@@ -150,6 +175,13 @@ func Commit(ctx context.Context, o Options, files map[string][]byte) (string, bo
 	wt, err := repo.Worktree()
 	if err != nil {
 		return "", false, err
+	}
+	if name, data := sopsConfig(o); name != "" {
+		if p.SOPSConfig = findSOPSConfig(fs, o.Path); p.SOPSConfig == "" {
+			files = maps.Clone(files)
+			files[name] = data
+			p.SOPSConfig, p.SOPSConfigWritten = name, true
+		}
 	}
 	names := make([]string, 0, len(files))
 	for n := range files {

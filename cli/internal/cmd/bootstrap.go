@@ -33,6 +33,7 @@ func newBootstrap(o *Options) *cobra.Command {
 func newBootstrapGit(o *Options) *cobra.Command {
 	b := bootstrap.Options{}
 	var wait bool
+	var sopsKeyFile, sopsSecret string
 	c := &cobra.Command{
 		Use:   "git",
 		Short: "Commit Plumb's manifests and sync objects to a Git repository and apply them once",
@@ -46,9 +47,19 @@ From then on the cluster reconciles Plumb from Git: an upgrade or a new componen
 The password (or token) is read from --password or the PLUMB_GIT_PASSWORD environment variable;
 it goes into the cluster as the GitRepository's Secret, never into Git. With --secret, the
 credentials come from an existing Secret of the namespace (keys username and password) instead,
-which the GitRepository then uses.`,
+which the GitRepository then uses.
+
+With --sops-age-key-file, the Kustomization decrypts SOPS-encrypted files from the first commit
+on: the age identity file goes into the cluster only, as the entry age.agekey of the Secret
+--sops-secret-name (default sops-age) of the namespace, and the Kustomization's spec.decryption
+names that Secret. When neither <path> nor a folder above it has a .sops.yaml, bootstrap commits
+one to <path> whose creation rule encrypts for the identities' public keys (age1...). The key is
+checked before anything is pushed, and never printed. --sops-secret-name alone uses an existing
+Secret of the namespace (entries *.agekey or *.asc), which bootstrap leaves as it is.`,
 		Example: `  PLUMB_GIT_PASSWORD=$TOKEN plumb bootstrap git --url https://git.example.com/org/fleet.git \
-    --username plumb --branch main --path clusters/prod`,
+    --username plumb --branch main --path clusters/prod
+  plumb bootstrap git --url https://git.example.com/org/fleet.git --username plumb \
+    --path clusters/prod --sops-age-key-file age.agekey`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if b.URL == "" {
@@ -78,6 +89,19 @@ which the GitRepository then uses.`,
 					return err
 				}
 			}
+			// The key is checked before the cluster or the repository is touched.
+			if sopsKeyFile != "" || cmd.Flags().Changed("sops-secret-name") {
+				s, err := sopsOptions(sopsKeyFile, sopsSecret)
+				if err != nil {
+					return err
+				}
+				b.SOPS = s
+				if sopsKeyFile == "" {
+					if err := o.decryptionSecretExists(cmd.Context(), b.Namespace, sopsSecret); err != nil {
+						return err
+					}
+				}
+			}
 			files, comps, sync, err := bootstrap.Files(b)
 			if err != nil {
 				return usageError{err}
@@ -92,21 +116,27 @@ which the GitRepository then uses.`,
 			if err := reachable(cfg); err != nil {
 				return err
 			}
-			commit, changed, err := bootstrap.Commit(ctx, b, files)
+			pushed, err := bootstrap.Commit(ctx, b, files)
 			if err != nil {
 				return err
 			}
-			if changed {
+			commit := pushed.Commit
+			if pushed.Changed {
 				fmt.Fprintf(o.Out, "✔ committed %s to %s: %s\n", b.Dir(), b.Branch, commit[:12])
 			} else {
 				fmt.Fprintf(o.Out, "✔ %s on %s is up to date (%s)\n", b.Dir(), b.Branch, commit[:12])
 			}
+			o.reportSOPSConfig(b, pushed)
 			rm, c, err := install.Manager(cfg)
 			if err != nil {
 				return err
 			}
 			objs := comps
 			if s := bootstrap.Secret(b); s != nil {
+				objs = append(objs, s)
+			}
+			// Before the Kustomization, so that its first build finds the keys.
+			if s := bootstrap.DecryptionSecret(b); s != nil {
 				objs = append(objs, s)
 			}
 			if _, err := install.Apply(ctx, rm, c, append(objs, sync...), o.Timeout); err != nil {
@@ -138,6 +168,8 @@ which the GitRepository then uses.`,
 	f.StringVar(&b.AuthorName, "author-name", "plumb", "author of the commit")
 	f.StringVar(&b.AuthorEmail, "author-email", "plumb@localhost", "author's email")
 	f.BoolVar(&wait, "wait", true, "wait until the cluster has applied the commit")
+	f.StringVar(&sopsKeyFile, "sops-age-key-file", "", "age identity file (age-keygen) the Kustomization decrypts SOPS files with; it goes into the cluster only")
+	f.StringVar(&sopsSecret, "sops-secret-name", "sops-age", "Secret of the namespace with the SOPS keys (written from --sops-age-key-file, or an existing one)")
 	imageFlags(c, &b.Images)
 	_ = c.MarkFlagRequired("path")
 	return c

@@ -2,11 +2,15 @@ package cmd
 
 import (
 	"context"
+	"io"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/fluxcd/pkg/gittestserver"
 	gogit "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
+	gitobject "github.com/go-git/go-git/v5/plumbing/object"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	"github.com/go-git/go-git/v5/storage/memory"
 	. "github.com/onsi/gomega"
@@ -14,6 +18,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/plumb-dev/plumb/shared/sops/sopstest"
 )
 
 func TestBootstrapGit(t *testing.T) {
@@ -112,4 +118,136 @@ func TestBootstrapGit(t *testing.T) {
 	g.Expect(code).To(Equal(1))
 	g.Expect(errOut).To(ContainSubstring("cloning"))
 	g.Expect(errOut).NotTo(ContainSubstring("wrong-pa55word-456"))
+}
+
+func TestBootstrapGitSOPS(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	srv := gittestserver.NewGitServer(t.TempDir())
+	srv.AutoCreate()
+	g.Expect(srv.StartHTTP()).To(Succeed())
+	defer srv.StopHTTP()
+	url := srv.HTTPAddress() + "/sops.git"
+	t.Setenv("PLUMB_GIT_PASSWORD", "")
+	dir := t.TempDir()
+	keyFile := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		g.Expect(os.WriteFile(p, []byte(content), 0o600)).To(Succeed())
+		return p
+	}
+	bootstrapWith := func(extra ...string) (int, string, string) {
+		return plumb(ctx, append([]string{"bootstrap", "git", "--url", url, "--path", "clusters/dev",
+			"--components", "source-controller,apply-controller", "-n", "plumb-sops", "--wait=false"}, extra...)...)
+	}
+	pushed := func() *gogit.Repository {
+		repo, err := gogit.Clone(memory.NewStorage(), nil, &gogit.CloneOptions{URL: url, ReferenceName: plumbing.NewBranchReferenceName("main")})
+		g.Expect(err).NotTo(HaveOccurred())
+		return repo
+	}
+	key, recipient := sopstest.Identity(t)
+	good := keyFile("age.agekey", "# created: 2026-12-06\n# public key: "+recipient+"\n"+key+"\n")
+
+	// A bad key file is refused before anything is pushed, and its content is not printed.
+	damaged := key[:len(key)-3] + "QQQ" // bech32 characters, a wrong checksum
+	for name, content := range map[string]string{"not-a-key": "AGE-SECRET-KEY-1-oops " + key[16:] + "\n", "damaged": damaged + "\n"} {
+		code, out, errOut := bootstrapWith("--sops-age-key-file", keyFile(name, content))
+		g.Expect(code).To(Equal(2), name)
+		g.Expect(errOut).To(ContainSubstring("--sops-age-key-file "+filepath.Join(dir, name)+": "), name)
+		g.Expect(out + errOut).NotTo(ContainSubstring(key[16:30]))
+		_, err := gogit.Clone(memory.NewStorage(), nil, &gogit.CloneOptions{URL: url})
+		g.Expect(err).To(HaveOccurred(), "%s: nothing is pushed", name)
+	}
+	code, _, errOut := bootstrapWith("--sops-age-key-file", filepath.Join(dir, "absent.agekey"))
+	g.Expect(code).To(Equal(2))
+	g.Expect(errOut).To(ContainSubstring("--sops-age-key-file: open "))
+
+	// The key goes into the cluster, the Kustomization decrypts with it, .sops.yaml names the
+	// public key, and no private key is anywhere in Git.
+	code, out, errOut := bootstrapWith("--sops-age-key-file", good)
+	g.Expect(code).To(Equal(0), errOut)
+	g.Expect(out).To(ContainSubstring("✔ committed clusters/dev/.sops.yaml: sops encrypts for " + recipient))
+	g.Expect(out + errOut).NotTo(ContainSubstring("AGE-SECRET-KEY"))
+	secret := &corev1.Secret{}
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: "plumb-sops", Name: "sops-age"}, secret)).To(Succeed())
+	g.Expect(secret.Data).To(HaveLen(1))
+	g.Expect(string(secret.Data["age.agekey"])).To(ContainSubstring(key))
+	ks := &unstructured.Unstructured{}
+	ks.SetAPIVersion("apply.plumb.dev/v1beta1")
+	ks.SetKind("Kustomization")
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: "plumb-sops", Name: "plumb-sops"}, ks)).To(Succeed())
+	decryption, _, _ := unstructured.NestedMap(ks.Object, "spec", "decryption")
+	g.Expect(decryption).To(Equal(map[string]any{"provider": "sops", "secretRef": map[string]any{"name": "sops-age"}}))
+	repo := pushed()
+	ref, err := repo.Head()
+	g.Expect(err).NotTo(HaveOccurred())
+	first := ref.Hash()
+	commit, err := repo.CommitObject(first)
+	g.Expect(err).NotTo(HaveOccurred())
+	file, err := commit.File("clusters/dev/plumb-sops/sync.yaml")
+	g.Expect(err).NotTo(HaveOccurred())
+	syncYAML, _ := file.Contents()
+	g.Expect(syncYAML).To(ContainSubstring("  decryption:\n    provider: sops\n    secretRef:\n      name: sops-age\n"))
+	file, err = commit.File("clusters/dev/.sops.yaml")
+	g.Expect(err).NotTo(HaveOccurred())
+	sopsYAML, _ := file.Contents()
+	g.Expect(sopsYAML).To(ContainSubstring("    age: " + recipient + "\n"))
+	noPrivateKey := func(repo *gogit.Repository) {
+		blobs, err := repo.BlobObjects()
+		g.Expect(err).NotTo(HaveOccurred())
+		count := 0
+		g.Expect(blobs.ForEach(func(b *gitobject.Blob) error {
+			r, err := b.Reader()
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			data, err := io.ReadAll(r)
+			count++
+			g.Expect(string(data)).NotTo(ContainSubstring("AGE-SECRET-KEY"), "a private key in Git, blob %s", b.Hash)
+			return err
+		})).To(Succeed())
+		g.Expect(count).To(BeNumerically(">=", 4), "every file of the tree was read")
+	}
+	noPrivateKey(repo)
+
+	// Again, with another key: nothing to commit, .sops.yaml is the team's to edit, and the one
+	// Secret holds the new key.
+	key2, recipient2 := sopstest.Identity(t)
+	code, out, errOut = bootstrapWith("--sops-age-key-file", keyFile("new.agekey", key2+"\n"))
+	g.Expect(code).To(Equal(0), errOut)
+	g.Expect(out).To(ContainSubstring("is up to date"))
+	g.Expect(out).To(ContainSubstring("✔ clusters/dev/.sops.yaml exists and is left as it is: its creation rules must encrypt for " + recipient2))
+	ref, err = pushed().Head()
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(ref.Hash()).To(Equal(first))
+	var secrets corev1.SecretList
+	g.Expect(k8s.List(ctx, &secrets, client.InNamespace("plumb-sops"))).To(Succeed())
+	withKeys := 0
+	for _, s := range secrets.Items {
+		if _, ok := s.Data["age.agekey"]; ok {
+			withKeys++
+			g.Expect(s.Name).To(Equal("sops-age"))
+			g.Expect(string(s.Data["age.agekey"])).To(Equal(key2 + "\n"))
+		}
+	}
+	g.Expect(withKeys).To(Equal(1))
+
+	// An existing Secret of another name: the Kustomization names it, bootstrap leaves it be.
+	g.Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "team-keys", Namespace: "plumb-sops"},
+		Data: map[string][]byte{"team.agekey": []byte(key + "\n")}})).To(Succeed())
+	code, out, errOut = bootstrapWith("--sops-secret-name", "team-keys")
+	g.Expect(code).To(Equal(0), errOut)
+	g.Expect(out).To(ContainSubstring("✔ committed clusters/dev/plumb-sops to main"))
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: "plumb-sops", Name: "plumb-sops"}, ks)).To(Succeed())
+	name, _, _ := unstructured.NestedString(ks.Object, "spec", "decryption", "secretRef", "name")
+	g.Expect(name).To(Equal("team-keys"))
+	noPrivateKey(pushed())
+	code, _, errOut = bootstrapWith("--sops-secret-name", "absent")
+	g.Expect(code).To(Equal(1))
+	g.Expect(errOut).To(ContainSubstring(`--sops-secret-name: secrets "absent" not found (give --sops-age-key-file to create it)`))
+	g.Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "no-keys", Namespace: "plumb-sops"},
+		Data: map[string][]byte{"key.txt": []byte(key)}})).To(Succeed())
+	code, _, errOut = bootstrapWith("--sops-secret-name", "no-keys")
+	g.Expect(code).To(Equal(1))
+	g.Expect(errOut).To(ContainSubstring("--sops-secret-name: Secret plumb-sops/no-keys: no entry ending in .agekey or .asc"))
 }
