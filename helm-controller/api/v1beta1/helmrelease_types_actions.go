@@ -50,9 +50,9 @@ type Install struct {
 	// +kubebuilder:validation:Enum=Skip;Create;CreateReplace
 	CRDs string `json:"crds,omitempty"`
 	// SkipCRDs leaves the chart's crds/ folder alone.
+	// +optional
 	//
 	// Deprecated: use crds: Skip, which wins when both are set.
-	// +optional
 	SkipCRDs bool `json:"skipCRDs,omitempty"`
 	// CreateNamespace creates the target namespace when it does not exist; it is not deleted
 	// with the release.

@@ -48,6 +48,7 @@ func InstallCRDsPolicy(obj *helmv1.HelmRelease) string {
 	switch {
 	case in == nil:
 		return ""
+	//lint:ignore SA1019 Flux's manifests still set it
 	case in.CRDs == "" && in.SkipCRDs:
 		return helmv1.CRDsSkip
 	}

@@ -175,6 +175,7 @@ func TestPostRendererFor(t *testing.T) {
 
 func TestFluxActionOptions(t *testing.T) {
 	hr := hrWith(func(hr *helmv1.HelmRelease) {
+		//lint:ignore SA1019 the deprecated field is read as Flux reads it
 		hr.Spec.Install = &helmv1.Install{CreateNamespace: true, DisableHooks: true, DisableSchemaValidation: true, SkipCRDs: true,
 			Strategy: &helmv1.ActionStrategy{Name: helmv1.ActionStrategyRetryOnFailure}}
 		hr.Spec.Upgrade = &helmv1.Upgrade{Force: true, PreserveValues: true, CleanupOnFail: true, DisableHooks: true, DisableWaitForJobs: true,
