@@ -89,6 +89,10 @@ type HelmReleaseSpec struct {
 	// KubeConfig releases into another cluster with the kubeconfig in this Secret.
 	// +optional
 	KubeConfig *KubeConfigReference `json:"kubeConfig,omitempty"`
+	// CommonMetadata labels and annotations go on every object the chart renders (not on its
+	// hooks), over those the chart sets, after the postRenderers.
+	// +optional
+	CommonMetadata *CommonMetadata `json:"commonMetadata,omitempty"`
 	// PostRenderers change the rendered manifests before they are applied.
 	// +optional
 	PostRenderers []PostRenderer `json:"postRenderers,omitempty"`
@@ -108,11 +112,34 @@ type HelmReleaseSpec struct {
 	Suspend bool `json:"suspend,omitempty"`
 }
 
+// CommonMetadata are labels and annotations set on every object of a release.
+type CommonMetadata struct {
+	// Annotations to set.
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
+	// Labels to set.
+	// +optional
+	Labels map[string]string `json:"labels,omitempty"`
+}
+
 // HelmChartTemplate describes the HelmChart to create.
 type HelmChartTemplate struct {
+	// ObjectMeta holds labels and annotations of the HelmChart.
+	// +optional
+	ObjectMeta *HelmChartTemplateObjectMeta `json:"metadata,omitempty"`
 	// Spec of the HelmChart.
 	// +required
 	Spec HelmChartTemplateSpec `json:"spec"`
+}
+
+// HelmChartTemplateObjectMeta is the metadata of the HelmChart a HelmRelease creates.
+type HelmChartTemplateObjectMeta struct {
+	// Labels of the HelmChart.
+	// +optional
+	Labels map[string]string `json:"labels,omitempty"`
+	// Annotations of the HelmChart.
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
 // HelmChartTemplateSpec is the part of a HelmChart's spec a HelmRelease sets.
@@ -130,6 +157,10 @@ type HelmChartTemplateSpec struct {
 	// ValuesFiles of the chart merged into its values.yaml.
 	// +optional
 	ValuesFiles []string `json:"valuesFiles,omitempty"`
+	// IgnoreMissingValuesFiles leaves out the valuesFiles the chart does not have, instead of
+	// failing the HelmChart.
+	// +optional
+	IgnoreMissingValuesFiles bool `json:"ignoreMissingValuesFiles,omitempty"`
 	// ReconcileStrategy of the HelmChart: ChartVersion (default) or Revision.
 	// +optional
 	// +kubebuilder:validation:Enum=ChartVersion;Revision
@@ -208,6 +239,10 @@ type ValuesReference struct {
 	// Optional lets the release go ahead when the object or key is missing.
 	// +optional
 	Optional bool `json:"optional,omitempty"`
+	// Literal is accepted for Flux's manifests: with targetPath the value is always put as it
+	// is, a string, never parsed with Helm's --set syntax (as Flux does with literal: true).
+	// +optional
+	Literal bool `json:"literal,omitempty"`
 }
 
 // KubeConfigReference names a Secret holding a kubeconfig.

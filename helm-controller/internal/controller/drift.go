@@ -31,14 +31,7 @@ func (r *HelmReleaseReconciler) drift(ctx context.Context, obj *helmv1.HelmRelea
 	if err != nil {
 		return err
 	}
-	var rules []jsondiff.IgnoreRule
-	for _, ir := range dd.Ignore {
-		rule := jsondiff.IgnoreRule{Paths: ir.Paths}
-		if t := ir.Target; t != nil {
-			rule.Selector = &jsondiff.Selector{Kind: t.Kind, Name: t.Name, Namespace: t.Namespace}
-		}
-		rules = append(rules, rule)
-	}
+	rules := ignoreRules(dd)
 	diffs, err := jsondiff.UnstructuredList(ctx, c, objs,
 		jsondiff.FieldOwner(r.ControllerName), jsondiff.IgnoreRules(rules), jsondiff.MaskSecrets(true), jsondiff.Rationalize(true))
 	if err != nil {
@@ -84,5 +77,32 @@ func (r *HelmReleaseReconciler) drift(ctx context.Context, obj *helmv1.HelmRelea
 	}
 	r.event(ctx, obj, revision, corev1.EventTypeNormal, helmv1.DriftCorrectedReason, "release %s: put back %s", rls.Name, list)
 	conditions.MarkFalse(obj, helmv1.DriftedCondition, helmv1.DriftCorrectedReason, "put back %s", list)
+	return nil
+}
+
+// ignoreRules are driftDetection.ignore as jsondiff's rules.
+func ignoreRules(dd *helmv1.DriftDetection) []jsondiff.IgnoreRule {
+	var rules []jsondiff.IgnoreRule
+	for _, ir := range dd.Ignore {
+		rule := jsondiff.IgnoreRule{Paths: ir.Paths}
+		if t := ir.Target; t != nil {
+			rule.Selector = &jsondiff.Selector{Group: t.Group, Version: t.Version, Kind: t.Kind, Name: t.Name,
+				Namespace: t.Namespace, LabelSelector: t.LabelSelector, AnnotationSelector: t.AnnotationSelector}
+		}
+		rules = append(rules, rule)
+	}
+	return rules
+}
+
+// validateIgnoreRules checks the regular expressions and selectors of driftDetection.ignore.
+func validateIgnoreRules(dd *helmv1.DriftDetection) error {
+	if dd == nil {
+		return nil
+	}
+	for i, rule := range ignoreRules(dd) {
+		if _, err := jsondiff.NewSelectorRegex(rule.Selector); err != nil {
+			return fmt.Errorf("spec.driftDetection.ignore[%d].target: %w", i, err)
+		}
+	}
 	return nil
 }

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
@@ -12,6 +13,7 @@ import (
 	"helm.sh/helm/v3/pkg/release"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	helmv1 "github.com/plumb-dev/plumb/helm-controller/api/v1beta1"
@@ -23,31 +25,35 @@ import (
 // install installs the chart (replace: over a release uninstalled or whose first install
 // failed), then confirms it; a failure is remediated by actionFailed.
 func (r *HelmReleaseReconciler) install(ctx context.Context, obj *helmv1.HelmRelease, h plumbrelease.Actions, ch *chart.Chart, vals map[string]any, a *meta.Artifact, replace bool) (ctrl.Result, error) {
-	if plumbrelease.Exhausted(obj.Status.InstallFailures, plumbrelease.InstallRemediation(obj)) {
+	if retry, _ := plumbrelease.RetryOnFailure(obj, true); !retry && plumbrelease.Exhausted(obj.Status.InstallFailures, plumbrelease.InstallRemediation(obj)) {
 		return r.retriesExhausted(ctx, obj, a.Revision, "install", obj.Status.InstallFailures)
 	}
-	wait, timeout := plumbrelease.WaitSettings(obj, true)
+	_, timeout := plumbrelease.WaitSettings(obj, true)
 	crds := plumbrelease.PlanCRDs(plumbrelease.InstallCRDsPolicy(obj), true)
 	if crds.Write {
 		if err := r.applyCRDs(ctx, obj, ch, crds.Replace); err != nil {
 			return ctrl.Result{}, r.failure(ctx, obj, a.Revision, helmv1.InstallFailedReason, fmt.Errorf("CRDs of chart %s: %w", ch.Name(), err))
 		}
 	}
-	conditions.MarkReconciling(obj, helmv1.ProgressingReason, "installing chart %s %s", ch.Name(), ch.Metadata.Version)
+	opts := plumbrelease.InstallOptionsFor(obj)
+	opts.Replace = replace || obj.Spec.Install != nil && obj.Spec.Install.Replace
+	opts.SkipCRDs = crds.SkipByHelm
+	opts.Labels = plumbrelease.Labels(obj, plumbrelease.ChartDigest(a.Digest))
+	opts.Timeout = timeout
+	r.progressing(ctx, obj, "installing chart %s %s", ch.Name(), ch.Metadata.Version)
 	before := h.LatestVersion()
-	rls, err := h.Install(ctx, ch, vals, plumbrelease.InstallOptions{
-		Replace:      replace,
-		SkipCRDs:     crds.SkipByHelm,
-		Labels:       plumbrelease.Labels(obj, plumbrelease.ChartDigest(a.Digest)),
-		PostRenderer: plumbrelease.PostRendererFor(obj.Spec.PostRenderers),
-		Timeout:      timeout,
-	})
+	rls, err := h.Install(ctx, ch, vals, opts)
 	if err == nil {
-		err = r.confirm(ctx, obj, h, rls, wait, timeout, a.Revision)
+		err = r.confirm(ctx, obj, h, rls, true, a.Revision)
 	}
 	if err != nil {
 		return ctrl.Result{}, r.actionFailed(ctx, obj, h, a.Revision, true, before, fmt.Errorf("install of chart %s %s failed: %w", ch.Name(), ch.Metadata.Version, err))
 	}
+	return r.installed(ctx, obj, rls, ch, a)
+}
+
+// installed records a successful install.
+func (r *HelmReleaseReconciler) installed(ctx context.Context, obj *helmv1.HelmRelease, rls *release.Release, ch *chart.Chart, a *meta.Artifact) (ctrl.Result, error) {
 	obj.Status.InstallFailures = 0
 	conditions.MarkTrue(obj, helmv1.ReleasedCondition, helmv1.InstallSucceededReason, "installed chart %s %s as revision %d", ch.Name(), ch.Metadata.Version, rls.Version)
 	conditions.Delete(obj, helmv1.RemediatedCondition)
@@ -57,29 +63,32 @@ func (r *HelmReleaseReconciler) install(ctx context.Context, obj *helmv1.HelmRel
 }
 
 // upgrade upgrades the release to the chart and values, then confirms it; a failure is
-// remediated by actionFailed.
-func (r *HelmReleaseReconciler) upgrade(ctx context.Context, obj *helmv1.HelmRelease, h plumbrelease.Actions, ch *chart.Chart, vals map[string]any, a *meta.Artifact) (ctrl.Result, error) {
-	if plumbrelease.Exhausted(obj.Status.UpgradeFailures, plumbrelease.UpgradeRemediation(obj)) {
+// remediated by actionFailed. With install, the upgrade tries again a first install that
+// failed under install.strategy RetryOnFailure, and counts as that install.
+func (r *HelmReleaseReconciler) upgrade(ctx context.Context, obj *helmv1.HelmRelease, h plumbrelease.Actions, ch *chart.Chart, vals map[string]any, a *meta.Artifact, install bool) (ctrl.Result, error) {
+	if retry, _ := plumbrelease.RetryOnFailure(obj, install); !retry && plumbrelease.Exhausted(obj.Status.UpgradeFailures, plumbrelease.UpgradeRemediation(obj)) {
 		return r.retriesExhausted(ctx, obj, a.Revision, "upgrade", obj.Status.UpgradeFailures)
 	}
-	wait, timeout := plumbrelease.WaitSettings(obj, false)
+	_, timeout := plumbrelease.WaitSettings(obj, false)
 	if crds := plumbrelease.PlanCRDs(plumbrelease.UpgradeCRDsPolicy(obj), false); crds.Write {
 		if err := r.applyCRDs(ctx, obj, ch, crds.Replace); err != nil {
 			return ctrl.Result{}, r.failure(ctx, obj, a.Revision, helmv1.UpgradeFailedReason, fmt.Errorf("CRDs of chart %s: %w", ch.Name(), err))
 		}
 	}
-	conditions.MarkReconciling(obj, helmv1.ProgressingReason, "upgrading to chart %s %s", ch.Name(), ch.Metadata.Version)
+	opts := plumbrelease.UpgradeOptionsFor(obj)
+	opts.Labels = plumbrelease.Labels(obj, plumbrelease.ChartDigest(a.Digest))
+	opts.Timeout = timeout
+	r.progressing(ctx, obj, "upgrading to chart %s %s", ch.Name(), ch.Metadata.Version)
 	before := h.LatestVersion()
-	rls, err := h.Upgrade(ctx, ch, vals, plumbrelease.UpgradeOptions{
-		Labels:       plumbrelease.Labels(obj, plumbrelease.ChartDigest(a.Digest)),
-		PostRenderer: plumbrelease.PostRendererFor(obj.Spec.PostRenderers),
-		Timeout:      timeout,
-	})
+	rls, err := h.Upgrade(ctx, ch, vals, opts)
 	if err == nil {
-		err = r.confirm(ctx, obj, h, rls, wait, timeout, a.Revision)
+		err = r.confirm(ctx, obj, h, rls, install, a.Revision)
 	}
 	if err != nil {
-		return ctrl.Result{}, r.actionFailed(ctx, obj, h, a.Revision, false, before, fmt.Errorf("upgrade to chart %s %s failed: %w", ch.Name(), ch.Metadata.Version, err))
+		return ctrl.Result{}, r.actionFailed(ctx, obj, h, a.Revision, install, before, fmt.Errorf("upgrade to chart %s %s failed: %w", ch.Name(), ch.Metadata.Version, err))
+	}
+	if install {
+		return r.installed(ctx, obj, rls, ch, a)
 	}
 	obj.Status.UpgradeFailures = 0
 	conditions.MarkTrue(obj, helmv1.ReleasedCondition, helmv1.UpgradeSucceededReason, "upgraded to chart %s %s as revision %d", ch.Name(), ch.Metadata.Version, rls.Version)
@@ -126,15 +135,15 @@ func (r *HelmReleaseReconciler) applyCRDs(ctx context.Context, obj *helmv1.HelmR
 	return nil
 }
 
-// confirm waits for the new revision's health, runs its tests, then labels it healthy: until
-// then a stopped controller leaves it to be checked again.
-func (r *HelmReleaseReconciler) confirm(ctx context.Context, obj *helmv1.HelmRelease, h plumbrelease.Actions, rls *release.Release, wait bool, timeout time.Duration, revision string) error {
-	if wait {
-		if err := r.waitHealthy(ctx, obj, rls, timeout); err != nil {
+// confirm waits for the new revision's health (of an install, or an upgrade), runs its tests,
+// then labels it healthy: until then a stopped controller leaves it to be checked again.
+func (r *HelmReleaseReconciler) confirm(ctx context.Context, obj *helmv1.HelmRelease, h plumbrelease.Actions, rls *release.Release, install bool, revision string) error {
+	if wait, timeout := plumbrelease.WaitSettings(obj, install); wait {
+		if err := r.waitHealthy(ctx, obj, rls, timeout, plumbrelease.WaitForJobs(obj, install)); err != nil {
 			return err
 		}
 	}
-	if err := r.runTests(ctx, obj, h, revision); err != nil {
+	if err := r.runTests(ctx, obj, h, install, revision); err != nil {
 		return err
 	}
 	return h.MarkHealthy(rls)
@@ -147,11 +156,10 @@ func (r *HelmReleaseReconciler) recheck(ctx context.Context, obj *helmv1.HelmRel
 	if install {
 		failures, rem, what = obj.Status.InstallFailures, plumbrelease.InstallRemediation(obj), "install"
 	}
-	if plumbrelease.Exhausted(failures, rem) {
+	if retry, _ := plumbrelease.RetryOnFailure(obj, install); !retry && plumbrelease.Exhausted(failures, rem) {
 		return r.retriesExhausted(ctx, obj, a.Revision, what, failures)
 	}
-	wait, timeout := plumbrelease.WaitSettings(obj, install)
-	if err := r.confirm(ctx, obj, h, cur, wait, timeout, a.Revision); err != nil {
+	if err := r.confirm(ctx, obj, h, cur, install, a.Revision); err != nil {
 		// The revision is stored: a failure is remediated as that of its action.
 		return ctrl.Result{}, r.actionFailed(ctx, obj, h, a.Revision, install, cur.Version-1, fmt.Errorf("revision %d: %w", cur.Version, err))
 	}
@@ -160,12 +168,18 @@ func (r *HelmReleaseReconciler) recheck(ctx context.Context, obj *helmv1.HelmRel
 }
 
 // waitHealthy waits, within timeout, until every object of the release's manifest is healthy as
-// kstatus judges it. Helm's own wait polls every 2 s; this one starts at 100 ms, so that a
-// release of objects that are ready at once takes a fraction of a second.
-func (r *HelmReleaseReconciler) waitHealthy(ctx context.Context, obj *helmv1.HelmRelease, rls *release.Release, timeout time.Duration) error {
+// kstatus judges it (its Jobs only with jobs). Helm's own wait polls every 2 s; this one starts
+// at 100 ms, so that a release of objects that are ready at once takes a fraction of a second.
+func (r *HelmReleaseReconciler) waitHealthy(ctx context.Context, obj *helmv1.HelmRelease, rls *release.Release, timeout time.Duration, jobs bool) error {
 	c, objs, err := r.releaseObjects(ctx, obj, rls)
 	if err != nil {
 		return err
+	}
+	if !jobs {
+		objs = slices.DeleteFunc(objs, func(o *unstructured.Unstructured) bool {
+			gvk := o.GroupVersionKind()
+			return gvk.Group == "batch" && gvk.Kind == "Job"
+		})
 	}
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -175,18 +189,19 @@ func (r *HelmReleaseReconciler) waitHealthy(ctx context.Context, obj *helmv1.Hel
 	return nil
 }
 
-// runTests runs the chart's test hooks when spec.test.enable; a failure is an error unless
-// ignoreFailures.
-func (r *HelmReleaseReconciler) runTests(ctx context.Context, obj *helmv1.HelmRelease, h plumbrelease.Actions, revision string) error {
+// runTests runs the chart's test hooks (those of spec.test.filters) when spec.test.enable; a
+// failure is an error unless the install's (or upgrade's) remediation.ignoreTestFailures, or
+// else test.ignoreFailures, says to ignore it.
+func (r *HelmReleaseReconciler) runTests(ctx context.Context, obj *helmv1.HelmRelease, h plumbrelease.Actions, install bool, revision string) error {
 	t := obj.Spec.Test
 	if t == nil || !t.Enable {
 		conditions.Delete(obj, helmv1.TestSuccessCondition)
 		return nil
 	}
-	if err := h.Test(plumbrelease.TestTimeout(obj)); err != nil {
+	if err := h.Test(plumbrelease.TestTimeout(obj), plumbrelease.TestFilters(obj)); err != nil {
 		conditions.MarkFalse(obj, helmv1.TestSuccessCondition, helmv1.TestFailedReason, "tests failed: %v", err)
 		r.event(ctx, obj, revision, corev1.EventTypeWarning, helmv1.TestFailedReason, "tests of release %s failed: %v", obj.GetReleaseName(), err)
-		if t.IgnoreFailures {
+		if plumbrelease.IgnoreTestFailures(obj, install) {
 			return nil
 		}
 		return fmt.Errorf("tests failed: %w", err)

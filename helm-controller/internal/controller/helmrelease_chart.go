@@ -107,6 +107,13 @@ func (r *HelmReleaseReconciler) ensureHelmChart(ctx context.Context, obj *helmv1
 	if t.ReconcileStrategy != "" {
 		spec["reconcileStrategy"] = t.ReconcileStrategy
 	}
+	if t.IgnoreMissingValuesFiles {
+		spec["ignoreMissingValuesFiles"] = true
+	}
+	var labels, annotations map[string]string
+	if m := obj.Spec.Chart.ObjectMeta; m != nil {
+		labels, annotations = m.Labels, m.Annotations
+	}
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(gvk)
 	key := types.NamespacedName{Namespace: obj.Namespace, Name: helmChartName(obj)}
@@ -116,6 +123,8 @@ func (r *HelmReleaseReconciler) ensureHelmChart(ctx context.Context, obj *helmv1
 		u.SetNamespace(key.Namespace)
 		u.SetName(key.Name)
 		u.Object["spec"] = spec
+		u.SetLabels(labels)
+		u.SetAnnotations(annotations)
 		if err := controllerutil.SetControllerReference(obj, u, r.Scheme()); err != nil {
 			return r.failure(ctx, obj, "", helmv1.SourceNotReadyReason, err)
 		}
@@ -127,12 +136,13 @@ func (r *HelmReleaseReconciler) ensureHelmChart(ctx context.Context, obj *helmv1
 	case err != nil:
 		return r.failure(ctx, obj, "", helmv1.SourceNotReadyReason, fmt.Errorf("HelmChart %s: %w", key, err))
 	default:
-		if !equality(u.Object["spec"], spec) {
+		metaChanged := setMissing(u, labels, annotations)
+		if !equality(u.Object["spec"], spec) || metaChanged {
 			cur, _ := u.Object["spec"].(map[string]any)
 			if cur == nil {
 				cur = map[string]any{}
 			}
-			for _, k := range []string{"chart", "sourceRef", "interval", "version", "valuesFiles", "reconcileStrategy"} {
+			for _, k := range templatedFields {
 				if v, ok := spec[k]; ok {
 					cur[k] = v
 				} else {
@@ -149,6 +159,31 @@ func (r *HelmReleaseReconciler) ensureHelmChart(ctx context.Context, obj *helmv1
 	return nil
 }
 
+// templatedFields are the HelmChart spec fields that spec.chart.spec sets.
+var templatedFields = []string{"chart", "sourceRef", "interval", "version", "valuesFiles", "reconcileStrategy", "ignoreMissingValuesFiles"}
+
+// setMissing sets on u the labels and annotations of spec.chart.metadata that it lacks or has
+// with another value, and says whether it changed anything. Labels and annotations others set
+// on the HelmChart are kept.
+func setMissing(u *unstructured.Unstructured, labels, annotations map[string]string) bool {
+	changed := false
+	set := func(get func() map[string]string, put func(map[string]string), want map[string]string) {
+		have := get()
+		for k, v := range want {
+			if cur, ok := have[k]; !ok || cur != v {
+				if have == nil {
+					have = map[string]string{}
+				}
+				have[k], changed = v, true
+			}
+		}
+		put(have)
+	}
+	set(u.GetLabels, u.SetLabels, labels)
+	set(u.GetAnnotations, u.SetAnnotations, annotations)
+	return changed
+}
+
 // equality compares the fields of want with those of have (which may hold defaults besides).
 func equality(have any, want map[string]any) bool {
 	h, ok := have.(map[string]any)
@@ -160,8 +195,8 @@ func equality(have any, want map[string]any) bool {
 			return false
 		}
 	}
-	for _, k := range []string{"version", "valuesFiles", "reconcileStrategy"} {
-		if _, ok := want[k]; !ok && h[k] != nil && !(k == "version" && h[k] == "*") && !(k == "reconcileStrategy" && h[k] == "ChartVersion") {
+	for _, k := range []string{"version", "valuesFiles", "reconcileStrategy", "ignoreMissingValuesFiles"} {
+		if _, ok := want[k]; !ok && h[k] != nil && !(k == "version" && h[k] == "*") && !(k == "reconcileStrategy" && h[k] == "ChartVersion") && h[k] != false {
 			return false
 		}
 	}

@@ -24,10 +24,14 @@ func TestHelmRelease_ChartTemplate(t *testing.T) {
 	ns := newNamespace(t)
 	hr := newRelease(ns, "", func(hr *helmv1.HelmRelease) {
 		hr.Spec.ChartRef = nil
-		hr.Spec.Chart = &helmv1.HelmChartTemplate{Spec: helmv1.HelmChartTemplateSpec{
-			Chart: "app", Version: "1.x",
-			SourceRef: helmv1.LocalChartSourceReference{Kind: "HelmRepository", Name: "charts"},
-		}}
+		hr.Spec.Chart = &helmv1.HelmChartTemplate{
+			ObjectMeta: &helmv1.HelmChartTemplateObjectMeta{Labels: map[string]string{"team": "shop"}, Annotations: map[string]string{"note": "from the template"}},
+			Spec: helmv1.HelmChartTemplateSpec{
+				Chart: "app", Version: "1.x",
+				SourceRef:                helmv1.LocalChartSourceReference{Kind: "HelmRepository", Name: "charts"},
+				ValuesFiles:              []string{"values-prod.yaml"},
+				IgnoreMissingValuesFiles: true,
+			}}
 	})
 	g.Expect(k8s.Create(ctx, hr)).To(Succeed())
 
@@ -40,7 +44,10 @@ func TestHelmRelease_ChartTemplate(t *testing.T) {
 	g.Expect(hc.Object["spec"]).To(And(
 		HaveKeyWithValue("chart", "app"), HaveKeyWithValue("version", "1.x"),
 		HaveKeyWithValue("sourceRef", map[string]any{"kind": "HelmRepository", "name": "charts"}),
+		HaveKeyWithValue("ignoreMissingValuesFiles", true),
 	))
+	g.Expect(hc.GetLabels()).To(HaveKeyWithValue("team", "shop"))
+	g.Expect(hc.GetAnnotations()).To(HaveKeyWithValue("note", "from the template"))
 	owners := hc.GetOwnerReferences()
 	g.Expect(owners).To(HaveLen(1))
 	g.Expect(owners[0].Kind).To(Equal("HelmRelease"))
@@ -55,10 +62,12 @@ func TestHelmRelease_ChartTemplate(t *testing.T) {
 	// A new range in the template reaches the HelmChart.
 	updateHR(g, hr, func(hr *helmv1.HelmRelease) {
 		hr.Spec.Chart.Spec.Version = "2.x"
+		hr.Spec.Chart.ObjectMeta.Labels["team"] = "checkout"
 	})
 	g.Eventually(func(g Gomega) {
 		g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: ns + "-web"}, hc)).To(Succeed())
 		g.Expect(hc.Object["spec"]).To(HaveKeyWithValue("version", "2.x"))
+		g.Expect(hc.GetLabels()).To(HaveKeyWithValue("team", "checkout"))
 	}, timeout, 100*time.Millisecond).Should(Succeed())
 }
 

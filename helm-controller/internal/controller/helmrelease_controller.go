@@ -77,6 +77,7 @@ func (r *HelmReleaseReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	// quote them: a schema's pattern, a template's fail).
 	ctx = context.WithValue(ctx, secretValuesKey{}, &secretValues{})
 	patcher := status.NewPatcher(r.Client, obj)
+	ctx = context.WithValue(ctx, reconcileStateKey{}, &reconcileState{patcher: patcher})
 	defer func() {
 		plumbreconcile.Recovered(ctx, recover(), &retErr)
 		r.finalizeStatus(ctx, obj, patcher, &result, &retErr)
@@ -104,6 +105,9 @@ func (r *HelmReleaseReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 // validate checks the references of the spec that the schema cannot: a spec change alone
 // fixes them.
 func (r *HelmReleaseReconciler) validate(obj *helmv1.HelmRelease) error {
+	if err := validateIgnoreRules(obj.Spec.DriftDetection); err != nil {
+		return err
+	}
 	_, key, err := chartKey(obj)
 	if err != nil {
 		return err
@@ -197,19 +201,24 @@ func (r *HelmReleaseReconciler) act(ctx context.Context, obj *helmv1.HelmRelease
 	case cur.Info.Status == release.StatusFailed && !plumbrelease.EverDeployed(hist):
 		// A first install that failed and was kept: it cannot be upgraded; it is uninstalled
 		// and installed again, within the install retries.
-		if plumbrelease.Exhausted(obj.Status.InstallFailures, plumbrelease.InstallRemediation(obj)) {
+		retry, _ := plumbrelease.RetryOnFailure(obj, true)
+		if !retry && plumbrelease.Exhausted(obj.Status.InstallFailures, plumbrelease.InstallRemediation(obj)) {
 			return r.retriesExhausted(ctx, obj, a.Revision, "install", obj.Status.InstallFailures)
 		}
 		ch, err := load()
 		if err != nil {
 			return ctrl.Result{}, err
 		}
+		if retry {
+			// RetryOnFailure keeps the failed install and tries again with an upgrade.
+			return r.upgrade(ctx, obj, h, ch, vals, a, true)
+		}
 		if err := h.Uninstall(plumbrelease.UninstallOptionsFor(obj)); err != nil {
 			return ctrl.Result{}, r.failure(ctx, obj, a.Revision, helmv1.InstallFailedReason, fmt.Errorf("removing the failed install of %s: %w", name, err))
 		}
 		return r.install(ctx, obj, h, ch, vals, a, true)
 	case cur.Info.Status == release.StatusDeployed &&
-		plumbrelease.UpToDate(cur, digest, plumbrelease.PostRenderersDigest(obj.Spec.PostRenderers), plumbrelease.ChartDigest(a.Digest)):
+		plumbrelease.UpToDate(cur, digest, plumbrelease.PostRenderersDigest(obj), plumbrelease.ChartDigest(a.Digest)):
 		if cur.Labels[plumbrelease.HealthyLabel] == "false" {
 			// The controller stopped during this revision's health wait or tests: check again.
 			return r.recheck(ctx, obj, h, cur, a)
@@ -225,7 +234,7 @@ func (r *HelmReleaseReconciler) act(ctx context.Context, obj *helmv1.HelmRelease
 		if err != nil {
 			return ctrl.Result{}, err
 		}
-		return r.upgrade(ctx, obj, h, ch, vals, a)
+		return r.upgrade(ctx, obj, h, ch, vals, a, false)
 	}
 }
 

@@ -15,7 +15,8 @@ import (
 )
 
 // actionFailed handles a failed install or upgrade (or its wait or tests). A stop of the
-// controller is not a failure of the release. A failure before Helm stored a revision (a chart
+// controller is not a failure of the release. Under the RetryOnFailure strategy a failure is
+// counted and left as it is, to be tried again after the retry interval. A failure before Helm stored a revision (a chart
 // that does not render, values its schema refuses) counts, but there is nothing to remediate.
 // Otherwise the failure counts and is remediated (uninstall for an install; rollback or
 // uninstall for an upgrade) unless it used up the retries and remediateLastFailure is off.
@@ -34,12 +35,21 @@ func (r *HelmReleaseReconciler) actionFailed(ctx context.Context, obj *helmv1.He
 		obj.Status.UpgradeFailures++
 	}
 	conditions.MarkFalse(obj, helmv1.ReleasedCondition, reason, "%v", msg)
+	retry, after := plumbrelease.RetryOnFailure(obj, install)
+	if retry {
+		// RetryOnFailure: no remediation and no retry limit; the action is tried again after
+		// its retryInterval.
+		stateOf(ctx).retryAfter = after
+	}
 	if h.LatestVersion() <= before {
 		return r.failure(ctx, obj, revision, helmv1.RenderFailedReason, msg)
 	}
 	failures := obj.Status.UpgradeFailures
 	if install {
 		failures = obj.Status.InstallFailures
+	}
+	if retry {
+		return r.failure(ctx, obj, revision, reason, fmt.Errorf("%w; trying again in %s (RetryOnFailure)", msg, after))
 	}
 	if !plumbrelease.Exhausted(failures, rem) || plumbrelease.RemediateLast(rem, install) {
 		if plumbrelease.UninstallRemediates(rem, install) {

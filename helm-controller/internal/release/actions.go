@@ -30,8 +30,9 @@ type Actions interface {
 	// Upgrade upgrades the release to the chart with exactly these values; it does not wait for
 	// health.
 	Upgrade(ctx context.Context, ch *chart.Chart, vals map[string]any, opts UpgradeOptions) (*helmrelease.Release, error)
-	// Test runs the chart's test hooks on the newest revision.
-	Test(timeout time.Duration) error
+	// Test runs the chart's test hooks on the newest revision; filters are Helm's (name and
+	// !name lists), nil for all.
+	Test(timeout time.Duration, filters map[string][]string) error
 	// Rollback returns the release to the newest revision deployed before the latest one, and
 	// says which revision it asked for (0: Helm's choice, the previous one).
 	Rollback(opts RollbackOptions) (int, error)
@@ -60,6 +61,12 @@ type InstallOptions struct {
 	Replace bool
 	// SkipCRDs leaves the chart's crds/ folder alone.
 	SkipCRDs bool
+	// CreateNamespace creates the target namespace when it is missing.
+	CreateNamespace bool
+	// DisableHooks runs none of the chart's hooks.
+	DisableHooks bool
+	// SkipSchemaValidation does not check the values against values.schema.json.
+	SkipSchemaValidation bool
 	// Labels go on the stored revision.
 	Labels map[string]string
 	// PostRenderer, when not nil, changes the rendered manifests.
@@ -70,6 +77,16 @@ type InstallOptions struct {
 
 // UpgradeOptions tune an upgrade.
 type UpgradeOptions struct {
+	// DisableHooks runs none of the chart's hooks.
+	DisableHooks bool
+	// SkipSchemaValidation does not check the values against values.schema.json.
+	SkipSchemaValidation bool
+	// Force replaces resources that cannot be updated in place.
+	Force bool
+	// ReuseValues merges the values over the last release's instead of replacing them.
+	ReuseValues bool
+	// CleanupOnFail deletes the resources this upgrade created when it fails.
+	CleanupOnFail bool
 	// Labels go on the stored revision.
 	Labels map[string]string
 	// PostRenderer, when not nil, changes the rendered manifests.
@@ -81,16 +98,22 @@ type UpgradeOptions struct {
 // RollbackOptions tune a rollback.
 type RollbackOptions struct {
 	Timeout time.Duration
-	// Wait waits, as Helm does, for the objects and Jobs of the revision rolled back to.
-	Wait  bool
-	Force bool
+	// Wait waits, as Helm does, for the objects of the revision rolled back to, and with
+	// WaitForJobs for its Jobs too.
+	Wait          bool
+	WaitForJobs   bool
+	Force         bool
+	DisableHooks  bool
+	Recreate      bool
+	CleanupOnFail bool
 }
 
 // UninstallOptions tune an uninstall.
 type UninstallOptions struct {
-	Timeout     time.Duration
-	Wait        bool
-	KeepHistory bool
+	Timeout      time.Duration
+	Wait         bool
+	KeepHistory  bool
+	DisableHooks bool
 	// DeletionPropagation: background when empty, foreground or orphan.
 	DeletionPropagation string
 }
@@ -156,7 +179,8 @@ func (h *Helm) Install(ctx context.Context, ch *chart.Chart, vals map[string]any
 		act.PostRenderer = opts.PostRenderer
 	}
 	act.Timeout = opts.Timeout
-	act.SkipCRDs = opts.SkipCRDs
+	act.SkipCRDs, act.CreateNamespace = opts.SkipCRDs, opts.CreateNamespace
+	act.DisableHooks, act.SkipSchemaValidation = opts.DisableHooks, opts.SkipSchemaValidation
 	return act.RunWithContext(ctx, ch, vals)
 }
 
@@ -164,8 +188,11 @@ func (h *Helm) Upgrade(ctx context.Context, ch *chart.Chart, vals map[string]any
 	act := action.NewUpgrade(h.cfg)
 	act.Namespace, act.MaxHistory = h.target.Namespace, h.target.MaxHistory
 	// The values are the spec's, not merged with the last release's (empty values would
-	// otherwise keep the old ones, and the release would never be up to date).
-	act.ResetValues = true
+	// otherwise keep the old ones, and the release would never be up to date), unless the spec
+	// asks to preserve them.
+	act.ResetValues, act.ReuseValues = !opts.ReuseValues, opts.ReuseValues
+	act.DisableHooks, act.SkipSchemaValidation = opts.DisableHooks, opts.SkipSchemaValidation
+	act.Force, act.CleanupOnFail = opts.Force, opts.CleanupOnFail
 	act.DisableOpenAPIValidation = true
 	act.Labels = opts.Labels
 	if opts.PostRenderer != nil {
@@ -175,16 +202,20 @@ func (h *Helm) Upgrade(ctx context.Context, ch *chart.Chart, vals map[string]any
 	return act.RunWithContext(ctx, h.target.Name, ch, vals)
 }
 
-func (h *Helm) Test(timeout time.Duration) error {
+func (h *Helm) Test(timeout time.Duration, filters map[string][]string) error {
 	act := action.NewReleaseTesting(h.cfg)
 	act.Namespace, act.Timeout = h.target.Namespace, timeout
+	if filters != nil {
+		act.Filters = filters
+	}
 	_, err := act.Run(h.target.Name)
 	return err
 }
 
 func (h *Helm) Rollback(opts RollbackOptions) (int, error) {
 	act := action.NewRollback(h.cfg)
-	act.Timeout, act.Wait, act.WaitForJobs, act.Force, act.MaxHistory = opts.Timeout, opts.Wait, opts.Wait, opts.Force, h.target.MaxHistory
+	act.Timeout, act.Wait, act.WaitForJobs, act.Force, act.MaxHistory = opts.Timeout, opts.Wait, opts.Wait && opts.WaitForJobs, opts.Force, h.target.MaxHistory
+	act.DisableHooks, act.Recreate, act.CleanupOnFail = opts.DisableHooks, opts.Recreate, opts.CleanupOnFail
 	if hist, err := h.cfg.Releases.History(h.target.Name); err == nil {
 		if prev, err := PreviousDeployed(hist); err == nil {
 			act.Version = prev
@@ -196,7 +227,7 @@ func (h *Helm) Rollback(opts RollbackOptions) (int, error) {
 
 func (h *Helm) Uninstall(opts UninstallOptions) error {
 	act := action.NewUninstall(h.cfg)
-	act.Timeout, act.Wait, act.KeepHistory = opts.Timeout, opts.Wait, opts.KeepHistory
+	act.Timeout, act.Wait, act.KeepHistory, act.DisableHooks = opts.Timeout, opts.Wait, opts.KeepHistory, opts.DisableHooks
 	act.DeletionPropagation = opts.DeletionPropagation
 	if act.DeletionPropagation == "" {
 		act.DeletionPropagation = "background"

@@ -41,12 +41,18 @@ func PlanCRDs(policy string, install bool) CRDPlan {
 	return CRDPlan{}
 }
 
-// InstallCRDsPolicy is spec.install.crds, "" when unset.
+// InstallCRDsPolicy is spec.install.crds; Skip for the deprecated skipCRDs when crds is unset;
+// "" when neither is set.
 func InstallCRDsPolicy(obj *helmv1.HelmRelease) string {
-	if obj.Spec.Install != nil {
-		return obj.Spec.Install.CRDs
+	in := obj.Spec.Install
+	switch {
+	case in == nil:
+		return ""
+	//lint:ignore SA1019 Flux's manifests still set it
+	case in.CRDs == "" && in.SkipCRDs:
+		return helmv1.CRDsSkip
 	}
-	return ""
+	return in.CRDs
 }
 
 // UpgradeCRDsPolicy is spec.upgrade.crds, "" when unset.

@@ -35,7 +35,7 @@ const (
 func Labels(obj *helmv1.HelmRelease, chartDigest string) map[string]string {
 	return map[string]string{
 		ValuesDigestLabel:   DigestLabel(obj.Status.LastAttemptedValuesChecksum),
-		PostRenderersLabel:  PostRenderersDigest(obj.Spec.PostRenderers),
+		PostRenderersLabel:  PostRenderersDigest(obj),
 		ChartDigestLabel:    chartDigest,
 		OwnerNamespaceLabel: obj.Namespace,
 		OwnerNameLabel:      obj.Name,
@@ -52,12 +52,24 @@ func ChartDigest(artifactDigest string) string {
 	return d
 }
 
-// PostRenderersDigest is a label value for spec.postRenderers: "none", or a short digest.
-func PostRenderersDigest(prs []helmv1.PostRenderer) string {
-	if len(prs) == 0 {
+// PostRenderersDigest is a label value for what changes the rendered manifests,
+// spec.postRenderers and spec.commonMetadata: "none", or a short digest (of the post-renderers
+// alone without commonMetadata, so that releases made before commonMetadata keep theirs).
+func PostRenderersDigest(obj *helmv1.HelmRelease) string {
+	prs, cm := obj.Spec.PostRenderers, obj.Spec.CommonMetadata
+	hasCM := cm != nil && len(cm.Labels)+len(cm.Annotations) > 0
+	if len(prs) == 0 && !hasCM {
 		return "none"
 	}
-	b, _ := json.Marshal(prs)
+	var b []byte
+	if hasCM {
+		b, _ = json.Marshal(struct {
+			PostRenderers  []helmv1.PostRenderer  `json:"postRenderers"`
+			CommonMetadata *helmv1.CommonMetadata `json:"commonMetadata"`
+		}{prs, cm})
+	} else {
+		b, _ = json.Marshal(prs)
+	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])[:16]
 }

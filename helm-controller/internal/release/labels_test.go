@@ -27,11 +27,21 @@ func TestChartDigest(t *testing.T) {
 func TestPostRenderersDigest(t *testing.T) {
 	a := []helmv1.PostRenderer{{Kustomize: &helmv1.KustomizePostRenderer{Images: []helmv1.Image{{Name: "app", NewTag: "1"}}}}}
 	b := []helmv1.PostRenderer{{Kustomize: &helmv1.KustomizePostRenderer{Images: []helmv1.Image{{Name: "app", NewTag: "2"}}}}}
-	if PostRenderersDigest(nil) != "none" {
+	with := func(prs []helmv1.PostRenderer, cm *helmv1.CommonMetadata) *helmv1.HelmRelease {
+		return hrWith(func(hr *helmv1.HelmRelease) { hr.Spec.PostRenderers, hr.Spec.CommonMetadata = prs, cm })
+	}
+	if PostRenderersDigest(with(nil, nil)) != "none" || PostRenderersDigest(with(nil, &helmv1.CommonMetadata{})) != "none" {
 		t.Error(`no post-renderers are not "none"`)
 	}
-	if d := PostRenderersDigest(a); len(d) != 16 || d != PostRenderersDigest(a) || d == PostRenderersDigest(b) {
+	if d := PostRenderersDigest(with(a, nil)); len(d) != 16 || d != PostRenderersDigest(with(a, nil)) || d == PostRenderersDigest(with(b, nil)) {
 		t.Errorf("PostRenderersDigest = %q: want 16 hex digits, stable, different for different post-renderers", d)
+	}
+	// commonMetadata changes the rendered objects: its change must change the digest.
+	cm1 := PostRenderersDigest(with(a, &helmv1.CommonMetadata{Labels: map[string]string{"team": "a"}}))
+	cm2 := PostRenderersDigest(with(a, &helmv1.CommonMetadata{Labels: map[string]string{"team": "b"}}))
+	cmOnly := PostRenderersDigest(with(nil, &helmv1.CommonMetadata{Annotations: map[string]string{"x": "y"}}))
+	if cm1 == cm2 || cm1 == PostRenderersDigest(with(a, nil)) || cmOnly == "none" || len(cmOnly) != 16 {
+		t.Errorf("commonMetadata not in the digest: %q %q %q", cm1, cm2, cmOnly)
 	}
 }
 

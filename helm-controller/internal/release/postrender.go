@@ -18,10 +18,13 @@ type KustomizePatch struct {
 }
 
 // Kustomizer is a Helm post-renderer that runs kustomize over the rendered manifests: patches
-// and image overrides, in memory, plugins off.
+// and image overrides, in memory, plugins off; then it sets Labels and Annotations on every
+// object's metadata (never on selectors or templates), over what the object has.
 type Kustomizer struct {
-	Patches []KustomizePatch
-	Images  []kustypes.Image
+	Patches     []KustomizePatch
+	Images      []kustypes.Image
+	Labels      map[string]string
+	Annotations map[string]string
 }
 
 // Run implements helm.sh/helm/v3/pkg/postrender.PostRenderer.
@@ -53,11 +56,36 @@ func (k *Kustomizer) Run(rendered *bytes.Buffer) (*bytes.Buffer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("post-renderer kustomize: %w", err)
 	}
+	if len(k.Labels)+len(k.Annotations) > 0 {
+		for _, res := range m.Resources() {
+			if err := res.SetLabels(merged(res.GetLabels(), k.Labels)); err != nil {
+				return nil, fmt.Errorf("post-renderer commonMetadata: %w", err)
+			}
+			if err := res.SetAnnotations(merged(res.GetAnnotations(), k.Annotations)); err != nil {
+				return nil, fmt.Errorf("post-renderer commonMetadata: %w", err)
+			}
+		}
+	}
 	out, err := m.AsYaml()
 	if err != nil {
 		return nil, fmt.Errorf("post-renderer kustomize: %w", err)
 	}
 	return bytes.NewBuffer(out), nil
+}
+
+// merged is have with want's entries over it, nil when both are empty.
+func merged(have, want map[string]string) map[string]string {
+	if len(want) == 0 {
+		return have
+	}
+	out := make(map[string]string, len(have)+len(want))
+	for k, v := range have {
+		out[k] = v
+	}
+	for k, v := range want {
+		out[k] = v
+	}
+	return out
 }
 
 // Selector builds a kustomize selector.
