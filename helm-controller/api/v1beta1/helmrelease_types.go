@@ -151,7 +151,7 @@ type HelmChartTemplateSpec struct {
 	// Version range; default "*".
 	// +optional
 	Version string `json:"version,omitempty"`
-	// SourceRef names a HelmRepository, GitRepository or OCIRepository of the namespace.
+	// SourceRef names the HelmRepository, GitRepository or OCIRepository the chart comes from.
 	// +required
 	SourceRef LocalChartSourceReference `json:"sourceRef"`
 	// ValuesFiles of the chart merged into its values.yaml.
@@ -174,6 +174,9 @@ type HelmChartTemplateSpec struct {
 
 // LocalChartSourceReference names the source of a chart template.
 type LocalChartSourceReference struct {
+	// APIVersion of the source; source.plumb.dev/v1beta1, the default, is the only one.
+	// +optional
+	APIVersion string `json:"apiVersion,omitempty"`
 	// Kind of the source.
 	// +required
 	// +kubebuilder:validation:Enum=HelmRepository;GitRepository;OCIRepository
@@ -182,6 +185,13 @@ type LocalChartSourceReference struct {
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	Name string `json:"name"`
+	// Namespace of the source; default the HelmRelease's. The HelmChart is made in the source's
+	// namespace (a source reads only its own namespace). Another namespace than the
+	// HelmRelease's is refused while the controller runs with --no-cross-namespace-refs (the
+	// default).
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	Namespace string `json:"namespace,omitempty"`
 }
 
 // CrossNamespaceSourceReference names an object that publishes an artifact.

@@ -65,6 +65,27 @@ func (r *HelmReleaseReconciler) chart(ctx context.Context, obj *helmv1.HelmRelea
 // helmChartName is the name of the HelmChart made from spec.chart: <namespace>-<name>.
 func helmChartName(hr *helmv1.HelmRelease) string { return hr.Namespace + "-" + hr.Name }
 
+// chartNamespace is where the HelmChart of spec.chart lives: its source's namespace.
+func chartNamespace(hr *helmv1.HelmRelease) string {
+	if hr.Spec.Chart != nil && hr.Spec.Chart.Spec.SourceRef.Namespace != "" {
+		return hr.Spec.Chart.Spec.SourceRef.Namespace
+	}
+	return hr.Namespace
+}
+
+// deleteHelmChart deletes the HelmChart at key ("namespace/name"), made for an earlier spec.
+func (r *HelmReleaseReconciler) deleteHelmChart(ctx context.Context, key string) error {
+	ns, name, _ := strings.Cut(key, "/")
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(schema.GroupVersionKind{Group: "source.plumb.dev", Version: "v1beta1", Kind: helmChartKind})
+	u.SetNamespace(ns)
+	u.SetName(name)
+	if err := r.Delete(ctx, u); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("deleting HelmChart %s of an earlier spec.chart: %w", key, err)
+	}
+	return nil
+}
+
 // ensureHelmChart creates or updates the HelmChart of spec.chart, owned by the HelmRelease (so
 // that it goes with it), and removes one left from an earlier spec.chart when chartRef is used.
 func (r *HelmReleaseReconciler) ensureHelmChart(ctx context.Context, obj *helmv1.HelmRelease) error {
@@ -73,13 +94,8 @@ func (r *HelmReleaseReconciler) ensureHelmChart(ctx context.Context, obj *helmv1
 		if obj.Status.HelmChart == "" {
 			return nil
 		}
-		ns, name, _ := strings.Cut(obj.Status.HelmChart, "/")
-		u := &unstructured.Unstructured{}
-		u.SetGroupVersionKind(gvk)
-		u.SetNamespace(ns)
-		u.SetName(name)
-		if err := r.Delete(ctx, u); err != nil && !apierrors.IsNotFound(err) {
-			return r.failure(ctx, obj, "", helmv1.SourceNotReadyReason, fmt.Errorf("deleting HelmChart %s of an earlier spec.chart: %w", obj.Status.HelmChart, err))
+		if err := r.deleteHelmChart(ctx, obj.Status.HelmChart); err != nil {
+			return r.failure(ctx, obj, "", helmv1.SourceNotReadyReason, err)
 		}
 		obj.Status.HelmChart = ""
 		return nil
@@ -116,7 +132,14 @@ func (r *HelmReleaseReconciler) ensureHelmChart(ctx context.Context, obj *helmv1
 	}
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(gvk)
-	key := types.NamespacedName{Namespace: obj.Namespace, Name: helmChartName(obj)}
+	key := types.NamespacedName{Namespace: chartNamespace(obj), Name: helmChartName(obj)}
+	if old := obj.Status.HelmChart; old != "" && old != key.String() {
+		// The source moved to another namespace: the HelmChart of the earlier one goes.
+		if err := r.deleteHelmChart(ctx, old); err != nil {
+			return r.failure(ctx, obj, "", helmv1.SourceNotReadyReason, err)
+		}
+		obj.Status.HelmChart = ""
+	}
 	err := r.Get(ctx, key, u)
 	switch {
 	case apierrors.IsNotFound(err):
@@ -125,8 +148,12 @@ func (r *HelmReleaseReconciler) ensureHelmChart(ctx context.Context, obj *helmv1
 		u.Object["spec"] = spec
 		u.SetLabels(labels)
 		u.SetAnnotations(annotations)
-		if err := controllerutil.SetControllerReference(obj, u, r.Scheme()); err != nil {
-			return r.failure(ctx, obj, "", helmv1.SourceNotReadyReason, err)
+		// An owner reference works within a namespace only; a HelmChart in the source's
+		// namespace is deleted by the finalizer instead.
+		if key.Namespace == obj.Namespace {
+			if err := controllerutil.SetControllerReference(obj, u, r.Scheme()); err != nil {
+				return r.failure(ctx, obj, "", helmv1.SourceNotReadyReason, err)
+			}
 		}
 		if err := r.Create(ctx, u); err != nil {
 			return r.failure(ctx, obj, "", helmv1.SourceNotReadyReason, fmt.Errorf("creating HelmChart %s: %w", key, err))
@@ -236,7 +263,7 @@ func (r *HelmReleaseReconciler) chartArtifact(ctx context.Context, obj *helmv1.H
 func chartKey(obj *helmv1.HelmRelease) (schema.GroupVersionKind, types.NamespacedName, error) {
 	ref := obj.Spec.ChartRef
 	if obj.Spec.Chart != nil || ref == nil {
-		ref = &helmv1.CrossNamespaceSourceReference{Kind: helmChartKind, Name: helmChartName(obj)}
+		ref = &helmv1.CrossNamespaceSourceReference{Kind: helmChartKind, Name: helmChartName(obj), Namespace: chartNamespace(obj)}
 	}
 	ns, apiVersion := ref.Namespace, ref.APIVersion
 	if ns == "" {

@@ -112,8 +112,15 @@ func (r *HelmReleaseReconciler) validate(obj *helmv1.HelmRelease) error {
 	if err != nil {
 		return err
 	}
+	field := "spec.chartRef"
+	if obj.Spec.Chart != nil {
+		field = "spec.chart.spec.sourceRef"
+		if v := obj.Spec.Chart.Spec.SourceRef.APIVersion; v != "" && v != defaultSourceAPIVersion {
+			return fmt.Errorf("spec.chart.spec.sourceRef.apiVersion %q: charts come from %s sources (a Flux manifest's source.toolkit.fluxcd.io needs its apiVersion changed)", v, defaultSourceAPIVersion)
+		}
+	}
 	if r.NoCrossNamespaceRefs && key.Namespace != obj.Namespace {
-		return fmt.Errorf("spec.chartRef in namespace %s: this controller refuses references to other namespaces (--no-cross-namespace-refs)", key.Namespace)
+		return fmt.Errorf("%s in namespace %s: this controller refuses references to other namespaces (--no-cross-namespace-refs)", field, key.Namespace)
 	}
 	deps, err := dependencies(obj)
 	if err != nil {

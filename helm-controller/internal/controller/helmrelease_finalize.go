@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"helm.sh/helm/v3/pkg/release"
 	corev1 "k8s.io/api/core/v1"
@@ -44,6 +45,12 @@ func (r *HelmReleaseReconciler) finalize(ctx context.Context, obj *helmv1.HelmRe
 			// The identity, namespace or kubeconfig is gone or unusable: nothing more can be
 			// uninstalled.
 			r.event(ctx, obj, "", corev1.EventTypeWarning, helmv1.UninstallFailedReason, "release %s left in place: %v", name, err)
+		}
+	}
+	if key := obj.Status.HelmChart; key != "" && !strings.HasPrefix(key, obj.Namespace+"/") {
+		// A HelmChart in its source's namespace has no owner reference to take it away.
+		if err := r.deleteHelmChart(ctx, key); err != nil {
+			return r.failure(ctx, obj, "", helmv1.UninstallFailedReason, err)
 		}
 	}
 	controllerutil.RemoveFinalizer(obj, helmv1.Finalizer)

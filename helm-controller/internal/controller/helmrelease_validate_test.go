@@ -26,6 +26,24 @@ func TestValidate(t *testing.T) {
 			hr.Spec.ChartRef = nil
 			hr.Spec.Chart = &helmv1.HelmChartTemplate{}
 		}, ""},
+		{"spec.chart source elsewhere, refused", true, func(hr *helmv1.HelmRelease) {
+			hr.Spec.ChartRef = nil
+			hr.Spec.Chart = &helmv1.HelmChartTemplate{Spec: helmv1.HelmChartTemplateSpec{SourceRef: helmv1.LocalChartSourceReference{Kind: "HelmRepository", Name: "charts", Namespace: "other"}}}
+		}, "spec.chart.spec.sourceRef in namespace other: this controller refuses references to other namespaces"},
+		{"spec.chart source elsewhere, allowed", false, func(hr *helmv1.HelmRelease) {
+			hr.Spec.ChartRef = nil
+			hr.Spec.Chart = &helmv1.HelmChartTemplate{Spec: helmv1.HelmChartTemplateSpec{SourceRef: helmv1.LocalChartSourceReference{Kind: "HelmRepository", Name: "charts", Namespace: "other"}}}
+		}, ""},
+		{"spec.chart source in its own namespace, named", true, func(hr *helmv1.HelmRelease) {
+			hr.Spec.ChartRef = nil
+			hr.Spec.Chart = &helmv1.HelmChartTemplate{Spec: helmv1.HelmChartTemplateSpec{SourceRef: helmv1.LocalChartSourceReference{
+				APIVersion: "source.plumb.dev/v1beta1", Kind: "HelmRepository", Name: "charts", Namespace: "shop"}}}
+		}, ""},
+		{"spec.chart source of Flux's group", false, func(hr *helmv1.HelmRelease) {
+			hr.Spec.ChartRef = nil
+			hr.Spec.Chart = &helmv1.HelmChartTemplate{Spec: helmv1.HelmChartTemplateSpec{SourceRef: helmv1.LocalChartSourceReference{
+				APIVersion: "source.toolkit.fluxcd.io/v1", Kind: "HelmRepository", Name: "charts"}}}
+		}, `spec.chart.spec.sourceRef.apiVersion "source.toolkit.fluxcd.io/v1"`},
 		{"dependsOn apiVersion", false, func(hr *helmv1.HelmRelease) {
 			hr.Spec.DependsOn = []helmv1.DependencyReference{{Name: "db", APIVersion: "a/b/c"}}
 		}, `spec.dependsOn apiVersion "a/b/c"`},
