@@ -24,7 +24,7 @@ func OptionsFor(ctx context.Context, reader client.Reader, obj *applyv1.Kustomiz
 	s := obj.Spec
 	opts := Options{
 		Path: s.Path, TargetNamespace: s.TargetNamespace, NamePrefix: s.NamePrefix, NameSuffix: s.NameSuffix,
-		Components: s.Components, RemoteBases: remoteBases,
+		Components: s.Components, IgnoreMissingComponents: s.IgnoreMissingComponents, RemoteBases: remoteBases,
 	}
 	if s.CommonMetadata != nil {
 		opts.Labels, opts.Annotations = s.CommonMetadata.Labels, s.CommonMetadata.Annotations
@@ -58,6 +58,11 @@ func OptionsFor(ctx context.Context, reader client.Reader, obj *applyv1.Kustomiz
 		}
 		for k, v := range pb.Substitute {
 			opts.Vars[k] = v
+		}
+		// Flux substitutes only when there is a variable, unless told to always: without
+		// one, ${var:=default} stays as written.
+		if len(opts.Vars) == 0 && pb.SubstituteStrategy != applyv1.SubstituteStrategyAlways {
+			opts.Vars = nil
 		}
 	}
 	if d := s.Decryption; d != nil {
