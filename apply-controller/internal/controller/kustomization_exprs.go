@@ -1,0 +1,52 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
+	"github.com/plumb-dev/plumb/shared/health/cel"
+	"github.com/plumb-dev/plumb/shared/refwatch"
+	"github.com/plumb-dev/plumb/shared/status"
+)
+
+// healthEvaluator compiles spec.healthCheckExprs (each expression once, whatever the number of
+// reconciles); an expression that does not compile stalls the Kustomization, naming it.
+func (r *KustomizationReconciler) healthEvaluator(obj *applyv1.Kustomization) (*cel.Evaluator, error) {
+	checks := make([]cel.HealthCheck, len(obj.Spec.HealthCheckExprs))
+	for i, c := range obj.Spec.HealthCheckExprs {
+		checks[i] = cel.HealthCheck{APIVersion: c.APIVersion, Kind: c.Kind, Current: c.Current, InProgress: c.InProgress, Failed: c.Failed}
+	}
+	ev, err := cel.NewEvaluator("spec.healthCheckExprs", checks)
+	if err != nil {
+		return nil, status.Stall(r.Events, obj, applyv1.InvalidCELExpressionReason, err.Error())
+	}
+	return ev, nil
+}
+
+// readyExprs gives the dependencies whose dependsOn entry has a readyExpr their Ready function:
+// the expression with `self` (obj) and `dep`. One that does not compile stalls obj.
+func (r *KustomizationReconciler) readyExprs(obj *applyv1.Kustomization, deps []refwatch.Dependency) error {
+	var self map[string]any
+	for i, d := range obj.Spec.DependsOn {
+		if d.ReadyExpr == "" {
+			continue
+		}
+		x, err := cel.Dependency(d.ReadyExpr)
+		if err != nil {
+			return status.Stall(r.Events, obj, applyv1.InvalidCELExpressionReason, fmt.Sprintf("spec.dependsOn[%d].readyExpr (for %s): %v", i, deps[i], err))
+		}
+		if self == nil {
+			if self, err = runtime.DefaultUnstructuredConverter.ToUnstructured(obj); err != nil {
+				return err
+			}
+		}
+		deps[i].Ready = func(ctx context.Context, dep *unstructured.Unstructured) (bool, error) {
+			return x.EvalDependency(ctx, self, dep.UnstructuredContent())
+		}
+	}
+	return nil
+}
