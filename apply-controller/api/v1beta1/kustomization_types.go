@@ -214,7 +214,7 @@ const DecryptionProviderSOPS = "sops"
 
 // Deletion and drift policies.
 const (
-	DeletionPolicyMirrorPrune = "MirrorPrune"
+	DeletionPolicyMirrorPrune        = "MirrorPrune"
 	DeletionPolicyDelete             = "Delete"
 	DeletionPolicyWaitForTermination = "WaitForTermination"
 	DeletionPolicyOrphan             = "Orphan"

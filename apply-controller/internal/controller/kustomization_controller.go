@@ -131,6 +131,9 @@ func (r *KustomizationReconciler) reconcile(ctx context.Context, obj *applyv1.Ku
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	if err := r.checkIgnoreRules(obj); err != nil {
+		return ctrl.Result{}, err
+	}
 	if err := r.checkDependencies(ctx, obj); err != nil {
 		return ctrl.Result{}, err
 	}

@@ -3,12 +3,15 @@ package controller
 import (
 	"context"
 	"fmt"
+	"strings"
 
+	"github.com/fluxcd/pkg/ssa/jsondiff"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 
 	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/shared/health/cel"
+	"github.com/plumb-dev/plumb/shared/kustomize"
 	"github.com/plumb-dev/plumb/shared/refwatch"
 	"github.com/plumb-dev/plumb/shared/status"
 )
@@ -46,6 +49,22 @@ func (r *KustomizationReconciler) readyExprs(obj *applyv1.Kustomization, deps []
 		}
 		deps[i].Ready = func(ctx context.Context, dep *unstructured.Unstructured) (bool, error) {
 			return x.EvalDependency(ctx, self, dep.UnstructuredContent())
+		}
+	}
+	return nil
+}
+
+// checkIgnoreRules stalls on a spec.ignore rule that cannot be used: a target whose regular
+// expressions or selectors do not parse, or a path that is not a JSON pointer.
+func (r *KustomizationReconciler) checkIgnoreRules(obj *applyv1.Kustomization) error {
+	for i, rule := range obj.Spec.Ignore {
+		if _, err := jsondiff.CompileIgnoreRules(kustomize.IgnoreRules([]applyv1.IgnoreRule{rule})); err != nil {
+			return status.Stall(r.Events, obj, applyv1.InvalidSpecReason, fmt.Sprintf("spec.ignore[%d].target: %v", i, err))
+		}
+		for _, p := range rule.Paths {
+			if p != "" && !strings.HasPrefix(p, "/") {
+				return status.Stall(r.Events, obj, applyv1.InvalidSpecReason, fmt.Sprintf("spec.ignore[%d].paths: %q is not a JSON pointer (it starts with /)", i, p))
+			}
 		}
 	}
 	return nil
