@@ -120,8 +120,7 @@ type KustomizationSpec struct {
 	// +optional
 	ServiceAccountName string `json:"serviceAccountName,omitempty"`
 
-	// KubeConfig applies to another cluster: a Secret in this namespace with a kubeconfig, or a
-	// ConfigMap with the address and CA of a cluster that trusts a ServiceAccount token.
+	// KubeConfig applies to another cluster with the kubeconfig of a Secret in this namespace.
 	// +optional
 	KubeConfig *KubeConfigReference `json:"kubeConfig,omitempty"`
 
@@ -376,11 +375,9 @@ type KubeConfigReference struct {
 	// SecretRef names the Secret and, optionally, its key (default `value`, then `value.yaml`).
 	// +optional
 	SecretRef *meta.SecretKeyReference `json:"secretRef,omitempty"`
-	// ConfigMapRef names a ConfigMap of this namespace with the keys `provider` (`generic`),
-	// `address` (https URL of the API server), `ca.crt` (PEM, optional), `audiences` (one a
-	// line; default the address) and `serviceAccountName` (a ServiceAccount of this namespace
-	// whose token the cluster trusts). The cloud providers (aws, azure, gcp) are not supported
-	// yet.
+	// ConfigMapRef is Flux's secret-less kubeconfig (a ConfigMap with provider, cluster,
+	// address, ca.crt, audiences and serviceAccountName). It is not supported yet: a
+	// Kustomization that sets it is Stalled with reason InvalidSpec.
 	// +optional
 	ConfigMapRef *meta.LocalObjectReference `json:"configMapRef,omitempty"`
 }

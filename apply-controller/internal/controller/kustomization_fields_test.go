@@ -209,3 +209,21 @@ func TestKustomization_SubstituteStrategyCommonMetadataComponents(t *testing.T) 
 	}, timeout, 100*time.Millisecond).Should(Succeed())
 	g.Expect(conditions.GetReason(getK(g, k), meta.ReadyCondition)).To(Equal(applyv1.SucceededReason))
 }
+
+func TestKustomization_KubeConfigConfigMapRefIsRefused(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	gr := source(t, ns, "app", "main@sha1:1", map[string]string{"deploy/a.yaml": configMap("a", "1")})
+	k := newKustomization(ns, gr.Name, func(k *applyv1.Kustomization) {
+		k.Spec.KubeConfig = &applyv1.KubeConfigReference{ConfigMapRef: &meta.LocalObjectReference{Name: "remote"}}
+	})
+	g.Expect(k8s.Create(context.Background(), k)).To(Succeed())
+	g.Expect(waitNotReady(g, k, applyv1.InvalidSpecReason)).To(ContainSubstring("configMapRef is not supported yet"))
+	g.Expect(conditions.IsStalled(getK(g, k))).To(BeTrue())
+	g.Expect(exists(ns, "a", &corev1.ConfigMap{})).To(BeFalse())
+
+	both := newKustomization(ns, gr.Name, func(k *applyv1.Kustomization) {
+		k.Spec.KubeConfig = &applyv1.KubeConfigReference{ConfigMapRef: &meta.LocalObjectReference{Name: "remote"}, SecretRef: &meta.SecretKeyReference{Name: "remote"}}
+	})
+	g.Expect(k8s.Create(context.Background(), both)).To(MatchError(ContainSubstring("exactly one of")))
+}

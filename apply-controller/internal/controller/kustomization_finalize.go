@@ -80,12 +80,10 @@ const terminationPoll = 500 * time.Millisecond
 // without delete rights, an unreachable cluster) is retried: objects are not orphaned by it.
 func (r *KustomizationReconciler) identityGone(ctx context.Context, obj *applyv1.Kustomization) bool {
 	if kc := obj.Spec.KubeConfig; kc != nil {
-		var err error
-		if kc.SecretRef != nil {
-			err = r.APIReader.Get(ctx, types.NamespacedName{Namespace: obj.Namespace, Name: kc.SecretRef.Name}, &corev1.Secret{})
-		} else if kc.ConfigMapRef != nil {
-			err = r.APIReader.Get(ctx, types.NamespacedName{Namespace: obj.Namespace, Name: kc.ConfigMapRef.Name}, &corev1.ConfigMap{})
+		if kc.SecretRef == nil {
+			return true // a configMapRef, not supported: deleting with it can never succeed
 		}
+		err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: obj.Namespace, Name: kc.SecretRef.Name}, &corev1.Secret{})
 		if apierrors.IsNotFound(err) {
 			return true
 		}
