@@ -22,6 +22,24 @@ import (
 // revision), the wait ends at once with a *SupersededError, so that the new revision is applied
 // without waiting out the timeout of the old one.
 func Wait(ctx context.Context, c client.Reader, objs []*unstructured.Unstructured, superseded func() string) error {
+	return WaitWith(ctx, c, objs, Options{Superseded: superseded})
+}
+
+// StatusFunc judges an object that kstatus cannot (a custom resource with health expressions,
+// see shared/health/cel); it returns false to leave the object to kstatus.
+type StatusFunc func(ctx context.Context, u *unstructured.Unstructured) (*status.Result, bool)
+
+// Options of WaitWith.
+type Options struct {
+	// Superseded is asked between polls, as by Wait.
+	Superseded func() string
+	// Status, when not nil, is asked first for every object.
+	Status StatusFunc
+}
+
+// WaitWith is Wait with a custom judge of objects' status.
+func WaitWith(ctx context.Context, c client.Reader, objs []*unstructured.Unstructured, opts Options) error {
+	superseded := opts.Superseded
 	pending := objs
 	wait := 100 * time.Millisecond
 	for {
@@ -38,7 +56,7 @@ func Wait(ctx context.Context, c client.Reader, objs []*unstructured.Unstructure
 			if err != nil {
 				return fmt.Errorf("%s: %w", Describe(o), err)
 			}
-			res, err := status.Compute(u)
+			res, err := compute(ctx, u, opts.Status)
 			if err != nil {
 				return fmt.Errorf("%s: %w", Describe(o), err)
 			}
@@ -69,6 +87,15 @@ func Wait(ctx context.Context, c client.Reader, objs []*unstructured.Unstructure
 			wait *= 2
 		}
 	}
+}
+
+func compute(ctx context.Context, u *unstructured.Unstructured, custom StatusFunc) (*status.Result, error) {
+	if custom != nil {
+		if res, ok := custom(ctx, u); ok {
+			return res, nil
+		}
+	}
+	return status.Compute(u)
 }
 
 // Describe names an object as Kind/namespace/name.

@@ -32,11 +32,16 @@ type Options struct {
 	TargetNamespace string
 	NamePrefix      string
 	NameSuffix      string
-	Labels          map[string]string
-	Annotations     map[string]string
-	Patches         []Patch
-	Images          []kustypes.Image
-	Components      []string
+	// Labels and Annotations are set on every object after the build and the substitution
+	// (on the object's own metadata, not in selectors or templates), replacing values of the
+	// same keys, as Flux's commonMetadata does.
+	Labels      map[string]string
+	Annotations map[string]string
+	Patches     []Patch
+	Images      []kustypes.Image
+	Components  []string
+	// IgnoreMissingComponents leaves out the Components that are not in the artifact.
+	IgnoreMissingComponents bool
 	// Vars are substituted for ${name} and ${name:=default} after the build; nil skips
 	// substitution.
 	Vars map[string]string
@@ -256,6 +261,12 @@ func build(fs filesys.FileSystem, opts Options, w string) (*Result, error) {
 			}
 			y = []byte(s)
 		}
+		if len(opts.Labels) > 0 || len(opts.Annotations) > 0 {
+			setCommonMetadata(obj, opts.Labels, opts.Annotations)
+			if y, err = yaml.Marshal(obj.Object); err != nil {
+				return nil, fmt.Errorf("%w: %s: %v", ErrBuild, describe(obj), err)
+			}
+		}
 		all.Write(y)
 		all.WriteString("---\n")
 		out = append(out, obj)
@@ -414,12 +425,12 @@ func wrap(fs filesys.FileSystem, w, up, dir string, resources []string, opts Opt
 		NameSuffix: opts.NameSuffix,
 		Images:     opts.Images,
 	}
-	if len(opts.Labels) > 0 {
-		k.Labels = []kustypes.Label{{Pairs: opts.Labels}}
-	}
-	k.CommonAnnotations = opts.Annotations
 	for _, c := range opts.Components {
-		k.Components = append(k.Components, path.Join(base, c))
+		p := path.Join(base, c)
+		if opts.IgnoreMissingComponents && !fs.Exists(path.Join(w, p)) {
+			continue
+		}
+		k.Components = append(k.Components, p)
 	}
 	for _, p := range opts.Patches {
 		k.Patches = append(k.Patches, kustypes.Patch{Patch: p.Patch, Target: p.Target})
@@ -429,6 +440,31 @@ func wrap(fs filesys.FileSystem, w, up, dir string, resources []string, opts Opt
 		return "", err
 	}
 	return w, fs.WriteFile(path.Join(w, "kustomization.yaml"), data)
+}
+
+// setCommonMetadata sets labels and annotations on obj's own metadata, replacing values of the
+// same keys.
+func setCommonMetadata(obj *unstructured.Unstructured, labels, annotations map[string]string) {
+	if len(labels) > 0 {
+		l := obj.GetLabels()
+		if l == nil {
+			l = map[string]string{}
+		}
+		for k, v := range labels {
+			l[k] = v
+		}
+		obj.SetLabels(l)
+	}
+	if len(annotations) > 0 {
+		a := obj.GetAnnotations()
+		if a == nil {
+			a = map[string]string{}
+		}
+		for k, v := range annotations {
+			a[k] = v
+		}
+		obj.SetAnnotations(a)
+	}
 }
 
 // Selector builds a kustomize selector.

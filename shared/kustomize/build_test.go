@@ -137,6 +137,42 @@ func TestBuild(t *testing.T) {
 			ids:  []string{"ConfigMap/cfg", "Deployment/web"},
 		},
 		{
+			name: "a missing component fails the build",
+			files: map[string]string{
+				"/app/kustomization.yaml": "resources: [web.yaml]\n",
+				"/app/web.yaml":           deployment,
+			},
+			opts:   Options{Path: "app", Components: []string{"gone"}},
+			errMsg: "gone",
+		},
+		{
+			name: "ignoreMissingComponents skips a missing component and keeps the others",
+			files: map[string]string{
+				"/app/kustomization.yaml":       "resources: [web.yaml]\n",
+				"/app/web.yaml":                 deployment,
+				"/app/extra/kustomization.yaml": "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\nresources: [cfg.yaml]\n",
+				"/app/extra/cfg.yaml":           configMap,
+			},
+			opts: Options{Path: "app", Components: []string{"gone", "extra"}, IgnoreMissingComponents: true},
+			ids:  []string{"ConfigMap/cfg", "Deployment/web"},
+		},
+		{
+			name:  "common metadata: own metadata only, replacing values, after substitution",
+			files: map[string]string{"/web.yaml": strings.Replace(deployment, "labels: {app: web}\nspec:", "labels: {app: web, team: old}\n  annotations: {note: \"${NOTE}\"}\nspec:", 1)},
+			opts: Options{
+				Labels: map[string]string{"team": "a"}, Annotations: map[string]string{"note": "${KEEP}"},
+				Vars: map[string]string{"NOTE": "from-var"},
+			},
+			ids: []string{"Deployment/web"},
+			check: func(g *WithT, r *Result) {
+				d := r.Objects[0]
+				g.Expect(d.GetLabels()).To(Equal(map[string]string{"app": "web", "team": "a"}))
+				g.Expect(d.GetAnnotations()).To(Equal(map[string]string{"note": "${KEEP}"}), "set after substitution, as Flux does")
+				tmpl, _, _ := unstructuredString(d.Object, "spec", "template", "metadata", "annotations", "note")
+				g.Expect(tmpl).To(BeEmpty(), "pod templates are not annotated")
+			},
+		},
+		{
 			name:  "variables with defaults and escapes",
 			files: map[string]string{"/cfg.yaml": configMap},
 			opts:  Options{Vars: map[string]string{"REGION": "eu"}},

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/fluxcd/pkg/ssa"
+	"github.com/fluxcd/pkg/ssa/jsondiff"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,7 +25,7 @@ func OptionsFor(ctx context.Context, reader client.Reader, obj *applyv1.Kustomiz
 	s := obj.Spec
 	opts := Options{
 		Path: s.Path, TargetNamespace: s.TargetNamespace, NamePrefix: s.NamePrefix, NameSuffix: s.NameSuffix,
-		Components: s.Components, RemoteBases: remoteBases,
+		Components: s.Components, IgnoreMissingComponents: s.IgnoreMissingComponents, RemoteBases: remoteBases,
 	}
 	if s.CommonMetadata != nil {
 		opts.Labels, opts.Annotations = s.CommonMetadata.Labels, s.CommonMetadata.Annotations
@@ -58,6 +59,11 @@ func OptionsFor(ctx context.Context, reader client.Reader, obj *applyv1.Kustomiz
 		}
 		for k, v := range pb.Substitute {
 			opts.Vars[k] = v
+		}
+		// Flux substitutes only when there is a variable, unless told to always: without
+		// one, ${var:=default} stays as written.
+		if len(opts.Vars) == 0 && pb.SubstituteStrategy != applyv1.SubstituteStrategyAlways {
+			opts.Vars = nil
 		}
 	}
 	if d := s.Decryption; d != nil {
@@ -117,6 +123,25 @@ func variables(ctx context.Context, reader client.Reader, ns string, from applyv
 	return out, obj.GetResourceVersion(), nil
 }
 
+// IgnoreRules maps spec.ignore to the drift ignore rules of server-side apply: an ignored field
+// is neither compared nor taken back; ssa leaves it to its other owner, or keeps the value the
+// cluster has.
+func IgnoreRules(rules []applyv1.IgnoreRule) []jsondiff.IgnoreRule {
+	if len(rules) == 0 {
+		return nil
+	}
+	out := make([]jsondiff.IgnoreRule, 0, len(rules))
+	for _, r := range rules {
+		ir := jsondiff.IgnoreRule{Paths: r.Paths}
+		if t := r.Target; t != nil {
+			ir.Selector = &jsondiff.Selector{Group: t.Group, Version: t.Version, Kind: t.Kind, Name: t.Name,
+				Namespace: t.Namespace, LabelSelector: t.LabelSelector, AnnotationSelector: t.AnnotationSelector}
+		}
+		out = append(out, ir)
+	}
+	return out
+}
+
 // ApplyOptions maps the spec and the per-object annotations to server-side apply options.
 func ApplyOptions(obj *applyv1.Kustomization) ssa.ApplyOptions {
 	o := ssa.DefaultApplyOptions()
@@ -135,6 +160,7 @@ func ApplyOptions(obj *applyv1.Kustomization) ssa.ApplyOptions {
 		},
 		Exclusions: map[string]string{applyv1.SSAAnnotation: "Merge"},
 	}
+	o.DriftIgnoreRules = IgnoreRules(obj.Spec.Ignore)
 	return o
 }
 
@@ -143,5 +169,5 @@ func ApplyOptions(obj *applyv1.Kustomization) ssa.ApplyOptions {
 func DiffOptions(obj *applyv1.Kustomization) ssa.DiffOptions {
 	ao := ApplyOptions(obj)
 	return ssa.DiffOptions{Exclusions: ao.ExclusionSelector, IfNotPresentSelector: ao.IfNotPresentSelector,
-		Force: ao.Force, ForceSelector: ao.ForceSelector}
+		Force: ao.Force, ForceSelector: ao.ForceSelector, DriftIgnoreRules: ao.DriftIgnoreRules}
 }

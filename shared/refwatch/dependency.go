@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -13,6 +14,9 @@ import (
 type Dependency struct {
 	GVK schema.GroupVersionKind
 	Key types.NamespacedName
+	// Ready, when set, decides instead of the Ready condition whether the dependency is ready
+	// (a readyExpr); an error counts as not ready.
+	Ready func(ctx context.Context, dep *unstructured.Unstructured) (bool, error)
 }
 
 // String names the dependency as messages do: "Kustomization apps/infra".
@@ -63,8 +67,9 @@ func SameKind(own schema.GroupVersionKind, deps []Dependency) []types.Namespaced
 
 // NotReady reads each dependency through the watcher (so that its changes reconcile the
 // dependent) and describes the first that is missing, unreadable or not Ready at its
-// generation, with one message for the three, so that it tells nobody whether an object
-// exists: "dependency Kustomization apps/infra is not ready or not found". It returns "" when
+// generation (or whose Ready function says no), with one message for all, so that it tells
+// nobody whether an object exists: "dependency Kustomization apps/infra is not ready or not
+// found". It returns "" when
 // all are ready, and an error when one could not be read (one wrapping ErrKindRefused for a
 // kind that did not opt in).
 func (w *Watcher) NotReady(ctx context.Context, c client.Reader, deps []Dependency) (string, error) {
@@ -73,7 +78,13 @@ func (w *Watcher) NotReady(ctx context.Context, c client.Reader, deps []Dependen
 		switch {
 		case err != nil:
 			return "", fmt.Errorf("dependency %s: %w", d, err)
-		case u == nil || !ReadyAtGeneration(u):
+		case u == nil:
+			return NotReadyOrNotFound("dependency " + d.String()), nil
+		case d.Ready != nil:
+			if ok, err := d.Ready(ctx, u); err != nil || !ok {
+				return NotReadyOrNotFound("dependency "+d.String()) + " (by its readyExpr)", nil
+			}
+		case !ReadyAtGeneration(u):
 			return NotReadyOrNotFound("dependency " + d.String()), nil
 		}
 	}

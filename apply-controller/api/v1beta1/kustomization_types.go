@@ -58,6 +58,13 @@ type KustomizationSpec struct {
 	// +kubebuilder:validation:MaxItems=256
 	HealthChecks []ObjectReference `json:"healthChecks,omitempty"`
 
+	// HealthCheckExprs judge the health of custom resources that kstatus cannot (their status
+	// has no Ready condition or observedGeneration), with CEL expressions over the object. They
+	// are used only when spec.wait or spec.healthChecks make the controller wait.
+	// +optional
+	// +kubebuilder:validation:MaxItems=64
+	HealthCheckExprs []CustomHealthCheck `json:"healthCheckExprs,omitempty"`
+
 	// DependsOn lists objects of any kind with a Ready condition that must be Ready (and at
 	// their current generation) before this Kustomization is applied.
 	// +optional
@@ -94,6 +101,11 @@ type KustomizationSpec struct {
 	// +optional
 	Components []string `json:"components,omitempty"`
 
+	// IgnoreMissingComponents leaves out of the build the components of spec.components that
+	// are not in the source, instead of failing it.
+	// +optional
+	IgnoreMissingComponents bool `json:"ignoreMissingComponents,omitempty"`
+
 	// PostBuild substitutes ${var} and ${var:=default} in the built manifests.
 	// +optional
 	PostBuild *PostBuild `json:"postBuild,omitempty"`
@@ -108,7 +120,7 @@ type KustomizationSpec struct {
 	// +optional
 	ServiceAccountName string `json:"serviceAccountName,omitempty"`
 
-	// KubeConfig applies to another cluster: a Secret in this namespace with a kubeconfig.
+	// KubeConfig applies to another cluster with the kubeconfig of a Secret in this namespace.
 	// +optional
 	KubeConfig *KubeConfigReference `json:"kubeConfig,omitempty"`
 
@@ -121,10 +133,11 @@ type KustomizationSpec struct {
 	Suspend bool `json:"suspend,omitempty"`
 
 	// DeletionPolicy says what happens to applied objects when the Kustomization is deleted:
-	// MirrorPrune (delete them if spec.prune), Delete (always), Orphan (never).
+	// MirrorPrune (delete them if spec.prune), Delete (always), WaitForTermination (delete them
+	// and wait, up to spec.timeout, until they are gone), Orphan (never).
 	// +optional
 	// +kubebuilder:default=MirrorPrune
-	// +kubebuilder:validation:Enum=MirrorPrune;Delete;Orphan
+	// +kubebuilder:validation:Enum=MirrorPrune;Delete;WaitForTermination;Orphan
 	DeletionPolicy string `json:"deletionPolicy,omitempty"`
 
 	// DriftPolicy: Correct re-applies objects that differ from Git at every interval; Warn
@@ -134,6 +147,49 @@ type KustomizationSpec struct {
 	// +kubebuilder:default=Correct
 	// +kubebuilder:validation:Enum=Correct;Warn
 	DriftPolicy string `json:"driftPolicy,omitempty"`
+
+	// Ignore lists fields that others own: the JSON pointers of a rule are neither compared
+	// for drift nor written on the objects its target selects (all objects without target).
+	// +optional
+	// +kubebuilder:validation:MaxItems=64
+	Ignore []IgnoreRule `json:"ignore,omitempty"`
+}
+
+// CustomHealthCheck judges the health of objects of one group (and kind) with CEL
+// expressions. The object's top-level fields are the variables: apiVersion, kind, metadata,
+// spec, status. The expressions are tried in the order inProgress, failed, current; the first
+// that is true gives the status, and none true means in progress. An object whose
+// status.observedGeneration is behind its metadata.generation is in progress.
+type CustomHealthCheck struct {
+	// APIVersion of the objects; only its group is matched, so that every version is.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	APIVersion string `json:"apiVersion"`
+	// Kind of the objects; empty for every kind of the group (an entry with a kind wins).
+	// +optional
+	Kind string `json:"kind,omitempty"`
+	// Current is true when the object is healthy, e.g.
+	// status.conditions.exists(c, c.type == 'Ready' && c.status == 'True').
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	Current string `json:"current"`
+	// InProgress is true while the object is still being worked on.
+	// +optional
+	InProgress string `json:"inProgress,omitempty"`
+	// Failed is true when the object failed; the health check fails at once.
+	// +optional
+	Failed string `json:"failed,omitempty"`
+}
+
+// IgnoreRule names fields to leave alone on the objects its target selects.
+type IgnoreRule struct {
+	// Paths are JSON pointers (RFC 6901), e.g. /spec/replicas; a / inside a key is written ~1.
+	// +required
+	// +kubebuilder:validation:MinItems=1
+	Paths []string `json:"paths"`
+	// Target selects the objects; default all objects of the Kustomization.
+	// +optional
+	Target *Selector `json:"target,omitempty"`
 }
 
 // Decryption is how SOPS-encrypted files of the source are decrypted during the build.
@@ -157,11 +213,18 @@ const DecryptionProviderSOPS = "sops"
 
 // Deletion and drift policies.
 const (
-	DeletionPolicyMirrorPrune = "MirrorPrune"
-	DeletionPolicyDelete      = "Delete"
-	DeletionPolicyOrphan      = "Orphan"
-	DriftPolicyCorrect        = "Correct"
-	DriftPolicyWarn           = "Warn"
+	DeletionPolicyMirrorPrune        = "MirrorPrune"
+	DeletionPolicyDelete             = "Delete"
+	DeletionPolicyWaitForTermination = "WaitForTermination"
+	DeletionPolicyOrphan             = "Orphan"
+	DriftPolicyCorrect               = "Correct"
+	DriftPolicyWarn                  = "Warn"
+)
+
+// Substitution strategies of spec.postBuild.substituteStrategy.
+const (
+	SubstituteStrategyWithVariables = "WithVariables"
+	SubstituteStrategyAlways        = "Always"
 )
 
 // CrossNamespaceSourceReference names a source object, by default in the Kustomization's namespace.
@@ -198,6 +261,11 @@ type DependencyReference struct {
 	// Namespace of the object; default the Kustomization's.
 	// +optional
 	Namespace string `json:"namespace,omitempty"`
+	// ReadyExpr is a CEL expression that decides, instead of the Ready condition, whether the
+	// dependency is ready: `dep` is the dependency and `self` this Kustomization, e.g.
+	// dep.metadata.labels['app/version'] == self.metadata.labels['app/version'].
+	// +optional
+	ReadyExpr string `json:"readyExpr,omitempty"`
 }
 
 // ObjectReference names an object to health-check.
@@ -272,6 +340,12 @@ type Image struct {
 
 // PostBuild holds the variables substituted in the built manifests.
 type PostBuild struct {
+	// SubstituteStrategy: WithVariables (the default) substitutes only when at least one
+	// variable is defined (inline or read from substituteFrom); Always substitutes even without
+	// variables, so that ${var:=default} gets its default.
+	// +optional
+	// +kubebuilder:validation:Enum=WithVariables;Always
+	SubstituteStrategy string `json:"substituteStrategy,omitempty"`
 	// Substitute maps variable names to values.
 	// +optional
 	Substitute map[string]string `json:"substitute,omitempty"`
@@ -294,11 +368,18 @@ type SubstituteReference struct {
 	Optional bool `json:"optional,omitempty"`
 }
 
-// KubeConfigReference names a Secret holding a kubeconfig.
+// KubeConfigReference names a Secret holding a kubeconfig, or a ConfigMap describing a cluster
+// to reach with a ServiceAccount token.
+// +kubebuilder:validation:XValidation:rule="has(self.configMapRef) != has(self.secretRef)",message="exactly one of spec.kubeConfig.configMapRef or spec.kubeConfig.secretRef must be specified"
 type KubeConfigReference struct {
 	// SecretRef names the Secret and, optionally, its key (default `value`, then `value.yaml`).
-	// +required
-	SecretRef meta.SecretKeyReference `json:"secretRef"`
+	// +optional
+	SecretRef *meta.SecretKeyReference `json:"secretRef,omitempty"`
+	// ConfigMapRef is Flux's secret-less kubeconfig (a ConfigMap with provider, cluster,
+	// address, ca.crt, audiences and serviceAccountName). It is not supported yet: a
+	// Kustomization that sets it is Stalled with reason InvalidSpec.
+	// +optional
+	ConfigMapRef *meta.LocalObjectReference `json:"configMapRef,omitempty"`
 }
 
 // KustomizationStatus is what the controller observed and applied.

@@ -34,6 +34,12 @@ const (
 	DependencyCycleReason = "DependencyCycle"
 	// AccessDeniedReason: a reference the controller's flags forbid (cross-namespace).
 	AccessDeniedReason = "AccessDenied"
+	// InvalidCELExpressionReason: an expression of spec.healthCheckExprs or
+	// spec.dependsOn[].readyExpr does not compile; the message names it.
+	InvalidCELExpressionReason = "InvalidCELExpression"
+	// TerminationTimeoutReason: with deletionPolicy WaitForTermination, deleted objects were
+	// still there after spec.timeout; the Kustomization was let go without them being gone.
+	TerminationTimeoutReason = "TerminationTimeout"
 )
 
 // Finalizer is set on Kustomizations that must clean up what they applied when deleted.

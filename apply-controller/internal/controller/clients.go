@@ -24,7 +24,13 @@ import (
 // reused, so their clients, connections and REST mappings are made once.
 func (r *KustomizationReconciler) manager(ctx context.Context, obj *applyv1.Kustomization) (*ssa.ResourceManager, error) {
 	cfg, mapper, key := r.Config, r.Mapper, "local"
-	if kc := obj.Spec.KubeConfig; kc != nil {
+	if kc := obj.Spec.KubeConfig; kc != nil && kc.ConfigMapRef != nil {
+		// Not yet: the ConfigMap names a cloud or OIDC identity that this controller cannot
+		// take on. Stalled, so that the field is never silently ignored.
+		return nil, status.Stall(r.Events, obj, applyv1.InvalidSpecReason,
+			"spec.kubeConfig.configMapRef is not supported yet; use spec.kubeConfig.secretRef with a kubeconfig")
+	}
+	if kc := obj.Spec.KubeConfig; kc != nil && kc.SecretRef != nil {
 		data, err := kubeconfig.FromSecret(ctx, r.APIReader, obj.Namespace, kc.SecretRef.Name, kc.SecretRef.Key)
 		if err != nil {
 			return nil, status.Fail(r.Events, obj, "", applyv1.ApplyFailedReason, err)

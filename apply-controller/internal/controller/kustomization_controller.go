@@ -31,6 +31,7 @@ import (
 	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/shared/artifact"
 	"github.com/plumb-dev/plumb/shared/health"
+	"github.com/plumb-dev/plumb/shared/health/cel"
 	"github.com/plumb-dev/plumb/shared/kustomize"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
 	"github.com/plumb-dev/plumb/shared/redact"
@@ -126,6 +127,13 @@ func (r *KustomizationReconciler) reconcile(ctx context.Context, obj *applyv1.Ku
 	if obj.Generation != obj.Status.ObservedGeneration {
 		markReconciling(obj, "reconciling generation %d", obj.Generation)
 	}
+	healthExprs, err := r.healthEvaluator(obj)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.checkIgnoreRules(obj); err != nil {
+		return ctrl.Result{}, err
+	}
 	if err := r.checkDependencies(ctx, obj); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -180,7 +188,7 @@ func (r *KustomizationReconciler) reconcile(ctx context.Context, obj *applyv1.Ku
 	if changes := summary(cs); changes != "" {
 		r.event(obj, src.Revision, corev1.EventTypeNormal, applyv1.SucceededReason, "%s", changes)
 	}
-	if err := r.checkHealth(ctx, obj, rm, objs, src.Revision); err != nil {
+	if err := r.checkHealth(ctx, obj, rm, objs, src.Revision, healthExprs); err != nil {
 		return ctrl.Result{}, err
 	}
 	markReady(obj, "applied revision %s", src.Revision)
@@ -266,6 +274,9 @@ func (r *KustomizationReconciler) checkDependencies(ctx context.Context, obj *ap
 	}
 	if cycle := r.dependencyCycle(ctx, obj); cycle != "" {
 		return status.Stall(r.Events, obj, applyv1.DependencyCycleReason, "spec.dependsOn leads back to this Kustomization: "+cycle)
+	}
+	if err := r.readyExprs(obj, deps); err != nil {
+		return err
 	}
 	msg, err := r.watches.NotReady(ctx, r.Client, deps)
 	if err != nil {
@@ -403,8 +414,9 @@ func mergeInventories(a, b *applyv1.Inventory) *applyv1.Inventory {
 }
 
 // checkHealth waits, within the timeout, for the applied objects (spec.wait) and the listed
-// ones (spec.healthChecks) to be Current in kstatus terms.
-func (r *KustomizationReconciler) checkHealth(ctx context.Context, obj *applyv1.Kustomization, rm *ssa.ResourceManager, objs []*unstructured.Unstructured, revision string) error {
+// ones (spec.healthChecks) to be Current in kstatus terms, or by spec.healthCheckExprs for the
+// kinds they name.
+func (r *KustomizationReconciler) checkHealth(ctx context.Context, obj *applyv1.Kustomization, rm *ssa.ResourceManager, objs []*unstructured.Unstructured, revision string, exprs *cel.Evaluator) error {
 	var set []*unstructured.Unstructured
 	if obj.Spec.Wait {
 		for _, o := range objs {
@@ -432,7 +444,7 @@ func (r *KustomizationReconciler) checkHealth(ctx context.Context, obj *applyv1.
 		}
 		return ""
 	}
-	if err := health.Wait(ctx, rm.Client(), set, superseded); err != nil {
+	if err := health.WaitWith(ctx, rm.Client(), set, health.Options{Superseded: superseded, Status: exprs.Status}); err != nil {
 		var s *health.SupersededError
 		if errors.As(err, &s) {
 			markHealthy(obj, metav1.ConditionUnknown, applyv1.HealthCheckCanceledReason, "%v", err)

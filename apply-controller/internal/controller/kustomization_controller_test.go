@@ -313,7 +313,7 @@ func TestKustomization_RemoteClusterByKubeConfig(t *testing.T) {
 	gr := source(t, ns, "app", "main@sha1:1", map[string]string{"deploy/cm.yaml": configMap("remote-cm", "1")})
 	k := newKustomization(ns, gr.Name, func(k *applyv1.Kustomization) {
 		k.Spec.TargetNamespace = "default"
-		k.Spec.KubeConfig = &applyv1.KubeConfigReference{SecretRef: meta.SecretKeyReference{Name: "remote"}}
+		k.Spec.KubeConfig = &applyv1.KubeConfigReference{SecretRef: &meta.SecretKeyReference{Name: "remote"}}
 	})
 	g.Expect(k8s.Create(context.Background(), k)).To(Succeed())
 	waitApplied(g, k, "main@sha1:1")

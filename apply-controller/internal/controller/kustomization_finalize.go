@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/fluxcd/pkg/ssa"
 	corev1 "k8s.io/api/core/v1"
@@ -20,7 +21,7 @@ import (
 func (r *KustomizationReconciler) finalize(ctx context.Context, obj *applyv1.Kustomization) error {
 	del := false
 	switch obj.Spec.DeletionPolicy {
-	case applyv1.DeletionPolicyDelete:
+	case applyv1.DeletionPolicyDelete, applyv1.DeletionPolicyWaitForTermination:
 		del = true
 	case applyv1.DeletionPolicyOrphan:
 	default:
@@ -45,6 +46,9 @@ func (r *KustomizationReconciler) finalize(ctx context.Context, obj *applyv1.Kus
 			if s := summary(cs); s != "" {
 				r.event(obj, obj.Status.LastAppliedRevision, "Normal", applyv1.SucceededReason, "%s", s)
 			}
+			if obj.Spec.DeletionPolicy == applyv1.DeletionPolicyWaitForTermination {
+				r.waitForTermination(obj, rm, cs)
+			}
 		case r.identityGone(ctx, obj):
 			// The identity or cluster to delete with went first (a namespace being deleted takes
 			// its Secrets and ServiceAccounts along): deleting can never succeed, so let go.
@@ -57,11 +61,28 @@ func (r *KustomizationReconciler) finalize(ctx context.Context, obj *applyv1.Kus
 	return nil
 }
 
+// waitForTermination waits, up to spec.timeout, until the objects deleted are gone (their
+// finalizers done); after the timeout the Kustomization is let go all the same, with a
+// Warning, as Flux does.
+func (r *KustomizationReconciler) waitForTermination(obj *applyv1.Kustomization, rm *ssa.ResourceManager, cs *ssa.ChangeSet) {
+	err := rm.WaitForSetTermination(cs, ssa.WaitOptions{Interval: terminationPoll, Timeout: obj.GetTimeout()})
+	if err != nil {
+		r.event(obj, obj.Status.LastAppliedRevision, "Warning", applyv1.TerminationTimeoutReason,
+			"deleted objects not gone after %s (deletionPolicy WaitForTermination): %v", obj.GetTimeout(), err)
+	}
+}
+
+// terminationPoll is how often deleted objects are looked for while waiting for them to go.
+const terminationPoll = 500 * time.Millisecond
+
 // identityGone reports whether what the Kustomization deletes with no longer exists: its
 // kubeconfig Secret, or the ServiceAccount it impersonates. Any other failure (a ServiceAccount
 // without delete rights, an unreachable cluster) is retried: objects are not orphaned by it.
 func (r *KustomizationReconciler) identityGone(ctx context.Context, obj *applyv1.Kustomization) bool {
 	if kc := obj.Spec.KubeConfig; kc != nil {
+		if kc.SecretRef == nil {
+			return true // a configMapRef, not supported: deleting with it can never succeed
+		}
 		err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: obj.Namespace, Name: kc.SecretRef.Name}, &corev1.Secret{})
 		if apierrors.IsNotFound(err) {
 			return true
