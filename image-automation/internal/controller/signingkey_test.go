@@ -46,7 +46,7 @@ func TestSigningKey(t *testing.T) {
 	}{
 		{name: "plain key", data: map[string][]byte{"git.asc": plain}},
 		{name: "key with its passphrase", data: map[string][]byte{"git.asc": locked, "passphrase": []byte("open-sesame")}},
-		{name: "no key", data: map[string][]byte{}, wantErr: "no git.asc key"},
+		{name: "no key", data: map[string][]byte{}, wantErr: "no git.asc (OpenPGP) or identity (SSH) key"},
 		{name: "not a key", data: map[string][]byte{"git.asc": []byte("hunter2")}, wantErr: "not an armored OpenPGP key"},
 		{name: "passphrase missing", data: map[string][]byte{"git.asc": locked}, wantErr: "has no passphrase"},
 		{name: "wrong passphrase", data: map[string][]byte{"git.asc": locked, "passphrase": []byte("hunter2")}, wantErr: "does not decrypt"},
