@@ -67,7 +67,7 @@ type SourceReference struct {
 }
 
 // GitSpec says what to check out, how to commit and where to push.
-// +kubebuilder:validation:XValidation:rule="!has(self.checkout) || has(self.checkout.ref.branch) || (has(self.push) && has(self.push.branch))",message="push.branch is required when checkout.ref is not a branch"
+// +kubebuilder:validation:XValidation:rule="!has(self.checkout) || (has(self.checkout.ref.branch) && !has(self.checkout.ref.tag) && !has(self.checkout.ref.semver) && !has(self.checkout.ref.name) && !has(self.checkout.ref.commit)) || (has(self.push) && has(self.push.branch))",message="push.branch is required when checkout.ref is not a branch alone"
 type GitSpec struct {
 	// Checkout overrides the GitRepository's ref: the branch, tag, highest tag of a semver
 	// range, reference name or commit to start from. Unset: the GitRepository's branch.

@@ -117,8 +117,14 @@ func TestAutomation_TagNeedsPushBranch(t *testing.T) {
 	auto := automation(newNamespace(t, nil), "apps", "config")
 	auto.Spec.Git.Checkout = &imagev1.GitCheckout{Ref: imagev1.GitCheckoutRef{SemVer: "1.x"}}
 	err := k8s.Create(context.Background(), auto)
-	g.Expect(err).To(MatchError(ContainSubstring("push.branch is required when checkout.ref is not a branch")))
-	auto.Spec.Git.Checkout.Ref = imagev1.GitCheckoutRef{}
+	g.Expect(err).To(MatchError(ContainSubstring("push.branch is required when checkout.ref is not a branch alone")))
+	auto.Spec.Git.Checkout.Ref = imagev1.GitCheckoutRef{Branch: "main", Commit: strings.Repeat("ab", 20)}
+	err = k8s.Create(context.Background(), auto)
+	g.Expect(err).To(MatchError(ContainSubstring("push.branch is required when checkout.ref is not a branch alone")))
+	auto.Spec.Git.Push = &imagev1.PushSpec{Branch: "auto"}
+	g.Expect(k8s.Create(context.Background(), auto, client.DryRunAll)).To(Succeed(), "a commit with a push branch")
+	auto = automation(auto.Namespace, "empty-ref", "config")
+	auto.Spec.Git.Checkout = &imagev1.GitCheckout{}
 	err = k8s.Create(context.Background(), auto)
 	g.Expect(err).To(MatchError(ContainSubstring("set one of branch, tag, semver, name and commit")))
 }
