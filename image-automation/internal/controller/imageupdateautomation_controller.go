@@ -276,6 +276,11 @@ func (r *ImageUpdateAutomationReconciler) prepare(ctx context.Context, obj *imag
 		}
 	}
 
+	if c := obj.Spec.Git.Checkout; c != nil && c.Ref.SemVer != "" {
+		if _, err := semver.NewConstraint(c.Ref.SemVer); err != nil {
+			return job, status.Stall(r.Events, obj, imagev1.InvalidSpecReason, fmt.Sprintf("git.checkout.ref.semver %q: %v", c.Ref.SemVer, err))
+		}
+	}
 	key := types.NamespacedName{Namespace: obj.Spec.SourceRef.Namespace, Name: obj.Spec.SourceRef.Name}
 	if key.Namespace == "" {
 		key.Namespace = obj.Namespace
@@ -322,11 +327,6 @@ func (r *ImageUpdateAutomationReconciler) prepare(ctx context.Context, obj *imag
 		// tag or a commit, and it is not watched: retried.
 		return job, status.Fail(r.Events, obj, "", imagev1.InvalidSpecReason,
 			fmt.Errorf("GitRepository %s checks out %s, which cannot be pushed to; set git.push.branch", key, job.ref))
-	}
-	if job.ref.SemVer != "" {
-		if _, err := semver.NewConstraint(job.ref.SemVer); err != nil {
-			return job, status.Stall(r.Events, obj, imagev1.InvalidSpecReason, fmt.Sprintf("git.checkout.ref.semver %q: %v", job.ref.SemVer, err))
-		}
 	}
 	// The push uses the GitRepository's credentials: its Secret, its provider (a GitHub App's
 	// installation token, from the same process-wide cache as every fetch) and its proxy.

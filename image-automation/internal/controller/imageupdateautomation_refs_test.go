@@ -111,6 +111,20 @@ func TestAutomation_CrossNamespaceRefused(t *testing.T) {
 	g.Expect(conditions.GetMessage(auto, meta.ReadyCondition)).To(ContainSubstring("spec.sourceRef in namespace flux-system: cross-namespace references are disabled (--no-cross-namespace-refs)"))
 }
 
+// A checkout semver range that does not parse stalls the automation before anything is read.
+func TestAutomation_BadCheckoutSemverStalls(t *testing.T) {
+	g := NewWithT(t)
+	r := &ImageUpdateAutomationReconciler{Client: k8s, APIReader: k8s}
+	auto := automation("team-a", "apps", "config")
+	auto.Spec.Git.Checkout = &imagev1.GitCheckout{Ref: imagev1.GitCheckoutRef{SemVer: ">= one"}}
+	auto.Spec.Git.Push = &imagev1.PushSpec{Branch: "auto"}
+	_, err := r.prepare(context.Background(), auto)
+	g.Expect(err).To(HaveOccurred())
+	g.Expect(conditions.IsStalled(auto)).To(BeTrue())
+	g.Expect(conditions.GetReason(auto, meta.ReadyCondition)).To(Equal(imagev1.InvalidSpecReason))
+	g.Expect(conditions.GetMessage(auto, meta.ReadyCondition)).To(ContainSubstring(`git.checkout.ref.semver ">= one"`))
+}
+
 // The schema refuses a checkout that is not a branch without a push branch.
 func TestAutomation_TagNeedsPushBranch(t *testing.T) {
 	g := NewWithT(t)
