@@ -14,6 +14,7 @@ require (
 	github.com/plumb-dev/plumb/image-automation/api v0.0.0-00010101000000-000000000000
 	github.com/plumb-dev/plumb/shared v0.0.0-00010101000000-000000000000
 	github.com/plumb-dev/plumb/shared/testing v0.0.0-00010101000000-000000000000
+	golang.org/x/crypto v0.56.0
 	k8s.io/api v0.37.2
 	k8s.io/apimachinery v0.37.2
 	k8s.io/client-go v0.37.2
@@ -132,7 +133,6 @@ require (
 	go.uber.org/zap v1.27.1 // indirect
 	go.yaml.in/yaml/v2 v2.4.4 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
-	golang.org/x/crypto v0.56.0 // indirect
 	golang.org/x/net v0.58.0 // indirect
 	golang.org/x/oauth2 v0.36.0 // indirect
 	golang.org/x/sync v0.22.0 // indirect

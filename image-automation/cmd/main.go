@@ -26,6 +26,8 @@ type options struct {
 	hosts       hostlimit.Options
 	cloud       registry.CloudFlags
 	storagePath string
+	// noCrossNamespaceRefs refuses an automation's sourceRef in another namespace.
+	noCrossNamespaceRefs bool
 }
 
 func main() {
@@ -34,6 +36,7 @@ func main() {
 	o.hosts.Bind(flag.CommandLine)
 	o.cloud.Bind(flag.CommandLine)
 	flag.StringVar(&o.storagePath, "storage-path", "/data", "Folder of the scanned tag lists and the automations' Git working copies.")
+	flag.BoolVar(&o.noCrossNamespaceRefs, "no-cross-namespace-refs", true, "Refuse an ImageUpdateAutomation's sourceRef in another namespace (set =false to allow it, as Flux does by default).")
 	o.Main(controllerName, func(ctx context.Context) error { return run(ctx, o) })
 }
 
@@ -67,7 +70,7 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	if err := (&controller.ImageUpdateAutomationReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: rec,
-		WorkDir: filepath.Join(o.storagePath, "git"), ControllerName: controllerName}).SetupWithManager(ctx, mgr, controller.Options{Concurrent: o.Concurrent}); err != nil {
+		WorkDir: filepath.Join(o.storagePath, "git"), ControllerName: controllerName, NoCrossNamespaceRefs: o.noCrossNamespaceRefs}).SetupWithManager(ctx, mgr, controller.Options{Concurrent: o.Concurrent}); err != nil {
 		return err
 	}
 	return mgr.Start(ctx)

@@ -46,6 +46,10 @@ type ImagePolicySpec struct {
 	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('10s')",message="interval must be at least 10s"
 	Interval *metav1.Duration `json:"interval,omitempty"`
+	// Suspend stops evaluating the policy: its status, latestRef included, is kept as it is, and
+	// automations go on using it.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
 }
 
 // ImagePolicyChoice is exactly one way of ordering tags.

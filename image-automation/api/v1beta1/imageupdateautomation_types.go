@@ -15,8 +15,9 @@ const UpdateStrategySetters = "Setters"
 
 // ImageUpdateAutomationSpec says which repository to update, where, and how to commit.
 type ImageUpdateAutomationSpec struct {
-	// SourceRef names the GitRepository (source.plumb.dev) in the same namespace to clone and
-	// push to, with its URL and credentials.
+	// SourceRef names the GitRepository (source.plumb.dev) to clone and push to, with its URL
+	// and credentials; one of another namespace only when the controller runs with
+	// --no-cross-namespace-refs=false.
 	// +required
 	SourceRef SourceReference `json:"sourceRef"`
 	// Git says what to check out, how to commit and where to push.
@@ -57,12 +58,19 @@ type SourceReference struct {
 	// Name of the GitRepository.
 	// +required
 	Name string `json:"name"`
+	// Namespace of the GitRepository; default the automation's. Another namespace is refused
+	// (Stalled, AccessDenied) unless the controller runs with --no-cross-namespace-refs=false;
+	// the GitRepository's Secrets and service account are then read in its own namespace.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	Namespace string `json:"namespace,omitempty"`
 }
 
 // GitSpec says what to check out, how to commit and where to push.
+// +kubebuilder:validation:XValidation:rule="!has(self.checkout) || (has(self.checkout.ref.branch) && !has(self.checkout.ref.tag) && !has(self.checkout.ref.semver) && !has(self.checkout.ref.name) && !has(self.checkout.ref.commit)) || (has(self.push) && has(self.push.branch))",message="push.branch is required when checkout.ref is not a branch alone"
 type GitSpec struct {
-	// Checkout overrides the GitRepository's ref: the branch to start from. Unset: the
-	// GitRepository's branch.
+	// Checkout overrides the GitRepository's ref: the branch, tag, highest tag of a semver
+	// range, reference name or commit to start from. Unset: the GitRepository's branch.
 	// +optional
 	Checkout *GitCheckout `json:"checkout,omitempty"`
 	// Commit says how commits are written.
@@ -80,12 +88,29 @@ type GitCheckout struct {
 	Ref GitCheckoutRef `json:"ref"`
 }
 
-// GitCheckoutRef is a branch.
+// GitCheckoutRef is what to start from; the first set of commit, name, semver, tag and branch
+// wins, as in a GitRepository. A commit with a branch must be in the branch's history.
+// +kubebuilder:validation:XValidation:rule="has(self.branch) || has(self.tag) || has(self.semver) || has(self.name) || has(self.commit)",message="set one of branch, tag, semver, name and commit"
 type GitCheckoutRef struct {
 	// Branch to check out, e.g. main.
-	// +required
+	// +optional
 	// +kubebuilder:validation:MinLength=1
-	Branch string `json:"branch"`
+	Branch string `json:"branch,omitempty"`
+	// Tag to check out, e.g. v1.2.0.
+	// +optional
+	Tag string `json:"tag,omitempty"`
+	// SemVer is a range of tags to check out the highest of, e.g. ">=1.0.0 <2.0.0" or "1.x".
+	// +optional
+	SemVer string `json:"semver,omitempty"`
+	// Name is a full reference name, e.g. refs/heads/main, refs/tags/v1 or refs/pull/7/head.
+	// +optional
+	// +kubebuilder:validation:Pattern="^refs/.+$"
+	Name string `json:"name,omitempty"`
+	// Commit is a full 40-character SHA-1. Without branch, every branch is fetched (with its
+	// history) to find it.
+	// +optional
+	// +kubebuilder:validation:Pattern="^[0-9a-f]{40}$"
+	Commit string `json:"commit,omitempty"`
 }
 
 // CommitSpec says how commits are written.
@@ -93,8 +118,10 @@ type CommitSpec struct {
 	// Author of the commits (also their committer).
 	// +required
 	Author CommitUser `json:"author"`
-	// SigningKey names a Secret in the same namespace whose `git.asc` holds an armored OpenPGP
-	// private key that signs the commits, with its passphrase in `passphrase` if it has one.
+	// SigningKey names a Secret in the same namespace whose key signs the commits: `git.asc`,
+	// an armored OpenPGP private key (as Flux), or `identity`, an OpenSSH private key (Ed25519,
+	// ECDSA or RSA) for SSH signatures (git's gpg.format=ssh); `passphrase` decrypts either. A
+	// Secret with both is refused.
 	// +optional
 	SigningKey *meta.LocalObjectReference `json:"signingKey,omitempty"`
 	// MessageTemplate is a Go text/template of the commit message over .AutomationObject
@@ -126,6 +153,12 @@ type PushSpec struct {
 	// Refspec is pushed in addition to branch, e.g. refs/heads/main:refs/heads/auto/update.
 	// +optional
 	Refspec string `json:"refspec,omitempty"`
+	// Options are git push options, each sent as `key=value` (`git push -o key=value`), e.g.
+	// GitLab's merge_request.create: "true". They are sent when the server advertises push
+	// options and dropped otherwise, as Flux does.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=32
+	Options map[string]string `json:"options,omitempty"`
 }
 
 // UpdateStrategy says which files to rewrite.

@@ -117,10 +117,11 @@ func (r *ImagePolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	patcher := status.NewPatcher(r.Client, obj)
 	defer func() {
 		plumbreconcile.Recovered(ctx, recover(), &retErr)
-		status.Finish(ctx, obj, status.Fields{Kind: imagev1.ImagePolicyKind,
+		status.Finish(ctx, obj, status.Fields{Kind: imagev1.ImagePolicyKind, Suspend: obj.Spec.Suspend,
 			ObservedGeneration: &obj.Status.ObservedGeneration, Requests: &obj.Status.ReconcileRequestStatus}, patcher, r.ControllerName, &result, &retErr)
 	}()
-	if !obj.DeletionTimestamp.IsZero() {
+	// A suspended policy keeps its status, latestRef included, until it is resumed.
+	if !obj.DeletionTimestamp.IsZero() || obj.Spec.Suspend {
 		return ctrl.Result{}, nil
 	}
 	return r.reconcile(ctx, obj)

@@ -9,9 +9,11 @@ import (
 	"github.com/fluxcd/pkg/runtime/conditions"
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	imagev1 "github.com/plumb-dev/plumb/image-automation/api/v1beta1"
+	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
 )
 
 func semverPolicy(ns, name, repoNS, repo, rng string) *imagev1.ImagePolicy {
@@ -89,5 +91,52 @@ func TestImagePolicy_BadInput(t *testing.T) {
 		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(granted), granted)).To(Succeed())
 		g.Expect(conditions.IsReady(granted)).To(BeTrue(), conditions.GetMessage(granted, meta.ReadyCondition))
 		g.Expect(granted.Status.LatestRef.Tag).To(Equal("1.1.0"))
+	}, timeout, 100*time.Millisecond).Should(Succeed())
+}
+
+// A suspended policy keeps its latestRef while the repository's tags move, and follows them
+// again once resumed.
+func TestImagePolicy_Suspend(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t, nil)
+	image := newImage()
+	pushTags(t, image, "1.0.0", "1.1.0")
+	repo := imageRepository(ns, "app", image)
+	g.Expect(k8s.Create(ctx, repo)).To(Succeed())
+	pol := semverPolicy(ns, "app", "", "app", "1.x")
+	g.Expect(k8s.Create(ctx, pol)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(pol), pol)).To(Succeed())
+		g.Expect(pol.Status.LatestRef).NotTo(BeNil())
+		g.Expect(pol.Status.LatestRef.Tag).To(Equal("1.1.0"))
+	}, timeout, 100*time.Millisecond).Should(Succeed())
+
+	// handled waits until the policy's reconcile has seen a request made after the change.
+	handled := func() {
+		t.Helper()
+		v := time.Now().Format(time.RFC3339Nano)
+		g.Expect(k8s.Patch(ctx, pol, plumbreconcile.RequestPatch(v))).To(Succeed())
+		g.Eventually(func(g Gomega) {
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(pol), pol)).To(Succeed())
+			g.Expect(pol.Status.LastHandledReconcileAt).To(Equal(v))
+		}, timeout, 100*time.Millisecond).Should(Succeed())
+	}
+	g.Expect(k8s.Patch(ctx, pol, client.RawPatch(types.MergePatchType, []byte(`{"spec":{"suspend":true}}`)))).To(Succeed())
+	handled()
+	pushTags(t, image, "1.2.0")
+	requestReconcile(g, repo)
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(repo), repo)).To(Succeed())
+		g.Expect(repo.Status.LastScanResult.TagCount).To(Equal(3))
+	}, timeout, 100*time.Millisecond).Should(Succeed())
+	handled()
+	g.Expect(pol.Status.LatestRef.Tag).To(Equal("1.1.0"), "a suspended policy was evaluated")
+	g.Expect(conditions.IsReady(pol)).To(BeTrue(), "a suspended policy lost its status")
+
+	g.Expect(k8s.Patch(ctx, pol, client.RawPatch(types.MergePatchType, []byte(`{"spec":{"suspend":false}}`)))).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(pol), pol)).To(Succeed())
+		g.Expect(pol.Status.LatestRef.Tag).To(Equal("1.2.0"))
 	}, timeout, 100*time.Millisecond).Should(Succeed())
 }

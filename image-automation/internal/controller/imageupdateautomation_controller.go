@@ -13,9 +13,11 @@ import (
 	"strings"
 	"text/template"
 
+	"github.com/Masterminds/semver/v3"
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
+	gogit "github.com/go-git/go-git/v5"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -66,6 +68,8 @@ type ImageUpdateAutomationReconciler struct {
 	WorkDir string
 	// ControllerName is the field owner of status patches.
 	ControllerName string
+	// NoCrossNamespaceRefs refuses a sourceRef in another namespace than the automation's.
+	NoCrossNamespaceRefs bool
 }
 
 // SetupWithManager registers the reconciler: it runs on spec changes, reconcile requests, its
@@ -145,9 +149,10 @@ func (r *ImageUpdateAutomationReconciler) Reconcile(ctx context.Context, req ctr
 // automationRun is what one automation run needs, read from the API.
 type automationRun struct {
 	remote   gitauth.Remote
-	branch   string // checked out
-	push     string // pushed to
+	ref      gitwork.Ref // checked out
+	push     string      // pushed to
 	refspec  string
+	options  map[string]string
 	path     string
 	refs     map[string]setters.Ref
 	observed map[string]imagev1.ImageRef
@@ -216,7 +221,7 @@ func (r *ImageUpdateAutomationReconciler) workingCopy(obj *imagev1.ImageUpdateAu
 // updateAndPush syncs the working copy, rewrites the markers, and commits and pushes the
 // change if there is one; it returns the commit pushed (empty for none).
 func (r *ImageUpdateAutomationReconciler) updateAndPush(ctx context.Context, obj *imagev1.ImageUpdateAutomation, dir string, job automationRun) (string, runResult, error) {
-	clone, err := gitwork.Sync(ctx, dir, job.remote, job.branch, job.push)
+	clone, err := gitwork.Sync(ctx, dir, job.remote, job.ref, job.push)
 	if err != nil {
 		return "", runResult{}, err
 	}
@@ -241,7 +246,7 @@ func (r *ImageUpdateAutomationReconciler) updateAndPush(ctx context.Context, obj
 	if err != nil {
 		return "", res, err
 	}
-	if err := clone.Push(ctx, job.push, job.refspec); err != nil {
+	if err := clone.Push(ctx, job.push, job.refspec, job.options); err != nil {
 		return "", res, err
 	}
 	return h.String(), res, nil
@@ -271,9 +276,21 @@ func (r *ImageUpdateAutomationReconciler) prepare(ctx context.Context, obj *imag
 		}
 	}
 
+	if c := obj.Spec.Git.Checkout; c != nil && c.Ref.SemVer != "" {
+		if _, err := semver.NewConstraint(c.Ref.SemVer); err != nil {
+			return job, status.Stall(r.Events, obj, imagev1.InvalidSpecReason, fmt.Sprintf("git.checkout.ref.semver %q: %v", c.Ref.SemVer, err))
+		}
+	}
+	key := types.NamespacedName{Namespace: obj.Spec.SourceRef.Namespace, Name: obj.Spec.SourceRef.Name}
+	if key.Namespace == "" {
+		key.Namespace = obj.Namespace
+	}
+	if key.Namespace != obj.Namespace && r.NoCrossNamespaceRefs {
+		return job, status.Stall(r.Events, obj, imagev1.AccessDeniedReason,
+			fmt.Sprintf("spec.sourceRef in namespace %s: cross-namespace references are disabled (--no-cross-namespace-refs)", key.Namespace))
+	}
 	src := &unstructured.Unstructured{}
 	src.SetGroupVersionKind(GitRepositoryGVK)
-	key := types.NamespacedName{Namespace: obj.Namespace, Name: obj.Spec.SourceRef.Name}
 	if err := r.APIReader.Get(ctx, key, src); err != nil {
 		if apierrors.IsNotFound(err) || apimeta.IsNoMatchError(err) {
 			return job, status.Fail(r.Events, obj, "", imagev1.DependencyNotReadyReason, fmt.Errorf("GitRepository %s not found", key))
@@ -281,41 +298,51 @@ func (r *ImageUpdateAutomationReconciler) prepare(ctx context.Context, obj *imag
 		return job, status.Fail(r.Events, obj, "", imagev1.DependencyNotReadyReason, fmt.Errorf("reading GitRepository %s: %w", key, err))
 	}
 	url, _, _ := unstructured.NestedString(src.Object, "spec", "url")
-	job.branch, _, _ = unstructured.NestedString(src.Object, "spec", "ref", "branch")
+	job.ref = sourceRef(src)
 	if c := obj.Spec.Git.Checkout; c != nil {
-		job.branch = c.Ref.Branch
+		job.ref = gitwork.Ref{Branch: c.Ref.Branch, Tag: c.Ref.Tag, SemVer: c.Ref.SemVer, Name: c.Ref.Name, Commit: c.Ref.Commit}
 	}
-	if job.branch == "" {
+	if job.ref == (gitwork.Ref{}) {
 		// Retried: the GitRepository may change, and it is not watched.
 		return job, status.Fail(r.Events, obj, "", imagev1.InvalidSpecReason,
-			fmt.Errorf("GitRepository %s follows no branch; set git.checkout.ref.branch", key))
+			fmt.Errorf("GitRepository %s names no ref; set git.checkout.ref", key))
 	}
-	job.push = job.branch
+	if job.ref.IsBranch() {
+		job.push = job.ref.Branch
+	}
 	if p := obj.Spec.Git.Push; p != nil {
 		if p.Branch != "" {
 			job.push = p.Branch
 		}
 		job.refspec = p.Refspec
+		job.options = p.Options
 		if p.Refspec != "" {
 			if err := gitwork.ValidateRefspec(p.Refspec); err != nil {
 				return job, status.Stall(r.Events, obj, imagev1.InvalidSpecReason, "git.push.refspec: "+err.Error())
 			}
 		}
 	}
+	if job.push == "" {
+		// The schema refuses this for git.checkout; the GitRepository's own ref may still be a
+		// tag or a commit, and it is not watched: retried.
+		return job, status.Fail(r.Events, obj, "", imagev1.InvalidSpecReason,
+			fmt.Errorf("GitRepository %s checks out %s, which cannot be pushed to; set git.push.branch", key, job.ref))
+	}
 	// The push uses the GitRepository's credentials: its Secret, its provider (a GitHub App's
 	// installation token, from the same process-wide cache as every fetch) and its proxy.
 	provider, _, _ := unstructured.NestedString(src.Object, "spec", "provider")
 	sa, _, _ := unstructured.NestedString(src.Object, "spec", "serviceAccountName")
-	creds := gitauth.Source{Provider: provider, Client: r.Client, Namespace: obj.Namespace, ServiceAccountName: sa}
+	// They live in the GitRepository's namespace, which may be another one.
+	creds := gitauth.Source{Provider: provider, Client: r.Client, Namespace: key.Namespace, ServiceAccountName: sa}
 	if name, _, _ := unstructured.NestedString(src.Object, "spec", "secretRef", "name"); name != "" {
-		s, err := r.secret(ctx, obj.Namespace, name, "GitRepository credentials")
+		s, err := r.secret(ctx, key.Namespace, name, "GitRepository credentials")
 		if err != nil {
 			return job, status.Fail(r.Events, obj, "", imagev1.AuthenticationFailedReason, err)
 		}
 		creds.Secret = s.Data
 	}
 	if name, _, _ := unstructured.NestedString(src.Object, "spec", "proxySecretRef", "name"); name != "" {
-		if creds.Proxy, err = proxy.FromSecret(ctx, r.APIReader, obj.Namespace, name); err != nil {
+		if creds.Proxy, err = proxy.FromSecret(ctx, r.APIReader, key.Namespace, name); err != nil {
 			return job, status.Fail(r.Events, obj, "", imagev1.ProxyFailedReason, err)
 		}
 	}
@@ -342,7 +369,7 @@ func (r *ImageUpdateAutomationReconciler) prepare(ctx context.Context, obj *imag
 		if err != nil {
 			return job, status.Fail(r.Events, obj, "", imagev1.AuthenticationFailedReason, err)
 		}
-		job.author.SignKey, err = signingKey(s.Data)
+		job.author.SignKey, job.author.Signer, err = signer(s.Data)
 		if err != nil {
 			return job, status.Fail(r.Events, obj, "", imagev1.AuthenticationFailedReason, fmt.Errorf("signing key Secret %s/%s: %w", obj.Namespace, ref.Name, err))
 		}
@@ -471,11 +498,30 @@ func (r *ImageUpdateAutomationReconciler) secret(ctx context.Context, namespace,
 	return s, nil
 }
 
+// signer reads the signing key Secret: an OpenPGP key in `git.asc` or an SSH key in `identity`,
+// decrypted with `passphrase`.
+func signer(data map[string][]byte) (*openpgp.Entity, gogit.Signer, error) {
+	_, pgp := data["git.asc"]
+	key, ssh := data["identity"]
+	switch {
+	case pgp && ssh:
+		return nil, nil, errors.New("holds both git.asc and identity; keep the one key that signs")
+	case ssh:
+		s, err := gitwork.NewSSHSigner(key, data["passphrase"])
+		if err != nil {
+			return nil, nil, fmt.Errorf("identity: %w", err)
+		}
+		return nil, s, nil
+	}
+	e, err := signingKey(data)
+	return e, nil, err
+}
+
 // signingKey reads an armored private key from `git.asc`, decrypting it with `passphrase`.
 func signingKey(data map[string][]byte) (*openpgp.Entity, error) {
 	armored, ok := data["git.asc"]
 	if !ok {
-		return nil, errors.New("no git.asc key")
+		return nil, errors.New("no git.asc (OpenPGP) or identity (SSH) key")
 	}
 	ring, err := openpgp.ReadArmoredKeyRing(bytes.NewReader(armored))
 	if err != nil || len(ring) == 0 {
@@ -500,6 +546,15 @@ func signingKey(data map[string][]byte) (*openpgp.Entity, error) {
 		}
 	}
 	return e, nil
+}
+
+// sourceRef is the GitRepository's spec.ref, read as unstructured.
+func sourceRef(src *unstructured.Unstructured) gitwork.Ref {
+	get := func(f string) string {
+		v, _, _ := unstructured.NestedString(src.Object, "spec", "ref", f)
+		return v
+	}
+	return gitwork.Ref{Branch: get("branch"), Tag: get("tag"), SemVer: get("semver"), Name: get("name"), Commit: get("commit")}
 }
 
 // defaultMessage sums the change up for a person reading the Git log.

@@ -46,7 +46,7 @@ func TestSigningKey(t *testing.T) {
 	}{
 		{name: "plain key", data: map[string][]byte{"git.asc": plain}},
 		{name: "key with its passphrase", data: map[string][]byte{"git.asc": locked, "passphrase": []byte("open-sesame")}},
-		{name: "no key", data: map[string][]byte{}, wantErr: "no git.asc key"},
+		{name: "no key", data: map[string][]byte{}, wantErr: "no git.asc (OpenPGP) or identity (SSH) key"},
 		{name: "not a key", data: map[string][]byte{"git.asc": []byte("hunter2")}, wantErr: "not an armored OpenPGP key"},
 		{name: "passphrase missing", data: map[string][]byte{"git.asc": locked}, wantErr: "has no passphrase"},
 		{name: "wrong passphrase", data: map[string][]byte{"git.asc": locked, "passphrase": []byte("hunter2")}, wantErr: "does not decrypt"},
@@ -66,5 +66,18 @@ func TestSigningKey(t *testing.T) {
 				t.Fatal("the key is not usable for signing")
 			}
 		})
+	}
+}
+
+func TestSigner_OneKindOfKey(t *testing.T) {
+	plain := armoredKey(t, "")
+	if _, _, err := signer(map[string][]byte{"git.asc": plain, "identity": []byte("x")}); err == nil || !strings.Contains(err.Error(), "both git.asc and identity") {
+		t.Fatalf("a Secret with both keys: %v", err)
+	}
+	if _, _, err := signer(map[string][]byte{"identity": []byte("hunter2")}); err == nil || !strings.Contains(err.Error(), "identity: not an OpenSSH or PEM private key") || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("an identity that is no key: %v", err)
+	}
+	if e, s, err := signer(map[string][]byte{"git.asc": plain}); err != nil || e == nil || s != nil {
+		t.Fatalf("an OpenPGP key: %v, %v, %v", e, s, err)
 	}
 }

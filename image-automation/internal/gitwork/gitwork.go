@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/Masterminds/semver/v3"
 	"github.com/ProtonMail/go-crypto/openpgp"
 	gogit "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
@@ -26,7 +27,8 @@ import (
 var (
 	// ErrNonFastForward: the remote branch moved since the fetch.
 	ErrNonFastForward = errors.New("the remote branch moved (non-fast-forward)")
-	// ErrBranchNotFound: the branch to check out does not exist on the remote.
+	// ErrBranchNotFound: the branch, tag, reference or commit to check out does not exist on
+	// the remote.
 	ErrBranchNotFound = errors.New("branch not found")
 	// ErrPush: the server refused the push for another reason (permissions, a protected branch).
 	ErrPush = errors.New("push refused")
@@ -39,61 +41,237 @@ type Clone struct {
 	remote gitauth.Remote
 	// Branch is the local branch, named as the checked-out remote branch.
 	Branch string
-	// Start is the remote branch the working copy was reset to: Branch, or the push branch when
-	// it exists.
+	// Start is what the working copy was reset to: the remote branch (Branch, or the push
+	// branch when it exists), or the checkout ref that is not a branch.
 	Start string
 	// Head is the commit the working copy was reset to.
 	Head plumbing.Hash
 }
 
+// Ref is what a working copy starts from. The first set of Commit, Name, SemVer, Tag and Branch
+// wins, as in a GitRepository; a Commit with a Branch is looked for in that branch only.
+type Ref struct {
+	Branch, Tag, SemVer, Name, Commit string
+}
+
+// IsBranch reports whether the ref is a branch alone, one that commits can be pushed back to.
+func (r Ref) IsBranch() bool {
+	return r.Branch != "" && r.Tag == "" && r.SemVer == "" && r.Name == "" && r.Commit == ""
+}
+
+// String names the ref for messages.
+func (r Ref) String() string {
+	switch {
+	case r.Commit != "":
+		return "commit " + r.Commit
+	case r.Name != "":
+		return r.Name
+	case r.SemVer != "":
+		return fmt.Sprintf("semver %q", r.SemVer)
+	case r.Tag != "":
+		return "tag " + r.Tag
+	}
+	return "branch " + r.Branch
+}
+
+// checkoutRef is where a fetched tag or reference name is kept in the working copy.
+const checkoutRef = plumbing.ReferenceName("refs/plumb/checkout")
+
 // Sync opens the clone in dir (cloning the first time, or again when the remote URL changed),
-// fetches branch and resets the working copy to its tip; from is fetched instead when it exists
-// on the remote (a push branch that holds earlier automation commits). Any local change is
-// dropped.
-func Sync(ctx context.Context, dir string, remote gitauth.Remote, branch, from string) (*Clone, error) {
-	repo, err := open(ctx, dir, remote)
+// fetches ref and resets the working copy to its commit; the branch from is fetched instead when
+// it exists on the remote (a push branch that holds earlier automation commits). The local
+// branch is ref's branch, or from when ref is not a branch alone. Any local change is dropped.
+func Sync(ctx context.Context, dir string, remote gitauth.Remote, ref Ref, from string) (*Clone, error) {
+	// A commit is looked for in the branches' history, which a shallow working copy lacks.
+	repo, err := open(ctx, dir, remote, ref.Commit != "")
 	if err != nil {
 		return nil, err
 	}
-	start := branch
-	if from != "" && from != branch {
-		if ok, err := fetch(ctx, repo, remote, from); err != nil {
+	local := ref.Branch
+	if !ref.IsBranch() {
+		if from == "" {
+			return nil, fmt.Errorf("checking out %s needs a branch to push to", ref)
+		}
+		local = from
+	}
+	start, tip := "", plumbing.ZeroHash
+	if from != "" && (from != ref.Branch || !ref.IsBranch()) {
+		if ok, err := fetch(ctx, repo, remote, branchSpec(from), 1); err != nil {
 			return nil, err
 		} else if ok {
+			if tip, err = resolve(repo, plumbing.NewRemoteReferenceName("origin", from)); err != nil {
+				return nil, err
+			}
 			start = from
 		}
 	}
-	if ok, err := fetch(ctx, repo, remote, start); err != nil {
-		return nil, err
-	} else if !ok {
-		return nil, fmt.Errorf("%w: %s has no branch %q", ErrBranchNotFound, redact.URL(remote.URL), start)
+	if start == "" {
+		if tip, err = checkout(ctx, repo, remote, ref); err != nil {
+			return nil, err
+		}
+		start = ref.Branch
+		if !ref.IsBranch() {
+			start = ref.String()
+		}
 	}
-	tip, err := repo.Reference(plumbing.NewRemoteReferenceName("origin", start), true)
-	if err != nil {
-		return nil, err
-	}
-	local := plumbing.NewBranchReferenceName(branch)
-	if err := repo.Storer.SetReference(plumbing.NewHashReference(local, tip.Hash())); err != nil {
+	localRef := plumbing.NewBranchReferenceName(local)
+	if err := repo.Storer.SetReference(plumbing.NewHashReference(localRef, tip)); err != nil {
 		return nil, err
 	}
 	wt, err := repo.Worktree()
 	if err != nil {
 		return nil, err
 	}
-	if err := wt.Checkout(&gogit.CheckoutOptions{Branch: local, Force: true}); err != nil {
-		return nil, fmt.Errorf("checking out %s: %w", branch, err)
+	if err := wt.Checkout(&gogit.CheckoutOptions{Branch: localRef, Force: true}); err != nil {
+		return nil, fmt.Errorf("checking out %s: %w", local, err)
 	}
-	if err := wt.Reset(&gogit.ResetOptions{Commit: tip.Hash(), Mode: gogit.HardReset}); err != nil {
-		return nil, fmt.Errorf("resetting to %s: %w", tip.Hash(), err)
+	if err := wt.Reset(&gogit.ResetOptions{Commit: tip, Mode: gogit.HardReset}); err != nil {
+		return nil, fmt.Errorf("resetting to %s: %w", tip, err)
 	}
-	return &Clone{repo: repo, dir: dir, remote: remote, Branch: branch, Start: start, Head: tip.Hash()}, nil
+	return &Clone{repo: repo, dir: dir, remote: remote, Branch: local, Start: start, Head: tip}, nil
+}
+
+// checkout fetches ref and returns its commit.
+func checkout(ctx context.Context, repo *gogit.Repository, remote gitauth.Remote, ref Ref) (plumbing.Hash, error) {
+	notFound := func(what string) error {
+		return fmt.Errorf("%w: %s has no %s", ErrBranchNotFound, redact.URL(remote.URL), what)
+	}
+	switch {
+	case ref.Commit != "":
+		spec := config.RefSpec("+refs/heads/*:refs/remotes/origin/*")
+		if ref.Branch != "" {
+			spec = branchSpec(ref.Branch)
+		}
+		if ok, err := fetch(ctx, repo, remote, spec, 0); err != nil {
+			return plumbing.ZeroHash, err
+		} else if !ok {
+			return plumbing.ZeroHash, notFound(ref.String())
+		}
+		h := plumbing.NewHash(ref.Commit)
+		if _, err := repo.CommitObject(h); err != nil {
+			return plumbing.ZeroHash, notFound(ref.String())
+		}
+		if ref.Branch != "" {
+			if err := inHistory(repo, h, plumbing.NewRemoteReferenceName("origin", ref.Branch)); err != nil {
+				return plumbing.ZeroHash, fmt.Errorf("%w: %s of %s", err, ref, redact.URL(remote.URL))
+			}
+		}
+		return h, nil
+	case ref.Name != "", ref.SemVer != "", ref.Tag != "":
+		name := ref.Name
+		if name == "" && ref.SemVer != "" {
+			tag, err := highestTag(ctx, repo, remote, ref.SemVer)
+			if err != nil {
+				return plumbing.ZeroHash, err
+			}
+			name = plumbing.NewTagReferenceName(tag).String()
+		} else if name == "" {
+			name = plumbing.NewTagReferenceName(ref.Tag).String()
+		}
+		ok, err := fetch(ctx, repo, remote, config.RefSpec(fmt.Sprintf("+%s:%s", name, checkoutRef)), 1)
+		if err != nil {
+			return plumbing.ZeroHash, err
+		} else if !ok {
+			return plumbing.ZeroHash, notFound(ref.String())
+		}
+		return resolve(repo, checkoutRef)
+	default:
+		if ok, err := fetch(ctx, repo, remote, branchSpec(ref.Branch), 1); err != nil {
+			return plumbing.ZeroHash, err
+		} else if !ok {
+			return plumbing.ZeroHash, notFound(fmt.Sprintf("branch %q", ref.Branch))
+		}
+		return resolve(repo, plumbing.NewRemoteReferenceName("origin", ref.Branch))
+	}
+}
+
+// resolve returns the commit a reference names, through an annotated tag.
+func resolve(repo *gogit.Repository, name plumbing.ReferenceName) (plumbing.Hash, error) {
+	r, err := repo.Reference(name, true)
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	if tag, err := repo.TagObject(r.Hash()); err == nil {
+		c, err := tag.Commit()
+		if err != nil {
+			return plumbing.ZeroHash, fmt.Errorf("tag %s does not name a commit: %w", tag.Name, err)
+		}
+		return c.Hash, nil
+	}
+	return r.Hash(), nil
+}
+
+// inHistory checks that commit is the branch's tip or one of its ancestors.
+func inHistory(repo *gogit.Repository, commit plumbing.Hash, branch plumbing.ReferenceName) error {
+	tip, err := resolve(repo, branch)
+	if err != nil {
+		return err
+	}
+	if tip == commit {
+		return nil
+	}
+	c, err := repo.CommitObject(commit)
+	if err != nil {
+		return err
+	}
+	t, err := repo.CommitObject(tip)
+	if err != nil {
+		return err
+	}
+	if ok, err := c.IsAncestor(t); err != nil || !ok {
+		return fmt.Errorf("%w: not in the history of %s", ErrBranchNotFound, branch.Short())
+	}
+	return nil
+}
+
+// highestTag lists the remote's tags and returns the highest version in the range.
+func highestTag(ctx context.Context, repo *gogit.Repository, remote gitauth.Remote, rng string) (string, error) {
+	c, err := semver.NewConstraint(rng)
+	if err != nil {
+		return "", fmt.Errorf("semver range %q: %w", rng, err)
+	}
+	r, err := repo.Remote("origin")
+	if err != nil {
+		return "", err
+	}
+	refs, err := r.ListContext(ctx, &gogit.ListOptions{Auth: remote.Auth, CABundle: remote.CABundle, ProxyOptions: remote.Proxy.Options(remote.URL)})
+	if err != nil && !errors.Is(err, transport.ErrEmptyRemoteRepository) {
+		return "", classify("listing", remote.URL, err)
+	}
+	var best *semver.Version
+	tag := ""
+	for _, ref := range refs {
+		if !ref.Name().IsTag() {
+			continue
+		}
+		name := strings.TrimSuffix(ref.Name().Short(), "^{}")
+		v, err := semver.NewVersion(name)
+		if err != nil || !c.Check(v) {
+			continue
+		}
+		// Equal versions ("1.0.0" and "v1.0.0") are told apart by name, so the choice is stable.
+		if best == nil || v.GreaterThan(best) || (v.Equal(best) && name > tag) {
+			best, tag = v, name
+		}
+	}
+	if best == nil {
+		return "", fmt.Errorf("%w: %s has no tag in range %q", ErrBranchNotFound, redact.URL(remote.URL), rng)
+	}
+	return tag, nil
+}
+
+func branchSpec(branch string) config.RefSpec {
+	return config.RefSpec(fmt.Sprintf("+refs/heads/%s:refs/remotes/origin/%s", branch, branch))
 }
 
 // open returns the clone in dir, initialising it when missing or of another URL.
-func open(ctx context.Context, dir string, remote gitauth.Remote) (*gogit.Repository, error) {
+// A shallow clone is made again when full is set.
+func open(ctx context.Context, dir string, remote gitauth.Remote, full bool) (*gogit.Repository, error) {
 	repo, err := gogit.PlainOpen(dir)
 	if err == nil {
-		if r, rerr := repo.Remote("origin"); rerr == nil && len(r.Config().URLs) == 1 && r.Config().URLs[0] == remote.URL {
+		shallow, serr := repo.Storer.Shallow()
+		if r, rerr := repo.Remote("origin"); rerr == nil && len(r.Config().URLs) == 1 && r.Config().URLs[0] == remote.URL &&
+			serr == nil && (!full || len(shallow) == 0) {
 			return repo, nil
 		}
 	}
@@ -113,12 +291,11 @@ func open(ctx context.Context, dir string, remote gitauth.Remote) (*gogit.Reposi
 	return repo, nil
 }
 
-// fetch brings origin's branch into refs/remotes/origin/<branch>, shallow (the tip alone: a
-// commit on top needs nothing older); false when there is none.
-func fetch(ctx context.Context, repo *gogit.Repository, remote gitauth.Remote, branch string) (bool, error) {
-	spec := config.RefSpec(fmt.Sprintf("+refs/heads/%s:refs/remotes/origin/%s", branch, branch))
+// fetch brings what spec names into the working copy, depth commits deep (the tip alone is
+// enough for a commit on top; 0 is the whole history); false when the remote has none.
+func fetch(ctx context.Context, repo *gogit.Repository, remote gitauth.Remote, spec config.RefSpec, depth int) (bool, error) {
 	err := repo.FetchContext(ctx, &gogit.FetchOptions{RemoteName: "origin", RefSpecs: []config.RefSpec{spec},
-		Auth: remote.Auth, CABundle: remote.CABundle, ProxyOptions: remote.Proxy.Options(remote.URL), Tags: gogit.NoTags, Force: true, Depth: 1})
+		Auth: remote.Auth, CABundle: remote.CABundle, ProxyOptions: remote.Proxy.Options(remote.URL), Tags: gogit.NoTags, Force: true, Depth: depth})
 	switch {
 	case err == nil, errors.Is(err, gogit.NoErrAlreadyUpToDate):
 		return true, nil
@@ -140,8 +317,10 @@ func (c *Clone) Dir() string { return c.dir }
 // Author signs a commit.
 type Author struct {
 	Name, Email string
-	// SignKey signs the commit when set (with its private key decrypted).
+	// SignKey signs the commit with OpenPGP when set (with its private key decrypted).
 	SignKey *openpgp.Entity
+	// Signer signs the commit otherwise (an SSH key); it wins over SignKey.
+	Signer gogit.Signer
 }
 
 // Commit stages the files (slash paths relative to the working copy) and commits them.
@@ -157,7 +336,7 @@ func (c *Clone) Commit(files []string, message string, a Author) (plumbing.Hash,
 		}
 	}
 	sig := &object.Signature{Name: a.Name, Email: a.Email, When: time.Now()}
-	h, err := wt.Commit(message, &gogit.CommitOptions{Author: sig, Committer: sig, SignKey: a.SignKey})
+	h, err := wt.Commit(message, &gogit.CommitOptions{Author: sig, Committer: sig, SignKey: a.SignKey, Signer: a.Signer})
 	if err != nil {
 		return plumbing.ZeroHash, fmt.Errorf("committing: %w", err)
 	}
@@ -182,9 +361,10 @@ func ValidateRefspec(refspec string) error {
 }
 
 // Push sends the local branch to the remote branch to (the checked-out branch when empty) and
-// the extra refspec if any. It never forces: a remote branch that moved since Sync, or that
-// appeared since, is ErrNonFastForward.
-func (c *Clone) Push(ctx context.Context, to, refspec string) error {
+// the extra refspec if any, with the push options (sent when the server advertises them). It
+// never forces: a remote branch that moved since Sync, or that appeared since, is
+// ErrNonFastForward.
+func (c *Clone) Push(ctx context.Context, to, refspec string, options map[string]string) error {
 	if to == "" {
 		to = c.Branch
 	}
@@ -200,7 +380,7 @@ func (c *Clone) Push(ctx context.Context, to, refspec string) error {
 	if err := c.unmoved(ctx, to); err != nil {
 		return err
 	}
-	err := c.repo.PushContext(ctx, &gogit.PushOptions{RemoteName: "origin", RefSpecs: specs,
+	err := c.repo.PushContext(ctx, &gogit.PushOptions{RemoteName: "origin", RefSpecs: specs, Options: options,
 		Auth: c.remote.Auth, CABundle: c.remote.CABundle, ProxyOptions: c.remote.Proxy.Options(c.remote.URL)})
 	switch {
 	case err == nil, errors.Is(err, gogit.NoErrAlreadyUpToDate):

@@ -117,25 +117,25 @@ func TestSyncCommitPush(t *testing.T) {
 	ctx := context.Background()
 	url := seed(t, map[string]string{"apps/app.yaml": "image: app:1.0.0\n"})
 	dir := filepath.Join(t.TempDir(), "clone")
-	c, err := Sync(ctx, dir, remote(t, url), "main", "")
+	c, err := Sync(ctx, dir, remote(t, url), Ref{Branch: "main"}, "")
 	must(t, err)
 	if c.Head != remoteTip(t, url, "main") {
 		t.Fatalf("synced to %s, remote main is %s", c.Head, remoteTip(t, url, "main"))
 	}
 	h := change(t, c, "apps/app.yaml", "image: app:1.1.0\n")
-	must(t, c.Push(ctx, "", ""))
+	must(t, c.Push(ctx, "", "", nil))
 	if got := remoteTip(t, url, "main"); got != h {
 		t.Fatalf("remote main is %s, want the pushed %s", got, h)
 	}
 
 	// Another writer moves main; the next Sync reuses the clone and lands on the new tip.
 	must(t, os.WriteFile(filepath.Join(dir, ".git", "plumb-marker"), nil, 0o600))
-	other, err := Sync(ctx, filepath.Join(t.TempDir(), "other"), remote(t, url), "main", "")
+	other, err := Sync(ctx, filepath.Join(t.TempDir(), "other"), remote(t, url), Ref{Branch: "main"}, "")
 	must(t, err)
 	moved := change(t, other, "README", "hello\n")
-	must(t, other.Push(ctx, "", ""))
+	must(t, other.Push(ctx, "", "", nil))
 	must(t, os.WriteFile(filepath.Join(dir, "apps/app.yaml"), []byte("local edit\n"), 0o644))
-	c, err = Sync(ctx, dir, remote(t, url), "main", "")
+	c, err = Sync(ctx, dir, remote(t, url), Ref{Branch: "main"}, "")
 	must(t, err)
 	if c.Head != moved {
 		t.Fatalf("synced to %s, want %s", c.Head, moved)
@@ -151,14 +151,14 @@ func TestSyncCommitPush(t *testing.T) {
 func TestPushNeverForces(t *testing.T) {
 	ctx := context.Background()
 	url := seed(t, map[string]string{"a.yaml": "a: 1\n"})
-	a, err := Sync(ctx, filepath.Join(t.TempDir(), "a"), remote(t, url), "main", "")
+	a, err := Sync(ctx, filepath.Join(t.TempDir(), "a"), remote(t, url), Ref{Branch: "main"}, "")
 	must(t, err)
-	b, err := Sync(ctx, filepath.Join(t.TempDir(), "b"), remote(t, url), "main", "")
+	b, err := Sync(ctx, filepath.Join(t.TempDir(), "b"), remote(t, url), Ref{Branch: "main"}, "")
 	must(t, err)
 	theirs := change(t, b, "a.yaml", "a: 2\n")
-	must(t, b.Push(ctx, "", ""))
+	must(t, b.Push(ctx, "", "", nil))
 	change(t, a, "a.yaml", "a: 3\n")
-	err = a.Push(ctx, "", "")
+	err = a.Push(ctx, "", "", nil)
 	if !errors.Is(err, ErrNonFastForward) {
 		t.Fatalf("push over a moved branch: %v, want ErrNonFastForward", err)
 	}
@@ -182,20 +182,20 @@ func TestPushBranchAccumulates(t *testing.T) {
 	ctx := context.Background()
 	url := seed(t, map[string]string{"a.yaml": "a: 1\n"})
 	dir := filepath.Join(t.TempDir(), "clone")
-	c, err := Sync(ctx, dir, remote(t, url), "main", "auto")
+	c, err := Sync(ctx, dir, remote(t, url), Ref{Branch: "main"}, "auto")
 	must(t, err)
 	first := change(t, c, "a.yaml", "a: 2\n")
-	must(t, c.Push(ctx, "auto", ""))
+	must(t, c.Push(ctx, "auto", "", nil))
 	if remoteTip(t, url, "auto") != first {
 		t.Fatal("the push branch was not created")
 	}
-	c, err = Sync(ctx, dir, remote(t, url), "main", "auto")
+	c, err = Sync(ctx, dir, remote(t, url), Ref{Branch: "main"}, "auto")
 	must(t, err)
 	if c.Head != first {
 		t.Fatalf("started from %s, want the push branch's %s", c.Head, first)
 	}
 	second := change(t, c, "a.yaml", "a: 3\n")
-	must(t, c.Push(ctx, "auto", "refs/heads/main:refs/heads/mirror"))
+	must(t, c.Push(ctx, "auto", "refs/heads/main:refs/heads/mirror", nil))
 	if remoteTip(t, url, "auto") != second || remoteTip(t, url, "mirror") != second {
 		t.Fatal("the push branch or the extra refspec did not get the second commit")
 	}
@@ -209,11 +209,11 @@ func TestErrorsHideCredentials(t *testing.T) {
 	url := seed(t, map[string]string{"a.yaml": "a: 1\n"})
 	bad, err := gitauth.NewRemote(url, map[string][]byte{"username": []byte(gitUser), "password": []byte("wrong-password-123")})
 	must(t, err)
-	_, err = Sync(ctx, filepath.Join(t.TempDir(), "c"), bad, "main", "")
+	_, err = Sync(ctx, filepath.Join(t.TempDir(), "c"), bad, Ref{Branch: "main"}, "")
 	if err == nil || !strings.Contains(err.Error(), "credentials") || strings.Contains(err.Error(), "wrong-password-123") {
 		t.Fatalf("bad credentials: %v", err)
 	}
-	_, err = Sync(ctx, filepath.Join(t.TempDir(), "d"), remote(t, url), "nope", "")
+	_, err = Sync(ctx, filepath.Join(t.TempDir(), "d"), remote(t, url), Ref{Branch: "nope"}, "")
 	if !errors.Is(err, ErrBranchNotFound) {
 		t.Fatalf("missing branch: %v, want ErrBranchNotFound", err)
 	}
@@ -222,7 +222,7 @@ func TestErrorsHideCredentials(t *testing.T) {
 func TestSignedCommit(t *testing.T) {
 	ctx := context.Background()
 	url := seed(t, map[string]string{"a.yaml": "a: 1\n"})
-	c, err := Sync(ctx, filepath.Join(t.TempDir(), "c"), remote(t, url), "main", "")
+	c, err := Sync(ctx, filepath.Join(t.TempDir(), "c"), remote(t, url), Ref{Branch: "main"}, "")
 	must(t, err)
 	e, err := openpgp.NewEntity("plumb", "", "plumb@example.com", nil)
 	must(t, err)
