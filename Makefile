@@ -32,6 +32,7 @@ generate: ## deepcopy, CRDs and RBAC from the kubebuilder markers.
 	     rbac:roleName=$$c paths=./internal/... output:rbac:artifacts:config=config/rbac); \
 	done
 	@echo "generate cli/internal/install/manifests"; cd hack && go run ./manifests
+	@echo "generate docs/compat/flux.md"; cd hack && go run ./compat
 
 .PHONY: tidy
 tidy: ## One version set: the workspace's versions written back to every module, then go mod tidy.
