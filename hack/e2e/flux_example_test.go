@@ -248,8 +248,6 @@ func describe(u *unstructured.Unstructured) string {
 // ClusterIssuer CRD, and apps waits on infra-configs. So a loopback Helm repository serves
 // stand-in charts of the same names, at a version each of the example's ranges takes, and only the
 // repositories' URLs are rewritten: that way every Kustomization and HelmRelease runs to Ready.
-// (Until HelmRelease has `chart.spec.sourceRef.namespace`, which infrastructure/controllers sets,
-// the strict dry run refuses two HelmReleases and infra-controllers fails with ApplyFailed.)
 func TestFluxKustomizeHelmExample(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
