@@ -322,6 +322,39 @@ func TestHelmRelease_DisableWaitForJobs(t *testing.T) {
 	g.Expect(conditions.GetReason(waiting, helmv1.RemediatedCondition)).To(Equal(helmv1.UninstallSucceededReason), "the failed install was remediated")
 }
 
+// A release waits for its Job to complete: Ready is Unknown while the Job's Pod runs, and True
+// once the Pod succeeded (the test plays the kubelet; kube-controller-manager's Job controller
+// marks the Job complete).
+func TestHelmRelease_WaitsForJobCompletion(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	chartSource(t, ns, "app", jobChart("1.0.0"))
+	hr := newRelease(ns, "app")
+	g.Expect(k8s.Create(ctx, hr)).To(Succeed())
+
+	var pod corev1.Pod
+	g.Eventually(func(g Gomega) {
+		pods := &corev1.PodList{}
+		g.Expect(k8s.List(ctx, pods, client.InNamespace(ns), client.MatchingLabels{"job-name": "web-migrate"})).To(Succeed())
+		g.Expect(pods.Items).To(HaveLen(1))
+		pod = pods.Items[0]
+	}, timeout, 100*time.Millisecond).Should(Succeed())
+	getHR(g, hr)
+	g.Expect(conditions.GetReason(hr, meta.ReadyCondition)).To(Equal(helmv1.ProgressingReason), "waiting for the Job")
+
+	now := metav1.Now()
+	pod.Status.Phase = corev1.PodSucceeded
+	pod.Status.StartTime = &now
+	pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "migrate", Image: "registry.example.invalid/migrate:1",
+		State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed", StartedAt: now, FinishedAt: now}}}}
+	g.Expect(k8s.Status().Update(ctx, &pod)).To(Succeed())
+	waitReleased(g, hr, "1.0.0")
+	job := &batchv1.Job{}
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web-migrate"}, job)).To(Succeed())
+	g.Expect(job.Status.Succeeded).To(BeEquivalentTo(1))
+}
+
 // rollback.disableHooks: the pre-rollback hook of the revision rolled back to runs in a plain
 // rollback, and not with disableHooks.
 func TestHelmRelease_RollbackDisableHooks(t *testing.T) {
