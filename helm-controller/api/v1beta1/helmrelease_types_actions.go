@@ -119,7 +119,8 @@ type Upgrade struct {
 	// values.schema.json.
 	// +optional
 	DisableSchemaValidation bool `json:"disableSchemaValidation,omitempty"`
-	// Force replaces (deletes and creates) resources that cannot be updated in place.
+	// Force has Helm replace each object with the chart's (an update) instead of patching it, so
+	// that fields others set are dropped; an immutable field is refused either way.
 	// +optional
 	Force bool `json:"force,omitempty"`
 	// PreserveValues merges the spec's values over the last release's, as helm upgrade
@@ -153,7 +154,7 @@ type InstallRemediation struct {
 	// +optional
 	Retries int64 `json:"retries,omitempty"`
 	// IgnoreTestFailures keeps an install whose tests fail, without remediation; default
-	// spec.test.ignoreFailures.
+	// spec.test.ignoreFailures. Ready is then False (TestFailed) unless spec.test.ignoreFailures.
 	// +optional
 	IgnoreTestFailures *bool `json:"ignoreTestFailures,omitempty"`
 	// RemediateLastFailure also remediates the last failure, when the retries are used up;
@@ -176,7 +177,7 @@ type Remediation struct {
 	// +kubebuilder:validation:Enum=rollback;uninstall
 	Strategy string `json:"strategy,omitempty"`
 	// IgnoreTestFailures keeps an upgrade whose tests fail, without remediation; default
-	// spec.test.ignoreFailures.
+	// spec.test.ignoreFailures. Ready is then False (TestFailed) unless spec.test.ignoreFailures.
 	// +optional
 	IgnoreTestFailures *bool `json:"ignoreTestFailures,omitempty"`
 	// RemediateLastFailure also remediates the last failure, when the retries are used up;
@@ -235,7 +236,7 @@ type Rollback struct {
 	// Recreate restarts the Pods of the release's workloads after the rollback.
 	// +optional
 	Recreate bool `json:"recreate,omitempty"`
-	// Force replaces resources that cannot be updated.
+	// Force has Helm replace each object with the revision's instead of patching it.
 	// +optional
 	Force bool `json:"force,omitempty"`
 	// CleanupOnFail deletes the resources that a failed rollback created.

@@ -58,6 +58,7 @@ func (r *HelmReleaseReconciler) installed(ctx context.Context, obj *helmv1.HelmR
 	conditions.MarkTrue(obj, helmv1.ReleasedCondition, helmv1.InstallSucceededReason, "installed chart %s %s as revision %d", ch.Name(), ch.Metadata.Version, rls.Version)
 	conditions.Delete(obj, helmv1.RemediatedCondition)
 	conditions.MarkTrue(obj, meta.ReadyCondition, helmv1.InstallSucceededReason, "installed release %s at revision %d: chart %s %s", rls.Name, rls.Version, ch.Name(), ch.Metadata.Version)
+	ignoredTestFailure(obj, conditions.IsFalse(obj, helmv1.TestSuccessCondition))
 	r.event(ctx, obj, a.Revision, corev1.EventTypeNormal, helmv1.InstallSucceededReason, "installed release %s revision %d, chart %s %s", rls.Name, rls.Version, ch.Name(), ch.Metadata.Version)
 	return ctrl.Result{RequeueAfter: plumbreconcile.Jitter(obj.Spec.Interval.Duration)}, nil
 }
@@ -94,6 +95,7 @@ func (r *HelmReleaseReconciler) upgrade(ctx context.Context, obj *helmv1.HelmRel
 	conditions.MarkTrue(obj, helmv1.ReleasedCondition, helmv1.UpgradeSucceededReason, "upgraded to chart %s %s as revision %d", ch.Name(), ch.Metadata.Version, rls.Version)
 	conditions.Delete(obj, helmv1.RemediatedCondition)
 	conditions.MarkTrue(obj, meta.ReadyCondition, helmv1.UpgradeSucceededReason, "upgraded release %s to revision %d: chart %s %s", rls.Name, rls.Version, ch.Name(), ch.Metadata.Version)
+	ignoredTestFailure(obj, conditions.IsFalse(obj, helmv1.TestSuccessCondition))
 	r.event(ctx, obj, a.Revision, corev1.EventTypeNormal, helmv1.UpgradeSucceededReason, "upgraded release %s to revision %d, chart %s %s", rls.Name, rls.Version, ch.Name(), ch.Metadata.Version)
 	return ctrl.Result{RequeueAfter: plumbreconcile.Jitter(obj.Spec.Interval.Duration)}, nil
 }
@@ -164,27 +166,35 @@ func (r *HelmReleaseReconciler) recheck(ctx context.Context, obj *helmv1.HelmRel
 		return ctrl.Result{}, r.actionFailed(ctx, obj, h, a.Revision, install, cur.Version-1, fmt.Errorf("revision %d: %w", cur.Version, err))
 	}
 	conditions.MarkTrue(obj, meta.ReadyCondition, helmv1.SucceededReason, "release %s at revision %d confirmed healthy", cur.Name, cur.Version)
+	ignoredTestFailure(obj, conditions.IsFalse(obj, helmv1.TestSuccessCondition))
 	return ctrl.Result{RequeueAfter: plumbreconcile.Jitter(obj.Spec.Interval.Duration)}, nil
 }
 
 // waitHealthy waits, within timeout, until every object of the release's manifest is healthy as
-// kstatus judges it (its Jobs only with jobs). Helm's own wait polls every 2 s; this one starts
+// kstatus judges it, and with jobs until its Jobs have completed (as Helm's wait for Jobs; kstatus
+// counts a running Job as current). Helm's own wait polls every 2 s; this one starts
 // at 100 ms, so that a release of objects that are ready at once takes a fraction of a second.
 func (r *HelmReleaseReconciler) waitHealthy(ctx context.Context, obj *helmv1.HelmRelease, rls *release.Release, timeout time.Duration, jobs bool) error {
 	c, objs, err := r.releaseObjects(ctx, obj, rls)
 	if err != nil {
 		return err
 	}
-	if !jobs {
-		objs = slices.DeleteFunc(objs, func(o *unstructured.Unstructured) bool {
-			gvk := o.GroupVersionKind()
-			return gvk.Group == "batch" && gvk.Kind == "Job"
-		})
+	var jobObjs []*unstructured.Unstructured
+	for _, o := range objs {
+		if isJob(o) {
+			jobObjs = append(jobObjs, o)
+		}
 	}
+	objs = slices.DeleteFunc(objs, isJob)
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if err := health.Wait(wctx, c, objs, nil); err != nil {
 		return fmt.Errorf("release %s revision %d not healthy: %w", rls.Name, rls.Version, err)
+	}
+	if jobs {
+		if err := waitJobsComplete(wctx, c, jobObjs); err != nil {
+			return fmt.Errorf("release %s revision %d not healthy: %w", rls.Name, rls.Version, err)
+		}
 	}
 	return nil
 }
@@ -209,4 +219,26 @@ func (r *HelmReleaseReconciler) runTests(ctx context.Context, obj *helmv1.HelmRe
 	conditions.MarkTrue(obj, helmv1.TestSuccessCondition, helmv1.TestSucceededReason, "tests of release %s passed", obj.GetReleaseName())
 	r.event(ctx, obj, revision, corev1.EventTypeNormal, helmv1.TestSucceededReason, "tests of release %s passed", obj.GetReleaseName())
 	return nil
+}
+
+// ignoredTestFailure settles Ready, just marked True, for a revision whose tests failed (failed)
+// and were ignored, as Flux summarizes it: with spec.test.ignoreFailures Ready stays True and
+// its message notes the failure; with only the action's remediation.ignoreTestFailures the
+// release is left as it is (no remediation, no retry) but Ready is False with reason TestFailed,
+// until the next release or a spec that ignores the failures.
+func ignoredTestFailure(obj *helmv1.HelmRelease, failed bool) {
+	t := obj.Spec.Test
+	if !failed || t == nil || !t.Enable {
+		return
+	}
+	tests := conditions.GetMessage(obj, helmv1.TestSuccessCondition)
+	if tests == "" {
+		tests = "tests failed"
+	}
+	if t.IgnoreFailures {
+		ready := conditions.Get(obj, meta.ReadyCondition)
+		conditions.MarkTrue(obj, meta.ReadyCondition, ready.Reason, "%s; %s (ignored: spec.test.ignoreFailures)", ready.Message, tests)
+		return
+	}
+	markFailed(obj, helmv1.TestFailedReason, "%s; remediation.ignoreTestFailures leaves the release as it is, set spec.test.ignoreFailures to count it Ready", tests)
 }

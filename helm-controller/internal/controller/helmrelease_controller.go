@@ -235,6 +235,7 @@ func (r *HelmReleaseReconciler) act(ctx context.Context, obj *helmv1.HelmRelease
 			return ctrl.Result{}, err
 		}
 		conditions.MarkTrue(obj, meta.ReadyCondition, helmv1.SucceededReason, "release %s at revision %d: chart %s %s", name, cur.Version, cur.Chart.Metadata.Name, cur.Chart.Metadata.Version)
+		ignoredTestFailure(obj, plumbrelease.TestResult(cur) == "failed")
 		return ctrl.Result{RequeueAfter: plumbreconcile.Jitter(obj.Spec.Interval.Duration)}, nil
 	default:
 		ch, err := load()
