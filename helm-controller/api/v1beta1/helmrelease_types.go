@@ -83,6 +83,17 @@ type HelmReleaseSpec struct {
 	// DependsOn lists objects of any kind with a Ready condition that must be Ready first.
 	// +optional
 	DependsOn []DependencyReference `json:"dependsOn,omitempty"`
+	// HealthCheckExprs judge the health of custom resources of the release that kstatus cannot
+	// (their status has no Ready condition or observedGeneration), with CEL expressions over the
+	// object. They are used when the install or upgrade waits (disableWait is not set).
+	// +optional
+	// +kubebuilder:validation:MaxItems=64
+	HealthCheckExprs []CustomHealthCheck `json:"healthCheckExprs,omitempty"`
+	// PersistentClient is accepted for Flux's manifests and changes nothing: helm-controller
+	// always reuses one Kubernetes client per identity (its REST mapper finds CRDs installed
+	// later), across actions and reconciles. Default true, as in Flux.
+	// +optional
+	PersistentClient *bool `json:"persistentClient,omitempty"`
 	// ServiceAccountName of this namespace to impersonate for every Helm action.
 	// +optional
 	ServiceAccountName string `json:"serviceAccountName,omitempty"`
@@ -227,6 +238,34 @@ type DependencyReference struct {
 	// Namespace of the object; default the HelmRelease's.
 	// +optional
 	Namespace string `json:"namespace,omitempty"`
+	// ReadyExpr is a CEL expression that decides, instead of the Ready condition, whether the
+	// dependency is ready: `dep` is the dependency and `self` this HelmRelease, e.g.
+	// dep.metadata.labels['app/version'] == self.metadata.labels['app/version'].
+	// +optional
+	ReadyExpr string `json:"readyExpr,omitempty"`
+}
+
+// CustomHealthCheck judges objects of a kind (or of every kind of a group) with CEL
+// expressions over the object.
+type CustomHealthCheck struct {
+	// APIVersion of the objects; only its group is matched, so that every version is.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	APIVersion string `json:"apiVersion"`
+	// Kind of the objects; empty for every kind of the group (an entry with a kind wins).
+	// +optional
+	Kind string `json:"kind,omitempty"`
+	// Current is true when the object is healthy, e.g.
+	// status.conditions.exists(c, c.type == 'Ready' && c.status == 'True').
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	Current string `json:"current"`
+	// InProgress is true while the object is still being worked on.
+	// +optional
+	InProgress string `json:"inProgress,omitempty"`
+	// Failed is true when the object failed; the health wait fails at once.
+	// +optional
+	Failed string `json:"failed,omitempty"`
 }
 
 // ValuesReference reads values from a ConfigMap or Secret.

@@ -30,6 +30,16 @@ const (
 	ActionStrategyRetryOnFailure = "RetryOnFailure"
 )
 
+// Chart name change strategies of upgrade: what follows a chart whose name differs from the
+// release's.
+const (
+	// ChartNameChangeReinstall uninstalls the release, then installs the new chart (the
+	// default).
+	ChartNameChangeReinstall = "Reinstall"
+	// ChartNameChangeInPlaceUpdate upgrades the release to the new chart.
+	ChartNameChangeInPlaceUpdate = "InPlaceUpdate"
+)
+
 // Install configures the first install.
 type Install struct {
 	// Timeout of the install; default spec.timeout.
@@ -101,6 +111,12 @@ type Upgrade struct {
 	// +optional
 	// +kubebuilder:validation:Enum=Skip;Create;CreateReplace
 	CRDs string `json:"crds,omitempty"`
+	// ChartNameChangeStrategy when the chart's name differs from the release's: Reinstall
+	// (default; the release is uninstalled, then installed from the new chart) or InPlaceUpdate
+	// (the release is upgraded to the new chart).
+	// +optional
+	// +kubebuilder:validation:Enum=Reinstall;InPlaceUpdate
+	ChartNameChangeStrategy string `json:"chartNameChangeStrategy,omitempty"`
 	// DisableWait does not wait for the resources to be ready.
 	// +optional
 	DisableWait bool `json:"disableWait,omitempty"`

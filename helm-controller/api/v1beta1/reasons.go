@@ -53,6 +53,9 @@ const (
 	// ClusterNotReadyReason: the cluster to release into cannot be used yet (its kubeconfig
 	// Secret is missing, or Helm's client could not be made).
 	ClusterNotReadyReason = "ClusterNotReady"
+	// InvalidCELExpressionReason: an expression of spec.healthCheckExprs or
+	// spec.dependsOn[].readyExpr does not compile (stalled).
+	InvalidCELExpressionReason = "InvalidCELExpression"
 	// InvalidSpecReason: a value the controller cannot use.
 	InvalidSpecReason = "InvalidSpec"
 )

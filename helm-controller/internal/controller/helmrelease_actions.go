@@ -171,9 +171,10 @@ func (r *HelmReleaseReconciler) recheck(ctx context.Context, obj *helmv1.HelmRel
 }
 
 // waitHealthy waits, within timeout, until every object of the release's manifest is healthy as
-// kstatus judges it, and with jobs until its Jobs have completed (as Helm's wait for Jobs; kstatus
-// counts a running Job as current). Helm's own wait polls every 2 s; this one starts
-// at 100 ms, so that a release of objects that are ready at once takes a fraction of a second.
+// spec.healthCheckExprs, or else kstatus, judges it, and with jobs until its Jobs have completed
+// (as Helm's wait for Jobs; kstatus counts a running Job as current). Helm's own wait polls
+// every 2 s; this one starts at 100 ms, so that a release of objects that are ready at once
+// takes a fraction of a second.
 func (r *HelmReleaseReconciler) waitHealthy(ctx context.Context, obj *helmv1.HelmRelease, rls *release.Release, timeout time.Duration, jobs bool) error {
 	c, objs, err := r.releaseObjects(ctx, obj, rls)
 	if err != nil {
@@ -186,9 +187,13 @@ func (r *HelmReleaseReconciler) waitHealthy(ctx context.Context, obj *helmv1.Hel
 		}
 	}
 	objs = slices.DeleteFunc(objs, isJob)
+	ev, err := healthEvaluator(obj) // checkHealthExprs stalled one that cannot be used
+	if err != nil {
+		return err
+	}
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	if err := health.Wait(wctx, c, objs, nil); err != nil {
+	if err := health.WaitWith(wctx, c, objs, health.Options{Status: ev.Status}); err != nil {
 		return fmt.Errorf("release %s revision %d not healthy: %w", rls.Name, rls.Version, err)
 	}
 	if jobs {

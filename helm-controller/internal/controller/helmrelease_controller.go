@@ -140,6 +140,9 @@ func (r *HelmReleaseReconciler) reconcile(ctx context.Context, obj *helmv1.HelmR
 	if obj.Generation != obj.Status.ObservedGeneration {
 		conditions.MarkReconciling(obj, helmv1.ProgressingReason, "reconciling generation %d", obj.Generation)
 	}
+	if err := r.checkHealthExprs(ctx, obj); err != nil {
+		return ctrl.Result{}, err
+	}
 	if err := r.checkDependencies(ctx, obj); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -242,6 +245,15 @@ func (r *HelmReleaseReconciler) act(ctx context.Context, obj *helmv1.HelmRelease
 		if err != nil {
 			return ctrl.Result{}, err
 		}
+		if reinstall(obj, cur, ch) {
+			// upgrade.chartNameChangeStrategy Reinstall (the default), as Flux: another chart's
+			// release is uninstalled, then installed from the new chart.
+			log.FromContext(ctx).Info("reinstalling for a new chart name", "release", name, "from", cur.Chart.Metadata.Name, "to", ch.Name())
+			if err := h.Uninstall(plumbrelease.UninstallOptionsFor(obj)); err != nil {
+				return ctrl.Result{}, r.failure(ctx, obj, a.Revision, helmv1.UpgradeFailedReason, fmt.Errorf("uninstalling release %s of chart %s for chart %s: %w", name, cur.Chart.Metadata.Name, ch.Name(), err))
+			}
+			return r.install(ctx, obj, h, ch, vals, a, true)
+		}
 		return r.upgrade(ctx, obj, h, ch, vals, a, false)
 	}
 }
@@ -257,4 +269,13 @@ func (r *HelmReleaseReconciler) recordHistory(h plumbrelease.Actions, obj *helmv
 		return
 	}
 	obj.Status.History = plumbrelease.Snapshots(hist, obj.GetMaxHistory())
+}
+
+// reinstall tells whether the chart's name differs from the current release's and
+// spec.upgrade.chartNameChangeStrategy (default Reinstall) says to uninstall and install.
+func reinstall(obj *helmv1.HelmRelease, cur *release.Release, ch *chart.Chart) bool {
+	if cur == nil || cur.Chart == nil || cur.Chart.Metadata == nil || cur.Chart.Metadata.Name == ch.Name() {
+		return false
+	}
+	return obj.Spec.Upgrade == nil || obj.Spec.Upgrade.ChartNameChangeStrategy != helmv1.ChartNameChangeInPlaceUpdate
 }

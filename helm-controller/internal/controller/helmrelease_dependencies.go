@@ -29,8 +29,8 @@ func dependencies(hr *helmv1.HelmRelease) ([]refwatch.Dependency, error) {
 	return deps, nil
 }
 
-// checkDependencies waits until every object of spec.dependsOn is Ready at its generation. The
-// references were checked by validate.
+// checkDependencies waits until every object of spec.dependsOn is Ready at its generation (or
+// its readyExpr is true). The references were checked by validate.
 func (r *HelmReleaseReconciler) checkDependencies(ctx context.Context, obj *helmv1.HelmRelease) error {
 	if len(obj.Spec.DependsOn) == 0 {
 		return nil
@@ -39,6 +39,9 @@ func (r *HelmReleaseReconciler) checkDependencies(ctx context.Context, obj *helm
 		return r.stall(ctx, obj, helmv1.DependencyCycleReason, "spec.dependsOn leads back to this HelmRelease: "+cycle)
 	}
 	deps, _ := dependencies(obj) // validate refused the ones that do not resolve
+	if err := r.readyExprs(ctx, obj, deps); err != nil {
+		return err
+	}
 	msg, err := r.watches.NotReady(ctx, r.Client, deps)
 	if err != nil {
 		return r.failure(ctx, obj, "", helmv1.DependencyNotReadyReason, err)
