@@ -3,6 +3,8 @@ package controller
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
@@ -16,6 +18,7 @@ import (
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/plumb-dev/plumb/shared/testing/cloudtest"
 	"github.com/plumb-dev/plumb/shared/testing/testenv"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/source-controller/internal/bucket"
@@ -239,4 +242,87 @@ func TestBucket_Stalls(t *testing.T) {
 		})
 	}
 	_ = g
+}
+
+// With provider aws and no secretRef, the controller's AWS identity (IRSA, from the loopback
+// STS) signs the S3 requests: the server sees the STS-issued key. versitygw knows only its own
+// accounts, so it refuses it, which is reported as an authentication failure.
+func TestBucket_ProviderAWSSignsWithTheAssumedRole(t *testing.T) {
+	g := NewWithT(t)
+	srv := s3(t) // before irsaEnv, which moves HOME (and so the default cache)
+	aws := cloudtest.NewAWS(t, "unused")
+	irsaEnv(t, aws)
+	counter := srv.NewCounter(t)
+	ns := newNamespace(t)
+	name := newS3Bucket(t, srv, map[string]string{"a.yaml": "a\n"})
+	obj := newBucket(ns, counter.Endpoint, name, func(b *sourcev1.Bucket) {
+		b.Spec.Provider = sourcev1.BucketProviderAWS
+		b.Spec.Region = "us-east-1"
+	})
+	create(g, obj)
+	msg := waitFailed(g, obj, sourcev1.AuthenticationFailedReason)
+	g.Expect(msg).To(ContainSubstring("bucket " + name))
+	g.Expect(aws.Assumes()).To(HaveLen(1))
+	g.Expect(aws.Assumes()[0].Get("RoleArn")).To(Equal("arn:aws:iam::123456789012:role/plumb-source"))
+	g.Expect(counter.AccessKey()).To(HavePrefix("ASIATEST"), "signed with the key STS issued")
+	g.Expect(msg).NotTo(ContainSubstring("assumed-secret"))
+
+	// serviceAccountName as the identity needs the feature gate this manager runs without.
+	sa := newBucket(ns, counter.Endpoint, name, func(b *sourcev1.Bucket) {
+		b.Spec.Provider = sourcev1.BucketProviderAWS
+		b.Spec.ServiceAccountName = "puller"
+	})
+	create(g, sa)
+	g.Expect(waitFailed(g, sa, sourcev1.FeatureGateDisabledReason)).To(ContainSubstring("--feature-gates=ObjectLevelWorkloadIdentity=true"))
+}
+
+// ldapSTS serves MinIO's AssumeRoleWithLDAPIdentity on loopback: for the user and password it
+// issues the server's root keys with a session token, for anything else it answers 403 as
+// MinIO does.
+func ldapSTS(t *testing.T, srv *buckettest.Server, user, password string) (string, *atomic.Int64) {
+	calls := &atomic.Int64{}
+	sts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		if err := r.ParseForm(); err != nil || r.Method != http.MethodPost || r.Form.Get("Action") != "AssumeRoleWithLDAPIdentity" {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/xml")
+		if r.Form.Get("LDAPUsername") != user || r.Form.Get("LDAPPassword") != password {
+			w.WriteHeader(http.StatusForbidden)
+			fmt.Fprint(w, `<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type></Type><Code>AccessDenied</Code><Message>Access denied: LDAP login failed</Message></Error><RequestId>1</RequestId></ErrorResponse>`)
+			return
+		}
+		fmt.Fprintf(w, `<AssumeRoleWithLDAPIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleWithLDAPIdentityResult><Credentials><AccessKeyId>%s</AccessKeyId><SecretAccessKey>%s</SecretAccessKey><Expiration>%s</Expiration><SessionToken></SessionToken></Credentials></AssumeRoleWithLDAPIdentityResult></AssumeRoleWithLDAPIdentityResponse>`,
+			srv.AccessKey, srv.SecretKey, time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+	}))
+	t.Cleanup(sts.Close)
+	return sts.URL, calls
+}
+
+// With sts provider ldap, the LDAP user's password is exchanged at the STS for the keys that
+// read the bucket; a refused login is an authentication failure that names the STS.
+func TestBucket_STSLDAP(t *testing.T) {
+	g := NewWithT(t)
+	srv := s3(t)
+	const ldapPassword = "ld4p-pa55word"
+	stsURL, calls := ldapSTS(t, srv, "alice", ldapPassword)
+	ns := newNamespace(t)
+	name := newS3Bucket(t, srv, map[string]string{"a.yaml": "a\n"})
+	obj := newBucket(ns, srv.Endpoint, name, func(b *sourcev1.Bucket) {
+		b.Spec.STS = &sourcev1.BucketSTSSpec{Provider: sourcev1.STSProviderLDAP, Endpoint: stsURL,
+			SecretRef: &meta.LocalObjectReference{Name: credentialsSecret(t, ns, map[string]string{"username": "alice", "password": ldapPassword})}}
+	})
+	create(g, obj)
+	waitReady(g, obj, s3Revision(g, srv, name, "a.yaml"))
+	g.Expect(calls.Load()).To(BeNumerically(">=", 1))
+
+	refused := newBucket(ns, srv.Endpoint, name, func(b *sourcev1.Bucket) {
+		b.Spec.STS = &sourcev1.BucketSTSSpec{Provider: sourcev1.STSProviderLDAP, Endpoint: stsURL,
+			SecretRef: &meta.LocalObjectReference{Name: credentialsSecret(t, ns, map[string]string{"username": "alice", "password": "wr0ng-ld4p"})}}
+	})
+	create(g, refused)
+	msg := waitFailed(g, refused, sourcev1.AuthenticationFailedReason)
+	g.Expect(msg).To(ContainSubstring("sts provider ldap at " + stsURL + ": Access denied: LDAP login failed"))
+	g.Expect(msg).NotTo(ContainSubstring("wr0ng-ld4p"))
 }

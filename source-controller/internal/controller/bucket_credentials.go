@@ -129,8 +129,22 @@ func (r *BucketReconciler) ldapCredentials(ctx context.Context, obj *sourcev1.Bu
 		}
 	}
 	httpClient := &http.Client{Transport: bucket.Transport(cfg, p)}
-	return credentials.NewLDAPIdentity(sts.Endpoint, string(data[ldapUsernameKey]), string(data[ldapPasswordKey]),
+	creds, err := credentials.NewLDAPIdentity(sts.Endpoint, string(data[ldapUsernameKey]), string(data[ldapPasswordKey]),
 		func(l *credentials.LDAPIdentity) { l.Client = httpClient })
+	if err != nil {
+		return nil, fmt.Errorf("%w: sts provider ldap at %s: %v", bucket.ErrAuth, sts.Endpoint, err)
+	}
+	// Asked now rather than when the first request is signed, so that a refusal is reported
+	// as the STS's, not as a failed listing. The STS's answers never quote the password.
+	if _, err := creds.GetWithContext(&credentials.CredContext{Client: httpClient, Context: ctx}); err != nil {
+		if p != nil {
+			if perr := p.Explain(err); errors.Is(perr, proxy.ErrProxy) {
+				return nil, perr
+			}
+		}
+		return nil, fmt.Errorf("%w: sts provider ldap at %s: %s", bucket.ErrAuth, sts.Endpoint, strings.Join(strings.Fields(err.Error()), " "))
+	}
+	return creds, nil
 }
 
 // awsCredentials are short-lived keys of the controller's AWS identity (IRSA, EKS Pod
