@@ -326,3 +326,27 @@ func TestBucket_STSLDAP(t *testing.T) {
 	g.Expect(msg).To(ContainSubstring("sts provider ldap at " + stsURL + ": Access denied: LDAP login failed"))
 	g.Expect(msg).NotTo(ContainSubstring("wr0ng-ld4p"))
 }
+
+// proxySecretRef carries every request to the S3 server; a refused proxy login is ProxyFailed,
+// naming the proxy and not its password.
+func TestBucket_Proxy(t *testing.T) {
+	g := NewWithT(t)
+	srv := s3(t)
+	px := newProxy(t)
+	ns := newNamespace(t)
+	name := newS3Bucket(t, srv, map[string]string{"a.yaml": "a\n"})
+	obj := newBucket(ns, srv.Endpoint, name, func(b *sourcev1.Bucket) {
+		b.Spec.SecretRef = s3Secret(t, ns, s3SecretKey)
+		b.Spec.ProxySecretRef = proxySecret(t, ns, px, proxyPassword)
+	})
+	create(g, obj)
+	waitReady(g, obj, s3Revision(g, srv, name, "a.yaml"))
+	g.Expect(px.Served(srv.Endpoint)).To(BeNumerically(">", 0), "the server was reached through the proxy")
+
+	wrong := newBucket(ns, srv.Endpoint, name, func(b *sourcev1.Bucket) {
+		b.Spec.SecretRef = s3Secret(t, ns, s3SecretKey)
+		b.Spec.ProxySecretRef = proxySecret(t, ns, px, "wrong-"+proxyPassword)
+	})
+	create(g, wrong)
+	expectProxyFailed(t, g, ns, wrong, px)
+}

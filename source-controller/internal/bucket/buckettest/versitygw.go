@@ -48,14 +48,18 @@ func Path() string {
 
 var (
 	buildOnce sync.Once
+	binPath   string
 	buildErr  error
 )
 
 // Binary returns the versitygw binary, building it once (a few minutes the first time) when it
 // is not cached. Processes that build at once take turns on a lock file.
 func Binary() (string, error) {
-	buildOnce.Do(func() { buildErr = build(Path()) })
-	return Path(), buildErr
+	buildOnce.Do(func() {
+		binPath = Path()
+		buildErr = build(binPath)
+	})
+	return binPath, buildErr
 }
 
 func build(bin string) error {
