@@ -19,6 +19,7 @@ import (
 	plumbmanager "github.com/plumb-dev/plumb/shared/manager"
 	"github.com/plumb-dev/plumb/shared/registry"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
+	"github.com/plumb-dev/plumb/source-controller/internal/bucket"
 	"github.com/plumb-dev/plumb/source-controller/internal/controller"
 	"github.com/plumb-dev/plumb/source-controller/internal/git"
 	"github.com/plumb-dev/plumb/source-controller/internal/helm"
@@ -50,7 +51,7 @@ func main() {
 func run(ctx context.Context, o options) error {
 	// Secrets and ServiceAccounts are read only when a source names one: no cluster-wide cache.
 	mgr, err := o.New(controllerName, sourcev1.AddToScheme,
-		[]client.Object{&sourcev1.GitRepository{}, &sourcev1.OCIRepository{}, &sourcev1.HelmRepository{}, &sourcev1.HelmChart{}},
+		[]client.Object{&sourcev1.GitRepository{}, &sourcev1.OCIRepository{}, &sourcev1.HelmRepository{}, &sourcev1.HelmChart{}, &sourcev1.Bucket{}},
 		[]client.Object{&corev1.Secret{}, &corev1.ServiceAccount{}})
 	if err != nil {
 		return err
@@ -67,6 +68,7 @@ func run(ctx context.Context, o options) error {
 	git.SetDeadlines(o.hosts.Deadlines)
 	helm.SetDeadlines(o.hosts.Deadlines)
 	registry.SetDeadlines(o.hosts.Deadlines)
+	bucket.SetDeadlines(o.hosts.Deadlines)
 	// One token cache for every object of the process that uses a cloud provider.
 	cloud, err := o.cloud.Cloud()
 	if err != nil {
@@ -109,6 +111,16 @@ func run(ctx context.Context, o options) error {
 		Cloud:          cloud,
 	}
 	if err := charts.SetupWithManager(ctx, mgr, copts); err != nil {
+		return err
+	}
+	buckets := &controller.BucketReconciler{
+		Client:         mgr.GetClient(),
+		Events:         mgr.GetEventRecorder(controllerName),
+		Storage:        st,
+		ControllerName: controllerName,
+		Cloud:          cloud,
+	}
+	if err := buckets.SetupWithManager(ctx, mgr, copts); err != nil {
 		return err
 	}
 	return mgr.Start(ctx)

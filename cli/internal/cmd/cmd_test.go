@@ -237,7 +237,7 @@ func TestCheck(t *testing.T) {
 	g.Eventually(func() string {
 		_, out, _ := plumb(ctx, "check", "-n", ns)
 		return out
-	}, 30*time.Second, 200*time.Millisecond).Should(ContainSubstring("✔ source-controller: 4 CRDs, Deployment available"))
+	}, 30*time.Second, 200*time.Millisecond).Should(ContainSubstring("✔ source-controller: 5 CRDs, Deployment available"))
 }
 
 func TestInstallCommand(t *testing.T) {

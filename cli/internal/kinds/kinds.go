@@ -38,6 +38,7 @@ var All = []Kind{
 	{GVK: gvk("source.plumb.dev", "GitRepository"), Names: []string{"gitrepositories", "gitrepository", "gitrepo"}, Component: "source-controller", Category: "sources", Suspendable: true},
 	{GVK: gvk("source.plumb.dev", "OCIRepository"), Names: []string{"ocirepositories", "ocirepository", "ocirepo"}, Component: "source-controller", Category: "sources", Suspendable: true},
 	{GVK: gvk("source.plumb.dev", "HelmRepository"), Names: []string{"helmrepositories", "helmrepository", "helmrepo"}, Component: "source-controller", Category: "sources", Suspendable: true},
+	{GVK: gvk("source.plumb.dev", "Bucket"), Names: []string{"buckets", "bucket"}, Component: "source-controller", Category: "sources", Suspendable: true},
 	{GVK: gvk("source.plumb.dev", "HelmChart"), Names: []string{"helmcharts", "helmchart", "hc"}, Component: "source-controller", Category: "sources", Suspendable: true, SourceRef: true},
 	{GVK: gvk("apply.plumb.dev", "Kustomization"), Names: []string{"kustomizations", "kustomization", "ks"}, Component: "apply-controller", Category: "kustomizations", Suspendable: true, SourceRef: true},
 	{GVK: gvk("helm.plumb.dev", "HelmRelease"), Names: []string{"helmreleases", "helmrelease", "hr"}, Component: "helm-controller", Category: "helmreleases", Suspendable: true, SourceRef: true},

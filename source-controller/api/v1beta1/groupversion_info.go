@@ -27,6 +27,7 @@ func addKnownTypes(scheme *runtime.Scheme) error {
 		&OCIRepository{}, &OCIRepositoryList{},
 		&HelmRepository{}, &HelmRepositoryList{},
 		&HelmChart{}, &HelmChartList{},
+		&Bucket{}, &BucketList{},
 	)
 	metav1.AddToGroupVersion(scheme, GroupVersion)
 	return nil

@@ -62,6 +62,15 @@ const (
 	// HostBusyReason: the remote's host already has --max-per-host operations in flight; the
 	// object waits and is looked at again shortly.
 	HostBusyReason = "HostBusy"
+	// BucketOperationFailedReason: talking to the bucket's endpoint failed (unreachable, an
+	// error answer other than a refusal of the credentials or a missing bucket).
+	BucketOperationFailedReason = "BucketOperationFailed"
+	// BucketNotFoundReason: the endpoint answered that spec.bucketName does not exist; retried,
+	// so a bucket created later is picked up.
+	BucketNotFoundReason = "BucketNotFound"
+	// ProviderNotSupportedReason: the Bucket's provider (gcp, azure) is not implemented yet;
+	// Stalled until the spec changes.
+	ProviderNotSupportedReason = "ProviderNotSupported"
 	// ArtifactFailedReason: writing the artifact to, or deleting it from, storage failed.
 	ArtifactFailedReason = "ArtifactFailed"
 )

@@ -93,6 +93,8 @@ func observedGeneration(obj sourceObject) int64 {
 		return o.Status.ObservedGeneration
 	case *sourcev1.HelmChart:
 		return o.Status.ObservedGeneration
+	case *sourcev1.Bucket:
+		return o.Status.ObservedGeneration
 	}
 	panic("unknown source kind")
 }

@@ -105,6 +105,7 @@ var fetchReasons = map[string]bool{
 	sourcev1.RefNotFoundReason: true, sourcev1.OCIOperationFailedReason: true,
 	sourcev1.NoMatchingVersionReason: true, sourcev1.IndexFetchFailedReason: true,
 	sourcev1.ChartPullFailedReason: true, sourcev1.IncludeFailedReason: true,
+	sourcev1.BucketOperationFailedReason: true, sourcev1.BucketNotFoundReason: true,
 }
 
 // stepConditions sets ArtifactInStorage and FetchFailed from the artifact and the Ready

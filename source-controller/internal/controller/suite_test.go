@@ -38,6 +38,7 @@ import (
 	"github.com/plumb-dev/plumb/shared/registry"
 	"github.com/plumb-dev/plumb/shared/testing/testenv"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
+	"github.com/plumb-dev/plumb/source-controller/internal/bucket"
 	"github.com/plumb-dev/plumb/source-controller/internal/git"
 	"github.com/plumb-dev/plumb/source-controller/internal/helm"
 	"github.com/plumb-dev/plumb/source-controller/internal/storage"
@@ -53,6 +54,8 @@ var (
 	// ociReconciler's limits are small, so that a test can exceed them.
 	ociReconciler *OCIRepositoryReconciler
 	ociLimits     = artifact.Limits{MaxFiles: 1000, MaxBytes: 1 << 20}
+	// bucketReconciler reads the Buckets, from the S3 server of bucket_controller_test.go.
+	bucketReconciler *BucketReconciler
 	// uploadPacks counts the fetches (git-upload-pack POSTs) the Git server answered, by
 	// repository.
 	uploadPacks sync.Map
@@ -133,6 +136,7 @@ func run(m *testing.M) int {
 	git.SetDeadlines(testDeadlines)
 	helm.SetDeadlines(testDeadlines)
 	registry.SetDeadlines(testDeadlines)
+	bucket.SetDeadlines(testDeadlines)
 	opts := Options{Concurrent: 4, Hosts: hostlimit.New(hostlimit.DefaultMaxPerHost, hostlimit.DefaultBusyWait), HostBusyRetry: hostlimit.DefaultBusyRetry}
 	must(reconciler.SetupWithManager(ctx, mgr, opts))
 	ociReconciler = &OCIRepositoryReconciler{
@@ -156,6 +160,13 @@ func run(m *testing.M) int {
 		Storage:        store,
 		ControllerName: "source-controller",
 	}).SetupWithManager(ctx, mgr, opts))
+	bucketReconciler = &BucketReconciler{
+		Client:         mgr.GetClient(),
+		Events:         mgr.GetEventRecorder("source-controller"),
+		Storage:        store,
+		ControllerName: "source-controller",
+	}
+	must(bucketReconciler.SetupWithManager(ctx, mgr, opts))
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
 	code := m.Run()
