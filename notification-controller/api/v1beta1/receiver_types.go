@@ -54,6 +54,20 @@ type ReceiverSpec struct {
 	// Suspend stops acting on calls (they are answered 503).
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
+	// Interval at which the token Secret is read again, to publish the path of a new token.
+	// +optional
+	// +kubebuilder:default="10m"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
+	Interval *metav1.Duration `json:"interval,omitempty"`
+	// ResourceFilter is a CEL expression returning a bool, evaluated for each object the
+	// resources select when a valid call arrives: only objects for which it is true are asked to
+	// reconcile. `res` is the object's apiVersion, kind and metadata; `req` is the call's body
+	// when it is JSON (Content-Type application/json), otherwise empty. E.g.
+	// `res.metadata.name == req.repository.name`. One that does not compile or does not return a
+	// bool makes the Receiver Stalled (InvalidCELExpression).
+	// +optional
+	ResourceFilter string `json:"resourceFilter,omitempty"`
 }
 
 // CrossNamespaceObjectReference selects objects to reconcile.
@@ -77,6 +91,10 @@ type CrossNamespaceObjectReference struct {
 	// MatchLabels selects the objects by label.
 	// +optional
 	MatchLabels map[string]string `json:"matchLabels,omitempty"`
+	// Filter is a CEL expression of `res` and `req`, as spec.resourceFilter, for the objects of
+	// this entry only; an object is asked to reconcile only when both are true.
+	// +optional
+	Filter string `json:"filter,omitempty"`
 }
 
 // ReceiverStatus is what the controller observed.
