@@ -338,7 +338,8 @@ func (d *Dispatcher) matches(ctx context.Context, a *notifyv1.Alert, ev *eventsv
 		if ns == "" {
 			ns = a.Namespace
 		}
-		if !strings.EqualFold(s.Kind, reg.Kind) || (ns != "*" && ns != reg.Namespace) {
+		if !strings.EqualFold(s.Kind, reg.Kind) || (ns != "*" && ns != reg.Namespace) ||
+			(s.APIVersion != "" && s.APIVersion != reg.APIVersion) {
 			continue
 		}
 		if s.Name != "" && s.Name != "*" {
