@@ -1,6 +1,7 @@
 // Package expr compiles and evaluates the CEL expressions of notification-controller's kinds,
 // with the variables Flux gives them: a Receiver's resourceFilter and resources[].filter see
-// `res` and `req`. Expressions are type-checked when compiled (each variable is a JSON object),
+// `res` and `req`; a Provider's commitStatusExpr sees `event`, `alert` and `provider`.
+// Expressions are type-checked when compiled (each variable is a JSON object),
 // so one that returns the wrong type is refused before any call, and kept by their text, so a
 // webhook call compiles nothing its Receiver's reconcile did not.
 package expr
@@ -34,6 +35,11 @@ type Kind struct {
 // object's apiVersion, kind and metadata) and `req` (the call's JSON body).
 var ResourceFilter = &Kind{vars: []string{"res", "req"}, out: cel.BoolType}
 
+// CommitStatusID is a Provider's commitStatusExpr: a string of `event` (the notification, in
+// the shape of Flux's events), `alert` and `provider` (the objects), that names the commit
+// status.
+var CommitStatusID = &Kind{vars: []string{"event", "alert", "provider"}, out: cel.StringType}
+
 // Expression is a compiled expression.
 type Expression struct {
 	src  string
@@ -54,6 +60,19 @@ func (e *Expression) Bool(ctx context.Context, vars map[string]any) (bool, error
 		return false, fmt.Errorf("evaluate %q: the result is %s, not a bool", e.src, v.Type().TypeName())
 	}
 	return bool(b), nil
+}
+
+// Text evaluates an expression of a string kind.
+func (e *Expression) Text(ctx context.Context, vars map[string]any) (string, error) {
+	v, _, err := e.prog.ContextEval(ctx, vars)
+	if err != nil {
+		return "", fmt.Errorf("evaluate %q: %w", e.src, err)
+	}
+	str, ok := v.(types.String)
+	if !ok {
+		return "", fmt.Errorf("evaluate %q: the result is %s, not a string", e.src, v.Type().TypeName())
+	}
+	return string(str), nil
 }
 
 type cacheKey struct {
