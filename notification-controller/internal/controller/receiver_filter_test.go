@@ -131,3 +131,27 @@ func TestReceiver_IntervalDefaults(t *testing.T) {
 	rcv.Spec.Interval = &metav1.Duration{Duration: time.Minute}
 	g.Expect(tokenRecheck(rcv)).To(Equal(time.Minute))
 }
+
+// Flux's generic-oidc Receivers are refused by the schema with a message saying so, not
+// accepted and left unchecked; so are oidcProviders on another type.
+func TestReceiver_GenericOIDCIsRefused(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	oidc := []notifyv1.OIDCProvider{{IssuerURL: "https://token.actions.githubusercontent.com",
+		Validations: []notifyv1.OIDCValidation{{Expression: `claims.repository_owner == "acme"`, Message: "not acme"}}}}
+	for typ, want := range map[string]string{
+		notifyv1.GenericOIDCReceiver: "type generic-oidc (OIDC tokens checked against spec.oidcProviders) is not supported by Plumb yet",
+		notifyv1.GenericReceiver:     "oidcProviders can only be set when type is generic-oidc",
+	} {
+		rcv := &notifyv1.Receiver{
+			ObjectMeta: metav1.ObjectMeta{Name: "oidc", Namespace: "default"},
+			Spec: notifyv1.ReceiverSpec{
+				Type: typ, SecretRef: meta.LocalObjectReference{Name: "hook"}, OIDCProviders: oidc,
+				Resources: []notifyv1.CrossNamespaceObjectReference{{APIVersion: "source.plumb.dev/v1beta1", Kind: "GitRepository", Name: "*"}},
+			},
+		}
+		err := k8s.Create(ctx, rcv)
+		g.Expect(err).To(HaveOccurred(), typ)
+		g.Expect(err.Error()).To(ContainSubstring(want))
+	}
+}
