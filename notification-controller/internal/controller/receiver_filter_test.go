@@ -10,6 +10,7 @@ import (
 	"github.com/fluxcd/pkg/runtime/conditions"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -82,6 +83,18 @@ func TestReceiver_ResourceFilterChoosesTheObjects(t *testing.T) {
 	g.Expect(code).To(Equal(http.StatusOK), text)
 	g.Expect(text).To(ContainSubstring("0 object(s)"))
 	g.Expect(requestedAt(g, db)).To(BeEmpty())
+	// Why is on the Receiver, as a Warning event naming the object and the error.
+	g.Eventually(func(g Gomega) {
+		var list eventsv1.EventList
+		g.Expect(k8s.List(ctx, &list, client.InNamespace(rcv.Namespace))).To(Succeed())
+		var notes []string
+		for _, ev := range list.Items {
+			if ev.Regarding.Name == rcv.Name && ev.Reason == notifyv1.InvalidCELExpressionReason && ev.Type == corev1.EventTypeWarning {
+				notes = append(notes, ev.Note)
+			}
+		}
+		g.Expect(notes).To(ContainElement(And(ContainSubstring("GitRepository "+rcv.Namespace+"/app not reconciled"), ContainSubstring("no such key"))))
+	}, timeout, 100*time.Millisecond).Should(Succeed())
 }
 
 func TestReceiver_InvalidFilterStalls(t *testing.T) {
