@@ -22,6 +22,12 @@ func TestCompileChecksVariablesAndType(t *testing.T) {
 	_, err := Compile(CommitStatusID, `event.involvedObject.name == "x"`)
 	g.Expect(err).To(MatchError(ContainSubstring("returns bool, not string")))
 
+	// The examples of docs/api/receiver.md and provider.md compile.
+	_, err = Compile(ResourceFilter, `has(res.metadata.annotations) && res.metadata.annotations["image"] == req.repository.repo_name`)
+	g.Expect(err).NotTo(HaveOccurred())
+	_, err = Compile(CommitStatusID, `(event.involvedObject.kind + '/' + event.involvedObject.name + '/' + event.metadata.env).lowerAscii()`)
+	g.Expect(err).NotTo(HaveOccurred())
+
 	e, err := Compile(ResourceFilter, `res.metadata.name == req.repository.name && "app" in res.metadata.labels`)
 	g.Expect(err).NotTo(HaveOccurred())
 	again, _ := Compile(ResourceFilter, e.String())
