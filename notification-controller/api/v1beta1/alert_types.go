@@ -58,6 +58,10 @@ type AlertSpec struct {
 
 // EventSource selects objects whose events an Alert sends.
 type EventSource struct {
+	// APIVersion of the objects, e.g. apply.plumb.dev/v1beta1: when set, only events about
+	// objects of this group and version are sent.
+	// +optional
+	APIVersion string `json:"apiVersion,omitempty"`
 	// Kind of the objects, e.g. Kustomization.
 	// +required
 	// +kubebuilder:validation:MinLength=1

@@ -29,6 +29,7 @@ const (
 )
 
 // ProviderSpec says where notifications go.
+// +kubebuilder:validation:XValidation:rule="self.type == 'github' || self.type == 'gitlab' || !has(self.commitStatusExpr)",message="commitStatusExpr is only supported for the github and gitlab provider types"
 type ProviderSpec struct {
 	// Type of the receiving service.
 	// +required
@@ -60,6 +61,15 @@ type ProviderSpec struct {
 	// controller, through the Provider's proxy and address policy.
 	// +optional
 	SecretRef *meta.LocalObjectReference `json:"secretRef,omitempty"`
+	// CommitStatusExpr is a CEL expression returning a string, the commit status's name for
+	// github and gitlab (GitHub's context, GitLab's name) instead of <kind>/<namespace>/<name>,
+	// e.g. `event.involvedObject.name + '/' + event.metadata.env`. Its variables are Flux's:
+	// `event` (involvedObject {apiVersion, kind, namespace, name}, severity, reason, message,
+	// metadata, reportingController, timestamp), `alert` and `provider` (the objects). One that
+	// does not compile or does not return a string makes the Provider Stalled
+	// (InvalidCELExpression); one that fails on an event fails that delivery.
+	// +optional
+	CommitStatusExpr string `json:"commitStatusExpr,omitempty"`
 	// ProxySecretRef names a Secret in the same namespace with the HTTP(S) proxy every delivery
 	// goes through: `address` (http://host:port or https://host:port) and optionally `username`
 	// and `password`. NO_PROXY of the controller's environment still applies. It wins over

@@ -30,6 +30,10 @@ const (
 	ProviderNotReadyReason = "ProviderNotReady"
 	// InvalidSpecReason: the spec cannot work as written; retrying cannot help.
 	InvalidSpecReason = "InvalidSpec"
+	// InvalidCELExpressionReason: a Receiver's spec.resourceFilter or spec.resources[].filter
+	// does not compile or does not return a bool; the message names the field and the
+	// expression.
+	InvalidCELExpressionReason = "InvalidCELExpression"
 	// TokenNotFoundReason: the Receiver's token Secret, or its token key, is missing.
 	TokenNotFoundReason = "TokenNotFound"
 	// AccessDeniedReason: the spec reaches beyond what the object's namespace may reach: an

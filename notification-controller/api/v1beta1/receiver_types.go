@@ -28,13 +28,19 @@ const (
 	DockerHubReceiver = "dockerhub"
 	// QuayReceiver: the secret path, and a Quay repository push payload.
 	QuayReceiver = "quay"
+	// GenericOIDCReceiver: Flux's OIDC-token receiver; not supported yet, refused by the
+	// schema.
+	GenericOIDCReceiver = "generic-oidc"
 )
 
 // ReceiverSpec says who may call, which of their events count, and what to reconcile.
+// +kubebuilder:validation:XValidation:rule="self.type != 'generic-oidc'",message="type generic-oidc (OIDC tokens checked against spec.oidcProviders) is not supported by Plumb yet: use generic-hmac, or the type of the Git host or registry"
+// +kubebuilder:validation:XValidation:rule="self.type == 'generic-oidc' || !has(self.oidcProviders) || size(self.oidcProviders) == 0",message="oidcProviders can only be set when type is generic-oidc"
 type ReceiverSpec struct {
-	// Type of the caller.
+	// Type of the caller. generic-oidc is Flux's, and refused: Plumb does not check OIDC
+	// tokens yet.
 	// +required
-	// +kubebuilder:validation:Enum=generic;generic-hmac;github;gitlab;gitea;bitbucket;harbor;dockerhub;quay
+	// +kubebuilder:validation:Enum=generic;generic-hmac;github;gitlab;gitea;bitbucket;harbor;dockerhub;quay;generic-oidc
 	Type string `json:"type"`
 	// Events the call must be one of to act (X-GitHub-Event, X-Gitlab-Event, ... e.g. push,
 	// "Push Hook"); empty accepts all.
@@ -54,6 +60,25 @@ type ReceiverSpec struct {
 	// Suspend stops acting on calls (they are answered 503).
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
+	// Interval at which the token Secret is read again, to publish the path of a new token.
+	// +optional
+	// +kubebuilder:default="10m"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
+	Interval *metav1.Duration `json:"interval,omitempty"`
+	// OIDCProviders is Flux's field for type generic-oidc (OIDC issuers whose tokens
+	// authenticate calls, with CEL validations of their claims). Plumb does not check OIDC
+	// tokens yet: the schema refuses it with any type but generic-oidc, and generic-oidc itself.
+	// +optional
+	OIDCProviders []OIDCProvider `json:"oidcProviders,omitempty"`
+	// ResourceFilter is a CEL expression returning a bool, evaluated for each object the
+	// resources select when a valid call arrives: only objects for which it is true are asked to
+	// reconcile. `res` is the object's apiVersion, kind and metadata; `req` is the call's body
+	// when it is JSON (Content-Type application/json), otherwise empty. E.g.
+	// `res.metadata.name == req.repository.name`. One that does not compile or does not return a
+	// bool makes the Receiver Stalled (InvalidCELExpression).
+	// +optional
+	ResourceFilter string `json:"resourceFilter,omitempty"`
 }
 
 // CrossNamespaceObjectReference selects objects to reconcile.
@@ -77,6 +102,51 @@ type CrossNamespaceObjectReference struct {
 	// MatchLabels selects the objects by label.
 	// +optional
 	MatchLabels map[string]string `json:"matchLabels,omitempty"`
+	// Filter is a CEL expression of `res` and `req`, as spec.resourceFilter, for the objects of
+	// this entry only; an object is asked to reconcile only when both are true.
+	// +optional
+	Filter string `json:"filter,omitempty"`
+}
+
+// OIDCProvider is an OIDC issuer of a generic-oidc Receiver, in Flux's shape.
+type OIDCProvider struct {
+	// IssuerURL of the tokens: discovery is at <issuerURL>/.well-known/openid-configuration,
+	// and it must equal their iss claim.
+	// +required
+	// +kubebuilder:validation:Pattern="^https?://"
+	IssuerURL string `json:"issuerURL"`
+	// Audience the tokens must name (their aud claim); Flux's default is
+	// notification-controller.
+	// +optional
+	Audience string `json:"audience,omitempty"`
+	// Variables are named CEL expressions of `claims` (and the variables before them), seen by
+	// the validations as vars.<name>.
+	// +optional
+	Variables []OIDCVariable `json:"variables,omitempty"`
+	// Validations are CEL expressions of `claims` and `vars` that must all be true.
+	// +required
+	// +kubebuilder:validation:MinItems=1
+	Validations []OIDCValidation `json:"validations"`
+}
+
+// OIDCVariable is a named CEL expression of a token's claims.
+type OIDCVariable struct {
+	// Name of the variable, a CEL identifier.
+	// +required
+	Name string `json:"name"`
+	// Expression that gives the variable's value.
+	// +required
+	Expression string `json:"expression"`
+}
+
+// OIDCValidation is a CEL expression of a token's claims that must be true.
+type OIDCValidation struct {
+	// Expression returning a bool.
+	// +required
+	Expression string `json:"expression"`
+	// Message returned to the caller when the expression is false.
+	// +required
+	Message string `json:"message"`
 }
 
 // ReceiverStatus is what the controller observed.

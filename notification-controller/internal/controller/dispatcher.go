@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	eventsv1client "k8s.io/client-go/kubernetes/typed/events/v1"
@@ -255,6 +256,7 @@ func (d *Dispatcher) handle(ctx context.Context, o occurrence) {
 			Kind: ev.Regarding.Kind, Namespace: ev.Regarding.Namespace, Name: ev.Regarding.Name,
 			Severity: "info", Reason: ev.Reason, Message: ev.Note, Revision: ev.Annotations[events.RevisionAnnotation],
 			Controller: ev.ReportingController, Summary: a.Spec.Summary, Metadata: a.Spec.EventMetadata, Time: o.at.UTC(),
+			APIVersion: ev.Regarding.APIVersion, Alert: alertContent(a),
 		}
 		if ev.Type == "Warning" {
 			n.Severity = "error"
@@ -338,7 +340,8 @@ func (d *Dispatcher) matches(ctx context.Context, a *notifyv1.Alert, ev *eventsv
 		if ns == "" {
 			ns = a.Namespace
 		}
-		if !strings.EqualFold(s.Kind, reg.Kind) || (ns != "*" && ns != reg.Namespace) {
+		if !strings.EqualFold(s.Kind, reg.Kind) || (ns != "*" && ns != reg.Namespace) ||
+			(s.APIVersion != "" && s.APIVersion != reg.APIVersion) {
 			continue
 		}
 		if s.Name != "" && s.Name != "*" {
@@ -512,4 +515,13 @@ func (d *Dispatcher) providerStatus(ctx context.Context, p *notifyv1.Provider, e
 	if perr := patcher.Patch(ctx, p, patch.WithOwnedConditions{Conditions: []string{meta.ReadyCondition}}, patch.WithFieldOwner(d.ControllerName)); perr != nil {
 		log.FromContext(ctx).Info("could not record the delivery on the Provider", "error", perr.Error())
 	}
+}
+
+// alertContent is an Alert as unstructured content, for a Provider's commitStatusExpr.
+func alertContent(a *notifyv1.Alert) map[string]any {
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(a)
+	if err != nil {
+		return nil
+	}
+	return m
 }

@@ -77,6 +77,10 @@ func (r *ProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		status.Finish(ctx, obj, status.Fields{Kind: notifyv1.ProviderKind, ObservedGeneration: &obj.Status.ObservedGeneration,
 			Requests: &obj.Status.ReconcileRequestStatus}, patcher, r.ControllerName, &result, &retErr)
 	}()
+	// An expression that does not compile will not compile on retry.
+	if _, err := commitStatusExpr(obj); err != nil {
+		return ctrl.Result{}, status.Stall(nil, obj, notifyv1.InvalidCELExpressionReason, err.Error())
+	}
 	if _, err := SenderFor(ctx, r.APIReader, obj, r.Senders); err != nil {
 		reason := refusalReason(err)
 		var nf *secretError
@@ -190,6 +194,13 @@ func SenderFor(ctx context.Context, r client.Reader, p *notifyv1.Provider, o Sen
 	}
 	if err != nil {
 		return nil, err
+	}
+	if cs, ok := s.(*notify.CommitStatus); ok && p.Spec.CommitStatusExpr != "" {
+		e, err := commitStatusExpr(p)
+		if err != nil {
+			return nil, err
+		}
+		cs.StatusID = statusID(e, p)
 	}
 	if app != nil {
 		// The app's JWT and token go to its API: the same rules as the address.

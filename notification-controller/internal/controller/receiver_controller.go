@@ -33,7 +33,8 @@ import (
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 
-// TokenRecheck is how often a Receiver reads its token again, to publish the path of a new one.
+// TokenRecheck is how often a Receiver reads its token again, to publish the path of a new one,
+// unless its spec.interval says otherwise (Flux's default, too).
 const TokenRecheck = 10 * time.Minute
 
 // WebhookPathIndex indexes Receivers by status.webhookPath, for the server.
@@ -83,6 +84,11 @@ func (r *ReceiverReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		return ctrl.Result{}, status.Fail(r.Events, obj, "", notifyv1.TokenNotFoundReason, err)
 	}
 	obj.Status.WebhookPath = receiver.Path(token, obj.Name, obj.Namespace)
+	// A filter that does not compile will not compile on retry: Stalled until the spec changes.
+	// The path stays published; calls to it are answered 503 and act on nothing.
+	if _, err := compileFilters(obj); err != nil {
+		return ctrl.Result{}, status.Stall(r.Events, obj, notifyv1.InvalidCELExpressionReason, err.Error())
+	}
 	// A refused resource keeps the Receiver from Ready, but its path is published and calls act
 	// on the other resources. Retried: a kind may opt in later.
 	if refused := refusals(ctx, r.APIReader, obj, r.NoCrossNamespaceRefs); len(refused) > 0 {
@@ -92,7 +98,15 @@ func (r *ReceiverReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	conditions.MarkTrue(obj, meta.ReadyCondition, notifyv1.SucceededReason, "receiving %s calls at %s", obj.Spec.Type, obj.Status.WebhookPath)
 	// Secrets are not watched: a new token's path is published at the next check (the old path
 	// stops working at once, see Server).
-	return ctrl.Result{RequeueAfter: plumbreconcile.Jitter(TokenRecheck)}, nil
+	return ctrl.Result{RequeueAfter: plumbreconcile.Jitter(tokenRecheck(obj))}, nil
+}
+
+// tokenRecheck is spec.interval, or TokenRecheck when it is not set.
+func tokenRecheck(obj *notifyv1.Receiver) time.Duration {
+	if obj.Spec.Interval != nil && obj.Spec.Interval.Duration > 0 {
+		return obj.Spec.Interval.Duration
+	}
+	return TokenRecheck
 }
 
 // Token reads the `token` key of a Receiver's Secret.

@@ -127,9 +127,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	// The path must still be the one the current token makes: after a token change the old
 	// path is unknown at once, before the Receiver publishes its new one.
 	type target struct {
-		rcv   *notifyv1.Receiver
-		token string
-		res   receiver.Result
+		rcv     *notifyv1.Receiver
+		token   string
+		res     receiver.Result
+		filters filters
 	}
 	var targets []target
 	for i := range list.Items {
@@ -158,6 +159,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	// Every Receiver of the path checks the call before any acts on it.
+	filtered := false
 	for i := range targets {
 		t := &targets[i]
 		who := types.NamespacedName{Namespace: t.rcv.Namespace, Name: t.rcv.Name}
@@ -165,6 +167,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			http.Error(w, "receiver suspended", http.StatusServiceUnavailable)
 			return
 		}
+		// A filter that does not compile stalls the Receiver (InvalidCELExpression): it acts
+		// on nothing rather than on everything.
+		if t.filters, err = compileFilters(t.rcv); err != nil {
+			lg.Info("receiver not ready", "receiver", who, "reason", err.Error())
+			http.Error(w, "receiver not ready", http.StatusServiceUnavailable)
+			return
+		}
+		filtered = filtered || t.filters.any()
 		t.res, err = receiver.Verify(t.rcv.Spec.Type, t.token, t.rcv.Spec.Events, receiver.Call{Header: req.Header, Body: body})
 		if err == nil {
 			continue
@@ -186,6 +196,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "too many calls", http.StatusTooManyRequests)
 		return
 	}
+	var reqBody map[string]any
+	if filtered {
+		if reqBody, err = requestBody(req.Header, body); err != nil {
+			lg.Info("malformed call", "reason", err.Error())
+			http.Error(w, "bad request: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+	}
 	total, refused := 0, 0
 	for _, t := range targets {
 		rcv := t.rcv
@@ -194,7 +212,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			lg.Info("call accepted without action", "receiver", who, "event", t.res.Event)
 			continue
 		}
-		n, denied, err := s.annotate(ctx, rcv)
+		n, denied, err := s.annotate(ctx, rcv, t.filters, reqBody)
 		if len(denied) > 0 {
 			refused += len(denied)
 			lg.Info("resources refused", "receiver", who, "refused", denied)
@@ -215,15 +233,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	_, _ = fmt.Fprintf(w, "reconcile requested for %d object(s)\n", total)
 }
 
-// annotate sets the reconcile request annotation on every resource the Receiver selects and may
-// reach; it returns how many it annotated and the resources it refused (see refusal; a kind the
-// API server forbids did not opt in).
-func (s *Server) annotate(ctx context.Context, rcv *notifyv1.Receiver) (int, []string, error) {
+// annotate sets the reconcile request annotation on every resource the Receiver selects, may
+// reach and its filters pass (reqBody is the call's body for them); it returns how many it
+// annotated and the resources it refused (see refusal; a kind the API server forbids did not opt
+// in).
+func (s *Server) annotate(ctx context.Context, rcv *notifyv1.Receiver, f filters, reqBody map[string]any) (int, []string, error) {
 	now := time.Now().Format(time.RFC3339Nano)
 	patch := plumbreconcile.RequestPatch(now)
 	n := 0
 	var refused []string
-	for _, ref := range rcv.Spec.Resources {
+	for i, ref := range rcv.Spec.Resources {
+		filter := f.top != nil || f.each[i] != nil
 		if why := refusal(rcv, ref, s.NoCrossNamespaceRefs); why != "" {
 			refused = append(refused, targetName(rcv, ref)+" ("+why+")")
 			continue
@@ -242,6 +262,18 @@ func (s *Server) annotate(ctx context.Context, rcv *notifyv1.Receiver) (int, []s
 			u.SetGroupVersionKind(gv.WithKind(ref.Kind))
 			u.SetNamespace(ns)
 			u.SetName(ref.Name)
+			// A filter reads the object's metadata: read it (uncached, as every unstructured
+			// read here).
+			if filter {
+				if err := s.Client.Get(ctx, client.ObjectKeyFromObject(u), u); apierrors.IsNotFound(err) {
+					continue
+				} else if apierrors.IsForbidden(err) {
+					refused = append(refused, targetName(rcv, ref)+" ("+forbidden+")")
+					continue
+				} else if err != nil {
+					return n, refused, fmt.Errorf("%s %s/%s: %w", ref.Kind, ns, ref.Name, err)
+				}
+			}
 			targets = append(targets, u)
 		} else {
 			list := &unstructured.UnstructuredList{}
@@ -257,6 +289,17 @@ func (s *Server) annotate(ctx context.Context, rcv *notifyv1.Receiver) (int, []s
 			}
 		}
 		for _, u := range targets {
+			if filter {
+				if ok, err := f.pass(ctx, i, u, reqBody); err != nil {
+					// An expression that fails on this object (a field the call did not send)
+					// passes it over, as false would; the Receiver's events say why.
+					events.Record(s.Events, rcv, "", corev1.EventTypeWarning, notifyv1.InvalidCELExpressionReason,
+						"%s %s/%s not reconciled: %v", ref.Kind, u.GetNamespace(), u.GetName(), err)
+					continue
+				} else if !ok {
+					continue
+				}
+			}
 			if err := s.Client.Patch(ctx, u, patch); err != nil {
 				if apierrors.IsNotFound(err) {
 					continue

@@ -22,6 +22,9 @@ type CommitStatus struct {
 	// installation token, renewed before it expires). Its errors are returned as they are.
 	TokenSource func(ctx context.Context) (string, error)
 	Client      *http.Client
+	// StatusID, when set, names the status of a notification (GitHub's context, GitLab's name)
+	// instead of <kind>/<namespace>/<name>: a Provider's commitStatusExpr.
+	StatusID func(ctx context.Context, n Notification) (string, error)
 }
 
 // APIFor is the GitHub API of a repository's web URL: api.github.com for github.com,
@@ -55,6 +58,11 @@ func (c *CommitStatus) Send(ctx context.Context, n Notification) error {
 	}
 	project := strings.TrimSuffix(strings.Trim(u.Path, "/"), ".git")
 	statusContext := fmt.Sprintf("%s/%s/%s", n.Kind, n.Namespace, n.Name)
+	if c.StatusID != nil {
+		if statusContext, err = c.StatusID(ctx, n); err != nil {
+			return fmt.Errorf("commitStatusExpr: %w", err)
+		}
+	}
 	desc := truncate(n.Reason+": "+n.Message, 130)
 	var endpoint string
 	var payload map[string]any

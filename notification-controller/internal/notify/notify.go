@@ -41,6 +41,10 @@ type Notification struct {
 	Summary  string            `json:"summary,omitempty"`
 	Metadata map[string]string `json:"metadata,omitempty"`
 	Time     time.Time         `json:"timestamp"`
+	// APIVersion of the object the event is about, and the Alert that sent it (as unstructured
+	// content): for a Provider's commitStatusExpr, not sent.
+	APIVersion string         `json:"-"`
+	Alert      map[string]any `json:"-"`
 }
 
 // ShortRevision keeps a revision readable: main@sha1:1a2b3c4d5e6f (12 digits of the digest).
