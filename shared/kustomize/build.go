@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -42,6 +43,9 @@ type Options struct {
 	Components  []string
 	// IgnoreMissingComponents leaves out the Components that are not in the artifact.
 	IgnoreMissingComponents bool
+	// BuildMetadata are kustomize's buildMetadata options (originAnnotations,
+	// transformerAnnotations) for the build.
+	BuildMetadata []string
 	// Vars are substituted for ${name} and ${name:=default} after the build; nil skips
 	// substitution.
 	Vars map[string]string
@@ -249,6 +253,11 @@ func build(fs filesys.FileSystem, opts Options, w string) (*Result, error) {
 		if err := yaml.Unmarshal(y, &obj.Object); err != nil {
 			return nil, fmt.Errorf("%w: %s: %v", ErrBuild, res.CurId(), err)
 		}
+		if len(opts.BuildMetadata) > 0 && relocateOrigins(obj, wrapper, dir) {
+			if y, err = yaml.Marshal(obj.Object); err != nil {
+				return nil, fmt.Errorf("%w: %s: %v", ErrBuild, describe(obj), err)
+			}
+		}
 		if opts.Vars != nil && obj.GetAnnotations()[SubstituteAnnotation] != "disabled" {
 			s, err := Substitute(string(y), opts.Vars)
 			if err != nil {
@@ -424,6 +433,9 @@ func wrap(fs filesys.FileSystem, w, up, dir string, resources []string, opts Opt
 		NamePrefix: opts.NamePrefix,
 		NameSuffix: opts.NameSuffix,
 		Images:     opts.Images,
+		// kustomize records the origin of the resources of this kustomization and of the
+		// ones below it, so the wrapper asks for it.
+		BuildMetadata: opts.BuildMetadata,
 	}
 	for _, c := range opts.Components {
 		p := path.Join(base, c)
@@ -440,6 +452,68 @@ func wrap(fs filesys.FileSystem, w, up, dir string, resources []string, opts Opt
 		return "", err
 	}
 	return w, fs.WriteFile(path.Join(w, "kustomization.yaml"), data)
+}
+
+// The annotations of kustomize's buildMetadata options.
+const (
+	originAnnotation          = "config.kubernetes.io/origin"
+	transformationsAnnotation = "alpha.config.kubernetes.io/transformations"
+)
+
+// relocateOrigins makes the paths in obj's origin and transformer annotations, which kustomize
+// writes relative to the build's wrapper w, relative to dir (spec.path), as Flux's are: the
+// wrapper's kustomization.yaml stands for one in dir. It reports whether it changed obj.
+func relocateOrigins(obj *unstructured.Unstructured, w, dir string) bool {
+	a := obj.GetAnnotations()
+	changed := false
+	for _, key := range []string{originAnnotation, transformationsAnnotation} {
+		v, ok := a[key]
+		if !ok {
+			continue
+		}
+		var doc any
+		if err := yaml.Unmarshal([]byte(v), &doc); err != nil {
+			continue // kustomize's own value; left as it is
+		}
+		relocate(doc, w, dir)
+		out, err := yaml.Marshal(doc)
+		if err != nil {
+			continue
+		}
+		a[key], changed = string(out), true
+	}
+	if changed {
+		obj.SetAnnotations(a)
+	}
+	return changed
+}
+
+// relocate rewrites the path and configuredIn fields of an origin, or of a list of them, in
+// place. The paths of a remote base's origin (one with a repo) are the repository's, and stay.
+func relocate(doc any, w, dir string) {
+	switch d := doc.(type) {
+	case []any:
+		for _, e := range d {
+			relocate(e, w, dir)
+		}
+	case map[string]any:
+		if _, remote := d["repo"]; remote {
+			return
+		}
+		for _, k := range []string{"path", "configuredIn"} {
+			p, ok := d[k].(string)
+			if !ok || path.IsAbs(p) {
+				continue
+			}
+			abs := path.Join(w, p)
+			if rest, ok := strings.CutPrefix(abs, w+"/"); ok {
+				abs = path.Join(dir, rest)
+			}
+			if rel, err := filepath.Rel(dir, abs); err == nil {
+				d[k] = filepath.ToSlash(rel)
+			}
+		}
+	}
 }
 
 // setCommonMetadata sets labels and annotations on obj's own metadata, replacing values of the

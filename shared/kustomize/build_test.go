@@ -113,6 +113,34 @@ func TestBuild(t *testing.T) {
 			},
 		},
 		{
+			name: "buildMetadata: origin and transformer annotations relative to the path",
+			files: map[string]string{
+				"/apps/web.yaml":                deployment,
+				"/apps/base/kustomization.yaml": "resources: [cfg.yaml, ../../common/cfg.yaml]\nnamePrefix: base-\n",
+				"/apps/base/cfg.yaml":           configMap,
+				"/common/cfg.yaml":              strings.Replace(configMap, "name: cfg", "name: common", 1),
+			},
+			opts: Options{Path: "apps", NamePrefix: "p-", BuildMetadata: []string{"originAnnotations", "transformerAnnotations"}},
+			ids:  []string{"ConfigMap/p-base-cfg", "ConfigMap/p-base-common", "Deployment/p-web"},
+			check: func(g *WithT, r *Result) {
+				a := r.Objects[0].GetAnnotations()
+				g.Expect(a).To(HaveKeyWithValue("config.kubernetes.io/origin", "path: base/cfg.yaml\n"))
+				g.Expect(a).To(HaveKeyWithValue("alpha.config.kubernetes.io/transformations",
+					"- configuredBy:\n    apiVersion: builtin\n    kind: PrefixTransformer\n  configuredIn: base/kustomization.yaml\n"+
+						"- configuredBy:\n    apiVersion: builtin\n    kind: PrefixTransformer\n  configuredIn: kustomization.yaml\n"))
+				g.Expect(r.Objects[1].GetAnnotations()).To(HaveKeyWithValue("config.kubernetes.io/origin", "path: ../common/cfg.yaml\n"))
+				g.Expect(r.Objects[2].GetAnnotations()).To(HaveKeyWithValue("config.kubernetes.io/origin", "path: web.yaml\n"))
+			},
+		},
+		{
+			name:  "without buildMetadata, no build annotations",
+			files: map[string]string{"/web.yaml": deployment},
+			ids:   []string{"Deployment/web"},
+			check: func(g *WithT, r *Result) {
+				g.Expect(r.Objects[0].GetAnnotations()).NotTo(HaveKey("config.kubernetes.io/origin"))
+			},
+		},
+		{
 			name:  "strategic merge and JSON 6902 patches",
 			files: map[string]string{"/web.yaml": deployment, "/cfg.yaml": configMap},
 			opts: Options{Patches: []Patch{

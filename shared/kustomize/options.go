@@ -26,6 +26,7 @@ func OptionsFor(ctx context.Context, reader client.Reader, obj *applyv1.Kustomiz
 	opts := Options{
 		Path: s.Path, TargetNamespace: s.TargetNamespace, NamePrefix: s.NamePrefix, NameSuffix: s.NameSuffix,
 		Components: s.Components, IgnoreMissingComponents: s.IgnoreMissingComponents, RemoteBases: remoteBases,
+		BuildMetadata: s.BuildMetadata,
 	}
 	if s.CommonMetadata != nil {
 		opts.Labels, opts.Annotations = s.CommonMetadata.Labels, s.CommonMetadata.Annotations

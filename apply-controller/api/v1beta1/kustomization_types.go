@@ -106,6 +106,16 @@ type KustomizationSpec struct {
 	// +optional
 	IgnoreMissingComponents bool `json:"ignoreMissingComponents,omitempty"`
 
+	// BuildMetadata asks kustomize to record how each object was built, as Flux does:
+	// originAnnotations sets config.kubernetes.io/origin (the file, and for a remote base its
+	// repository and ref, the object came from), transformerAnnotations sets
+	// alpha.config.kubernetes.io/transformations (the transformers that changed it). Paths are
+	// relative to spec.path. The annotations are applied with the objects.
+	// +optional
+	// +kubebuilder:validation:MaxItems=2
+	// +kubebuilder:validation:items:Enum=originAnnotations;transformerAnnotations
+	BuildMetadata []string `json:"buildMetadata,omitempty"`
+
 	// PostBuild substitutes ${var} and ${var:=default} in the built manifests.
 	// +optional
 	PostBuild *PostBuild `json:"postBuild,omitempty"`

@@ -315,6 +315,11 @@ func (in *KustomizationSpec) DeepCopyInto(out *KustomizationSpec) {
 		*out = make([]string, len(*in))
 		copy(*out, *in)
 	}
+	if in.BuildMetadata != nil {
+		in, out := &in.BuildMetadata, &out.BuildMetadata
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
 	if in.PostBuild != nil {
 		in, out := &in.PostBuild, &out.PostBuild
 		*out = new(PostBuild)

@@ -50,6 +50,10 @@ type ImageUpdateAutomationSpec struct {
 
 // SourceReference names the Git repository of an automation.
 type SourceReference struct {
+	// APIVersion of the source: source.plumb.dev/v1beta1, the default; any other is refused
+	// (Stalled, InvalidSpec).
+	// +optional
+	APIVersion string `json:"apiVersion,omitempty"`
 	// Kind of the source; only GitRepository.
 	// +optional
 	// +kubebuilder:default=GitRepository
@@ -118,18 +122,59 @@ type CommitSpec struct {
 	// Author of the commits (also their committer).
 	// +required
 	Author CommitUser `json:"author"`
-	// SigningKey names a Secret in the same namespace whose key signs the commits: `git.asc`,
-	// an armored OpenPGP private key (as Flux), or `identity`, an OpenSSH private key (Ed25519,
-	// ECDSA or RSA) for SSH signatures (git's gpg.format=ssh); `passphrase` decrypts either. A
-	// Secret with both is refused.
+	// SigningKey names the Secret of this namespace whose key signs the commits.
 	// +optional
-	SigningKey *meta.LocalObjectReference `json:"signingKey,omitempty"`
+	SigningKey *SigningKey `json:"signingKey,omitempty"`
 	// MessageTemplate is a Go text/template of the commit message over .AutomationObject
 	// (namespace/name), .Changes (each with .File, .Object (.APIVersion, .Kind, .Namespace,
 	// .Name), .Policy, .OldValue, .NewValue), .Files and .Objects (the distinct ones, sorted).
 	// Paths are from the repository's root. Unset: a summary of the changes.
 	// +optional
 	MessageTemplate string `json:"messageTemplate,omitempty"`
+	// MessageTemplateValues are extra values the template sees as .Values, as in Flux: e.g.
+	// {{ index .Values "cluster" }} (empty for a key not here), or {{ .Values.cluster }} (a
+	// key not here is then InvalidSpec, before anything is cloned).
+	// +optional
+	MessageTemplateValues map[string]string `json:"messageTemplateValues,omitempty"`
+}
+
+// Types of signing keys.
+const (
+	// SigningKeyTypeGPG is an armored OpenPGP private key in `git.asc`.
+	SigningKeyTypeGPG = "gpg"
+	// SigningKeyTypeSSH is an SSH private key in `identity`.
+	SigningKeyTypeSSH = "ssh"
+)
+
+// SigningKey names a Secret whose key signs commits: Flux's shape, {secretRef: {name}, type},
+// or Plumb's earlier {name}, which is still taken.
+// +kubebuilder:validation:XValidation:rule="has(self.secretRef) != has(self.name)",message="set secretRef.name (or the older name), not both"
+type SigningKey struct {
+	// SecretRef names a Secret in the same namespace holding `git.asc`, an armored OpenPGP
+	// private key (the first key of the ring signs), or `identity`, an OpenSSH or PEM private
+	// key (Ed25519, ECDSA or RSA) for SSH signatures (git's gpg.format=ssh). `passphrase`
+	// decrypts either; for an SSH key `password` does too, as in Flux (the keys of a
+	// GitRepository's SSH Secret). A Secret with both git.asc and identity is refused unless
+	// type says which one signs.
+	// +optional
+	SecretRef *meta.LocalObjectReference `json:"secretRef,omitempty"`
+	// Type of the key: gpg (git.asc) or ssh (identity). Unset: the key the Secret holds (Flux
+	// takes gpg).
+	// +optional
+	// +kubebuilder:validation:Enum=gpg;ssh
+	Type string `json:"type,omitempty"`
+	// Name of the Secret: Plumb's earlier shape, the same as secretRef.name. Deprecated: use
+	// secretRef.
+	// +optional
+	Name string `json:"name,omitempty"`
+}
+
+// SecretName returns the name of the signing key's Secret, in either shape.
+func (in *SigningKey) SecretName() string {
+	if in.SecretRef != nil {
+		return in.SecretRef.Name
+	}
+	return in.Name
 }
 
 // CommitUser is a name and an email address.

@@ -256,6 +256,10 @@ func (r *ImageUpdateAutomationReconciler) updateAndPush(ctx context.Context, obj
 // are already reported on obj.
 func (r *ImageUpdateAutomationReconciler) prepare(ctx context.Context, obj *imagev1.ImageUpdateAutomation) (automationRun, error) {
 	var job automationRun
+	if v, want := obj.Spec.SourceRef.APIVersion, GitRepositoryGVK.GroupVersion().String(); v != "" && v != want {
+		return job, status.Stall(r.Events, obj, imagev1.InvalidSpecReason,
+			fmt.Sprintf("spec.sourceRef.apiVersion %q: the GitRepository is source-controller's; set apiVersion: %s or leave it out", v, want))
+	}
 	tmpl := obj.Spec.Git.Commit.MessageTemplate
 	if tmpl == "" {
 		tmpl = defaultMessage
@@ -364,14 +368,14 @@ func (r *ImageUpdateAutomationReconciler) prepare(ctx context.Context, obj *imag
 	if a.Name == "" {
 		job.author.Name = "plumb"
 	}
-	if ref := obj.Spec.Git.Commit.SigningKey; ref != nil {
-		s, err := r.secret(ctx, obj.Namespace, ref.Name, "signing key")
+	if k := obj.Spec.Git.Commit.SigningKey; k != nil {
+		s, err := r.secret(ctx, obj.Namespace, k.SecretName(), "signing key")
 		if err != nil {
 			return job, status.Fail(r.Events, obj, "", imagev1.AuthenticationFailedReason, err)
 		}
-		job.author.SignKey, job.author.Signer, err = signer(s.Data)
+		job.author.SignKey, job.author.Signer, err = signer(s.Data, k.Type)
 		if err != nil {
-			return job, status.Fail(r.Events, obj, "", imagev1.AuthenticationFailedReason, fmt.Errorf("signing key Secret %s/%s: %w", obj.Namespace, ref.Name, err))
+			return job, status.Fail(r.Events, obj, "", imagev1.AuthenticationFailedReason, fmt.Errorf("signing key Secret %s/%s: %w", obj.Namespace, k.SecretName(), err))
 		}
 	}
 	job.refs, job.observed, err = r.policies(ctx, obj)
@@ -435,7 +439,8 @@ func leftAlone(res runResult) string {
 func sampleData(obj *imagev1.ImageUpdateAutomation) TemplateData {
 	o := setters.ObjectRef{APIVersion: "apps/v1", Kind: "Deployment", Namespace: "default", Name: "app"}
 	return TemplateData{AutomationObject: obj.Namespace + "/" + obj.Name, Files: []string{"deploy.yaml"}, Objects: []setters.ObjectRef{o},
-		Changes: []TemplateChange{{File: "deploy.yaml", Object: o, Policy: "default:app", OldValue: "app:1.0.0", NewValue: "app:1.1.0"}}}
+		Changes: []TemplateChange{{File: "deploy.yaml", Object: o, Policy: "default:app", OldValue: "app:1.0.0", NewValue: "app:1.1.0"}},
+		Values:  obj.Spec.Git.Commit.MessageTemplateValues}
 }
 
 // reportLeftAlone records a Warning event per run for the markers and files left alone.
@@ -499,15 +504,32 @@ func (r *ImageUpdateAutomationReconciler) secret(ctx context.Context, namespace,
 }
 
 // signer reads the signing key Secret: an OpenPGP key in `git.asc` or an SSH key in `identity`,
-// decrypted with `passphrase`.
-func signer(data map[string][]byte) (*openpgp.Entity, gogit.Signer, error) {
+// decrypted with `passphrase` (or, for SSH, Flux's `password`). typ (gpg or ssh) says which key
+// signs; unset, the one the Secret holds.
+func signer(data map[string][]byte, typ string) (*openpgp.Entity, gogit.Signer, error) {
 	_, pgp := data["git.asc"]
 	key, ssh := data["identity"]
+	switch typ {
+	case imagev1.SigningKeyTypeGPG:
+		if !pgp {
+			return nil, nil, errors.New("no git.asc (OpenPGP) key, which type gpg needs")
+		}
+		ssh = false
+	case imagev1.SigningKeyTypeSSH:
+		if !ssh {
+			return nil, nil, errors.New("no identity (SSH) key, which type ssh needs")
+		}
+		pgp = false
+	}
 	switch {
 	case pgp && ssh:
-		return nil, nil, errors.New("holds both git.asc and identity; keep the one key that signs")
+		return nil, nil, errors.New("holds both git.asc and identity; keep the one key that signs, or set signingKey.type")
 	case ssh:
-		s, err := gitwork.NewSSHSigner(key, data["passphrase"])
+		pass, ok := data["password"]
+		if !ok {
+			pass = data["passphrase"]
+		}
+		s, err := gitwork.NewSSHSigner(key, pass)
 		if err != nil {
 			return nil, nil, fmt.Errorf("identity: %w", err)
 		}
@@ -570,6 +592,8 @@ type TemplateData struct {
 	Changes          []TemplateChange
 	Files            []string
 	Objects          []setters.ObjectRef
+	// Values are spec.git.commit.messageTemplateValues.
+	Values map[string]string
 }
 
 // TemplateChange is one rewritten value.
@@ -582,7 +606,7 @@ type TemplateChange struct {
 }
 
 func templateData(obj *imagev1.ImageUpdateAutomation, res runResult) TemplateData {
-	d := TemplateData{AutomationObject: obj.Namespace + "/" + obj.Name, Files: res.Files}
+	d := TemplateData{AutomationObject: obj.Namespace + "/" + obj.Name, Files: res.Files, Values: obj.Spec.Git.Commit.MessageTemplateValues}
 	seen := map[setters.ObjectRef]bool{}
 	for _, c := range res.Changes {
 		d.Changes = append(d.Changes, TemplateChange{File: c.File, Object: c.Object, Policy: c.Policy, OldValue: c.Old, NewValue: c.New})

@@ -169,7 +169,7 @@ func TestAutomation_BadInput(t *testing.T) {
 	noBranch := automation(ns, "no-branch", "config")
 	noBranch.Spec.Git.Checkout = &imagev1.GitCheckout{Ref: imagev1.GitCheckoutRef{Branch: "nope"}}
 	badKey := automation(ns, "bad-key", "config")
-	badKey.Spec.Git.Commit.SigningKey = &meta.LocalObjectReference{Name: "bad-key"}
+	badKey.Spec.Git.Commit.SigningKey = &imagev1.SigningKey{Name: "bad-key"}
 	g.Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "bad-key", Namespace: ns},
 		Data: map[string][]byte{"git.asc": []byte("-----BEGIN PGP PRIVATE KEY BLOCK-----\nhunter2\n")}})).To(Succeed())
 	for _, o := range []client.Object{noSource, badTemplate, escape, linkOut, root, noBranch, badKey} {

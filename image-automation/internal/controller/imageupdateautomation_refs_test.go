@@ -68,7 +68,7 @@ func TestAutomation_TagCrossNamespaceOptionsSSHSigned(t *testing.T) {
 	auto.Spec.SourceRef.Namespace = srcNS
 	auto.Spec.Git.Checkout = &imagev1.GitCheckout{Ref: imagev1.GitCheckoutRef{Tag: "v1.0.0"}}
 	auto.Spec.Git.Push = &imagev1.PushSpec{Branch: "auto", Options: map[string]string{"merge_request.create": "true"}}
-	auto.Spec.Git.Commit.SigningKey = &meta.LocalObjectReference{Name: "signing"}
+	auto.Spec.Git.Commit.SigningKey = &imagev1.SigningKey{SecretRef: &meta.LocalObjectReference{Name: "signing"}, Type: imagev1.SigningKeyTypeSSH}
 	g.Expect(k8s.Create(ctx, auto)).To(Succeed())
 
 	g.Eventually(func(g Gomega) {

@@ -71,13 +71,13 @@ func TestSigningKey(t *testing.T) {
 
 func TestSigner_OneKindOfKey(t *testing.T) {
 	plain := armoredKey(t, "")
-	if _, _, err := signer(map[string][]byte{"git.asc": plain, "identity": []byte("x")}); err == nil || !strings.Contains(err.Error(), "both git.asc and identity") {
+	if _, _, err := signer(map[string][]byte{"git.asc": plain, "identity": []byte("x")}, ""); err == nil || !strings.Contains(err.Error(), "both git.asc and identity") {
 		t.Fatalf("a Secret with both keys: %v", err)
 	}
-	if _, _, err := signer(map[string][]byte{"identity": []byte("hunter2")}); err == nil || !strings.Contains(err.Error(), "identity: not an OpenSSH or PEM private key") || strings.Contains(err.Error(), "hunter2") {
+	if _, _, err := signer(map[string][]byte{"identity": []byte("hunter2")}, ""); err == nil || !strings.Contains(err.Error(), "identity: not an OpenSSH or PEM private key") || strings.Contains(err.Error(), "hunter2") {
 		t.Fatalf("an identity that is no key: %v", err)
 	}
-	if e, s, err := signer(map[string][]byte{"git.asc": plain}); err != nil || e == nil || s != nil {
+	if e, s, err := signer(map[string][]byte{"git.asc": plain}, ""); err != nil || e == nil || s != nil {
 		t.Fatalf("an OpenPGP key: %v, %v, %v", e, s, err)
 	}
 }

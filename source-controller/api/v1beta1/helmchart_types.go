@@ -71,6 +71,10 @@ type HelmChartSpec struct {
 
 // LocalHelmChartSourceReference names the source of a chart in the same namespace.
 type LocalHelmChartSourceReference struct {
+	// APIVersion of the source: source.plumb.dev/v1beta1, the default; any other is refused
+	// (Stalled, InvalidSpec).
+	// +optional
+	APIVersion string `json:"apiVersion,omitempty"`
 	// Kind of the source.
 	// +required
 	// +kubebuilder:validation:Enum=HelmRepository;GitRepository;OCIRepository

@@ -39,6 +39,19 @@ type HelmRepositorySpec struct {
 	// optionally `ca.crt`, `tls.crt` and `tls.key`.
 	// +optional
 	SecretRef *meta.LocalObjectReference `json:"secretRef,omitempty"`
+	// CertSecretRef names a Secret in the same namespace (type Opaque or kubernetes.io/tls) with
+	// the TLS settings of an https:// or oci:// repository, as in Flux: `ca.crt`, a PEM CA
+	// certificate the server's certificate must chain to (added to the system's), and `tls.crt`
+	// with `tls.key`, a PEM client certificate and key. Its keys take precedence over the same
+	// keys in secretRef's Secret.
+	// +optional
+	CertSecretRef *meta.LocalObjectReference `json:"certSecretRef,omitempty"`
+	// AccessFrom is Flux's provisional access list of namespaces whose objects may use this
+	// repository. It changes nothing, in Flux (where it is not implemented) as in Plumb: a
+	// HelmChart uses only the HelmRepositories of its own namespace, so this repository's
+	// credentials never serve another namespace. It is accepted so that Flux manifests apply.
+	// +optional
+	AccessFrom *AccessFrom `json:"accessFrom,omitempty"`
 	// Provider, for type oci, obtains the registry credentials from a cloud's workload
 	// identity: generic (the default: secretRef or none), aws (ECR), azure (ACR) or gcp
 	// (Artifact Registry), with the controller's own identity. A secretRef wins over it, as in
@@ -77,6 +90,20 @@ type HelmRepositorySpec struct {
 	// Suspend stops downloading; the last artifact stays served.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
+}
+
+// AccessFrom is a list of namespace selectors (Flux's acl.AccessFrom).
+type AccessFrom struct {
+	// NamespaceSelectors are ORed; an empty matchLabels matches every namespace.
+	// +required
+	NamespaceSelectors []NamespaceSelector `json:"namespaceSelectors"`
+}
+
+// NamespaceSelector selects namespaces by their labels.
+type NamespaceSelector struct {
+	// MatchLabels are ANDed {key: value} pairs.
+	// +optional
+	MatchLabels map[string]string `json:"matchLabels,omitempty"`
 }
 
 // HelmRepositoryStatus is what the controller observed and published.

@@ -227,6 +227,10 @@ func (r *HelmChartReconciler) reconcile(ctx context.Context, obj *sourcev1.HelmC
 	}
 	opCtx, cancel := context.WithTimeout(ctx, obj.GetTimeout())
 	defer cancel()
+	if v := obj.Spec.SourceRef.APIVersion; v != "" && v != sourcev1.GroupVersion.String() {
+		return ctrl.Result{}, r.stall(obj, sourcev1.InvalidSpecReason,
+			fmt.Sprintf("spec.sourceRef.apiVersion %q: a HelmChart's source is a %s kind; set apiVersion: %s or leave it out", v, sourcev1.GroupVersion.Group, sourcev1.GroupVersion))
+	}
 	var b *built
 	var err error
 	switch obj.Spec.SourceRef.Kind {
@@ -520,17 +524,19 @@ func (r *HelmChartReconciler) repoCredentials(ctx context.Context, src *sourcev1
 		}
 		c.Proxy = px
 	}
-	if src.Spec.SecretRef == nil {
-		return c, nil
+	if ref := src.Spec.SecretRef; ref != nil {
+		s := &corev1.Secret{}
+		key := types.NamespacedName{Namespace: src.Namespace, Name: ref.Name}
+		if err := r.Get(ctx, key, s); err != nil {
+			return c, fmt.Errorf("%w: credentials Secret %s of HelmRepository %s: %v", helm.ErrAuth, key, src.Name, err)
+		}
+		c.Username, c.Password = string(s.Data["username"]), string(s.Data["password"])
+		c.CA, c.Cert, c.Key = s.Data["ca.crt"], s.Data[corev1.TLSCertKey], s.Data[corev1.TLSPrivateKeyKey]
+		c.DockerConfig = s.Data[corev1.DockerConfigJsonKey]
 	}
-	s := &corev1.Secret{}
-	key := types.NamespacedName{Namespace: src.Namespace, Name: src.Spec.SecretRef.Name}
-	if err := r.Get(ctx, key, s); err != nil {
-		return c, fmt.Errorf("%w: credentials Secret %s of HelmRepository %s: %v", helm.ErrAuth, key, src.Name, err)
+	if err := certSecret(ctx, r.Client, src, &c); err != nil {
+		return c, fmt.Errorf("HelmRepository %s: %w", src.Name, err)
 	}
-	c.Username, c.Password = string(s.Data["username"]), string(s.Data["password"])
-	c.CA, c.Cert, c.Key = s.Data["ca.crt"], s.Data[corev1.TLSCertKey], s.Data[corev1.TLSPrivateKeyKey]
-	c.DockerConfig = s.Data[corev1.DockerConfigJsonKey]
 	return c, nil
 }
 

@@ -237,6 +237,9 @@ func (r *HelmRepositoryReconciler) credentials(ctx context.Context, obj *sourcev
 	}
 	ref := obj.Spec.SecretRef
 	if ref == nil {
+		if err := certSecret(ctx, r.Client, obj, &c); err != nil {
+			return c, r.failure(obj, "", err)
+		}
 		return c, nil
 	}
 	s := &corev1.Secret{}
@@ -255,7 +258,41 @@ func (r *HelmRepositoryReconciler) credentials(ctx context.Context, obj *sourcev
 		return c, r.failure(obj, "", fmt.Errorf("%w: credentials Secret %s needs both username and password", helm.ErrAuth, key))
 	}
 	c.DockerConfig = s.Data[corev1.DockerConfigJsonKey]
+	if err := certSecret(ctx, r.Client, obj, &c); err != nil {
+		return c, r.failure(obj, "", err)
+	}
 	return c, nil
+}
+
+// certSecret reads spec.certSecretRef of a HelmRepository into c: its `ca.crt`, `tls.crt` and
+// `tls.key` replace those of spec.secretRef, as in Flux. A client certificate needs its key.
+func certSecret(ctx context.Context, reader client.Reader, src *sourcev1.HelmRepository, c *helm.Credentials) error {
+	ref := src.Spec.CertSecretRef
+	if ref == nil {
+		return nil
+	}
+	s := &corev1.Secret{}
+	key := types.NamespacedName{Namespace: src.Namespace, Name: ref.Name}
+	if err := reader.Get(ctx, key, s); err != nil {
+		if apierrors.IsNotFound(err) {
+			return fmt.Errorf("%w: certSecretRef: TLS Secret %s not found", helm.ErrAuth, key)
+		}
+		return fmt.Errorf("%w: certSecretRef: TLS Secret %s: %v", helm.ErrAuth, key, err)
+	}
+	ca, crt, tlsKey := s.Data["ca.crt"], s.Data[corev1.TLSCertKey], s.Data[corev1.TLSPrivateKeyKey]
+	if len(ca) == 0 && len(crt) == 0 && len(tlsKey) == 0 {
+		return fmt.Errorf("%w: certSecretRef: TLS Secret %s has none of ca.crt, tls.crt and tls.key", helm.ErrAuth, key)
+	}
+	if (len(crt) == 0) != (len(tlsKey) == 0) {
+		return fmt.Errorf("%w: certSecretRef: TLS Secret %s needs both tls.crt and tls.key for a client certificate", helm.ErrAuth, key)
+	}
+	if len(ca) > 0 {
+		c.CA = ca
+	}
+	if len(crt) > 0 {
+		c.Cert, c.Key = crt, tlsKey
+	}
+	return nil
 }
 
 // failure sets the Ready condition for an error, records a Warning event, and returns the error
