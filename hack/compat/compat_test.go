@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -118,6 +119,24 @@ func TestCompare(t *testing.T) {
 	if _, err := compareKind(flux, plumb, map[string]string{"sourceRef.namespace": "x"}); err == nil ||
 		!strings.Contains(err.Error(), "Widget has no field sourceRef.namespace") {
 		t.Errorf("a stale reason: got %v", err)
+	}
+	// So is a reason for a field Plumb has.
+	if _, err := compareKind(flux, plumb, map[string]string{"values": "x"}); err == nil ||
+		!strings.Contains(err.Error(), "Widget.values is covered by Plumb now") {
+		t.Errorf("a reason for a covered field: got %v", err)
+	}
+
+	// A field Plumb's schema has but refuses is not covered, nor are the fields under it.
+	kr, err = compareKind(flux, plumb, map[string]string{"patches": "refused: stalls"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kr.Covered != 2 {
+		t.Errorf("covered %d fields with patches refused, want 2", kr.Covered)
+	}
+	if i := slices.IndexFunc(kr.Missing, func(m Missing) bool { return m.Path == "patches" }); i < 0 ||
+		kr.Missing[i].Reason != "refused: stalls" || kr.Missing[i].Under != 3 {
+		t.Errorf("missing with patches refused: %+v", kr.Missing)
 	}
 }
 

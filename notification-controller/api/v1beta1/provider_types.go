@@ -31,6 +31,12 @@ const (
 // ProviderSpec says where notifications go.
 // +kubebuilder:validation:XValidation:rule="self.type == 'github' || self.type == 'gitlab' || !has(self.commitStatusExpr)",message="commitStatusExpr is only supported for the github and gitlab provider types"
 type ProviderSpec struct {
+	// Interval is accepted so that Flux manifests apply, and not used: Flux deprecated it in
+	// v1beta3, and Plumb reads a Provider's Secrets at each delivery.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
+	Interval *metav1.Duration `json:"interval,omitempty"`
 	// Type of the receiving service.
 	// +required
 	// +kubebuilder:validation:Enum=slack;msteams;discord;github;gitlab;generic;generic-hmac
