@@ -119,7 +119,7 @@ func TestInstallAndUninstall(t *testing.T) {
 	for _, crd := range crds.Items {
 		groups = append(groups, crd.Spec.Group)
 	}
-	g.Expect(groups).To(HaveLen(7))
+	g.Expect(groups).To(HaveLen(8), "5 source kinds and 3 notification kinds")
 	g.Expect(groups).To(HaveEach(BeElementOf("source.plumb.dev", "notification.plumb.dev")))
 	var deployments appsv1.DeploymentList
 	g.Expect(c.List(ctx, &deployments, client.InNamespace("plumb-test"))).To(Succeed())
