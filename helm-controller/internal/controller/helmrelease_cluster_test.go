@@ -27,14 +27,14 @@ func TestHelmRelease_KubeConfig(t *testing.T) {
 		g.Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, StringData: map[string]string{"value": data}})).To(Succeed())
 	}
 	hr := newRelease(ns, "app", func(hr *helmv1.HelmRelease) {
-		hr.Spec.KubeConfig = &helmv1.KubeConfigReference{SecretRef: meta.SecretKeyReference{Name: "remote"}}
+		hr.Spec.KubeConfig = &helmv1.KubeConfigReference{SecretRef: &meta.SecretKeyReference{Name: "remote"}}
 	})
 	g.Expect(k8s.Create(ctx, hr)).To(Succeed())
 	waitReleased(g, hr, "1.0.0")
 
 	bad := newRelease(ns, "app", func(hr *helmv1.HelmRelease) {
 		hr.Name = "bad"
-		hr.Spec.KubeConfig = &helmv1.KubeConfigReference{SecretRef: meta.SecretKeyReference{Name: "plugin"}}
+		hr.Spec.KubeConfig = &helmv1.KubeConfigReference{SecretRef: &meta.SecretKeyReference{Name: "plugin"}}
 	})
 	g.Expect(k8s.Create(ctx, bad)).To(Succeed())
 	g.Expect(waitReason(g, bad, helmv1.InvalidSpecReason)).To(ContainSubstring("credential plugin"))
