@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
@@ -65,9 +66,10 @@ func TestHelmRelease_KubeConfigConfigMapRef(t *testing.T) {
 
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "deployer", Namespace: ns}}
 	g.Expect(k8s.Create(ctx, sa)).To(Succeed())
+	// At first deployer may touch only ConfigMaps: Helm cannot keep its release Secrets.
 	role := &rbacv1.Role{
 		ObjectMeta: metav1.ObjectMeta{Name: "deployer", Namespace: ns},
-		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{"*"}, Resources: []string{"*"}, Verbs: []string{"*"}}},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"*"}}},
 	}
 	binding := &rbacv1.RoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: "deployer", Namespace: ns},
@@ -85,5 +87,13 @@ func TestHelmRelease_KubeConfigConfigMapRef(t *testing.T) {
 		"audiences":          strings.Join(tr.Spec.Audiences, "\n"),
 		"serviceAccountName": "deployer",
 	}})).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		getHR(g, hr)
+		g.Expect(conditions.GetMessage(hr, meta.ReadyCondition)).To(ContainSubstring("system:serviceaccount:" + ns + ":deployer"))
+	}, timeout, 100*time.Millisecond).Should(Succeed(), "the release is made as deployer")
+	g.Expect(conditions.IsFalse(hr, meta.ReadyCondition)).To(BeTrue())
+
+	role.Rules = []rbacv1.PolicyRule{{APIGroups: []string{"*"}, Resources: []string{"*"}, Verbs: []string{"*"}}}
+	g.Expect(k8s.Update(ctx, role)).To(Succeed())
 	waitReleased(g, hr, "1.0.0")
 }
