@@ -12,7 +12,9 @@ import (
 	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/apply-controller/internal/controller"
 	"github.com/plumb-dev/plumb/shared/artifact"
+	"github.com/plumb-dev/plumb/shared/kubeconfig"
 	"github.com/plumb-dev/plumb/shared/manager"
+	"github.com/plumb-dev/plumb/shared/registry"
 )
 
 const controllerName = "apply-controller"
@@ -22,11 +24,13 @@ type options struct {
 	defaultSA                           string
 	noCrossNamespaceRefs, noRemoteBases bool
 	kmsWorkloadIdentity                 bool
+	cloud                               registry.CloudFlags
 }
 
 func main() {
 	var o options
 	o.Bind(flag.CommandLine)
+	o.cloud.Bind(flag.CommandLine)
 	flag.BoolVar(&o.noCrossNamespaceRefs, "no-cross-namespace-refs", true, "Refuse sourceRef and dependsOn in other namespaces (set =false to allow them, as Flux does by default).")
 	flag.BoolVar(&o.noRemoteBases, "no-remote-bases", false, "Refuse kustomizations that refer to Git or http(s) URLs: everything applied must come from the source artifact.")
 	flag.BoolVar(&o.kmsWorkloadIdentity, "sops-kms-workload-identity", false, "Let SOPS keys of AWS KMS, GCP KMS and Azure Key Vault whose credentials the decryption Secret lacks use this controller's own cloud identity (IRSA, GKE or Azure Workload Identity; the SDKs' default chains). Off by default: in a shared cluster every tenant's Kustomization could borrow that identity.")
@@ -36,6 +40,12 @@ func main() {
 
 func run(ctx context.Context, o options) error {
 	// Secrets and ConfigMaps are read when a Kustomization names one: never cached.
+	// One token cache for the credentials of every kubeConfig.configMapRef of the process; the
+	// feature gate lets a ConfigMap's serviceAccountName be used.
+	cloud, err := o.cloud.Cloud()
+	if err != nil {
+		return err
+	}
 	mgr, err := o.New(controllerName, applyv1.AddToScheme, []client.Object{&applyv1.Kustomization{}}, []client.Object{&corev1.Secret{}, &corev1.ConfigMap{}})
 	if err != nil {
 		return err
@@ -52,6 +62,7 @@ func run(ctx context.Context, o options) error {
 		DefaultServiceAccount: o.defaultSA,
 		NoRemoteBases:         o.noRemoteBases,
 		KMSWorkloadIdentity:   o.kmsWorkloadIdentity,
+		Clusters:              kubeconfig.NewClusters(cloud.TokenCache(), cloud.ObjectLevel()),
 	}
 	if err := r.SetupWithManager(ctx, mgr, controller.Options{Concurrent: o.Concurrent}); err != nil {
 		return err

@@ -13,7 +13,9 @@ import (
 	helmv1 "github.com/plumb-dev/plumb/helm-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/helm-controller/internal/controller"
 	"github.com/plumb-dev/plumb/shared/artifact"
+	"github.com/plumb-dev/plumb/shared/kubeconfig"
 	"github.com/plumb-dev/plumb/shared/manager"
+	"github.com/plumb-dev/plumb/shared/registry"
 )
 
 const controllerName = "helm-controller"
@@ -24,11 +26,13 @@ type options struct {
 	noCrossNamespaceRefs bool
 	kmsWorkloadIdentity  bool
 	requeueDependency    time.Duration
+	cloud                registry.CloudFlags
 }
 
 func main() {
 	var o options
 	o.Bind(flag.CommandLine)
+	o.cloud.Bind(flag.CommandLine)
 	flag.StringVar(&o.defaultSA, "default-service-account", "", "ServiceAccount to impersonate when a HelmRelease names none (local cluster only).")
 	flag.BoolVar(&o.noCrossNamespaceRefs, "no-cross-namespace-refs", true, "Refuse chartRef and dependsOn in other namespaces (set =false to allow them, as Flux does by default).")
 	flag.BoolVar(&o.kmsWorkloadIdentity, "sops-kms-workload-identity", false, "Let SOPS keys of AWS KMS, GCP KMS and Azure Key Vault whose credentials the decryption Secret lacks use this controller's own cloud identity (IRSA, GKE or Azure Workload Identity; the SDKs' default chains). Off by default: in a shared cluster every tenant's HelmRelease could borrow that identity.")
@@ -38,6 +42,12 @@ func main() {
 
 func run(ctx context.Context, o options) error {
 	// Secrets and ConfigMaps are read when a HelmRelease names one: never cached.
+	// One token cache for the credentials of every kubeConfig.configMapRef of the process; the
+	// feature gate lets a ConfigMap's serviceAccountName be used.
+	cloud, err := o.cloud.Cloud()
+	if err != nil {
+		return err
+	}
 	mgr, err := o.New(controllerName, helmv1.AddToScheme, []client.Object{&helmv1.HelmRelease{}}, []client.Object{&corev1.Secret{}, &corev1.ConfigMap{}})
 	if err != nil {
 		return err
@@ -53,6 +63,7 @@ func run(ctx context.Context, o options) error {
 		RequeueDependency:     o.requeueDependency,
 		NoCrossNamespaceRefs:  o.noCrossNamespaceRefs,
 		KMSWorkloadIdentity:   o.kmsWorkloadIdentity,
+		Clusters:              kubeconfig.NewClusters(cloud.TokenCache(), cloud.ObjectLevel()),
 	}
 	if err := r.SetupWithManager(ctx, mgr, controller.Options{Concurrent: o.Concurrent}); err != nil {
 		return err

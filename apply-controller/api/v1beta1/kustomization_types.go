@@ -385,9 +385,14 @@ type KubeConfigReference struct {
 	// SecretRef names the Secret and, optionally, its key (default `value`, then `value.yaml`).
 	// +optional
 	SecretRef *meta.SecretKeyReference `json:"secretRef,omitempty"`
-	// ConfigMapRef is Flux's secret-less kubeconfig (a ConfigMap with provider, cluster,
-	// address, ca.crt, audiences and serviceAccountName). It is not supported yet: a
-	// Kustomization that sets it is Stalled with reason InvalidSpec.
+	// ConfigMapRef names a ConfigMap describing the cluster, reached without a Secret (Flux's):
+	// provider (generic, aws, azure or gcp), cluster (the cloud's cluster resource name),
+	// address (the API server's https URL; required for generic), ca.crt, audiences (one a
+	// line) and serviceAccountName. generic uses a token of that ServiceAccount of the
+	// Kustomization's namespace (or of the controller's own), which the controller creates
+	// with the TokenRequest API; aws, azure and gcp use the cloud's cluster credentials from
+	// workload identity (that ServiceAccount's, or the controller's). serviceAccountName needs
+	// the controller flag --feature-gates=ObjectLevelWorkloadIdentity=true.
 	// +optional
 	ConfigMapRef *meta.LocalObjectReference `json:"configMapRef,omitempty"`
 }

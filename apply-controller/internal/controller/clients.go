@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -25,10 +26,14 @@ import (
 func (r *KustomizationReconciler) manager(ctx context.Context, obj *applyv1.Kustomization) (*ssa.ResourceManager, error) {
 	cfg, mapper, key := r.Config, r.Mapper, "local"
 	if kc := obj.Spec.KubeConfig; kc != nil && kc.ConfigMapRef != nil {
-		// Not yet: the ConfigMap names a cloud or OIDC identity that this controller cannot
-		// take on. Stalled, so that the field is never silently ignored.
-		return nil, status.Stall(r.Events, obj, applyv1.InvalidSpecReason,
-			"spec.kubeConfig.configMapRef is not supported yet; use spec.kubeConfig.secretRef with a kubeconfig")
+		var err error
+		id := kubeconfig.Object{Kind: applyv1.KustomizationKind, Namespace: obj.Namespace, Name: obj.Name}
+		if cfg, key, err = r.Clusters.FromConfigMap(ctx, r.APIReader, r.Client, id, kc.ConfigMapRef.Name); err != nil {
+			// Not stalled: ConfigMaps are not watched, and a fixed ConfigMap (or a granted
+			// identity) is seen at the next retry.
+			return nil, status.Fail(r.Events, obj, "", kubeConfigReason(err), err)
+		}
+		mapper = nil
 	}
 	if kc := obj.Spec.KubeConfig; kc != nil && kc.SecretRef != nil {
 		data, err := kubeconfig.FromSecret(ctx, r.APIReader, obj.Namespace, kc.SecretRef.Name, kc.SecretRef.Key)
@@ -128,4 +133,14 @@ func (c *lru[V]) put(k string, v V) {
 	}
 	c.tick++
 	c.items[k] = &lruItem[V]{v: v, used: c.tick}
+}
+
+// kubeConfigReason is the reason of a kubeconfig ConfigMap that could not be used: InvalidSpec
+// when the ConfigMap (or the controller's flags) must change, ApplyFailed when the ConfigMap is
+// missing or the credentials could not be obtained.
+func kubeConfigReason(err error) string {
+	if errors.Is(err, kubeconfig.ErrInvalidConfigMap) || errors.Is(err, kubeconfig.ErrObjectLevelIdentityDisabled) {
+		return applyv1.InvalidSpecReason
+	}
+	return applyv1.ApplyFailedReason
 }

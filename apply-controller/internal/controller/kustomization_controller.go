@@ -32,6 +32,7 @@ import (
 	"github.com/plumb-dev/plumb/shared/artifact"
 	"github.com/plumb-dev/plumb/shared/health"
 	"github.com/plumb-dev/plumb/shared/health/cel"
+	"github.com/plumb-dev/plumb/shared/kubeconfig"
 	"github.com/plumb-dev/plumb/shared/kustomize"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
 	"github.com/plumb-dev/plumb/shared/redact"
@@ -75,6 +76,9 @@ type KustomizationReconciler struct {
 	// KMSWorkloadIdentity lets SOPS keys of AWS KMS, GCP KMS and Azure Key Vault whose
 	// credentials the decryption Secret lacks use the controller's own cloud identity.
 	KMSWorkloadIdentity bool
+	// Clusters obtains the credentials of spec.kubeConfig.configMapRef (nil: no token cache and
+	// no serviceAccountName in the ConfigMap).
+	Clusters *kubeconfig.Clusters
 
 	trees    lru[*kustomize.Tree]
 	builds   lru[*kustomize.Result]

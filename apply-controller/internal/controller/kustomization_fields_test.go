@@ -2,13 +2,16 @@ package controller
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
 	. "github.com/onsi/gomega"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -210,7 +213,47 @@ func TestKustomization_SubstituteStrategyCommonMetadataComponents(t *testing.T) 
 	g.Expect(conditions.GetReason(getK(g, k), meta.ReadyCondition)).To(Equal(applyv1.SucceededReason))
 }
 
-func TestKustomization_KubeConfigConfigMapRefIsRefused(t *testing.T) {
+func TestKustomization_KubeConfigConfigMapRefGeneric(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	// The "remote" cluster is the test's own API server, reached as ServiceAccount deployer with
+	// a token the controller creates; deployer may write ConfigMaps of ns and nothing else.
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "deployer", Namespace: ns}}
+	g.Expect(k8s.Create(context.Background(), sa)).To(Succeed())
+	grantConfigMaps(g, ns, "deployer")
+	remote := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "remote", Namespace: ns}, Data: map[string]string{
+		"provider":           "generic",
+		"address":            env.Config.Host,
+		"ca.crt":             string(env.Config.CAData),
+		"audiences":          strings.Join(apiAudiences(g, sa), "\n"),
+		"serviceAccountName": "deployer",
+	}}
+	g.Expect(k8s.Create(context.Background(), remote)).To(Succeed())
+
+	secret := "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\nstringData:\n  k: v\n"
+	gr := source(t, ns, "app", "main@sha1:1", map[string]string{"deploy/a.yaml": configMap("a", "1"), "deploy/s.yaml": secret})
+	k := newKustomization(ns, gr.Name, func(k *applyv1.Kustomization) {
+		k.Spec.KubeConfig = &applyv1.KubeConfigReference{ConfigMapRef: &meta.LocalObjectReference{Name: "remote"}}
+	})
+	g.Expect(k8s.Create(context.Background(), k)).To(Succeed())
+	// The Secret is refused to the ServiceAccount: the objects are written as deployer.
+	msg := waitNotReady(g, k, applyv1.ApplyFailedReason)
+	g.Expect(msg).To(ContainSubstring("system:serviceaccount:" + ns + ":deployer"))
+	g.Expect(msg).To(ContainSubstring("secrets"))
+	g.Expect(exists(ns, "s", &corev1.Secret{})).To(BeFalse())
+
+	setArtifact(t, gr, "main@sha1:2", map[string]string{"deploy/a.yaml": configMap("a", "2")})
+	waitApplied(g, k, "main@sha1:2")
+	cm := &corev1.ConfigMap{}
+	g.Expect(exists(ns, "a", cm)).To(BeTrue())
+	g.Expect(cm.Data["key"]).To(Equal("2"))
+
+	// Deleting prunes through the ConfigMap's identity too.
+	g.Expect(k8s.Delete(context.Background(), k)).To(Succeed())
+	g.Eventually(func() bool { return exists(ns, "a", &corev1.ConfigMap{}) }, timeout).Should(BeFalse())
+}
+
+func TestKustomization_KubeConfigConfigMapRefFailures(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t)
 	gr := source(t, ns, "app", "main@sha1:1", map[string]string{"deploy/a.yaml": configMap("a", "1")})
@@ -218,12 +261,59 @@ func TestKustomization_KubeConfigConfigMapRefIsRefused(t *testing.T) {
 		k.Spec.KubeConfig = &applyv1.KubeConfigReference{ConfigMapRef: &meta.LocalObjectReference{Name: "remote"}}
 	})
 	g.Expect(k8s.Create(context.Background(), k)).To(Succeed())
-	g.Expect(waitNotReady(g, k, applyv1.InvalidSpecReason)).To(ContainSubstring("configMapRef is not supported yet"))
-	g.Expect(conditions.IsStalled(getK(g, k))).To(BeTrue())
+	msg := waitNotReady(g, k, applyv1.ApplyFailedReason)
+	g.Expect(msg).To(ContainSubstring("spec.kubeConfig ConfigMap " + ns + "/remote"))
+	g.Expect(msg).To(ContainSubstring("not found"))
+	g.Expect(conditions.IsStalled(getK(g, k))).To(BeFalse(), "a ConfigMap created later is used")
+
+	// An address that is not https: the ConfigMap must change.
+	remote := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "remote", Namespace: ns}, Data: map[string]string{
+		"provider": "generic", "address": "http://127.0.0.1:1", "serviceAccountName": "nobody",
+	}}
+	g.Expect(k8s.Create(context.Background(), remote)).To(Succeed())
+	requestReconcile(g, k)
+	g.Expect(waitNotReady(g, k, applyv1.InvalidSpecReason)).To(ContainSubstring(`key address: "http://127.0.0.1:1" is not an https URL`))
+
+	// A ServiceAccount that does not exist: named, so that it can be created.
+	remote.Data["address"] = "https://127.0.0.1:1"
+	g.Expect(k8s.Update(context.Background(), remote)).To(Succeed())
+	requestReconcile(g, k)
+	g.Expect(waitNotReady(g, k, applyv1.ApplyFailedReason)).To(And(ContainSubstring("ServiceAccount "+ns+"/nobody"), ContainSubstring("not found")))
+
+	// An address where no API server listens.
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "nobody", Namespace: ns}}
+	g.Expect(k8s.Create(context.Background(), sa)).To(Succeed())
+	requestReconcile(g, k)
+	g.Expect(waitNotReady(g, k, applyv1.ApplyFailedReason)).To(ContainSubstring("127.0.0.1:1"))
 	g.Expect(exists(ns, "a", &corev1.ConfigMap{})).To(BeFalse())
 
 	both := newKustomization(ns, gr.Name, func(k *applyv1.Kustomization) {
 		k.Spec.KubeConfig = &applyv1.KubeConfigReference{ConfigMapRef: &meta.LocalObjectReference{Name: "remote"}, SecretRef: &meta.SecretKeyReference{Name: "remote"}}
 	})
 	g.Expect(k8s.Create(context.Background(), both)).To(MatchError(ContainSubstring("exactly one of")))
+}
+
+// grantConfigMaps lets the ServiceAccount sa write ConfigMaps of ns.
+func grantConfigMaps(g *WithT, ns, sa string) {
+	role := &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Name: sa, Namespace: ns},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"*"}}},
+	}
+	binding := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: sa, Namespace: ns},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: sa},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: sa, Namespace: ns}},
+	}
+	g.Expect(k8s.Create(context.Background(), role)).To(Succeed())
+	g.Expect(k8s.Create(context.Background(), binding)).To(Succeed())
+}
+
+// apiAudiences returns the audiences the test's API server accepts: those of a token requested
+// without any.
+func apiAudiences(g *WithT, sa *corev1.ServiceAccount) []string {
+	tr := &authenticationv1.TokenRequest{}
+	g.Expect(k8s.SubResource("token").Create(context.Background(), sa, tr)).To(Succeed())
+	g.Expect(tr.Status.Token).NotTo(BeEmpty())
+	g.Expect(tr.Spec.Audiences).NotTo(BeEmpty())
+	return tr.Spec.Audiences
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/ssa"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -76,14 +77,21 @@ func (r *KustomizationReconciler) waitForTermination(obj *applyv1.Kustomization,
 const terminationPoll = 500 * time.Millisecond
 
 // identityGone reports whether what the Kustomization deletes with no longer exists: its
-// kubeconfig Secret, or the ServiceAccount it impersonates. Any other failure (a ServiceAccount
+// kubeconfig Secret or ConfigMap, or the ServiceAccount it impersonates. Any other failure (a ServiceAccount
 // without delete rights, an unreachable cluster) is retried: objects are not orphaned by it.
 func (r *KustomizationReconciler) identityGone(ctx context.Context, obj *applyv1.Kustomization) bool {
 	if kc := obj.Spec.KubeConfig; kc != nil {
-		if kc.SecretRef == nil {
-			return true // a configMapRef, not supported: deleting with it can never succeed
+		var err error
+		if kc.ConfigMapRef != nil {
+			cm := &corev1.ConfigMap{}
+			err = r.APIReader.Get(ctx, types.NamespacedName{Namespace: obj.Namespace, Name: kc.ConfigMapRef.Name}, cm)
+			if sa := cm.Data[meta.KubeConfigKeyServiceAccountName]; err == nil && sa != "" {
+				// The ServiceAccount whose tokens reach the cluster.
+				err = r.APIReader.Get(ctx, types.NamespacedName{Namespace: obj.Namespace, Name: sa}, &corev1.ServiceAccount{})
+			}
+		} else if kc.SecretRef != nil {
+			err = r.APIReader.Get(ctx, types.NamespacedName{Namespace: obj.Namespace, Name: kc.SecretRef.Name}, &corev1.Secret{})
 		}
-		err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: obj.Namespace, Name: kc.SecretRef.Name}, &corev1.Secret{})
 		if apierrors.IsNotFound(err) {
 			return true
 		}

@@ -22,6 +22,8 @@ import (
 
 	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/shared/artifact"
+	"github.com/plumb-dev/plumb/shared/kubeconfig"
+	"github.com/plumb-dev/plumb/shared/registry"
 	"github.com/plumb-dev/plumb/shared/testing/artifacttest"
 	"github.com/plumb-dev/plumb/shared/testing/testenv"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
@@ -59,7 +61,11 @@ func run(m *testing.M) int {
 		Metrics: metricsserver.Options{BindAddress: "0"},
 	})
 	must(err)
+	// As cmd/main.go makes it with --feature-gates=ObjectLevelWorkloadIdentity=true.
+	cloud, err := registry.NewCloud(registry.CloudOptions{ObjectLevel: true})
+	must(err)
 	reconciler = &KustomizationReconciler{
+		Clusters:       kubeconfig.NewClusters(cloud.TokenCache(), cloud.ObjectLevel()),
 		Client:         mgr.GetClient(),
 		APIReader:      mgr.GetAPIReader(),
 		Config:         mgr.GetConfig(),

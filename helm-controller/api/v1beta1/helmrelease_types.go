@@ -97,7 +97,8 @@ type HelmReleaseSpec struct {
 	// ServiceAccountName of this namespace to impersonate for every Helm action.
 	// +optional
 	ServiceAccountName string `json:"serviceAccountName,omitempty"`
-	// KubeConfig releases into another cluster with the kubeconfig in this Secret.
+	// KubeConfig releases into another cluster: with the kubeconfig in a Secret, or as a
+	// ConfigMap describes it.
 	// +optional
 	KubeConfig *KubeConfigReference `json:"kubeConfig,omitempty"`
 	// CommonMetadata labels and annotations go on every object the chart renders (not on its
@@ -294,11 +295,23 @@ type ValuesReference struct {
 	Literal bool `json:"literal,omitempty"`
 }
 
-// KubeConfigReference names a Secret holding a kubeconfig.
+// KubeConfigReference names a Secret holding a kubeconfig, or a ConfigMap describing a cluster
+// to reach with a ServiceAccount token or a cloud identity.
+// +kubebuilder:validation:XValidation:rule="has(self.configMapRef) != has(self.secretRef)",message="exactly one of spec.kubeConfig.configMapRef or spec.kubeConfig.secretRef must be specified"
 type KubeConfigReference struct {
 	// SecretRef names the Secret and, optionally, its key (default `value`, then `value.yaml`).
-	// +required
-	SecretRef meta.SecretKeyReference `json:"secretRef"`
+	// +optional
+	SecretRef *meta.SecretKeyReference `json:"secretRef,omitempty"`
+	// ConfigMapRef names a ConfigMap describing the cluster, reached without a Secret (Flux's):
+	// provider (generic, aws, azure or gcp), cluster (the cloud's cluster resource name),
+	// address (the API server's https URL; required for generic), ca.crt, audiences (one a
+	// line) and serviceAccountName. generic uses a token of that ServiceAccount of the
+	// HelmRelease's namespace (or of the controller's own), which the controller creates with
+	// the TokenRequest API; aws, azure and gcp use the cloud's cluster credentials from
+	// workload identity (that ServiceAccount's, or the controller's). serviceAccountName needs
+	// the controller flag --feature-gates=ObjectLevelWorkloadIdentity=true.
+	// +optional
+	ConfigMapRef *meta.LocalObjectReference `json:"configMapRef,omitempty"`
 }
 
 // Snapshot is a Helm release revision as the controller saw it.

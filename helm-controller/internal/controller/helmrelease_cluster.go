@@ -83,7 +83,8 @@ func (c *cluster) Client() (client.Client, error) {
 	return c.client, c.err
 }
 
-// errInvalidKubeConfig marks a kubeconfig Secret that cannot be used as it is.
+// errInvalidKubeConfig marks a kubeconfig Secret or ConfigMap that cannot be used as it is (or
+// a ConfigMap's serviceAccountName without the controller's feature gate).
 var errInvalidKubeConfig = errors.New("invalid kubeconfig")
 
 // cluster returns the view of the cluster of the identity the release acts as (shared by every
@@ -91,7 +92,17 @@ var errInvalidKubeConfig = errors.New("invalid kubeconfig")
 // either impersonating a ServiceAccount.
 func (r *HelmReleaseReconciler) cluster(ctx context.Context, obj *helmv1.HelmRelease) (*cluster, error) {
 	key, cfg := "controller", rest.CopyConfig(r.Config)
-	if kc := obj.Spec.KubeConfig; kc != nil {
+	if kc := obj.Spec.KubeConfig; kc != nil && kc.ConfigMapRef != nil {
+		var err error
+		id := kubeconfig.Object{Kind: helmv1.HelmReleaseKind, Namespace: obj.Namespace, Name: obj.Name}
+		if cfg, key, err = r.Clusters.FromConfigMap(ctx, r.APIReader, r.Client, id, kc.ConfigMapRef.Name); err != nil {
+			if errors.Is(err, kubeconfig.ErrInvalidConfigMap) || errors.Is(err, kubeconfig.ErrObjectLevelIdentityDisabled) {
+				return nil, fmt.Errorf("%w: %v", errInvalidKubeConfig, err)
+			}
+			return nil, err
+		}
+	}
+	if kc := obj.Spec.KubeConfig; kc != nil && kc.SecretRef != nil {
 		data, err := kubeconfig.FromSecret(ctx, r.APIReader, obj.Namespace, kc.SecretRef.Name, kc.SecretRef.Key)
 		if err != nil {
 			return nil, err

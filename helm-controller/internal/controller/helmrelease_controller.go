@@ -22,6 +22,7 @@ import (
 	helmv1 "github.com/plumb-dev/plumb/helm-controller/api/v1beta1"
 	plumbrelease "github.com/plumb-dev/plumb/helm-controller/internal/release"
 	"github.com/plumb-dev/plumb/shared/artifact"
+	"github.com/plumb-dev/plumb/shared/kubeconfig"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
 	"github.com/plumb-dev/plumb/shared/refwatch"
 	"github.com/plumb-dev/plumb/shared/status"
@@ -59,6 +60,9 @@ type HelmReleaseReconciler struct {
 	// KMSWorkloadIdentity lets SOPS keys of AWS KMS, GCP KMS and Azure Key Vault whose
 	// credentials the decryption Secret lacks use the controller's own cloud identity.
 	KMSWorkloadIdentity bool
+	// Clusters obtains the credentials of spec.kubeConfig.configMapRef (nil: no token cache and
+	// no serviceAccountName in the ConfigMap).
+	Clusters *kubeconfig.Clusters
 
 	clusters sync.Map // identity → *cluster
 	charts   chartCache

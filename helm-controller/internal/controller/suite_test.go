@@ -21,6 +21,8 @@ import (
 
 	helmv1 "github.com/plumb-dev/plumb/helm-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/shared/artifact"
+	"github.com/plumb-dev/plumb/shared/kubeconfig"
+	"github.com/plumb-dev/plumb/shared/registry"
 	"github.com/plumb-dev/plumb/shared/testing/artifacttest"
 	"github.com/plumb-dev/plumb/shared/testing/testenv"
 )
@@ -50,7 +52,11 @@ func run(m *testing.M) int {
 
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}})
 	must(err)
+	// As cmd/main.go makes it with --feature-gates=ObjectLevelWorkloadIdentity=true.
+	cloud, err := registry.NewCloud(registry.CloudOptions{ObjectLevel: true})
+	must(err)
 	reconciler = &HelmReleaseReconciler{
+		Clusters:          kubeconfig.NewClusters(cloud.TokenCache(), cloud.ObjectLevel()),
 		Client:            mgr.GetClient(),
 		APIReader:         mgr.GetAPIReader(),
 		Config:            mgr.GetConfig(),
