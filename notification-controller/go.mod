@@ -5,7 +5,6 @@ go 1.26.0
 require (
 	github.com/fluxcd/pkg/apis/meta v1.33.0
 	github.com/fluxcd/pkg/runtime v0.117.0
-	github.com/google/cel-go v0.31.0
 	github.com/onsi/gomega v1.43.0
 	github.com/plumb-dev/plumb/notification-controller/api v0.0.0-00010101000000-000000000000
 	github.com/plumb-dev/plumb/shared v0.0.0-00010101000000-000000000000
@@ -62,6 +61,7 @@ require (
 	github.com/go-openapi/swag/yamlutils v0.29.1 // indirect
 	github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
 	github.com/golang/groupcache v0.0.0-20241129210726-2c02b8208cf8 // indirect
+	github.com/google/cel-go v0.31.0 // indirect
 	github.com/google/gnostic-models v0.7.1 // indirect
 	github.com/google/go-cmp v0.7.0 // indirect
 	github.com/google/go-containerregistry v0.22.1 // indirect

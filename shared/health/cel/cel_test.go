@@ -132,7 +132,7 @@ func TestDependency(t *testing.T) {
 		}
 	}
 	y, _ := Dependency("dep.metadata.labels['v'] == self.metadata.labels['v']")
-	if x != y {
+	if x.e != y.e {
 		t.Error("the same expression was compiled twice")
 	}
 }
