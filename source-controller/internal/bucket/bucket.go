@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -291,6 +292,12 @@ func (c *Client) classify(err error, what string) error {
 		}
 	}
 	if errors.Is(err, ErrAuth) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrInvalid) {
+		// A credential that failed inside the HTTP transport: its own message, without the
+		// request's URL.
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			return uerr.Err
+		}
 		return err
 	}
 	return c.store.Classify(err, what)
