@@ -223,7 +223,7 @@ func TestBucket_Failures(t *testing.T) {
 	waitReady(g, missing, s3Revision(g, srv, "no-such-bucket", "a.yaml"))
 }
 
-// Providers without an implementation, and an endpoint with a scheme, stall with a reason.
+// An endpoint with a scheme stalls with a reason.
 func TestBucket_Stalls(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t)
@@ -231,8 +231,6 @@ func TestBucket_Stalls(t *testing.T) {
 		name, reason, msg string
 		mutate            func(*sourcev1.Bucket)
 	}{
-		{"azure", sourcev1.ProviderNotSupportedReason, "provider azure",
-			func(b *sourcev1.Bucket) { b.Spec.Provider = sourcev1.BucketProviderAzure }},
 		{"scheme", sourcev1.InvalidSpecReason, "must be a host or host:port, without scheme",
 			func(b *sourcev1.Bucket) { b.Spec.Endpoint = "https://s3.example.com" }},
 	} {

@@ -48,8 +48,10 @@ func (r *BucketReconciler) bucketClient(ctx context.Context, obj *sourcev1.Bucke
 		return bucket.New(o)
 	case sourcev1.BucketProviderGoogle:
 		return r.gcsClient(ctx, obj)
+	case sourcev1.BucketProviderAzure:
+		return r.azureClient(ctx, obj)
 	default:
-		return nil, fmt.Errorf("%w: provider %s: Plumb reads S3-compatible buckets (provider generic or aws) and Google Cloud Storage (provider gcp)", errUnsupported, p)
+		return nil, fmt.Errorf("%w: provider %s: Plumb reads S3-compatible buckets (provider generic or aws), Google Cloud Storage (gcp) and Azure Blob Storage (azure)", errUnsupported, p)
 	}
 }
 
