@@ -81,9 +81,16 @@ func NewGCS(ctx context.Context, o GCSOptions) (*Client, error) {
 	}
 	gc, err := storage.NewClient(ctx,
 		option.WithHTTPClient(&http.Client{Transport: tr}),
+		// The HTTP client carries the token itself. Without this the library would still look
+		// for Application Default Credentials, probing the metadata server (169.254.169.254)
+		// once per process and remembering the answer.
+		option.WithoutAuthentication(),
 		option.WithEndpoint(scheme+"://"+endpoint+"/storage/v1/"),
 		// One API for everything: the JSON API (also what emulators serve best).
-		storage.WithJSONReads())
+		storage.WithJSONReads(),
+		// The client's own metrics are exported to Cloud Monitoring by default, after probing
+		// the metadata server (169.254.169.254) to detect the resource: neither is wanted here.
+		storage.WithDisabledClientMetrics())
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrInvalid, where, err)
 	}

@@ -73,7 +73,10 @@ func (g *GCS) Stop() { g.proc.stop() }
 
 // Client is an unauthenticated client of the emulator.
 func (g *GCS) Client(ctx context.Context) (*storage.Client, error) {
-	return storage.NewClient(ctx, option.WithEndpoint("http://"+g.Endpoint+"/storage/v1/"), option.WithoutAuthentication())
+	// An HTTP client of its own: the library's default transport would ask the metadata server
+	// (169.254.169.254) for an mTLS configuration.
+	return storage.NewClient(ctx, option.WithEndpoint("http://"+g.Endpoint+"/storage/v1/"), option.WithoutAuthentication(),
+		option.WithHTTPClient(&http.Client{}), storage.WithDisabledClientMetrics())
 }
 
 // MakeBucket creates a bucket with the objects (key → content).
