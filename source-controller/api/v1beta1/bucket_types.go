@@ -17,9 +17,11 @@ const (
 	BucketProviderGeneric = "generic"
 	// BucketProviderAWS is AWS S3 with the controller's (or a ServiceAccount's) AWS identity.
 	BucketProviderAWS = "aws"
-	// BucketProviderGoogle is Google Cloud Storage.
+	// BucketProviderGoogle is Google Cloud Storage, through its JSON API, with the service
+	// account key of spec.secretRef or the GCP workload identity.
 	BucketProviderGoogle = "gcp"
-	// BucketProviderAzure is Azure Blob Storage.
+	// BucketProviderAzure is Azure Blob Storage, with the account key, SAS, service principal or
+	// managed identity of spec.secretRef, or the Azure workload identity.
 	BucketProviderAzure = "azure"
 	// STSProviderLDAP is MinIO's AssumeRoleWithLDAPIdentity.
 	STSProviderLDAP = "ldap"
@@ -36,7 +38,7 @@ const (
 type BucketSpec struct {
 	// Provider of the bucket: generic (the default: any S3-compatible server, with the keys of
 	// secretRef or none), aws (S3 with the AWS workload identity when no secretRef is set), gcp
-	// or azure (not supported yet: the Bucket stalls with reason ProviderNotSupported).
+	// (Google Cloud Storage) or azure (Azure Blob Storage; bucketName is the container).
 	// +optional
 	// +kubebuilder:default=generic
 	// +kubebuilder:validation:Enum=generic;aws;gcp;azure
@@ -46,8 +48,10 @@ type BucketSpec struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=255
 	BucketName string `json:"bucketName"`
-	// Endpoint is the S3 host, host:port, without a scheme: s3.amazonaws.com,
-	// minio.example.com:9000. The scheme is https unless insecure is set.
+	// Endpoint is the S3 or GCS host, host:port, without a scheme: s3.amazonaws.com,
+	// minio.example.com:9000, storage.googleapis.com. The scheme is https unless insecure is
+	// set. For provider azure it is the storage account's URL:
+	// https://<account>.blob.core.windows.net.
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	Endpoint string `json:"endpoint"`
@@ -66,13 +70,17 @@ type BucketSpec struct {
 	// artifact's paths are the full keys.
 	// +optional
 	Prefix string `json:"prefix,omitempty"`
-	// SecretRef names a Secret in the same namespace with the keys `accesskey` and `secretkey`
-	// (provider generic and aws); without it the bucket is read anonymously (generic) or with
-	// the workload identity (aws).
+	// SecretRef names a Secret in the same namespace with the credentials: `accesskey` and
+	// `secretkey` (provider generic and aws); `serviceaccount`, a service account key in JSON
+	// (gcp); `accountKey`, `sasKey`, `tenantId` with `clientId` and `clientSecret` or
+	// `clientCertificate` (optionally `clientCertificatePassword`,
+	// `clientCertificateSendChain`, `authorityHost`), or `clientId` alone for a managed
+	// identity (azure). Without it the bucket is read anonymously (generic) or with the
+	// workload identity (aws, gcp, azure).
 	// +optional
 	SecretRef *meta.LocalObjectReference `json:"secretRef,omitempty"`
 	// ServiceAccountName names a ServiceAccount in the same namespace whose annotations name
-	// the cloud identity (provider aws); the controller needs
+	// the cloud identity (provider aws, gcp, azure); the controller needs
 	// --feature-gates=ObjectLevelWorkloadIdentity=true.
 	// +optional
 	ServiceAccountName string `json:"serviceAccountName,omitempty"`
@@ -155,7 +163,8 @@ type BucketStatus struct {
 	meta.ReconcileRequestStatus `json:",inline"`
 }
 
-// Bucket lists an S3-compatible bucket and publishes its objects as a tarball artifact.
+// Bucket lists an object storage bucket (S3-compatible, Google Cloud Storage or Azure Blob
+// Storage) and publishes its objects as a tarball artifact.
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:categories=plumb

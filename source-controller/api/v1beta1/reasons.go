@@ -68,8 +68,9 @@ const (
 	// BucketNotFoundReason: the endpoint answered that spec.bucketName does not exist; retried,
 	// so a bucket created later is picked up.
 	BucketNotFoundReason = "BucketNotFound"
-	// ProviderNotSupportedReason: the Bucket's provider (gcp, azure) is not implemented yet;
-	// Stalled until the spec changes.
+	// ProviderNotSupportedReason: the Bucket's provider is not one this controller implements
+	// (generic, aws, gcp, azure): only seen with a CRD newer than the controller; Stalled until
+	// the spec changes.
 	ProviderNotSupportedReason = "ProviderNotSupported"
 	// ArtifactFailedReason: writing the artifact to, or deleting it from, storage failed.
 	ArtifactFailedReason = "ArtifactFailed"

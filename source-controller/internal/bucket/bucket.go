@@ -1,6 +1,8 @@
-// Package bucket reads S3-compatible buckets for the Bucket kind: listing object keys and
-// ETags, the digest of that index (the revision), the .sourceignore object, and the objects
-// themselves written as a deterministic tarball. It holds no controller logic.
+// Package bucket reads object storage buckets for the Bucket kind (S3-compatible servers with
+// minio-go, Google Cloud Storage and Azure Blob Storage, each behind the Store interface):
+// listing object keys and ETags, the digest of that index (the revision), the .sourceignore
+// object, and the objects themselves written as a deterministic tarball. It holds no
+// controller logic.
 package bucket
 
 import (
@@ -12,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -72,12 +75,37 @@ func Static(accessKey, secretKey, sessionToken string) *credentials.Credentials 
 	return credentials.NewStaticV4(accessKey, secretKey, sessionToken)
 }
 
-// Client reads one bucket.
+// Store is one bucket of one provider: what the Client needs of it.
+type Store interface {
+	// List returns every object whose key starts with prefix, in any order.
+	List(ctx context.Context, prefix string) ([]Object, error)
+	// Stat returns the object at key, or false when there is none.
+	Stat(ctx context.Context, key string) (Object, bool, error)
+	// Open starts the download of the object at key.
+	Open(ctx context.Context, key string) (io.ReadCloser, error)
+	// Classify wraps an error of the provider's API in the package's errors (ErrAuth,
+	// ErrNotFound), saying what was done; the result holds no credential.
+	Classify(err error, what string) error
+}
+
+// Client reads one bucket through its Store.
 type Client struct {
+	store Store
+	proxy *proxy.Proxy
+	where string // "bucket b at host" for messages
+}
+
+// NewClient returns a client of the store; where names the bucket in messages ("bucket b at
+// host"), and p, when set, explains the errors of the proxy.
+func NewClient(s Store, where string, p *proxy.Proxy) *Client {
+	return &Client{store: s, proxy: p, where: where}
+}
+
+// s3Store is an S3-compatible bucket, read with minio-go.
+type s3Store struct {
 	mc     *minio.Client
 	bucket string
-	proxy  *proxy.Proxy
-	where  string // "bucket b at host" for messages
+	where  string
 }
 
 // Transport returns the HTTP transport of the options: the process's deadlines, the TLS
@@ -93,7 +121,7 @@ func Transport(tlsConfig *tls.Config, p *proxy.Proxy) http.RoundTripper {
 	return tr
 }
 
-// New checks the options and returns a client; it makes no request.
+// New checks the options and returns a client of an S3-compatible bucket; it makes no request.
 func New(o Options) (*Client, error) {
 	if o.Endpoint == "" || strings.Contains(o.Endpoint, "://") || strings.Contains(o.Endpoint, "/") {
 		return nil, fmt.Errorf("%w: endpoint %q must be a host or host:port, without scheme or path (set insecure for plain HTTP)", ErrInvalid, o.Endpoint)
@@ -112,7 +140,8 @@ func New(o Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: endpoint %s: %v", ErrInvalid, o.Endpoint, err)
 	}
-	return &Client{mc: mc, bucket: o.Bucket, proxy: o.Proxy, where: fmt.Sprintf("bucket %s at %s", o.Bucket, o.Endpoint)}, nil
+	where := fmt.Sprintf("bucket %s at %s", o.Bucket, o.Endpoint)
+	return NewClient(&s3Store{mc: mc, bucket: o.Bucket, where: where}, where, o.Proxy), nil
 }
 
 // Object is one object of a listing.
@@ -125,33 +154,54 @@ type Object struct {
 // List returns the objects whose key starts with prefix, sorted by key; folder markers (keys
 // ending in /) are left out.
 func (c *Client) List(ctx context.Context, prefix string) ([]Object, error) {
-	var out []Object
-	for info := range c.mc.ListObjects(ctx, c.bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
-		if info.Err != nil {
-			return nil, c.classify(info.Err, "listing objects")
-		}
-		if strings.HasSuffix(info.Key, "/") {
-			continue
-		}
-		out = append(out, Object{Key: info.Key, ETag: info.ETag, Size: info.Size})
+	objects, err := c.store.List(ctx, prefix)
+	if err != nil {
+		return nil, c.classify(err, "listing objects")
 	}
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("listing objects of %s: %w", c.where, ctx.Err())
 	}
+	out := slices.DeleteFunc(objects, func(o Object) bool { return strings.HasSuffix(o.Key, "/") })
 	slices.SortFunc(out, func(a, b Object) int { return strings.Compare(a.Key, b.Key) })
 	return out, nil
 }
 
 // Stat returns the object at key, or false when there is none.
 func (c *Client) Stat(ctx context.Context, key string) (Object, bool, error) {
-	info, err := c.mc.StatObject(ctx, c.bucket, key, minio.StatObjectOptions{})
+	o, found, err := c.store.Stat(ctx, key)
+	if err != nil {
+		return Object{}, false, c.classify(err, "reading "+key)
+	}
+	return o, found, nil
+}
+
+// List lists the bucket with minio-go.
+func (s *s3Store) List(ctx context.Context, prefix string) ([]Object, error) {
+	var out []Object
+	for info := range s.mc.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
+		if info.Err != nil {
+			return nil, info.Err
+		}
+		out = append(out, Object{Key: info.Key, ETag: info.ETag, Size: info.Size})
+	}
+	return out, nil
+}
+
+// Stat is a HEAD of the object.
+func (s *s3Store) Stat(ctx context.Context, key string) (Object, bool, error) {
+	info, err := s.mc.StatObject(ctx, s.bucket, key, minio.StatObjectOptions{})
 	if err != nil {
 		if code := minio.ToErrorResponse(err).Code; code == "NoSuchKey" || code == "NotFound" {
 			return Object{}, false, nil
 		}
-		return Object{}, false, c.classify(err, "reading "+key)
+		return Object{}, false, err
 	}
 	return Object{Key: key, ETag: info.ETag, Size: info.Size}, true, nil
+}
+
+// Open is a GET of the object; minio-go sends it at the first read.
+func (s *s3Store) Open(ctx context.Context, key string) (io.ReadCloser, error) {
+	return s.mc.GetObject(ctx, s.bucket, key, minio.GetObjectOptions{})
 }
 
 // maxIgnoreFile bounds the .sourceignore object read into memory.
@@ -162,7 +212,7 @@ func (c *Client) ReadSmall(ctx context.Context, o Object) (string, error) {
 	if o.Size > maxIgnoreFile {
 		return "", fmt.Errorf("%w: %s is %d bytes, over the limit of %d", ErrContent, o.Key, o.Size, maxIgnoreFile)
 	}
-	rc, err := c.mc.GetObject(ctx, c.bucket, o.Key, minio.GetObjectOptions{})
+	rc, err := c.store.Open(ctx, o.Key)
 	if err != nil {
 		return "", c.classify(err, "downloading "+o.Key)
 	}
@@ -198,7 +248,7 @@ func (c *Client) Write(ctx context.Context, objects []Object, lim artifact.Limit
 }
 
 func (c *Client) copy(ctx context.Context, tw *artifact.Writer, o Object) error {
-	rc, err := c.mc.GetObject(ctx, c.bucket, o.Key, minio.GetObjectOptions{})
+	rc, err := c.store.Open(ctx, o.Key)
 	if err != nil {
 		return c.classify(err, "downloading "+o.Key)
 	}
@@ -234,27 +284,38 @@ func (c *countReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// classify wraps an error of the S3 API in the package's errors, naming the bucket and what
-// was done; S3 error answers never quote the credentials.
+// classify explains an error of the proxy, or lets the store wrap it.
 func (c *Client) classify(err error, what string) error {
 	if c.proxy != nil {
 		if perr := c.proxy.Explain(err); errors.Is(perr, proxy.ErrProxy) {
 			return perr
 		}
 	}
+	if errors.Is(err, ErrAuth) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrInvalid) {
+		// A credential that failed inside the HTTP transport: its own message, without the
+		// request's URL.
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			return uerr.Err
+		}
+		return err
+	}
+	return c.store.Classify(err, what)
+}
+
+// Classify wraps an error of the S3 API in the package's errors, naming the bucket and what
+// was done; S3 error answers never quote the credentials.
+func (s *s3Store) Classify(err error, what string) error {
 	resp := minio.ToErrorResponse(err)
 	switch resp.Code {
 	case "NoSuchBucket":
-		return fmt.Errorf("%w: %s does not exist (%s)", ErrNotFound, c.where, resp.Message)
+		return fmt.Errorf("%w: %s does not exist (%s)", ErrNotFound, s.where, resp.Message)
 	case "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken", "AllAccessDisabled":
-		return fmt.Errorf("%w: %s: %s: %s (%s)", ErrAuth, what, c.where, resp.Message, resp.Code)
+		return fmt.Errorf("%w: %s: %s: %s (%s)", ErrAuth, what, s.where, resp.Message, resp.Code)
 	case "":
-		if errors.Is(err, ErrAuth) {
-			return err
-		}
-		return fmt.Errorf("%s of %s: %w", what, c.where, err)
+		return fmt.Errorf("%s of %s: %w", what, s.where, err)
 	}
-	return fmt.Errorf("%s of %s: %s (%s)", what, c.where, resp.Message, resp.Code)
+	return fmt.Errorf("%s of %s: %s (%s)", what, s.where, resp.Message, resp.Code)
 }
 
 // Digest is the revision of an index in Flux's shape: sha256:<hex> of the lines

@@ -33,7 +33,8 @@ import (
 // +kubebuilder:rbac:groups=source.plumb.dev,resources=buckets/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=source.plumb.dev,resources=buckets/finalizers,verbs=update
 
-// BucketReconciler publishes the objects of an S3-compatible bucket as an artifact.
+// BucketReconciler publishes the objects of a bucket (S3-compatible, Google Cloud Storage or
+// Azure Blob Storage) as an artifact.
 type BucketReconciler struct {
 	client.Client
 	// Events records Kubernetes Events on the objects.
@@ -48,7 +49,7 @@ type BucketReconciler struct {
 	Cloud *registry.Cloud
 
 	statusHelper
-	// tokens caches the AWS credentials of provider aws until shortly before they expire.
+	// tokens caches the credentials of the workload identities until shortly before they expire.
 	tokens *cache.TokenCache
 }
 
@@ -94,11 +95,7 @@ func (r *BucketReconciler) reconcile(ctx context.Context, obj *sourcev1.Bucket) 
 	if obj.Generation != obj.Status.ObservedGeneration {
 		markReconciling(obj, "reconciling generation %d", obj.Generation)
 	}
-	opts, err := r.bucketOptions(ctx, obj)
-	if err != nil {
-		return ctrl.Result{}, r.failure(obj, "", err)
-	}
-	c, err := bucket.New(opts)
+	c, err := r.bucketClient(ctx, obj)
 	if err != nil {
 		return ctrl.Result{}, r.failure(obj, "", err)
 	}

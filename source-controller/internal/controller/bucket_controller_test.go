@@ -56,15 +56,20 @@ func s3(t *testing.T) *buckettest.Server {
 
 var bucketCount sync.Map
 
-// newS3Bucket creates a bucket with a name of its own holding the objects.
-func newS3Bucket(t *testing.T, srv *buckettest.Server, objects map[string]string) string {
-	t.Helper()
+// bucketName returns a bucket name of the test's own.
+func bucketName(t *testing.T) string {
 	name := "b-" + strings.ToLower(strings.ReplaceAll(t.Name(), "_", "-"))
 	if len(name) > 50 {
 		name = name[:50]
 	}
 	n, _ := bucketCount.LoadOrStore(name, new(atomic.Int64))
-	name = fmt.Sprintf("%s-%d", strings.TrimRight(name, "-"), n.(*atomic.Int64).Add(1))
+	return fmt.Sprintf("%s-%d", strings.TrimRight(name, "-"), n.(*atomic.Int64).Add(1))
+}
+
+// newS3Bucket creates a bucket with a name of its own holding the objects.
+func newS3Bucket(t *testing.T, srv *buckettest.Server, objects map[string]string) string {
+	t.Helper()
+	name := bucketName(t)
 	if err := srv.MakeBucket(context.Background(), name, objects); err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +223,7 @@ func TestBucket_Failures(t *testing.T) {
 	waitReady(g, missing, s3Revision(g, srv, "no-such-bucket", "a.yaml"))
 }
 
-// Providers without an implementation, and an endpoint with a scheme, stall with a reason.
+// An endpoint with a scheme stalls with a reason.
 func TestBucket_Stalls(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t)
@@ -226,10 +231,6 @@ func TestBucket_Stalls(t *testing.T) {
 		name, reason, msg string
 		mutate            func(*sourcev1.Bucket)
 	}{
-		{"gcp", sourcev1.ProviderNotSupportedReason, "provider gcp: Plumb reads S3-compatible buckets only",
-			func(b *sourcev1.Bucket) { b.Spec.Provider = sourcev1.BucketProviderGoogle }},
-		{"azure", sourcev1.ProviderNotSupportedReason, "provider azure",
-			func(b *sourcev1.Bucket) { b.Spec.Provider = sourcev1.BucketProviderAzure }},
 		{"scheme", sourcev1.InvalidSpecReason, "must be a host or host:port, without scheme",
 			func(b *sourcev1.Bucket) { b.Spec.Endpoint = "https://s3.example.com" }},
 	} {

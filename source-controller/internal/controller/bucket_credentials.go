@@ -35,30 +35,54 @@ const (
 // errUnsupported marks a spec the controller cannot serve yet; the Bucket stalls.
 var errUnsupported = errors.New("not supported")
 
-// bucketOptions reads the Secrets the Bucket names and returns how to reach it. Errors wrap
-// bucket.ErrAuth, proxy.ErrProxy, bucket.ErrInvalid or errUnsupported, and name Secrets and
-// keys, never values.
+// bucketClient reads the Secrets the Bucket names and returns a client of its provider; it
+// makes no request to the bucket. Errors wrap bucket.ErrAuth, proxy.ErrProxy,
+// bucket.ErrInvalid or errUnsupported, and name Secrets and keys, never values.
+func (r *BucketReconciler) bucketClient(ctx context.Context, obj *sourcev1.Bucket) (*bucket.Client, error) {
+	switch p := obj.GetProvider(); p {
+	case sourcev1.BucketProviderGeneric, sourcev1.BucketProviderAWS:
+		o, err := r.bucketOptions(ctx, obj)
+		if err != nil {
+			return nil, err
+		}
+		return bucket.New(o)
+	case sourcev1.BucketProviderGoogle:
+		return r.gcsClient(ctx, obj)
+	case sourcev1.BucketProviderAzure:
+		return r.azureClient(ctx, obj)
+	default:
+		return nil, fmt.Errorf("%w: provider %s: Plumb reads S3-compatible buckets (provider generic or aws), Google Cloud Storage (gcp) and Azure Blob Storage (azure)", errUnsupported, p)
+	}
+}
+
+// connection reads certSecretRef and proxySecretRef.
+func (r *BucketReconciler) connection(ctx context.Context, obj *sourcev1.Bucket) (*tls.Config, *proxy.Proxy, error) {
+	var cfg *tls.Config
+	var p *proxy.Proxy
+	var err error
+	if ref := obj.Spec.CertSecretRef; ref != nil {
+		if cfg, err = r.tlsFrom(ctx, obj.Namespace, ref.Name, "certSecretRef"); err != nil {
+			return nil, nil, err
+		}
+	}
+	if ref := obj.Spec.ProxySecretRef; ref != nil {
+		if p, err = proxy.FromSecret(ctx, r.Client, obj.Namespace, ref.Name); err != nil {
+			return nil, nil, err
+		}
+	}
+	return cfg, p, nil
+}
+
+// bucketOptions returns how to reach an S3-compatible bucket.
 func (r *BucketReconciler) bucketOptions(ctx context.Context, obj *sourcev1.Bucket) (bucket.Options, error) {
 	spec := obj.Spec
 	o := bucket.Options{Endpoint: spec.Endpoint, Insecure: spec.Insecure, Region: spec.Region, Bucket: spec.BucketName}
-	switch p := obj.GetProvider(); p {
-	case sourcev1.BucketProviderGeneric, sourcev1.BucketProviderAWS:
-	default:
-		return o, fmt.Errorf("%w: provider %s: Plumb reads S3-compatible buckets only (provider generic or aws); for Google Cloud Storage use its S3-compatible XML API with HMAC keys (provider generic, endpoint storage.googleapis.com)", errUnsupported, p)
-	}
 	if spec.STS != nil && spec.STS.Provider == sourcev1.BucketProviderAWS && obj.GetProvider() != sourcev1.BucketProviderAWS {
 		return o, fmt.Errorf("%w: sts.provider aws needs spec.provider aws", bucket.ErrInvalid)
 	}
 	var err error
-	if ref := spec.CertSecretRef; ref != nil {
-		if o.TLS, err = r.tlsFrom(ctx, obj.Namespace, ref.Name, "certSecretRef"); err != nil {
-			return o, err
-		}
-	}
-	if ref := spec.ProxySecretRef; ref != nil {
-		if o.Proxy, err = proxy.FromSecret(ctx, r.Client, obj.Namespace, ref.Name); err != nil {
-			return o, err
-		}
+	if o.TLS, o.Proxy, err = r.connection(ctx, obj); err != nil {
+		return o, err
 	}
 	switch {
 	case spec.SecretRef != nil:
@@ -151,28 +175,15 @@ func (r *BucketReconciler) ldapCredentials(ctx context.Context, obj *sourcev1.Bu
 // Identity, the SDK's default chain), or with serviceAccountName of that ServiceAccount's role,
 // cached until shortly before they expire.
 func (r *BucketReconciler) awsCredentials(ctx context.Context, obj *sourcev1.Bucket, p *proxy.Proxy) (*credentials.Credentials, error) {
-	opts := []auth.Option{auth.WithCache(*r.tokens, cache.InvolvedObject{Kind: sourcev1.BucketKind, Name: obj.Name, Namespace: obj.Namespace, Operation: cache.OperationReconcile})}
-	who := " with the controller's identity"
-	if sa := obj.Spec.ServiceAccountName; sa != "" {
-		if r.Cloud == nil || !r.Cloud.ObjectLevel() {
-			return nil, fmt.Errorf("%w: provider aws: serviceAccountName %s names the cloud identity, which needs the controller flag --feature-gates=%s=true",
-				registry.ErrObjectLevelIdentityDisabled, sa, registry.ObjectLevelWorkloadIdentity)
-		}
-		opts = append(opts, auth.WithClient(r.Client), auth.WithServiceAccountNamespace(obj.Namespace), auth.WithServiceAccountName(sa))
-		who = fmt.Sprintf(" as ServiceAccount %s/%s", obj.Namespace, sa)
+	opts, who, err := r.identity(obj, p)
+	if err != nil {
+		return nil, err
 	}
 	if obj.Spec.Region != "" {
 		opts = append(opts, auth.WithSTSRegion(obj.Spec.Region))
 	}
 	if sts := obj.Spec.STS; sts != nil && sts.Provider == sourcev1.BucketProviderAWS {
 		opts = append(opts, auth.WithSTSEndpoint(sts.Endpoint))
-	}
-	if p != nil {
-		u := *p.URL
-		if p.Username != "" || p.Password != "" {
-			u.User = url.UserPassword(p.Username, p.Password)
-		}
-		opts = append(opts, auth.WithProxyURL(u))
 	}
 	token, err := auth.GetAccessToken(ctx, authaws.Provider{}, opts...)
 	if err != nil {
@@ -187,4 +198,28 @@ func (r *BucketReconciler) awsCredentials(ctx context.Context, obj *sourcev1.Buc
 		session = *c.SessionToken
 	}
 	return bucket.Static(*c.AccessKeyId, *c.SecretAccessKey, session), nil
+}
+
+// identity returns the options of the workload identity of the controller, or with
+// serviceAccountName of that ServiceAccount (behind the feature gate), cached per object, and
+// "with the controller's identity" or "as ServiceAccount ns/name" for messages.
+func (r *BucketReconciler) identity(obj *sourcev1.Bucket, p *proxy.Proxy) ([]auth.Option, string, error) {
+	opts := []auth.Option{auth.WithCache(*r.tokens, cache.InvolvedObject{Kind: sourcev1.BucketKind, Name: obj.Name, Namespace: obj.Namespace, Operation: cache.OperationReconcile})}
+	who := " with the controller's identity"
+	if sa := obj.Spec.ServiceAccountName; sa != "" {
+		if r.Cloud == nil || !r.Cloud.ObjectLevel() {
+			return nil, "", fmt.Errorf("%w: provider %s: serviceAccountName %s names the cloud identity, which needs the controller flag --feature-gates=%s=true",
+				registry.ErrObjectLevelIdentityDisabled, obj.GetProvider(), sa, registry.ObjectLevelWorkloadIdentity)
+		}
+		opts = append(opts, auth.WithClient(r.Client), auth.WithServiceAccountNamespace(obj.Namespace), auth.WithServiceAccountName(sa))
+		who = fmt.Sprintf(" as ServiceAccount %s/%s", obj.Namespace, sa)
+	}
+	if p != nil {
+		u := *p.URL
+		if p.Username != "" || p.Password != "" {
+			u.User = url.UserPassword(p.Username, p.Password)
+		}
+		opts = append(opts, auth.WithProxyURL(u))
+	}
+	return opts, who, nil
 }

@@ -38,12 +38,7 @@ const Module = "github.com/versity/versitygw/cmd/versitygw"
 // Path returns the cached binary's path: $PLUMB_CACHE (default ~/.cache/plumb)
 // /bin/versitygw-<Version>/versitygw.
 func Path() string {
-	cache := os.Getenv("PLUMB_CACHE")
-	if cache == "" {
-		home, _ := os.UserHomeDir()
-		cache = filepath.Join(home, ".cache", "plumb")
-	}
-	return filepath.Join(cache, "bin", "versitygw-"+Version, "versitygw")
+	return filepath.Join(cacheDir(), "bin", "versitygw-"+Version, "versitygw")
 }
 
 var (
@@ -57,12 +52,24 @@ var (
 func Binary() (string, error) {
 	buildOnce.Do(func() {
 		binPath = Path()
-		buildErr = build(binPath)
+		buildErr = goInstall(binPath, Module, Version)
 	})
 	return binPath, buildErr
 }
 
-func build(bin string) error {
+// cacheDir returns $PLUMB_CACHE, by default ~/.cache/plumb.
+func cacheDir() string {
+	cache := os.Getenv("PLUMB_CACHE")
+	if cache == "" {
+		home, _ := os.UserHomeDir()
+		cache = filepath.Join(home, ".cache", "plumb")
+	}
+	return cache
+}
+
+// goInstall builds module@version into bin unless it is there, taking turns with other
+// processes on a lock file in bin's folder.
+func goInstall(bin, module, version string) error {
 	if _, err := os.Stat(bin); err == nil {
 		return nil
 	}
@@ -86,7 +93,7 @@ func build(bin string) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	cmd := exec.Command("go", "install", Module+"@"+Version)
+	cmd := exec.Command("go", "install", module+"@"+version)
 	// Outside any workspace: go install of a versioned package ignores go.work anyway, but the
 	// environment of a test run may set GOFLAGS=-mod=... that install refuses.
 	cmd.Dir = tmp
@@ -94,9 +101,9 @@ func build(bin string) error {
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("go install %s@%s: %v: %s", Module, Version, err, lastLines(out.String(), 20))
+		return fmt.Errorf("go install %s@%s: %v: %s", module, version, err, lastLines(out.String(), 20))
 	}
-	return os.Rename(filepath.Join(tmp, "versitygw"), bin)
+	return os.Rename(filepath.Join(tmp, filepath.Base(bin)), bin)
 }
 
 func lastLines(s string, n int) string {
