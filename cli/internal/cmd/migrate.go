@@ -29,9 +29,9 @@ Plumb's API group (source.plumb.dev/v1beta1, apply.plumb.dev/v1beta1, ...), with
 fields of its references. Only those values change: comments and formatting stay as they are.
 
 It prints every field Plumb's kind does not have, with file:line, and every kind Plumb does not
-have, with what to do. Without --write it changes nothing; it exits 1 when something cannot be
-migrated, 0 otherwise. With --write it rewrites the files in place and prints the same report.
-It touches no cluster.`,
+have, with what to do. Without --write it changes nothing; with --write it rewrites the files in
+place and prints the same report. Either way it exits 1 when something cannot be migrated, 0
+otherwise. It touches no cluster.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if from != "flux" {
@@ -51,7 +51,7 @@ It touches no cluster.`,
 				return err
 			}
 			r.Print(o.Out, write)
-			if len(r.Findings) > 0 && !write {
+			if len(r.Findings) > 0 {
 				return exitError{code: ExitFailure}
 			}
 			return nil

@@ -66,12 +66,17 @@ type Report struct {
 	Changed []string
 	// Findings cannot be migrated as they are.
 	Findings []Finding
+	// Skipped are files that are not YAML (Helm templates, say), and why.
+	Skipped []string
 }
 
 // Print writes the report for a person.
 func (r *Report) Print(w io.Writer, written bool) {
 	for _, f := range r.Findings {
 		fmt.Fprintln(w, f)
+	}
+	for _, s := range r.Skipped {
+		fmt.Fprintln(w, "skipped "+s)
 	}
 	verb := "would change"
 	if written {
@@ -138,8 +143,8 @@ func (r *Report) file(path, rel string, schemas Schemas, write bool) error {
 		if err := dec.Decode(&doc); err == io.EOF {
 			break
 		} else if err != nil {
-			// Not YAML this tool can read (a Helm template, say): not a manifest to migrate.
-			r.Findings = append(r.Findings, Finding{File: rel, Line: 1, Object: "file", Message: fmt.Sprintf("not valid YAML, left as it is (%v)", err)})
+			// Not YAML (a Helm chart's template, say): not a manifest to migrate.
+			r.Skipped = append(r.Skipped, fmt.Sprintf("%s: not YAML, left as it is (%v)", rel, err))
 			return nil
 		}
 		if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {

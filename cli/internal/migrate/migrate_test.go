@@ -66,6 +66,12 @@ metadata:
   name: web
 `
 
+const helmTemplate = `{{- if .Values.enabled }}
+apiVersion: v1
+kind: ConfigMap
+{{- end }}
+`
+
 func tree(t *testing.T, g Gomega, files map[string]string) string {
 	dir := t.TempDir()
 	for name, content := range files {
@@ -91,7 +97,7 @@ func schemas(g Gomega) Schemas {
 
 func TestRepoReportsWithoutWriting(t *testing.T) {
 	g := NewWithT(t)
-	dir := tree(t, g, map[string]string{"clusters/sources.yaml": fluxSources, "clusters/apps.yml": fluxApps, "apps/web.yaml": plain})
+	dir := tree(t, g, map[string]string{"clusters/sources.yaml": fluxSources, "clusters/apps.yml": fluxApps, "apps/web.yaml": plain, "chart/templates/cm.yaml": helmTemplate})
 
 	r, err := Repo(dir, schemas(g), false)
 	g.Expect(err).NotTo(HaveOccurred())
@@ -105,6 +111,7 @@ func TestRepoReportsWithoutWriting(t *testing.T) {
 		HavePrefix(filepath.Join("clusters", "apps.yml")+":18: Kustomization/apps: spec.decryption.serviceAccountName: Plumb has no such field"),
 		HavePrefix(filepath.Join("clusters", "sources.yaml")+":13: GitRepository/fleet: spec.verify: Plumb has no such field"),
 	))
+	g.Expect(r.Skipped).To(HaveExactElements(HavePrefix(filepath.Join("chart", "templates", "cm.yaml") + ": not YAML")))
 	// Nothing was written.
 	g.Expect(read(g, dir, "clusters/sources.yaml")).To(Equal(fluxSources))
 	g.Expect(read(g, dir, "clusters/apps.yml")).To(Equal(fluxApps))
