@@ -6,11 +6,13 @@ package migrate
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -283,6 +285,9 @@ func field(n *yaml.Node, key string) *yaml.Node {
 // file (comments, indentation, quotes, line endings) stays byte for byte.
 func apply(b []byte, edits []edit) ([]byte, error) {
 	lines := bytes.SplitAfter(b, []byte("\n"))
+	// Last first, so that an edit does not move the columns of the edits before it on its line.
+	edits = slices.Clone(edits)
+	slices.SortFunc(edits, func(a, b edit) int { return cmp.Or(cmp.Compare(b.line, a.line), cmp.Compare(b.column, a.column)) })
 	for _, e := range edits {
 		if e.line < 1 || e.line > len(lines) {
 			return nil, fmt.Errorf("line %d is outside the file", e.line)

@@ -150,6 +150,16 @@ func TestRepoWritesKeepingComments(t *testing.T) {
 	g.Expect(r.Migrated).To(BeZero())
 }
 
+func TestRepoWritesFlowStyle(t *testing.T) {
+	g := NewWithT(t)
+	const in = "apiVersion: notification.toolkit.fluxcd.io/v1beta3\nkind: Alert\nmetadata: {name: a}\nspec:\n  providerRef: {name: slack}\n  eventSources: [{apiVersion: kustomize.toolkit.fluxcd.io/v1, kind: Kustomization, name: x}, {apiVersion: 'helm.toolkit.fluxcd.io/v2', kind: HelmRelease, name: y}]\n"
+	dir := tree(t, g, map[string]string{"alert.yaml": in})
+	r, err := Repo(dir, schemas(g), true)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(r.Findings).To(BeEmpty())
+	g.Expect(read(g, dir, "alert.yaml")).To(Equal("apiVersion: notification.plumb.dev/v1beta1\nkind: Alert\nmetadata: {name: a}\nspec:\n  providerRef: {name: slack}\n  eventSources: [{apiVersion: apply.plumb.dev/v1beta1, kind: Kustomization, name: x}, {apiVersion: 'helm.plumb.dev/v1beta1', kind: HelmRelease, name: y}]\n"))
+}
+
 func TestRepoReportsKindsPlumbDoesNotHave(t *testing.T) {
 	g := NewWithT(t)
 	dir := tree(t, g, map[string]string{"gen.yaml": `apiVersion: source.extensions.fluxcd.io/v1beta1
