@@ -21,6 +21,7 @@ import (
 	"github.com/plumb-dev/plumb/shared/proxy"
 	"github.com/plumb-dev/plumb/shared/testing/cloudtest"
 	"github.com/plumb-dev/plumb/shared/testing/ocitest"
+	"github.com/plumb-dev/plumb/shared/testing/testenv"
 )
 
 // The tests below set the process environment (the SDKs read it): none of them is parallel.
@@ -68,7 +69,7 @@ func distribution(t *testing.T, user, password string) string {
 	t.Helper()
 	d, err := ocitest.StartDistribution(t.TempDir(), user, password)
 	if errors.Is(err, ocitest.ErrNoDistribution) {
-		t.Skip(err)
+		testenv.MissingTool(t, "docker-registry", err)
 	}
 	if err != nil {
 		t.Fatal(err)

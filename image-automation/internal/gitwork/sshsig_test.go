@@ -16,6 +16,8 @@ import (
 	"testing"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/plumb-dev/plumb/shared/testing/testenv"
 )
 
 // sshKey returns an OpenSSH private key, encrypted with passphrase when set.
@@ -36,9 +38,7 @@ func sshKey(t *testing.T, key crypto.PrivateKey, passphrase string) []byte {
 // signature: what a forge or a reviewer's git does with gpg.format=ssh.
 func TestSSHSignedCommitVerifies(t *testing.T) {
 	for _, tool := range []string{"git", "ssh-keygen"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed: %v", tool, err)
-		}
+		testenv.NeedTool(t, tool)
 	}
 	_, ed, err := ed25519.GenerateKey(rand.Reader)
 	must(t, err)
