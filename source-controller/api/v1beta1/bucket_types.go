@@ -56,7 +56,8 @@ type BucketSpec struct {
 	// +kubebuilder:validation:MinLength=1
 	Endpoint string `json:"endpoint"`
 	// STS obtains temporary credentials from a security token service: MinIO's LDAP identity
-	// (provider ldap, with spec.provider generic). Provider aws is not supported yet.
+	// (provider ldap, with spec.provider generic), or, with spec.provider aws, the STS endpoint
+	// that the controller's AWS identity is exchanged at (provider aws).
 	// +optional
 	STS *BucketSTSSpec `json:"sts,omitempty"`
 	// Insecure talks plain HTTP to the endpoint.
@@ -118,7 +119,8 @@ type BucketSpec struct {
 // BucketSTSSpec names a security token service that issues temporary credentials.
 // +kubebuilder:validation:XValidation:rule="self.provider != 'aws' || self.endpoint.matches('^https://')",message="sts.endpoint of provider aws must be https"
 type BucketSTSSpec struct {
-	// Provider of the STS: ldap (MinIO's AssumeRoleWithLDAPIdentity) or aws (not supported yet).
+	// Provider of the STS: ldap (MinIO's AssumeRoleWithLDAPIdentity) or aws (the AWS STS endpoint
+	// used with spec.provider aws).
 	// +required
 	// +kubebuilder:validation:Enum=aws;ldap
 	Provider string `json:"provider"`
