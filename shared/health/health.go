@@ -95,7 +95,29 @@ func compute(ctx context.Context, u *unstructured.Unstructured, custom StatusFun
 			return res, nil
 		}
 	}
+	if res, ok := unobserved(u); ok {
+		return res, nil
+	}
 	return status.Compute(u)
+}
+
+// unobserved judges a GitOps object (Plumb's kinds and Flux's) that its controller has not yet
+// observed in its current generation as InProgress. kstatus calls an object without
+// status.observedGeneration or conditions Current, so a HelmRelease or Kustomization applied a
+// moment before its controller wrote any status would pass a health check that it may then fail.
+func unobserved(u *unstructured.Unstructured) (*status.Result, bool) {
+	group := u.GroupVersionKind().Group
+	if !strings.HasSuffix(group, ".plumb.dev") && !strings.HasSuffix(group, ".toolkit.fluxcd.io") {
+		return nil, false
+	}
+	observed, found, err := unstructured.NestedInt64(u.Object, "status", "observedGeneration")
+	if err == nil && found && observed >= u.GetGeneration() {
+		return nil, false
+	}
+	return &status.Result{
+		Status:  status.InProgressStatus,
+		Message: fmt.Sprintf("generation %d not yet observed by its controller", u.GetGeneration()),
+	}, true
 }
 
 // Describe names an object as Kind/namespace/name.
