@@ -22,7 +22,7 @@ func object(apiVersion, kind string, generation int64, st map[string]any) *unstr
 func ready(observed int64) map[string]any {
 	return map[string]any{
 		"observedGeneration": observed,
-		"conditions": []any{map[string]any{"type": "Ready", "status": "True", "reason": "Succeeded"}},
+		"conditions":         []any{map[string]any{"type": "Ready", "status": "True", "reason": "Succeeded"}},
 	}
 }
 
