@@ -42,7 +42,9 @@ type HelmReleaseSpec struct {
 	// TargetNamespace the release installs into; default the HelmRelease's namespace.
 	// +optional
 	TargetNamespace string `json:"targetNamespace,omitempty"`
-	// StorageNamespace keeps Helm's release Secrets; default the target namespace.
+	// StorageNamespace keeps Helm's release Secrets; default the target namespace (Flux's
+	// default is the HelmRelease's namespace: set it to adopt a release Flux made with a
+	// targetNamespace).
 	// +optional
 	StorageNamespace string `json:"storageNamespace,omitempty"`
 	// MaxHistory bounds the Helm revisions kept in storage, and the entries of status.history;
