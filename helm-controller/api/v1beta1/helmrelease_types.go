@@ -32,9 +32,9 @@ type HelmReleaseSpec struct {
 	// OCIRepository (a chart layer copied as is), or any kind under the artifact contract.
 	// +optional
 	ChartRef *CrossNamespaceSourceReference `json:"chartRef,omitempty"`
-	// ReleaseName of the Helm release; default [<targetNamespace>-]<name>, shortened to its
-	// first 40 characters, "-" and 12 hex characters of its sha256 when it is longer than
-	// Helm's 53.
+	// ReleaseName of the Helm release; default [<targetNamespace>-]<name>, shortened as Flux
+	// does when it is longer than Helm's 53: its first 40 characters (without a trailing "."),
+	// "-" and 12 hex characters of its sha256.
 	// +optional
 	// +kubebuilder:validation:MaxLength=53
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
@@ -42,7 +42,9 @@ type HelmReleaseSpec struct {
 	// TargetNamespace the release installs into; default the HelmRelease's namespace.
 	// +optional
 	TargetNamespace string `json:"targetNamespace,omitempty"`
-	// StorageNamespace keeps Helm's release Secrets; default the target namespace.
+	// StorageNamespace keeps Helm's release Secrets; default the target namespace (Flux's
+	// default is the HelmRelease's namespace: set it to adopt a release Flux made with a
+	// targetNamespace).
 	// +optional
 	StorageNamespace string `json:"storageNamespace,omitempty"`
 	// MaxHistory bounds the Helm revisions kept in storage, and the entries of status.history;
@@ -429,8 +431,11 @@ func (in *HelmRelease) GetReleaseName() string {
 		name = in.Spec.TargetNamespace + "-" + in.Name
 	}
 	if len(name) > 53 {
+		// Flux's shortening, so that a release Flux made is found under the same name: a
+		// prefix ending in "-" keeps it ("--" is a valid name). One ending in "." loses it: Flux's
+		// name would be invalid there, so Flux never made such a release.
 		sum := sha256.Sum256([]byte(name))
-		name = strings.TrimRight(name[:40], ".-") + "-" + hex.EncodeToString(sum[:])[:12]
+		name = strings.TrimRight(name[:40], ".") + "-" + hex.EncodeToString(sum[:])[:12]
 	}
 	return name
 }

@@ -1,6 +1,8 @@
 package v1beta1
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"regexp"
 	"strings"
 	"testing"
@@ -33,6 +35,16 @@ func TestGetReleaseName(t *testing.T) {
 				t.Errorf("a short name changed: %q", got)
 			}
 		})
+	}
+	// Flux's name for a long one (fluxcd/helm-controller internal/release.ShortenName), also
+	// when the cut ends in "-": a release Flux made is found under it.
+	for _, name := range []string{strings.Repeat("x", 60), strings.Repeat("y", 39) + "-" + strings.Repeat("z", 20)} {
+		hr := &HelmRelease{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: HelmReleaseSpec{TargetNamespace: name}}
+		full := name + "-web"
+		sum := sha256.Sum256([]byte(full))
+		if got, want := hr.GetReleaseName(), full[:40]+"-"+hex.EncodeToString(sum[:])[:12]; got != want {
+			t.Errorf("GetReleaseName() = %q, want Flux's %q", got, want)
+		}
 	}
 	a := &HelmRelease{ObjectMeta: metav1.ObjectMeta{Name: strings.Repeat("x", 60)}}
 	b := &HelmRelease{ObjectMeta: metav1.ObjectMeta{Name: strings.Repeat("x", 61)}}

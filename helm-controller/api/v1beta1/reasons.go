@@ -14,12 +14,16 @@ const (
 
 // Reasons of the conditions. The event reason equals the condition reason.
 const (
-	SucceededReason          = "Succeeded"
-	ProgressingReason        = "Progressing"
-	InstallSucceededReason   = "InstallSucceeded"
-	InstallFailedReason      = "InstallFailed"
-	UpgradeSucceededReason   = "UpgradeSucceeded"
-	UpgradeFailedReason      = "UpgradeFailed"
+	SucceededReason        = "Succeeded"
+	ProgressingReason      = "Progressing"
+	InstallSucceededReason = "InstallSucceeded"
+	InstallFailedReason    = "InstallFailed"
+	UpgradeSucceededReason = "UpgradeSucceeded"
+	UpgradeFailedReason    = "UpgradeFailed"
+	// AdoptSucceededReason: a deployed release that no HelmRelease owned (made by Flux's
+	// helm-controller or with helm install) was what this HelmRelease deploys, and was taken
+	// over as it is: Plumb's labels on its stored revision, no new revision.
+	AdoptSucceededReason     = "AdoptSucceeded"
 	TestSucceededReason      = "TestSucceeded"
 	TestFailedReason         = "TestFailed"
 	RollbackSucceededReason  = "RollbackSucceeded"

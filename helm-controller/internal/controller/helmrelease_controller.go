@@ -170,8 +170,9 @@ func (r *HelmReleaseReconciler) reconcile(ctx context.Context, obj *helmv1.HelmR
 	return r.act(ctx, obj, h, a, load, vals, digest)
 }
 
-// act brings the Helm release to the chart and values: install, reinstall, upgrade, or
-// (when it is up to date) a health recheck or drift detection.
+// act brings the Helm release to the chart and values: install, reinstall, upgrade, adoption
+// of a deployed release made outside Plumb, or (when it is up to date) a health recheck or
+// drift detection.
 func (r *HelmReleaseReconciler) act(ctx context.Context, obj *helmv1.HelmRelease, h plumbrelease.Actions, a *meta.Artifact,
 	load func() (*chart.Chart, error), vals map[string]any, digest string) (ctrl.Result, error) {
 	name := obj.GetReleaseName()
@@ -207,6 +208,16 @@ func (r *HelmReleaseReconciler) act(ctx context.Context, obj *helmv1.HelmRelease
 
 	switch {
 	case cur == nil || cur.Info.Status == release.StatusUninstalled:
+		if cur == nil {
+			if found, err := r.storedInFluxDefault(ctx, obj); err != nil || found {
+				if err != nil {
+					return ctrl.Result{}, r.failure(ctx, obj, a.Revision, helmv1.InstallFailedReason, fmt.Errorf("looking for release %s in namespace %s: %w", name, obj.Namespace, err))
+				}
+				return ctrl.Result{}, r.stall(ctx, obj, helmv1.InvalidSpecReason, fmt.Sprintf(
+					"Helm release %s is stored in namespace %s (Flux's default storage namespace), not in the target namespace %s (Plumb's default): set spec.storageNamespace: %s to adopt it",
+					name, obj.Namespace, obj.GetTargetNamespace(), obj.Namespace))
+			}
+		}
 		ch, err := load()
 		if err != nil {
 			return ctrl.Result{}, err
@@ -248,6 +259,11 @@ func (r *HelmReleaseReconciler) act(ctx context.Context, obj *helmv1.HelmRelease
 		ch, err := load()
 		if err != nil {
 			return ctrl.Result{}, err
+		}
+		if cur.Info.Status == release.StatusDeployed && plumbrelease.OwnerOf(cur) == "" {
+			if adopted, res, err := r.adopt(ctx, obj, h, cur, ch, vals, digest, a.Revision, plumbrelease.ChartDigest(a.Digest)); adopted || err != nil {
+				return res, err
+			}
 		}
 		if reinstall(obj, cur, ch) {
 			// upgrade.chartNameChangeStrategy Reinstall (the default), as Flux: another chart's

@@ -40,6 +40,11 @@ type Actions interface {
 	Uninstall(opts UninstallOptions) error
 	// MarkHealthy labels a stored revision as having passed its health wait and tests.
 	MarkHealthy(rls *helmrelease.Release) error
+	// Render renders the chart with the values as the stored revision like would have been
+	// made from them, writing nothing.
+	Render(ch *chart.Chart, vals map[string]any, like *helmrelease.Release, opts RenderOptions) (*helmrelease.Release, error)
+	// Adopt writes labels onto a stored revision, without a new one.
+	Adopt(rls *helmrelease.Release, labels map[string]string) error
 }
 
 // Target names a release and where it lives.
