@@ -58,6 +58,11 @@ func move(obj metav1.Object, from, to Owner, name, namespace string) (moved, boo
 	}
 	renames := map[string]string{"f:" + fromName: "f:" + toName, "f:" + fromNS: "f:" + toNS}
 	for _, e := range obj.GetManagedFields() {
+		if e.Manager == FieldOwner {
+			// Left by a takeover stopped between its two patches.
+			changed = true
+			continue
+		}
 		if e.Manager != from.Manager {
 			m.ManagedFields = append(m.ManagedFields, e)
 			continue
@@ -174,16 +179,25 @@ func adopt(ctx context.Context, c client.Client, ref ObjectRef, from, to Owner, 
 	if err != nil || !changed {
 		return false, err
 	}
-	patch, err := json.Marshal([]map[string]any{
-		{"op": "test", "path": "/metadata/resourceVersion", "value": obj.ResourceVersion},
-		{"op": "add", "path": "/metadata/labels", "value": m.Labels},
-		{"op": "replace", "path": "/metadata/managedFields", "value": m.ManagedFields},
-	})
-	if err != nil {
-		return false, err
+	// The API server gives the label change of the first patch to the patch's own field
+	// manager (an Update takes the fields it changes); the second, which changes no field,
+	// sets the managers as they must be. Each fails if the object changed in between.
+	labels := m.Labels
+	if labels == nil {
+		labels = map[string]string{}
 	}
-	if err := c.Patch(ctx, obj, client.RawPatch(types.JSONPatchType, patch), client.FieldOwner(FieldOwner)); err != nil {
-		return false, err
+	for _, ops := range [][]map[string]any{
+		{{"op": "add", "path": "/metadata/labels", "value": labels}, {"op": "replace", "path": "/metadata/managedFields", "value": m.ManagedFields}},
+		{{"op": "replace", "path": "/metadata/managedFields", "value": m.ManagedFields}},
+	} {
+		ops = append([]map[string]any{{"op": "test", "path": "/metadata/resourceVersion", "value": obj.ResourceVersion}}, ops...)
+		patch, err := json.Marshal(ops)
+		if err != nil {
+			return false, err
+		}
+		if err := c.Patch(ctx, obj, client.RawPatch(types.JSONPatchType, patch), client.FieldOwner(FieldOwner)); err != nil {
+			return false, err
+		}
 	}
 	return true, nil
 }
