@@ -2,6 +2,9 @@ package cmd
 
 import (
 	"errors"
+	"fmt"
+
+	"github.com/fluxcd/pkg/ssa"
 
 	"github.com/spf13/cobra"
 
@@ -64,14 +67,11 @@ finalizers removed first, so nothing they applied is deleted). Flux's CRDs stay 
 			var r *takeover.Report
 			switch {
 			case dryRun:
-				changed, err := takeover.DryRun(ctx, c, cfg, takeover.DryRunOptions{ArtifactsFrom: artifactsFrom}, o.Out)
+				res, err := takeover.DryRun(ctx, c, cfg, takeover.DryRunOptions{ArtifactsFrom: artifactsFrom})
 				if err != nil {
 					return err
 				}
-				if changed {
-					return errDifferences
-				}
-				return nil
+				return o.printDryRun(res)
 			case rollback:
 				r, err = takeover.Rollback(ctx, c)
 			case finish:
@@ -101,4 +101,48 @@ finalizers removed first, so nothing they applied is deleted). Flux's CRDs stay 
 	f.StringVar(&artifactsFrom, "artifacts-from", "", "with --dry-run, download Flux's artifacts from this URL instead of the host in their status (e.g. http://localhost:8080 with kubectl -n flux-system port-forward svc/source-controller 8080:80)")
 	f.StringVar(&fluxNS, "flux-namespace", "flux-system", "with --finish, the namespace of Flux's controllers")
 	return c
+}
+
+// printDryRun prints what the takeover would lead to, and ends with exit 1 when anything would
+// change.
+func (o *Options) printDryRun(res *takeover.DryRunResult) error {
+	changed := false
+	for _, d := range res.Kustomizations {
+		changed = changed || d.Changed()
+		fmt.Fprintf(o.Out, "► %s\n", d.Object)
+		for _, w := range d.Warnings {
+			fmt.Fprintf(o.Out, "  warning: %s\n", w)
+		}
+		if d.Err != nil {
+			fmt.Fprintf(o.Out, "  ✗ cannot tell: %v\n", d.Err)
+			continue
+		}
+		for _, x := range d.Objects {
+			switch x.Action {
+			case ssa.UnchangedAction, ssa.SkippedAction:
+				fmt.Fprintf(o.Out, "  %s unchanged\n", x.Subject)
+			case ssa.CreatedAction:
+				fmt.Fprintf(o.Out, "  %s created\n", x.Subject)
+			default:
+				fmt.Fprintf(o.Out, "  %s changed\n", x.Subject)
+				diff, err := unifiedDiff(x.Live, x.Merged, d.Secrets)
+				if err != nil {
+					return err
+				}
+				fmt.Fprint(o.Out, diff)
+			}
+		}
+		for _, p := range d.Pruned {
+			fmt.Fprintf(o.Out, "  %s deleted (left the build; the twin prunes it)\n", p)
+		}
+	}
+	for _, h := range res.HelmReleases {
+		changed = changed || !h.Adopt
+		fmt.Fprintf(o.Out, "► %s: %s\n", h.Object, h.Message)
+	}
+	if changed {
+		return errDifferences
+	}
+	fmt.Fprintln(o.ErrOut, "no changes: the takeover is clean")
+	return nil
 }

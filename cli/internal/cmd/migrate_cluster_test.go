@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -14,12 +15,15 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/cli/internal/install"
+	"github.com/plumb-dev/plumb/shared/artifact"
 	"github.com/plumb-dev/plumb/shared/kustomize"
+	"github.com/plumb-dev/plumb/shared/testing/artifacttest"
 )
 
 var fluxCRDs sync.Once
@@ -150,8 +154,14 @@ func TestMigrateClusterFromFlux(t *testing.T) {
 		inventory = append(inventory, map[string]any{"id": e.ObjMetadata.Namespace + "_" + e.ObjMetadata.Name + "_" + e.ObjMetadata.GroupKind.Group + "_" + e.ObjMetadata.GroupKind.Kind, "v": e.GroupVersion})
 	}
 	g.Expect(inventory).To(HaveLen(3))
+	artifacts := artifacttest.NewServer()
+	defer artifacts.Close()
+	a := artifacts.Publish("main@sha1:0123456789abcdef0123456789abcdef01234567", ".tar.gz", pack(g, dir))
+	status, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&a)
+	g.Expect(err).NotTo(HaveOccurred())
 	fluxObject(g, "source.toolkit.fluxcd.io/v1", "GitRepository", ns, "repo",
-		map[string]any{"url": "https://example.invalid/repo.git", "interval": "5m", "ref": map[string]any{"branch": "main"}}, nil)
+		map[string]any{"url": "https://example.invalid/repo.git", "interval": "5m", "ref": map[string]any{"branch": "main"}},
+		map[string]any{"artifact": status})
 	fluxObject(g, "kustomize.toolkit.fluxcd.io/v1", "Kustomization", ns, "apps",
 		map[string]any{"sourceRef": map[string]any{"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository", "name": "repo"},
 			"path": "./", "interval": "10m", "prune": true, "targetNamespace": ns},
@@ -163,16 +173,37 @@ func TestMigrateClusterFromFlux(t *testing.T) {
 	fluxObject(g, "source.toolkit.fluxcd.io/v1", "GitRepository", ns, "signed",
 		map[string]any{"url": "https://example.invalid/signed.git", "interval": "5m",
 			"verify": map[string]any{"mode": "HEAD", "secretRef": map[string]any{"name": "keys"}}}, nil)
+
+	// The dry run: Plumb's first apply would change nothing.
+	code, out, errOut := plumb(ctx, "migrate", "cluster", "--from", "flux", "--dry-run")
+	g.Expect(code).To(Equal(ExitOK), out+errOut)
+	g.Expect(out).To(HavePrefix("► Kustomization/" + ns + "/apps\n"))
+	g.Expect(out).To(ContainSubstring("  ConfigMap/" + ns + "/web unchanged\n"))
+	g.Expect(out).To(ContainSubstring("  ServiceAccount/" + ns + "/web unchanged\n"))
+	g.Expect(out).To(ContainSubstring("  Service/" + ns + "/web unchanged\n"))
+	g.Expect(errOut).To(Equal("no changes: the takeover is clean"))
+	// Someone edits an object by hand: the dry run shows what Plumb would set back.
+	cm := &corev1.ConfigMap{}
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web"}, cm)).To(Succeed())
+	cm.Data["greeting"] = "edited"
+	g.Expect(k8s.Update(ctx, cm, client.FieldOwner("kubectl-edit"))).To(Succeed())
+	code, out, _ = plumb(ctx, "migrate", "cluster", "--from", "flux", "--dry-run", "--artifacts-from", artifacts.URL)
+	g.Expect(code).To(Equal(ExitFailure), out)
+	g.Expect(out).To(ContainSubstring("  ConfigMap/" + ns + "/web changed\n"))
+	g.Expect(out).To(ContainSubstring("-  greeting: edited\n+  greeting: hello\n"))
+	g.Expect(out).To(ContainSubstring("  Service/" + ns + "/web unchanged\n"))
+	applyAs(g, "kustomize-controller", "kustomize.toolkit.fluxcd.io", ns, build(g, ns, dir)) // as Flux sets it back
+
 	before := readLive(g, objs)
 	g.Expect(before["ConfigMap"].labels).To(HaveKeyWithValue("kustomize.toolkit.fluxcd.io/name", "apps"))
 
-	code, out, errOut := plumb(ctx, "migrate", "cluster", "--from", "flux")
+	code, out, errOut = plumb(ctx, "migrate", "cluster", "--from", "flux")
 	g.Expect(code).To(Equal(ExitFailure), out)
 	g.Expect(errOut).To(ContainSubstring("some objects were not migrated"))
 	g.Expect(out).To(ContainSubstring("✗ GitRepository/" + ns + "/signed: Plumb's GitRepository has no field spec.verify"))
 	g.Expect(out).To(ContainSubstring("✔ Kustomization/" + ns + "/apps: suspended; Plumb twin created; 3 applied objects handed over to apply-controller"))
 	g.Expect(kindsSuspendedT(getObj(g, "source.toolkit.fluxcd.io/v1", "GitRepository", ns, "signed"))).To(BeFalse(), "an object that cannot be taken over stays Flux's, running")
-	err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "signed"}, get0("source.plumb.dev/v1beta1", "GitRepository"))
+	err = k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "signed"}, get0("source.plumb.dev/v1beta1", "GitRepository"))
 	g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "no twin: %v", err)
 
 	// Flux objects suspended, with what they were.
@@ -290,6 +321,21 @@ func TestMigrateClusterFromFlux(t *testing.T) {
 		g.Expect(a.data).To(Equal(before[kind].data), "%s stays", kind)
 	}
 	getObj(g, "apply.plumb.dev/v1beta1", "Kustomization", ns, "apps")
+}
+
+// pack makes an artifact of a folder, as a source-controller does.
+func pack(g Gomega, dir string) []byte {
+	var buf bytes.Buffer
+	w := artifact.NewWriter(&buf)
+	entries, err := os.ReadDir(dir)
+	g.Expect(err).NotTo(HaveOccurred())
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(w.File(e.Name(), false, int64(len(data)), bytes.NewReader(data))).To(Succeed())
+	}
+	g.Expect(w.Close()).To(Succeed())
+	return buf.Bytes()
 }
 
 func get0(apiVersion, kind string) *unstructured.Unstructured {
