@@ -285,4 +285,3 @@ func checkRelease(ctx context.Context, c client.Client, hr *unstructured.Unstruc
 	}
 	return chk
 }
-
