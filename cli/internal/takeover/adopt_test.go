@@ -106,4 +106,6 @@ func TestTwin(t *testing.T) {
 	}
 }
 
-func unstructuredOf(m map[string]any) *unstructured.Unstructured { return &unstructured.Unstructured{Object: m} }
+func unstructuredOf(m map[string]any) *unstructured.Unstructured {
+	return &unstructured.Unstructured{Object: m}
+}
