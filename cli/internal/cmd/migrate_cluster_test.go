@@ -200,7 +200,7 @@ func TestMigrateClusterFromFlux(t *testing.T) {
 	code, out, errOut = plumb(ctx, "migrate", "cluster", "--from", "flux")
 	g.Expect(code).To(Equal(ExitFailure), out)
 	g.Expect(errOut).To(ContainSubstring("some objects were not migrated"))
-	g.Expect(out).To(ContainSubstring("✗ GitRepository/" + ns + "/signed: Plumb's GitRepository has no field spec.verify"))
+	g.Expect(out).To(ContainSubstring("✗ GitRepository/" + ns + "/signed: the Plumb GitRepository would lack field spec.verify"))
 	g.Expect(out).To(ContainSubstring("✔ Kustomization/" + ns + "/apps: suspended; Plumb twin created; 3 applied objects handed over to apply-controller"))
 	g.Expect(kindsSuspendedT(getObj(g, "source.toolkit.fluxcd.io/v1", "GitRepository", ns, "signed"))).To(BeFalse(), "an object that cannot be taken over stays Flux's, running")
 	err = k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "signed"}, get0("source.plumb.dev/v1beta1", "GitRepository"))

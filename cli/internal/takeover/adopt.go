@@ -70,11 +70,11 @@ func move(obj metav1.Object, from, to Owner, name, namespace string) (moved, boo
 		changed = true
 		e.Manager = to.Manager
 		if e.FieldsV1 != nil {
-			f, err := renameLabels(e.FieldsV1.Raw, renames)
+			f, err := renameLabels(e.FieldsV1.GetRawBytes(), renames)
 			if err != nil {
 				return moved{}, false, fmt.Errorf("managed fields of %s: %w", from.Manager, err)
 			}
-			e.FieldsV1 = &metav1.FieldsV1{Raw: f}
+			e.FieldsV1 = metav1.NewFieldsV1(string(f))
 		}
 		m.ManagedFields = mergeEntry(m.ManagedFields, e)
 	}
@@ -110,9 +110,9 @@ func mergeEntry(entries []metav1.ManagedFieldsEntry, e metav1.ManagedFieldsEntry
 		}
 		if x.FieldsV1 != nil && e.FieldsV1 != nil {
 			var a, b map[string]any
-			if json.Unmarshal(x.FieldsV1.Raw, &a) == nil && json.Unmarshal(e.FieldsV1.Raw, &b) == nil {
+			if json.Unmarshal(x.FieldsV1.GetRawBytes(), &a) == nil && json.Unmarshal(e.FieldsV1.GetRawBytes(), &b) == nil {
 				if raw, err := json.Marshal(union(a, b)); err == nil {
-					entries[i].FieldsV1 = &metav1.FieldsV1{Raw: raw}
+					entries[i].FieldsV1 = metav1.NewFieldsV1(string(raw))
 				}
 			}
 		} else if x.FieldsV1 == nil {

@@ -234,7 +234,7 @@ func createTwin(ctx context.Context, c client.Client, tw *unstructured.Unstructu
 		}
 		dropped = strings.Join(fields, ", ")
 		if !opts.DropUnsupported {
-			return nil, "", fmt.Errorf("Plumb's %s has no field %s (see docs/compat/flux.md): remove it from the Flux object, or run again with --drop-unsupported to leave it out; left to Flux", tw.GetKind(), dropped)
+			return nil, "", fmt.Errorf("the Plumb %s would lack field %s (see docs/compat/flux.md): remove it from the Flux object, or run again with --drop-unsupported to leave it out; left to Flux", tw.GetKind(), dropped)
 		}
 		err = create("Ignore")
 	}
