@@ -14,7 +14,7 @@ func newMigrate(o *Options) *cobra.Command {
 		Use:   "migrate",
 		Short: "Move a repository from Flux to Plumb",
 	}
-	c.AddCommand(newMigrateRepo(o))
+	c.AddCommand(newMigrateRepo(o), newMigrateCluster(o))
 	return c
 }
 
