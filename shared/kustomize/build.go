@@ -97,7 +97,11 @@ var ErrBuild = errors.New("build")
 var ErrDecryption = errors.New("decryption")
 
 // SubstituteAnnotation set to "disabled" on an object leaves its ${...} as they are.
-const SubstituteAnnotation = "apply.plumb.dev/substitute"
+// FluxSubstituteAnnotation, Flux's key of it, is honoured alike.
+const (
+	SubstituteAnnotation     = "apply.plumb.dev/substitute"
+	FluxSubstituteAnnotation = "kustomize.toolkit.fluxcd.io/substitute"
+)
 
 // srcRoot is the folder of the in-memory file system that holds the artifact; the wrapper
 // kustomization lives beside it, since kustomize refuses a base that contains its overlay.
@@ -258,7 +262,7 @@ func build(fs filesys.FileSystem, opts Options, w string) (*Result, error) {
 				return nil, fmt.Errorf("%w: %s: %v", ErrBuild, describe(obj), err)
 			}
 		}
-		if opts.Vars != nil && obj.GetAnnotations()[SubstituteAnnotation] != "disabled" {
+		if opts.Vars != nil && !substitutionDisabled(obj) {
 			s, err := Substitute(string(y), opts.Vars)
 			if err != nil {
 				return nil, fmt.Errorf("%w: %s: %v", ErrBuild, describe(obj), err)
@@ -575,4 +579,10 @@ func (f *decryptFS) ReadFile(p string) ([]byte, error) {
 	}
 	f.values = append(f.values, values...)
 	return out, nil
+}
+
+// substitutionDisabled says whether obj's annotation, Plumb's or Flux's, turns substitution off.
+func substitutionDisabled(obj *unstructured.Unstructured) bool {
+	a := obj.GetAnnotations()
+	return strings.EqualFold(a[SubstituteAnnotation], "disabled") || strings.EqualFold(a[FluxSubstituteAnnotation], "disabled")
 }

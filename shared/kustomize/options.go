@@ -147,9 +147,9 @@ func IgnoreRules(rules []applyv1.IgnoreRule) []jsondiff.IgnoreRule {
 func ApplyOptions(obj *applyv1.Kustomization) ssa.ApplyOptions {
 	o := ssa.DefaultApplyOptions()
 	o.Force = obj.Spec.Force
-	o.ForceSelector = map[string]string{applyv1.ForceAnnotation: "Enabled"}
-	o.ExclusionSelector = map[string]string{applyv1.SSAAnnotation: "Ignore"}
-	o.IfNotPresentSelector = map[string]string{applyv1.SSAAnnotation: "IfNotPresent"}
+	o.ForceSelector = applyv1.ForceSelector()
+	o.ExclusionSelector = applyv1.SSASelector("Ignore")
+	o.IfNotPresentSelector = applyv1.SSASelector("IfNotPresent")
 	o.WaitTimeout = obj.GetTimeout()
 	// Fields last set by hand with kubectl are taken back, so that drift is corrected.
 	o.Cleanup = ssa.ApplyCleanupOptions{
@@ -159,7 +159,7 @@ func ApplyOptions(obj *applyv1.Kustomization) ssa.ApplyOptions {
 			{Name: "kubectl", OperationType: metav1.ManagedFieldsOperationUpdate},
 			{Name: "before-first-apply", OperationType: metav1.ManagedFieldsOperationUpdate},
 		},
-		Exclusions: map[string]string{applyv1.SSAAnnotation: "Merge"},
+		Exclusions: applyv1.SSASelector("Merge"),
 	}
 	o.DriftIgnoreRules = IgnoreRules(obj.Spec.Ignore)
 	return o

@@ -54,4 +54,29 @@ const (
 	PruneAnnotation = "apply.plumb.dev/prune"
 	// ForceAnnotation: "Enabled" recreates the object when an immutable field changed.
 	ForceAnnotation = "apply.plumb.dev/force"
+
+	// FluxSSAAnnotation, FluxPruneAnnotation and FluxForceAnnotation are Flux's keys of the
+	// same annotations (or labels), honoured alike, so that an object moved from Flux keeps
+	// its meaning: one marked "never prune" is not pruned by Plumb.
+	FluxSSAAnnotation   = "kustomize.toolkit.fluxcd.io/ssa"
+	FluxPruneAnnotation = "kustomize.toolkit.fluxcd.io/prune"
+	FluxForceAnnotation = "kustomize.toolkit.fluxcd.io/force"
 )
+
+// Selectors of the per-object annotations: each matches the value (in any case, as fluxcd/pkg/ssa
+// compares) under Plumb's key or Flux's, in the annotations or the labels.
+
+// SSASelector matches objects whose ssa annotation is value (Ignore, IfNotPresent or Merge).
+func SSASelector(value string) map[string]string {
+	return map[string]string{SSAAnnotation: value, FluxSSAAnnotation: value}
+}
+
+// PruneDisabledSelector matches objects that are never pruned or deleted with their owner.
+func PruneDisabledSelector() map[string]string {
+	return map[string]string{PruneAnnotation: "Disabled", FluxPruneAnnotation: "Disabled"}
+}
+
+// ForceSelector matches objects recreated when an immutable field changed.
+func ForceSelector() map[string]string {
+	return map[string]string{ForceAnnotation: "Enabled", FluxForceAnnotation: "Enabled"}
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
 	"github.com/fluxcd/pkg/ssa"
+	ssautil "github.com/fluxcd/pkg/ssa/utils"
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -388,7 +389,7 @@ func (r *KustomizationReconciler) prune(ctx context.Context, obj *applyv1.Kustom
 	cs, err := rm.DeleteAll(ctx, old, ssa.DeleteOptions{
 		PropagationPolicy: metav1.DeletePropagationBackground,
 		Inclusions:        rm.GetOwnerLabels(obj.Name, obj.Namespace),
-		Exclusions:        map[string]string{applyv1.PruneAnnotation: "Disabled"},
+		Exclusions:        applyv1.PruneDisabledSelector(),
 	})
 	if err != nil {
 		// Keep what could not be deleted in the inventory, to try again.
@@ -424,7 +425,7 @@ func (r *KustomizationReconciler) checkHealth(ctx context.Context, obj *applyv1.
 	var set []*unstructured.Unstructured
 	if obj.Spec.Wait {
 		for _, o := range objs {
-			if o.GetAnnotations()[applyv1.SSAAnnotation] != "Ignore" {
+			if !ssautil.AnyInMetadata(o, applyv1.SSASelector("Ignore")) {
 				set = append(set, o)
 			}
 		}

@@ -39,7 +39,7 @@ func (r *KustomizationReconciler) finalize(ctx context.Context, obj *applyv1.Kus
 			cs, err = rm.DeleteAll(ctx, objs, ssa.DeleteOptions{
 				PropagationPolicy: metav1.DeletePropagationBackground,
 				Inclusions:        rm.GetOwnerLabels(obj.Name, obj.Namespace),
-				Exclusions:        map[string]string{applyv1.PruneAnnotation: "Disabled"},
+				Exclusions:        applyv1.PruneDisabledSelector(),
 			})
 		}
 		switch {

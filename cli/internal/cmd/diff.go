@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/fluxcd/pkg/ssa"
+	ssautil "github.com/fluxcd/pkg/ssa/utils"
 	"github.com/pmezard/go-difflib/difflib"
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -231,7 +232,7 @@ func pruneDisabled(ctx context.Context, c client.Client, id, version string) boo
 	if err := c.Get(ctx, client.ObjectKey{Namespace: parts[0], Name: parts[1]}, u); err != nil {
 		return false
 	}
-	return u.GetAnnotations()[applyv1.PruneAnnotation] == "Disabled"
+	return ssautil.AnyInMetadata(u, applyv1.PruneDisabledSelector())
 }
 
 // inventoryID is an object's id in a Kustomization's inventory: namespace_name_group_kind.

@@ -25,6 +25,12 @@ import (
 	"github.com/plumb-dev/plumb/shared/redact"
 )
 
+// honoured are Flux's per-object annotations that Plumb reads as its own.
+var honoured = map[string]bool{
+	applyv1.FluxSSAAnnotation: true, applyv1.FluxPruneAnnotation: true, applyv1.FluxForceAnnotation: true,
+	kustomize.FluxSubstituteAnnotation: true,
+}
+
 // DryRunOptions tune DryRun.
 type DryRunOptions struct {
 	// ArtifactsFrom replaces the scheme and host of the artifact URLs in Flux's sources, for a
@@ -153,8 +159,8 @@ func diffKustomization(ctx context.Context, c client.Client, byKind map[string]s
 		obj := o.DeepCopy()
 		inBuild[strings.Join([]string{obj.GetNamespace(), obj.GetName(), obj.GroupVersionKind().Group, obj.GetKind()}, "_")] = true
 		for k := range obj.GetAnnotations() {
-			if strings.HasPrefix(k, Flux.Group+"/") {
-				d.Warnings = append(d.Warnings, fmt.Sprintf("%s: annotation %s is Flux's: Plumb reads apply.plumb.dev/ssa, apply.plumb.dev/prune and apply.plumb.dev/force instead (plumb migrate repo)", describe(obj), k))
+			if strings.HasPrefix(k, Flux.Group+"/") && !honoured[k] {
+				d.Warnings = append(d.Warnings, fmt.Sprintf("%s: annotation %s is Flux's and Plumb has no counterpart: it is ignored", describe(obj), k))
 			}
 		}
 		rm := fluxRM
