@@ -115,7 +115,9 @@ func (run *argoRun) file(r *Report, path, rel string) error {
 		if group != argoGroup {
 			continue
 		}
-		c := &converter{run: run, file: rel, head: strings.TrimSpace(strings.Join([]string{doc.HeadComment, root.HeadComment}, "\n"))}
+		// The comment above a document is the document's, its mapping's or its first key's.
+		head := strings.TrimSpace(strings.Join([]string{doc.HeadComment, root.HeadComment, root.Content[0].HeadComment}, "\n"))
+		c := &converter{run: run, file: rel, head: head}
 		switch kind := text(field(root, "kind")); kind {
 		case "Application":
 			c.application(root)

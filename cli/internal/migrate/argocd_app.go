@@ -50,7 +50,7 @@ type app struct {
 	spec   *yaml.Node
 	// targetNamespace is destination.namespace.
 	targetNamespace string
-	policy syncPolicy
+	policy          syncPolicy
 	// refs are the sources of a multi-source Application that only lend their files ($name).
 	refs map[string]*yaml.Node
 	// note is the head comment of the objects written.
@@ -62,10 +62,10 @@ type syncPolicy struct {
 	automated, prune, selfHeal bool
 	// noPrune is the sync option Prune=false, which wins over automated.prune.
 	noPrune         bool
-	createNamespace            *yaml.Node
-	replace                    bool
-	retryLimit                 *yaml.Node
-	retryInterval              *yaml.Node
+	createNamespace *yaml.Node
+	replace         bool
+	retryLimit      *yaml.Node
+	retryInterval   *yaml.Node
 	// ignore are Kustomization spec.ignore / HelmRelease driftDetection.ignore rules.
 	ignore []*yaml.Node
 }
