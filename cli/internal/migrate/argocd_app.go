@@ -11,6 +11,7 @@ import (
 
 	"helm.sh/helm/v3/pkg/strvals"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
+	sigsyaml "sigs.k8s.io/yaml"
 )
 
 // inCluster is the destination server of the cluster Argo CD runs in.
@@ -395,12 +396,15 @@ func (a *app) kustomization(s *yaml.Node, name string, sourceRef *yaml.Node, p s
 	if a.targetNamespace != "" {
 		set(spec, "targetNamespace", str(a.targetNamespace))
 	}
-	if d := field(s, "directory"); d != nil {
-		a.directory(s, d, p)
-	} else if field(s, "kustomize") == nil {
-		a.directory(s, nil, p)
+	dir, local := a.run.local(text(field(s, "repoURL")), p)
+	var own map[string]any
+	if local {
+		own = ownKustomization(dir)
 	}
-	a.kustomize(field(s, "kustomize"), spec)
+	if d := field(s, "directory"); d != nil || (field(s, "kustomize") == nil && own == nil) {
+		a.directory(s, d, p)
+	}
+	a.kustomize(field(s, "kustomize"), spec, own)
 	if a.policy.automated && !a.policy.selfHeal {
 		set(spec, "driftPolicy", str("Warn"))
 	}
@@ -448,13 +452,17 @@ func (a *app) directory(s, d *yaml.Node, p string) {
 }
 
 // kustomize maps spec.source.kustomize to the Kustomization's fields.
-func (a *app) kustomize(k, spec *yaml.Node) {
+// own is the source's kustomization, when the repository is the one migrated and has one.
+func (a *app) kustomize(k, spec *yaml.Node, own map[string]any) {
 	const fp = "spec.source.kustomize"
 	withoutSelector := truthy(field(k, "labelWithoutSelector"))
 	pairs(k, func(key, v *yaml.Node) {
 		p := fp + "." + key.Value
 		switch key.Value {
 		case "namePrefix", "nameSuffix":
+			if mine, ok := own[key.Value].(string); ok && mine != "" {
+				a.find(key, a.object, p, fmt.Sprintf("Argo CD replaces the kustomization's %s %q, Plumb adds %q around it: remove the kustomization's, or set this one in the kustomization.yaml instead", key.Value, mine, text(v)))
+			}
 			set(spec, key.Value, from(v, text(v)))
 		case "namespace":
 			set(spec, "targetNamespace", from(v, text(v)))
@@ -736,4 +744,18 @@ func hasManifestsBelow(dir string) bool {
 		return nil
 	})
 	return found
+}
+
+// ownKustomization reads the kustomization file of a folder: nil when it has none.
+func ownKustomization(dir string) map[string]any {
+	for _, name := range []string{"kustomization.yaml", "kustomization.yml", "Kustomization"} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			continue
+		}
+		k := map[string]any{}
+		_ = sigsyaml.Unmarshal(b, &k)
+		return k
+	}
+	return nil
 }

@@ -171,3 +171,57 @@ func TestNormalizeURL(t *testing.T) {
 	g.Expect(gitURL("git@github.com:argoproj/x.git")).To(Equal("ssh://git@github.com/argoproj/x.git"))
 	g.Expect(gitURL("https://github.com/argoproj/x.git")).To(Equal("https://github.com/argoproj/x.git"))
 }
+
+func TestArgoCDReadsTheRepository(t *testing.T) {
+	g := NewWithT(t)
+	const apps = `apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: base
+spec:
+  source:
+    repoURL: https://example.com/team/fleet
+    path: base
+    kustomize:
+      namePrefix: blue-
+  destination:
+    server: https://kubernetes.default.svc
+  syncPolicy:
+    automated: {}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: plain
+spec:
+  source:
+    repoURL: https://example.com/team/fleet
+    path: plain
+  destination:
+    server: https://kubernetes.default.svc
+  syncPolicy:
+    automated: {}
+`
+	const cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n"
+	dir := tree(t, g, map[string]string{
+		// The repository is known by its remote: no --repo-url needed.
+		".git/config":             "[remote \"origin\"]\n\turl = git@example.com:team/fleet.git\n",
+		"apps.yaml":               apps,
+		"base/kustomization.yaml": "namePrefix: team-\nresources: [cm.yaml]\n",
+		"base/cm.yaml":            cm,
+		"base/overlay/cm.yaml":    cm,
+		"plain/cm.yaml":           cm,
+		"plain/nested/cm.yaml":    cm,
+	})
+	r, err := ArgoCD(dir, ArgoOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+	var lines []string
+	for _, f := range r.Findings {
+		lines = append(lines, f.String())
+	}
+	// A kustomization's own subfolders are its business; a directory's are not Argo CD's.
+	g.Expect(lines).To(HaveExactElements(
+		HavePrefix(`apps.yaml:10: Application/base: spec.source.kustomize.namePrefix: Argo CD replaces the kustomization's namePrefix "team-"`),
+		HavePrefix("apps.yaml:22: Application/plain: spec.source.directory.recurse: Argo CD reads only the files directly in ./plain"),
+	))
+}
