@@ -1,7 +1,8 @@
 // Package migrate rewrites a repository's Flux manifests into Plumb's: the API groups change, and
 // every field Plumb's kind does not have is reported with its file and line, so a person can
 // decide what to do before anything is applied. Only the changed values are rewritten, in place:
-// comments, indentation and quoting stay as the author wrote them.
+// comments, indentation and quoting stay as the author wrote them. Argo CD's Applications and
+// ApplicationSets (argocd*.go) become Plumb objects written next to them, with the same report.
 package migrate
 
 import (
