@@ -59,9 +59,59 @@ spec:
 `))
 
 	// Mistakes in the command.
-	code, _, errOut = migrateRun(dir, "--from", "argocd")
+	code, _, errOut = migrateRun(dir, "--from", "jenkins")
 	g.Expect(code).To(Equal(ExitUsage))
-	g.Expect(errOut).To(ContainSubstring("only flux"))
+	g.Expect(errOut).To(ContainSubstring("flux or argocd"))
+	code, _, errOut = migrateRun(dir, "--repo-url", "https://example.com/x.git")
+	g.Expect(code).To(Equal(ExitUsage))
+	g.Expect(errOut).To(ContainSubstring("--repo-url is for --from argocd"))
 	code, _, _ = migrateRun(filepath.Join(dir, "clean.yaml"))
 	g.Expect(code).To(Equal(ExitUsage))
+}
+
+func TestMigrateRepoArgoCD(t *testing.T) {
+	g := NewWithT(t)
+	dir := t.TempDir()
+	const app = `# The web shop.
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: shop
+  namespace: argocd
+spec:
+  project: default
+  source:
+    repoURL: https://example.com/fleet.git
+    targetRevision: main
+    path: shop # plain manifests
+  destination:
+    server: https://kubernetes.default.svc
+    namespace: shop
+  syncPolicy:
+    automated:
+      prune: true
+`
+	g.Expect(os.MkdirAll(filepath.Join(dir, "apps"), 0o755)).To(Succeed())
+	g.Expect(os.MkdirAll(filepath.Join(dir, "shop"), 0o755)).To(Succeed())
+	writeFile(g, dir, "apps/shop.yaml", app)
+	writeFile(g, dir, "shop/web.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\n")
+
+	// The repository is not known to be the one migrated: whether shop/ holds a chart is not
+	// known either, so exit 1, and nothing written without --write.
+	code, out, errOut := migrateRun(dir, "--from", "argocd")
+	g.Expect(errOut).To(BeEmpty())
+	g.Expect(code).To(Equal(ExitFailure))
+	g.Expect(out).To(ContainSubstring("apps/shop.yaml:10: Application/shop: spec.source.path: https://example.com/fleet.git is not the repository being migrated"))
+	g.Expect(out).To(ContainSubstring("would change apps/shop.plumb.yaml"))
+	g.Expect(filepath.Join(dir, "apps", "shop.plumb.yaml")).NotTo(BeAnExistingFile())
+
+	// With its URL, -n and --write: exit 0, the objects written, the Application kept.
+	code, out, _ = migrateRun(dir, "--from", "argocd", "--repo-url", "git@example.com:fleet.git", "-n", "gitops", "--write")
+	g.Expect(code).To(Equal(ExitOK), out)
+	g.Expect(out).To(ContainSubstring("1 Argo CD objects to 2 Plumb objects in 1 files (changed); 0 fields"))
+	g.Expect(os.ReadFile(filepath.Join(dir, "apps", "shop.yaml"))).To(BeEquivalentTo(app))
+	written, err := os.ReadFile(filepath.Join(dir, "apps", "shop.plumb.yaml"))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(string(written)).To(ContainSubstring("# The web shop.\n# From Argo CD Application shop (apps/shop.yaml:2).\napiVersion: apply.plumb.dev/v1beta1\nkind: Kustomization\nmetadata:\n  name: shop\n  namespace: gitops\n"))
+	g.Expect(string(written)).To(ContainSubstring("  path: ./shop # plain manifests\n  prune: true\n  targetNamespace: shop\n  driftPolicy: Warn\n"))
 }

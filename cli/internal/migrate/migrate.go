@@ -1,7 +1,8 @@
 // Package migrate rewrites a repository's Flux manifests into Plumb's: the API groups change, and
 // every field Plumb's kind does not have is reported with its file and line, so a person can
 // decide what to do before anything is applied. Only the changed values are rewritten, in place:
-// comments, indentation and quoting stay as the author wrote them.
+// comments, indentation and quoting stay as the author wrote them. Argo CD's Applications and
+// ApplicationSets (argocd*.go) become Plumb objects written next to them, with the same report.
 package migrate
 
 import (
@@ -62,9 +63,15 @@ func (f Finding) String() string {
 
 // Report is what a migration found and did.
 type Report struct {
-	// Migrated counts documents whose apiVersion moved to Plumb's.
+	// From is the tool migrated from: "flux" (the default) or "argocd".
+	From string
+	// Migrated counts documents whose apiVersion moved to Plumb's, or the Argo CD objects
+	// turned into Plumb objects.
 	Migrated int
-	// Changed are the files with a change, relative to the directory.
+	// Objects counts the Plumb objects written from Argo CD objects.
+	Objects int
+	// Changed are the files with a change (for Argo CD, the files written), relative to the
+	// directory.
 	Changed []string
 	// Findings cannot be migrated as they are.
 	Findings []Finding
@@ -86,6 +93,10 @@ func (r *Report) Print(w io.Writer, written bool) {
 	}
 	for _, f := range r.Changed {
 		fmt.Fprintf(w, "%s %s\n", verb, f)
+	}
+	if r.From == "argocd" {
+		fmt.Fprintf(w, "%d Argo CD objects to %d Plumb objects in %d files (%s); %d fields or kinds that cannot be migrated\n", r.Migrated, r.Objects, len(r.Changed), verb, len(r.Findings))
+		return
 	}
 	fmt.Fprintf(w, "%d Flux objects to Plumb's API groups in %d files (%s); %d fields or kinds that cannot be migrated\n", r.Migrated, len(r.Changed), verb, len(r.Findings))
 }
