@@ -23,8 +23,8 @@ import (
 // Version is the version of every Plumb API group.
 const Version = "v1beta1"
 
-// fluxGroups are Flux's API groups and Plumb's for each.
-var fluxGroups = map[string]string{
+// FluxGroups are Flux's API groups and Plumb's for each.
+var FluxGroups = map[string]string{
 	"source.toolkit.fluxcd.io":       "source.plumb.dev",
 	"kustomize.toolkit.fluxcd.io":    "apply.plumb.dev",
 	"helm.toolkit.fluxcd.io":         "helm.plumb.dev",
@@ -141,6 +141,8 @@ func Repo(dir string, schemas Schemas, write bool) (*Report, error) {
 type edit struct {
 	line, column int
 	old, new     string
+	// after, when set, is a whole line inserted after line (old and new are unused).
+	after string
 }
 
 // file migrates one file.
@@ -202,7 +204,7 @@ func migrateDocument(file string, doc *yaml.Node, schemas Schemas) ([]edit, []Fi
 	if why, ok := unsupportedGroups[group]; ok {
 		return nil, []Finding{{File: file, Line: apiVersion.Line, Object: object, Message: why}}, false
 	}
-	plumbGroup, ok := fluxGroups[group]
+	plumbGroup, ok := FluxGroups[group]
 	if !ok {
 		return nil, nil, false
 	}
@@ -221,8 +223,36 @@ func migrateDocument(file string, doc *yaml.Node, schemas Schemas) ([]edit, []Fi
 		} else {
 			findings = append(findings, unknownFields(file, object, "spec", spec, schema)...)
 		}
+		if kind.Value == "HelmRelease" {
+			e, f := storageNamespace(file, object, doc, spec)
+			edits, findings = append(edits, e...), append(findings, f...)
+		}
 	}
 	return edits, findings, true
+}
+
+// storageNamespace keeps a HelmRelease's Helm storage where Flux keeps it. Flux's default
+// storage namespace is the HelmRelease's own, Plumb's the target namespace: with a
+// targetNamespace and no storageNamespace, the line storageNamespace: <the HelmRelease's
+// namespace> is added under targetNamespace, so that helm-controller finds and adopts the release
+// Flux made. Without a namespace in the document (a kustomization sets it) it is a finding.
+func storageNamespace(file, object string, doc, spec *yaml.Node) ([]edit, []Finding) {
+	target := field(spec, "targetNamespace")
+	if target == nil || field(spec, "storageNamespace") != nil {
+		return nil, nil
+	}
+	ns := field(field(doc, "metadata"), "namespace")
+	if ns == nil || spec.Style&yaml.FlowStyle != 0 || target.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0 {
+		return nil, []Finding{{File: file, Line: target.Line, Object: object, Field: "spec.storageNamespace",
+			Message: "Flux keeps this release's Helm storage in the HelmRelease's namespace, Plumb in targetNamespace unless told: set spec.storageNamespace to the HelmRelease's namespace, so that helm-controller adopts the release Flux made"}}
+	}
+	indent := strings.Repeat(" ", target.Column-1-len("targetNamespace: "))
+	for _, k := range spec.Content {
+		if k.Value == "targetNamespace" {
+			indent = strings.Repeat(" ", k.Column-1)
+		}
+	}
+	return []edit{{line: target.Line, after: indent + "storageNamespace: " + ns.Value + "\n"}}, nil
 }
 
 // versionEdit moves an apiVersion scalar to Plumb's group.
@@ -240,7 +270,7 @@ func nestedVersions(n *yaml.Node) []edit {
 			k, v := n.Content[i], n.Content[i+1]
 			if k.Value == "apiVersion" && v.Kind == yaml.ScalarNode {
 				group, _, _ := strings.Cut(v.Value, "/")
-				if plumbGroup, ok := fluxGroups[group]; ok {
+				if plumbGroup, ok := FluxGroups[group]; ok {
 					edits = append(edits, versionEdit(v, plumbGroup))
 				}
 				continue
@@ -302,6 +332,13 @@ func apply(b []byte, edits []edit) ([]byte, error) {
 	for _, e := range edits {
 		if e.line < 1 || e.line > len(lines) {
 			return nil, fmt.Errorf("line %d is outside the file", e.line)
+		}
+		if e.after != "" {
+			if !bytes.HasSuffix(lines[e.line-1], []byte("\n")) {
+				lines[e.line-1] = append(lines[e.line-1], '\n')
+			}
+			lines = slices.Insert(lines, e.line, []byte(e.after))
+			continue
 		}
 		l := lines[e.line-1]
 		start := e.column - 1

@@ -194,3 +194,19 @@ spec:
 	))
 	g.Expect(r.Migrated).To(Equal(1))
 }
+
+// A HelmRelease with a targetNamespace keeps its Helm storage where Flux keeps it: the line is
+// added when the namespace is in the document, and reported when a kustomization sets it.
+func TestRepoKeepsFluxStorageNamespace(t *testing.T) {
+	g := NewWithT(t)
+	const known = "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: web\n  namespace: apps\nspec:\n  interval: 5m\n  targetNamespace: web # where it runs\n  chartRef: {kind: OCIRepository, name: web}\n"
+	const unknown = "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: api\nspec:\n  targetNamespace: api\n  chartRef: {kind: OCIRepository, name: api}\n"
+	const set = "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: db\n  namespace: apps\nspec:\n  targetNamespace: db\n  storageNamespace: db\n  chartRef: {kind: OCIRepository, name: db}\n"
+	dir := tree(t, g, map[string]string{"known.yaml": known, "unknown.yaml": unknown, "set.yaml": set})
+	r, err := Repo(dir, schemas(g), true)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(read(g, dir, "known.yaml")).To(Equal(strings.NewReplacer("helm.toolkit.fluxcd.io/v2", "helm.plumb.dev/v1beta1",
+		"# where it runs\n", "# where it runs\n  storageNamespace: apps\n").Replace(known)))
+	g.Expect(read(g, dir, "set.yaml")).To(Equal(strings.Replace(set, "helm.toolkit.fluxcd.io/v2", "helm.plumb.dev/v1beta1", 1)))
+	g.Expect(r.Findings).To(HaveExactElements(HaveField("String()", HavePrefix("unknown.yaml:6: HelmRelease/api: spec.storageNamespace: Flux keeps"))))
+}

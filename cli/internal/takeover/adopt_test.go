@@ -106,6 +106,29 @@ func TestTwin(t *testing.T) {
 	}
 }
 
+// A HelmRelease twin with a targetNamespace keeps Flux's storage namespace, its own namespace,
+// so that helm-controller finds the release Flux made.
+func TestTwinHelmReleaseStorage(t *testing.T) {
+	var k Kind
+	for _, c := range Kinds {
+		if c.Kind == "HelmRelease" {
+			k = c
+		}
+	}
+	flux := map[string]any{"apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+		"metadata": map[string]any{"name": "web", "namespace": "apps"},
+		"spec":     map[string]any{"targetNamespace": "web"}}
+	spec := twin(k, unstructuredOf(flux), false).Object["spec"].(map[string]any)
+	if spec["storageNamespace"] != "apps" {
+		t.Errorf("storageNamespace %v, want apps (Flux's default)", spec["storageNamespace"])
+	}
+	flux["spec"] = map[string]any{"targetNamespace": "web", "storageNamespace": "db"}
+	spec = twin(k, unstructuredOf(flux), false).Object["spec"].(map[string]any)
+	if spec["storageNamespace"] != "db" {
+		t.Errorf("storageNamespace %v, want db (as set)", spec["storageNamespace"])
+	}
+}
+
 func unstructuredOf(m map[string]any) *unstructured.Unstructured {
 	return &unstructured.Unstructured{Object: m}
 }

@@ -8,6 +8,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/plumb-dev/plumb/cli/internal/migrate"
 )
 
 // Kind is a Flux kind that has a Plumb twin.
@@ -40,15 +42,8 @@ var Kinds = []Kind{
 	{"Receiver", "receivers", "notification.toolkit.fluxcd.io", "notification.plumb.dev", "notification-controller"},
 }
 
-// fluxGroups maps Flux's API groups to Plumb's, for the apiVersion fields of references. It is
-// the map of cli/internal/migrate, which does not export it.
-var fluxGroups = map[string]string{
-	"source.toolkit.fluxcd.io":       "source.plumb.dev",
-	"kustomize.toolkit.fluxcd.io":    "apply.plumb.dev",
-	"helm.toolkit.fluxcd.io":         "helm.plumb.dev",
-	"image.toolkit.fluxcd.io":        "image.plumb.dev",
-	"notification.toolkit.fluxcd.io": "notification.plumb.dev",
-}
+// fluxGroups maps Flux's API groups to Plumb's, for the apiVersion fields of references.
+var fluxGroups = migrate.FluxGroups
 
 // PlumbGVK is the kind of the twin.
 func (k Kind) PlumbGVK() schema.GroupVersionKind {

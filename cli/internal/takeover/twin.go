@@ -27,6 +27,11 @@ func twin(k Kind, flux *unstructured.Unstructured, suspend bool) *unstructured.U
 		spec = map[string]any{}
 	}
 	rewriteVersions(spec)
+	if k.Kind == "HelmRelease" && spec["targetNamespace"] != nil && spec["storageNamespace"] == nil {
+		// Flux keeps Helm's storage in the HelmRelease's namespace, Plumb in the target
+		// namespace unless told: the twin is told, so that it adopts Flux's release.
+		spec["storageNamespace"] = flux.GetNamespace()
+	}
 	if suspend {
 		spec["suspend"] = true
 	} else {
