@@ -326,4 +326,3 @@ func TestMigrateClusterFromArgoCD(t *testing.T) {
 		g.Expect(a.data).To(Equal(before[kind].data), "%s stays", kind)
 	}
 }
-
