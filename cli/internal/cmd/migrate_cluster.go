@@ -20,7 +20,7 @@ func newMigrateCluster(o *Options) *cobra.Command {
 		argoNS                      string
 	)
 	c := &cobra.Command{
-		Use:   "cluster --from flux [--dry-run | --finish | --rollback]",
+		Use:   "cluster --from flux|argocd [--dry-run | --finish | --rollback]",
 		Short: "Take a live cluster over from Flux without touching its workloads",
 		Long: `migrate cluster takes the cluster over from Flux. For every Flux object whose kind Plumb has
 installed (sources, Kustomizations, HelmReleases, image and notification objects) it suspends
@@ -101,7 +101,7 @@ finalizers removed first, so nothing they applied is deleted). Flux's CRDs stay 
 		},
 	}
 	f := c.Flags()
-	f.StringVar(&from, "from", "flux", "the tool to take over (flux)")
+	f.StringVar(&from, "from", "flux", "the tool to take over: flux or argocd (see docs/guides/migrate-from-argocd.md)")
 	f.BoolVar(&dryRun, "dry-run", false, "change nothing: show what Plumb's first apply would change after the takeover")
 	f.BoolVar(&rollback, "rollback", false, "undo the takeover: delete the twins (pruning nothing) and resume Flux")
 	f.BoolVar(&finish, "finish", false, "once every twin is Ready, remove Flux's controllers and objects (not what they applied)")
