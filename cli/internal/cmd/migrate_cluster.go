@@ -17,9 +17,10 @@ func newMigrateCluster(o *Options) *cobra.Command {
 		dryRun, finish, rollback    bool
 		dropUnsupported, deleteCRDs bool
 		artifactsFrom, fluxNS       string
+		argoNS                      string
 	)
 	c := &cobra.Command{
-		Use:   "cluster --from flux [--dry-run | --finish | --rollback]",
+		Use:   "cluster --from flux|argocd [--dry-run | --finish | --rollback]",
 		Short: "Take a live cluster over from Flux without touching its workloads",
 		Long: `migrate cluster takes the cluster over from Flux. For every Flux object whose kind Plumb has
 installed (sources, Kustomizations, HelmReleases, image and notification objects) it suspends
@@ -44,8 +45,8 @@ finalizers removed first, so nothing they applied is deleted). Flux's CRDs stay 
 --delete-crds.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if from != "flux" {
-				return usagef("--from %s: only flux is supported (Argo CD is not built yet)", from)
+			if from != "flux" && from != "argocd" {
+				return usagef("--from %s: flux or argocd", from)
 			}
 			n := 0
 			for _, b := range []bool{dryRun, finish, rollback} {
@@ -65,6 +66,23 @@ finalizers removed first, so nothing they applied is deleted). Flux's CRDs stay 
 			}
 			ctx := cmd.Context()
 			var r *takeover.Report
+			if from == "argocd" {
+				ns := "plumb-system"
+				if o.Config.Namespace != nil && *o.Config.Namespace != "" {
+					ns = *o.Config.Namespace
+				}
+				switch {
+				case dryRun:
+					return usagef("--dry-run with --from argocd is not built yet")
+				case rollback:
+					r, err = takeover.RollbackArgoCD(ctx, c)
+				case finish:
+					r, err = takeover.FinishArgoCD(ctx, c, takeover.ArgoFinishOptions{ArgoNamespace: argoNS, DeleteCRDs: deleteCRDs})
+				default:
+					r, err = takeover.RunArgoCD(ctx, c, takeover.ArgoOptions{Namespace: ns, DropUnsupported: dropUnsupported})
+				}
+				return o.endTakeover(r, err)
+			}
 			switch {
 			case dryRun:
 				res, err := takeover.DryRun(ctx, c, cfg, takeover.DryRunOptions{ArtifactsFrom: artifactsFrom})
@@ -79,20 +97,11 @@ finalizers removed first, so nothing they applied is deleted). Flux's CRDs stay 
 			default:
 				r, err = takeover.Run(ctx, c, takeover.Options{DropUnsupported: dropUnsupported})
 			}
-			if r != nil {
-				r.Print(o.Out)
-			}
-			if err != nil {
-				return err
-			}
-			if r.Failed() {
-				return exitError{code: ExitFailure, err: errors.New("some objects were not migrated: see above")}
-			}
-			return nil
+			return o.endTakeover(r, err)
 		},
 	}
 	f := c.Flags()
-	f.StringVar(&from, "from", "flux", "the tool to take over (flux)")
+	f.StringVar(&from, "from", "flux", "the tool to take over: flux or argocd (see docs/guides/migrate-from-argocd.md)")
 	f.BoolVar(&dryRun, "dry-run", false, "change nothing: show what Plumb's first apply would change after the takeover")
 	f.BoolVar(&rollback, "rollback", false, "undo the takeover: delete the twins (pruning nothing) and resume Flux")
 	f.BoolVar(&finish, "finish", false, "once every twin is Ready, remove Flux's controllers and objects (not what they applied)")
@@ -100,7 +109,22 @@ finalizers removed first, so nothing they applied is deleted). Flux's CRDs stay 
 	f.BoolVar(&deleteCRDs, "delete-crds", false, "with --finish, also delete Flux's CRDs")
 	f.StringVar(&artifactsFrom, "artifacts-from", "", "with --dry-run, download Flux's artifacts from this URL instead of the host in their status (e.g. http://localhost:8080 with kubectl -n flux-system port-forward svc/source-controller 8080:80)")
 	f.StringVar(&fluxNS, "flux-namespace", "flux-system", "with --finish, the namespace of Flux's controllers")
+	f.StringVar(&argoNS, "argocd-namespace", "argocd", "with --from argocd --finish, the namespace of Argo CD's controllers")
 	return c
+}
+
+// endTakeover prints a report and ends with exit 1 when an object failed.
+func (o *Options) endTakeover(r *takeover.Report, err error) error {
+	if r != nil {
+		r.Print(o.Out)
+	}
+	if err != nil {
+		return err
+	}
+	if r.Failed() {
+		return exitError{code: ExitFailure, err: errors.New("some objects were not migrated: see above")}
+	}
+	return nil
 }
 
 // printDryRun prints what the takeover would lead to, and ends with exit 1 when anything would

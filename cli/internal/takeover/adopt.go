@@ -33,7 +33,9 @@ const FieldOwner = "plumb-migrate"
 
 // moved is an object's metadata after moving it from one owner to another.
 type moved struct {
-	Labels        map[string]string
+	Labels map[string]string
+	// Annotations are written when not nil.
+	Annotations   map[string]string
 	ManagedFields []metav1.ManagedFieldsEntry
 }
 
@@ -179,6 +181,11 @@ func adopt(ctx context.Context, c client.Client, ref ObjectRef, from, to Owner, 
 	if err != nil || !changed {
 		return false, err
 	}
+	return true, writeMoved(ctx, c, obj, m)
+}
+
+// writeMoved writes an object's new labels, annotations and field managers in two patches.
+func writeMoved(ctx context.Context, c client.Client, obj *metav1.PartialObjectMetadata, m moved) error {
 	// The API server gives the label change of the first patch to the patch's own field
 	// manager (an Update takes the fields it changes); the second, which changes no field,
 	// sets the managers as they must be. Each fails if the object changed in between.
@@ -186,18 +193,22 @@ func adopt(ctx context.Context, c client.Client, ref ObjectRef, from, to Owner, 
 	if labels == nil {
 		labels = map[string]string{}
 	}
+	first := []map[string]any{{"op": "add", "path": "/metadata/labels", "value": labels}}
+	if m.Annotations != nil {
+		first = append(first, map[string]any{"op": "add", "path": "/metadata/annotations", "value": m.Annotations})
+	}
 	for _, ops := range [][]map[string]any{
-		{{"op": "add", "path": "/metadata/labels", "value": labels}, {"op": "replace", "path": "/metadata/managedFields", "value": m.ManagedFields}},
+		append(first, map[string]any{"op": "replace", "path": "/metadata/managedFields", "value": m.ManagedFields}),
 		{{"op": "replace", "path": "/metadata/managedFields", "value": m.ManagedFields}},
 	} {
 		ops = append([]map[string]any{{"op": "test", "path": "/metadata/resourceVersion", "value": obj.ResourceVersion}}, ops...)
 		patch, err := json.Marshal(ops)
 		if err != nil {
-			return false, err
+			return err
 		}
 		if err := c.Patch(ctx, obj, client.RawPatch(types.JSONPatchType, patch), client.FieldOwner(FieldOwner)); err != nil {
-			return false, err
+			return err
 		}
 	}
-	return true, nil
+	return nil
 }

@@ -161,6 +161,10 @@ func metaItems(l client.ObjectList) ([]client.Object, error) {
 		for i := range l.Items {
 			out = append(out, &l.Items[i])
 		}
+	case *appsv1.StatefulSetList:
+		for i := range l.Items {
+			out = append(out, &l.Items[i])
+		}
 	case *corev1.ServiceList:
 		for i := range l.Items {
 			out = append(out, &l.Items[i])

@@ -234,7 +234,8 @@ func createTwin(ctx context.Context, c client.Client, tw *unstructured.Unstructu
 		}
 		dropped = strings.Join(fields, ", ")
 		if !opts.DropUnsupported {
-			return nil, "", fmt.Errorf("the Plumb %s would lack field %s (see docs/compat/flux.md): remove it from the Flux object, or run again with --drop-unsupported to leave it out; left to Flux", tw.GetKind(), dropped)
+			from := tw.GetLabels()[MigratedFromLabel]
+			return nil, "", fmt.Errorf("the Plumb %s would lack field %s (see docs/compat/flux.md): remove it from the %s object, or run again with --drop-unsupported to leave it out; left to %s", tw.GetKind(), dropped, toolName[from], toolName[from])
 		}
 		err = create("Ignore")
 	}
@@ -244,8 +245,8 @@ func createTwin(ctx context.Context, c client.Client, tw *unstructured.Unstructu
 		if err := c.Get(ctx, client.ObjectKeyFromObject(tw), cur); err != nil {
 			return nil, "", err
 		}
-		if cur.GetLabels()[MigratedFromLabel] != "flux" {
-			return nil, "", fmt.Errorf("a Plumb %s of that name exists and was not made by plumb migrate (no label %s=flux): rename or delete one of them; left to Flux", tw.GetKind(), MigratedFromLabel)
+		if from := tw.GetLabels()[MigratedFromLabel]; cur.GetLabels()[MigratedFromLabel] != from {
+			return nil, "", fmt.Errorf("a Plumb %s of that name exists and was not made by plumb migrate (no label %s=%s): rename or delete one of them; left to %s", tw.GetKind(), MigratedFromLabel, from, toolName[from])
 		}
 		return cur, "", nil
 	}
@@ -262,6 +263,9 @@ func createTwin(ctx context.Context, c client.Client, tw *unstructured.Unstructu
 	}
 	return created, dropped, nil
 }
+
+// toolName is how messages name the tool a twin's object comes from.
+var toolName = map[string]string{"flux": "Flux", "argocd": "Argo CD"}
 
 func errString(err error) string {
 	if err == nil {
