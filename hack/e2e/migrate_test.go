@@ -17,7 +17,6 @@ import (
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
 	. "github.com/onsi/gomega"
-	"helm.sh/helm/v3/pkg/action"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -213,18 +212,192 @@ func TestMigrateClusterFromFlux(t *testing.T) {
 			"chart": "web", "version": "1.x", "sourceRef": map[string]any{"kind": "HelmRepository", "name": "charts"}}}},
 		map[string]any{"history": []any{releaseSnapshot(rls)}, "helmChart": ns + "/" + ns + "-greeter",
 			"lastAttemptedRevision": "1.0.0", "lastAttemptedReleaseAction": "install", "storageNamespace": ns})
-	_ = helm
-	_ = repo
-	_ = action.NewHistory
-	_ = meta.ReadyCondition
-	_ = conditions.IsReady
-	_ = apierrors.IsNotFound
-	_ = applyv1.GroupVersion
-	_ = helmv1.GroupVersion
-	_ = sourcev1.GroupVersion
-	_ = time.Second
 
+	// Before: what the takeover must leave as it is. The Deployment is settled first, so that
+	// kube-controller-manager writes nothing to it while the controllers work.
+	g.Eventually(func(g Gomega) {
+		d := &appsv1.Deployment{}
+		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web"}, d)).To(Succeed())
+		g.Expect(d.Annotations).To(HaveKey("deployment.kubernetes.io/revision"))
+		g.Expect(d.Status.ObservedGeneration).To(Equal(d.Generation))
+	}, timeout, 100*time.Millisecond).Should(Succeed())
+	before := map[string]liveState{}
+	for _, u := range applied {
+		before[u.GetKind()] = readState(g, u)
+		g.Expect(before[u.GetKind()].labels).To(HaveKeyWithValue("kustomize.toolkit.fluxcd.io/name", "shop"), u.GetKind())
+	}
+	greeter := &corev1.ConfigMap{}
+	g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "greeter"}, greeter)).To(Succeed())
+	g.Expect(greeter.Labels).To(HaveKeyWithValue("helm.toolkit.fluxcd.io/name", "greeter"))
+	g.Expect(greeter.Data).To(HaveKeyWithValue("greeting", "from Flux"))
+	g.Expect(helmHistory(g, helm, "greeter")).To(HaveLen(1))
+
+	// The dry run: Plumb's first apply would change nothing, and the release would be adopted.
 	out, ok := plumb("migrate", "cluster", "--from", "flux", "--dry-run", "--artifacts-from", artifacts.URL)
 	g.Expect(ok).To(BeTrue(), out)
-	t.Log(out)
+	for _, u := range applied {
+		g.Expect(out).To(ContainSubstring("  %s/%s/%s unchanged\n", u.GetKind(), ns, u.GetName()))
+	}
+	g.Expect(out).To(ContainSubstring("► HelmRelease/" + ns + "/greeter: release " + ns + "/greeter revision 1 deployed"))
+	g.Expect(out).To(ContainSubstring("no changes: the takeover is clean"))
+
+	// The takeover, watched: every change of the applied objects from here on is recorded.
+	watchCtx, stopWatching := context.WithCancel(ctx)
+	defer stopWatching()
+	changes := watchChanges(g, watchCtx, ns)
+	out, ok = plumb("migrate", "cluster", "--from", "flux")
+	g.Expect(ok).To(BeTrue(), out)
+	g.Expect(out).To(ContainSubstring("✔ Kustomization/" + ns + "/shop: suspended; Plumb twin created; 3 applied objects handed over to apply-controller"))
+	g.Expect(out).To(ContainSubstring("✔ HelmRelease/" + ns + "/greeter: suspended; Plumb twin created"))
+	twinsReady(t, ns, revision)
+	for _, f := range fluxObjects {
+		u := fluxGet(g, ns, f)
+		g.Expect(u.Object["spec"]).To(HaveKeyWithValue("suspend", true), f.kind)
+		g.Expect(u.GetAnnotations()).To(HaveKeyWithValue("plumb.dev/migrated-suspend", "was-running"), f.kind)
+	}
+
+	// apply-controller's first reconcile of the twin changed nothing: each object is at the
+	// resourceVersion the hand-over gave it, which changed only labels and field managers.
+	for _, u := range applied {
+		key := u.GetKind() + "/" + u.GetName()
+		var handed string
+		g.Eventually(func() string { handed = changes.handedOver(key); return handed }, timeout, 50*time.Millisecond).ShouldNot(BeEmpty(), key)
+		after := readState(g, u)
+		g.Expect(after.rv).To(Equal(handed), "%s: changed after the hand-over, by Plumb's first apply", key)
+		g.Expect(after.data).To(Equal(before[u.GetKind()].data), key)
+		g.Expect(after.labels).To(HaveKeyWithValue("apply.plumb.dev/name", "shop"), key)
+		g.Expect(after.labels).NotTo(HaveKey("kustomize.toolkit.fluxcd.io/name"), key)
+		g.Expect(after.managers).To(ContainElement("apply-controller/Apply"), key)
+		g.Expect(after.managers).NotTo(ContainElement(HavePrefix("kustomize-controller")), key)
+	}
+	// helm-controller adopted Flux's release: no new revision, nothing applied.
+	hr := &helmv1.HelmRelease{}
+	g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "greeter"}, hr)).To(Succeed())
+	g.Expect(conditions.GetReason(hr, helmv1.ReleasedCondition)).To(Equal(helmv1.AdoptSucceededReason), conditions.GetMessage(hr, helmv1.ReleasedCondition))
+	g.Expect(hr.Status.History).To(HaveLen(1))
+	g.Expect(hr.Status.History[0].Version).To(Equal(1))
+	g.Expect(helmHistory(g, helm, "greeter")).To(HaveLen(1), "no new revision")
+	after := &corev1.ConfigMap{}
+	g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "greeter"}, after)).To(Succeed())
+	g.Expect(after.ResourceVersion).To(Equal(greeter.ResourceVersion), "the release's objects are left as they are")
+	stopWatching()
+
+	// Rollback: the twins go, pruning and uninstalling nothing; Flux gets its objects back as
+	// they were and runs again.
+	out, ok = plumb("migrate", "cluster", "--from", "flux", "--rollback")
+	g.Expect(ok).To(BeTrue(), out)
+	g.Expect(out).To(ContainSubstring("✔ Kustomization/" + ns + "/shop: resumed"))
+	g.Eventually(func(g Gomega) {
+		for _, tw := range twins(ns) {
+			err := c.Get(ctx, client.ObjectKeyFromObject(tw), tw)
+			g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "%T twin gone: %v", tw, err)
+		}
+	}, timeout, 100*time.Millisecond).Should(Succeed())
+	for _, f := range fluxObjects {
+		u := fluxGet(g, ns, f)
+		g.Expect(u.Object["spec"]).NotTo(HaveKey("suspend"), f.kind)
+		g.Expect(u.GetAnnotations()).NotTo(HaveKey("plumb.dev/migrated-suspend"), f.kind)
+	}
+	for _, u := range applied {
+		rolled, b := readState(g, u), before[u.GetKind()]
+		g.Expect(rolled.labels).To(Equal(b.labels), u.GetKind())
+		g.Expect(rolled.managers).To(Equal(b.managers), u.GetKind())
+		g.Expect(rolled.data).To(Equal(b.data), u.GetKind())
+	}
+	g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "greeter"}, after)).To(Succeed())
+	hist := helmHistory(g, helm, "greeter")
+	g.Expect(hist).To(HaveLen(1), "not uninstalled, no new revision")
+	g.Expect(hist[0].Info.Status.String()).To(Equal("deployed"))
+
+	// Taken over again, for good: Plumb corrects a drift and applies a new commit.
+	out, ok = plumb("migrate", "cluster", "--from", "flux")
+	g.Expect(ok).To(BeTrue(), out)
+	twinsReady(t, ns, revision)
+	greeting := func() string {
+		cm := &corev1.ConfigMap{}
+		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web"}, cm)).To(Succeed())
+		return cm.Data["greeting"]
+	}
+	cm := &corev1.ConfigMap{}
+	g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web"}, cm)).To(Succeed())
+	cm.Data["greeting"] = "edited by hand"
+	g.Expect(c.Update(ctx, cm, client.FieldOwner("kubectl-edit"))).To(Succeed())
+	request(g, &applyv1.Kustomization{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "shop"}})
+	g.Eventually(greeting, timeout, 100*time.Millisecond).Should(Equal("hello from Flux"))
+	commit, err = repo.Commit("greet from Plumb", map[string]string{"overlays/prod/greeting.yaml": shopOverlay("hello from Plumb")["overlays/prod/greeting.yaml"]})
+	g.Expect(err).NotTo(HaveOccurred())
+	request(g, &sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "shop"}})
+	twinsReady(t, ns, "main@sha1:"+commit)
+	g.Expect(greeting()).To(Equal("hello from Plumb"))
+	g.Expect(helmHistory(g, helm, "greeter")).To(HaveLen(1))
+
+	// Finish: Flux's controllers and objects go, what they applied and installed stays.
+	out, ok = plumb("migrate", "cluster", "--from", "flux", "--finish", "--flux-namespace", fluxNS)
+	g.Expect(ok).To(BeTrue(), out)
+	g.Expect(out).To(ContainSubstring("✔ Deployment/" + fluxNS + "/kustomize-controller: deleted (Flux's controllers)"))
+	g.Expect(out).To(ContainSubstring("✔ Kustomization/" + ns + "/shop: Flux object deleted; what it applied stays"))
+	g.Eventually(func(g Gomega) {
+		for _, f := range append(fluxObjects, fluxKind{"source.toolkit.fluxcd.io/v1", "HelmChart", ns + "-greeter"}) {
+			u := &unstructured.Unstructured{}
+			u.SetAPIVersion(f.apiVersion)
+			u.SetKind(f.kind)
+			err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: f.name}, u)
+			g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "Flux %s gone: %v", f.kind, err)
+		}
+		err := c.Get(ctx, client.ObjectKey{Namespace: fluxNS, Name: "kustomize-controller"}, &appsv1.Deployment{})
+		g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "Flux's controller gone: %v", err)
+	}, timeout, 100*time.Millisecond).Should(Succeed())
+	for _, u := range applied {
+		g.Expect(readState(g, u).labels).To(HaveKeyWithValue("apply.plumb.dev/name", "shop"), u.GetKind())
+	}
+	g.Expect(greeting()).To(Equal("hello from Plumb"))
+	g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "greeter"}, after)).To(Succeed())
+	g.Expect(helmHistory(g, helm, "greeter")).To(HaveLen(1))
+	twinsReady(t, ns, "main@sha1:"+commit)
+}
+
+// fluxKind names a Flux object of the test.
+type fluxKind struct{ apiVersion, kind, name string }
+
+// fluxObjects are the Flux objects the takeover suspends and gives a twin.
+var fluxObjects = []fluxKind{
+	{"source.toolkit.fluxcd.io/v1", "GitRepository", "shop"},
+	{"kustomize.toolkit.fluxcd.io/v1", "Kustomization", "shop"},
+	{"source.toolkit.fluxcd.io/v1", "HelmRepository", "charts"},
+	{"helm.toolkit.fluxcd.io/v2", "HelmRelease", "greeter"},
+}
+
+func fluxGet(g *WithT, ns string, f fluxKind) *unstructured.Unstructured {
+	u := &unstructured.Unstructured{}
+	u.SetAPIVersion(f.apiVersion)
+	u.SetKind(f.kind)
+	g.Expect(bed.Env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: f.name}, u)).To(Succeed(), f.kind)
+	return u
+}
+
+// twins are the Plumb twins of fluxObjects.
+func twins(ns string) []client.Object {
+	return []client.Object{
+		&sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "shop"}},
+		&applyv1.Kustomization{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "shop"}},
+		&sourcev1.HelmRepository{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "charts"}},
+		&helmv1.HelmRelease{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "greeter"}},
+	}
+}
+
+// twinsReady waits until every twin is Ready at its generation, under the real controllers,
+// and the Kustomization applied revision.
+func twinsReady(t *testing.T, ns, revision string) {
+	t.Helper()
+	NewWithT(t).Eventually(func(g Gomega) {
+		for _, tw := range twins(ns) {
+			g.Expect(bed.Env.Client.Get(context.Background(), client.ObjectKeyFromObject(tw), tw)).To(Succeed())
+			obj := tw.(conditions.Getter)
+			g.Expect(conditions.IsReady(obj)).To(BeTrue(), "%T %s: %s", tw, conditions.GetReason(obj, meta.ReadyCondition), conditions.GetMessage(obj, meta.ReadyCondition))
+			g.Expect(conditions.Get(obj, meta.ReadyCondition).ObservedGeneration).To(Equal(tw.GetGeneration()), "%T", tw)
+			if ks, ok := tw.(*applyv1.Kustomization); ok {
+				g.Expect(ks.Status.LastAppliedRevision).To(Equal(revision))
+			}
+		}
+	}, timeout, 200*time.Millisecond).Should(Succeed())
 }
