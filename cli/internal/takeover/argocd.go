@@ -96,7 +96,7 @@ func needArgoCRD(ctx context.Context, c client.Reader, plural string) error {
 	crd := &apiextensionsv1.CustomResourceDefinition{}
 	err := c.Get(ctx, client.ObjectKey{Name: plural + ".argoproj.io"}, crd)
 	if apierrors.IsNotFound(err) {
-		return fmt.Errorf("Argo CD's CRD %s.argoproj.io is not installed: nothing to take over", plural)
+		return fmt.Errorf("the CRD %s.argoproj.io of Argo CD is not installed: nothing to take over", plural)
 	}
 	return err
 }
@@ -216,7 +216,7 @@ func argoTakeOver(ctx context.Context, c client.Client, conv *migrate.ArgoConver
 	tw := res.Objects[0]
 	for _, o := range append(res.Sources, tw) {
 		if !plumb[o.GetKind()] {
-			return "", fmt.Errorf("Plumb's %s CRD is not installed (plumb install); left to Argo CD", o.GetKind())
+			return "", fmt.Errorf("the %s CRD of Plumb is not installed (plumb install); left to Argo CD", o.GetKind())
 		}
 		labels := o.GetLabels()
 		if labels == nil {
