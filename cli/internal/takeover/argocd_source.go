@@ -16,7 +16,6 @@ import (
 
 	"github.com/plumb-dev/plumb/shared/artifact"
 	"github.com/plumb-dev/plumb/shared/kustomize"
-
 	"github.com/plumb-dev/plumb/shared/redact"
 )
 
