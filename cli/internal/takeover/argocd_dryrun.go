@@ -305,14 +305,76 @@ func argoRemoved(ctx context.Context, c client.Client, obj, live *unstructured.U
 		".metadata.annotations." + ArgoTrackingAnnotation, ".metadata.annotations." + lastApplied,
 		".metadata.labels." + ArgoInstanceLabel,
 	}
+	// An Update entry owns the defaults the API server filled in too: only what kubectl's
+	// last-applied configuration holds was Argo CD's to set.
+	var set map[string]any
+	if raw := live.GetAnnotations()[lastApplied]; raw != "" {
+		_ = json.Unmarshal([]byte(raw), &set)
+	}
 	var out []string
-	for _, p := range fieldLeaves(update) {
-		if !kept[p] && !containsString(skip, p) {
-			out = append(out, p)
+	for _, segs := range fieldLeafPaths(update) {
+		p := fieldPathString(segs)
+		if kept[p] || containsString(skip, p) || (set != nil && !hasField(set, segs)) {
+			continue
 		}
+		out = append(out, p)
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// hasField says whether an object has the field at a fieldsV1 path.
+func hasField(v any, segs []string) bool {
+	if len(segs) == 0 {
+		return true
+	}
+	seg := segs[0]
+	switch {
+	case strings.HasPrefix(seg, "f:"):
+		m, ok := v.(map[string]any)
+		if !ok {
+			return false
+		}
+		x, ok := m[seg[2:]]
+		return ok && hasField(x, segs[1:])
+	case strings.HasPrefix(seg, "k:"), strings.HasPrefix(seg, "v:"):
+		var want any
+		if json.Unmarshal([]byte(seg[2:]), &want) != nil {
+			return false
+		}
+		list, _ := v.([]any)
+		for _, item := range list {
+			if matches(item, want, seg[0] == 'k') {
+				return hasField(item, segs[1:])
+			}
+		}
+	}
+	return false
+}
+
+// matches says whether a list item has a key's fields (k:) or is a value (v:).
+func matches(item, want any, byKey bool) bool {
+	same := func(a, b any) bool {
+		x, _ := json.Marshal(a)
+		y, _ := json.Marshal(b)
+		return string(x) == string(y)
+	}
+	if !byKey {
+		return same(item, want)
+	}
+	m, ok := item.(map[string]any)
+	keys, _ := want.(map[string]any)
+	if !ok {
+		return false
+	}
+	for k, x := range keys {
+		// A key field the configuration leaves out is one the API server defaults (a port's
+		// protocol).
+		if y, ok := m[k]; ok && !same(y, x) {
+			return false
+		}
+	}
+	return true
 }
 
 func containsString(list []string, s string) bool {
@@ -325,33 +387,53 @@ func containsString(list []string, s string) bool {
 }
 
 // fieldLeaves are the fields a fieldsV1 set owns, as paths like .data.greeting (list items by
-// their keys, as fieldsV1 writes them). A map's own marker "." is not a field of its own.
+// their keys, as fieldsV1 writes them).
 func fieldLeaves(f *metav1.FieldsV1) []string {
+	var out []string
+	for _, segs := range fieldLeafPaths(f) {
+		out = append(out, fieldPathString(segs))
+	}
+	return out
+}
+
+// fieldLeafPaths are the fields a fieldsV1 set owns, as its keys. A map's own marker "." is not
+// a field of its own.
+func fieldLeafPaths(f *metav1.FieldsV1) [][]string {
 	set := map[string]any{}
 	if f == nil || json.Unmarshal(f.GetRawBytes(), &set) != nil {
 		return nil
 	}
-	var out []string
-	var walk func(prefix string, m map[string]any)
-	walk = func(prefix string, m map[string]any) {
+	var out [][]string
+	var walk func(prefix []string, m map[string]any)
+	walk = func(prefix []string, m map[string]any) {
 		for k, v := range m {
 			if k == "." {
 				continue
 			}
-			p := prefix
-			if name, ok := strings.CutPrefix(k, "f:"); ok {
-				p += "." + name
-			} else {
-				p += "[" + k + "]"
-			}
+			p := append(append([]string{}, prefix...), k)
 			child, _ := v.(map[string]any)
-			if len(child) == 0 || (len(child) == 1 && child["."] != nil) {
+			if len(child) == 1 && child["."] != nil {
+				continue // the map alone: it goes when its fields go
+			}
+			if len(child) == 0 {
 				out = append(out, p)
 				continue
 			}
 			walk(p, child)
 		}
 	}
-	walk("", set)
+	walk(nil, set)
 	return out
+}
+
+func fieldPathString(segs []string) string {
+	var b strings.Builder
+	for _, s := range segs {
+		if name, ok := strings.CutPrefix(s, "f:"); ok {
+			b.WriteString("." + name)
+		} else {
+			b.WriteString("[" + s + "]")
+		}
+	}
+	return b.String()
 }
