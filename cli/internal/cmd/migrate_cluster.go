@@ -43,6 +43,10 @@ when anything would change.
 --rollback (before --finish) deletes every twin without letting its controller prune or
 uninstall anything, hands the objects back to Flux and resumes the Flux objects that ran before.
 
+With --from argocd, --dry-run gets each Application's files (a clone of its repository at its
+revision, or --source-dir URL=DIR) and diffs each object as the twin's first apply, or its Helm
+install, would change it (see docs/guides/migrate-from-argocd.md).
+
 --finish, once every twin is Ready, deletes Flux's controllers and Flux's objects (their
 finalizers removed first, so nothing they applied is deleted). Flux's CRDs stay unless
 --delete-crds.`,
