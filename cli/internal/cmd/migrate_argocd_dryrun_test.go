@@ -69,6 +69,7 @@ func helmTemplate(g Gomega, chartDir, release, ns string) []*unstructured.Unstru
 func argoApplyServerSide(g Gomega, app string, objs []*unstructured.Unstructured) {
 	for _, o := range objs {
 		o.SetAnnotations(map[string]string{"argocd.argoproj.io/tracking-id": app + ":" + o.GroupVersionKind().Group + "/" + o.GetKind() + ":" + o.GetNamespace() + "/" + o.GetName()})
+		//lint:ignore SA1019 a server-side apply of an unstructured object, as Argo CD makes it
 		g.Expect(k8s.Patch(context.Background(), o, client.Apply, client.FieldOwner("argocd-controller"), client.ForceOwnership)).To(Succeed())
 	}
 }
@@ -78,6 +79,17 @@ func TestMigrateClusterFromArgoCDDryRun(t *testing.T) {
 	ctx := context.Background()
 	installArgoCRDs(g)
 	argoNS, plumbNS, ns := newNamespace(g), newNamespace(g), newNamespace(g)
+	// A takeover reads every Application of the cluster: leave none for the other tests.
+	defer func() {
+		code, out, _ := plumb(ctx, "migrate", "cluster", "--from", "argocd", "--rollback")
+		g.Expect(code).To(Equal(ExitOK), out)
+		for _, name := range []string{"guestbook", "helm-guestbook", "ssa"} {
+			app := getObj(g, "argoproj.io/v1alpha1", "Application", argoNS, name)
+			app.SetFinalizers(nil)
+			g.Expect(k8s.Update(ctx, app)).To(Succeed())
+			g.Expect(k8s.Delete(ctx, app)).To(Succeed())
+		}
+	}()
 
 	// The repository, on a loopback Git server.
 	fixture := t.TempDir()

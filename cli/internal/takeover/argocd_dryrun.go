@@ -289,6 +289,7 @@ func argoRemoved(ctx context.Context, c client.Client, obj, live *unstructured.U
 		return nil, nil
 	}
 	applied := obj.DeepCopy()
+	//lint:ignore SA1019 a dry-run apply of an unstructured object, as fluxcd/pkg/ssa makes it
 	if err := c.Patch(ctx, applied, client.Apply, client.DryRunAll, client.ForceOwnership, client.FieldOwner(ArgoManager)); err != nil {
 		return nil, fmt.Errorf("dry-run apply: %w", err)
 	}
