@@ -279,6 +279,7 @@ func TestMigrateClusterFromArgoCD(t *testing.T) {
 	g.Expect(code).To(Equal(ExitFailure), out)
 	g.Expect(errOut).To(ContainSubstring("not finished"))
 	g.Expect(out).To(ContainSubstring("✗ Kustomization/" + plumbNS + "/guestbook: Plumb twin not Ready"))
+	g.Expect(out).To(ContainSubstring("✗ GitRepository/" + plumbNS + "/argocd-example-apps: Plumb twin not Ready"))
 
 	// Rollback: twins gone, objects Argo CD's again, auto-sync back.
 	code, out, _ = plumb(ctx, "migrate", "cluster", "--from", "argocd", "--rollback")
@@ -306,6 +307,7 @@ func TestMigrateClusterFromArgoCD(t *testing.T) {
 	for _, tw := range []*unstructured.Unstructured{
 		getObj(g, "apply.plumb.dev/v1beta1", "Kustomization", plumbNS, "guestbook"),
 		getObj(g, "helm.plumb.dev/v1beta1", "HelmRelease", plumbNS, "helm-guestbook"),
+		getObj(g, "source.plumb.dev/v1beta1", "GitRepository", plumbNS, "argocd-example-apps"),
 	} {
 		tw.Object["status"] = map[string]any{"conditions": ready("True", "Succeeded", "ok")}
 		g.Expect(k8s.Status().Update(ctx, tw)).To(Succeed())
@@ -315,7 +317,7 @@ func TestMigrateClusterFromArgoCD(t *testing.T) {
 	g.Expect(k8s.Create(ctx, server)).To(Succeed())
 	code, out, _ = plumb(ctx, "migrate", "cluster", "--from", "argocd", "--finish", "--argocd-namespace", argoNS)
 	g.Expect(code).To(Equal(ExitOK), out)
-	g.Expect(out).To(ContainSubstring("✔ ServiceAccount/" + argoNS + "/argocd-server: deleted"))
+	g.Expect(out).To(ContainSubstring("✔ ServiceAccount/" + argoNS + "/argocd-server: deleted (Argo CD's controllers)"))
 	g.Expect(out).To(ContainSubstring("✔ Application/" + argoNS + "/guestbook: Argo CD Application deleted; what it deployed stays"))
 	for _, name := range []string{"guestbook", "helm-guestbook"} {
 		g.Eventually(func() bool {

@@ -3,6 +3,8 @@ package cmd
 import (
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 
 	"github.com/fluxcd/pkg/ssa"
 
@@ -18,6 +20,7 @@ func newMigrateCluster(o *Options) *cobra.Command {
 		dropUnsupported, deleteCRDs bool
 		artifactsFrom, fluxNS       string
 		argoNS                      string
+		sourceDirs                  []string
 	)
 	c := &cobra.Command{
 		Use:   "cluster --from flux|argocd [--dry-run | --finish | --rollback]",
@@ -40,6 +43,10 @@ when anything would change.
 --rollback (before --finish) deletes every twin without letting its controller prune or
 uninstall anything, hands the objects back to Flux and resumes the Flux objects that ran before.
 
+With --from argocd, --dry-run gets each Application's files (a clone of its repository at its
+revision, or --source-dir URL=DIR) and diffs each object as the twin's first apply, or its Helm
+install, would change it (see docs/guides/migrate-from-argocd.md).
+
 --finish, once every twin is Ready, deletes Flux's controllers and Flux's objects (their
 finalizers removed first, so nothing they applied is deleted). Flux's CRDs stay unless
 --delete-crds.`,
@@ -57,6 +64,9 @@ finalizers removed first, so nothing they applied is deleted). Flux's CRDs stay 
 			if n > 1 {
 				return usagef("--dry-run, --finish and --rollback go one at a time")
 			}
+			if len(sourceDirs) > 0 && (!dryRun || from != "argocd") {
+				return usagef("--source-dir goes with --from argocd --dry-run")
+			}
 			if deleteCRDs && !finish {
 				return usagef("--delete-crds goes with --finish")
 			}
@@ -73,7 +83,15 @@ finalizers removed first, so nothing they applied is deleted). Flux's CRDs stay 
 				}
 				switch {
 				case dryRun:
-					return usagef("--dry-run with --from argocd is not built yet")
+					dirs, err := parseSourceDirs(sourceDirs)
+					if err != nil {
+						return err
+					}
+					res, err := takeover.DryRunArgoCD(ctx, c, cfg, takeover.ArgoDryRunOptions{Namespace: ns, SourceDirs: dirs})
+					if err != nil {
+						return err
+					}
+					return o.printDryRun(res)
 				case rollback:
 					r, err = takeover.RollbackArgoCD(ctx, c)
 				case finish:
@@ -109,8 +127,25 @@ finalizers removed first, so nothing they applied is deleted). Flux's CRDs stay 
 	f.BoolVar(&deleteCRDs, "delete-crds", false, "with --finish, also delete Flux's CRDs")
 	f.StringVar(&artifactsFrom, "artifacts-from", "", "with --dry-run, download Flux's artifacts from this URL instead of the host in their status (e.g. http://localhost:8080 with kubectl -n flux-system port-forward svc/source-controller 8080:80)")
 	f.StringVar(&fluxNS, "flux-namespace", "flux-system", "with --finish, the namespace of Flux's controllers")
+	f.StringArrayVar(&sourceDirs, "source-dir", nil, "with --from argocd --dry-run, URL=DIR: read the Git repository URL from the local checkout DIR instead of cloning it (repeatable)")
 	f.StringVar(&argoNS, "argocd-namespace", "argocd", "with --from argocd --finish, the namespace of Argo CD's controllers")
 	return c
+}
+
+// parseSourceDirs reads --source-dir URL=DIR flags.
+func parseSourceDirs(flags []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, f := range flags {
+		u, dir, ok := strings.Cut(f, "=")
+		if !ok || u == "" || dir == "" {
+			return nil, usagef("--source-dir %s: URL=DIR, e.g. https://github.com/org/repo.git=../repo", f)
+		}
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			return nil, usagef("--source-dir %s: %s is not a folder", f, dir)
+		}
+		out[u] = dir
+	}
+	return out, nil
 }
 
 // endTakeover prints a report and ends with exit 1 when an object failed.

@@ -47,24 +47,16 @@ func RollbackArgoCD(ctx context.Context, c client.Client) (*Report, error) {
 		}
 		r.ok(subject(tw.GetKind(), tw), "Plumb twin removed, nothing pruned; objects given back to Argo CD; %s", msg)
 	}
-	for _, kind := range argoSources {
-		list := &unstructured.UnstructuredList{}
-		list.SetAPIVersion("source.plumb.dev/" + PlumbVersion)
-		list.SetKind(kind + "List")
-		err := c.List(ctx, list, client.MatchingLabels{MigratedFromLabel: migratedFromArgo})
-		if isNoMatch(err) {
+	sources, err := argoSourceTwins(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	for i := range sources {
+		if err := argoRemoveTwin(ctx, c, &sources[i]); err != nil {
+			r.fail(subject(sources[i].GetKind(), &sources[i]), err)
 			continue
 		}
-		if err != nil {
-			return nil, fmt.Errorf("list Plumb %ss: %w", kind, err)
-		}
-		for i := range list.Items {
-			if err := argoRemoveTwin(ctx, c, &list.Items[i]); err != nil {
-				r.fail(subject(kind, &list.Items[i]), err)
-				continue
-			}
-			r.ok(subject(kind, &list.Items[i]), "Plumb source removed")
-		}
+		r.ok(subject(sources[i].GetKind(), &sources[i]), "Plumb source removed")
 	}
 	if needArgoCRD(ctx, c, "applicationsets") == nil {
 		sets, err := listArgo(ctx, c, ArgoApplicationSet)
@@ -80,6 +72,25 @@ func RollbackArgoCD(ctx context.Context, c client.Client) (*Report, error) {
 		}
 	}
 	return r, nil
+}
+
+// argoSourceTwins are the sources a takeover from Argo CD made.
+func argoSourceTwins(ctx context.Context, c client.Client) ([]unstructured.Unstructured, error) {
+	var out []unstructured.Unstructured
+	for _, kind := range argoSources {
+		list := &unstructured.UnstructuredList{}
+		list.SetAPIVersion("source.plumb.dev/" + PlumbVersion)
+		list.SetKind(kind + "List")
+		err := c.List(ctx, list, client.MatchingLabels{MigratedFromLabel: migratedFromArgo})
+		if isNoMatch(err) || apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list Plumb %ss: %w", kind, err)
+		}
+		out = append(out, list.Items...)
+	}
+	return out, nil
 }
 
 func sortedKeys(m map[string]*unstructured.Unstructured) []string {
@@ -190,7 +201,7 @@ var argoPartOf = client.MatchingLabels{"app.kubernetes.io/part-of": "argocd"}
 // namespace stays), then every Application with its finalizers removed first, so nothing it
 // deployed is deleted, then the ApplicationSets (their Applications are gone by then, so
 // nothing cascades), and with DeleteCRDs Argo CD's CRDs. It refuses, changing nothing, while a
-// twin is not Ready or an Application has no twin.
+// twin (a source, Kustomization or HelmRelease) is not Ready or an Application has no twin.
 func FinishArgoCD(ctx context.Context, c client.Client, opts ArgoFinishOptions) (*Report, error) {
 	if err := needArgoCRD(ctx, c, "applications"); err != nil {
 		return nil, err
@@ -199,6 +210,15 @@ func FinishArgoCD(ctx context.Context, c client.Client, opts ArgoFinishOptions) 
 	twins, err := argoTwins(ctx, c)
 	if err != nil {
 		return nil, err
+	}
+	sources, err := argoSourceTwins(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	for i := range sources {
+		if msg, ok := twinReady(&sources[i]); !ok {
+			r.fail(subject(sources[i].GetKind(), &sources[i]), errors.New(msg))
+		}
 	}
 	for _, key := range sortedKeys(twins) {
 		if msg, ok := twinReady(twins[key]); !ok {
@@ -218,7 +238,7 @@ func FinishArgoCD(ctx context.Context, c client.Client, opts ArgoFinishOptions) 
 		return r, ErrArgoNotReady
 	}
 	for _, l := range []client.ObjectList{&appsv1.DeploymentList{}, &appsv1.StatefulSetList{}, &corev1.ServiceList{}, &corev1.ServiceAccountList{}} {
-		if err := deleteAll(ctx, c, l, r, client.InNamespace(opts.ArgoNamespace), argoPartOf); err != nil {
+		if err := deleteAll(ctx, c, l, r, "Argo CD", client.InNamespace(opts.ArgoNamespace), argoPartOf); err != nil {
 			return r, err
 		}
 	}

@@ -123,21 +123,22 @@ func twinReady(o *unstructured.Unstructured) (string, bool) {
 // uninstallControllers deletes what Flux's install made for its controllers.
 func uninstallControllers(ctx context.Context, c client.Client, ns string, r *Report) error {
 	for _, l := range []client.ObjectList{&appsv1.DeploymentList{}, &corev1.ServiceList{}, &corev1.ServiceAccountList{}} {
-		if err := deleteAll(ctx, c, l, r, client.InNamespace(ns), fluxPartOf); err != nil {
+		if err := deleteAll(ctx, c, l, r, "Flux", client.InNamespace(ns), fluxPartOf); err != nil {
 			return err
 		}
 	}
 	for _, l := range []client.ObjectList{&rbacv1.ClusterRoleBindingList{}, &rbacv1.ClusterRoleList{}} {
-		if err := deleteAll(ctx, c, l, r, fluxPartOf); err != nil {
+		if err := deleteAll(ctx, c, l, r, "Flux", fluxPartOf); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func deleteAll(ctx context.Context, c client.Client, l client.ObjectList, r *Report, opts ...client.ListOption) error {
+// deleteAll deletes what a list finds of a tool's own install; tool names it in the report.
+func deleteAll(ctx context.Context, c client.Client, l client.ObjectList, r *Report, tool string, opts ...client.ListOption) error {
 	if err := c.List(ctx, l, opts...); err != nil {
-		return fmt.Errorf("list Flux's controllers: %w", err)
+		return fmt.Errorf("list %s's controllers: %w", tool, err)
 	}
 	items, err := metaItems(l)
 	if err != nil {
@@ -148,7 +149,7 @@ func deleteAll(ctx context.Context, c client.Client, l client.ObjectList, r *Rep
 			return fmt.Errorf("delete %s: %w", o.GetName(), err)
 		}
 		gvk, _ := c.GroupVersionKindFor(o)
-		r.ok(subject(gvk.Kind, o), "deleted (Flux's controllers)")
+		r.ok(subject(gvk.Kind, o), "deleted (%s's controllers)", tool)
 	}
 	return nil
 }
