@@ -122,8 +122,13 @@ func (o *Options) outcome(obj *unstructured.Unstructured) error {
 func waitHandled(ctx context.Context, c client.Client, obj *unstructured.Unstructured, value string) error {
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
+	late := fmt.Errorf("not handled in time (is its controller running? see plumb check)")
 	for {
 		if err := c.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+			if ctx.Err() != nil {
+				// The timeout ended the read itself: the same news as below.
+				return late
+			}
 			return err
 		}
 		if kinds.LastHandled(obj) == value {
@@ -131,7 +136,7 @@ func waitHandled(ctx context.Context, c client.Client, obj *unstructured.Unstruc
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("not handled in time (is its controller running? see plumb check)")
+			return late
 		case <-tick.C:
 		}
 	}
