@@ -55,5 +55,8 @@ func (r *HelmReleaseReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 		return err
 	}
 	r.watches = refwatch.New(c, mgr.GetCache(), mgr.GetRESTMapper(), referrers)
-	return nil
+	if r.storage, err = newStorageWatch(mgr.GetConfig()); err != nil {
+		return err
+	}
+	return mgr.Add(r.storage)
 }
