@@ -71,6 +71,10 @@ type HelmReleaseReconciler struct {
 	// reconcile of each HelmRelease read of them.
 	storage *storageWatch
 	stored  storedReleases
+	// objects watches the metadata of the objects Helm made; drifts is where each
+	// HelmRelease's objects were last found in sync.
+	objects *objectWatch
+	drifts  driftRecords
 }
 
 // Reconcile follows the house shape: get, defer the one status patch, finalize or set up, skip

@@ -58,5 +58,11 @@ func (r *HelmReleaseReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 	if r.storage, err = newStorageWatch(mgr.GetConfig()); err != nil {
 		return err
 	}
-	return mgr.Add(r.storage)
+	if err := mgr.Add(r.storage); err != nil {
+		return err
+	}
+	if r.objects, err = newObjectWatch(mgr.GetConfig()); err != nil {
+		return err
+	}
+	return mgr.Add(r.objects)
 }
