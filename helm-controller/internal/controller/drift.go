@@ -24,6 +24,7 @@ import (
 func (r *HelmReleaseReconciler) drift(ctx context.Context, obj *helmv1.HelmRelease, rls *release.Release, revision string) error {
 	dd := obj.Spec.DriftDetection
 	if dd == nil || dd.Mode == "" || dd.Mode == helmv1.DriftDisabled {
+		r.drifts.forget(obj)
 		conditions.Delete(obj, helmv1.DriftedCondition)
 		return nil
 	}
@@ -31,14 +32,23 @@ func (r *HelmReleaseReconciler) drift(ctx context.Context, obj *helmv1.HelmRelea
 	if err != nil {
 		return err
 	}
+	// Only the objects changed since they were last found in sync are compared (a
+	// server-side dry-run each); a controller that restarted compares them all.
+	basis := driftBasis(rls, dd)
+	check, seen := r.drifts.toCheck(r.objects, c.RESTMapper(), obj, basis, objs)
 	rules := ignoreRules(dd)
-	diffs, err := jsondiff.UnstructuredList(ctx, c, objs,
-		jsondiff.FieldOwner(r.ControllerName), jsondiff.IgnoreRules(rules), jsondiff.MaskSecrets(true), jsondiff.Rationalize(true))
-	if err != nil {
-		return r.failure(ctx, obj, revision, helmv1.DriftDetectedReason, fmt.Errorf("drift detection: %w", err))
+	var diffs []*jsondiff.Diff
+	if len(check) > 0 {
+		if diffs, err = jsondiff.UnstructuredList(ctx, c, check,
+			jsondiff.FieldOwner(r.ControllerName), jsondiff.IgnoreRules(rules), jsondiff.MaskSecrets(true), jsondiff.Rationalize(true)); err != nil {
+			r.drifts.forget(obj)
+			return r.failure(ctx, obj, revision, helmv1.DriftDetectedReason, fmt.Errorf("drift detection: %w", err))
+		}
 	}
 	var drifted []*unstructured.Unstructured
 	var names []string
+	driftedKeys := map[string]bool{}
+	defer func() { r.drifts.record(obj, basis, driftedKeys, seen) }()
 	for _, d := range diffs {
 		if d.Type != jsondiff.DiffTypeCreate && d.Type != jsondiff.DiffTypeUpdate {
 			continue
@@ -48,6 +58,7 @@ func (r *HelmReleaseReconciler) drift(ctx context.Context, obj *helmv1.HelmRelea
 			continue
 		}
 		drifted = append(drifted, u)
+		driftedKeys[objectKey(u)] = true
 		what := "changed"
 		if d.Type == jsondiff.DiffTypeCreate {
 			what = "missing"

@@ -140,7 +140,8 @@ func (r *HelmReleaseReconciler) ensureHelmChart(ctx context.Context, obj *helmv1
 		}
 		obj.Status.HelmChart = ""
 	}
-	err := r.Get(ctx, key, u)
+	// Once a reconcile has met the kind, from the watch's cache: no request when nothing changed.
+	err := r.watches.Cached(r.Client).Get(ctx, key, u)
 	switch {
 	case apierrors.IsNotFound(err):
 		u.SetNamespace(key.Namespace)
@@ -238,7 +239,7 @@ func (r *HelmReleaseReconciler) chartArtifact(ctx context.Context, obj *helmv1.H
 	}
 	gvk, key, _ := chartKey(obj)
 	name := fmt.Sprintf("%s %s", gvk.Kind, key)
-	u, err := r.watches.Get(ctx, r.Client, gvk, key)
+	u, err := r.watches.Get(ctx, r.watches.Cached(r.Client), gvk, key)
 	if err != nil {
 		return nil, r.failure(ctx, obj, "", helmv1.SourceNotReadyReason, fmt.Errorf("chart source %s: %w", name, err))
 	}

@@ -67,6 +67,14 @@ type HelmReleaseReconciler struct {
 	clusters sync.Map // identity → *cluster
 	charts   chartCache
 	watches  *refwatch.Watcher
+	// storage watches the metadata of Helm's release Secrets; stored is what the last
+	// reconcile of each HelmRelease read of them.
+	storage *storageWatch
+	stored  storedReleases
+	// objects watches the metadata of the objects Helm made; drifts is where each
+	// HelmRelease's objects were last found in sync.
+	objects *objectWatch
+	drifts  driftRecords
 }
 
 // Reconcile follows the house shape: get, defer the one status patch, finalize or set up, skip
@@ -176,10 +184,18 @@ func (r *HelmReleaseReconciler) reconcile(ctx context.Context, obj *helmv1.HelmR
 func (r *HelmReleaseReconciler) act(ctx context.Context, obj *helmv1.HelmRelease, h plumbrelease.Actions, a *meta.Artifact,
 	load func() (*chart.Chart, error), vals map[string]any, digest string) (ctrl.Result, error) {
 	name := obj.GetReleaseName()
+	chartDigest := plumbrelease.ChartDigest(a.Digest)
+	if cur, history, ok := r.stored.upToDate(r.storage, obj, digest, chartDigest); ok {
+		// The storage is as the last reconcile read it, and needs no action: not read again.
+		obj.Status.History = history
+		return r.upToDate(ctx, obj, cur, a)
+	}
 	hist, err := h.History()
 	if err != nil {
+		r.stored.forget(obj)
 		return ctrl.Result{}, r.failure(ctx, obj, a.Revision, helmv1.InstallFailedReason, fmt.Errorf("reading release %s: %w", name, err))
 	}
+	r.stored.remember(obj, h.StoredFingerprint(), hist)
 	cur := plumbrelease.Newest(hist)
 	// status.history comes from storage: read again after an action, from hist otherwise.
 	acted := true
@@ -243,18 +259,13 @@ func (r *HelmReleaseReconciler) act(ctx context.Context, obj *helmv1.HelmRelease
 		}
 		return r.install(ctx, obj, h, ch, vals, a, true)
 	case cur.Info.Status == release.StatusDeployed &&
-		plumbrelease.UpToDate(cur, digest, plumbrelease.PostRenderersDigest(obj), plumbrelease.ChartDigest(a.Digest)):
+		plumbrelease.UpToDate(cur, digest, plumbrelease.PostRenderersDigest(obj), chartDigest):
 		if cur.Labels[plumbrelease.HealthyLabel] == "false" {
 			// The controller stopped during this revision's health wait or tests: check again.
 			return r.recheck(ctx, obj, h, cur, a)
 		}
 		acted = false
-		if err := r.drift(ctx, obj, cur, a.Revision); err != nil {
-			return ctrl.Result{}, err
-		}
-		conditions.MarkTrue(obj, meta.ReadyCondition, helmv1.SucceededReason, "release %s at revision %d: chart %s %s", name, cur.Version, cur.Chart.Metadata.Name, cur.Chart.Metadata.Version)
-		ignoredTestFailure(obj, plumbrelease.TestResult(cur) == "failed")
-		return ctrl.Result{RequeueAfter: plumbreconcile.Jitter(obj.Spec.Interval.Duration)}, nil
+		return r.upToDate(ctx, obj, cur, a)
 	default:
 		ch, err := load()
 		if err != nil {
@@ -278,12 +289,26 @@ func (r *HelmReleaseReconciler) act(ctx context.Context, obj *helmv1.HelmRelease
 	}
 }
 
-// recordHistory writes status.history from Helm's storage.
+// upToDate finishes the reconcile of a release at the chart and values, deployed and
+// confirmed healthy: drift detection, then Ready.
+func (r *HelmReleaseReconciler) upToDate(ctx context.Context, obj *helmv1.HelmRelease, cur *release.Release, a *meta.Artifact) (ctrl.Result, error) {
+	if err := r.drift(ctx, obj, cur, a.Revision); err != nil {
+		return ctrl.Result{}, err
+	}
+	conditions.MarkTrue(obj, meta.ReadyCondition, helmv1.SucceededReason, "release %s at revision %d: chart %s %s", cur.Name, cur.Version, cur.Chart.Metadata.Name, cur.Chart.Metadata.Version)
+	ignoredTestFailure(obj, plumbrelease.TestResult(cur) == "failed")
+	return ctrl.Result{RequeueAfter: plumbreconcile.Jitter(obj.Spec.Interval.Duration)}, nil
+}
+
+// recordHistory writes status.history from Helm's storage, and keeps what it read for the
+// next reconcile.
 func (r *HelmReleaseReconciler) recordHistory(h plumbrelease.Actions, obj *helmv1.HelmRelease) {
 	hist, err := h.History()
 	if err != nil {
+		r.stored.forget(obj)
 		return
 	}
+	r.stored.remember(obj, h.StoredFingerprint(), hist)
 	if len(hist) == 0 {
 		obj.Status.History = nil
 		return

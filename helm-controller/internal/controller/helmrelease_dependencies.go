@@ -42,7 +42,7 @@ func (r *HelmReleaseReconciler) checkDependencies(ctx context.Context, obj *helm
 	if err := r.readyExprs(ctx, obj, deps); err != nil {
 		return err
 	}
-	msg, err := r.watches.NotReady(ctx, r.Client, deps)
+	msg, err := r.watches.NotReady(ctx, r.watches.Cached(r.Client), deps)
 	if err != nil {
 		return r.failure(ctx, obj, "", helmv1.DependencyNotReadyReason, err)
 	}

@@ -22,6 +22,8 @@ func (r *HelmReleaseReconciler) finalize(ctx context.Context, obj *helmv1.HelmRe
 		return nil
 	}
 	name := obj.GetReleaseName()
+	r.stored.forget(obj)
+	r.drifts.forget(obj)
 	if !obj.Spec.Suspend {
 		h, err := r.helm(ctx, obj)
 		var cur *release.Release

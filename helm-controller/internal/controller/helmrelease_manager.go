@@ -55,5 +55,14 @@ func (r *HelmReleaseReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 		return err
 	}
 	r.watches = refwatch.New(c, mgr.GetCache(), mgr.GetRESTMapper(), referrers)
-	return nil
+	if r.storage, err = newStorageWatch(mgr.GetConfig()); err != nil {
+		return err
+	}
+	if err := mgr.Add(r.storage); err != nil {
+		return err
+	}
+	if r.objects, err = newObjectWatch(mgr.GetConfig()); err != nil {
+		return err
+	}
+	return mgr.Add(r.objects)
 }

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -32,6 +33,8 @@ var (
 	k8s        client.Client
 	reconciler *HelmReleaseReconciler
 	artifacts  artifactServer
+	// requests are the reconciler's requests to the API server.
+	requests = &apiRequests{}
 )
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
@@ -50,7 +53,9 @@ func run(m *testing.M) int {
 	artifacts = artifactServer{artifacttest.NewServer()}
 	defer artifacts.Close()
 
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}})
+	cfg := rest.CopyConfig(env.Config)
+	cfg.Wrap(requests.wrap)
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}})
 	must(err)
 	// As cmd/main.go makes it with --feature-gates=ObjectLevelWorkloadIdentity=true.
 	cloud, err := registry.NewCloud(registry.CloudOptions{ObjectLevel: true})

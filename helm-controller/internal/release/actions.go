@@ -8,7 +8,9 @@ import (
 
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/kube"
 	helmrelease "helm.sh/helm/v3/pkg/release"
+	"helm.sh/helm/v3/pkg/storage"
 	"helm.sh/helm/v3/pkg/storage/driver"
 )
 
@@ -17,6 +19,9 @@ import (
 type Actions interface {
 	// History is every stored revision of the release; none (and no error) when there is none.
 	History() ([]*helmrelease.Release, error)
+	// StoredFingerprint is the Fingerprint of the release's Secrets as the last History read
+	// them; empty before.
+	StoredFingerprint() string
 	// Last is the newest stored revision; nil (and no error) when there is none.
 	Last() (*helmrelease.Release, error)
 	// LatestVersion is the newest stored revision number, 0 when there is none or it cannot be
@@ -125,8 +130,9 @@ type UninstallOptions struct {
 
 // Helm runs Actions with the Helm SDK, storing revisions in Secrets.
 type Helm struct {
-	cfg    *action.Configuration
-	target Target
+	cfg     *action.Configuration
+	target  Target
+	secrets *fingerprintSecrets
 }
 
 var _ Actions = (*Helm)(nil)
@@ -138,8 +144,21 @@ func NewHelm(c Cluster, t Target, logf func(format string, args ...any)) (*Helm,
 	if err := cfg.Init(Getter(c, t.Namespace), t.StorageNamespace, "secret", logf); err != nil {
 		return nil, err
 	}
+	// Helm's own Secret driver, over a client that remembers what History read.
+	kc, ok := cfg.KubeClient.(*kube.Client)
+	if !ok {
+		return nil, fmt.Errorf("helm's client is a %T", cfg.KubeClient)
+	}
+	cs, err := kc.Factory.KubernetesClientSet()
+	if err != nil {
+		return nil, err
+	}
+	secrets := &fingerprintSecrets{SecretInterface: cs.CoreV1().Secrets(t.StorageNamespace)}
+	d := driver.NewSecrets(secrets)
+	d.Log = logf
+	cfg.Releases = storage.Init(d)
 	cfg.Releases.MaxHistory = t.MaxHistory
-	return &Helm{cfg: cfg, target: t}, nil
+	return &Helm{cfg: cfg, target: t, secrets: secrets}, nil
 }
 
 // Configuration is Helm's configuration underneath, for tests that change storage directly.
@@ -152,6 +171,8 @@ func (h *Helm) History() ([]*helmrelease.Release, error) {
 	}
 	return hist, err
 }
+
+func (h *Helm) StoredFingerprint() string { return h.secrets.lastList() }
 
 func (h *Helm) Last() (*helmrelease.Release, error) {
 	rls, err := h.cfg.Releases.Last(h.target.Name)

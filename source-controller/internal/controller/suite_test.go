@@ -54,6 +54,9 @@ var (
 	// ociReconciler's limits are small, so that a test can exceed them.
 	ociReconciler *OCIRepositoryReconciler
 	ociLimits     = artifact.Limits{MaxFiles: 1000, MaxBytes: 1 << 20}
+	// helmRepositoryReconciler and helmChartReconciler are the Helm kinds' reconcilers.
+	helmRepositoryReconciler *HelmRepositoryReconciler
+	helmChartReconciler      *HelmChartReconciler
 	// bucketReconciler reads the Buckets, from the S3 server of bucket_controller_test.go.
 	bucketReconciler *BucketReconciler
 	// uploadPacks counts the fetches (git-upload-pack POSTs) the Git server answered, by
@@ -147,19 +150,21 @@ func run(m *testing.M) int {
 		Limits:         &ociLimits,
 	}
 	must(ociReconciler.SetupWithManager(ctx, mgr, opts))
-	must((&HelmRepositoryReconciler{
+	helmRepositoryReconciler = &HelmRepositoryReconciler{
 		Client:         mgr.GetClient(),
 		Events:         mgr.GetEventRecorder("source-controller"),
 		Storage:        store,
 		ControllerName: "source-controller",
 		MaxIndexSize:   1 << 20,
-	}).SetupWithManager(ctx, mgr, opts))
-	must((&HelmChartReconciler{
+	}
+	must(helmRepositoryReconciler.SetupWithManager(ctx, mgr, opts))
+	helmChartReconciler = &HelmChartReconciler{
 		Client:         mgr.GetClient(),
 		Events:         mgr.GetEventRecorder("source-controller"),
 		Storage:        store,
 		ControllerName: "source-controller",
-	}).SetupWithManager(ctx, mgr, opts))
+	}
+	must(helmChartReconciler.SetupWithManager(ctx, mgr, opts))
 	bucketReconciler = &BucketReconciler{
 		Client:         mgr.GetClient(),
 		Events:         mgr.GetEventRecorder("source-controller"),
