@@ -360,7 +360,7 @@ func (r *GitRepositoryReconciler) writeTarball(ctx context.Context, obj *sourcev
 	for _, inc := range obj.Spec.Include {
 		opts.Exclude = append(opts.Exclude, includeTarget(inc))
 	}
-	if err := git.Archive(ctx, remote, res, pinned, opts, w); err != nil {
+	if _, err := git.Archive(ctx, remote, res, pinned, opts, w); err != nil {
 		return err
 	}
 	for i, inc := range obj.Spec.Include {
