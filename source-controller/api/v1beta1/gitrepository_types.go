@@ -105,6 +105,51 @@ type GitRepositorySpec struct {
 	// +optional
 	// +kubebuilder:validation:MaxItems=50
 	Include []GitRepositoryInclude `json:"include,omitempty"`
+
+	// Verification checks the signatures of the fetched commit and/or annotated tag before an
+	// artifact is written: OpenPGP and SSH (gpg.format ssh) signatures, against the keys of a
+	// Secret. A revision that fails keeps the last verified artifact served.
+	// +optional
+	Verification *GitRepositoryVerification `json:"verify,omitempty"`
+}
+
+// GitVerificationMode says which Git objects must carry a trusted signature.
+// +kubebuilder:validation:Enum=head;HEAD;Tag;TagAndHEAD
+type GitVerificationMode string
+
+const (
+	// ModeGitHEAD verifies the commit the ref resolves to; "head" is the same (Flux's old name).
+	ModeGitHEAD GitVerificationMode = "HEAD"
+	// ModeGitTag verifies the annotated tag that spec.ref.tag, semver or a refs/tags/ name selects.
+	ModeGitTag GitVerificationMode = "Tag"
+	// ModeGitTagAndHEAD verifies the annotated tag and the commit it points to.
+	ModeGitTagAndHEAD GitVerificationMode = "TagAndHEAD"
+)
+
+// GitRepositoryVerification names the trusted keys and what to verify with them.
+type GitRepositoryVerification struct {
+	// Mode: HEAD verifies the commit (also for a tag ref: the commit the tag points to), Tag the
+	// annotated tag that spec.ref.tag, spec.ref.semver or a refs/tags/ spec.ref.name selects,
+	// TagAndHEAD both. A tag mode with a ref that is not a tag is refused (InvalidSpec).
+	// +optional
+	// +kubebuilder:default=HEAD
+	Mode GitVerificationMode `json:"mode,omitempty"`
+
+	// SecretRef names a Secret in the same namespace with the trusted public keys: ASCII-armored
+	// OpenPGP keys under keys ending in .asc (gpg --export --armor), SSH public keys under keys
+	// ending in .sshpub (one authorized_keys line each), and/or an OpenSSH allowed-signers file
+	// under allowed_signers (principals, optional namespaces/valid-after/valid-before, key). A
+	// signature by any of them passes.
+	// +required
+	SecretRef meta.LocalObjectReference `json:"secretRef"`
+}
+
+// GetMode returns the mode, HEAD when unset or "head".
+func (v *GitRepositoryVerification) GetMode() GitVerificationMode {
+	if v.Mode == "" || v.Mode == "head" {
+		return ModeGitHEAD
+	}
+	return v.Mode
 }
 
 // GitRepositoryRef selects a revision of a repository.
@@ -159,7 +204,7 @@ type GitRepositoryStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// Conditions: Ready, Reconciling, Stalled, ArtifactInStorage, FetchFailed.
+	// Conditions: Ready, Reconciling, Stalled, ArtifactInStorage, FetchFailed, SourceVerified.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -190,6 +235,17 @@ type GitRepositoryStatus struct {
 	// +optional
 	// +kubebuilder:validation:MaxItems=50
 	ObservedInclude []GitRepositoryInclude `json:"observedInclude,omitempty"`
+
+	// SourceVerificationMode is the spec.verify.mode the artifact's revision was verified with;
+	// empty when it was not verified.
+	// +optional
+	SourceVerificationMode *GitVerificationMode `json:"sourceVerificationMode,omitempty"`
+
+	// ObservedVerification is a digest of spec.verify and the trusted keys of its Secret that
+	// the artifact's revision was verified with: while it and the revision stay the same, a
+	// reconcile does not verify again.
+	// +optional
+	ObservedVerification string `json:"observedVerification,omitempty"`
 
 	meta.ReconcileRequestStatus `json:",inline"`
 }

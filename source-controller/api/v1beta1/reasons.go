@@ -76,5 +76,22 @@ const (
 	ArtifactFailedReason = "ArtifactFailed"
 )
 
+// Git signature verification (GitRepository spec.verify).
+const (
+	// SourceVerifiedCondition is True while the served artifact's revision passed spec.verify,
+	// with the signers' key fingerprints in the message; False with the failure's reason when
+	// the latest revision did not; absent without spec.verify.
+	SourceVerifiedCondition = "SourceVerified"
+	// InvalidCommitSignatureReason: the commit is unsigned, or no key of spec.verify's Secret
+	// made its signature (Flux's reason); retried, so a new signed commit is picked up.
+	InvalidCommitSignatureReason = "InvalidCommitSignature"
+	// InvalidTagSignatureReason: the tag is unsigned or lightweight, or no key of spec.verify's
+	// Secret made its signature (Flux's reason); retried.
+	InvalidTagSignatureReason = "InvalidTagSignature"
+	// VerificationErrorReason: the keys Secret of spec.verify is missing or holds no usable key
+	// (Flux's reason); retried, so a fixed Secret is picked up.
+	VerificationErrorReason = "VerificationError"
+)
+
 // SourceFinalizer is set on every source so that its artifacts are deleted with it.
 const SourceFinalizer = "plumb.dev/finalizer"

@@ -104,6 +104,10 @@ func (r *GitRepositoryReconciler) reconcile(ctx context.Context, obj *sourcev1.G
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	verify, err := r.verifySettings(ctx, obj)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
 	opCtx, cancel := context.WithTimeout(ctx, obj.GetTimeout())
 	defer cancel()
 	ref := obj.GetRef()
@@ -114,14 +118,15 @@ func (r *GitRepositoryReconciler) reconcile(ctx context.Context, obj *sourcev1.G
 		if res, err = r.resolve(opCtx, obj, remote, remoteKey, git.Ref(ref)); err != nil {
 			return ctrl.Result{}, err
 		}
-		if r.upToDate(obj, res.Revision, included) {
+		if r.upToDate(obj, res.Revision, included, verify) {
 			// Follow a changed --storage-adv-addr without rebuilding.
 			obj.Status.Artifact.URL = r.Storage.URL(obj.Status.Artifact)
+			markVerified(obj, verify)
 			markReady(obj, res.Revision)
 			return ctrl.Result{RequeueAfter: plumbreconcile.Jitter(obj.GetRequeueAfter())}, nil
 		}
 		markReconciling(obj, "building artifact for revision %s", res.Revision)
-		a, err = r.build(opCtx, obj, remote, res, ref.Commit != "", included)
+		a, err = r.build(opCtx, obj, remote, res, ref.Commit != "", included, verify)
 		if err == nil {
 			break
 		}
@@ -138,6 +143,7 @@ func (r *GitRepositoryReconciler) reconcile(ctx context.Context, obj *sourcev1.G
 	obj.Status.ObservedRecurseSubmodules = obj.Spec.RecurseSubmodules
 	obj.Status.ObservedSparseCheckout = obj.Spec.SparseCheckout
 	obj.Status.ObservedInclude = obj.Spec.Include
+	markVerified(obj, verify)
 	markReady(obj, res.Revision)
 	r.event(obj, res.Revision, corev1.EventTypeNormal, sourcev1.SucceededReason, "stored artifact for revision %s", res.Revision)
 	if err := r.Storage.GC(objectOf(obj), a); err != nil {
@@ -243,6 +249,9 @@ func remoteKey(url string, src gitauth.Source) string {
 func (r *GitRepositoryReconciler) failure(obj *sourcev1.GitRepository, revision string, err error) error {
 	var reason string
 	switch {
+	case verifyReason(err) != "":
+		reason = verifyReason(err)
+		markVerifyFailed(obj, reason, err)
 	case errors.Is(err, git.ErrInvalid):
 		return r.stall(obj, sourcev1.InvalidSpecReason, err.Error())
 	case errors.Is(err, proxy.ErrProxy):
@@ -311,10 +320,14 @@ func (r *GitRepositoryReconciler) includeCycle(ctx context.Context, obj *sourcev
 }
 
 // upToDate is the no-op fast path: the stored artifact has the revision, was built with the
-// current settings and includes, and is still on disk.
-func (r *GitRepositoryReconciler) upToDate(obj *sourcev1.GitRepository, revision string, included []meta.Artifact) bool {
+// current settings and includes, was verified with the current spec.verify and keys (so it is
+// not verified again), and is still on disk.
+func (r *GitRepositoryReconciler) upToDate(obj *sourcev1.GitRepository, revision string, included []meta.Artifact, verify *verifySettings) bool {
 	s := obj.Status
 	if s.Artifact == nil || s.Artifact.Revision != revision || !r.Storage.Has(s.Artifact) {
+		return false
+	}
+	if s.ObservedVerification != verify.cacheKey() {
 		return false
 	}
 	if !equalPtr(s.ObservedIgnore, obj.Spec.Ignore) || s.ObservedRecurseSubmodules != obj.Spec.RecurseSubmodules ||
@@ -334,9 +347,13 @@ func (r *GitRepositoryReconciler) upToDate(obj *sourcev1.GitRepository, revision
 // Objects that want the same content share one build; it runs detached from any one caller's
 // cancellation, bounded by the timeout of the object that started it, and each caller waits with
 // its own deadline.
-func (r *GitRepositoryReconciler) build(ctx context.Context, obj *sourcev1.GitRepository, remote git.Remote, res git.Resolved, pinned bool, included []meta.Artifact) (*meta.Artifact, error) {
+func (r *GitRepositoryReconciler) build(ctx context.Context, obj *sourcev1.GitRepository, remote git.Remote, res git.Resolved, pinned bool, included []meta.Artifact, verify *verifySettings) (*meta.Artifact, error) {
 	o := objectOf(obj)
-	key := buildKey(obj, res, included)
+	v, err := verify.verification()
+	if err != nil {
+		return nil, err
+	}
+	key := buildKey(obj, res, included, verify.cacheKey())
 	spec := obj.DeepCopy() // the build reads the spec after this reconcile may have returned
 	a, err := r.builds.build(ctx, r.Storage, o, key, res.Revision, spec.GetTimeout(), func(bctx context.Context) (*meta.Artifact, error) {
 		release, err := r.hosts.Acquire(bctx, hostlimit.Key(remote.URL))
@@ -344,9 +361,13 @@ func (r *GitRepositoryReconciler) build(ctx context.Context, obj *sourcev1.GitRe
 			return nil, err
 		}
 		defer release()
-		return r.Storage.Write(o, res.Revision, func(w io.Writer) error {
-			return r.writeTarball(bctx, spec, remote, res, pinned, included, w)
+		var verified git.Verified
+		a, err := r.Storage.Write(o, res.Revision, func(w io.Writer) (err error) {
+			verified, err = r.writeTarball(bctx, spec, remote, res, pinned, included, v, w)
+			return err
 		})
+		withVerified(a, verified)
+		return a, err
 	})
 	if errors.Is(err, errBuildTimeout) {
 		return nil, fmt.Errorf("building artifact for revision %s: %w", res.Revision, err)
@@ -354,21 +375,24 @@ func (r *GitRepositoryReconciler) build(ctx context.Context, obj *sourcev1.GitRe
 	return a, err
 }
 
-func (r *GitRepositoryReconciler) writeTarball(ctx context.Context, obj *sourcev1.GitRepository, remote git.Remote, res git.Resolved, pinned bool, included []meta.Artifact, out io.Writer) error {
+// writeTarball verifies the revision when v is set, before anything is written, and writes the
+// tarball; it returns the signatures that passed.
+func (r *GitRepositoryReconciler) writeTarball(ctx context.Context, obj *sourcev1.GitRepository, remote git.Remote, res git.Resolved, pinned bool, included []meta.Artifact, v *git.Verification, out io.Writer) (git.Verified, error) {
 	w := artifact.NewWriter(out)
-	opts := git.ArchiveOptions{Ignore: obj.Spec.Ignore, Sparse: obj.Spec.SparseCheckout, RecurseSubmodules: obj.Spec.RecurseSubmodules}
+	opts := git.ArchiveOptions{Ignore: obj.Spec.Ignore, Sparse: obj.Spec.SparseCheckout, RecurseSubmodules: obj.Spec.RecurseSubmodules, Verify: v}
 	for _, inc := range obj.Spec.Include {
 		opts.Exclude = append(opts.Exclude, includeTarget(inc))
 	}
-	if err := git.Archive(ctx, remote, res, pinned, opts, w); err != nil {
-		return err
+	verified, err := git.Archive(ctx, remote, res, pinned, opts, w)
+	if err != nil {
+		return nil, err
 	}
 	for i, inc := range obj.Spec.Include {
 		if err := r.copyIncluded(&included[i], inc, w); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return w.Close()
+	return verified, w.Close()
 }
 
 // copyIncluded copies fromPath of an included artifact to toPath of the one being written.
@@ -451,7 +475,7 @@ func validate(obj *sourcev1.GitRepository) error {
 		}
 		targets[t] = true
 	}
-	return nil
+	return validateVerify(obj)
 }
 
 func gitStatus(obj *sourcev1.GitRepository) statusFields {
@@ -463,8 +487,9 @@ func objectOf(obj *sourcev1.GitRepository) storage.Object {
 	return storage.Object{Kind: sourcev1.GitRepositoryKind, Namespace: obj.Namespace, Name: obj.Name}
 }
 
-// buildKey identifies the content of an artifact before it is built.
-func buildKey(obj *sourcev1.GitRepository, res git.Resolved, included []meta.Artifact) string {
+// buildKey identifies the content of an artifact before it is built, and the verification it
+// passes: objects with other keys or modes never share a build.
+func buildKey(obj *sourcev1.GitRepository, res git.Resolved, included []meta.Artifact, verify string) string {
 	b, _ := json.Marshal(struct {
 		URL, Commit, Ref string
 		Ignore           *string
@@ -472,7 +497,8 @@ func buildKey(obj *sourcev1.GitRepository, res git.Resolved, included []meta.Art
 		Submodules       bool
 		Include          []sourcev1.GitRepositoryInclude
 		Included         []string
-	}{obj.Spec.URL, res.Commit, string(res.RefName), obj.Spec.Ignore, obj.Spec.SparseCheckout, obj.Spec.RecurseSubmodules, obj.Spec.Include, digests(included)})
+		Verify           string `json:",omitempty"`
+	}{obj.Spec.URL, res.Commit, string(res.RefName), obj.Spec.Ignore, obj.Spec.SparseCheckout, obj.Spec.RecurseSubmodules, obj.Spec.Include, digests(included), verify})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }

@@ -50,24 +50,33 @@ type ArchiveOptions struct {
 	RecurseSubmodules bool
 	// Exclude lists folders left out entirely (where included artifacts go).
 	Exclude []string
+	// Verify, when set, checks signatures of the fetched objects before anything is written.
+	Verify *Verification
 }
 
-// Archive fetches the resolved commit into memory and writes its tree to w.
-func Archive(ctx context.Context, r Remote, res Resolved, pinned bool, opts ArchiveOptions, w *artifact.Writer) error {
+// Archive fetches the resolved commit into memory, verifies its signatures when opts ask for
+// it, and writes its tree to w. It returns the signatures that passed.
+func Archive(ctx context.Context, r Remote, res Resolved, pinned bool, opts ArchiveOptions, w *artifact.Writer) (Verified, error) {
 	repo, commit, err := fetchCommit(ctx, r, res, pinned)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	var verified Verified
+	if opts.Verify != nil {
+		if verified, err = verify(repo.Storer, res, commit, opts.Verify); err != nil {
+			return nil, err
+		}
 	}
 	tree, err := commit.Tree()
 	if err != nil {
-		return fmt.Errorf("read tree of %s: %w", res.Commit, err)
+		return nil, fmt.Errorf("read tree of %s: %w", res.Commit, err)
 	}
 	patterns := DefaultIgnore
 	if opts.Ignore != nil {
 		patterns = *opts.Ignore
 	}
 	a := &archiver{ctx: ctx, remote: r, opts: opts, w: w}
-	return a.walk(repo.Storer, tree, "", ignore.Parse(patterns, nil))
+	return verified, a.walk(repo.Storer, tree, "", ignore.Parse(patterns, nil))
 }
 
 // fetchCommit fetches only what the resolved ref needs: one commit deep for a ref tip, the ref's

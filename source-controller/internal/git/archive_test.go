@@ -21,7 +21,7 @@ func archive(t *testing.T, r Remote, res Resolved, pinned bool, opts ArchiveOpti
 	t.Helper()
 	var buf bytes.Buffer
 	w := artifact.NewWriter(&buf)
-	if err := Archive(t.Context(), r, res, pinned, opts, w); err != nil {
+	if _, err := Archive(t.Context(), r, res, pinned, opts, w); err != nil {
 		return nil, nil, err
 	}
 	if err := w.Close(); err != nil {

@@ -166,7 +166,7 @@ func TestUnparsableURLKeepsItsPassword(t *testing.T) {
 			g.Expect(err).To(HaveOccurred())
 			g.Expect(err.Error()).To(ContainSubstring("redacted@"))
 			g.Expect(err.Error()).NotTo(ContainSubstring("cret"))
-			err = Archive(t.Context(), Remote{URL: u}, Resolved{RefName: "refs/heads/main", Commit: strings.Repeat("1", 40)}, false, ArchiveOptions{}, nil)
+			_, err = Archive(t.Context(), Remote{URL: u}, Resolved{RefName: "refs/heads/main", Commit: strings.Repeat("1", 40)}, false, ArchiveOptions{}, nil)
 			g.Expect(err).To(HaveOccurred())
 			g.Expect(err.Error()).NotTo(ContainSubstring("cret"))
 		})

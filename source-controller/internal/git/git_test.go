@@ -439,7 +439,7 @@ func TestResolveBadCredentials(t *testing.T) {
 			g.Expect(err.Error()).NotTo(ContainSubstring(wrong))
 			g.Expect(err.Error()).NotTo(ContainSubstring(gitPassword))
 
-			err = Archive(t.Context(), rem, Resolved{RefName: "refs/heads/main", Commit: strings.Repeat("0", 40)}, false, ArchiveOptions{}, nil)
+			_, err = Archive(t.Context(), rem, Resolved{RefName: "refs/heads/main", Commit: strings.Repeat("0", 40)}, false, ArchiveOptions{}, nil)
 			g.Expect(errors.Is(err, ErrAuth)).To(BeTrue(), "error %q is not ErrAuth", err)
 			g.Expect(err.Error()).NotTo(ContainSubstring(wrong))
 		})
