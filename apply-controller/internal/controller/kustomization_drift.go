@@ -194,4 +194,6 @@ func (r *KustomizationReconciler) remember(obj *applyv1.Kustomization, objs []*u
 }
 
 // newObserved is an empty observed set.
-func newObserved() *observed { return &observed{objects: map[objcache.Key]*unstructured.Unstructured{}} }
+func newObserved() *observed {
+	return &observed{objects: map[objcache.Key]*unstructured.Unstructured{}}
+}

@@ -177,7 +177,7 @@ func TestKustomization_DriftFromWatches(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	t.Logf("requests of a no-op reconcile: %v", log.all())
 	g.Expect(len(log.all())).To(BeNumerically("<=", 2), "a no-op reconcile: %v", log.all())
-	g.Expect(log.writesTo("/namespaces/"+ns+"/configmaps")).To(BeEmpty())
+	g.Expect(log.writesTo("/namespaces/" + ns + "/configmaps")).To(BeEmpty())
 	g.Expect(log.writesTo("/deployments")).To(BeEmpty())
 	g.Expect(log.matching("GET /apis/apps")).To(BeEmpty(), "no object is read")
 
