@@ -184,13 +184,23 @@ func (r *KustomizationReconciler) reconcile(ctx context.Context, obj *applyv1.Ku
 	if unchanged && obj.Spec.DriftPolicy == applyv1.DriftPolicyWarn {
 		return r.reportDrift(ctx, obj, rm, objs, drifted, src.Revision, st.secrets)
 	}
-	applied := newObserved()
 	if unchanged && len(drifted) == 0 {
 		// Nothing to apply: the inventory stands, and only objects whose status changed are
 		// judged again.
 		return r.recheck(ctx, obj, rm, objs, statusOnly, src.Revision, healthExprs)
 	}
+	applied := newObserved()
+	if local {
+		// Objects the cache knows to be missing are not read before they are created.
+		applied.absent = r.absentFrom(ctx, drifted)
+	}
 	cs, err := rm.ApplyAllStaged(withObserved(ctx, applied), drifted, kustomize.ApplyOptions(obj))
+	if err != nil && applied.fakedReads() {
+		// A read answered from the cache may have hidden an object that is there (one not yet
+		// labeled, an immutable field to recreate): once more, reading everything.
+		applied = newObserved()
+		cs, err = rm.ApplyAllStaged(withObserved(ctx, applied), drifted, kustomize.ApplyOptions(obj))
+	}
 	if err != nil {
 		if cs != nil {
 			// What an earlier stage applied (CRDs, Namespaces) is kept, to be pruned later.

@@ -2,9 +2,13 @@ package controller
 
 import (
 	"context"
+	"strings"
 	"sync"
 
+	ssautil "github.com/fluxcd/pkg/ssa/utils"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
@@ -27,6 +31,10 @@ import (
 type observed struct {
 	mu      sync.Mutex
 	objects map[objcache.Key]*unstructured.Unstructured
+	// absent, when set, tells of an object that the metadata cache knows to be missing: its
+	// read is answered NotFound without a request (faked is then set).
+	absent func(objcache.Key) bool
+	faked  bool
 }
 
 type observedKey struct{}
@@ -68,8 +76,18 @@ func keyOf(u *unstructured.Unstructured) objcache.Key {
 func observing(c client.WithWatch) client.WithWatch {
 	return interceptor.NewClient(c, interceptor.Funcs{
 		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			o, _ := ctx.Value(observedKey{}).(*observed)
+			if u, ok := obj.(*unstructured.Unstructured); ok && o != nil && o.absent != nil {
+				gvk := u.GroupVersionKind()
+				if o.absent(objcache.Key{GVK: gvk, Namespace: key.Namespace, Name: key.Name}) {
+					o.mu.Lock()
+					o.faked = true
+					o.mu.Unlock()
+					return apierrors.NewNotFound(schema.GroupResource{Group: gvk.Group, Resource: strings.ToLower(gvk.Kind)}, key.Name)
+				}
+			}
 			err := c.Get(ctx, key, obj, opts...)
-			if o, ok := ctx.Value(observedKey{}).(*observed); ok && err == nil {
+			if o != nil && err == nil {
 				o.note(obj)
 			}
 			return err
@@ -84,6 +102,34 @@ func observing(c client.WithWatch) client.WithWatch {
 			return err
 		},
 	})
+}
+
+// absentFrom returns what observed.absent asks: whether the synced metadata cache lacks an
+// object of objs that is ours to create. An object marked ssa: IfNotPresent is always read:
+// an object of that name that is not ours (not labeled, so not cached) must stay as it is.
+func (r *KustomizationReconciler) absentFrom(ctx context.Context, objs []*unstructured.Unstructured) func(objcache.Key) bool {
+	if r.owned == nil {
+		return nil
+	}
+	eligible := map[objcache.Key]bool{}
+	for _, o := range objs {
+		if !ssautil.AnyInMetadata(o, applyv1.SSASelector("IfNotPresent")) {
+			eligible[keyOf(o)] = true
+		}
+	}
+	return func(k objcache.Key) bool {
+		if !eligible[k] {
+			return false
+		}
+		_, found, synced := r.owned.Get(ctx, k)
+		return synced && !found
+	}
+}
+
+func (o *observed) fakedReads() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.faked
 }
 
 // records holds, per Kustomization, the snapshot of each object as its last successful run
