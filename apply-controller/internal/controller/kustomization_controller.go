@@ -54,9 +54,8 @@ import (
 
 // KustomizationReconciler builds a source artifact's path and applies it.
 type KustomizationReconciler struct {
-	// Client reads typed objects (Kustomizations) from the cache and patches status; sources and
-	// dependencies, read as unstructured, come from the API server, so that a watch event is
-	// never ahead of what a read returns.
+	// Client reads typed objects (Kustomizations) from the cache and patches status;
+	// dependencies, read as unstructured, come from the API server (sources from the cache).
 	client.Client
 	// APIReader reads Secrets and ConfigMaps directly, so that they are never cached.
 	APIReader client.Reader
@@ -90,6 +89,10 @@ type KustomizationReconciler struct {
 	// what each Kustomization's last run left them as (kustomization_drift.go).
 	owned   *objcache.Cache
 	records records
+	// sources reads sources from the manager's cache: refwatch watches their kind before the
+	// first read, and an informer stores an object before it hands its event on, so a read is
+	// never behind the event that caused it.
+	sources client.Reader
 }
 
 // runInfo carries what one reconcile learned, for the history entry finalizeStatus writes.
@@ -273,7 +276,7 @@ func (r *KustomizationReconciler) source(ctx context.Context, obj *applyv1.Kusto
 		return nil, status.Stall(r.Events, obj, applyv1.InvalidSpecReason, err.Error())
 	}
 	name := fmt.Sprintf("%s %s", gvk.Kind, key)
-	u, err := r.watches.Get(ctx, r.Client, gvk, key)
+	u, err := r.watches.Get(ctx, r.sources, gvk, key)
 	if err != nil {
 		return nil, status.Fail(r.Events, obj, "", applyv1.SourceNotReadyReason, fmt.Errorf("source %s: %w", name, err))
 	}
@@ -302,7 +305,7 @@ func (r *KustomizationReconciler) peekSource(ctx context.Context, obj *applyv1.K
 	}
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(gvk)
-	if err := r.Get(ctx, key, u); err != nil {
+	if err := r.sources.Get(ctx, key, u); err != nil {
 		return "", err
 	}
 	rev, _, _ := unstructured.NestedString(u.Object, "status", "artifact", "revision")

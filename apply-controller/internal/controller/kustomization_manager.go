@@ -63,6 +63,7 @@ func (r *KustomizationReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 	}
 	r.watches = refwatch.New(c, mgr.GetCache(), mgr.GetRESTMapper(), referrers,
 		schema.GroupKind{Group: applyv1.GroupVersion.Group, Kind: applyv1.KustomizationKind})
+	r.sources = mgr.GetCache()
 	// The objects this controller applied carry its owner label: only they are cached.
 	if r.owned, err = objcache.New(mgr.GetConfig(), mgr.GetScheme(), mgr.GetRESTMapper(), applyv1.GroupVersion.Group+"/name"); err != nil {
 		return err
