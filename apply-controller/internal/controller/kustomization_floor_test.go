@@ -11,6 +11,8 @@ import (
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/rest"
@@ -72,12 +74,17 @@ func countRequests() (context.Context, *requestLog) {
 	return context.WithValue(context.Background(), requestLogKey{}, l), l
 }
 
-// countingConfig logs the requests made under a countRequests context.
-func countingConfig(cfg *rest.Config) *rest.Config {
+// countingConfig logs the requests made under a countRequests context, and every request in
+// all when it is not nil.
+func countingConfig(cfg *rest.Config, all ...*requestLog) *rest.Config {
 	cfg = rest.CopyConfig(cfg)
 	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
 		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
-			if l, ok := req.Context().Value(requestLogKey{}).(*requestLog); ok {
+			l, ok := req.Context().Value(requestLogKey{}).(*requestLog)
+			if !ok && len(all) > 0 {
+				l, ok = all[0], true
+			}
+			if ok {
 				l.mu.Lock()
 				l.reqs = append(l.reqs, req.Method+" "+req.URL.Path)
 				l.mu.Unlock()
@@ -94,10 +101,11 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 
 // startShard runs a reconciler of its own, as a new controller process would (empty memory),
 // for the Kustomizations labeled shardLabel=shard; stop ends it.
-func startShard(t *testing.T, shard string) (r *KustomizationReconciler, stop func()) {
+// With all, every request of that reconciler is logged there.
+func startShard(t *testing.T, shard string, all ...*requestLog) (r *KustomizationReconciler, stop func()) {
 	t.Helper()
 	sel := labels.SelectorFromSet(labels.Set{shardLabel: shard})
-	mgr, err := ctrl.NewManager(countingConfig(env.Config), ctrl.Options{
+	mgr, err := ctrl.NewManager(countingConfig(env.Config, all...), ctrl.Options{
 		Scheme:     testScheme,
 		Metrics:    metricsserver.Options{BindAddress: "0"},
 		Cache:      cache.Options{ByObject: map[client.Object]cache.ByObject{&applyv1.Kustomization{}: {Label: sel}}},
@@ -222,4 +230,39 @@ func TestKustomization_DriftFromWatches(t *testing.T) {
 		g.Expect(k8s.Get(context.Background(), client.ObjectKeyFromObject(cm), cm)).To(Succeed())
 		g.Expect(cm.Data["key"]).To(Equal("git"))
 	}, timeout, 50*time.Millisecond).Should(Succeed(), "put back by the first reconcile after a restart")
+}
+
+// A health wait wakes when the object it waits for changes, however long its polls have backed
+// off: here the wait has polled long enough for its next poll to be 12 s away, and the object's
+// becoming healthy ends it in far less.
+func TestKustomization_HealthWaitWakesOnChange(t *testing.T) {
+	g := NewWithT(t)
+	installKind(g, "Beacon", "beacons")
+	ns := newNamespace(t)
+	beacon := "apiVersion: " + triggerGroup + "/v1\nkind: Beacon\nmetadata:\n  name: lit\nspec:\n  on: true\n"
+	gr := source(t, ns, "beacon", "main@sha1:1", map[string]string{"deploy/beacon.yaml": beacon})
+	k := newKustomization(ns, gr.Name, func(k *applyv1.Kustomization) {
+		k.Labels = map[string]string{shardLabel: "wake"}
+		k.Spec.Wait = true
+		k.Spec.Timeout = &metav1.Duration{Duration: 2 * time.Minute}
+		k.Spec.HealthCheckExprs = []applyv1.CustomHealthCheck{{APIVersion: triggerGroup + "/v1", Kind: "Beacon",
+			Current: "has(status.state) && status.state == 'Lit'"}}
+	})
+	all := &requestLog{}
+	startShard(t, "wake", all)
+	g.Expect(k8s.Create(context.Background(), k)).To(Succeed())
+
+	// Polls at 0.1, 0.3, 0.7, 1.5, 3.1 and 6.3 s after the first look (the apply's answer); the
+	// next comes 12.8 s after the sixth.
+	reads := "GET /apis/" + triggerGroup + "/v1/namespaces/" + ns + "/beacons/lit"
+	g.Eventually(func() int { return len(all.matching(reads)) }, timeout, 20*time.Millisecond).Should(BeNumerically(">=", 6))
+	lit := time.Now()
+	u := &unstructured.Unstructured{}
+	u.SetAPIVersion(triggerGroup + "/v1")
+	u.SetKind("Beacon")
+	g.Expect(k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "lit"}, u)).To(Succeed())
+	u.Object["status"] = map[string]any{"state": "Lit"}
+	g.Expect(k8s.Status().Update(context.Background(), u)).To(Succeed())
+	waitApplied(g, k, "main@sha1:1")
+	g.Expect(time.Since(lit)).To(BeNumerically("<", 6*time.Second), "woken by the change, not by the next poll")
 }
