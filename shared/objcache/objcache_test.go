@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -40,14 +41,12 @@ const owner = "apply.plumb.dev/name"
 var cmGVK = schema.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}
 
 // applyConfigMap applies a ConfigMap as apply-controller would: server-side, with its labels.
-func applyConfigMap(g Gomega, ns, name string, owned bool, value string) *corev1.ConfigMap {
-	cm := &corev1.ConfigMap{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Data: map[string]string{"key": value}}
+func applyConfigMap(g Gomega, ns, name string, owned bool, value string) {
+	cm := corev1ac.ConfigMap(name, ns).WithData(map[string]string{"key": value})
 	if owned {
-		cm.Labels = map[string]string{owner: "app-" + name, "apply.plumb.dev/namespace": ns}
+		cm.WithLabels(map[string]string{owner: "app-" + name, "apply.plumb.dev/namespace": ns})
 	}
-	g.Expect(env.Client.Patch(context.Background(), cm, client.Apply, client.FieldOwner("apply-controller"), client.ForceOwnership)).To(Succeed())
-	return cm
+	g.Expect(env.Client.Apply(context.Background(), cm, client.FieldOwner("apply-controller"), client.ForceOwnership)).To(Succeed())
 }
 
 func newCache(g Gomega, ctx context.Context) *Cache {
@@ -79,7 +78,7 @@ func TestCache(t *testing.T) {
 	for i := range n {
 		applyConfigMap(g, ns.Name, fmt.Sprintf("cm-%04d", i), true, "v")
 	}
-	stranger := applyConfigMap(g, ns.Name, "not-ours", false, "v")
+	applyConfigMap(g, ns.Name, "not-ours", false, "v")
 
 	before := heapInUse()
 	c := newCache(g, ctx)
@@ -92,7 +91,7 @@ func TestCache(t *testing.T) {
 
 	s, found, ok := c.Get(ctx, first)
 	g.Expect(ok && found).To(BeTrue())
-	_, found, ok = c.Get(ctx, Key{GVK: cmGVK, Namespace: ns.Name, Name: stranger.Name})
+	_, found, ok = c.Get(ctx, Key{GVK: cmGVK, Namespace: ns.Name, Name: "not-ours"})
 	g.Expect(ok).To(BeTrue())
 	g.Expect(found).To(BeFalse(), "an object without the owner label is not cached")
 
