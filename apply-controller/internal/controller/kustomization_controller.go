@@ -108,6 +108,9 @@ type runInfo struct {
 func (r *KustomizationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	obj := &applyv1.Kustomization{}
 	if found, err := status.Get(ctx, r.Client, applyv1.KustomizationKind, req.NamespacedName, obj); !found {
+		if err == nil {
+			r.records.forget(req.NamespacedName) // gone without a finalizer
+		}
 		return ctrl.Result{}, err
 	}
 	st := &runInfo{start: time.Now()}
