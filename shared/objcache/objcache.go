@@ -5,8 +5,9 @@
 // changed since we last saw it (its resourceVersion, or only its status), and when does it next
 // change (to wake a health wait at once).
 //
-// Metadata only: an entry is the object's metadata without its data, spec or status (a few
-// hundred bytes), so a controller that applies 10,000 objects keeps a few MiB.
+// Metadata only, and little of it: an entry is an object's name, resourceVersion, generation and
+// a digest of the rest of its metadata, so a controller that applies 10,000 objects keeps a few
+// MiB.
 package objcache
 
 import (
@@ -69,7 +70,7 @@ func New(cfg *rest.Config, scheme *runtime.Scheme, mapper apimeta.RESTMapper, la
 		Scheme:               scheme,
 		Mapper:               mapper,
 		DefaultLabelSelector: labels.NewSelector().Add(*req),
-		// Managed fields are kept: they tell a status-only change from an edit (see Snapshot).
+		DefaultTransform:     slim,
 		DefaultWatchErrorHandler: func(ctx context.Context, r *toolscache.Reflector, err error) {
 			c.epoch.Add(1)
 			toolscache.DefaultWatchErrorHandler(ctx, r, err)
@@ -195,8 +196,34 @@ type Snapshot struct {
 	Epoch uint64
 }
 
+// digestKey holds, in a cached object's annotations, the digest of the metadata the cache does
+// not keep (see slim).
+const digestKey = "objcache.plumb.dev/meta"
+
+// slim keeps of an object what a Snapshot needs: its name, resourceVersion and generation, and,
+// instead of its labels, annotations and managed fields (often most of its metadata: a
+// last-applied annotation holds the whole object), their digest.
+func slim(o any) (any, error) {
+	m, ok := o.(*metav1.PartialObjectMetadata)
+	if !ok {
+		return o, nil
+	}
+	d := metaDigest(m)
+	m.ManagedFields, m.Labels = nil, nil
+	m.Annotations = map[string]string{digestKey: d}
+	return m, nil
+}
+
 // SnapshotOf takes the snapshot of an object read (or written) at epoch.
 func SnapshotOf(o metav1.Object, epoch uint64) Snapshot {
+	d, ok := o.GetAnnotations()[digestKey]
+	if !ok || len(o.GetAnnotations()) != 1 {
+		d = metaDigest(o)
+	}
+	return Snapshot{ResourceVersion: o.GetResourceVersion(), Generation: o.GetGeneration(), Meta: d, Epoch: epoch}
+}
+
+func metaDigest(o metav1.Object) string {
 	var managed []metav1.ManagedFieldsEntry
 	for _, e := range o.GetManagedFields() {
 		if e.Subresource != "status" {
@@ -205,7 +232,7 @@ func SnapshotOf(o metav1.Object, epoch uint64) Snapshot {
 	}
 	b, _ := json.Marshal([]any{o.GetLabels(), o.GetAnnotations(), o.GetFinalizers(), o.GetOwnerReferences(), o.GetDeletionTimestamp(), managed})
 	sum := sha256.Sum256(b)
-	return Snapshot{ResourceVersion: o.GetResourceVersion(), Generation: o.GetGeneration(), Meta: hex.EncodeToString(sum[:]), Epoch: epoch}
+	return hex.EncodeToString(sum[:16])
 }
 
 // Compare tells how now differs from was: Same (not changed), StatusOnly (only the status
