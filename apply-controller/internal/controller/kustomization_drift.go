@@ -24,8 +24,9 @@ import (
 // healthy, no reconcile request), an object whose snapshot in the metadata cache (shared/objcache)
 // is the recorded one cannot have drifted: it is neither read nor dry-run. Records live in
 // memory only, so a restarted controller (and any edit made while it was down) goes through a
-// full dry-run first; so do objects of a kind whose watch failed since the record, and every
-// object when a reconcile request asks for it.
+// full dry-run first; so does every object after a watch of the cache failed (the cache may have
+// missed a change until it lists again), and when a reconcile request asks for it: a request
+// must put back an edit made a moment before, which the watch may not have delivered yet.
 
 // observed is what one reconcile's resource-manager client read and wrote, by object.
 type observed struct {
