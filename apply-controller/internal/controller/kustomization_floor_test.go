@@ -171,15 +171,18 @@ func TestKustomization_DriftFromWatches(t *testing.T) {
 	dep, cm := &appsv1.Deployment{}, &corev1.ConfigMap{}
 	depKey, cmKey := keyFor(ns, "web", "apps/v1", "Deployment"), keyFor(ns, "cm", "v1", "ConfigMap")
 
-	// Settle: the Deployment's controller writes its status after the apply; a reconcile that
-	// sees it judges health again. Then nothing is left to look at.
-	settle := func() {
+	// Settle: the Deployment's controller writes its status (and an annotation) after the apply;
+	// a reconcile that sees it judges health again (or dry-runs the Deployment). Once the
+	// Deployment's controller is done, nothing is left to look at.
+	g.Eventually(func(g Gomega) {
 		g.Expect(exists(ns, "web", dep)).To(BeTrue())
-		cacheSees(g, r, depKey, dep.ResourceVersion)
-		_, err := r.Reconcile(context.Background(), req)
+		s, _, _ := r.owned.Get(context.Background(), depKey)
+		g.Expect(s.ResourceVersion).To(Equal(dep.ResourceVersion))
+		ctx, log := countRequests()
+		_, err := r.Reconcile(ctx, req)
 		g.Expect(err).NotTo(HaveOccurred())
-	}
-	settle()
+		g.Expect(log.matching("GET /apis/apps")).To(BeEmpty())
+	}, timeout, 50*time.Millisecond).Should(Succeed())
 	ctx, log := countRequests()
 	_, err := r.Reconcile(ctx, req)
 	g.Expect(err).NotTo(HaveOccurred())
