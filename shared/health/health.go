@@ -41,7 +41,8 @@ type Options struct {
 	Known func(o *unstructured.Unstructured) *unstructured.Unstructured
 	// Changed, when not nil, returns a channel that is closed when one of objs next changes, and
 	// a function that stops watching. A poll then follows each change at once, and polls without
-	// a change back off to ChangedBackoff: the reads that find nothing new are saved.
+	// a change back off to ChangedBackoff: the reads that find nothing new are saved. A nil
+	// channel means the objects cannot be watched now: the polls back off as without Changed.
 	Changed func(ctx context.Context, objs []*unstructured.Unstructured) (<-chan struct{}, func())
 }
 
@@ -53,10 +54,7 @@ const ChangedBackoff = 30 * time.Second
 func WaitWith(ctx context.Context, c client.Reader, objs []*unstructured.Unstructured, opts Options) error {
 	superseded := opts.Superseded
 	pending := objs
-	wait, maxWait := 100*time.Millisecond, 2*time.Second
-	if opts.Changed != nil {
-		maxWait = ChangedBackoff
-	}
+	wait := 100 * time.Millisecond
 	known := opts.Known
 	for {
 		// Watch before reading: a change between the read and the wait still wakes it.
@@ -77,6 +75,11 @@ func WaitWith(ctx context.Context, c client.Reader, objs []*unstructured.Unstruc
 				return &SupersededError{Why: why}
 			}
 		}
+		maxWait := 2 * time.Second
+		if changed != nil {
+			maxWait = ChangedBackoff
+		}
+		wait = min(wait, maxWait)
 		select {
 		case <-ctx.Done():
 			stop()
@@ -86,9 +89,7 @@ func WaitWith(ctx context.Context, c client.Reader, objs []*unstructured.Unstruc
 		case <-time.After(wait):
 		}
 		stop()
-		if wait < maxWait {
-			wait = min(2*wait, maxWait)
-		}
+		wait = min(2*wait, maxWait)
 	}
 }
 

@@ -108,14 +108,13 @@ func (c *Cache) Get(ctx context.Context, k Key) (s Snapshot, found, synced bool)
 }
 
 // Changed returns a channel that is closed at the next change (or deletion) of any of the
-// objects that the cache sees, and a function that stops watching for it. The channel is closed
-// at once when a kind cannot be watched, so that a waiter polls instead.
+// objects that the cache sees, and a function that stops watching for it. The channel is nil
+// when a kind cannot be watched (or its informer has not synced): a waiter polls instead.
 func (c *Cache) Changed(ctx context.Context, keys []Key) (<-chan struct{}, func()) {
 	w := &waiter{ch: make(chan struct{})}
 	for _, k := range keys {
-		if _, ok := c.informer(ctx, k.GVK); !ok {
-			w.wake()
-			return w.ch, func() {}
+		if inf, ok := c.informer(ctx, k.GVK); !ok || !inf.HasSynced() {
+			return nil, func() {}
 		}
 	}
 	c.mu.Lock()
