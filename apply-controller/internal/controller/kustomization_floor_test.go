@@ -270,3 +270,37 @@ func TestKustomization_HealthWaitWakesOnChange(t *testing.T) {
 	waitApplied(g, k, "main@sha1:1")
 	g.Expect(time.Since(lit)).To(BeNumerically("<", 6*time.Second), "woken by the change, not by the next poll")
 }
+
+// Objects the metadata cache does not hold (not labeled by us) are created without a read when
+// the cache says they are missing; one that is there all the same keeps its ssa: IfNotPresent
+// meaning, and one with an immutable field is still recreated with force.
+func TestKustomization_ObjectsNotInTheCacheAreStillRead(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	frozen := func(v string) *corev1.ConfigMap {
+		return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "frozen", Namespace: ns}, Immutable: ptrTo(true), Data: map[string]string{"key": v}}
+	}
+	// The cache has synced ConfigMaps: it answers for the unlabeled ones that they are missing.
+	g.Eventually(func() bool {
+		_, _, synced := reconciler.owned.Get(context.Background(), keyFor(ns, "frozen", "v1", "ConfigMap"))
+		return synced
+	}, timeout, 20*time.Millisecond).Should(BeTrue())
+	g.Expect(k8s.Create(context.Background(), frozen("by hand"))).To(Succeed())
+	g.Expect(k8s.Create(context.Background(), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "keep", Namespace: ns}, Data: map[string]string{"key": "by hand"}})).To(Succeed())
+	keep := strings.Replace(configMap("keep", "git"), "metadata:\n", "metadata:\n  annotations:\n    apply.plumb.dev/ssa: IfNotPresent\n", 1)
+	gr := source(t, ns, "app", "main@sha1:1", map[string]string{
+		"deploy/frozen.yaml": configMap("frozen", "git") + "immutable: true\n",
+		"deploy/keep.yaml":   keep,
+		"deploy/new.yaml":    configMap("new", "git"),
+	})
+	k := newKustomization(ns, gr.Name, func(k *applyv1.Kustomization) { k.Spec.Force = true })
+	g.Expect(k8s.Create(context.Background(), k)).To(Succeed())
+	waitApplied(g, k, "main@sha1:1")
+
+	cm := &corev1.ConfigMap{}
+	g.Expect(exists(ns, "frozen", cm)).To(BeTrue())
+	g.Expect(cm.Data["key"]).To(Equal("git"), "recreated with force")
+	g.Expect(exists(ns, "keep", cm)).To(BeTrue())
+	g.Expect(cm.Data["key"]).To(Equal("by hand"), "IfNotPresent leaves an object that is there")
+	g.Expect(exists(ns, "new", cm)).To(BeTrue())
+}
