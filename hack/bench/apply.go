@@ -90,6 +90,11 @@ func benchApply(ctx context.Context, n, concurrent int, encrypt bool, profile st
 	if err != nil {
 		return nil, err
 	}
+	apiPid, err := local.APIServerPid(bed.Env.Config.Host)
+	if err != nil {
+		return nil, err
+	}
+	apiStart, _ := local.PidCPU(apiPid)
 	begin := time.Now()
 	if err := c.Create(ctx, &sourcev1.GitRepository{
 		ObjectMeta: metav1.ObjectMeta{Name: "apps", Namespace: ns},
@@ -104,7 +109,7 @@ func benchApply(ctx context.Context, n, concurrent int, encrypt bool, profile st
 			Spec: applyv1.KustomizationSpec{
 				SourceRef:       applyv1.CrossNamespaceSourceReference{Kind: sourcev1.GitRepositoryKind, Name: "apps"},
 				Path:            "apps/" + name,
-				Interval:        metav1.Duration{Duration: time.Hour},
+				Interval:        metav1.Duration{Duration: benchInterval},
 				RetryInterval:   &metav1.Duration{Duration: 2 * time.Second},
 				Timeout:         &metav1.Duration{Duration: 2 * time.Minute},
 				Prune:           true,
@@ -150,6 +155,7 @@ func benchApply(ctx context.Context, n, concurrent int, encrypt bool, profile st
 	}
 	slices.Sort(durations)
 	cpuCold, _ := ac.CPU()
+	apiCold, _ := local.PidCPU(apiPid)
 	rssCold, _ := ac.PeakRSS()
 	reqCold, err := scrapeRequests(metricsAddr)
 	if err != nil {
@@ -167,6 +173,11 @@ func benchApply(ctx context.Context, n, concurrent int, encrypt bool, profile st
 		return nil, err
 	}
 	reqNoop, err := scrapeRequests(metricsAddr)
+	if err != nil {
+		return nil, err
+	}
+	apiNoop, _ := local.PidCPU(apiPid)
+	interval, err := intervalRound(ctx, ac, apiPid, metricsAddr, n)
 	if err != nil {
 		return nil, err
 	}
@@ -190,10 +201,16 @@ func benchApply(ctx context.Context, n, concurrent int, encrypt bool, profile st
 		f.add("reconcile_max", "reconcile to Ready (apply + health), max", durations[len(durations)-1].Seconds(), 3, "s", Lower)
 	}
 	f.coldRequests(reqCold.minus(reqStart), n)
+	f.add("cold_apiserver_cpu", "kube-apiserver CPU per Kustomization, cold start", float64((apiCold-apiStart).Microseconds())/1000/float64(n), 2, "CPU ms", Lower)
 	f.add("cold_peak_rss", "apply-controller peak RSS, cold start", rssCold, 1, "MiB", Lower)
 	f.add("noop_round", "no-op round, request to all handled", round.wall.Seconds(), 2, "s", Lower)
 	f.add("noop_cpu_per_reconcile", "apply-controller CPU per no-op reconcile", round.perReconcile(), 3, "CPU ms/reconcile", Lower)
 	f.noopRequests(reqNoop.minus(reqCold), n)
+	f.add("noop_apiserver_cpu", "kube-apiserver CPU per Kustomization, no-op round", float64((apiNoop-apiCold).Microseconds())/1000/float64(n), 2, "CPU ms", Lower)
+	f.add("interval_requests_per_reconcile", "requests per no-op reconcile at the interval (no request annotation)", interval.requests.all/interval.reconciles, 2, "requests", Lower)
+	f.add("interval_writes_per_reconcile", "writes per no-op reconcile at the interval", interval.requests.writes/interval.reconciles, 2, "requests", Lower)
+	f.add("interval_cpu_per_reconcile", "apply-controller CPU per no-op reconcile at the interval", float64(interval.cpu.Microseconds())/1000/interval.reconciles, 3, "CPU ms/reconcile", Lower)
+	f.add("interval_apiserver_cpu", fmt.Sprintf("kube-apiserver CPU per Kustomization over one interval (%s) with no request, idle load included", benchInterval), float64(interval.apiCPU.Microseconds())/1000/float64(n), 2, "CPU ms", Lower)
 	f.add("noop_objects_written", fmt.Sprintf("applied objects written during the no-op round (of %d)", len(after)), float64(written), 0, "count", Lower)
 	f.add("peak_rss", "apply-controller peak RSS", rss, 1, "MiB", Lower)
 	what := ""
@@ -202,6 +219,58 @@ func benchApply(ctx context.Context, n, concurrent int, encrypt bool, profile st
 	}
 	writeTable(os.Stdout, fmt.Sprintf("apply: %d Kustomizations from one GitRepository%s (%d CPUs, %s, --concurrent=%d)", n, what, runtime.NumCPU(), runtime.GOARCH, concurrent), f)
 	return f, nil
+}
+
+// benchInterval is the Kustomizations' interval: long enough that no interval falls in the cold
+// start or the no-op round at the sizes the scenario runs, short enough to measure one round of
+// reconciles at the interval after them.
+const benchInterval = 2 * time.Minute
+
+// interval is what one round of no-op reconciles at the interval cost.
+type interval struct {
+	requests   requests
+	reconciles float64
+	cpu        time.Duration // apply-controller
+	apiCPU     time.Duration // kube-apiserver, idle load included
+}
+
+// intervalRound waits until the controller has reconciled n more times with nothing asked of it
+// (each Kustomization once, at its interval) and returns what that cost.
+func intervalRound(ctx context.Context, ac *local.Process, apiPid int, metricsAddr string, n int) (interval, error) {
+	startReq, err := scrapeRequests(metricsAddr)
+	if err != nil {
+		return interval{}, err
+	}
+	startRec, err := sumCounter(metricsAddr, "controller_runtime_reconcile_total")
+	if err != nil {
+		return interval{}, err
+	}
+	cpu0, _ := ac.CPU()
+	api0, _ := local.PidCPU(apiPid)
+	deadline := time.Now().Add(2*benchInterval + time.Minute)
+	for {
+		rec, err := sumCounter(metricsAddr, "controller_runtime_reconcile_total")
+		if err != nil {
+			return interval{}, err
+		}
+		if rec-startRec >= float64(n) {
+			req, err := scrapeRequests(metricsAddr)
+			if err != nil {
+				return interval{}, err
+			}
+			cpu1, _ := ac.CPU()
+			api1, _ := local.PidCPU(apiPid)
+			return interval{requests: req.minus(startReq), reconciles: rec - startRec, cpu: cpu1 - cpu0, apiCPU: api1 - api0}, nil
+		}
+		if time.Now().After(deadline) {
+			return interval{}, fmt.Errorf("%.0f of %d reconciles at the interval after %s", rec-startRec, n, 2*benchInterval+time.Minute)
+		}
+		select {
+		case <-ctx.Done():
+			return interval{}, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 func benchApp(name string) map[string]string {

@@ -41,6 +41,35 @@ func scrapeRequests(addr string) (requests, error) {
 	return parseRequests(resp.Body)
 }
 
+// sumCounter sums the counter name over its label values on the metrics endpoint at addr.
+func sumCounter(addr, name string) (float64, error) {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var sum float64
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), name)
+		if !ok || rest == "" || (rest[0] != '{' && rest[0] != ' ') {
+			continue
+		}
+		if i := strings.LastIndexByte(rest, '}'); i >= 0 {
+			rest = rest[i+1:]
+		}
+		if f := strings.Fields(rest); len(f) > 0 {
+			v, err := strconv.ParseFloat(f[0], 64)
+			if err != nil {
+				return 0, fmt.Errorf("%s: %w", name, err)
+			}
+			sum += v
+		}
+	}
+	return sum, sc.Err()
+}
+
 // parseRequests sums rest_client_requests_total over its label values (code, host, method) in
 // the Prometheus text format.
 func parseRequests(r io.Reader) (requests, error) {

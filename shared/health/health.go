@@ -1,5 +1,6 @@
 // Package health waits for objects to become healthy as kstatus judges them, reading each with
-// its own GET (a list per poll would make a thousand owners cost a million object reads).
+// its own GET (a list per poll would make a thousand owners cost a million object reads). A
+// caller that watches the objects (Options.Changed) reads them only when they change.
 package health
 
 import (
@@ -35,58 +36,97 @@ type Options struct {
 	Superseded func() string
 	// Status, when not nil, is asked first for every object.
 	Status StatusFunc
+	// Known, when not nil, returns the object as the caller read or wrote it a moment ago (the
+	// answer of an apply), or nil; the first poll judges that instead of reading the object.
+	Known func(o *unstructured.Unstructured) *unstructured.Unstructured
+	// Changed, when not nil, returns a channel that is closed when one of objs next changes, and
+	// a function that stops watching. A poll then follows each change at once, and polls without
+	// a change back off to ChangedBackoff: the reads that find nothing new are saved. A nil
+	// channel means the objects cannot be watched now: the polls back off as without Changed.
+	Changed func(ctx context.Context, objs []*unstructured.Unstructured) (<-chan struct{}, func())
 }
+
+// ChangedBackoff is the longest wait between polls when Options.Changed wakes the wait: it only
+// guards against a watch that missed a change.
+const ChangedBackoff = 30 * time.Second
 
 // WaitWith is Wait with a custom judge of objects' status.
 func WaitWith(ctx context.Context, c client.Reader, objs []*unstructured.Unstructured, opts Options) error {
 	superseded := opts.Superseded
 	pending := objs
 	wait := 100 * time.Millisecond
+	known := opts.Known
 	for {
-		var next []*unstructured.Unstructured
-		var why []string
-		for _, o := range pending {
-			u := &unstructured.Unstructured{}
-			u.SetGroupVersionKind(o.GroupVersionKind())
-			err := c.Get(ctx, client.ObjectKeyFromObject(o), u)
-			if apierrors.IsNotFound(err) || err != nil && ctx.Err() != nil {
-				next, why = append(next, o), append(why, Describe(o)+": not found yet")
-				continue
-			}
-			if err != nil {
-				return fmt.Errorf("%s: %w", Describe(o), err)
-			}
-			res, err := compute(ctx, u, opts.Status)
-			if err != nil {
-				return fmt.Errorf("%s: %w", Describe(o), err)
-			}
-			switch res.Status {
-			case status.CurrentStatus:
-			case status.FailedStatus:
-				return fmt.Errorf("%s failed: %s", Describe(o), res.Message)
-			default:
-				next, why = append(next, o), append(why, fmt.Sprintf("%s: %s", Describe(o), strings.TrimSpace(string(res.Status)+" "+res.Message)))
-			}
+		// Watch before reading: a change between the read and the wait still wakes it.
+		changed, stop := (<-chan struct{})(nil), func() {}
+		if opts.Changed != nil {
+			changed, stop = opts.Changed(ctx, pending)
 		}
-		if len(next) == 0 {
-			return nil
+		next, why, err := poll(ctx, c, pending, opts.Status, known)
+		known = nil
+		if err != nil || len(next) == 0 {
+			stop()
+			return err
 		}
 		pending = next
 		if superseded != nil {
 			if why := superseded(); why != "" {
+				stop()
 				return &SupersededError{Why: why}
 			}
 		}
+		maxWait := 2 * time.Second
+		if changed != nil {
+			maxWait = ChangedBackoff
+		}
+		wait = min(wait, maxWait)
 		select {
 		case <-ctx.Done():
+			stop()
 			sort.Strings(why)
 			return fmt.Errorf("timed out waiting for %d object(s): %s", len(why), strings.Join(why, "; "))
+		case <-changed:
 		case <-time.After(wait):
 		}
-		if wait < 2*time.Second {
-			wait *= 2
+		stop()
+		wait = min(2*wait, maxWait)
+	}
+}
+
+// poll reads each pending object (or takes it from known) and returns those not yet Current,
+// with why; an object that Failed is an error.
+func poll(ctx context.Context, c client.Reader, pending []*unstructured.Unstructured, custom StatusFunc, known func(*unstructured.Unstructured) *unstructured.Unstructured) (next []*unstructured.Unstructured, why []string, _ error) {
+	for _, o := range pending {
+		u := (*unstructured.Unstructured)(nil)
+		if known != nil {
+			u = known(o)
+		}
+		var err error
+		if u == nil {
+			u = &unstructured.Unstructured{}
+			u.SetGroupVersionKind(o.GroupVersionKind())
+			err = c.Get(ctx, client.ObjectKeyFromObject(o), u)
+		}
+		if apierrors.IsNotFound(err) || err != nil && ctx.Err() != nil {
+			next, why = append(next, o), append(why, Describe(o)+": not found yet")
+			continue
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", Describe(o), err)
+		}
+		res, err := compute(ctx, u, custom)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", Describe(o), err)
+		}
+		switch res.Status {
+		case status.CurrentStatus:
+		case status.FailedStatus:
+			return nil, nil, fmt.Errorf("%s failed: %s", Describe(o), res.Message)
+		default:
+			next, why = append(next, o), append(why, fmt.Sprintf("%s: %s", Describe(o), strings.TrimSpace(string(res.Status)+" "+res.Message)))
 		}
 	}
+	return next, why, nil
 }
 
 func compute(ctx context.Context, u *unstructured.Unstructured, custom StatusFunc) (*status.Result, error) {

@@ -22,27 +22,28 @@ import (
 
 // manager returns the resource manager that applies for obj: the controller's own identity, an
 // impersonated ServiceAccount, and/or a remote cluster's kubeconfig. Managers are kept and
-// reused, so their clients, connections and REST mappings are made once.
-func (r *KustomizationReconciler) manager(ctx context.Context, obj *applyv1.Kustomization) (*ssa.ResourceManager, error) {
+// reused, so their clients, connections and REST mappings are made once. local reports whether
+// it applies to the controller's own cluster, whose owned objects the metadata cache sees.
+func (r *KustomizationReconciler) manager(ctx context.Context, obj *applyv1.Kustomization) (rm *ssa.ResourceManager, local bool, err error) {
 	cfg, mapper, key := r.Config, r.Mapper, "local"
+	local = obj.Spec.KubeConfig == nil
 	if kc := obj.Spec.KubeConfig; kc != nil && kc.ConfigMapRef != nil {
-		var err error
 		id := kubeconfig.Object{Kind: applyv1.KustomizationKind, Namespace: obj.Namespace, Name: obj.Name}
 		if cfg, key, err = r.Clusters.FromConfigMap(ctx, r.APIReader, r.Client, id, kc.ConfigMapRef.Name); err != nil {
 			// Not stalled: ConfigMaps are not watched, and a fixed ConfigMap (or a granted
 			// identity) is seen at the next retry.
-			return nil, status.Fail(r.Events, obj, "", kubeConfigReason(err), err)
+			return nil, false, status.Fail(r.Events, obj, "", kubeConfigReason(err), err)
 		}
 		mapper = nil
 	}
 	if kc := obj.Spec.KubeConfig; kc != nil && kc.SecretRef != nil {
 		data, err := kubeconfig.FromSecret(ctx, r.APIReader, obj.Namespace, kc.SecretRef.Name, kc.SecretRef.Key)
 		if err != nil {
-			return nil, status.Fail(r.Events, obj, "", applyv1.ApplyFailedReason, err)
+			return nil, false, status.Fail(r.Events, obj, "", applyv1.ApplyFailedReason, err)
 		}
 		if cfg, err = kubeconfig.RESTConfig(data); err != nil {
 			// Not stalled: Secrets are not watched, and a fixed Secret is seen at the next retry.
-			return nil, status.Fail(r.Events, obj, "", applyv1.InvalidSpecReason, fmt.Errorf("spec.kubeConfig Secret %s: %w", kc.SecretRef.Name, err))
+			return nil, false, status.Fail(r.Events, obj, "", applyv1.InvalidSpecReason, fmt.Errorf("spec.kubeConfig Secret %s: %w", kc.SecretRef.Name, err))
 		}
 		sum := sha256.Sum256(data)
 		key, mapper = "kubeconfig:"+hex.EncodeToString(sum[:]), nil
@@ -57,14 +58,14 @@ func (r *KustomizationReconciler) manager(ctx context.Context, obj *applyv1.Kust
 		key += "/sa:" + obj.Namespace + "/" + sa
 	}
 	if rm, ok := r.managers.get(key); ok {
-		return rm, nil
+		return rm, local, nil
 	}
-	rm, err := newManager(cfg, mapper, r.ControllerName)
+	rm, err = newManager(cfg, mapper, r.ControllerName)
 	if err != nil {
-		return nil, status.Fail(r.Events, obj, "", applyv1.ApplyFailedReason, err)
+		return nil, false, status.Fail(r.Events, obj, "", applyv1.ApplyFailedReason, err)
 	}
 	r.managers.put(key, rm)
-	return rm, nil
+	return rm, local, nil
 }
 
 func newManager(cfg *rest.Config, mapper apimeta.RESTMapper, fieldManager string) (*ssa.ResourceManager, error) {
@@ -77,11 +78,13 @@ func newManager(cfg *rest.Config, mapper apimeta.RESTMapper, fieldManager string
 			return nil, err
 		}
 	}
-	// No cache: applied objects of every kind are read when needed, not watched.
-	c, err := client.New(cfg, client.Options{HTTPClient: httpClient, Mapper: mapper})
+	// No cache: applied objects are read when needed; what the reads and writes return is
+	// observed (kustomization_drift.go), and a metadata-only cache tells what changed since.
+	c, err := client.NewWithWatch(cfg, client.Options{HTTPClient: httpClient, Mapper: mapper})
 	if err != nil {
 		return nil, err
 	}
+	c = observing(c)
 	poller := polling.NewStatusPoller(c, mapper, polling.Options{})
 	return ssa.NewResourceManager(c, poller, ssa.Owner{Field: fieldManager, Group: applyv1.GroupVersion.Group}), nil
 }

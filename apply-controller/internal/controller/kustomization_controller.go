@@ -35,6 +35,7 @@ import (
 	"github.com/plumb-dev/plumb/shared/health/cel"
 	"github.com/plumb-dev/plumb/shared/kubeconfig"
 	"github.com/plumb-dev/plumb/shared/kustomize"
+	"github.com/plumb-dev/plumb/shared/objcache"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
 	"github.com/plumb-dev/plumb/shared/redact"
 	"github.com/plumb-dev/plumb/shared/refwatch"
@@ -53,9 +54,8 @@ import (
 
 // KustomizationReconciler builds a source artifact's path and applies it.
 type KustomizationReconciler struct {
-	// Client reads typed objects (Kustomizations) from the cache and patches status; sources and
-	// dependencies, read as unstructured, come from the API server, so that a watch event is
-	// never ahead of what a read returns.
+	// Client reads typed objects (Kustomizations) from the cache and patches status;
+	// dependencies, read as unstructured, come from the API server (sources from the cache).
 	client.Client
 	// APIReader reads Secrets and ConfigMaps directly, so that they are never cached.
 	APIReader client.Reader
@@ -85,6 +85,14 @@ type KustomizationReconciler struct {
 	builds   lru[*kustomize.Result]
 	managers lru[*ssa.ResourceManager]
 	watches  *refwatch.Watcher
+	// owned is the metadata cache of the objects applied to this cluster (nil: none), records
+	// what each Kustomization's last run left them as (kustomization_drift.go).
+	owned   *objcache.Cache
+	records records
+	// sources reads sources from the manager's cache: refwatch watches their kind before the
+	// first read, and an informer stores an object before it hands its event on, so a read is
+	// never behind the event that caused it.
+	sources client.Reader
 }
 
 // runInfo carries what one reconcile learned, for the history entry finalizeStatus writes.
@@ -100,6 +108,9 @@ type runInfo struct {
 func (r *KustomizationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	obj := &applyv1.Kustomization{}
 	if found, err := status.Get(ctx, r.Client, applyv1.KustomizationKind, req.NamespacedName, obj); !found {
+		if err == nil {
+			r.records.forget(req.NamespacedName) // gone without a finalizer
+		}
 		return ctrl.Result{}, err
 	}
 	st := &runInfo{start: time.Now()}
@@ -157,7 +168,7 @@ func (r *KustomizationReconciler) reconcile(ctx context.Context, obj *applyv1.Ku
 	}
 	st.digest = res.Digest
 	st.secrets = secretValues
-	rm, err := r.manager(ctx, obj)
+	rm, local, err := r.manager(ctx, obj)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -169,10 +180,33 @@ func (r *KustomizationReconciler) reconcile(ctx context.Context, obj *applyv1.Ku
 
 	unchanged := src.Revision == obj.Status.LastAppliedRevision && res.Digest == lastDigest(obj) &&
 		obj.Generation == obj.Status.ObservedGeneration && !conditions.IsFalse(obj, HealthyCondition)
-	if unchanged && obj.Spec.DriftPolicy == applyv1.DriftPolicyWarn {
-		return r.reportDrift(ctx, obj, rm, objs, src.Revision, st.secrets)
+	// Only what may have drifted since the last run is read and dry-run (kustomization_drift.go).
+	drifted, statusOnly := objs, []*unstructured.Unstructured(nil)
+	if unchanged && local && !requested(obj) {
+		drifted, statusOnly = r.triage(ctx, obj, objs)
+	} else {
+		r.records.forget(client.ObjectKeyFromObject(obj))
 	}
-	cs, err := rm.ApplyAllStaged(ctx, objs, kustomize.ApplyOptions(obj))
+	if unchanged && obj.Spec.DriftPolicy == applyv1.DriftPolicyWarn {
+		return r.reportDrift(ctx, obj, rm, objs, drifted, src.Revision, st.secrets)
+	}
+	if unchanged && len(drifted) == 0 {
+		// Nothing to apply: the inventory stands, and only objects whose status changed are
+		// judged again.
+		return r.recheck(ctx, obj, rm, objs, statusOnly, src.Revision, healthExprs)
+	}
+	applied := newObserved()
+	if local {
+		// Objects the cache knows to be missing are not read before they are created.
+		applied.absent = r.absentFrom(ctx, drifted)
+	}
+	cs, err := rm.ApplyAllStaged(withObserved(ctx, applied), drifted, kustomize.ApplyOptions(obj))
+	if err != nil && applied.fakedReads() {
+		// A read answered from the cache may have hidden an object that is there (one not yet
+		// labeled, an immutable field to recreate): once more, reading everything.
+		applied = newObserved()
+		cs, err = rm.ApplyAllStaged(withObserved(ctx, applied), drifted, kustomize.ApplyOptions(obj))
+	}
 	if err != nil {
 		if cs != nil {
 			// What an earlier stage applied (CRDs, Namespaces) is kept, to be pruned later.
@@ -180,23 +214,55 @@ func (r *KustomizationReconciler) reconcile(ctx context.Context, obj *applyv1.Ku
 		}
 		return ctrl.Result{}, status.Fail(r.Events, obj, src.Revision, applyv1.ApplyFailedReason, redact.Error(fmt.Errorf("apply: %w", err), st.secrets))
 	}
-	applied := inventoryOf(cs)
-	if obj.Spec.Prune {
-		gone, err := r.prune(ctx, obj, rm, applied)
-		if err != nil {
-			return ctrl.Result{}, err
+	if !unchanged || len(drifted) == len(objs) {
+		// A partial run (an unchanged build) keeps the inventory: nothing left the build.
+		inventory := inventoryOf(cs)
+		if obj.Spec.Prune {
+			gone, err := r.prune(ctx, obj, rm, inventory)
+			if err != nil {
+				return ctrl.Result{}, err
+			}
+			cs.Append(gone.Entries)
 		}
-		cs.Append(gone.Entries)
+		obj.Status.Inventory = inventory
 	}
-	obj.Status.Inventory = applied
 	obj.Status.LastAppliedRevision = src.Revision
 	if changes := summary(cs); changes != "" {
 		r.event(obj, src.Revision, corev1.EventTypeNormal, applyv1.SucceededReason, "%s", changes)
 	}
-	if err := r.checkHealth(ctx, obj, rm, objs, src.Revision, healthExprs); err != nil {
+	wait := objs
+	if unchanged {
+		wait = append(append([]*unstructured.Unstructured(nil), drifted...), statusOnly...)
+	}
+	checked := newObserved()
+	if err := r.checkHealth(withObserved(ctx, checked), obj, rm, wait, local, src.Revision, healthExprs, applied); err != nil {
 		return ctrl.Result{}, err
 	}
+	r.remember(obj, objs, applied, checked, unchanged)
 	markReady(obj, "applied revision %s", src.Revision)
+	return ctrl.Result{RequeueAfter: plumbreconcile.Jitter(obj.Spec.Interval.Duration)}, nil
+}
+
+// recheck ends a run that applied nothing: the objects whose status alone changed since the
+// last run are judged again (when spec.wait), and their records move on.
+func (r *KustomizationReconciler) recheck(ctx context.Context, obj *applyv1.Kustomization, rm *ssa.ResourceManager, objs, statusOnly []*unstructured.Unstructured, revision string, exprs *cel.Evaluator) (ctrl.Result, error) {
+	checked := newObserved()
+	if len(statusOnly) > 0 && obj.Spec.Wait {
+		if err := r.checkHealth(withObserved(ctx, checked), obj, rm, statusOnly, true, revision, exprs, nil); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	key := client.ObjectKeyFromObject(obj)
+	for _, o := range statusOnly {
+		if checked.get(o) == nil {
+			// Not judged (no spec.wait): the record moves to what the cache shows.
+			if now, found, _ := r.owned.Get(ctx, keyOf(o)); found {
+				r.records.advance(key, keyOf(o), now)
+			}
+		}
+	}
+	r.remember(obj, objs, newObserved(), checked, true)
+	markReady(obj, "applied revision %s", revision)
 	return ctrl.Result{RequeueAfter: plumbreconcile.Jitter(obj.Spec.Interval.Duration)}, nil
 }
 
@@ -213,7 +279,7 @@ func (r *KustomizationReconciler) source(ctx context.Context, obj *applyv1.Kusto
 		return nil, status.Stall(r.Events, obj, applyv1.InvalidSpecReason, err.Error())
 	}
 	name := fmt.Sprintf("%s %s", gvk.Kind, key)
-	u, err := r.watches.Get(ctx, r.Client, gvk, key)
+	u, err := r.watches.Get(ctx, r.sources, gvk, key)
 	if err != nil {
 		return nil, status.Fail(r.Events, obj, "", applyv1.SourceNotReadyReason, fmt.Errorf("source %s: %w", name, err))
 	}
@@ -242,7 +308,7 @@ func (r *KustomizationReconciler) peekSource(ctx context.Context, obj *applyv1.K
 	}
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(gvk)
-	if err := r.Get(ctx, key, u); err != nil {
+	if err := r.sources.Get(ctx, key, u); err != nil {
 		return "", err
 	}
 	rev, _, _ := unstructured.NestedString(u.Object, "status", "artifact", "revision")
@@ -420,8 +486,11 @@ func mergeInventories(a, b *applyv1.Inventory) *applyv1.Inventory {
 
 // checkHealth waits, within the timeout, for the applied objects (spec.wait) and the listed
 // ones (spec.healthChecks) to be Current in kstatus terms, or by spec.healthCheckExprs for the
-// kinds they name.
-func (r *KustomizationReconciler) checkHealth(ctx context.Context, obj *applyv1.Kustomization, rm *ssa.ResourceManager, objs []*unstructured.Unstructured, revision string, exprs *cel.Evaluator) error {
+// kinds they name. The first look at an object is what this run's apply returned (known); then
+// an object of the local cluster is read again when the metadata cache sees it change, with a
+// slow poll as a safety net. Listed objects may not be ours (not in the cache): with any, the
+// wait polls as it always did.
+func (r *KustomizationReconciler) checkHealth(ctx context.Context, obj *applyv1.Kustomization, rm *ssa.ResourceManager, objs []*unstructured.Unstructured, local bool, revision string, exprs *cel.Evaluator, known *observed) error {
 	var set []*unstructured.Unstructured
 	if obj.Spec.Wait {
 		for _, o := range objs {
@@ -449,7 +518,20 @@ func (r *KustomizationReconciler) checkHealth(ctx context.Context, obj *applyv1.
 		}
 		return ""
 	}
-	if err := health.WaitWith(ctx, rm.Client(), set, health.Options{Superseded: superseded, Status: exprs.Status}); err != nil {
+	opts := health.Options{Superseded: superseded, Status: exprs.Status}
+	if known != nil {
+		opts.Known = known.get
+	}
+	if local && r.owned != nil && len(obj.Spec.HealthChecks) == 0 {
+		opts.Changed = func(ctx context.Context, objs []*unstructured.Unstructured) (<-chan struct{}, func()) {
+			keys := make([]objcache.Key, len(objs))
+			for i, o := range objs {
+				keys[i] = keyOf(o)
+			}
+			return r.owned.Changed(ctx, keys)
+		}
+	}
+	if err := health.WaitWith(ctx, rm.Client(), set, opts); err != nil {
 		var s *health.SupersededError
 		if errors.As(err, &s) {
 			markHealthy(obj, metav1.ConditionUnknown, applyv1.HealthCheckCanceledReason, "%v", err)
@@ -463,19 +545,24 @@ func (r *KustomizationReconciler) checkHealth(ctx context.Context, obj *applyv1.
 }
 
 // reportDrift is the Warn drift policy on an unchanged revision: a server-side dry-run of every
-// object, and a Warning naming those that differ; nothing is written to them.
-func (r *KustomizationReconciler) reportDrift(ctx context.Context, obj *applyv1.Kustomization, rm *ssa.ResourceManager, objs []*unstructured.Unstructured, revision string, secrets []string) (ctrl.Result, error) {
+// object that may have drifted (candidates), and a Warning naming those that differ; nothing is
+// written to them. Those found unchanged are recorded, those that differ are looked at again
+// next time.
+func (r *KustomizationReconciler) reportDrift(ctx context.Context, obj *applyv1.Kustomization, rm *ssa.ResourceManager, objs, candidates []*unstructured.Unstructured, revision string, secrets []string) (ctrl.Result, error) {
 	var drifted []string
 	diff := kustomize.DiffOptions(obj)
-	for _, o := range objs {
-		entry, _, _, err := rm.Diff(ctx, o, diff)
+	seen := newObserved()
+	for _, o := range candidates {
+		entry, _, _, err := rm.Diff(withObserved(ctx, seen), o, diff)
 		if err != nil {
 			return ctrl.Result{}, status.Fail(r.Events, obj, revision, applyv1.ApplyFailedReason, redact.Error(fmt.Errorf("drift check: %w", err), secrets))
 		}
 		if entry != nil && entry.Action != ssa.UnchangedAction && entry.Action != ssa.SkippedAction {
 			drifted = append(drifted, entry.Subject)
+			seen.drop(o)
 		}
 	}
+	r.remember(obj, objs, seen, newObserved(), true)
 	if len(drifted) > 0 {
 		r.event(obj, revision, corev1.EventTypeWarning, applyv1.DriftDetectedReason, "drift left in place (driftPolicy Warn): %s", strings.Join(drifted, ", "))
 		markReady(obj, "applied revision %s; drifted (left in place): %s", revision, strings.Join(drifted, ", "))

@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
@@ -33,7 +34,7 @@ func (r *KustomizationReconciler) finalize(ctx context.Context, obj *applyv1.Kus
 		if err != nil {
 			return err
 		}
-		rm, err := r.manager(ctx, obj)
+		rm, _, err := r.manager(ctx, obj)
 		var cs *ssa.ChangeSet
 		if err == nil {
 			cs, err = rm.DeleteAll(ctx, objs, ssa.DeleteOptions{
@@ -58,6 +59,7 @@ func (r *KustomizationReconciler) finalize(ctx context.Context, obj *applyv1.Kus
 			return status.Fail(r.Events, obj, "", applyv1.PruneFailedReason, fmt.Errorf("delete applied objects: %w", err))
 		}
 	}
+	r.records.forget(client.ObjectKeyFromObject(obj))
 	controllerutil.RemoveFinalizer(obj, applyv1.Finalizer)
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
+	"github.com/plumb-dev/plumb/shared/objcache"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
 	"github.com/plumb-dev/plumb/shared/refwatch"
 )
@@ -62,7 +63,12 @@ func (r *KustomizationReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 	}
 	r.watches = refwatch.New(c, mgr.GetCache(), mgr.GetRESTMapper(), referrers,
 		schema.GroupKind{Group: applyv1.GroupVersion.Group, Kind: applyv1.KustomizationKind})
-	return nil
+	r.sources = mgr.GetCache()
+	// The objects this controller applied carry its owner label: only they are cached.
+	if r.owned, err = objcache.New(mgr.GetConfig(), mgr.GetScheme(), mgr.GetRESTMapper(), applyv1.GroupVersion.Group+"/name"); err != nil {
+		return err
+	}
+	return mgr.Add(r.owned)
 }
 
 // becameReady passes updates of a Kustomization that turn it Ready at its generation.

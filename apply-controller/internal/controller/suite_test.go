@@ -13,9 +13,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -34,6 +36,7 @@ var (
 	k8s        client.Client
 	reconciler *KustomizationReconciler
 	artifacts  artifactServer
+	testScheme *runtime.Scheme
 )
 
 func TestMain(m *testing.M) {
@@ -56,9 +59,13 @@ func run(m *testing.M) int {
 	artifacts = artifactServer{artifacttest.NewServer()}
 	defer artifacts.Close()
 
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+	// Kustomizations labeled for a shard are left to the reconcilers a test starts (startShard).
+	notSharded, err := labels.Parse("!" + shardLabel)
+	must(err)
+	mgr, err := ctrl.NewManager(countingConfig(env.Config), ctrl.Options{
 		Scheme:  scheme,
 		Metrics: metricsserver.Options{BindAddress: "0"},
+		Cache:   cache.Options{ByObject: map[client.Object]cache.ByObject{&applyv1.Kustomization{}: {Label: notSharded}}},
 	})
 	must(err)
 	// As cmd/main.go makes it with --feature-gates=ObjectLevelWorkloadIdentity=true.
@@ -68,12 +75,13 @@ func run(m *testing.M) int {
 		Clusters:       kubeconfig.NewClusters(cloud.TokenCache(), cloud.ObjectLevel()),
 		Client:         mgr.GetClient(),
 		APIReader:      mgr.GetAPIReader(),
-		Config:         mgr.GetConfig(),
+		Config:         mgr.GetConfig(), // counting: see countRequests
 		Mapper:         mgr.GetRESTMapper(),
 		Events:         mgr.GetEventRecorder("apply-controller"),
 		ControllerName: "apply-controller",
 		Fetcher:        &artifact.Fetcher{},
 	}
+	testScheme = scheme
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	must(reconciler.SetupWithManager(ctx, mgr, Options{Concurrent: 4}))

@@ -9,9 +9,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -65,8 +67,11 @@ func (p *Process) Stop() {
 }
 
 // CPU returns the user+system CPU time the process has used so far.
-func (p *Process) CPU() (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+func (p *Process) CPU() (time.Duration, error) { return PidCPU(p.cmd.Process.Pid) }
+
+// PidCPU returns the user+system CPU time the process pid has used so far.
+func PidCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err
 	}
@@ -119,4 +124,34 @@ func CPUProfile(addr string, d time.Duration, file string) error {
 	}
 	_, err = io.Copy(f, resp.Body)
 	return errors.Join(err, f.Close())
+}
+
+// APIServerPid finds the kube-apiserver process that serves host (https://127.0.0.1:<port>):
+// the one whose command line holds --secure-port=<port>. Other control planes on the machine
+// (tests, other benchmarks) have ports of their own.
+func APIServerPid(host string) (int, error) {
+	u, err := url.Parse(host)
+	if err != nil {
+		return 0, err
+	}
+	want := "--secure-port=" + u.Port()
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(b), "\x00")
+		if len(args) > 0 && filepath.Base(args[0]) == "kube-apiserver" && slices.Contains(args, want) {
+			return pid, nil
+		}
+	}
+	return 0, fmt.Errorf("no kube-apiserver process with %s", want)
 }

@@ -1,0 +1,306 @@
+package controller
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
+	"github.com/plumb-dev/plumb/shared/artifact"
+	"github.com/plumb-dev/plumb/shared/objcache"
+)
+
+// shardLabel marks the Kustomizations that a test's own reconciler (startShard) handles; the
+// suite's reconciler leaves them alone.
+const shardLabel = "plumb.test/shard"
+
+// requestLog lists the API requests made under a context (countRequests), as "METHOD path".
+type requestLog struct {
+	mu   sync.Mutex
+	reqs []string
+}
+
+func (l *requestLog) all() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.reqs...)
+}
+
+// writesTo returns the writes whose path contains part.
+func (l *requestLog) writesTo(part string) []string {
+	var out []string
+	for _, r := range l.all() {
+		if !strings.HasPrefix(r, "GET ") && strings.Contains(r, part) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func (l *requestLog) matching(prefix string) []string {
+	var out []string
+	for _, r := range l.all() {
+		if strings.HasPrefix(r, prefix) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+type requestLogKey struct{}
+
+// countRequests returns a context under which every request of the reconcilers' clients (a
+// countingConfig) is logged.
+func countRequests() (context.Context, *requestLog) {
+	l := &requestLog{}
+	return context.WithValue(context.Background(), requestLogKey{}, l), l
+}
+
+// countingConfig logs the requests made under a countRequests context, and every request in
+// all when it is not nil.
+func countingConfig(cfg *rest.Config, all ...*requestLog) *rest.Config {
+	cfg = rest.CopyConfig(cfg)
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			l, ok := req.Context().Value(requestLogKey{}).(*requestLog)
+			if !ok && len(all) > 0 {
+				l, ok = all[0], true
+			}
+			if ok {
+				l.mu.Lock()
+				l.reqs = append(l.reqs, req.Method+" "+req.URL.Path)
+				l.mu.Unlock()
+			}
+			return rt.RoundTrip(req)
+		})
+	})
+	return cfg
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// startShard runs a reconciler of its own, as a new controller process would (empty memory),
+// for the Kustomizations labeled shardLabel=shard; stop ends it.
+// With all, every request of that reconciler is logged there.
+func startShard(t *testing.T, shard string, all ...*requestLog) (r *KustomizationReconciler, stop func()) {
+	t.Helper()
+	sel := labels.SelectorFromSet(labels.Set{shardLabel: shard})
+	mgr, err := ctrl.NewManager(countingConfig(env.Config, all...), ctrl.Options{
+		Scheme:     testScheme,
+		Metrics:    metricsserver.Options{BindAddress: "0"},
+		Cache:      cache.Options{ByObject: map[client.Object]cache.ByObject{&applyv1.Kustomization{}: {Label: sel}}},
+		Controller: config.Controller{SkipNameValidation: ptrTo(true)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = &KustomizationReconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Config: mgr.GetConfig(), Mapper: mgr.GetRESTMapper(),
+		Events: mgr.GetEventRecorder("apply-controller"), ControllerName: "apply-controller", Fetcher: &artifact.Fetcher{},
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := r.SetupWithManager(ctx, mgr, Options{Concurrent: 2}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	stopped := false
+	stop = func() {
+		if !stopped {
+			stopped = true
+			cancel()
+			if err := <-done; err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	t.Cleanup(stop)
+	return r, stop
+}
+
+// cacheSees waits until r's metadata cache holds obj at its resourceVersion (or later), as a
+// reconcile at the interval would find it.
+func cacheSees(g *WithT, r *KustomizationReconciler, key objcache.Key, rv string) {
+	g.Eventually(func() string {
+		s, _, _ := r.owned.Get(context.Background(), key)
+		return s.ResourceVersion
+	}, timeout, 10*time.Millisecond).Should(Equal(rv))
+}
+
+func keyFor(ns, name, apiVersion, kind string) objcache.Key {
+	return objcache.Key{GVK: schema.FromAPIVersionAndKind(apiVersion, kind), Namespace: ns, Name: name}
+}
+
+// The drift guarantee with drift from watches: a no-op reconcile reads and dry-runs nothing
+// (at most the source and a status patch), a status-only change re-checks health without a
+// dry-run, an edit by hand is put back at the next interval and at once on a reconcile request,
+// and an edit made while the controller was stopped is put back by the first reconcile of the
+// next one.
+func TestKustomization_DriftFromWatches(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	gr := source(t, ns, "app", "main@sha1:1", map[string]string{"deploy/web.yaml": idleDeployment, "deploy/cm.yaml": configMap("cm", "git")})
+	k := newKustomization(ns, gr.Name, func(k *applyv1.Kustomization) {
+		k.Spec.Wait = true
+		k.Labels = map[string]string{shardLabel: "drift"}
+	})
+	r, stop := startShard(t, "drift")
+	g.Expect(k8s.Create(context.Background(), k)).To(Succeed())
+	waitApplied(g, k, "main@sha1:1")
+	req := reconcile.Request{NamespacedName: client.ObjectKeyFromObject(k)}
+	dep, cm := &appsv1.Deployment{}, &corev1.ConfigMap{}
+	depKey, cmKey := keyFor(ns, "web", "apps/v1", "Deployment"), keyFor(ns, "cm", "v1", "ConfigMap")
+
+	// Settle: the Deployment's controller writes its status (and an annotation) after the apply;
+	// a reconcile that sees it judges health again (or dry-runs the Deployment). Once the
+	// Deployment's controller is done, nothing is left to look at.
+	g.Eventually(func(g Gomega) {
+		g.Expect(exists(ns, "web", dep)).To(BeTrue())
+		s, _, _ := r.owned.Get(context.Background(), depKey)
+		g.Expect(s.ResourceVersion).To(Equal(dep.ResourceVersion))
+		ctx, log := countRequests()
+		_, err := r.Reconcile(ctx, req)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(log.matching("GET /apis/apps")).To(BeEmpty())
+	}, timeout, 50*time.Millisecond).Should(Succeed())
+	ctx, log := countRequests()
+	_, err := r.Reconcile(ctx, req)
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Logf("requests of a no-op reconcile: %v", log.all())
+	g.Expect(len(log.all())).To(BeNumerically("<=", 2), "a no-op reconcile: %v", log.all())
+	g.Expect(log.writesTo("/namespaces/" + ns + "/configmaps")).To(BeEmpty())
+	g.Expect(log.writesTo("/deployments")).To(BeEmpty())
+	g.Expect(log.matching("GET /apis/apps")).To(BeEmpty(), "no object is read")
+
+	// A status-only change: health is judged again (one read), nothing is dry-run.
+	g.Expect(exists(ns, "web", dep)).To(BeTrue())
+	dep.Status.Conditions = append(dep.Status.Conditions, appsv1.DeploymentCondition{Type: "Tested", Status: corev1.ConditionTrue, Reason: "Test"})
+	g.Expect(k8s.Status().Update(context.Background(), dep)).To(Succeed())
+	cacheSees(g, r, depKey, dep.ResourceVersion)
+	ctx, log = countRequests()
+	_, err = r.Reconcile(ctx, req)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(log.matching("GET /apis/apps/v1/namespaces/"+ns+"/deployments/web")).NotTo(BeEmpty(), "health is judged again: %v", log.all())
+	g.Expect(log.writesTo("/deployments/web")).To(BeEmpty(), "no dry-run of a status-only change: %v", log.all())
+
+	// An edit by hand: the next reconcile at the interval puts it back, and the object alone is
+	// dry-run.
+	g.Expect(exists(ns, "cm", cm)).To(BeTrue())
+	cm.Data["key"] = "hand"
+	g.Expect(k8s.Update(context.Background(), cm, client.FieldOwner("kubectl-edit"))).To(Succeed())
+	cacheSees(g, r, cmKey, cm.ResourceVersion)
+	ctx, log = countRequests()
+	_, err = r.Reconcile(ctx, req)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(exists(ns, "cm", cm)).To(BeTrue())
+	g.Expect(cm.Data["key"]).To(Equal("git"), "put back at the interval")
+	t.Logf("requests of a reconcile after an edit: %v", log.all())
+	g.Expect(log.writesTo("/deployments/web")).To(BeEmpty(), "the Deployment did not change: %v", log.all())
+
+	// At once on a reconcile request, however fresh the edit: a request dry-runs everything.
+	cm.Data["key"] = "hand again"
+	g.Expect(k8s.Update(context.Background(), cm, client.FieldOwner("kubectl-edit"))).To(Succeed())
+	handled(g, k, requestReconcile(g, k))
+	g.Expect(exists(ns, "cm", cm)).To(BeTrue())
+	g.Expect(cm.Data["key"]).To(Equal("git"), "put back on the request")
+
+	// An edit while the controller is down: the next one's first reconcile puts it back.
+	stop()
+	cm.Data["key"] = "while down"
+	g.Expect(k8s.Update(context.Background(), cm, client.FieldOwner("kubectl-edit"))).To(Succeed())
+	startShard(t, "drift")
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(context.Background(), client.ObjectKeyFromObject(cm), cm)).To(Succeed())
+		g.Expect(cm.Data["key"]).To(Equal("git"))
+	}, timeout, 50*time.Millisecond).Should(Succeed(), "put back by the first reconcile after a restart")
+}
+
+// A health wait wakes when the object it waits for changes, however long its polls have backed
+// off: here the wait has polled long enough for its next poll to be at least 12.8 s away, and the
+// object's becoming healthy ends it in far less.
+func TestKustomization_HealthWaitWakesOnChange(t *testing.T) {
+	g := NewWithT(t)
+	installKind(g, "Beacon", "beacons")
+	ns := newNamespace(t)
+	beacon := "apiVersion: " + triggerGroup + "/v1\nkind: Beacon\nmetadata:\n  name: lit\nspec:\n  on: true\n"
+	gr := source(t, ns, "beacon", "main@sha1:1", map[string]string{"deploy/beacon.yaml": beacon})
+	k := newKustomization(ns, gr.Name, func(k *applyv1.Kustomization) {
+		k.Labels = map[string]string{shardLabel: "wake"}
+		k.Spec.Wait = true
+		k.Spec.Timeout = &metav1.Duration{Duration: 2 * time.Minute}
+		k.Spec.HealthCheckExprs = []applyv1.CustomHealthCheck{{APIVersion: triggerGroup + "/v1", Kind: "Beacon",
+			Current: "has(status.state) && status.state == 'Lit'"}}
+	})
+	all := &requestLog{}
+	startShard(t, "wake", all)
+	g.Expect(k8s.Create(context.Background(), k)).To(Succeed())
+
+	// Polls at 0.1, 0.3, 0.7, 1.5, 3.1, 6.3 and 12.7 s after the first look (the apply's answer);
+	// the next comes 12.8 s after the sixth, 25.6 s after the seventh. The apply may read the
+	// object once too: seven reads are at least six polls.
+	reads := "GET /apis/" + triggerGroup + "/v1/namespaces/" + ns + "/beacons/lit"
+	g.Eventually(func() int { return len(all.matching(reads)) }, timeout, 20*time.Millisecond).Should(BeNumerically(">=", 7))
+	lit := time.Now()
+	u := &unstructured.Unstructured{}
+	u.SetAPIVersion(triggerGroup + "/v1")
+	u.SetKind("Beacon")
+	g.Expect(k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "lit"}, u)).To(Succeed())
+	u.Object["status"] = map[string]any{"state": "Lit"}
+	g.Expect(k8s.Status().Update(context.Background(), u)).To(Succeed())
+	waitApplied(g, k, "main@sha1:1")
+	g.Expect(time.Since(lit)).To(BeNumerically("<", 6*time.Second), "woken by the change, not by the next poll")
+}
+
+// Objects the metadata cache does not hold (not labeled by us) are created without a read when
+// the cache says they are missing; one that is there all the same keeps its ssa: IfNotPresent
+// meaning, and one with an immutable field is still recreated with force.
+func TestKustomization_ObjectsNotInTheCacheAreStillRead(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	frozen := func(v string) *corev1.ConfigMap {
+		return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "frozen", Namespace: ns}, Immutable: ptrTo(true), Data: map[string]string{"key": v}}
+	}
+	// The cache has synced ConfigMaps: it answers for the unlabeled ones that they are missing.
+	g.Eventually(func() bool {
+		_, _, synced := reconciler.owned.Get(context.Background(), keyFor(ns, "frozen", "v1", "ConfigMap"))
+		return synced
+	}, timeout, 20*time.Millisecond).Should(BeTrue())
+	g.Expect(k8s.Create(context.Background(), frozen("by hand"))).To(Succeed())
+	g.Expect(k8s.Create(context.Background(), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "keep", Namespace: ns}, Data: map[string]string{"key": "by hand"}})).To(Succeed())
+	keep := strings.Replace(configMap("keep", "git"), "metadata:\n", "metadata:\n  annotations:\n    apply.plumb.dev/ssa: IfNotPresent\n", 1)
+	gr := source(t, ns, "app", "main@sha1:1", map[string]string{
+		"deploy/frozen.yaml": configMap("frozen", "git") + "immutable: true\n",
+		"deploy/keep.yaml":   keep,
+		"deploy/new.yaml":    configMap("new", "git"),
+	})
+	k := newKustomization(ns, gr.Name, func(k *applyv1.Kustomization) { k.Spec.Force = true })
+	g.Expect(k8s.Create(context.Background(), k)).To(Succeed())
+	waitApplied(g, k, "main@sha1:1")
+
+	cm := &corev1.ConfigMap{}
+	g.Expect(exists(ns, "frozen", cm)).To(BeTrue())
+	g.Expect(cm.Data["key"]).To(Equal("git"), "recreated with force")
+	g.Expect(exists(ns, "keep", cm)).To(BeTrue())
+	g.Expect(cm.Data["key"]).To(Equal("by hand"), "IfNotPresent leaves an object that is there")
+	g.Expect(exists(ns, "new", cm)).To(BeTrue())
+}
