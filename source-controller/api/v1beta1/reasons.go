@@ -76,5 +76,18 @@ const (
 	ArtifactFailedReason = "ArtifactFailed"
 )
 
+// Signature verification of OCI artifacts and charts (spec.verify of OCIRepository and
+// HelmChart).
+const (
+	// SourceVerifiedCondition is True with the signer's identity once the artifact's signature
+	// verified, False with the reason when it did not; absent without spec.verify.
+	SourceVerifiedCondition = "SourceVerified"
+	// VerificationErrorReason: no signature of the artifact's digest verifies with the trusted
+	// material of spec.verify (none found, another key or identity, an expired certificate, a
+	// signature of another digest), or that material is missing or unusable; the last verified
+	// artifact stays served, and it is retried at the interval.
+	VerificationErrorReason = "VerificationError"
+)
+
 // SourceFinalizer is set on every source so that its artifacts are deleted with it.
 const SourceFinalizer = "plumb.dev/finalizer"
