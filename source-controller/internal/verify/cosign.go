@@ -209,9 +209,11 @@ type cosignEntity struct {
 	entry *tlog.Entry
 }
 
-func (e *cosignEntity) HasInclusionPromise() bool { return e.entry != nil && e.entry.HasInclusionPromise() }
-func (e *cosignEntity) HasInclusionProof() bool   { return false }
-func (e *cosignEntity) Version() (string, error)  { return "v0.3", nil }
+func (e *cosignEntity) HasInclusionPromise() bool {
+	return e.entry != nil && e.entry.HasInclusionPromise()
+}
+func (e *cosignEntity) HasInclusionProof() bool  { return false }
+func (e *cosignEntity) Version() (string, error) { return "v0.3", nil }
 func (e *cosignEntity) Timestamps() ([][]byte, error) {
 	return nil, nil
 }
@@ -451,4 +453,3 @@ func trustedRoot(js []byte) (root.TrustedMaterial, error) {
 	publicGood.root = lr
 	return lr, nil
 }
-
