@@ -1,0 +1,182 @@
+package controller
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
+	"github.com/plumb-dev/plumb/source-controller/internal/verify/verifytest"
+)
+
+// countSignatureReads counts the GETs of cosign signature tags.
+func countSignatureReads(n *atomic.Int64) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/manifests/") && strings.HasSuffix(r.URL.Path, ".sig") {
+				n.Add(1)
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+func newVerifySecret(t *testing.T, ns string, data map[string][]byte) string {
+	t.Helper()
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{GenerateName: "verify-", Namespace: ns}, Data: data}
+	if err := k8s.Create(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	return s.Name
+}
+
+// waitVerified waits until SourceVerified=True and returns its message.
+func waitVerified(g *WithT, obj sourceObject) string {
+	var msg string
+	g.Eventually(func(g Gomega) {
+		get(g, obj)
+		g.Expect(conditions.IsTrue(obj, sourcev1.SourceVerifiedCondition)).To(BeTrue(), "SourceVerified: %v", conditions.GetMessage(obj, sourcev1.SourceVerifiedCondition))
+		msg = conditions.GetMessage(obj, sourcev1.SourceVerifiedCondition)
+	}, timeout, 100*time.Millisecond).Should(Succeed())
+	return msg
+}
+
+func TestOCIRepository_VerifyCosignKeyed(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	var sigReads atomic.Int64
+	reg := newRegistry(t, countSignatureReads(&sigReads))
+	repo := reg.Host + "/org/app"
+	key, err := verifytest.NewKey()
+	g.Expect(err).NotTo(HaveOccurred())
+	other, err := verifytest.NewKey()
+	g.Expect(err).NotTo(HaveOccurred())
+
+	d1 := pushFiles(t, reg.Host, "org/app", "stable", map[string]string{"cm.yaml": "kind: ConfigMap\n"})
+	g.Expect(verifytest.Sign(repo, d1, []verifytest.Signature{{Key: key.Private}})).To(Succeed())
+	keys := newVerifySecret(t, ns, map[string][]byte{"cosign.pub": key.PublicPEM(), "README": []byte("not a key")})
+	obj := newOCIRepository(ns, "oci://"+repo, func(o *sourcev1.OCIRepository) {
+		o.Spec.Ref = &sourcev1.OCIRepositoryRef{Tag: "stable"}
+		o.Spec.Verify = &sourcev1.OCIArtifactVerification{Provider: "cosign", SecretRef: &meta.LocalObjectReference{Name: keys}}
+	})
+	create(g, obj)
+	waitReady(g, obj, "stable@"+d1)
+	g.Expect(waitVerified(g, obj)).To(HavePrefix("verified signature of revision stable@" + d1 + " by cosign key cosign.pub (SHA256:"))
+	last := *obj.Status.Artifact
+
+	// A no-op reconcile verifies nothing: the signature is not read again.
+	reads := sigReads.Load()
+	g.Expect(reads).To(BeNumerically(">", 0))
+	v := requestReconcile(g, obj)
+	g.Eventually(func(g Gomega) {
+		g.Expect(get(g, obj).Status.LastHandledReconcileAt).To(Equal(v))
+	}, timeout, 50*time.Millisecond).Should(Succeed())
+	g.Expect(sigReads.Load()).To(Equal(reads), "a verified digest is cached")
+	g.Expect(conditions.IsTrue(obj, sourcev1.SourceVerifiedCondition)).To(BeTrue())
+
+	// The tag moves to an unsigned artifact: refused, the last verified artifact still served.
+	d2 := pushFiles(t, reg.Host, "org/app", "stable", map[string]string{"cm.yaml": "kind: Secret\n"})
+	requestReconcile(g, obj)
+	msg := waitFailed(g, obj, sourcev1.VerificationErrorReason)
+	g.Expect(msg).To(ContainSubstring("no cosign signature of " + d2))
+	g.Expect(obj.Status.Artifact).To(Equal(&last))
+	g.Expect(files(g, &last)).To(Equal(map[string]string{"cm.yaml": "kind: ConfigMap\n"}))
+	g.Expect(conditions.IsFalse(obj, sourcev1.SourceVerifiedCondition)).To(BeTrue())
+	g.Expect(conditions.GetReason(obj, sourcev1.SourceVerifiedCondition)).To(Equal(sourcev1.VerificationErrorReason))
+	g.Expect(conditions.IsReconciling(obj)).To(BeTrue(), "retried")
+
+	// Signed by another key: refused too.
+	g.Expect(verifytest.Sign(repo, d2, []verifytest.Signature{{Key: other.Private}})).To(Succeed())
+	requestReconcile(g, obj)
+	g.Eventually(func(g Gomega) {
+		g.Expect(conditions.GetMessage(get(g, obj), meta.ReadyCondition)).To(ContainSubstring("signed by another key"))
+	}, timeout, 100*time.Millisecond).Should(Succeed())
+	g.Expect(obj.Status.Artifact).To(Equal(&last))
+
+	// Signed by the trusted key: published.
+	g.Expect(verifytest.Sign(repo, d2, []verifytest.Signature{{Key: key.Private}})).To(Succeed())
+	requestReconcile(g, obj)
+	waitReady(g, obj, "stable@"+d2)
+	g.Expect(files(g, obj.Status.Artifact)).To(Equal(map[string]string{"cm.yaml": "kind: Secret\n"}))
+
+	// Removing spec.verify removes the condition.
+	get(g, obj)
+	obj.Spec.Verify = nil
+	g.Expect(k8s.Update(context.Background(), obj)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		get(g, obj)
+		g.Expect(observedGeneration(obj)).To(Equal(obj.Generation))
+		g.Expect(conditions.Get(obj, sourcev1.SourceVerifiedCondition)).To(BeNil())
+	}, timeout, 100*time.Millisecond).Should(Succeed())
+
+	cases := []struct {
+		name   string
+		verify *sourcev1.OCIArtifactVerification
+		reason string
+		msg    string
+	}{
+		{"missing Secret", &sourcev1.OCIArtifactVerification{Provider: "cosign", SecretRef: &meta.LocalObjectReference{Name: "absent"}},
+			sourcev1.VerificationErrorReason, "Secret " + ns + "/absent (secretRef) not found"},
+		{"Secret without keys", &sourcev1.OCIArtifactVerification{Provider: "cosign", SecretRef: &meta.LocalObjectReference{Name: newVerifySecret(t, ns, map[string][]byte{"key": []byte("x")})}},
+			sourcev1.VerificationErrorReason, "has no cosign public key (a key ending in .pub)"},
+		{"bad identity regexp", &sourcev1.OCIArtifactVerification{Provider: "cosign", MatchOIDCIdentity: []sourcev1.OIDCIdentityMatch{{Issuer: "(", Subject: ".*"}}},
+			sourcev1.InvalidSpecReason, `matchOIDCIdentity[0].issuer "(" is not a regular expression`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			g := NewWithT(t)
+			o := newOCIRepository(ns, "oci://"+repo, func(o *sourcev1.OCIRepository) {
+				o.Spec.Ref = &sourcev1.OCIRepositoryRef{Digest: d1}
+				o.Spec.Verify = c.verify
+			})
+			create(g, o)
+			g.Expect(waitFailed(g, o, c.reason)).To(ContainSubstring(c.msg))
+			g.Expect(o.Status.Artifact).To(BeNil(), "nothing published")
+		})
+	}
+}
+
+func TestOCIRepository_VerifyCosignKeyless(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	reg := newRegistry(t, nil)
+	repo := reg.Host + "/org/app"
+	ca, err := verifytest.NewCA()
+	g.Expect(err).NotTo(HaveOccurred())
+	trusted, err := ca.TrustedRoot()
+	g.Expect(err).NotTo(HaveOccurred())
+	const issuer = "https://token.actions.example.test"
+	const subject = "https://git.example.test/org/app/.github/workflows/release.yml@refs/tags/v1"
+	leaf, leafKey, err := ca.Leaf(issuer, subject, time.Now().Add(-time.Minute), time.Now().Add(time.Hour))
+	g.Expect(err).NotTo(HaveOccurred())
+	d := pushFiles(t, reg.Host, "org/app", "v1", map[string]string{"cm.yaml": "kind: ConfigMap\n"})
+	g.Expect(verifytest.Sign(repo, d, []verifytest.Signature{{Key: leafKey, Certificate: leaf}})).To(Succeed())
+	root := newVerifySecret(t, ns, map[string][]byte{sourcev1.TrustedRootKey: trusted})
+
+	obj := newOCIRepository(ns, "oci://"+repo, func(o *sourcev1.OCIRepository) {
+		o.Spec.Ref = &sourcev1.OCIRepositoryRef{Tag: "v1"}
+		o.Spec.Verify = &sourcev1.OCIArtifactVerification{Provider: "cosign", TrustedRootSecretRef: &meta.LocalObjectReference{Name: root},
+			MatchOIDCIdentity: []sourcev1.OIDCIdentityMatch{{Issuer: `^https://token\.actions\.example\.test$`, Subject: `^https://git\.example\.test/org/app/`}}}
+	})
+	create(g, obj)
+	waitReady(g, obj, "v1@"+d)
+	g.Expect(waitVerified(g, obj)).To(Equal("verified signature of revision v1@" + d + " by certificate of issuer " + issuer + ", subject " + subject))
+
+	wrong := newOCIRepository(ns, "oci://"+repo, func(o *sourcev1.OCIRepository) {
+		o.Spec.Ref = &sourcev1.OCIRepositoryRef{Tag: "v1"}
+		o.Spec.Verify = &sourcev1.OCIArtifactVerification{Provider: "cosign", TrustedRootSecretRef: &meta.LocalObjectReference{Name: root},
+			MatchOIDCIdentity: []sourcev1.OIDCIdentityMatch{{Issuer: ".*", Subject: `^https://git\.example\.test/org/other/`}}}
+	})
+	create(g, wrong)
+	g.Expect(waitFailed(g, wrong, sourcev1.VerificationErrorReason)).To(ContainSubstring("matches no matchOIDCIdentity entry"))
+	g.Expect(wrong.Status.Artifact).To(BeNil())
+}
