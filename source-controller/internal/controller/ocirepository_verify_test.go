@@ -10,6 +10,8 @@ import (
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -179,4 +181,49 @@ func TestOCIRepository_VerifyCosignKeyless(t *testing.T) {
 	create(g, wrong)
 	g.Expect(waitFailed(g, wrong, sourcev1.VerificationErrorReason)).To(ContainSubstring("matches no matchOIDCIdentity entry"))
 	g.Expect(wrong.Status.Artifact).To(BeNil())
+}
+
+func TestHelmChart_VerifyCosignFromOCIHelmRepository(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	var sigReads atomic.Int64
+	reg := newRegistry(t, countSignatureReads(&sigReads))
+	pushChart(t, reg.Host+"/charts/web", "1.0.0", "1.1.0")
+	ref, err := name.ParseReference(reg.Host+"/charts/web:1.0.0", name.Insecure)
+	g.Expect(err).NotTo(HaveOccurred())
+	head, err := remote.Head(ref)
+	g.Expect(err).NotTo(HaveOccurred())
+	signed := head.Digest.String()
+	key, err := verifytest.NewKey()
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(verifytest.Sign(reg.Host+"/charts/web", signed, []verifytest.Signature{{Key: key.Private}})).To(Succeed())
+	keys := newVerifySecret(t, ns, map[string][]byte{"cosign.pub": key.PublicPEM()})
+	repo := newHelmRepository(ns, "oci://"+reg.Host+"/charts", "")
+	repo.Spec.Type, repo.Spec.Insecure = sourcev1.HelmRepositoryTypeOCI, true
+	create(g, repo)
+	verifyKeys := &sourcev1.OCIArtifactVerification{Provider: "cosign", SecretRef: &meta.LocalObjectReference{Name: keys}}
+
+	obj := newHelmChart(ns, "web", sourcev1.HelmRepositoryKind, repo.Name, func(c *sourcev1.HelmChart) {
+		c.Spec.Version = "1.0.0"
+		c.Spec.Verify = verifyKeys
+	})
+	create(g, obj)
+	waitReady(g, obj, "1.0.0")
+	g.Expect(waitVerified(g, obj)).To(HavePrefix("verified signature of revision 1.0.0@" + signed + " by cosign key cosign.pub"))
+	reads := sigReads.Load()
+	v := requestReconcile(g, obj)
+	g.Eventually(func(g Gomega) {
+		g.Expect(get(g, obj).Status.LastHandledReconcileAt).To(Equal(v))
+	}, timeout, 50*time.Millisecond).Should(Succeed())
+	g.Expect(sigReads.Load()).To(Equal(reads), "a verified digest is cached")
+
+	// 1.x picks the unsigned 1.1.0: refused, nothing packaged.
+	unsigned := newHelmChart(ns, "web", sourcev1.HelmRepositoryKind, repo.Name, func(c *sourcev1.HelmChart) {
+		c.Spec.Version = "1.x"
+		c.Spec.Verify = verifyKeys
+	})
+	create(g, unsigned)
+	g.Expect(waitFailed(g, unsigned, sourcev1.VerificationErrorReason)).To(ContainSubstring("no cosign signature of sha256:"))
+	g.Expect(unsigned.Status.Artifact).To(BeNil())
+	g.Expect(conditions.GetReason(unsigned, sourcev1.SourceVerifiedCondition)).To(Equal(sourcev1.VerificationErrorReason))
 }
