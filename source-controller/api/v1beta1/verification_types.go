@@ -28,10 +28,10 @@ const (
 // its manifest digest verifies.
 type OCIArtifactVerification struct {
 	// Provider of the signatures: cosign (the default) or notation.
-	// +required
+	// +optional
 	// +kubebuilder:default=cosign
 	// +kubebuilder:validation:Enum=cosign;notation
-	Provider string `json:"provider"`
+	Provider string `json:"provider,omitempty"`
 	// SecretRef names a Secret in the same namespace with the trusted material. For cosign,
 	// its keys ending in .pub are PEM public keys (a signature by any of them passes); without
 	// secretRef, cosign verifies keyless (see matchOIDCIdentity). For notation, it holds
