@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"encoding/pem"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -226,4 +227,46 @@ func TestHelmChart_VerifyCosignFromOCIHelmRepository(t *testing.T) {
 	g.Expect(waitFailed(g, unsigned, sourcev1.VerificationErrorReason)).To(ContainSubstring("no cosign signature of sha256:"))
 	g.Expect(unsigned.Status.Artifact).To(BeNil())
 	g.Expect(conditions.GetReason(unsigned, sourcev1.SourceVerifiedCondition)).To(Equal(sourcev1.VerificationErrorReason))
+}
+
+func TestOCIRepository_VerifyNotation(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	reg := newRegistry(t, nil)
+	repo := reg.Host + "/org/app"
+	ca, err := verifytest.NewCA()
+	g.Expect(err).NotTo(HaveOccurred())
+	cert, key, err := ca.CodeSigning("release signer", time.Now().Add(-time.Minute), time.Now().Add(time.Hour))
+	g.Expect(err).NotTo(HaveOccurred())
+	signed := pushFiles(t, reg.Host, "org/app", "v1", map[string]string{"cm.yaml": "kind: ConfigMap\n"})
+	g.Expect(ca.NotationSign(repo, signed, cert, key)).To(Succeed())
+	unsigned := pushFiles(t, reg.Host, "org/app", "v2", map[string]string{"cm.yaml": "kind: Secret\n"})
+	trust := newVerifySecret(t, ns, map[string][]byte{
+		sourcev1.NotationTrustPolicyKey: []byte(verifytest.NotationTrustPolicy),
+		"ca.crt":                        pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Cert.Raw}),
+	})
+	notation := &sourcev1.OCIArtifactVerification{Provider: "notation", SecretRef: &meta.LocalObjectReference{Name: trust}}
+
+	obj := newOCIRepository(ns, "oci://"+repo, func(o *sourcev1.OCIRepository) {
+		o.Spec.Ref = &sourcev1.OCIRepositoryRef{Tag: "v1"}
+		o.Spec.Verify = notation
+	})
+	create(g, obj)
+	waitReady(g, obj, "v1@"+signed)
+	g.Expect(waitVerified(g, obj)).To(HavePrefix("verified signature of revision v1@" + signed + ` by notation certificate "CN=release signer`))
+
+	refused := newOCIRepository(ns, "oci://"+repo, func(o *sourcev1.OCIRepository) {
+		o.Spec.Ref = &sourcev1.OCIRepositoryRef{Tag: "v2"}
+		o.Spec.Verify = notation
+	})
+	create(g, refused)
+	g.Expect(waitFailed(g, refused, sourcev1.VerificationErrorReason)).To(ContainSubstring("no notation signature of " + unsigned))
+	g.Expect(refused.Status.Artifact).To(BeNil())
+
+	noSecret := newOCIRepository(ns, "oci://"+repo, func(o *sourcev1.OCIRepository) {
+		o.Spec.Ref = &sourcev1.OCIRepositoryRef{Tag: "v1"}
+		o.Spec.Verify = &sourcev1.OCIArtifactVerification{Provider: "notation"}
+	})
+	create(g, noSecret)
+	g.Expect(waitFailed(g, noSecret, sourcev1.InvalidSpecReason)).To(ContainSubstring("notation verification needs a secretRef"))
 }

@@ -361,3 +361,6 @@ func (r *Remote) Fetch(ctx context.Context, digest v1.Hash, limit int64) ([]byte
 	}
 	return b, nil
 }
+
+// RepositoryName is the repository's registry/path, e.g. ghcr.io/org/app.
+func (r *Remote) RepositoryName() string { return r.Repo.Name() }

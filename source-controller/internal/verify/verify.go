@@ -80,6 +80,8 @@ type Result struct {
 
 // Registry is what verification reads of the artifact's repository.
 type Registry interface {
+	// RepositoryName is the repository's host/path, as references name it.
+	RepositoryName() string
 	// Image returns the image (a manifest and its layers) that tag names in the artifact's
 	// repository; a tag that does not exist is an error matching IsNotFound.
 	Image(ctx context.Context, tag string) (v1.Image, error)

@@ -2,6 +2,7 @@ package verify_test
 
 import (
 	"context"
+	"encoding/pem"
 	"errors"
 	"strings"
 	"testing"
@@ -212,4 +213,73 @@ func TestCache(t *testing.T) {
 	if _, ok := c.Get("r", "d1", "s"); ok {
 		t.Fatal("the cache grows past its bound")
 	}
+}
+
+func TestNotation(t *testing.T) {
+	reg := ocitest.NewRegistry(nil)
+	defer reg.Close()
+	repo := reg.Host + "/org/app"
+	ca := must[*verifytest.CA](t)(verifytest.NewCA())
+	now := time.Now()
+	cert, key, err := ca.CodeSigning("release signer", now.Add(-time.Minute), now.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed := push(t, reg, "org/app", "v1", "a: 1\n")
+	if err := ca.NotationSign(repo, signed, cert, key); err != nil {
+		t.Fatal(err)
+	}
+	unsigned := push(t, reg, "org/app", "v2", "a: 2\n")
+	otherCA := must[*verifytest.CA](t)(verifytest.NewCA())
+	strangerCert, strangerKey, err := otherCA.CodeSigning("stranger", now.Add(-time.Minute), now.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	byStranger := push(t, reg, "org/app", "v3", "a: 3\n")
+	if err := otherCA.NotationSign(repo, byStranger, strangerCert, strangerKey); err != nil {
+		t.Fatal(err)
+	}
+	// A signature of v1's digest pushed as v4's: its envelope names another digest.
+	replayed := push(t, reg, "org/app", "v4", "a: 4\n")
+	if err := ca.NotationSignAs(repo, replayed, signed, cert, key); err != nil {
+		t.Fatal(err)
+	}
+
+	s := verify.Settings{Provider: "notation", KeysFrom: "Secret ns/notation", TrustPolicy: []byte(verifytest.NotationTrustPolicy),
+		Certificates: map[string][]byte{"ca.crt": pemCert(ca)}}
+	r := remoteOf(t, reg, "org/app")
+	ctx := context.Background()
+	res, err := verify.Verify(ctx, r, signed, s, isNotFound)
+	if err != nil {
+		t.Fatalf("signed: %v", err)
+	}
+	if !strings.Contains(res.Signer, `notation certificate "CN=release signer`) {
+		t.Errorf("signer %q", res.Signer)
+	}
+	cases := []struct{ name, digest, msg string }{
+		{"unsigned", unsigned, "no notation signature of " + unsigned},
+		{"another CA", byStranger, "no notation signature of " + byStranger + " verifies with the trust policy of Secret ns/notation: signature verification failed; failed to verify signature with digest sha256:"},
+		{"another CA names no trusted certificate", byStranger, "the signature's certificate chain does not contain any trusted certificate"},
+		{"signature of another digest", replayed, "content descriptor mismatch"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := verify.Verify(ctx, r, c.digest, s, isNotFound)
+			if !errors.Is(err, verify.ErrVerification) || !strings.Contains(err.Error(), c.msg) {
+				t.Fatalf("got %v, want ErrVerification with %q", err, c.msg)
+			}
+		})
+	}
+	t.Run("bad trust policy", func(t *testing.T) {
+		bad := s
+		bad.TrustPolicy = []byte(`{"version":"1.0","trustPolicies":[]}`)
+		_, err := verify.Verify(ctx, r, signed, bad, isNotFound)
+		if !errors.Is(err, verify.ErrMaterial) || !strings.Contains(err.Error(), "trustpolicy.json of Secret ns/notation") {
+			t.Fatalf("got %v", err)
+		}
+	})
+}
+
+func pemCert(ca *verifytest.CA) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Cert.Raw})
 }
