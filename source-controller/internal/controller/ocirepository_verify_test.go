@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"encoding/pem"
+	"errors"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -11,12 +12,15 @@ import (
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/plumb-dev/plumb/shared/testing/ocitest"
+	"github.com/plumb-dev/plumb/shared/testing/testenv"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/source-controller/internal/verify/verifytest"
 )
@@ -269,4 +273,48 @@ func TestOCIRepository_VerifyNotation(t *testing.T) {
 	})
 	create(g, noSecret)
 	g.Expect(waitFailed(g, noSecret, sourcev1.InvalidSpecReason)).To(ContainSubstring("notation verification needs a secretRef"))
+}
+
+// The Debian docker-registry (distribution) with credentials: the cosign signature tag and the
+// notation referrers (through the referrers tag schema, as distribution 2.x has no referrers
+// API) are read with the OCIRepository's credentials.
+func TestOCIRepository_VerifyOnDistribution(t *testing.T) {
+	g := NewWithT(t)
+	reg, err := ocitest.StartDistribution(t.TempDir(), ociUser, ociPassword)
+	if errors.Is(err, ocitest.ErrNoDistribution) {
+		testenv.MissingTool(t, "docker-registry", err)
+	}
+	g.Expect(err).NotTo(HaveOccurred())
+	defer reg.Stop()
+	ns := newNamespace(t)
+	auth := remote.WithAuth(authn.FromConfig(authn.AuthConfig{Username: ociUser, Password: ociPassword}))
+	repo := reg.Host + "/team/app"
+	key, err := verifytest.NewKey()
+	g.Expect(err).NotTo(HaveOccurred())
+	ca, err := verifytest.NewCA()
+	g.Expect(err).NotTo(HaveOccurred())
+	cert, certKey, err := ca.CodeSigning("release signer", time.Now().Add(-time.Minute), time.Now().Add(time.Hour))
+	g.Expect(err).NotTo(HaveOccurred())
+	d := pushFiles(t, reg.Host, "team/app", "v1", map[string]string{"cm.yaml": "kind: ConfigMap\n"}, auth)
+	g.Expect(verifytest.Sign(repo, d, []verifytest.Signature{{Key: key.Private}}, auth)).To(Succeed())
+	g.Expect(ca.NotationSign(repo, d, cert, certKey, auth)).To(Succeed())
+	creds := dockerConfigSecret(t, ns, reg.Host, ociUser, ociPassword)
+
+	verifications := map[string]*sourcev1.OCIArtifactVerification{
+		"cosign": {Provider: "cosign", SecretRef: &meta.LocalObjectReference{Name: newVerifySecret(t, ns, map[string][]byte{"cosign.pub": key.PublicPEM()})}},
+		"notation": {Provider: "notation", SecretRef: &meta.LocalObjectReference{Name: newVerifySecret(t, ns, map[string][]byte{
+			sourcev1.NotationTrustPolicyKey: []byte(verifytest.NotationTrustPolicy),
+			"ca.pem":                        pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Cert.Raw}),
+		})}},
+	}
+	for provider, v := range verifications {
+		obj := newOCIRepository(ns, "oci://"+repo, func(o *sourcev1.OCIRepository) {
+			o.Spec.Ref = &sourcev1.OCIRepositoryRef{Tag: "v1"}
+			o.Spec.SecretRef = &meta.LocalObjectReference{Name: creds}
+			o.Spec.Verify = v
+		})
+		create(g, obj)
+		waitReady(g, obj, "v1@"+d)
+		g.Expect(waitVerified(g, obj)).To(ContainSubstring(" by "+map[string]string{"cosign": "cosign key cosign.pub", "notation": "notation certificate"}[provider]), provider)
+	}
 }
