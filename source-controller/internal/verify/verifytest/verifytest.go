@@ -71,11 +71,7 @@ func Payload(repo, digest string) []byte {
 // per signature, the payload as the blob, the base64 signature (and the certificate) as
 // annotations.
 func Sign(repo, digest string, sigs []Signature, opts ...remote.Option) error {
-	h, err := v1.NewHash(digest)
-	if err != nil {
-		return err
-	}
-	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	var layers []RawSignature
 	for _, s := range sigs {
 		signed := s.SignedDigest
 		if signed == "" {
@@ -87,11 +83,36 @@ func Sign(repo, digest string, sigs []Signature, opts ...remote.Option) error {
 		if err != nil {
 			return err
 		}
-		ann := map[string]string{"dev.cosignproject.cosign/signature": base64.StdEncoding.EncodeToString(sig)}
+		layers = append(layers, RawSignature{Payload: payload, Signature: sig, Certificate: s.Certificate})
+	}
+	return Push(repo, digest, layers, opts...)
+}
+
+// RawSignature is one layer of a signature tag, as it is.
+type RawSignature struct {
+	Payload, Signature []byte
+	// Certificate, when not nil, is the dev.sigstore.cosign/certificate annotation.
+	Certificate *x509.Certificate
+	// RekorBundle, when not empty, is the dev.sigstore.cosign/bundle annotation.
+	RekorBundle []byte
+}
+
+// Push pushes the signature tag of digest with these layers.
+func Push(repo, digest string, sigs []RawSignature, opts ...remote.Option) error {
+	h, err := v1.NewHash(digest)
+	if err != nil {
+		return err
+	}
+	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	for _, s := range sigs {
+		ann := map[string]string{"dev.cosignproject.cosign/signature": base64.StdEncoding.EncodeToString(s.Signature)}
 		if s.Certificate != nil {
 			ann["dev.sigstore.cosign/certificate"] = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.Certificate.Raw}))
 		}
-		img, err = mutate.Append(img, mutate.Addendum{Layer: static.NewLayer(payload, SimpleSigningMediaType), Annotations: ann})
+		if len(s.RekorBundle) > 0 {
+			ann["dev.sigstore.cosign/bundle"] = string(s.RekorBundle)
+		}
+		img, err = mutate.Append(img, mutate.Addendum{Layer: static.NewLayer(s.Payload, SimpleSigningMediaType), Annotations: ann})
 		if err != nil {
 			return err
 		}
