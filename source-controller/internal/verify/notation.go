@@ -48,7 +48,7 @@ func verifyNotation(ctx context.Context, reg Registry, h v1.Hash, s Settings) (R
 	ref := reg.RepositoryName() + "@" + h.String()
 	_, outcomes, err := notation.Verify(ctx, v, &notationRepository{reg: reg}, notation.VerifyOptions{ArtifactReference: ref, MaxSignatureAttempts: maxSignatures})
 	if err != nil {
-		var retrieval notation.ErrorSignatureRetrievalFailed
+		var retrieval notation.SignatureRetrievalFailedError
 		if errors.As(err, &retrieval) && strings.Contains(retrieval.Msg, "no signature is associated") {
 			return Result{}, fmt.Errorf("%w: no notation signature of %s (no referrer of artifact type %s)", ErrVerification, h, notationArtifactType)
 		}
