@@ -184,6 +184,44 @@ type HelmChartTemplateSpec struct {
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
 	Interval *metav1.Duration `json:"interval,omitempty"`
+	// Verify is the HelmChart's spec.verify: the signature of a chart from an OCI
+	// HelmRepository is verified before it is packaged (charts from other sources are not).
+	// The Secrets it names are in the HelmChart's namespace.
+	// +optional
+	Verify *HelmChartTemplateVerification `json:"verify,omitempty"`
+}
+
+// HelmChartTemplateVerification is the verification of the chart's signature, passed to the
+// HelmChart as it is (see source-controller's HelmChart spec.verify).
+type HelmChartTemplateVerification struct {
+	// Provider of the signatures: cosign (the default) or notation.
+	// +optional
+	// +kubebuilder:default=cosign
+	// +kubebuilder:validation:Enum=cosign;notation
+	Provider string `json:"provider,omitempty"`
+	// SecretRef names a Secret with the trusted material: cosign public keys (keys ending in
+	// .pub), or notation's trustpolicy.json and certificates. Without it, cosign verifies
+	// keyless.
+	// +optional
+	SecretRef *meta.LocalObjectReference `json:"secretRef,omitempty"`
+	// MatchOIDCIdentity lists the certificate identities (issuer and subject regular
+	// expressions) accepted by cosign keyless verification.
+	// +optional
+	MatchOIDCIdentity []OIDCIdentityMatch `json:"matchOIDCIdentity,omitempty"`
+	// TrustedRootSecretRef names a Secret whose trusted_root.json is the Sigstore trusted root
+	// of keyless verification (default: the public-good instance's).
+	// +optional
+	TrustedRootSecretRef *meta.LocalObjectReference `json:"trustedRootSecretRef,omitempty"`
+}
+
+// OIDCIdentityMatch is a certificate identity accepted by cosign keyless verification.
+type OIDCIdentityMatch struct {
+	// Issuer is a regular expression the certificate's OIDC issuer must match.
+	// +required
+	Issuer string `json:"issuer"`
+	// Subject is a regular expression the certificate's subject must match.
+	// +required
+	Subject string `json:"subject"`
 }
 
 // LocalChartSourceReference names the source of a chart template.

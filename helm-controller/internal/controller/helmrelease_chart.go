@@ -126,6 +126,9 @@ func (r *HelmReleaseReconciler) ensureHelmChart(ctx context.Context, obj *helmv1
 	if t.IgnoreMissingValuesFiles {
 		spec["ignoreMissingValuesFiles"] = true
 	}
+	if t.Verify != nil {
+		spec["verify"] = verifySpec(t.Verify)
+	}
 	var labels, annotations map[string]string
 	if m := obj.Spec.Chart.ObjectMeta; m != nil {
 		labels, annotations = m.Labels, m.Annotations
@@ -188,7 +191,31 @@ func (r *HelmReleaseReconciler) ensureHelmChart(ctx context.Context, obj *helmv1
 }
 
 // templatedFields are the HelmChart spec fields that spec.chart.spec sets.
-var templatedFields = []string{"chart", "sourceRef", "interval", "version", "valuesFiles", "reconcileStrategy", "ignoreMissingValuesFiles"}
+var templatedFields = []string{"chart", "sourceRef", "interval", "version", "valuesFiles", "reconcileStrategy", "ignoreMissingValuesFiles", "verify"}
+
+// verifySpec is spec.chart.spec.verify as the HelmChart's spec.verify, in the shape the API
+// server returns it (the provider defaulted), so that an unchanged template compares equal.
+func verifySpec(v *helmv1.HelmChartTemplateVerification) map[string]any {
+	provider := v.Provider
+	if provider == "" {
+		provider = "cosign"
+	}
+	out := map[string]any{"provider": provider}
+	if v.SecretRef != nil {
+		out["secretRef"] = map[string]any{"name": v.SecretRef.Name}
+	}
+	if len(v.MatchOIDCIdentity) > 0 {
+		ids := make([]any, len(v.MatchOIDCIdentity))
+		for i, id := range v.MatchOIDCIdentity {
+			ids[i] = map[string]any{"issuer": id.Issuer, "subject": id.Subject}
+		}
+		out["matchOIDCIdentity"] = ids
+	}
+	if v.TrustedRootSecretRef != nil {
+		out["trustedRootSecretRef"] = map[string]any{"name": v.TrustedRootSecretRef.Name}
+	}
+	return out
+}
 
 // setMissing sets on u the labels and annotations of spec.chart.metadata that it lacks or has
 // with another value, and says whether it changed anything. Labels and annotations others set
@@ -223,7 +250,7 @@ func equality(have any, want map[string]any) bool {
 			return false
 		}
 	}
-	for _, k := range []string{"version", "valuesFiles", "reconcileStrategy", "ignoreMissingValuesFiles"} {
+	for _, k := range []string{"version", "valuesFiles", "reconcileStrategy", "ignoreMissingValuesFiles", "verify"} {
 		if _, ok := want[k]; !ok && h[k] != nil && !(k == "version" && h[k] == "*") && !(k == "reconcileStrategy" && h[k] == "ChartVersion") && h[k] != false {
 			return false
 		}

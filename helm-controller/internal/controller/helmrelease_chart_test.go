@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fluxcd/pkg/apis/meta"
 	. "github.com/onsi/gomega"
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
@@ -15,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	helmv1 "github.com/plumb-dev/plumb/helm-controller/api/v1beta1"
+	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
 )
 
 // spec.chart makes the controller create and own a HelmChart, and keep its spec in line.
@@ -68,6 +70,38 @@ func TestHelmRelease_ChartTemplate(t *testing.T) {
 		g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: ns + "-web"}, hc)).To(Succeed())
 		g.Expect(hc.Object["spec"]).To(HaveKeyWithValue("version", "2.x"))
 		g.Expect(hc.GetLabels()).To(HaveKeyWithValue("team", "checkout"))
+	}, timeout, 100*time.Millisecond).Should(Succeed())
+
+	// spec.chart.spec.verify passes through to the HelmChart as it is, and goes with it.
+	updateHR(g, hr, func(hr *helmv1.HelmRelease) {
+		hr.Spec.Chart.Spec.Verify = &helmv1.HelmChartTemplateVerification{
+			SecretRef:         &meta.LocalObjectReference{Name: "cosign-keys"},
+			MatchOIDCIdentity: []helmv1.OIDCIdentityMatch{{Issuer: "^https://issuer$", Subject: "^ci$"}},
+		}
+	})
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: ns + "-web"}, hc)).To(Succeed())
+		g.Expect(hc.Object["spec"]).To(HaveKeyWithValue("verify", map[string]any{
+			"provider": "cosign", "secretRef": map[string]any{"name": "cosign-keys"},
+			"matchOIDCIdentity": []any{map[string]any{"issuer": "^https://issuer$", "subject": "^ci$"}},
+		}))
+	}, timeout, 100*time.Millisecond).Should(Succeed())
+	// An unchanged template does not update the HelmChart again (the defaulted provider
+	// compares equal).
+	rv := hc.GetResourceVersion()
+	v := time.Now().Format(time.RFC3339Nano)
+	g.Expect(k8s.Patch(ctx, hr, plumbreconcile.RequestPatch(v))).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(hr), hr)).To(Succeed())
+		g.Expect(hr.Status.LastHandledReconcileAt).To(Equal(v))
+	}, timeout, 100*time.Millisecond).Should(Succeed())
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: ns + "-web"}, hc)).To(Succeed())
+	g.Expect(hc.GetResourceVersion()).To(Equal(rv))
+
+	updateHR(g, hr, func(hr *helmv1.HelmRelease) { hr.Spec.Chart.Spec.Verify = nil })
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: ns + "-web"}, hc)).To(Succeed())
+		g.Expect(hc.Object["spec"]).NotTo(HaveKey("verify"))
 	}, timeout, 100*time.Millisecond).Should(Succeed())
 }
 

@@ -64,6 +64,10 @@ type HelmChartSpec struct {
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
 	Timeout *metav1.Duration `json:"timeout,omitempty"`
+	// Verify checks the signature of the chart's manifest digest before it is packaged, for
+	// charts from an OCI HelmRepository (type oci) only; ignored for other sources, as in Flux.
+	// +optional
+	Verify *OCIArtifactVerification `json:"verify,omitempty"`
 	// Suspend stops packaging; the last artifact stays served.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
@@ -91,7 +95,8 @@ type HelmChartStatus struct {
 	// ObservedGeneration is the generation of the spec last reconciled.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// Conditions: Ready, Reconciling, Stalled, ArtifactInStorage, FetchFailed.
+	// Conditions: Ready, Reconciling, Stalled, ArtifactInStorage, FetchFailed, and
+	// SourceVerified with spec.verify.
 	// +optional
 	// +listType=map
 	// +listMapKey=type

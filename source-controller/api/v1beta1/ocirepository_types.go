@@ -80,6 +80,12 @@ type OCIRepositorySpec struct {
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
 	Timeout *metav1.Duration `json:"timeout,omitempty"`
+	// Verify checks the signature of the manifest digest before its layer is published (cosign
+	// or notation); a digest without a signature that verifies is refused and the last verified
+	// artifact stays served. Verified digests are remembered, so an unchanged artifact is not
+	// verified again.
+	// +optional
+	Verify *OCIArtifactVerification `json:"verify,omitempty"`
 	// Suspend stops pulling; the last artifact stays served.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
@@ -123,7 +129,8 @@ type OCIRepositoryStatus struct {
 	// ObservedGeneration is the generation of the spec last reconciled.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// Conditions: Ready, Reconciling, Stalled, ArtifactInStorage, FetchFailed.
+	// Conditions: Ready, Reconciling, Stalled, ArtifactInStorage, FetchFailed, and
+	// SourceVerified with spec.verify.
 	// +optional
 	// +listType=map
 	// +listMapKey=type

@@ -76,11 +76,12 @@ const (
 	ArtifactFailedReason = "ArtifactFailed"
 )
 
-// Git signature verification (GitRepository spec.verify).
+// Signature verification (spec.verify of GitRepository, OCIRepository and HelmChart).
 const (
-	// SourceVerifiedCondition is True while the served artifact's revision passed spec.verify,
-	// with the signers' key fingerprints in the message; False with the failure's reason when
-	// the latest revision did not; absent without spec.verify.
+	// SourceVerifiedCondition is True while the served artifact passed spec.verify, with the
+	// signer in the message (key fingerprints for Git; key fingerprint or certificate issuer
+	// and subject for OCI artifacts); False with the failure's reason when the latest revision
+	// did not; absent without spec.verify.
 	SourceVerifiedCondition = "SourceVerified"
 	// InvalidCommitSignatureReason: the commit is unsigned, or no key of spec.verify's Secret
 	// made its signature (Flux's reason); retried, so a new signed commit is picked up.
@@ -88,8 +89,11 @@ const (
 	// InvalidTagSignatureReason: the tag is unsigned or lightweight, or no key of spec.verify's
 	// Secret made its signature (Flux's reason); retried.
 	InvalidTagSignatureReason = "InvalidTagSignature"
-	// VerificationErrorReason: the keys Secret of spec.verify is missing or holds no usable key
-	// (Flux's reason); retried, so a fixed Secret is picked up.
+	// VerificationErrorReason: for Git, the keys Secret of spec.verify is missing or holds no
+	// usable key; for OCI artifacts, no signature of the artifact's digest verifies with the
+	// trusted material (none found, another key or identity, an expired certificate, a
+	// signature of another digest), or that material is missing or unusable. The last verified
+	// artifact stays served, and it is retried (Flux's reason).
 	VerificationErrorReason = "VerificationError"
 )
 

@@ -121,7 +121,7 @@ func (r *GitRepositoryReconciler) reconcile(ctx context.Context, obj *sourcev1.G
 		if r.upToDate(obj, res.Revision, included, verify) {
 			// Follow a changed --storage-adv-addr without rebuilding.
 			obj.Status.Artifact.URL = r.Storage.URL(obj.Status.Artifact)
-			markVerified(obj, verify)
+			markGitVerified(obj, verify)
 			markReady(obj, res.Revision)
 			return ctrl.Result{RequeueAfter: plumbreconcile.Jitter(obj.GetRequeueAfter())}, nil
 		}
@@ -143,7 +143,7 @@ func (r *GitRepositoryReconciler) reconcile(ctx context.Context, obj *sourcev1.G
 	obj.Status.ObservedRecurseSubmodules = obj.Spec.RecurseSubmodules
 	obj.Status.ObservedSparseCheckout = obj.Spec.SparseCheckout
 	obj.Status.ObservedInclude = obj.Spec.Include
-	markVerified(obj, verify)
+	markGitVerified(obj, verify)
 	markReady(obj, res.Revision)
 	r.event(obj, res.Revision, corev1.EventTypeNormal, sourcev1.SucceededReason, "stored artifact for revision %s", res.Revision)
 	if err := r.Storage.GC(objectOf(obj), a); err != nil {
@@ -322,7 +322,7 @@ func (r *GitRepositoryReconciler) includeCycle(ctx context.Context, obj *sourcev
 // upToDate is the no-op fast path: the stored artifact has the revision, was built with the
 // current settings and includes, was verified with the current spec.verify and keys (so it is
 // not verified again), and is still on disk.
-func (r *GitRepositoryReconciler) upToDate(obj *sourcev1.GitRepository, revision string, included []meta.Artifact, verify *verifySettings) bool {
+func (r *GitRepositoryReconciler) upToDate(obj *sourcev1.GitRepository, revision string, included []meta.Artifact, verify *gitVerify) bool {
 	s := obj.Status
 	if s.Artifact == nil || s.Artifact.Revision != revision || !r.Storage.Has(s.Artifact) {
 		return false
@@ -347,7 +347,7 @@ func (r *GitRepositoryReconciler) upToDate(obj *sourcev1.GitRepository, revision
 // Objects that want the same content share one build; it runs detached from any one caller's
 // cancellation, bounded by the timeout of the object that started it, and each caller waits with
 // its own deadline.
-func (r *GitRepositoryReconciler) build(ctx context.Context, obj *sourcev1.GitRepository, remote git.Remote, res git.Resolved, pinned bool, included []meta.Artifact, verify *verifySettings) (*meta.Artifact, error) {
+func (r *GitRepositoryReconciler) build(ctx context.Context, obj *sourcev1.GitRepository, remote git.Remote, res git.Resolved, pinned bool, included []meta.Artifact, verify *gitVerify) (*meta.Artifact, error) {
 	o := objectOf(obj)
 	v, err := verify.verification()
 	if err != nil {

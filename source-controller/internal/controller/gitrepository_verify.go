@@ -22,8 +22,8 @@ import (
 // revision passed, so that every GitRepository sharing the build can report them.
 const VerifiedMetadataKey = "source.plumb.dev/verified-signatures"
 
-// verifySettings are spec.verify with the keys of its Secret, read once per reconcile.
-type verifySettings struct {
+// gitVerify is spec.verify with the keys of its Secret, read once per reconcile.
+type gitVerify struct {
 	mode   sourcev1.GitVerificationMode
 	secret map[string][]byte
 	// key identifies mode and keys: the artifact of a revision verified under the same key is
@@ -35,7 +35,7 @@ type verifySettings struct {
 var errVerifySecret = errors.New("verification Secret")
 
 // verifySettings reads spec.verify's Secret; nil without spec.verify.
-func (r *GitRepositoryReconciler) verifySettings(ctx context.Context, obj *sourcev1.GitRepository) (*verifySettings, error) {
+func (r *GitRepositoryReconciler) verifySettings(ctx context.Context, obj *sourcev1.GitRepository) (*gitVerify, error) {
 	v := obj.Spec.Verification
 	if v == nil {
 		return nil, nil
@@ -52,11 +52,11 @@ func (r *GitRepositoryReconciler) verifySettings(ctx context.Context, obj *sourc
 	}
 	mode := v.GetMode()
 	h := sha256.Sum256([]byte(string(mode) + "\x00" + git.KeysDigest(secret.Data)))
-	return &verifySettings{mode: mode, secret: secret.Data, key: hex.EncodeToString(h[:])}, nil
+	return &gitVerify{mode: mode, secret: secret.Data, key: hex.EncodeToString(h[:])}, nil
 }
 
 // verification parses the keys for a build; nil without spec.verify.
-func (s *verifySettings) verification() (*git.Verification, error) {
+func (s *gitVerify) verification() (*git.Verification, error) {
 	if s == nil {
 		return nil, nil
 	}
@@ -67,16 +67,16 @@ func (s *verifySettings) verification() (*git.Verification, error) {
 	return &git.Verification{Mode: string(s.mode), Keys: keys}, nil
 }
 
-func (s *verifySettings) cacheKey() string {
+func (s *gitVerify) cacheKey() string {
 	if s == nil {
 		return ""
 	}
 	return s.key
 }
 
-// markVerified records the verification of the artifact now served, or clears it without
+// markGitVerified records the verification of the artifact now served, or clears it without
 // spec.verify.
-func markVerified(obj *sourcev1.GitRepository, s *verifySettings) {
+func markGitVerified(obj *sourcev1.GitRepository, s *gitVerify) {
 	if s == nil {
 		obj.Status.SourceVerificationMode = nil
 		obj.Status.ObservedVerification = ""

@@ -42,6 +42,7 @@ import (
 	"github.com/plumb-dev/plumb/source-controller/internal/helm"
 	"github.com/plumb-dev/plumb/source-controller/internal/oci"
 	"github.com/plumb-dev/plumb/source-controller/internal/storage"
+	"github.com/plumb-dev/plumb/source-controller/internal/verify"
 )
 
 // +kubebuilder:rbac:groups=source.plumb.dev,resources=helmcharts,verbs=get;list;watch;update;patch
@@ -68,6 +69,8 @@ type HelmChartReconciler struct {
 
 	statusHelper
 	indexes indexCache
+	// verified remembers the chart digests whose signatures verified, by settings.
+	verified *verify.Cache
 	// flight shares one download between HelmCharts that want the same chart version.
 	flight singleflight.Group
 }
@@ -145,6 +148,7 @@ func (c *indexCache) get(s *storage.Storage, a *meta.Artifact) (*repo.IndexFile,
 // and when the source's artifact changes.
 func (r *HelmChartReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	r.statusHelper = newStatusHelper(r.Events, r.ControllerName, opts)
+	r.verified = verify.NewCache(verifiedCacheSize)
 	if r.MaxChartSize == 0 {
 		r.MaxChartSize = 50 << 20
 	}
@@ -231,6 +235,10 @@ func (r *HelmChartReconciler) reconcile(ctx context.Context, obj *sourcev1.HelmC
 		return ctrl.Result{}, r.stall(obj, sourcev1.InvalidSpecReason,
 			fmt.Sprintf("spec.sourceRef.apiVersion %q: a HelmChart's source is a %s kind; set apiVersion: %s or leave it out", v, sourcev1.GroupVersion.Group, sourcev1.GroupVersion))
 	}
+	if obj.Spec.Verify == nil || obj.Spec.SourceRef.Kind != sourcev1.HelmRepositoryKind {
+		// As in Flux, only charts from an OCI HelmRepository are verified.
+		conditions.Delete(obj, sourcev1.SourceVerifiedCondition)
+	}
 	var b *built
 	var err error
 	switch obj.Spec.SourceRef.Kind {
@@ -292,6 +300,7 @@ func (r *HelmChartReconciler) fromRepository(ctx context.Context, obj *sourcev1.
 		}
 		return r.fromOCIRepository(ctx, obj, src, creds)
 	}
+	conditions.Delete(obj, sourcev1.SourceVerifiedCondition)
 	if src.Status.Artifact == nil || !r.Storage.Has(src.Status.Artifact) {
 		return nil, fmt.Errorf("%w: HelmRepository %s has no index yet", errSource, src.Name)
 	}
@@ -368,6 +377,14 @@ func (r *HelmChartReconciler) fromOCIRepository(ctx context.Context, obj *source
 	res, err := remote.Resolve(ctx, ref)
 	if err != nil {
 		return nil, err
+	}
+	if obj.Spec.Verify != nil {
+		// Before anything of the chart is read: a refusal keeps the last verified chart.
+		v, err := verifyArtifact(ctx, r.Client, r.verified, obj.Namespace, obj.Spec.Verify, remote, res.Digest)
+		if err != nil {
+			return nil, err
+		}
+		markVerified(obj, res.Revision, v)
 	}
 	if r.upToDate(obj, strings.ReplaceAll(res.Tag, "_", "+")) {
 		return nil, nil
@@ -572,6 +589,9 @@ func (r *HelmChartReconciler) lookup(ns string) helm.RepositoryLookup {
 // failure sets the Ready condition for an error, records a Warning event, and returns the error
 // to retry with (or the terminal error of a stall).
 func (r *HelmChartReconciler) failure(obj *sourcev1.HelmChart, err error) error {
+	if ferr := r.verificationFailure(obj, "", err); ferr != nil {
+		return ferr
+	}
 	var reason string
 	switch {
 	case errors.As(err, new(*status.WaitError)): // a busy host: Ready is set already

@@ -10,6 +10,7 @@ import (
 	"io"
 
 	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
 	corev1 "k8s.io/api/core/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -28,6 +29,7 @@ import (
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/source-controller/internal/oci"
 	"github.com/plumb-dev/plumb/source-controller/internal/storage"
+	"github.com/plumb-dev/plumb/source-controller/internal/verify"
 )
 
 // +kubebuilder:rbac:groups=source.plumb.dev,resources=ocirepositories,verbs=get;list;watch;update;patch
@@ -52,6 +54,8 @@ type OCIRepositoryReconciler struct {
 	Cloud *registry.Cloud
 
 	statusHelper
+	// verified remembers the digests whose signatures verified, by settings.
+	verified *verify.Cache
 	// builds shares one pull between OCIRepositories that want the same layer of the same
 	// manifest: the first writes it, the others hard link it.
 	builds buildCache
@@ -60,6 +64,7 @@ type OCIRepositoryReconciler struct {
 // SetupWithManager registers the reconciler: it runs on spec changes and reconcile requests.
 func (r *OCIRepositoryReconciler) SetupWithManager(_ context.Context, mgr ctrl.Manager, opts Options) error {
 	r.statusHelper = newStatusHelper(r.Events, r.ControllerName, opts)
+	r.verified = verify.NewCache(verifiedCacheSize)
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&sourcev1.OCIRepository{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, plumbreconcile.Requested{}))).
@@ -110,6 +115,9 @@ func (r *OCIRepositoryReconciler) reconcile(ctx context.Context, obj *sourcev1.O
 	if err != nil {
 		return ctrl.Result{}, r.failure(obj, "", err)
 	}
+	if err := r.verify(opCtx, obj, remote, res); err != nil {
+		return ctrl.Result{}, err
+	}
 	sel := obj.GetLayerSelector()
 	if r.upToDate(obj, res.Revision, sel) {
 		obj.Status.Artifact.URL = r.Storage.URL(obj.Status.Artifact)
@@ -130,6 +138,24 @@ func (r *OCIRepositoryReconciler) reconcile(ctx context.Context, obj *sourcev1.O
 		log.FromContext(ctx).Error(err, "garbage collecting old artifacts")
 	}
 	return ctrl.Result{RequeueAfter: plumbreconcile.Jitter(obj.GetRequeueAfter())}, nil
+}
+
+// verify checks the signature of the resolved digest with spec.verify before anything of it is
+// written: a refusal keeps the last verified artifact in service.
+func (r *OCIRepositoryReconciler) verify(ctx context.Context, obj *sourcev1.OCIRepository, remote *oci.Remote, res oci.Resolved) error {
+	if obj.Spec.Verify == nil {
+		conditions.Delete(obj, sourcev1.SourceVerifiedCondition)
+		return nil
+	}
+	v, err := verifyArtifact(ctx, r.Client, r.verified, obj.Namespace, obj.Spec.Verify, remote, res.Digest)
+	if err != nil {
+		if ferr := r.verificationFailure(obj, res.Revision, err); ferr != nil {
+			return ferr
+		}
+		return r.failure(obj, res.Revision, err)
+	}
+	markVerified(obj, res.Revision, v)
+	return nil
 }
 
 // remote reads the credentials (secretRef, then the ServiceAccount's image pull secrets, or a

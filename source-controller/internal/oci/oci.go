@@ -299,3 +299,68 @@ func (r *Remote) Write(ctx context.Context, res Resolved, sel Layer, lim artifac
 	}
 	return w.Close()
 }
+
+// Image returns the image that tag names in the repository (e.g. cosign's signature tag); a tag
+// that does not exist is ErrNotFound.
+func (r *Remote) Image(ctx context.Context, tag string) (v1.Image, error) {
+	desc, err := r.puller.Get(ctx, r.Repo.Tag(tag))
+	if err != nil {
+		return nil, r.classify(err, "tag "+tag)
+	}
+	img, err := desc.Image()
+	if err != nil {
+		return nil, r.classify(err, "tag "+tag)
+	}
+	return img, nil
+}
+
+// Referrers lists the manifests that refer to digest through the registry's referrers API (or
+// the tag schema fallback), of artifactType when not empty.
+func (r *Remote) Referrers(ctx context.Context, digest v1.Hash, artifactType string) ([]v1.Descriptor, error) {
+	idx, err := remote.Referrers(r.Repo.Digest(digest.String()), remote.Reuse(r.puller), remote.WithContext(ctx))
+	if err != nil {
+		return nil, r.classify(err, "referrers of "+digest.String())
+	}
+	m, err := idx.IndexManifest()
+	if err != nil {
+		return nil, r.classify(err, "referrers of "+digest.String())
+	}
+	var out []v1.Descriptor
+	for _, d := range m.Manifests {
+		if artifactType == "" || d.ArtifactType == artifactType {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+// Fetch returns the manifest or blob of digest, checked against it, at most limit bytes.
+func (r *Remote) Fetch(ctx context.Context, digest v1.Hash, limit int64) ([]byte, error) {
+	desc, err := r.puller.Get(ctx, r.Repo.Digest(digest.String()))
+	if err == nil {
+		if int64(len(desc.Manifest)) > limit {
+			return nil, fmt.Errorf("%w: manifest %s is over %d bytes", ErrContent, digest, limit)
+		}
+		return desc.Manifest, nil
+	}
+	layer, lerr := r.puller.Layer(ctx, r.Repo.Digest(digest.String()))
+	if lerr != nil {
+		return nil, r.classify(err, "manifest or blob "+digest.String())
+	}
+	rc, err := layer.Compressed()
+	if err != nil {
+		return nil, r.classify(err, "blob "+digest.String())
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, limit+1))
+	if err != nil {
+		return nil, r.classify(err, "blob "+digest.String())
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%w: blob %s is over %d bytes", ErrContent, digest, limit)
+	}
+	return b, nil
+}
+
+// RepositoryName is the repository's registry/path, e.g. ghcr.io/org/app.
+func (r *Remote) RepositoryName() string { return r.Repo.Name() }
