@@ -18,6 +18,7 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/plumb-dev/plumb/shared/artifact"
@@ -50,6 +51,18 @@ func create(g *WithT, obj client.Object) {
 func get[T sourceObject](g Gomega, obj T) T {
 	g.Expect(k8s.Get(context.Background(), client.ObjectKeyFromObject(obj), obj)).To(Succeed())
 	return obj
+}
+
+// update changes obj as mutate says and writes it, reading it again when the controller wrote
+// it in between (a status patch moves the resourceVersion, and the Update would conflict).
+func update[T sourceObject](g Gomega, obj T, mutate func()) {
+	g.Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
+			return err
+		}
+		mutate()
+		return k8s.Update(context.Background(), obj)
+	})).To(Succeed())
 }
 
 // waitReady waits until the object is Ready with an artifact of the revision.
@@ -353,9 +366,9 @@ func TestGitRepository_FailureKeepsLastArtifact(t *testing.T) {
 	_, obj := readyGitRepository(t, g, ns, map[string]string{"v": "1\n"})
 	good := obj.Status.Artifact.DeepCopy()
 
-	get(g, obj)
-	obj.Spec.Ref = &sourcev1.GitRepositoryRef{Branch: "missing"}
-	g.Expect(k8s.Update(context.Background(), obj)).To(Succeed())
+	update(g, obj, func() {
+		obj.Spec.Ref = &sourcev1.GitRepositoryRef{Branch: "missing"}
+	})
 	waitFailed(g, obj, sourcev1.RefNotFoundReason)
 	g.Expect(obj.Status.Artifact).To(Equal(good))
 	g.Expect(files(g, obj.Status.Artifact)).To(Equal(map[string]string{"v": "1\n"}))
@@ -367,9 +380,9 @@ func TestGitRepository_Suspend(t *testing.T) {
 	repo, obj := readyGitRepository(t, g, ns, map[string]string{"v": "1\n"})
 	first := obj.Status.Artifact.Revision
 
-	get(g, obj)
-	obj.Spec.Suspend = true
-	g.Expect(k8s.Update(context.Background(), obj)).To(Succeed())
+	update(g, obj, func() {
+		obj.Spec.Suspend = true
+	})
 	repo.commitAndPush(map[string]string{"v": "2\n"})
 	v := requestReconcile(g, obj)
 	g.Eventually(func(g Gomega) {
@@ -377,9 +390,9 @@ func TestGitRepository_Suspend(t *testing.T) {
 	}, timeout).Should(Succeed())
 	g.Expect(obj.Status.Artifact.Revision).To(Equal(first), "suspended: nothing fetched")
 
-	get(g, obj)
-	obj.Spec.Suspend = false
-	g.Expect(k8s.Update(context.Background(), obj)).To(Succeed())
+	update(g, obj, func() {
+		obj.Spec.Suspend = false
+	})
 	g.Eventually(func(g Gomega) {
 		g.Expect(get(g, obj).Status.Artifact.Revision).NotTo(Equal(first))
 	}, timeout).Should(Succeed())

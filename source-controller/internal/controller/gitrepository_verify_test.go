@@ -111,9 +111,9 @@ func TestGitRepository_VerifyCommitSignatures(t *testing.T) {
 	g.Expect(files(g, obj.Status.Artifact)).To(HaveKeyWithValue("a.yaml", "a: 4\n"))
 
 	// Dropping spec.verify drops the condition.
-	get(g, obj)
-	obj.Spec.Verification = nil
-	g.Expect(k8s.Update(context.Background(), obj)).To(Succeed())
+	update(g, obj, func() {
+		obj.Spec.Verification = nil
+	})
 	g.Eventually(func(g Gomega) {
 		get(g, obj)
 		g.Expect(obj.Status.ObservedGeneration).To(Equal(obj.Generation))
@@ -169,9 +169,9 @@ func TestGitRepository_VerifyTagSignature(t *testing.T) {
 	g.Expect(conditions.GetMessage(obj, sourcev1.SourceVerifiedCondition)).To(HavePrefix("tag v1.0.0 signed by OpenPGP key"))
 
 	// TagAndHEAD also wants the (unsigned) commit: refused with the tag's artifact kept.
-	get(g, obj)
-	obj.Spec.Verification.Mode = sourcev1.ModeGitTagAndHEAD
-	g.Expect(k8s.Update(context.Background(), obj)).To(Succeed())
+	update(g, obj, func() {
+		obj.Spec.Verification.Mode = sourcev1.ModeGitTagAndHEAD
+	})
 	g.Expect(waitFailed(g, obj, sourcev1.InvalidCommitSignatureReason)).To(ContainSubstring("commit " + head.Hash().String()))
 	g.Expect(obj.Status.Artifact).NotTo(BeNil())
 }

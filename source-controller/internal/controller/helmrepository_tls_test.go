@@ -72,8 +72,9 @@ func TestHelmRepository_CertSecretRef(t *testing.T) {
 	g.Expect(waitFailed(g, obj, sourcev1.IndexFetchFailedReason)).To(ContainSubstring("certificate"))
 
 	// A certSecretRef naming a Secret that does not exist says which.
-	get(g, obj).Spec.CertSecretRef = &meta.LocalObjectReference{Name: "tls-absent"}
-	g.Expect(k8s.Update(context.Background(), obj)).To(Succeed())
+	update(g, obj, func() {
+		obj.Spec.CertSecretRef = &meta.LocalObjectReference{Name: "tls-absent"}
+	})
 	g.Expect(waitFailed(g, obj, sourcev1.AuthenticationFailedReason)).To(ContainSubstring("TLS Secret " + ns + "/tls-absent not found"))
 
 	// A kubernetes.io/tls-style Secret with ca.crt only, and a secretRef whose wrong ca.crt it
@@ -82,10 +83,11 @@ func TestHelmRepository_CertSecretRef(t *testing.T) {
 	g.Expect(k8s.Create(context.Background(), tlsSecret)).To(Succeed())
 	basic := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "basic", Namespace: ns}, Data: map[string][]byte{"ca.crt": otherCA(t)}}
 	g.Expect(k8s.Create(context.Background(), basic)).To(Succeed())
-	get(g, obj).Spec.CertSecretRef = &meta.LocalObjectReference{Name: "tls"}
-	obj.Spec.SecretRef = &meta.LocalObjectReference{Name: "basic"}
-	obj.Spec.AccessFrom = &sourcev1.AccessFrom{NamespaceSelectors: []sourcev1.NamespaceSelector{{MatchLabels: map[string]string{"team": "a"}}}}
-	g.Expect(k8s.Update(context.Background(), obj)).To(Succeed())
+	update(g, obj, func() {
+		obj.Spec.CertSecretRef = &meta.LocalObjectReference{Name: "tls"}
+		obj.Spec.SecretRef = &meta.LocalObjectReference{Name: "basic"}
+		obj.Spec.AccessFrom = &sourcev1.AccessFrom{NamespaceSelectors: []sourcev1.NamespaceSelector{{MatchLabels: map[string]string{"team": "a"}}}}
+	})
 	g.Expect(versionsOf(waitIndexReady(g, obj), "web")).To(Equal([]string{"1.0.0"}))
 
 	// A HelmChart downloads the chart with the same CA.

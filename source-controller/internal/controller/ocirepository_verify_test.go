@@ -116,9 +116,9 @@ func TestOCIRepository_VerifyCosignKeyed(t *testing.T) {
 	g.Expect(files(g, obj.Status.Artifact)).To(Equal(map[string]string{"cm.yaml": "kind: Secret\n"}))
 
 	// Removing spec.verify removes the condition.
-	get(g, obj)
-	obj.Spec.Verify = nil
-	g.Expect(k8s.Update(context.Background(), obj)).To(Succeed())
+	update(g, obj, func() {
+		obj.Spec.Verify = nil
+	})
 	g.Eventually(func(g Gomega) {
 		get(g, obj)
 		g.Expect(observedGeneration(obj)).To(Equal(obj.Generation))
