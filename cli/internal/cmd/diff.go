@@ -1,13 +1,10 @@
 package cmd
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 
@@ -23,7 +20,7 @@ import (
 	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/cli/internal/install"
 	"github.com/plumb-dev/plumb/cli/internal/kinds"
-	"github.com/plumb-dev/plumb/shared/artifact"
+	"github.com/plumb-dev/plumb/cli/internal/localdir"
 	"github.com/plumb-dev/plumb/shared/kustomize"
 	"github.com/plumb-dev/plumb/shared/redact"
 )
@@ -94,7 +91,7 @@ func (o *Options) diffKustomization(ctx context.Context, name, local string) err
 		return err
 	}
 	opts.Path = ""
-	tree, err := loadDir(local)
+	tree, err := localdir.Load(local)
 	if err != nil {
 		return err
 	}
@@ -146,39 +143,6 @@ func (o *Options) diffKustomization(ctx context.Context, name, local string) err
 	}
 	fmt.Fprintln(o.ErrOut, "no changes")
 	return nil
-}
-
-// loadDir packs a local folder (without .git) as an artifact and loads it for building.
-func loadDir(dir string) (*kustomize.Tree, error) {
-	var buf bytes.Buffer
-	w := artifact.NewWriter(&buf)
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() && d.Name() == ".git" {
-			return filepath.SkipDir
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil {
-			return err
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return w.File(filepath.ToSlash(rel), false, int64(len(data)), bytes.NewReader(data))
-	})
-	if err != nil {
-		return nil, err
-	}
-	if err := w.Close(); err != nil {
-		return nil, err
-	}
-	return kustomize.Load(&buf, artifact.DefaultLimits)
 }
 
 // unifiedDiff is the YAML diff of the live object and the result of applying, with the values

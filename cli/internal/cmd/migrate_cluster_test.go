@@ -21,6 +21,7 @@ import (
 
 	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/cli/internal/install"
+	"github.com/plumb-dev/plumb/cli/internal/localdir"
 	"github.com/plumb-dev/plumb/shared/artifact"
 	"github.com/plumb-dev/plumb/shared/kustomize"
 	"github.com/plumb-dev/plumb/shared/testing/artifacttest"
@@ -68,7 +69,7 @@ func build(g Gomega, ns, dir string) []*unstructured.Unstructured {
 		Spec: applyv1.KustomizationSpec{TargetNamespace: ns, Prune: true}}
 	opts, err := kustomize.OptionsFor(context.Background(), k8s, ks, false)
 	g.Expect(err).NotTo(HaveOccurred())
-	tree, err := loadDir(dir)
+	tree, err := localdir.Load(dir)
 	g.Expect(err).NotTo(HaveOccurred())
 	res, err := tree.Build(opts)
 	g.Expect(err).NotTo(HaveOccurred())

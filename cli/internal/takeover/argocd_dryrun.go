@@ -18,6 +18,7 @@ import (
 
 	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/cli/internal/install"
+	"github.com/plumb-dev/plumb/cli/internal/localdir"
 	"github.com/plumb-dev/plumb/cli/internal/migrate"
 	"github.com/plumb-dev/plumb/shared/kustomize"
 	"github.com/plumb-dev/plumb/shared/redact"
@@ -185,9 +186,9 @@ func argoDiffKustomization(ctx context.Context, c client.Client, m *argoManagers
 		d.Err = fmt.Errorf("read the twin's spec: %w", err)
 		return nil
 	}
-	tree, err := loadTree(dir)
+	tree, err := localdir.Load(dir)
 	if err != nil {
-		d.Err = err
+		d.Err = fmt.Errorf("read the source's files: %w", err)
 		return nil
 	}
 	bo, err := kustomize.OptionsFor(ctx, c, ks, false)

@@ -1,11 +1,8 @@
 package takeover
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -14,8 +11,6 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
-	"github.com/plumb-dev/plumb/shared/artifact"
-	"github.com/plumb-dev/plumb/shared/kustomize"
 	"github.com/plumb-dev/plumb/shared/redact"
 )
 
@@ -103,38 +98,4 @@ func sameRepo(a, b string) bool {
 		return strings.TrimSuffix(strings.TrimSuffix(strings.ToLower(redact.URL(s)), "/"), ".git")
 	}
 	return norm(a) == norm(b)
-}
-
-// loadTree packs a folder (without .git) as an artifact and loads it, as apply-controller
-// loads a source's artifact.
-func loadTree(dir string) (*kustomize.Tree, error) {
-	var buf bytes.Buffer
-	w := artifact.NewWriter(&buf)
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() && d.Name() == ".git" {
-			return filepath.SkipDir
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil {
-			return err
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return w.File(filepath.ToSlash(rel), false, int64(len(data)), bytes.NewReader(data))
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read the source's files: %w", err)
-	}
-	if err := w.Close(); err != nil {
-		return nil, err
-	}
-	return kustomize.Load(&buf, artifact.DefaultLimits)
 }
