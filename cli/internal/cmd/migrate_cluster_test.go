@@ -171,9 +171,8 @@ func TestMigrateClusterFromFlux(t *testing.T) {
 	fluxObject(g, "source.toolkit.fluxcd.io/v1", "HelmRepository", ns, "charts",
 		map[string]any{"url": "https://example.invalid/charts", "interval": "1h", "suspend": true}, nil)
 	// A field Plumb lacks: refused unless --drop-unsupported.
-	fluxObject(g, "source.toolkit.fluxcd.io/v1", "GitRepository", ns, "signed",
-		map[string]any{"url": "https://example.invalid/signed.git", "interval": "5m",
-			"verify": map[string]any{"mode": "HEAD", "secretRef": map[string]any{"name": "keys"}}}, nil)
+	fluxObject(g, "notification.toolkit.fluxcd.io/v1beta3", "Provider", ns, "ops",
+		map[string]any{"type": "generic", "address": "https://example.invalid/hook", "serviceAccountName": "notifier"}, nil)
 
 	// The dry run: Plumb's first apply would change nothing.
 	code, out, errOut := plumb(ctx, "migrate", "cluster", "--from", "flux", "--dry-run")
@@ -201,10 +200,10 @@ func TestMigrateClusterFromFlux(t *testing.T) {
 	code, out, errOut = plumb(ctx, "migrate", "cluster", "--from", "flux")
 	g.Expect(code).To(Equal(ExitFailure), out)
 	g.Expect(errOut).To(ContainSubstring("some objects were not migrated"))
-	g.Expect(out).To(ContainSubstring("✗ GitRepository/" + ns + "/signed: the Plumb GitRepository would lack field spec.verify"))
+	g.Expect(out).To(ContainSubstring("✗ Provider/" + ns + "/ops: the Plumb Provider would lack field spec.serviceAccountName"))
 	g.Expect(out).To(ContainSubstring("✔ Kustomization/" + ns + "/apps: suspended; Plumb twin created; 3 applied objects handed over to apply-controller"))
-	g.Expect(kindsSuspendedT(getObj(g, "source.toolkit.fluxcd.io/v1", "GitRepository", ns, "signed"))).To(BeFalse(), "an object that cannot be taken over stays Flux's, running")
-	err = k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "signed"}, get0("source.plumb.dev/v1beta1", "GitRepository"))
+	g.Expect(kindsSuspendedT(getObj(g, "notification.toolkit.fluxcd.io/v1beta3", "Provider", ns, "ops"))).To(BeFalse(), "an object that cannot be taken over stays Flux's, running")
+	err = k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "ops"}, get0("notification.plumb.dev/v1beta1", "Provider"))
 	g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "no twin: %v", err)
 
 	// Flux objects suspended, with what they were.
@@ -252,7 +251,7 @@ func TestMigrateClusterFromFlux(t *testing.T) {
 	// Again, dropping what Plumb lacks: the rest is left as it is.
 	code, out, _ = plumb(ctx, "migrate", "cluster", "--from", "flux", "--drop-unsupported")
 	g.Expect(code).To(Equal(ExitOK), out)
-	g.Expect(out).To(ContainSubstring("✔ GitRepository/" + ns + "/signed: suspended; Plumb twin created without spec.verify"))
+	g.Expect(out).To(ContainSubstring("✔ Provider/" + ns + "/ops: suspended; Plumb twin created without spec.serviceAccountName"))
 	g.Expect(out).To(ContainSubstring("✔ Kustomization/" + ns + "/apps: suspended; Plumb twin already there; 0 applied objects handed over"))
 	for kind, a := range readLive(g, objs) {
 		g.Expect(a.rv).To(Equal(after[kind].rv), "%s unchanged by a second run", kind)
@@ -301,7 +300,7 @@ func TestMigrateClusterFromFlux(t *testing.T) {
 	for _, tw := range []*unstructured.Unstructured{
 		getObj(g, "apply.plumb.dev/v1beta1", "Kustomization", ns, "apps"),
 		getObj(g, "source.plumb.dev/v1beta1", "GitRepository", ns, "repo"),
-		getObj(g, "source.plumb.dev/v1beta1", "GitRepository", ns, "signed"),
+		getObj(g, "notification.plumb.dev/v1beta1", "Provider", ns, "ops"),
 	} {
 		tw.Object["status"] = map[string]any{"conditions": ready("True", "Succeeded", "ok")}
 		g.Expect(k8s.Status().Update(ctx, tw)).To(Succeed())

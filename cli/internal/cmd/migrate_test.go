@@ -39,10 +39,10 @@ spec:
 	g.Expect(os.ReadFile(filepath.Join(dir, "clean.yaml"))).To(BeEquivalentTo(clean))
 
 	// A field Plumb does not have: exit 1, with file:line.
-	writeFile(g, dir, "verify.yaml", "apiVersion: source.toolkit.fluxcd.io/v1\nkind: OCIRepository\nmetadata:\n  name: app\nspec:\n  url: oci://example.com/app\n  verify:\n    provider: cosign\n")
+	writeFile(g, dir, "unsupported.yaml", "apiVersion: notification.toolkit.fluxcd.io/v1beta3\nkind: Provider\nmetadata:\n  name: app\nspec:\n  type: generic\n  serviceAccountName: notifier\n")
 	code, out, _ = migrateRun(dir)
 	g.Expect(code).To(Equal(ExitFailure))
-	g.Expect(out).To(ContainSubstring("verify.yaml:7: OCIRepository/app: spec.verify: Plumb has no such field"))
+	g.Expect(out).To(ContainSubstring("unsupported.yaml:7: Provider/app: spec.serviceAccountName: Plumb has no such field"))
 
 	// --write rewrites, keeps the comments, and still says what is left.
 	code, out, _ = migrateRun(dir, "--write")

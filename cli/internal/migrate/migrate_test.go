@@ -109,7 +109,7 @@ func TestRepoReportsWithoutWriting(t *testing.T) {
 	}
 	g.Expect(lines).To(HaveExactElements(
 		HavePrefix(filepath.Join("clusters", "apps.yml")+":18: Kustomization/apps: spec.decryption.serviceAccountName: Plumb has no such field"),
-		HavePrefix(filepath.Join("clusters", "sources.yaml")+":13: GitRepository/fleet: spec.verify: Plumb has no such field"),
+		HavePrefix(filepath.Join("clusters", "sources.yaml")+":15: GitRepository/fleet: spec.verify.provider: Plumb has no such field"),
 	))
 	g.Expect(r.Skipped).To(HaveExactElements(HavePrefix(filepath.Join("chart", "templates", "cm.yaml") + ": not YAML")))
 	// Nothing was written.
