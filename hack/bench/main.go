@@ -8,6 +8,7 @@
 //	go run ./bench apply [-n 1000] [-concurrent 4] [-sops] [-cpuprofile file]
 //	go run ./bench oci [-n 500] [-cpuprofile file]
 //	go run ./bench helmchart [-n 500] [-charts 50] [-versions 100] [-cpuprofile file]
+//	go run ./bench shard [-n 1000] [-concurrent 4]
 //	go run ./bench helm [-n 1000] [-concurrent 10] [-cpuprofile file]
 //	go run ./bench notify [-events 10000] [-objects 1000] [-delay 0s]
 //	go run ./bench receiver [-n 20]
@@ -38,7 +39,7 @@ import (
 )
 
 // scenarios in the order `make bench` runs them: the quick ones first.
-var scenarios = []string{"git", "receiver", "notify", "image", "oci", "helmchart", "helm", "apply"}
+var scenarios = []string{"git", "receiver", "notify", "image", "oci", "helmchart", "helm", "apply", "shard"}
 
 func main() {
 	if len(os.Args) < 2 {
@@ -92,6 +93,12 @@ func main() {
 		}
 		begin(p)
 		ms, err = benchApply(ctx, *n, *concurrent, *encrypt, *profile)
+	case "shard":
+		n := fs.Int("n", 1000, "Kustomizations from one GitRepository, split between two apply-controller shards")
+		concurrent := fs.Int("concurrent", 4, "apply-controller --concurrent of each shard")
+		parse()
+		begin(map[string]any{"n": *n, "concurrent": *concurrent})
+		ms, err = benchShard(ctx, *n, *concurrent, filepath.Join(root, "docs", "benchmarks", "apply.jsonl"))
 	case "oci":
 		n := fs.Int("n", 500, "OCIRepositories, each on its own repository")
 		profile := fs.String("cpuprofile", "", "write a CPU profile of the controller during the no-op round to this file")

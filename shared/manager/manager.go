@@ -4,6 +4,8 @@ package manager
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -58,6 +60,18 @@ func (o *Options) SetLogger() {
 	ctrl.SetLogger(zap.New(zap.UseDevMode(o.LogDevelopment), zap.StacktraceLevel(zapcore.PanicLevel)))
 }
 
+// leaderElectionID names the lease of the controller name. Each shard (a
+// --watch-label-selector) elects its own leader: with one lease for all, the leader of one shard
+// would keep every other shard from reconciling. The selector is hashed in its canonical form,
+// so replicas of one shard agree however its flag was spelled.
+func leaderElectionID(name string, sel labels.Selector) string {
+	if sel.Empty() {
+		return name + ".plumb.dev"
+	}
+	sum := sha256.Sum256([]byte(sel.String()))
+	return fmt.Sprintf("%s-%s.plumb.dev", name, hex.EncodeToString(sum[:5]))
+}
+
 // New makes the manager of the controller name, with client-go's kinds and those addToScheme
 // registers: its own kinds (sharded by
 // --watch-label-selector), objects never cached (Secrets and the like, read when named), the
@@ -68,9 +82,10 @@ func (o *Options) New(name string, addToScheme func(*runtime.Scheme) error, own 
 		return nil, err
 	}
 	cacheOpts := cache.Options{}
+	sel := labels.Everything()
 	if o.WatchLabels != "" {
-		sel, err := labels.Parse(o.WatchLabels)
-		if err != nil {
+		var err error
+		if sel, err = labels.Parse(o.WatchLabels); err != nil {
 			return nil, fmt.Errorf("--watch-label-selector: %w", err)
 		}
 		cacheOpts.ByObject = map[client.Object]cache.ByObject{}
@@ -90,7 +105,7 @@ func (o *Options) New(name string, addToScheme func(*runtime.Scheme) error, own 
 		HealthProbeBindAddress:        o.HealthAddr,
 		PprofBindAddress:              o.PprofAddr,
 		LeaderElection:                o.LeaderElect,
-		LeaderElectionID:              name + ".plumb.dev",
+		LeaderElectionID:              leaderElectionID(name, sel),
 		LeaderElectionReleaseOnCancel: true,
 		Client:                        client.Options{Cache: &client.CacheOptions{DisableFor: uncached}},
 	})

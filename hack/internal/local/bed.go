@@ -25,6 +25,7 @@ type Bed struct {
 	Kubeconfig string
 	root       string
 	procs      []*Process
+	bins       map[string]string // module → binary built
 	keep       bool
 }
 
@@ -43,7 +44,7 @@ func StartBed(prefix string, controllerManager bool) (*Bed, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Bed{Dir: dir, Kubeconfig: filepath.Join(dir, "kubeconfig"), root: root, keep: os.Getenv("PLUMB_KEEP") != ""}
+	b := &Bed{Dir: dir, Kubeconfig: filepath.Join(dir, "kubeconfig"), root: root, bins: map[string]string{}, keep: os.Getenv("PLUMB_KEEP") != ""}
 	if b.Env, err = testenv.Start(testenv.Options{Scheme: scheme, ControllerManager: controllerManager}); err != nil {
 		b.Stop()
 		return nil, err
@@ -58,12 +59,22 @@ func StartBed(prefix string, controllerManager bool) (*Bed, error) {
 // StartController builds a controller of the workspace and runs it against the control plane,
 // without metrics, probes or leader election; args come on top. Its log is <module>.log.
 func (b *Bed) StartController(module string, args ...string) (*Process, error) {
-	bin, err := Build(b.root, module, b.Dir)
-	if err != nil {
-		return nil, err
+	return b.StartControllerAs(module, module, args...)
+}
+
+// StartControllerAs is StartController for one of several processes of a module (shards): the
+// module is built once, and the log of this process is <name>.log.
+func (b *Bed) StartControllerAs(name, module string, args ...string) (*Process, error) {
+	bin, ok := b.bins[module]
+	if !ok {
+		var err error
+		if bin, err = Build(b.root, module, b.Dir); err != nil {
+			return nil, err
+		}
+		b.bins[module] = bin
 	}
 	args = append([]string{"--metrics-addr", "0", "--health-addr", "0", "--leader-elect=false"}, args...)
-	p, err := Start(bin, b.Kubeconfig, b.Log(module), args...)
+	p, err := Start(bin, b.Kubeconfig, b.Log(name), args...)
 	if err != nil {
 		return nil, err
 	}
@@ -83,7 +94,8 @@ func (b *Bed) StartSourceController(args ...string) (*Process, error) {
 	}, args...)...)
 }
 
-// Log is the log file of a controller started in the bed.
+// Log is the log file of a controller (or of a process started with StartControllerAs) in the
+// bed.
 func (b *Bed) Log(module string) string { return filepath.Join(b.Dir, module+".log") }
 
 // Stop ends the controllers and the control plane, and removes the folder unless kept.
