@@ -117,8 +117,9 @@ func SignatureTag(h v1.Hash) string {
 	return h.Algorithm + "-" + h.Hex + ".sig"
 }
 
-// Push pushes the signature tag of digest in repo with these layers. Registries named by a
-// loopback address or localhost are spoken to over plain HTTP, as go-containerregistry does.
+// Push pushes the signature tag of digest in repo with these layers. Registries on localhost,
+// loopback or private (RFC 1918) addresses are spoken to over plain HTTP, others over HTTPS
+// only, as go-containerregistry decides.
 func Push(repo, digest string, sigs []RawSignature, opts ...remote.Option) error {
 	h, err := v1.NewHash(digest)
 	if err != nil {
@@ -138,7 +139,7 @@ func Push(repo, digest string, sigs []RawSignature, opts ...remote.Option) error
 			return err
 		}
 	}
-	ref, err := name.ParseReference(repo+":"+SignatureTag(h), name.Insecure)
+	ref, err := name.ParseReference(repo + ":" + SignatureTag(h))
 	if err != nil {
 		return fmt.Errorf("signature tag of %s: %w", repo, err)
 	}
