@@ -116,4 +116,3 @@ func loadSignKey(path string) (*cosign.Key, error) {
 	}
 	return key, nil
 }
-
