@@ -30,6 +30,7 @@ require (
 	github.com/plumb-dev/plumb/apply-controller/api v0.0.0-00010101000000-000000000000
 	github.com/plumb-dev/plumb/shared/testing v0.0.0-00010101000000-000000000000
 	github.com/prometheus/client_golang v1.24.1
+	github.com/secure-systems-lab/go-securesystemslib v0.11.0
 	go.uber.org/zap v1.28.0
 	golang.org/x/crypto v0.57.0
 	k8s.io/api v0.37.2

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -28,18 +29,27 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/plumb-dev/plumb/hack/internal/local"
+	"github.com/plumb-dev/plumb/shared/cosign"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 )
 
 // benchOCI: n OCIRepositories, each following a semver range on its own repository of one
-// in-process registry on loopback; cold start to all Ready, then one no-op reconcile each.
-func benchOCI(ctx context.Context, n int, profile string) ([]Metric, error) {
+// in-process registry on loopback; cold start to all Ready, then one no-op reconcile each. With
+// verify, every artifact is signed with one cosign key and every OCIRepository verifies it.
+func benchOCI(ctx context.Context, n int, verify bool, profile string) ([]Metric, error) {
 	var blobGets atomic.Int64
 	reg := httptest.NewServer(countBlobs(&blobGets, registry.New(registry.Logger(log.New(io.Discard, "", 0)))))
 	defer reg.Close()
 	host := strings.TrimPrefix(reg.URL, "http://")
+	var key *cosign.Key
+	if verify {
+		var err error
+		if key, err = cosign.NewKey(); err != nil {
+			return nil, err
+		}
+	}
 	for i := range n {
-		if err := pushApp(host, i); err != nil {
+		if err := pushApp(host, i, key); err != nil {
 			return nil, err
 		}
 	}
@@ -66,6 +76,15 @@ func benchOCI(ctx context.Context, n int, profile string) ([]Metric, error) {
 	if err := c.Create(ctx, ns); err != nil {
 		return nil, err
 	}
+	var verification *sourcev1.OCIArtifactVerification
+	if key != nil {
+		keys := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "cosign-keys", Namespace: ns.Name},
+			Data: map[string][]byte{"cosign.pub": key.PublicPEM()}}
+		if err := c.Create(ctx, keys); err != nil {
+			return nil, err
+		}
+		verification = &sourcev1.OCIArtifactVerification{Provider: "cosign", SecretRef: &meta.LocalObjectReference{Name: keys.Name}}
+	}
 	reqStart, err := scrapeRequests(metricsAddr)
 	if err != nil {
 		return nil, err
@@ -79,6 +98,7 @@ func benchOCI(ctx context.Context, n int, profile string) ([]Metric, error) {
 				Ref:      &sourcev1.OCIRepositoryRef{SemVer: "1.x"},
 				Insecure: true,
 				Interval: metav1.Duration{Duration: time.Hour},
+				Verify:   verification,
 			},
 		}
 		if err := c.Create(ctx, obj); err != nil {
@@ -121,7 +141,11 @@ func benchOCI(ctx context.Context, n int, profile string) ([]Metric, error) {
 	f.noopRequests(reqNoop.minus(reqCold), n)
 	f.add("noop_blob_downloads", "blob downloads during the no-op round", float64(blobGets.Load()-coldPulls), 0, "count", Lower)
 	f.add("peak_rss", "controller peak RSS", rss, 1, "MiB", Lower)
-	writeTable(os.Stdout, fmt.Sprintf("oci: %d OCIRepositories, semver ranges, one registry (%d CPUs, %s)", n, runtime.NumCPU(), runtime.GOARCH), f)
+	title := fmt.Sprintf("oci: %d OCIRepositories, semver ranges, one registry (%d CPUs, %s)", n, runtime.NumCPU(), runtime.GOARCH)
+	if verify {
+		title += ", cosign keyed verification"
+	}
+	writeTable(os.Stdout, title, f)
 	return f, nil
 }
 
@@ -135,8 +159,8 @@ func countBlobs(n *atomic.Int64, next http.Handler) http.Handler {
 }
 
 // pushApp pushes apps/app-<i>:v1.0.0, a layer of manifests as `flux push artifact` makes it,
-// and a v2.0.0 that the range leaves out.
-func pushApp(host string, i int) error {
+// and a v2.0.0 that the range leaves out; with a key, it signs each as cosign sign --key does.
+func pushApp(host string, i int, key *cosign.Key) error {
 	for _, tag := range []string{"v1.0.0", "v2.0.0"} {
 		var buf bytes.Buffer
 		gz := gzip.NewWriter(&buf)
@@ -164,6 +188,16 @@ func pushApp(host string, i int) error {
 			return err
 		}
 		if err := remote.Write(ref, img); err != nil {
+			return err
+		}
+		if key == nil {
+			continue
+		}
+		d, err := img.Digest()
+		if err != nil {
+			return err
+		}
+		if err := cosign.Sign(ref.Context().Name(), d.String(), []cosign.Signature{{Key: key.Private}}); err != nil {
 			return err
 		}
 	}

@@ -22,14 +22,15 @@ import (
 )
 
 func newGet(o *Options) *cobra.Command {
-	var all bool
+	var all, verified bool
 	var output string
 	c := &cobra.Command{
 		Use:   "get <sources|kustomizations|helmreleases|images|alerts|all|KIND> [NAME]",
 		Short: "Show Plumb objects: ready or not, why, and at which revision",
 		Example: `  plumb get all -A
   plumb get kustomizations -n apps
-  plumb get gitrepository podinfo -o yaml`,
+  plumb get gitrepository podinfo -o yaml
+  plumb get sources -A --verified`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ks, err := kinds.Lookup(args[0])
@@ -38,6 +39,9 @@ func newGet(o *Options) *cobra.Command {
 			}
 			if output != "" && output != "yaml" && output != "json" {
 				return usagef("-o %s: use yaml or json", output)
+			}
+			if verified && !anySource(ks) {
+				return usagef("--verified lists sources; %s has none", args[0])
 			}
 			name := ""
 			if len(args) == 2 {
@@ -61,6 +65,9 @@ func newGet(o *Options) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if verified {
+				objs = onlyVerified(objs)
+			}
 			switch output {
 			case "yaml", "json":
 				return printObjects(o.Out, objs, output)
@@ -70,15 +77,41 @@ func newGet(o *Options) *cobra.Command {
 				if ns == "" {
 					where = "any namespace"
 				}
-				fmt.Fprintf(o.ErrOut, "no %s in %s\n", args[0], where)
+				what := args[0]
+				if verified {
+					what = "verified " + what
+				}
+				fmt.Fprintf(o.ErrOut, "no %s in %s\n", what, where)
 				return nil
 			}
-			return printTable(o.Out, objs, ns == "", len(ks) > 1)
+			return printTable(o.Out, objs, ns == "", len(ks) > 1, anySource(ks))
 		},
 	}
 	c.Flags().BoolVarP(&all, "all-namespaces", "A", false, "list across all namespaces")
 	c.Flags().StringVarP(&output, "output", "o", "", "yaml or json instead of a table")
+	c.Flags().BoolVar(&verified, "verified", false, "only sources whose signature verified (SourceVerified=True)")
 	return c
+}
+
+// anySource reports whether a kind of ks is a source, which has the VERIFIED column.
+func anySource(ks []kinds.Kind) bool {
+	for _, k := range ks {
+		if k.Category == "sources" {
+			return true
+		}
+	}
+	return false
+}
+
+// onlyVerified keeps the objects whose SourceVerified condition is True.
+func onlyVerified(objs []*unstructured.Unstructured) []*unstructured.Unstructured {
+	var out []*unstructured.Unstructured
+	for _, o := range objs {
+		if _, ok := kinds.Verified(o); ok {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 // list reads the objects of the kinds in ns (all when empty), or the one named. Kinds the
@@ -146,7 +179,8 @@ func printObjects(w io.Writer, objs []*unstructured.Unstructured, format string)
 	return err
 }
 
-func printTable(w io.Writer, objs []*unstructured.Unstructured, withNamespace, withKind bool) error {
+// printTable prints one line per object; withVerified adds the VERIFIED column of sources.
+func printTable(w io.Writer, objs []*unstructured.Unstructured, withNamespace, withKind, withVerified bool) error {
 	sort.SliceStable(objs, func(i, j int) bool {
 		a, b := objs[i], objs[j]
 		if a.GetNamespace() != b.GetNamespace() {
@@ -159,7 +193,11 @@ func printTable(w io.Writer, objs []*unstructured.Unstructured, withNamespace, w
 	if withNamespace {
 		head = append(head, "NAMESPACE")
 	}
-	head = append(head, "NAME", "READY", "REASON", "STATUS", "REVISION", "SUSPENDED", "AGE")
+	head = append(head, "NAME", "READY", "REASON", "STATUS", "REVISION", "SUSPENDED")
+	if withVerified {
+		head = append(head, "VERIFIED")
+	}
+	head = append(head, "AGE")
 	fmt.Fprintln(tw, strings.Join(head, "\t"))
 	for _, o := range objs {
 		var row []string
@@ -171,8 +209,12 @@ func printTable(w io.Writer, objs []*unstructured.Unstructured, withNamespace, w
 			name = o.GetKind() + "/" + name
 		}
 		ready, msg := kinds.State(o)
-		row = append(row, name, ready, kinds.Reason(o), oneLineString(msg), kinds.Revision(o), fmt.Sprint(kinds.Suspended(o)),
-			duration.HumanDuration(time.Since(o.GetCreationTimestamp().Time)))
+		row = append(row, name, ready, kinds.Reason(o), oneLineString(msg), kinds.Revision(o), fmt.Sprint(kinds.Suspended(o)))
+		if withVerified {
+			v, _ := kinds.Verified(o)
+			row = append(row, oneLineString(v))
+		}
+		row = append(row, duration.HumanDuration(time.Since(o.GetCreationTimestamp().Time)))
 		fmt.Fprintln(tw, strings.Join(row, "\t"))
 	}
 	return tw.Flush()

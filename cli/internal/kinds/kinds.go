@@ -220,3 +220,27 @@ func ByKind(kind string) (Kind, bool) {
 	}
 	return Kind{}, false
 }
+
+// SourceVerifiedCondition is the condition a source with spec.verify reports its signature
+// check in.
+const SourceVerifiedCondition = "SourceVerified"
+
+// Verified sums up a source's signature check: whom the signature is by when SourceVerified is
+// True ("cosign key cosign.pub (SHA256:…)", "SSH key SHA256:… (alice@example.com)"), the reason
+// when it is False, "-" without the condition (no spec.verify, or a kind that verifies
+// nothing). ok is true only when the check passed.
+func Verified(o *unstructured.Unstructured) (summary string, ok bool) {
+	c := Condition(o, SourceVerifiedCondition)
+	switch {
+	case c == nil:
+		return "-", false
+	case c.Status != metav1.ConditionTrue:
+		return c.Reason, false
+	}
+	// The messages name the signer after "by": "verified signature of revision … by cosign key
+	// …", "commit 1a2b… signed by OpenPGP key …".
+	if _, signer, found := strings.Cut(c.Message, " by "); found && signer != "" {
+		return signer, true
+	}
+	return c.Message, true
+}

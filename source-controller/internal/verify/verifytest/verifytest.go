@@ -4,125 +4,44 @@
 package verifytest
 
 import (
-	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
-	"encoding/base64"
-	"encoding/pem"
-	"fmt"
 	"math/big"
 	"net/url"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/static"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/sigstore/sigstore-go/pkg/root"
+
+	"github.com/plumb-dev/plumb/shared/cosign"
 )
 
-// SimpleSigningMediaType is the media type of cosign's signature payload layer.
-const SimpleSigningMediaType = "application/vnd.dev.cosign.simplesigning.v1+json"
+// The signing helpers live in shared/cosign, which plumb push artifact --sign-key uses too, so
+// that the tests sign exactly as the CLI does.
+const SimpleSigningMediaType = cosign.SimpleSigningMediaType
 
-// Key is an ECDSA P-256 signing key, as `cosign generate-key-pair` makes.
-type Key struct {
-	Private *ecdsa.PrivateKey
-}
+type (
+	// Key is an ECDSA P-256 signing key.
+	Key = cosign.Key
+	// Signature is what Sign pushes.
+	Signature = cosign.Signature
+	// RawSignature is one layer of a signature tag, as it is.
+	RawSignature = cosign.RawSignature
+)
 
-// NewKey makes a key.
-func NewKey() (*Key, error) {
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	return &Key{Private: k}, nil
-}
-
-// PublicPEM is the public key as cosign.pub holds it.
-func (k *Key) PublicPEM() []byte {
-	der, _ := x509.MarshalPKIXPublicKey(&k.Private.PublicKey)
-	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
-}
-
-// Signature is what Sign pushes.
-type Signature struct {
-	// Key signs the payload.
-	Key crypto.Signer
-	// Certificate, when not nil, is attached as dev.sigstore.cosign/certificate (keyless).
-	Certificate *x509.Certificate
-	// SignedDigest is the digest the payload names; empty: the digest signed for.
-	SignedDigest string
-}
-
-// Payload is cosign's simple signing payload for digest in repo.
-func Payload(repo, digest string) []byte {
-	return fmt.Appendf(nil, `{"critical":{"identity":{"docker-reference":%q},"image":{"docker-manifest-digest":%q},"type":"cosign container image signature"},"optional":null}`, repo, digest)
-}
-
-// Sign pushes to repo (host/path) the signature tag of digest, as `cosign sign` does: one layer
-// per signature, the payload as the blob, the base64 signature (and the certificate) as
-// annotations.
-func Sign(repo, digest string, sigs []Signature, opts ...remote.Option) error {
-	var layers []RawSignature
-	for _, s := range sigs {
-		signed := s.SignedDigest
-		if signed == "" {
-			signed = digest
-		}
-		payload := Payload(repo, signed)
-		sum := sha256.Sum256(payload)
-		sig, err := s.Key.Sign(rand.Reader, sum[:], crypto.SHA256)
-		if err != nil {
-			return err
-		}
-		layers = append(layers, RawSignature{Payload: payload, Signature: sig, Certificate: s.Certificate})
-	}
-	return Push(repo, digest, layers, opts...)
-}
-
-// RawSignature is one layer of a signature tag, as it is.
-type RawSignature struct {
-	Payload, Signature []byte
-	// Certificate, when not nil, is the dev.sigstore.cosign/certificate annotation.
-	Certificate *x509.Certificate
-	// RekorBundle, when not empty, is the dev.sigstore.cosign/bundle annotation.
-	RekorBundle []byte
-}
-
-// Push pushes the signature tag of digest with these layers.
-func Push(repo, digest string, sigs []RawSignature, opts ...remote.Option) error {
-	h, err := v1.NewHash(digest)
-	if err != nil {
-		return err
-	}
-	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
-	for _, s := range sigs {
-		ann := map[string]string{"dev.cosignproject.cosign/signature": base64.StdEncoding.EncodeToString(s.Signature)}
-		if s.Certificate != nil {
-			ann["dev.sigstore.cosign/certificate"] = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.Certificate.Raw}))
-		}
-		if len(s.RekorBundle) > 0 {
-			ann["dev.sigstore.cosign/bundle"] = string(s.RekorBundle)
-		}
-		img, err = mutate.Append(img, mutate.Addendum{Layer: static.NewLayer(s.Payload, SimpleSigningMediaType), Annotations: ann})
-		if err != nil {
-			return err
-		}
-	}
-	ref, err := name.ParseReference(repo+":"+h.Algorithm+"-"+h.Hex+".sig", name.Insecure)
-	if err != nil {
-		return err
-	}
-	return remote.Write(ref, img, opts...)
-}
+var (
+	// NewKey makes a key.
+	NewKey = cosign.NewKey
+	// Payload is cosign's simple signing payload for a digest in a repository.
+	Payload = cosign.Payload
+	// Sign pushes the signature tag of a digest, as cosign sign does.
+	Sign = cosign.Sign
+	// Push pushes the signature tag of a digest with raw layers.
+	Push = cosign.Push
+)
 
 // CA is a Fulcio-like certificate authority of a private Sigstore instance.
 type CA struct {
