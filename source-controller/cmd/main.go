@@ -34,6 +34,7 @@ type options struct {
 	cloud                                    registry.CloudFlags
 	storagePath, storageAddr, storageAdvAddr string
 	artifactRetention                        int
+	requireVerification                      string
 }
 
 func main() {
@@ -45,10 +46,16 @@ func main() {
 	flag.StringVar(&o.storageAddr, "storage-addr", ":9090", "Address the artifact HTTP server listens on.")
 	flag.StringVar(&o.storageAdvAddr, "storage-adv-addr", "", "Address artifacts are advertised at, host[:port] or a URL (default: this host and the storage port).")
 	flag.IntVar(&o.artifactRetention, "artifact-retention", 2, "Artifacts kept per object, the current one included.")
+	flag.StringVar(&o.requireVerification, "require-verification", "", "Comma-separated kinds (GitRepository, OCIRepository, HelmChart) whose objects must have spec.verify: the others are Stalled with reason VerificationRequired.")
 	o.Main(controllerName, func(ctx context.Context) error { return run(ctx, o) })
 }
 
 func run(ctx context.Context, o options) error {
+	// A bad policy stops the process before it serves anything.
+	requireVerification, err := controller.ParseRequireVerification(o.requireVerification)
+	if err != nil {
+		return err
+	}
 	// Secrets and ServiceAccounts are read only when a source names one: no cluster-wide cache.
 	mgr, err := o.New(controllerName, sourcev1.AddToScheme,
 		[]client.Object{&sourcev1.GitRepository{}, &sourcev1.OCIRepository{}, &sourcev1.HelmRepository{}, &sourcev1.HelmChart{}, &sourcev1.Bucket{}},
@@ -74,7 +81,7 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	copts := controller.Options{Concurrent: o.Concurrent, Hosts: o.hosts.Limiter(), HostBusyRetry: o.hosts.BusyRetry}
+	copts := controller.Options{Concurrent: o.Concurrent, Hosts: o.hosts.Limiter(), HostBusyRetry: o.hosts.BusyRetry, RequireVerification: requireVerification}
 	r := &controller.GitRepositoryReconciler{
 		Client:         mgr.GetClient(),
 		Events:         mgr.GetEventRecorder(controllerName),

@@ -95,6 +95,12 @@ const (
 	// signature of another digest), or that material is missing or unusable. The last verified
 	// artifact stays served, and it is retried (Flux's reason).
 	VerificationErrorReason = "VerificationError"
+	// VerificationRequiredReason: source-controller runs with --require-verification naming
+	// this kind, and the object has no spec.verify (or, for a HelmChart, its chart comes from a
+	// HelmRepository that is not OCI, whose charts cannot be verified). Stalled until the object
+	// changes; an artifact served before stays served. A HelmChart packaged from a GitRepository
+	// or OCIRepository whose artifact is not verified waits with this reason instead, retried.
+	VerificationRequiredReason = "VerificationRequired"
 )
 
 // SourceFinalizer is set on every source so that its artifacts are deleted with it.

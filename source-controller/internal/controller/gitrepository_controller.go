@@ -63,6 +63,8 @@ type GitRepositoryReconciler struct {
 	// refs shares the listing of a remote's refs between GitRepositories with the same URL and
 	// credentials that ask at about the same time.
 	refs git.Lister
+	// verificationRequired refuses GitRepositories without spec.verify (--require-verification).
+	verificationRequired bool
 }
 
 // Reconcile follows the house shape: get, defer the one status patch, finalize or set up, skip
@@ -85,6 +87,9 @@ func (r *GitRepositoryReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	controllerutil.AddFinalizer(obj, sourcev1.SourceFinalizer)
 	if obj.Spec.Suspend {
 		return ctrl.Result{}, nil
+	}
+	if r.verificationRequired && obj.Spec.Verification == nil {
+		return ctrl.Result{}, r.refuseUnverified(obj, verificationRequiredMessage(sourcev1.GitRepositoryKind, gitVerifyHowTo))
 	}
 	if err := validate(obj); err != nil {
 		return ctrl.Result{}, r.stall(obj, sourcev1.InvalidSpecReason, err.Error())

@@ -32,12 +32,16 @@ type Options struct {
 	// HostBusyRetry brings an object whose host was busy back after about this long; 0 leaves
 	// it to the kind's wait interval.
 	HostBusyRetry time.Duration
+	// RequireVerification are the kinds whose objects must have spec.verify
+	// (--require-verification, ParseRequireVerification); nil requires nothing.
+	RequireVerification map[string]bool
 }
 
 // SetupWithManager registers the reconciler: it runs on spec changes and reconcile requests of a
 // GitRepository, and when the artifact of a GitRepository it includes changes.
 func (r *GitRepositoryReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	r.statusHelper = newStatusHelper(r.Events, r.ControllerName, opts)
+	r.verificationRequired = opts.RequireVerification[sourcev1.GitRepositoryKind]
 	err := mgr.GetFieldIndexer().IndexField(ctx, &sourcev1.GitRepository{}, includeIndex, func(o client.Object) []string {
 		var names []string
 		for _, inc := range o.(*sourcev1.GitRepository).Spec.Include {

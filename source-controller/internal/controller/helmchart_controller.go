@@ -73,6 +73,8 @@ type HelmChartReconciler struct {
 	verified *verify.Cache
 	// flight shares one download between HelmCharts that want the same chart version.
 	flight singleflight.Group
+	// verificationRequired refuses HelmCharts that cannot be verified (--require-verification).
+	verificationRequired bool
 }
 
 // indexCache keeps the parsed indexes of HelmRepository artifacts by digest: a 5,000-version
@@ -149,6 +151,7 @@ func (c *indexCache) get(s *storage.Storage, a *meta.Artifact) (*repo.IndexFile,
 func (r *HelmChartReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	r.statusHelper = newStatusHelper(r.Events, r.ControllerName, opts)
 	r.verified = verify.NewCache(verifiedCacheSize)
+	r.verificationRequired = opts.RequireVerification[sourcev1.HelmChartKind]
 	if r.MaxChartSize == 0 {
 		r.MaxChartSize = 50 << 20
 	}
@@ -213,6 +216,9 @@ func (r *HelmChartReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if obj.Spec.Suspend {
 		return ctrl.Result{}, nil
 	}
+	if r.verificationRequired && obj.Spec.Verify == nil && obj.Spec.SourceRef.Kind == sourcev1.HelmRepositoryKind {
+		return ctrl.Result{}, r.refuseUnverified(obj, verificationRequiredMessage(sourcev1.HelmChartKind, helmVerifyHowTo))
+	}
 	return r.reconcile(ctx, obj)
 }
 
@@ -274,6 +280,14 @@ func (r *HelmChartReconciler) reconcile(ctx context.Context, obj *sourcev1.HelmC
 // errSource marks a source that is missing or has no artifact yet.
 var errSource = errors.New("source not ready")
 
+// errVerificationRequired marks a chart the policy requires to be verified and that cannot be;
+// errSourceUnverified a chart packaged from a source artifact that was not verified (the
+// source's spec may change, so it waits).
+var (
+	errVerificationRequired = errors.New(verificationRequiredMessage(sourcev1.HelmChartKind, "its chart cannot be verified"))
+	errSourceUnverified     = errors.New(verificationRequiredMessage(sourcev1.HelmChartKind, "its chart's source is not verified"))
+)
+
 // upToDate says whether the stored artifact is version, packaged with the current spec.
 func (r *HelmChartReconciler) upToDate(obj *sourcev1.HelmChart, version string) bool {
 	s := obj.Status
@@ -292,6 +306,10 @@ func (r *HelmChartReconciler) fromRepository(ctx context.Context, obj *sourcev1.
 	src := &sourcev1.HelmRepository{}
 	if err := r.source(ctx, obj, src); err != nil {
 		return nil, err
+	}
+	if r.verificationRequired && !src.IsOCI() {
+		return nil, fmt.Errorf("%w: HelmRepository %s is not an OCI registry, and only charts from OCI registries can be verified: push the chart to an OCI registry, sign it and point the HelmChart at an OCI HelmRepository",
+			errVerificationRequired, src.Name)
 	}
 	if src.IsOCI() {
 		creds, err := r.repoCredentials(ctx, src)
@@ -424,6 +442,10 @@ func (r *HelmChartReconciler) fromArtifact(ctx context.Context, obj *sourcev1.He
 	a := src.GetArtifact()
 	if a == nil || !r.Storage.Has(a) {
 		return nil, fmt.Errorf("%w: %s %s has no artifact yet", errSource, obj.Spec.SourceRef.Kind, src.GetName())
+	}
+	if r.verificationRequired && !conditions.IsTrue(src, sourcev1.SourceVerifiedCondition) {
+		return nil, fmt.Errorf("%w: %s %s has not verified its artifact (its SourceVerified condition is not True): add spec.verify to the %s",
+			errSourceUnverified, obj.Spec.SourceRef.Kind, src.GetName(), obj.Spec.SourceRef.Kind)
 	}
 	if st := obj.Status; st.Artifact != nil && r.Storage.Has(st.Artifact) && st.ObservedSourceArtifactRevision == a.Revision && builtWithSpec(obj) {
 		return nil, nil // packaged from this very revision with this spec
@@ -606,6 +628,11 @@ func (r *HelmChartReconciler) failure(obj *sourcev1.HelmChart, err error) error 
 		reason = sourcev1.ChartPackageFailedReason
 	case errors.Is(err, storage.ErrIO):
 		reason = sourcev1.ArtifactFailedReason
+	case errors.Is(err, errVerificationRequired):
+		return r.refuseUnverified(obj, err.Error())
+	case errors.Is(err, errSourceUnverified):
+		conditions.MarkFalse(obj, sourcev1.SourceVerifiedCondition, sourcev1.VerificationRequiredReason, "%v", err)
+		return status.Wait(r.events, obj, "", sourcev1.VerificationRequiredReason, "%v", err)
 	case errors.Is(err, errSource):
 		// Waiting, not failing: one Normal event while the wait lasts. The source's new
 		// artifact reconciles this HelmChart at once; the retries are a fallback.

@@ -59,12 +59,15 @@ type OCIRepositoryReconciler struct {
 	// builds shares one pull between OCIRepositories that want the same layer of the same
 	// manifest: the first writes it, the others hard link it.
 	builds buildCache
+	// verificationRequired refuses OCIRepositories without spec.verify (--require-verification).
+	verificationRequired bool
 }
 
 // SetupWithManager registers the reconciler: it runs on spec changes and reconcile requests.
 func (r *OCIRepositoryReconciler) SetupWithManager(_ context.Context, mgr ctrl.Manager, opts Options) error {
 	r.statusHelper = newStatusHelper(r.Events, r.ControllerName, opts)
 	r.verified = verify.NewCache(verifiedCacheSize)
+	r.verificationRequired = opts.RequireVerification[sourcev1.OCIRepositoryKind]
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&sourcev1.OCIRepository{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, plumbreconcile.Requested{}))).
@@ -91,6 +94,9 @@ func (r *OCIRepositoryReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	controllerutil.AddFinalizer(obj, sourcev1.SourceFinalizer)
 	if obj.Spec.Suspend {
 		return ctrl.Result{}, nil
+	}
+	if r.verificationRequired && obj.Spec.Verify == nil {
+		return ctrl.Result{}, r.refuseUnverified(obj, verificationRequiredMessage(sourcev1.OCIRepositoryKind, ociVerifyHowTo))
 	}
 	return r.reconcile(ctx, obj)
 }

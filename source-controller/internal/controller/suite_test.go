@@ -120,9 +120,13 @@ func run(m *testing.M) int {
 		Metrics: metricsserver.Options{BindAddress: "0"},
 		Client:  client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}, &corev1.ServiceAccount{}}}},
 		// The OCIRepositories of objectLevelNamespace are another manager's, whose Cloud has
-		// object-level workload identity (ocirepository_cloud_test.go).
+		// object-level workload identity (ocirepository_cloud_test.go); the verifiable kinds of
+		// the policy namespaces are those of managers run with --require-verification
+		// (require_verification_test.go).
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
-			&sourcev1.OCIRepository{}: {Field: fields.OneTermNotEqualSelector("metadata.namespace", objectLevelNamespace)},
+			&sourcev1.OCIRepository{}: {Field: notInNamespaces(objectLevelNamespace, requireAllNamespace, requireSomeNamespace)},
+			&sourcev1.GitRepository{}: {Field: notInNamespaces(requireAllNamespace, requireSomeNamespace)},
+			&sourcev1.HelmChart{}:     {Field: notInNamespaces(requireAllNamespace, requireSomeNamespace)},
 		}},
 	})
 	must(err)
@@ -178,6 +182,15 @@ func run(m *testing.M) int {
 	cancel()
 	must(<-done)
 	return code
+}
+
+// notInNamespaces selects the objects of every namespace but those named.
+func notInNamespaces(names ...string) fields.Selector {
+	var sel []fields.Selector
+	for _, n := range names {
+		sel = append(sel, fields.OneTermNotEqualSelector("metadata.namespace", n))
+	}
+	return fields.AndSelectors(sel...)
 }
 
 func must(err error) {
