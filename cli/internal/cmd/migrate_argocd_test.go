@@ -3,9 +3,9 @@ package cmd
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -137,32 +137,20 @@ func applyAsTwin(g Gomega, name, ns string, objs []*unstructured.Unstructured) *
 	return cs
 }
 
+// readMeta is readLive with the annotations among the labels (as "annotation:<key>"), since Argo
+// CD's bookkeeping is in both.
 func readMeta(g Gomega, objs []*unstructured.Unstructured) map[string]liveMeta {
-	out := map[string]liveMeta{}
-	for _, o := range objs {
-		u := &unstructured.Unstructured{}
-		u.SetGroupVersionKind(o.GroupVersionKind())
-		g.Expect(k8s.Get(context.Background(), client.ObjectKeyFromObject(o), u)).To(Succeed())
-		var managers []string
-		for _, e := range u.GetManagedFields() {
-			managers = append(managers, e.Manager+"/"+string(e.Operation))
-		}
-		slices.Sort(managers)
-		data := map[string]any{}
-		for k, v := range u.Object {
-			if k != "metadata" && k != "status" {
-				data[k] = v
-			}
-		}
-		a := u.GetAnnotations()
-		labels := u.GetLabels()
+	out := readLive(g, objs)
+	for kind, m := range out {
+		labels := maps.Clone(m.labels)
 		if labels == nil {
 			labels = map[string]string{}
 		}
-		for k, v := range a {
+		for k, v := range m.annotations {
 			labels["annotation:"+k] = v
 		}
-		out[o.GetKind()] = liveMeta{rv: u.GetResourceVersion(), labels: labels, managers: managers, data: data}
+		m.labels = labels
+		out[kind] = m
 	}
 	return out
 }

@@ -95,10 +95,11 @@ func applyAs(g Gomega, manager, group, ns string, objs []*unstructured.Unstructu
 // liveMeta reads what the takeover may change of the workload objects: resource version,
 // labels and field managers.
 type liveMeta struct {
-	rv       string
-	labels   map[string]string
-	managers []string
-	data     any
+	rv          string
+	labels      map[string]string
+	annotations map[string]string
+	managers    []string
+	data        any
 }
 
 func readLive(g Gomega, objs []*unstructured.Unstructured) map[string]liveMeta {
@@ -118,7 +119,7 @@ func readLive(g Gomega, objs []*unstructured.Unstructured) map[string]liveMeta {
 				data[k] = v
 			}
 		}
-		out[o.GetKind()] = liveMeta{rv: u.GetResourceVersion(), labels: u.GetLabels(), managers: managers, data: data}
+		out[o.GetKind()] = liveMeta{rv: u.GetResourceVersion(), labels: u.GetLabels(), annotations: u.GetAnnotations(), managers: managers, data: data}
 	}
 	return out
 }
