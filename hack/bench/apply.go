@@ -103,21 +103,9 @@ func benchApply(ctx context.Context, n, concurrent int, encrypt bool, profile st
 		return nil, err
 	}
 	for i := range n {
-		name := fmt.Sprintf("app-%04d", i)
-		if err := c.Create(ctx, &applyv1.Kustomization{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-			Spec: applyv1.KustomizationSpec{
-				SourceRef:       applyv1.CrossNamespaceSourceReference{Kind: sourcev1.GitRepositoryKind, Name: "apps"},
-				Path:            "apps/" + name,
-				Interval:        metav1.Duration{Duration: benchInterval},
-				RetryInterval:   &metav1.Duration{Duration: 2 * time.Second},
-				Timeout:         &metav1.Duration{Duration: 2 * time.Minute},
-				Prune:           true,
-				Wait:            true,
-				TargetNamespace: ns,
-				Decryption:      decryption,
-			},
-		}); err != nil {
+		k := benchKustomization(ns, fmt.Sprintf("app-%04d", i))
+		k.Spec.Decryption = decryption
+		if err := c.Create(ctx, k); err != nil {
 			return nil, err
 		}
 	}
@@ -325,4 +313,22 @@ func objectVersions(ctx context.Context, c client.Client, ns string) (map[string
 		}
 	}
 	return out, nil
+}
+
+// benchKustomization is one Kustomization of the apply and shard scenarios: its own folder of
+// the "apps" repository, pruned, waited for, into ns.
+func benchKustomization(ns, name string) *applyv1.Kustomization {
+	return &applyv1.Kustomization{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: applyv1.KustomizationSpec{
+			SourceRef:       applyv1.CrossNamespaceSourceReference{Kind: sourcev1.GitRepositoryKind, Name: "apps"},
+			Path:            "apps/" + name,
+			Interval:        metav1.Duration{Duration: benchInterval},
+			RetryInterval:   &metav1.Duration{Duration: 2 * time.Second},
+			Timeout:         &metav1.Duration{Duration: 2 * time.Minute},
+			Prune:           true,
+			Wait:            true,
+			TargetNamespace: ns,
+		},
+	}
 }

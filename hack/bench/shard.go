@@ -107,7 +107,7 @@ func benchShard(ctx context.Context, n, concurrent int, applyRecords string) ([]
 		return nil, err
 	}
 	for i := range n {
-		k := shardKustomization(ns, fmt.Sprintf("app-%04d", i))
+		k := benchKustomization(ns, fmt.Sprintf("app-%04d", i))
 		k.Labels = map[string]string{shardLabel: shardNames[i%len(shardNames)]}
 		if err := c.Create(ctx, k); err != nil {
 			return nil, err
@@ -115,7 +115,7 @@ func benchShard(ctx context.Context, n, concurrent int, applyRecords string) ([]
 	}
 	// Labelled for no shard: were it reconciled, it would fail (its target namespace does not
 	// exist) and show a condition and a finalizer.
-	unsharded := shardKustomization(ns, "unsharded")
+	unsharded := benchKustomization(ns, "unsharded")
 	unsharded.Spec.Path, unsharded.Spec.TargetNamespace = "apps/app-0000", "nowhere"
 	if err := c.Create(ctx, unsharded); err != nil {
 		return nil, err
@@ -251,23 +251,6 @@ func benchShard(ctx context.Context, n, concurrent int, applyRecords string) ([]
 		return nil, fmt.Errorf("a Kustomization labelled for no shard was reconciled")
 	}
 	return f, nil
-}
-
-// shardKustomization is the scenario's Kustomization name, of the app of the same name.
-func shardKustomization(ns, name string) *applyv1.Kustomization {
-	return &applyv1.Kustomization{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-		Spec: applyv1.KustomizationSpec{
-			SourceRef:       applyv1.CrossNamespaceSourceReference{Kind: sourcev1.GitRepositoryKind, Name: "apps"},
-			Path:            "apps/" + name,
-			Interval:        metav1.Duration{Duration: benchInterval},
-			RetryInterval:   &metav1.Duration{Duration: 2 * time.Second},
-			Timeout:         &metav1.Duration{Duration: 2 * time.Minute},
-			Prune:           true,
-			Wait:            true,
-			TargetNamespace: ns,
-		},
-	}
 }
 
 // waitShards polls the Kustomizations of ns until every one labelled for a shard is done, and
