@@ -88,16 +88,16 @@ func TestTwin(t *testing.T) {
 	k := Kinds[4] // Kustomization
 	flux := map[string]any{"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
 		"metadata": map[string]any{"name": "apps", "namespace": "ns",
-			"labels":      map[string]any{"kustomize.toolkit.fluxcd.io/name": "flux-system", "team": "a"},
-			"annotations": map[string]any{SuspendAnnotation: wasRunning, "reconcile.fluxcd.io/requestedAt": "1", "note": "kept"}},
+			"labels":      map[string]any{"kustomize.toolkit.fluxcd.io/name": "flux-system", "team": "a", "toolkit.fluxcd.io/tenant": "dev"},
+			"annotations": map[string]any{SuspendAnnotation: wasRunning, "reconcile.fluxcd.io/requestedAt": "1", "note": "kept", "kustomize.toolkit.fluxcd.io/prune": "disabled"}},
 		"spec": map[string]any{"suspend": true, "path": "./apps",
 			"sourceRef": map[string]any{"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository", "name": "repo"},
 			"dependsOn": []any{map[string]any{"name": "infra"}}}}
 	got := twin(k, unstructuredOf(flux), false).Object
 	want := map[string]any{"apiVersion": "apply.plumb.dev/v1beta1", "kind": "Kustomization",
 		"metadata": map[string]any{"name": "apps", "namespace": "ns",
-			"labels":      map[string]any{"team": "a", MigratedFromLabel: "flux"},
-			"annotations": map[string]any{"note": "kept"}},
+			"labels":      map[string]any{"team": "a", "toolkit.fluxcd.io/tenant": "dev", MigratedFromLabel: "flux"},
+			"annotations": map[string]any{"note": "kept", "kustomize.toolkit.fluxcd.io/prune": "disabled"}},
 		"spec": map[string]any{"path": "./apps",
 			"sourceRef": map[string]any{"apiVersion": "source.plumb.dev/v1beta1", "kind": "GitRepository", "name": "repo"},
 			"dependsOn": []any{map[string]any{"name": "infra"}}}}

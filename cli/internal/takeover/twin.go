@@ -51,12 +51,20 @@ func twin(k Kind, flux *unstructured.Unstructured, suspend bool) *unstructured.U
 	return t
 }
 
-// keep drops Flux's own and kubectl's bookkeeping from labels or annotations: the parent
-// Kustomization's owner labels, reconcile requests, the takeover's annotation.
+// fluxBookkeeping are the labels Flux's controllers put on what they apply: the owner's name
+// and namespace. Other Flux keys are the user's (toolkit.fluxcd.io/tenant, or the per-object
+// kustomize.toolkit.fluxcd.io/prune that Plumb honours) and stay on the twin.
+var fluxBookkeeping = map[string]bool{
+	"kustomize.toolkit.fluxcd.io/name": true, "kustomize.toolkit.fluxcd.io/namespace": true,
+	"helm.toolkit.fluxcd.io/name": true, "helm.toolkit.fluxcd.io/namespace": true,
+}
+
+// keep drops Flux's own and kubectl's bookkeeping from labels or annotations: the parent's
+// owner labels, reconcile requests, the takeover's annotation, kubectl's last applied state.
 func keep(m map[string]string) map[string]string {
 	var out map[string]string
 	for k, v := range m {
-		if strings.Contains(k, "fluxcd.io/") || k == SuspendAnnotation || k == "kubectl.kubernetes.io/last-applied-configuration" {
+		if fluxBookkeeping[k] || strings.HasPrefix(k, "reconcile.fluxcd.io/") || k == SuspendAnnotation || k == "kubectl.kubernetes.io/last-applied-configuration" {
 			continue
 		}
 		if out == nil {
