@@ -190,7 +190,7 @@ func SenderFor(ctx context.Context, r client.Reader, p *notifyv1.Provider, o Sen
 	case app != nil:
 		s = appSender(address, app, hc)
 	default:
-		s, err = senderOf(p, address, token, headers, hc)
+		s, err = senderOf(senderConfig{Provider: p, Address: address, Token: token, Headers: headers, Data: data, Client: hc})
 	}
 	if err != nil {
 		return nil, err
@@ -218,8 +218,7 @@ func SenderFor(ctx context.Context, r client.Reader, p *notifyv1.Provider, o Sen
 	// an address (webhook URLs hold tokens), or a password in the URL. The HMAC key of
 	// generic-hmac never leaves.
 	if u, err := url.Parse(address); err == nil && u.Scheme == "http" && !o.AllowInsecureHTTP {
-		if p.Spec.Type == notifyv1.GitHubProvider || p.Spec.Type == notifyv1.GitLabProvider ||
-			len(headers) > 0 || addressInSecret || u.User != nil {
+		if providerTypes[p.Spec.Type].sendsToken || len(headers) > 0 || addressInSecret || u.User != nil {
 			return nil, &plainHTTPError{host: u.Host}
 		}
 	}
@@ -255,55 +254,6 @@ func appSender(address string, app *gitauth.GitHubApp, hc *http.Client) notify.S
 			}
 			return tok.Token, nil
 		}}
-}
-
-// senderOf makes the Sender of a Provider's type.
-func senderOf(p *notifyv1.Provider, address, token string, headers map[string]string, hc *http.Client) (notify.Sender, error) {
-	switch p.Spec.Type {
-	case notifyv1.SlackProvider:
-		if token != "" {
-			if p.Spec.Channel == "" {
-				return nil, errors.New("a Slack bot token needs spec.channel")
-			}
-			return &notify.Slack{Token: token, Channel: p.Spec.Channel, Username: p.Spec.Username, Client: hc}, nil
-		}
-		if address == "" {
-			return nil, errors.New("slack needs an address (incoming webhook) or a token and a channel")
-		}
-		return &notify.Slack{WebhookURL: address, Channel: p.Spec.Channel, Username: p.Spec.Username, Client: hc}, nil
-	case notifyv1.MSTeamsProvider:
-		if address == "" {
-			return nil, errors.New("msteams needs an address (incoming webhook or Workflows URL)")
-		}
-		return &notify.Teams{URL: address, Client: hc}, nil
-	case notifyv1.DiscordProvider:
-		if address == "" {
-			return nil, errors.New("discord needs an address (webhook URL)")
-		}
-		return &notify.Discord{URL: address, Username: p.Spec.Username, Client: hc}, nil
-	case notifyv1.GitHubProvider, notifyv1.GitLabProvider:
-		if address == "" || token == "" {
-			msg := fmt.Sprintf("%s needs the repository address and the Secret's token", p.Spec.Type)
-			if p.Spec.Type == notifyv1.GitHubProvider {
-				msg += " (or a GitHub App's githubAppID, githubAppInstallationID and githubAppPrivateKey)"
-			}
-			return nil, &secretError{msg}
-		}
-		return &notify.CommitStatus{GitLab: p.Spec.Type == notifyv1.GitLabProvider, Repository: address, Token: token, Client: hc}, nil
-	case notifyv1.GenericProvider, notifyv1.GenericHMACProvider:
-		if address == "" {
-			return nil, fmt.Errorf("%s needs an address", p.Spec.Type)
-		}
-		w := &notify.Webhook{URL: address, Headers: headers, Client: hc}
-		if p.Spec.Type == notifyv1.GenericHMACProvider {
-			if token == "" {
-				return nil, &secretError{"generic-hmac needs the Secret's token key (the HMAC key)"}
-			}
-			w.Key = []byte(token)
-		}
-		return w, nil
-	}
-	return nil, fmt.Errorf("unknown provider type %q", p.Spec.Type)
 }
 
 // httpClientOf returns the HTTP client of a Provider's proxy and certSecretRef, whose

@@ -1,0 +1,114 @@
+package controller
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	notifyv1 "github.com/plumb-dev/plumb/notification-controller/api/v1beta1"
+	"github.com/plumb-dev/plumb/notification-controller/internal/notify"
+)
+
+// senderConfig is what a Provider gives its Sender: the address (the Secret's wins over the
+// spec's), the Secret's token, headers and whole data (for the keys of one type), and the HTTP
+// client of its proxy, certificates and address policy.
+type senderConfig struct {
+	Provider *notifyv1.Provider
+	Address  string
+	Token    string
+	Headers  map[string]string
+	Data     map[string][]byte
+	Client   *http.Client
+}
+
+// providerType is what the controller knows of one Provider type.
+type providerType struct {
+	// sender makes the type's Sender, or says what the Provider lacks.
+	sender func(c senderConfig) (notify.Sender, error)
+	// sendsToken is set when the token goes to the address (an API token): such a Provider is
+	// refused over plain HTTP unless the controller allows it.
+	sendsToken bool
+}
+
+// providerTypes is every Provider type the controller delivers to; the API's enum of
+// spec.type lists the same names.
+var providerTypes = map[string]providerType{
+	notifyv1.SlackProvider:       {sender: slackSender},
+	notifyv1.MSTeamsProvider:     {sender: teamsSender},
+	notifyv1.DiscordProvider:     {sender: discordSender},
+	notifyv1.GitHubProvider:      {sender: commitStatusSender, sendsToken: true},
+	notifyv1.GitLabProvider:      {sender: commitStatusSender, sendsToken: true},
+	notifyv1.GenericProvider:     {sender: webhookSender},
+	notifyv1.GenericHMACProvider: {sender: webhookSender},
+}
+
+// senderOf makes the Sender of a Provider's type.
+func senderOf(c senderConfig) (notify.Sender, error) {
+	t, ok := providerTypes[c.Provider.Spec.Type]
+	if !ok {
+		return nil, fmt.Errorf("unknown provider type %q", c.Provider.Spec.Type)
+	}
+	return t.sender(c)
+}
+
+// needAddress is the error of a type that has no address to send to.
+func needAddress(c senderConfig, what string) error {
+	if what == "" {
+		return fmt.Errorf("%s needs an address", c.Provider.Spec.Type)
+	}
+	return fmt.Errorf("%s needs an address (%s)", c.Provider.Spec.Type, what)
+}
+
+func slackSender(c senderConfig) (notify.Sender, error) {
+	spec := c.Provider.Spec
+	if c.Token != "" {
+		if spec.Channel == "" {
+			return nil, errors.New("a Slack bot token needs spec.channel")
+		}
+		return &notify.Slack{Token: c.Token, Channel: spec.Channel, Username: spec.Username, Client: c.Client}, nil
+	}
+	if c.Address == "" {
+		return nil, errors.New("slack needs an address (incoming webhook) or a token and a channel")
+	}
+	return &notify.Slack{WebhookURL: c.Address, Channel: spec.Channel, Username: spec.Username, Client: c.Client}, nil
+}
+
+func teamsSender(c senderConfig) (notify.Sender, error) {
+	if c.Address == "" {
+		return nil, needAddress(c, "incoming webhook or Workflows URL")
+	}
+	return &notify.Teams{URL: c.Address, Client: c.Client}, nil
+}
+
+func discordSender(c senderConfig) (notify.Sender, error) {
+	if c.Address == "" {
+		return nil, needAddress(c, "webhook URL")
+	}
+	return &notify.Discord{URL: c.Address, Username: c.Provider.Spec.Username, Client: c.Client}, nil
+}
+
+func commitStatusSender(c senderConfig) (notify.Sender, error) {
+	typ := c.Provider.Spec.Type
+	if c.Address == "" || c.Token == "" {
+		msg := fmt.Sprintf("%s needs the repository address and the Secret's token", typ)
+		if typ == notifyv1.GitHubProvider {
+			msg += " (or a GitHub App's githubAppID, githubAppInstallationID and githubAppPrivateKey)"
+		}
+		return nil, &secretError{msg}
+	}
+	return &notify.CommitStatus{GitLab: typ == notifyv1.GitLabProvider, Repository: c.Address, Token: c.Token, Client: c.Client}, nil
+}
+
+func webhookSender(c senderConfig) (notify.Sender, error) {
+	if c.Address == "" {
+		return nil, needAddress(c, "")
+	}
+	w := &notify.Webhook{URL: c.Address, Headers: c.Headers, Client: c.Client}
+	if c.Provider.Spec.Type == notifyv1.GenericHMACProvider {
+		if c.Token == "" {
+			return nil, &secretError{"generic-hmac needs the Secret's token key (the HMAC key)"}
+		}
+		w.Key = []byte(c.Token)
+	}
+	return w, nil
+}
