@@ -398,7 +398,7 @@ func (r *HelmChartReconciler) fromOCIRepository(ctx context.Context, obj *source
 	}
 	if obj.Spec.Verify != nil {
 		// Before anything of the chart is read: a refusal keeps the last verified chart.
-		v, err := verifyArtifact(ctx, r.Client, r.verified, obj.Namespace, obj.Spec.Verify, remote, res.Digest)
+		v, err := verifyArtifact(ctx, r.Client, r.verified, obj.Namespace, requested(obj, obj.Status.LastHandledReconcileAt), obj.Spec.Verify, remote, res.Digest)
 		if err != nil {
 			return nil, err
 		}

@@ -153,7 +153,7 @@ func (r *OCIRepositoryReconciler) verify(ctx context.Context, obj *sourcev1.OCIR
 		conditions.Delete(obj, sourcev1.SourceVerifiedCondition)
 		return nil
 	}
-	v, err := verifyArtifact(ctx, r.Client, r.verified, obj.Namespace, obj.Spec.Verify, remote, res.Digest)
+	v, err := verifyArtifact(ctx, r.Client, r.verified, obj.Namespace, requested(obj, obj.Status.LastHandledReconcileAt), obj.Spec.Verify, remote, res.Digest)
 	if err != nil {
 		if ferr := r.verificationFailure(obj, res.Revision, err); ferr != nil {
 			return ferr

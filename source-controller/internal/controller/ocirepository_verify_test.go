@@ -18,10 +18,13 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/plumb-dev/plumb/shared/testing/ocitest"
 	"github.com/plumb-dev/plumb/shared/testing/testenv"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
+	"github.com/plumb-dev/plumb/source-controller/internal/oci"
+	"github.com/plumb-dev/plumb/source-controller/internal/verify"
 	"github.com/plumb-dev/plumb/source-controller/internal/verify/verifytest"
 )
 
@@ -317,4 +320,65 @@ func TestOCIRepository_VerifyOnDistribution(t *testing.T) {
 		waitReady(g, obj, "v1@"+d)
 		g.Expect(waitVerified(g, obj)).To(ContainSubstring(" by "+map[string]string{"cosign": "cosign key cosign.pub", "notation": "notation certificate"}[provider]), provider)
 	}
+}
+
+// secretReads counts the Secrets read through a client.
+type secretReads struct {
+	client.Reader
+	n atomic.Int64
+}
+
+func (r *secretReads) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if _, ok := obj.(*corev1.Secret); ok {
+		r.n.Add(1)
+	}
+	return r.Reader.Get(ctx, key, obj, opts...)
+}
+
+// TestVerifyArtifact_SecretsReadAgainOnRequest: a digest verified with an unchanged spec.verify
+// is taken as verified without reading its Secret (a no-op reconcile makes no request), until a
+// reconcile request reads the Secret again, which makes a key removed from it take effect.
+func TestVerifyArtifact_SecretsReadAgainOnRequest(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	reg := newRegistry(t, nil)
+	repo := reg.Host + "/org/recheck"
+	key, err := verifytest.NewKey()
+	g.Expect(err).NotTo(HaveOccurred())
+	other, err := verifytest.NewKey()
+	g.Expect(err).NotTo(HaveOccurred())
+	d := pushFiles(t, reg.Host, "org/recheck", "v1", map[string]string{"cm.yaml": "kind: ConfigMap\n"})
+	g.Expect(verifytest.Sign(repo, d, []verifytest.Signature{{Key: key.Private}})).To(Succeed())
+	name := newVerifySecret(t, ns, map[string][]byte{"cosign.pub": key.PublicPEM()})
+	spec := &sourcev1.OCIArtifactVerification{Provider: "cosign", SecretRef: &meta.LocalObjectReference{Name: name}}
+	remote, err := oci.NewRemote("oci://"+repo, oci.Credentials{Insecure: true})
+	g.Expect(err).NotTo(HaveOccurred())
+	reads := &secretReads{Reader: k8s}
+	cache := verify.NewCache(10)
+
+	_, err = verifyArtifact(ctx, reads, cache, ns, false, spec, remote, d)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(reads.n.Load()).To(Equal(int64(1)))
+	_, err = verifyArtifact(ctx, reads, cache, ns, false, spec, remote, d)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(reads.n.Load()).To(Equal(int64(1)), "a no-op verification reads no Secret")
+
+	// The trusted key is replaced: a reconcile request reads the Secret and refuses the digest.
+	sec := &corev1.Secret{}
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, sec)).To(Succeed())
+	sec.Data = map[string][]byte{"cosign.pub": other.PublicPEM()}
+	g.Expect(k8s.Update(ctx, sec)).To(Succeed())
+	_, err = verifyArtifact(ctx, reads, cache, ns, true, spec, remote, d)
+	g.Expect(err).To(MatchError(ContainSubstring("signed by another key")))
+	g.Expect(reads.n.Load()).To(Equal(int64(2)))
+	// And the refusal is not remembered as verified.
+	_, err = verifyArtifact(ctx, reads, cache, ns, false, spec, remote, d)
+	g.Expect(err).To(HaveOccurred())
+
+	// Another spec (another Secret) is never served from the first one's result.
+	spec2 := &sourcev1.OCIArtifactVerification{Provider: "cosign", SecretRef: &meta.LocalObjectReference{Name: newVerifySecret(t, ns, map[string][]byte{"cosign.pub": key.PublicPEM()})}}
+	_, err = verifyArtifact(ctx, reads, cache, ns, false, spec2, remote, d)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(reads.n.Load()).To(Equal(int64(4)))
 }

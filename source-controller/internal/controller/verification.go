@@ -2,9 +2,11 @@ package controller
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
@@ -12,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/source-controller/internal/oci"
 	"github.com/plumb-dev/plumb/source-controller/internal/verify"
@@ -92,9 +95,35 @@ func verifySecret(ctx context.Context, c client.Reader, ns, name, field string) 
 	return sec.Data, nil
 }
 
+// secretsRecheck is how long a digest that passed verification stays verified, while
+// spec.verify is unchanged, without its Secrets being read again: a no-op reconcile of a
+// verified artifact makes no request. A reconcile request (plumb reconcile) reads them at once,
+// so that a key removed from its Secret takes effect for the artifact being served; a new digest
+// is always verified with the Secrets as they are.
+const secretsRecheck = time.Hour
+
 // verifyArtifact verifies the signature of digest in remote's repository with spec, unless the
-// same digest was verified with the same settings before.
-func verifyArtifact(ctx context.Context, c client.Reader, cache *verify.Cache, ns string, spec *sourcev1.OCIArtifactVerification, remote *oci.Remote, digest string) (verify.Result, error) {
+// same digest was verified with the same settings before. Unless requested, a digest verified
+// with the same spec within secretsRecheck is taken as verified without reading the Secrets.
+func verifyArtifact(ctx context.Context, c client.Reader, cache *verify.Cache, ns string, requested bool, spec *sourcev1.OCIArtifactVerification, remote *oci.Remote, digest string) (verify.Result, error) {
+	repo, specKey := remote.Repo.String(), verifySpecKey(ns, spec)
+	now := time.Now()
+	if r, ok := cache.Recent(repo, digest, specKey, secretsRecheck, now); ok && !requested {
+		return r, nil
+	}
+	r, err := verifyWithSecrets(ctx, c, cache, ns, spec, remote, digest)
+	if err != nil {
+		// What the Secrets say now wins over what they said before.
+		cache.Forget(repo, digest, specKey)
+		return r, err
+	}
+	cache.Remember(repo, digest, specKey, r, now)
+	return r, nil
+}
+
+// verifyWithSecrets reads spec's Secrets and verifies digest with them, unless it was verified
+// with the same settings before.
+func verifyWithSecrets(ctx context.Context, c client.Reader, cache *verify.Cache, ns string, spec *sourcev1.OCIArtifactVerification, remote *oci.Remote, digest string) (verify.Result, error) {
 	s, err := verifySettings(ctx, c, ns, spec)
 	if err != nil {
 		return verify.Result{}, err
@@ -109,6 +138,18 @@ func verifyArtifact(ctx context.Context, c client.Reader, cache *verify.Cache, n
 	}
 	cache.Put(repo, digest, key, r)
 	return r, nil
+}
+
+// verifySpecKey names spec.verify in namespace ns: its provider, Secrets and identities.
+func verifySpecKey(ns string, spec *sourcev1.OCIArtifactVerification) string {
+	b, _ := json.Marshal(spec)
+	return ns + "/" + string(b)
+}
+
+// requested tells whether obj carries a reconcile request it has not handled yet.
+func requested(obj interface{ GetAnnotations() map[string]string }, handled string) bool {
+	v, ok := plumbreconcile.RequestedAt(obj.GetAnnotations())
+	return ok && v != handled
 }
 
 // markVerified sets SourceVerified=True with the signer.

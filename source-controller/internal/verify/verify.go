@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"sort"
 	"sync"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -123,16 +124,24 @@ func CheckIdentities(ids []Identity) error {
 
 // Cache remembers verified digests by (repository, digest, settings digest), so that a
 // reconcile of an unchanged artifact with unchanged settings verifies nothing and asks the
-// registry for no signature. It holds at most n entries and is safe for concurrent use.
+// registry for no signature. It also remembers when a digest was last verified with settings
+// read from their Secrets (Recent), so that the reconciles in between need not read the Secrets
+// again. It holds at most n entries of each and is safe for concurrent use.
 type Cache struct {
-	mu  sync.Mutex
-	max int
-	m   map[string]Result
+	mu     sync.Mutex
+	max    int
+	m      map[string]Result
+	recent map[string]recent
+}
+
+type recent struct {
+	r  Result
+	at time.Time
 }
 
 // NewCache returns a cache of at most n entries (at least 1).
 func NewCache(n int) *Cache {
-	return &Cache{max: max(n, 1), m: map[string]Result{}}
+	return &Cache{max: max(n, 1), m: map[string]Result{}, recent: map[string]recent{}}
 }
 
 func cacheKey(repo, digest, settings string) string {
@@ -156,6 +165,35 @@ func (c *Cache) Put(repo, digest, settings string, r Result) {
 		clear(c.m)
 	}
 	c.m[cacheKey(repo, digest, settings)] = r
+}
+
+// Recent returns the result of a verification of digest with the spec whose digest is spec (the
+// names of its Secrets, not their content), made with Secrets read no longer ago than within.
+func (c *Cache) Recent(repo, digest, spec string, within time.Duration, now time.Time) (Result, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.recent[cacheKey(repo, digest, spec)]
+	if !ok || now.Sub(e.at) > within || now.Before(e.at) {
+		return Result{}, false
+	}
+	return e.r, true
+}
+
+// Remember records that digest passed verification with spec's Secrets as read at now.
+func (c *Cache) Remember(repo, digest, spec string, r Result, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.recent) >= c.max {
+		clear(c.recent)
+	}
+	c.recent[cacheKey(repo, digest, spec)] = recent{r: r, at: now}
+}
+
+// Forget drops what Remember recorded of digest and spec.
+func (c *Cache) Forget(repo, digest, spec string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.recent, cacheKey(repo, digest, spec))
 }
 
 // sortedKeys returns the keys of m in order.
