@@ -39,6 +39,10 @@ type Options struct {
 	// Known, when not nil, returns the object as the caller read or wrote it a moment ago (the
 	// answer of an apply), or nil; the first poll judges that instead of reading the object.
 	Known func(o *unstructured.Unstructured) *unstructured.Unstructured
+	// Cached, when not nil, returns the object as a watch shows it now (its status up to date,
+	// its spec summarised), or nil when the watch cannot vouch for it: the polls after the first
+	// judge that instead of reading the object.
+	Cached func(o *unstructured.Unstructured) *unstructured.Unstructured
 	// Changed, when not nil, returns a channel that is closed when one of objs next changes, and
 	// a function that stops watching. A poll then follows each change at once, and polls without
 	// a change back off to ChangedBackoff: the reads that find nothing new are saved. A nil
@@ -63,7 +67,7 @@ func WaitWith(ctx context.Context, c client.Reader, objs []*unstructured.Unstruc
 			changed, stop = opts.Changed(ctx, pending)
 		}
 		next, why, err := poll(ctx, c, pending, opts.Status, known)
-		known = nil
+		known = opts.Cached
 		if err != nil || len(next) == 0 {
 			stop()
 			return err

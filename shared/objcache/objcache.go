@@ -5,9 +5,11 @@
 // changed since we last saw it (its resourceVersion, or only its status), and when does it next
 // change (to wake a health wait at once).
 //
-// Metadata only, and little of it: an entry is an object's name, resourceVersion, generation and
-// a digest of the rest of its metadata, so a controller that applies 10,000 objects keeps a few
-// MiB.
+// Little of each object: an entry is an object's name, resourceVersion, generation and a digest
+// of the rest of its metadata, so a controller that applies 10,000 objects keeps a few MiB. The
+// kinds whose health is read from their status (the workload kinds of apps, batch, policy and
+// autoscaling, and custom resources) are watched whole and keep their status too (and the few
+// fields of spec that kstatus reads), so that a health wait judges them without a read.
 package objcache
 
 import (
@@ -21,6 +23,7 @@ import (
 
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -89,6 +92,44 @@ func (c *Cache) Start(ctx context.Context) error { return c.cache.Start(ctx) }
 // trusted to match what the cache shows.
 func (c *Cache) Epoch() uint64 { return c.epoch.Load() }
 
+// newObject returns an empty object of the kind as the cache holds it: whole for the kinds
+// whose status it keeps, metadata only for the others.
+func newObject(gvk schema.GroupVersionKind) client.Object {
+	if KeepsStatus(gvk.GroupKind()) {
+		u := &unstructured.Unstructured{}
+		u.SetGroupVersionKind(gvk)
+		return u
+	}
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(gvk)
+	return m
+}
+
+// KeepsStatus reports whether the cache keeps the status of objects of group gk, so that Object
+// can answer for them: the kinds whose generation moves with every change but of status
+// (GenerationTracked), whose health kstatus reads from their status.
+func KeepsStatus(gk schema.GroupKind) bool { return GenerationTracked(gk) }
+
+// Object returns the object as the cache has it now, for the kinds whose status it keeps: its
+// metadata (without labels, annotations or managed fields), status, and the fields of spec
+// kstatus reads. ok is false when the kind's status is not kept, its informer has not synced, or
+// the object is not in the cache.
+func (c *Cache) Object(ctx context.Context, k Key) (*unstructured.Unstructured, bool) {
+	if !KeepsStatus(k.GVK.GroupKind()) {
+		return nil, false
+	}
+	inf, ok := c.informer(ctx, k.GVK)
+	if !ok || !inf.HasSynced() {
+		return nil, false
+	}
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(k.GVK)
+	if err := c.cache.Get(ctx, types.NamespacedName{Namespace: k.Namespace, Name: k.Name}, u); err != nil {
+		return nil, false
+	}
+	return u, true
+}
+
 // Get returns the snapshot of the object as the cache has it now. synced is false when the
 // kind's informer is new (it starts now) or not synced yet, or when the kind has no informer
 // (a kind the server does not serve): the caller must then ask the API server. found is false
@@ -98,13 +139,12 @@ func (c *Cache) Get(ctx context.Context, k Key) (s Snapshot, found, synced bool)
 	if !ok || !inf.HasSynced() {
 		return Snapshot{}, false, false
 	}
-	m := &metav1.PartialObjectMetadata{}
-	m.SetGroupVersionKind(k.GVK)
-	err := c.cache.Get(ctx, types.NamespacedName{Namespace: k.Namespace, Name: k.Name}, m)
+	o := newObject(k.GVK)
+	err := c.cache.Get(ctx, types.NamespacedName{Namespace: k.Namespace, Name: k.Name}, o)
 	if err != nil {
 		return Snapshot{}, false, client.IgnoreNotFound(err) == nil
 	}
-	return SnapshotOf(m, c.Epoch()), true, true
+	return SnapshotOf(o, c.Epoch()), true, true
 }
 
 // Changed returns a channel that is closed at the next change (or deletion) of any of the
@@ -145,9 +185,7 @@ func (c *Cache) Changed(ctx context.Context, keys []Key) (<-chan struct{}, func(
 // informer returns the kind's informer, asking the cache to start it (without waiting for it to
 // sync) the first time.
 func (c *Cache) informer(ctx context.Context, gvk schema.GroupVersionKind) (cache.Informer, bool) {
-	m := &metav1.PartialObjectMetadata{}
-	m.SetGroupVersionKind(gvk)
-	inf, err := c.cache.GetInformer(ctx, m, cache.BlockUntilSynced(false))
+	inf, err := c.cache.GetInformer(ctx, newObject(gvk), cache.BlockUntilSynced(false))
 	if err != nil {
 		return nil, false
 	}
@@ -201,16 +239,55 @@ const digestKey = "objcache.plumb.dev/meta"
 
 // slim keeps of an object what a Snapshot needs: its name, resourceVersion and generation, and,
 // instead of its labels, annotations and managed fields (often most of its metadata: a
-// last-applied annotation holds the whole object), their digest.
+// last-applied annotation holds the whole object), their digest. Of a kind whose status the
+// cache keeps it also keeps the status and the fields of spec that kstatus reads.
 func slim(o any) (any, error) {
-	m, ok := o.(*metav1.PartialObjectMetadata)
-	if !ok {
+	switch o := o.(type) {
+	case *metav1.PartialObjectMetadata:
+		d := metaDigest(o)
+		o.ManagedFields, o.Labels = nil, nil
+		o.Annotations = map[string]string{digestKey: d}
 		return o, nil
+	case *unstructured.Unstructured:
+		out := &unstructured.Unstructured{Object: map[string]any{}}
+		out.SetAPIVersion(o.GetAPIVersion())
+		out.SetKind(o.GetKind())
+		out.SetNamespace(o.GetNamespace())
+		out.SetName(o.GetName())
+		out.SetUID(o.GetUID())
+		out.SetResourceVersion(o.GetResourceVersion())
+		out.SetGeneration(o.GetGeneration())
+		out.SetDeletionTimestamp(o.GetDeletionTimestamp())
+		out.SetAnnotations(map[string]string{digestKey: metaDigest(o)})
+		if st, ok := o.Object["status"]; ok {
+			out.Object["status"] = st
+		}
+		if spec := kstatusSpec(o); len(spec) > 0 {
+			out.Object["spec"] = spec
+		}
+		return out, nil
 	}
-	d := metaDigest(m)
-	m.ManagedFields, m.Labels = nil, nil
-	m.Annotations = map[string]string{digestKey: d}
-	return m, nil
+	return o, nil
+}
+
+// kstatusSpec returns the fields of a workload's spec that kstatus reads to judge it (replicas,
+// the update strategy and its partition, a Job's completions and parallelism); custom
+// resources are judged by their status alone.
+func kstatusSpec(u *unstructured.Unstructured) map[string]any {
+	if strings.Contains(u.GroupVersionKind().Group, ".") {
+		return nil
+	}
+	spec, ok := u.Object["spec"].(map[string]any)
+	if !ok {
+		return nil
+	}
+	out := map[string]any{}
+	for _, f := range []string{"replicas", "updateStrategy", "completions", "parallelism", "paused", "suspend", "minReadySeconds"} {
+		if v, ok := spec[f]; ok {
+			out[f] = v
+		}
+	}
+	return out
 }
 
 // SnapshotOf takes the snapshot of an object read (or written) at epoch.

@@ -6,16 +6,20 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
@@ -158,3 +162,54 @@ func TestGenerationTracked(t *testing.T) {
 }
 
 func apiutilHTTPClient() (*http.Client, error) { return rest.HTTPClientFor(env.Config) }
+
+// A workload kind is kept with its status and the fields of spec kstatus reads, and nothing
+// else of its spec; a core kind's status is not kept.
+func TestObjectKeepsStatusOfWorkloads(t *testing.T) {
+	g := NewWithT(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ns := "workloads"
+	g.Expect(env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
+	dep := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns, Labels: map[string]string{owner: "app"},
+			Annotations: map[string]string{"big": strings.Repeat("x", 4096)}},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To[int32](2),
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web"}},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "web:1"}}},
+			},
+		},
+	}
+	g.Expect(env.Client.Create(ctx, dep)).To(Succeed())
+	dep.Status = appsv1.DeploymentStatus{ObservedGeneration: dep.Generation, Replicas: 2, ReadyReplicas: 1}
+	g.Expect(env.Client.Status().Update(ctx, dep)).To(Succeed())
+	applyConfigMap(g, ns, "cm", true, "v")
+
+	c := newCache(g, ctx)
+	depKey := Key{GVK: appsv1.SchemeGroupVersion.WithKind("Deployment"), Namespace: ns, Name: "web"}
+	var u *unstructured.Unstructured
+	g.Eventually(func() bool {
+		var ok bool
+		u, ok = c.Object(ctx, depKey)
+		return ok
+	}, 30*time.Second, 20*time.Millisecond).Should(BeTrue())
+	g.Expect(u.GetResourceVersion()).To(Equal(dep.ResourceVersion))
+	ready, _, _ := unstructured.NestedInt64(u.Object, "status", "readyReplicas")
+	g.Expect(ready).To(Equal(int64(1)))
+	replicas, _, _ := unstructured.NestedInt64(u.Object, "spec", "replicas")
+	g.Expect(replicas).To(Equal(int64(2)))
+	_, found, _ := unstructured.NestedMap(u.Object, "spec", "template")
+	g.Expect(found).To(BeFalse(), "the pod template is not kept")
+	g.Expect(u.GetAnnotations()).To(HaveLen(1), "the annotations are a digest")
+	s, found, synced := c.Get(ctx, depKey)
+	g.Expect(found && synced).To(BeTrue())
+	g.Expect(s.ResourceVersion).To(Equal(dep.ResourceVersion))
+
+	cmKey := Key{GVK: cmGVK, Namespace: ns, Name: "cm"}
+	g.Eventually(func() bool { _, found, _ := c.Get(ctx, cmKey); return found }, 30*time.Second, 20*time.Millisecond).Should(BeTrue())
+	_, ok := c.Object(ctx, cmKey)
+	g.Expect(ok).To(BeFalse(), "a ConfigMap has no status to keep")
+}

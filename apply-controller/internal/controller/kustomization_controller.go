@@ -523,6 +523,9 @@ func (r *KustomizationReconciler) checkHealth(ctx context.Context, obj *applyv1.
 		opts.Known = known.get
 	}
 	if local && r.owned != nil && len(obj.Spec.HealthChecks) == 0 {
+		opts.Cached = func(o *unstructured.Unstructured) *unstructured.Unstructured {
+			return r.cachedForHealth(ctx, o, known, exprs)
+		}
 		opts.Changed = func(ctx context.Context, objs []*unstructured.Unstructured) (<-chan struct{}, func()) {
 			keys := make([]objcache.Key, len(objs))
 			for i, o := range objs {
@@ -542,6 +545,31 @@ func (r *KustomizationReconciler) checkHealth(ctx context.Context, obj *applyv1.
 	}
 	markHealthy(obj, metav1.ConditionTrue, applyv1.SucceededReason, "%d objects healthy", len(set))
 	return nil
+}
+
+// cachedForHealth returns the object as the watch shows it, for a health judgment without a
+// read, when the watch vouches for it: the cache keeps the status of its kind, no health
+// expression needs the rest of it, and the watch has seen at least the generation this run
+// applied (an older one would judge the spec before the apply).
+func (r *KustomizationReconciler) cachedForHealth(ctx context.Context, o *unstructured.Unstructured, known *observed, exprs *cel.Evaluator) *unstructured.Unstructured {
+	gk := o.GroupVersionKind().GroupKind()
+	if exprs.Judges(gk) {
+		return nil
+	}
+	u, ok := r.owned.Object(ctx, keyOf(o))
+	if !ok {
+		return nil
+	}
+	if known != nil {
+		if applied := known.get(o); applied != nil && u.GetGeneration() < applied.GetGeneration() {
+			return nil
+		}
+	}
+	if seen, ok := ctx.Value(observedKey{}).(*observed); ok {
+		// Recorded as if read: the next run compares with what was judged.
+		seen.note(u)
+	}
+	return u
 }
 
 // reportDrift is the Warn drift policy on an unchanged revision: a server-side dry-run of every

@@ -304,3 +304,30 @@ func TestKustomization_ObjectsNotInTheCacheAreStillRead(t *testing.T) {
 	g.Expect(cm.Data["key"]).To(Equal("by hand"), "IfNotPresent leaves an object that is there")
 	g.Expect(exists(ns, "new", cm)).To(BeTrue())
 }
+
+// A health wait judges a workload from the watch: the Deployment's status, as its controller
+// writes it, reaches the wait without a read of the Deployment.
+func TestKustomization_HealthFromTheWatch(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	gr := source(t, ns, "app", "main@sha1:1", map[string]string{"deploy/web.yaml": idleDeployment})
+	k := newKustomization(ns, gr.Name, func(k *applyv1.Kustomization) {
+		k.Spec.Wait = true
+		k.Labels = map[string]string{shardLabel: "health"}
+	})
+	all := &requestLog{}
+	startShard(t, "health", all)
+	g.Expect(k8s.Create(context.Background(), k)).To(Succeed())
+	waitApplied(g, k, "main@sha1:1")
+	dep := &appsv1.Deployment{}
+	g.Expect(exists(ns, "web", dep)).To(BeTrue())
+	g.Expect(dep.Status.ObservedGeneration).To(Equal(dep.Generation), "judged Current on the status its controller wrote")
+	// The one read allowed is before the apply, when the kind's informer has not synced yet.
+	web := "/apis/apps/v1/namespaces/" + ns + "/deployments/web"
+	applied := false
+	for _, r := range all.all() {
+		applied = applied || r == "PATCH "+web
+		g.Expect(applied && r == "GET "+web).To(BeFalse(), "the Deployment is not read after the apply: %v", all.all())
+	}
+	g.Expect(applied).To(BeTrue())
+}

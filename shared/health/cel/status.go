@@ -86,6 +86,17 @@ func NewEvaluator(field string, checks []HealthCheck) (*Evaluator, error) {
 	return ev, nil
 }
 
+// Judges reports whether an entry matches objects of gk (by kind, or by group), so that Status
+// judges them rather than kstatus.
+func (ev *Evaluator) Judges(gk schema.GroupKind) bool {
+	if ev == nil {
+		return false
+	}
+	_, kind := ev.checks[gk]
+	_, group := ev.checks[schema.GroupKind{Group: gk.Group}]
+	return kind || group
+}
+
 // Status judges u with the entry for its group and kind (or, failing that, its group). It
 // returns false when no entry matches, so that kstatus judges the object. An expression that
 // fails to evaluate (a field the object does not have yet) leaves the object in progress, with
