@@ -60,6 +60,9 @@ func WaitWith(ctx context.Context, c client.Reader, objs []*unstructured.Unstruc
 	pending := objs
 	wait := 100 * time.Millisecond
 	known := opts.Known
+	if known == nil {
+		known = opts.Cached
+	}
 	for {
 		// Watch before reading: a change between the read and the wait still wakes it.
 		changed, stop := (<-chan struct{})(nil), func() {}

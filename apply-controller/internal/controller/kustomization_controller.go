@@ -182,9 +182,14 @@ func (r *KustomizationReconciler) reconcile(ctx context.Context, obj *applyv1.Ku
 		obj.Generation == obj.Status.ObservedGeneration && !conditions.IsFalse(obj, HealthyCondition)
 	// Only what may have drifted since the last run is read and dry-run (kustomization_drift.go).
 	drifted, statusOnly := objs, []*unstructured.Unstructured(nil)
-	if unchanged && local && !requested(obj) {
+	switch {
+	case unchanged && local && !requested(obj):
 		drifted, statusOnly = r.triage(ctx, obj, objs)
-	} else {
+	case unchanged && local:
+		if drifted, statusOnly, err = r.triageRead(ctx, obj, rm.Client(), objs); err != nil {
+			return ctrl.Result{}, status.Fail(r.Events, obj, src.Revision, applyv1.ApplyFailedReason, fmt.Errorf("drift check: %w", err))
+		}
+	default:
 		r.records.forget(client.ObjectKeyFromObject(obj))
 	}
 	if unchanged && obj.Spec.DriftPolicy == applyv1.DriftPolicyWarn {

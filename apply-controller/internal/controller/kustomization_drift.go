@@ -25,8 +25,9 @@ import (
 // is the recorded one cannot have drifted: it is neither read nor dry-run. Records live in
 // memory only, so a restarted controller (and any edit made while it was down) goes through a
 // full dry-run first; so does every object after a watch of the cache failed (the cache may have
-// missed a change until it lists again), and when a reconcile request asks for it: a request
-// must put back an edit made a moment before, which the watch may not have delivered yet.
+// missed a change until it lists again). A reconcile request must put back an edit made a
+// moment before, which the watch may not have delivered yet: it reads every object from the API
+// server and dry-runs those whose resourceVersion is not the recorded one (triageRead).
 
 // observed is what one reconcile's resource-manager client read and wrote, by object.
 type observed struct {
@@ -203,6 +204,43 @@ func (r *KustomizationReconciler) triage(ctx context.Context, obj *applyv1.Kusto
 		}
 	}
 	return drifted, statusOnly
+}
+
+// triageRead is triage on a reconcile request: each object is read from the API server, not
+// the cache, so that an edit made a moment before the request, which the watch may not have
+// delivered yet, is seen. An object read as its record has it is as the last run left it (the
+// same resourceVersion is the same object): only the others are dry-run.
+func (r *KustomizationReconciler) triageRead(ctx context.Context, obj *applyv1.Kustomization, c client.Reader, objs []*unstructured.Unstructured) (drifted, statusOnly []*unstructured.Unstructured, _ error) {
+	rec := r.records.get(client.ObjectKeyFromObject(obj))
+	if r.owned == nil || rec == nil {
+		return objs, nil, nil
+	}
+	for _, o := range objs {
+		k := keyOf(o)
+		was, ok := rec[k]
+		if !ok {
+			drifted = append(drifted, o)
+			continue
+		}
+		u := &unstructured.Unstructured{}
+		u.SetGroupVersionKind(k.GVK)
+		if err := c.Get(ctx, client.ObjectKey{Namespace: k.Namespace, Name: k.Name}, u); err != nil {
+			if apierrors.IsNotFound(err) {
+				drifted = append(drifted, o)
+				continue
+			}
+			return nil, nil, err
+		}
+		// A read of the API server is current whatever the cache's epoch.
+		switch objcache.Compare(was, objcache.SnapshotOf(u, was.Epoch), objcache.GenerationTracked(k.GVK.GroupKind())) {
+		case objcache.Same:
+		case objcache.StatusOnly:
+			statusOnly = append(statusOnly, o)
+		default:
+			drifted = append(drifted, o)
+		}
+	}
+	return drifted, statusOnly, nil
 }
 
 // remember records the snapshots of a successful run: of each object of objs as the run last

@@ -164,7 +164,8 @@ func TestKustomization_DriftFromWatches(t *testing.T) {
 		k.Spec.Wait = true
 		k.Labels = map[string]string{shardLabel: "drift"}
 	})
-	r, stop := startShard(t, "drift")
+	all := &requestLog{}
+	r, stop := startShard(t, "drift", all)
 	g.Expect(k8s.Create(context.Background(), k)).To(Succeed())
 	waitApplied(g, k, "main@sha1:1")
 	req := reconcile.Request{NamespacedName: client.ObjectKeyFromObject(k)}
@@ -192,7 +193,8 @@ func TestKustomization_DriftFromWatches(t *testing.T) {
 	g.Expect(log.writesTo("/deployments")).To(BeEmpty())
 	g.Expect(log.matching("GET /apis/apps")).To(BeEmpty(), "no object is read")
 
-	// A status-only change: health is judged again (one read), nothing is dry-run.
+	// A status-only change: health is judged again, from the watch (no read), nothing is
+	// dry-run, and the record moves on.
 	g.Expect(exists(ns, "web", dep)).To(BeTrue())
 	dep.Status.Conditions = append(dep.Status.Conditions, appsv1.DeploymentCondition{Type: "Tested", Status: corev1.ConditionTrue, Reason: "Test"})
 	g.Expect(k8s.Status().Update(context.Background(), dep)).To(Succeed())
@@ -200,8 +202,9 @@ func TestKustomization_DriftFromWatches(t *testing.T) {
 	ctx, log = countRequests()
 	_, err = r.Reconcile(ctx, req)
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(log.matching("GET /apis/apps/v1/namespaces/"+ns+"/deployments/web")).NotTo(BeEmpty(), "health is judged again: %v", log.all())
+	g.Expect(log.matching("GET /apis/apps")).To(BeEmpty(), "health is judged from the watch: %v", log.all())
 	g.Expect(log.writesTo("/deployments/web")).To(BeEmpty(), "no dry-run of a status-only change: %v", log.all())
+	g.Expect(r.records.get(req.NamespacedName)[depKey].ResourceVersion).To(Equal(dep.ResourceVersion))
 
 	// An edit by hand: the next reconcile at the interval puts it back, and the object alone is
 	// dry-run.
@@ -217,12 +220,29 @@ func TestKustomization_DriftFromWatches(t *testing.T) {
 	t.Logf("requests of a reconcile after an edit: %v", log.all())
 	g.Expect(log.writesTo("/deployments/web")).To(BeEmpty(), "the Deployment did not change: %v", log.all())
 
-	// At once on a reconcile request, however fresh the edit: a request dry-runs everything.
+	// At once on a reconcile request, however fresh the edit: a request reads every object from
+	// the API server (not the watch) and dry-runs the one that changed.
 	cm.Data["key"] = "hand again"
 	g.Expect(k8s.Update(context.Background(), cm, client.FieldOwner("kubectl-edit"))).To(Succeed())
+	before := len(all.all())
 	handled(g, k, requestReconcile(g, k))
 	g.Expect(exists(ns, "cm", cm)).To(BeTrue())
 	g.Expect(cm.Data["key"]).To(Equal("git"), "put back on the request")
+	g.Expect(exists(ns, "web", dep)).To(BeTrue())
+	reqs := all.all()[before:]
+	webPath := "/apis/apps/v1/namespaces/" + ns + "/deployments/web"
+	g.Expect(reqs).To(ContainElement("GET "+webPath), "read, not taken from the watch")
+	g.Expect(reqs).NotTo(ContainElement("PATCH "+webPath), "the Deployment did not change: no dry-run")
+
+	// A request with nothing changed: one read per object and the status patch.
+	before = len(all.all())
+	handled(g, k, requestReconcile(g, k))
+	reqs = all.all()[before:]
+	t.Logf("requests of a requested no-op reconcile: %v", reqs)
+	for _, r := range reqs {
+		g.Expect(strings.Contains(r, "/deployments/") || strings.Contains(r, "/configmaps/")).To(Equal(strings.HasPrefix(r, "GET ")), "no write to an applied object: %v", reqs)
+	}
+	g.Expect(reqs).To(ContainElements("GET "+webPath, "GET /api/v1/namespaces/"+ns+"/configmaps/cm"))
 
 	// An edit while the controller is down: the next one's first reconcile puts it back.
 	stop()
