@@ -40,6 +40,18 @@ var providerTypes = map[string]providerType{
 	notifyv1.GitLabProvider:      {sender: commitStatusSender, sendsToken: true},
 	notifyv1.GenericProvider:     {sender: webhookSender},
 	notifyv1.GenericHMACProvider: {sender: webhookSender},
+	// Chat and observability (provider_types_chat.go).
+	notifyv1.GoogleChatProvider: {sender: googleChatSender},
+	notifyv1.TelegramProvider:   {sender: telegramSender, sendsToken: true},
+	notifyv1.MatrixProvider:     {sender: matrixSender, sendsToken: true},
+	notifyv1.RocketProvider:     {sender: rocketSender},
+	notifyv1.MattermostProvider: {sender: mattermostSender},
+	notifyv1.WebexProvider:      {sender: webexSender, sendsToken: true},
+	notifyv1.LarkProvider:       {sender: larkSender},
+	notifyv1.ZulipProvider:      {sender: zulipSender, sendsToken: true},
+	notifyv1.GrafanaProvider:    {sender: grafanaSender, sendsToken: true},
+	notifyv1.DatadogProvider:    {sender: datadogSender, sendsToken: true},
+	notifyv1.SentryProvider:     {sender: sentrySender, sendsToken: true},
 }
 
 // senderOf makes the Sender of a Provider's type.
