@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -18,6 +19,8 @@ type answer struct {
 	host   string
 	header http.Header
 	body   []byte
+	// secrets are the parts of the request's URL that may be credentials.
+	secrets []string
 }
 
 // ok reports a 2xx answer.
@@ -25,10 +28,11 @@ func (a *answer) ok() bool { return a.status >= 200 && a.status < 300 }
 
 // err is the error of an answer that is not 2xx: retryable for 429 and 5xx, after wait when
 // the service said in its body (else after its Retry-After header), and naming what the
-// service said was wrong (with the secrets given scrubbed out, should it echo one).
+// service said was wrong (with the URL's credentials and the secrets given scrubbed out,
+// should it echo one).
 func (a *answer) err(wait time.Duration, secrets ...string) error {
 	msg := fmt.Sprintf("%s answered %d %s", a.host, a.status, http.StatusText(a.status))
-	if why := scrub(serviceSays(a.body), secrets...); why != "" {
+	if why := a.says(secrets...); why != "" {
 		msg += ": " + why
 	}
 	if a.status == http.StatusTooManyRequests || a.status >= 500 {
@@ -54,7 +58,36 @@ func exchange(c *http.Client, req *http.Request) (*answer, error) {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	return &answer{status: resp.StatusCode, host: req.URL.Host, header: resp.Header, body: body}, nil
+	return &answer{status: resp.StatusCode, host: req.URL.Host, header: resp.Header, body: body, secrets: urlSecrets(req.URL)}, nil
+}
+
+// says is what the service said, scrubbed of the URL's credentials and the secrets given.
+func (a *answer) says(secrets ...string) string {
+	return scrub(serviceSays(a.body), append(secrets, a.secrets...)...)
+}
+
+// urlSecrets are the parts of a URL that may be credentials: its user and password, query
+// values of 8 characters or more (Google Chat's key and token) and path segments of 16 or more
+// (the IDs and tokens of webhooks, a Telegram bot's token).
+func urlSecrets(u *url.URL) []string {
+	var out []string
+	if u.User != nil {
+		p, _ := u.User.Password()
+		out = append(out, u.User.Username(), p)
+	}
+	for _, vs := range u.Query() {
+		for _, v := range vs {
+			if len(v) >= 8 {
+				out = append(out, v)
+			}
+		}
+	}
+	for _, seg := range strings.Split(u.Path, "/") {
+		if len(seg) >= 16 {
+			out = append(out, seg)
+		}
+	}
+	return out
 }
 
 // sendJSON sends payload as JSON with method to address, with the headers given, and returns

@@ -4,7 +4,6 @@ import (
 	"context"
 	"html"
 	"net/http"
-	"net/url"
 	"strings"
 )
 
@@ -55,6 +54,8 @@ type gchatWidget struct {
 
 type gchatTextParagraph struct {
 	Text string `json:"text"`
+	// MaxLines folds longer text behind a "show more".
+	MaxLines int `json:"maxLines,omitempty"`
 }
 
 type gchatDecoratedText struct {
@@ -63,12 +64,16 @@ type gchatDecoratedText struct {
 	WrapText bool   `json:"wrapText"`
 }
 
-// gchatFactsShown are the facts a card shows before its "show more".
-const gchatFactsShown = 4
+// gchatFactsShown are the facts a card shows before its "show more", gchatLinesShown the
+// lines of the message.
+const (
+	gchatFactsShown = 4
+	gchatLinesShown = 10
+)
 
 // Send implements Sender.
 func (g *GoogleChat) Send(ctx context.Context, n Notification) error {
-	return deliverJSON(ctx, g.Client, http.MethodPost, g.URL, nil, googleChatMessage(n), webhookSecrets(g.URL)...)
+	return deliverJSON(ctx, g.Client, http.MethodPost, g.URL, nil, googleChatMessage(n))
 }
 
 // googleChatMessage lays a notification out as a card. Card text is a small HTML: the message
@@ -82,7 +87,7 @@ func googleChatMessage(n Notification) gchatMessage {
 	if n.Controller != "" {
 		subtitle += " · " + n.Controller
 	}
-	sections := []gchatSection{{Widgets: []gchatWidget{{TextParagraph: &gchatTextParagraph{Text: msg}}}}}
+	sections := []gchatSection{{Widgets: []gchatWidget{{TextParagraph: &gchatTextParagraph{Text: msg, MaxLines: gchatLinesShown}}}}}
 	if fs := factsOf(n); len(fs) > 0 {
 		facts := gchatSection{}
 		for _, f := range fs {
@@ -101,22 +106,4 @@ func googleChatMessage(n Notification) gchatMessage {
 			Sections: sections,
 		}}},
 	}
-}
-
-// webhookSecrets are the values of a webhook URL's query (Google Chat's key and token), to
-// scrub from what the service answers; short values are no secrets and stay.
-func webhookSecrets(address string) []string {
-	u, err := url.Parse(address)
-	if err != nil {
-		return nil
-	}
-	var out []string
-	for _, vs := range u.Query() {
-		for _, v := range vs {
-			if len(v) >= 8 {
-				out = append(out, v)
-			}
-		}
-	}
-	return out
 }

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -83,14 +82,13 @@ func (l *Lark) Send(ctx context.Context, n Notification) error {
 		return err
 	}
 	if !a.ok() {
-		return a.err(0, webhookPathSecret(l.URL))
+		return a.err(0)
 	}
 	// Lark answers 200 to a refused message, with a code in its body (StatusCode for older
 	// bots).
 	var la struct {
-		Code       *int   `json:"code"`
-		Msg        string `json:"msg"`
-		StatusCode *int   `json:"StatusCode"`
+		Code       *int `json:"code"`
+		StatusCode *int `json:"StatusCode"`
 	}
 	if err := json.Unmarshal(a.body, &la); err != nil {
 		return nil
@@ -102,7 +100,7 @@ func (l *Lark) Send(ctx context.Context, n Notification) error {
 	if code == nil || *code == 0 {
 		return nil
 	}
-	refusal := fmt.Errorf("%s refused the message: code %d: %s", a.host, *code, truncate(la.Msg, 300))
+	refusal := fmt.Errorf("%s refused the message: code %d: %s", a.host, *code, truncate(a.says(l.Secret), 300))
 	if *code == larkFrequencyLimited {
 		return &RetryableError{Err: refusal}
 	}
@@ -137,14 +135,4 @@ func larkCardOf(n Notification) larkCard {
 		Header:   larkHeader{Template: template, Title: larkText{Tag: "plain_text", Content: icon(n) + " " + object(n) + " — " + n.Reason}},
 		Elements: elements,
 	}
-}
-
-// webhookPathSecret is the last segment of a webhook URL's path (Lark's hook ID), to scrub
-// from what the service answers.
-func webhookPathSecret(address string) string {
-	i := strings.LastIndex(strings.TrimSuffix(address, "/"), "/")
-	if i < 0 || len(address)-i < 9 {
-		return ""
-	}
-	return strings.TrimSuffix(address, "/")[i+1:]
 }
