@@ -252,3 +252,30 @@ func TestProvider_ChatTypesNeeds(t *testing.T) {
 		})
 	}
 }
+
+// A type whose credentials are optional (grafana: a token, basic auth, or none for an open
+// Grafana) is refused plain HTTP only when its Secret gives it credentials to send.
+func TestProvider_OptionalCredentialsOverPlainHTTP(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "grafana-http-"}}
+	g.Expect(k8s.Create(ctx, ns)).To(Succeed())
+	for name, data := range map[string]map[string]string{
+		"token": {"token": "glsa_s3cret"}, "basic": {"username": "admin", "password": "s3cret"}, "none": {"other": "x"},
+	} {
+		g.Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns.Name}, StringData: data})).To(Succeed())
+	}
+	grafana := func(address, secretName string) *notifyv1.Provider {
+		return &notifyv1.Provider{ObjectMeta: metav1.ObjectMeta{Name: "grafana", Namespace: ns.Name},
+			Spec: notifyv1.ProviderSpec{Type: notifyv1.GrafanaProvider, Address: address, SecretRef: &meta.LocalObjectReference{Name: secretName}}}
+	}
+	var ph *plainHTTPError
+	for secretName, refused := range map[string]bool{"token": true, "basic": true, "none": false} {
+		_, err := SenderFor(ctx, k8s, grafana("http://10.0.0.1:3000/api/annotations", secretName), SenderOptions{})
+		g.Expect(errors.As(err, &ph)).To(Equal(refused), "%s: %v", secretName, err)
+		_, err = SenderFor(ctx, k8s, grafana("https://10.0.0.1:3000/api/annotations", secretName), SenderOptions{})
+		g.Expect(err).NotTo(HaveOccurred(), "%s over https", secretName)
+		_, err = SenderFor(ctx, k8s, grafana("http://10.0.0.1:3000/api/annotations", secretName), SenderOptions{AllowInsecureHTTP: true})
+		g.Expect(err).NotTo(HaveOccurred(), "%s with --provider-allow-insecure-http", secretName)
+	}
+}

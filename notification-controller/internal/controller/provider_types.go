@@ -25,8 +25,9 @@ type senderConfig struct {
 type providerType struct {
 	// sender makes the type's Sender, or says what the Provider lacks.
 	sender func(c senderConfig) (notify.Sender, error)
-	// sendsToken is set when the token goes to the address (an API token): such a Provider is
-	// refused over plain HTTP unless the controller allows it.
+	// sendsToken is set when the Secret's token or password goes to the address (an API token,
+	// basic auth): such a Provider, when its Secret has one, is refused over plain HTTP unless
+	// the controller allows it.
 	sendsToken bool
 }
 

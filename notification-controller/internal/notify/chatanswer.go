@@ -39,7 +39,7 @@ func (a *answer) err(wait time.Duration, secrets ...string) error {
 		if wait <= 0 {
 			wait = retryAfter(a.header.Get("Retry-After"))
 		}
-		return &RetryableError{Err: fmt.Errorf("%s", msg), RetryAfter: wait}
+		return &RetryableError{Err: fmt.Errorf("%s", msg), RetryAfter: min(wait, 10*time.Minute)}
 	}
 	return fmt.Errorf("%s", msg)
 }
