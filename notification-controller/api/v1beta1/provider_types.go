@@ -82,7 +82,7 @@ type ProviderSpec struct {
 	// +optional
 	Channel string `json:"channel,omitempty"`
 	// Username shown as the sender, where the service allows it.
-	// For zulip the bot's email, unless the Secret's `username` is set.
+	// For zulip the bot's email; for zulip, rocket and mattermost the Secret's `username` wins.
 	// +optional
 	Username string `json:"username,omitempty"`
 	// SecretRef names a Secret in the same namespace with `address`, `token` (Slack bot token,

@@ -201,6 +201,7 @@ func TestProvider_ChatTypesNeeds(t *testing.T) {
 		data                            map[string]string
 		want                            string // "" for a sender
 		secret                          bool   // the want is about the Secret
+		user                            string // the sender's username, when set
 	}{
 		{typ: notifyv1.GoogleChatProvider, want: "googlechat needs an address (the space's incoming webhook URL)"},
 		{typ: notifyv1.GoogleChatProvider, address: "https://chat.googleapis.com/v1/spaces/A/messages"},
@@ -215,6 +216,8 @@ func TestProvider_ChatTypesNeeds(t *testing.T) {
 		{typ: notifyv1.RocketProvider, want: "rocket needs an address"},
 		{typ: notifyv1.MattermostProvider, want: "mattermost needs an address"},
 		{typ: notifyv1.MattermostProvider, address: "https://mm.example.org/hooks/x"},
+		{typ: notifyv1.MattermostProvider, address: "https://mm.example.org/hooks/x", username: "spec", data: map[string]string{"username": "secret"}, user: "secret"},
+		{typ: notifyv1.RocketProvider, address: "https://rc.example.org/hooks/x", username: "spec", user: "spec"},
 		{typ: notifyv1.WebexProvider, data: map[string]string{"token": "t"}, want: "webex needs spec.channel"},
 		{typ: notifyv1.WebexProvider, channel: "room", want: "webex needs the bot's access token", secret: true},
 		{typ: notifyv1.WebexProvider, channel: "room", data: map[string]string{"token": "t"}},
@@ -244,6 +247,9 @@ func TestProvider_ChatTypesNeeds(t *testing.T) {
 			if tc.want == "" {
 				g.Expect(err).NotTo(HaveOccurred())
 				g.Expect(s).NotTo(BeNil())
+				if tc.user != "" {
+					g.Expect(s).To(HaveField("Username", tc.user), "the Secret's username wins over spec.username")
+				}
 				return
 			}
 			g.Expect(err).To(MatchError(ContainSubstring(tc.want)))

@@ -17,6 +17,14 @@ func secretValue(c senderConfig, key string) string {
 	return string(c.Data[key])
 }
 
+// username is the Secret's username, which wins over spec.username as in Flux.
+func username(c senderConfig) string {
+	if u := secretValue(c, "username"); u != "" {
+		return u
+	}
+	return c.Provider.Spec.Username
+}
+
 func googleChatSender(c senderConfig) (notify.Sender, error) {
 	if c.Address == "" {
 		return nil, needAddress(c, "the space's incoming webhook URL")
@@ -53,16 +61,14 @@ func rocketSender(c senderConfig) (notify.Sender, error) {
 	if c.Address == "" {
 		return nil, needAddress(c, "incoming webhook URL")
 	}
-	spec := c.Provider.Spec
-	return &notify.Rocket{URL: c.Address, Channel: spec.Channel, Username: spec.Username, Client: c.Client}, nil
+	return &notify.Rocket{URL: c.Address, Channel: c.Provider.Spec.Channel, Username: username(c), Client: c.Client}, nil
 }
 
 func mattermostSender(c senderConfig) (notify.Sender, error) {
 	if c.Address == "" {
 		return nil, needAddress(c, "incoming webhook URL")
 	}
-	spec := c.Provider.Spec
-	return &notify.Mattermost{URL: c.Address, Channel: spec.Channel, Username: spec.Username, Client: c.Client}, nil
+	return &notify.Mattermost{URL: c.Address, Channel: c.Provider.Spec.Channel, Username: username(c), Client: c.Client}, nil
 }
 
 func webexSender(c senderConfig) (notify.Sender, error) {
@@ -90,11 +96,7 @@ func zulipSender(c senderConfig) (notify.Sender, error) {
 	if err != nil {
 		return nil, err
 	}
-	email := secretValue(c, "username")
-	if email == "" {
-		email = c.Provider.Spec.Username
-	}
-	key := secretValue(c, "password")
+	email, key := username(c), secretValue(c, "password")
 	if email == "" || key == "" {
 		return nil, &secretError{"zulip needs the bot's email (the Secret's username, or spec.username) and API key (the Secret's password)"}
 	}
