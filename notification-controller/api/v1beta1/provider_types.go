@@ -26,6 +26,29 @@ const (
 	GenericProvider = "generic"
 	// GenericHMACProvider posts the event as JSON with X-Signature: sha256=<hex HMAC>.
 	GenericHMACProvider = "generic-hmac"
+
+	// GoogleChatProvider posts a card (cards v2) to a Google Chat space's incoming webhook.
+	GoogleChatProvider = "googlechat"
+	// TelegramProvider sends a message with a bot's token to the chat of spec.channel.
+	TelegramProvider = "telegram"
+	// MatrixProvider sends an m.notice to the room of spec.channel through a homeserver.
+	MatrixProvider = "matrix"
+	// RocketProvider posts to a Rocket.Chat incoming webhook.
+	RocketProvider = "rocket"
+	// MattermostProvider posts to a Mattermost incoming webhook.
+	MattermostProvider = "mattermost"
+	// WebexProvider posts a message with a bot's token to the room of spec.channel.
+	WebexProvider = "webex"
+	// LarkProvider posts a message card to a Lark (Feishu) custom bot's webhook.
+	LarkProvider = "lark"
+	// ZulipProvider sends a message as a bot to the <channel>/<topic> of spec.channel.
+	ZulipProvider = "zulip"
+	// GrafanaProvider adds a tagged annotation through Grafana's annotations API.
+	GrafanaProvider = "grafana"
+	// DatadogProvider posts an event to Datadog's events API.
+	DatadogProvider = "datadog"
+	// SentryProvider sends an error event (errors) or a transaction (info) to a Sentry DSN.
+	SentryProvider = "sentry"
 )
 
 // ProviderSpec says where notifications go.
@@ -39,26 +62,37 @@ type ProviderSpec struct {
 	Interval *metav1.Duration `json:"interval,omitempty"`
 	// Type of the receiving service.
 	// +required
-	// +kubebuilder:validation:Enum=slack;msteams;discord;github;gitlab;generic;generic-hmac
+	// +kubebuilder:validation:Enum=slack;msteams;discord;github;gitlab;generic;generic-hmac;googlechat;telegram;matrix;rocket;mattermost;webex;lark;zulip;grafana;datadog;sentry
 	Type string `json:"type"`
 	// Address to post to (a webhook URL; for github and gitlab the repository's URL);
 	// secretRef's `address` wins, so that a URL with a token in it can stay in a Secret.
 	// Loopback, link-local (cloud metadata) and the API server's address are refused unless the
 	// controller's --provider-allow-cidr lists them; credentials are not sent to http:// addresses
 	// unless --provider-allow-insecure-http is set.
+	// For matrix the homeserver, zulip the server, grafana its annotations API, sentry the DSN;
+	// telegram (a Bot API server), webex (its messages API) and datadog (the site's API) have
+	// their service's as default.
 	// +optional
 	// +kubebuilder:validation:Pattern="^https?://.+$"
 	Address string `json:"address,omitempty"`
 	// Channel for Slack with a bot token.
+	// The chat of telegram (<chat ID or @username>[:<topic ID>]), the room ID of matrix
+	// (!…:server) and webex, the <channel>/<topic> of zulip, the channel of rocket and
+	// mattermost, and the environment of sentry.
 	// +optional
 	Channel string `json:"channel,omitempty"`
 	// Username shown as the sender, where the service allows it.
+	// For zulip the bot's email; for zulip, rocket and mattermost the Secret's `username` wins.
 	// +optional
 	Username string `json:"username,omitempty"`
 	// SecretRef names a Secret in the same namespace with `address`, `token` (Slack bot token,
 	// GitHub or GitLab API token, or the HMAC key of generic-hmac), and optionally `headers` (YAML
 	// map of extra headers) and `proxy` (a proxy URL that wins over spec.proxy, for one with a
 	// password in it).
+	//
+	// `token` is also the bot token of telegram and webex, the access token of matrix, the
+	// service account token of grafana, the API key of datadog and the signing secret of lark;
+	// `username` and `password` are grafana's basic auth and zulip's bot email and API key.
 	//
 	// For github a GitHub App can stand in for `token`: `githubAppID`,
 	// `githubAppInstallationID` (or `githubAppInstallationOwner`), `githubAppPrivateKey` (PEM)

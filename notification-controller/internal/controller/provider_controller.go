@@ -214,11 +214,12 @@ func SenderFor(ctx context.Context, r client.Reader, p *notifyv1.Provider, o Sen
 	if p.Spec.Type == notifyv1.SlackProvider && token != "" {
 		return s, nil // the Web API at slack.com, over https
 	}
-	// What is secret about a Provider is in its Secret: an API token (github, gitlab), headers,
-	// an address (webhook URLs hold tokens), or a password in the URL. The HMAC key of
-	// generic-hmac never leaves.
+	// What is secret about a Provider is in its Secret: an API token (github, gitlab) or password
+	// (basic auth) of the types that send one, headers, an address (webhook URLs hold tokens),
+	// or a password in the URL. The HMAC key of generic-hmac never leaves.
 	if u, err := url.Parse(address); err == nil && u.Scheme == "http" && !o.AllowInsecureHTTP {
-		if providerTypes[p.Spec.Type].sendsToken || len(headers) > 0 || addressInSecret || u.User != nil {
+		sendsCredentials := providerTypes[p.Spec.Type].sendsToken && (token != "" || len(data["password"]) > 0)
+		if sendsCredentials || len(headers) > 0 || addressInSecret || u.User != nil {
 			return nil, &plainHTTPError{host: u.Host}
 		}
 	}

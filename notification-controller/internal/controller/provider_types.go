@@ -25,8 +25,9 @@ type senderConfig struct {
 type providerType struct {
 	// sender makes the type's Sender, or says what the Provider lacks.
 	sender func(c senderConfig) (notify.Sender, error)
-	// sendsToken is set when the token goes to the address (an API token): such a Provider is
-	// refused over plain HTTP unless the controller allows it.
+	// sendsToken is set when the Secret's token or password goes to the address (an API token,
+	// basic auth): such a Provider, when its Secret has one, is refused over plain HTTP unless
+	// the controller allows it.
 	sendsToken bool
 }
 
@@ -40,6 +41,18 @@ var providerTypes = map[string]providerType{
 	notifyv1.GitLabProvider:      {sender: commitStatusSender, sendsToken: true},
 	notifyv1.GenericProvider:     {sender: webhookSender},
 	notifyv1.GenericHMACProvider: {sender: webhookSender},
+	// Chat and observability (provider_types_chat.go).
+	notifyv1.GoogleChatProvider: {sender: googleChatSender},
+	notifyv1.TelegramProvider:   {sender: telegramSender, sendsToken: true},
+	notifyv1.MatrixProvider:     {sender: matrixSender, sendsToken: true},
+	notifyv1.RocketProvider:     {sender: rocketSender},
+	notifyv1.MattermostProvider: {sender: mattermostSender},
+	notifyv1.WebexProvider:      {sender: webexSender, sendsToken: true},
+	notifyv1.LarkProvider:       {sender: larkSender},
+	notifyv1.ZulipProvider:      {sender: zulipSender, sendsToken: true},
+	notifyv1.GrafanaProvider:    {sender: grafanaSender, sendsToken: true},
+	notifyv1.DatadogProvider:    {sender: datadogSender, sendsToken: true},
+	notifyv1.SentryProvider:     {sender: sentrySender, sendsToken: true},
 }
 
 // senderOf makes the Sender of a Provider's type.
