@@ -84,11 +84,17 @@ func (a restAPI) answerError(req *http.Request, resp *http.Response, raw []byte)
 	if msg := a.hostMessage(raw); msg != "" {
 		err = fmt.Errorf("%s answered %s: %s", req.URL.Host, resp.Status, msg)
 	}
+	return classified(resp.StatusCode, resp.Header, err)
+}
+
+// classified is the error of a failed answer as the dispatcher retries it: 429 and 5xx after
+// Retry-After, a 403 of a rate limit at its reset; others are not retried.
+func classified(status int, h http.Header, err error) error {
 	switch {
-	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
-		return &RetryableError{Err: err, RetryAfter: retryAfter(resp.Header.Get("Retry-After"))}
-	case resp.StatusCode == http.StatusForbidden && rateLimited(resp.Header):
-		return &RetryableError{Err: err, RetryAfter: rateLimitWait(resp.Header, time.Now())}
+	case status == http.StatusTooManyRequests || status >= 500:
+		return &RetryableError{Err: err, RetryAfter: retryAfter(h.Get("Retry-After"))}
+	case status == http.StatusForbidden && rateLimited(h):
+		return &RetryableError{Err: err, RetryAfter: rateLimitWait(h, time.Now())}
 	}
 	return err
 }

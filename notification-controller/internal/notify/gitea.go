@@ -61,8 +61,8 @@ func giteaClient(ctx context.Context, typ, repository, token string, hc *http.Cl
 	return c, owner, repo, nil
 }
 
-// giteaError classifies an SDK call's failure as restAPI does: a network error, 429 and 5xx
-// are retried (after Retry-After), others are not. The message names the call, the host, the
+// giteaError classifies an SDK call's failure as restAPI does: a network error, 429, 5xx and
+// a rate limit's 403 are retried, others are not. The message names the call, the host, the
 // status and Gitea's message.
 func giteaError(what string, resp *gitea.Response, err error, token string) error {
 	if err == nil {
@@ -84,9 +84,5 @@ func giteaError(what string, resp *gitea.Response, err error, token string) erro
 	if token != "" {
 		msg = strings.ReplaceAll(msg, token, "***")
 	}
-	e := fmt.Errorf("%s: %s answered %s: %s", what, host, resp.Status, truncate(msg, 200))
-	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 {
-		return &RetryableError{Err: e, RetryAfter: retryAfter(resp.Header.Get("Retry-After"))}
-	}
-	return e
+	return classified(resp.StatusCode, resp.Header, fmt.Errorf("%s: %s answered %s: %s", what, host, resp.Status, truncate(msg, 200)))
 }

@@ -30,6 +30,20 @@ type GiteaPullRequestComment struct {
 // giteaPageSize is the most items Gitea gives in one page by default (MAX_RESPONSE_ITEMS).
 const giteaPageSize = 50
 
+// giteaNextPage is the page after page, or 0 at the end: the one Gitea's Link header names,
+// else the next when the page was full (a Gitea that sends no Link header).
+func giteaNextPage(resp *gitea.Response, page, items int) int {
+	switch {
+	case items == 0:
+		return 0
+	case resp.NextPage > 0:
+		return resp.NextPage
+	case resp.Header.Get("Link") == "" && items >= giteaPageSize:
+		return page + 1
+	}
+	return 0
+}
+
 // Send implements Sender.
 func (g *GiteaPullRequestComment) Send(ctx context.Context, n Notification) error {
 	sha := Commit(n.Revision)
@@ -79,7 +93,7 @@ func (g *GiteaPullRequestComment) Send(ctx context.Context, n Notification) erro
 // else the one that merged it is asked for.
 func giteaPullsOf(c *gitea.Client, owner, repo, sha, token string) ([]int64, error) {
 	var crs []changeRequest
-	for page := 1; page <= maxPages; page++ {
+	for page, n := 1, 0; page > 0 && n < maxPages; n++ {
 		prs, resp, err := c.ListRepoPullRequests(owner, repo, gitea.ListPullRequestsOptions{
 			State: gitea.StateOpen, ListOptions: gitea.ListOptions{Page: page, PageSize: giteaPageSize}})
 		if err := giteaError("open pull requests", resp, err, token); err != nil {
@@ -90,9 +104,7 @@ func giteaPullsOf(c *gitea.Client, owner, repo, sha, token string) ([]int64, err
 				crs = append(crs, changeRequest{number: pr.Index, open: true, head: pr.Head.Sha})
 			}
 		}
-		if len(prs) < giteaPageSize {
-			break
-		}
+		page = giteaNextPage(resp, page, len(prs))
 	}
 	if open := changeRequestsOf(sha, crs); len(open) > 0 {
 		return open, nil
@@ -112,7 +124,7 @@ func giteaPullsOf(c *gitea.Client, owner, repo, sha, token string) ([]int64, err
 
 // giteaFindComment is the ID of the comment with the marker that username wrote, or 0.
 func giteaFindComment(c *gitea.Client, owner, repo string, index int64, username, marker, token string) (int64, error) {
-	for page := 1; page <= maxPages; page++ {
+	for page, n := 1, 0; page > 0 && n < maxPages; n++ {
 		comments, resp, err := c.ListIssueComments(owner, repo, index, gitea.ListIssueCommentOptions{
 			ListOptions: gitea.ListOptions{Page: page, PageSize: giteaPageSize}})
 		if err := giteaError(fmt.Sprintf("comments of pull request %d", index), resp, err, token); err != nil {
@@ -123,9 +135,7 @@ func giteaFindComment(c *gitea.Client, owner, repo string, index int64, username
 				return cm.ID, nil
 			}
 		}
-		if len(comments) < giteaPageSize {
-			break
-		}
+		page = giteaNextPage(resp, page, len(comments))
 	}
 	return 0, nil
 }
