@@ -2,6 +2,8 @@ package controller
 
 import (
 	"context"
+	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +18,8 @@ import (
 
 	notifyv1 "github.com/plumb-dev/plumb/notification-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/notification-controller/internal/githosttest"
+	"github.com/plumb-dev/plumb/notification-controller/internal/notify"
+	"github.com/plumb-dev/plumb/shared/testing/githubtest"
 )
 
 // giteaObjects are a Secret with the loopback Gitea's token and certificate, and a Provider of
@@ -127,4 +131,41 @@ func TestProvider_GiteaCommitStatusExpressions(t *testing.T) {
 	g.Expect(h.Statuses()[0]).To(Equal(githosttest.Status{SHA: "0123456789abcdef0123456789abcdef01234567", State: "success",
 		Context: "plumb/shop/prod", Description: "Succeeded in prod (status)"}))
 	g.Expect(strings.Count(h.Requests()[0].Path, "/statuses/")).To(Equal(1))
+}
+
+// githubpullrequestcomment and githubdispatch take a GitHub App in place of a token, as github
+// does: their calls go to the app's API with the installation token the loopback GitHub
+// issued. A type of another host ignores the app's keys and asks for its token.
+func TestSenderFor_GitHubAppTypes(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "ghapptypes-"}}
+	g.Expect(k8s.Create(ctx, ns)).To(Succeed())
+	api := githubtest.NewTLS(t)
+	g.Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: ns.Name}, StringData: map[string]string{
+		"githubAppID": strconv.FormatInt(api.AppID, 10), "githubAppInstallationID": strconv.FormatInt(api.InstallationID, 10),
+		"githubAppPrivateKey": string(api.PrivateKeyPEM), "githubAppBaseURL": api.URL, "ca.crt": string(api.CAPEM)}})).To(Succeed())
+	provider := func(typ string) *notifyv1.Provider {
+		return &notifyv1.Provider{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: ns.Name, UID: "uid-1"},
+			Spec: notifyv1.ProviderSpec{Type: typ, Address: api.URL + "/acme/shop",
+				SecretRef: &meta.LocalObjectReference{Name: "app"}, CertSecretRef: &meta.LocalObjectReference{Name: "app"}}}
+	}
+	opts := SenderOptions{Addresses: &notify.AddressPolicy{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}}
+
+	s, err := SenderFor(ctx, k8s, provider(notifyv1.GitHubPullRequestCommentProvider), opts)
+	g.Expect(err).NotTo(HaveOccurred())
+	pr := s.(*notify.GitHubPullRequestComment)
+	g.Expect([]any{pr.APIURL, pr.App, pr.Key, pr.Token}).To(Equal([]any{api.URL, true, "uid-1", ""}))
+	tok, err := pr.TokenSource(ctx)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(api.Issued()).To(ContainElement(tok))
+
+	s, err = SenderFor(ctx, k8s, provider(notifyv1.GitHubDispatchProvider), opts)
+	g.Expect(err).NotTo(HaveOccurred())
+	d := s.(*notify.GitHubDispatch)
+	g.Expect(d.APIURL).To(Equal(api.URL))
+	g.Expect(d.TokenSource(ctx)).To(Equal(tok), "one cached installation token")
+
+	_, err = SenderFor(ctx, k8s, provider(notifyv1.GiteaPullRequestCommentProvider), opts)
+	g.Expect(err).To(MatchError("giteapullrequestcomment needs the repository address and the Secret's token"))
 }

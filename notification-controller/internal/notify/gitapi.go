@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -157,7 +158,7 @@ func (a restAPI) hostMessage(raw []byte) string {
 			msg = strings.ReplaceAll(msg, s, "***")
 		}
 	}
-	return truncate(strings.Join(strings.Fields(msg), " "), 200)
+	return clip(strings.Join(strings.Fields(msg), " "), 200)
 }
 
 // nextPage is the URL of the next page of a list, from the Link header GitHub, GitLab and
@@ -265,7 +266,11 @@ func parseRepository(typ, repository string) (*url.URL, []string, error) {
 	if p == "" {
 		return nil, nil, fmt.Errorf("%s repository address %s has no repository in its path", typ, u.Redacted())
 	}
-	return u, strings.Split(p, "/"), nil
+	segs := strings.Split(p, "/")
+	if slices.Contains(segs, "") {
+		return nil, nil, fmt.Errorf("%s repository address %s has an empty segment (//) in its path", typ, u.Redacted())
+	}
+	return u, segs, nil
 }
 
 // ownerRepo reads a repository's web URL of the form <base>/<owner>/<repository>: the base

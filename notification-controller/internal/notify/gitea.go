@@ -84,5 +84,5 @@ func giteaError(what string, resp *gitea.Response, err error, token string) erro
 	if token != "" {
 		msg = strings.ReplaceAll(msg, token, "***")
 	}
-	return classified(resp.StatusCode, resp.Header, fmt.Errorf("%s: %s answered %s: %s", what, host, resp.Status, truncate(msg, 200)))
+	return classified(resp.StatusCode, resp.Header, fmt.Errorf("%s: %s answered %s: %s", what, host, resp.Status, clip(msg, 200)))
 }
