@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"net/http"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -46,8 +47,9 @@ func failureEvent(ctx context.Context, ns, name, msg string) error {
 }
 
 // A giteapullrequestcomment Provider, through an Alert, keeps one comment on the pull request
-// of the event's commit on a loopback Gitea over HTTPS: the first event creates it, a later
-// failure edits it in place. A Provider without the token says what it needs.
+// of the event's commit on a loopback Gitea over HTTPS: the first event creates it (after the
+// dispatcher's retries of a 503 and a 429), a later failure edits it in place. A Provider
+// without the token says what it needs.
 func TestProvider_GiteaPullRequestCommentThroughAnAlert(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
@@ -73,8 +75,11 @@ func TestProvider_GiteaPullRequestCommentThroughAnAlert(t *testing.T) {
 		g.Expect(conditions.GetMessage(got, meta.ReadyCondition)).To(Equal("giteapullrequestcomment needs the repository address and the Secret's token"))
 	}, timeout, 100*time.Millisecond).Should(Succeed())
 
+	// Gitea is down, then busy: the dispatcher retries (after Retry-After) until it answers.
+	h.Fail(githosttest.Failure{Status: http.StatusServiceUnavailable}, githosttest.Failure{Status: http.StatusTooManyRequests, RetryAfter: "1"})
 	g.Expect(commitEvent(ctx, ns.Name, "shop")).To(Succeed())
 	g.Eventually(func() []githosttest.Comment { return h.Comments(12) }, timeout, 50*time.Millisecond).Should(HaveLen(1))
+	g.Expect(h.Requests()[0].Path).To(Equal(h.Requests()[1].Path), "the failed call was made again")
 	first := h.Comments(12)[0]
 	g.Expect(first.Body).To(And(ContainSubstring("✅ **Kustomization/"+ns.Name+"/shop** — `Succeeded`"),
 		ContainSubstring("| env | preview |"), ContainSubstring(string(p.UID))))
