@@ -8,7 +8,8 @@ import (
 )
 
 // needRepositoryAndToken is the error of a Git host Provider without a repository address or a
-// credential.
+// credential. It names the GitHub App types itself: reading providerTypes here would make the
+// table's initialization refer to itself.
 func needRepositoryAndToken(c senderConfig) error {
 	typ := c.Provider.Spec.Type
 	app := typ == notifyv1.GitHubProvider || typ == notifyv1.GitHubPullRequestCommentProvider || typ == notifyv1.GitHubDispatchProvider
