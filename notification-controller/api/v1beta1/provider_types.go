@@ -51,8 +51,34 @@ const (
 	SentryProvider = "sentry"
 )
 
+// Provider types of Git hosts: commit statuses, pull and merge request comments, dispatches.
+const (
+	// GiteaProvider sets a commit status on the commit of the event's revision.
+	GiteaProvider = "gitea"
+	// BitbucketProvider sets a build status on the commit of the event's revision (Bitbucket
+	// Cloud).
+	BitbucketProvider = "bitbucket"
+	// BitbucketServerProvider sets a build status on the commit of the event's revision
+	// (Bitbucket Server and Data Center).
+	BitbucketServerProvider = "bitbucketserver"
+	// AzureDevOpsProvider sets a commit status on the commit of the event's revision.
+	AzureDevOpsProvider = "azuredevops"
+	// GitHubPullRequestCommentProvider keeps one comment per object up to date on the pull
+	// request of the event's commit.
+	GitHubPullRequestCommentProvider = "githubpullrequestcomment"
+	// GitLabMergeRequestCommentProvider keeps one comment per object up to date on the merge
+	// request of the event's commit.
+	GitLabMergeRequestCommentProvider = "gitlabmergerequestcomment"
+	// GiteaPullRequestCommentProvider keeps one comment per object up to date on the pull
+	// request of the event's commit.
+	GiteaPullRequestCommentProvider = "giteapullrequestcomment"
+	// GitHubDispatchProvider sends a repository_dispatch event to a GitHub repository.
+	GitHubDispatchProvider = "githubdispatch"
+)
+
 // ProviderSpec says where notifications go.
-// +kubebuilder:validation:XValidation:rule="self.type == 'github' || self.type == 'gitlab' || !has(self.commitStatusExpr)",message="commitStatusExpr is only supported for the github and gitlab provider types"
+// +kubebuilder:validation:XValidation:rule="self.type in ['github', 'gitlab', 'gitea', 'bitbucketserver', 'bitbucket', 'azuredevops'] || !has(self.commitStatusExpr)",message="spec.commitStatusExpr is only supported for the 'github', 'gitlab', 'gitea', 'bitbucketserver', 'bitbucket', 'azuredevops' provider types"
+// +kubebuilder:validation:XValidation:rule="self.type in ['github', 'gitlab', 'gitea', 'bitbucketserver', 'bitbucket', 'azuredevops'] || !has(self.commitStatusDescriptionExpr)",message="spec.commitStatusDescriptionExpr is only supported for the 'github', 'gitlab', 'gitea', 'bitbucketserver', 'bitbucket', 'azuredevops' provider types"
 type ProviderSpec struct {
 	// Interval is accepted so that Flux manifests apply, and not used: Flux deprecated it in
 	// v1beta3, and Plumb reads a Provider's Secrets at each delivery.
@@ -62,10 +88,11 @@ type ProviderSpec struct {
 	Interval *metav1.Duration `json:"interval,omitempty"`
 	// Type of the receiving service.
 	// +required
-	// +kubebuilder:validation:Enum=slack;msteams;discord;github;gitlab;generic;generic-hmac;googlechat;telegram;matrix;rocket;mattermost;webex;lark;zulip;grafana;datadog;sentry
+	// +kubebuilder:validation:Enum=slack;msteams;discord;github;gitlab;generic;generic-hmac;googlechat;telegram;matrix;rocket;mattermost;webex;lark;zulip;grafana;datadog;sentry;gitea;bitbucket;bitbucketserver;azuredevops;githubpullrequestcomment;gitlabmergerequestcomment;giteapullrequestcomment;githubdispatch
 	Type string `json:"type"`
-	// Address to post to (a webhook URL; for github and gitlab the repository's URL);
-	// secretRef's `address` wins, so that a URL with a token in it can stay in a Secret.
+	// Address to post to (a webhook URL; for the Git host types the repository's URL, for
+	// bitbucketserver its HTTPS clone URL); secretRef's `address` wins, so that a URL with a
+	// token in it can stay in a Secret.
 	// Loopback, link-local (cloud metadata) and the API server's address are refused unless the
 	// controller's --provider-allow-cidr lists them; credentials are not sent to http:// addresses
 	// unless --provider-allow-insecure-http is set.
@@ -81,35 +108,48 @@ type ProviderSpec struct {
 	// mattermost, and the environment of sentry.
 	// +optional
 	Channel string `json:"channel,omitempty"`
-	// Username shown as the sender, where the service allows it.
-	// For zulip the bot's email; for zulip, rocket and mattermost the Secret's `username` wins.
+	// Username shown as the sender, where the service allows it. For zulip the bot's email, for
+	// bitbucketserver the user of the Secret's `password`; for zulip, rocket, mattermost and
+	// bitbucketserver the Secret's `username` wins.
 	// +optional
 	Username string `json:"username,omitempty"`
 	// SecretRef names a Secret in the same namespace with `address`, `token` (Slack bot token,
-	// GitHub or GitLab API token, or the HMAC key of generic-hmac), and optionally `headers` (YAML
-	// map of extra headers) and `proxy` (a proxy URL that wins over spec.proxy, for one with a
-	// password in it).
+	// the API token of a Git host type, `<username>:<app-password>` for bitbucket, or the HMAC
+	// key of generic-hmac), and optionally `headers` (YAML map of extra headers) and `proxy` (a
+	// proxy URL that wins over spec.proxy, for one with a password in it). bitbucketserver and
+	// gitea also take `username` and `password` instead of `token`.
 	//
 	// `token` is also the bot token of telegram and webex, the access token of matrix, the
 	// service account token of grafana, the API key of datadog and the signing secret of lark;
 	// `username` and `password` are grafana's basic auth and zulip's bot email and API key.
 	//
-	// For github a GitHub App can stand in for `token`: `githubAppID`,
-	// `githubAppInstallationID` (or `githubAppInstallationOwner`), `githubAppPrivateKey` (PEM)
-	// and optionally `githubAppBaseURL` (the API, e.g. https://github.example.com/api/v3; it is
-	// also where commit statuses go). Its installation token is asked for and cached by the
-	// controller, through the Provider's proxy and address policy.
+	// For github, githubpullrequestcomment and githubdispatch a GitHub App can stand in for
+	// `token`: `githubAppID`, `githubAppInstallationID` (or `githubAppInstallationOwner`),
+	// `githubAppPrivateKey` (PEM) and optionally `githubAppBaseURL` (the API, e.g.
+	// https://github.example.com/api/v3; it is also where the API calls go). Its installation
+	// token is asked for and cached by the controller, through the Provider's proxy and address
+	// policy.
 	// +optional
 	SecretRef *meta.LocalObjectReference `json:"secretRef,omitempty"`
-	// CommitStatusExpr is a CEL expression returning a string, the commit status's name for
-	// github and gitlab (GitHub's context, GitLab's name) instead of <kind>/<namespace>/<name>,
-	// e.g. `event.involvedObject.name + '/' + event.metadata.env`. Its variables are Flux's:
+	// CommitStatusExpr is a CEL expression returning a string, the commit status's name for the
+	// commit status types (github, gitlab, gitea, bitbucket, bitbucketserver, azuredevops:
+	// GitHub's and Gitea's context, GitLab's name, Bitbucket's key and name, Azure DevOps's
+	// context name) instead of <kind>/<namespace>/<name>, e.g.
+	// `event.involvedObject.name + '/' + event.metadata.env`. Its variables are Flux's:
 	// `event` (involvedObject {apiVersion, kind, namespace, name}, severity, reason, message,
 	// metadata, reportingController, timestamp), `alert` and `provider` (the objects). One that
 	// does not compile or does not return a string makes the Provider Stalled
 	// (InvalidCELExpression); one that fails on an event fails that delivery.
 	// +optional
 	CommitStatusExpr string `json:"commitStatusExpr,omitempty"`
+	// CommitStatusDescriptionExpr is a CEL expression returning a string, the commit status's
+	// description for the same types instead of `<reason>: <message>`, e.g.
+	// `event.reason + ' in ' + event.metadata.env`. It sees what commitStatusExpr sees (Flux has
+	// no such field; it is CEL because commitStatusExpr is). A description longer than 130
+	// characters is cut. One that does not compile or does not return a string makes the
+	// Provider Stalled (InvalidCELExpression); one that fails on an event fails that delivery.
+	// +optional
+	CommitStatusDescriptionExpr string `json:"commitStatusDescriptionExpr,omitempty"`
 	// ProxySecretRef names a Secret in the same namespace with the HTTP(S) proxy every delivery
 	// goes through: `address` (http://host:port or https://host:port) and optionally `username`
 	// and `password`. NO_PROXY of the controller's environment still applies. It wins over

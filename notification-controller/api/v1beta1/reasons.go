@@ -31,8 +31,9 @@ const (
 	// InvalidSpecReason: the spec cannot work as written; retrying cannot help.
 	InvalidSpecReason = "InvalidSpec"
 	// InvalidCELExpressionReason: a Receiver's spec.resourceFilter or spec.resources[].filter
-	// does not compile or does not return a bool; the message names the field and the
-	// expression.
+	// does not compile or does not return a bool, or a Provider's spec.commitStatusExpr or
+	// spec.commitStatusDescriptionExpr does not compile or does not return a string; the message
+	// names the field and the expression.
 	InvalidCELExpressionReason = "InvalidCELExpression"
 	// TokenNotFoundReason: the Receiver's token Secret, or its token key, is missing.
 	TokenNotFoundReason = "TokenNotFound"

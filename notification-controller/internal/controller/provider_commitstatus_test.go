@@ -51,7 +51,7 @@ func TestProvider_CommitStatusExpr(t *testing.T) {
 	slack.Spec.Type = notifyv1.SlackProvider
 	err := k8s.Create(ctx, slack)
 	g.Expect(err).To(HaveOccurred())
-	g.Expect(err.Error()).To(ContainSubstring("commitStatusExpr is only supported for the github and gitlab provider types"))
+	g.Expect(err.Error()).To(ContainSubstring("spec.commitStatusExpr is only supported for the 'github', 'gitlab', 'gitea', 'bitbucketserver', 'bitbucket', 'azuredevops' provider types"))
 
 	get := func(g Gomega, name string) *notifyv1.Provider {
 		p := &notifyv1.Provider{}

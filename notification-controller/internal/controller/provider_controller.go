@@ -78,7 +78,7 @@ func (r *ProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 			Requests: &obj.Status.ReconcileRequestStatus}, patcher, r.ControllerName, &result, &retErr)
 	}()
 	// An expression that does not compile will not compile on retry.
-	if _, err := commitStatusExpr(obj); err != nil {
+	if _, err := statusText(obj); err != nil {
 		return ctrl.Result{}, status.Stall(nil, obj, notifyv1.InvalidCELExpressionReason, err.Error())
 	}
 	if _, err := SenderFor(ctx, r.APIReader, obj, r.Senders); err != nil {
@@ -177,30 +177,21 @@ func SenderFor(ctx context.Context, r client.Reader, p *notifyv1.Provider, o Sen
 	if err != nil {
 		return nil, err
 	}
-	var app *gitauth.GitHubApp
-	if p.Spec.Type == notifyv1.GitHubProvider && gitauth.IsGitHubApp(data) {
-		if app, err = gitauth.GitHubAppFromSecret(data, notify.APIFor(address)); err != nil {
-			return nil, err
-		}
-	}
-	var s notify.Sender
-	switch {
-	case app != nil && address == "":
-		err = &secretError{"github needs the repository address"}
-	case app != nil:
-		s = appSender(address, app, hc)
-	default:
-		s, err = senderOf(senderConfig{Provider: p, Address: address, Token: token, Headers: headers, Data: data, Client: hc})
-	}
+	text, err := statusText(p)
 	if err != nil {
 		return nil, err
 	}
-	if cs, ok := s.(*notify.CommitStatus); ok && p.Spec.CommitStatusExpr != "" {
-		e, err := commitStatusExpr(p)
-		if err != nil {
+	cfg := senderConfig{Provider: p, Address: address, Token: token, Headers: headers, Data: data, Client: hc, Status: text}
+	var app *gitauth.GitHubApp
+	if providerTypes[p.Spec.Type].githubApp && gitauth.IsGitHubApp(data) {
+		if app, err = gitauth.GitHubAppFromSecret(data, notify.APIFor(address)); err != nil {
 			return nil, err
 		}
-		cs.StatusID = statusID(e, p)
+		cfg.APIURL, cfg.TokenSource = app.APIURL, appTokens(app, hc)
+	}
+	s, err := senderOf(cfg)
+	if err != nil {
+		return nil, err
 	}
 	if app != nil {
 		// The app's JWT and token go to its API: the same rules as the address.
@@ -214,7 +205,7 @@ func SenderFor(ctx context.Context, r client.Reader, p *notifyv1.Provider, o Sen
 	if p.Spec.Type == notifyv1.SlackProvider && token != "" {
 		return s, nil // the Web API at slack.com, over https
 	}
-	// What is secret about a Provider is in its Secret: an API token (github, gitlab) or password
+	// What is secret about a Provider is in its Secret: an API token (the Git hosts) or password
 	// (basic auth) of the types that send one, headers, an address (webhook URLs hold tokens),
 	// or a password in the URL. The HMAC key of generic-hmac never leaves.
 	if u, err := url.Parse(address); err == nil && u.Scheme == "http" && !o.AllowInsecureHTTP {
@@ -239,22 +230,21 @@ func SenderFor(ctx context.Context, r client.Reader, p *notifyv1.Provider, o Sen
 	return s, nil
 }
 
-// appSender sets commit statuses with a GitHub App's installation token, asked for through the
-// Provider's client (its proxy, certificates and address policy) and shared by every Provider
-// of the app through the process's cache. The statuses go to the app's API.
-func appSender(address string, app *gitauth.GitHubApp, hc *http.Client) notify.Sender {
-	return &notify.CommitStatus{Repository: address, APIURL: app.APIURL, Client: hc,
-		TokenSource: func(ctx context.Context) (string, error) {
-			tok, err := gitauth.DefaultGitHubTokens.Token(ctx, app, hc)
-			if err != nil {
-				var ar *notify.AddressRefusedError
-				if errors.Is(err, gitauth.ErrAuth) || errors.As(err, &ar) {
-					return "", err
-				}
-				return "", &notify.RetryableError{Err: err}
+// appTokens gives a GitHub App's installation token, asked for through the Provider's client
+// (its proxy, certificates and address policy) and shared by every Provider of the app through
+// the process's cache.
+func appTokens(app *gitauth.GitHubApp, hc *http.Client) func(context.Context) (string, error) {
+	return func(ctx context.Context) (string, error) {
+		tok, err := gitauth.DefaultGitHubTokens.Token(ctx, app, hc)
+		if err != nil {
+			var ar *notify.AddressRefusedError
+			if errors.Is(err, gitauth.ErrAuth) || errors.As(err, &ar) {
+				return "", err
 			}
-			return tok.Token, nil
-		}}
+			return "", &notify.RetryableError{Err: err}
+		}
+		return tok.Token, nil
+	}
 }
 
 // httpClientOf returns the HTTP client of a Provider's proxy and certSecretRef, whose

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -10,15 +11,20 @@ import (
 )
 
 // senderConfig is what a Provider gives its Sender: the address (the Secret's wins over the
-// spec's), the Secret's token, headers and whole data (for the keys of one type), and the HTTP
-// client of its proxy, certificates and address policy.
+// spec's), the Secret's token, headers and whole data (for the keys of one type), the HTTP
+// client of its proxy, certificates and address policy, and the name and description of its
+// commit statuses (its CEL expressions). With a GitHub App in the Secret (types with
+// githubApp), TokenSource gives the app's installation tokens and APIURL is the app's API.
 type senderConfig struct {
-	Provider *notifyv1.Provider
-	Address  string
-	Token    string
-	Headers  map[string]string
-	Data     map[string][]byte
-	Client   *http.Client
+	Provider    *notifyv1.Provider
+	Address     string
+	Token       string
+	Headers     map[string]string
+	Data        map[string][]byte
+	Client      *http.Client
+	Status      notify.StatusText
+	TokenSource func(context.Context) (string, error)
+	APIURL      string
 }
 
 // providerType is what the controller knows of one Provider type.
@@ -29,6 +35,8 @@ type providerType struct {
 	// basic auth): such a Provider, when its Secret has one, is refused over plain HTTP unless
 	// the controller allows it.
 	sendsToken bool
+	// githubApp is set when a GitHub App in the Secret can stand in for the token.
+	githubApp bool
 }
 
 // providerTypes is every Provider type the controller delivers to; the API's enum of
@@ -37,7 +45,7 @@ var providerTypes = map[string]providerType{
 	notifyv1.SlackProvider:       {sender: slackSender},
 	notifyv1.MSTeamsProvider:     {sender: teamsSender},
 	notifyv1.DiscordProvider:     {sender: discordSender},
-	notifyv1.GitHubProvider:      {sender: commitStatusSender, sendsToken: true},
+	notifyv1.GitHubProvider:      {sender: commitStatusSender, sendsToken: true, githubApp: true},
 	notifyv1.GitLabProvider:      {sender: commitStatusSender, sendsToken: true},
 	notifyv1.GenericProvider:     {sender: webhookSender},
 	notifyv1.GenericHMACProvider: {sender: webhookSender},
@@ -53,6 +61,17 @@ var providerTypes = map[string]providerType{
 	notifyv1.GrafanaProvider:    {sender: grafanaSender, sendsToken: true},
 	notifyv1.DatadogProvider:    {sender: datadogSender, sendsToken: true},
 	notifyv1.SentryProvider:     {sender: sentrySender, sendsToken: true},
+
+	// Git hosts: commit statuses, pull and merge request comments, dispatches
+	// (provider_types_git.go).
+	notifyv1.GiteaProvider:                     {sender: giteaSender, sendsToken: true},
+	notifyv1.BitbucketProvider:                 {sender: bitbucketSender, sendsToken: true},
+	notifyv1.BitbucketServerProvider:           {sender: bitbucketServerSender, sendsToken: true},
+	notifyv1.AzureDevOpsProvider:               {sender: azureDevOpsSender, sendsToken: true},
+	notifyv1.GitHubPullRequestCommentProvider:  {sender: githubCommentSender, sendsToken: true, githubApp: true},
+	notifyv1.GitLabMergeRequestCommentProvider: {sender: gitlabCommentSender, sendsToken: true},
+	notifyv1.GiteaPullRequestCommentProvider:   {sender: giteaCommentSender, sendsToken: true},
+	notifyv1.GitHubDispatchProvider:            {sender: githubDispatchSender, sendsToken: true, githubApp: true},
 }
 
 // senderOf makes the Sender of a Provider's type.
@@ -102,14 +121,11 @@ func discordSender(c senderConfig) (notify.Sender, error) {
 
 func commitStatusSender(c senderConfig) (notify.Sender, error) {
 	typ := c.Provider.Spec.Type
-	if c.Address == "" || c.Token == "" {
-		msg := fmt.Sprintf("%s needs the repository address and the Secret's token", typ)
-		if typ == notifyv1.GitHubProvider {
-			msg += " (or a GitHub App's githubAppID, githubAppInstallationID and githubAppPrivateKey)"
-		}
-		return nil, &secretError{msg}
+	if err := needRepositoryAndToken(c); err != nil {
+		return nil, err
 	}
-	return &notify.CommitStatus{GitLab: typ == notifyv1.GitLabProvider, Repository: c.Address, Token: c.Token, Client: c.Client}, nil
+	return &notify.CommitStatus{GitLab: typ == notifyv1.GitLabProvider, Repository: c.Address, APIURL: c.APIURL,
+		Token: c.Token, TokenSource: c.TokenSource, Client: c.Client, Text: c.Status}, nil
 }
 
 func webhookSender(c senderConfig) (notify.Sender, error) {

@@ -1,9 +1,9 @@
 // Package expr names the CEL expressions of notification-controller's kinds, with the
 // variables Flux gives them: a Receiver's resourceFilter and resources[].filter see `res` and
-// `req`; a Provider's commitStatusExpr sees `event`, `alert` and `provider`. Expressions are
-// type-checked when compiled (each variable is a JSON object), so one that returns the wrong
-// type is refused before any call, and kept by their text (shared/cel), so a webhook call
-// compiles nothing its Receiver's reconcile did not.
+// `req`; a Provider's commitStatusExpr and commitStatusDescriptionExpr see `event`, `alert` and
+// `provider`. Expressions are type-checked when compiled (each variable is a JSON object), so
+// one that returns the wrong type is refused before any call, and kept by their text
+// (shared/cel), so a webhook call compiles nothing its Receiver's reconcile did not.
 package expr
 
 import (
@@ -27,6 +27,11 @@ var ResourceFilter = plumbcel.NewKind(plumbcel.BoolType, true, "res", "req")
 // the shape of Flux's events), `alert` and `provider` (the objects), that names the commit
 // status.
 var CommitStatusID = plumbcel.NewKind(plumbcel.StringType, true, "event", "alert", "provider")
+
+// CommitStatusDescription is a Provider's commitStatusDescriptionExpr: a string of the same
+// variables, that describes the commit status. It is CommitStatusID's kind: one environment and
+// one cache for both.
+var CommitStatusDescription = CommitStatusID
 
 // Compile compiles src as an expression of kind k.
 func Compile(k *Kind, src string) (*Expression, error) { return plumbcel.Compile(k, src) }

@@ -22,9 +22,9 @@ type CommitStatus struct {
 	// installation token, renewed before it expires). Its errors are returned as they are.
 	TokenSource func(ctx context.Context) (string, error)
 	Client      *http.Client
-	// StatusID, when set, names the status of a notification (GitHub's context, GitLab's name)
-	// instead of <kind>/<namespace>/<name>: a Provider's commitStatusExpr.
-	StatusID func(ctx context.Context, n Notification) (string, error)
+	// Text names and describes the status (a Provider's commitStatusExpr and
+	// commitStatusDescriptionExpr) instead of <kind>/<namespace>/<name> and <reason>: <message>.
+	Text StatusText
 }
 
 // APIFor is the GitHub API of a repository's web URL: api.github.com for github.com,
@@ -52,20 +52,23 @@ func (c *CommitStatus) Send(ctx context.Context, n Notification) error {
 	if sha == "" {
 		return nil
 	}
-	u, err := url.Parse(c.Repository)
-	if err != nil || u.Host == "" {
-		return fmt.Errorf("repository address %q is not a URL", c.Repository)
+	typ := "github"
+	if c.GitLab {
+		typ = "gitlab"
 	}
-	project := strings.TrimSuffix(strings.Trim(u.Path, "/"), ".git")
-	statusContext := fmt.Sprintf("%s/%s/%s", n.Kind, n.Namespace, n.Name)
-	if c.StatusID != nil {
-		if statusContext, err = c.StatusID(ctx, n); err != nil {
-			return fmt.Errorf("commitStatusExpr: %w", err)
-		}
+	u, _, err := parseRepository(typ, c.Repository)
+	if err != nil {
+		return err
 	}
-	desc := truncate(n.Reason+": "+n.Message, 130)
-	var endpoint string
-	var payload map[string]any
+	project := repoPath(u)
+	name, desc, err := c.Text.of(ctx, n)
+	if err != nil {
+		return err
+	}
+	token, err := tokenOf(ctx, c.Token, c.TokenSource)
+	if err != nil {
+		return err
+	}
 	if c.GitLab {
 		api := c.APIURL
 		if api == "" {
@@ -75,48 +78,46 @@ func (c *CommitStatus) Send(ctx context.Context, n Notification) error {
 		if n.Severity == "error" {
 			state = "failed"
 		}
-		endpoint = fmt.Sprintf("%s/projects/%s/statuses/%s", strings.TrimSuffix(api, "/"), url.PathEscape(project), sha)
-		payload = map[string]any{"state": state, "name": statusContext, "description": desc}
-	} else {
-		api := c.APIURL
-		if api == "" {
-			api = APIFor(c.Repository)
-		}
-		state := "success"
-		if n.Severity == "error" {
-			state = "failure"
-		}
-		endpoint = fmt.Sprintf("%s/repos/%s/statuses/%s", strings.TrimSuffix(api, "/"), project, sha)
-		payload = map[string]any{"state": state, "context": statusContext, "description": desc}
+		endpoint := fmt.Sprintf("%s/projects/%s/statuses/%s", strings.TrimSuffix(api, "/"), url.PathEscape(project), sha)
+		_, err = gitlabAPI(c.Client, token).call(ctx, http.MethodPost, endpoint,
+			map[string]string{"state": state, "name": name, "description": desc}, nil)
+		return err
 	}
-	token := c.Token
-	if c.TokenSource != nil {
-		if token, err = c.TokenSource(ctx); err != nil {
-			return err
-		}
+	api := c.APIURL
+	if api == "" {
+		api = APIFor(c.Repository)
 	}
-	client := &http.Client{Transport: tokenTransport{gitlab: c.GitLab, token: token, next: httpClient(c.Client).Transport}, CheckRedirect: sameHost}
-	return postJSON(ctx, client, endpoint, payload)
+	state := "success"
+	if n.Severity == "error" {
+		state = "failure"
+	}
+	endpoint := fmt.Sprintf("%s/repos/%s/statuses/%s", strings.TrimSuffix(api, "/"), project, sha)
+	_, err = githubAPI(c.Client, token).call(ctx, http.MethodPost, endpoint,
+		map[string]string{"state": state, "context": name, "description": desc}, nil)
+	return err
 }
 
-// tokenTransport adds the API token as each service wants it.
-type tokenTransport struct {
-	gitlab bool
-	token  string
-	next   http.RoundTripper
+// tokenOf is the token of one delivery: the source's when there is one.
+func tokenOf(ctx context.Context, token string, source func(context.Context) (string, error)) (string, error) {
+	if source == nil {
+		return token, nil
+	}
+	return source(ctx)
 }
 
-func (t tokenTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	if t.gitlab {
-		r.Header.Set("PRIVATE-TOKEN", t.token)
-	} else {
-		r.Header.Set("Authorization", "Bearer "+t.token)
+// githubAPI calls GitHub's REST API with a token (a personal access token or an app's
+// installation token) as GitHub documents it.
+func githubAPI(c *http.Client, token string) restAPI {
+	return restAPI{client: c, secrets: []string{token}, auth: func(r *http.Request) {
+		r.Header.Set("Authorization", "Bearer "+token)
 		r.Header.Set("Accept", "application/vnd.github+json")
-	}
-	next := t.next
-	if next == nil {
-		next = http.DefaultTransport
-	}
-	return next.RoundTrip(r)
+		r.Header.Set("X-GitHub-Api-Version", "2022-11-28")
+	}}
+}
+
+// gitlabAPI calls GitLab's REST API with a personal, group or project access token.
+func gitlabAPI(c *http.Client, token string) restAPI {
+	return restAPI{client: c, secrets: []string{token}, auth: func(r *http.Request) {
+		r.Header.Set("PRIVATE-TOKEN", token)
+	}}
 }

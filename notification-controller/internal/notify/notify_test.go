@@ -216,13 +216,13 @@ func TestCommitStatus(t *testing.T) {
 	g.Expect(gh.Send(context.Background(), noCommit)).To(Succeed())
 	g.Expect(paths).To(HaveLen(2), "no Git commit, no status")
 
-	// StatusID (a Provider's commitStatusExpr) names GitLab's status; its failure is the
+	// Text.Name (a Provider's commitStatusExpr) names GitLab's status; its failure is the
 	// delivery's, and nothing is posted.
-	gl.StatusID = func(_ context.Context, n Notification) (string, error) { return "deploy/" + n.Name, nil }
+	gl.Text.Name = func(_ context.Context, n Notification) (string, error) { return "deploy/" + n.Name, nil }
 	g.Expect(gl.Send(context.Background(), sample)).To(Succeed())
 	g.Expect(json.Unmarshal(s.bodies[2], &body)).To(Succeed())
 	g.Expect(body).To(HaveKeyWithValue("name", "deploy/api"))
-	gl.StatusID = func(context.Context, Notification) (string, error) { return "", errors.New("no such key: env") }
+	gl.Text.Name = func(context.Context, Notification) (string, error) { return "", errors.New("no such key: env") }
 	g.Expect(gl.Send(context.Background(), sample)).To(MatchError(ContainSubstring("commitStatusExpr: no such key: env")))
 	g.Expect(paths).To(HaveLen(3))
 }
