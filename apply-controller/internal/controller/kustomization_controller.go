@@ -101,6 +101,10 @@ type runInfo struct {
 	revision string
 	digest   string
 	secrets  []string // values of Secret variables, never to appear in a message
+	// failing is set when the run started with Ready=False: its success is a recovery.
+	failing bool
+	// announced is set when the run reported what it applied in an event.
+	announced bool
 }
 
 // Reconcile follows the house shape: get, defer the one status patch, finalize or set up, skip
@@ -113,7 +117,7 @@ func (r *KustomizationReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		}
 		return ctrl.Result{}, err
 	}
-	st := &runInfo{start: time.Now()}
+	st := &runInfo{start: time.Now(), failing: conditions.IsFalse(obj, meta.ReadyCondition)}
 	patcher := status.NewPatcher(r.Client, obj)
 	defer func() {
 		plumbreconcile.Recovered(ctx, recover(), &retErr)
@@ -234,6 +238,7 @@ func (r *KustomizationReconciler) reconcile(ctx context.Context, obj *applyv1.Ku
 	obj.Status.LastAppliedRevision = src.Revision
 	if changes := summary(cs); changes != "" {
 		r.event(obj, src.Revision, corev1.EventTypeNormal, applyv1.SucceededReason, "%s", changes)
+		st.announced = true
 	}
 	wait := objs
 	if unchanged {

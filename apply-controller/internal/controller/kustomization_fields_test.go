@@ -11,6 +11,7 @@ import (
 	. "github.com/onsi/gomega"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -71,6 +72,19 @@ func TestKustomization_HealthCheckExprs(t *testing.T) {
 	msg := waitNotReady(g, k, applyv1.HealthCheckFailedReason)
 	g.Expect(msg).To(ContainSubstring("Certificate/" + ns + "/api"))
 	g.Expect(time.Since(started)).To(BeNumerically("<", 30*time.Second))
+
+	// Its recovery, with nothing to apply, is an event of its own: an Alert resolves on it.
+	setCertState(g, ns, "api", "Issued")
+	waitApplied(g, k, "main@sha1:2")
+	g.Eventually(func(g Gomega) {
+		var events eventsv1.EventList
+		g.Expect(k8s.List(context.Background(), &events, client.InNamespace(ns))).To(Succeed())
+		g.Expect(events.Items).To(ContainElement(SatisfyAll(
+			HaveField("Regarding.Name", k.Name),
+			HaveField("Type", corev1.EventTypeNormal),
+			HaveField("Note", HavePrefix("recovered: applied revision main@sha1:2")),
+		)))
+	}, timeout).Should(Succeed())
 
 	// An expression that does not compile stalls, naming it and the kind.
 	getK(g, k)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 
@@ -47,6 +48,12 @@ func (r *KustomizationReconciler) finalizeStatus(ctx context.Context, obj *apply
 	status.Outcome(obj, f, *retErr)
 	if st.revision != "" && obj.DeletionTimestamp.IsZero() && !obj.Spec.Suspend {
 		recordRun(obj, st, time.Now())
+	}
+	if st.failing && !st.announced && *retErr == nil && conditions.IsTrue(obj, meta.ReadyCondition) {
+		// A recovery is news even when nothing was applied (a health check that passes on a
+		// retry, a source that came back): an Alert's notifyOn and incident Providers resolve on
+		// it.
+		r.event(obj, st.revision, corev1.EventTypeNormal, applyv1.SucceededReason, "recovered: %s", conditions.GetMessage(obj, meta.ReadyCondition))
 	}
 	status.Finish(ctx, obj, f, patcher, r.ControllerName, result, retErr)
 }
