@@ -26,10 +26,31 @@ const (
 	GenericProvider = "generic"
 	// GenericHMACProvider posts the event as JSON with X-Signature: sha256=<hex HMAC>.
 	GenericHMACProvider = "generic-hmac"
+
+	// Incidents, telemetry and buses.
+
+	// PagerDutyProvider triggers a PagerDuty incident (Events API v2) on a failure and resolves
+	// it on its recovery.
+	PagerDutyProvider = "pagerduty"
+	// OpsgenieProvider creates an Opsgenie alert on a failure and closes it on its recovery.
+	OpsgenieProvider = "opsgenie"
+	// AlertmanagerProvider fires a Prometheus Alertmanager alert on a failure and resolves it
+	// on its recovery.
+	AlertmanagerProvider = "alertmanager"
+	// OTelProvider sends each event as an OpenTelemetry span over OTLP/HTTP.
+	OTelProvider = "otel"
+	// NATSProvider publishes the event as JSON on a NATS subject.
+	NATSProvider = "nats"
+	// GooglePubSubProvider publishes the event as JSON on a Google Cloud Pub/Sub topic.
+	GooglePubSubProvider = "googlepubsub"
+	// AzureEventHubProvider sends the event as JSON to an Azure Event Hub.
+	AzureEventHubProvider = "azureeventhub"
 )
 
 // ProviderSpec says where notifications go.
 // +kubebuilder:validation:XValidation:rule="self.type == 'github' || self.type == 'gitlab' || !has(self.commitStatusExpr)",message="commitStatusExpr is only supported for the github and gitlab provider types"
+// +kubebuilder:validation:XValidation:rule="!has(self.address) || self.type in ['nats', 'googlepubsub', 'azureeventhub'] || self.address.matches('^https?://.+$')",message="address must be an http:// or https:// URL"
+// +kubebuilder:validation:XValidation:rule="self.type != 'nats' || !has(self.address) || self.address.matches('^(nats|tls|ws|wss)://.+$')",message="the address of a nats Provider is a nats://, tls://, ws:// or wss:// URL"
 type ProviderSpec struct {
 	// Interval is accepted so that Flux manifests apply, and not used: Flux deprecated it in
 	// v1beta3, and Plumb reads a Provider's Secrets at each delivery.
@@ -39,17 +60,20 @@ type ProviderSpec struct {
 	Interval *metav1.Duration `json:"interval,omitempty"`
 	// Type of the receiving service.
 	// +required
-	// +kubebuilder:validation:Enum=slack;msteams;discord;github;gitlab;generic;generic-hmac
+	// +kubebuilder:validation:Enum=slack;msteams;discord;github;gitlab;generic;generic-hmac;pagerduty;opsgenie;alertmanager;otel;nats;googlepubsub;azureeventhub
 	Type string `json:"type"`
-	// Address to post to (a webhook URL; for github and gitlab the repository's URL);
-	// secretRef's `address` wins, so that a URL with a token in it can stay in a Secret.
+	// Address to post to, an http:// or https:// URL (a webhook URL; for github and gitlab the
+	// repository's URL); for nats the server's nats:// or tls:// URL, for googlepubsub the
+	// Google Cloud project ID, for azureeventhub the event hub's name (with a token). secretRef's
+	// `address` wins, so that a URL with a token in it can stay in a Secret.
 	// Loopback, link-local (cloud metadata) and the API server's address are refused unless the
 	// controller's --provider-allow-cidr lists them; credentials are not sent to http:// addresses
 	// unless --provider-allow-insecure-http is set.
 	// +optional
-	// +kubebuilder:validation:Pattern="^https?://.+$"
+	// +kubebuilder:validation:MaxLength=2048
 	Address string `json:"address,omitempty"`
-	// Channel for Slack with a bot token.
+	// Channel for Slack with a bot token; the routing key of pagerduty; the subject of nats; the
+	// topic of googlepubsub; the Event Hubs namespace of azureeventhub (with a token).
 	// +optional
 	Channel string `json:"channel,omitempty"`
 	// Username shown as the sender, where the service allows it.
@@ -58,7 +82,10 @@ type ProviderSpec struct {
 	// SecretRef names a Secret in the same namespace with `address`, `token` (Slack bot token,
 	// GitHub or GitLab API token, or the HMAC key of generic-hmac), and optionally `headers` (YAML
 	// map of extra headers) and `proxy` (a proxy URL that wins over spec.proxy, for one with a
-	// password in it).
+	// password in it). Some types read more: `username` and `password` (alertmanager, otel,
+	// nats), `creds` and `nkey` (nats); `token` is the routing key of pagerduty, the API key of
+	// opsgenie, the service account key of googlepubsub; `address` the connection string of
+	// azureeventhub.
 	//
 	// For github a GitHub App can stand in for `token`: `githubAppID`,
 	// `githubAppInstallationID` (or `githubAppInstallationOwner`), `githubAppPrivateKey` (PEM)

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
@@ -19,14 +20,21 @@ type senderConfig struct {
 	Headers  map[string]string
 	Data     map[string][]byte
 	Client   *http.Client
+	// For senders that connect without the HTTP client (nats): the TLS configuration of
+	// certSecretRef (nil without one), the address policy, and whether credentials may travel
+	// in clear text (--provider-allow-insecure-http).
+	TLS           *tls.Config
+	Addresses     *notify.AddressPolicy
+	AllowInsecure bool
 }
 
 // providerType is what the controller knows of one Provider type.
 type providerType struct {
 	// sender makes the type's Sender, or says what the Provider lacks.
 	sender func(c senderConfig) (notify.Sender, error)
-	// sendsToken is set when the token goes to the address (an API token): such a Provider is
-	// refused over plain HTTP unless the controller allows it.
+	// sendsToken is set when the Secret's token (or password) goes to the address (an API
+	// token): such a Provider, when its Secret has one, is refused over plain HTTP unless the
+	// controller allows it.
 	sendsToken bool
 }
 
@@ -40,6 +48,15 @@ var providerTypes = map[string]providerType{
 	notifyv1.GitLabProvider:      {sender: commitStatusSender, sendsToken: true},
 	notifyv1.GenericProvider:     {sender: webhookSender},
 	notifyv1.GenericHMACProvider: {sender: webhookSender},
+
+	// Incidents, telemetry and buses (provider_incident.go).
+	notifyv1.PagerDutyProvider:     {sender: pagerDutySender, sendsToken: true},
+	notifyv1.OpsgenieProvider:      {sender: opsgenieSender, sendsToken: true},
+	notifyv1.AlertmanagerProvider:  {sender: alertmanagerSender, sendsToken: true},
+	notifyv1.OTelProvider:          {sender: otelSender, sendsToken: true},
+	notifyv1.NATSProvider:          {sender: natsSender},
+	notifyv1.GooglePubSubProvider:  {sender: pubSubSender},
+	notifyv1.AzureEventHubProvider: {sender: eventHubSender, sendsToken: true},
 }
 
 // senderOf makes the Sender of a Provider's type.
