@@ -125,7 +125,14 @@ type NATS struct {
 // when the test ends.
 func StartNATS(t testing.TB, config string) *NATS {
 	t.Helper()
-	bin := testenv.NeedTool(t, "nats-server")
+	bin, err := exec.LookPath("nats-server")
+	if err != nil {
+		// Debian installs it in /usr/sbin, which a user's PATH may not hold.
+		if _, serr := os.Stat("/usr/sbin/nats-server"); serr != nil {
+			testenv.MissingTool(t, "nats-server", err)
+		}
+		bin = "/usr/sbin/nats-server"
+	}
 	dir := t.TempDir()
 	addr := freeAddr(t)
 	cfg := filepath.Join(dir, "nats.conf")
