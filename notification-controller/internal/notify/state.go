@@ -77,6 +77,11 @@ func (s *States) Decide(key string, failure bool, reason string, now time.Time, 
 		st.opened(reason)
 		return Decision{Send: true}
 	}
+	if st != nil && waiting(reason) {
+		// Waiting for something (a source, a dependency) ends no failure: it is no recovery.
+		st.lastSeen = now
+		return Decision{Send: len(notifyOn) == 0}
+	}
 	if st != nil {
 		delete(s.m, key)
 		if st.sent && (len(notifyOn) == 0 || slices.Contains(notifyOn, OnRecovery)) {
@@ -86,6 +91,15 @@ func (s *States) Decide(key string, failure bool, reason string, now time.Time, 
 	}
 	return Decision{Send: len(notifyOn) == 0 || slices.Contains(notifyOn, OnChange)}
 }
+
+// waitReasons are the reasons of the Normal events that say an object waits for something
+// (docs/contracts/conditions.md, category wait, and Flux's Progressing).
+var waitReasons = []string{"DependencyNotReady", "SourceNotReady", "ClusterNotReady", "ProviderNotReady", "HostBusy",
+	"HealthCheckCanceled", "VerificationRequired", "Progressing", "ProgressingWithRetry"}
+
+// waiting says whether a Normal event's reason is a wait: the object is not failing, nor has it
+// recovered.
+func waiting(reason string) bool { return slices.Contains(waitReasons, reason) }
 
 // opened records that a failure of reason was sent.
 func (st *state) opened(reason string) {

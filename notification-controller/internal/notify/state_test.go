@@ -100,3 +100,25 @@ func TestStatesRecovers(t *testing.T) {
 		}
 	}
 }
+
+// A wait (SourceNotReady, Flux's Progressing) during a failure is not its recovery: the
+// recovery comes with the success after it, and names the failure.
+func TestStatesWaitIsNoRecovery(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	for _, on := range [][]string{nil, {OnFailure, OnRecovery}} {
+		var s States
+		s.Decide("k", true, "BuildFailed", t0, on, 0)
+		if d := s.Decide("k", false, "SourceNotReady", t0.Add(1), on, 0); d.Recovers != nil || d.Send != (on == nil) {
+			t.Fatalf("notifyOn %v: a wait during a failure %+v", on, d)
+		}
+		if d := s.Decide("k", false, "Progressing", t0.Add(2), on, 0); d.Recovers != nil {
+			t.Fatalf("notifyOn %v: Progressing during a failure %+v", on, d)
+		}
+		if d := s.Decide("k", true, "BuildFailed", t0.Add(3), on, 0); d.Send != (on == nil) {
+			t.Fatalf("notifyOn %v: the failure goes on after the wait, sent again: %+v", on, d)
+		}
+		if d := s.Decide("k", false, "Succeeded", t0.Add(4), on, 0); !d.Send || !slices.Equal(d.Recovers, []string{"BuildFailed"}) {
+			t.Fatalf("notifyOn %v: the recovery after a wait %+v", on, d)
+		}
+	}
+}
