@@ -66,7 +66,7 @@ func pubSubSender(c senderConfig) (notify.Sender, error) {
 		return nil, errors.New("googlepubsub needs the Google Cloud project ID in spec.address and the topic ID in spec.channel")
 	}
 	if strings.Contains(c.Address, "/") {
-		return nil, fmt.Errorf("googlepubsub's address is the project ID, not a URL")
+		return nil, errors.New("googlepubsub's address is the Google Cloud project ID, not a URL")
 	}
 	if c.Token == "" {
 		return nil, &secretError{"googlepubsub needs the Secret's token: a service account key (JSON); Plumb does not publish with the controller's own identity"}

@@ -55,7 +55,7 @@ func (a *Alertmanager) Send(ctx context.Context, n Notification) error {
 	return sendJSON(ctx, a.Client, http.MethodPost, a.URL, headers, alerts)
 }
 
-// labelName is what Alertmanager accepts as a label name.
+// notLabelChar is what Alertmanager refuses in a label name.
 var notLabelChar = regexp.MustCompile(`[^a-zA-Z0-9_]`)
 
 // alertmanagerLabels name an alert: the Alert's eventMetadata (keys made label names), then

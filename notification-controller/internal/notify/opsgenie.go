@@ -40,7 +40,6 @@ func (o *Opsgenie) Send(ctx context.Context, n Notification) error {
 			"source": "plumb", "note": truncate(n.Title()+": "+n.Message, 25000),
 		})
 	case n.Severity == "error":
-		tags := []string{"plumb", n.Kind}
 		return sendJSON(ctx, o.Client, http.MethodPost, api, auth, map[string]any{
 			"message":     truncate(n.Title(), 130),
 			"alias":       alias,
@@ -48,7 +47,7 @@ func (o *Opsgenie) Send(ctx context.Context, n Notification) error {
 			"details":     incidentDetails(n),
 			"entity":      n.Kind + "/" + n.Namespace + "/" + n.Name,
 			"source":      "plumb " + n.Controller,
-			"tags":        tags,
+			"tags":        []string{"plumb", n.Kind},
 		})
 	}
 	return nil
