@@ -49,6 +49,25 @@ const (
 	DatadogProvider = "datadog"
 	// SentryProvider sends an error event (errors) or a transaction (info) to a Sentry DSN.
 	SentryProvider = "sentry"
+
+	// Incidents, telemetry and buses.
+
+	// PagerDutyProvider triggers a PagerDuty incident (Events API v2) on a failure and resolves
+	// it on its recovery.
+	PagerDutyProvider = "pagerduty"
+	// OpsgenieProvider creates an Opsgenie alert on a failure and closes it on its recovery.
+	OpsgenieProvider = "opsgenie"
+	// AlertmanagerProvider fires a Prometheus Alertmanager alert on a failure and resolves it
+	// on its recovery.
+	AlertmanagerProvider = "alertmanager"
+	// OTelProvider sends each event as an OpenTelemetry span over OTLP/HTTP.
+	OTelProvider = "otel"
+	// NATSProvider publishes the event as JSON on a NATS subject.
+	NATSProvider = "nats"
+	// GooglePubSubProvider publishes the event as JSON on a Google Cloud Pub/Sub topic.
+	GooglePubSubProvider = "googlepubsub"
+	// AzureEventHubProvider sends the event as JSON to an Azure Event Hub.
+	AzureEventHubProvider = "azureeventhub"
 )
 
 // Provider types of Git hosts: commit statuses, pull and merge request comments, dispatches.
@@ -79,6 +98,8 @@ const (
 // ProviderSpec says where notifications go.
 // +kubebuilder:validation:XValidation:rule="self.type in ['github', 'gitlab', 'gitea', 'bitbucketserver', 'bitbucket', 'azuredevops'] || !has(self.commitStatusExpr)",message="spec.commitStatusExpr is only supported for the 'github', 'gitlab', 'gitea', 'bitbucketserver', 'bitbucket', 'azuredevops' provider types"
 // +kubebuilder:validation:XValidation:rule="self.type in ['github', 'gitlab', 'gitea', 'bitbucketserver', 'bitbucket', 'azuredevops'] || !has(self.commitStatusDescriptionExpr)",message="spec.commitStatusDescriptionExpr is only supported for the 'github', 'gitlab', 'gitea', 'bitbucketserver', 'bitbucket', 'azuredevops' provider types"
+// +kubebuilder:validation:XValidation:rule="!has(self.address) || self.type in ['nats', 'googlepubsub', 'azureeventhub'] || self.address.matches('^https?://.+$')",message="address must be an http:// or https:// URL"
+// +kubebuilder:validation:XValidation:rule="self.type != 'nats' || !has(self.address) || self.address.matches('^(nats|tls|ws|wss)://.+$')",message="the address of a nats Provider is a nats://, tls://, ws:// or wss:// URL"
 type ProviderSpec struct {
 	// Interval is accepted so that Flux manifests apply, and not used: Flux deprecated it in
 	// v1beta3, and Plumb reads a Provider's Secrets at each delivery.
@@ -88,11 +109,13 @@ type ProviderSpec struct {
 	Interval *metav1.Duration `json:"interval,omitempty"`
 	// Type of the receiving service.
 	// +required
-	// +kubebuilder:validation:Enum=slack;msteams;discord;github;gitlab;generic;generic-hmac;googlechat;telegram;matrix;rocket;mattermost;webex;lark;zulip;grafana;datadog;sentry;gitea;bitbucket;bitbucketserver;azuredevops;githubpullrequestcomment;gitlabmergerequestcomment;giteapullrequestcomment;githubdispatch
+	// +kubebuilder:validation:Enum=slack;msteams;discord;github;gitlab;generic;generic-hmac;googlechat;telegram;matrix;rocket;mattermost;webex;lark;zulip;grafana;datadog;sentry;pagerduty;opsgenie;alertmanager;otel;nats;googlepubsub;azureeventhub;gitea;bitbucket;bitbucketserver;azuredevops;githubpullrequestcomment;gitlabmergerequestcomment;giteapullrequestcomment;githubdispatch
 	Type string `json:"type"`
-	// Address to post to (a webhook URL; for the Git host types the repository's URL, for
-	// bitbucketserver its HTTPS clone URL); secretRef's `address` wins, so that a URL with a
-	// token in it can stay in a Secret.
+	// Address to post to, an http:// or https:// URL (a webhook URL; for the Git host types the
+	// repository's URL, for bitbucketserver its HTTPS clone URL); for nats the server's nats://
+	// or tls:// URL, for googlepubsub the Google Cloud project ID, for azureeventhub the event
+	// hub's name (with a token). secretRef's `address` wins, so that a URL with a token in it
+	// can stay in a Secret.
 	// Loopback, link-local (cloud metadata) and the API server's address are refused unless the
 	// controller's --provider-allow-cidr lists them; credentials are not sent to http:// addresses
 	// unless --provider-allow-insecure-http is set.
@@ -100,12 +123,13 @@ type ProviderSpec struct {
 	// telegram (a Bot API server), webex (its messages API) and datadog (the site's API) have
 	// their service's as default.
 	// +optional
-	// +kubebuilder:validation:Pattern="^https?://.+$"
+	// +kubebuilder:validation:MaxLength=2048
 	Address string `json:"address,omitempty"`
 	// Channel for Slack with a bot token.
 	// The chat of telegram (<chat ID or @username>[:<topic ID>]), the room ID of matrix
 	// (!…:server) and webex, the <channel>/<topic> of zulip, the channel of rocket and
-	// mattermost, and the environment of sentry.
+	// mattermost, the environment of sentry, the routing key of pagerduty, the subject of nats,
+	// the topic of googlepubsub, the Event Hubs namespace of azureeventhub (with a token).
 	// +optional
 	Channel string `json:"channel,omitempty"`
 	// Username shown as the sender, where the service allows it. For zulip the bot's email, for
@@ -117,7 +141,10 @@ type ProviderSpec struct {
 	// the API token of a Git host type, `<username>:<app-password>` for bitbucket, or the HMAC
 	// key of generic-hmac), and optionally `headers` (YAML map of extra headers) and `proxy` (a
 	// proxy URL that wins over spec.proxy, for one with a password in it). bitbucketserver and
-	// gitea also take `username` and `password` instead of `token`.
+	// gitea also take `username` and `password` instead of `token`. Some types read more:
+	// `username` and `password` (alertmanager, otel, nats), `creds` and `nkey` (nats); `token` is
+	// the routing key of pagerduty, the API key of opsgenie, the service account key of
+	// googlepubsub; `address` the connection string of azureeventhub.
 	//
 	// `token` is also the bot token of telegram and webex, the access token of matrix, the
 	// service account token of grafana, the API key of datadog and the signing secret of lark;

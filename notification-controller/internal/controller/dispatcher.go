@@ -197,7 +197,7 @@ func (d *Dispatcher) match(ctx context.Context) {
 		case o := <-d.intake:
 			d.handle(ctx, o)
 		case du := <-d.dues:
-			if d.states.Due(du.key, time.Now(), du.after) {
+			if d.states.Due(du.key, du.n.Reason, time.Now(), du.after) {
 				d.enqueue(ctx, du.provider, du.n)
 			}
 		case now := <-sweep.C:
@@ -262,17 +262,18 @@ func (d *Dispatcher) handle(ctx context.Context, o occurrence) {
 			n.Severity = "error"
 		}
 		provider := types.NamespacedName{Namespace: a.Namespace, Name: a.Spec.ProviderRef.Name}
-		send, checkIn := d.states.Decide(key, ev.Type == "Warning", o.at, a.Spec.NotifyOn, after)
-		if checkIn > 0 {
+		decision := d.states.Decide(key, ev.Type == "Warning", ev.Reason, o.at, a.Spec.NotifyOn, after)
+		if decision.CheckIn > 0 {
 			du := due{key: key, provider: provider, n: n, after: after}
-			time.AfterFunc(checkIn, func() {
+			time.AfterFunc(decision.CheckIn, func() {
 				select {
 				case d.dues <- du:
 				case <-ctx.Done():
 				}
 			})
 		}
-		if send {
+		if decision.Send {
+			n.Recovers = decision.Recovers
 			d.enqueue(ctx, provider, n)
 		}
 	}

@@ -173,7 +173,7 @@ func SenderFor(ctx context.Context, r client.Reader, p *notifyv1.Provider, o Sen
 		}
 		proxyURL = "" // proxySecretRef wins
 	}
-	hc, err := httpClientOf(ctx, r, p, proxyURL, px, o.Addresses)
+	hc, tlsConfig, err := httpClientOf(ctx, r, p, proxyURL, px, o.Addresses)
 	if err != nil {
 		return nil, err
 	}
@@ -181,7 +181,8 @@ func SenderFor(ctx context.Context, r client.Reader, p *notifyv1.Provider, o Sen
 	if err != nil {
 		return nil, err
 	}
-	cfg := senderConfig{Provider: p, Address: address, Token: token, Headers: headers, Data: data, Client: hc, Status: text}
+	cfg := senderConfig{Provider: p, Address: address, Token: token, Headers: headers, Data: data, Client: hc, Status: text,
+		TLS: tlsConfig, Addresses: o.Addresses, AllowInsecure: o.AllowInsecureHTTP}
 	var app *gitauth.GitHubApp
 	if providerTypes[p.Spec.Type].githubApp && gitauth.IsGitHubApp(data) {
 		if app, err = gitauth.GitHubAppFromSecret(data, notify.APIFor(address)); err != nil {
@@ -209,8 +210,8 @@ func SenderFor(ctx context.Context, r client.Reader, p *notifyv1.Provider, o Sen
 	// (basic auth) of the types that send one, headers, an address (webhook URLs hold tokens),
 	// or a password in the URL. The HMAC key of generic-hmac never leaves.
 	if u, err := url.Parse(address); err == nil && u.Scheme == "http" && !o.AllowInsecureHTTP {
-		sendsCredentials := providerTypes[p.Spec.Type].sendsToken && (token != "" || len(data["password"]) > 0)
-		if sendsCredentials || len(headers) > 0 || addressInSecret || u.User != nil {
+		secretToken := token != "" || len(data["password"]) > 0 || app != nil
+		if (providerTypes[p.Spec.Type].sendsToken && secretToken) || len(headers) > 0 || addressInSecret || u.User != nil {
 			return nil, &plainHTTPError{host: u.Host}
 		}
 	}
@@ -248,13 +249,14 @@ func appTokens(app *gitauth.GitHubApp, hc *http.Client) func(context.Context) (s
 }
 
 // httpClientOf returns the HTTP client of a Provider's proxy and certSecretRef, whose
-// connections follow the address policy.
-func httpClientOf(ctx context.Context, r client.Reader, p *notifyv1.Provider, rawProxy string, px *proxy.Proxy, policy *notify.AddressPolicy) (*http.Client, error) {
+// connections follow the address policy, and the TLS configuration of certSecretRef (nil
+// without one).
+func httpClientOf(ctx context.Context, r client.Reader, p *notifyv1.Provider, rawProxy string, px *proxy.Proxy, policy *notify.AddressPolicy) (*http.Client, *tls.Config, error) {
 	var proxyURL *url.URL
 	if rawProxy != "" {
 		u, err := url.Parse(rawProxy)
 		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "socks5") {
-			return nil, fmt.Errorf("proxy %q is not an http, https or socks5 URL with a host", redact.URL(rawProxy))
+			return nil, nil, fmt.Errorf("proxy %q is not an http, https or socks5 URL with a host", redact.URL(rawProxy))
 		}
 		proxyURL = u
 	}
@@ -264,23 +266,23 @@ func httpClientOf(ctx context.Context, r client.Reader, p *notifyv1.Provider, ra
 		key := types.NamespacedName{Namespace: p.Namespace, Name: ref.Name}
 		if err := r.Get(ctx, key, s); err != nil {
 			if apierrors.IsNotFound(err) {
-				return nil, &secretError{fmt.Sprintf("certSecretRef: Secret %s not found", key)}
+				return nil, nil, &secretError{fmt.Sprintf("certSecretRef: Secret %s not found", key)}
 			}
-			return nil, fmt.Errorf("reading Secret %s: %w", key, err)
+			return nil, nil, fmt.Errorf("reading Secret %s: %w", key, err)
 		}
 		cfg, err := certs.FromSecret(s.Data)
 		if err != nil {
-			return nil, fmt.Errorf("certSecretRef %s: %w", key, err)
+			return nil, nil, fmt.Errorf("certSecretRef %s: %w", key, err)
 		}
 		if cfg == nil {
-			return nil, &secretError{fmt.Sprintf("certSecretRef: Secret %s has none of ca.crt, tls.crt and tls.key", key)}
+			return nil, nil, &secretError{fmt.Sprintf("certSecretRef: Secret %s has none of ca.crt, tls.crt and tls.key", key)}
 		}
 		tlsConfig = cfg
 	}
 	if px != nil {
 		hc := policy.ClientVia(px.Func(), tlsConfig)
 		hc.Transport = proxy.Explained{Next: hc.Transport, Proxy: px}
-		return hc, nil
+		return hc, tlsConfig, nil
 	}
-	return policy.Client(proxyURL, tlsConfig), nil
+	return policy.Client(proxyURL, tlsConfig), tlsConfig, nil
 }

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
@@ -25,6 +26,12 @@ type senderConfig struct {
 	Status      notify.StatusText
 	TokenSource func(context.Context) (string, error)
 	APIURL      string
+	// For senders that connect without the HTTP client (nats): the TLS configuration of
+	// certSecretRef (nil without one), the address policy, and whether credentials may travel
+	// in clear text (--provider-allow-insecure-http).
+	TLS           *tls.Config
+	Addresses     *notify.AddressPolicy
+	AllowInsecure bool
 }
 
 // providerType is what the controller knows of one Provider type.
@@ -72,6 +79,15 @@ var providerTypes = map[string]providerType{
 	notifyv1.GitLabMergeRequestCommentProvider: {sender: gitlabCommentSender, sendsToken: true},
 	notifyv1.GiteaPullRequestCommentProvider:   {sender: giteaCommentSender, sendsToken: true},
 	notifyv1.GitHubDispatchProvider:            {sender: githubDispatchSender, sendsToken: true, githubApp: true},
+
+	// Incidents, telemetry and buses (provider_incident.go).
+	notifyv1.PagerDutyProvider:     {sender: pagerDutySender, sendsToken: true},
+	notifyv1.OpsgenieProvider:      {sender: opsgenieSender, sendsToken: true},
+	notifyv1.AlertmanagerProvider:  {sender: alertmanagerSender, sendsToken: true},
+	notifyv1.OTelProvider:          {sender: otelSender, sendsToken: true},
+	notifyv1.NATSProvider:          {sender: natsSender},
+	notifyv1.GooglePubSubProvider:  {sender: pubSubSender},
+	notifyv1.AzureEventHubProvider: {sender: eventHubSender, sendsToken: true},
 }
 
 // senderOf makes the Sender of a Provider's type.

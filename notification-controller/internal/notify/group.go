@@ -4,7 +4,10 @@ import "strings"
 
 // Group merges the notifications of a burst that are about the same object and revision into
 // one, in order: the messages become lines of one message, the severity is error if any is, the
-// reason and time are the last one's. Notifications about other objects stay apart.
+// time and Recovers are the last one's (a burst that ends in a recovery is a recovery), and the
+// reason is the last failure's if there is one, else the last one's (the reason an incident
+// service files the failure under is one the Alert's state recorded). Notifications about
+// other objects stay apart.
 func Group(batch []Notification) []Notification {
 	var out []Notification
 	index := map[string]int{}
@@ -20,10 +23,13 @@ func Group(batch []Notification) []Notification {
 		if !strings.Contains("\n"+g.Message+"\n", "\n"+n.Message+"\n") {
 			g.Message += "\n" + n.Message
 		}
+		if n.Severity == "error" || g.Severity != "error" {
+			g.Reason = n.Reason
+		}
 		if n.Severity == "error" {
 			g.Severity = "error"
 		}
-		g.Reason, g.Time = n.Reason, n.Time
+		g.Time, g.Recovers = n.Time, n.Recovers
 	}
 	return out
 }

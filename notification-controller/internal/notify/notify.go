@@ -45,7 +45,14 @@ type Notification struct {
 	// content): for a Provider's commitStatusExpr, not sent.
 	APIVersion string         `json:"-"`
 	Alert      map[string]any `json:"-"`
+	// Recovers, on the success that ends a failure the Alert sent, holds the reasons of the
+	// failures sent: incident services (PagerDuty, Opsgenie, Alertmanager) close what those
+	// opened. Empty on other notifications. Not sent.
+	Recovers []string `json:"-"`
 }
+
+// Recovery says whether the notification ends a failure that was sent.
+func (n Notification) Recovery() bool { return len(n.Recovers) > 0 }
 
 // ShortRevision keeps a revision readable: main@sha1:1a2b3c4d5e6f (12 digits of the digest).
 func ShortRevision(rev string) string {

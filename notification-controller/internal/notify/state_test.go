@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"slices"
 	"testing"
 	"time"
 )
@@ -31,7 +32,7 @@ func TestStatesDecide(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			var s States
 			for i, st := range c.steps {
-				if got, _ := s.Decide("alert/obj", st.failure, t0.Add(st.at), c.notifyOn, c.alertAfter); got != st.want {
+				if got := s.Decide("alert/obj", st.failure, "Failed", t0.Add(st.at), c.notifyOn, c.alertAfter).Send; got != st.want {
 					t.Fatalf("step %d (failure %v at %s) = %v, want %v", i, st.failure, st.at, got, st.want)
 				}
 			}
@@ -45,32 +46,79 @@ func TestStatesDue(t *testing.T) {
 	t0 := time.Unix(0, 0)
 	on := []string{OnFailure, OnRecovery}
 	var s States
-	send, in := s.Decide("k", true, t0, on, time.Minute)
-	if send || in != time.Minute {
-		t.Fatalf("first failure: send %v, check in %s", send, in)
+	d := s.Decide("k", true, "Failed", t0, on, time.Minute)
+	if d.Send || d.CheckIn != time.Minute {
+		t.Fatalf("first failure: send %v, check in %s", d.Send, d.CheckIn)
 	}
-	if _, again := s.Decide("k", true, t0.Add(10*time.Second), on, time.Minute); again != 0 {
+	if again := s.Decide("k", true, "Failed", t0.Add(10*time.Second), on, time.Minute).CheckIn; again != 0 {
 		t.Fatal("a second check was asked for")
 	}
-	if !s.Due("k", t0.Add(time.Minute), time.Minute) {
+	if !s.Due("k", "Failed", t0.Add(time.Minute), time.Minute) {
 		t.Fatal("a failure that lasted alertAfter was not due")
 	}
-	if s.Due("k", t0.Add(2*time.Minute), time.Minute) {
+	if s.Due("k", "Failed", t0.Add(2*time.Minute), time.Minute) {
 		t.Fatal("a failure was due twice")
 	}
-	if send, _ := s.Decide("k", false, t0.Add(3*time.Minute), on, time.Minute); !send {
-		t.Fatal("the recovery of a sent failure was not sent")
+	if d := s.Decide("k", false, "Succeeded", t0.Add(3*time.Minute), on, time.Minute); !d.Send || !slices.Equal(d.Recovers, []string{"Failed"}) {
+		t.Fatalf("the recovery of a failure sent when due: %+v", d)
 	}
 
-	s.Decide("j", true, t0, on, time.Minute)
-	s.Decide("j", false, t0.Add(30*time.Second), on, time.Minute)
-	if s.Due("j", t0.Add(time.Minute), time.Minute) {
+	s.Decide("j", true, "Failed", t0, on, time.Minute)
+	s.Decide("j", false, "Succeeded", t0.Add(30*time.Second), on, time.Minute)
+	if s.Due("j", "Failed", t0.Add(time.Minute), time.Minute) {
 		t.Fatal("a healed failure was due")
 	}
 
-	s.Decide("old", true, t0, on, 0)
+	s.Decide("old", true, "Failed", t0, on, 0)
 	s.Sweep(t0.Add(time.Second))
-	if send, _ := s.Decide("old", false, t0.Add(2*time.Second), on, 0); send {
+	if s.Decide("old", false, "Succeeded", t0.Add(2*time.Second), on, 0).Send {
 		t.Fatal("a swept state still sent a recovery")
+	}
+}
+
+// A recovery names the failures it ends, each reason once, with or without notifyOn; a success
+// that ends nothing names none.
+func TestStatesRecovers(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	for _, on := range [][]string{nil, {OnFailure, OnRecovery, OnChange}} {
+		var s States
+		if d := s.Decide("k", false, "Succeeded", t0, on, 0); !d.Send || d.Recovers != nil {
+			t.Fatalf("notifyOn %v: a first success %+v", on, d)
+		}
+		s.Decide("k", true, "BuildFailed", t0.Add(1), on, 0)
+		s.Decide("k", true, "HealthCheckFailed", t0.Add(2), on, 0)
+		s.Decide("k", true, "BuildFailed", t0.Add(3), on, 0)
+		want := []string{"BuildFailed", "HealthCheckFailed"}
+		if on != nil {
+			want = want[:1] // a stateful Alert sends the first failure only
+		}
+		if d := s.Decide("k", false, "Succeeded", t0.Add(4), on, 0); !d.Send || !slices.Equal(d.Recovers, want) {
+			t.Fatalf("notifyOn %v: the recovery %+v, want Recovers %v", on, d, want)
+		}
+		if d := s.Decide("k", false, "Succeeded", t0.Add(5), on, 0); !d.Send || d.Recovers != nil {
+			t.Fatalf("notifyOn %v: a success after the recovery %+v", on, d)
+		}
+	}
+}
+
+// A wait (SourceNotReady, Flux's Progressing) during a failure is not its recovery: the
+// recovery comes with the success after it, and names the failure.
+func TestStatesWaitIsNoRecovery(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	for _, on := range [][]string{nil, {OnFailure, OnRecovery}} {
+		var s States
+		s.Decide("k", true, "BuildFailed", t0, on, 0)
+		if d := s.Decide("k", false, "SourceNotReady", t0.Add(1), on, 0); d.Recovers != nil || d.Send != (on == nil) {
+			t.Fatalf("notifyOn %v: a wait during a failure %+v", on, d)
+		}
+		if d := s.Decide("k", false, "Progressing", t0.Add(2), on, 0); d.Recovers != nil {
+			t.Fatalf("notifyOn %v: Progressing during a failure %+v", on, d)
+		}
+		if d := s.Decide("k", true, "BuildFailed", t0.Add(3), on, 0); d.Send != (on == nil) {
+			t.Fatalf("notifyOn %v: the failure goes on after the wait, sent again: %+v", on, d)
+		}
+		if d := s.Decide("k", false, "Succeeded", t0.Add(4), on, 0); !d.Send || !slices.Equal(d.Recovers, []string{"BuildFailed"}) {
+			t.Fatalf("notifyOn %v: the recovery after a wait %+v", on, d)
+		}
 	}
 }
