@@ -51,3 +51,17 @@ func TestCostLimit(t *testing.T) {
 	_, err = e.Bool(context.Background(), map[string]any{"res": map[string]any{}, "req": map[string]any{}})
 	g.Expect(err).To(MatchError(ContainSubstring("cost limit")))
 }
+
+// claims is declared for generic-oidc's filters only, as Flux does.
+func TestClaimsOnlyForOIDC(t *testing.T) {
+	g := NewWithT(t)
+	const src = `claims.repository == res.metadata.annotations['source-repository']`
+	_, err := Compile(ResourceFilter, src)
+	g.Expect(err).To(MatchError(ContainSubstring("undeclared reference to 'claims'")))
+	_, err = Compile(ResourceFilterOIDC, src)
+	g.Expect(err).NotTo(HaveOccurred())
+	_, err = Compile(OIDCValidation, `vars.owner`)
+	g.Expect(err).NotTo(HaveOccurred(), "a variable's type is known when it runs")
+	_, err = Compile(OIDCValidation, `claims.sub + 'x'`)
+	g.Expect(err).To(MatchError(ContainSubstring("not bool")))
+}
