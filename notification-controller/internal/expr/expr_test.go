@@ -25,6 +25,17 @@ func TestCompileChecksVariablesAndType(t *testing.T) {
 	// The examples of docs/api/receiver.md and provider.md compile.
 	_, err = Compile(ResourceFilter, `has(res.metadata.annotations) && res.metadata.annotations["image"] == req.repository.repo_name`)
 	g.Expect(err).NotTo(HaveOccurred())
+	for _, src := range []string{
+		`res.metadata.name == req.repository.name`,
+		`req.tag.contains('/' + res.metadata.name + ':')`,
+		`req.target.repository == res.metadata.name`,
+		`has(req.component) && req.component.name == res.metadata.name`,
+	} {
+		_, err = Compile(ResourceFilter, src)
+		g.Expect(err).NotTo(HaveOccurred(), src)
+	}
+	_, err = Compile(ResourceFilterOIDC, `claims.repository == 'acme/' + res.metadata.name`)
+	g.Expect(err).NotTo(HaveOccurred())
 	_, err = Compile(CommitStatusID, `(event.involvedObject.kind + '/' + event.involvedObject.name + '/' + event.metadata.env).lowerAscii()`)
 	g.Expect(err).NotTo(HaveOccurred())
 
