@@ -473,7 +473,16 @@ func (w *worker) run(ctx context.Context) {
 		if digest != nil {
 			w.deliverDigest(ctx, digest)
 		}
-		for _, n := range notify.Group(batch) {
+		msgs := notify.Group(batch)
+		for i, n := range msgs {
+			if i > 0 {
+				if folded, dropped := w.q.foldRest(msgs[i:]); folded > 0 {
+					d.mu.Lock()
+					d.folded(ctx, w.key, folded, dropped)
+					d.mu.Unlock()
+					break
+				}
+			}
 			w.deliver(ctx, n)
 		}
 		w.q.done()

@@ -90,6 +90,21 @@ func (q *queue) take(max int) (*notify.Digest, []notify.Notification) {
 	return dg, batch
 }
 
+// foldRest folds into the digest, when one formed while the worker delivered, the rest of what
+// the worker took (older than the digest's): they go out with it rather than one by one behind a
+// slow destination. It returns how many it folded and dropped; none without a digest.
+func (q *queue) foldRest(rest []notify.Notification) (folded, dropped int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.digest == nil {
+		return 0, 0
+	}
+	for i := len(rest) - 1; i >= 0; i-- {
+		dropped += q.digest.AddOlder(rest[i])
+	}
+	return len(rest), dropped
+}
+
 // done says the worker delivered what it took.
 func (q *queue) done() {
 	q.mu.Lock()
@@ -117,7 +132,7 @@ type backlog struct {
 }
 
 // folded counts notifications folded for a Provider: in the metrics at once, in its status at
-// the reporter's next write.
+// the reporter's next write. d.mu is held.
 func (d *Dispatcher) folded(ctx context.Context, provider types.NamespacedName, folded, dropped int) {
 	foldedTotal.WithLabelValues(provider.Namespace, provider.Name).Add(float64(folded))
 	if dropped > 0 {

@@ -241,4 +241,16 @@ func TestQueueFolds(t *testing.T) {
 	g.Expect(batch).To(HaveLen(1))
 	g.Expect(batch[0].Name).To(Equal("z"))
 	g.Expect(q.empty()).To(BeTrue())
+
+	// What the worker took and has not delivered joins a digest that formed meanwhile.
+	f, _ = q.foldRest([]notify.Notification{n("late")})
+	g.Expect(f).To(BeZero(), "no digest: the worker goes on")
+	for _, name := range []string{"p", "q", "r"} {
+		q.push(n(name), 3)
+	}
+	f, _ = q.foldRest([]notify.Notification{n("older"), n("p")})
+	g.Expect(f).To(Equal(2))
+	dg, _ = q.take(10)
+	g.Expect(dg.Events()).To(Equal(5))
+	g.Expect(dg.Last()[0].Name).To(Equal("older"), "older than the digest's: first")
 }

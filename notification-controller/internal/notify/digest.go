@@ -63,6 +63,34 @@ func (d *Digest) Add(n Notification) (dropped int) {
 	return dropped
 }
 
+// AddOlder folds in n, older than every notification already in the digest: an object the
+// digest holds keeps its (newer) state, and a new one comes first. It returns how many
+// notifications were dropped to make room: n itself when the digest is full.
+func (d *Digest) AddOlder(n Notification) (dropped int) {
+	if d.last == nil {
+		return d.Add(n)
+	}
+	max := d.MaxObjects
+	if max <= 0 {
+		max = 1000
+	}
+	key := objectKey(n)
+	if e, ok := d.last[key]; ok {
+		e.events++
+		d.events++
+		d.first = n.Time
+		return 0
+	}
+	if len(d.order) >= max {
+		return 1 // the oldest object's: this one
+	}
+	d.last[key] = &digestEntry{n: n, events: 1}
+	d.order = append([]string{key}, d.order...)
+	d.events++
+	d.first = n.Time
+	return 0
+}
+
 // Events is how many notifications the digest stands for.
 func (d *Digest) Events() int { return d.events }
 

@@ -71,3 +71,23 @@ func TestDigestIsBounded(t *testing.T) {
 	g.Expect(lines).To(HaveLen(1 + digestLines + 1))
 	g.Expect(lines[len(lines)-1]).To(Equal("… and 60 more objects"))
 }
+
+// Notifications older than the digest's add to it without overriding a newer state.
+func TestDigestAddOlder(t *testing.T) {
+	g := NewWithT(t)
+	n := func(name, msg string) Notification {
+		return Notification{Kind: "Kustomization", Namespace: "a", Name: name, Severity: "info", Message: msg}
+	}
+	d := &Digest{MaxObjects: 3}
+	d.Add(n("api", "new"))
+	d.Add(n("web", "new"))
+	g.Expect(d.AddOlder(n("api", "old"))).To(BeZero())
+	g.Expect(d.AddOlder(n("db", "old"))).To(BeZero())
+	g.Expect(d.AddOlder(n("queue", "old"))).To(Equal(1), "full: the oldest, this one, goes")
+	var got []string
+	for _, l := range d.Last() {
+		got = append(got, l.Name+"="+l.Message)
+	}
+	g.Expect(got).To(Equal([]string{"db=old", "api=new", "web=new"}))
+	g.Expect(d.Events()).To(Equal(4))
+}
