@@ -180,13 +180,14 @@ func benchNotify(ctx context.Context, events, objects, providers int, delay time
 		s.mu.Unlock()
 	}
 	// What waited for a slow sink went out folded into digests: the Providers count it.
-	var folded int64
+	var folded, dropped int64
 	var list notifyv1.ProviderList
 	if err := c.List(ctx, &list, client.InNamespace(ns)); err != nil {
 		return nil, err
 	}
 	for _, pr := range list.Items {
 		folded += pr.Status.Folded
+		dropped += pr.Status.Dropped
 	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	pct := func(q float64) time.Duration {
@@ -204,6 +205,7 @@ func benchNotify(ctx context.Context, events, objects, providers int, delay time
 	f.add("events_delivered", deliveredLabel, float64(len(lat)), 0, "count", Higher)
 	f.add("messages_sent", "messages sent (after grouping)", float64(messages), 0, "count", Lower)
 	f.add("events_folded", "events folded into digests (Providers' status.folded)", float64(folded), 0, "count", Lower)
+	f.add("events_dropped", "events dropped from full digests (Providers' status.dropped)", float64(dropped), 0, "count", Lower)
 	f.add("latency_p50", "event-to-delivery latency p50", float64(pct(0.5).Microseconds())/1000, 1, "ms", Lower)
 	f.add("latency_p99", "event-to-delivery latency p99", float64(pct(0.99).Microseconds())/1000, 1, "ms", Lower)
 	f.add("peak_rss", "notification-controller peak RSS", rss, 1, "MiB", Lower)
