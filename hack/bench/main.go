@@ -10,7 +10,7 @@
 //	go run ./bench helmchart [-n 500] [-charts 50] [-versions 100] [-cpuprofile file]
 //	go run ./bench shard [-n 1000] [-concurrent 4]
 //	go run ./bench helm [-n 1000] [-concurrent 10] [-cpuprofile file]
-//	go run ./bench notify [-events 10000] [-objects 1000] [-delay 0s]
+//	go run ./bench notify [-events 10000] [-objects 1000] [-providers 1] [-delay 0s]
 //	go run ./bench receiver [-n 20]
 //	go run ./bench image [-tags 10000] [-files 500] [-markers 100]
 //
@@ -130,9 +130,14 @@ func main() {
 		events := fs.Int("events", 10000, "events created")
 		objects := fs.Int("objects", 1000, "objects the events are about")
 		delay := fs.Duration("delay", 0, "the sink answers after this long (a slow chat service)")
+		providers := fs.Int("providers", 1, "Providers the events fan out to, each with its own Alert and sink")
 		parse()
-		begin(map[string]any{"events": *events, "objects": *objects, "delay": delay.String()})
-		ms, err = benchNotify(ctx, *events, *objects, *delay)
+		p := map[string]any{"events": *events, "objects": *objects, "delay": delay.String()}
+		if *providers != 1 {
+			p["providers"] = *providers // runs of one Provider keep the parameters they always had
+		}
+		begin(p)
+		ms, err = benchNotify(ctx, *events, *objects, *providers, *delay)
 	case "receiver":
 		n := fs.Int("n", 20, "pushes, each announced by a webhook call")
 		parse()

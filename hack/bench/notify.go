@@ -17,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/fluxcd/pkg/apis/meta"
 
@@ -56,9 +57,11 @@ func (s *latencySink) count() int {
 	return s.messages
 }
 
-// benchNotify: events events across objects objects into one Alert, to a sink that answers
-// after delay; event-to-delivery latency, messages, drops and peak RSS of notification-controller.
-func benchNotify(ctx context.Context, events, objects int, delay time.Duration) ([]Metric, error) {
+// benchNotify: events events across objects objects, matched by one Alert per Provider (an Alert
+// names one Provider: providers > 1 fans the same events out), each Provider to a sink of its
+// own that answers after delay; event-to-delivery latency over every delivery, messages,
+// notifications folded into digests and peak RSS of notification-controller.
+func benchNotify(ctx context.Context, events, objects, providers int, delay time.Duration) ([]Metric, error) {
 	bed, err := local.StartBed("plumb-bench-notify-", false)
 	if err != nil {
 		return nil, err
@@ -69,31 +72,37 @@ func benchNotify(ctx context.Context, events, objects int, delay time.Duration) 
 	if err != nil {
 		return nil, err
 	}
-	sink := &latencySink{delay: delay}
-	srv := httptest.NewServer(sink)
-	defer srv.Close()
 	ns := "bench"
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 		return nil, err
 	}
-	if err := c.Create(ctx, &notifyv1.Provider{ObjectMeta: metav1.ObjectMeta{Name: "chat", Namespace: ns},
-		Spec: notifyv1.ProviderSpec{Type: notifyv1.GenericProvider, Address: srv.URL}}); err != nil {
-		return nil, err
-	}
-	alert := &notifyv1.Alert{ObjectMeta: metav1.ObjectMeta{Name: "all", Namespace: ns},
-		Spec: notifyv1.AlertSpec{ProviderRef: meta.LocalObjectReference{Name: "chat"}, EventSources: []notifyv1.EventSource{{Kind: "Kustomization", Name: "*"}}}}
-	if err := c.Create(ctx, alert); err != nil {
-		return nil, err
-	}
-	// Wait for the Alert to be Ready (its reconcile proves the controller is up).
-	deadline := time.Now().Add(time.Minute)
-	for !ready(alert.Status.Conditions) {
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("alert not ready")
-		}
-		time.Sleep(100 * time.Millisecond)
-		if err := c.Get(ctx, clientKey(ns, "all"), alert); err != nil {
+	sinks := make([]*latencySink, providers)
+	for i := range sinks {
+		sinks[i] = &latencySink{delay: delay}
+		srv := httptest.NewServer(sinks[i])
+		defer srv.Close()
+		name := fmt.Sprintf("chat-%d", i)
+		if err := c.Create(ctx, &notifyv1.Provider{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+			Spec: notifyv1.ProviderSpec{Type: notifyv1.GenericProvider, Address: srv.URL}}); err != nil {
 			return nil, err
+		}
+		if err := c.Create(ctx, &notifyv1.Alert{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+			Spec: notifyv1.AlertSpec{ProviderRef: meta.LocalObjectReference{Name: name}, EventSources: []notifyv1.EventSource{{Kind: "Kustomization", Name: "*"}}}}); err != nil {
+			return nil, err
+		}
+	}
+	// Wait for the Alerts to be Ready (their reconciles prove the controller is up).
+	deadline := time.Now().Add(time.Minute)
+	for i := range providers {
+		alert := &notifyv1.Alert{}
+		for !ready(alert.Status.Conditions) {
+			if time.Now().After(deadline) {
+				return nil, fmt.Errorf("alert not ready")
+			}
+			time.Sleep(100 * time.Millisecond)
+			if err := c.Get(ctx, clientKey(ns, fmt.Sprintf("chat-%d", i)), alert); err != nil {
+				return nil, err
+			}
 		}
 	}
 	// A probe event, delivered, proves the event watch is running; it is not counted.
@@ -106,7 +115,15 @@ func benchNotify(ctx context.Context, events, objects int, delay time.Duration) 
 			Regarding: corev1.ObjectReference{APIVersion: "apply.plumb.dev/v1beta1", Kind: "Kustomization", Namespace: ns, Name: "probe"},
 		})
 	}
-	for i := 0; sink.count() == 0; i++ {
+	probed := func() bool {
+		for _, s := range sinks {
+			if s.count() == 0 {
+				return false
+			}
+		}
+		return true
+	}
+	for i := 0; !probed(); i++ {
 		if time.Now().After(deadline) {
 			return nil, fmt.Errorf("no probe event delivered")
 		}
@@ -115,9 +132,20 @@ func benchNotify(ctx context.Context, events, objects int, delay time.Duration) 
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	sink.mu.Lock()
-	sink.messages = 0
-	sink.mu.Unlock()
+	for _, s := range sinks {
+		s.mu.Lock()
+		s.messages = 0
+		s.mu.Unlock()
+	}
+	delivered := func() int {
+		n := 0
+		for _, s := range sinks {
+			s.mu.Lock()
+			n += len(s.latencies)
+			s.mu.Unlock()
+		}
+		return n
+	}
 
 	begin := time.Now()
 	for i := range events {
@@ -138,18 +166,29 @@ func benchNotify(ctx context.Context, events, objects int, delay time.Duration) 
 	last, lastCount := time.Now(), -1
 	for time.Since(last) < 5*time.Second {
 		time.Sleep(250 * time.Millisecond)
-		sink.mu.Lock()
-		n := len(sink.latencies)
-		sink.mu.Unlock()
-		if n != lastCount {
+		if n := delivered(); n != lastCount {
 			last, lastCount = time.Now(), n
 		}
 	}
 	rss, _ := p.PeakRSS()
-	sink.mu.Lock()
-	lat := append([]time.Duration(nil), sink.latencies...)
-	messages := sink.messages
-	sink.mu.Unlock()
+	var lat []time.Duration
+	messages := 0
+	for _, s := range sinks {
+		s.mu.Lock()
+		lat = append(lat, s.latencies...)
+		messages += s.messages
+		s.mu.Unlock()
+	}
+	// What waited for a slow sink went out folded into digests: the Providers count it.
+	var folded, dropped int64
+	var list notifyv1.ProviderList
+	if err := c.List(ctx, &list, client.InNamespace(ns)); err != nil {
+		return nil, err
+	}
+	for _, pr := range list.Items {
+		folded += pr.Status.Folded
+		dropped += pr.Status.Dropped
+	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	pct := func(q float64) time.Duration {
 		if len(lat) == 0 {
@@ -159,11 +198,17 @@ func benchNotify(ctx context.Context, events, objects int, delay time.Duration) 
 	}
 	var f figures
 	f.add("events_created", fmt.Sprintf("%d events created (by the benchmark, through the API server)", events), created.Seconds(), 2, "s", Lower)
-	f.add("events_delivered", "events delivered", float64(len(lat)), 0, "count", Higher)
+	deliveredLabel := "events delivered"
+	if providers > 1 {
+		deliveredLabel = fmt.Sprintf("events delivered (to all %d Providers)", providers)
+	}
+	f.add("events_delivered", deliveredLabel, float64(len(lat)), 0, "count", Higher)
 	f.add("messages_sent", "messages sent (after grouping)", float64(messages), 0, "count", Lower)
+	f.add("events_folded", "events folded into digests (Providers' status.folded)", float64(folded), 0, "count", Lower)
+	f.add("events_dropped", "events dropped from full digests (Providers' status.dropped)", float64(dropped), 0, "count", Lower)
 	f.add("latency_p50", "event-to-delivery latency p50", float64(pct(0.5).Microseconds())/1000, 1, "ms", Lower)
 	f.add("latency_p99", "event-to-delivery latency p99", float64(pct(0.99).Microseconds())/1000, 1, "ms", Lower)
 	f.add("peak_rss", "notification-controller peak RSS", rss, 1, "MiB", Lower)
-	writeTable(os.Stdout, fmt.Sprintf("notify: %d events across %d objects, one Alert, sink answering after %s (%d CPUs, %s)", events, objects, delay, runtime.NumCPU(), runtime.GOARCH), f)
+	writeTable(os.Stdout, fmt.Sprintf("notify: %d events across %d objects, %d Provider(s) with an Alert each, sinks answering after %s (%d CPUs, %s)", events, objects, providers, delay, runtime.NumCPU(), runtime.GOARCH), f)
 	return f, nil
 }

@@ -69,7 +69,7 @@ func benchReceiver(ctx context.Context, n int) ([]Metric, error) {
 			SourceRef: applyv1.CrossNamespaceSourceReference{Kind: sourcev1.GitRepositoryKind, Name: "app"},
 			Path:      "app", TargetNamespace: ns, Prune: true, Interval: hour, RetryInterval: &hour}},
 		&notifyv1.Receiver{ObjectMeta: metav1.ObjectMeta{Name: "push", Namespace: ns}, Spec: notifyv1.ReceiverSpec{
-			Type: notifyv1.GenericReceiver, SecretRef: meta.LocalObjectReference{Name: "hook"},
+			Type: notifyv1.GenericReceiver, SecretRef: &meta.LocalObjectReference{Name: "hook"},
 			Resources: []notifyv1.CrossNamespaceObjectReference{{APIVersion: "source.plumb.dev/v1beta1", Kind: sourcev1.GitRepositoryKind, Name: "app"}}}},
 	} {
 		if err := c.Create(ctx, o); err != nil {

@@ -270,7 +270,7 @@ func notifications(ctx context.Context, c client.Client, chatURL string) (client
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "webhook", Namespace: "demo"}, StringData: map[string]string{"token": "demo-webhook-token"}},
 		&notifyv1.Receiver{
 			ObjectMeta: metav1.ObjectMeta{Name: "git-push", Namespace: "demo"},
-			Spec: notifyv1.ReceiverSpec{Type: notifyv1.GenericReceiver, SecretRef: meta.LocalObjectReference{Name: "webhook"},
+			Spec: notifyv1.ReceiverSpec{Type: notifyv1.GenericReceiver, SecretRef: &meta.LocalObjectReference{Name: "webhook"},
 				Resources: []notifyv1.CrossNamespaceObjectReference{{APIVersion: "source.plumb.dev/v1beta1", Kind: sourcev1.GitRepositoryKind, Name: "demo"}}},
 		},
 		&notifyv1.Provider{

@@ -57,7 +57,7 @@ func TestWebhookToCluster(t *testing.T) {
 	rcv := &notifyv1.Receiver{
 		ObjectMeta: metav1.ObjectMeta{Name: "push", Namespace: ns},
 		Spec: notifyv1.ReceiverSpec{
-			Type: notifyv1.GenericReceiver, SecretRef: meta.LocalObjectReference{Name: "hook"},
+			Type: notifyv1.GenericReceiver, SecretRef: &meta.LocalObjectReference{Name: "hook"},
 			Resources: []notifyv1.CrossNamespaceObjectReference{{APIVersion: "source.plumb.dev/v1beta1", Kind: "GitRepository", Name: "hooked"}},
 		},
 	}

@@ -19,6 +19,7 @@ import (
 	notifyv1 "github.com/plumb-dev/plumb/notification-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/notification-controller/internal/controller"
 	"github.com/plumb-dev/plumb/notification-controller/internal/notify"
+	"github.com/plumb-dev/plumb/notification-controller/internal/receiver"
 	plumbmanager "github.com/plumb-dev/plumb/shared/manager"
 )
 
@@ -31,6 +32,7 @@ type options struct {
 	allowCIDRs           []netip.Prefix
 	allowInsecureHTTP    bool
 	noCrossNamespaceRefs bool
+	gcrJWKSURL           string
 }
 
 func main() {
@@ -45,6 +47,7 @@ func main() {
 	})
 	flag.BoolVar(&o.allowInsecureHTTP, strings.TrimPrefix(controller.InsecureHTTPFlag, "--"), false, "Let Providers send credentials from their Secret (token, headers, address) to http:// addresses, in clear text.")
 	flag.BoolVar(&o.noCrossNamespaceRefs, "no-cross-namespace-refs", true, "Refuse Receiver resources and Alert event sources in other namespaces than the Receiver's or Alert's.")
+	flag.StringVar(&o.gcrJWKSURL, "receiver-gcr-jwks-url", receiver.GoogleJWKS, "Where the keys of Google's OIDC tokens (gcr Receivers) are fetched from; for tests.")
 	o.Main(controllerName, func(ctx context.Context) error { return run(ctx, o) })
 }
 
@@ -81,7 +84,12 @@ func run(ctx context.Context, o options) error {
 		NoCrossNamespaceRefs: o.noCrossNamespaceRefs, DedupWindow: o.dedupWindow, Senders: senders}); err != nil {
 		return err
 	}
-	srv := &controller.Server{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: events, NoCrossNamespaceRefs: o.noCrossNamespaceRefs}
+	// OIDC discovery and keys (gcr, generic-oidc) are fetched from addresses tenants write, as
+	// deliveries are: the same address policy holds.
+	tokenClient := senders.Addresses.ClientVia(http.ProxyFromEnvironment, nil)
+	tokenClient.Timeout = 10 * time.Second
+	srv := &controller.Server{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: events, NoCrossNamespaceRefs: o.noCrossNamespaceRefs,
+		Tokens: &receiver.Tokens{Client: tokenClient, GoogleJWKS: o.gcrJWKSURL}}
 	if err := mgr.Add(everyReplica(func(ctx context.Context) error {
 		hs := &http.Server{Addr: o.receiverAddr, Handler: srv, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second}
 		go func() {

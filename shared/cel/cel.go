@@ -43,7 +43,8 @@ type Kind struct {
 }
 
 // NewKind is a kind of expression of the named variables (each a JSON object) that returns out,
-// or a value whose type is known only when it runs when dyn is set.
+// or a value whose type is known only when it runs when dyn is set. A nil out accepts any
+// result (read it with Value).
 func NewKind(out *cel.Type, dyn bool, vars ...string) *Kind {
 	return &Kind{vars: vars, out: out, dyn: dyn}
 }
@@ -72,6 +73,16 @@ func (e *Expression) Bool(ctx context.Context, vars map[string]any) (bool, error
 		return false, fmt.Errorf("evaluate %q: the result is %s, not a bool", e.src, v.Type().TypeName())
 	}
 	return bool(b), nil
+}
+
+// Value evaluates the expression to a CEL value of any type, which may be given back as (part
+// of) a variable of another evaluation.
+func (e *Expression) Value(ctx context.Context, vars map[string]any) (any, error) {
+	v, _, err := e.prog.ContextEval(ctx, vars)
+	if err != nil {
+		return nil, fmt.Errorf("evaluate %q: %w", e.src, err)
+	}
+	return v, nil
 }
 
 // Text evaluates the expression; a result that is not a string is an error.
@@ -140,7 +151,7 @@ func (k *Kind) build(src string) (*Expression, error) {
 	if iss.Err() != nil {
 		return nil, fmt.Errorf("%w %q: %s", ErrCompile, src, strings.TrimSpace(iss.Err().Error()))
 	}
-	if !k.parseOnly && !ast.OutputType().IsExactType(k.out) && !(k.dyn && ast.OutputType() == cel.DynType) {
+	if !k.parseOnly && k.out != nil && !ast.OutputType().IsExactType(k.out) && !(k.dyn && ast.OutputType() == cel.DynType) {
 		return nil, fmt.Errorf("%w %q: returns %s, not %s", ErrCompile, src, ast.OutputType(), k.out)
 	}
 	prog, err := env.Program(ast,

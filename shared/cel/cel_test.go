@@ -51,6 +51,28 @@ func TestCompileKinds(t *testing.T) {
 		t.Errorf("Text = %q, %v", got, err)
 	}
 
+	// A kind of any result gives a value that another expression can read back as a variable
+	// (a list here), as generic-oidc's variables are.
+	anyKind := NewKind(nil, true, "a", "vars")
+	v, err := Compile(anyKind, "[a.owner + '/one', a.owner + '/two']")
+	if err != nil {
+		t.Fatal(err)
+	}
+	val, err := v.Value(ctx, map[string]any{"a": map[string]any{"owner": "org"}, "vars": map[string]any{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := Compile(NewKind(BoolType, true, "a", "vars"), "a.repo in vars.repos")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for repo, want := range map[string]bool{"org/two": true, "org/three": false} {
+		got, err := in.Bool(ctx, map[string]any{"a": map[string]any{"repo": repo}, "vars": map[string]any{"repos": val}})
+		if err != nil || got != want {
+			t.Errorf("%s in the variable = %v, %v; want %v", repo, got, err, want)
+		}
+	}
+
 	// A parse-only kind sees whatever it is given.
 	p, err := Compile(ParseOnly(), "status.ready")
 	if err != nil {

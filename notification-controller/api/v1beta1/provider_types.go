@@ -216,6 +216,18 @@ type ProviderStatus struct {
 	// +listMapKey=type
 	Conditions                  []metav1.Condition `json:"conditions,omitempty"`
 	meta.ReconcileRequestStatus `json:",inline"`
+	// Folded counts the notifications that waited while the Provider delivered slower than
+	// they came, and went out folded into digests (the last state of each object in one
+	// message) instead of one by one.
+	// +optional
+	Folded int64 `json:"folded,omitempty"`
+	// Dropped counts, of the folded notifications, those lost because a digest holds at most
+	// 1,000 objects: the oldest object's went. Zero unless a Provider stays backed up for long.
+	// +optional
+	Dropped int64 `json:"dropped,omitempty"`
+	// LastFoldedTime is when notifications were last folded (or dropped).
+	// +optional
+	LastFoldedTime *metav1.Time `json:"lastFoldedTime,omitempty"`
 }
 
 // Provider is a chat or webhook service that Alerts send notifications to.

@@ -30,12 +30,13 @@ const (
 	ProviderNotReadyReason = "ProviderNotReady"
 	// InvalidSpecReason: the spec cannot work as written; retrying cannot help.
 	InvalidSpecReason = "InvalidSpec"
-	// InvalidCELExpressionReason: a Receiver's spec.resourceFilter or spec.resources[].filter
-	// does not compile or does not return a bool, or a Provider's spec.commitStatusExpr or
-	// spec.commitStatusDescriptionExpr does not compile or does not return a string; the message
-	// names the field and the expression.
+	// InvalidCELExpressionReason: a Receiver's spec.resourceFilter, spec.resources[].filter or
+	// an expression of spec.oidcProviders does not compile or does not return what it must, or a
+	// Provider's spec.commitStatusExpr or spec.commitStatusDescriptionExpr does not compile or
+	// does not return a string; the message names the field and the expression.
 	InvalidCELExpressionReason = "InvalidCELExpression"
-	// TokenNotFoundReason: the Receiver's token Secret, or its token key, is missing.
+	// TokenNotFoundReason: the Receiver's token Secret, its token key, or a key its type needs
+	// (gcr: email, audience) is missing.
 	TokenNotFoundReason = "TokenNotFound"
 	// AccessDeniedReason: the spec reaches beyond what the object's namespace may reach: an
 	// Alert's event sources or a Receiver's resources in another namespace (while

@@ -28,22 +28,39 @@ const (
 	DockerHubReceiver = "dockerhub"
 	// QuayReceiver: the secret path, and a Quay repository push payload.
 	QuayReceiver = "quay"
-	// GenericOIDCReceiver: Flux's OIDC-token receiver; not supported yet, refused by the
-	// schema.
+	// GenericOIDCReceiver: Authorization: Bearer <OIDC ID token> of one of spec.oidcProviders,
+	// whose claims pass its validations; no Secret.
 	GenericOIDCReceiver = "generic-oidc"
+	// GCRReceiver: a Pub/Sub push of Google Artifact Registry (or Container Registry)
+	// notifications, with the Google-signed OIDC token of the subscription's service account.
+	GCRReceiver = "gcr"
+	// ACRReceiver: the secret path, and an Azure Container Registry webhook payload.
+	ACRReceiver = "acr"
+	// NexusReceiver: X-Nexus-Webhook-Signature (hex HMAC-SHA1 of the body), and a Nexus
+	// Repository webhook payload.
+	NexusReceiver = "nexus"
+	// CDEventsReceiver: the secret path, and a CDEvent (a CloudEvent whose ce-type names it).
+	CDEventsReceiver = "cdevents"
 )
 
+// DefaultOIDCAudience is the audience (aud claim) a generic-oidc token must name when its
+// provider does not say (Flux's).
+const DefaultOIDCAudience = "notification-controller"
+
 // ReceiverSpec says who may call, which of their events count, and what to reconcile.
-// +kubebuilder:validation:XValidation:rule="self.type != 'generic-oidc'",message="type generic-oidc (OIDC tokens checked against spec.oidcProviders) is not supported by Plumb yet: use generic-hmac, or the type of the Git host or registry"
+// +kubebuilder:validation:XValidation:rule="self.type != 'generic-oidc' || (has(self.oidcProviders) && size(self.oidcProviders) > 0)",message="generic-oidc receivers must define at least one oidcProvider"
 // +kubebuilder:validation:XValidation:rule="self.type == 'generic-oidc' || !has(self.oidcProviders) || size(self.oidcProviders) == 0",message="oidcProviders can only be set when type is generic-oidc"
+// +kubebuilder:validation:XValidation:rule="self.type != 'generic-oidc' || !has(self.secretRef)",message="secretRef cannot be set when type is generic-oidc"
+// +kubebuilder:validation:XValidation:rule="self.type == 'generic-oidc' || has(self.secretRef)",message="secretRef is required when type is not generic-oidc"
 type ReceiverSpec struct {
-	// Type of the caller. generic-oidc is Flux's, and refused: Plumb does not check OIDC
-	// tokens yet.
+	// Type of the caller, which says how a call is authenticated.
 	// +required
-	// +kubebuilder:validation:Enum=generic;generic-hmac;github;gitlab;gitea;bitbucket;harbor;dockerhub;quay;generic-oidc
+	// +kubebuilder:validation:Enum=generic;generic-hmac;generic-oidc;github;gitlab;gitea;bitbucket;harbor;dockerhub;quay;gcr;acr;nexus;cdevents
 	Type string `json:"type"`
-	// Events the call must be one of to act (X-GitHub-Event, X-Gitlab-Event, ... e.g. push,
-	// "Push Hook"); empty accepts all.
+	// Events the call must be one of to act, compared without case: X-GitHub-Event,
+	// X-Gitlab-Event, X-Gitea-Event, X-Event-Key, Harbor's type, the action of gcr, acr and
+	// nexus payloads, a CDEvent's ce-type (an entry without the version matches every version).
+	// Empty accepts all; ignored by generic, generic-hmac and generic-oidc, which name no event.
 	// +optional
 	Events []string `json:"events,omitempty"`
 	// Resources to reconcile on a valid call: custom kinds that opted in (a ClusterRole labelled
@@ -54,9 +71,12 @@ type ReceiverSpec struct {
 	// +kubebuilder:validation:MinItems=1
 	Resources []CrossNamespaceObjectReference `json:"resources"`
 	// SecretRef names a Secret in the same namespace whose `token` key makes the webhook path
-	// and authenticates calls.
-	// +required
-	SecretRef meta.LocalObjectReference `json:"secretRef"`
+	// and authenticates calls; for gcr it also holds `email` (the service account of the
+	// Pub/Sub push subscription) and `audience` (its token's aud). Required by every type but
+	// generic-oidc, which must not set it: its path is made of the name and namespace alone,
+	// and the OIDC token authenticates calls.
+	// +optional
+	SecretRef *meta.LocalObjectReference `json:"secretRef,omitempty"`
 	// Suspend stops acting on calls (they are answered 503).
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
@@ -66,17 +86,21 @@ type ReceiverSpec struct {
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
 	Interval *metav1.Duration `json:"interval,omitempty"`
-	// OIDCProviders is Flux's field for type generic-oidc (OIDC issuers whose tokens
-	// authenticate calls, with CEL validations of their claims). Plumb does not check OIDC
-	// tokens yet: the schema refuses it with any type but generic-oidc, and generic-oidc itself.
+	// OIDCProviders are the issuers whose tokens authenticate calls of type generic-oidc: the
+	// one whose issuerURL equals the token's iss claim checks its signature (keys found by
+	// OIDC discovery), expiry and audience, then its validations must all be true of the
+	// token's claims. Only with generic-oidc.
 	// +optional
+	// +listType=map
+	// +listMapKey=issuerURL
 	OIDCProviders []OIDCProvider `json:"oidcProviders,omitempty"`
 	// ResourceFilter is a CEL expression returning a bool, evaluated for each object the
 	// resources select when a valid call arrives: only objects for which it is true are asked to
 	// reconcile. `res` is the object's apiVersion, kind and metadata; `req` is the call's body
-	// when it is JSON (Content-Type application/json), otherwise empty. E.g.
-	// `res.metadata.name == req.repository.name`. One that does not compile or does not return a
-	// bool makes the Receiver Stalled (InvalidCELExpression).
+	// when it is JSON (Content-Type application/json), otherwise empty (for gcr, the
+	// registry's notification inside the Pub/Sub message); `claims` are the verified token's,
+	// for generic-oidc only. E.g. `res.metadata.name == req.repository.name`. One that does not
+	// compile or does not return a bool makes the Receiver Stalled (InvalidCELExpression).
 	// +optional
 	ResourceFilter string `json:"resourceFilter,omitempty"`
 }
@@ -102,8 +126,9 @@ type CrossNamespaceObjectReference struct {
 	// MatchLabels selects the objects by label.
 	// +optional
 	MatchLabels map[string]string `json:"matchLabels,omitempty"`
-	// Filter is a CEL expression of `res` and `req`, as spec.resourceFilter, for the objects of
-	// this entry only; an object is asked to reconcile only when both are true.
+	// Filter is a CEL expression of `res` and `req` (and `claims` for generic-oidc), as
+	// spec.resourceFilter, for the objects of this entry only; an object is asked to reconcile
+	// only when both are true.
 	// +optional
 	Filter string `json:"filter,omitempty"`
 }
@@ -115,18 +140,28 @@ type OIDCProvider struct {
 	// +required
 	// +kubebuilder:validation:Pattern="^https?://"
 	IssuerURL string `json:"issuerURL"`
-	// Audience the tokens must name (their aud claim); Flux's default is
-	// notification-controller.
+	// Audience the tokens must name (their aud claim); default notification-controller.
 	// +optional
 	Audience string `json:"audience,omitempty"`
 	// Variables are named CEL expressions of `claims` (and the variables before them), seen by
 	// the validations as vars.<name>.
 	// +optional
 	Variables []OIDCVariable `json:"variables,omitempty"`
-	// Validations are CEL expressions of `claims` and `vars` that must all be true.
+	// Validations are CEL expressions of `claims` and `vars` that must all be true. A valid
+	// signature alone proves little: public issuers (GitHub Actions, say) give tokens to anyone
+	// on the platform, so the validations must name the caller (e.g.
+	// `claims.repository_owner == 'my-org'`).
 	// +required
 	// +kubebuilder:validation:MinItems=1
 	Validations []OIDCValidation `json:"validations"`
+}
+
+// GetAudience returns spec.audience, or DefaultOIDCAudience.
+func (in *OIDCProvider) GetAudience() string {
+	if in.Audience != "" {
+		return in.Audience
+	}
+	return DefaultOIDCAudience
 }
 
 // OIDCVariable is a named CEL expression of a token's claims.
@@ -159,8 +194,9 @@ type ReceiverStatus struct {
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
-	// WebhookPath is the path to call: /hook/<sha256 of token, name and namespace>. A new token
-	// is read every 10 minutes (or on a reconcile request); the old path is refused at once.
+	// WebhookPath is the path to call: /hook/<sha256 of token, name and namespace> (of name
+	// and namespace alone for generic-oidc). A new token is read every interval (or on a
+	// reconcile request); the old path is refused at once.
 	// +optional
 	WebhookPath                 string `json:"webhookPath,omitempty"`
 	meta.ReconcileRequestStatus `json:",inline"`

@@ -32,9 +32,12 @@ import (
 )
 
 // Dispatcher watches Kubernetes Events, matches them with Alerts and hands them to one worker
-// per Provider: the watch never waits for a delivery. Each worker has a bounded queue (events
-// beyond it are dropped and logged) and retries 5xx, 429 (after Retry-After) and network errors
-// with backoff; a delivery that still fails marks the Provider Ready=False with the error.
+// per Provider: the watch never waits for a delivery, and a slow Provider slows no other. Each
+// worker retries 5xx, 429 (after Retry-After) and network errors with backoff; a delivery that
+// still fails marks the Provider Ready=False with the error. A Provider slower than its
+// notifications come sees its queue fill: past FoldAt the waiting notifications are folded into
+// one digest (see queue), counted in the Provider's status and in
+// plumb_notification_folded_total, never dropped silently.
 type Dispatcher struct {
 	Client    client.Client
 	APIReader client.Reader
@@ -46,10 +49,17 @@ type Dispatcher struct {
 	// NoCrossNamespaceRefs matches an Alert only with events about objects of its own namespace,
 	// whatever its sources say (the AlertReconciler also stalls an Alert that names another).
 	NoCrossNamespaceRefs bool
-	// QueueSize bounds the intake and each Provider's queue (default 1000); Backoff is the
-	// first retry wait (default 1 s, doubled up to 3 retries).
+	// QueueSize bounds the intake of events waiting to be matched (default 1000; beyond it
+	// events are dropped, logged and counted); Backoff is the first retry wait (default 1 s,
+	// doubled up to 3 retries).
 	QueueSize int
 	Backoff   time.Duration
+	// FoldAt is how many notifications may wait for a Provider before they are folded into a
+	// digest (default 100).
+	FoldAt int
+	// ReportEvery bounds how often a Provider's status is written with what was folded
+	// (default 1 s).
+	ReportEvery time.Duration
 	// DedupWindow drops an event equal (object, reason, message, revision) to one an Alert sent
 	// within it (default 0: none).
 	DedupWindow time.Duration
@@ -72,7 +82,11 @@ type Dispatcher struct {
 	matchers map[types.UID]*matcher
 
 	mu      sync.Mutex
-	workers map[types.NamespacedName]chan notify.Notification
+	workers map[types.NamespacedName]*queue
+	// backlog is what was folded per Provider and is not yet in its status; reports asks the
+	// reporter to write it.
+	backlog map[types.NamespacedName]*backlog
+	reports chan struct{}
 }
 
 // occurrence is an event that happened at a time: a new Event, or a repeat of one (the events
@@ -106,12 +120,20 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	if d.IdleWorker == 0 {
 		d.IdleWorker = 5 * time.Minute
 	}
+	if d.FoldAt == 0 {
+		d.FoldAt = 100
+	}
+	if d.ReportEvery == 0 {
+		d.ReportEvery = time.Second
+	}
 	d.intake = make(chan occurrence, d.QueueSize)
 	d.dues = make(chan due, 64)
+	d.reports = make(chan struct{}, 1)
 	d.seen, d.matchers = map[string]time.Time{}, map[types.UID]*matcher{}
 	// The watch only hands events over: matching (which may read an object's labels) runs in
 	// its own goroutine, so a slow read never holds up the watch.
 	go d.match(ctx)
+	go d.report(ctx)
 	for ctx.Err() == nil {
 		if err := d.watch(ctx); err != nil && ctx.Err() == nil {
 			log.FromContext(ctx).Info("watch of events ended; starting again", "error", err.Error())
@@ -181,6 +203,7 @@ func (d *Dispatcher) take(ctx context.Context, ev *eventsv1.Event, at time.Time)
 	select {
 	case d.intake <- occurrence{ev: ev, at: at}:
 	default:
+		droppedTotal.WithLabelValues("", "", dropIntakeFull).Inc()
 		log.FromContext(ctx).Info("event intake full, event dropped", "object", ev.Regarding.Kind+"/"+ev.Regarding.Namespace+"/"+ev.Regarding.Name)
 	}
 }
@@ -377,20 +400,19 @@ func (d *Dispatcher) enqueue(ctx context.Context, provider types.NamespacedName,
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.workers == nil {
-		d.workers = map[types.NamespacedName]chan notify.Notification{}
+		d.workers = map[types.NamespacedName]*queue{}
 	}
-	ch, ok := d.workers[provider]
+	q, ok := d.workers[provider]
 	if !ok {
-		ch = make(chan notify.Notification, d.QueueSize)
-		d.workers[provider] = ch
-		w := &worker{d: d, key: provider, ch: ch}
+		q = newQueue()
+		d.workers[provider] = q
+		w := &worker{d: d, key: provider, q: q}
 		go w.run(ctx)
 	}
-	// Sent under the lock: a worker ends only with an empty queue, under the same lock.
-	select {
-	case ch <- n:
-	default:
-		log.FromContext(ctx).Info("provider queue full, notification dropped", "provider", provider, "object", n.Title())
+	// Pushed under the lock: a worker ends only with an empty queue, under the same lock.
+	folded, dropped := q.push(n, d.FoldAt)
+	if folded > 0 {
+		d.folded(ctx, provider, folded, dropped)
 	}
 }
 
@@ -398,7 +420,7 @@ func (d *Dispatcher) enqueue(ctx context.Context, provider types.NamespacedName,
 type worker struct {
 	d   *Dispatcher
 	key types.NamespacedName
-	ch  chan notify.Notification
+	q   *queue
 
 	// The Provider's Sender is kept for a minute (its Secret is read once per sender), and made
 	// again when the Provider's spec changes or a delivery fails (a rotated Secret, say).
@@ -410,48 +432,82 @@ type worker struct {
 // senderTTL bounds how long a Sender is used before its Secret is read again.
 const senderTTL = time.Minute
 
-// run delivers with retries; a burst about one object and revision (what arrives within
-// GroupWindow) goes as one message. It ends after IdleWorker without work.
+// maxBatch bounds the notifications taken at once, to group.
+const maxBatch = 100
+
+// run delivers with retries: a digest first (what it folds came before what waits now), then
+// the waiting notifications, a burst about one object and revision (what arrives within
+// GroupWindow) as one message. It ends after IdleWorker without work.
 func (w *worker) run(ctx context.Context) {
 	d := w.d
 	idle := time.NewTimer(d.IdleWorker)
 	defer idle.Stop()
 	for {
-		var batch []notify.Notification
-		select {
-		case <-ctx.Done():
-			return
-		case <-idle.C:
-			d.mu.Lock()
-			if len(w.ch) == 0 {
-				delete(d.workers, w.key)
-				d.mu.Unlock()
+		if w.q.empty() {
+			select {
+			case <-ctx.Done():
 				return
+			case <-idle.C:
+				d.mu.Lock()
+				if w.q.empty() {
+					delete(d.workers, w.key)
+					d.mu.Unlock()
+					return
+				}
+				d.mu.Unlock()
+				idle.Reset(d.IdleWorker)
+				continue
+			case <-w.q.ready:
 			}
-			d.mu.Unlock()
-			idle.Reset(d.IdleWorker)
-			continue
-		case n := <-w.ch:
-			batch = append(batch, n)
 		}
-		window := time.NewTimer(d.GroupWindow)
-	collect:
-		for len(batch) < 100 {
+		// More of the burst may come, unless a whole batch (or a digest) already waits.
+		if !w.q.full(maxBatch) {
+			window := time.NewTimer(d.GroupWindow)
 			select {
 			case <-ctx.Done():
 				window.Stop()
 				return
-			case n := <-w.ch:
-				batch = append(batch, n)
 			case <-window.C:
-				break collect
 			}
 		}
-		window.Stop()
-		for _, n := range notify.Group(batch) {
+		digest, batch := w.q.take(maxBatch)
+		if digest != nil {
+			w.deliverDigest(ctx, digest)
+		}
+		msgs := notify.Group(batch)
+		for i, n := range msgs {
+			if i > 0 {
+				if folded, dropped := w.q.foldRest(msgs[i:]); folded > 0 {
+					d.mu.Lock()
+					d.folded(ctx, w.key, folded, dropped)
+					d.mu.Unlock()
+					break
+				}
+			}
 			w.deliver(ctx, n)
 		}
+		w.q.done()
 		idle.Reset(d.IdleWorker)
+	}
+}
+
+// digestMessages are what a digest becomes for a Provider of a type.
+func digestMessages(typ string, provider types.NamespacedName, dg *notify.Digest) []notify.Notification {
+	if providerTypes[typ].perObject {
+		return dg.Last()
+	}
+	n := dg.Notification(notifyv1.ProviderKind, provider.Namespace, provider.Name)
+	n.APIVersion = notifyv1.GroupVersion.String()
+	return []notify.Notification{n}
+}
+
+func (w *worker) deliverDigest(ctx context.Context, dg *notify.Digest) {
+	p := &notifyv1.Provider{}
+	if err := w.d.Client.Get(ctx, w.key, p); err != nil {
+		return
+	}
+	for _, n := range digestMessages(p.Spec.Type, w.key, dg) {
+		w.deliver(ctx, n)
 	}
 }
 

@@ -44,6 +44,10 @@ type providerType struct {
 	sendsToken bool
 	// githubApp is set when a GitHub App in the Secret can stand in for the token.
 	githubApp bool
+	// perObject is set when each message is about one object and its state (a commit status, a
+	// pull request comment, an incident opened and resolved): a digest reaches such a Provider
+	// as the last notification of each object, one after the other, rather than as one message.
+	perObject bool
 }
 
 // providerTypes is every Provider type the controller delivers to; the API's enum of
@@ -52,8 +56,8 @@ var providerTypes = map[string]providerType{
 	notifyv1.SlackProvider:       {sender: slackSender},
 	notifyv1.MSTeamsProvider:     {sender: teamsSender},
 	notifyv1.DiscordProvider:     {sender: discordSender},
-	notifyv1.GitHubProvider:      {sender: commitStatusSender, sendsToken: true, githubApp: true},
-	notifyv1.GitLabProvider:      {sender: commitStatusSender, sendsToken: true},
+	notifyv1.GitHubProvider:      {sender: commitStatusSender, sendsToken: true, githubApp: true, perObject: true},
+	notifyv1.GitLabProvider:      {sender: commitStatusSender, sendsToken: true, perObject: true},
 	notifyv1.GenericProvider:     {sender: webhookSender},
 	notifyv1.GenericHMACProvider: {sender: webhookSender},
 	// Chat and observability (provider_types_chat.go).
@@ -71,19 +75,19 @@ var providerTypes = map[string]providerType{
 
 	// Git hosts: commit statuses, pull and merge request comments, dispatches
 	// (provider_types_git.go).
-	notifyv1.GiteaProvider:                     {sender: giteaSender, sendsToken: true},
-	notifyv1.BitbucketProvider:                 {sender: bitbucketSender, sendsToken: true},
-	notifyv1.BitbucketServerProvider:           {sender: bitbucketServerSender, sendsToken: true},
-	notifyv1.AzureDevOpsProvider:               {sender: azureDevOpsSender, sendsToken: true},
-	notifyv1.GitHubPullRequestCommentProvider:  {sender: githubCommentSender, sendsToken: true, githubApp: true},
-	notifyv1.GitLabMergeRequestCommentProvider: {sender: gitlabCommentSender, sendsToken: true},
-	notifyv1.GiteaPullRequestCommentProvider:   {sender: giteaCommentSender, sendsToken: true},
+	notifyv1.GiteaProvider:                     {sender: giteaSender, sendsToken: true, perObject: true},
+	notifyv1.BitbucketProvider:                 {sender: bitbucketSender, sendsToken: true, perObject: true},
+	notifyv1.BitbucketServerProvider:           {sender: bitbucketServerSender, sendsToken: true, perObject: true},
+	notifyv1.AzureDevOpsProvider:               {sender: azureDevOpsSender, sendsToken: true, perObject: true},
+	notifyv1.GitHubPullRequestCommentProvider:  {sender: githubCommentSender, sendsToken: true, githubApp: true, perObject: true},
+	notifyv1.GitLabMergeRequestCommentProvider: {sender: gitlabCommentSender, sendsToken: true, perObject: true},
+	notifyv1.GiteaPullRequestCommentProvider:   {sender: giteaCommentSender, sendsToken: true, perObject: true},
 	notifyv1.GitHubDispatchProvider:            {sender: githubDispatchSender, sendsToken: true, githubApp: true},
 
 	// Incidents, telemetry and buses (provider_incident.go).
-	notifyv1.PagerDutyProvider:     {sender: pagerDutySender, sendsToken: true},
-	notifyv1.OpsgenieProvider:      {sender: opsgenieSender, sendsToken: true},
-	notifyv1.AlertmanagerProvider:  {sender: alertmanagerSender, sendsToken: true},
+	notifyv1.PagerDutyProvider:     {sender: pagerDutySender, sendsToken: true, perObject: true},
+	notifyv1.OpsgenieProvider:      {sender: opsgenieSender, sendsToken: true, perObject: true},
+	notifyv1.AlertmanagerProvider:  {sender: alertmanagerSender, sendsToken: true, perObject: true},
 	notifyv1.OTelProvider:          {sender: otelSender, sendsToken: true},
 	notifyv1.NATSProvider:          {sender: natsSender},
 	notifyv1.GooglePubSubProvider:  {sender: pubSubSender},

@@ -3,6 +3,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	notifyv1 "github.com/plumb-dev/plumb/notification-controller/api/v1beta1"
+	"github.com/plumb-dev/plumb/notification-controller/internal/expr"
 	"github.com/plumb-dev/plumb/notification-controller/internal/receiver"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
 	"github.com/plumb-dev/plumb/shared/status"
@@ -79,13 +81,24 @@ func (r *ReceiverReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		status.Finish(ctx, obj, status.Fields{Kind: notifyv1.ReceiverKind, ObservedGeneration: &obj.Status.ObservedGeneration,
 			Requests: &obj.Status.ReconcileRequestStatus}, patcher, r.ControllerName, &result, &retErr)
 	}()
-	token, err := Token(ctx, r.APIReader, obj)
+	// What the schema refuses is checked again, for API servers that skip its rules.
+	if err := checkSpec(obj); err != nil {
+		return ctrl.Result{}, status.Stall(r.Events, obj, notifyv1.InvalidSpecReason, err.Error())
+	}
+	token, _, err := Token(ctx, r.APIReader, obj)
 	if err != nil {
 		return ctrl.Result{}, status.Fail(r.Events, obj, "", notifyv1.TokenNotFoundReason, err)
 	}
 	obj.Status.WebhookPath = receiver.Path(token, obj.Name, obj.Namespace)
-	// A filter that does not compile will not compile on retry: Stalled until the spec changes.
-	// The path stays published; calls to it are answered 503 and act on nothing.
+	// An expression that does not compile will not compile on retry: Stalled until the spec
+	// changes. The path stays published; calls to it are answered 503 and act on nothing.
+	if _, err := receiver.Issuers(obj.Spec.OIDCProviders); err != nil {
+		reason := notifyv1.InvalidSpecReason
+		if errors.Is(err, expr.ErrCompile) {
+			reason = notifyv1.InvalidCELExpressionReason
+		}
+		return ctrl.Result{}, status.Stall(r.Events, obj, reason, err.Error())
+	}
 	if _, err := compileFilters(obj); err != nil {
 		return ctrl.Result{}, status.Stall(r.Events, obj, notifyv1.InvalidCELExpressionReason, err.Error())
 	}
@@ -109,19 +122,54 @@ func tokenRecheck(obj *notifyv1.Receiver) time.Duration {
 	return TokenRecheck
 }
 
-// Token reads the `token` key of a Receiver's Secret.
-func Token(ctx context.Context, r client.Reader, obj *notifyv1.Receiver) (string, error) {
+// checkSpec refuses what the schema's rules refuse: generic-oidc has oidcProviders and no
+// secretRef, every other type a secretRef and no oidcProviders.
+func checkSpec(obj *notifyv1.Receiver) error {
+	oidc := obj.Spec.Type == notifyv1.GenericOIDCReceiver
+	switch {
+	case oidc && len(obj.Spec.OIDCProviders) == 0:
+		return errors.New("generic-oidc receivers must define at least one oidcProvider")
+	case oidc && obj.Spec.SecretRef != nil:
+		return errors.New("secretRef cannot be set when type is generic-oidc")
+	case !oidc && len(obj.Spec.OIDCProviders) > 0:
+		return errors.New("oidcProviders can only be set when type is generic-oidc")
+	case !oidc && obj.Spec.SecretRef == nil:
+		return errors.New("secretRef is required when type is not generic-oidc")
+	}
+	return nil
+}
+
+// secretKeys are the keys a type needs in its Secret besides `token`, and what each is.
+var secretKeys = map[string][][2]string{
+	notifyv1.GCRReceiver: {
+		{"email", "the service account of the Pub/Sub push subscription's OIDC token"},
+		{"audience", "the audience of that token, by default the push endpoint's URL"},
+	},
+}
+
+// Token reads the `token` key of a Receiver's Secret, and the Secret's data (which holds more
+// keys for some types, and which it checks). A generic-oidc Receiver has no Secret: its token
+// is "".
+func Token(ctx context.Context, r client.Reader, obj *notifyv1.Receiver) (string, map[string][]byte, error) {
+	if obj.Spec.SecretRef == nil {
+		return "", nil, nil
+	}
 	s := &corev1.Secret{}
 	key := types.NamespacedName{Namespace: obj.Namespace, Name: obj.Spec.SecretRef.Name}
 	if err := r.Get(ctx, key, s); err != nil {
 		if apierrors.IsNotFound(err) {
-			return "", fmt.Errorf("token Secret %s not found", key)
+			return "", nil, fmt.Errorf("token Secret %s not found", key)
 		}
-		return "", fmt.Errorf("token Secret %s: %w", key, err)
+		return "", nil, fmt.Errorf("token Secret %s: %w", key, err)
 	}
 	t := string(s.Data["token"])
 	if t == "" {
-		return "", fmt.Errorf("token Secret %s has no token key", key)
+		return "", nil, fmt.Errorf("token Secret %s has no token key", key)
 	}
-	return t, nil
+	for _, k := range secretKeys[obj.Spec.Type] {
+		if len(s.Data[k[0]]) == 0 {
+			return "", nil, fmt.Errorf("token Secret %s has no %s key (%s type: %s)", key, k[0], obj.Spec.Type, k[1])
+		}
+	}
+	return t, s.Data, nil
 }

@@ -83,7 +83,7 @@ func TestReceiver_GitHubPushReconcilesResources(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "github", Namespace: ns.Name},
 		Spec: notifyv1.ReceiverSpec{
 			Type: notifyv1.GitHubReceiver, Events: []string{"push"},
-			SecretRef: meta.LocalObjectReference{Name: "hook"},
+			SecretRef: &meta.LocalObjectReference{Name: "hook"},
 			Resources: []notifyv1.CrossNamespaceObjectReference{
 				{APIVersion: "source.plumb.dev/v1beta1", Kind: "GitRepository", Name: "app"},
 				{APIVersion: "source.plumb.dev/v1beta1", Kind: "GitRepository", Name: "*", MatchLabels: map[string]string{"team": "a"}},
@@ -156,7 +156,7 @@ func TestReceiver_MissingTokenIsNotReady(t *testing.T) {
 	rcv := &notifyv1.Receiver{
 		ObjectMeta: metav1.ObjectMeta{Name: "generic", Namespace: ns.Name},
 		Spec: notifyv1.ReceiverSpec{
-			Type: notifyv1.GenericReceiver, SecretRef: meta.LocalObjectReference{Name: "absent"},
+			Type: notifyv1.GenericReceiver, SecretRef: &meta.LocalObjectReference{Name: "absent"},
 			Resources: []notifyv1.CrossNamespaceObjectReference{{APIVersion: "source.plumb.dev/v1beta1", Kind: "GitRepository", Name: "x"}},
 		},
 	}

@@ -35,10 +35,15 @@ func (f filters) any() bool {
 }
 
 // compileFilters compiles a Receiver's filters; the error names the field and the expression.
+// Only generic-oidc's see the token's `claims`.
 func compileFilters(rcv *notifyv1.Receiver) (filters, error) {
 	f := filters{each: make([]*expr.Expression, len(rcv.Spec.Resources))}
+	kind := expr.ResourceFilter
+	if rcv.Spec.Type == notifyv1.GenericOIDCReceiver {
+		kind = expr.ResourceFilterOIDC
+	}
 	if src := rcv.Spec.ResourceFilter; src != "" {
-		e, err := expr.Compile(expr.ResourceFilter, src)
+		e, err := expr.Compile(kind, src)
 		if err != nil {
 			return f, fmt.Errorf("spec.resourceFilter: %w", err)
 		}
@@ -48,7 +53,7 @@ func compileFilters(rcv *notifyv1.Receiver) (filters, error) {
 		if ref.Filter == "" {
 			continue
 		}
-		e, err := expr.Compile(expr.ResourceFilter, ref.Filter)
+		e, err := expr.Compile(kind, ref.Filter)
 		if err != nil {
 			return f, fmt.Errorf("spec.resources[%d].filter (%s): %w", i, ref.Kind, err)
 		}
@@ -57,12 +62,22 @@ func compileFilters(rcv *notifyv1.Receiver) (filters, error) {
 	return f, nil
 }
 
+// call is what a verified call gives the filters: `req`, and `claims` for generic-oidc (nil
+// otherwise, and then not declared).
+type call struct {
+	req    map[string]any
+	claims map[string]any
+}
+
 // pass says whether obj, selected by the Receiver's i-th resource, is to be asked to reconcile:
-// both filters, where set, must be true. req is the call's body as `req`.
-func (f filters) pass(ctx context.Context, i int, obj *unstructured.Unstructured, req map[string]any) (bool, error) {
+// both filters, where set, must be true.
+func (f filters) pass(ctx context.Context, i int, obj *unstructured.Unstructured, c call) (bool, error) {
 	// res is what Flux gives its filters: the object's metadata, not its spec or status.
 	res := map[string]any{"apiVersion": obj.GetAPIVersion(), "kind": obj.GetKind(), "metadata": obj.Object["metadata"]}
-	vars := map[string]any{"res": res, "req": req}
+	vars := map[string]any{"res": res, "req": c.req}
+	if c.claims != nil {
+		vars["claims"] = c.claims
+	}
 	for _, e := range []*expr.Expression{f.top, f.each[i]} {
 		if e == nil {
 			continue
@@ -76,10 +91,13 @@ func (f filters) pass(ctx context.Context, i int, obj *unstructured.Unstructured
 }
 
 // requestBody decodes a call's body for the filters' `req`, as Flux does: a JSON object when
-// the Content-Type says application/json, otherwise empty.
-func requestBody(header http.Header, body []byte) (map[string]any, error) {
+// the Content-Type says application/json, otherwise empty. A type that finds its payload inside
+// the body (gcr, a structured CloudEvent) gives it as payload: always JSON.
+func requestBody(header http.Header, body, payload []byte) (map[string]any, error) {
 	req := map[string]any{}
-	if !jsonContent(header.Get("Content-Type")) {
+	if payload != nil {
+		body = payload
+	} else if !jsonContent(header.Get("Content-Type")) {
 		return req, nil
 	}
 	if err := json.Unmarshal(body, &req); err != nil {

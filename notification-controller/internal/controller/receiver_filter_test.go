@@ -28,7 +28,7 @@ func filterReceiver(g *WithT, edit func(*notifyv1.ReceiverSpec)) *notifyv1.Recei
 	rcv := &notifyv1.Receiver{
 		ObjectMeta: metav1.ObjectMeta{Name: "filtered", Namespace: ns.Name},
 		Spec: notifyv1.ReceiverSpec{
-			Type: notifyv1.GenericReceiver, SecretRef: meta.LocalObjectReference{Name: "hook"},
+			Type: notifyv1.GenericReceiver, SecretRef: &meta.LocalObjectReference{Name: "hook"},
 			Resources: []notifyv1.CrossNamespaceObjectReference{{APIVersion: "source.plumb.dev/v1beta1", Kind: "GitRepository", Name: "*"}},
 		},
 	}
@@ -145,26 +145,31 @@ func TestReceiver_IntervalDefaults(t *testing.T) {
 	g.Expect(tokenRecheck(rcv)).To(Equal(time.Minute))
 }
 
-// Flux's generic-oidc Receivers are refused by the schema with a message saying so, not
-// accepted and left unchecked; so are oidcProviders on another type.
-func TestReceiver_GenericOIDCIsRefused(t *testing.T) {
+// The schema refuses what Flux's refuses: generic-oidc needs oidcProviders and no secretRef,
+// every other type a secretRef and no oidcProviders.
+func TestReceiver_SchemaRulesOfSecretAndOIDC(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	oidc := []notifyv1.OIDCProvider{{IssuerURL: "https://token.actions.githubusercontent.com",
 		Validations: []notifyv1.OIDCValidation{{Expression: `claims.repository_owner == "acme"`, Message: "not acme"}}}}
-	for typ, want := range map[string]string{
-		notifyv1.GenericOIDCReceiver: "type generic-oidc (OIDC tokens checked against spec.oidcProviders) is not supported by Plumb yet",
-		notifyv1.GenericReceiver:     "oidcProviders can only be set when type is generic-oidc",
+	secret := &meta.LocalObjectReference{Name: "hook"}
+	for want, spec := range map[string]notifyv1.ReceiverSpec{
+		"secretRef cannot be set when type is generic-oidc":       {Type: notifyv1.GenericOIDCReceiver, SecretRef: secret, OIDCProviders: oidc},
+		"generic-oidc receivers must define at least one":         {Type: notifyv1.GenericOIDCReceiver},
+		"oidcProviders can only be set when type is generic-oidc": {Type: notifyv1.GenericReceiver, SecretRef: secret, OIDCProviders: oidc},
+		"secretRef is required when type is not generic-oidc":     {Type: notifyv1.GCRReceiver},
 	} {
-		rcv := &notifyv1.Receiver{
-			ObjectMeta: metav1.ObjectMeta{Name: "oidc", Namespace: "default"},
-			Spec: notifyv1.ReceiverSpec{
-				Type: typ, SecretRef: meta.LocalObjectReference{Name: "hook"}, OIDCProviders: oidc,
-				Resources: []notifyv1.CrossNamespaceObjectReference{{APIVersion: "source.plumb.dev/v1beta1", Kind: "GitRepository", Name: "*"}},
-			},
-		}
+		spec.Resources = []notifyv1.CrossNamespaceObjectReference{{APIVersion: "source.plumb.dev/v1beta1", Kind: "GitRepository", Name: "*"}}
+		rcv := &notifyv1.Receiver{ObjectMeta: metav1.ObjectMeta{Name: "rules", Namespace: "default"}, Spec: spec}
 		err := k8s.Create(ctx, rcv)
-		g.Expect(err).To(HaveOccurred(), typ)
-		g.Expect(err.Error()).To(ContainSubstring(want))
+		g.Expect(err).To(MatchError(ContainSubstring(want)), spec.Type)
 	}
+	// And the controller refuses them too, for API servers that skip the rules.
+	for _, spec := range []notifyv1.ReceiverSpec{
+		{Type: notifyv1.GenericOIDCReceiver, SecretRef: secret, OIDCProviders: oidc},
+		{Type: notifyv1.GCRReceiver},
+	} {
+		g.Expect(checkSpec(&notifyv1.Receiver{Spec: spec})).To(HaveOccurred())
+	}
+	g.Expect(checkSpec(&notifyv1.Receiver{Spec: notifyv1.ReceiverSpec{Type: notifyv1.GenericOIDCReceiver, OIDCProviders: oidc}})).To(Succeed())
 }

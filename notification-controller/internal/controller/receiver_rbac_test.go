@@ -117,7 +117,7 @@ func TestReceiver_WithTheControllersRBAC(t *testing.T) {
 	rcv := &notifyv1.Receiver{
 		ObjectMeta: metav1.ObjectMeta{Name: "generic", Namespace: ns},
 		Spec: notifyv1.ReceiverSpec{
-			Type: notifyv1.GenericReceiver, SecretRef: meta.LocalObjectReference{Name: "hook"},
+			Type: notifyv1.GenericReceiver, SecretRef: &meta.LocalObjectReference{Name: "hook"},
 			Resources: []notifyv1.CrossNamespaceObjectReference{
 				{APIVersion: "source.plumb.dev/v1beta1", Kind: "GitRepository", Name: "*"},
 				{APIVersion: "apply.plumb.dev/v1beta1", Kind: "Kustomization", Name: "*"},

@@ -51,7 +51,7 @@ func TestReceiver_RefusesTargetsOutsideItsTenancy(t *testing.T) {
 	rcv := &notifyv1.Receiver{
 		ObjectMeta: metav1.ObjectMeta{Name: "generic", Namespace: a},
 		Spec: notifyv1.ReceiverSpec{
-			Type: notifyv1.GenericReceiver, SecretRef: meta.LocalObjectReference{Name: "hook"},
+			Type: notifyv1.GenericReceiver, SecretRef: &meta.LocalObjectReference{Name: "hook"},
 			Resources: []notifyv1.CrossNamespaceObjectReference{
 				{APIVersion: "source.plumb.dev/v1beta1", Kind: "GitRepository", Name: "app"},
 				{APIVersion: "source.plumb.dev/v1beta1", Kind: "GitRepository", Name: "app", Namespace: b},

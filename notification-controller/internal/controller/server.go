@@ -33,7 +33,8 @@ const MaxBody = 1 << 20
 // Server answers Receiver webhooks: it finds the Receiver by its path, checks the call as the
 // Receiver's type signs it, and annotates the Receiver's resources so that their controllers
 // reconcile them at once. Unknown paths get 404 (no hint whether a path exists), bad signatures
-// 401, malformed bodies 400, bursts beyond the per-path rate 429. Nothing secret is logged.
+// or tokens 401, malformed bodies 400, bursts beyond the per-path rate 429, a Receiver that
+// lacks what its type needs 503. Nothing secret is logged.
 //
 // Failed calls (401, 400) are limited apart from verified ones, per client address and per
 // path: a flood of badly signed calls gets 429 without using up the path's rate, so the real
@@ -45,6 +46,9 @@ type Server struct {
 	APIReader client.Reader
 	// Events records on a Receiver the resources a call was refused (nil records none).
 	Events recorder.EventRecorder
+	// Tokens verifies the OIDC tokens of gcr and generic-oidc calls, and keeps the issuers'
+	// keys (nil: a Tokens of its own, with Google's keys and no address policy).
+	Tokens *receiver.Tokens
 	// NoCrossNamespaceRefs refuses resources in other namespaces than the Receiver's.
 	NoCrossNamespaceRefs bool
 	// Rate and Burst bound the verified calls per path (default 10/s, burst 20).
@@ -57,6 +61,19 @@ type Server struct {
 
 	mu                              sync.Mutex
 	calls, failsByAddr, failsByPath map[string]*rate.Limiter
+	tokens                          *receiver.Tokens
+}
+
+func (s *Server) tokenVerifier() *receiver.Tokens {
+	if s.Tokens != nil {
+		return s.Tokens
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tokens == nil {
+		s.tokens = &receiver.Tokens{}
+	}
+	return s.tokens
 }
 
 // maxLimiters bounds each limiter map: beyond it, limiters that are full again (their caller
@@ -128,21 +145,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	// path is unknown at once, before the Receiver publishes its new one.
 	type target struct {
 		rcv     *notifyv1.Receiver
-		token   string
+		spec    receiver.Spec
 		res     receiver.Result
 		filters filters
 	}
 	var targets []target
 	for i := range list.Items {
 		rcv := &list.Items[i]
-		token, err := Token(ctx, s.APIReader, rcv)
+		token, data, err := Token(ctx, s.APIReader, rcv)
 		if err != nil {
 			lg.Error(err, "receiver without token", "receiver", types.NamespacedName{Namespace: rcv.Namespace, Name: rcv.Name})
 			http.Error(w, "receiver not ready", http.StatusServiceUnavailable)
 			return
 		}
 		if receiver.Path(token, rcv.Name, rcv.Namespace) == req.URL.Path {
-			targets = append(targets, target{rcv: rcv, token: token})
+			targets = append(targets, target{rcv: rcv, spec: receiver.Spec{Type: rcv.Spec.Type, Token: token, Secret: data, Events: rcv.Spec.Events}})
 		}
 	}
 	if len(targets) == 0 {
@@ -169,15 +186,23 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		}
 		// A filter that does not compile stalls the Receiver (InvalidCELExpression): it acts
 		// on nothing rather than on everything.
-		if t.filters, err = compileFilters(t.rcv); err != nil {
+		if t.filters, err = compileFilters(t.rcv); err == nil {
+			t.spec.Issuers, err = receiver.Issuers(t.rcv.Spec.OIDCProviders)
+		}
+		if err != nil {
 			lg.Info("receiver not ready", "receiver", who, "reason", err.Error())
 			http.Error(w, "receiver not ready", http.StatusServiceUnavailable)
 			return
 		}
 		filtered = filtered || t.filters.any()
-		t.res, err = receiver.Verify(t.rcv.Spec.Type, t.token, t.rcv.Spec.Events, receiver.Call{Header: req.Header, Body: body})
+		t.res, err = s.tokenVerifier().Check(ctx, t.spec, receiver.Call{Header: req.Header, Body: body})
 		if err == nil {
 			continue
+		}
+		if errors.Is(err, receiver.ErrNotReady) {
+			lg.Info("receiver not ready", "receiver", who, "reason", err.Error())
+			http.Error(w, "receiver not ready", http.StatusServiceUnavailable)
+			return
 		}
 		if !s.allowFailure(clientAddr(req), req.URL.Path) {
 			http.Error(w, "too many failed calls", http.StatusTooManyRequests)
@@ -185,7 +210,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		}
 		if errors.Is(err, receiver.ErrUnauthorized) {
 			lg.Info("call refused", "receiver", who, "reason", err.Error())
-			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			msg := "unauthorized"
+			// What a generic-oidc validation says is the caller's to read: it says which claim
+			// the token must have.
+			var ce *receiver.CallerError
+			if errors.As(err, &ce) {
+				msg += ": " + ce.Message
+			}
+			http.Error(w, msg, http.StatusUnauthorized)
 			return
 		}
 		lg.Info("malformed call", "receiver", who, "reason", err.Error())
@@ -196,23 +228,26 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "too many calls", http.StatusTooManyRequests)
 		return
 	}
-	var reqBody map[string]any
+	calls := make([]call, len(targets))
 	if filtered {
-		if reqBody, err = requestBody(req.Header, body); err != nil {
-			lg.Info("malformed call", "reason", err.Error())
-			http.Error(w, "bad request: "+err.Error(), http.StatusBadRequest)
-			return
+		for i, t := range targets {
+			if calls[i].req, err = requestBody(req.Header, body, t.res.Payload); err != nil {
+				lg.Info("malformed call", "reason", err.Error())
+				http.Error(w, "bad request: "+err.Error(), http.StatusBadRequest)
+				return
+			}
+			calls[i].claims = t.res.Claims
 		}
 	}
 	total, refused := 0, 0
-	for _, t := range targets {
+	for i, t := range targets {
 		rcv := t.rcv
 		who := types.NamespacedName{Namespace: rcv.Namespace, Name: rcv.Name}
 		if !t.res.Trigger {
 			lg.Info("call accepted without action", "receiver", who, "event", t.res.Event)
 			continue
 		}
-		n, denied, err := s.annotate(ctx, rcv, t.filters, reqBody)
+		n, denied, err := s.annotate(ctx, rcv, t.filters, calls[i])
 		if len(denied) > 0 {
 			refused += len(denied)
 			lg.Info("resources refused", "receiver", who, "refused", denied)
@@ -234,10 +269,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 }
 
 // annotate sets the reconcile request annotation on every resource the Receiver selects, may
-// reach and its filters pass (reqBody is the call's body for them); it returns how many it
-// annotated and the resources it refused (see refusal; a kind the API server forbids did not opt
-// in).
-func (s *Server) annotate(ctx context.Context, rcv *notifyv1.Receiver, f filters, reqBody map[string]any) (int, []string, error) {
+// reach and its filters pass (c is what the call gives them); it returns how many it annotated
+// and the resources it refused (see refusal; a kind the API server forbids did not opt in).
+func (s *Server) annotate(ctx context.Context, rcv *notifyv1.Receiver, f filters, c call) (int, []string, error) {
 	now := time.Now().Format(time.RFC3339Nano)
 	patch := plumbreconcile.RequestPatch(now)
 	n := 0
@@ -290,7 +324,7 @@ func (s *Server) annotate(ctx context.Context, rcv *notifyv1.Receiver, f filters
 		}
 		for _, u := range targets {
 			if filter {
-				if ok, err := f.pass(ctx, i, u, reqBody); err != nil {
+				if ok, err := f.pass(ctx, i, u, c); err != nil {
 					// An expression that fails on this object (a field the call did not send)
 					// passes it over, as false would; the Receiver's events say why.
 					events.Record(s.Events, rcv, "", corev1.EventTypeWarning, notifyv1.InvalidCELExpressionReason,

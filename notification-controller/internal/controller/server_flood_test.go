@@ -29,7 +29,7 @@ func TestServer_BadSignatureFloodDoesNotLockOutTheCaller(t *testing.T) {
 	rcv := &notifyv1.Receiver{
 		ObjectMeta: metav1.ObjectMeta{Name: "hmac", Namespace: ns},
 		Spec: notifyv1.ReceiverSpec{
-			Type: notifyv1.GenericHMACReceiver, SecretRef: meta.LocalObjectReference{Name: "hook"},
+			Type: notifyv1.GenericHMACReceiver, SecretRef: &meta.LocalObjectReference{Name: "hook"},
 			Resources: []notifyv1.CrossNamespaceObjectReference{{APIVersion: "source.plumb.dev/v1beta1", Kind: "GitRepository", Name: "app"}},
 		},
 	}

@@ -20,6 +20,7 @@ import (
 
 	notifyv1 "github.com/plumb-dev/plumb/notification-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/notification-controller/internal/notify"
+	"github.com/plumb-dev/plumb/notification-controller/internal/receiver"
 	"github.com/plumb-dev/plumb/shared/testing/testenv"
 )
 
@@ -29,6 +30,8 @@ var (
 	hookURL string // the webhook server on loopback
 	// cached is the manager's cache, with the webhook path index, for Servers of tests.
 	cached client.Reader
+	// google plays Google for gcr Receivers: the webhook server fetches its keys.
+	google *testIssuer
 )
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
@@ -60,8 +63,11 @@ func run(m *testing.M) int {
 	must((&AlertReconciler{Client: mgr.GetClient(), ControllerName: "notification-controller", NoCrossNamespaceRefs: true}).SetupWithManager(ctx, mgr, Options{Concurrent: 2}))
 	must(mgr.Add(&Dispatcher{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: kubernetes.NewForConfigOrDie(env.Config).EventsV1(),
 		ControllerName: "notification-controller", NoCrossNamespaceRefs: true, Backoff: 50 * time.Millisecond, GroupWindow: 300 * time.Millisecond, Senders: senders}))
+	google, err = startIssuer()
+	must(err)
+	defer google.Close()
 	srv := httptest.NewServer(&Server{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: mgr.GetEventRecorder("notification-controller"),
-		NoCrossNamespaceRefs: true, Rate: 5, Burst: 5})
+		NoCrossNamespaceRefs: true, Rate: 5, Burst: 5, Tokens: &receiver.Tokens{GoogleJWKS: google.URL + "/keys"}})
 	defer srv.Close()
 	hookURL = srv.URL
 	done := make(chan error, 1)

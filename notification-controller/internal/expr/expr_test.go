@@ -25,6 +25,17 @@ func TestCompileChecksVariablesAndType(t *testing.T) {
 	// The examples of docs/api/receiver.md and provider.md compile.
 	_, err = Compile(ResourceFilter, `has(res.metadata.annotations) && res.metadata.annotations["image"] == req.repository.repo_name`)
 	g.Expect(err).NotTo(HaveOccurred())
+	for _, src := range []string{
+		`res.metadata.name == req.repository.name`,
+		`req.tag.contains('/' + res.metadata.name + ':')`,
+		`req.target.repository == res.metadata.name`,
+		`has(req.component) && req.component.name == res.metadata.name`,
+	} {
+		_, err = Compile(ResourceFilter, src)
+		g.Expect(err).NotTo(HaveOccurred(), src)
+	}
+	_, err = Compile(ResourceFilterOIDC, `claims.repository == 'acme/' + res.metadata.name`)
+	g.Expect(err).NotTo(HaveOccurred())
 	_, err = Compile(CommitStatusID, `(event.involvedObject.kind + '/' + event.involvedObject.name + '/' + event.metadata.env).lowerAscii()`)
 	g.Expect(err).NotTo(HaveOccurred())
 
@@ -50,4 +61,18 @@ func TestCostLimit(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	_, err = e.Bool(context.Background(), map[string]any{"res": map[string]any{}, "req": map[string]any{}})
 	g.Expect(err).To(MatchError(ContainSubstring("cost limit")))
+}
+
+// claims is declared for generic-oidc's filters only, as Flux does.
+func TestClaimsOnlyForOIDC(t *testing.T) {
+	g := NewWithT(t)
+	const src = `claims.repository == res.metadata.annotations['source-repository']`
+	_, err := Compile(ResourceFilter, src)
+	g.Expect(err).To(MatchError(ContainSubstring("undeclared reference to 'claims'")))
+	_, err = Compile(ResourceFilterOIDC, src)
+	g.Expect(err).NotTo(HaveOccurred())
+	_, err = Compile(OIDCValidation, `vars.owner`)
+	g.Expect(err).NotTo(HaveOccurred(), "a variable's type is known when it runs")
+	_, err = Compile(OIDCValidation, `claims.sub + 'x'`)
+	g.Expect(err).To(MatchError(ContainSubstring("not bool")))
 }

@@ -3,6 +3,7 @@
 package receiver
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha1" // some callers sign with HMAC-SHA1, which stays sound as a MAC
 	"crypto/sha256"
@@ -18,11 +19,23 @@ import (
 	"strings"
 )
 
-// Errors, to be told apart with errors.Is: ErrUnauthorized answers 401, ErrBadRequest 400.
+// Errors, to be told apart with errors.Is: ErrUnauthorized answers 401, ErrBadRequest 400,
+// ErrNotReady (the Receiver lacks what its type needs) 503.
 var (
 	ErrUnauthorized = errors.New("unauthorized")
 	ErrBadRequest   = errors.New("bad request")
+	ErrNotReady     = errors.New("receiver not ready")
 )
+
+// CallerError is a refusal whose message the caller may read: it says what the caller must
+// change (a generic-oidc validation's message), never what the controller holds.
+type CallerError struct {
+	Err     error
+	Message string
+}
+
+func (e *CallerError) Error() string { return e.Err.Error() + ": " + e.Message }
+func (e *CallerError) Unwrap() error { return e.Err }
 
 // Call is what a caller sent.
 type Call struct {
@@ -36,12 +49,40 @@ type Result struct {
 	Event string
 	// Trigger is false for pings and events outside the filter.
 	Trigger bool
+	// Payload is what resource filters see as `req` when it is not the call's body: gcr's
+	// registry notification (inside the Pub/Sub message), a CDEvent inside a structured
+	// CloudEvent. Always JSON.
+	Payload []byte
+	// Claims are a generic-oidc token's verified claims, the filters' `claims`.
+	Claims map[string]any
 }
 
-// Verify authenticates a call of the receiver type with the token, and applies the events
-// filter (empty accepts all).
+// eventless are the types that name no event: their Receivers' events filter is ignored, as
+// Flux does.
+var eventless = map[string]bool{"generic": true, "generic-hmac": true, "generic-oidc": true}
+
+// filter applies a Receiver's events filter (empty accepts all) to a verified call.
+func filter(kind string, events []string, r Result) Result {
+	r.Trigger = len(events) == 0 || eventless[kind] ||
+		slices.ContainsFunc(events, func(e string) bool { return eventMatches(kind, e, r.Event) })
+	return r
+}
+
+// eventMatches says whether a name of a Receiver's events filter names the call's event,
+// without case. A CDEvent's type ends with its version (dev.cdevents.change.merged.0.2.0): a
+// name without it matches every version.
+func eventMatches(kind, name, event string) bool {
+	if strings.EqualFold(name, event) {
+		return true
+	}
+	return kind == "cdevents" && strings.EqualFold(name, cdEventTypeName(event))
+}
+
+// Verify authenticates a call of a receiver type that needs no more than the token (every type
+// but gcr and generic-oidc, see Tokens.Check), and applies the events filter.
 func Verify(kind, token string, events []string, c Call) (Result, error) {
 	var event string
+	var payload []byte
 	switch kind {
 	case "generic":
 	case "generic-hmac":
@@ -107,13 +148,60 @@ func Verify(kind, token string, events []string, c Call) (Result, error) {
 			return Result{}, fmt.Errorf("%w: not a Quay repository push", ErrBadRequest)
 		}
 		event = "push"
+	case "nexus":
+		if !checkNexusHMAC(token, c.Header.Get("X-Nexus-Webhook-Signature"), c.Body) {
+			return Result{}, fmt.Errorf("%w: X-Nexus-Webhook-Signature does not match", ErrUnauthorized)
+		}
+		// Repository events (rm:repository:component, rm:repository:asset, rm:global:repository)
+		// say what happened in action; audit events do not concern a Receiver.
+		var p struct {
+			Action string `json:"action"`
+		}
+		if err := json.Unmarshal(c.Body, &p); err != nil || p.Action == "" {
+			return Result{}, fmt.Errorf("%w: not a Nexus repository event", ErrBadRequest)
+		}
+		event = p.Action
+	case "acr":
+		var p struct {
+			Action string `json:"action"`
+			Target *struct {
+				Repository string `json:"repository"`
+			} `json:"target"`
+		}
+		if err := json.Unmarshal(c.Body, &p); err != nil || p.Action == "" {
+			return Result{}, fmt.Errorf("%w: not an Azure Container Registry event", ErrBadRequest)
+		}
+		event = p.Action
+		// The portal's Ping sends action ping: answered, not acted on.
+		if event == "ping" {
+			return Result{Event: event}, nil
+		}
+		if p.Target == nil || p.Target.Repository == "" {
+			return Result{}, fmt.Errorf("%w: an Azure Container Registry %s event without target.repository", ErrBadRequest, event)
+		}
+	case "cdevents":
+		ev, err := parseCDEvent(c.Header, c.Body)
+		if err != nil {
+			return Result{}, fmt.Errorf("%w: %v", ErrBadRequest, err)
+		}
+		event, payload = ev.ceType, ev.payload
 	default:
 		return Result{}, fmt.Errorf("%w: unknown receiver type %q", ErrBadRequest, kind)
 	}
-	if len(events) > 0 && !slices.ContainsFunc(events, func(e string) bool { return strings.EqualFold(e, event) }) {
-		return Result{Event: event}, nil
+	return filter(kind, events, Result{Event: event, Payload: payload}), nil
+}
+
+// checkNexusHMAC checks Nexus's hex HMAC-SHA1. Nexus signs its JSON without whitespace: a body
+// that reached us indented (through a proxy that reformats, say) is checked compacted too.
+func checkNexusHMAC(token, sig string, body []byte) bool {
+	if checkHMAC(sha1.New, token, sig, body) {
+		return true
 	}
-	return Result{Event: event, Trigger: true}, nil
+	var compact bytes.Buffer
+	if json.Compact(&compact, body) != nil || bytes.Equal(compact.Bytes(), body) {
+		return false
+	}
+	return checkHMAC(sha1.New, token, sig, compact.Bytes())
 }
 
 // checkPrefixedHMAC checks a signature "<alg>=<hex HMAC of body>" (sha1, sha256 or sha512).
