@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/fluxcd/pkg/gittestserver"
 	"github.com/go-git/go-billy/v5/memfs"
 	gogit "github.com/go-git/go-git/v5"
@@ -91,6 +92,12 @@ func (g *GitServer) NewRepo(name string, files map[string]string) (*Repo, string
 
 // Commit writes files (empty content deletes one), commits on main and pushes.
 func (r *Repo) Commit(message string, files map[string]string) (string, error) {
+	return r.SignedCommit(message, files, nil)
+}
+
+// SignedCommit is Commit with the commit signed by signer (OpenPGP or SSH, as
+// shared/testing/signtest makes them); a nil signer leaves it unsigned.
+func (r *Repo) SignedCommit(message string, files map[string]string, signer gogit.Signer) (string, error) {
 	wt, err := r.repo.Worktree()
 	if err != nil {
 		return "", err
@@ -120,7 +127,7 @@ func (r *Repo) Commit(message string, files map[string]string) (string, error) {
 			return "", err
 		}
 	}
-	h, err := wt.Commit(message, &gogit.CommitOptions{Author: &object.Signature{Name: "Plumb demo", Email: "demo@plumb.invalid", When: time.Now()}})
+	h, err := wt.Commit(message, &gogit.CommitOptions{Author: author(), Signer: signer})
 	if err != nil {
 		return "", err
 	}
@@ -129,4 +136,22 @@ func (r *Repo) Commit(message string, files map[string]string) (string, error) {
 		return "", fmt.Errorf("push: %w", err)
 	}
 	return h.String(), nil
+}
+
+// Tag makes an annotated tag of commit, signed with key when it is not nil (git tag -s), and
+// pushes it.
+func (r *Repo) Tag(name, commit string, key *openpgp.Entity) error {
+	_, err := r.repo.CreateTag(name, plumbing.NewHash(commit), &gogit.CreateTagOptions{Tagger: author(), Message: "release " + name, SignKey: key})
+	if err != nil {
+		return err
+	}
+	ref := config.RefSpec("refs/tags/" + name + ":refs/tags/" + name)
+	if err := r.repo.Push(&gogit.PushOptions{RemoteName: "origin", RefSpecs: []config.RefSpec{ref}}); err != nil {
+		return fmt.Errorf("push tag %s: %w", name, err)
+	}
+	return nil
+}
+
+func author() *object.Signature {
+	return &object.Signature{Name: "Plumb demo", Email: "demo@plumb.invalid", When: time.Now()}
 }
