@@ -76,14 +76,18 @@ func TestVerifiedOCIChartToCluster(t *testing.T) {
 	waitRefused(g, chart, sourcev1.VerificationErrorReason, "no cosign signature of "+unsigned)
 	g.Expect(chart.Status.Artifact.Revision).To(Equal("1.0.0"), "the last verified chart stays served")
 
-	// The HelmRelease, asked to reconcile, does not upgrade.
+	// The HelmRelease, asked to reconcile, waits for its chart and does not upgrade; its
+	// unchanged template does not rewrite the HelmChart.
 	request(g, hr)
 	g.Eventually(func(g Gomega) {
 		g.Expect(c.Get(ctx, client.ObjectKeyFromObject(hr), hr)).To(Succeed())
 		g.Expect(hr.Status.LastHandledReconcileAt).NotTo(BeEmpty())
 		g.Expect(hr.Annotations).To(HaveKeyWithValue(reconcile.RequestedAtAnnotation, hr.Status.LastHandledReconcileAt))
 	}, timeout, 200*time.Millisecond).Should(Succeed())
+	g.Expect(conditions.GetReason(hr, meta.ReadyCondition)).To(Equal(helmv1.SourceNotReadyReason), "Ready: %s", conditions.GetMessage(hr, meta.ReadyCondition))
 	released(g, "1.0.0")
+	g.Expect(c.Get(ctx, client.ObjectKeyFromObject(chart), chart)).To(Succeed())
+	g.Expect(chart.Generation).To(Equal(int64(1)), "spec.verify passed through compares equal")
 
 	// Signed afterwards (as a release pipeline would): released.
 	g.Expect(cosign.Sign(repo, unsigned, []cosign.Signature{{Key: key.Private}})).To(Succeed())

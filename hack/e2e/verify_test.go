@@ -261,7 +261,7 @@ func TestVerifiedOCIProviders(t *testing.T) {
 	}, {
 		name: "notation-another-ca", sign: notation(otherCA), trust: notationTrust,
 		verify:  &sourcev1.OCIArtifactVerification{Provider: "notation", SecretRef: trust},
-		refused: "notation",
+		refused: "the signature's certificate chain does not contain any trusted certificate",
 	}} {
 		t.Run(row.name, func(t *testing.T) {
 			t.Parallel()
