@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,9 +19,13 @@ import (
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 )
 
-// gitRelease is a revision pushed to Git: its artifact revision, and the names SourceVerified
-// gives it when verified and Ready when refused.
-type gitRelease struct{ revision, verified, refused string }
+// gitRelease is a revision pushed to Git: its artifact revision, what SourceVerified names when
+// it is verified ("tag v1.1.0", "commit 1a2b3c4d5e6f"), and what Ready names when it is refused.
+type gitRelease struct {
+	revision string
+	verified []string
+	refused  string
+}
 
 // Signed Git through the built controllers, one row per kind of signature: a GitRepository with
 // spec.verify serves a signed commit (or annotated tag) and a Kustomization applies it; then an
@@ -48,25 +53,34 @@ func TestVerifiedGitToCluster(t *testing.T) {
 			if err != nil {
 				return gitRelease{}, err
 			}
-			return gitRelease{revision: "main@sha1:" + c, verified: "commit " + c[:12], refused: "commit " + c}, nil
+			return gitRelease{revision: "main@sha1:" + c, verified: []string{"commit " + c[:12]}, refused: "commit " + c}, nil
 		}
 	}
-	// tag releases files as an unsigned commit and a new annotated tag of it, signed by alice
-	// when signed.
-	var version int
-	tag := func(repo *local.Repo, files map[string]string, signed bool) (gitRelease, error) {
-		c, err := repo.Commit("release", files)
-		if err != nil {
-			return gitRelease{}, err
+	// tag releases files as a commit, signed by commitSigner (nil: unsigned), and a new
+	// annotated tag of it, signed by tagSigner when signed; the tag is verified before the commit.
+	tag := func(commitSigner, tagSigner gogit.Signer) func(*local.Repo, map[string]string, bool) (gitRelease, error) {
+		var version int
+		return func(repo *local.Repo, files map[string]string, signed bool) (gitRelease, error) {
+			c, err := repo.SignedCommit("release", files, commitSigner)
+			if err != nil {
+				return gitRelease{}, err
+			}
+			version++
+			name := fmt.Sprintf("v1.%d.0", version)
+			var s gogit.Signer
+			if signed {
+				s = tagSigner
+			}
+			r := gitRelease{revision: name + "@sha1:" + c, verified: []string{"tag " + name}, refused: "tag " + name}
+			if commitSigner != nil {
+				r.verified = append(r.verified, "commit "+c[:12])
+			}
+			return r, repo.Tag(name, c, s)
 		}
-		version++
-		name := fmt.Sprintf("v1.%d.0", version)
-		key := alice
-		if !signed {
-			key = nil
-		}
-		return gitRelease{revision: name + "@sha1:" + c, verified: "tag " + name, refused: "tag " + name}, repo.Tag(name, c, key)
 	}
+	pgpSigner, sshSigner := signtest.PGPSigner{Key: alice}, signtest.SSHSigner{Key: sshKey, Namespace: "git"}
+	sshAllowed := map[string][]byte{"allowed_signers": []byte(`alice@example.com namespaces="git" ` + sshPub + "\n")}
+	sshKeyName := "SSH key " + ssh.FingerprintSHA256(sshKey.PublicKey()) + " (alice@example.com)"
 
 	for _, row := range []struct {
 		name    string
@@ -80,16 +94,18 @@ func TestVerifiedGitToCluster(t *testing.T) {
 	}{{
 		name: "openpgp-commit", ref: sourcev1.GitRepositoryRef{Branch: "main"}, mode: sourcev1.ModeGitHEAD,
 		signers: map[string][]byte{"alice.asc": alicePub},
-		release: commit(signtest.PGPSigner{Key: alice}), signer: pgpKey, reason: sourcev1.InvalidCommitSignatureReason,
+		release: commit(pgpSigner), signer: pgpKey, reason: sourcev1.InvalidCommitSignatureReason,
 	}, {
 		name: "ssh-commit", ref: sourcev1.GitRepositoryRef{Branch: "main"}, mode: sourcev1.ModeGitHEAD,
-		signers: map[string][]byte{"allowed_signers": []byte(`alice@example.com namespaces="git" ` + sshPub + "\n")},
-		release: commit(signtest.SSHSigner{Key: sshKey, Namespace: "git"}),
-		signer:  "SSH key " + ssh.FingerprintSHA256(sshKey.PublicKey()) + " (alice@example.com)", reason: sourcev1.InvalidCommitSignatureReason,
+		signers: sshAllowed, release: commit(sshSigner), signer: sshKeyName, reason: sourcev1.InvalidCommitSignatureReason,
 	}, {
 		name: "openpgp-tag", ref: sourcev1.GitRepositoryRef{SemVer: ">=1.0.0"}, mode: sourcev1.ModeGitTag,
 		signers: map[string][]byte{"alice.asc": alicePub},
-		release: tag, signer: pgpKey, reason: sourcev1.InvalidTagSignatureReason,
+		release: tag(nil, pgpSigner), signer: pgpKey, reason: sourcev1.InvalidTagSignatureReason,
+	}, {
+		// Both signed with SSH; then a signed commit under an unsigned tag.
+		name: "ssh-tag-and-head", ref: sourcev1.GitRepositoryRef{SemVer: ">=1.0.0"}, mode: sourcev1.ModeGitTagAndHEAD,
+		signers: sshAllowed, release: tag(sshSigner, sshSigner), signer: sshKeyName, reason: sourcev1.InvalidTagSignatureReason,
 	}} {
 		t.Run(row.name, func(t *testing.T) {
 			t.Parallel()
@@ -112,7 +128,11 @@ func TestVerifiedGitToCluster(t *testing.T) {
 			g.Expect(bed.Env.Client.Create(t.Context(), src)).To(Succeed())
 			ks := applyWeb(g, src, sourcev1.GitRepositoryKind)
 			waitApplied(g, ks, good.revision, "signed")
-			g.Expect(waitVerified(g, src)).To(Equal(good.verified + " signed by " + row.signer))
+			var want []string
+			for _, v := range good.verified {
+				want = append(want, v+" signed by "+row.signer)
+			}
+			g.Expect(waitVerified(g, src)).To(Equal(strings.Join(want, "; ")))
 
 			// Unsigned: refused, naming what is not signed; nothing reaches the cluster.
 			bad, err := row.release(repo, app("unsigned", false), false)

@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/fluxcd/pkg/gittestserver"
 	"github.com/go-git/go-billy/v5/memfs"
 	gogit "github.com/go-git/go-git/v5"
@@ -138,15 +137,40 @@ func (r *Repo) SignedCommit(message string, files map[string]string, signer gogi
 	return h.String(), nil
 }
 
-// Tag makes an annotated tag of commit, signed with key when it is not nil (git tag -s), and
-// pushes it.
-func (r *Repo) Tag(name, commit string, key *openpgp.Entity) error {
-	_, err := r.repo.CreateTag(name, plumbing.NewHash(commit), &gogit.CreateTagOptions{Tagger: author(), Message: "release " + name, SignKey: key})
+// Tag makes an annotated tag of commit, signed by signer (OpenPGP or SSH, as
+// shared/testing/signtest makes them; nil leaves it unsigned) as git tag -s does, and pushes it.
+func (r *Repo) Tag(name, commit string, signer gogit.Signer) error {
+	tag := &object.Tag{Name: name, Tagger: *author(), Message: "release " + name + "\n",
+		TargetType: plumbing.CommitObject, Target: plumbing.NewHash(commit)}
+	if signer != nil {
+		payload := &plumbing.MemoryObject{}
+		if err := tag.EncodeWithoutSignature(payload); err != nil {
+			return err
+		}
+		reader, err := payload.Reader()
+		if err != nil {
+			return err
+		}
+		sig, err := signer.Sign(reader)
+		if err != nil {
+			return fmt.Errorf("sign tag %s: %w", name, err)
+		}
+		tag.PGPSignature = string(sig)
+	}
+	obj := r.repo.Storer.NewEncodedObject()
+	if err := tag.Encode(obj); err != nil {
+		return err
+	}
+	h, err := r.repo.Storer.SetEncodedObject(obj)
 	if err != nil {
 		return err
 	}
-	ref := config.RefSpec("refs/tags/" + name + ":refs/tags/" + name)
-	if err := r.repo.Push(&gogit.PushOptions{RemoteName: "origin", RefSpecs: []config.RefSpec{ref}}); err != nil {
+	ref := plumbing.NewTagReferenceName(name)
+	if err := r.repo.Storer.SetReference(plumbing.NewHashReference(ref, h)); err != nil {
+		return err
+	}
+	spec := config.RefSpec(ref + ":" + ref)
+	if err := r.repo.Push(&gogit.PushOptions{RemoteName: "origin", RefSpecs: []config.RefSpec{spec}}); err != nil {
 		return fmt.Errorf("push tag %s: %w", name, err)
 	}
 	return nil
