@@ -32,6 +32,11 @@ import (
 
 const timeout = 90 * time.Second
 
+// sourceShardLabel marks the sources that a test's own source-controller reconciles (started
+// with a --watch-label-selector on it and flags of its own); the shared source-controller leaves
+// them alone.
+const sourceShardLabel = "e2e.plumb.dev/source-controller"
+
 var (
 	bed          *local.Bed
 	receiverAddr string // notification-controller's webhook server
@@ -44,7 +49,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		os.Exit(1)
 	}
-	if _, err = bed.StartSourceController("--artifact-retention", "2"); err == nil {
+	if _, err = bed.StartSourceController("--artifact-retention", "2", "--watch-label-selector=!"+sourceShardLabel); err == nil {
 		_, err = bed.StartController("apply-controller", "--no-remote-bases")
 	}
 	if err == nil {
@@ -102,12 +107,13 @@ func request(g *WithT, obj client.Object) {
 	g.Expect(bed.Env.Client.Patch(context.Background(), obj, reconcile.RequestPatch(time.Now().Format(time.RFC3339Nano)))).To(Succeed())
 }
 
-// dumpLogs shows the end of the controllers' logs when a test failed.
-func dumpLogs(t *testing.T) {
+// dumpLogs shows the end of the controllers' logs when a test failed, and of the processes the
+// test started itself (named as in bed.StartControllerAs).
+func dumpLogs(t *testing.T, started ...string) {
 	if !t.Failed() {
 		return
 	}
-	for _, m := range []string{"source-controller", "apply-controller", "helm-controller", "notification-controller", "image-automation"} {
+	for _, m := range append([]string{"source-controller", "apply-controller", "helm-controller", "notification-controller", "image-automation"}, started...) {
 		data, _ := os.ReadFile(bed.Log(m))
 		if len(data) > 8000 {
 			data = data[len(data)-8000:]

@@ -4,19 +4,15 @@ package e2e
 
 import (
 	"context"
-	"io"
-	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
-	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	. "github.com/onsi/gomega"
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chartutil"
@@ -28,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	helmv1 "github.com/plumb-dev/plumb/helm-controller/api/v1beta1"
+	"github.com/plumb-dev/plumb/shared/testing/ocitest"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 )
 
@@ -45,6 +42,20 @@ func publishChart(g *WithT, dir, url, version string) {
 	idx, err := repo.IndexDirectory(dir, url)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(idx.WriteFile(filepath.Join(dir, "index.yaml"), 0o644)).To(Succeed())
+}
+
+// pushOCIChart packages a version of the chart web and pushes it to host/charts/web with the
+// Helm SDK, as `helm push` does; it returns the manifest digest.
+func pushOCIChart(g *WithT, t *testing.T, host, version string) string {
+	rc, err := helmregistry.NewClient(helmregistry.ClientOptPlainHTTP())
+	g.Expect(err).NotTo(HaveOccurred())
+	dir := t.TempDir()
+	publishChart(g, dir, "http://unused.invalid", version)
+	data, err := os.ReadFile(filepath.Join(dir, "web-"+version+".tgz"))
+	g.Expect(err).NotTo(HaveOccurred())
+	res, err := rc.Push(data, host+"/charts/web:"+version)
+	g.Expect(err).NotTo(HaveOccurred())
+	return res.Manifest.Digest
 }
 
 // A chart repository to the cluster through the built controllers: HelmRepository, the HelmChart
@@ -105,24 +116,14 @@ func TestOCIChartToCluster(t *testing.T) {
 	ctx := context.Background()
 	c := bed.Env.Client
 	defer dumpLogs(t)
-	reg := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
+	reg := ocitest.NewRegistry(nil)
 	defer reg.Close()
-	host := strings.TrimPrefix(reg.URL, "http://")
-	rc, err := helmregistry.NewClient(helmregistry.ClientOptPlainHTTP())
-	g.Expect(err).NotTo(HaveOccurred())
-	push := func(version string) {
-		dir := t.TempDir()
-		publishChart(g, dir, "http://unused.invalid", version)
-		data, err := os.ReadFile(filepath.Join(dir, "web-"+version+".tgz"))
-		g.Expect(err).NotTo(HaveOccurred())
-		_, err = rc.Push(data, host+"/charts/web:"+version)
-		g.Expect(err).NotTo(HaveOccurred())
-	}
+	push := func(version string) { pushOCIChart(g, t, reg.Host, version) }
 	push("1.0.0")
 
 	g.Expect(c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "helm-oci"}})).To(Succeed())
 	g.Expect(c.Create(ctx, &sourcev1.HelmRepository{ObjectMeta: metav1.ObjectMeta{Name: "charts", Namespace: "helm-oci"},
-		Spec: sourcev1.HelmRepositorySpec{Type: sourcev1.HelmRepositoryTypeOCI, URL: "oci://" + host + "/charts", Insecure: true,
+		Spec: sourcev1.HelmRepositorySpec{Type: sourcev1.HelmRepositoryTypeOCI, URL: "oci://" + reg.Host + "/charts", Insecure: true,
 			Interval: metav1.Duration{Duration: time.Hour}}})).To(Succeed())
 	hr := &helmv1.HelmRelease{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "helm-oci"},
 		Spec: helmv1.HelmReleaseSpec{

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -24,9 +25,11 @@ type Bed struct {
 	Dir        string
 	Kubeconfig string
 	root       string
-	procs      []*Process
-	bins       map[string]string // module → binary built
 	keep       bool
+
+	mu    sync.Mutex // tests start processes in parallel
+	procs []*Process
+	bins  map[string]string // module → binary built
 }
 
 // StartBed starts the control plane (with kube-controller-manager when asked) in a new folder
@@ -65,6 +68,8 @@ func (b *Bed) StartController(module string, args ...string) (*Process, error) {
 // StartControllerAs is StartController for one of several processes of a module (shards): the
 // module is built once, and the log of this process is <name>.log.
 func (b *Bed) StartControllerAs(name, module string, args ...string) (*Process, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	bin, ok := b.bins[module]
 	if !ok {
 		var err error
@@ -85,12 +90,19 @@ func (b *Bed) StartControllerAs(name, module string, args ...string) (*Process, 
 // StartSourceController runs source-controller with its artifacts in the bed's folder, served
 // on a free loopback port.
 func (b *Bed) StartSourceController(args ...string) (*Process, error) {
+	return b.StartSourceControllerAs("source-controller", args...)
+}
+
+// StartSourceControllerAs is StartSourceController for one of several source-controller
+// processes (shards by --watch-label-selector): each has a storage folder and port of its own,
+// and its log is <name>.log.
+func (b *Bed) StartSourceControllerAs(name string, args ...string) (*Process, error) {
 	addr, err := FreeAddr()
 	if err != nil {
 		return nil, err
 	}
-	return b.StartController("source-controller", append([]string{
-		"--storage-path", filepath.Join(b.Dir, "storage"), "--storage-addr", addr, "--storage-adv-addr", addr,
+	return b.StartControllerAs(name, "source-controller", append([]string{
+		"--storage-path", filepath.Join(b.Dir, name+"-storage"), "--storage-addr", addr, "--storage-adv-addr", addr,
 	}, args...)...)
 }
 
@@ -100,6 +112,8 @@ func (b *Bed) Log(module string) string { return filepath.Join(b.Dir, module+".l
 
 // Stop ends the controllers and the control plane, and removes the folder unless kept.
 func (b *Bed) Stop() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	for _, p := range b.procs {
 		p.Stop()
 	}

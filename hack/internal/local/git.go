@@ -91,6 +91,12 @@ func (g *GitServer) NewRepo(name string, files map[string]string) (*Repo, string
 
 // Commit writes files (empty content deletes one), commits on main and pushes.
 func (r *Repo) Commit(message string, files map[string]string) (string, error) {
+	return r.SignedCommit(message, files, nil)
+}
+
+// SignedCommit is Commit with the commit signed by signer (OpenPGP or SSH, as
+// shared/testing/signtest makes them); a nil signer leaves it unsigned.
+func (r *Repo) SignedCommit(message string, files map[string]string, signer gogit.Signer) (string, error) {
 	wt, err := r.repo.Worktree()
 	if err != nil {
 		return "", err
@@ -120,7 +126,7 @@ func (r *Repo) Commit(message string, files map[string]string) (string, error) {
 			return "", err
 		}
 	}
-	h, err := wt.Commit(message, &gogit.CommitOptions{Author: &object.Signature{Name: "Plumb demo", Email: "demo@plumb.invalid", When: time.Now()}})
+	h, err := wt.Commit(message, &gogit.CommitOptions{Author: author(), Signer: signer})
 	if err != nil {
 		return "", err
 	}
@@ -129,4 +135,47 @@ func (r *Repo) Commit(message string, files map[string]string) (string, error) {
 		return "", fmt.Errorf("push: %w", err)
 	}
 	return h.String(), nil
+}
+
+// Tag makes an annotated tag of commit, signed by signer (OpenPGP or SSH, as
+// shared/testing/signtest makes them; nil leaves it unsigned) as git tag -s does, and pushes it.
+func (r *Repo) Tag(name, commit string, signer gogit.Signer) error {
+	tag := &object.Tag{Name: name, Tagger: *author(), Message: "release " + name + "\n",
+		TargetType: plumbing.CommitObject, Target: plumbing.NewHash(commit)}
+	if signer != nil {
+		payload := &plumbing.MemoryObject{}
+		if err := tag.EncodeWithoutSignature(payload); err != nil {
+			return err
+		}
+		reader, err := payload.Reader()
+		if err != nil {
+			return err
+		}
+		sig, err := signer.Sign(reader)
+		if err != nil {
+			return fmt.Errorf("sign tag %s: %w", name, err)
+		}
+		tag.PGPSignature = string(sig)
+	}
+	obj := r.repo.Storer.NewEncodedObject()
+	if err := tag.Encode(obj); err != nil {
+		return err
+	}
+	h, err := r.repo.Storer.SetEncodedObject(obj)
+	if err != nil {
+		return err
+	}
+	ref := plumbing.NewTagReferenceName(name)
+	if err := r.repo.Storer.SetReference(plumbing.NewHashReference(ref, h)); err != nil {
+		return err
+	}
+	spec := config.RefSpec(ref + ":" + ref)
+	if err := r.repo.Push(&gogit.PushOptions{RemoteName: "origin", RefSpecs: []config.RefSpec{spec}}); err != nil {
+		return fmt.Errorf("push tag %s: %w", name, err)
+	}
+	return nil
+}
+
+func author() *object.Signature {
+	return &object.Signature{Name: "Plumb demo", Email: "demo@plumb.invalid", When: time.Now()}
 }

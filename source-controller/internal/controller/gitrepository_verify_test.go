@@ -1,14 +1,12 @@
 package controller
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
-	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
 	gogit "github.com/go-git/go-git/v5"
@@ -17,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/plumb-dev/plumb/shared/testing/signtest"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 )
 
@@ -46,14 +45,9 @@ func (r *testRepo) signedCommitAndPush(files map[string]string, key *openpgp.Ent
 // pgpKeySecret makes an OpenPGP key and a Secret in ns with its public key under alice.asc.
 func pgpKeySecret(t *testing.T, g *WithT, ns string) (*openpgp.Entity, string) {
 	t.Helper()
-	e, err := openpgp.NewEntity("Alice", "", "alice@example.com", nil)
+	e, pub, err := signtest.PGPKey("Alice", "alice@example.com")
 	must(err)
-	var buf bytes.Buffer
-	w, err := armor.Encode(&buf, openpgp.PublicKeyType, nil)
-	must(err)
-	must(e.Serialize(w))
-	must(w.Close())
-	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{GenerateName: "pgp-", Namespace: ns}, Data: map[string][]byte{"alice.asc": buf.Bytes()}}
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{GenerateName: "pgp-", Namespace: ns}, Data: map[string][]byte{"alice.asc": pub}}
 	create(g, s)
 	return e, s.Name
 }

@@ -20,12 +20,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/plumb-dev/plumb/shared/cosign"
 	"github.com/plumb-dev/plumb/shared/testing/ocitest"
+	"github.com/plumb-dev/plumb/shared/testing/signtest"
 	"github.com/plumb-dev/plumb/shared/testing/testenv"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/source-controller/internal/oci"
 	"github.com/plumb-dev/plumb/source-controller/internal/verify"
-	"github.com/plumb-dev/plumb/source-controller/internal/verify/verifytest"
 )
 
 // countSignatureReads counts the GETs of cosign signature tags.
@@ -66,13 +67,13 @@ func TestOCIRepository_VerifyCosignKeyed(t *testing.T) {
 	var sigReads atomic.Int64
 	reg := newRegistry(t, countSignatureReads(&sigReads))
 	repo := reg.Host + "/org/app"
-	key, err := verifytest.NewKey()
+	key, err := cosign.NewKey()
 	g.Expect(err).NotTo(HaveOccurred())
-	other, err := verifytest.NewKey()
+	other, err := cosign.NewKey()
 	g.Expect(err).NotTo(HaveOccurred())
 
 	d1 := pushFiles(t, reg.Host, "org/app", "stable", map[string]string{"cm.yaml": "kind: ConfigMap\n"})
-	g.Expect(verifytest.Sign(repo, d1, []verifytest.Signature{{Key: key.Private}})).To(Succeed())
+	g.Expect(cosign.Sign(repo, d1, []cosign.Signature{{Key: key.Private}})).To(Succeed())
 	keys := newVerifySecret(t, ns, map[string][]byte{"cosign.pub": key.PublicPEM(), "README": []byte("not a key")})
 	obj := newOCIRepository(ns, "oci://"+repo, func(o *sourcev1.OCIRepository) {
 		o.Spec.Ref = &sourcev1.OCIRepositoryRef{Tag: "stable"}
@@ -105,7 +106,7 @@ func TestOCIRepository_VerifyCosignKeyed(t *testing.T) {
 	g.Expect(conditions.IsReconciling(obj)).To(BeTrue(), "retried")
 
 	// Signed by another key: refused too.
-	g.Expect(verifytest.Sign(repo, d2, []verifytest.Signature{{Key: other.Private}})).To(Succeed())
+	g.Expect(cosign.Sign(repo, d2, []cosign.Signature{{Key: other.Private}})).To(Succeed())
 	requestReconcile(g, obj)
 	g.Eventually(func(g Gomega) {
 		g.Expect(conditions.GetMessage(get(g, obj), meta.ReadyCondition)).To(ContainSubstring("signed by another key"))
@@ -113,7 +114,7 @@ func TestOCIRepository_VerifyCosignKeyed(t *testing.T) {
 	g.Expect(obj.Status.Artifact).To(Equal(&last))
 
 	// Signed by the trusted key: published.
-	g.Expect(verifytest.Sign(repo, d2, []verifytest.Signature{{Key: key.Private}})).To(Succeed())
+	g.Expect(cosign.Sign(repo, d2, []cosign.Signature{{Key: key.Private}})).To(Succeed())
 	requestReconcile(g, obj)
 	waitReady(g, obj, "stable@"+d2)
 	g.Expect(files(g, obj.Status.Artifact)).To(Equal(map[string]string{"cm.yaml": "kind: Secret\n"}))
@@ -160,7 +161,7 @@ func TestOCIRepository_VerifyCosignKeyless(t *testing.T) {
 	ns := newNamespace(t)
 	reg := newRegistry(t, nil)
 	repo := reg.Host + "/org/app"
-	ca, err := verifytest.NewCA()
+	ca, err := signtest.NewCA()
 	g.Expect(err).NotTo(HaveOccurred())
 	trusted, err := ca.TrustedRoot()
 	g.Expect(err).NotTo(HaveOccurred())
@@ -169,7 +170,7 @@ func TestOCIRepository_VerifyCosignKeyless(t *testing.T) {
 	leaf, leafKey, err := ca.Leaf(issuer, subject, time.Now().Add(-time.Minute), time.Now().Add(time.Hour))
 	g.Expect(err).NotTo(HaveOccurred())
 	d := pushFiles(t, reg.Host, "org/app", "v1", map[string]string{"cm.yaml": "kind: ConfigMap\n"})
-	g.Expect(verifytest.Sign(repo, d, []verifytest.Signature{{Key: leafKey, Certificate: leaf}})).To(Succeed())
+	g.Expect(cosign.Sign(repo, d, []cosign.Signature{{Key: leafKey, Certificate: leaf}})).To(Succeed())
 	root := newVerifySecret(t, ns, map[string][]byte{sourcev1.TrustedRootKey: trusted})
 
 	obj := newOCIRepository(ns, "oci://"+repo, func(o *sourcev1.OCIRepository) {
@@ -202,9 +203,9 @@ func TestHelmChart_VerifyCosignFromOCIHelmRepository(t *testing.T) {
 	head, err := remote.Head(ref)
 	g.Expect(err).NotTo(HaveOccurred())
 	signed := head.Digest.String()
-	key, err := verifytest.NewKey()
+	key, err := cosign.NewKey()
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(verifytest.Sign(reg.Host+"/charts/web", signed, []verifytest.Signature{{Key: key.Private}})).To(Succeed())
+	g.Expect(cosign.Sign(reg.Host+"/charts/web", signed, []cosign.Signature{{Key: key.Private}})).To(Succeed())
 	keys := newVerifySecret(t, ns, map[string][]byte{"cosign.pub": key.PublicPEM()})
 	repo := newHelmRepository(ns, "oci://"+reg.Host+"/charts", "")
 	repo.Spec.Type, repo.Spec.Insecure = sourcev1.HelmRepositoryTypeOCI, true
@@ -241,7 +242,7 @@ func TestOCIRepository_VerifyNotation(t *testing.T) {
 	ns := newNamespace(t)
 	reg := newRegistry(t, nil)
 	repo := reg.Host + "/org/app"
-	ca, err := verifytest.NewCA()
+	ca, err := signtest.NewCA()
 	g.Expect(err).NotTo(HaveOccurred())
 	cert, key, err := ca.CodeSigning("release signer", time.Now().Add(-time.Minute), time.Now().Add(time.Hour))
 	g.Expect(err).NotTo(HaveOccurred())
@@ -249,7 +250,7 @@ func TestOCIRepository_VerifyNotation(t *testing.T) {
 	g.Expect(ca.NotationSign(repo, signed, cert, key)).To(Succeed())
 	unsigned := pushFiles(t, reg.Host, "org/app", "v2", map[string]string{"cm.yaml": "kind: Secret\n"})
 	trust := newVerifySecret(t, ns, map[string][]byte{
-		sourcev1.NotationTrustPolicyKey: []byte(verifytest.NotationTrustPolicy),
+		sourcev1.NotationTrustPolicyKey: []byte(signtest.NotationTrustPolicy),
 		"ca.crt":                        pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Cert.Raw}),
 	})
 	notation := &sourcev1.OCIArtifactVerification{Provider: "notation", SecretRef: &meta.LocalObjectReference{Name: trust}}
@@ -292,21 +293,21 @@ func TestOCIRepository_VerifyOnDistribution(t *testing.T) {
 	ns := newNamespace(t)
 	auth := remote.WithAuth(authn.FromConfig(authn.AuthConfig{Username: ociUser, Password: ociPassword}))
 	repo := reg.Host + "/team/app"
-	key, err := verifytest.NewKey()
+	key, err := cosign.NewKey()
 	g.Expect(err).NotTo(HaveOccurred())
-	ca, err := verifytest.NewCA()
+	ca, err := signtest.NewCA()
 	g.Expect(err).NotTo(HaveOccurred())
 	cert, certKey, err := ca.CodeSigning("release signer", time.Now().Add(-time.Minute), time.Now().Add(time.Hour))
 	g.Expect(err).NotTo(HaveOccurred())
 	d := pushFiles(t, reg.Host, "team/app", "v1", map[string]string{"cm.yaml": "kind: ConfigMap\n"}, auth)
-	g.Expect(verifytest.Sign(repo, d, []verifytest.Signature{{Key: key.Private}}, auth)).To(Succeed())
+	g.Expect(cosign.Sign(repo, d, []cosign.Signature{{Key: key.Private}}, auth)).To(Succeed())
 	g.Expect(ca.NotationSign(repo, d, cert, certKey, auth)).To(Succeed())
 	creds := dockerConfigSecret(t, ns, reg.Host, ociUser, ociPassword)
 
 	verifications := map[string]*sourcev1.OCIArtifactVerification{
 		"cosign": {Provider: "cosign", SecretRef: &meta.LocalObjectReference{Name: newVerifySecret(t, ns, map[string][]byte{"cosign.pub": key.PublicPEM()})}},
 		"notation": {Provider: "notation", SecretRef: &meta.LocalObjectReference{Name: newVerifySecret(t, ns, map[string][]byte{
-			sourcev1.NotationTrustPolicyKey: []byte(verifytest.NotationTrustPolicy),
+			sourcev1.NotationTrustPolicyKey: []byte(signtest.NotationTrustPolicy),
 			"ca.pem":                        pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Cert.Raw}),
 		})}},
 	}
@@ -344,12 +345,12 @@ func TestVerifyArtifact_SecretsReadAgainOnRequest(t *testing.T) {
 	ns := newNamespace(t)
 	reg := newRegistry(t, nil)
 	repo := reg.Host + "/org/recheck"
-	key, err := verifytest.NewKey()
+	key, err := cosign.NewKey()
 	g.Expect(err).NotTo(HaveOccurred())
-	other, err := verifytest.NewKey()
+	other, err := cosign.NewKey()
 	g.Expect(err).NotTo(HaveOccurred())
 	d := pushFiles(t, reg.Host, "org/recheck", "v1", map[string]string{"cm.yaml": "kind: ConfigMap\n"})
-	g.Expect(verifytest.Sign(repo, d, []verifytest.Signature{{Key: key.Private}})).To(Succeed())
+	g.Expect(cosign.Sign(repo, d, []cosign.Signature{{Key: key.Private}})).To(Succeed())
 	name := newVerifySecret(t, ns, map[string][]byte{"cosign.pub": key.PublicPEM()})
 	spec := &sourcev1.OCIArtifactVerification{Provider: "cosign", SecretRef: &meta.LocalObjectReference{Name: name}}
 	remote, err := oci.NewRemote("oci://"+repo, oci.Credentials{Insecure: true})

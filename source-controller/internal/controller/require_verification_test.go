@@ -22,8 +22,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/plumb-dev/plumb/shared/cosign"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
-	"github.com/plumb-dev/plumb/source-controller/internal/verify/verifytest"
 )
 
 // The namespaces whose GitRepositories, OCIRepositories and HelmCharts are reconciled by a
@@ -136,7 +136,7 @@ func TestRequireVerification_AllKinds(t *testing.T) {
 	ns := requireAllNamespace
 	var unsignedReads atomic.Int64
 	reg := newRegistry(t, countRequests("org/unsigned", &unsignedReads))
-	key, err := verifytest.NewKey()
+	key, err := cosign.NewKey()
 	g.Expect(err).NotTo(HaveOccurred())
 	keys := newVerifySecret(t, ns, map[string][]byte{"cosign.pub": key.PublicPEM()})
 	cosignKeys := &sourcev1.OCIArtifactVerification{Provider: "cosign", SecretRef: &meta.LocalObjectReference{Name: keys}}
@@ -155,7 +155,7 @@ func TestRequireVerification_AllKinds(t *testing.T) {
 
 	// With spec.verify and a signed artifact: served.
 	d := pushFiles(t, reg.Host, "org/app", "v1", map[string]string{"cm.yaml": "kind: ConfigMap\n"})
-	g.Expect(verifytest.Sign(reg.Host+"/org/app", d, []verifytest.Signature{{Key: key.Private}})).To(Succeed())
+	g.Expect(cosign.Sign(reg.Host+"/org/app", d, []cosign.Signature{{Key: key.Private}})).To(Succeed())
 	signed := newOCIRepository(ns, "oci://"+reg.Host+"/org/app", func(o *sourcev1.OCIRepository) {
 		o.Spec.Ref = &sourcev1.OCIRepositoryRef{Tag: "v1"}
 		o.Spec.Verify = cosignKeys
@@ -193,7 +193,7 @@ func TestRequireVerification_AllKinds(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	head, err := remote.Head(ref)
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(verifytest.Sign(reg.Host+"/charts/web", head.Digest.String(), []verifytest.Signature{{Key: key.Private}})).To(Succeed())
+	g.Expect(cosign.Sign(reg.Host+"/charts/web", head.Digest.String(), []cosign.Signature{{Key: key.Private}})).To(Succeed())
 	ociCharts := newHelmRepository(ns, "oci://"+reg.Host+"/charts", "")
 	ociCharts.Spec.Type, ociCharts.Spec.Insecure = sourcev1.HelmRepositoryTypeOCI, true
 	create(g, ociCharts)
@@ -256,11 +256,11 @@ func TestRequireVerification_SomeKinds(t *testing.T) {
 
 	// A HelmChart from a verified OCIRepository: packaged.
 	reg := newRegistry(t, nil)
-	key, err := verifytest.NewKey()
+	key, err := cosign.NewKey()
 	g.Expect(err).NotTo(HaveOccurred())
 	keys := newVerifySecret(t, ns, map[string][]byte{"cosign.pub": key.PublicPEM()})
 	d := pushFiles(t, reg.Host, "org/charts", "v1", chartFiles)
-	g.Expect(verifytest.Sign(reg.Host+"/org/charts", d, []verifytest.Signature{{Key: key.Private}})).To(Succeed())
+	g.Expect(cosign.Sign(reg.Host+"/org/charts", d, []cosign.Signature{{Key: key.Private}})).To(Succeed())
 	oci := newOCIRepository(ns, "oci://"+reg.Host+"/org/charts", func(o *sourcev1.OCIRepository) {
 		o.Spec.Ref = &sourcev1.OCIRepositoryRef{Tag: "v1"}
 		o.Spec.Verify = &sourcev1.OCIArtifactVerification{Provider: "cosign", SecretRef: &meta.LocalObjectReference{Name: keys}}

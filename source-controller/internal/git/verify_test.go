@@ -16,56 +16,56 @@ import (
 	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
-	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
-	"github.com/hiddeco/sshsig"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/plumb-dev/plumb/shared/artifact"
+	"github.com/plumb-dev/plumb/shared/testing/signtest"
 	"github.com/plumb-dev/plumb/shared/testing/testenv"
 )
 
-// signFunc returns the armored signature of a payload.
-type signFunc func(t *testing.T, payload []byte) string
+// signer signs a commit's or tag's payload: signtest's PGPSigner and SSHSigner, or a signerFunc.
+type signer interface {
+	Sign(message io.Reader) ([]byte, error)
+}
 
-// pgpKey makes an OpenPGP key; its armored public key goes into a Secret's *.asc.
+// signerFunc is a signer made of a function.
+type signerFunc func(message io.Reader) ([]byte, error)
+
+func (f signerFunc) Sign(message io.Reader) ([]byte, error) { return f(message) }
+
+// pgpKey makes an OpenPGP key of name <name@example.com>; its armored public key goes into a
+// Secret's *.asc.
 func pgpKey(t *testing.T, name string) (*openpgp.Entity, []byte) {
 	t.Helper()
-	e, err := openpgp.NewEntity(name, "", strings.ToLower(name)+"@example.com", nil)
+	e, pub, err := signtest.PGPKey(name, strings.ToLower(name)+"@example.com")
 	must(err)
-	var buf bytes.Buffer
-	w, err := armor.Encode(&buf, openpgp.PublicKeyType, nil)
-	must(err)
-	must(e.Serialize(w))
-	must(w.Close())
-	return e, buf.Bytes()
+	return e, pub
 }
 
-func pgpSign(e *openpgp.Entity) signFunc {
-	return func(t *testing.T, payload []byte) string {
-		var buf bytes.Buffer
-		must(openpgp.ArmoredDetachSign(&buf, e, bytes.NewReader(payload), nil))
-		return buf.String()
-	}
-}
+func pgpSign(e *openpgp.Entity) signer { return signtest.PGPSigner{Key: e} }
 
 // sshKey makes an SSH signer and its authorized_keys line.
 func sshKey(t *testing.T) (ssh.Signer, string) {
 	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	s, pub, err := signtest.SSHKey()
 	must(err)
-	s, err := ssh.NewSignerFromKey(priv)
-	must(err)
-	return s, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(s.PublicKey())))
+	return s, pub
 }
 
-func sshSign(s ssh.Signer, namespace string) signFunc {
-	return func(t *testing.T, payload []byte) string {
-		sig, err := sshsig.Sign(bytes.NewReader(payload), s, sshsig.HashSHA512, namespace)
-		must(err)
-		return string(sshsig.Armor(sig))
+func sshSign(s ssh.Signer, namespace string) signer {
+	return signtest.SSHSigner{Key: s, Namespace: namespace}
+}
+
+// signature is sign's armored signature of payload.
+func signature(t *testing.T, sign signer, payload []byte) string {
+	t.Helper()
+	sig, err := sign.Sign(bytes.NewReader(payload))
+	if err != nil {
+		t.Fatal(err)
 	}
+	return string(sig)
 }
 
 func payloadOf(encode func(plumbing.EncodedObject) error) []byte {
@@ -77,7 +77,7 @@ func payloadOf(encode func(plumbing.EncodedObject) error) []byte {
 }
 
 // signedCommit commits files on branch, signed by sign when set.
-func (r *testRepo) signedCommit(branch string, files map[string]entry, sign signFunc) string {
+func (r *testRepo) signedCommit(branch string, files map[string]entry, sign signer) string {
 	r.t.Helper()
 	ref := plumbing.NewBranchReferenceName(branch)
 	var parents []plumbing.Hash
@@ -88,7 +88,7 @@ func (r *testRepo) signedCommit(branch string, files map[string]entry, sign sign
 	commitTime = commitTime.Add(time.Minute)
 	c := &object.Commit{Author: sig, Committer: sig, Message: "change\n", TreeHash: r.writeTree(files), ParentHashes: parents}
 	if sign != nil {
-		c.PGPSignature = sign(r.t, payloadOf(c.EncodeWithoutSignature))
+		c.PGPSignature = signature(r.t, sign, payloadOf(c.EncodeWithoutSignature))
 	}
 	h := r.store(c)
 	must(r.repo.Storer.SetReference(plumbing.NewHashReference(ref, h)))
@@ -96,12 +96,12 @@ func (r *testRepo) signedCommit(branch string, files map[string]entry, sign sign
 }
 
 // signedTag makes an annotated tag of commit, signed by sign when set, and pushes it.
-func (r *testRepo) signedTag(name, commit string, sign signFunc) {
+func (r *testRepo) signedTag(name, commit string, sign signer) {
 	r.t.Helper()
 	tg := &object.Tag{Name: name, Tagger: object.Signature{Name: "Test", Email: "test@example.invalid", When: commitTime},
 		Message: "release " + name + "\n", TargetType: plumbing.CommitObject, Target: plumbing.NewHash(commit)}
 	if sign != nil {
-		tg.PGPSignature = sign(r.t, payloadOf(tg.EncodeWithoutSignature))
+		tg.PGPSignature = signature(r.t, sign, payloadOf(tg.EncodeWithoutSignature))
 	}
 	h := r.store(tg)
 	ref := plumbing.NewTagReferenceName(name)
@@ -130,7 +130,7 @@ func TestVerifyCommits(t *testing.T) {
 
 	for _, tc := range []struct {
 		name    string
-		sign    signFunc
+		sign    signer
 		secret  map[string][]byte
 		want    string // in the Verified message
 		wantErr string // in the error
@@ -228,16 +228,16 @@ func TestVerifySSHKeygenSignature(t *testing.T) {
 	block, err := ssh.MarshalPrivateKey(priv, "")
 	must(err)
 	must(os.WriteFile(keyFile, pem.EncodeToMemory(block), 0o600))
-	sign := func(t *testing.T, payload []byte) string {
+	sign := signerFunc(func(message io.Reader) ([]byte, error) {
+		payload, err := io.ReadAll(message)
+		must(err)
 		msg := filepath.Join(dir, "payload")
 		must(os.WriteFile(msg, payload, 0o600))
 		if out, err := exec.Command(keygen, "-Y", "sign", "-n", "git", "-f", keyFile, msg).CombinedOutput(); err != nil {
-			t.Fatalf("ssh-keygen -Y sign: %v\n%s", err, out)
+			return nil, fmt.Errorf("ssh-keygen -Y sign: %v\n%s", err, out)
 		}
-		sig, err := os.ReadFile(msg + ".sig")
-		must(err)
-		return string(sig)
-	}
+		return os.ReadFile(msg + ".sig")
+	})
 	r := newRepo(t)
 	r.signedCommit("main", files{"a": file("1")}, sign)
 	r.push("refs/heads/main")

@@ -14,9 +14,9 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/testing/ca"
 	"github.com/sigstore/sigstore-go/pkg/tlog"
 
+	"github.com/plumb-dev/plumb/shared/cosign"
 	"github.com/plumb-dev/plumb/shared/testing/ocitest"
 	"github.com/plumb-dev/plumb/source-controller/internal/verify"
-	"github.com/plumb-dev/plumb/source-controller/internal/verify/verifytest"
 )
 
 // rekorBundle is cosign's dev.sigstore.cosign/bundle annotation for a signed entity's Rekor
@@ -78,18 +78,18 @@ func TestCosignKeylessWithRekor(t *testing.T) {
 	const issuer, subject = "https://issuer.example.test", "ci@example.test"
 	sign := func(digest string, withBundle, tamperSET bool) {
 		t.Helper()
-		payload := verifytest.Payload(repo, digest)
+		payload := cosign.Payload(repo, digest)
 		e, err := vs.SignAtTime(subject, issuer, payload, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
 		vc, _ := e.VerificationContent()
 		sc, _ := e.SignatureContent()
-		raw := verifytest.RawSignature{Payload: payload, Signature: sc.Signature(), Certificate: vc.Certificate()}
+		raw := cosign.RawSignature{Payload: payload, Signature: sc.Signature(), Certificate: vc.Certificate()}
 		if withBundle {
 			raw.RekorBundle = rekorBundle(t, vs, e, tamperSET)
 		}
-		if err := verifytest.Push(repo, digest, []verifytest.RawSignature{raw}); err != nil {
+		if err := cosign.Push(repo, digest, []cosign.RawSignature{raw}); err != nil {
 			t.Fatal(err)
 		}
 	}

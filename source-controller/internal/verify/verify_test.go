@@ -8,10 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/plumb-dev/plumb/shared/cosign"
 	"github.com/plumb-dev/plumb/shared/testing/ocitest"
+	"github.com/plumb-dev/plumb/shared/testing/signtest"
 	"github.com/plumb-dev/plumb/source-controller/internal/oci"
 	"github.com/plumb-dev/plumb/source-controller/internal/verify"
-	"github.com/plumb-dev/plumb/source-controller/internal/verify/verifytest"
 )
 
 func isNotFound(err error) bool { return errors.Is(err, oci.ErrNotFound) }
@@ -48,25 +49,25 @@ func TestCosignKeyed(t *testing.T) {
 	reg := ocitest.NewRegistry(nil)
 	defer reg.Close()
 	repo := reg.Host + "/org/app"
-	good := must[*verifytest.Key](t)(verifytest.NewKey())
-	other := must[*verifytest.Key](t)(verifytest.NewKey())
+	good := must[*cosign.Key](t)(cosign.NewKey())
+	other := must[*cosign.Key](t)(cosign.NewKey())
 
 	signed := push(t, reg, "org/app", "v1", "a: 1\n")
-	if err := verifytest.Sign(repo, signed, []verifytest.Signature{{Key: other.Private}, {Key: good.Private}}); err != nil {
+	if err := cosign.Sign(repo, signed, []cosign.Signature{{Key: other.Private}, {Key: good.Private}}); err != nil {
 		t.Fatal(err)
 	}
 	byOther := push(t, reg, "org/app", "v2", "a: 2\n")
-	if err := verifytest.Sign(repo, byOther, []verifytest.Signature{{Key: other.Private}}); err != nil {
+	if err := cosign.Sign(repo, byOther, []cosign.Signature{{Key: other.Private}}); err != nil {
 		t.Fatal(err)
 	}
 	unsigned := push(t, reg, "org/app", "v3", "a: 3\n")
 	// The signature of the signed digest copied onto another digest's tag: a replay.
 	replayed := push(t, reg, "org/app", "v4", "a: 4\n")
-	if err := verifytest.Sign(repo, replayed, []verifytest.Signature{{Key: good.Private, SignedDigest: signed}}); err != nil {
+	if err := cosign.Sign(repo, replayed, []cosign.Signature{{Key: good.Private, SignedDigest: signed}}); err != nil {
 		t.Fatal(err)
 	}
 
-	s := verify.Settings{Provider: "cosign", Keys: map[string][]byte{"cosign.pub": good.PublicPEM(), "old.pub": must[*verifytest.Key](t)(verifytest.NewKey()).PublicPEM()}, KeysFrom: "Secret ns/keys"}
+	s := verify.Settings{Provider: "cosign", Keys: map[string][]byte{"cosign.pub": good.PublicPEM(), "old.pub": must[*cosign.Key](t)(cosign.NewKey()).PublicPEM()}, KeysFrom: "Secret ns/keys"}
 	r := remoteOf(t, reg, "org/app")
 	ctx := context.Background()
 	res, err := verify.Verify(ctx, r, signed, s, isNotFound)
@@ -106,7 +107,7 @@ func TestCosignKeyless(t *testing.T) {
 	reg := ocitest.NewRegistry(nil)
 	defer reg.Close()
 	repo := reg.Host + "/org/app"
-	ca := must[*verifytest.CA](t)(verifytest.NewCA())
+	ca := must[*signtest.CA](t)(signtest.NewCA())
 	trusted := must[[]byte](t)(ca.TrustedRoot())
 	const issuer = "https://token.actions.example.test"
 	const subject = "https://git.example.test/org/app/.github/workflows/release.yml@refs/heads/main"
@@ -117,7 +118,7 @@ func TestCosignKeyless(t *testing.T) {
 		t.Fatal(err)
 	}
 	good := push(t, reg, "org/app", "v1", "a: 1\n")
-	if err := verifytest.Sign(repo, good, []verifytest.Signature{{Key: key, Certificate: leaf}}); err != nil {
+	if err := cosign.Sign(repo, good, []cosign.Signature{{Key: key, Certificate: leaf}}); err != nil {
 		t.Fatal(err)
 	}
 	expiredLeaf, expiredKey, err := ca.Leaf(issuer, subject, now.Add(-time.Hour), now.Add(-50*time.Minute))
@@ -125,24 +126,24 @@ func TestCosignKeyless(t *testing.T) {
 		t.Fatal(err)
 	}
 	expired := push(t, reg, "org/app", "v2", "a: 2\n")
-	if err := verifytest.Sign(repo, expired, []verifytest.Signature{{Key: expiredKey, Certificate: expiredLeaf}}); err != nil {
+	if err := cosign.Sign(repo, expired, []cosign.Signature{{Key: expiredKey, Certificate: expiredLeaf}}); err != nil {
 		t.Fatal(err)
 	}
-	otherCA := must[*verifytest.CA](t)(verifytest.NewCA())
+	otherCA := must[*signtest.CA](t)(signtest.NewCA())
 	strangerLeaf, strangerKey, err := otherCA.Leaf(issuer, subject, now.Add(-time.Minute), now.Add(10*time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
 	stranger := push(t, reg, "org/app", "v3", "a: 3\n")
-	if err := verifytest.Sign(repo, stranger, []verifytest.Signature{{Key: strangerKey, Certificate: strangerLeaf}}); err != nil {
+	if err := cosign.Sign(repo, stranger, []cosign.Signature{{Key: strangerKey, Certificate: strangerLeaf}}); err != nil {
 		t.Fatal(err)
 	}
 	replayed := push(t, reg, "org/app", "v4", "a: 4\n")
-	if err := verifytest.Sign(repo, replayed, []verifytest.Signature{{Key: key, Certificate: leaf, SignedDigest: good}}); err != nil {
+	if err := cosign.Sign(repo, replayed, []cosign.Signature{{Key: key, Certificate: leaf, SignedDigest: good}}); err != nil {
 		t.Fatal(err)
 	}
 	keyed := push(t, reg, "org/app", "v5", "a: 5\n")
-	if err := verifytest.Sign(repo, keyed, []verifytest.Signature{{Key: must[*verifytest.Key](t)(verifytest.NewKey()).Private}}); err != nil {
+	if err := cosign.Sign(repo, keyed, []cosign.Signature{{Key: must[*cosign.Key](t)(cosign.NewKey()).Private}}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -219,7 +220,7 @@ func TestNotation(t *testing.T) {
 	reg := ocitest.NewRegistry(nil)
 	defer reg.Close()
 	repo := reg.Host + "/org/app"
-	ca := must[*verifytest.CA](t)(verifytest.NewCA())
+	ca := must[*signtest.CA](t)(signtest.NewCA())
 	now := time.Now()
 	cert, key, err := ca.CodeSigning("release signer", now.Add(-time.Minute), now.Add(time.Hour))
 	if err != nil {
@@ -230,7 +231,7 @@ func TestNotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	unsigned := push(t, reg, "org/app", "v2", "a: 2\n")
-	otherCA := must[*verifytest.CA](t)(verifytest.NewCA())
+	otherCA := must[*signtest.CA](t)(signtest.NewCA())
 	strangerCert, strangerKey, err := otherCA.CodeSigning("stranger", now.Add(-time.Minute), now.Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
@@ -245,7 +246,7 @@ func TestNotation(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s := verify.Settings{Provider: "notation", KeysFrom: "Secret ns/notation", TrustPolicy: []byte(verifytest.NotationTrustPolicy),
+	s := verify.Settings{Provider: "notation", KeysFrom: "Secret ns/notation", TrustPolicy: []byte(signtest.NotationTrustPolicy),
 		Certificates: map[string][]byte{"ca.crt": pemCert(ca)}}
 	r := remoteOf(t, reg, "org/app")
 	ctx := context.Background()
@@ -280,6 +281,6 @@ func TestNotation(t *testing.T) {
 	})
 }
 
-func pemCert(ca *verifytest.CA) []byte {
+func pemCert(ca *signtest.CA) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Cert.Raw})
 }

@@ -1,7 +1,9 @@
-// Package verifytest signs OCI artifacts the way cosign does, with keys and certificates made in
-// the test: a private Sigstore instance's material (a Fulcio-like CA and its trusted root), for
-// the tests of signature verification.
-package verifytest
+// Package signtest signs what source-controller verifies, with keys and certificates made in the
+// test: a private Sigstore instance's material (a Fulcio-like CA and its trusted root) for cosign
+// keyless signatures, Notary Project signing certificates and signatures, and OpenPGP and SSH
+// signers of Git commits and tags. Cosign keyed signatures are made with shared/cosign, as
+// `plumb push artifact --sign-key` makes them.
+package signtest
 
 import (
 	"crypto/ecdsa"
@@ -15,32 +17,6 @@ import (
 	"time"
 
 	"github.com/sigstore/sigstore-go/pkg/root"
-
-	"github.com/plumb-dev/plumb/shared/cosign"
-)
-
-// The signing helpers live in shared/cosign, which plumb push artifact --sign-key uses too, so
-// that the tests sign exactly as the CLI does.
-const SimpleSigningMediaType = cosign.SimpleSigningMediaType
-
-type (
-	// Key is an ECDSA P-256 signing key.
-	Key = cosign.Key
-	// Signature is what Sign pushes.
-	Signature = cosign.Signature
-	// RawSignature is one layer of a signature tag, as it is.
-	RawSignature = cosign.RawSignature
-)
-
-var (
-	// NewKey makes a key.
-	NewKey = cosign.NewKey
-	// Payload is cosign's simple signing payload for a digest in a repository.
-	Payload = cosign.Payload
-	// Sign pushes the signature tag of a digest, as cosign sign does.
-	Sign = cosign.Sign
-	// Push pushes the signature tag of a digest with raw layers.
-	Push = cosign.Push
 )
 
 // CA is a Fulcio-like certificate authority of a private Sigstore instance.

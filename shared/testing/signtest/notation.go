@@ -1,4 +1,4 @@
-package verifytest
+package signtest
 
 import (
 	"context"
