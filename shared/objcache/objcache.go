@@ -1,9 +1,10 @@
 // Package objcache keeps, for a controller that applies objects, a metadata-only view of the
 // objects it owns: one informer per kind met, started when a reconcile first meets the kind,
-// limited by a label selector to the objects the controller labelled, and shared by every object
-// that applies. It answers two questions without a request to the API server: has this object
-// changed since we last saw it (its resourceVersion, or only its status), and when does it next
-// change (to wake a health wait at once).
+// limited by a label selector to the objects the controller (or Helm, for helm-controller)
+// labelled, and shared by every object that applies. It answers two questions without a
+// request to the API server: has this object changed since we last saw it (its
+// resourceVersion, or only its status), and when does it next change (to wake a health wait at
+// once).
 //
 // Little of each object: an entry is an object's name, resourceVersion, generation and a digest
 // of the rest of its metadata, so a controller that applies 10,000 objects keeps a few MiB. The
@@ -17,6 +18,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -62,17 +64,24 @@ type Key struct {
 	Name      string
 }
 
-// New makes the cache of the objects that carry the label key (any value), read with cfg.
-func New(cfg *rest.Config, scheme *runtime.Scheme, mapper apimeta.RESTMapper, label string) (*Cache, error) {
-	req, err := labels.NewRequirement(label, "exists", nil)
+// New makes the cache of the objects that match the label selector (as kubectl's -l takes it: a
+// bare key, as apply-controller's "apply.plumb.dev/name", selects the objects that carry the
+// label whatever its value; helm-controller's "app.kubernetes.io/managed-by=Helm" those of one
+// value), read with cfg.
+func New(cfg *rest.Config, scheme *runtime.Scheme, mapper apimeta.RESTMapper, selector string) (*Cache, error) {
+	sel, err := labels.Parse(selector)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("label selector %q: %w", selector, err)
+	}
+	if sel.Empty() {
+		// A cache of every object of the cluster is never what a controller means.
+		return nil, fmt.Errorf("label selector %q selects every object", selector)
 	}
 	c := &Cache{kinds: map[schema.GroupVersionKind]bool{}, waiters: map[Key][]*waiter{}}
 	c.cache, err = cache.New(cfg, cache.Options{
 		Scheme:               scheme,
 		Mapper:               mapper,
-		DefaultLabelSelector: labels.NewSelector().Add(*req),
+		DefaultLabelSelector: sel,
 		DefaultTransform:     slim,
 		DefaultWatchErrorHandler: func(ctx context.Context, r *toolscache.Reflector, err error) {
 			c.epoch.Add(1)

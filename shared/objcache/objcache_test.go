@@ -213,3 +213,37 @@ func TestObjectKeepsStatusOfWorkloads(t *testing.T) {
 	_, ok := c.Object(ctx, cmKey)
 	g.Expect(ok).To(BeFalse(), "a ConfigMap has no status to keep")
 }
+
+// A selector of one value (helm-controller's) caches the objects with that value only; one that
+// selects every object, or does not parse, is refused.
+func TestSelectorOfOneValue(t *testing.T) {
+	g := NewWithT(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "objcache-"}}
+	g.Expect(env.Client.Create(ctx, ns)).To(Succeed())
+	const managedBy = "app.kubernetes.io/managed-by"
+	for name, value := range map[string]string{"helm": "Helm", "other": "kubectl"} {
+		cm := corev1ac.ConfigMap(name, ns.Name).WithLabels(map[string]string{managedBy: value})
+		g.Expect(env.Client.Apply(ctx, cm, client.FieldOwner("test"), client.ForceOwnership)).To(Succeed())
+	}
+
+	hc, err := apiutilHTTPClient()
+	g.Expect(err).NotTo(HaveOccurred())
+	mapper, err := apiutil.NewDynamicRESTMapper(env.Config, hc)
+	g.Expect(err).NotTo(HaveOccurred())
+	for _, bad := range []string{"", "a=b=c"} {
+		_, err := New(env.Config, clientgoscheme.Scheme, mapper, bad)
+		g.Expect(err).To(HaveOccurred(), "selector %q", bad)
+	}
+	c, err := New(env.Config, clientgoscheme.Scheme, mapper, managedBy+"=Helm")
+	g.Expect(err).NotTo(HaveOccurred())
+	go func() { _ = c.Start(ctx) }()
+	helm := Key{GVK: cmGVK, Namespace: ns.Name, Name: "helm"}
+	synced(g, c, helm)
+	_, found, _ := c.Get(ctx, helm)
+	g.Expect(found).To(BeTrue())
+	_, found, ok := c.Get(ctx, Key{GVK: cmGVK, Namespace: ns.Name, Name: "other"})
+	g.Expect(ok).To(BeTrue())
+	g.Expect(found).To(BeFalse(), "another value of the label is not cached")
+}

@@ -15,6 +15,7 @@ import (
 
 	helmv1 "github.com/plumb-dev/plumb/helm-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/shared/health"
+	"github.com/plumb-dev/plumb/shared/objcache"
 )
 
 // drift compares the objects of the deployed release with the cluster (server-side dry-runs)
@@ -35,7 +36,7 @@ func (r *HelmReleaseReconciler) drift(ctx context.Context, obj *helmv1.HelmRelea
 	// Only the objects changed since they were last found in sync are compared (a
 	// server-side dry-run each); a controller that restarted compares them all.
 	basis := driftBasis(rls, dd)
-	check, seen := r.drifts.toCheck(r.objects, c.RESTMapper(), obj, basis, objs)
+	check, seen := r.drifts.toCheck(ctx, r.objects, obj, basis, objs)
 	rules := ignoreRules(dd)
 	var diffs []*jsondiff.Diff
 	if len(check) > 0 {
@@ -47,7 +48,7 @@ func (r *HelmReleaseReconciler) drift(ctx context.Context, obj *helmv1.HelmRelea
 	}
 	var drifted []*unstructured.Unstructured
 	var names []string
-	driftedKeys := map[string]bool{}
+	driftedKeys := map[objcache.Key]bool{}
 	defer func() { r.drifts.record(obj, basis, driftedKeys, seen) }()
 	for _, d := range diffs {
 		if d.Type != jsondiff.DiffTypeCreate && d.Type != jsondiff.DiffTypeUpdate {
@@ -58,7 +59,7 @@ func (r *HelmReleaseReconciler) drift(ctx context.Context, obj *helmv1.HelmRelea
 			continue
 		}
 		drifted = append(drifted, u)
-		driftedKeys[objectKey(u)] = true
+		driftedKeys[keyOf(u)] = true
 		what := "changed"
 		if d.Type == jsondiff.DiffTypeCreate {
 			what = "missing"

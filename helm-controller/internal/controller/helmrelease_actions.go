@@ -3,8 +3,6 @@ package controller
 import (
 	"context"
 	"fmt"
-	"slices"
-	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
@@ -13,7 +11,6 @@ import (
 	"helm.sh/helm/v3/pkg/release"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	helmv1 "github.com/plumb-dev/plumb/helm-controller/api/v1beta1"
@@ -141,7 +138,7 @@ func (r *HelmReleaseReconciler) applyCRDs(ctx context.Context, obj *helmv1.HelmR
 // then labels it healthy: until then a stopped controller leaves it to be checked again.
 func (r *HelmReleaseReconciler) confirm(ctx context.Context, obj *helmv1.HelmRelease, h plumbrelease.Actions, rls *release.Release, install bool, revision string) error {
 	if wait, timeout := plumbrelease.WaitSettings(obj, install); wait {
-		if err := r.waitHealthy(ctx, obj, rls, timeout, plumbrelease.WaitForJobs(obj, install)); err != nil {
+		if err := r.waitHealthy(ctx, obj, h, rls, timeout, plumbrelease.WaitForJobs(obj, install)); err != nil {
 			return err
 		}
 	}
@@ -168,40 +165,6 @@ func (r *HelmReleaseReconciler) recheck(ctx context.Context, obj *helmv1.HelmRel
 	conditions.MarkTrue(obj, meta.ReadyCondition, helmv1.SucceededReason, "release %s at revision %d confirmed healthy", cur.Name, cur.Version)
 	ignoredTestFailure(obj, conditions.IsFalse(obj, helmv1.TestSuccessCondition))
 	return ctrl.Result{RequeueAfter: plumbreconcile.Jitter(obj.Spec.Interval.Duration)}, nil
-}
-
-// waitHealthy waits, within timeout, until every object of the release's manifest is healthy as
-// spec.healthCheckExprs, or else kstatus, judges it, and with jobs until its Jobs have completed
-// (as Helm's wait for Jobs; kstatus counts a running Job as current). Helm's own wait polls
-// every 2 s; this one starts at 100 ms, so that a release of objects that are ready at once
-// takes a fraction of a second.
-func (r *HelmReleaseReconciler) waitHealthy(ctx context.Context, obj *helmv1.HelmRelease, rls *release.Release, timeout time.Duration, jobs bool) error {
-	c, objs, err := r.releaseObjects(ctx, obj, rls)
-	if err != nil {
-		return err
-	}
-	var jobObjs []*unstructured.Unstructured
-	for _, o := range objs {
-		if isJob(o) {
-			jobObjs = append(jobObjs, o)
-		}
-	}
-	objs = slices.DeleteFunc(objs, isJob)
-	ev, err := healthEvaluator(obj) // checkHealthExprs stalled one that cannot be used
-	if err != nil {
-		return err
-	}
-	wctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	if err := health.WaitWith(wctx, c, objs, health.Options{Status: ev.Status}); err != nil {
-		return fmt.Errorf("release %s revision %d not healthy: %w", rls.Name, rls.Version, err)
-	}
-	if jobs {
-		if err := waitJobsComplete(wctx, c, jobObjs); err != nil {
-			return fmt.Errorf("release %s revision %d not healthy: %w", rls.Name, rls.Version, err)
-		}
-	}
-	return nil
 }
 
 // runTests runs the chart's test hooks (those of spec.test.filters) when spec.test.enable; a

@@ -23,6 +23,7 @@ import (
 	plumbrelease "github.com/plumb-dev/plumb/helm-controller/internal/release"
 	"github.com/plumb-dev/plumb/shared/artifact"
 	"github.com/plumb-dev/plumb/shared/kubeconfig"
+	"github.com/plumb-dev/plumb/shared/objcache"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
 	"github.com/plumb-dev/plumb/shared/refwatch"
 	"github.com/plumb-dev/plumb/shared/status"
@@ -71,9 +72,10 @@ type HelmReleaseReconciler struct {
 	// reconcile of each HelmRelease read of them.
 	storage *storageWatch
 	stored  storedReleases
-	// objects watches the metadata of the objects Helm made; drifts is where each
-	// HelmRelease's objects were last found in sync.
-	objects *objectWatch
+	// objects watches the objects Helm made in this cluster (their metadata; the status too of
+	// workloads), for drift detection and health waits; drifts is where each HelmRelease's
+	// objects were last found in sync.
+	objects *objcache.Cache
 	drifts  driftRecords
 }
 

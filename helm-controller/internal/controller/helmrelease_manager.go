@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	helmv1 "github.com/plumb-dev/plumb/helm-controller/api/v1beta1"
+	"github.com/plumb-dev/plumb/shared/objcache"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
 	"github.com/plumb-dev/plumb/shared/refwatch"
 )
@@ -61,7 +62,7 @@ func (r *HelmReleaseReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 	if err := mgr.Add(r.storage); err != nil {
 		return err
 	}
-	if r.objects, err = newObjectWatch(mgr.GetConfig()); err != nil {
+	if r.objects, err = objcache.New(mgr.GetConfig(), mgr.GetScheme(), mgr.GetRESTMapper(), helmManagedSelector); err != nil {
 		return err
 	}
 	return mgr.Add(r.objects)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -331,6 +332,8 @@ func TestHelmRelease_WaitsForJobCompletion(t *testing.T) {
 	ns := newNamespace(t)
 	chartSource(t, ns, "app", jobChart("1.0.0"))
 	hr := newRelease(ns, "app")
+	watching(g, ns, deploymentGVK, batchv1.SchemeGroupVersion.WithKind("Job"))
+	m := requests.mark()
 	g.Expect(k8s.Create(ctx, hr)).To(Succeed())
 
 	var pod corev1.Pod
@@ -353,6 +356,14 @@ func TestHelmRelease_WaitsForJobCompletion(t *testing.T) {
 	job := &batchv1.Job{}
 	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web-migrate"}, job)).To(Succeed())
 	g.Expect(job.Status.Succeeded).To(BeEquivalentTo(1))
+	// The Job's completion was seen by the watch of the objects Helm made: the wait did not
+	// read the Job after the install created it.
+	log := requests.since(m, ns)
+	created := slices.IndexFunc(log, func(l string) bool { return strings.HasPrefix(l, "POST /apis/batch/v1/namespaces/"+ns+"/jobs") })
+	g.Expect(created).To(BeNumerically(">=", 0), "the install created the Job: %q", log)
+	for _, l := range log[created+1:] {
+		g.Expect(l).NotTo(HavePrefix("GET /apis/batch/v1/namespaces/"+ns+"/jobs/web-migrate"), "a read of the Job after the install")
+	}
 }
 
 // rollback.disableHooks: the pre-rollback hook of the revision rolled back to runs in a plain

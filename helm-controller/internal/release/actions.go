@@ -12,6 +12,7 @@ import (
 	helmrelease "helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/storage"
 	"helm.sh/helm/v3/pkg/storage/driver"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
 // Actions are the Helm actions a reconcile runs on one release. Waiting for health and writing
@@ -35,6 +36,10 @@ type Actions interface {
 	// Upgrade upgrades the release to the chart with exactly these values; it does not wait for
 	// health.
 	Upgrade(ctx context.Context, ch *chart.Chart, vals map[string]any, opts UpgradeOptions) (*helmrelease.Release, error)
+	// Written returns the object o (matched by group, kind, namespace and name) as the API
+	// server answered the last Install's or Upgrade's write of it (or, for an object the
+	// upgrade left as it was, Helm's read of it), or nil when that action did not write it.
+	Written(o *unstructured.Unstructured) *unstructured.Unstructured
 	// Test runs the chart's test hooks on the newest revision; filters are Helm's (name and
 	// !name lists), nil for all.
 	Test(timeout time.Duration, filters map[string][]string) error
@@ -133,6 +138,7 @@ type Helm struct {
 	cfg     *action.Configuration
 	target  Target
 	secrets *fingerprintSecrets
+	kube    *writtenClient
 }
 
 var _ Actions = (*Helm)(nil)
@@ -158,7 +164,9 @@ func NewHelm(c Cluster, t Target, logf func(format string, args ...any)) (*Helm,
 	d.Log = logf
 	cfg.Releases = storage.Init(d)
 	cfg.Releases.MaxHistory = t.MaxHistory
-	return &Helm{cfg: cfg, target: t, secrets: secrets}, nil
+	wc := &writtenClient{Client: kc}
+	cfg.KubeClient = wc
+	return &Helm{cfg: cfg, target: t, secrets: secrets, kube: wc}, nil
 }
 
 // Configuration is Helm's configuration underneath, for tests that change storage directly.
@@ -195,6 +203,7 @@ func (h *Helm) Recover(rls *helmrelease.Release) error {
 }
 
 func (h *Helm) Install(ctx context.Context, ch *chart.Chart, vals map[string]any, opts InstallOptions) (*helmrelease.Release, error) {
+	h.kube.reset()
 	act := action.NewInstall(h.cfg)
 	act.ReleaseName, act.Namespace, act.Replace = h.target.Name, h.target.Namespace, opts.Replace
 	// The API server validates every object; Helm's own check would download and parse the
@@ -211,6 +220,7 @@ func (h *Helm) Install(ctx context.Context, ch *chart.Chart, vals map[string]any
 }
 
 func (h *Helm) Upgrade(ctx context.Context, ch *chart.Chart, vals map[string]any, opts UpgradeOptions) (*helmrelease.Release, error) {
+	h.kube.reset()
 	act := action.NewUpgrade(h.cfg)
 	act.Namespace, act.MaxHistory = h.target.Namespace, h.target.MaxHistory
 	// The values are the spec's, not merged with the last release's (empty values would
@@ -226,6 +236,10 @@ func (h *Helm) Upgrade(ctx context.Context, ch *chart.Chart, vals map[string]any
 	}
 	act.Timeout = opts.Timeout
 	return act.RunWithContext(ctx, h.target.Name, ch, vals)
+}
+
+func (h *Helm) Written(o *unstructured.Unstructured) *unstructured.Unstructured {
+	return h.kube.written(o)
 }
 
 func (h *Helm) Test(timeout time.Duration, filters map[string][]string) error {
