@@ -15,11 +15,34 @@ type Teams struct {
 	Client *http.Client
 }
 
+// teamsMaxMessage bounds the card's message: Teams refuses a webhook message over 28 KB, and a
+// failed apply can list hundreds of objects.
+const teamsMaxMessage = 4000
+
 // Send implements Sender.
 func (t *Teams) Send(ctx context.Context, n Notification) error {
+	return postJSON(ctx, t.Client, t.URL, teamsMessage(n))
+}
+
+// teamsMessage is the message Teams' incoming webhooks and Workflows' "When a Teams webhook
+// request is received" take: one attachment, the Adaptive Card.
+func teamsMessage(n Notification) map[string]any {
+	return map[string]any{
+		"type":        "message",
+		"attachments": []any{map[string]any{"contentType": "application/vnd.microsoft.card.adaptive", "content": teamsCard(n)}},
+	}
+}
+
+// teamsCard is an Adaptive Card of version 1.4 (all that the card uses is in 1.0): the title,
+// red for errors, the message, and the revision, summary and metadata as facts when there are any.
+func teamsCard(n Notification) map[string]any {
 	color := "Good"
 	if n.Severity == "error" {
 		color = "Attention"
+	}
+	body := []any{
+		map[string]any{"type": "TextBlock", "text": n.Title(), "weight": "Bolder", "size": "Medium", "color": color, "wrap": true},
+		map[string]any{"type": "TextBlock", "text": truncate(n.Message, teamsMaxMessage), "wrap": true},
 	}
 	facts := []map[string]string{}
 	if n.Revision != "" {
@@ -31,20 +54,15 @@ func (t *Teams) Send(ctx context.Context, n Notification) error {
 	for _, k := range sortedKeys(n.Metadata) {
 		facts = append(facts, map[string]string{"title": k, "value": n.Metadata[k]})
 	}
-	card := map[string]any{
+	if len(facts) > 0 {
+		body = append(body, map[string]any{"type": "FactSet", "facts": facts})
+	}
+	return map[string]any{
 		"$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
 		"type":    "AdaptiveCard",
 		"version": "1.4",
-		"body": []any{
-			map[string]any{"type": "TextBlock", "text": n.Title(), "weight": "Bolder", "size": "Medium", "color": color, "wrap": true},
-			map[string]any{"type": "TextBlock", "text": n.Message, "wrap": true},
-			map[string]any{"type": "FactSet", "facts": facts},
-		},
+		"body":    body,
 	}
-	return postJSON(ctx, t.Client, t.URL, map[string]any{
-		"type":        "message",
-		"attachments": []any{map[string]any{"contentType": "application/vnd.microsoft.card.adaptive", "content": card}},
-	})
 }
 
 // Discord posts an embed to a Discord webhook.

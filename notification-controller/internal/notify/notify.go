@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/slack-go/slack"
 )
@@ -254,9 +255,14 @@ func slackBlocks(n Notification) slack.Blocks {
 	return slack.Blocks{BlockSet: bs}
 }
 
+// truncate cuts s to at most n bytes and marks the cut with "…", never inside a UTF-8 character
+// (a cut character would reach the destination as U+FFFD, or be refused).
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "…"
 }

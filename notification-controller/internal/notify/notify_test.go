@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	. "github.com/onsi/gomega"
 )
@@ -134,6 +135,28 @@ func TestShortRevision(t *testing.T) {
 	for in, want := range cases {
 		if got := ShortRevision(in); got != want {
 			t.Errorf("ShortRevision(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// truncate cuts at a character's start: a cut through "é" or "✅" would send invalid UTF-8.
+func TestTruncateKeepsCharactersWhole(t *testing.T) {
+	cases := []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"short", 10, "short"},
+		{"abcdef", 3, "abc…"},
+		{"aé", 2, "a…"},
+		{"✅✅", 4, "✅…"},
+		{"✅✅", 5, "✅…"},
+		{"✅✅", 2, "…"},
+	}
+	for _, c := range cases {
+		got := truncate(c.in, c.n)
+		if got != c.want || !utf8.ValidString(got) {
+			t.Errorf("truncate(%q, %d) = %q, want %q", c.in, c.n, got, c.want)
 		}
 	}
 }
