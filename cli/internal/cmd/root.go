@@ -70,15 +70,25 @@ func (o *Options) Client() (client.Client, *rest.Config, error) {
 	}
 	cfg.QPS, cfg.Burst = 50, 100
 	cfg.Timeout = o.Timeout // no request hangs on an unreachable API server
+	c, err := clientFor(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, cfg, nil
+}
+
+// clientFor returns a client of cfg's cluster that knows the built-in kinds and CRDs; Plumb's
+// kinds are read as unstructured.
+func clientFor(cfg *rest.Config) (client.Client, error) {
 	scheme := runtime.NewScheme()
 	if err := errors.Join(clientgoscheme.AddToScheme(scheme), apiextensionsv1.AddToScheme(scheme)); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	c, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
-		return nil, nil, fmt.Errorf("no cluster at %s: %w", cfg.Host, err)
+		return nil, fmt.Errorf("no cluster at %s: %w", cfg.Host, err)
 	}
-	return c, cfg, nil
+	return c, nil
 }
 
 // Namespace is -n, or the kubeconfig context's namespace, or default.
