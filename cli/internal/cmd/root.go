@@ -120,7 +120,7 @@ everyday questions: what is synced, why not, sync it now.`,
 	o.Config.AddFlags(flags)
 	flags.DurationVar(&o.Timeout, "timeout", 5*time.Minute, "how long to wait for the cluster")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newInstall(o), newBootstrap(o), newUninstall(o), newGet(o), newDiff(o), newTree(o), newReconcile(o), newSuspend(o, true), newSuspend(o, false), newEvents(o), newCheck(o), newCreate(o), newMigrate(o), newPush(o))
+	root.AddCommand(newInstall(o), newBootstrap(o), newUninstall(o), newGet(o), newDiff(o), newTree(o), newReconcile(o), newSuspend(o, true), newSuspend(o, false), newEvents(o), newDashboard(o), newCheck(o), newCreate(o), newMigrate(o), newPush(o))
 	return root
 }
 

@@ -120,6 +120,9 @@ func Conditions(o *unstructured.Unstructured) []metav1.Condition {
 		if g, ok := m["observedGeneration"].(int64); ok {
 			c.ObservedGeneration = g
 		}
+		if t, ok := m["lastTransitionTime"].(string); ok {
+			_ = c.LastTransitionTime.UnmarshalQueryParameter(t)
+		}
 		out = append(out, c)
 	}
 	return out
