@@ -6,8 +6,10 @@ import (
 	"os/exec"
 	"runtime"
 
+	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/rest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/plumb-dev/plumb/cli/internal/dashboard"
 )
@@ -37,6 +39,9 @@ as the person the proxy names in --user-header and --group-header, through imper
 			if allowActions && !inCluster {
 				return usagef("--allow-actions is for --in-cluster: locally your own RBAC decides what you may do")
 			}
+			// A long-running command: controller-runtime would warn on stderr that nobody set its
+			// logger; the dashboard reports what matters on its own.
+			ctrllog.SetLogger(logr.Discard())
 			cfg, err := dashboardConfig(o, inCluster)
 			if err != nil {
 				return err

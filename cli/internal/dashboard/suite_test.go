@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -19,6 +20,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/plumb-dev/plumb/shared/testing/testenv"
 )
@@ -35,6 +37,7 @@ const timeout = 30 * time.Second
 func TestMain(m *testing.M) { os.Exit(run(m)) }
 
 func run(m *testing.M) int {
+	ctrllog.SetLogger(logr.Discard())
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		panic(err)
@@ -118,7 +121,7 @@ func kustomization(g Gomega, ns, name string, spec map[string]any, readyStatus, 
 	return object(g, "apply.plumb.dev/v1beta1", "Kustomization", ns, name, full,
 		map[string]any{"conditions": ready(readyStatus, reason, message), "lastAppliedRevision": "main@sha1:1a2b3c",
 			"inventory": map[string]any{"entries": entries},
-			"history": []any{map[string]any{"revision": "main@sha1:1a2b3c", "result": reason, "duration": "1.2s", "time": time.Now().UTC().Format(time.RFC3339)}}})
+			"history":   []any{map[string]any{"revision": "main@sha1:1a2b3c", "result": reason, "duration": "1.2s", "time": time.Now().UTC().Format(time.RFC3339)}}})
 }
 
 // get fetches a page of srv and returns its status and body.
