@@ -120,6 +120,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /o/{group}/{kind}/{ns}/{name}/diff", s.serveDiff)
 	m.HandleFunc("POST /o/{group}/{kind}/{ns}/{name}/{action}", s.serveAction)
 	m.HandleFunc("GET /events", s.serveEvents)
+	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	s.mux = m
 }
 

@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"fmt"
+	"net/url"
 	"sort"
 	"strings"
 
@@ -34,9 +35,11 @@ type gnode struct {
 	// Failing: the object fails; Blocked: it depends on one that does (the red path).
 	Failing, Blocked bool
 	BlockedBy        string
-	Layer            int
-	X, Y             int
-	order            float64
+	// Count is how many objects a box stands for: applied objects, or condensed siblings.
+	Count int
+	Layer int
+	X, Y  int
+	order float64
 }
 
 // Status is the node's third line.
@@ -243,7 +246,7 @@ func (g *graph) applied(objs map[string]*unstructured.Unstructured, from string,
 			where = "cluster"
 		}
 		n := g.add(&gnode{ID: "applied|" + from + "|" + gr.ns + "|" + gr.kind, Kind: "applied", Namespace: gr.ns,
-			Title: "applied · " + where, Label: fmt.Sprintf("%s ×%d", gr.kind, counts[gr]), Href: hrefOf(from) + "#inventory"})
+			Title: "applied · " + where, Label: fmt.Sprintf("%s ×%d", gr.kind, counts[gr]), Href: hrefOf(from) + "#inventory", Count: counts[gr]})
 		g.edge(from, n.ID, relApplies)
 	}
 }
@@ -424,4 +427,93 @@ func (g *graph) collapse() *graph {
 		}
 	}
 	return out
+}
+
+// condense draws a big graph smaller: the objects that appliers applied are counted per
+// namespace and kind across appliers, and Kustomizations and HelmReleases that only take a
+// source and apply objects (no dependsOn, no Plumb objects applied) are one box per source,
+// kind and state, linking to the overview of them. Failing objects keep their own box when
+// alone in their group.
+func (g *graph) condense() *graph {
+	in, out := map[string][]*gedge{}, map[string][]*gedge{}
+	for _, e := range g.Edges {
+		in[e.To] = append(in[e.To], e)
+		out[e.From] = append(out[e.From], e)
+	}
+	groupOf := map[string]string{}
+	members := map[string]int{}
+	for _, n := range g.Nodes {
+		gid := ""
+		switch n.Kind {
+		case "applied":
+			parts := strings.Split(n.ID, "|")
+			gid = "applied|*|" + parts[2] + "|" + parts[3]
+		case "Kustomization", "HelmRelease":
+			simple := true
+			var sources []string
+			for _, e := range in[n.ID] {
+				simple = simple && e.Rel == relSource
+				sources = append(sources, e.From)
+			}
+			for _, e := range out[n.ID] {
+				simple = simple && g.byID[e.To].Kind == "applied"
+			}
+			if simple {
+				sort.Strings(sources)
+				gid = fmt.Sprintf("group|%s|%s|%s|%s|%t", n.Kind, n.Namespace, strings.Join(sources, ","), n.State, n.Blocked)
+			}
+		}
+		if gid != "" {
+			groupOf[n.ID] = gid
+			members[gid]++
+		}
+	}
+	c := newGraph()
+	for _, n := range g.Nodes {
+		gid, grouped := groupOf[n.ID]
+		if !grouped || members[gid] == 1 && n.Kind != "applied" {
+			delete(groupOf, n.ID)
+			c.add(n)
+			continue
+		}
+		box, ok := c.byID[gid]
+		if !ok {
+			box = c.add(&gnode{ID: gid, Kind: n.Kind, Namespace: n.Namespace, State: n.State, Failing: n.Failing,
+				Blocked: n.Blocked, BlockedBy: n.BlockedBy})
+		}
+		if n.Kind == "applied" {
+			box.Count += n.Count
+			parts := strings.Split(gid, "|")
+			where := parts[2]
+			if where == "" {
+				where = "cluster"
+			}
+			box.Title, box.Label = "applied · "+where, fmt.Sprintf("%s ×%d", parts[3], box.Count)
+			continue
+		}
+		box.Count++
+		box.Title = n.Kind + " · " + n.Namespace
+		box.Label = fmt.Sprintf("%d %ss", box.Count, n.Kind)
+		v := url.Values{"ns": {n.Namespace}, "kind": {n.Kind}, "state": {string(n.State)}}
+		box.Href = "/?" + v.Encode()
+	}
+	edges := map[string]*gedge{}
+	for _, e := range g.Edges {
+		from, to := e.From, e.To
+		if gid, ok := groupOf[from]; ok {
+			from = gid
+		}
+		if gid, ok := groupOf[to]; ok {
+			to = gid
+		}
+		id := from + "→" + to
+		if ce, ok := edges[id]; ok {
+			ce.Red = ce.Red || e.Red
+			continue
+		}
+		ce := &gedge{From: from, To: to, Rel: e.Rel, Red: e.Red}
+		edges[id] = ce
+		c.Edges = append(c.Edges, ce)
+	}
+	return c
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -230,4 +231,58 @@ func TestGraphPage(t *testing.T) {
 	g.Expect(body).To(ContainSubstring("HelmRepository · " + ns))
 	g.Expect(body).To(ContainSubstring("charts (not found)"))
 	g.Expect(body).To(ContainSubstring(`<svg class="graph"`))
+}
+
+// The shape of hack/bench apply: one GitRepository, many Kustomizations of four objects each.
+func TestGraphCondenses(t *testing.T) {
+	objs := []*unstructured.Unstructured{obj("source.plumb.dev/v1beta1", "GitRepository", "bench", "apps", "True", map[string]any{}, nil)}
+	inv := func(name string) map[string]any {
+		var entries []any
+		for _, id := range []string{"bench_" + name + "_apps_Deployment", "bench_" + name + "__Service", "bench_" + name + "__ServiceAccount", "bench_" + name + "__ConfigMap"} {
+			entries = append(entries, map[string]any{"id": id, "v": "v1"})
+		}
+		return map[string]any{"inventory": map[string]any{"entries": entries}}
+	}
+	src := map[string]any{"sourceRef": map[string]any{"kind": "GitRepository", "name": "apps"}}
+	for i := range 300 {
+		name := fmt.Sprintf("app-%04d", i)
+		objs = append(objs, obj("apply.plumb.dev/v1beta1", "Kustomization", "bench", name, "True", src, inv(name)))
+	}
+	objs = append(objs,
+		obj("apply.plumb.dev/v1beta1", "Kustomization", "bench", "broken", "False", src, nil),
+		obj("apply.plumb.dev/v1beta1", "Kustomization", "bench", "after", "True", map[string]any{
+			"sourceRef": map[string]any{"kind": "GitRepository", "name": "apps"}, "dependsOn": []any{map[string]any{"name": "broken"}}}, nil))
+	g := buildGraph(objs, nil)
+	g.redPath()
+	c := g.condense()
+	var ids []string
+	for _, n := range c.Nodes {
+		id := n.ID
+		if !strings.HasPrefix(id, "group|") && !strings.HasPrefix(id, "applied|*|") {
+			id = short2(id)
+		}
+		ids = append(ids, id+" "+n.Label)
+	}
+	sort.Strings(ids)
+	want := []string{
+		"GitRepository/bench/apps apps",
+		"Kustomization/bench/after after",
+		"Kustomization/bench/broken broken",
+		"applied|*|bench|ConfigMap ConfigMap ×300",
+		"applied|*|bench|Deployment Deployment ×300",
+		"applied|*|bench|Service Service ×300",
+		"applied|*|bench|ServiceAccount ServiceAccount ×300",
+		"group|Kustomization|bench|source.plumb.dev/GitRepository/bench/apps|Ready|false 300 Kustomizations",
+	}
+	if d := cmp.Diff(want, ids); d != "" {
+		t.Errorf("condensed nodes (-want +got):\n%s", d)
+	}
+	for _, n := range c.Nodes {
+		if n.Count == 300 && n.Kind == "Kustomization" && n.Href != "/?kind=Kustomization&ns=bench&state=Ready" {
+			t.Errorf("the group links to the overview of its objects, not %q", n.Href)
+		}
+	}
+	if got := edges(c); len(got) != 8 || !slices.Contains(got, "Kustomization/bench/broken -dependsOn-> Kustomization/bench/after red") {
+		t.Errorf("edges: %v", got)
+	}
 }

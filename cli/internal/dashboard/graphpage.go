@@ -22,6 +22,7 @@ type graphPage struct {
 	Namespace     string
 	Namespaces    []string
 	Collapsed     bool
+	Condensed     bool
 	Width, Height int
 	NodeW, NodeH  int
 	Nodes         []*gnode
@@ -56,13 +57,17 @@ func (s *Server) graphPage(ctx context.Context, ns string) graphPage {
 	p.Blockages = g.blockages()
 	switch {
 	case ns != "":
-		g = g.focus(ns)
-		if ns != "" {
-			p.Title = "Flow graph of " + ns
+		p.Title = "Flow graph of " + ns
+		if g = g.focus(ns); len(g.Nodes) > maxGraphNodes {
+			g = g.condense()
+			p.Condensed = true
 		}
 	case len(g.Nodes) > maxGraphNodes:
-		g = g.collapse()
-		p.Collapsed = true
+		if small := g.condense(); len(small.Nodes) <= maxGraphNodes {
+			g, p.Condensed = small, true
+		} else {
+			g, p.Collapsed = g.collapse(), true
+		}
 	}
 	p.Width, p.Height = g.layout()
 	p.Nodes, p.Edges = g.Nodes, g.Edges
