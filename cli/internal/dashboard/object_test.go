@@ -372,7 +372,7 @@ func TestDriftView(t *testing.T) {
 	kustomization(g, ns, "apps", map[string]any{"targetNamespace": ns}, "True", "ReconciliationSucceeded", "Applied",
 		ns+"_web__ConfigMap", ns+"_creds__Secret", ns+"_gone__ConfigMap")
 
-	body := page(g, admin, "/o/apply.plumb.dev/Kustomization/"+ns+"/apps/diff", "ConfigMap/"+ns+"/web")
+	body := page(g, admin, "/o/apply.plumb.dev/Kustomization/"+ns+"/apps/diff", "ConfigMap/"+ns+"/web", "/gone</a> deleted")
 	g.Expect(body).To(ContainSubstring("revision <span class=\"rev\">main@sha1:1a2b3c</span>"))
 	g.Expect(body).To(MatchRegexp(`<a href="#change-\d+">ConfigMap/` + ns + `/extra</a> created`))
 	g.Expect(body).To(MatchRegexp(`<a href="#change-\d+">ConfigMap/` + ns + `/gone</a> deleted`))

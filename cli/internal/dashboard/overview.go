@@ -125,8 +125,7 @@ func (s *Server) overview(f filter) overviewPage {
 	byNS := map[string]*nsSummary{}
 	totals := make([]int, len(states))
 	var matched []row
-	for _, u := range s.store.All() {
-		rw := rowOf(u)
+	for _, rw := range s.store.Rows() {
 		if !f.matches(&rw) {
 			continue
 		}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
 // message is one change the watches saw, as pages receive it: an object's new state, or an
@@ -31,11 +30,7 @@ type message struct {
 	EventType string `json:"eventType,omitempty"`
 }
 
-func objectMessage(u *unstructured.Unstructured, deleted bool) message {
-	if deleted {
-		return message{Type: "object", Key: keyOf(u), Deleted: true}
-	}
-	r := rowOf(u)
+func rowMessage(r row) message {
 	return message{Type: "object", Key: r.Key, State: r.State, Symbol: r.State.Symbol(), Reason: r.Reason,
 		Message: r.Message, Revision: r.Revision, Pending: r.Pending, Suspended: r.State == stateSuspended}
 }

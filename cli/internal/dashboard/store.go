@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
@@ -39,6 +40,10 @@ type store struct {
 	objects map[string]cache.SharedIndexInformer // by kind name
 	events  []cache.SharedIndexInformer
 	hub     *hub
+
+	// rows are the overview's rows, computed once per change of an object rather than per page.
+	mu   sync.RWMutex
+	rows map[string]row
 }
 
 // byInvolved indexes Events by the object they are about, as a key.
@@ -60,7 +65,7 @@ func startStore(ctx context.Context, cfg *rest.Config, ns string, h *hub) (*stor
 	if err != nil {
 		return nil, err
 	}
-	s := &store{Missing: missing, Scope: map[string]string{}, objects: map[string]cache.SharedIndexInformer{}, hub: h}
+	s := &store{Missing: missing, Scope: map[string]string{}, objects: map[string]cache.SharedIndexInformer{}, hub: h, rows: map[string]row{}}
 	var synced []cache.InformerSynced
 	for _, k := range installed {
 		scope, ok, err := listScope(ctx, cs, k.GVK.Group, k.Names[0], ns)
@@ -74,11 +79,12 @@ func startStore(ctx context.Context, cfg *rest.Config, ns string, h *hub) (*stor
 		s.Installed = append(s.Installed, k)
 		s.Scope[k.GVK.Kind] = scope
 		inf := dynamicInformer(dyn, k, scope)
-		if _, err := inf.AddEventHandler(s.objectHandler()); err != nil {
+		reg, err := inf.AddEventHandler(s.objectHandler())
+		if err != nil {
 			return nil, err
 		}
 		s.objects[k.GVK.Kind] = inf
-		synced = append(synced, inf.HasSynced)
+		synced = append(synced, reg.HasSynced) // every object of the first list handled: rows complete
 		go inf.Run(ctx.Done())
 
 		// The Events of this kind, where the identity may read them.
@@ -90,11 +96,12 @@ func startStore(ctx context.Context, cfg *rest.Config, ns string, h *hub) (*stor
 			continue
 		}
 		ev := eventInformer(cs, k, evScope)
-		if _, err := ev.AddEventHandler(s.eventHandler()); err != nil {
+		reg, err = ev.AddEventHandler(s.eventHandler())
+		if err != nil {
 			return nil, err
 		}
 		s.events = append(s.events, ev)
-		synced = append(synced, ev.HasSynced)
+		synced = append(synced, reg.HasSynced)
 		go ev.Run(ctx.Done())
 	}
 	if len(s.Installed) == 0 {
@@ -223,26 +230,44 @@ func involvedKey(e *corev1.Event) string {
 }
 
 func (s *store) objectHandler() cache.ResourceEventHandler {
+	changed := func(o any) {
+		u, ok := o.(*unstructured.Unstructured)
+		if !ok {
+			return
+		}
+		r := rowOf(u)
+		s.mu.Lock()
+		s.rows[r.Key] = r
+		s.mu.Unlock()
+		s.hub.publish(rowMessage(r))
+	}
 	return cache.ResourceEventHandlerFuncs{
-		AddFunc: func(o any) {
-			if u, ok := o.(*unstructured.Unstructured); ok {
-				s.hub.publish(objectMessage(u, false))
-			}
-		},
-		UpdateFunc: func(_, o any) {
-			if u, ok := o.(*unstructured.Unstructured); ok {
-				s.hub.publish(objectMessage(u, false))
-			}
-		},
+		AddFunc:    changed,
+		UpdateFunc: func(_, o any) { changed(o) },
 		DeleteFunc: func(o any) {
 			if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
 				o = d.Obj
 			}
 			if u, ok := o.(*unstructured.Unstructured); ok {
-				s.hub.publish(objectMessage(u, true))
+				key := keyOf(u)
+				s.mu.Lock()
+				delete(s.rows, key)
+				s.mu.Unlock()
+				s.hub.publish(message{Type: "object", Key: key, Deleted: true})
 			}
 		},
 	}
+}
+
+// Rows returns the overview's row of every object in the store.
+func (s *store) Rows() []row {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]row, 0, len(s.rows))
+	for _, r := range s.rows {
+		out = append(out, r)
+	}
+	return out
 }
 
 func (s *store) eventHandler() cache.ResourceEventHandler {
