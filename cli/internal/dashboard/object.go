@@ -12,6 +12,7 @@ import (
 
 	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/duration"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -329,6 +330,21 @@ func (s *Server) healthOf(ctx context.Context, ref ops.Ref) invItem {
 			it.Href, it.Health, it.Class, it.Message = hrefOf(keyOf(o)), st.Symbol()+" "+string(st), st.Class(), oneLine(msg, 160)
 			return it
 		}
+	}
+	if ref.Group == "" && ref.Kind == "Secret" {
+		// A Secret's health is its existence: read its metadata, never its data.
+		m := &metav1.PartialObjectMetadata{}
+		m.SetGroupVersionKind(ref.GVK())
+		err := s.cfg.Client.Get(ctx, client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}, m)
+		switch {
+		case apierrors.IsNotFound(err):
+			it.Health, it.Class, it.Message = "✖ NotFound", stateFailed.Class(), "not in the cluster"
+		case err != nil:
+			it.Health, it.Class, it.Message = "? Unknown", stateUnknown.Class(), describeErr(err)
+		default:
+			it.Health, it.Class = "✔ Current", stateReady.Class()
+		}
+		return it
 	}
 	o := &unstructured.Unstructured{}
 	o.SetGroupVersionKind(ref.GVK())

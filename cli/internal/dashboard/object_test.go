@@ -34,8 +34,9 @@ func TestObjectPage(t *testing.T) {
 	gitRepository(g, ns, "repo", "http://127.0.0.1:1/a.tar.gz", "sha256:00")
 	g.Expect(k8s.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns}})).To(Succeed())
 	kustomization(g, ns, "child", nil, "False", "HealthCheckFailed", "Deployment/web not ready")
+	g.Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: ns}, StringData: map[string]string{"token": "s3cr3t"}})).To(Succeed())
 	kustomization(g, ns, "apps", map[string]any{"dependsOn": []any{map[string]any{"name": "child"}}}, "True", "ReconciliationSucceeded", "Applied revision: main@sha1:1a2b3c",
-		ns+"_web__ConfigMap", ns+"_web_apps_Deployment", ns+"_child_apply.plumb.dev_Kustomization")
+		ns+"_web__ConfigMap", ns+"_web_apps_Deployment", ns+"_child_apply.plumb.dev_Kustomization", ns+"_creds__Secret")
 	g.Expect(k8s.Create(ctx, &corev1.Event{ObjectMeta: metav1.ObjectMeta{GenerateName: "apps-", Namespace: ns,
 		Annotations: map[string]string{"plumb.dev/revision": "main@sha1:1a2b3c"}},
 		InvolvedObject: corev1.ObjectReference{APIVersion: "apply.plumb.dev/v1beta1", Kind: "Kustomization", Namespace: ns, Name: "apps"},
@@ -58,7 +59,8 @@ func TestObjectPage(t *testing.T) {
 		// The spec.
 		"<dt>path</dt><dd>./apps</dd>",
 		// The inventory with each object's health.
-		"Inventory (3)",
+		"Inventory (4)",
+		"Secret/" + ns + "/creds</td><td><span class=\"state st-ready\">✔ Current</span>",
 		"ConfigMap/" + ns + "/web</td><td><span class=\"state st-ready\">✔ Current</span>",
 		"Deployment/" + ns + "/web</td><td><span class=\"state st-failed\">✖ NotFound</span>",
 		`<a href="/o/apply.plumb.dev/Kustomization/` + ns + `/child">Kustomization/` + ns + `/child</a></td><td><span class="state st-failed">✖ Failed</span>`,
