@@ -3,6 +3,7 @@ package dashboard
 import (
 	"fmt"
 	"sort"
+	"strings"
 )
 
 // The flow graph is laid out in layers, left to right, as a simple Sugiyama-style layout:
@@ -45,10 +46,8 @@ func (g *graph) layout() (width, height int) {
 		return 0, 0
 	}
 	in := map[string][]*gedge{}
-	out := map[string][]*gedge{}
 	for _, e := range g.Edges {
 		in[e.To] = append(in[e.To], e)
-		out[e.From] = append(out[e.From], e)
 	}
 	// Longest path, depth first; an edge that closes a cycle is not followed.
 	const (
@@ -107,6 +106,22 @@ func (g *graph) layout() (width, height int) {
 		c := col[n.Layer]
 		cols[c] = append(cols[c], n)
 	}
+	// An edge that spans columns passes through a placeholder in each column between, so that
+	// it takes a slot of its own there instead of running behind the boxes.
+	pred, succ := map[*gnode][]*gnode{}, map[*gnode][]*gnode{}
+	via := map[*gedge][]*gnode{}
+	for i, e := range g.Edges {
+		a, b := g.byID[e.From], g.byID[e.To]
+		prev := a
+		for c := col[a.Layer] + 1; c < col[b.Layer]; c++ {
+			d := &gnode{ID: fmt.Sprintf("via|%d|%d", i, c), Kind: "via", Namespace: a.Namespace, Label: a.Label}
+			cols[c] = append(cols[c], d)
+			via[e] = append(via[e], d)
+			succ[prev], pred[d] = append(succ[prev], d), append(pred[d], prev)
+			prev = d
+		}
+		succ[prev], pred[b] = append(succ[prev], b), append(pred[b], prev)
+	}
 	for _, c := range cols {
 		sort.SliceStable(c, func(i, j int) bool {
 			a, b := c[i], c[j]
@@ -123,10 +138,10 @@ func (g *graph) layout() (width, height int) {
 	// Barycentre sweeps: down the columns by predecessors, back up by successors.
 	for range 4 {
 		for i := 1; i < len(cols); i++ {
-			reorder(cols[i], func(n *gnode) []*gnode { return ends(in[n.ID], g, true) })
+			reorder(cols[i], func(n *gnode) []*gnode { return pred[n] })
 		}
 		for i := len(cols) - 2; i >= 0; i-- {
-			reorder(cols[i], func(n *gnode) []*gnode { return ends(out[n.ID], g, false) })
+			reorder(cols[i], func(n *gnode) []*gnode { return succ[n] })
 		}
 	}
 	rows := 0
@@ -139,10 +154,17 @@ func (g *graph) layout() (width, height int) {
 	}
 	for _, e := range g.Edges {
 		a, b := g.byID[e.From], g.byID[e.To]
-		x1, y1 := a.X+nodeW, a.Y+nodeH/2
+		x, y := a.X+nodeW, a.Y+nodeH/2
+		var path strings.Builder
+		fmt.Fprintf(&path, "M%d,%d", x, y)
+		for _, d := range via[e] {
+			dy := d.Y + nodeH/2
+			fmt.Fprintf(&path, " C%d,%d %d,%d %d,%d L%d,%d", x+gapX/2, y, d.X-gapX/2, dy, d.X, dy, d.X+nodeW, dy)
+			x, y = d.X+nodeW, dy
+		}
 		x2, y2 := b.X, b.Y+nodeH/2
-		bend := gapX
-		e.Path = fmt.Sprintf("M%d,%d C%d,%d %d,%d %d,%d", x1, y1, x1+bend, y1, x2-bend, y2, x2-6, y2)
+		fmt.Fprintf(&path, " C%d,%d %d,%d %d,%d", x+gapX, y, x2-gapX, y2, x2-6, y2)
+		e.Path = path.String()
 	}
 	return 2*margin + len(cols)*(nodeW+gapX) - gapX, 2*margin + rows*(nodeH+gapY) - gapY
 }
@@ -172,19 +194,6 @@ func reorder(c []*gnode, neighbours func(*gnode) []*gnode) {
 	}
 	sort.SliceStable(c, func(i, j int) bool { return key[c[i]] < key[c[j]] })
 	number(c)
-}
-
-// ends returns the nodes at the other end of edges: their sources when from is true.
-func ends(es []*gedge, g *graph, from bool) []*gnode {
-	out := make([]*gnode, 0, len(es))
-	for _, e := range es {
-		if from {
-			out = append(out, g.byID[e.From])
-		} else {
-			out = append(out, g.byID[e.To])
-		}
-	}
-	return out
 }
 
 // short cuts a label to what fits in a box.
