@@ -31,8 +31,7 @@ type identity struct {
 
 func (id identity) key() string { return id.User + "\x00" + strings.Join(id.Groups, "\x00") }
 
-// identity returns whom a request acts as; ok is false when it may not act at all, with the
-// reason.
+// identity returns whom a request acts as, or why it may not act at all.
 func (s *Server) identity(r *http.Request) (identity, string) {
 	if !s.cfg.InCluster {
 		return identity{}, ""

@@ -131,7 +131,27 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
+	if !s.cfg.InCluster && !loopbackHost(r.Host) {
+		// A web page whose name an attacker points at 127.0.0.1 (DNS rebinding) would otherwise
+		// be same-origin with the dashboard, and act with the person's credentials.
+		http.Error(w, "the dashboard answers only to loopback names (127.0.0.1, [::1], localhost)", http.StatusMisdirectedRequest)
+		return
+	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// loopbackHost says whether a Host header names this machine: localhost or a loopback address.
+func loopbackHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.Trim(host, "[]"), ".")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func cacheFor(d time.Duration, next http.Handler) http.Handler {

@@ -92,3 +92,20 @@ func TestCheckAddr(t *testing.T) {
 		})
 	}
 }
+
+// A page whose name an attacker points at 127.0.0.1 (DNS rebinding) gets nothing.
+func TestOnlyLoopbackNames(t *testing.T) {
+	g := NewWithT(t)
+	for host, want := range map[string]int{
+		"127.0.0.1:9999": http.StatusOK, "localhost:9999": http.StatusOK, "[::1]:9999": http.StatusOK, "localhost": http.StatusOK,
+		"evil.example:9999": http.StatusMisdirectedRequest, "10.0.0.1:9999": http.StatusMisdirectedRequest,
+	} {
+		req, err := http.NewRequest(http.MethodGet, admin.URL+"/", nil)
+		g.Expect(err).NotTo(HaveOccurred())
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		g.Expect(err).NotTo(HaveOccurred())
+		resp.Body.Close()
+		g.Expect(resp.StatusCode).To(Equal(want), host)
+	}
+}

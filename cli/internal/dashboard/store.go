@@ -92,7 +92,7 @@ func startStore(ctx context.Context, cfg *rest.Config, ns string, h *hub) (*stor
 		if err != nil {
 			return nil, err
 		}
-		if !ok || (scope == "" && evScope != "") {
+		if !ok {
 			continue
 		}
 		ev := eventInformer(cs, k, evScope)
