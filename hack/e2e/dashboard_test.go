@@ -122,7 +122,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		var b []byte
 		var err error
 		if sel == "" {
-			b, err = chromedp.Run(browser, chromedp.FullScreenshot(90))
+			b, err = chromedp.Run(browser, chromedp.FullScreenshot(100))
 		} else {
 			b, err = chromedp.Run(browser, chromedp.Screenshot(chromedp.CSS(sel)))
 		}
@@ -209,7 +209,7 @@ func newBrowser(t *testing.T, path string) (context.Context, context.CancelFunc)
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1400, 900),
+		chromedp.WindowSize(1700, 1000),
 	)
 	ctx, cancel := chromedp.NewContext(alloc)
 	if err := chromedp.Do(ctx); err != nil { // start the browser now, bound to no step's timeout

@@ -64,7 +64,9 @@ func benchObjects(b *testing.B) string {
 func serve(b *testing.B, h http.Handler, path string) {
 	b.Helper()
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+	req := httptest.NewRequest(http.MethodGet, path, nil)
+	req.Host = "127.0.0.1:9999"
+	h.ServeHTTP(rec, req)
 	if rec.Code != http.StatusOK {
 		b.Fatalf("%s: %d %s", path, rec.Code, rec.Body.String())
 	}

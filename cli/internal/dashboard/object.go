@@ -24,6 +24,9 @@ import (
 	"github.com/plumb-dev/plumb/shared/reconcile"
 )
 
+// maxEvents is how many Events the timeline shows, newest first.
+const maxEvents = 50
+
 // inventoryPageSize bounds the objects whose health one page reads (one GET each).
 const inventoryPageSize = 50
 
@@ -84,6 +87,7 @@ type objectPage struct {
 	Conditions           []condition
 	History              *table
 	Events               []eventRow
+	OlderEvents          int
 	Source               *link
 	DependsOn            []link
 	Inventory            *inventory
@@ -140,7 +144,11 @@ func (s *Server) objectPage(ctx context.Context, r *http.Request, k kinds.Kind, 
 		p.Conditions = append(p.Conditions, condition{Type: c.Type, Status: string(c.Status), Reason: c.Reason, Message: c.Message, Since: c.LastTransitionTime.Time})
 	}
 	p.History = history(u)
-	for _, e := range s.store.Events(rw.Key) {
+	events := s.store.Events(rw.Key)
+	if len(events) > maxEvents {
+		p.OlderEvents, events = len(events)-maxEvents, events[:maxEvents]
+	}
+	for _, e := range events {
 		p.Events = append(p.Events, eventRow{Type: e.Type, Reason: e.Reason, Message: e.Message,
 			Revision: e.Annotations["plumb.dev/revision"], Count: max(e.Count, 1), Seen: ops.LastSeen(*e)})
 	}
