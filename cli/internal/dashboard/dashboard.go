@@ -69,8 +69,8 @@ type Server struct {
 	mux      *http.ServeMux
 	users    *userClients
 	releases *releaseCache
-	done     <-chan struct{}
-	ctx      context.Context
+	// ctx ends the watches, the event streams and the waits that actions leave running.
+	ctx context.Context
 }
 
 // New starts the watches and returns the dashboard once it has every object in memory. The
@@ -101,7 +101,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, store: st, hub: h, pages: pages, csrf: hex.EncodeToString(token), done: ctx.Done(), ctx: ctx,
+	s := &Server{cfg: cfg, store: st, hub: h, pages: pages, csrf: hex.EncodeToString(token), ctx: ctx,
 		users: newUserClients(cfg.REST, cfg.Client), releases: newReleaseCache()}
 	s.routes()
 	return s, nil

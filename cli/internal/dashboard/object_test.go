@@ -71,8 +71,17 @@ func TestObjectPage(t *testing.T) {
 		g.Expect(body).To(ContainSubstring(want))
 	}
 	g.Expect(body).NotTo(ContainSubstring(path + "/resume"))
+	// The live parts come alone: the status (refreshed on every change) and the inventory.
+	code, frag := get(g, admin, path+"?fragment=inventory")
+	g.Expect(code).To(Equal(http.StatusOK))
+	g.Expect(frag).To(ContainSubstring("Inventory (4)"))
+	g.Expect(frag).NotTo(ContainSubstring("<html"))
+	code, frag = get(g, admin, path+"?fragment=object")
+	g.Expect(code).To(Equal(http.StatusOK))
+	g.Expect(frag).To(ContainSubstring("BuildFailed (×3)"))
+	g.Expect(frag).NotTo(ContainSubstring("Inventory ("))
 
-	code, body := get(g, admin, "/o/apply.plumb.dev/Kustomization/"+ns+"/absent")
+	code, body = get(g, admin, "/o/apply.plumb.dev/Kustomization/"+ns+"/absent")
 	g.Expect(code).To(Equal(http.StatusNotFound))
 	g.Expect(body).To(ContainSubstring("Kustomization " + ns + "/absent is not here"))
 	code, _ = get(g, admin, "/o/apply.plumb.dev/Widget/"+ns+"/apps")

@@ -106,7 +106,7 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
 			return
-		case <-s.done:
+		case <-s.ctx.Done():
 			return
 		case <-tick.C:
 			fmt.Fprint(w, ": keep-alive\n\n")
