@@ -122,20 +122,26 @@ func run(ctx context.Context, every time.Duration) error {
 	if err := c.Create(ctx, ks); err != nil {
 		return err
 	}
+	say("building and starting plumb dashboard")
+	dashboard, err := bed.StartDashboard("dashboard")
+	if err != nil {
+		return err
+	}
 	fmt.Printf(`
-Plumb is running. In another terminal:
+Plumb is running. Open the dashboard: %s
+In another terminal:
 
   export KUBECONFIG=%s
   %s get gitrepositories -A -w
   git clone %s && cd demo   # push a commit and watch it arrive
 
-Controller logs: %s, %s, %s
+Controller logs: %s, %s, %s; the dashboard's: %s
 A new commit is pushed every %s and announced through a Receiver webhook, so it is applied at
 once; after the second one the Deployment is edited by hand to show it put back. Lines starting
 with "chat>" are the notifications an Alert sends (as a chat would show them). Ctrl-C stops
 everything.
 
-`, bed.Kubeconfig, filepath.Join(testenv.AssetsDir(), "kubectl"), git.URL("demo"), bed.Log("source-controller"), bed.Log("apply-controller"), bed.Log("notification-controller"), every)
+`, dashboard, bed.Kubeconfig, filepath.Join(testenv.AssetsDir(), "kubectl"), git.URL("demo"), bed.Log("source-controller"), bed.Log("apply-controller"), bed.Log("notification-controller"), bed.Log("dashboard"), every)
 
 	push := time.NewTicker(every)
 	defer push.Stop()

@@ -136,6 +136,12 @@ func poll(ctx context.Context, c client.Reader, pending []*unstructured.Unstruct
 	return next, why, nil
 }
 
+// Compute judges one object as a health check does: kstatus, except that a Plumb or Flux object
+// its controller has not yet observed in its current generation is InProgress.
+func Compute(u *unstructured.Unstructured) (*status.Result, error) {
+	return compute(context.Background(), u, nil)
+}
+
 func compute(ctx context.Context, u *unstructured.Unstructured, custom StatusFunc) (*status.Result, error) {
 	if custom != nil {
 		if res, ok := custom(ctx, u); ok {

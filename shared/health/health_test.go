@@ -1,7 +1,6 @@
 package health
 
 import (
-	"context"
 	"testing"
 
 	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
@@ -41,7 +40,7 @@ func TestComputeUnobservedGitOpsObjects(t *testing.T) {
 		{"other custom resource without status", object("example.com/v1", "Widget", 1, nil), status.CurrentStatus},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			res, err := compute(context.Background(), tc.u, nil)
+			res, err := Compute(tc.u)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -101,7 +101,7 @@ func TestNoCluster(t *testing.T) {
 	g := NewWithT(t)
 	for _, args := range [][]string{
 		{"get", "all"}, {"reconcile", "ks", "apps"}, {"suspend", "ks", "apps"}, {"events"}, {"check"},
-		{"tree", "ks", "apps"}, {"install", "--wait=false"}, {"uninstall", "--yes"},
+		{"tree", "ks", "apps"}, {"install", "--wait=false"}, {"uninstall", "--yes"}, {"dashboard", "--addr", "127.0.0.1:0"},
 	} {
 		code, _, errOut := plumb(context.Background(), append([]string{"--server", "https://127.0.0.1:1", "--timeout", "5s"}, args...)...)
 		g.Expect(code).To(Equal(1), "%v", args)
@@ -116,6 +116,7 @@ func TestUsageErrors(t *testing.T) {
 	for _, args := range [][]string{
 		{"reconcile", "ks"}, {"get"}, {"diff", "ks"}, {"bootstrap", "git", "--url", "https://example.invalid/r.git"},
 		{"get", "ks", "apps", "-A"}, {"uninstall", "--components", "nope", "--yes"}, {"frobnicate"}, {"get", "all", "--bogus"},
+		{"dashboard", "--addr", "0.0.0.0:9999"}, {"dashboard", "--allow-actions"},
 	} {
 		code, _, errOut := plumb(context.Background(), args...)
 		g.Expect(code).To(Equal(2), "%v: %s", args, errOut)

@@ -5,24 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sort"
-	"strings"
 
-	"github.com/fluxcd/pkg/ssa"
-	ssautil "github.com/fluxcd/pkg/ssa/utils"
-	"github.com/pmezard/go-difflib/difflib"
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
-	"github.com/plumb-dev/plumb/cli/internal/install"
 	"github.com/plumb-dev/plumb/cli/internal/kinds"
 	"github.com/plumb-dev/plumb/cli/internal/localdir"
-	"github.com/plumb-dev/plumb/shared/kustomize"
-	"github.com/plumb-dev/plumb/shared/redact"
+	"github.com/plumb-dev/plumb/cli/internal/ops"
 )
 
 // errDifferences ends a diff that found differences: exit code 1, no error line (as kubectl
@@ -86,133 +78,27 @@ func (o *Options) diffKustomization(ctx context.Context, name, local string) err
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, ks); err != nil {
 		return err
 	}
-	opts, err := kustomize.OptionsFor(ctx, c, ks, false)
-	if err != nil {
-		return err
-	}
-	opts.Path = ""
 	tree, err := localdir.Load(local)
 	if err != nil {
 		return err
 	}
-	res, err := tree.Build(opts)
-	if err != nil {
-		return errors.New(redact.String(err.Error(), opts.Secrets))
-	}
-	rm, _, err := install.ManagerAs(cfg, "apply-controller", applyv1.GroupVersion.Group)
+	changes, err := ops.DiffKustomization(ctx, c, cfg, ks, tree, true)
 	if err != nil {
 		return err
 	}
-	changed := false
-	built := map[string]bool{}
-	for _, obj := range res.Objects {
-		built[inventoryID(obj)] = true
-		entry, live, merged, err := rm.Diff(ctx, obj, kustomize.DiffOptions(ks))
-		if err != nil {
-			return errors.New(redact.String(err.Error(), opts.Secrets))
-		}
-		switch entry.Action {
-		case ssa.CreatedAction:
-			changed = true
-			fmt.Fprintf(o.Out, "► %s created\n", entry.Subject)
-		case ssa.ConfiguredAction:
-			changed = true
-			fmt.Fprintf(o.Out, "► %s changed\n", entry.Subject)
-			d, err := unifiedDiff(live, merged, opts.Secrets)
+	for _, ch := range changes {
+		fmt.Fprintf(o.Out, "► %s %s\n", ch.Subject, ch.Action)
+		if ch.Action == ops.Changed {
+			d, err := ch.Unified()
 			if err != nil {
 				return err
 			}
 			fmt.Fprint(o.Out, d)
 		}
 	}
-	if ks.Spec.Prune && ks.Status.Inventory != nil {
-		var gone []string
-		for _, e := range ks.Status.Inventory.Entries {
-			if !built[e.ID] && !pruneDisabled(ctx, c, e.ID, e.Version) {
-				gone = append(gone, e.ID)
-			}
-		}
-		sort.Strings(gone)
-		for _, id := range gone {
-			changed = true
-			fmt.Fprintf(o.Out, "► %s deleted\n", subjectOf(id))
-		}
-	}
-	if changed {
+	if len(changes) > 0 {
 		return errDifferences
 	}
 	fmt.Fprintln(o.ErrOut, "no changes")
 	return nil
-}
-
-// unifiedDiff is the YAML diff of the live object and the result of applying, with the values
-// of Secrets and of the postBuild Secrets masked.
-func unifiedDiff(live, merged *unstructured.Unstructured, secrets []string) (string, error) {
-	text := func(o *unstructured.Unstructured) (string, error) {
-		if o == nil {
-			return "", nil
-		}
-		o = o.DeepCopy()
-		unstructured.RemoveNestedField(o.Object, "metadata", "managedFields")
-		unstructured.RemoveNestedField(o.Object, "metadata", "resourceVersion")
-		unstructured.RemoveNestedField(o.Object, "metadata", "generation")
-		unstructured.RemoveNestedField(o.Object, "status")
-		if o.GetKind() == "Secret" {
-			o.SetAnnotations(nil) // kubectl's last-applied-configuration holds the data
-			for _, field := range []string{"data", "stringData"} {
-				if m, ok, _ := unstructured.NestedMap(o.Object, field); ok {
-					for k, v := range m {
-						m[k] = fmt.Sprintf("***(%d bytes)", len(fmt.Sprint(v)))
-					}
-					_ = unstructured.SetNestedMap(o.Object, m, field)
-				}
-			}
-		}
-		b, err := yaml.Marshal(o.Object)
-		return redact.String(string(b), secrets), err
-	}
-	a, err := text(live)
-	if err != nil {
-		return "", err
-	}
-	b, err := text(merged)
-	if err != nil {
-		return "", err
-	}
-	return difflib.GetUnifiedDiffString(difflib.UnifiedDiff{A: difflib.SplitLines(a), B: difflib.SplitLines(b),
-		FromFile: "cluster", ToFile: "local", Context: 3})
-}
-
-// pruneDisabled says whether the live object of an inventory entry is marked to stay when it
-// leaves the build.
-func pruneDisabled(ctx context.Context, c client.Client, id, version string) bool {
-	parts := strings.Split(id, "_")
-	if len(parts) != 4 {
-		return false
-	}
-	u := &unstructured.Unstructured{}
-	u.SetAPIVersion(strings.TrimPrefix(parts[2]+"/"+version, "/"))
-	u.SetKind(parts[3])
-	if err := c.Get(ctx, client.ObjectKey{Namespace: parts[0], Name: parts[1]}, u); err != nil {
-		return false
-	}
-	return ssautil.AnyInMetadata(u, applyv1.PruneDisabledSelector())
-}
-
-// inventoryID is an object's id in a Kustomization's inventory: namespace_name_group_kind.
-func inventoryID(o *unstructured.Unstructured) string {
-	return strings.Join([]string{o.GetNamespace(), o.GetName(), o.GroupVersionKind().Group, o.GetKind()}, "_")
-}
-
-// subjectOf turns an inventory id into Kind/namespace/name.
-func subjectOf(id string) string {
-	parts := strings.Split(id, "_") // names have no "_": they are DNS subdomains
-	if len(parts) != 4 {
-		return id
-	}
-	ns, name, kind := parts[0], parts[1], parts[3]
-	if ns == "" {
-		return kind + "/" + name
-	}
-	return kind + "/" + ns + "/" + name
 }

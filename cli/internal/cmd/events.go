@@ -2,17 +2,13 @@ package cmd
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/plumb-dev/plumb/cli/internal/ops"
 	"github.com/spf13/cobra"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/duration"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	"github.com/plumb-dev/plumb/cli/internal/kinds"
 )
 
 func newEvents(o *Options) *cobra.Command {
@@ -46,24 +42,10 @@ func newEvents(o *Options) *cobra.Command {
 			if all {
 				ns = ""
 			}
-			// One list per Plumb kind, filtered by the API server: never every Event of the
-			// cluster.
-			var evs []corev1.Event
-			for _, k := range kinds.All {
-				if kind != "" && k.GVK.Kind != kind {
-					continue
-				}
-				fields := client.MatchingFields{"involvedObject.kind": k.GVK.Kind, "involvedObject.apiVersion": k.GVK.GroupVersion().String()}
-				if name != "" {
-					fields["involvedObject.name"] = name
-				}
-				var list corev1.EventList
-				if err := c.List(cmd.Context(), &list, client.InNamespace(ns), fields); err != nil {
-					return err
-				}
-				evs = append(evs, list.Items...)
+			evs, err := ops.Events(cmd.Context(), c, ns, kind, name)
+			if err != nil {
+				return err
 			}
-			sort.SliceStable(evs, func(i, j int) bool { return lastSeen(evs[i]).Before(lastSeen(evs[j])) })
 			if len(evs) == 0 {
 				fmt.Fprintln(o.ErrOut, "no events")
 				return nil
@@ -75,7 +57,7 @@ func newEvents(o *Options) *cobra.Command {
 			}
 			fmt.Fprintln(tw, head)
 			for _, e := range evs {
-				row := fmt.Sprintf("%s\t%s\t%s\t%s/%s\t%s", duration.HumanDuration(time.Since(lastSeen(e))), e.Type, e.Reason,
+				row := fmt.Sprintf("%s\t%s\t%s\t%s/%s\t%s", duration.HumanDuration(time.Since(ops.LastSeen(e))), e.Type, e.Reason,
 					e.InvolvedObject.Kind, e.InvolvedObject.Name, oneLineString(e.Message))
 				if ns == "" {
 					row = e.Namespace + "\t" + row
@@ -88,17 +70,4 @@ func newEvents(o *Options) *cobra.Command {
 	c.Flags().BoolVarP(&all, "all-namespaces", "A", false, "events of all namespaces")
 	c.Flags().StringVar(&forObj, "for", "", "only the events of KIND/NAME")
 	return c
-}
-
-// lastSeen is when an event last happened, whichever of its times is set.
-func lastSeen(e corev1.Event) time.Time {
-	switch {
-	case e.Series != nil && !e.Series.LastObservedTime.IsZero():
-		return e.Series.LastObservedTime.Time
-	case !e.LastTimestamp.IsZero():
-		return e.LastTimestamp.Time
-	case !e.EventTime.IsZero():
-		return e.EventTime.Time
-	}
-	return e.CreationTimestamp.Time
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/plumb-dev/plumb/cli/internal/ops"
 	"github.com/plumb-dev/plumb/cli/internal/takeover"
 )
 
@@ -184,7 +185,7 @@ func (o *Options) printDryRun(res *takeover.DryRunResult) error {
 				fmt.Fprintf(o.Out, "  %s created\n", x.Subject)
 			default:
 				fmt.Fprintf(o.Out, "  %s changed\n", x.Subject)
-				diff, err := unifiedDiff(x.Live, x.Merged, d.Secrets)
+				diff, err := ops.UnifiedDiff(x.Live, x.Merged, d.Secrets)
 				if err != nil {
 					return err
 				}

@@ -10,7 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/plumb-dev/plumb/cli/internal/kinds"
-	"github.com/plumb-dev/plumb/shared/reconcile"
+	"github.com/plumb-dev/plumb/cli/internal/ops"
 )
 
 func newReconcile(o *Options) *cobra.Command {
@@ -91,8 +91,8 @@ func (o *Options) reconcileAndWait(ctx context.Context, c client.Client, obj *un
 	if kinds.Suspended(obj) {
 		return fmt.Errorf("%s is suspended; plumb resume it first", what)
 	}
-	value := time.Now().Format(time.RFC3339Nano)
-	if err := c.Patch(ctx, obj, reconcile.RequestPatch(value)); err != nil {
+	value, err := ops.RequestReconcile(ctx, c, obj)
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(o.ErrOut, "► reconciling %s\n", what)

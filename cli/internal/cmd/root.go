@@ -70,15 +70,25 @@ func (o *Options) Client() (client.Client, *rest.Config, error) {
 	}
 	cfg.QPS, cfg.Burst = 50, 100
 	cfg.Timeout = o.Timeout // no request hangs on an unreachable API server
+	c, err := clientFor(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, cfg, nil
+}
+
+// clientFor returns a client of cfg's cluster that knows the built-in kinds and CRDs; Plumb's
+// kinds are read as unstructured.
+func clientFor(cfg *rest.Config) (client.Client, error) {
 	scheme := runtime.NewScheme()
 	if err := errors.Join(clientgoscheme.AddToScheme(scheme), apiextensionsv1.AddToScheme(scheme)); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	c, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
-		return nil, nil, fmt.Errorf("no cluster at %s: %w", cfg.Host, err)
+		return nil, fmt.Errorf("no cluster at %s: %w", cfg.Host, err)
 	}
-	return c, cfg, nil
+	return c, nil
 }
 
 // Namespace is -n, or the kubeconfig context's namespace, or default.
@@ -110,7 +120,7 @@ everyday questions: what is synced, why not, sync it now.`,
 	o.Config.AddFlags(flags)
 	flags.DurationVar(&o.Timeout, "timeout", 5*time.Minute, "how long to wait for the cluster")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newInstall(o), newBootstrap(o), newUninstall(o), newGet(o), newDiff(o), newTree(o), newReconcile(o), newSuspend(o, true), newSuspend(o, false), newEvents(o), newCheck(o), newCreate(o), newMigrate(o), newPush(o))
+	root.AddCommand(newInstall(o), newBootstrap(o), newUninstall(o), newGet(o), newDiff(o), newTree(o), newReconcile(o), newSuspend(o, true), newSuspend(o, false), newEvents(o), newDashboard(o), newCheck(o), newCreate(o), newMigrate(o), newPush(o))
 	return root
 }
 

@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/plumb-dev/plumb/cli/internal/ops"
 	"github.com/spf13/cobra"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // newSuspend is `plumb suspend` (suspend true) or `plumb resume`.
@@ -36,8 +36,7 @@ func newSuspend(o *Options, suspend bool) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			patch := client.RawPatch("application/merge-patch+json", fmt.Appendf(nil, `{"spec":{"suspend":%t}}`, suspend))
-			if err := c.Patch(ctx, obj, patch); err != nil {
+			if err := ops.SetSuspend(ctx, c, obj, suspend); err != nil {
 				return err
 			}
 			if suspend {

@@ -104,7 +104,9 @@ func dedup(s []string) []string {
 
 // Conditions returns status.conditions.
 func Conditions(o *unstructured.Unstructured) []metav1.Condition {
-	raw, _, _ := unstructured.NestedSlice(o.Object, "status", "conditions")
+	// Read without a copy: pages and tables read the conditions of thousands of objects.
+	field, _, _ := unstructured.NestedFieldNoCopy(o.Object, "status", "conditions")
+	raw, _ := field.([]any)
 	out := make([]metav1.Condition, 0, len(raw))
 	for _, r := range raw {
 		m, ok := r.(map[string]any)
@@ -119,6 +121,9 @@ func Conditions(o *unstructured.Unstructured) []metav1.Condition {
 		c.Message, _ = m["message"].(string)
 		if g, ok := m["observedGeneration"].(int64); ok {
 			c.ObservedGeneration = g
+		}
+		if t, ok := m["lastTransitionTime"].(string); ok {
+			_ = c.LastTransitionTime.UnmarshalQueryParameter(t)
 		}
 		out = append(out, c)
 	}

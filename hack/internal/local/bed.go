@@ -3,9 +3,12 @@ package local
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sync"
+	"time"
 
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -104,6 +107,51 @@ func (b *Bed) StartSourceControllerAs(name string, args ...string) (*Process, er
 	return b.StartControllerAs(name, "source-controller", append([]string{
 		"--storage-path", filepath.Join(b.Dir, name+"-storage"), "--storage-addr", addr, "--storage-adv-addr", addr,
 	}, args...)...)
+}
+
+// StartDashboard builds the plumb command once and runs `plumb dashboard` against the control
+// plane on a free loopback port, args on top (`--as user` runs it as another user); it returns
+// the dashboard's URL once it answers. Its log is <name>.log.
+func (b *Bed) StartDashboard(name string, args ...string) (string, error) {
+	bin, ok := b.bins["cli"]
+	if !ok {
+		bin = filepath.Join(b.Dir, "plumb-dashboard") // the e2e tests build their own plumb
+		cmd := exec.Command("go", "build", "-buildvcs=false", "-o", bin, "./cli/cmd/plumb")
+		cmd.Dir, cmd.Stdout, cmd.Stderr = b.root, os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return "", fmt.Errorf("build plumb: %w", err)
+		}
+		b.bins["cli"] = bin
+	}
+	addr, err := FreeAddr()
+	if err != nil {
+		return "", err
+	}
+	p, err := Start(bin, b.Kubeconfig, b.Log(name), append([]string{"dashboard", "--addr", addr}, args...)...)
+	if err != nil {
+		return "", err
+	}
+	b.procs = append(b.procs, p)
+	url := "http://" + addr + "/"
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		resp, err := http.Get(url + "healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return url, nil
+			}
+		}
+		select {
+		case <-p.done:
+			log, _ := os.ReadFile(b.Log(name))
+			return "", fmt.Errorf("plumb dashboard ended: %s", log)
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("plumb dashboard did not answer on %s in 2m (log: %s)", addr, b.Log(name))
+		}
+	}
 }
 
 // Log is the log file of a controller (or of a process started with StartControllerAs) in the

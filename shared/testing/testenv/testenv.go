@@ -180,6 +180,18 @@ func (e *Env) startControllerManager(assets string) error {
 	return nil
 }
 
+// AddUser makes a user of the control plane that has only the RBAC the test grants it (and
+// what every authenticated user has), and returns a config that authenticates as it.
+func (e *Env) AddUser(name string, groups ...string) (*rest.Config, error) {
+	u, err := e.env.AddUser(envtest.User{Name: name, Groups: groups}, e.Config)
+	if err != nil {
+		return nil, err
+	}
+	cfg := u.Config()
+	cfg.QPS, cfg.Burst = e.Config.QPS, e.Config.Burst
+	return cfg, nil
+}
+
 // Stop stops every process of the control plane.
 func (e *Env) Stop() error {
 	if e.kcm != nil && e.kcm.Process != nil {

@@ -8,7 +8,9 @@ import (
 
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -71,4 +73,19 @@ func TestControllerManagerGivesDeploymentsStatus(t *testing.T) {
 func TestKubeconfigWorks(t *testing.T) {
 	g := NewWithT(t)
 	g.Expect(string(env.Kubeconfig)).To(ContainSubstring("server: https://127.0.0.1"))
+}
+
+func TestAddUser(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	cfg, err := env.AddUser("plumb-test-nobody", "plumb-test-group")
+	g.Expect(err).NotTo(HaveOccurred())
+	c, err := client.New(cfg, client.Options{})
+	g.Expect(err).NotTo(HaveOccurred())
+	who := &authenticationv1.SelfSubjectReview{}
+	g.Expect(c.Create(ctx, who)).To(Succeed())
+	g.Expect(who.Status.UserInfo.Username).To(Equal("plumb-test-nobody"))
+	g.Expect(who.Status.UserInfo.Groups).To(ContainElement("plumb-test-group"))
+	err = c.List(ctx, &corev1.SecretList{}, client.InNamespace("default"))
+	g.Expect(apierrors.IsForbidden(err)).To(BeTrue(), "a new user has no RBAC: %v", err)
 }
