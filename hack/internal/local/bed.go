@@ -27,6 +27,7 @@ type Bed struct {
 	procs      []*Process
 	bins       map[string]string // module → binary built
 	keep       bool
+	api        *apiServer // kube-apiserver, once the bed stopped it
 }
 
 // StartBed starts the control plane (with kube-controller-manager when asked) in a new folder
@@ -103,6 +104,7 @@ func (b *Bed) Stop() {
 	for _, p := range b.procs {
 		p.Stop()
 	}
+	b.stopAPIServer()
 	if b.Env != nil {
 		_ = b.Env.Stop()
 	}
