@@ -3,63 +3,33 @@
 package e2e
 
 import (
-	"archive/tar"
-	"bytes"
-	"compress/gzip"
 	"context"
 	"io"
 	"log"
 	"net/http/httptest"
-	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
-	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/static"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
+	"github.com/plumb-dev/plumb/hack/internal/local"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 )
 
-// pushManifests pushes files as an OCI artifact (a gzipped tarball layer, as `flux push
-// artifact` makes it) to host/repo:tag and returns the manifest digest.
+// pushManifests pushes files as an OCI artifact to host/repo:tag and returns the manifest
+// digest.
 func pushManifests(g *WithT, host, repo, tag string, files map[string]string) string {
-	var buf bytes.Buffer
-	gz := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(gz)
-	names := make([]string, 0, len(files))
-	for n := range files {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		g.Expect(tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(files[n]))})).To(Succeed())
-		_, err := tw.Write([]byte(files[n]))
-		g.Expect(err).NotTo(HaveOccurred())
-	}
-	g.Expect(tw.Close()).To(Succeed())
-	g.Expect(gz.Close()).To(Succeed())
-	img, err := mutate.AppendLayers(mutate.MediaType(empty.Image, types.OCIManifestSchema1),
-		static.NewLayer(buf.Bytes(), "application/vnd.cncf.flux.content.v1.tar+gzip"))
+	d, err := local.PushManifests(host, repo, tag, files)
 	g.Expect(err).NotTo(HaveOccurred())
-	ref, err := name.ParseReference(host+"/"+repo+":"+tag, name.Insecure)
-	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(remote.Write(ref, img)).To(Succeed())
-	d, err := img.Digest()
-	g.Expect(err).NotTo(HaveOccurred())
-	return d.String()
+	return d
 }
 
 // Manifests shipped as OCI artifacts: a Kustomization follows an OCIRepository's semver range,
