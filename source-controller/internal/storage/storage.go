@@ -40,6 +40,10 @@ type Storage struct {
 	checked map[string]checkedFile
 	// hashed counts the files read to be checked.
 	hashed atomic.Int64
+	// writing holds the temporary files this process is writing; started is when the storage
+	// was opened: a temporary file older than that is left by a process that died mid-write.
+	writing map[string]bool
+	started time.Time
 }
 
 // New makes the root folder and returns the storage.
@@ -50,7 +54,7 @@ func New(root, baseURL string, keep int) (*Storage, error) {
 	if keep < 1 {
 		keep = 1
 	}
-	return &Storage{Root: root, BaseURL: strings.TrimSuffix(baseURL, "/"), Keep: keep}, nil
+	return &Storage{Root: root, BaseURL: strings.TrimSuffix(baseURL, "/"), Keep: keep, started: time.Now()}, nil
 }
 
 // Object names the folder of one object's artifacts.
@@ -83,7 +87,11 @@ func (s *Storage) Write(o Object, revision string, write func(io.Writer) error) 
 		return nil, ioErr(err)
 	}
 	tmp := f.Name()
-	defer os.Remove(tmp) // a no-op after the rename
+	s.setWriting(tmp, true)
+	defer func() {
+		_ = os.Remove(tmp) // a no-op after the rename
+		s.setWriting(tmp, false)
+	}()
 	h := sha256.New()
 	cw := &countWriter{w: f}
 	if err := write(io.MultiWriter(cw, h)); err != nil {
@@ -197,7 +205,8 @@ func (s *Storage) URL(a *meta.Artifact) string {
 	return s.BaseURL + "/" + a.Path
 }
 
-// GC deletes all but the newest Keep artifacts of the object, never the current one.
+// GC deletes all but the newest Keep artifacts of the object, never the current one, and the
+// temporary files of writes that ended without a rename (a killed process).
 func (s *Storage) GC(o Object, current *meta.Artifact) error {
 	dir := filepath.Join(s.Root, filepath.FromSlash(Dir(o)))
 	entries, err := os.ReadDir(dir)
@@ -217,7 +226,7 @@ func (s *Storage) GC(o Object, current *meta.Artifact) error {
 		if err != nil || !e.Type().IsRegular() {
 			continue
 		}
-		if strings.HasPrefix(e.Name(), ".tmp-") && time.Since(info.ModTime()) < time.Hour {
+		if strings.HasPrefix(e.Name(), ".tmp-") && !s.leftover(filepath.Join(dir, e.Name()), info.ModTime()) {
 			continue // possibly being written
 		}
 		files = append(files, file{e.Name(), info.ModTime()})
@@ -242,6 +251,32 @@ func (s *Storage) GC(o Object, current *meta.Artifact) error {
 		s.forget(filepath.Join(dir, f.name))
 	}
 	return errors.Join(errs...)
+}
+
+func (s *Storage) setWriting(tmp string, on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !on {
+		delete(s.writing, tmp)
+		return
+	}
+	if s.writing == nil {
+		s.writing = map[string]bool{}
+	}
+	s.writing[tmp] = true
+}
+
+// leftover tells whether a temporary file modified at mod is no write in progress: not one of
+// this process's, and older than the storage (a process killed mid-write left it) or than an
+// hour. Only the leader writes and collects, so a file of an earlier process is dead once this
+// one collects.
+func (s *Storage) leftover(tmp string, mod time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.writing[tmp] {
+		return false
+	}
+	return mod.Before(s.started) || time.Since(mod) > time.Hour
 }
 
 // Delete removes every artifact of the object.
