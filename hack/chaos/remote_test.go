@@ -53,8 +53,11 @@ type remoteFault struct {
 	obj    conditionsObject
 	reason string
 	bound  time.Duration
-	// push makes a new revision at the remote and returns the revision obj must reach.
-	push func(g Gomega) string
+	// push makes a new revision at the remote and returns the revision obj must reach; with
+	// pushUnderFault, the fault is on while it runs (a consumer would fetch the new revision
+	// as soon as its producer published it).
+	push           func(g Gomega) string
+	pushUnderFault bool
 	// revision is obj's revision now (artifact or applied).
 	revision func() string
 	// kept checks what must stay served or applied through the fault.
@@ -78,9 +81,15 @@ func remoteFaults(t *testing.T, rf remoteFault) {
 			tr := record(t, fmt.Sprintf("%s %s", rf.remote, describe(m)), rf.controller, checked)
 			g := NewWithT(t)
 			defer func() { g.Expect(rf.proxy.Set(fault.Pass)).To(Succeed()) }()
-			want := rf.push(g)
+			var want string
+			if !rf.pushUnderFault {
+				want = rf.push(g)
+			}
 			g.Expect(rf.proxy.Set(m)).To(Succeed())
 			start := time.Now()
+			if rf.pushUnderFault {
+				want = rf.push(g)
+			}
 			request(g, rf.obj)
 			g.Eventually(func(g Gomega) {
 				g.Expect(bed.Env.Client.Get(ctx, client.ObjectKeyFromObject(rf.obj), rf.obj)).To(Succeed())
@@ -218,7 +227,7 @@ func TestGitServerFaults(t *testing.T) {
 	t.Run("artifact server", func(t *testing.T) {
 		remoteFaults(t, remoteFault{
 			remote: "source-controller's artifact server", controller: "apply-controller", proxy: artifactProxy,
-			obj: ks, reason: applyv1.ArtifactFailedReason, bound: 10*time.Second + 20*time.Second,
+			obj: ks, reason: applyv1.ArtifactFailedReason, bound: 10*time.Second + 20*time.Second, pushUnderFault: true,
 			push: func(g Gomega) string {
 				commits++
 				commit, err := repo.Commit("change", greeting(fmt.Sprintf("v%d", commits)))
