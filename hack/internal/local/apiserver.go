@@ -55,15 +55,25 @@ func (b *Bed) StopAPIServer(kill bool) error {
 		return err
 	}
 	// The control plane's process is a child of this one, reaped by envtest: gone once
-	// signalling it fails.
-	deadline := time.Now().Add(time.Minute)
-	for syscall.Kill(pid, 0) == nil {
+	// signalling it fails, or ended once it is a zombie.
+	deadline := time.Now().Add(2 * time.Minute)
+	for syscall.Kill(pid, 0) == nil && !zombie(pid) {
 		if time.Now().After(deadline) {
-			return fmt.Errorf("kube-apiserver (pid %d) still runs a minute after %s", pid, sig)
+			return fmt.Errorf("kube-apiserver (pid %d) still runs 2 minutes after %s", pid, sig)
 		}
 		time.Sleep(20 * time.Millisecond) // a poll with a deadline
 	}
 	return nil
+}
+
+// zombie tells whether the process has ended and waits to be reaped.
+func zombie(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	return len(f) > 0 && f[0] == "Z"
 }
 
 // StartAPIServer starts kube-apiserver again after StopAPIServer, with the same command line

@@ -31,6 +31,9 @@ type Process struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	err  error // from Wait, once done is closed
+	// stopping is set by Stop, so that a supervisor does not start the process again.
+	stopping bool
+	restarts int
 }
 
 // Build compiles a controller's cmd package of the workspace into dir and returns the binary.
@@ -52,6 +55,11 @@ func Start(bin, kubeconfig, logFile string, args ...string) (*Process, error) {
 }
 
 func (p *Process) start() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopping {
+		return errors.New("stopped")
+	}
 	log, err := os.OpenFile(p.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
@@ -64,9 +72,7 @@ func (p *Process) start() error {
 		return err
 	}
 	done := make(chan struct{})
-	p.mu.Lock()
 	p.cmd, p.done, p.err = cmd, done, nil
-	p.mu.Unlock()
 	go func() {
 		err := cmd.Wait()
 		_ = log.Close()
@@ -88,6 +94,9 @@ func (p *Process) current() (*exec.Cmd, chan struct{}) {
 
 // Stop asks the process to end and kills it after 10 s.
 func (p *Process) Stop() {
+	p.mu.Lock()
+	p.stopping = true
+	p.mu.Unlock()
 	cmd, done := p.current()
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	select {
@@ -116,6 +125,33 @@ func (p *Process) Restart() error {
 	}
 	return p.start()
 }
+
+// Supervise starts the process again whenever it exits, after delay, as a kubelet restarts the
+// container of a Deployment's pod, until Stop.
+func (p *Process) Supervise(delay time.Duration) {
+	go func() {
+		for {
+			<-p.Exited()
+			time.Sleep(delay) // the kubelet's back-off, not a wait for a condition
+			if p.start() != nil {
+				return // stopped
+			}
+			p.mu.Lock()
+			p.restarts++
+			p.mu.Unlock()
+		}
+	}()
+}
+
+// Restarts counts the starts Supervise made.
+func (p *Process) Restarts() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.restarts
+}
+
+// Log is the process's log file.
+func (p *Process) Log() string { return p.logFile }
 
 // Pid is the process id of the running (or last) process.
 func (p *Process) Pid() int {
