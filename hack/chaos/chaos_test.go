@@ -16,7 +16,6 @@ package chaos
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -24,6 +23,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -178,8 +178,11 @@ func report(d time.Duration) error {
 	if len(results) == 0 {
 		return nil
 	}
+	commit, dirty := gitState()
 	run := &reliability.Run{
 		Date:            time.Now().UTC().Format(time.DateOnly),
+		Commit:          commit,
+		Dirty:           dirty,
 		Machine:         fmt.Sprintf("%d CPUs, %s/%s, kube-apiserver %s", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, filepath.Base(testenv.AssetsDir())),
 		DurationSeconds: d.Round(time.Second).Seconds(),
 		Results:         results,
@@ -201,6 +204,21 @@ func report(d time.Duration) error {
 		return err
 	}
 	return reliability.WriteTable(filepath.Join(root, "docs", "reliability.md"), run)
+}
+
+// gitState is the short hash of HEAD, and whether files other than the recorded results have
+// uncommitted changes.
+func gitState() (string, bool) {
+	root, err := testenv.WorkspaceRoot()
+	if err != nil {
+		return "unknown", true
+	}
+	head, err := exec.Command("git", "-C", root, "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return "unknown", true
+	}
+	status, err := exec.Command("git", "-C", root, "status", "--porcelain", "--", ".", ":!docs/reliability.json", ":!docs/reliability.md").Output()
+	return strings.TrimSpace(string(head)), err != nil || len(strings.TrimSpace(string(status))) > 0
 }
 
 // trial is one row of the results: a fault on a controller, recorded when its test ends, as
@@ -328,8 +346,8 @@ func inventory(ks *applyv1.Kustomization) []string {
 	return ids
 }
 
-// pidsUnchanged fails unless every controller started in TestMain still runs as the process it
-// was, pids[module].
+// pidsOf returns the process id of each controller started in TestMain, 0 for one that has
+// exited.
 func pidsOf() map[string]int {
 	out := map[string]int{}
 	for m, p := range procs {
@@ -351,5 +369,3 @@ func jsonString(v any) string {
 	}
 	return string(b)
 }
-
-var errTimeout = errors.New("timed out")

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -24,6 +25,7 @@ import (
 	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/hack/internal/fault"
 	"github.com/plumb-dev/plumb/hack/internal/local"
+	helmv1 "github.com/plumb-dev/plumb/helm-controller/api/v1beta1"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 )
 
@@ -316,5 +318,66 @@ func TestRegistryFaults(t *testing.T) {
 			}
 			return want
 		}, revision),
+	})
+}
+
+// The chart repository down, answering 500, resetting connections and hanging under a
+// HelmRepository (and a HelmRelease of its chart): the last index stays served and the release
+// untouched; a new chart version is released once the repository is back.
+func TestChartRepositoryFaults(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	c := bed.Env.Client
+	defer dumpLogs(t)
+	const ns = "chart-faults"
+	newNamespace(t, ns)
+	dir := t.TempDir()
+	srv := httptest.NewServer(http.FileServer(http.Dir(dir)))
+	defer srv.Close()
+	proxy, err := fault.Start(strings.TrimPrefix(srv.URL, "http://"))
+	g.Expect(err).NotTo(HaveOccurred())
+	defer proxy.Close()
+	url := "http://" + proxy.Addr
+	versions := 0
+	publish := func(g Gomega) string {
+		versions++
+		v := fmt.Sprintf("1.%d.0", versions)
+		g.Expect(local.PublishChart(dir, url, chaosChart(v, false, 0))).To(Succeed())
+		return v
+	}
+	publish(g)
+	hrepo := &sourcev1.HelmRepository{ObjectMeta: metav1.ObjectMeta{Name: "charts", Namespace: ns},
+		Spec: sourcev1.HelmRepositorySpec{URL: url, Interval: metav1.Duration{Duration: time.Hour}, Timeout: &metav1.Duration{Duration: 5 * time.Second}}}
+	hr := &helmv1.HelmRelease{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},
+		Spec: helmv1.HelmReleaseSpec{
+			Chart: &helmv1.HelmChartTemplate{Spec: helmv1.HelmChartTemplateSpec{Chart: "web", Version: ">=1.0.0",
+				SourceRef: helmv1.LocalChartSourceReference{Kind: sourcev1.HelmRepositoryKind, Name: "charts"}}},
+			Interval: metav1.Duration{Duration: time.Hour}}}
+	g.Expect(c.Create(ctx, hrepo)).To(Succeed())
+	g.Expect(c.Create(ctx, hr)).To(Succeed())
+	ready(t, hr, nil)
+	var want string
+	remoteFaults(t, remoteFault{
+		remote: "chart repository", controller: "source-controller, helm-controller", proxy: proxy,
+		obj: hrepo, reason: sourcev1.IndexFetchFailedReason, bound: 5*time.Second + 15*time.Second,
+		push: func(g Gomega) string {
+			want = publish(g)
+			return "released " + want
+		},
+		revision: func() string {
+			// The HelmRepository is Ready again; what counts is the release of the new version.
+			g := NewWithT(t)
+			g.Expect(c.Get(ctx, client.ObjectKeyFromObject(hr), hr)).To(Succeed())
+			if len(hr.Status.History) > 0 && hr.Status.History[0].ChartVersion == want && conditions.IsReady(hr) {
+				return "released " + want
+			}
+			return "not yet"
+		},
+		kept: func(g Gomega) {
+			g.Expect(c.Get(ctx, client.ObjectKeyFromObject(hrepo), hrepo)).To(Succeed())
+			fetchArtifact(g, hrepo.Status.Artifact)
+			g.Expect(c.Get(ctx, client.ObjectKeyFromObject(hr), hr)).To(Succeed())
+			g.Expect(conditions.IsReady(hr)).To(BeTrue(), "the release is untouched: %s", conditions.GetMessage(hr, meta.ReadyCondition))
+		},
 	})
 }

@@ -35,6 +35,10 @@ type Result struct {
 type Run struct {
 	// Date is the day of the run (UTC, 2006-01-02).
 	Date string `json:"date"`
+	// Commit is the short hash of HEAD; Dirty says whether files other than the results had
+	// uncommitted changes.
+	Commit string `json:"commit"`
+	Dirty  bool   `json:"dirty"`
 	// Machine describes where it ran (CPUs, Kubernetes version).
 	Machine string `json:"machine"`
 	// DurationSeconds is the whole suite's wall time.
@@ -88,8 +92,12 @@ func (run *Run) Markdown() string {
 			green++
 		}
 	}
-	fmt.Fprintf(&b, "Run of %s on %s: %d faults, %d recovered with nothing lost, suite %.0f s.\n\n",
-		run.Date, run.Machine, len(run.Results), green, run.DurationSeconds)
+	commit := run.Commit
+	if run.Dirty {
+		commit += " (with uncommitted changes)"
+	}
+	fmt.Fprintf(&b, "Run of %s at commit %s on %s: %d faults, %d recovered with nothing lost, suite %.0f s.\n\n",
+		run.Date, commit, run.Machine, len(run.Results), green, run.DurationSeconds)
 	b.WriteString("| fault | controller | outcome | recovered in | data lost | checked | test |\n")
 	b.WriteString("|---|---|---|---|---|---|---|\n")
 	for _, r := range run.Results {

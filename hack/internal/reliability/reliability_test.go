@@ -9,7 +9,7 @@ import (
 
 func TestTableRoundTrip(t *testing.T) {
 	dir := t.TempDir()
-	run := &Run{Date: "2026-12-24", Machine: "2 CPUs", DurationSeconds: 321, Results: []Result{
+	run := &Run{Date: "2026-12-24", Commit: "abc1234", Machine: "2 CPUs", DurationSeconds: 321, Results: []Result{
 		{Fault: "git 500", Controller: "source-controller", Outcome: "recovered", RecoverySeconds: 2.04, DataLost: "none", Checked: "a | b", Test: "TestB"},
 		{Fault: "SIGKILL", Controller: "apply-controller", Outcome: "failed: 3 objects orphaned", RecoverySeconds: 7, DataLost: "none", Test: "TestA"},
 	}}
@@ -30,7 +30,7 @@ func TestTableRoundTrip(t *testing.T) {
 	}
 	got, _ := os.ReadFile(doc)
 	for _, want := range []string{
-		"Run of 2026-12-24 on 2 CPUs: 2 faults, 1 recovered with nothing lost, suite 321 s.",
+		"Run of 2026-12-24 at commit abc1234 on 2 CPUs: 2 faults, 1 recovered with nothing lost, suite 321 s.",
 		"| SIGKILL | apply-controller | failed: 3 objects orphaned | 7.0 s | none |  | `TestA` |\n| git 500 | source-controller | recovered | 2.0 s | none | a \\| b | `TestB` |",
 		"\nafter\n",
 	} {
