@@ -49,7 +49,9 @@ func describe(m fault.Mode) string {
 // remoteFault is a server that fails under an object, as one test of remoteFaults sees it.
 type remoteFault struct {
 	remote, controller string
-	proxy              *fault.Proxy
+	// checked says what kept checks, for the results.
+	checked string
+	proxy   *fault.Proxy
 	// obj's remote is behind proxy; its Ready reason under the fault is reason, shown within
 	// bound of the fault (its spec.timeout and a margin: no worker waits longer).
 	obj    conditionsObject
@@ -76,7 +78,7 @@ func remoteFaults(t *testing.T, rf remoteFault) {
 	ctx := context.Background()
 	for _, m := range faultModes {
 		t.Run(m.String(), func(t *testing.T) {
-			checked := "Ready=False with the reason within the timeout; last artifact served; nothing pruned"
+			checked := "Ready=False with the reason within the timeout; " + rf.checked
 			if rf.neighbours != nil {
 				checked += "; other objects of the controller kept reconciling"
 			}
@@ -204,7 +206,8 @@ func TestGitServerFaults(t *testing.T) {
 	t.Run("Git server", func(t *testing.T) {
 		remoteFaults(t, remoteFault{
 			remote: "Git server", controller: "source-controller", proxy: proxy,
-			obj: gr, reason: sourcev1.GitOperationFailedReason, bound: 5*time.Second + 15*time.Second,
+			checked: "last artifact served with its digest; applied objects kept",
+			obj:     gr, reason: sourcev1.GitOperationFailedReason, bound: 5*time.Second + 15*time.Second,
 			push: func(g Gomega) string {
 				commits++
 				commit, err := repo.Commit("change", greeting(fmt.Sprintf("v%d", commits)))
@@ -229,7 +232,8 @@ func TestGitServerFaults(t *testing.T) {
 	t.Run("artifact server", func(t *testing.T) {
 		remoteFaults(t, remoteFault{
 			remote: "source-controller's artifact server", controller: "apply-controller", proxy: artifactProxy,
-			obj: ks, reason: applyv1.ArtifactFailedReason, bound: 10*time.Second + 20*time.Second, pushUnderFault: true,
+			checked: "applied objects kept, nothing pruned",
+			obj:     ks, reason: applyv1.ArtifactFailedReason, bound: 10*time.Second + 20*time.Second, pushUnderFault: true,
 			push: func(g Gomega) string {
 				commits++
 				commit, err := repo.Commit("change", greeting(fmt.Sprintf("v%d", commits)))
@@ -303,7 +307,8 @@ func TestRegistryFaults(t *testing.T) {
 	}
 	remoteFaults(t, remoteFault{
 		remote: "OCI registry", controller: "source-controller", proxy: proxy,
-		obj: src, reason: sourcev1.OCIOperationFailedReason, bound: 5*time.Second + 15*time.Second,
+		checked: "last artifact served with its digest",
+		obj:     src, reason: sourcev1.OCIOperationFailedReason, bound: 5*time.Second + 15*time.Second,
 		push:     func(g Gomega) string { return push(g, proxy.Addr) },
 		revision: func() string { return revision(src) },
 		kept: func(g Gomega) {
@@ -359,7 +364,8 @@ func TestChartRepositoryFaults(t *testing.T) {
 	var want string
 	remoteFaults(t, remoteFault{
 		remote: "chart repository", controller: "source-controller, helm-controller", proxy: proxy,
-		obj: hrepo, reason: sourcev1.IndexFetchFailedReason, bound: 5*time.Second + 15*time.Second,
+		checked: "last index served with its digest; the release untouched and Ready",
+		obj:     hrepo, reason: sourcev1.IndexFetchFailedReason, bound: 5*time.Second + 15*time.Second,
 		push: func(g Gomega) string {
 			want = publish(g)
 			return "released " + want
