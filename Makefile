@@ -1,4 +1,4 @@
-# Plumb: make demo | make test | make generate | make lint | make bench | make controlplane
+# Plumb: make demo | make test | make generate | make lint | make bench | make chaos | make controlplane
 SHELL := /usr/bin/env bash
 .SHELLFLAGS := -euo pipefail -c
 
@@ -33,6 +33,7 @@ generate: ## deepcopy, CRDs and RBAC from the kubebuilder markers.
 	done
 	@echo "generate cli/internal/install/manifests"; cd hack && go run ./manifests
 	@echo "generate docs/compat/flux.md"; cd hack && go run ./compat
+	@echo "generate docs/reliability.md"; cd hack && go run ./reliability
 
 .PHONY: tidy
 tidy: ## One version set: the workspace's versions written back to every module, then go mod tidy.
@@ -42,8 +43,8 @@ tidy: ## One version set: the workspace's versions written back to every module,
 .PHONY: lint
 lint: ## gofmt, go vet and staticcheck over every module.
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
-	@for m in $(MODULES); do (cd $$m && go vet -tags e2e ./...); done
-	@for m in $(MODULES); do (cd $$m && $(STATICCHECK) -tags e2e ./...); done
+	@for m in $(MODULES); do (cd $$m && go vet -tags e2e,chaos ./...); done
+	@for m in $(MODULES); do (cd $$m && $(STATICCHECK) -tags e2e,chaos ./...); done
 
 .PHONY: test
 test: ## Unit and envtest integration tests of every module (race detector on), then the end-to-end tests.
@@ -61,6 +62,14 @@ e2e-json: # make test's last step: the end-to-end tests, summarised as the packa
 e2e: ## End-to-end tests (hack/e2e, build tag e2e): every controller built and run as a process.
 	@assets="$$(hack/controlplane.sh | tail -n 1)"; export KUBEBUILDER_ASSETS="$$assets"; \
 	  cd hack && go test -tags e2e -count=1 -timeout 20m -v ./e2e/...
+
+# UPDATE=1 records the run of make chaos in docs/reliability.json and docs/reliability.md.
+UPDATE ?=
+
+.PHONY: chaos
+chaos: ## Fault-injection suite (hack/chaos, build tag chaos): controllers killed, servers failing, kube-apiserver restarted, disk full; prints the results table (UPDATE=1 records it in docs/reliability.md). Needs root for the tmpfs.
+	@assets="$$(hack/controlplane.sh | tail -n 1)"; export KUBEBUILDER_ASSETS="$$assets"; \
+	  cd hack && go test -tags chaos -count=1 -timeout 30m ./chaos/... $(if $(UPDATE),-args -update)
 
 # Benchmark scenarios to run (default: every one, `go run ./bench list`); ARGS go to each.
 S ?=

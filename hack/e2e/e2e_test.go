@@ -26,7 +26,6 @@ import (
 
 	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/hack/internal/local"
-	"github.com/plumb-dev/plumb/shared/reconcile"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 )
 
@@ -104,7 +103,7 @@ spec:
 // request annotates an object so that its controller reconciles it now, as a webhook receiver
 // or `plumb reconcile` would.
 func request(g *WithT, obj client.Object) {
-	g.Expect(bed.Env.Client.Patch(context.Background(), obj, reconcile.RequestPatch(time.Now().Format(time.RFC3339Nano)))).To(Succeed())
+	g.Expect(local.RequestReconcile(context.Background(), bed.Env.Client, obj)).To(Succeed())
 }
 
 // dumpLogs shows the end of the controllers' logs when a test failed, and of the processes the

@@ -15,14 +15,13 @@ import (
 	"github.com/fluxcd/pkg/runtime/conditions"
 	. "github.com/onsi/gomega"
 	"helm.sh/helm/v3/pkg/chart"
-	"helm.sh/helm/v3/pkg/chartutil"
 	helmregistry "helm.sh/helm/v3/pkg/registry"
-	"helm.sh/helm/v3/pkg/repo"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/plumb-dev/plumb/hack/internal/local"
 	helmv1 "github.com/plumb-dev/plumb/helm-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/shared/testing/ocitest"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
@@ -37,11 +36,7 @@ func publishChart(g *WithT, dir, url, version string) {
 		Values: map[string]any{"greeting": "hello"},
 		Raw:    []*chart.File{{Name: "values.yaml", Data: []byte("greeting: hello\n")}},
 	}
-	_, err := chartutil.Save(ch, dir)
-	g.Expect(err).NotTo(HaveOccurred())
-	idx, err := repo.IndexDirectory(dir, url)
-	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(idx.WriteFile(filepath.Join(dir, "index.yaml"), 0o644)).To(Succeed())
+	g.Expect(local.PublishChart(dir, url, ch)).To(Succeed())
 }
 
 // pushOCIChart packages a version of the chart web and pushes it to host/charts/web with the

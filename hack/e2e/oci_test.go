@@ -19,8 +19,8 @@ import (
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 )
 
-// pushManifests pushes files as an OCI artifact (a gzipped tarball layer, as `flux push
-// artifact` makes it) to host/repo:tag and returns the manifest digest.
+// pushManifests pushes files as an OCI artifact to host/repo:tag and returns the manifest
+// digest.
 func pushManifests(g *WithT, host, repo, tag string, files map[string]string) string {
 	d, err := ocitest.Push(host, repo, tag, []ocitest.Layer{{MediaType: ocitest.ContentType, Data: ocitest.Tarball(files)}})
 	g.Expect(err).NotTo(HaveOccurred())

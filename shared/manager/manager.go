@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"time"
 
 	"go.uber.org/zap/zapcore"
 	"k8s.io/apimachinery/pkg/labels"
@@ -29,6 +30,16 @@ type Options struct {
 	Concurrent, APIBurst                            int
 	APIQPS                                          float64
 	LeaderElect, LogDevelopment                     bool
+	LeaderElection                                  LeaderElection
+}
+
+// LeaderElection tunes the lease replicas compete for. A leader that cannot renew its lease
+// within RenewDeadline (an API server outage longer than that) stops, and the process exits
+// with an error for its Deployment to start it again: it cannot know whether another replica
+// took over meanwhile, and everything it needs is read back from the API at start.
+type LeaderElection struct {
+	Namespace                                 string
+	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
 }
 
 // Bind registers the common flags on fs.
@@ -41,6 +52,10 @@ func (o *Options) Bind(fs *flag.FlagSet) {
 	fs.IntVar(&o.APIBurst, "kube-api-burst", 300, "Requests to the Kubernetes API in a burst, when --kube-api-qps is positive.")
 	fs.StringVar(&o.WatchLabels, "watch-label-selector", "", "Reconcile only the objects of this controller's kinds that match this label selector (sharding).")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", true, "Elect a leader among replicas; only the leader reconciles.")
+	fs.StringVar(&o.LeaderElection.Namespace, "leader-election-namespace", "", "Namespace of the leader election lease (default: the pod's own namespace; needed outside a cluster).")
+	fs.DurationVar(&o.LeaderElection.LeaseDuration, "leader-election-lease-duration", 15*time.Second, "How long a lease holds without renewal: a replica takes over at most this long after the leader stopped renewing.")
+	fs.DurationVar(&o.LeaderElection.RenewDeadline, "leader-election-renew-deadline", 10*time.Second, "How long the leader keeps trying to renew its lease before it gives up and the process exits (to be started again).")
+	fs.DurationVar(&o.LeaderElection.RetryPeriod, "leader-election-retry-period", 2*time.Second, "How often replicas try to acquire or renew the lease.")
 	fs.BoolVar(&o.LogDevelopment, "log-development", false, "Human-readable console logs instead of JSON.")
 }
 
@@ -106,6 +121,10 @@ func (o *Options) New(name string, addToScheme func(*runtime.Scheme) error, own 
 		PprofBindAddress:              o.PprofAddr,
 		LeaderElection:                o.LeaderElect,
 		LeaderElectionID:              leaderElectionID(name, sel),
+		LeaderElectionNamespace:       o.LeaderElection.Namespace,
+		LeaseDuration:                 durationOrNil(o.LeaderElection.LeaseDuration),
+		RenewDeadline:                 durationOrNil(o.LeaderElection.RenewDeadline),
+		RetryPeriod:                   durationOrNil(o.LeaderElection.RetryPeriod),
 		LeaderElectionReleaseOnCancel: true,
 		Client:                        client.Options{Cache: &client.CacheOptions{DisableFor: uncached}},
 	})
@@ -116,4 +135,12 @@ func (o *Options) New(name string, addToScheme func(*runtime.Scheme) error, own 
 		return nil, err
 	}
 	return mgr, nil
+}
+
+// durationOrNil leaves a zero duration to controller-runtime's default.
+func durationOrNil(d time.Duration) *time.Duration {
+	if d <= 0 {
+		return nil
+	}
+	return &d
 }

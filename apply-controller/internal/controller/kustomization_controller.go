@@ -105,6 +105,9 @@ type runInfo struct {
 	failing bool
 	// announced is set when the run reported what it applied in an event.
 	announced bool
+	// patcher writes the status at the end of the run, and once before an apply that adds
+	// objects to the inventory (recordAdded).
+	patcher *status.Patcher
 }
 
 // Reconcile follows the house shape: get, defer the one status patch, finalize or set up, skip
@@ -117,8 +120,8 @@ func (r *KustomizationReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		}
 		return ctrl.Result{}, err
 	}
-	st := &runInfo{start: time.Now(), failing: conditions.IsFalse(obj, meta.ReadyCondition)}
 	patcher := status.NewPatcher(r.Client, obj)
+	st := &runInfo{start: time.Now(), patcher: patcher, failing: conditions.IsFalse(obj, meta.ReadyCondition)}
 	defer func() {
 		plumbreconcile.Recovered(ctx, recover(), &retErr)
 		r.finalizeStatus(ctx, obj, patcher, st, &result, &retErr)
@@ -204,6 +207,10 @@ func (r *KustomizationReconciler) reconcile(ctx context.Context, obj *applyv1.Ku
 		// judged again.
 		return r.recheck(ctx, obj, rm, objs, statusOnly, src.Revision, healthExprs)
 	}
+	before := obj.Status.Inventory
+	if err := r.recordAdded(ctx, obj, drifted, src.Revision, st); err != nil {
+		return ctrl.Result{}, err
+	}
 	applied := newObserved()
 	if local {
 		// Objects the cache knows to be missing are not read before they are created.
@@ -217,9 +224,11 @@ func (r *KustomizationReconciler) reconcile(ctx context.Context, obj *applyv1.Ku
 		cs, err = rm.ApplyAllStaged(withObserved(ctx, applied), drifted, kustomize.ApplyOptions(obj))
 	}
 	if err != nil {
+		// The inventory is the last one with what an earlier stage applied (CRDs, Namespaces),
+		// to be pruned later; not the objects recordAdded wrote ahead, which were not applied.
+		obj.Status.Inventory = before
 		if cs != nil {
-			// What an earlier stage applied (CRDs, Namespaces) is kept, to be pruned later.
-			obj.Status.Inventory = mergeInventories(obj.Status.Inventory, inventoryOf(cs))
+			obj.Status.Inventory = mergeInventories(before, inventoryOf(cs))
 		}
 		return ctrl.Result{}, status.Fail(r.Events, obj, src.Revision, applyv1.ApplyFailedReason, redact.Error(fmt.Errorf("apply: %w", err), st.secrets))
 	}

@@ -33,6 +33,7 @@ type Bed struct {
 	mu    sync.Mutex // tests start processes in parallel
 	procs []*Process
 	bins  map[string]string // module → binary built
+	api   *apiServer        // kube-apiserver, once the bed stopped it
 }
 
 // StartBed starts the control plane (with kube-controller-manager when asked) in a new folder
@@ -113,16 +114,19 @@ func (b *Bed) StartSourceControllerAs(name string, args ...string) (*Process, er
 // plane on a free loopback port, args on top (`--as user` runs it as another user); it returns
 // the dashboard's URL once it answers. Its log is <name>.log.
 func (b *Bed) StartDashboard(name string, args ...string) (string, error) {
+	b.mu.Lock()
 	bin, ok := b.bins["cli"]
 	if !ok {
 		bin = filepath.Join(b.Dir, "plumb-dashboard") // the e2e tests build their own plumb
 		cmd := exec.Command("go", "build", "-buildvcs=false", "-o", bin, "./cli/cmd/plumb")
 		cmd.Dir, cmd.Stdout, cmd.Stderr = b.root, os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {
+			b.mu.Unlock()
 			return "", fmt.Errorf("build plumb: %w", err)
 		}
 		b.bins["cli"] = bin
 	}
+	b.mu.Unlock()
 	addr, err := FreeAddr()
 	if err != nil {
 		return "", err
@@ -131,7 +135,9 @@ func (b *Bed) StartDashboard(name string, args ...string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	b.mu.Lock()
 	b.procs = append(b.procs, p)
+	b.mu.Unlock()
 	url := "http://" + addr + "/"
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
@@ -165,6 +171,7 @@ func (b *Bed) Stop() {
 	for _, p := range b.procs {
 		p.Stop()
 	}
+	b.stopAPIServer()
 	if b.Env != nil {
 		_ = b.Env.Stop()
 	}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -47,6 +48,9 @@ func StartGitServer(dir string) (*GitServer, error) {
 	})
 	return g, srv.StartHTTP()
 }
+
+// Addr is the server's host:port on loopback.
+func (g *GitServer) Addr() string { return strings.TrimPrefix(g.srv.HTTPAddress(), "http://") }
 
 // URL returns the address of a repository of the server.
 func (g *GitServer) URL(repo string) string { return g.srv.HTTPAddress() + "/" + repo + ".git" }

@@ -16,14 +16,24 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
 
-// Process is a controller binary running against the control plane.
+// Process is a controller binary running against the control plane. It can be killed and
+// started again with the same arguments, as a kubelet restarts a container.
 type Process struct {
+	bin, kubeconfig, logFile string
+	args                     []string
+
+	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{}
+	err  error // from Wait, once done is closed
+	// stopping is set by Stop, so that a supervisor does not start the process again.
+	stopping bool
+	restarts int
 }
 
 // Build compiles a controller's cmd package of the workspace into dir and returns the binary.
@@ -40,34 +50,130 @@ func Build(root, module, dir string) (string, error) {
 
 // Start runs bin with KUBECONFIG set, its output appended to logFile.
 func Start(bin, kubeconfig, logFile string, args ...string) (*Process, error) {
-	log, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, err
+	p := &Process{bin: bin, kubeconfig: kubeconfig, logFile: logFile, args: args}
+	return p, p.start()
+}
+
+func (p *Process) start() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopping {
+		return errors.New("stopped")
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
+	log, err := os.OpenFile(p.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(p.bin, p.args...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+p.kubeconfig)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
-		return nil, err
+		_ = log.Close()
+		return err
 	}
-	p := &Process{cmd: cmd, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); _ = log.Close(); close(p.done) }()
-	return p, nil
+	done := make(chan struct{})
+	p.cmd, p.done, p.err = cmd, done, nil
+	go func() {
+		err := cmd.Wait()
+		_ = log.Close()
+		p.mu.Lock()
+		if p.cmd == cmd {
+			p.err = err
+		}
+		p.mu.Unlock()
+		close(done)
+	}()
+	return nil
+}
+
+func (p *Process) current() (*exec.Cmd, chan struct{}) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cmd, p.done
 }
 
 // Stop asks the process to end and kills it after 10 s.
 func (p *Process) Stop() {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	p.mu.Lock()
+	p.stopping = true
+	p.mu.Unlock()
+	cmd, done := p.current()
+	_ = cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-p.done:
+	case <-done:
 	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
+		_ = cmd.Process.Kill()
+		<-done
 	}
 }
 
+// Kill ends the process with SIGKILL, as the kernel's OOM killer or a node failure would, and
+// waits until it is gone.
+func (p *Process) Kill() {
+	cmd, done := p.current()
+	_ = cmd.Process.Kill()
+	<-done
+}
+
+// Restart starts the process again with the same arguments once the last one has ended.
+func (p *Process) Restart() error {
+	_, done := p.current()
+	select {
+	case <-done:
+	default:
+		return fmt.Errorf("%s is still running", filepath.Base(p.bin))
+	}
+	return p.start()
+}
+
+// Supervise starts the process again whenever it exits, after delay, as a kubelet restarts the
+// container of a Deployment's pod, until Stop.
+func (p *Process) Supervise(delay time.Duration) {
+	go func() {
+		for {
+			<-p.Exited()
+			time.Sleep(delay) // the kubelet's back-off, not a wait for a condition
+			if p.start() != nil {
+				return // stopped
+			}
+			p.mu.Lock()
+			p.restarts++
+			p.mu.Unlock()
+		}
+	}()
+}
+
+// Restarts counts the starts Supervise made.
+func (p *Process) Restarts() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.restarts
+}
+
+// Log is the process's log file.
+func (p *Process) Log() string { return p.logFile }
+
+// Pid is the process id of the running (or last) process.
+func (p *Process) Pid() int {
+	cmd, _ := p.current()
+	return cmd.Process.Pid
+}
+
+// Exited is closed when the current process has ended.
+func (p *Process) Exited() <-chan struct{} {
+	_, done := p.current()
+	return done
+}
+
+// ExitErr is how the current process ended (nil while it runs or after a clean exit).
+func (p *Process) ExitErr() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
+}
+
 // CPU returns the user+system CPU time the process has used so far.
-func (p *Process) CPU() (time.Duration, error) { return PidCPU(p.cmd.Process.Pid) }
+func (p *Process) CPU() (time.Duration, error) { return PidCPU(p.Pid()) }
 
 // PidCPU returns the user+system CPU time the process pid has used so far.
 func PidCPU(pid int) (time.Duration, error) {
@@ -85,7 +191,7 @@ func PidCPU(pid int) (time.Duration, error) {
 
 // PeakRSS returns the process's high-water mark of resident memory, in MiB.
 func (p *Process) PeakRSS() (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Pid()))
 	if err != nil {
 		return 0, err
 	}
@@ -95,7 +201,7 @@ func (p *Process) PeakRSS() (float64, error) {
 			return kb / 1024, err
 		}
 	}
-	return 0, fmt.Errorf("no VmHWM for pid %d", p.cmd.Process.Pid)
+	return 0, fmt.Errorf("no VmHWM for pid %d", p.Pid())
 }
 
 // FreeAddr returns a loopback address with a port free right now.

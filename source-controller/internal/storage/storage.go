@@ -1,6 +1,7 @@
 // Package storage keeps the artifacts source-controller publishes: content-addressed files under
 // <root>/<kind>/<namespace>/<name>/<sha256>.tar.gz, served read-only over HTTP, with the older
-// ones of each object garbage collected.
+// ones of each object garbage collected. A file is trusted only once its content was hashed and
+// found equal to its digest; it is hashed again whenever it changed on disk since (verify.go).
 package storage
 
 import (
@@ -17,6 +18,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
@@ -31,6 +34,16 @@ type Storage struct {
 	BaseURL string
 	// Keep is how many artifacts of each object stay on disk, the current one included (>= 1).
 	Keep int
+
+	mu sync.Mutex
+	// checked holds, per file, what stat said of it when its content last matched its digest.
+	checked map[string]checkedFile
+	// hashed counts the files read to be checked.
+	hashed atomic.Int64
+	// writing holds the temporary files this process is writing; started is when the storage
+	// was opened: a temporary file older than that is left by a process that died mid-write.
+	writing map[string]bool
+	started time.Time
 }
 
 // New makes the root folder and returns the storage.
@@ -41,7 +54,7 @@ func New(root, baseURL string, keep int) (*Storage, error) {
 	if keep < 1 {
 		keep = 1
 	}
-	return &Storage{Root: root, BaseURL: strings.TrimSuffix(baseURL, "/"), Keep: keep}, nil
+	return &Storage{Root: root, BaseURL: strings.TrimSuffix(baseURL, "/"), Keep: keep, started: time.Now()}, nil
 }
 
 // Object names the folder of one object's artifacts.
@@ -74,7 +87,11 @@ func (s *Storage) Write(o Object, revision string, write func(io.Writer) error) 
 		return nil, ioErr(err)
 	}
 	tmp := f.Name()
-	defer os.Remove(tmp) // a no-op after the rename
+	s.setWriting(tmp, true)
+	defer func() {
+		_ = os.Remove(tmp) // a no-op after the rename
+		s.setWriting(tmp, false)
+	}()
 	h := sha256.New()
 	cw := &countWriter{w: f}
 	if err := write(io.MultiWriter(cw, h)); err != nil {
@@ -92,17 +109,23 @@ func (s *Storage) Write(o Object, revision string, write func(io.Writer) error) 
 	if err := os.Chmod(tmp, 0o644); err != nil {
 		return nil, ioErr(err)
 	}
-	if err := os.Rename(tmp, filepath.Join(s.Root, filepath.FromSlash(rel))); err != nil {
+	dst := filepath.Join(s.Root, filepath.FromSlash(rel))
+	if err := os.Rename(tmp, dst); err != nil {
 		return nil, ioErr(err)
 	}
+	// Hashed while written: not read again to be trusted.
+	s.remember("sha256:"+sum, dst)
 	return s.artifact(rel, revision, "sha256:"+sum, cw.n), nil
 }
 
 // Adopt publishes an artifact another object already has (same content) for o: a hard link, so
-// no bytes are copied or rebuilt.
+// no bytes are copied or rebuilt. A file that does not match its digest is not adopted.
 func (s *Storage) Adopt(o Object, from *meta.Artifact, revision string) (*meta.Artifact, error) {
 	src, err := s.file(from)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.verify(src, from.Digest); err != nil {
 		return nil, err
 	}
 	rel := path.Join(Dir(o), path.Base(from.Path))
@@ -114,6 +137,9 @@ func (s *Storage) Adopt(o Object, from *meta.Artifact, revision string) (*meta.A
 		if err := os.Link(src, dst); err != nil && !errors.Is(err, fs.ErrExist) {
 			return nil, ioErr(err)
 		}
+		// A new link changes the file's stat (its link count and ctime), not its content,
+		// checked just above.
+		s.remember(from.Digest, src, dst)
 	}
 	var size int64
 	if from.Size != nil {
@@ -150,14 +176,19 @@ func pathOf(a *meta.Artifact) string {
 	return a.Path
 }
 
-// Has reports whether the artifact's file is on disk, with the recorded size when there is one.
+// Has reports whether the artifact's file is on disk with the recorded size, and its content
+// matches the recorded digest: a file is hashed once per process, and again only when it
+// changed on disk since, so a corrupted or replaced file is never taken for the artifact.
 func (s *Storage) Has(a *meta.Artifact) bool {
 	f, err := s.file(a)
 	if err != nil {
 		return false
 	}
 	info, err := os.Stat(f)
-	return err == nil && info.Mode().IsRegular() && (a.Size == nil || info.Size() == *a.Size)
+	if err != nil || !info.Mode().IsRegular() || a.Size != nil && info.Size() != *a.Size {
+		return false
+	}
+	return s.verify(f, a.Digest) == nil
 }
 
 // Open opens the artifact's file for reading.
@@ -174,7 +205,8 @@ func (s *Storage) URL(a *meta.Artifact) string {
 	return s.BaseURL + "/" + a.Path
 }
 
-// GC deletes all but the newest Keep artifacts of the object, never the current one.
+// GC deletes all but the newest Keep artifacts of the object, never the current one, and the
+// temporary files of writes that ended without a rename (a killed process).
 func (s *Storage) GC(o Object, current *meta.Artifact) error {
 	dir := filepath.Join(s.Root, filepath.FromSlash(Dir(o)))
 	entries, err := os.ReadDir(dir)
@@ -194,7 +226,7 @@ func (s *Storage) GC(o Object, current *meta.Artifact) error {
 		if err != nil || !e.Type().IsRegular() {
 			continue
 		}
-		if strings.HasPrefix(e.Name(), ".tmp-") && time.Since(info.ModTime()) < time.Hour {
+		if strings.HasPrefix(e.Name(), ".tmp-") && !s.leftover(filepath.Join(dir, e.Name()), info.ModTime()) {
 			continue // possibly being written
 		}
 		files = append(files, file{e.Name(), info.ModTime()})
@@ -216,16 +248,46 @@ func (s *Storage) GC(o Object, current *meta.Artifact) error {
 		if err := os.Remove(filepath.Join(dir, f.name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 		}
+		s.forget(filepath.Join(dir, f.name))
 	}
 	return errors.Join(errs...)
 }
 
-// Delete removes every artifact of the object.
-func (s *Storage) Delete(o Object) error {
-	return os.RemoveAll(filepath.Join(s.Root, filepath.FromSlash(Dir(o))))
+func (s *Storage) setWriting(tmp string, on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !on {
+		delete(s.writing, tmp)
+		return
+	}
+	if s.writing == nil {
+		s.writing = map[string]bool{}
+	}
+	s.writing[tmp] = true
 }
 
-// Handler serves the artifacts read-only; folders are not listed.
+// leftover tells whether a temporary file modified at mod is no write in progress: not one of
+// this process's, and older than the storage (a process killed mid-write left it) or than an
+// hour. Only the leader writes and collects, so a file of an earlier process is dead once this
+// one collects.
+func (s *Storage) leftover(tmp string, mod time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.writing[tmp] {
+		return false
+	}
+	return mod.Before(s.started) || time.Since(mod) > time.Hour
+}
+
+// Delete removes every artifact of the object.
+func (s *Storage) Delete(o Object) error {
+	dir := filepath.Join(s.Root, filepath.FromSlash(Dir(o)))
+	s.forgetUnder(dir)
+	return os.RemoveAll(dir)
+}
+
+// Handler serves the artifacts read-only; folders are not listed. An artifact whose content no
+// longer matches the digest its name holds is refused with 500, never served.
 func (s *Storage) Handler() http.Handler {
 	files := http.FileServer(http.Dir(s.Root))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -235,6 +297,10 @@ func (s *Storage) Handler() http.Handler {
 		}
 		if strings.HasSuffix(r.URL.Path, "/") || strings.Contains(r.URL.Path, "/.tmp-") {
 			http.NotFound(w, r)
+			return
+		}
+		if err := s.verifyServed(r.URL.Path); err != nil {
+			http.Error(w, "artifact "+path.Clean("/"+r.URL.Path)+" does not match its digest: it is not served until it is written again", http.StatusInternalServerError)
 			return
 		}
 		files.ServeHTTP(w, r)

@@ -390,3 +390,36 @@ func TestPathsOutsideTheStorageAreRefused(t *testing.T) {
 		g.Expect(errors.Is(err, ErrIO)).To(BeTrue(), p)
 	}
 }
+
+// A process killed mid-write leaves its temporary file; the next process's GC of that object
+// removes it at once, not an hour later, and never a file it is writing itself.
+func TestGCRemovesWhatAKilledWriteLeft(t *testing.T) {
+	g := NewWithT(t)
+	root := filepath.Join(t.TempDir(), "artifacts")
+	o := Object{Kind: "GitRepository", Namespace: "ns", Name: "app"}
+	dir := filepath.Join(root, filepath.FromSlash(Dir(o)))
+	g.Expect(os.MkdirAll(dir, 0o755)).To(Succeed())
+	killed := filepath.Join(dir, ".tmp-killed")
+	g.Expect(os.WriteFile(killed, []byte("half an artifact"), 0o600)).To(Succeed())
+	// Written a minute before this process opened the storage.
+	past := time.Now().Add(-time.Minute)
+	g.Expect(os.Chtimes(killed, past, past)).To(Succeed())
+
+	s, err := New(root, baseURL, 2)
+	g.Expect(err).NotTo(HaveOccurred())
+	var during []string
+	a, err := s.Write(o, "r", func(w io.Writer) error {
+		// A GC while this write is under way keeps its temporary file.
+		if err := s.GC(o, nil); err != nil {
+			return err
+		}
+		during = files(t, s, o)
+		_, err := io.WriteString(w, "whole")
+		return err
+	})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(during).To(HaveLen(1), "the write's own temporary file stays, the killed one goes: %v", during)
+	g.Expect(during[0]).NotTo(Equal(".tmp-killed"))
+	g.Expect(s.GC(o, a)).To(Succeed())
+	g.Expect(files(t, s, o)).To(Equal([]string{path.Base(a.Path)}))
+}
