@@ -106,6 +106,15 @@ func request(g *WithT, obj client.Object) {
 	g.Expect(local.RequestReconcile(context.Background(), bed.Env.Client, obj)).To(Succeed())
 }
 
+// appliedCommit waits until ks is Ready with the commit of main applied.
+func appliedCommit(g *WithT, ks *applyv1.Kustomization, commit string) {
+	g.Eventually(func(g Gomega) {
+		g.Expect(bed.Env.Client.Get(context.Background(), client.ObjectKeyFromObject(ks), ks)).To(Succeed())
+		g.Expect(conditions.IsReady(ks)).To(BeTrue(), "Ready: %s", conditions.GetMessage(ks, meta.ReadyCondition))
+		g.Expect(ks.Status.LastAppliedRevision).To(Equal("main@sha1:" + commit))
+	}, timeout, 200*time.Millisecond).Should(Succeed())
+}
+
 // dumpLogs shows the end of the controllers' logs when a test failed, and of the processes the
 // test started itself (named as in bed.StartControllerAs).
 func dumpLogs(t *testing.T, started ...string) {
@@ -159,21 +168,13 @@ func TestGitToCluster(t *testing.T) {
 	}
 	g.Expect(c.Create(ctx, ks)).To(Succeed())
 
-	applied := func(commit string) {
-		t.Helper()
-		g.Eventually(func(g Gomega) {
-			g.Expect(c.Get(ctx, client.ObjectKeyFromObject(ks), ks)).To(Succeed())
-			g.Expect(conditions.IsReady(ks)).To(BeTrue(), "Ready: %s", conditions.GetMessage(ks, meta.ReadyCondition))
-			g.Expect(ks.Status.LastAppliedRevision).To(Equal("main@sha1:" + commit))
-		}, timeout, 200*time.Millisecond).Should(Succeed())
-	}
 	greeting := func() string {
 		cm := &corev1.ConfigMap{}
 		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: "shop", Name: "web"}, cm)).To(Succeed())
 		return cm.Data["greeting"]
 	}
 
-	applied(commit)
+	appliedCommit(g, ks, commit)
 	g.Expect(greeting()).To(Equal("hello"))
 	g.Expect(c.Get(ctx, client.ObjectKey{Namespace: "shop", Name: "web"}, &corev1.Service{})).To(Succeed())
 
@@ -183,7 +184,7 @@ func TestGitToCluster(t *testing.T) {
 	commit, err = repo.Commit("bonjour, no service", files)
 	g.Expect(err).NotTo(HaveOccurred())
 	request(g, gr)
-	applied(commit)
+	appliedCommit(g, ks, commit)
 	g.Expect(greeting()).To(Equal("bonjour"))
 	err = c.Get(ctx, client.ObjectKey{Namespace: "shop", Name: "web"}, &corev1.Service{})
 	g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "the Service is pruned: %v", err)
@@ -217,7 +218,7 @@ func TestGitToCluster(t *testing.T) {
 	fixed, err := repo.Commit("back to local files", map[string]string{"apps/web/kustomization.yaml": ""})
 	g.Expect(err).NotTo(HaveOccurred())
 	request(g, gr)
-	applied(fixed)
+	appliedCommit(g, ks, fixed)
 	g.Expect(strings.Join(inventory(ks), ",")).To(ContainSubstring("shop_web_apps_Deployment"))
 }
 

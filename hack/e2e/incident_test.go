@@ -105,15 +105,7 @@ func TestFailureFannedOutToIncidents(t *testing.T) {
 	for _, o := range objs {
 		g.Expect(c.Create(ctx, o)).To(Succeed())
 	}
-	applied := func(commit string) {
-		t.Helper()
-		g.Eventually(func(g Gomega) {
-			g.Expect(c.Get(ctx, client.ObjectKeyFromObject(ks), ks)).To(Succeed())
-			g.Expect(conditions.IsReady(ks)).To(BeTrue(), "Ready: %s", conditions.GetMessage(ks, meta.ReadyCondition))
-			g.Expect(ks.Status.LastAppliedRevision).To(Equal("main@sha1:" + commit))
-		}, timeout, 200*time.Millisecond).Should(Succeed())
-	}
-	applied(commit)
+	appliedCommit(g, ks, commit)
 	g.Eventually(func(g Gomega) {
 		for _, p := range providers {
 			a := &notifyv1.Alert{}
@@ -153,7 +145,7 @@ func TestFailureFannedOutToIncidents(t *testing.T) {
 	fixed, err := repo.Commit("back to local files", files)
 	g.Expect(err).NotTo(HaveOccurred())
 	request(g, gr)
-	applied(fixed)
+	appliedCommit(g, ks, fixed)
 	g.Eventually(pd.received, timeout, 100*time.Millisecond).Should(Equal([]string{"trigger " + key, "resolve " + key}))
 	g.Eventually(func(g Gomega) {
 		alerts, err := am.Alerts()

@@ -182,22 +182,9 @@ func buildGraph(objs []*unstructured.Unstructured, released func(*unstructured.U
 				g.edge(from, id, relSource)
 			}
 		}
-		deps, _, _ := unstructured.NestedSlice(u.Object, "spec", "dependsOn")
-		for _, d := range deps {
-			m, _ := d.(map[string]any)
-			name, _ := m["name"].(string)
-			kind, _ := m["kind"].(string)
-			ns, _ := m["namespace"].(string)
-			if kind == "" {
-				kind = u.GetKind()
-			}
-			if ns == "" {
-				ns = u.GetNamespace()
-			}
-			if name != "" {
-				if from := g.refNode(byKey, kind, ns, name); from != "" {
-					g.edge(from, id, relDependsOn)
-				}
+		for _, d := range kinds.DependsOn(u) {
+			if from := g.refNode(byKey, d.Kind, d.Namespace, d.Name); from != "" {
+				g.edge(from, id, relDependsOn)
 			}
 		}
 		var applied []ops.Ref

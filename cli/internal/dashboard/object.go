@@ -161,23 +161,12 @@ func (s *Server) objectPage(ctx context.Context, r *http.Request, k kinds.Kind, 
 			live = append(live, objectKey(sk.GVK.Group, kind, ns, name))
 		}
 	}
-	deps, _, _ := unstructured.NestedSlice(u.Object, "spec", "dependsOn")
-	for _, d := range deps {
-		m, _ := d.(map[string]any)
-		name, _ := m["name"].(string)
-		kind, _ := m["kind"].(string)
-		ns, _ := m["namespace"].(string)
-		if kind == "" {
-			kind = u.GetKind()
-		}
-		if ns == "" {
-			ns = u.GetNamespace()
-		}
-		if l := s.linkTo(kind, ns, name); l != nil {
+	for _, d := range kinds.DependsOn(u) {
+		if l := s.linkTo(d.Kind, d.Namespace, d.Name); l != nil {
 			p.DependsOn = append(p.DependsOn, *l)
 		}
-		if dk, ok := kinds.ByKind(kind); ok {
-			live = append(live, objectKey(dk.GVK.Group, kind, ns, name))
+		if dk, ok := kinds.ByKind(d.Kind); ok {
+			live = append(live, objectKey(dk.GVK.Group, d.Kind, d.Namespace, d.Name))
 		}
 	}
 	p.LiveKeys = strings.Join(live, " ")

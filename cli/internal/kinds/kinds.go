@@ -216,6 +216,36 @@ func SourceOf(o *unstructured.Unstructured) (kind, namespace, name string, ok bo
 	return "", "", "", false
 }
 
+// Dependency is an object named in another's spec.dependsOn.
+type Dependency struct {
+	Kind, Namespace, Name string
+}
+
+// DependsOn returns the objects o's spec.dependsOn names, read as the controllers read them: an
+// entry without a kind is of o's kind, one without a namespace in o's namespace. Entries without
+// a name are left out.
+func DependsOn(o *unstructured.Unstructured) []Dependency {
+	deps, _, _ := unstructured.NestedSlice(o.Object, "spec", "dependsOn")
+	var out []Dependency
+	for _, d := range deps {
+		m, _ := d.(map[string]any)
+		name, _ := m["name"].(string)
+		if name == "" {
+			continue
+		}
+		kind, _ := m["kind"].(string)
+		ns, _ := m["namespace"].(string)
+		if kind == "" {
+			kind = o.GetKind()
+		}
+		if ns == "" {
+			ns = o.GetNamespace()
+		}
+		out = append(out, Dependency{Kind: kind, Namespace: ns, Name: name})
+	}
+	return out
+}
+
 // ByKind returns the Kind of a kind name (GitRepository), or false.
 func ByKind(kind string) (Kind, bool) {
 	for _, k := range All {

@@ -44,6 +44,18 @@ func getHR(g Gomega, hr *helmv1.HelmRelease) *helmv1.HelmRelease {
 	return hr
 }
 
+// onlyPod waits for the one Pod of ns with the labels (a release's workload's) and returns it.
+func onlyPod(g *WithT, ns string, labels client.MatchingLabels) corev1.Pod {
+	var pod corev1.Pod
+	g.Eventually(func(g Gomega) {
+		pods := &corev1.PodList{}
+		g.Expect(k8s.List(context.Background(), pods, client.InNamespace(ns), labels)).To(Succeed())
+		g.Expect(pods.Items).To(HaveLen(1))
+		pod = pods.Items[0]
+	}, timeout, 50*time.Millisecond).Should(Succeed())
+	return pod
+}
+
 // updateHR changes the spec of the newest hr, again when the controller's status patch wins the
 // race (a conflict).
 func updateHR(g Gomega, hr *helmv1.HelmRelease, change func(*helmv1.HelmRelease)) {

@@ -74,13 +74,7 @@ func TestHelmRelease_HealthFromWatches(t *testing.T) {
 	m := requests.mark()
 	g.Expect(k8s.Create(ctx, hr)).To(Succeed())
 
-	var pod corev1.Pod
-	g.Eventually(func(g Gomega) {
-		pods := &corev1.PodList{}
-		g.Expect(k8s.List(ctx, pods, client.InNamespace(ns), client.MatchingLabels{"app": "web-worker"})).To(Succeed())
-		g.Expect(pods.Items).To(HaveLen(1))
-		pod = pods.Items[0]
-	}, timeout, 50*time.Millisecond).Should(Succeed())
+	pod := onlyPod(g, ns, client.MatchingLabels{"app": "web-worker"})
 	// While the Pod is not ready the release is not healthy; meanwhile the wait has backed off
 	// past a 2 s poll.
 	g.Consistently(func(g Gomega) {

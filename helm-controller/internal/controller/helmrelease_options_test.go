@@ -336,13 +336,7 @@ func TestHelmRelease_WaitsForJobCompletion(t *testing.T) {
 	m := requests.mark()
 	g.Expect(k8s.Create(ctx, hr)).To(Succeed())
 
-	var pod corev1.Pod
-	g.Eventually(func(g Gomega) {
-		pods := &corev1.PodList{}
-		g.Expect(k8s.List(ctx, pods, client.InNamespace(ns), client.MatchingLabels{"job-name": "web-migrate"})).To(Succeed())
-		g.Expect(pods.Items).To(HaveLen(1))
-		pod = pods.Items[0]
-	}, timeout, 100*time.Millisecond).Should(Succeed())
+	pod := onlyPod(g, ns, client.MatchingLabels{"job-name": "web-migrate"})
 	getHR(g, hr)
 	g.Expect(conditions.GetReason(hr, meta.ReadyCondition)).To(Equal(helmv1.ProgressingReason), "waiting for the Job")
 

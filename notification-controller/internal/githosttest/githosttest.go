@@ -189,27 +189,24 @@ func (s *Server) mux() http.Handler {
 	repo := map[Flavour]string{GitHub: "/repos/{owner}/{repo}", GitLab: "/api/v4/projects/{project}", Gitea: "/api/v1/repos/{owner}/{repo}"}[s.Flavour]
 	user := map[Flavour]string{GitHub: "/user", GitLab: "/api/v4/user", Gitea: "/api/v1/user"}[s.Flavour]
 	m.HandleFunc("GET "+user, s.user)
+	// GitHub and Gitea keep a pull request's comments as its issue's; GitLab as its notes.
+	comments, edit := repo+"/issues/{number}/comments", "PATCH "+repo+"/issues/comments/{id}"
+	if s.Flavour == GitLab {
+		comments, edit = repo+"/merge_requests/{number}/notes", "PUT "+repo+"/merge_requests/{number}/notes/{id}"
+	}
+	m.HandleFunc("GET "+comments, s.listComments)
+	m.HandleFunc("POST "+comments, s.createComment)
+	m.HandleFunc(edit, s.editComment)
+	m.HandleFunc("POST "+repo+"/statuses/{sha}", s.status)
 	switch s.Flavour {
 	case GitHub:
 		m.HandleFunc("GET "+repo+"/commits/{sha}/pulls", s.pullsOfCommit)
-		m.HandleFunc("GET "+repo+"/issues/{number}/comments", s.listComments)
-		m.HandleFunc("POST "+repo+"/issues/{number}/comments", s.createComment)
-		m.HandleFunc("PATCH "+repo+"/issues/comments/{id}", s.editComment)
-		m.HandleFunc("POST "+repo+"/statuses/{sha}", s.status)
 		m.HandleFunc("POST "+repo+"/dispatches", s.dispatch)
 	case GitLab:
 		m.HandleFunc("GET "+repo+"/repository/commits/{sha}/merge_requests", s.pullsOfCommit)
-		m.HandleFunc("GET "+repo+"/merge_requests/{number}/notes", s.listComments)
-		m.HandleFunc("POST "+repo+"/merge_requests/{number}/notes", s.createComment)
-		m.HandleFunc("PUT "+repo+"/merge_requests/{number}/notes/{id}", s.editComment)
-		m.HandleFunc("POST "+repo+"/statuses/{sha}", s.status)
 	case Gitea:
 		m.HandleFunc("GET "+repo+"/pulls", s.openPulls)
 		m.HandleFunc("GET "+repo+"/commits/{sha}/pull", s.mergedPull)
-		m.HandleFunc("GET "+repo+"/issues/{number}/comments", s.listComments)
-		m.HandleFunc("POST "+repo+"/issues/{number}/comments", s.createComment)
-		m.HandleFunc("PATCH "+repo+"/issues/comments/{id}", s.editComment)
-		m.HandleFunc("POST "+repo+"/statuses/{sha}", s.status)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
@@ -398,25 +395,32 @@ func (s *Server) listComments(w http.ResponseWriter, r *http.Request) {
 // createComment adds a comment by the token's user (a bot's when the user's login says so).
 func (s *Server) createComment(w http.ResponseWriter, r *http.Request) {
 	number, _ := strconv.ParseInt(r.PathValue("number"), 10, 64)
+	body, ok := commentBody(w, r)
+	if !ok {
+		return
+	}
+	id := s.AddComment(Comment{Number: number, Author: s.Login, Bot: strings.HasSuffix(s.Login, "[bot]"), Body: body})
+	writeJSON(w, http.StatusCreated, map[string]any{"id": id, "body": body})
+}
+
+// commentBody reads a new comment body from a request, or answers 422 as the hosts do when it
+// is missing.
+func commentBody(w http.ResponseWriter, r *http.Request) (string, bool) {
 	var in struct {
 		Body string `json:"body"`
 	}
 	if err := json.NewDecoder(r.Body).Decode(&in); err != nil || in.Body == "" {
 		writeJSON(w, http.StatusUnprocessableEntity, map[string]string{"message": "body is required"})
-		return
+		return "", false
 	}
-	id := s.AddComment(Comment{Number: number, Author: s.Login, Bot: strings.HasSuffix(s.Login, "[bot]"), Body: in.Body})
-	writeJSON(w, http.StatusCreated, map[string]any{"id": id, "body": in.Body})
+	return in.Body, true
 }
 
 // editComment replaces a comment's body; the token's user may edit only its own.
 func (s *Server) editComment(w http.ResponseWriter, r *http.Request) {
 	id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	var in struct {
-		Body string `json:"body"`
-	}
-	if err := json.NewDecoder(r.Body).Decode(&in); err != nil || in.Body == "" {
-		writeJSON(w, http.StatusUnprocessableEntity, map[string]string{"message": "body is required"})
+	body, ok := commentBody(w, r)
+	if !ok {
 		return
 	}
 	s.mu.Lock()
@@ -429,8 +433,8 @@ func (s *Server) editComment(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusForbidden, map[string]string{"message": "you may edit only your own comments"})
 			return
 		}
-		s.comments[i].Body = in.Body
-		writeJSON(w, http.StatusOK, map[string]any{"id": id, "body": in.Body})
+		s.comments[i].Body = body
+		writeJSON(w, http.StatusOK, map[string]any{"id": id, "body": body})
 		return
 	}
 	writeJSON(w, http.StatusNotFound, map[string]string{"message": "Not Found"})

@@ -36,14 +36,6 @@ func (b *Bitbucket) Send(ctx context.Context, n Notification) error {
 	if err != nil {
 		return err
 	}
-	name, desc, err := b.Text.of(ctx, n)
-	if err != nil {
-		return err
-	}
-	state := "SUCCESSFUL"
-	if n.Severity == "error" {
-		state = "FAILED"
-	}
 	api := b.APIURL
 	if api == "" {
 		api = "https://api.bitbucket.org"
@@ -51,8 +43,23 @@ func (b *Bitbucket) Send(ctx context.Context, n Notification) error {
 	endpoint := fmt.Sprintf("%s/2.0/repositories/%s/%s/commit/%s/statuses/build", strings.TrimSuffix(api, "/"),
 		url.PathEscape(workspace), url.PathEscape(repo), sha)
 	web.Path += "/" + workspace + "/" + repo
-	_, err = bitbucketAPI(b.Client, b.Token).call(ctx, http.MethodPost, endpoint, map[string]string{
-		"key": statusKey(name), "state": state, "name": name, "description": desc, "url": web.String(),
+	return postBuildStatus(ctx, bitbucketAPI(b.Client, b.Token), endpoint, web.String(), b.Text, n)
+}
+
+// postBuildStatus posts a notification's build status to a Bitbucket Cloud or Server endpoint:
+// both take the same body, keyed by the status name, SUCCESSFUL or FAILED by the notification's
+// severity, and linking to the repository at link.
+func postBuildStatus(ctx context.Context, api restAPI, endpoint, link string, text StatusText, n Notification) error {
+	name, desc, err := text.of(ctx, n)
+	if err != nil {
+		return err
+	}
+	state := "SUCCESSFUL"
+	if n.Severity == "error" {
+		state = "FAILED"
+	}
+	_, err = api.call(ctx, http.MethodPost, endpoint, map[string]string{
+		"key": statusKey(name), "state": state, "name": name, "description": desc, "url": link,
 	}, nil)
 	return err
 }

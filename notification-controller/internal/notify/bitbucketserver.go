@@ -36,14 +36,6 @@ func (b *BitbucketServer) Send(ctx context.Context, n Notification) error {
 	if err != nil {
 		return err
 	}
-	name, desc, err := b.Text.of(ctx, n)
-	if err != nil {
-		return err
-	}
-	state := "SUCCESSFUL"
-	if n.Severity == "error" {
-		state = "FAILED"
-	}
 	repoPath := fmt.Sprintf("/projects/%s/repos/%s", url.PathEscape(project), url.PathEscape(slug))
 	endpoint := base + "/rest/api/latest" + repoPath + "/commits/" + sha + "/builds"
 	api := restAPI{client: b.Client, secrets: []string{b.Token, b.Password}, auth: func(r *http.Request) {
@@ -55,10 +47,7 @@ func (b *BitbucketServer) Send(ctx context.Context, n Notification) error {
 		// Bitbucket refuses a POST with basic auth as a possible XSRF without it.
 		r.Header.Set("X-Atlassian-Token", "no-check")
 	}}
-	_, err = api.call(ctx, http.MethodPost, endpoint, map[string]string{
-		"key": statusKey(name), "state": state, "name": name, "description": desc, "url": base + repoPath,
-	}, nil)
-	return err
+	return postBuildStatus(ctx, api, endpoint, base+repoPath, b.Text, n)
 }
 
 // bitbucketServerRepo reads a Bitbucket Server repository's clone or browse URL: the server's

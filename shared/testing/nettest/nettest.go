@@ -1,5 +1,5 @@
 // Package nettest holds misbehaving network servers on loopback, for tests of how the
-// controllers bear them.
+// controllers bear them, and the self-signed certificates loopback TLS servers serve.
 package nettest
 
 import (
