@@ -1,7 +1,9 @@
 package local
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -24,6 +26,45 @@ type GitServer struct {
 	temp bool
 	// Fetches counts the fetches (git-upload-pack requests) it answered.
 	Fetches atomic.Int64
+
+	hold atomic.Pointer[PushHold]
+}
+
+// PushHold holds the next push (git-receive-pack request) a server receives: the server reads
+// the whole request, so that the pusher has sent everything, then waits for Release before it
+// lets the push land or drops it.
+type PushHold struct {
+	held    chan struct{}
+	release chan bool
+}
+
+// Held is closed once the push arrived and is held.
+func (h *PushHold) Held() <-chan struct{} { return h.held }
+
+// Release ends the hold: with land the server applies the push as received (whether or not
+// the pusher still waits for the answer), otherwise it answers 503 and drops it.
+func (h *PushHold) Release(land bool) { h.release <- land }
+
+// HoldPush holds the next push the server receives.
+func (g *GitServer) HoldPush() *PushHold {
+	h := &PushHold{held: make(chan struct{}), release: make(chan bool, 1)}
+	g.hold.Store(h)
+	return h
+}
+
+// held holds a push if HoldPush asked for it, and says whether to serve it.
+func (g *GitServer) held(r *http.Request) bool {
+	if r.Method != http.MethodPost || filepath.Base(r.URL.Path) != "git-receive-pack" {
+		return true
+	}
+	h := g.hold.Swap(nil)
+	if h == nil {
+		return true
+	}
+	body, err := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	close(h.held)
+	return <-h.release && err == nil
 }
 
 // StartGitServer starts a server keeping its repositories in dir (a temporary folder if empty).
@@ -42,6 +83,10 @@ func StartGitServer(dir string) (*GitServer, error) {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.Method == http.MethodPost && filepath.Base(r.URL.Path) == "git-upload-pack" {
 				g.Fetches.Add(1)
+			}
+			if !g.held(r) {
+				http.Error(w, "push dropped by the test", http.StatusServiceUnavailable)
+				return
 			}
 			next.ServeHTTP(w, r)
 		})

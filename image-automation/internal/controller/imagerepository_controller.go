@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -59,6 +60,8 @@ type ImageRepositoryReconciler struct {
 	// Cloud obtains and caches the credentials of spec.provider aws, azure and gcp (nil: a
 	// process-wide one without object-level identity).
 	Cloud *registry.Cloud
+	// Clock tells the time scans are due by (nil: the real clock).
+	Clock clock.PassiveClock
 
 	hosts     *hostlimit.Limiter
 	busyRetry time.Duration
@@ -174,7 +177,7 @@ func (r *ImageRepositoryReconciler) reconcile(ctx context.Context, obj *imagev1.
 	}
 	prev := obj.Status.LastScanResult
 	obj.Status.CanonicalImageName = repo.Name()
-	obj.Status.LastScanResult = &imagev1.ScanResult{TagCount: len(list.Tags), ScanTime: metav1.Now(), LatestTags: latest(list.Tags, 10), Revision: list.Revision}
+	obj.Status.LastScanResult = &imagev1.ScanResult{TagCount: len(list.Tags), ScanTime: metav1.NewTime(r.now()), LatestTags: latest(list.Tags, 10), Revision: list.Revision}
 	obj.Status.ObservedExclusionList = slices.Clone(exclude)
 	conditions.MarkTrue(obj, meta.ReadyCondition, imagev1.SucceededReason, "%d tags", len(list.Tags))
 	if prev == nil || prev.Revision != list.Revision {
@@ -198,11 +201,25 @@ func (r *ImageRepositoryReconciler) scanDue(obj *imagev1.ImageRepository, exclud
 	if !r.Tags.Has(client.ObjectKeyFromObject(obj), last.Revision) {
 		return 0, true
 	}
-	wait := time.Until(last.ScanTime.Add(obj.Spec.Interval.Duration))
-	if wait <= 0 {
+	// The scan time is the wall clock's, read back from status: it has no monotonic reading, so
+	// a clock that jumped since moves the next scan. Ahead, the scan is due at once, at the
+	// requeue the work queue (on the monotonic clock) spreads as before. Back, the last scan
+	// lies in this clock's future: waiting for it would hold the next scan back by the jump, an
+	// hour for an hour, so the scan is due too.
+	interval := obj.Spec.Interval.Duration
+	wait := last.ScanTime.Add(interval).Sub(r.now())
+	if wait <= 0 || wait > interval {
 		return 0, true
 	}
 	return wait, false
+}
+
+// now is the time by r's clock.
+func (r *ImageRepositoryReconciler) now() time.Time {
+	if r.Clock == nil {
+		return time.Now()
+	}
+	return r.Clock.Now()
 }
 
 // credentials reads an ImageRepository's secretRef, the ServiceAccount's image pull secrets (with

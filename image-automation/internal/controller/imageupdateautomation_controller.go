@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -136,6 +137,9 @@ func (r *ImageUpdateAutomationReconciler) Reconcile(ctx context.Context, req ctr
 		if err := os.RemoveAll(r.workingCopy(obj)); err != nil {
 			return ctrl.Result{}, err
 		}
+		if err := os.Remove(pendingFile(r.workingCopy(obj))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return ctrl.Result{}, err
+		}
 		controllerutil.RemoveFinalizer(obj, Finalizer)
 		return ctrl.Result{}, nil
 	}
@@ -193,13 +197,20 @@ func (r *ImageUpdateAutomationReconciler) reconcile(ctx context.Context, obj *im
 	now := metav1.Now()
 	obj.Status.LastAutomationRunTime = &now
 	obj.Status.ObservedPolicies = job.observed
-	if pushed != "" {
+	switch {
+	case pushed != "" && res.landed:
+		obj.Status.LastPushCommit = pushed
+		obj.Status.LastPushTime = &now
+		events.Record(r.Events, obj, job.push+"@sha1:"+pushed, corev1.EventTypeNormal, imagev1.SucceededReason,
+			"pushed commit %s to %s: the run that pushed it stopped before the answer; it is on the branch", short(pushed), job.push)
+		conditions.MarkTrue(obj, meta.ReadyCondition, imagev1.SucceededReason, "pushed commit %s to %s (found on the branch after an interrupted run)%s", short(pushed), job.push, leftAlone(res))
+	case pushed != "":
 		obj.Status.LastPushCommit = pushed
 		obj.Status.LastPushTime = &now
 		events.Record(r.Events, obj, job.push+"@sha1:"+pushed, corev1.EventTypeNormal, imagev1.SucceededReason,
 			"pushed commit %s to %s: %s", short(pushed), job.push, summary(res))
 		conditions.MarkTrue(obj, meta.ReadyCondition, imagev1.SucceededReason, "pushed commit %s to %s%s", short(pushed), job.push, leftAlone(res))
-	} else {
+	default:
 		conditions.MarkTrue(obj, meta.ReadyCondition, imagev1.SucceededReason, "no change to push: %s is up to date%s", res.start, leftAlone(res))
 	}
 	return ctrl.Result{RequeueAfter: plumbreconcile.Jitter(obj.Spec.Interval.Duration)}, nil
@@ -212,6 +223,9 @@ var errUpdate = errors.New("updating files")
 type runResult struct {
 	setters.Result
 	start string // the branch the run started from
+	// landed says that the commit returned as pushed is one an earlier run pushed without
+	// seeing the answer (it was stopped), found on the branch by this run.
+	landed bool
 }
 
 func (r *ImageUpdateAutomationReconciler) workingCopy(obj *imagev1.ImageUpdateAutomation) string {
@@ -235,8 +249,18 @@ func (r *ImageUpdateAutomationReconciler) updateAndPush(ctx context.Context, obj
 		return "", res, fmt.Errorf("%w under %q: %v", errUpdate, job.path, err)
 	}
 	res.fromRoot(rel)
+	pending, err := readPending(dir)
+	if err != nil {
+		return "", res, err
+	}
 	if len(res.Files) == 0 {
-		return "", res, nil
+		// A push of an earlier run that was stopped before its answer: if it landed, that run's
+		// commit is what this automation last pushed.
+		if pending != "" && pending != obj.Status.LastPushCommit && clone.Holds(pending) {
+			res.landed = true
+			return pending, res, clearPending(dir)
+		}
+		return "", res, clearPending(dir)
 	}
 	var msg bytes.Buffer
 	if err := job.message.Execute(&msg, templateData(obj, res)); err != nil {
@@ -246,10 +270,45 @@ func (r *ImageUpdateAutomationReconciler) updateAndPush(ctx context.Context, obj
 	if err != nil {
 		return "", res, err
 	}
+	// The commit is noted before the push, so that a run stopped before the push's answer (a
+	// killed process, a lost connection) lets the next run tell whether it landed.
+	if err := writePending(dir, h.String()); err != nil {
+		return "", res, err
+	}
 	if err := clone.Push(ctx, job.push, job.refspec, job.options); err != nil {
 		return "", res, err
 	}
-	return h.String(), res, nil
+	return h.String(), res, clearPending(dir)
+}
+
+// pendingFile is where the commit of a push under way is noted, beside the working copy dir
+// (not in it: a sync drops whatever the working copy holds).
+func pendingFile(dir string) string { return dir + ".pushing" }
+
+// readPending returns the commit of a push that was under way when its run stopped, if any.
+func readPending(dir string) (string, error) {
+	b, err := os.ReadFile(pendingFile(dir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("reading the note of an interrupted push: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+func writePending(dir, commit string) error {
+	if err := os.WriteFile(pendingFile(dir), []byte(commit+"\n"), 0o600); err != nil {
+		return fmt.Errorf("noting the commit to push: %w", err)
+	}
+	return nil
+}
+
+func clearPending(dir string) error {
+	if err := os.Remove(pendingFile(dir)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("removing the note of a push: %w", err)
+	}
+	return nil
 }
 
 // prepare reads the GitRepository, its credentials, the policies and the signing key; errors

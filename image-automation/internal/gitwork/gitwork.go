@@ -314,6 +314,25 @@ func isNoMatchingRef(err error) bool {
 // Dir is the working copy's folder.
 func (c *Clone) Dir() string { return c.dir }
 
+// Holds tells whether commit is the commit the working copy was reset to or, as far as the
+// local history reaches (it may be shallow), one of its ancestors.
+func (c *Clone) Holds(commit string) bool {
+	h := plumbing.NewHash(commit)
+	if h == c.Head {
+		return true
+	}
+	o, err := c.repo.CommitObject(h)
+	if err != nil {
+		return false
+	}
+	head, err := c.repo.CommitObject(c.Head)
+	if err != nil {
+		return false
+	}
+	ok, err := o.IsAncestor(head)
+	return err == nil && ok
+}
+
 // Author signs a commit.
 type Author struct {
 	Name, Email string

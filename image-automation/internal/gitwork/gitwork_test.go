@@ -237,3 +237,38 @@ func TestSignedCommit(t *testing.T) {
 		t.Fatalf("signature does not verify: %v", err)
 	}
 }
+
+// A commit is held when it is the synced tip or an ancestor the local history shows; one that
+// never reached the branch is not.
+func TestHolds(t *testing.T) {
+	ctx := context.Background()
+	url := seed(t, map[string]string{"apps/app.yaml": "image: app:1.0.0\n"})
+	dir := filepath.Join(t.TempDir(), "clone")
+	c, err := Sync(ctx, dir, remote(t, url), Ref{Branch: "main"}, "")
+	must(t, err)
+	lost := change(t, c, "apps/app.yaml", "image: app:1.1.0\n") // never pushed
+	c, err = Sync(ctx, dir, remote(t, url), Ref{Branch: "main"}, "")
+	must(t, err)
+	if c.Holds(lost.String()) {
+		t.Fatalf("a commit that was never pushed is held")
+	}
+	pushed := change(t, c, "apps/app.yaml", "image: app:1.2.0\n")
+	must(t, c.Push(ctx, "", "", nil))
+	c, err = Sync(ctx, dir, remote(t, url), Ref{Branch: "main"}, "")
+	must(t, err)
+	if !c.Holds(pushed.String()) {
+		t.Fatalf("the pushed tip %s is not held", pushed)
+	}
+	other, err := Sync(ctx, filepath.Join(t.TempDir(), "other"), remote(t, url), Ref{Branch: "main"}, "")
+	must(t, err)
+	change(t, other, "README", "hello\n")
+	must(t, other.Push(ctx, "", "", nil))
+	c, err = Sync(ctx, dir, remote(t, url), Ref{Branch: "main"}, "")
+	must(t, err)
+	if !c.Holds(pushed.String()) {
+		t.Fatalf("the pushed commit %s, now the parent of the tip, is not held", pushed)
+	}
+	if c.Holds(lost.String()) || c.Holds("0123456789012345678901234567890123456789") {
+		t.Fatalf("a commit not on the branch is held")
+	}
+}
