@@ -4,7 +4,6 @@ package chaos
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"log"
 	"net/http"
@@ -12,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -36,29 +34,6 @@ import (
 	notifyv1 "github.com/plumb-dev/plumb/notification-controller/api/v1beta1"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 )
-
-// slackSink stands in for Slack's incoming webhooks on loopback: it keeps each message's text.
-type slackSink struct {
-	mu    sync.Mutex
-	texts []string
-}
-
-func (s *slackSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var msg struct {
-		Text string `json:"text"`
-	}
-	_ = json.NewDecoder(r.Body).Decode(&msg)
-	s.mu.Lock()
-	s.texts = append(s.texts, msg.Text)
-	s.mu.Unlock()
-	_, _ = w.Write([]byte("ok"))
-}
-
-func (s *slackSink) received() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.texts...)
-}
 
 // kube-apiserver stopped, etcd compacted while it is down (so every watch resumes into
 // 410 Gone), and started again, with an outage longer than a leader's renew deadline. The five
@@ -123,7 +98,7 @@ spec:
 	charts := httptest.NewServer(http.FileServer(http.Dir(chartDir)))
 	defer charts.Close()
 	g.Expect(local.PublishChart(chartDir, charts.URL, chaosChart("1.0.0", false, 0))).To(Succeed())
-	sink := &slackSink{}
+	sink := &local.SlackSink{}
 	chat := httptest.NewServer(sink)
 	defer chat.Close()
 
@@ -207,7 +182,7 @@ spec:
 	g.Expect(apierrors.IsResourceExpired(err) || apierrors.IsGone(err)).To(BeTrue(), "410 Gone for a watch from before the compaction: %v", err)
 
 	// A new tag travels through every controller.
-	heard := len(sink.received())
+	heard := len(sink.Received())
 	rows := map[string]*trial{}
 	for _, m := range controllers {
 		rows[m] = record(t, "kube-apiserver restarted, etcd compacted (watches 410 Gone)", m, "same process throughout; a new image tag carried through all five controllers")
@@ -234,7 +209,7 @@ spec:
 	g.Eventually(func(g Gomega) { imageInCluster(g, image+":1.1.0") }, timeout, poll).Should(Succeed())
 	rows["apply-controller"].recovered(since)
 	g.Eventually(func(g Gomega) {
-		msgs := sink.received()
+		msgs := sink.Received()
 		g.Expect(msgs[heard:]).To(ContainElement(HavePrefix("Kustomization/" + ns + "/web: Succeeded")))
 	}, timeout, poll).Should(Succeed())
 	rows["notification-controller"].recovered(since)

@@ -4,14 +4,11 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"log"
-	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -33,30 +30,6 @@ import (
 	notifyv1 "github.com/plumb-dev/plumb/notification-controller/api/v1beta1"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 )
-
-// slackSink stands in for Slack's incoming webhooks on loopback: it keeps the text of each
-// message.
-type slackSink struct {
-	mu    sync.Mutex
-	texts []string
-}
-
-func (s *slackSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var msg struct {
-		Text string `json:"text"`
-	}
-	_ = json.NewDecoder(r.Body).Decode(&msg)
-	s.mu.Lock()
-	s.texts = append(s.texts, msg.Text)
-	s.mu.Unlock()
-	_, _ = w.Write([]byte("ok"))
-}
-
-func (s *slackSink) received() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.texts...)
-}
 
 // The pull model's loop, through all five built controllers: CI pushes an image tag,
 // image-automation sees it and commits it to Git, source-controller fetches the commit,
@@ -117,7 +90,7 @@ spec:
 		Spec: imagev1.ImageUpdateAutomationSpec{SourceRef: imagev1.SourceReference{Kind: "GitRepository", Name: "fleet"},
 			Git:      imagev1.GitSpec{Commit: imagev1.CommitSpec{Author: imagev1.CommitUser{Name: "plumb", Email: "plumb@example.invalid"}}},
 			Interval: metav1.Duration{Duration: time.Hour}}}
-	sink := &slackSink{}
+	sink := &local.SlackSink{}
 	chat := httptest.NewServer(sink)
 	defer chat.Close()
 	provider := &notifyv1.Provider{ObjectMeta: metav1.ObjectMeta{Name: "slack", Namespace: "fleet"},
@@ -159,7 +132,7 @@ spec:
 	imageInCluster(image + ":1.1.0")
 
 	// The channel heard of the commit and of its rollout.
-	g.Eventually(sink.received, timeout, 200*time.Millisecond).Should(ContainElements(
+	g.Eventually(sink.Received, timeout, 200*time.Millisecond).Should(ContainElements(
 		HavePrefix("ImageUpdateAutomation/fleet/fleet: Succeeded"),
 		HavePrefix("Kustomization/fleet/web:"),
 	))

@@ -67,7 +67,7 @@ func TestFailureFannedOutToIncidents(t *testing.T) {
 	c := bed.Env.Client
 	defer dumpLogs(t)
 	am := notifytest.StartAlertmanager(t, "", "")
-	slack := &slackSink{}
+	slack := &local.SlackSink{}
 	slackSrv := httptest.NewServer(slack)
 	defer slackSrv.Close()
 	pd := &pagerDutySink{}
@@ -132,12 +132,12 @@ func TestFailureFannedOutToIncidents(t *testing.T) {
 			HaveKeyWithValue("namespace", ns), HaveKeyWithValue("name", "web"), HaveKeyWithValue("reportingcontroller", "apply-controller")))
 		g.Expect(alerts[0].Annotations["message"]).To(ContainSubstring("remote bases are turned off"))
 	}, timeout, 100*time.Millisecond).Should(Succeed())
-	g.Eventually(slack.received, timeout, 100*time.Millisecond).Should(ConsistOf(HavePrefix("Kustomization/" + ns + "/web: " + applyv1.BuildFailedReason)))
+	g.Eventually(slack.Received, timeout, 100*time.Millisecond).Should(ConsistOf(HavePrefix("Kustomization/" + ns + "/web: " + applyv1.BuildFailedReason)))
 
 	// The failure goes on (three failed attempts at least) and pages no one again.
 	g.Eventually(func() int { return warnings(ctx, g, ns, "web") }, timeout, 200*time.Millisecond).Should(BeNumerically(">=", 3))
 	g.Consistently(pd.received, time.Second, 100*time.Millisecond).Should(HaveLen(1))
-	g.Expect(slack.received()).To(HaveLen(1))
+	g.Expect(slack.Received()).To(HaveLen(1))
 
 	// The fix (which changes the ConfigMap, so that apply-controller records its success).
 	files := app("fixed", false)
@@ -152,8 +152,8 @@ func TestFailureFannedOutToIncidents(t *testing.T) {
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(alerts).To(BeEmpty(), "the recovery resolves the alert")
 	}, timeout, 100*time.Millisecond).Should(Succeed())
-	g.Eventually(slack.received, timeout, 100*time.Millisecond).Should(HaveLen(2))
-	g.Expect(slack.received()[1]).To(HavePrefix("Kustomization/" + ns + "/web: " + applyv1.SucceededReason))
+	g.Eventually(slack.Received, timeout, 100*time.Millisecond).Should(HaveLen(2))
+	g.Expect(slack.Received()[1]).To(HavePrefix("Kustomization/" + ns + "/web: " + applyv1.SucceededReason))
 	g.Consistently(pd.received, 2*time.Second, 100*time.Millisecond).Should(HaveLen(2), "exactly one page and one resolve")
 }
 
