@@ -4,21 +4,14 @@ package chaos
 
 import (
 	"context"
-	"io"
-	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -59,37 +52,15 @@ func TestAPIServerRestart(t *testing.T) {
 
 	// The loop of TestImageTagToCluster (hack/e2e): a tag pushed, committed by image-automation,
 	// fetched, applied, told to a chat; plus a HelmRelease and the elected Kustomization.
-	reg := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	reg := local.StartImageRegistry()
 	defer reg.Close()
-	image := strings.TrimPrefix(reg.URL, "http://") + "/team/web"
-	pushImage := func(g Gomega, tag string) {
-		ref, err := name.NewTag(image+":"+tag, name.Insecure)
-		g.Expect(err).NotTo(HaveOccurred())
-		img, err := random.Image(128, 1)
-		g.Expect(err).NotTo(HaveOccurred())
-		g.Expect(remote.Write(ref, img)).To(Succeed())
-	}
-	pushImage(g, "1.0.0")
+	image := reg.Image
+	g.Expect(reg.Push("1.0.0")).To(Succeed())
 	git, err := local.StartGitServer(filepath.Join(bed.Dir, "git-apiserver"))
 	g.Expect(err).NotTo(HaveOccurred())
 	defer git.Stop()
 	fleet := map[string]string{
-		"apps/web/deployment.yaml": `apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-spec:
-  replicas: 0
-  selector:
-    matchLabels: {app: web}
-  template:
-    metadata:
-      labels: {app: web}
-    spec:
-      containers:
-        - name: web
-          image: ` + image + `:1.0.0 # {"$imagepolicy": "apiserver:web"}
-`,
+		"apps/web/deployment.yaml":  local.WebDeployment(image, "1.0.0", "apiserver:web"),
 		"apps/elected/objects.yaml": configMaps("e", 0, 20),
 	}
 	repo, _, err := git.NewRepo("fleet", fleet)
@@ -191,7 +162,7 @@ spec:
 	// The elected Kustomization's objects shrink in Git, before image-automation commits on top.
 	_, err = repo.Commit("fewer objects for the elected Kustomization", map[string]string{"apps/elected/objects.yaml": configMaps("e", 0, 10)})
 	g.Expect(err).NotTo(HaveOccurred())
-	pushImage(g, "1.1.0")
+	g.Expect(reg.Push("1.1.0")).To(Succeed())
 	request(g, imgRepo)
 	g.Eventually(func(g Gomega) {
 		g.Expect(c.Get(ctx, client.ObjectKeyFromObject(auto), auto)).To(Succeed())

@@ -4,11 +4,7 @@ package chaos
 
 import (
 	"context"
-	"io"
-	"log"
-	"net/http/httptest"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -16,10 +12,6 @@ import (
 	"github.com/fluxcd/pkg/runtime/conditions"
 	gogit "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -78,39 +70,15 @@ func TestKillImageAutomationBetweenCommitAndPush(t *testing.T) {
 	const ns = "kill-image"
 	newNamespace(t, ns)
 
-	reg := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	reg := local.StartImageRegistry()
 	defer reg.Close()
-	image := strings.TrimPrefix(reg.URL, "http://") + "/team/web"
-	pushImage := func(g Gomega, tag string) {
-		ref, err := name.NewTag(image+":"+tag, name.Insecure)
-		g.Expect(err).NotTo(HaveOccurred())
-		img, err := random.Image(128, 1)
-		g.Expect(err).NotTo(HaveOccurred())
-		g.Expect(remote.Write(ref, img)).To(Succeed())
-	}
-	pushImage(g, "1.0.0")
+	image := reg.Image
+	g.Expect(reg.Push("1.0.0")).To(Succeed())
 	git, err := local.StartGitServer(filepath.Join(bed.Dir, "git-kill-image"))
 	g.Expect(err).NotTo(HaveOccurred())
 	defer git.Stop()
 	const file = "apps/web/deployment.yaml"
-	manifest := func(tag string) string {
-		return `apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-spec:
-  replicas: 0
-  selector:
-    matchLabels: {app: web}
-  template:
-    metadata:
-      labels: {app: web}
-    spec:
-      containers:
-        - name: web
-          image: ` + image + `:` + tag + ` # {"$imagepolicy": "` + ns + `:web"}
-`
-	}
+	manifest := func(tag string) string { return local.WebDeployment(image, tag, ns+":web") }
 	_, head, err := git.NewRepo("fleet", map[string]string{file: manifest("1.0.0")})
 	g.Expect(err).NotTo(HaveOccurred())
 	bare := filepath.Join(git.Root(), "fleet.git")
@@ -142,7 +110,7 @@ spec:
 			tr := record(t, tc.fault, "image-automation", "exactly one commit on the branch for the update, none lost, none doubled; status names it")
 			g := NewWithT(t)
 			hold := git.HoldPush()
-			pushImage(g, tc.tag)
+			g.Expect(reg.Push(tc.tag)).To(Succeed())
 			request(g, imgRepo)
 			select {
 			case <-hold.Held():

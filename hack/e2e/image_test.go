@@ -4,20 +4,13 @@ package e2e
 
 import (
 	"context"
-	"io"
-	"log"
 	"net/http/httptest"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -42,37 +35,15 @@ func TestImageTagToCluster(t *testing.T) {
 	c := bed.Env.Client
 	defer dumpLogs(t)
 
-	reg := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	reg := local.StartImageRegistry()
 	defer reg.Close()
-	image := strings.TrimPrefix(reg.URL, "http://") + "/team/web"
-	pushImage := func(tag string) {
-		ref, err := name.NewTag(image+":"+tag, name.Insecure)
-		g.Expect(err).NotTo(HaveOccurred())
-		img, err := random.Image(128, 1)
-		g.Expect(err).NotTo(HaveOccurred())
-		g.Expect(remote.Write(ref, img)).To(Succeed())
-	}
-	pushImage("1.0.0")
+	image := reg.Image
+	g.Expect(reg.Push("1.0.0")).To(Succeed())
 
 	git, err := local.StartGitServer(filepath.Join(bed.Dir, "git-image"))
 	g.Expect(err).NotTo(HaveOccurred())
 	defer git.Stop()
-	_, _, err = git.NewRepo("fleet", map[string]string{"apps/web/deployment.yaml": `apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-spec:
-  replicas: 0
-  selector:
-    matchLabels: {app: web}
-  template:
-    metadata:
-      labels: {app: web}
-    spec:
-      containers:
-        - name: web
-          image: ` + image + `:1.0.0 # {"$imagepolicy": "fleet:web"}
-`})
+	_, _, err = git.NewRepo("fleet", map[string]string{"apps/web/deployment.yaml": local.WebDeployment(image, "1.0.0", "fleet:web")})
 	g.Expect(err).NotTo(HaveOccurred())
 
 	g.Expect(c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "fleet"}})).To(Succeed())
@@ -116,7 +87,7 @@ spec:
 	}, timeout, 200*time.Millisecond).Should(Succeed())
 
 	// CI pushes 1.1.0; the registry's webhook (a Receiver in production) asks for a scan.
-	pushImage("1.1.0")
+	g.Expect(reg.Push("1.1.0")).To(Succeed())
 	request(g, repo)
 	g.Eventually(func(g Gomega) {
 		g.Expect(c.Get(ctx, client.ObjectKeyFromObject(auto), auto)).To(Succeed())
