@@ -90,14 +90,33 @@ func WaitWith(ctx context.Context, c client.Reader, objs []*unstructured.Unstruc
 		select {
 		case <-ctx.Done():
 			stop()
-			sort.Strings(why)
-			return fmt.Errorf("timed out waiting for %d object(s): %s", len(why), strings.Join(why, "; "))
+			return TimedOut(why)
 		case <-changed:
 		case <-time.After(wait):
 		}
 		stop()
 		wait = min(2*wait, maxWait)
 	}
+}
+
+// Check judges each object once, as the first poll of WaitWith does (Options.Known, else
+// Options.Cached, else a GET), and returns those not yet Current with why; an object that
+// Failed is an error. A caller that does not hold a goroutine through a wait calls Check
+// again when Options.Changed wakes it, and TimedOut when its time is up.
+func Check(ctx context.Context, c client.Reader, objs []*unstructured.Unstructured, opts Options) (pending []*unstructured.Unstructured, why []string, _ error) {
+	known := opts.Known
+	if known == nil {
+		known = opts.Cached
+	}
+	return poll(ctx, c, objs, opts.Status, known)
+}
+
+// TimedOut is the error of a wait that ran out of time with the objects described by why not
+// yet Current.
+func TimedOut(why []string) error {
+	why = append([]string(nil), why...)
+	sort.Strings(why)
+	return fmt.Errorf("timed out waiting for %d object(s): %s", len(why), strings.Join(why, "; "))
 }
 
 // poll reads each pending object (or takes it from known) and returns those not yet Current,

@@ -7,7 +7,11 @@
 // once).
 //
 // Little of each object: an entry is an object's name, resourceVersion, generation and a digest
-// of the rest of its metadata, so a controller that applies 10,000 objects keeps a few MiB. The
+// of the rest of its metadata, so a controller that applies 10,000 objects keeps a few MiB. A
+// cache told the field manager of the controller's applies (Options.Manager) digests only what
+// that manager owns (its managed-fields entry), the object's UID and its deletion: another
+// writer's change to a field the controller applied moves the field out of that entry, while
+// kube-controller-manager's annotations or another controller's labels leave it alone. The
 // kinds whose health is read from their status (the workload kinds of apps, batch, policy and
 // autoscaling, and custom resources) are watched whole and keep their status too (and the few
 // fields of spec that kstatus reads), so that a health wait judges them without a read.
@@ -39,6 +43,8 @@ import (
 // Cache is the metadata view. It is a manager Runnable: add it to the manager, which starts it.
 type Cache struct {
 	cache cache.Cache
+	// manager, when set, is the field manager whose managed-fields entry alone the digest holds.
+	manager string
 
 	// epoch moves whenever a watch of any kind fails: what was recorded before may have changed
 	// unseen, until the informer lists again.
@@ -64,11 +70,21 @@ type Key struct {
 	Name      string
 }
 
-// New makes the cache of the objects that match the label selector (as kubectl's -l takes it: a
-// bare key, as apply-controller's "apply.plumb.dev/name", selects the objects that carry the
-// label whatever its value; helm-controller's "app.kubernetes.io/managed-by=Helm" those of one
-// value), read with cfg.
-func New(cfg *rest.Config, scheme *runtime.Scheme, mapper apimeta.RESTMapper, selector string) (*Cache, error) {
+// Options of New.
+type Options struct {
+	// Selector is a label selector as kubectl's -l takes it: a bare key, as apply-controller's
+	// "apply.plumb.dev/name", selects the objects that carry the label whatever its value;
+	// helm-controller's "app.kubernetes.io/managed-by=Helm" those of one value. Required.
+	Selector string
+	// Manager, when set, is the field manager of every server-side apply of the controller: a
+	// Snapshot's Meta then digests only that manager's managed-fields entry, the UID and the
+	// deletion (see Snapshot). Empty: all labels, annotations and managed fields.
+	Manager string
+}
+
+// New makes the cache of the objects that match opts.Selector, read with cfg.
+func New(cfg *rest.Config, scheme *runtime.Scheme, mapper apimeta.RESTMapper, opts Options) (*Cache, error) {
+	selector := opts.Selector
 	sel, err := labels.Parse(selector)
 	if err != nil {
 		return nil, fmt.Errorf("label selector %q: %w", selector, err)
@@ -77,12 +93,12 @@ func New(cfg *rest.Config, scheme *runtime.Scheme, mapper apimeta.RESTMapper, se
 		// A cache of every object of the cluster is never what a controller means.
 		return nil, fmt.Errorf("label selector %q selects every object", selector)
 	}
-	c := &Cache{kinds: map[schema.GroupVersionKind]bool{}, waiters: map[Key][]*waiter{}}
+	c := &Cache{manager: opts.Manager, kinds: map[schema.GroupVersionKind]bool{}, waiters: map[Key][]*waiter{}}
 	c.cache, err = cache.New(cfg, cache.Options{
 		Scheme:               scheme,
 		Mapper:               mapper,
 		DefaultLabelSelector: sel,
-		DefaultTransform:     slim,
+		DefaultTransform:     c.slim,
 		DefaultWatchErrorHandler: func(ctx context.Context, r *toolscache.Reflector, err error) {
 			c.epoch.Add(1)
 			toolscache.DefaultWatchErrorHandler(ctx, r, err)
@@ -153,7 +169,7 @@ func (c *Cache) Get(ctx context.Context, k Key) (s Snapshot, found, synced bool)
 	if err != nil {
 		return Snapshot{}, false, client.IgnoreNotFound(err) == nil
 	}
-	return SnapshotOf(o, c.Epoch()), true, true
+	return c.SnapshotOf(o, c.Epoch()), true, true
 }
 
 // Changed returns a channel that is closed at the next change (or deletion) of any of the
@@ -237,8 +253,13 @@ type Snapshot struct {
 	Generation      int64
 	// Meta is a digest of what an edit of anything but status changes even when it leaves the
 	// generation alone: labels, annotations, finalizers, owner references, deletion and every
-	// managed-fields entry that is not of the status subresource.
+	// managed-fields entry that is not of the status subresource. Of a cache with a Manager
+	// (Own set), it is the digest of the UID, the deletion and that manager's entries only: a
+	// write by anyone else that changes a field the manager applied takes the field out of the
+	// manager's entry (the API server moves the ownership of what an update changes to its
+	// writer), so an unchanged entry means every applied field still has its applied value.
 	Meta  string
+	Own   bool
 	Epoch uint64
 }
 
@@ -250,10 +271,10 @@ const digestKey = "objcache.plumb.dev/meta"
 // instead of its labels, annotations and managed fields (often most of its metadata: a
 // last-applied annotation holds the whole object), their digest. Of a kind whose status the
 // cache keeps it also keeps the status and the fields of spec that kstatus reads.
-func slim(o any) (any, error) {
+func (c *Cache) slim(o any) (any, error) {
 	switch o := o.(type) {
 	case *metav1.PartialObjectMetadata:
-		d := metaDigest(o)
+		d := c.metaDigest(o)
 		o.ManagedFields, o.Labels = nil, nil
 		o.Annotations = map[string]string{digestKey: d}
 		return o, nil
@@ -267,7 +288,7 @@ func slim(o any) (any, error) {
 		out.SetResourceVersion(o.GetResourceVersion())
 		out.SetGeneration(o.GetGeneration())
 		out.SetDeletionTimestamp(o.GetDeletionTimestamp())
-		out.SetAnnotations(map[string]string{digestKey: metaDigest(o)})
+		out.SetAnnotations(map[string]string{digestKey: c.metaDigest(o)})
 		if st, ok := o.Object["status"]; ok {
 			out.Object["status"] = st
 		}
@@ -299,37 +320,46 @@ func kstatusSpec(u *unstructured.Unstructured) map[string]any {
 	return out
 }
 
-// SnapshotOf takes the snapshot of an object read (or written) at epoch.
-func SnapshotOf(o metav1.Object, epoch uint64) Snapshot {
+// SnapshotOf takes the snapshot of an object read (or written) at epoch, digested as the cache
+// digests what it holds.
+func (c *Cache) SnapshotOf(o metav1.Object, epoch uint64) Snapshot {
 	d, ok := o.GetAnnotations()[digestKey]
 	if !ok || len(o.GetAnnotations()) != 1 {
-		d = metaDigest(o)
+		d = c.metaDigest(o)
 	}
-	return Snapshot{ResourceVersion: o.GetResourceVersion(), Generation: o.GetGeneration(), Meta: d, Epoch: epoch}
+	return Snapshot{ResourceVersion: o.GetResourceVersion(), Generation: o.GetGeneration(), Meta: d, Own: c.manager != "", Epoch: epoch}
 }
 
-func metaDigest(o metav1.Object) string {
+func (c *Cache) metaDigest(o metav1.Object) string {
 	var managed []metav1.ManagedFieldsEntry
 	for _, e := range o.GetManagedFields() {
-		if e.Subresource != "status" {
+		if e.Subresource != "status" && (c.manager == "" || e.Manager == c.manager) {
 			managed = append(managed, e)
 		}
 	}
-	b, _ := json.Marshal([]any{o.GetLabels(), o.GetAnnotations(), o.GetFinalizers(), o.GetOwnerReferences(), o.GetDeletionTimestamp(), managed})
+	var b []byte
+	if c.manager != "" {
+		b, _ = json.Marshal([]any{o.GetUID(), o.GetDeletionTimestamp(), managed})
+	} else {
+		b, _ = json.Marshal([]any{o.GetLabels(), o.GetAnnotations(), o.GetFinalizers(), o.GetOwnerReferences(), o.GetDeletionTimestamp(), managed})
+	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:16])
 }
 
-// Compare tells how now differs from was: Same (not changed), StatusOnly (only the status
-// changed), or Edited (anything else may have changed). A status-only change is told from an
-// edit only for kinds whose generation moves with every change but status (generationTracked):
-// for the others any new resourceVersion is an edit.
+// Compare tells how now differs from was: Same (not changed), StatusOnly (nothing the
+// controller applied changed: the status, or what others own), or Edited (what was applied may
+// have changed). Snapshots of the manager's own entry (Own) tell the two apart for every kind;
+// whole-metadata snapshots only for kinds whose generation moves with every change but status
+// (generationTracked): for the others any new resourceVersion is an edit.
 func Compare(was, now Snapshot, generationTracked bool) Change {
 	switch {
 	case was.ResourceVersion == "" || was.Epoch != now.Epoch:
 		return Edited
 	case was.ResourceVersion == now.ResourceVersion:
 		return Same
+	case was.Own && now.Own && was.Meta == now.Meta && was.Generation == now.Generation:
+		return StatusOnly
 	case generationTracked && was.Generation > 0 && was.Generation == now.Generation && was.Meta == now.Meta:
 		return StatusOnly
 	}

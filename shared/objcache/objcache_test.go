@@ -58,7 +58,7 @@ func newCache(g Gomega, ctx context.Context) *Cache {
 	g.Expect(err).NotTo(HaveOccurred())
 	mapper, err := apiutil.NewDynamicRESTMapper(env.Config, hc)
 	g.Expect(err).NotTo(HaveOccurred())
-	c, err := New(env.Config, clientgoscheme.Scheme, mapper, owner)
+	c, err := New(env.Config, clientgoscheme.Scheme, mapper, Options{Selector: owner})
 	g.Expect(err).NotTo(HaveOccurred())
 	go func() { _ = c.Start(ctx) }()
 	return c
@@ -122,21 +122,28 @@ func heapInUse() uint64 {
 func TestCompare(t *testing.T) {
 	base := Snapshot{ResourceVersion: "10", Generation: 3, Meta: "m", Epoch: 1}
 	with := func(f func(*Snapshot)) Snapshot { s := base; f(&s); return s }
+	ownBase := with(func(s *Snapshot) { s.Own = true })
+	own := func(f func(*Snapshot)) Snapshot { s := ownBase; f(&s); return s }
 	for _, tc := range []struct {
-		name    string
-		now     Snapshot
-		tracked bool
-		want    Change
+		name     string
+		was, now Snapshot
+		tracked  bool
+		want     Change
 	}{
-		{"same resourceVersion", base, true, Same},
-		{"status only", with(func(s *Snapshot) { s.ResourceVersion = "11" }), true, StatusOnly},
-		{"status only, kind without generation rules", with(func(s *Snapshot) { s.ResourceVersion = "11" }), false, Edited},
-		{"spec edited", with(func(s *Snapshot) { s.ResourceVersion = "11"; s.Generation = 4 }), true, Edited},
-		{"metadata edited", with(func(s *Snapshot) { s.ResourceVersion = "11"; s.Meta = "n" }), true, Edited},
-		{"a watch failed since", with(func(s *Snapshot) { s.Epoch = 2 }), true, Edited},
+		{"same resourceVersion", base, base, true, Same},
+		{"status only", base, with(func(s *Snapshot) { s.ResourceVersion = "11" }), true, StatusOnly},
+		{"status only, kind without generation rules", base, with(func(s *Snapshot) { s.ResourceVersion = "11" }), false, Edited},
+		{"spec edited", base, with(func(s *Snapshot) { s.ResourceVersion = "11"; s.Generation = 4 }), true, Edited},
+		{"metadata edited", base, with(func(s *Snapshot) { s.ResourceVersion = "11"; s.Meta = "n" }), true, Edited},
+		{"a watch failed since", base, with(func(s *Snapshot) { s.Epoch = 2 }), true, Edited},
+		// Snapshots of the manager's own entry tell a status-only change of any kind.
+		{"own entry: others' change, kind without generation rules", ownBase, own(func(s *Snapshot) { s.ResourceVersion = "11" }), false, StatusOnly},
+		{"own entry: edited", ownBase, own(func(s *Snapshot) { s.ResourceVersion = "11"; s.Meta = "n" }), false, Edited},
+		{"own entry: spec moved", ownBase, own(func(s *Snapshot) { s.ResourceVersion = "11"; s.Generation = 4 }), true, Edited},
+		{"own entry: a watch failed since", ownBase, own(func(s *Snapshot) { s.Epoch = 2 }), false, Edited},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := Compare(base, tc.now, tc.tracked); got != tc.want {
+			if got := Compare(tc.was, tc.now, tc.tracked); got != tc.want {
 				t.Errorf("Compare = %v, want %v", got, tc.want)
 			}
 		})
@@ -233,10 +240,10 @@ func TestSelectorOfOneValue(t *testing.T) {
 	mapper, err := apiutil.NewDynamicRESTMapper(env.Config, hc)
 	g.Expect(err).NotTo(HaveOccurred())
 	for _, bad := range []string{"", "a=b=c"} {
-		_, err := New(env.Config, clientgoscheme.Scheme, mapper, bad)
+		_, err := New(env.Config, clientgoscheme.Scheme, mapper, Options{Selector: bad})
 		g.Expect(err).To(HaveOccurred(), "selector %q", bad)
 	}
-	c, err := New(env.Config, clientgoscheme.Scheme, mapper, managedBy+"=Helm")
+	c, err := New(env.Config, clientgoscheme.Scheme, mapper, Options{Selector: managedBy + "=Helm"})
 	g.Expect(err).NotTo(HaveOccurred())
 	go func() { _ = c.Start(ctx) }()
 	helm := Key{GVK: cmGVK, Namespace: ns.Name, Name: "helm"}
@@ -246,4 +253,93 @@ func TestSelectorOfOneValue(t *testing.T) {
 	_, found, ok := c.Get(ctx, Key{GVK: cmGVK, Namespace: ns.Name, Name: "other"})
 	g.Expect(ok).To(BeTrue())
 	g.Expect(found).To(BeFalse(), "another value of the label is not cached")
+}
+
+// With a Manager, a snapshot digests that manager's entry: writes by others that leave what it
+// applied alone (kube-controller-manager's annotations, a label of their own) are not edits,
+// while a write that changes or removes an applied value, or takes it over with another apply,
+// is. The cache's slim copy and a full read digest alike.
+func TestOwnEntryTellsEditsOfAppliedFields(t *testing.T) {
+	g := NewWithT(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "objcache-"}}
+	g.Expect(env.Client.Create(ctx, ns)).To(Succeed())
+	mapper, err := apiutil.NewDynamicRESTMapper(env.Config, mustHTTPClient(g))
+	g.Expect(err).NotTo(HaveOccurred())
+	c, err := New(env.Config, clientgoscheme.Scheme, mapper, Options{Selector: owner, Manager: "apply-controller"})
+	g.Expect(err).NotTo(HaveOccurred())
+	go func() { _ = c.Start(ctx) }()
+
+	apply := func(name string) *corev1.ConfigMap {
+		cm := corev1ac.ConfigMap(name, ns.Name).WithData(map[string]string{"key": "git"}).
+			WithLabels(map[string]string{owner: "app", "tier": "web"})
+		g.Expect(env.Client.Apply(ctx, cm, client.FieldOwner("apply-controller"), client.ForceOwnership)).To(Succeed())
+		out := &corev1.ConfigMap{}
+		g.Expect(env.Client.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: name}, out)).To(Succeed())
+		return out
+	}
+	key := func(name string) Key { return Key{GVK: cmGVK, Namespace: ns.Name, Name: name} }
+	synced(g, c, key("none"))
+	// cached waits until the cache holds the object at rv and returns its snapshot there.
+	cached := func(name, rv string) Snapshot {
+		var s Snapshot
+		g.Eventually(func() string { s, _, _ = c.Get(ctx, key(name)); return s.ResourceVersion }, 30*time.Second, 10*time.Millisecond).Should(Equal(rv))
+		return s
+	}
+	update := func(cm *corev1.ConfigMap, edit func(*corev1.ConfigMap)) *corev1.ConfigMap {
+		edit(cm)
+		g.Expect(env.Client.Update(ctx, cm, client.FieldOwner("kubectl-edit"))).To(Succeed())
+		return cm
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(cm *corev1.ConfigMap) *corev1.ConfigMap
+		want Change
+	}{
+		{"an annotation of another writer", func(cm *corev1.ConfigMap) *corev1.ConfigMap {
+			return update(cm, func(cm *corev1.ConfigMap) { cm.Annotations = map[string]string{"revision": "2"} })
+		}, StatusOnly},
+		{"a data key of another writer", func(cm *corev1.ConfigMap) *corev1.ConfigMap {
+			return update(cm, func(cm *corev1.ConfigMap) { cm.Data["theirs"] = "x" })
+		}, StatusOnly},
+		{"an applied value changed", func(cm *corev1.ConfigMap) *corev1.ConfigMap {
+			return update(cm, func(cm *corev1.ConfigMap) { cm.Data["key"] = "hand" })
+		}, Edited},
+		{"an applied label removed", func(cm *corev1.ConfigMap) *corev1.ConfigMap {
+			return update(cm, func(cm *corev1.ConfigMap) { delete(cm.Labels, "tier") })
+		}, Edited},
+		{"an applied value taken over by another apply", func(cm *corev1.ConfigMap) *corev1.ConfigMap {
+			ac := corev1ac.ConfigMap(cm.Name, cm.Namespace).WithData(map[string]string{"key": "theirs"})
+			g.Expect(env.Client.Apply(ctx, ac, client.FieldOwner("other"), client.ForceOwnership)).To(Succeed())
+			g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(cm), cm)).To(Succeed())
+			return cm
+		}, Edited},
+		{"recreated by someone else", func(cm *corev1.ConfigMap) *corev1.ConfigMap {
+			g.Expect(env.Client.Delete(ctx, cm)).To(Succeed())
+			fresh := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: cm.Name, Namespace: cm.Namespace, Labels: cm.Labels, ManagedFields: cm.ManagedFields}, Data: cm.Data}
+			g.Expect(env.Client.Create(ctx, fresh)).To(Succeed())
+			return fresh
+		}, Edited},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			name := strings.ReplaceAll(tc.name, " ", "-")
+			cm := apply(name)
+			was := cached(name, cm.ResourceVersion)
+			g.Expect(was.Own).To(BeTrue())
+			g.Expect(c.SnapshotOf(cm, c.Epoch())).To(Equal(was), "a full read digests as the cache does")
+			cm = tc.edit(cm)
+			now := cached(name, cm.ResourceVersion)
+			g.Expect(c.SnapshotOf(cm, c.Epoch())).To(Equal(now))
+			if got := Compare(was, now, false); got != tc.want {
+				t.Errorf("Compare = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func mustHTTPClient(g Gomega) *http.Client {
+	hc, err := apiutilHTTPClient()
+	g.Expect(err).NotTo(HaveOccurred())
+	return hc
 }

@@ -27,6 +27,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
@@ -89,6 +90,11 @@ type KustomizationReconciler struct {
 	// what each Kustomization's last run left them as (kustomization_drift.go).
 	owned   *objcache.Cache
 	records records
+	// parked holds the runs waiting for health without a worker (kustomization_park.go), woken
+	// through wakeups while wakeCtx (the manager's) lasts.
+	parked  parking
+	wakeups chan event.GenericEvent
+	wakeCtx context.Context
 	// sources reads sources from the manager's cache: refwatch watches their kind before the
 	// first read, and an informer stores an object before it hands its event on, so a read is
 	// never behind the event that caused it.
@@ -108,6 +114,8 @@ type runInfo struct {
 	// patcher writes the status at the end of the run, and once before an apply that adds
 	// objects to the inventory (recordAdded).
 	patcher *status.Patcher
+	// parked is set when the run waits for health without its worker: it writes nothing now.
+	parked bool
 }
 
 // Reconcile follows the house shape: get, defer the one status patch, finalize or set up, skip
@@ -120,11 +128,15 @@ func (r *KustomizationReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		}
 		return ctrl.Result{}, err
 	}
-	patcher := status.NewPatcher(r.Client, obj)
-	st := &runInfo{start: time.Now(), patcher: patcher, failing: conditions.IsFalse(obj, meta.ReadyCondition)}
+	// A run parked in its health wait goes on below if nothing changed since; any other run
+	// drops it.
+	parked := r.parked.take(req.NamespacedName)
+	st := &runInfo{start: time.Now(), patcher: status.NewPatcher(r.Client, obj), failing: conditions.IsFalse(obj, meta.ReadyCondition)}
 	defer func() {
 		plumbreconcile.Recovered(ctx, recover(), &retErr)
-		r.finalizeStatus(ctx, obj, patcher, st, &result, &retErr)
+		if !st.parked || retErr != nil {
+			r.finalizeStatus(ctx, obj, st.patcher, st, &result, &retErr)
+		}
 	}()
 
 	if !obj.DeletionTimestamp.IsZero() {
@@ -143,10 +155,10 @@ func (r *KustomizationReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		}
 		return ctrl.Result{}, status.Stall(r.Events, obj, applyv1.AccessDeniedReason, refused)
 	}
-	return r.reconcile(ctx, obj, st)
+	return r.reconcile(ctx, obj, st, parked)
 }
 
-func (r *KustomizationReconciler) reconcile(ctx context.Context, obj *applyv1.Kustomization, st *runInfo) (ctrl.Result, error) {
+func (r *KustomizationReconciler) reconcile(ctx context.Context, obj *applyv1.Kustomization, st *runInfo, parked *parkedRun) (ctrl.Result, error) {
 	if obj.Generation != obj.Status.ObservedGeneration {
 		markReconciling(obj, "reconciling generation %d", obj.Generation)
 	}
@@ -184,6 +196,9 @@ func (r *KustomizationReconciler) reconcile(ctx context.Context, obj *applyv1.Ku
 		objs[i] = o.DeepCopy() // the build is cached and shared: never mutate it
 	}
 	rm.SetOwnerLabels(objs, obj.Name, obj.Namespace)
+	if parked != nil && parked.resumes(obj, src.Revision, res.Digest) {
+		return r.resume(ctx, obj, st, rm, objs, healthExprs, parked)
+	}
 
 	unchanged := src.Revision == obj.Status.LastAppliedRevision && res.Digest == lastDigest(obj) &&
 		obj.Generation == obj.Status.ObservedGeneration && !conditions.IsFalse(obj, HealthyCondition)
@@ -253,13 +268,38 @@ func (r *KustomizationReconciler) reconcile(ctx context.Context, obj *applyv1.Ku
 	if unchanged {
 		wait = append(append([]*unstructured.Unstructured(nil), drifted...), statusOnly...)
 	}
-	checked := newObserved()
-	if err := r.checkHealth(withObserved(ctx, checked), obj, rm, wait, local, src.Revision, healthExprs, applied); err != nil {
+	run := &parkedRun{revision: src.Revision, digest: res.Digest, objs: objs, applied: applied, checked: newObserved(), keep: unchanged}
+	return r.awaitHealth(ctx, obj, st, rm, r.healthSet(obj, wait), local, healthExprs, run, false)
+}
+
+// awaitHealth ends a run that applied: it checks the health of set (parking the run when it
+// may, see kustomization_park.go), then records the run's objects and marks it Ready.
+func (r *KustomizationReconciler) awaitHealth(ctx context.Context, obj *applyv1.Kustomization, st *runInfo, rm *ssa.ResourceManager, set []*unstructured.Unstructured, local bool, exprs *cel.Evaluator, run *parkedRun, resumed bool) (ctrl.Result, error) {
+	if !resumed {
+		run.total = len(set)
+	}
+	err := r.checkHealth(withObserved(ctx, run.checked), obj, rm, healthCheck{set: set, total: run.total,
+		local: local, revision: run.revision, exprs: exprs, known: run.applied, resumed: resumed,
+		canPark: r.canPark(obj, local), deadline: run.deadline})
+	var w *healthWait
+	if errors.As(err, &w) {
+		return ctrl.Result{RequeueAfter: r.park(ctx, obj, st, run, w)}, nil
+	}
+	if err != nil {
 		return ctrl.Result{}, err
 	}
-	r.remember(obj, objs, applied, checked, unchanged)
-	markReady(obj, "applied revision %s", src.Revision)
+	r.remember(obj, run.objs, run.applied, run.checked, run.keep)
+	markReady(obj, "applied revision %s", run.revision)
 	return ctrl.Result{RequeueAfter: plumbreconcile.Jitter(obj.Spec.Interval.Duration)}, nil
+}
+
+// resume goes on with a parked run: the status and facts it left, the objects it still waits
+// for, its deadline.
+func (r *KustomizationReconciler) resume(ctx context.Context, obj *applyv1.Kustomization, st *runInfo, rm *ssa.ResourceManager, objs []*unstructured.Unstructured, exprs *cel.Evaluator, p *parkedRun) (ctrl.Result, error) {
+	obj.Status = *p.status.DeepCopy()
+	*st = p.info
+	p.objs = objs
+	return r.awaitHealth(ctx, obj, st, rm, p.pending, true, exprs, p, true)
 }
 
 // recheck ends a run that applied nothing: the objects whose status alone changed since the
@@ -267,7 +307,8 @@ func (r *KustomizationReconciler) reconcile(ctx context.Context, obj *applyv1.Ku
 func (r *KustomizationReconciler) recheck(ctx context.Context, obj *applyv1.Kustomization, rm *ssa.ResourceManager, objs, statusOnly []*unstructured.Unstructured, revision string, exprs *cel.Evaluator) (ctrl.Result, error) {
 	checked := newObserved()
 	if len(statusOnly) > 0 && obj.Spec.Wait {
-		if err := r.checkHealth(withObserved(ctx, checked), obj, rm, statusOnly, true, revision, exprs, nil); err != nil {
+		set := r.healthSet(obj, statusOnly)
+		if err := r.checkHealth(withObserved(ctx, checked), obj, rm, healthCheck{set: set, total: len(set), local: true, revision: revision, exprs: exprs}); err != nil {
 			return ctrl.Result{}, err
 		}
 	}
@@ -503,13 +544,9 @@ func mergeInventories(a, b *applyv1.Inventory) *applyv1.Inventory {
 	return out
 }
 
-// checkHealth waits, within the timeout, for the applied objects (spec.wait) and the listed
-// ones (spec.healthChecks) to be Current in kstatus terms, or by spec.healthCheckExprs for the
-// kinds they name. The first look at an object is what this run's apply returned (known); then
-// an object of the local cluster is read again when the metadata cache sees it change, with a
-// slow poll as a safety net. Listed objects may not be ours (not in the cache): with any, the
-// wait polls as it always did.
-func (r *KustomizationReconciler) checkHealth(ctx context.Context, obj *applyv1.Kustomization, rm *ssa.ResourceManager, objs []*unstructured.Unstructured, local bool, revision string, exprs *cel.Evaluator, known *observed) error {
+// healthSet is what a health check judges: the applied objects (spec.wait), but those marked
+// ssa: Ignore, and the objects of spec.healthChecks.
+func (r *KustomizationReconciler) healthSet(obj *applyv1.Kustomization, objs []*unstructured.Unstructured) []*unstructured.Unstructured {
 	var set []*unstructured.Unstructured
 	if obj.Spec.Wait {
 		for _, o := range objs {
@@ -526,6 +563,31 @@ func (r *KustomizationReconciler) checkHealth(ctx context.Context, obj *applyv1.
 		u.SetName(hc.Name)
 		set = append(set, u)
 	}
+	return set
+}
+
+// healthCheck is what checkHealth judges, and how.
+type healthCheck struct {
+	set      []*unstructured.Unstructured // healthSet, or what a parked run still waits for
+	total    int                          // the objects of the whole check, for its message
+	local    bool                         // the objects are of this cluster
+	revision string
+	exprs    *cel.Evaluator
+	known    *observed // what this run's apply wrote, or nil
+	resumed  bool      // a parked run goes on: known is no first look
+	canPark  bool      // look once and answer a *healthWait rather than wait
+	deadline time.Time // a parked run's; else ctx's
+}
+
+// checkHealth waits, within the timeout, for the objects of hc.set to be Current in kstatus
+// terms, or by spec.healthCheckExprs for the kinds they name. The first look at an object is
+// what this run's apply returned (known), unless the run resumed; then an object of the local
+// cluster is read again when the metadata cache sees it change, with a slow poll as a safety
+// net. Listed objects may not be ours (not in the cache): with any, the wait polls as it always
+// did. When the run may park, checkHealth looks once and returns a *healthWait instead of
+// waiting (kustomization_park.go); a parked run past its deadline has timed out.
+func (r *KustomizationReconciler) checkHealth(ctx context.Context, obj *applyv1.Kustomization, rm *ssa.ResourceManager, hc healthCheck) error {
+	set, local, revision, exprs, known, deadline := hc.set, hc.local, hc.revision, hc.exprs, hc.known, hc.deadline
 	if len(set) == 0 {
 		markHealthy(obj, metav1.ConditionUnknown, applyv1.SucceededReason, "no health checks")
 		return nil
@@ -538,7 +600,7 @@ func (r *KustomizationReconciler) checkHealth(ctx context.Context, obj *applyv1.
 		return ""
 	}
 	opts := health.Options{Superseded: superseded, Status: exprs.Status}
-	if known != nil {
+	if known != nil && !hc.resumed {
 		opts.Known = known.get
 	}
 	if local && r.owned != nil && len(obj.Spec.HealthChecks) == 0 {
@@ -553,7 +615,25 @@ func (r *KustomizationReconciler) checkHealth(ctx context.Context, obj *applyv1.
 			return r.owned.Changed(ctx, keys)
 		}
 	}
-	if err := health.WaitWith(ctx, rm.Client(), set, opts); err != nil {
+	var err error
+	if hc.canPark {
+		var pending []*unstructured.Unstructured
+		var why []string
+		pending, why, err = health.Check(ctx, rm.Client(), set, opts)
+		if err == nil && len(pending) > 0 {
+			if d, ok := ctx.Deadline(); ok && (deadline.IsZero() || d.Before(deadline)) {
+				deadline = d
+			}
+			if !time.Now().Before(deadline) {
+				err = health.TimedOut(why)
+			} else {
+				return &healthWait{pending: pending, why: why}
+			}
+		}
+	} else {
+		err = health.WaitWith(ctx, rm.Client(), set, opts)
+	}
+	if err != nil {
 		var s *health.SupersededError
 		if errors.As(err, &s) {
 			markHealthy(obj, metav1.ConditionUnknown, applyv1.HealthCheckCanceledReason, "%v", err)
@@ -562,7 +642,7 @@ func (r *KustomizationReconciler) checkHealth(ctx context.Context, obj *applyv1.
 		markHealthy(obj, metav1.ConditionFalse, applyv1.HealthCheckFailedReason, "%v", err)
 		return status.Fail(r.Events, obj, revision, applyv1.HealthCheckFailedReason, fmt.Errorf("health check: %w", err))
 	}
-	markHealthy(obj, metav1.ConditionTrue, applyv1.SucceededReason, "%d objects healthy", len(set))
+	markHealthy(obj, metav1.ConditionTrue, applyv1.SucceededReason, "%d objects healthy", hc.total)
 	return nil
 }
 

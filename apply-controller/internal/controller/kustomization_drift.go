@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	ssautil "github.com/fluxcd/pkg/ssa/utils"
+	"golang.org/x/sync/errgroup"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -209,30 +210,43 @@ func (r *KustomizationReconciler) triage(ctx context.Context, obj *applyv1.Kusto
 // triageRead is triage on a reconcile request: each object is read from the API server, not
 // the cache, so that an edit made a moment before the request, which the watch may not have
 // delivered yet, is seen. An object read as its record has it is as the last run left it (the
-// same resourceVersion is the same object): only the others are dry-run.
+// same resourceVersion is the same object; an unchanged entry of our field manager, the same
+// applied values): only the others are dry-run. The reads go out together, a few at a time.
 func (r *KustomizationReconciler) triageRead(ctx context.Context, obj *applyv1.Kustomization, c client.Reader, objs []*unstructured.Unstructured) (drifted, statusOnly []*unstructured.Unstructured, _ error) {
 	rec := r.records.get(client.ObjectKeyFromObject(obj))
 	if r.owned == nil || rec == nil {
 		return objs, nil, nil
 	}
-	for _, o := range objs {
+	changes := make([]objcache.Change, len(objs))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(triageReads)
+	for i, o := range objs {
 		k := keyOf(o)
 		was, ok := rec[k]
 		if !ok {
-			drifted = append(drifted, o)
+			changes[i] = objcache.Edited
 			continue
 		}
-		u := &unstructured.Unstructured{}
-		u.SetGroupVersionKind(k.GVK)
-		if err := c.Get(ctx, client.ObjectKey{Namespace: k.Namespace, Name: k.Name}, u); err != nil {
-			if apierrors.IsNotFound(err) {
-				drifted = append(drifted, o)
-				continue
+		g.Go(func() error {
+			u := &unstructured.Unstructured{}
+			u.SetGroupVersionKind(k.GVK)
+			if err := c.Get(gctx, client.ObjectKey{Namespace: k.Namespace, Name: k.Name}, u); err != nil {
+				if apierrors.IsNotFound(err) {
+					changes[i] = objcache.Edited
+					return nil
+				}
+				return err
 			}
-			return nil, nil, err
-		}
-		// A read of the API server is current whatever the cache's epoch.
-		switch objcache.Compare(was, objcache.SnapshotOf(u, was.Epoch), objcache.GenerationTracked(k.GVK.GroupKind())) {
+			// A read of the API server is current whatever the cache's epoch.
+			changes[i] = objcache.Compare(was, r.owned.SnapshotOf(u, was.Epoch), objcache.GenerationTracked(k.GVK.GroupKind()))
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, nil, err
+	}
+	for i, o := range objs {
+		switch changes[i] {
 		case objcache.Same:
 		case objcache.StatusOnly:
 			statusOnly = append(statusOnly, o)
@@ -242,6 +256,9 @@ func (r *KustomizationReconciler) triageRead(ctx context.Context, obj *applyv1.K
 	}
 	return drifted, statusOnly, nil
 }
+
+// triageReads bounds the reads of one triageRead in flight at once.
+const triageReads = 8
 
 // remember records the snapshots of a successful run: of each object of objs as the run last
 // read or wrote it while applying (applied), advanced to what the health checks read when
@@ -262,13 +279,13 @@ func (r *KustomizationReconciler) remember(obj *applyv1.Kustomization, objs []*u
 			ok = false
 		}
 		if u := applied.get(o); u != nil {
-			s, ok = objcache.SnapshotOf(u, epoch), true
+			s, ok = r.owned.SnapshotOf(u, epoch), true
 		}
 		if !ok {
 			continue
 		}
 		if u := checked.get(o); u != nil {
-			now := objcache.SnapshotOf(u, epoch)
+			now := r.owned.SnapshotOf(u, epoch)
 			if c := objcache.Compare(s, now, objcache.GenerationTracked(k.GVK.GroupKind())); c == objcache.StatusOnly {
 				s = now
 			}

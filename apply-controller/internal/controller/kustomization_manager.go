@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	crsource "sigs.k8s.io/controller-runtime/pkg/source"
 
 	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/shared/objcache"
@@ -50,12 +51,15 @@ func (r *KustomizationReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 	}); err != nil {
 		return err
 	}
+	r.wakeups, r.wakeCtx = make(chan event.GenericEvent), ctx
 	referrers := refwatch.Referrers(r.Client, func() client.ObjectList { return &applyv1.KustomizationList{} }, sourceIndex, dependencyIndex)
 	c, err := ctrl.NewControllerManagedBy(mgr).
 		For(&applyv1.Kustomization{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, plumbreconcile.Requested{}))).
 		Watches(&applyv1.Kustomization{}, handler.EnqueueRequestsFromMapFunc(referrers(applyv1.KustomizationKind)),
 			builder.WithPredicates(becameReady{})).
+		// Runs parked in their health wait are woken through this (kustomization_park.go).
+		WatchesRawSource(crsource.Channel(r.wakeups, &handler.EnqueueRequestForObject{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: opts.Concurrent}).
 		Build(r)
 	if err != nil {
@@ -65,7 +69,8 @@ func (r *KustomizationReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 		schema.GroupKind{Group: applyv1.GroupVersion.Group, Kind: applyv1.KustomizationKind})
 	r.sources = mgr.GetCache()
 	// The objects this controller applied carry its owner label: only they are cached.
-	if r.owned, err = objcache.New(mgr.GetConfig(), mgr.GetScheme(), mgr.GetRESTMapper(), applyv1.GroupVersion.Group+"/name"); err != nil {
+	if r.owned, err = objcache.New(mgr.GetConfig(), mgr.GetScheme(), mgr.GetRESTMapper(),
+		objcache.Options{Selector: applyv1.GroupVersion.Group + "/name", Manager: r.ControllerName}); err != nil {
 		return err
 	}
 	return mgr.Add(r.owned)

@@ -62,7 +62,7 @@ func (r *HelmReleaseReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 	if err := mgr.Add(r.storage); err != nil {
 		return err
 	}
-	if r.objects, err = objcache.New(mgr.GetConfig(), mgr.GetScheme(), mgr.GetRESTMapper(), helmManagedSelector); err != nil {
+	if r.objects, err = objcache.New(mgr.GetConfig(), mgr.GetScheme(), mgr.GetRESTMapper(), objcache.Options{Selector: helmManagedSelector}); err != nil {
 		return err
 	}
 	return mgr.Add(r.objects)
