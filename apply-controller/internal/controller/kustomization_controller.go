@@ -232,6 +232,7 @@ func (r *KustomizationReconciler) reconcile(ctx context.Context, obj *applyv1.Ku
 		applied.absent = r.absentFrom(ctx, drifted)
 	}
 	cs, err := rm.ApplyAllStaged(withObserved(ctx, applied), drifted, kustomize.ApplyOptions(obj))
+	made := applied.madeInventory()
 	if err != nil && applied.fakedReads() {
 		// A read answered from the cache may have hidden an object that is there (one not yet
 		// labeled, an immutable field to recreate): once more, reading everything.
@@ -239,11 +240,15 @@ func (r *KustomizationReconciler) reconcile(ctx context.Context, obj *applyv1.Ku
 		cs, err = rm.ApplyAllStaged(withObserved(ctx, applied), drifted, kustomize.ApplyOptions(obj))
 	}
 	if err != nil {
-		// The inventory is the last one with what an earlier stage applied (CRDs, Namespaces),
-		// to be pruned later; not the objects recordAdded wrote ahead, which were not applied.
+		// The inventory is the last one with what an earlier stage applied (CRDs, Namespaces)
+		// and what was created in place of a dry-run, to be pruned later; not the objects
+		// recordAdded wrote ahead, which were not applied.
 		obj.Status.Inventory = before
+		if len(made.Entries) > 0 {
+			obj.Status.Inventory = mergeInventories(before, made)
+		}
 		if cs != nil {
-			obj.Status.Inventory = mergeInventories(before, inventoryOf(cs))
+			obj.Status.Inventory = mergeInventories(obj.Status.Inventory, inventoryOf(cs))
 		}
 		return ctrl.Result{}, status.Fail(r.Events, obj, src.Revision, applyv1.ApplyFailedReason, redact.Error(fmt.Errorf("apply: %w", err), st.secrets))
 	}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/fluxcd/cli-utils/pkg/object"
 	ssautil "github.com/fluxcd/pkg/ssa/utils"
 	"golang.org/x/sync/errgroup"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -38,6 +39,11 @@ type observed struct {
 	// read is answered NotFound without a request (faked is then set).
 	absent func(objcache.Key) bool
 	faked  bool
+	// created holds the objects the cache knew to be missing, created by a real apply where
+	// the resource manager asked for a dry-run (see createInsteadOfDryRun), until its apply.
+	created map[objcache.Key]*unstructured.Unstructured
+	// made lists every object so created; they stay even when the run fails.
+	made []*unstructured.Unstructured
 }
 
 type observedKey struct{}
@@ -96,10 +102,19 @@ func observing(c client.WithWatch) client.WithWatch {
 			return err
 		},
 		Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
-			err := c.Patch(ctx, obj, patch, opts...)
 			po := &client.PatchOptions{}
 			po.ApplyOptions(opts)
-			if o, ok := ctx.Value(observedKey{}).(*observed); ok && err == nil && len(po.DryRun) == 0 {
+			o, _ := ctx.Value(observedKey{}).(*observed)
+			if u, ok := obj.(*unstructured.Unstructured); ok && o != nil && o.absent != nil && patch.Type() == types.ApplyPatchType {
+				if len(po.DryRun) > 0 && o.absent(keyOf(u)) {
+					return o.createInsteadOfDryRun(ctx, c, u, patch, po)
+				}
+				if len(po.DryRun) == 0 && o.takeCreated(u) {
+					return nil
+				}
+			}
+			err := c.Patch(ctx, obj, patch, opts...)
+			if o != nil && err == nil && len(po.DryRun) == 0 {
 				o.note(obj)
 			}
 			return err
@@ -127,6 +142,62 @@ func (r *KustomizationReconciler) absentFrom(ctx context.Context, objs []*unstru
 		_, found, synced := r.owned.Get(ctx, k)
 		return synced && !found
 	}
+}
+
+// createInsteadOfDryRun applies, for real, an object that the synced cache knows to be missing,
+// where the resource manager validates a stage with a dry-run before it applies: the dry-run of
+// a create costs the API server about what the create does, and the create is what follows.
+// The answer stands in for the dry-run's (without its resourceVersion when the object is new,
+// so that the change set says created) and for the apply that follows (takeCreated). So a run
+// that fails validation may leave objects it created, recorded in the inventory (made), but
+// changes no object that was there before it.
+func (o *observed) createInsteadOfDryRun(ctx context.Context, c client.WithWatch, u *unstructured.Unstructured, patch client.Patch, po *client.PatchOptions) error {
+	opts := []client.PatchOption{client.FieldOwner(po.FieldManager)}
+	if po.Force != nil && *po.Force {
+		opts = append(opts, client.ForceOwnership)
+	}
+	if err := c.Patch(ctx, u, patch, opts...); err != nil {
+		return err
+	}
+	o.note(u)
+	o.mu.Lock()
+	if o.created == nil {
+		o.created = map[objcache.Key]*unstructured.Unstructured{}
+	}
+	o.created[keyOf(u)] = u.DeepCopy()
+	o.made = append(o.made, u.DeepCopy())
+	o.mu.Unlock()
+	// An object of that name that was there all the same (not ours, so not cached) has other
+	// managers' entries besides ours: it is reported configured, as a dry-run would have shown.
+	if mf := u.GetManagedFields(); len(mf) == 1 && mf[0].Manager == po.FieldManager {
+		u.SetResourceVersion("")
+	}
+	return nil
+}
+
+// takeCreated answers the apply of an object createInsteadOfDryRun created with what the
+// create returned, and reports whether it did.
+func (o *observed) takeCreated(u *unstructured.Unstructured) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	k := keyOf(u)
+	c, ok := o.created[k]
+	if ok {
+		delete(o.created, k)
+		c.DeepCopyInto(u)
+	}
+	return ok
+}
+
+// madeInventory is the inventory of the objects createInsteadOfDryRun created.
+func (o *observed) madeInventory() *applyv1.Inventory {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	inv := &applyv1.Inventory{}
+	for _, u := range o.made {
+		inv.Entries = append(inv.Entries, applyv1.InventoryEntry{ID: object.UnstructuredToObjMetadata(u).String(), Version: u.GroupVersionKind().Version})
+	}
+	return inv
 }
 
 func (o *observed) fakedReads() bool {

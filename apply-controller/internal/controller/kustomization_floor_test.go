@@ -32,7 +32,8 @@ import (
 // suite's reconciler leaves them alone.
 const shardLabel = "plumb.test/shard"
 
-// requestLog lists the API requests made under a context (countRequests), as "METHOD path".
+// requestLog lists the API requests made under a context (countRequests), as "METHOD path"
+// ("METHOD path?dryRun" for a dry-run).
 type requestLog struct {
 	mu   sync.Mutex
 	reqs []string
@@ -86,7 +87,11 @@ func countingConfig(cfg *rest.Config, all ...*requestLog) *rest.Config {
 			}
 			if ok {
 				l.mu.Lock()
-				l.reqs = append(l.reqs, req.Method+" "+req.URL.Path)
+				entry := req.Method + " " + req.URL.Path
+				if req.URL.Query().Has("dryRun") {
+					entry += "?dryRun"
+				}
+				l.reqs = append(l.reqs, entry)
 				l.mu.Unlock()
 			}
 			return rt.RoundTrip(req)
@@ -232,7 +237,7 @@ func TestKustomization_DriftFromWatches(t *testing.T) {
 	reqs := all.all()[before:]
 	webPath := "/apis/apps/v1/namespaces/" + ns + "/deployments/web"
 	g.Expect(reqs).To(ContainElement("GET "+webPath), "read, not taken from the watch")
-	g.Expect(reqs).NotTo(ContainElement("PATCH "+webPath), "the Deployment did not change: no dry-run")
+	g.Expect(reqs).NotTo(ContainElement(HavePrefix("PATCH "+webPath)), "the Deployment did not change: no dry-run")
 
 	// A request with nothing changed: one read per object and the status patch.
 	before = len(all.all())
@@ -352,4 +357,69 @@ func TestKustomization_HealthFromTheWatch(t *testing.T) {
 		g.Expect(applied && r == "GET "+web).To(BeFalse(), "the Deployment is not read after the apply: %v", all.all())
 	}
 	g.Expect(applied).To(BeTrue())
+}
+
+// Objects the synced cache knows to be missing are created where the dry-run would be, once:
+// neither read nor dry-run first. A run whose validation then fails changes no object that was
+// there, and keeps what it created in the inventory, to prune.
+func TestKustomization_NewObjectsAreCreatedWithoutADryRun(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	all := &requestLog{}
+	r, _ := startShard(t, "create", all)
+	shard := func(k *applyv1.Kustomization) { k.Labels = map[string]string{shardLabel: "create"} }
+	// A first Kustomization meets the kinds: their informers sync.
+	warm := newKustomization(ns, source(t, ns, "warm", "main@sha1:1", map[string]string{"deploy/cm.yaml": configMap("warm", "git")}).Name, shard)
+	g.Expect(k8s.Create(context.Background(), warm)).To(Succeed())
+	waitApplied(g, warm, "main@sha1:1")
+	g.Eventually(func() bool {
+		_, _, synced := r.owned.Get(context.Background(), keyFor(ns, "none", "v1", "ConfigMap"))
+		return synced
+	}, timeout, 10*time.Millisecond).Should(BeTrue())
+
+	gr := source(t, ns, "app", "main@sha1:1", map[string]string{"deploy/a.yaml": configMap("a", "git"), "deploy/b.yaml": configMap("b", "git")})
+	k := newKustomization(ns, gr.Name, shard)
+	before := len(all.all())
+	g.Expect(k8s.Create(context.Background(), k)).To(Succeed())
+	waitApplied(g, k, "main@sha1:1")
+	reqs := all.all()[before:]
+	for _, name := range []string{"a", "b"} {
+		path := "/api/v1/namespaces/" + ns + "/configmaps/" + name
+		var touched []string
+		for _, r := range reqs {
+			if strings.HasSuffix(r, path) || strings.HasSuffix(r, path+"?dryRun") {
+				touched = append(touched, r)
+			}
+		}
+		g.Expect(touched).To(Equal([]string{"PATCH " + path}), "created once, without a read or a dry-run: %v", reqs)
+	}
+	g.Expect(inventoryIDs(getK(g, k))).To(ConsistOf(ns+"_a__ConfigMap", ns+"_b__ConfigMap"))
+	events := &corev1.EventList{}
+	g.Eventually(func() string {
+		g.Expect(k8s.List(context.Background(), events, client.InNamespace(ns))).To(Succeed())
+		for _, e := range events.Items {
+			if e.InvolvedObject.Name == k.Name && strings.Contains(e.Message, "ConfigMap/"+ns+"/a created") {
+				return e.Message
+			}
+		}
+		return ""
+	}, timeout, 50*time.Millisecond).ShouldNot(BeEmpty(), "reported as created")
+
+	// Revision 2 changes a, adds c, and adds a Service the API server refuses.
+	setArtifact(t, gr, "main@sha1:2", map[string]string{
+		"deploy/a.yaml":   configMap("a", "changed"),
+		"deploy/b.yaml":   configMap("b", "git"),
+		"deploy/c.yaml":   configMap("c", "git"),
+		"deploy/bad.yaml": "apiVersion: v1\nkind: Service\nmetadata:\n  name: bad\nspec:\n  ports:\n  - port: 0\n",
+	})
+	msg := waitNotReady(g, k, applyv1.ApplyFailedReason)
+	g.Expect(msg).To(ContainSubstring("Service/" + ns + "/bad"))
+	cm := &corev1.ConfigMap{}
+	g.Expect(exists(ns, "a", cm)).To(BeTrue())
+	g.Expect(cm.Data["key"]).To(Equal("git"), "an object that was there is not changed by a run that failed validation")
+	if exists(ns, "c", cm) {
+		t.Logf("c was created before the Service was refused")
+		g.Expect(inventoryIDs(getK(g, k))).To(ContainElement(ns+"_c__ConfigMap"), "what was created is in the inventory, to prune")
+	}
+	g.Expect(exists(ns, "bad", &corev1.Service{})).To(BeFalse())
 }
