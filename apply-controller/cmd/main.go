@@ -24,6 +24,7 @@ type options struct {
 	defaultSA                           string
 	noCrossNamespaceRefs, noRemoteBases bool
 	kmsWorkloadIdentity                 bool
+	concurrentSSA                       int
 	cloud                               registry.CloudFlags
 }
 
@@ -35,6 +36,7 @@ func main() {
 	flag.BoolVar(&o.noRemoteBases, "no-remote-bases", false, "Refuse kustomizations that refer to Git or http(s) URLs: everything applied must come from the source artifact.")
 	flag.BoolVar(&o.kmsWorkloadIdentity, "sops-kms-workload-identity", false, "Let SOPS keys of AWS KMS, GCP KMS and Azure Key Vault whose credentials the decryption Secret lacks use this controller's own cloud identity (IRSA, GKE or Azure Workload Identity; the SDKs' default chains). Off by default: in a shared cluster every tenant's Kustomization could borrow that identity.")
 	flag.StringVar(&o.defaultSA, "default-service-account", "", "ServiceAccount to impersonate when a Kustomization names none.")
+	flag.IntVar(&o.concurrentSSA, "concurrent-ssa", 4, "Server-side applies (and dry-runs) of one Kustomization sent at once.")
 	o.Main(controllerName, func(ctx context.Context) error { return run(ctx, o) })
 }
 
@@ -62,6 +64,7 @@ func run(ctx context.Context, o options) error {
 		DefaultServiceAccount: o.defaultSA,
 		NoRemoteBases:         o.noRemoteBases,
 		KMSWorkloadIdentity:   o.kmsWorkloadIdentity,
+		ConcurrentSSA:         o.concurrentSSA,
 		Clusters:              kubeconfig.NewClusters(cloud.TokenCache(), cloud.ObjectLevel()),
 	}
 	if err := r.SetupWithManager(ctx, mgr, controller.Options{Concurrent: o.Concurrent}); err != nil {

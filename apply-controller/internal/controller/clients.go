@@ -64,6 +64,7 @@ func (r *KustomizationReconciler) manager(ctx context.Context, obj *applyv1.Kust
 	if err != nil {
 		return nil, false, status.Fail(r.Events, obj, "", applyv1.ApplyFailedReason, err)
 	}
+	rm.SetConcurrency(max(r.ConcurrentSSA, 1))
 	r.managers.put(key, rm)
 	return rm, local, nil
 }

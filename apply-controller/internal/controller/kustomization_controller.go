@@ -78,6 +78,9 @@ type KustomizationReconciler struct {
 	// KMSWorkloadIdentity lets SOPS keys of AWS KMS, GCP KMS and Azure Key Vault whose
 	// credentials the decryption Secret lacks use the controller's own cloud identity.
 	KMSWorkloadIdentity bool
+	// ConcurrentSSA bounds the server-side applies and dry-runs of one run sent at once
+	// (--concurrent-ssa, Flux's flag); below 1, one at a time.
+	ConcurrentSSA int
 	// Clusters obtains the credentials of spec.kubeConfig.configMapRef (nil: no token cache and
 	// no serviceAccountName in the ConfigMap).
 	Clusters *kubeconfig.Clusters

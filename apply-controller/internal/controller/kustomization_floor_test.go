@@ -121,7 +121,7 @@ func startShard(t *testing.T, shard string, all ...*requestLog) (r *Kustomizatio
 	}
 	r = &KustomizationReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Config: mgr.GetConfig(), Mapper: mgr.GetRESTMapper(),
-		Events: mgr.GetEventRecorder("apply-controller"), ControllerName: "apply-controller", Fetcher: &artifact.Fetcher{},
+		Events: mgr.GetEventRecorder("apply-controller"), ControllerName: "apply-controller", Fetcher: &artifact.Fetcher{}, ConcurrentSSA: 4,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := r.SetupWithManager(ctx, mgr, Options{Concurrent: 2}); err != nil {

@@ -54,7 +54,7 @@ type parkedRun struct {
 	applied  *observed // what the apply wrote, for the generation the watch must reach
 	checked  *observed // what the health checks judged, for the records
 	keep     bool      // an unchanged build: records of objects not applied stand
-	total    int // the objects the health check judges, waited for or not
+	total    int       // the objects the health check judges, waited for or not
 	pending  []*unstructured.Unstructured
 	why      []string
 	deadline time.Time

@@ -80,6 +80,7 @@ func run(m *testing.M) int {
 		Events:         mgr.GetEventRecorder("apply-controller"),
 		ControllerName: "apply-controller",
 		Fetcher:        &artifact.Fetcher{},
+		ConcurrentSSA:  4,
 	}
 	testScheme = scheme
 	ctx, cancel := context.WithCancel(context.Background())
