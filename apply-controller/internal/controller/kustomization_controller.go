@@ -625,6 +625,11 @@ func (r *KustomizationReconciler) checkHealth(ctx context.Context, obj *applyv1.
 	}
 	var err error
 	if hc.canPark {
+		// Watched before the look: a change between the look and the park still wakes the run.
+		wake, stop := (<-chan struct{})(nil), func() {}
+		if opts.Changed != nil {
+			wake, stop = opts.Changed(r.wakeCtx, set)
+		}
 		var pending []*unstructured.Unstructured
 		var why []string
 		pending, why, err = health.Check(ctx, rm.Client(), set, opts)
@@ -632,12 +637,12 @@ func (r *KustomizationReconciler) checkHealth(ctx context.Context, obj *applyv1.
 			if d, ok := ctx.Deadline(); ok && (deadline.IsZero() || d.Before(deadline)) {
 				deadline = d
 			}
-			if !time.Now().Before(deadline) {
-				err = health.TimedOut(why)
-			} else {
-				return &healthWait{pending: pending, why: why}
+			if time.Now().Before(deadline) {
+				return &healthWait{pending: pending, why: why, wake: wake, stop: stop}
 			}
+			err = health.TimedOut(why)
 		}
+		stop()
 	} else {
 		err = health.WaitWith(ctx, rm.Client(), set, opts)
 	}

@@ -262,9 +262,9 @@ func TestKustomization_DriftFromWatches(t *testing.T) {
 	}, timeout, 50*time.Millisecond).Should(Succeed(), "put back by the first reconcile after a restart")
 }
 
-// A health wait wakes when the object it waits for changes, however long its polls have backed
-// off: here the wait has polled long enough for its next poll to be at least 12.8 s away, and the
-// object's becoming healthy ends it in far less.
+// A health wait wakes when the object it waits for changes: the run, parked after its first
+// look, is not polled again (its next look is 30 s away, a guard against a missed change), and
+// the object's becoming healthy ends it in far less.
 func TestKustomization_HealthWaitWakesOnChange(t *testing.T) {
 	g := NewWithT(t)
 	installKind(g, "Beacon", "beacons")
@@ -279,14 +279,17 @@ func TestKustomization_HealthWaitWakesOnChange(t *testing.T) {
 			Current: "has(status.state) && status.state == 'Lit'"}}
 	})
 	all := &requestLog{}
-	startShard(t, "wake", all)
+	r, _ := startShard(t, "wake", all)
 	g.Expect(k8s.Create(context.Background(), k)).To(Succeed())
 
-	// Polls at 0.1, 0.3, 0.7, 1.5, 3.1, 6.3 and 12.7 s after the first look (the apply's answer);
-	// the next comes 12.8 s after the sixth, 25.6 s after the seventh. The apply may read the
-	// object once too: seven reads are at least six polls.
+	// Parked, and once the kind's informer has synced, no longer polled: the reads of the
+	// beacon stop growing.
 	reads := "GET /apis/" + triggerGroup + "/v1/namespaces/" + ns + "/beacons/lit"
-	g.Eventually(func() int { return len(all.matching(reads)) }, timeout, 20*time.Millisecond).Should(BeNumerically(">=", 7))
+	g.Eventually(r.parked.len, timeout, 10*time.Millisecond).Should(Equal(1))
+	g.Eventually(func(g Gomega) {
+		n := len(all.matching(reads))
+		g.Consistently(func() int { return len(all.matching(reads)) }, 3*time.Second, 100*time.Millisecond).Should(Equal(n))
+	}, timeout).Should(Succeed(), "the parked run is not polled while nothing changes")
 	lit := time.Now()
 	u := &unstructured.Unstructured{}
 	u.SetAPIVersion(triggerGroup + "/v1")
@@ -295,7 +298,8 @@ func TestKustomization_HealthWaitWakesOnChange(t *testing.T) {
 	u.Object["status"] = map[string]any{"state": "Lit"}
 	g.Expect(k8s.Status().Update(context.Background(), u)).To(Succeed())
 	waitApplied(g, k, "main@sha1:1")
-	g.Expect(time.Since(lit)).To(BeNumerically("<", 6*time.Second), "woken by the change, not by the next poll")
+	g.Expect(time.Since(lit)).To(BeNumerically("<", 6*time.Second), "woken by the change, not by the 30 s guard")
+	g.Expect(r.parked.len()).To(BeZero())
 }
 
 // Objects the metadata cache does not hold (not labeled by us) are created without a read when

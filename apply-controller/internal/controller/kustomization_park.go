@@ -13,7 +13,6 @@ import (
 
 	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/shared/health"
-	"github.com/plumb-dev/plumb/shared/objcache"
 	plumbreconcile "github.com/plumb-dev/plumb/shared/reconcile"
 )
 
@@ -21,8 +20,8 @@ import (
 // yet healthy (a Deployment whose controller has not reported the new generation) parks: it
 // keeps in memory what it would write (status, the run's facts, the objects still waited for,
 // its deadline), writes nothing, and gives its worker back. The metadata cache wakes it when
-// one of the objects it waits for changes (or the work queue does, after the same backoff a
-// blocking wait polls with); the next reconcile of the Kustomization resumes the run when
+// one of the objects it waits for changes (or the work queue does: after 30 s, or, when the
+// objects cannot be watched yet, after the backoff a blocking wait polls with); the next reconcile of the Kustomization resumes the run when
 // nothing that shaped it changed (generation, source revision, build, reconcile request) and
 // judges the waited-for objects again, from the watch where it can: healthy, the run ends as it
 // would have, in one status patch; past the deadline, it fails as a wait that timed out. Any
@@ -37,6 +36,10 @@ import (
 type healthWait struct {
 	pending []*unstructured.Unstructured
 	why     []string
+	// wake is closed at the next change of the objects of the check, watched from before the
+	// check looked at them (nil: they cannot be watched yet); stop ends that watching.
+	wake <-chan struct{}
+	stop func()
 }
 
 func (w *healthWait) Error() string { return "waiting for health checks" }
@@ -105,8 +108,9 @@ func (p *parking) len() int {
 	return len(p.m)
 }
 
-// firstParkBackoff is the requeue of a run parked the first time; it doubles at each park up to
-// 2 s, or up to health.ChangedBackoff when the watch wakes the run, as a blocking wait's polls.
+// firstParkBackoff is the requeue of a run parked the first time that the watch cannot wake (its
+// kind's informer has not synced yet); it doubles at each park up to 2 s. A run the watch wakes
+// is requeued after health.ChangedBackoff, a guard against a missed change.
 const firstParkBackoff = 100 * time.Millisecond
 
 // canPark reports whether a run of obj may park its health wait: the reconciler is woken by the
@@ -138,11 +142,7 @@ func (r *KustomizationReconciler) park(ctx context.Context, obj *applyv1.Kustomi
 		p.deadline, _ = ctx.Deadline()
 	}
 	maxBackoff := 2 * time.Second
-	keys := make([]objcache.Key, len(w.pending))
-	for i, o := range w.pending {
-		keys[i] = keyOf(o)
-	}
-	wake, stopWatching := r.owned.Changed(r.wakeCtx, keys)
+	wake, stopWatching := w.wake, w.stop
 	wctx, cancel := context.WithCancel(r.wakeCtx)
 	p.stop = cancel
 	if wake != nil {
@@ -162,12 +162,14 @@ func (r *KustomizationReconciler) park(ctx context.Context, obj *applyv1.Kustomi
 		}()
 	}
 	switch {
+	case wake != nil:
+		// Woken by the change: the requeue only guards against a change the watch missed.
+		p.backoff = maxBackoff
 	case p.backoff == 0:
 		p.backoff = firstParkBackoff
 	default:
 		p.backoff = min(2*p.backoff, maxBackoff)
 	}
-	p.backoff = min(p.backoff, maxBackoff)
 	st.parked = true
 	r.parked.put(key, p)
 	return max(min(p.backoff, time.Until(p.deadline)), time.Millisecond)
