@@ -625,6 +625,18 @@ func (r *KustomizationReconciler) checkHealth(ctx context.Context, obj *applyv1.
 	}
 	var err error
 	if hc.canPark {
+		// The watch may already have seen what came after the apply's answer (the Deployment's
+		// controller is quick): the first look takes the watch's copy when it vouches for the
+		// applied generation, else the answer. A run parked on a stale look would wait for a
+		// change that has already happened.
+		if cached, applied := opts.Cached, opts.Known; cached != nil && applied != nil {
+			opts.Known = func(o *unstructured.Unstructured) *unstructured.Unstructured {
+				if u := cached(o); u != nil {
+					return u
+				}
+				return applied(o)
+			}
+		}
 		// Watched before the look: a change between the look and the park still wakes the run.
 		wake, stop := (<-chan struct{})(nil), func() {}
 		if opts.Changed != nil {
