@@ -336,12 +336,7 @@ func fetchArtifact(g Gomega, a *meta.Artifact) {
 
 // inventory lists the ids of a Kustomization's inventory, sorted.
 func inventory(ks *applyv1.Kustomization) []string {
-	var ids []string
-	if ks.Status.Inventory != nil {
-		for _, e := range ks.Status.Inventory.Entries {
-			ids = append(ids, e.ID)
-		}
-	}
+	ids := ks.Status.Inventory.IDs()
 	slices.Sort(ids)
 	return ids
 }

@@ -56,7 +56,7 @@ func TestBootstrapManagesItself(t *testing.T) {
 	g.Expect(c.Get(ctx, client.ObjectKey{Namespace: "plumb-e2e", Name: "plumb-e2e"}, ks)).To(Succeed())
 	g.Expect(conditions.IsReady(ks)).To(BeTrue(), conditions.GetMessage(ks, meta.ReadyCondition))
 	// Its inventory holds Plumb itself: the Deployments, CRDs and its own sync objects.
-	g.Expect(inventory(ks)).To(ContainElements(
+	g.Expect(ks.Status.Inventory.IDs()).To(ContainElements(
 		ContainSubstring("plumb-e2e_source-controller_apps_Deployment"),
 		ContainSubstring("plumb-e2e_plumb-e2e_apply.plumb.dev_Kustomization"),
 		ContainSubstring("gitrepositories.source.plumb.dev"),

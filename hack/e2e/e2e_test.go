@@ -219,15 +219,5 @@ func TestGitToCluster(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	request(g, gr)
 	appliedCommit(g, ks, fixed)
-	g.Expect(strings.Join(inventory(ks), ",")).To(ContainSubstring("shop_web_apps_Deployment"))
-}
-
-func inventory(ks *applyv1.Kustomization) []string {
-	var ids []string
-	if ks.Status.Inventory != nil {
-		for _, e := range ks.Status.Inventory.Entries {
-			ids = append(ids, e.ID)
-		}
-	}
-	return ids
+	g.Expect(strings.Join(ks.Status.Inventory.IDs(), ",")).To(ContainSubstring("shop_web_apps_Deployment"))
 }

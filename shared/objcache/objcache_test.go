@@ -53,15 +53,24 @@ func applyConfigMap(g Gomega, ns, name string, owned bool, value string) {
 	g.Expect(env.Client.Apply(context.Background(), cm, client.FieldOwner("apply-controller"), client.ForceOwnership)).To(Succeed())
 }
 
-func newCache(g Gomega, ctx context.Context) *Cache {
+// newCache starts a cache of the objects labelled owner, digesting the entries of manager when
+// it is given.
+func newCache(g Gomega, ctx context.Context, manager ...string) *Cache {
 	hc, err := apiutilHTTPClient()
 	g.Expect(err).NotTo(HaveOccurred())
 	mapper, err := apiutil.NewDynamicRESTMapper(env.Config, hc)
 	g.Expect(err).NotTo(HaveOccurred())
-	c, err := New(env.Config, clientgoscheme.Scheme, mapper, Options{Selector: owner})
+	c, err := New(env.Config, clientgoscheme.Scheme, mapper, Options{Selector: owner, Manager: strings.Join(manager, "")})
 	g.Expect(err).NotTo(HaveOccurred())
 	go func() { _ = c.Start(ctx) }()
 	return c
+}
+
+// newNamespace creates a namespace of its own for a test.
+func newNamespace(g Gomega, ctx context.Context) *corev1.Namespace {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "objcache-"}}
+	g.Expect(env.Client.Create(ctx, ns)).To(Succeed())
+	return ns
 }
 
 // synced waits until the cache answers for the kind.
@@ -76,8 +85,7 @@ func TestCache(t *testing.T) {
 	g := NewWithT(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "objcache-"}}
-	g.Expect(env.Client.Create(ctx, ns)).To(Succeed())
+	ns := newNamespace(g, ctx)
 	const n = 2000
 	for i := range n {
 		applyConfigMap(g, ns.Name, fmt.Sprintf("cm-%04d", i), true, "v")
@@ -227,8 +235,7 @@ func TestSelectorOfOneValue(t *testing.T) {
 	g := NewWithT(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "objcache-"}}
-	g.Expect(env.Client.Create(ctx, ns)).To(Succeed())
+	ns := newNamespace(g, ctx)
 	const managedBy = "app.kubernetes.io/managed-by"
 	for name, value := range map[string]string{"helm": "Helm", "other": "kubectl"} {
 		cm := corev1ac.ConfigMap(name, ns.Name).WithLabels(map[string]string{managedBy: value})
@@ -263,13 +270,8 @@ func TestOwnEntryTellsEditsOfAppliedFields(t *testing.T) {
 	g := NewWithT(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "objcache-"}}
-	g.Expect(env.Client.Create(ctx, ns)).To(Succeed())
-	mapper, err := apiutil.NewDynamicRESTMapper(env.Config, mustHTTPClient(g))
-	g.Expect(err).NotTo(HaveOccurred())
-	c, err := New(env.Config, clientgoscheme.Scheme, mapper, Options{Selector: owner, Manager: "apply-controller"})
-	g.Expect(err).NotTo(HaveOccurred())
-	go func() { _ = c.Start(ctx) }()
+	ns := newNamespace(g, ctx)
+	c := newCache(g, ctx, "apply-controller")
 
 	apply := func(name string) *corev1.ConfigMap {
 		cm := corev1ac.ConfigMap(name, ns.Name).WithData(map[string]string{"key": "git"}).
@@ -336,10 +338,4 @@ func TestOwnEntryTellsEditsOfAppliedFields(t *testing.T) {
 			}
 		})
 	}
-}
-
-func mustHTTPClient(g Gomega) *http.Client {
-	hc, err := apiutilHTTPClient()
-	g.Expect(err).NotTo(HaveOccurred())
-	return hc
 }

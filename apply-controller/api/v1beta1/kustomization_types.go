@@ -437,6 +437,18 @@ type Inventory struct {
 	Entries []InventoryEntry `json:"entries,omitempty"`
 }
 
+// IDs returns the ID of each entry, in the inventory's order; none for a nil inventory.
+func (in *Inventory) IDs() []string {
+	if in == nil {
+		return nil
+	}
+	ids := make([]string, len(in.Entries))
+	for i, e := range in.Entries {
+		ids[i] = e.ID
+	}
+	return ids
+}
+
 // InventoryEntry is one applied object.
 type InventoryEntry struct {
 	// ID is <namespace>_<name>_<group>_<kind>.

@@ -397,7 +397,7 @@ func TestKustomization_NewObjectsAreCreatedWithoutADryRun(t *testing.T) {
 		}
 		g.Expect(touched).To(Equal([]string{"PATCH " + path}), "created once, without a read or a dry-run: %v", reqs)
 	}
-	g.Expect(inventoryIDs(getK(g, k))).To(ConsistOf(ns+"_a__ConfigMap", ns+"_b__ConfigMap"))
+	g.Expect(getK(g, k).Status.Inventory.IDs()).To(ConsistOf(ns+"_a__ConfigMap", ns+"_b__ConfigMap"))
 	events := &corev1.EventList{}
 	g.Eventually(func() string {
 		g.Expect(k8s.List(context.Background(), events, client.InNamespace(ns))).To(Succeed())
@@ -423,7 +423,7 @@ func TestKustomization_NewObjectsAreCreatedWithoutADryRun(t *testing.T) {
 	g.Expect(cm.Data["key"]).To(Equal("git"), "an object that was there is not changed by a run that failed validation")
 	if exists(ns, "c", cm) {
 		t.Logf("c was created before the Service was refused")
-		g.Expect(inventoryIDs(getK(g, k))).To(ContainElement(ns+"_c__ConfigMap"), "what was created is in the inventory, to prune")
+		g.Expect(getK(g, k).Status.Inventory.IDs()).To(ContainElement(ns+"_c__ConfigMap"), "what was created is in the inventory, to prune")
 	}
 	g.Expect(exists(ns, "bad", &corev1.Service{})).To(BeFalse())
 }

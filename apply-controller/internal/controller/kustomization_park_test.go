@@ -126,17 +126,7 @@ func TestKustomization_ParkedRunGivesWay(t *testing.T) {
 
 	setArtifact(t, gr, "main@sha1:2", map[string]string{"deploy/cm.yaml": configMap("cm", "git")})
 	waitApplied(g, k, "main@sha1:2")
-	g.Expect(strings.Join(inventoryIDs(k), ",")).To(ContainSubstring("_cm__ConfigMap"), "the new revision's objects")
+	g.Expect(strings.Join(k.Status.Inventory.IDs(), ",")).To(ContainSubstring("_cm__ConfigMap"), "the new revision's objects")
 	g.Expect(k.Status.LastHandledReconcileAt).To(Equal(v))
 	g.Eventually(r.parked.len, timeout, 10*time.Millisecond).Should(BeZero())
-}
-
-func inventoryIDs(k *applyv1.Kustomization) []string {
-	var ids []string
-	if k.Status.Inventory != nil {
-		for _, e := range k.Status.Inventory.Entries {
-			ids = append(ids, e.ID)
-		}
-	}
-	return ids
 }
