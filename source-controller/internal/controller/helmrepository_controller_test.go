@@ -16,6 +16,7 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
@@ -256,7 +257,8 @@ func TestHelmRepository_ProviderNeedsOCI(t *testing.T) {
 	generic.Spec.Provider = "generic"
 	g.Expect(k8s.Create(context.Background(), generic)).To(Succeed())
 
-	// An update that adds the provider is refused as well.
-	generic.Spec.Provider = "aws"
-	g.Expect(k8s.Update(context.Background(), generic)).To(MatchError(ContainSubstring("spec.provider: Invalid value")))
+	// An update that adds the provider is refused as well (a patch: the controller may have
+	// written the object since, which an update would meet as a conflict).
+	patch := client.RawPatch(types.MergePatchType, []byte(`{"spec":{"provider":"aws"}}`))
+	g.Expect(k8s.Patch(context.Background(), generic, patch)).To(MatchError(ContainSubstring("spec.provider: Invalid value")))
 }
