@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -56,9 +55,7 @@ func TestAPIServerRestart(t *testing.T) {
 	defer reg.Close()
 	image := reg.Image
 	g.Expect(reg.Push("1.0.0")).To(Succeed())
-	git, err := local.StartGitServer(filepath.Join(bed.Dir, "git-apiserver"))
-	g.Expect(err).NotTo(HaveOccurred())
-	defer git.Stop()
+	git := startGit(t, "apiserver")
 	fleet := map[string]string{
 		"apps/web/deployment.yaml":  local.WebDeployment(image, "1.0.0", "apiserver:web"),
 		"apps/elected/objects.yaml": configMaps("e", 0, 20),
@@ -73,8 +70,7 @@ func TestAPIServerRestart(t *testing.T) {
 	chat := httptest.NewServer(sink)
 	defer chat.Close()
 
-	gr := &sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Name: "fleet", Namespace: ns},
-		Spec: sourcev1.GitRepositorySpec{URL: git.URL("fleet"), Ref: &sourcev1.GitRepositoryRef{Branch: "main"}, Interval: metav1.Duration{Duration: time.Hour}}}
+	gr := followMain(git, ns, "fleet")
 	ks := &applyv1.Kustomization{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},
 		Spec: applyv1.KustomizationSpec{SourceRef: applyv1.CrossNamespaceSourceReference{Kind: "GitRepository", Name: "fleet"},
 			Path: "apps/web", TargetNamespace: ns, Interval: metav1.Duration{Duration: time.Hour}, Prune: true}}

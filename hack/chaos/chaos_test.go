@@ -45,6 +45,7 @@ import (
 	"github.com/plumb-dev/plumb/hack/internal/local"
 	"github.com/plumb-dev/plumb/hack/internal/reliability"
 	"github.com/plumb-dev/plumb/shared/testing/testenv"
+	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 )
 
 const (
@@ -255,6 +256,25 @@ func (tr *trial) recovered(since time.Time) {
 func (tr *trial) lost(what string) {
 	tr.r.DataLost = what
 	tr.t.Errorf("%s: lost %s", tr.r.Fault, what)
+}
+
+// startGit starts a Git server of the test's own, its repositories under the bed's folder
+// (kept with the logs), stopped when the test ends.
+func startGit(t *testing.T, name string) *local.GitServer {
+	t.Helper()
+	git, err := local.StartGitServer(filepath.Join(bed.Dir, "git-"+name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(git.Stop)
+	return git
+}
+
+// followMain is a GitRepository of ns that follows the main branch of the repository name on
+// git, hourly.
+func followMain(git *local.GitServer, ns, name string) *sourcev1.GitRepository {
+	return &sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: sourcev1.GitRepositorySpec{URL: git.URL(name), Ref: &sourcev1.GitRepositoryRef{Branch: "main"}, Interval: metav1.Duration{Duration: time.Hour}}}
 }
 
 // newNamespace creates a namespace for one test.

@@ -19,7 +19,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
-	"github.com/plumb-dev/plumb/hack/internal/local"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 )
 
@@ -46,14 +45,11 @@ func TestSourceDeletedInUse(t *testing.T) {
 	tr := record(t, "source deleted while in use", "apply-controller", "Ready=False SourceNotReady; nothing pruned; the source's artifacts deleted; followed again once it is back")
 	const ns = "source-deleted"
 	newNamespace(t, ns)
-	git, err := local.StartGitServer(filepath.Join(bed.Dir, "git-source-deleted"))
-	g.Expect(err).NotTo(HaveOccurred())
-	defer git.Stop()
+	git := startGit(t, "source-deleted")
 	repo, _, err := git.NewRepo("app", map[string]string{"apps/app/a.yaml": configMap("a", "1")})
 	g.Expect(err).NotTo(HaveOccurred())
 	newSource := func() *sourcev1.GitRepository {
-		return &sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: ns},
-			Spec: sourcev1.GitRepositorySpec{URL: git.URL("app"), Ref: &sourcev1.GitRepositoryRef{Branch: "main"}, Interval: metav1.Duration{Duration: time.Hour}}}
+		return followMain(git, ns, "app")
 	}
 	gr := newSource()
 	ks := &applyv1.Kustomization{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: ns},
@@ -94,14 +90,11 @@ func TestNamespaceDeleted(t *testing.T) {
 	ctx := context.Background()
 	c := bed.Env.Client
 	defer dumpLogs(t)
-	git, err := local.StartGitServer(filepath.Join(bed.Dir, "git-namespace-deleted"))
-	NewWithT(t).Expect(err).NotTo(HaveOccurred())
-	defer git.Stop()
-	_, _, err = git.NewRepo("app", map[string]string{"apps/app/a.yaml": configMap("a", "1")})
+	git := startGit(t, "namespace-deleted")
+	_, _, err := git.NewRepo("app", map[string]string{"apps/app/a.yaml": configMap("a", "1")})
 	NewWithT(t).Expect(err).NotTo(HaveOccurred())
 	setUp := func(g Gomega, ns, target string) *applyv1.Kustomization {
-		gr := &sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: ns},
-			Spec: sourcev1.GitRepositorySpec{URL: git.URL("app"), Ref: &sourcev1.GitRepositoryRef{Branch: "main"}, Interval: metav1.Duration{Duration: time.Hour}}}
+		gr := followMain(git, ns, "app")
 		ks := &applyv1.Kustomization{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: ns},
 			Spec: applyv1.KustomizationSpec{SourceRef: applyv1.CrossNamespaceSourceReference{Kind: sourcev1.GitRepositoryKind, Name: "app"},
 				Path: "apps/app", TargetNamespace: target, Prune: true, Interval: metav1.Duration{Duration: time.Hour},
@@ -187,14 +180,11 @@ func TestCRDRemovedInInventory(t *testing.T) {
 	widgets.SetKind("WidgetList")
 	g.Eventually(func() error { return c.List(ctx, widgets, client.InNamespace(ns)) }, timeout, poll).Should(Succeed(), "the CRD is served")
 
-	git, err := local.StartGitServer(filepath.Join(bed.Dir, "git-crd-removed"))
-	g.Expect(err).NotTo(HaveOccurred())
-	defer git.Stop()
+	git := startGit(t, "crd-removed")
 	widget := "apiVersion: chaos.plumb.dev/v1\nkind: Widget\nmetadata:\n  name: w\nspec:\n  size: 1\n"
 	repo, _, err := git.NewRepo("app", map[string]string{"apps/app/a.yaml": configMap("a", "1"), "apps/app/widget.yaml": widget})
 	g.Expect(err).NotTo(HaveOccurred())
-	gr := &sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: ns},
-		Spec: sourcev1.GitRepositorySpec{URL: git.URL("app"), Ref: &sourcev1.GitRepositoryRef{Branch: "main"}, Interval: metav1.Duration{Duration: time.Hour}}}
+	gr := followMain(git, ns, "app")
 	ks := &applyv1.Kustomization{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: ns},
 		Spec: applyv1.KustomizationSpec{SourceRef: applyv1.CrossNamespaceSourceReference{Kind: sourcev1.GitRepositoryKind, Name: "app"},
 			Path: "apps/app", TargetNamespace: ns, Prune: true, Interval: metav1.Duration{Duration: time.Hour},

@@ -18,7 +18,6 @@ import (
 
 	"github.com/plumb-dev/plumb/hack/internal/local"
 	imagev1 "github.com/plumb-dev/plumb/image-automation/api/v1beta1"
-	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 )
 
 // commitsSince lists the commits of branch main of the bare repository dir from its tip back to
@@ -74,17 +73,14 @@ func TestKillImageAutomationBetweenCommitAndPush(t *testing.T) {
 	defer reg.Close()
 	image := reg.Image
 	g.Expect(reg.Push("1.0.0")).To(Succeed())
-	git, err := local.StartGitServer(filepath.Join(bed.Dir, "git-kill-image"))
-	g.Expect(err).NotTo(HaveOccurred())
-	defer git.Stop()
+	git := startGit(t, "kill-image")
 	const file = "apps/web/deployment.yaml"
 	manifest := func(tag string) string { return local.WebDeployment(image, tag, ns+":web") }
 	_, head, err := git.NewRepo("fleet", map[string]string{file: manifest("1.0.0")})
 	g.Expect(err).NotTo(HaveOccurred())
 	bare := filepath.Join(git.Root(), "fleet.git")
 
-	gr := &sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Name: "fleet", Namespace: ns},
-		Spec: sourcev1.GitRepositorySpec{URL: git.URL("fleet"), Ref: &sourcev1.GitRepositoryRef{Branch: "main"}, Interval: metav1.Duration{Duration: time.Hour}}}
+	gr := followMain(git, ns, "fleet")
 	imgRepo := &imagev1.ImageRepository{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},
 		Spec: imagev1.ImageRepositorySpec{Image: image, Insecure: true, Interval: metav1.Duration{Duration: time.Hour}}}
 	pol := &imagev1.ImagePolicy{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},

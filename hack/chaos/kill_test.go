@@ -107,14 +107,11 @@ func TestKillApplyMidApply(t *testing.T) {
 	keepRunning(t, p)
 	const ns = "kill-apply"
 	newNamespace(t, ns)
-	git, err := local.StartGitServer(filepath.Join(bed.Dir, "git-kill-apply"))
-	g.Expect(err).NotTo(HaveOccurred())
-	defer git.Stop()
+	git := startGit(t, "kill-apply")
 	repo, _, err := git.NewRepo("many", map[string]string{"apps/many/objects.yaml": configMaps("a", 0, 300)})
 	g.Expect(err).NotTo(HaveOccurred())
 
-	gr := &sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Name: "many", Namespace: ns},
-		Spec: sourcev1.GitRepositorySpec{URL: git.URL("many"), Ref: &sourcev1.GitRepositoryRef{Branch: "main"}, Interval: metav1.Duration{Duration: time.Hour}}}
+	gr := followMain(git, ns, "many")
 	ks := &applyv1.Kustomization{ObjectMeta: metav1.ObjectMeta{Name: "many", Namespace: ns},
 		Spec: applyv1.KustomizationSpec{SourceRef: applyv1.CrossNamespaceSourceReference{Kind: sourcev1.GitRepositoryKind, Name: "many"},
 			Path: "apps/many", TargetNamespace: ns, Prune: true, Interval: metav1.Duration{Duration: time.Hour},
@@ -355,9 +352,7 @@ func TestKillSourceMidWrite(t *testing.T) {
 	tr := record(t, "SIGKILL mid-artifact write (48 MiB)", "source-controller", "old artifact served with its digest through the kill; the partial file never served, removed at the next write")
 	const ns = "kill-source"
 	newNamespace(t, ns)
-	git, err := local.StartGitServer(filepath.Join(bed.Dir, "git-kill-source"))
-	g.Expect(err).NotTo(HaveOccurred())
-	defer git.Stop()
+	git := startGit(t, "kill-source")
 	repo, _, err := git.NewRepo("big", map[string]string{"README.md": "small at first\n"})
 	g.Expect(err).NotTo(HaveOccurred())
 	gr := &sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Name: "big", Namespace: ns},

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -132,13 +131,10 @@ func TestLeaderKilledMidApply(t *testing.T) {
 	ps := replicas(t, "apply-controller")
 	const ns = "leader-apply"
 	newNamespace(t, ns)
-	git, err := local.StartGitServer(filepath.Join(bed.Dir, "git-leader-apply"))
-	g.Expect(err).NotTo(HaveOccurred())
-	defer git.Stop()
+	git := startGit(t, "leader-apply")
 	repo, _, err := git.NewRepo("many", map[string]string{"apps/many/objects.yaml": configMaps("a", 0, 10)})
 	g.Expect(err).NotTo(HaveOccurred())
-	gr := &sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Name: "many", Namespace: ns},
-		Spec: sourcev1.GitRepositorySpec{URL: git.URL("many"), Ref: &sourcev1.GitRepositoryRef{Branch: "main"}, Interval: metav1.Duration{Duration: time.Hour}}}
+	gr := followMain(git, ns, "many")
 	ks := &applyv1.Kustomization{ObjectMeta: metav1.ObjectMeta{Name: "many", Namespace: ns, Labels: map[string]string{electedLabel: "true"}},
 		Spec: applyv1.KustomizationSpec{SourceRef: applyv1.CrossNamespaceSourceReference{Kind: sourcev1.GitRepositoryKind, Name: "many"},
 			Path: "apps/many", TargetNamespace: ns, Prune: true, Interval: metav1.Duration{Duration: time.Hour},

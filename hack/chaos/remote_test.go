@@ -9,7 +9,6 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -147,12 +146,8 @@ func TestGitServerFaults(t *testing.T) {
 	defer dumpLogs(t)
 	const ns = "git-faults"
 	newNamespace(t, ns)
-	faulty, err := local.StartGitServer(filepath.Join(bed.Dir, "git-faulty"))
-	g.Expect(err).NotTo(HaveOccurred())
-	defer faulty.Stop()
-	healthy, err := local.StartGitServer(filepath.Join(bed.Dir, "git-healthy"))
-	g.Expect(err).NotTo(HaveOccurred())
-	defer healthy.Stop()
+	faulty := startGit(t, "faulty")
+	healthy := startGit(t, "healthy")
 	proxy, err := fault.Start(faulty.Addr())
 	g.Expect(err).NotTo(HaveOccurred())
 	defer proxy.Close()

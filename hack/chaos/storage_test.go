@@ -15,10 +15,8 @@ import (
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
 	. "github.com/onsi/gomega"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/plumb-dev/plumb/hack/internal/local"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
 )
 
@@ -61,13 +59,10 @@ func TestStorageFull(t *testing.T) {
 	tr := record(t, "storage volume full (tmpfs)", "source-controller", "Ready=False ArtifactFailed naming the full disk; last artifact kept and served; new one written when space returns")
 	const ns = "storage-full"
 	newNamespace(t, ns)
-	git, err := local.StartGitServer(filepath.Join(bed.Dir, "git-storage-full"))
-	g.Expect(err).NotTo(HaveOccurred())
-	defer git.Stop()
+	git := startGit(t, "storage-full")
 	repo, _, err := git.NewRepo("app", map[string]string{"README.md": "small\n"})
 	g.Expect(err).NotTo(HaveOccurred())
-	gr := &sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: ns},
-		Spec: sourcev1.GitRepositorySpec{URL: git.URL("app"), Ref: &sourcev1.GitRepositoryRef{Branch: "main"}, Interval: metav1.Duration{Duration: time.Hour}}}
+	gr := followMain(git, ns, "app")
 	g.Expect(c.Create(ctx, gr)).To(Succeed())
 	ready(t, gr, nil)
 	first := gr.Status.Artifact.DeepCopy()
