@@ -21,13 +21,14 @@ import (
 // keeps in memory what it would write (status, the run's facts, the objects still waited for,
 // its deadline), writes nothing, and gives its worker back. The metadata cache wakes it when
 // one of the objects it waits for changes (or the work queue does: after 30 s, or, when the
-// objects cannot be watched yet, after the backoff a blocking wait polls with); the next reconcile of the Kustomization resumes the run when
-// nothing that shaped it changed (generation, source revision, build, reconcile request) and
-// judges the waited-for objects again, from the watch where it can: healthy, the run ends as it
-// would have, in one status patch; past the deadline, it fails as a wait that timed out. Any
-// other reconcile drops the parked run and starts afresh, as a new revision supersedes a wait.
-// With concurrent workers busy waiting on kube-controller-manager, a burst of Kustomizations
-// queued behind them; parked, the workers apply while kube-controller-manager catches up.
+// objects cannot be watched yet, after the backoff a blocking wait polls with). The next
+// reconcile of the Kustomization resumes the run when nothing that shaped it changed
+// (generation, source revision, build, reconcile request) and judges the waited-for objects
+// again, from the watch where it can: healthy, the run ends as it would have, in one status
+// patch; past the deadline, it fails as a wait that timed out. Any other reconcile drops the
+// parked run and starts afresh, as a new revision supersedes a wait. With the workers busy
+// waiting on kube-controller-manager, a burst of Kustomizations queued behind them; parked,
+// the workers apply while kube-controller-manager catches up.
 //
 // A parked run is memory only: a controller that restarts meanwhile has written neither the new
 // revision nor Ready, so its next run applies again (a no-op) and waits afresh.
