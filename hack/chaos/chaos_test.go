@@ -21,6 +21,7 @@ import (
 	"io"
 	"log"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -275,6 +276,21 @@ func startGit(t *testing.T, name string) *local.GitServer {
 func followMain(git *local.GitServer, ns, name string) *sourcev1.GitRepository {
 	return &sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 		Spec: sourcev1.GitRepositorySpec{URL: git.URL(name), Ref: &sourcev1.GitRepositoryRef{Branch: "main"}, Interval: metav1.Duration{Duration: time.Hour}}}
+}
+
+// chartRepository serves a chart repository of the test's own from dir (closed when the test
+// ends), with chaosChart 1.0.0 published, and returns the HelmRepository of ns that reads it.
+func chartRepository(t *testing.T, ns string) (dir string, srv *httptest.Server, repo *sourcev1.HelmRepository) {
+	t.Helper()
+	dir = t.TempDir()
+	srv = httptest.NewServer(http.FileServer(http.Dir(dir)))
+	t.Cleanup(srv.Close)
+	if err := local.PublishChart(dir, srv.URL, chaosChart("1.0.0", false, 0)); err != nil {
+		t.Fatal(err)
+	}
+	repo = &sourcev1.HelmRepository{ObjectMeta: metav1.ObjectMeta{Name: "charts", Namespace: ns},
+		Spec: sourcev1.HelmRepositorySpec{URL: srv.URL, Interval: metav1.Duration{Duration: time.Hour}}}
+	return dir, srv, repo
 }
 
 // newNamespace creates a namespace for one test.

@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path"
 	"path/filepath"
@@ -270,12 +269,7 @@ func TestKillHelmMidUpgrade(t *testing.T) {
 	keepRunning(t, p)
 	const ns = "kill-helm"
 	newNamespace(t, ns)
-	dir := t.TempDir()
-	srv := httptest.NewServer(http.FileServer(http.Dir(dir)))
-	defer srv.Close()
-	g.Expect(local.PublishChart(dir, srv.URL, chaosChart("1.0.0", false, 0))).To(Succeed())
-	hrepo := &sourcev1.HelmRepository{ObjectMeta: metav1.ObjectMeta{Name: "charts", Namespace: ns},
-		Spec: sourcev1.HelmRepositorySpec{URL: srv.URL, Interval: metav1.Duration{Duration: time.Hour}}}
+	dir, srv, hrepo := chartRepository(t, ns)
 	hr := &helmv1.HelmRelease{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},
 		Spec: helmv1.HelmReleaseSpec{
 			Chart: &helmv1.HelmChartTemplate{Spec: helmv1.HelmChartTemplateSpec{Chart: "web", Version: ">=1.0.0",

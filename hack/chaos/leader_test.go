@@ -4,8 +4,6 @@ package chaos
 
 import (
 	"context"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -81,12 +79,7 @@ func TestLeaderKilledMidUpgrade(t *testing.T) {
 	ps := replicas(t, "helm-controller")
 	const ns = "leader-helm"
 	newNamespace(t, ns)
-	dir := t.TempDir()
-	srv := httptest.NewServer(http.FileServer(http.Dir(dir)))
-	defer srv.Close()
-	g.Expect(local.PublishChart(dir, srv.URL, chaosChart("1.0.0", false, 0))).To(Succeed())
-	hrepo := &sourcev1.HelmRepository{ObjectMeta: metav1.ObjectMeta{Name: "charts", Namespace: ns},
-		Spec: sourcev1.HelmRepositorySpec{URL: srv.URL, Interval: metav1.Duration{Duration: time.Hour}}}
+	dir, srv, hrepo := chartRepository(t, ns)
 	hr := &helmv1.HelmRelease{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns, Labels: map[string]string{electedLabel: "true"}},
 		Spec: helmv1.HelmReleaseSpec{
 			Chart: &helmv1.HelmChartTemplate{Spec: helmv1.HelmChartTemplateSpec{Chart: "web", Version: ">=1.0.0",
