@@ -32,7 +32,7 @@ var (
 func azurite(t *testing.T) *buckettest.Azurite {
 	t.Helper()
 	azuriteOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "plumb-azurite-")
+		dir, err := os.MkdirTemp(tmp, "azurite-")
 		if err != nil {
 			azuriteErr = err
 			return

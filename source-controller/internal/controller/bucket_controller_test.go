@@ -41,7 +41,7 @@ var (
 func s3(t *testing.T) *buckettest.Server {
 	t.Helper()
 	s3Once.Do(func() {
-		dir, err := os.MkdirTemp("", "plumb-s3-")
+		dir, err := os.MkdirTemp(tmp, "s3-")
 		if err != nil {
 			s3Err = err
 			return
@@ -52,6 +52,19 @@ func s3(t *testing.T) *buckettest.Server {
 		testenv.MissingTool(t, "versitygw", s3Err)
 	}
 	return s3Server
+}
+
+// stopStorageServers stops the S3 server and the emulators the tests started.
+func stopStorageServers() {
+	if s3Server != nil {
+		s3Server.Stop()
+	}
+	if gcsServer != nil {
+		gcsServer.Stop()
+	}
+	if azuriteServer != nil {
+		azuriteServer.Stop()
+	}
 }
 
 var bucketCount sync.Map

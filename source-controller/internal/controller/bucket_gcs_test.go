@@ -40,7 +40,7 @@ var (
 func gcsEmulator(t *testing.T) *buckettest.GCS {
 	t.Helper()
 	gcsOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "plumb-gcs-")
+		dir, err := os.MkdirTemp(tmp, "gcs-")
 		if err != nil {
 			gcsErr = err
 			return

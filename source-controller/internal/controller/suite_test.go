@@ -62,6 +62,9 @@ var (
 	// uploadPacks counts the fetches (git-upload-pack POSTs) the Git server answered, by
 	// repository.
 	uploadPacks sync.Map
+	// tmp is the package's folder, removed when its tests end: the storage servers started on
+	// first use keep their data under it.
+	tmp string
 )
 
 // testDeadlines are the connect and first-byte deadlines of the tests' clients.
@@ -90,6 +93,8 @@ func run(m *testing.M) int {
 	dir, err := os.MkdirTemp("", "plumb-source-test-")
 	must(err)
 	defer os.RemoveAll(dir)
+	tmp = dir
+	defer stopStorageServers()
 	artifacts := httptest.NewServer(http.NotFoundHandler())
 	defer artifacts.Close()
 	store, err = storage.New(filepath.Join(dir, "artifacts"), artifacts.URL, 2)
