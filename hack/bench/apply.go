@@ -95,6 +95,10 @@ func benchApply(ctx context.Context, n, concurrent int, encrypt bool, profile st
 		return nil, err
 	}
 	apiStart, _ := local.PidCPU(apiPid)
+	apiReqStart, err := scrapeAPIServer(bed.Env.Config)
+	if err != nil {
+		return nil, err
+	}
 	begin := time.Now()
 	if err := c.Create(ctx, &sourcev1.GitRepository{
 		ObjectMeta: metav1.ObjectMeta{Name: "apps", Namespace: ns},
@@ -149,6 +153,10 @@ func benchApply(ctx context.Context, n, concurrent int, encrypt bool, profile st
 	if err != nil {
 		return nil, err
 	}
+	apiReqCold, err := scrapeAPIServer(bed.Env.Config)
+	if err != nil {
+		return nil, err
+	}
 
 	versions, err := objectVersions(ctx, c, ns)
 	if err != nil {
@@ -165,6 +173,10 @@ func benchApply(ctx context.Context, n, concurrent int, encrypt bool, profile st
 		return nil, err
 	}
 	apiNoop, _ := local.PidCPU(apiPid)
+	apiReqNoop, err := scrapeAPIServer(bed.Env.Config)
+	if err != nil {
+		return nil, err
+	}
 	interval, err := intervalRound(ctx, ac, apiPid, metricsAddr, n)
 	if err != nil {
 		return nil, err
@@ -190,11 +202,13 @@ func benchApply(ctx context.Context, n, concurrent int, encrypt bool, profile st
 	}
 	f.coldRequests(reqCold.minus(reqStart), n)
 	f.add("cold_apiserver_cpu", "kube-apiserver CPU per Kustomization, cold start", float64((apiCold-apiStart).Microseconds())/1000/float64(n), 2, "CPU ms", Lower)
+	f.apiServerRequests("cold", "cold start", apiReqCold.minus(apiReqStart), n)
 	f.add("cold_peak_rss", "apply-controller peak RSS, cold start", rssCold, 1, "MiB", Lower)
 	f.add("noop_round", "no-op round, request to all handled", round.wall.Seconds(), 2, "s", Lower)
 	f.add("noop_cpu_per_reconcile", "apply-controller CPU per no-op reconcile", round.perReconcile(), 3, "CPU ms/reconcile", Lower)
 	f.noopRequests(reqNoop.minus(reqCold), n)
 	f.add("noop_apiserver_cpu", "kube-apiserver CPU per Kustomization, no-op round", float64((apiNoop-apiCold).Microseconds())/1000/float64(n), 2, "CPU ms", Lower)
+	f.apiServerRequests("noop", "no-op round", apiReqNoop.minus(apiReqCold), n)
 	f.add("interval_requests_per_reconcile", "requests per no-op reconcile at the interval (no request annotation)", interval.requests.all/interval.reconciles, 2, "requests", Lower)
 	f.add("interval_writes_per_reconcile", "writes per no-op reconcile at the interval", interval.requests.writes/interval.reconciles, 2, "requests", Lower)
 	f.add("interval_cpu_per_reconcile", "apply-controller CPU per no-op reconcile at the interval", float64(interval.cpu.Microseconds())/1000/interval.reconciles, 3, "CPU ms/reconcile", Lower)

@@ -31,6 +31,8 @@ import (
 	"syscall"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/plumb-dev/plumb/hack/internal/local"
@@ -181,38 +183,85 @@ func record(path string, rec Record, threshold float64) error {
 	return nil
 }
 
-// waitAll polls the list of a namespace until n of its items are done, or the limit passes.
+// waitAll waits until done holds for n objects of the list kind in ns, or limit passes. It
+// lists once and then follows a watch from that list (listing again when the watch ends), so
+// that waiting costs the API server little: a list of every object twice a second cost it 6 %
+// of its CPU at 1,000 Kustomizations, in the very runs it measured. A client without watches
+// is polled.
 func waitAll[L any, PL interface {
 	*L
 	client.ObjectList
 }, T any](ctx context.Context, c client.Client, ns string, n int, limit time.Duration, items func(PL) []T, done func(*T) bool) error {
-	deadline := time.Now().Add(limit)
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	wc, watches := c.(client.WithWatch)
+	count := 0
 	for {
 		list := PL(new(L))
 		if err := c.List(ctx, list, client.InNamespace(ns)); err != nil {
-			return err
+			return waitErr(ctx, err, count, n, limit)
 		}
-		count := 0
+		state := map[string]bool{}
+		count = 0
 		all := items(list)
 		for i := range all {
-			if done(&all[i]) {
+			name := any(&all[i]).(client.Object).GetName()
+			state[name] = done(&all[i])
+			if state[name] {
 				count++
 			}
 		}
 		if count == n {
 			return nil
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%d of %d done after %s", count, n, limit)
+		if !watches {
+			select {
+			case <-ctx.Done():
+				return waitErr(ctx, ctx.Err(), count, n, limit)
+			case <-time.After(max(100*time.Millisecond, time.Duration(n)*500*time.Microsecond)):
+			}
+			continue
 		}
-		// The polling interval of a benchmark driver: fine for small runs, and not a load that
-		// competes with the controllers (each poll lists every object) for large ones.
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(max(100*time.Millisecond, time.Duration(n)*500*time.Microsecond)):
+		w, err := wc.Watch(ctx, PL(new(L)), client.InNamespace(ns), &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: list.GetResourceVersion()}})
+		if err != nil {
+			return waitErr(ctx, err, count, n, limit)
+		}
+		for ev := range w.ResultChan() {
+			o, ok := any(ev.Object).(*T)
+			if !ok {
+				break // an error event (the list's version too old, say): list again
+			}
+			name := any(o).(client.Object).GetName()
+			now := ev.Type != watch.Deleted && done(o)
+			if now != state[name] {
+				if now {
+					count++
+				} else {
+					count--
+				}
+			}
+			state[name] = now
+			if ev.Type == watch.Deleted {
+				delete(state, name)
+			}
+			if count == n {
+				w.Stop()
+				return nil
+			}
+		}
+		w.Stop()
+		if ctx.Err() != nil {
+			return waitErr(ctx, ctx.Err(), count, n, limit)
 		}
 	}
+}
+
+// waitErr is waitAll's error: the count done when the limit passed, or err.
+func waitErr(ctx context.Context, err error, count, n int, limit time.Duration) error {
+	if ctx.Err() == context.DeadlineExceeded {
+		return fmt.Errorf("%d of %d done after %s", count, n, limit)
+	}
+	return err
 }
 
 // noop is the outcome of a no-op round.

@@ -289,6 +289,14 @@ func (f *figures) coldRequests(r requests, n int) {
 	f.add("cold_writes_per_object", "of which writes (POST, PUT, PATCH, DELETE)", r.writes/float64(n), 2, "requests/object", Lower)
 }
 
+// apiServerRequests adds the requests the API server served per Kustomization of n during a
+// phase, from every client: the controllers, kube-controller-manager (a Deployment's ReplicaSet
+// and status) and the bench's own (its create of each Kustomization, its watch).
+func (f *figures) apiServerRequests(name, phase string, r requests, n int) {
+	f.add(name+"_apiserver_requests", "kube-apiserver requests per Kustomization, "+phase+" (all clients)", r.all/float64(n), 2, "requests", Lower)
+	f.add(name+"_apiserver_writes", "of which writes (POST, PUT, PATCH, APPLY, DELETE)", r.writes/float64(n), 2, "requests", Lower)
+}
+
 // noopRequests adds the controller's API requests per reconcile of a no-op round of n.
 func (f *figures) noopRequests(r requests, n int) {
 	f.add("noop_requests_per_reconcile", "controller API requests per no-op reconcile", r.all/float64(n), 2, "requests/reconcile", Lower)

@@ -259,6 +259,24 @@ rest_client_requests_total{code="200",host="127.0.0.1:6443",method="WATCH"} 4
 	}
 }
 
+func TestParseAPIServerRequests(t *testing.T) {
+	in := `# TYPE apiserver_request_total counter
+apiserver_request_total{code="201",component="apiserver",resource="deployments",verb="APPLY"} 998
+apiserver_request_total{code="200",component="apiserver",resource="kustomizations",subresource="status",verb="PATCH"} 1862
+apiserver_request_total{code="409",component="apiserver",resource="deployments",subresource="status",verb="PUT"} 3
+apiserver_request_total{code="200",component="apiserver",resource="kustomizations",verb="LIST"} 2
+apiserver_request_total{code="200",component="apiserver",resource="configmaps",verb="WATCH"} 1
+apiserver_request_total_other{verb="APPLY"} 9
+`
+	got, err := parseCounter(strings.NewReader(in), "apiserver_request_total", "verb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (requests{all: 2866, writes: 2863}); got != want {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+}
+
 func TestMachine(t *testing.T) {
 	cpuinfo := "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 7B13\nflags\t\t: fpu\n\nprocessor\t: 1\nmodel name\t: AMD EPYC 7B13\n"
 	if got := cpuModel(cpuinfo); got != "AMD EPYC 7B13" {

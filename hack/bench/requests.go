@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"k8s.io/client-go/rest"
 )
 
 // requests counts a controller's calls to the Kubernetes API, as client-go reports them on the
@@ -73,7 +75,30 @@ func sumCounter(addr, name string) (float64, error) {
 // parseRequests sums rest_client_requests_total over its label values (code, host, method) in
 // the Prometheus text format.
 func parseRequests(r io.Reader) (requests, error) {
-	const name = "rest_client_requests_total"
+	return parseCounter(r, "rest_client_requests_total", "method")
+}
+
+// scrapeAPIServer reads the API server's own count of the requests it served, of every client
+// (apiserver_request_total; server-side applies are its verb APPLY).
+func scrapeAPIServer(cfg *rest.Config) (requests, error) {
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return requests{}, err
+	}
+	resp, err := hc.Get(strings.TrimSuffix(cfg.Host, "/") + "/metrics")
+	if err != nil {
+		return requests{}, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return requests{}, fmt.Errorf("metrics of the API server: %s", resp.Status)
+	}
+	return parseCounter(resp.Body, "apiserver_request_total", "verb")
+}
+
+// parseCounter sums the counter name over its label values in the Prometheus text format, and
+// apart the writes: the values of the label verb that write (POST, PUT, PATCH, APPLY, DELETE).
+func parseCounter(r io.Reader, name, verb string) (requests, error) {
 	var out requests
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
@@ -100,8 +125,8 @@ func parseRequests(r io.Reader) (requests, error) {
 			return requests{}, fmt.Errorf("%s: %w", name, err)
 		}
 		out.all += v
-		switch labelValue(labels, "method") {
-		case "POST", "PUT", "PATCH", "DELETE":
+		switch labelValue(labels, verb) {
+		case "POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION":
 			out.writes += v
 		}
 	}

@@ -111,7 +111,7 @@ func Start(opts Options) (*Env, error) {
 	// Tests create many objects quickly; the default client rate limit would slow them down.
 	cfg.QPS, cfg.Burst = 500, 1000
 	e := &Env{Config: cfg, Scheme: scheme, env: env}
-	if e.Client, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
+	if e.Client, err = client.NewWithWatch(cfg, client.Options{Scheme: scheme}); err != nil {
 		return nil, errors.Join(err, e.Stop())
 	}
 	user, err := env.AddUser(envtest.User{Name: "plumb-test-admin", Groups: []string{"system:masters"}}, cfg)
