@@ -208,12 +208,13 @@ func (r *KustomizationReconciler) reconcile(ctx context.Context, obj *applyv1.Ku
 	// Only what may have drifted since the last run is read and dry-run (kustomization_drift.go).
 	drifted, statusOnly := objs, []*unstructured.Unstructured(nil)
 	switch {
-	case unchanged && local && !requested(obj):
-		drifted, statusOnly = r.triage(ctx, obj, objs)
 	case unchanged && local:
-		if drifted, statusOnly, err = r.triageRead(ctx, obj, rm.Client(), objs); err != nil {
-			return ctrl.Result{}, status.Fail(r.Events, obj, src.Revision, applyv1.ApplyFailedReason, fmt.Errorf("drift check: %w", err))
+		if requested(obj) {
+			// Watched before the look: an edit the cache does not have yet wakes the
+			// Kustomization when the watch delivers it.
+			r.watchAfterRequest(obj, objs)
 		}
+		drifted, statusOnly = r.triage(ctx, obj, objs)
 	default:
 		r.records.forget(client.ObjectKeyFromObject(obj))
 	}

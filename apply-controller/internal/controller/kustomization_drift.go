@@ -4,16 +4,18 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/fluxcd/cli-utils/pkg/object"
 	ssautil "github.com/fluxcd/pkg/ssa/utils"
-	"golang.org/x/sync/errgroup"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/shared/objcache"
@@ -27,9 +29,10 @@ import (
 // is the recorded one cannot have drifted: it is neither read nor dry-run. Records live in
 // memory only, so a restarted controller (and any edit made while it was down) goes through a
 // full dry-run first; so does every object after a watch of the cache failed (the cache may have
-// missed a change until it lists again). A reconcile request must put back an edit made a
-// moment before, which the watch may not have delivered yet: it reads every object from the API
-// server and dry-runs those whose resourceVersion is not the recorded one (triageRead).
+// missed a change until it lists again). A reconcile request triages from the cache too, and
+// must still put back an edit made a moment before it, which the watch may not have delivered
+// yet: the objects are watched for a while after the request, and a change wakes the
+// Kustomization at once (watchAfterRequest).
 
 // observed is what one reconcile's resource-manager client read and wrote, by object.
 type observed struct {
@@ -278,58 +281,56 @@ func (r *KustomizationReconciler) triage(ctx context.Context, obj *applyv1.Kusto
 	return drifted, statusOnly
 }
 
-// triageRead is triage on a reconcile request: each object is read from the API server, not
-// the cache, so that an edit made a moment before the request, which the watch may not have
-// delivered yet, is seen. An object read as its record has it is as the last run left it (the
-// same resourceVersion is the same object; an unchanged entry of our field manager, the same
-// applied values): only the others are dry-run. The reads go out together, a few at a time.
-func (r *KustomizationReconciler) triageRead(ctx context.Context, obj *applyv1.Kustomization, c client.Reader, objs []*unstructured.Unstructured) (drifted, statusOnly []*unstructured.Unstructured, _ error) {
-	rec := r.records.get(client.ObjectKeyFromObject(obj))
-	if r.owned == nil || rec == nil {
-		return objs, nil, nil
-	}
-	changes := make([]objcache.Change, len(objs))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(triageReads)
-	for i, o := range objs {
-		k := keyOf(o)
-		was, ok := rec[k]
-		if !ok {
-			changes[i] = objcache.Edited
-			continue
-		}
-		g.Go(func() error {
-			u := &unstructured.Unstructured{}
-			u.SetGroupVersionKind(k.GVK)
-			if err := c.Get(gctx, client.ObjectKey{Namespace: k.Namespace, Name: k.Name}, u); err != nil {
-				if apierrors.IsNotFound(err) {
-					changes[i] = objcache.Edited
-					return nil
-				}
-				return err
-			}
-			// A read of the API server is current whatever the cache's epoch.
-			changes[i] = objcache.Compare(was, r.owned.SnapshotOf(u, was.Epoch), objcache.GenerationTracked(k.GVK.GroupKind()))
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return nil, nil, err
-	}
-	for i, o := range objs {
-		switch changes[i] {
-		case objcache.Same:
-		case objcache.StatusOnly:
-			statusOnly = append(statusOnly, o)
-		default:
-			drifted = append(drifted, o)
-		}
-	}
-	return drifted, statusOnly, nil
-}
+// requestWatch is how long the objects of a Kustomization are watched after a reconcile request
+// that found them as its records have them (watchAfterRequest).
+const requestWatch = 30 * time.Second
 
-// triageReads bounds the reads of one triageRead in flight at once.
-const triageReads = 8
+// watchAfterRequest keeps the promise of a reconcile request, that an edit made a moment before
+// it is put back at once, without reading the objects from the API server: the request's
+// triage takes them from the cache, which may not have the edit yet. For requestWatch after the
+// request, every change the cache sees of one of objs wakes the Kustomization, whose next
+// reconcile (from the cache again, with no request) dry-runs and applies what changed. Watched
+// before the cache is read, so that no change falls between the look and the watch; a kind
+// whose informer has not synced is not watched (its objects are dry-run by the triage).
+func (r *KustomizationReconciler) watchAfterRequest(obj *applyv1.Kustomization, objs []*unstructured.Unstructured) {
+	if r.owned == nil || r.wakeups == nil || len(objs) == 0 {
+		return
+	}
+	keys := make([]objcache.Key, len(objs))
+	for i, o := range objs {
+		keys[i] = keyOf(o)
+	}
+	ctx, cancel := context.WithTimeout(r.wakeCtx, requestWatch)
+	changed, stop := r.owned.Changed(ctx, keys)
+	if changed == nil {
+		cancel()
+		return
+	}
+	ev := event.GenericEvent{Object: &applyv1.Kustomization{ObjectMeta: metav1.ObjectMeta{Namespace: obj.Namespace, Name: obj.Name}}}
+	go func() {
+		defer cancel()
+		for {
+			select {
+			case <-changed:
+			case <-ctx.Done():
+				stop()
+				return
+			}
+			stop()
+			// Watched again before the wake: the reconcile it causes reads the cache after.
+			changed, stop = r.owned.Changed(ctx, keys)
+			select {
+			case r.wakeups <- ev:
+			case <-ctx.Done():
+				stop()
+				return
+			}
+			if changed == nil {
+				return
+			}
+		}
+	}()
+}
 
 // remember records the snapshots of a successful run: of each object of objs as the run last
 // read or wrote it while applying (applied), advanced to what the health checks read when
