@@ -186,15 +186,13 @@ func record(path string, rec Record, threshold float64) error {
 // waitAll waits until done holds for n objects of the list kind in ns, or limit passes. It
 // lists once and then follows a watch from that list (listing again when the watch ends), so
 // that waiting costs the API server little: a list of every object twice a second cost it 6 %
-// of its CPU at 1,000 Kustomizations, in the very runs it measured. A client without watches
-// is polled.
+// of its CPU at 1,000 Kustomizations, in the very runs it measured.
 func waitAll[L any, PL interface {
 	*L
 	client.ObjectList
-}, T any](ctx context.Context, c client.Client, ns string, n int, limit time.Duration, items func(PL) []T, done func(*T) bool) error {
+}, T any](ctx context.Context, c client.WithWatch, ns string, n int, limit time.Duration, items func(PL) []T, done func(*T) bool) error {
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	wc, watches := c.(client.WithWatch)
 	count := 0
 	for {
 		list := PL(new(L))
@@ -214,15 +212,7 @@ func waitAll[L any, PL interface {
 		if count == n {
 			return nil
 		}
-		if !watches {
-			select {
-			case <-ctx.Done():
-				return waitErr(ctx, ctx.Err(), count, n, limit)
-			case <-time.After(max(100*time.Millisecond, time.Duration(n)*500*time.Microsecond)):
-			}
-			continue
-		}
-		w, err := wc.Watch(ctx, PL(new(L)), client.InNamespace(ns), &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: list.GetResourceVersion()}})
+		w, err := c.Watch(ctx, PL(new(L)), client.InNamespace(ns), &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: list.GetResourceVersion()}})
 		if err != nil {
 			return waitErr(ctx, err, count, n, limit)
 		}
@@ -280,7 +270,7 @@ func (r noop) perReconcile() float64 { return float64(r.cpu.Microseconds()) / 10
 func noopRound[L any, PL interface {
 	*L
 	client.ObjectList
-}, T any](ctx context.Context, c client.Client, proc *local.Process, pprofAddr, profile string, profileFor time.Duration,
+}, T any](ctx context.Context, c client.WithWatch, proc *local.Process, pprofAddr, profile string, profileFor time.Duration,
 	ns string, n int, limit time.Duration, object func(i int) client.Object, items func(PL) []T, handled func(*T) string) (noop, error) {
 	before, _ := proc.CPU()
 	var profiled chan error

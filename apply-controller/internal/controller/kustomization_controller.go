@@ -94,7 +94,8 @@ type KustomizationReconciler struct {
 	owned   *objcache.Cache
 	records records
 	// parked holds the runs waiting for health without a worker (kustomization_park.go), woken
-	// through wakeups while wakeCtx (the manager's) lasts.
+	// through wakeups while wakeCtx (the manager's) lasts; so are the Kustomizations whose
+	// objects changed soon after a reconcile request (watchAfterRequest).
 	parked  parking
 	wakeups chan event.GenericEvent
 	wakeCtx context.Context

@@ -58,7 +58,8 @@ func (r *KustomizationReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 			predicate.Or(predicate.GenerationChangedPredicate{}, plumbreconcile.Requested{}))).
 		Watches(&applyv1.Kustomization{}, handler.EnqueueRequestsFromMapFunc(referrers(applyv1.KustomizationKind)),
 			builder.WithPredicates(becameReady{})).
-		// Runs parked in their health wait are woken through this (kustomization_park.go).
+		// Runs parked in their health wait (kustomization_park.go), and Kustomizations whose
+		// objects changed soon after a request (watchAfterRequest), are woken through this.
 		WatchesRawSource(crsource.Channel(r.wakeups, &handler.EnqueueRequestForObject{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: opts.Concurrent}).
 		Build(r)

@@ -114,6 +114,18 @@ func (p *parking) len() int {
 // is requeued after health.ChangedBackoff, a guard against a missed change.
 const firstParkBackoff = 100 * time.Millisecond
 
+// wake enqueues a reconcile of the Kustomization key through the wakeups channel, unless ctx
+// ends first; it reports whether it did.
+func (r *KustomizationReconciler) wake(ctx context.Context, key types.NamespacedName) bool {
+	ev := event.GenericEvent{Object: &applyv1.Kustomization{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}}
+	select {
+	case r.wakeups <- ev:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
 // canPark reports whether a run of obj may park its health wait: the reconciler is woken by the
 // metadata cache (its controller is set up), the objects are of this cluster, and no
 // spec.healthChecks entry names an object the cache may not hold.
@@ -155,11 +167,7 @@ func (r *KustomizationReconciler) park(ctx context.Context, obj *applyv1.Kustomi
 			case <-wctx.Done():
 				return
 			}
-			ev := event.GenericEvent{Object: &applyv1.Kustomization{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}}
-			select {
-			case r.wakeups <- ev:
-			case <-wctx.Done():
-			}
+			r.wake(wctx, key)
 		}()
 	}
 	switch {

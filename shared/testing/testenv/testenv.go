@@ -36,8 +36,8 @@ type Options struct {
 
 // Env is a running control plane.
 type Env struct {
-	// Client talks to the API server as cluster admin, without a cache.
-	Client client.Client
+	// Client talks to the API server as cluster admin, without a cache; it can watch.
+	Client client.WithWatch
 	// Config is the admin REST config.
 	Config *rest.Config
 	// Kubeconfig is Config as a kubeconfig file's content.
