@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"time"
@@ -9,13 +10,11 @@ import (
 	"github.com/fluxcd/cli-utils/pkg/object"
 	ssautil "github.com/fluxcd/pkg/ssa/utils"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
-	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/shared/objcache"
@@ -152,14 +151,22 @@ func (r *KustomizationReconciler) absentFrom(ctx context.Context, objs []*unstru
 // a create costs the API server about what the create does, and the create is what follows.
 // The answer stands in for the dry-run's (without its resourceVersion when the object is new,
 // so that the change set says created) and for the apply that follows (takeCreated). So a run
-// that fails validation may leave objects it created, recorded in the inventory (made), but
-// changes no object that was there before it.
+// that fails validation may leave objects it created, recorded in the inventory (made, also
+// when the create went unanswered), but changes no object that was there before it.
 func (o *observed) createInsteadOfDryRun(ctx context.Context, c client.WithWatch, u *unstructured.Unstructured, patch client.Patch, po *client.PatchOptions) error {
 	opts := []client.PatchOption{client.FieldOwner(po.FieldManager)}
 	if po.Force != nil && *po.Force {
 		opts = append(opts, client.ForceOwnership)
 	}
 	if err := c.Patch(ctx, u, patch, opts...); err != nil {
+		if status := apierrors.APIStatus(nil); !errors.As(err, &status) {
+			// No answer (the stage's context ended as another of its applies failed, the
+			// connection broke): the server may have created it all the same. It goes in the
+			// inventory, to prune; pruning an object that is not there does nothing.
+			o.mu.Lock()
+			o.made = append(o.made, u.DeepCopy())
+			o.mu.Unlock()
+		}
 		return err
 	}
 	o.note(u)
@@ -281,8 +288,8 @@ func (r *KustomizationReconciler) triage(ctx context.Context, obj *applyv1.Kusto
 	return drifted, statusOnly
 }
 
-// requestWatch is how long the objects of a Kustomization are watched after a reconcile request
-// that found them as its records have them (watchAfterRequest).
+// requestWatch is how long the objects of an unchanged build are watched after a reconcile
+// request (watchAfterRequest).
 const requestWatch = 30 * time.Second
 
 // watchAfterRequest keeps the promise of a reconcile request, that an edit made a moment before
@@ -306,7 +313,7 @@ func (r *KustomizationReconciler) watchAfterRequest(obj *applyv1.Kustomization, 
 		cancel()
 		return
 	}
-	ev := event.GenericEvent{Object: &applyv1.Kustomization{ObjectMeta: metav1.ObjectMeta{Namespace: obj.Namespace, Name: obj.Name}}}
+	key := client.ObjectKeyFromObject(obj)
 	go func() {
 		defer cancel()
 		for {
@@ -319,13 +326,8 @@ func (r *KustomizationReconciler) watchAfterRequest(obj *applyv1.Kustomization, 
 			stop()
 			// Watched again before the wake: the reconcile it causes reads the cache after.
 			changed, stop = r.owned.Changed(ctx, keys)
-			select {
-			case r.wakeups <- ev:
-			case <-ctx.Done():
+			if !r.wake(ctx, key) || changed == nil {
 				stop()
-				return
-			}
-			if changed == nil {
 				return
 			}
 		}

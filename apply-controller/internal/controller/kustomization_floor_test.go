@@ -2,11 +2,14 @@ package controller
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
@@ -19,6 +22,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -439,4 +443,46 @@ func TestKustomization_NewObjectsAreCreatedWithoutADryRun(t *testing.T) {
 		g.Expect(getK(g, k).Status.Inventory.IDs()).To(ContainElement(ns+"_c__ConfigMap"), "what was created is in the inventory, to prune")
 	}
 	g.Expect(exists(ns, "bad", &corev1.Service{})).To(BeFalse())
+}
+
+// A create in place of a dry-run that goes unanswered (the stage's context canceled when another
+// of its applies failed, found under load by TestKustomization_NewObjectsAreCreatedWithoutADryRun)
+// may have created the object: it is in the inventory all the same. One the API server refused
+// is not.
+func TestKustomization_UnansweredCreateIsInTheInventory(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	var refuse bool
+	c := interceptor.NewClient(env.Client, interceptor.Funcs{
+		Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+			if refuse {
+				return apierrors.NewInvalid(schema.GroupKind{Kind: "ConfigMap"}, obj.GetName(), nil)
+			}
+			if err := c.Patch(ctx, obj, patch, opts...); err != nil {
+				return err
+			}
+			return fmt.Errorf("reading the answer: %w", context.Canceled) // created, the answer lost
+		},
+	})
+	apply := func(name string) error {
+		u := &unstructured.Unstructured{}
+		u.SetAPIVersion("v1")
+		u.SetKind("ConfigMap")
+		u.SetNamespace(ns)
+		u.SetName(name)
+		o := newObserved()
+		err := o.createInsteadOfDryRun(context.Background(), c, u, client.Apply, &client.PatchOptions{FieldManager: "apply-controller"})
+		g.Expect(err).To(HaveOccurred())
+		ids := o.madeInventory().IDs()
+		if refuse {
+			g.Expect(ids).To(BeEmpty(), "refused: nothing was created")
+		} else {
+			g.Expect(ids).To(ConsistOf(ns+"_"+name+"__ConfigMap"), "unanswered: it may be there")
+		}
+		return err
+	}
+	g.Expect(apply("lost")).To(MatchError(context.Canceled))
+	g.Expect(exists(ns, "lost", &corev1.ConfigMap{})).To(BeTrue())
+	refuse = true
+	g.Expect(apierrors.IsInvalid(apply("refused"))).To(BeTrue())
 }
