@@ -10,6 +10,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
 
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
@@ -471,7 +472,9 @@ func TestKustomization_UnansweredCreateIsInTheInventory(t *testing.T) {
 		u.SetNamespace(ns)
 		u.SetName(name)
 		o := newObserved()
-		err := o.createInsteadOfDryRun(context.Background(), c, u, client.Apply, &client.PatchOptions{FieldManager: "apply-controller"})
+		body, err := u.MarshalJSON()
+		g.Expect(err).NotTo(HaveOccurred())
+		err = o.createInsteadOfDryRun(context.Background(), c, u, client.RawPatch(types.ApplyPatchType, body), &client.PatchOptions{FieldManager: "apply-controller"})
 		g.Expect(err).To(HaveOccurred())
 		ids := o.madeInventory().IDs()
 		if refuse {
