@@ -140,12 +140,17 @@ func (r *HelmReleaseReconciler) helm(ctx context.Context, obj *helmv1.HelmReleas
 	logf := func(format string, args ...any) {
 		log.FromContext(ctx).V(1).Info(fmt.Sprintf(format, args...))
 	}
-	return plumbrelease.NewHelm(c, plumbrelease.Target{
+	t := plumbrelease.Target{
 		Name:             obj.GetReleaseName(),
 		Namespace:        obj.GetTargetNamespace(),
 		StorageNamespace: obj.GetStorageNamespace(),
 		MaxHistory:       obj.GetMaxHistory(),
-	}, logf)
+	}
+	if obj.Spec.KubeConfig == nil {
+		// The watch is of this cluster's Secrets: another cluster's storage is always listed.
+		t.Watched = r.storage.watched(t.StorageNamespace, t.Name)
+	}
+	return plumbrelease.NewHelm(c, t, logf)
 }
 
 // releaseObjects returns a client of the release's identity and the objects of its manifest.

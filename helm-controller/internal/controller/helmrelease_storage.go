@@ -69,12 +69,22 @@ func (s *storageWatch) Start(ctx context.Context) error {
 // fingerprint is the Fingerprint of release name's Secrets in namespace ns as the watch has
 // them; false until the watch has synced.
 func (s *storageWatch) fingerprint(ns, name string) (string, bool) {
-	if s == nil || !s.informer.HasSynced() {
+	objs, ok := s.objects(ns, name)
+	if !ok {
 		return "", false
+	}
+	return plumbrelease.Fingerprint(objs), true
+}
+
+// objects is the metadata of release name's Secrets in namespace ns as the watch has them;
+// false until the watch has synced.
+func (s *storageWatch) objects(ns, name string) ([]metav1.Object, bool) {
+	if s == nil || !s.informer.HasSynced() {
+		return nil, false
 	}
 	items, err := s.informer.GetIndexer().ByIndex(releaseIndex, ns+"/"+name)
 	if err != nil {
-		return "", false
+		return nil, false
 	}
 	objs := make([]metav1.Object, 0, len(items))
 	for _, it := range items {
@@ -82,7 +92,16 @@ func (s *storageWatch) fingerprint(ns, name string) (string, bool) {
 			objs = append(objs, m)
 		}
 	}
-	return plumbrelease.Fingerprint(objs), true
+	return objs, true
+}
+
+// watched is the watch's view of release name's Secrets in namespace ns, for Helm's storage
+// client (plumbrelease.Target.Watched); nil without a watch.
+func (s *storageWatch) watched(ns, name string) plumbrelease.Watched {
+	if s == nil {
+		return nil
+	}
+	return func() ([]metav1.Object, bool) { return s.objects(ns, name) }
 }
 
 // storedRelease is what a reconcile read of a release's storage, kept in memory for the next

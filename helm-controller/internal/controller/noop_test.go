@@ -88,3 +88,43 @@ func secretOfRevision(g *WithT, ns, release string, version int) *corev1.Secret 
 	g.Expect(k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: fmt.Sprintf("sh.helm.release.v1.%s.v%d", release, version)}, s)).To(Succeed())
 	return s
 }
+
+// storageLists are the Lists of Helm's storage Secrets among requests.
+func storageLists(log []string) []string {
+	var out []string
+	for _, l := range log {
+		if strings.HasPrefix(l, "GET /api/v1/namespaces/") && strings.Contains(l, "/secrets?labelSelector=") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// An install and an upgrade list Helm's storage once per reconcile that acts (Helm's own
+// reads after the first are answered from what that List returned and Helm wrote since, see
+// plumbrelease.Target.Watched); it listed five times before.
+func TestHelmRelease_StorageListedOncePerAction(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	src := chartSource(t, ns, "app", testChart("1.0.0", false))
+	hr := newRelease(ns, "app")
+	m := requests.mark()
+	g.Expect(k8s.Create(ctx, hr)).To(Succeed())
+	waitReleased(g, hr, "1.0.0")
+	lists := storageLists(requests.since(m, ns))
+	t.Logf("install: %q", lists)
+	g.Expect(lists).To(HaveLen(1), "the install's Lists of Helm's storage")
+	settled(g, hr)
+
+	m = requests.mark()
+	publishTo(t, src, testChart("2.0.0", false))
+	waitReleased(g, hr, "2.0.0")
+	lists = storageLists(requests.since(m, ns))
+	t.Logf("upgrade: %q", lists)
+	g.Expect(lists).To(HaveLen(1), "the upgrade's Lists of Helm's storage")
+	hist := getHR(g, hr).Status.History
+	g.Expect(hist).To(HaveLen(2))
+	g.Expect(hist[0].ChartVersion).To(Equal("2.0.0"))
+	g.Expect(hist[1].ChartVersion).To(Equal("1.0.0"))
+}

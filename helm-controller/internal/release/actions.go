@@ -67,6 +67,10 @@ type Target struct {
 	StorageNamespace string
 	// MaxHistory bounds the revisions kept (0: all).
 	MaxHistory int
+	// Watched, when set, is a watch of the release's Secrets in the storage namespace: Helm's
+	// Lists of the release after the first are then answered from what that List returned
+	// and what Helm wrote since, while the watch shows no other writer (storageSecrets).
+	Watched Watched
 }
 
 // InstallOptions tune an install.
@@ -137,7 +141,7 @@ type UninstallOptions struct {
 type Helm struct {
 	cfg     *action.Configuration
 	target  Target
-	secrets *fingerprintSecrets
+	secrets *storageSecrets
 	kube    *writtenClient
 }
 
@@ -150,7 +154,8 @@ func NewHelm(c Cluster, t Target, logf func(format string, args ...any)) (*Helm,
 	if err := cfg.Init(Getter(c, t.Namespace), t.StorageNamespace, "secret", logf); err != nil {
 		return nil, err
 	}
-	// Helm's own Secret driver, over a client that remembers what History read.
+	// Helm's own Secret driver, over a client that remembers what History read (and holds it
+	// for Helm's next reads, given a watch).
 	kc, ok := cfg.KubeClient.(*kube.Client)
 	if !ok {
 		return nil, fmt.Errorf("helm's client is a %T", cfg.KubeClient)
@@ -159,7 +164,7 @@ func NewHelm(c Cluster, t Target, logf func(format string, args ...any)) (*Helm,
 	if err != nil {
 		return nil, err
 	}
-	secrets := &fingerprintSecrets{SecretInterface: cs.CoreV1().Secrets(t.StorageNamespace)}
+	secrets := newStorageSecrets(cs.CoreV1().Secrets(t.StorageNamespace), t.Name, t.Watched)
 	d := driver.NewSecrets(secrets)
 	d.Log = logf
 	cfg.Releases = storage.Init(d)
