@@ -96,12 +96,17 @@ func (s *storageWatch) objects(ns, name string) ([]metav1.Object, bool) {
 }
 
 // watched is the watch's view of release name's Secrets in namespace ns, for Helm's storage
-// client (plumbrelease.Target.Watched); nil without a watch.
+// client (plumbrelease.Target.Watched); nil without a watch. The resource version is the
+// last the watch received, which may be ahead of what its index holds: that only makes the
+// client list again.
 func (s *storageWatch) watched(ns, name string) plumbrelease.Watched {
 	if s == nil {
 		return nil
 	}
-	return func() ([]metav1.Object, bool) { return s.objects(ns, name) }
+	return func() ([]metav1.Object, string, bool) {
+		objs, ok := s.objects(ns, name)
+		return objs, s.informer.LastSyncResourceVersion(), ok
+	}
 }
 
 // storedRelease is what a reconcile read of a release's storage, kept in memory for the next

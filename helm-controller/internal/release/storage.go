@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/resourceversion"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 )
 
@@ -25,10 +26,10 @@ func Fingerprint(objs []metav1.Object) string {
 	return strings.Join(parts, ",")
 }
 
-// Watched is a watch's view of one release's Secrets (their names and resource versions), and
-// whether the watch has synced: what tells storageSecrets that another writer changed the
-// storage.
-type Watched func() ([]metav1.Object, bool)
+// Watched is a watch's view of one release's Secrets (their names and resource versions), the
+// resource version the watch has reached, and whether it has synced: what tells storageSecrets
+// that another writer changed the storage.
+type Watched func() (objs []metav1.Object, resourceVersion string, synced bool)
 
 // storageSecrets is Helm's Secret client of the storage namespace for the length of one
 // reconcile. It remembers the fingerprint of what each List returned (Helm's History is one
@@ -52,9 +53,14 @@ type storageSecrets struct {
 	// seen is every resource version of each Secret read or written since the List: a watch
 	// behind this client's writes shows one of them.
 	seen map[string]map[string]bool
-	// created and deleted are the Secrets this client created or deleted since the List,
-	// which a watch may not show yet, or still show.
-	created, deleted map[string]bool
+	// created holds the resource version each Secret this client created since the List was
+	// created at: a watch that has not reached it may not show the Secret yet. deleted are the
+	// Secrets it deleted, which a watch may still show, at a version seen.
+	created map[string]string
+	deleted map[string]bool
+	// writes counts this client's writes, so that a List does not replace what a write made
+	// while it was under way.
+	writes int
 }
 
 func newStorageSecrets(c corev1client.SecretInterface, release string, watched Watched) *storageSecrets {
@@ -87,6 +93,7 @@ func (s *storageSecrets) List(ctx context.Context, opts metav1.ListOptions) (*co
 		s.mu.Unlock()
 		return l, nil
 	}
+	writes := s.writes
 	s.mu.Unlock()
 
 	l, err := s.SecretInterface.List(ctx, opts)
@@ -96,9 +103,9 @@ func (s *storageSecrets) List(ctx context.Context, opts metav1.ListOptions) (*co
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.last = fingerprintOf(l)
-	if all && s.watched != nil {
+	if all && s.watched != nil && writes == s.writes {
 		s.held, s.seen = map[string]*corev1.Secret{}, map[string]map[string]bool{}
-		s.created, s.deleted = map[string]bool{}, map[string]bool{}
+		s.created, s.deleted = map[string]string{}, map[string]bool{}
 		for i := range l.Items {
 			s.hold(l.Items[i].DeepCopy())
 		}
@@ -120,7 +127,7 @@ func (s *storageSecrets) Get(ctx context.Context, name string, opts metav1.GetOp
 
 func (s *storageSecrets) Create(ctx context.Context, secret *corev1.Secret, opts metav1.CreateOptions) (*corev1.Secret, error) {
 	out, err := s.SecretInterface.Create(ctx, secret, opts)
-	s.wrote(out, err, func() { s.created[out.Name] = true; delete(s.deleted, out.Name) })
+	s.wrote(out, err, func() { s.created[out.Name] = out.ResourceVersion; delete(s.deleted, out.Name) })
 	return out, err
 }
 
@@ -134,6 +141,7 @@ func (s *storageSecrets) Delete(ctx context.Context, name string, opts metav1.De
 	err := s.SecretInterface.Delete(ctx, name, opts)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.writes++
 	switch {
 	case s.held == nil:
 	case err != nil:
@@ -150,6 +158,7 @@ func (s *storageSecrets) Delete(ctx context.Context, name string, opts metav1.De
 func (s *storageSecrets) wrote(out *corev1.Secret, err error, then func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.writes++
 	switch {
 	case s.held == nil:
 	case err != nil || out == nil:
@@ -157,6 +166,8 @@ func (s *storageSecrets) wrote(out *corev1.Secret, err error, then func()) {
 	case out.Labels["owner"] == "helm" && out.Labels["name"] == s.release:
 		s.hold(out.DeepCopy())
 		then()
+	default:
+		delete(s.held, out.Name) // no longer the release's
 	}
 }
 
@@ -168,14 +179,15 @@ func (s *storageSecrets) hold(sec *corev1.Secret) {
 	s.seen[sec.Name][sec.ResourceVersion] = true
 }
 
-// trusted tells whether the held Secrets are the release's storage: the watch has synced and
-// shows each Secret at a version this client read or wrote (or one it deleted), and every
-// held Secret it lacks is one this client created.
+// trusted tells whether the held Secrets are the release's storage: the watch has synced; it
+// shows each Secret at a version this client read or wrote, held or deleted by it since; and
+// every held Secret it lacks is one this client created at a version the watch has not
+// reached.
 func (s *storageSecrets) trusted() bool {
 	if s.held == nil || s.watched == nil {
 		return false
 	}
-	objs, synced := s.watched()
+	objs, reached, synced := s.watched()
 	if !synced {
 		return false
 	}
@@ -183,16 +195,23 @@ func (s *storageSecrets) trusted() bool {
 	for _, o := range objs {
 		name := o.GetName()
 		inWatch[name] = true
-		if s.deleted[name] {
-			continue
+		if !s.seen[name][o.GetResourceVersion()] {
+			return false // another writer's version
 		}
-		if _, ok := s.held[name]; !ok || !s.seen[name][o.GetResourceVersion()] {
+		if _, held := s.held[name]; !held && !s.deleted[name] {
 			return false
 		}
 	}
 	for name := range s.held {
-		if !inWatch[name] && !s.created[name] {
-			return false
+		if inWatch[name] {
+			continue
+		}
+		at, created := s.created[name]
+		if !created {
+			return false // deleted by another writer
+		}
+		if c, err := resourceversion.CompareResourceVersion(reached, at); err != nil || c >= 0 {
+			return false // the watch has passed its creation, and no longer has it
 		}
 	}
 	return true
