@@ -3,21 +3,20 @@ package registry
 import (
 	"flag"
 	"fmt"
-	"slices"
-	"strconv"
-	"strings"
+
+	"github.com/plumb-dev/plumb/shared/featuregate"
 )
 
 // CloudFlags are the controller flags of cloud workload identity, with Flux's names:
 // --feature-gates=ObjectLevelWorkloadIdentity=true and --token-cache-max-size.
 type CloudFlags struct {
-	gates     featureGates
+	gates     featuregate.Gates
 	cacheSize int
 }
 
 // Bind registers the flags.
 func (f *CloudFlags) Bind(fs *flag.FlagSet) {
-	f.gates = featureGates{ObjectLevelWorkloadIdentity: false}
+	f.gates = featuregate.New(ObjectLevelWorkloadIdentity)
 	fs.Var(f.gates, "feature-gates", "Features on or off, Name=true|false separated by commas (Flux's flag). "+
 		ObjectLevelWorkloadIdentity+" (default false): with a cloud provider, an object's serviceAccountName is its cloud identity, "+
 		"obtained by a token exchange for that ServiceAccount.")
@@ -30,43 +29,4 @@ func (f *CloudFlags) Cloud() (*Cloud, error) {
 		return nil, fmt.Errorf("--token-cache-max-size must be positive, got %d", f.cacheSize)
 	}
 	return NewCloud(CloudOptions{CacheSize: f.cacheSize, ObjectLevel: f.gates[ObjectLevelWorkloadIdentity]})
-}
-
-// featureGates is a flag.Value of Name=bool pairs; only known names are accepted.
-type featureGates map[string]bool
-
-func (g featureGates) String() string {
-	var parts []string
-	for _, k := range slices.Sorted(func(yield func(string) bool) {
-		for k := range g {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
-		parts = append(parts, k+"="+strconv.FormatBool(g[k]))
-	}
-	return strings.Join(parts, ",")
-}
-
-func (g featureGates) Set(s string) error {
-	for pair := range strings.SplitSeq(s, ",") {
-		pair = strings.TrimSpace(pair)
-		if pair == "" {
-			continue
-		}
-		k, v, ok := strings.Cut(pair, "=")
-		if !ok {
-			v = "true"
-		}
-		if _, known := g[k]; !known {
-			return fmt.Errorf("unknown feature gate %q (known: %s)", k, ObjectLevelWorkloadIdentity)
-		}
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return fmt.Errorf("feature gate %s: %q is not true or false", k, v)
-		}
-		g[k] = b
-	}
-	return nil
 }
