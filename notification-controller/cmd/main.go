@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fluxcd/pkg/auth"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -20,6 +21,7 @@ import (
 	"github.com/plumb-dev/plumb/notification-controller/internal/controller"
 	"github.com/plumb-dev/plumb/notification-controller/internal/notify"
 	"github.com/plumb-dev/plumb/notification-controller/internal/receiver"
+	"github.com/plumb-dev/plumb/shared/featuregate"
 	plumbmanager "github.com/plumb-dev/plumb/shared/manager"
 )
 
@@ -33,11 +35,17 @@ type options struct {
 	allowInsecureHTTP    bool
 	noCrossNamespaceRefs bool
 	gcrJWKSURL           string
+	gates                featuregate.Gates
+	tokenCacheSize       int
 }
 
 func main() {
 	var o options
 	o.Bind(flag.CommandLine)
+	o.gates = featuregate.New(auth.FeatureGateObjectLevelWorkloadIdentity)
+	flag.Var(o.gates, "feature-gates", "Features on or off, Name=true|false separated by commas (Flux's flag). "+
+		auth.FeatureGateObjectLevelWorkloadIdentity+" (default false): a Provider's spec.serviceAccountName is its cloud identity (azureeventhub, azuredevops, googlepubsub), obtained by a token exchange for that ServiceAccount.")
+	flag.IntVar(&o.tokenCacheSize, "token-cache-max-size", 256, "Cloud tokens of Providers' ServiceAccounts kept in memory until shortly before they expire, one for each Provider.")
 	flag.StringVar(&o.receiverAddr, "receiver-addr", ":9292", "Address the Receiver webhooks are served on (by every replica).")
 	flag.DurationVar(&o.dedupWindow, "dedup-window", 30*time.Second, "Drop an event equal to one an Alert sent within this window (0 keeps all).")
 	flag.Func(strings.TrimPrefix(notify.AllowFlag, "--"), "CIDR prefixes or IP addresses (comma-separated, repeatable) Providers may deliver to although the address policy refuses them: loopback, link-local (cloud metadata), unspecified and the API server's address are refused by default; private ranges are allowed.", func(v string) error {
@@ -62,8 +70,17 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
+	// A Provider's ServiceAccount and its token are read and asked for when needed: not cached.
+	kube, err := client.New(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper()})
+	if err != nil {
+		return err
+	}
+	identity, err := controller.NewCloudIdentity(o.gates[auth.FeatureGateObjectLevelWorkloadIdentity], o.tokenCacheSize, kube)
+	if err != nil {
+		return err
+	}
 	senders := controller.SenderOptions{AllowInsecureHTTP: o.allowInsecureHTTP,
-		Addresses: &notify.AddressPolicy{Allow: o.allowCIDRs, APIServer: apiServer}}
+		Addresses: &notify.AddressPolicy{Allow: o.allowCIDRs, APIServer: apiServer}, Identity: identity}
 	events := mgr.GetEventRecorder(controllerName)
 	r := &controller.ReceiverReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: events, ControllerName: controllerName,
 		NoCrossNamespaceRefs: o.noCrossNamespaceRefs}

@@ -158,6 +158,19 @@ type ProviderSpec struct {
 	// policy.
 	// +optional
 	SecretRef *meta.LocalObjectReference `json:"secretRef,omitempty"`
+	// ServiceAccountName names a ServiceAccount in the Provider's namespace whose cloud
+	// identity (workload identity) authenticates the deliveries of azureeventhub (an Entra ID
+	// token for Event Hubs), azuredevops (an Entra ID token for Azure DevOps) and googlepubsub
+	// (a Google access token): a token of the ServiceAccount is exchanged for the cloud's, and
+	// cached until shortly before it expires. The ServiceAccount carries the identity as for
+	// Flux: azure.workload.identity/client-id and azure.workload.identity/tenant-id, or
+	// iam.gke.io/gcp-service-account (with gcp.auth.fluxcd.io/workload-identity-provider
+	// outside GKE). It needs the controller flag
+	// --feature-gates=ObjectLevelWorkloadIdentity=true. The Secret must then hold no token
+	// (nor, for azureeventhub, a connection string); other types refuse the field. Without it,
+	// these types use the Secret's credentials only, never the controller's own identity.
+	// +optional
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
 	// CommitStatusExpr is a CEL expression returning a string, the commit status's name for the
 	// commit status types (github, gitlab, gitea, bitbucket, bitbucketserver, azuredevops:
 	// GitHub's and Gitea's context, GitLab's name, Bitbucket's key and name, Azure DevOps's

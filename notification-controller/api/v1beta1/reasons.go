@@ -30,6 +30,9 @@ const (
 	ProviderNotReadyReason = "ProviderNotReady"
 	// InvalidSpecReason: the spec cannot work as written; retrying cannot help.
 	InvalidSpecReason = "InvalidSpec"
+	// FeatureGateDisabledReason: the Provider names a ServiceAccount (spec.serviceAccountName)
+	// and the controller runs without --feature-gates=ObjectLevelWorkloadIdentity=true.
+	FeatureGateDisabledReason = "FeatureGateDisabled"
 	// InvalidCELExpressionReason: a Receiver's spec.resourceFilter, spec.resources[].filter or
 	// an expression of spec.oidcProviders does not compile or does not return what it must, or a
 	// Provider's spec.commitStatusExpr or spec.commitStatusDescriptionExpr does not compile or

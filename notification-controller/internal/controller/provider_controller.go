@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
@@ -52,6 +53,9 @@ type SenderOptions struct {
 	Addresses *notify.AddressPolicy
 	// AllowInsecureHTTP lets a Provider send credentials from its Secret to an http:// address.
 	AllowInsecureHTTP bool
+	// Identity obtains the tokens of Providers that name a ServiceAccount (nil: refused, as
+	// without the feature gate).
+	Identity *CloudIdentity
 }
 
 // InsecureHTTPFlag is the flag that sets SenderOptions.AllowInsecureHTTP.
@@ -81,7 +85,14 @@ func (r *ProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	if _, err := statusText(obj); err != nil {
 		return ctrl.Result{}, status.Stall(nil, obj, notifyv1.InvalidCELExpressionReason, err.Error())
 	}
+	var ie *identitySpecError
+	if err := r.Senders.Identity.checkIdentity(obj); errors.As(err, &ie) {
+		return ctrl.Result{}, status.Stall(nil, obj, ie.reason, ie.msg)
+	}
 	if _, err := SenderFor(ctx, r.APIReader, obj, r.Senders); err != nil {
+		if errors.As(err, &ie) {
+			return ctrl.Result{}, status.Stall(nil, obj, ie.reason, ie.msg)
+		}
 		reason := refusalReason(err)
 		var nf *secretError
 		switch {
@@ -176,6 +187,16 @@ func SenderFor(ctx context.Context, r client.Reader, p *notifyv1.Provider, o Sen
 	hc, tlsConfig, err := httpClientOf(ctx, r, p, proxyURL, px, o.Addresses)
 	if err != nil {
 		return nil, err
+	}
+	if p.Spec.ServiceAccountName != "" {
+		// The ServiceAccount's cloud identity is the credential: none may come from the Secret.
+		if token != "" || strings.Contains(address, "Endpoint=") {
+			return nil, &identitySpecError{notifyv1.InvalidSpecReason,
+				"spec.serviceAccountName and the Secret's token (or connection string) both give credentials: keep one"}
+		}
+		if token, err = o.Identity.token(ctx, p, exchangeProxy(proxyURL, px)); err != nil {
+			return nil, err
+		}
 	}
 	text, err := statusText(p)
 	if err != nil {
@@ -285,4 +306,23 @@ func httpClientOf(ctx context.Context, r client.Reader, p *notifyv1.Provider, ra
 		return hc, tlsConfig, nil
 	}
 	return policy.Client(proxyURL, tlsConfig), tlsConfig, nil
+}
+
+// exchangeProxy is the proxy a cloud identity's token exchange goes through: the Provider's.
+func exchangeProxy(proxyURL string, px *proxy.Proxy) *url.URL {
+	if px != nil {
+		u := *px.URL
+		if px.Username != "" || px.Password != "" {
+			u.User = url.UserPassword(px.Username, px.Password)
+		}
+		return &u
+	}
+	if proxyURL == "" {
+		return nil
+	}
+	u, err := url.Parse(proxyURL)
+	if err != nil {
+		return nil
+	}
+	return u
 }

@@ -69,10 +69,13 @@ func pubSubSender(c senderConfig) (notify.Sender, error) {
 		return nil, errors.New("googlepubsub's address is the Google Cloud project ID, not a URL")
 	}
 	if c.Token == "" {
-		return nil, &secretError{"googlepubsub needs the Secret's token: a service account key (JSON); Plumb does not publish with the controller's own identity"}
+		return nil, &secretError{"googlepubsub needs the Secret's token (a service account key, JSON) or spec.serviceAccountName; Plumb does not publish with the controller's own identity"}
 	}
 	if err := direct(c, true); err != nil {
 		return nil, err
+	}
+	if c.Provider.Spec.ServiceAccountName != "" {
+		return &notify.GooglePubSub{Project: c.Address, Topic: spec.Channel, AccessToken: c.Token, Attributes: c.Headers, Client: c.Client}, nil
 	}
 	return &notify.GooglePubSub{Project: c.Address, Topic: spec.Channel, CredentialsJSON: []byte(c.Token), Attributes: c.Headers, Client: c.Client}, nil
 }
@@ -83,7 +86,7 @@ func eventHubSender(c senderConfig) (notify.Sender, error) {
 	}
 	if c.Address == "" || c.Token == "" || c.Provider.Spec.Channel == "" {
 		return nil, &secretError{"azureeventhub needs the Secret's address (a connection string with SharedAccessKeyName, SharedAccessKey and EntityPath), " +
-			"or spec.address (the event hub), spec.channel (the namespace) and the Secret's token (a Microsoft Entra ID token)"}
+			"or spec.address (the event hub), spec.channel (the namespace) and the Secret's token (a Microsoft Entra ID token) or spec.serviceAccountName"}
 	}
 	return &notify.AzureEventHub{Namespace: c.Provider.Spec.Channel, Hub: c.Address, Token: c.Token, Client: c.Client}, nil
 }

@@ -67,7 +67,7 @@ func azureDevOpsSender(c senderConfig) (notify.Sender, error) {
 	if err := needRepositoryAndToken(c); err != nil {
 		return nil, err
 	}
-	return &notify.AzureDevOps{Repository: c.Address, Token: c.Token, Client: c.Client, Text: c.Status}, nil
+	return &notify.AzureDevOps{Repository: c.Address, Token: c.Token, Bearer: c.Provider.Spec.ServiceAccountName != "", Client: c.Client, Text: c.Status}, nil
 }
 
 func githubCommentSender(c senderConfig) (notify.Sender, error) {

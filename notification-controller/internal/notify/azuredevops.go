@@ -16,13 +16,16 @@ import (
 // repository's web URL: https://dev.azure.com/{org}/{project}/_git/{repository},
 // https://{org}.visualstudio.com/{project}/_git/{repository}, or a server's
 // https://{host}/{collection}/{project}/_git/{repository}. Token is a personal access token
-// (basic auth with an empty user, as Azure DevOps documents). The status's genre is "plumb",
+// (basic auth with an empty user, as Azure DevOps documents), or with Bearer an Entra ID access
+// token (a Provider's ServiceAccount's). The status's genre is "plumb",
 // or "plumb:<summary>" with the Alert's summary, as Flux's is "fluxcd[:<summary>]".
 // Notifications without a Git commit revision are skipped.
 type AzureDevOps struct {
 	Repository string
 	Token      string
-	Client     *http.Client
+	// Bearer sends Token as an Entra ID access token rather than a personal access token.
+	Bearer bool
+	Client *http.Client
 	// Text names and describes the status (a Provider's commitStatusExpr and
 	// commitStatusDescriptionExpr).
 	Text StatusText
@@ -52,6 +55,9 @@ func (a *AzureDevOps) Send(ctx context.Context, n Notification) error {
 	}
 	endpoint := fmt.Sprintf("%s/_apis/git/repositories/%s/commits/%s/statuses?api-version=6.0", project, url.PathEscape(repo), sha)
 	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(":"+a.Token))
+	if a.Bearer {
+		auth = "Bearer " + a.Token
+	}
 	api := restAPI{client: a.Client, secrets: []string{a.Token}, auth: func(r *http.Request) { r.Header.Set("Authorization", auth) }}
 	_, err = api.call(ctx, http.MethodPost, endpoint, map[string]any{
 		"state": state, "description": desc, "targetUrl": project + "/_git/" + url.PathEscape(repo),

@@ -24,6 +24,9 @@ type GooglePubSub struct {
 	// CredentialsJSON is a service account key (JSON of type service_account); other types
 	// (external accounts read files and URLs of their own) are refused.
 	CredentialsJSON []byte
+	// AccessToken, instead, is a Google access token (of a Provider's ServiceAccount, obtained
+	// by the controller), used as it is.
+	AccessToken string
 	// Attributes of every message.
 	Attributes map[string]string
 	// Client fetches the key's access tokens (at its token_uri): the address policy applies.
@@ -49,6 +52,9 @@ func (g *GooglePubSub) Send(ctx context.Context, n Notification) error {
 			return err
 		}
 		opts = append(opts, option.WithAuthCredentials(creds))
+	}
+	if g.AccessToken != "" {
+		opts = append(opts, option.WithAuthCredentials(auth.NewCredentials(&auth.CredentialsOptions{TokenProvider: staticToken(g.AccessToken)})))
 	}
 	topic := "projects/" + g.Project + "/topics/" + g.Topic
 	client, err := pubsub.NewClient(ctx, g.Project, opts...)
@@ -105,4 +111,11 @@ func pubSubError(topic string, err error) error {
 		return &RetryableError{Err: e}
 	}
 	return e
+}
+
+// staticToken is an access token obtained elsewhere, as Google's client takes one.
+type staticToken string
+
+func (t staticToken) Token(context.Context) (*auth.Token, error) {
+	return &auth.Token{Value: string(t), Type: "Bearer"}, nil
 }
