@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -45,7 +46,7 @@ func main() {
 	o.gates = featuregate.New(auth.FeatureGateObjectLevelWorkloadIdentity)
 	flag.Var(o.gates, "feature-gates", "Features on or off, Name=true|false separated by commas (Flux's flag). "+
 		auth.FeatureGateObjectLevelWorkloadIdentity+" (default false): a Provider's spec.serviceAccountName is its cloud identity (azureeventhub, azuredevops, googlepubsub), obtained by a token exchange for that ServiceAccount.")
-	flag.IntVar(&o.tokenCacheSize, "token-cache-max-size", 256, "Cloud tokens of Providers' ServiceAccounts kept in memory until shortly before they expire, one for each Provider.")
+	flag.IntVar(&o.tokenCacheSize, "token-cache-max-size", 256, "Cloud tokens of Providers' ServiceAccounts kept in memory until shortly before they expire, one for each ServiceAccount, scope and proxy.")
 	flag.StringVar(&o.receiverAddr, "receiver-addr", ":9292", "Address the Receiver webhooks are served on (by every replica).")
 	flag.DurationVar(&o.dedupWindow, "dedup-window", 30*time.Second, "Drop an event equal to one an Alert sent within this window (0 keeps all).")
 	flag.Func(strings.TrimPrefix(notify.AllowFlag, "--"), "CIDR prefixes or IP addresses (comma-separated, repeatable) Providers may deliver to although the address policy refuses them: loopback, link-local (cloud metadata), unspecified and the API server's address are refused by default; private ranges are allowed.", func(v string) error {
@@ -74,6 +75,9 @@ func run(ctx context.Context, o options) error {
 	kube, err := client.New(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper()})
 	if err != nil {
 		return err
+	}
+	if o.tokenCacheSize <= 0 {
+		return fmt.Errorf("--token-cache-max-size must be positive, got %d", o.tokenCacheSize)
 	}
 	identity, err := controller.NewCloudIdentity(o.gates[auth.FeatureGateObjectLevelWorkloadIdentity], o.tokenCacheSize, kube)
 	if err != nil {

@@ -90,7 +90,7 @@ func (r *ProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		return ctrl.Result{}, status.Stall(nil, obj, ie.reason, ie.msg)
 	}
 	if _, err := SenderFor(ctx, r.APIReader, obj, r.Senders); err != nil {
-		if errors.As(err, &ie) {
+		if errors.As(err, &ie) && ie.stall {
 			return ctrl.Result{}, status.Stall(nil, obj, ie.reason, ie.msg)
 		}
 		reason := refusalReason(err)
@@ -124,7 +124,10 @@ func (e *plainHTTPError) Error() string {
 func refusalReason(err error) string {
 	var ar *notify.AddressRefusedError
 	var ph *plainHTTPError
+	var ie *identitySpecError
 	switch {
+	case errors.As(err, &ie):
+		return ie.reason
 	case errors.As(err, &ar):
 		return notifyv1.AddressRefusedReason
 	case errors.As(err, &ph):
@@ -191,8 +194,13 @@ func SenderFor(ctx context.Context, r client.Reader, p *notifyv1.Provider, o Sen
 	if p.Spec.ServiceAccountName != "" {
 		// The ServiceAccount's cloud identity is the credential: none may come from the Secret.
 		if token != "" || strings.Contains(address, "Endpoint=") {
-			return nil, &identitySpecError{notifyv1.InvalidSpecReason,
-				"spec.serviceAccountName and the Secret's token (or connection string) both give credentials: keep one"}
+			return nil, &identitySpecError{reason: notifyv1.InvalidSpecReason,
+				msg: "spec.serviceAccountName and the Secret's token (or connection string) both give credentials: keep one"}
+		}
+		// The exchange goes through the Provider's proxy, which the address policy must allow
+		// first (its client dials without the policy).
+		if err := checkProxies(ctx, o.Addresses, proxyURL, px); err != nil {
+			return nil, err
 		}
 		if token, err = o.Identity.token(ctx, p, exchangeProxy(proxyURL, px)); err != nil {
 			return nil, err
@@ -239,17 +247,26 @@ func SenderFor(ctx context.Context, r client.Reader, p *notifyv1.Provider, o Sen
 	if err := o.Addresses.CheckURL(ctx, address); err != nil {
 		return nil, err
 	}
+	if err := checkProxies(ctx, o.Addresses, proxyURL, px); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// checkProxies holds the Provider's proxy (spec.proxy or the Secret's, or proxySecretRef's) to
+// the address policy.
+func checkProxies(ctx context.Context, policy *notify.AddressPolicy, proxyURL string, px *proxy.Proxy) error {
 	if proxyURL != "" {
-		if err := o.Addresses.CheckURL(ctx, proxyURL); err != nil {
-			return nil, fmt.Errorf("proxy: %w", err)
+		if err := policy.CheckURL(ctx, proxyURL); err != nil {
+			return fmt.Errorf("proxy: %w", err)
 		}
 	}
 	if px != nil {
-		if err := o.Addresses.CheckURL(ctx, px.URL.String()); err != nil {
-			return nil, fmt.Errorf("%w: proxy %s: %w", proxy.ErrProxy, px.Host(), err)
+		if err := policy.CheckURL(ctx, px.URL.String()); err != nil {
+			return fmt.Errorf("%w: proxy %s: %w", proxy.ErrProxy, px.Host(), err)
 		}
 	}
-	return s, nil
+	return nil
 }
 
 // appTokens gives a GitHub App's installation token, asked for through the Provider's client

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/fluxcd/pkg/auth"
 	"github.com/fluxcd/pkg/auth/azure"
@@ -22,7 +23,8 @@ import (
 
 // CloudIdentity obtains the cloud access tokens of the Providers that name a ServiceAccount
 // (spec.serviceAccountName): a token of the ServiceAccount, exchanged by fluxcd/pkg/auth for
-// Entra ID's or Google's, cached until shortly before it expires.
+// Entra ID's or Google's, cached until shortly before it expires (keyed by the ServiceAccount,
+// its identity annotations, the scope and the proxy).
 type CloudIdentity struct {
 	// Enabled is the ObjectLevelWorkloadIdentity feature gate.
 	Enabled bool
@@ -50,6 +52,9 @@ func NewCloudIdentity(enabled bool, cacheSize int, kube client.Client) (*CloudId
 	return &CloudIdentity{Enabled: enabled, Kube: kube, cache: c}, nil
 }
 
+// exchangeTimeout bounds one token exchange (the ServiceAccount's token and the cloud's).
+const exchangeTimeout = 15 * time.Second
+
 // identityScopes are the types that take spec.serviceAccountName, with the scope of their
 // token (googlepubsub: the exchange's own, which covers Pub/Sub).
 var identityScopes = map[string]string{
@@ -58,10 +63,12 @@ var identityScopes = map[string]string{
 	notifyv1.GooglePubSubProvider:  "",
 }
 
-// identitySpecError is a spec.serviceAccountName that cannot work as written: retrying cannot
-// help.
+// identitySpecError is a spec.serviceAccountName that cannot work as written: with stall,
+// one that only a change of the Provider (or of the controller's flags) mends; without, one
+// that a change of its Secret does.
 type identitySpecError struct {
 	reason, msg string
+	stall       bool
 }
 
 func (e *identitySpecError) Error() string { return e.msg }
@@ -74,11 +81,11 @@ func (c *CloudIdentity) checkIdentity(p *notifyv1.Provider) error {
 		return nil
 	}
 	if _, ok := identityScopes[p.Spec.Type]; !ok {
-		return &identitySpecError{notifyv1.InvalidSpecReason, fmt.Sprintf(
+		return &identitySpecError{reason: notifyv1.InvalidSpecReason, stall: true, msg: fmt.Sprintf(
 			"spec.serviceAccountName is for the types that authenticate with a cloud identity (azureeventhub, azuredevops, googlepubsub), not %s", p.Spec.Type)}
 	}
 	if c == nil || !c.Enabled {
-		return &identitySpecError{notifyv1.FeatureGateDisabledReason, fmt.Sprintf(
+		return &identitySpecError{reason: notifyv1.FeatureGateDisabledReason, stall: true, msg: fmt.Sprintf(
 			"spec.serviceAccountName %s names the cloud identity, which needs the controller flag --feature-gates=%s=true", sa, auth.FeatureGateObjectLevelWorkloadIdentity)}
 	}
 	return nil
@@ -105,6 +112,9 @@ func (c *CloudIdentity) token(ctx context.Context, p *notifyv1.Provider, proxyUR
 	if scope := identityScopes[p.Spec.Type]; scope != "" {
 		opts = append(opts, auth.WithScopes(scope))
 	}
+	// A bound on the exchange: the token cache is locked while it runs.
+	ctx, cancel := context.WithTimeout(ctx, exchangeTimeout)
+	defer cancel()
 	t, err := auth.GetAccessToken(ctx, provider, opts...)
 	if err != nil {
 		return "", fmt.Errorf("%w: %s token of ServiceAccount %s/%s: %s", gitauth.ErrAuth, provider.GetName(), p.Namespace, sa, strings.Join(strings.Fields(err.Error()), " "))

@@ -148,6 +148,14 @@ func TestSenderFor_ServiceAccountIdentity(t *testing.T) {
 	s, err = SenderFor(ctx, k8s, provider(notifyv1.AzureEventHubProvider, "deploys", "shop-events"), opts)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(s.(*notify.AzureEventHub).Token).To(Equal("entra:" + azure.ScopeEventHubs))
+	g.Expect(ms.calls).To(Equal(2), "another scope, another token")
+
+	// The exchange goes through the Provider's proxy only where the address policy allows it.
+	proxied := provider(notifyv1.AzureEventHubProvider, "deploys", "other-events")
+	proxied.Spec.Proxy = "http://169.254.169.254:80"
+	_, err = SenderFor(ctx, k8s, proxied, opts)
+	g.Expect(refusalReason(err)).To(Equal(notifyv1.AddressRefusedReason), "%v", err)
+	g.Expect(ms.calls).To(Equal(2), "no exchange through a refused proxy")
 
 	// Pub/Sub: Google's token, from the workload identity provider's audience.
 	s, err = SenderFor(ctx, k8s, provider(notifyv1.GooglePubSubProvider, "my-project", "deploys"), opts)
@@ -181,14 +189,15 @@ func TestSenderFor_ServiceAccountIdentity(t *testing.T) {
 	_, err = SenderFor(ctx, k8s, both, opts)
 	var ie *identitySpecError
 	g.Expect(errors.As(err, &ie)).To(BeTrue(), "%v", err)
-	g.Expect(ie.reason).To(Equal(notifyv1.InvalidSpecReason))
+	g.Expect(refusalReason(err)).To(Equal(notifyv1.InvalidSpecReason))
+	g.Expect(ie.stall).To(BeFalse(), "mended by a change of the Secret, which a Stalled Provider would not see")
 
 	// Other types, and a controller without the gate, refuse the field before any request.
 	chat := provider(notifyv1.SlackProvider, "https://hooks.slack.com/services/x", "")
 	g.Expect(errors.As(id.checkIdentity(chat), &ie)).To(BeTrue())
-	g.Expect(ie.reason).To(Equal(notifyv1.InvalidSpecReason))
+	g.Expect([]any{ie.reason, ie.stall}).To(Equal([]any{notifyv1.InvalidSpecReason, true}))
 	g.Expect(errors.As((*CloudIdentity)(nil).checkIdentity(ado), &ie)).To(BeTrue())
-	g.Expect(ie.reason).To(Equal(notifyv1.FeatureGateDisabledReason))
+	g.Expect([]any{ie.reason, ie.stall}).To(Equal([]any{notifyv1.FeatureGateDisabledReason, true}))
 	g.Expect(ie.msg).To(ContainSubstring("--feature-gates=ObjectLevelWorkloadIdentity=true"))
 }
 
