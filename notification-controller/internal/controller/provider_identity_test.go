@@ -2,8 +2,6 @@ package controller
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -30,6 +28,7 @@ import (
 	notifyv1 "github.com/plumb-dev/plumb/notification-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/notification-controller/internal/notify"
 	"github.com/plumb-dev/plumb/shared/gitauth"
+	"github.com/plumb-dev/plumb/shared/testing/cloudtest"
 )
 
 // entra stands for Microsoft Entra ID's token endpoint, which azidentity reaches over TLS at a
@@ -83,17 +82,6 @@ func (s *googleSTS) NewTokenSource(ctx context.Context, conf externalaccount.Con
 	return oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "ya29.google", Expiry: time.Now().Add(time.Hour)}), nil
 }
 
-// jwtClaims reads the claims of a JWT without checking it (the API server made it).
-func jwtClaims(g *WithT, token string) map[string]any {
-	parts := strings.Split(token, ".")
-	g.Expect(parts).To(HaveLen(3), "a JWT")
-	b, err := base64.RawURLEncoding.DecodeString(parts[1])
-	g.Expect(err).NotTo(HaveOccurred())
-	var claims map[string]any
-	g.Expect(json.Unmarshal(b, &claims)).To(Succeed())
-	return claims
-}
-
 // A Provider's spec.serviceAccountName is its cloud identity: the ServiceAccount's token,
 // issued by the API server for the exchange's audience, is exchanged for Entra ID's (with the
 // scope of the type) or Google's, cached, and sent as the type's credential (a bearer token
@@ -137,7 +125,8 @@ func TestSenderFor_ServiceAccountIdentity(t *testing.T) {
 	g.Expect(auths).To(Equal([]string{"Bearer entra:" + azure.ScopeDevOps}))
 	g.Expect([]string{ms.tenant, ms.client}).To(Equal([]string{"tenant-1", "client-1"}))
 	g.Expect(ms.getAssertionFailed).NotTo(HaveOccurred())
-	claims := jwtClaims(g, ms.assertion)
+	claims, err := cloudtest.JWTClaims(ms.assertion)
+	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(claims["sub"]).To(Equal("system:serviceaccount:" + ns.Name + ":notify"))
 	g.Expect(claims["aud"]).To(ContainElement("api://AzureADTokenExchange"))
 	_, err = SenderFor(ctx, k8s, ado, opts)
@@ -163,7 +152,9 @@ func TestSenderFor_ServiceAccountIdentity(t *testing.T) {
 	g.Expect(s.(*notify.GooglePubSub).AccessToken).To(Equal("ya29.google"))
 	g.Expect(s.(*notify.GooglePubSub).CredentialsJSON).To(BeEmpty())
 	g.Expect(sts.audience).To(Equal("//iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/pool/providers/plumb"))
-	g.Expect(jwtClaims(g, sts.subject)["aud"]).To(ContainElement(sts.audience))
+	claims, err = cloudtest.JWTClaims(sts.subject)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(claims["aud"]).To(ContainElement(sts.audience))
 
 	// A refused exchange is AuthenticationFailed, naming the ServiceAccount and no token.
 	ms2 := &entra{err: errors.New("AADSTS700016: application not found")}

@@ -2,12 +2,9 @@ package controller
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/fluxcd/pkg/apis/meta"
@@ -160,18 +157,6 @@ func startObjectLevelManager(t *testing.T) {
 	})
 }
 
-// jwtClaims decodes the claims of a JWT without checking its signature (the API server signed
-// it; the test only reads whose it is).
-func jwtClaims(g *WithT, token string) map[string]any {
-	parts := strings.Split(token, ".")
-	g.Expect(parts).To(HaveLen(3), "a JWT")
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
-	g.Expect(err).NotTo(HaveOccurred())
-	var claims map[string]any
-	g.Expect(json.Unmarshal(payload, &claims)).To(Succeed())
-	return claims
-}
-
 // With object-level identity, an OCIRepository's serviceAccountName is its AWS identity: the
 // controller asks the API server for a token of that ServiceAccount (audience sts.amazonaws.com),
 // exchanges it at STS for the role its eks.amazonaws.com/role-arn annotation names, and signs
@@ -229,7 +214,8 @@ func TestOCIRepository_ProviderAWSObjectLevelIdentity(t *testing.T) {
 	g.Expect(assumes[0].Get("RoleArn")).To(Equal(pullerRole))
 	g.Expect(assumes[0].Get("RoleSessionName")).To(Equal("puller." + ns + ".us-east-1.fluxcd.io"))
 	g.Expect(assumes[0].Get("WebIdentityToken")).NotTo(Equal("projected-sa-token"), "not the controller's own token")
-	claims := jwtClaims(g, assumes[0].Get("WebIdentityToken"))
+	claims, err := cloudtest.JWTClaims(assumes[0].Get("WebIdentityToken"))
+	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(claims["sub"]).To(Equal("system:serviceaccount:" + ns + ":puller"))
 	g.Expect(claims["aud"]).To(ConsistOf("sts.amazonaws.com"))
 	g.Expect(aws.ECRCalls()).To(Equal(1))
@@ -242,7 +228,9 @@ func TestOCIRepository_ProviderAWSObjectLevelIdentity(t *testing.T) {
 	assumes = aws.Assumes()
 	g.Expect(assumes).To(HaveLen(2))
 	g.Expect(assumes[1].Get("RoleArn")).To(Equal(otherRole))
-	g.Expect(jwtClaims(g, assumes[1].Get("WebIdentityToken"))["sub"]).To(Equal("system:serviceaccount:" + ns + ":other"))
+	claims, err = cloudtest.JWTClaims(assumes[1].Get("WebIdentityToken"))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(claims["sub"]).To(Equal("system:serviceaccount:" + ns + ":other"))
 	g.Expect(aws.ECRCalls()).To(Equal(2))
 
 	// A ServiceAccount without the annotation names no role: no exchange, a message naming it.
