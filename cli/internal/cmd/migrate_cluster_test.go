@@ -24,6 +24,7 @@ import (
 	"github.com/plumb-dev/plumb/cli/internal/localdir"
 	"github.com/plumb-dev/plumb/shared/artifact"
 	"github.com/plumb-dev/plumb/shared/kustomize"
+	"github.com/plumb-dev/plumb/shared/sops/sopstest"
 	"github.com/plumb-dev/plumb/shared/testing/artifacttest"
 )
 
@@ -83,9 +84,14 @@ func build(g Gomega, ns, dir string) []*unstructured.Unstructured {
 // applyAs applies objects as a controller applies them: fluxcd/pkg/ssa with the controller's
 // field manager and owner labels, and the Kustomization's apply options.
 func applyAs(g Gomega, manager, group, ns string, objs []*unstructured.Unstructured) *ssa.ChangeSet {
+	return applyAsOwner(g, manager, group, "apps", ns, objs)
+}
+
+// applyAsOwner is applyAs for the Kustomization name of ns.
+func applyAsOwner(g Gomega, manager, group, name, ns string, objs []*unstructured.Unstructured) *ssa.ChangeSet {
 	rm, _, err := install.ManagerAs(env.Config, manager, group)
 	g.Expect(err).NotTo(HaveOccurred())
-	rm.SetOwnerLabels(objs, "apps", ns)
+	rm.SetOwnerLabels(objs, name, ns)
 	ks := &applyv1.Kustomization{Spec: applyv1.KustomizationSpec{Prune: true}}
 	cs, err := rm.ApplyAllStaged(context.Background(), objs, kustomize.ApplyOptions(ks))
 	g.Expect(err).NotTo(HaveOccurred())
@@ -171,9 +177,25 @@ func TestMigrateClusterFromFlux(t *testing.T) {
 	// Suspended before the takeover: rollback leaves it suspended.
 	fluxObject(g, "source.toolkit.fluxcd.io/v1", "HelmRepository", ns, "charts",
 		map[string]any{"url": "https://example.invalid/charts", "interval": "1h", "suspend": true}, nil)
-	// A field Plumb lacks: refused unless --drop-unsupported.
-	fluxObject(g, "notification.toolkit.fluxcd.io/v1beta3", "Provider", ns, "ops",
-		map[string]any{"type": "generic", "address": "https://example.invalid/hook", "serviceAccountName": "notifier"}, nil)
+	// A field Plumb lacks: refused unless --drop-unsupported (a Kustomization that decrypts
+	// with a key of its Secret, and names a ServiceAccount for KMS, which Plumb does not take).
+	key, _ := sopstest.Identity(t)
+	g.Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "sops-age", Namespace: ns},
+		StringData: map[string]string{"age.agekey": key}})).To(Succeed())
+	// Its own source and object, applied by Flux.
+	opsDir := t.TempDir()
+	g.Expect(os.WriteFile(filepath.Join(opsDir, "ops.yaml"), []byte("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ops\ndata:\n  on-call: ada\n"), 0o600)).To(Succeed())
+	applyAsOwner(g, "kustomize-controller", "kustomize.toolkit.fluxcd.io", "ops", ns, build(g, ns, opsDir))
+	opsArtifact := artifacts.Publish("main@sha1:89abcdef0123456789abcdef0123456789abcdef", ".tar.gz", pack(g, opsDir))
+	opsStatus, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&opsArtifact)
+	g.Expect(err).NotTo(HaveOccurred())
+	fluxObject(g, "source.toolkit.fluxcd.io/v1", "GitRepository", ns, "ops",
+		map[string]any{"url": "https://example.invalid/ops.git", "interval": "5m", "ref": map[string]any{"branch": "main"}},
+		map[string]any{"artifact": opsStatus})
+	fluxObject(g, "kustomize.toolkit.fluxcd.io/v1", "Kustomization", ns, "ops",
+		map[string]any{"sourceRef": map[string]any{"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository", "name": "ops"},
+			"path": "./", "interval": "10m", "prune": true, "targetNamespace": ns,
+			"decryption": map[string]any{"provider": "sops", "secretRef": map[string]any{"name": "sops-age"}, "serviceAccountName": "kms"}}, nil)
 
 	// The dry run: Plumb's first apply would change nothing.
 	code, out, errOut := plumb(ctx, "migrate", "cluster", "--from", "flux", "--dry-run")
@@ -201,10 +223,10 @@ func TestMigrateClusterFromFlux(t *testing.T) {
 	code, out, errOut = plumb(ctx, "migrate", "cluster", "--from", "flux")
 	g.Expect(code).To(Equal(ExitFailure), out)
 	g.Expect(errOut).To(ContainSubstring("some objects were not migrated"))
-	g.Expect(out).To(ContainSubstring("✗ Provider/" + ns + "/ops: the Plumb Provider would lack field spec.serviceAccountName"))
+	g.Expect(out).To(ContainSubstring("✗ Kustomization/" + ns + "/ops: the Plumb Kustomization would lack field spec.decryption.serviceAccountName"))
 	g.Expect(out).To(ContainSubstring("✔ Kustomization/" + ns + "/apps: suspended; Plumb twin created; 3 applied objects handed over to apply-controller"))
-	g.Expect(kindsSuspendedT(getObj(g, "notification.toolkit.fluxcd.io/v1beta3", "Provider", ns, "ops"))).To(BeFalse(), "an object that cannot be taken over stays Flux's, running")
-	err = k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "ops"}, get0("notification.plumb.dev/v1beta1", "Provider"))
+	g.Expect(kindsSuspendedT(getObj(g, "kustomize.toolkit.fluxcd.io/v1", "Kustomization", ns, "ops"))).To(BeFalse(), "an object that cannot be taken over stays Flux's, running")
+	err = k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "ops"}, get0("apply.plumb.dev/v1beta1", "Kustomization"))
 	g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "no twin: %v", err)
 
 	// Flux objects suspended, with what they were.
@@ -252,7 +274,7 @@ func TestMigrateClusterFromFlux(t *testing.T) {
 	// Again, dropping what Plumb lacks: the rest is left as it is.
 	code, out, _ = plumb(ctx, "migrate", "cluster", "--from", "flux", "--drop-unsupported")
 	g.Expect(code).To(Equal(ExitOK), out)
-	g.Expect(out).To(ContainSubstring("✔ Provider/" + ns + "/ops: suspended; Plumb twin created without spec.serviceAccountName"))
+	g.Expect(out).To(ContainSubstring("✔ Kustomization/" + ns + "/ops: suspended; Plumb twin created without spec.decryption.serviceAccountName"))
 	g.Expect(out).To(ContainSubstring("✔ Kustomization/" + ns + "/apps: suspended; Plumb twin already there; 0 applied objects handed over"))
 	for kind, a := range readLive(g, objs) {
 		g.Expect(a.rv).To(Equal(after[kind].rv), "%s unchanged by a second run", kind)
@@ -301,7 +323,8 @@ func TestMigrateClusterFromFlux(t *testing.T) {
 	for _, tw := range []*unstructured.Unstructured{
 		getObj(g, "apply.plumb.dev/v1beta1", "Kustomization", ns, "apps"),
 		getObj(g, "source.plumb.dev/v1beta1", "GitRepository", ns, "repo"),
-		getObj(g, "notification.plumb.dev/v1beta1", "Provider", ns, "ops"),
+		getObj(g, "apply.plumb.dev/v1beta1", "Kustomization", ns, "ops"),
+		getObj(g, "source.plumb.dev/v1beta1", "GitRepository", ns, "ops"),
 	} {
 		tw.Object["status"] = map[string]any{"conditions": ready("True", "Succeeded", "ok")}
 		g.Expect(k8s.Status().Update(ctx, tw)).To(Succeed())
