@@ -145,6 +145,17 @@ func getObj(g Gomega, apiVersion, kind, ns, name string) *unstructured.Unstructu
 	return u
 }
 
+// fluxGitRepository makes Flux's GitRepository name of ns with an artifact of dir at revision,
+// served by artifacts.
+func fluxGitRepository(g Gomega, artifacts *artifacttest.Server, ns, name, revision, dir string) {
+	a := artifacts.Publish(revision, ".tar.gz", pack(g, dir))
+	status, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&a)
+	g.Expect(err).NotTo(HaveOccurred())
+	fluxObject(g, "source.toolkit.fluxcd.io/v1", "GitRepository", ns, name,
+		map[string]any{"url": "https://example.invalid/" + name + ".git", "interval": "5m", "ref": map[string]any{"branch": "main"}},
+		map[string]any{"artifact": status})
+}
+
 func TestMigrateClusterFromFlux(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
@@ -164,12 +175,7 @@ func TestMigrateClusterFromFlux(t *testing.T) {
 	g.Expect(inventory).To(HaveLen(3))
 	artifacts := artifacttest.NewServer()
 	defer artifacts.Close()
-	a := artifacts.Publish("main@sha1:0123456789abcdef0123456789abcdef01234567", ".tar.gz", pack(g, dir))
-	status, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&a)
-	g.Expect(err).NotTo(HaveOccurred())
-	fluxObject(g, "source.toolkit.fluxcd.io/v1", "GitRepository", ns, "repo",
-		map[string]any{"url": "https://example.invalid/repo.git", "interval": "5m", "ref": map[string]any{"branch": "main"}},
-		map[string]any{"artifact": status})
+	fluxGitRepository(g, artifacts, ns, "repo", "main@sha1:0123456789abcdef0123456789abcdef01234567", dir)
 	fluxObject(g, "kustomize.toolkit.fluxcd.io/v1", "Kustomization", ns, "apps",
 		map[string]any{"sourceRef": map[string]any{"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository", "name": "repo"},
 			"path": "./", "interval": "10m", "prune": true, "targetNamespace": ns},
@@ -186,12 +192,7 @@ func TestMigrateClusterFromFlux(t *testing.T) {
 	opsDir := t.TempDir()
 	g.Expect(os.WriteFile(filepath.Join(opsDir, "ops.yaml"), []byte("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ops\ndata:\n  on-call: ada\n"), 0o600)).To(Succeed())
 	applyAsOwner(g, "kustomize-controller", "kustomize.toolkit.fluxcd.io", "ops", ns, build(g, ns, opsDir))
-	opsArtifact := artifacts.Publish("main@sha1:89abcdef0123456789abcdef0123456789abcdef", ".tar.gz", pack(g, opsDir))
-	opsStatus, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&opsArtifact)
-	g.Expect(err).NotTo(HaveOccurred())
-	fluxObject(g, "source.toolkit.fluxcd.io/v1", "GitRepository", ns, "ops",
-		map[string]any{"url": "https://example.invalid/ops.git", "interval": "5m", "ref": map[string]any{"branch": "main"}},
-		map[string]any{"artifact": opsStatus})
+	fluxGitRepository(g, artifacts, ns, "ops", "main@sha1:89abcdef0123456789abcdef0123456789abcdef", opsDir)
 	fluxObject(g, "kustomize.toolkit.fluxcd.io/v1", "Kustomization", ns, "ops",
 		map[string]any{"sourceRef": map[string]any{"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository", "name": "ops"},
 			"path": "./", "interval": "10m", "prune": true, "targetNamespace": ns,
@@ -226,7 +227,7 @@ func TestMigrateClusterFromFlux(t *testing.T) {
 	g.Expect(out).To(ContainSubstring("✗ Kustomization/" + ns + "/ops: the Plumb Kustomization would lack field spec.decryption.serviceAccountName"))
 	g.Expect(out).To(ContainSubstring("✔ Kustomization/" + ns + "/apps: suspended; Plumb twin created; 3 applied objects handed over to apply-controller"))
 	g.Expect(kindsSuspendedT(getObj(g, "kustomize.toolkit.fluxcd.io/v1", "Kustomization", ns, "ops"))).To(BeFalse(), "an object that cannot be taken over stays Flux's, running")
-	err = k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "ops"}, get0("apply.plumb.dev/v1beta1", "Kustomization"))
+	err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "ops"}, get0("apply.plumb.dev/v1beta1", "Kustomization"))
 	g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "no twin: %v", err)
 
 	// Flux objects suspended, with what they were.
