@@ -328,11 +328,7 @@ func httpClientOf(ctx context.Context, r client.Reader, p *notifyv1.Provider, ra
 // exchangeProxy is the proxy a cloud identity's token exchange goes through: the Provider's.
 func exchangeProxy(proxyURL string, px *proxy.Proxy) *url.URL {
 	if px != nil {
-		u := *px.URL
-		if px.Username != "" || px.Password != "" {
-			u.User = url.UserPassword(px.Username, px.Password)
-		}
-		return &u
+		return px.FullURL()
 	}
 	if proxyURL == "" {
 		return nil

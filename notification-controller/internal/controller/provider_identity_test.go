@@ -42,7 +42,6 @@ type entra struct {
 	tenant, client     string
 	assertion          string
 	err                error
-	scopesAsked        []string
 	getAssertionFailed error
 }
 
@@ -58,7 +57,6 @@ func (e *entra) GetToken(_ context.Context, o policy.TokenRequestOptions) (azcor
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.calls++
-	e.scopesAsked = append(e.scopesAsked, o.Scopes...)
 	if e.err != nil {
 		return azcore.AccessToken{}, e.err
 	}
