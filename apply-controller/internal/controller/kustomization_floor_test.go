@@ -405,6 +405,18 @@ func TestKustomization_NewObjectsAreCreatedWithoutADryRun(t *testing.T) {
 	g.Expect(k8s.Create(context.Background(), k)).To(Succeed())
 	waitApplied(g, k, "main@sha1:1")
 	reqs := all.all()[before:]
+	// The run that created them ends with its second status patch (the first records the
+	// inventory before the apply); a reconcile after it (its source's status moved, say) may
+	// dry-run them if the watch has not delivered the creates yet, as it should.
+	statusPatch := "PATCH /apis/apply.plumb.dev/v1beta1/namespaces/" + ns + "/kustomizations/" + k.Name + "/status"
+	for i, n := 0, 0; i < len(reqs); i++ {
+		if reqs[i] == statusPatch {
+			if n++; n == 2 {
+				reqs = reqs[:i+1]
+				break
+			}
+		}
+	}
 	for _, name := range []string{"a", "b"} {
 		path := "/api/v1/namespaces/" + ns + "/configmaps/" + name
 		var touched []string
