@@ -1,5 +1,6 @@
-// Command images builds the container images of the Plumb controllers without a Docker daemon:
-// one multi-arch OCI image index per controller, from its static Go binary.
+// Command images builds the container images of Plumb without a Docker daemon: one multi-arch
+// OCI image index per component (each controller, and "plumb", the plumb command, whose image
+// runs the dashboard of cli/config/dashboard), from its static Go binary.
 //
 //	go run ./images [-components a,b] [-platforms linux/amd64,linux/arm64] [-version v]
 //	                [-push <registry>/<prefix>] [-insecure] [-out dir]
@@ -121,8 +122,9 @@ func parse(args []string, stderr io.Writer) (options, error) {
 		o.root = root
 	}
 	for _, c := range o.components {
-		if _, err := os.Stat(filepath.Join(o.root, c, "cmd")); err != nil {
-			return o, usageError{fmt.Errorf("component %q: no %s/cmd under %s", c, c, o.root)}
+		pkg := build.ComponentOf(c).Package
+		if _, err := os.Stat(filepath.Join(o.root, filepath.FromSlash(pkg))); err != nil {
+			return o, usageError{fmt.Errorf("component %q: no %s under %s", c, pkg, o.root)}
 		}
 	}
 	return o, nil
@@ -149,7 +151,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	start := time.Now()
 	// One component at a time: its binaries are held in memory until written.
-	for _, c := range o.components {
+	for _, name := range o.components {
+		c := build.ComponentOf(name)
 		idx, err := b.Build(ctx, c, o.platforms)
 		if err != nil {
 			return err
@@ -159,13 +162,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			if err != nil {
 				return err
 			}
-			if err := lay.AppendIndex(idx, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": c})); err != nil {
-				return fmt.Errorf("write %s to %s: %w", c, o.out, err)
+			if err := lay.AppendIndex(idx, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": name})); err != nil {
+				return fmt.Errorf("write %s to %s: %w", name, o.out, err)
 			}
-			fmt.Fprintf(stdout, "%s %s\n", c, d)
+			fmt.Fprintf(stdout, "%s %s\n", name, d)
 			continue
 		}
-		tag, err := o.tag(c)
+		tag, err := o.tag(name)
 		if err != nil {
 			return err
 		}
@@ -173,19 +176,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "%s %s\n", c, ref)
+		fmt.Fprintf(stdout, "%s %s\n", name, ref)
 		if o.out == "" {
 			continue
 		}
 		var extra []string
-		if c == "apply-controller" && o.noRemoteBases {
+		if name == "apply-controller" && o.noRemoteBases {
 			extra = append(extra, "--no-remote-bases")
 		}
 		manifests, err := build.Pin(o.root, c, ref, extra...)
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(filepath.Join(o.out, c+".yaml"), manifests, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(o.out, name+".yaml"), manifests, 0o644); err != nil {
 			return err
 		}
 	}

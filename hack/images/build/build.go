@@ -1,12 +1,13 @@
-// Package build makes the container images of the Plumb controllers without a Docker daemon: it
-// cross-compiles each controller's static binary with the go command, wraps it in a multi-arch
-// OCI image index with go-containerregistry, pushes the index to a registry, and renders a
-// controller's Kustomize base with its image pinned to the pushed digest.
+// Package build makes the container images of Plumb without a Docker daemon: it cross-compiles
+// each component's static binary (a controller, or the plumb command) with the go command, wraps
+// it in a multi-arch OCI image index with go-containerregistry, pushes the index to a registry,
+// and renders the component's Kustomize base with its image pinned to the pushed digest.
 //
 // The images start from scratch: a small base layer (/etc/passwd and /etc/group naming the
-// non-root user, an optional CA bundle, /tmp) and a layer holding the binary at /manager. There is
-// no shell and no git program. apply-controller runs Kustomize remote bases through the git
-// program, so in these images it must run with --no-remote-bases (Pin adds it on request).
+// non-root user, an optional CA bundle, /tmp) and a layer holding the binary (/manager for a
+// controller, /plumb for the plumb command). There is no shell and no git program.
+// apply-controller runs Kustomize remote bases through the git program, so in these images it must
+// run with --no-remote-bases (Pin adds it on request).
 package build
 
 import (
@@ -18,6 +19,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"time"
@@ -29,14 +31,48 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-// Components are the controllers of the workspace; each has <name>/cmd/main.go and a Kustomize
-// base in <name>/config.
+// Components are the images of the workspace, by name: the five controllers (see Controller),
+// and the plumb command (Plumb), whose image runs the dashboard in a cluster.
 var Components = []string{
 	"source-controller",
 	"apply-controller",
 	"helm-controller",
 	"notification-controller",
 	"image-automation",
+	Plumb.Name,
+}
+
+// Component is what one image holds and what runs it: a main package of the workspace, where its
+// binary sits in the image, and the Kustomize base whose Deployment runs the image.
+type Component struct {
+	// Name names the image (<prefix>/<Name>) and the component (-components).
+	Name string
+	// Package is the folder of the main package, relative to the workspace root.
+	Package string
+	// Entrypoint is where the binary sits in the image, and what the image runs.
+	Entrypoint string
+	// Config is the folder of the Kustomize base, relative to the workspace root.
+	Config string
+	// Container is the container of the base's Deployment that runs the image.
+	Container string
+}
+
+// Controller is the layout every controller has: its main package in <name>/cmd, the binary at
+// /manager, its Kustomize base in <name>/config, run by a container named manager.
+func Controller(name string) Component {
+	return Component{Name: name, Package: name + "/cmd", Entrypoint: Entrypoint, Config: name + "/config", Container: "manager"}
+}
+
+// Plumb is the plumb command. Its image runs `plumb dashboard --in-cluster` in the Deployment of
+// cli/config/dashboard; any other plumb command runs from it as well.
+var Plumb = Component{Name: "plumb", Package: "cli/cmd/plumb", Entrypoint: "/plumb", Config: "cli/config/dashboard", Container: "dashboard"}
+
+// ComponentOf returns the component named name: Plumb, or else a controller's layout.
+func ComponentOf(name string) Component {
+	if name == Plumb.Name {
+		return Plumb
+	}
+	return Controller(name)
 }
 
 // DefaultPlatforms are the platforms an image is built for unless told otherwise.
@@ -46,7 +82,7 @@ var DefaultPlatforms = []v1.Platform{
 }
 
 const (
-	// Entrypoint is where the controller binary sits in the image.
+	// Entrypoint is where a controller's binary sits in the image.
 	Entrypoint = "/manager"
 	// UID and GID of the user the controller runs as: distroless's "nonroot", which the
 	// Deployments' runAsNonRoot accepts because it is numeric.
@@ -79,15 +115,15 @@ type Builder struct {
 }
 
 // Build builds component for every platform with Builder{Root: root}: see Builder.Build.
-func Build(ctx context.Context, root, component string, platforms []v1.Platform) (v1.ImageIndex, error) {
+func Build(ctx context.Context, root string, component Component, platforms []v1.Platform) (v1.ImageIndex, error) {
 	return Builder{Root: root}.Build(ctx, component, platforms)
 }
 
-// Build compiles <Root>/<component>/cmd for every platform and returns an OCI image index with one
-// image per platform, in the order given.
-func (b Builder) Build(ctx context.Context, component string, platforms []v1.Platform) (v1.ImageIndex, error) {
+// Build compiles the component's package for every platform and returns an OCI image index with
+// one image per platform, in the order given.
+func (b Builder) Build(ctx context.Context, component Component, platforms []v1.Platform) (v1.ImageIndex, error) {
 	if len(platforms) == 0 {
-		return nil, fmt.Errorf("build %s: no platforms", component)
+		return nil, fmt.Errorf("build %s: no platforms", component.Name)
 	}
 	base, err := b.baseLayer()
 	if err != nil {
@@ -101,7 +137,7 @@ func (b Builder) Build(ctx context.Context, component string, platforms []v1.Pla
 		}
 		img, err := b.image(component, bin, p, base)
 		if err != nil {
-			return nil, fmt.Errorf("image of %s for %s: %w", component, p, err)
+			return nil, fmt.Errorf("image of %s for %s: %w", component.Name, p, err)
 		}
 		adds = append(adds, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &p}})
 	}
@@ -110,33 +146,33 @@ func (b Builder) Build(ctx context.Context, component string, platforms []v1.Pla
 }
 
 // compile runs go build for one platform and returns the binary.
-func (b Builder) compile(ctx context.Context, component string, p v1.Platform) ([]byte, error) {
+func (b Builder) compile(ctx context.Context, component Component, p v1.Platform) ([]byte, error) {
 	env, err := goEnv(p)
 	if err != nil {
-		return nil, fmt.Errorf("build %s: %w", component, err)
+		return nil, fmt.Errorf("build %s: %w", component.Name, err)
 	}
 	dir, err := os.MkdirTemp("", "plumb-image-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	out := filepath.Join(dir, "manager")
+	out := filepath.Join(dir, path.Base(component.Entrypoint))
 	start := time.Now()
 	// -buildvcs=false: VCS stamping needs the git program and a clean checkout, and would
 	// change the digest on every commit even when the component did not change.
 	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w",
-		"-o", out, "./"+component+"/cmd")
+		"-o", out, "./"+component.Package)
 	cmd.Dir = b.Root
 	cmd.Env = append(os.Environ(), env...)
 	if msg, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("go build ./%s/cmd for %s: %w: %s", component, p, err, strings.TrimSpace(string(msg)))
+		return nil, fmt.Errorf("go build ./%s for %s: %w: %s", component.Package, p, err, strings.TrimSpace(string(msg)))
 	}
 	bin, err := os.ReadFile(out)
 	if err != nil {
 		return nil, err
 	}
 	if b.Log != nil {
-		fmt.Fprintf(b.Log, "built %s for %s: %d MiB in %s\n", component, p, len(bin)>>20, time.Since(start).Round(100*time.Millisecond))
+		fmt.Fprintf(b.Log, "built %s for %s: %d MiB in %s\n", component.Name, p, len(bin)>>20, time.Since(start).Round(100*time.Millisecond))
 	}
 	return bin, nil
 }
@@ -160,9 +196,9 @@ func goEnv(p v1.Platform) ([]string, error) {
 	return env, nil
 }
 
-// image wraps one binary: the base layer, then the binary at /manager.
-func (b Builder) image(component string, bin []byte, p v1.Platform, base v1.Layer) (v1.Image, error) {
-	layer, err := layerOf([]file{{name: strings.TrimPrefix(Entrypoint, "/"), mode: 0o755, uid: UID, gid: GID, data: bin}})
+// image wraps one binary: the base layer, then the binary at the component's entrypoint.
+func (b Builder) image(component Component, bin []byte, p v1.Platform, base v1.Layer) (v1.Image, error) {
+	layer, err := layerOf([]file{{name: strings.TrimPrefix(component.Entrypoint, "/"), mode: 0o755, uid: UID, gid: GID, data: bin}})
 	if err != nil {
 		return nil, err
 	}
@@ -170,7 +206,7 @@ func (b Builder) image(component string, bin []byte, p v1.Platform, base v1.Laye
 	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
 	img, err = mutate.Append(img,
 		mutate.Addendum{Layer: base, History: v1.History{Created: v1.Time{Time: epoch}, CreatedBy: "plumb hack/images: base files", Comment: "passwd, group, CA bundle, /tmp"}},
-		mutate.Addendum{Layer: layer, History: v1.History{Created: v1.Time{Time: epoch}, CreatedBy: "plumb hack/images: go build ./" + component + "/cmd"}},
+		mutate.Addendum{Layer: layer, History: v1.History{Created: v1.Time{Time: epoch}, CreatedBy: "plumb hack/images: go build ./" + component.Package}},
 	)
 	if err != nil {
 		return nil, err
@@ -184,12 +220,12 @@ func (b Builder) image(component string, bin []byte, p v1.Platform, base v1.Laye
 	cf.Author = "plumb hack/images"
 	cf.OS, cf.Architecture, cf.Variant, cf.OSVersion = p.OS, p.Architecture, p.Variant, p.OSVersion
 	cf.Config = v1.Config{
-		Entrypoint: []string{Entrypoint},
+		Entrypoint: []string{component.Entrypoint},
 		User:       fmt.Sprintf("%d:%d", UID, GID),
 		WorkingDir: "/",
 		Labels: map[string]string{
 			"org.opencontainers.image.source":  orDefault(b.Source, DefaultSource),
-			"org.opencontainers.image.title":   component,
+			"org.opencontainers.image.title":   component.Name,
 			"org.opencontainers.image.version": orDefault(b.Version, "dev"),
 		},
 	}

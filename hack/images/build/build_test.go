@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -73,7 +74,7 @@ var built struct {
 func tinyIndex(t *testing.T) v1.ImageIndex {
 	t.Helper()
 	b := testBuilder(t)
-	built.once.Do(func() { built.idx, built.err = b.Build(context.Background(), "tiny", DefaultPlatforms) })
+	built.once.Do(func() { built.idx, built.err = b.Build(context.Background(), Controller("tiny"), DefaultPlatforms) })
 	if built.err != nil {
 		t.Fatal(built.err)
 	}
@@ -192,7 +193,7 @@ func TestBuildIsReproducible(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	idx, err := testBuilder(t).Build(context.Background(), "tiny", DefaultPlatforms)
+	idx, err := testBuilder(t).Build(context.Background(), Controller("tiny"), DefaultPlatforms)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +219,7 @@ func TestBuildRefusesWhatItCannotBuild(t *testing.T) {
 		{"no such component", "missing", DefaultPlatforms[:1], "go build ./missing/cmd for linux/amd64"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Build(context.Background(), root, tc.component, tc.platforms)
+			_, err := Build(context.Background(), root, Controller(tc.component), tc.platforms)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %v, want it to contain %q", err, tc.want)
 			}
@@ -337,7 +338,7 @@ func TestPinRendersBaseWithDigest(t *testing.T) {
 		{"extra args", []string{"--no-remote-bases"}, "- --leader-elect\n        - --no-remote-bases\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			out, err := Pin(root, "tiny", ref, tc.args...)
+			out, err := Pin(root, Controller("tiny"), ref, tc.args...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -370,7 +371,7 @@ func TestPinRendersBaseWithDigest(t *testing.T) {
 	if err := os.CopyFS(filepath.Join(otherRoot, "other", "config"), os.DirFS(filepath.Join(root, "tiny", "config"))); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Pin(otherRoot, "other", other); err == nil || !strings.Contains(err.Error(), "no Deployment runs image ghcr.io/plumb-dev/other") {
+	if _, err := Pin(otherRoot, Controller("other"), other); err == nil || !strings.Contains(err.Error(), "no Deployment runs image ghcr.io/plumb-dev/other in a container named manager") {
 		t.Errorf("a base without the component's image: error %v", err)
 	}
 }
@@ -424,27 +425,83 @@ func entries(t *testing.T, l v1.Layer) []entry {
 	}
 }
 
-// The checked-in bases of the workspace pin too: each runs its image in a container named manager.
+// The checked-in bases of the workspace pin too: each runs its image in the component's container
+// (manager for the controllers, dashboard for the plumb command).
 func TestPinEveryComponentBase(t *testing.T) {
 	workspace, err := filepath.Abs("../../..")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range Components {
-		t.Run(c, func(t *testing.T) {
-			ref, err := name.NewDigest("127.0.0.1:5000/plumb/" + c + "@sha256:" + strings.Repeat("cd", 32))
+	for _, n := range Components {
+		t.Run(n, func(t *testing.T) {
+			c := ComponentOf(n)
+			if _, err := os.Stat(filepath.Join(workspace, c.Package, "main.go")); err != nil {
+				t.Errorf("no main package where the image is built from: %v", err)
+			}
+			ref, err := name.NewDigest("127.0.0.1:5000/plumb/" + n + "@sha256:" + strings.Repeat("cd", 32))
 			if err != nil {
 				t.Fatal(err)
 			}
-			out, err := Pin(workspace, c, ref, "--no-remote-bases")
+			out, err := Pin(workspace, c, ref, "--extra-arg")
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, want := range []string{"image: " + ref.String() + "\n", "- --no-remote-bases\n", "kind: CustomResourceDefinition\n"} {
-				if !strings.Contains(string(out), want) {
-					t.Errorf("rendered base lacks %q", want)
+			want := []string{"image: " + ref.String() + "\n", "- --extra-arg\n"}
+			if c.Name != Plumb.Name {
+				want = append(want, "kind: CustomResourceDefinition\n")
+			}
+			for _, w := range want {
+				if !strings.Contains(string(out), w) {
+					t.Errorf("rendered base lacks %q", w)
 				}
 			}
 		})
+	}
+}
+
+// A component outside the controllers' layout (the plumb command's) is built from its package,
+// runs its own entrypoint, and is pinned in its own container.
+func TestComponentOutsideTheControllersLayout(t *testing.T) {
+	tool := Component{Name: "tool", Package: "cli/cmd/tool", Entrypoint: "/tool", Config: "cli/config/tool", Container: "tool"}
+	amd64 := DefaultPlatforms[:1]
+	idx, err := testBuilder(t).Build(context.Background(), tool, amd64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := imageFor(t, idx, amd64[0])
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(cf.Config.Entrypoint, []string{"/tool"}) || cf.Config.Labels["org.opencontainers.image.title"] != "tool" {
+		t.Errorf("entrypoint %q, title %q; want /tool and tool", cf.Config.Entrypoint, cf.Config.Labels["org.opencontainers.image.title"])
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bin := entries(t, layers[len(layers)-1]); len(bin) != 1 || bin[0].Name != "tool" {
+		t.Errorf("binary layer %v, want the one entry tool", bin)
+	}
+
+	ref, err := name.NewDigest("127.0.0.1:5000/plumb/tool@sha256:" + strings.Repeat("ef", 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := Pin(root, tool, ref, "--extra")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"image: " + ref.String() + "\n", "args:\n        - serve\n        - --extra\n"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("rendered base lacks %q:\n%s", want, out)
+		}
+	}
+	if _, err := Pin(root, Controller("tool"), ref); err == nil || !strings.Contains(err.Error(), "tool/config") {
+		t.Errorf("the controllers' layout for tool: error %v, want one naming tool/config", err)
+	}
+
+	if ComponentOf("plumb") != Plumb || ComponentOf("apply-controller") != Controller("apply-controller") {
+		t.Errorf("ComponentOf: plumb %+v, apply-controller %+v", ComponentOf("plumb"), ComponentOf("apply-controller"))
 	}
 }

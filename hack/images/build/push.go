@@ -18,7 +18,7 @@ import (
 )
 
 // ImagePrefix is the repository prefix of the image references checked in to the Kustomize bases
-// (ghcr.io/plumb-dev/<component>:latest); Pin replaces those references.
+// (ghcr.io/plumb-dev/<component name>:latest); Pin replaces those references.
 const ImagePrefix = "ghcr.io/plumb-dev/"
 
 // Push writes idx (its images, then the index) to ref, a tag or a digest, and returns the
@@ -35,18 +35,18 @@ func Push(ctx context.Context, idx v1.ImageIndex, ref name.Reference, opts ...re
 }
 
 // Image is the Kustomize images: entry that replaces the checked-in image of component by ref.
-func Image(component string, ref name.Digest) types.Image {
-	return types.Image{Name: ImagePrefix + component, NewName: ref.Context().Name(), Digest: ref.DigestStr()}
+func Image(component Component, ref name.Digest) types.Image {
+	return types.Image{Name: ImagePrefix + component.Name, NewName: ref.Context().Name(), Digest: ref.DigestStr()}
 }
 
-// Pin renders the Kustomize base <root>/<component>/config with its image replaced by ref, and
-// args appended to the manager container of its Deployment, as one multi-document YAML ready for
+// Pin renders the component's Kustomize base with its image replaced by ref, and args appended
+// to the component's container in the base's Deployment, as one multi-document YAML ready for
 // kubectl apply. The checked-in files are not changed: the base is copied into an in-memory file
 // system under an overlay that holds only the images: override, which is what an overlay of a
 // user would do; so the base must not refer to files outside its folder.
-func Pin(root, component string, ref name.Digest, args ...string) ([]byte, error) {
+func Pin(root string, component Component, ref name.Digest, args ...string) ([]byte, error) {
 	fsys := filesys.MakeFsInMemory()
-	base := filepath.Join(root, component, "config")
+	base := filepath.Join(root, filepath.FromSlash(component.Config))
 	if err := copyInto(fsys, base, "/base"); err != nil {
 		return nil, fmt.Errorf("read %s: %w", base, err)
 	}
@@ -71,7 +71,7 @@ func Pin(root, component string, ref name.Digest, args ...string) ([]byte, error
 		if r.GetKind() != "Deployment" {
 			continue
 		}
-		c, err := r.Pipe(yaml.Lookup("spec", "template", "spec", "containers", "[name=manager]"))
+		c, err := r.Pipe(yaml.Lookup("spec", "template", "spec", "containers", "[name="+component.Container+"]"))
 		if err != nil || c == nil {
 			continue
 		}
@@ -96,7 +96,7 @@ func Pin(root, component string, ref name.Digest, args ...string) ([]byte, error
 		}
 	}
 	if pinned == 0 {
-		return nil, fmt.Errorf("%s: no Deployment runs image %s%s in a container named manager", base, ImagePrefix, component)
+		return nil, fmt.Errorf("%s: no Deployment runs image %s%s in a container named %s", base, ImagePrefix, component.Name, component.Container)
 	}
 	return m.AsYaml()
 }
