@@ -165,6 +165,7 @@ func benchShard(ctx context.Context, n, concurrent int, applyRecords string) ([]
 		return nil, err
 	}
 	noopRound := time.Since(begin)
+	noopEnd := time.Now() // every Kustomization was last reconciled in the round
 	apiNoop, _ := local.PidCPU(apiPid)
 	for i, s := range shards {
 		s.noop = noopTimes[i]
@@ -176,7 +177,7 @@ func benchShard(ctx context.Context, n, concurrent int, applyRecords string) ([]
 			return nil, err
 		}
 	}
-	intervals, apiInterval, err := shardIntervalRound(ctx, shards, apiPid)
+	intervals, apiInterval, err := shardIntervalRound(ctx, shards, apiPid, noopEnd)
 	if err != nil {
 		return nil, err
 	}
@@ -291,9 +292,10 @@ func waitShards(ctx context.Context, c client.Client, ns string, shards []*shard
 }
 
 // shardIntervalRound waits until each shard has reconciled as many times as it has
-// Kustomizations with nothing asked of it (each once, at its interval) and returns what that
-// cost each shard, and kube-apiserver's CPU meanwhile.
-func shardIntervalRound(ctx context.Context, shards []*shardProc, apiPid int) ([]interval, time.Duration, error) {
+// Kustomizations with nothing asked of it (each once, at its interval, due by roundDue(since))
+// and returns what that cost each shard, and kube-apiserver's CPU meanwhile. Like
+// intervalRound, it reads the shards' metrics only at the start and once the round is due.
+func shardIntervalRound(ctx context.Context, shards []*shardProc, apiPid int, since time.Time) ([]interval, time.Duration, error) {
 	out := make([]interval, len(shards))
 	startReq := make([]requests, len(shards))
 	startRec := make([]float64, len(shards))
@@ -312,7 +314,12 @@ func shardIntervalRound(ctx context.Context, shards []*shardProc, apiPid int) ([
 	api0, _ := local.PidCPU(apiPid)
 	limit := 2*benchInterval + time.Minute
 	deadline := time.Now().Add(limit)
-	for {
+	for wait := time.Until(roundDue(since)); ; wait = 5 * time.Second {
+		select {
+		case <-ctx.Done():
+			return nil, 0, ctx.Err()
+		case <-time.After(wait):
+		}
 		left := 0
 		for i, s := range shards {
 			if finished[i] {
@@ -340,11 +347,6 @@ func shardIntervalRound(ctx context.Context, shards []*shardProc, apiPid int) ([
 		}
 		if time.Now().After(deadline) {
 			return nil, 0, fmt.Errorf("%d shards had not reconciled each of their Kustomizations at the interval after %s", left, limit)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, 0, ctx.Err()
-		case <-time.After(500 * time.Millisecond):
 		}
 	}
 }
