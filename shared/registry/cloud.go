@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"sync"
 
@@ -143,11 +142,7 @@ func (c *Cloud) Login(ctx context.Context, kube client.Client, repo name.Reposit
 		opts = append(opts, auth.WithClient(kube), auth.WithServiceAccountNamespace(id.Namespace), auth.WithServiceAccountName(id.ServiceAccount))
 	}
 	if id.Proxy != nil {
-		u := *id.Proxy.URL
-		if id.Proxy.Username != "" || id.Proxy.Password != "" {
-			u.User = url.UserPassword(id.Proxy.Username, id.Proxy.Password)
-		}
-		opts = append(opts, auth.WithProxyURL(u))
+		opts = append(opts, auth.WithProxyURL(*id.Proxy.FullURL()))
 	}
 	got, err := auth.GetArtifactRegistryCredentials(ctx, p, repo.String(), opts...)
 	if err != nil {
