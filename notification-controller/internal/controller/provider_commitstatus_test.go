@@ -60,10 +60,8 @@ func TestProvider_CommitStatusExpr(t *testing.T) {
 	}
 	g.Eventually(func(g Gomega) {
 		g.Expect(conditions.IsReady(get(g, "status"))).To(BeTrue())
-		broken := get(g, "broken")
-		g.Expect(conditions.IsStalled(broken)).To(BeTrue())
-		g.Expect(conditions.GetReason(broken, meta.ReadyCondition)).To(Equal(notifyv1.InvalidCELExpressionReason))
-		g.Expect(conditions.GetMessage(broken, meta.ReadyCondition)).To(ContainSubstring(`spec.commitStatusExpr: invalid CEL expression "event.involvedObject.name +"`))
+		expectStalled(g, &notifyv1.Provider{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "broken"}},
+			notifyv1.InvalidCELExpressionReason, `spec.commitStatusExpr: invalid CEL expression "event.involvedObject.name +"`)
 	}, timeout, 100*time.Millisecond).Should(Succeed())
 
 	g.Expect(commitEvent(ctx, ns.Name, "shop")).To(Succeed())

@@ -125,10 +125,8 @@ func TestProvider_GiteaCommitStatusExpressions(t *testing.T) {
 		got := &notifyv1.Provider{}
 		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(p), got)).To(Succeed())
 		g.Expect(conditions.IsReady(got)).To(BeTrue())
-		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(broken), got)).To(Succeed())
-		g.Expect(conditions.IsStalled(got)).To(BeTrue())
-		g.Expect(conditions.GetReason(got, meta.ReadyCondition)).To(Equal(notifyv1.InvalidCELExpressionReason))
-		g.Expect(conditions.GetMessage(got, meta.ReadyCondition)).To(HavePrefix(`spec.commitStatusDescriptionExpr: invalid CEL expression "event.reason +"`))
+		expectStalled(g, broken, notifyv1.InvalidCELExpressionReason)
+		g.Expect(conditions.GetMessage(broken, meta.ReadyCondition)).To(HavePrefix(`spec.commitStatusDescriptionExpr: invalid CEL expression "event.reason +"`))
 	}, timeout, 100*time.Millisecond).Should(Succeed())
 
 	g.Expect(commitEvent(ctx, ns.Name, "shop")).To(Succeed())

@@ -17,13 +17,11 @@ import (
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/auth/azure"
 	"github.com/fluxcd/pkg/auth/gcp"
-	"github.com/fluxcd/pkg/runtime/conditions"
 	. "github.com/onsi/gomega"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/google/externalaccount"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	notifyv1 "github.com/plumb-dev/plumb/notification-controller/api/v1beta1"
 	"github.com/plumb-dev/plumb/notification-controller/internal/notify"
@@ -201,9 +199,6 @@ func TestProvider_ServiceAccountNeedsTheGate(t *testing.T) {
 		Spec: notifyv1.ProviderSpec{Type: notifyv1.AzureDevOpsProvider, Address: "https://dev.azure.com/org/project/_git/repo", ServiceAccountName: "notify"}}
 	g.Expect(k8s.Create(ctx, p)).To(Succeed())
 	g.Eventually(func(g Gomega) {
-		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(p), p)).To(Succeed())
-		g.Expect(conditions.IsStalled(p)).To(BeTrue())
-		g.Expect(conditions.GetReason(p, meta.ReadyCondition)).To(Equal(notifyv1.FeatureGateDisabledReason))
-		g.Expect(conditions.GetMessage(p, meta.ReadyCondition)).To(ContainSubstring("--feature-gates=ObjectLevelWorkloadIdentity=true"))
+		expectStalled(g, p, notifyv1.FeatureGateDisabledReason, "--feature-gates=ObjectLevelWorkloadIdentity=true")
 	}, timeout, 50*time.Millisecond).Should(Succeed())
 }

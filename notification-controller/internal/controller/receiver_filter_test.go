@@ -113,16 +113,10 @@ func TestReceiver_InvalidFilterStalls(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			g := NewWithT(t)
-			ctx := context.Background()
 			rcv := filterReceiver(g, tc.edit)
 			app := gitRepository(g, rcv.Namespace, "app", nil)
 			g.Eventually(func(g Gomega) {
-				g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(rcv), rcv)).To(Succeed())
-				g.Expect(conditions.IsStalled(rcv)).To(BeTrue())
-				g.Expect(conditions.GetReason(rcv, meta.ReadyCondition)).To(Equal(notifyv1.InvalidCELExpressionReason))
-				for _, w := range tc.want {
-					g.Expect(conditions.GetMessage(rcv, meta.ReadyCondition)).To(ContainSubstring(w))
-				}
+				expectStalled(g, rcv, notifyv1.InvalidCELExpressionReason, tc.want...)
 			}, timeout, 100*time.Millisecond).Should(Succeed())
 			// The path is published, but a call acts on nothing.
 			g.Expect(rcv.Status.WebhookPath).NotTo(BeEmpty())

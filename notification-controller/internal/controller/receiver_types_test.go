@@ -115,10 +115,7 @@ func TestReceiver_GenericOIDCInvalidExpressionStalls(t *testing.T) {
 	}
 	g.Expect(k8s.Create(ctx, rcv)).To(Succeed())
 	g.Eventually(func(g Gomega) {
-		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(rcv), rcv)).To(Succeed())
-		g.Expect(conditions.IsStalled(rcv)).To(BeTrue())
-		g.Expect(conditions.GetReason(rcv, meta.ReadyCondition)).To(Equal(notifyv1.InvalidCELExpressionReason))
-		g.Expect(conditions.GetMessage(rcv, meta.ReadyCondition)).To(ContainSubstring("spec.oidcProviders[0].validations[0]"))
+		expectStalled(g, rcv, notifyv1.InvalidCELExpressionReason, "spec.oidcProviders[0].validations[0]")
 	}, timeout, 100*time.Millisecond).Should(Succeed())
 	served(g, rcv.Status.WebhookPath)
 	code, _ := post(g, rcv.Status.WebhookPath, nil, nil)

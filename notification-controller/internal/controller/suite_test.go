@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
+	. "github.com/onsi/gomega"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
@@ -81,5 +84,18 @@ func run(m *testing.M) int {
 func must(err error) {
 	if err != nil {
 		panic(err)
+	}
+}
+
+// expectStalled reads obj again and checks, in an Eventually, that it is Stalled with reason
+// (when not empty) and a Ready message that holds each of msgs.
+func expectStalled(g Gomega, obj conditions.Getter, reason string, msgs ...string) {
+	g.Expect(k8s.Get(context.Background(), client.ObjectKeyFromObject(obj), obj)).To(Succeed())
+	g.Expect(conditions.IsStalled(obj)).To(BeTrue(), "%s is not Stalled: %s", obj.GetName(), conditions.GetMessage(obj, meta.ReadyCondition))
+	if reason != "" {
+		g.Expect(conditions.GetReason(obj, meta.ReadyCondition)).To(Equal(reason))
+	}
+	for _, m := range msgs {
+		g.Expect(conditions.GetMessage(obj, meta.ReadyCondition)).To(ContainSubstring(m))
 	}
 }
