@@ -260,6 +260,9 @@ func intervalRound(ctx context.Context, ac *local.Process, apiPid int, metricsAd
 			return interval{}, ctx.Err()
 		case <-time.After(wait):
 		}
+		// CPU read before the scrapes, which would count in it otherwise.
+		cpu1, _ := ac.CPU()
+		api1, _ := local.PidCPU(apiPid)
 		rec, err := sumCounter(metricsAddr, "controller_runtime_reconcile_total")
 		if err != nil {
 			return interval{}, err
@@ -269,8 +272,6 @@ func intervalRound(ctx context.Context, ac *local.Process, apiPid int, metricsAd
 			if err != nil {
 				return interval{}, err
 			}
-			cpu1, _ := ac.CPU()
-			api1, _ := local.PidCPU(apiPid)
 			return interval{requests: req.minus(startReq), reconciles: rec - startRec, cpu: cpu1 - cpu0, apiCPU: api1 - api0}, nil
 		}
 		if time.Now().After(deadline) {

@@ -325,6 +325,7 @@ func shardIntervalRound(ctx context.Context, shards []*shardProc, apiPid int, si
 			if finished[i] {
 				continue
 			}
+			cpu, _ := s.proc.CPU() // before the scrapes, which would count in it otherwise
 			rec, err := sumCounter(s.metricsAddr, "controller_runtime_reconcile_total")
 			if err != nil {
 				return nil, 0, err
@@ -337,7 +338,6 @@ func shardIntervalRound(ctx context.Context, shards []*shardProc, apiPid int, si
 			if err != nil {
 				return nil, 0, err
 			}
-			cpu, _ := s.proc.CPU()
 			out[i] = interval{requests: req.minus(startReq[i]), reconciles: rec - startRec[i], cpu: cpu - startCPU[i]}
 			finished[i] = true
 		}

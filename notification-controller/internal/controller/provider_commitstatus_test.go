@@ -60,8 +60,7 @@ func TestProvider_CommitStatusExpr(t *testing.T) {
 	}
 	g.Eventually(func(g Gomega) {
 		g.Expect(conditions.IsReady(get(g, "status"))).To(BeTrue())
-		expectStalled(g, &notifyv1.Provider{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "broken"}},
-			notifyv1.InvalidCELExpressionReason, `spec.commitStatusExpr: invalid CEL expression "event.involvedObject.name +"`)
+		expectStalled(g, get(g, "broken"), notifyv1.InvalidCELExpressionReason, `spec.commitStatusExpr: invalid CEL expression "event.involvedObject.name +"`)
 	}, timeout, 100*time.Millisecond).Should(Succeed())
 
 	g.Expect(commitEvent(ctx, ns.Name, "shop")).To(Succeed())
