@@ -41,14 +41,15 @@ func main() {
 }
 
 func run(ctx context.Context, o options) error {
-	// Secrets and ConfigMaps are read when a Kustomization names one: never cached.
-	// One token cache for the credentials of every kubeConfig.configMapRef of the process; the
-	// feature gate lets a ConfigMap's serviceAccountName be used.
+	// Secrets, ConfigMaps and ServiceAccounts are read when a Kustomization names one: never
+	// cached. One token cache for the credentials of every kubeConfig.configMapRef and
+	// decryption.serviceAccountName of the process; the feature gate lets a ConfigMap's
+	// serviceAccountName and decryption.serviceAccountName be used.
 	cloud, err := o.cloud.Cloud()
 	if err != nil {
 		return err
 	}
-	mgr, err := o.New(controllerName, applyv1.AddToScheme, []client.Object{&applyv1.Kustomization{}}, []client.Object{&corev1.Secret{}, &corev1.ConfigMap{}})
+	mgr, err := o.New(controllerName, applyv1.AddToScheme, []client.Object{&applyv1.Kustomization{}}, []client.Object{&corev1.Secret{}, &corev1.ConfigMap{}, &corev1.ServiceAccount{}})
 	if err != nil {
 		return err
 	}
@@ -66,6 +67,7 @@ func run(ctx context.Context, o options) error {
 		KMSWorkloadIdentity:   o.kmsWorkloadIdentity,
 		ConcurrentSSA:         o.concurrentSSA,
 		Clusters:              kubeconfig.NewClusters(cloud.TokenCache(), cloud.ObjectLevel()),
+		DecryptionIdentity:    controller.DecryptionIdentity{Enabled: cloud.ObjectLevel(), Cache: cloud.TokenCache()},
 	}
 	if err := r.SetupWithManager(ctx, mgr, controller.Options{Concurrent: o.Concurrent}); err != nil {
 		return err

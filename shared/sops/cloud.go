@@ -23,16 +23,19 @@ const cloudTimeout = 30 * time.Second
 // leave to use the controller's identity.
 var errNoCredentials = errors.New("no credentials")
 
+// noCredentials is the failure of a cloud key that nothing opens. What does, in this order: the
+// Secret's entry (Flux's order), the ServiceAccount of spec.decryption.serviceAccountName, and,
+// when allowed, the controller's own identity (the SDK's default chain).
 func noCredentials(entry string) error {
-	return fmt.Errorf("%w: add the entry %s to the decryption Secret, or start the controller with --sops-kms-workload-identity to use its own identity", errNoCredentials, entry)
+	return fmt.Errorf("%w: add the entry %s to the decryption Secret, name a ServiceAccount with the cloud identity in spec.decryption.serviceAccountName, or start the controller with --sops-kms-workload-identity to use its own identity", errNoCredentials, entry)
 }
 
-// decryptAWS opens a data key with AWS KMS, with the Secret's access key or, when allowed, the
-// SDK's default chain. A profile named in the file is dropped: the controller has no AWS config
-// files to read it from.
+// decryptAWS opens a data key with AWS KMS, with the Secret's access key, the ServiceAccount's
+// or, when allowed, the SDK's default chain. A profile named in the file is dropped: the
+// controller has no AWS config files to read it from.
 func (s *server) decryptAWS(ctx context.Context, k *keyservice.KmsKey, ciphertext []byte) ([]byte, error) {
-	c := s.d.cloud
-	if c.aws == nil && !s.d.workloadIdentity {
+	c, id := s.d.cloud, s.d.identity
+	if c.aws == nil && id == nil && !s.d.workloadIdentity {
 		return nil, noCredentials(AWSKMSEntry)
 	}
 	mk := &kms.MasterKey{Arn: k.GetArn(), Role: k.GetRole(), EncryptedKey: string(ciphertext)}
@@ -42,8 +45,15 @@ func (s *server) decryptAWS(ctx context.Context, k *keyservice.KmsKey, ciphertex
 			mk.EncryptionContext[key] = &v
 		}
 	}
-	if c.aws != nil {
+	switch {
+	case c.aws != nil:
 		kms.NewCredentialsProvider(c.aws).ApplyToMasterKey(mk)
+	case id != nil:
+		region, err := kmsRegion(k.GetArn())
+		if err != nil {
+			return nil, err
+		}
+		kms.NewCredentialsProvider(id.AWS(region)).ApplyToMasterKey(mk)
 	}
 	if s.d.httpClient != nil {
 		kms.NewHTTPClient(s.d.httpClient).ApplyToMasterKey(mk)
@@ -53,13 +63,16 @@ func (s *server) decryptAWS(ctx context.Context, k *keyservice.KmsKey, ciphertex
 
 // decryptAzure opens a data key with Azure Key Vault.
 func (s *server) decryptAzure(ctx context.Context, k *keyservice.AzureKeyVaultKey, ciphertext []byte) ([]byte, error) {
-	c := s.d.cloud
-	if c.azure == nil && !s.d.workloadIdentity {
+	c, id := s.d.cloud, s.d.identity
+	if c.azure == nil && id == nil && !s.d.workloadIdentity {
 		return nil, noCredentials(AzureKVEntry)
 	}
 	mk := &azkv.MasterKey{VaultURL: k.GetVaultUrl(), Name: k.GetName(), Version: k.GetVersion(), EncryptedKey: string(ciphertext)}
-	if c.azure != nil {
+	switch {
+	case c.azure != nil:
 		azkv.NewTokenCredential(c.azure).ApplyToMasterKey(mk)
+	case id != nil:
+		azkv.NewTokenCredential(id.Azure()).ApplyToMasterKey(mk)
 	}
 	if s.d.httpClient != nil {
 		azkv.NewClientOptions(&azkeys.ClientOptions{ClientOptions: policy.ClientOptions{Transport: s.d.httpClient}}).ApplyToMasterKey(mk)
@@ -69,13 +82,16 @@ func (s *server) decryptAzure(ctx context.Context, k *keyservice.AzureKeyVaultKe
 
 // decryptGCP opens a data key with GCP KMS.
 func (s *server) decryptGCP(ctx context.Context, k *keyservice.GcpKmsKey, ciphertext []byte) ([]byte, error) {
-	c := s.d.cloud
-	if c.gcp == nil && !s.d.workloadIdentity {
+	c, id := s.d.cloud, s.d.identity
+	if c.gcp == nil && id == nil && !s.d.workloadIdentity {
 		return nil, noCredentials(GCPKMSEntry)
 	}
 	mk := &gcpkms.MasterKey{ResourceID: k.GetResourceId(), EncryptedKey: string(ciphertext)}
-	if c.gcp != nil {
+	switch {
+	case c.gcp != nil:
 		gcpkms.NewTokenSource(c.gcp).ApplyToMasterKey(mk)
+	case id != nil:
+		gcpkms.NewTokenSource(id.GCP(ctx)).ApplyToMasterKey(mk)
 	}
 	return mk.DecryptContext(ctx)
 }

@@ -1,9 +1,6 @@
 package sops_test
 
 import (
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -19,53 +16,18 @@ import (
 	"github.com/plumb-dev/plumb/shared/sops/sopstest"
 )
 
-// sealBox is the key a loopback key service seals data keys with: AES-GCM, so that only the
-// server opens what it sealed.
-type sealBox struct{ aead cipher.AEAD }
-
-func newSealBox(t *testing.T) sealBox {
-	t.Helper()
-	k := make([]byte, 32)
-	if _, err := rand.Read(k); err != nil {
-		t.Fatal(err)
-	}
-	b, err := aes.NewCipher(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := cipher.NewGCM(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sealBox{a}
-}
-
-func (s sealBox) seal(plain []byte) []byte {
-	nonce := make([]byte, s.aead.NonceSize())
-	_, _ = rand.Read(nonce)
-	return s.aead.Seal(nonce, nonce, plain, nil)
-}
-
-func (s sealBox) open(c []byte) ([]byte, error) {
-	n := s.aead.NonceSize()
-	if len(c) < n {
-		return nil, errors.New("short")
-	}
-	return s.aead.Open(nil, c[:n], c[n:], nil)
-}
-
 // vaultServer is a loopback HashiCorp Vault transit engine mounted at transit/: POST
 // /v1/transit/encrypt/<key> and /v1/transit/decrypt/<key>, authenticated by X-Vault-Token.
 type vaultServer struct {
 	*httptest.Server
 	token string
-	box   sealBox
+	box   sopstest.SealBox
 	mu    sync.Mutex
 	seen  []string // tokens of decrypt requests
 }
 
 func newVault(t *testing.T, token string) *vaultServer {
-	v := &vaultServer{token: token, box: newSealBox(t)}
+	v := &vaultServer{token: token, box: sopstest.NewSealBox(t)}
 	v.Server = httptest.NewServer(http.HandlerFunc(v.serve))
 	t.Cleanup(v.Close)
 	return v
@@ -95,10 +57,10 @@ func (v *vaultServer) serve(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, `{"errors":["plaintext is not base64"]}`, http.StatusBadRequest)
 			return
 		}
-		data = map[string]string{"ciphertext": "vault:v1:" + base64.StdEncoding.EncodeToString(v.box.seal(plain))}
+		data = map[string]string{"ciphertext": "vault:v1:" + base64.StdEncoding.EncodeToString(v.box.Seal(plain))}
 	case r.URL.Path == "/v1/transit/decrypt/sops":
 		c, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(body["ciphertext"], "vault:v1:"))
-		plain, err2 := v.box.open(c)
+		plain, err2 := v.box.Open(c)
 		if err != nil || err2 != nil {
 			http.Error(w, `{"errors":["invalid ciphertext: unable to decrypt"]}`, http.StatusBadRequest)
 			return
@@ -171,80 +133,12 @@ func TestVaultTransit(t *testing.T) {
 	}
 }
 
-// kmsServer is a loopback AWS KMS endpoint speaking the JSON 1.1 protocol (TrentService.Encrypt
-// and TrentService.Decrypt), recording the SigV4 Authorization headers of decrypt requests.
-type kmsServer struct {
-	*httptest.Server
-	box  sealBox
-	mu   sync.Mutex
-	auth []string
-}
-
-func newKMS(t *testing.T) *kmsServer {
-	k := &kmsServer{box: newSealBox(t)}
-	k.Server = httptest.NewServer(http.HandlerFunc(k.serve))
-	t.Cleanup(k.Close)
-	return k
-}
-
-func (k *kmsServer) serve(w http.ResponseWriter, r *http.Request) {
-	target := r.Header.Get("X-Amz-Target")
-	var in struct {
-		KeyId          string
-		Plaintext      []byte
-		CiphertextBlob []byte
-	}
-	if r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/x-amz-json-1.1" || json.NewDecoder(r.Body).Decode(&in) != nil {
-		kmsError(w, "ValidationException", "bad request")
-		return
-	}
-	auth := r.Header.Get("Authorization")
-	if !strings.HasPrefix(auth, "AWS4-HMAC-SHA256 Credential=") || !strings.Contains(auth, "/us-east-1/kms/aws4_request") {
-		kmsError(w, "MissingAuthenticationTokenException", "not signed")
-		return
-	}
-	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-	switch target {
-	case "TrentService.Encrypt":
-		_ = json.NewEncoder(w).Encode(map[string]any{"KeyId": in.KeyId, "CiphertextBlob": k.box.seal(append([]byte(in.KeyId+"|"), in.Plaintext...))})
-	case "TrentService.Decrypt":
-		k.mu.Lock()
-		k.auth = append(k.auth, auth)
-		k.mu.Unlock()
-		if !strings.Contains(auth, "Credential=AKIDPLUMBTEST/") {
-			kmsError(w, "AccessDeniedException", "The security token included in the request is invalid")
-			return
-		}
-		plain, err := k.box.open(in.CiphertextBlob)
-		keyID, data, ok := strings.Cut(string(plain), "|")
-		if err != nil || !ok || keyID != in.KeyId {
-			kmsError(w, "InvalidCiphertextException", "")
-			return
-		}
-		_ = json.NewEncoder(w).Encode(map[string]any{"KeyId": in.KeyId, "Plaintext": []byte(data)})
-	default:
-		kmsError(w, "UnknownOperationException", target)
-	}
-}
-
-func kmsError(w http.ResponseWriter, typ, msg string) {
-	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-	w.WriteHeader(http.StatusBadRequest)
-	_ = json.NewEncoder(w).Encode(map[string]string{"__type": typ, "message": msg})
-}
-
-func (k *kmsServer) headers() []string {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return append([]string(nil), k.auth...)
-}
-
-const arn = "arn:aws:kms:us-east-1:000000000000:key/11111111-2222-3333-4444-555555555555"
+const arn = sopstest.KMSKeyARN
 
 // TestAWSKMS decrypts a file sealed for an AWS KMS key with the access key of the Secret, through
 // the SDK's own endpoint override, and checks that the request was signed with it.
 func TestAWSKMS(t *testing.T) {
-	k := newKMS(t)
+	k := sopstest.NewKMS(t)
 	t.Setenv("AWS_ENDPOINT_URL_KMS", k.URL)
 	// The environment's credentials are never used: the Secret's are.
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDFROMENV")
@@ -266,7 +160,7 @@ func TestAWSKMS(t *testing.T) {
 	if !strings.Contains(string(out), `"token": "tok-123456"`) {
 		t.Errorf("plaintext: %s", out)
 	}
-	h := k.headers()
+	h := k.Headers()
 	if len(h) != 1 || !strings.Contains(h[0], "Credential=AKIDPLUMBTEST/") || strings.Contains(h[0], secret) {
 		t.Errorf("Authorization headers = %q, want one SigV4 signature by AKIDPLUMBTEST", h)
 	}
@@ -295,12 +189,12 @@ func TestAWSKMS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := len(k.headers())
+	before := len(k.Headers())
 	_, _, err = d.Decrypt("token.json", enc)
 	if !errors.Is(err, sops.ErrNoKey) || !strings.Contains(err.Error(), "add the entry sops.aws-kms") || !strings.Contains(err.Error(), "--sops-kms-workload-identity") {
 		t.Errorf("err = %v, want a message naming sops.aws-kms and the flag", err)
 	}
-	if len(k.headers()) != before {
+	if len(k.Headers()) != before {
 		t.Error("a request reached KMS without credentials from the Secret")
 	}
 
@@ -312,7 +206,7 @@ func TestAWSKMS(t *testing.T) {
 	if _, _, err = d.Decrypt("token.json", enc); !errors.Is(err, sops.ErrNoKey) {
 		t.Errorf("err = %v, want the environment's key refused", err)
 	}
-	if h := k.headers(); len(h) != before+1 || !strings.Contains(h[len(h)-1], "Credential=AKIDFROMENV/") {
+	if h := k.Headers(); len(h) != before+1 || !strings.Contains(h[len(h)-1], "Credential=AKIDFROMENV/") {
 		t.Errorf("Authorization headers = %q, want the last signed by the default chain's AKIDFROMENV", h)
 	}
 }

@@ -70,6 +70,7 @@ type Decryptor struct {
 	cloud cloudKeys
 
 	workloadIdentity bool
+	identity         CloudIdentity // spec.decryption.serviceAccountName's, or nil
 	httpClient       *http.Client
 }
 
@@ -77,8 +78,9 @@ type Decryptor struct {
 // empty lines and # comments are skipped), `*.asc` armored PGP private keys (one or more; keys
 // protected by a passphrase are refused, there is no way to give the passphrase), and
 // sops.aws-kms, sops.azure-kv, sops.gcp-kms and sops.vault-token the credentials of cloud key
-// services (see the constants). Other entries are ignored. With WithWorkloadIdentity, entries
-// may be nil: KMS keys then use the controller's identity. An error never holds key material.
+// services (see the constants). Other entries are ignored. With WithCloudIdentity or
+// WithWorkloadIdentity, entries may be nil: KMS keys then use that cloud identity. An error never
+// holds key material.
 func New(entries map[string][]byte, opts ...Option) (*Decryptor, error) {
 	d := &Decryptor{}
 	for _, o := range opts {
@@ -106,7 +108,7 @@ func New(entries map[string][]byte, opts ...Option) (*Decryptor, error) {
 	if err := d.readCloudKeys(entries); err != nil {
 		return nil, err
 	}
-	if len(d.age) == 0 && len(d.pgp) == 0 && !d.hasCloudKeys() && !d.workloadIdentity {
+	if len(d.age) == 0 && len(d.pgp) == 0 && !d.hasCloudKeys() && !d.workloadIdentity && d.identity == nil {
 		return nil, fmt.Errorf("no entry ending in %s or %s, nor %s, %s, %s or %s", AgeKeySuffix, PGPKeySuffix, AWSKMSEntry, AzureKVEntry, GCPKMSEntry, VaultTokenEntry)
 	}
 	return d, nil

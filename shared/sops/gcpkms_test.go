@@ -93,7 +93,7 @@ func (o *googleOAuth) check(assertion string) error {
 type gcpKMS struct {
 	*httptest.Server
 	token string
-	box   sealBox
+	box   sopstest.SealBox
 	mu    sync.Mutex
 	seen  []string
 }
@@ -122,9 +122,9 @@ func (k *gcpKMS) serve(w http.ResponseWriter, r *http.Request) {
 	var out map[string]any
 	switch path {
 	case gcpKey + ":encrypt":
-		out = map[string]any{"name": gcpKey + "/cryptoKeyVersions/1", "ciphertext": k.box.seal(body.Plaintext)}
+		out = map[string]any{"name": gcpKey + "/cryptoKeyVersions/1", "ciphertext": k.box.Seal(body.Plaintext)}
 	case gcpKey + ":decrypt":
-		plain, err := k.box.open(body.Ciphertext)
+		plain, err := k.box.Open(body.Ciphertext)
 		if err != nil {
 			fail(http.StatusBadRequest, "INVALID_ARGUMENT", "Decryption failed: the ciphertext is invalid.")
 			return
@@ -169,7 +169,7 @@ func TestGCPKMS(t *testing.T) {
 	o := &googleOAuth{public: public, email: email, token: "ya29.kms-access-token"}
 	o.Server = httptest.NewServer(http.HandlerFunc(o.serve))
 	t.Cleanup(o.Close)
-	k := &gcpKMS{token: o.token, box: newSealBox(t)}
+	k := &gcpKMS{token: o.token, box: sopstest.NewSealBox(t)}
 	k.Server = httptest.NewServer(http.HandlerFunc(k.serve))
 	t.Cleanup(k.Close)
 	t.Setenv("SOPS_GCP_KMS_ENDPOINT", k.URL)

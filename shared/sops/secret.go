@@ -11,12 +11,12 @@ import (
 
 // FromSecret reads the keys of the decryption Secret named name in namespace ns, and returns
 // the Decryptor with "<name>/<resourceVersion>", which changes when the keys do. With no name,
-// only the controller's identity can open files: allowed with WithWorkloadIdentity.
+// only a cloud identity can open files: allowed with WithCloudIdentity or WithWorkloadIdentity.
 func FromSecret(ctx context.Context, reader client.Reader, ns, name string, opts ...Option) (*Decryptor, string, error) {
 	if name == "" {
 		d, err := New(nil, opts...)
 		if err != nil {
-			return nil, "", fmt.Errorf("spec.decryption.secretRef is required: the Secret holding the keys (without one, only KMS keys opened with the controller's own identity can be used, with its --sops-kms-workload-identity flag)")
+			return nil, "", fmt.Errorf("spec.decryption.secretRef is required: the Secret holding the keys (without one, only KMS keys opened with a cloud identity can be used: spec.decryption.serviceAccountName, or the controller's own with its --sops-kms-workload-identity flag)")
 		}
 		return d, "controller-identity", nil
 	}

@@ -212,10 +212,20 @@ type Decryption struct {
 	// `.agekey` hold age identities (one or more lines), entries ending in `.asc` armored PGP
 	// private keys without a passphrase; `sops.aws-kms`, `sops.azure-kv`, `sops.gcp-kms` and
 	// `sops.vault-token` the credentials of AWS KMS, Azure Key Vault, GCP KMS and HashiCorp Vault
-	// (as Flux reads them). Without it, only KMS keys that the controller's own identity opens can
-	// be used, when the controller runs with --sops-kms-workload-identity.
+	// (as Flux reads them). Without it, only KMS keys can be used, opened with the cloud identity
+	// of serviceAccountName or, when the controller runs with --sops-kms-workload-identity, its
+	// own.
 	// +optional
 	SecretRef *meta.LocalObjectReference `json:"secretRef,omitempty"`
+
+	// ServiceAccountName names a ServiceAccount of this namespace whose cloud identity opens the
+	// AWS KMS, GCP KMS and Azure Key Vault keys the Secret holds no credentials for: a token of
+	// the ServiceAccount is exchanged for the cloud's, as its annotations say
+	// (eks.amazonaws.com/role-arn, iam.gke.io/gcp-service-account,
+	// azure.workload.identity/client-id). Needs the controller flag
+	// --feature-gates=ObjectLevelWorkloadIdentity=true.
+	// +optional
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
 }
 
 // DecryptionProviderSOPS is the only decryption provider.

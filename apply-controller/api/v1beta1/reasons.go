@@ -30,6 +30,9 @@ const (
 	DriftDetectedReason = "DriftDetected"
 	// InvalidSpecReason: the spec holds a value the controller cannot use; fix the spec.
 	InvalidSpecReason = "InvalidSpec"
+	// FeatureGateDisabledReason: spec.decryption.serviceAccountName on a controller without
+	// --feature-gates=ObjectLevelWorkloadIdentity=true.
+	FeatureGateDisabledReason = "FeatureGateDisabled"
 	// DependencyCycleReason: spec.dependsOn leads back to this Kustomization.
 	DependencyCycleReason = "DependencyCycle"
 	// AccessDeniedReason: a reference the controller's flags forbid (cross-namespace).

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/auth"
 	"github.com/fluxcd/pkg/runtime/conditions"
 	"github.com/fluxcd/pkg/ssa"
 	ssautil "github.com/fluxcd/pkg/ssa/utils"
@@ -84,6 +85,8 @@ type KustomizationReconciler struct {
 	// Clusters obtains the credentials of spec.kubeConfig.configMapRef (nil: no token cache and
 	// no serviceAccountName in the ConfigMap).
 	Clusters *kubeconfig.Clusters
+	// DecryptionIdentity is what spec.decryption.serviceAccountName needs.
+	DecryptionIdentity DecryptionIdentity
 
 	trees    lru[*kustomize.Tree]
 	builds   lru[*kustomize.Result]
@@ -491,7 +494,16 @@ func (r *KustomizationReconciler) build(ctx context.Context, obj *applyv1.Kustom
 // buildOptions are the build settings of the Kustomization, with the variables of its
 // postBuild read now; it returns the values read from Secrets, to mask.
 func (r *KustomizationReconciler) buildOptions(ctx context.Context, obj *applyv1.Kustomization) (kustomize.Options, []string, error) {
-	opts, err := kustomize.OptionsFor(ctx, r.APIReader, obj, !r.NoRemoteBases, sops.WithWorkloadIdentity(r.KMSWorkloadIdentity))
+	decrypt := []sops.Option{sops.WithWorkloadIdentity(r.KMSWorkloadIdentity)}
+	if d := obj.Spec.Decryption; d != nil && d.ServiceAccountName != "" {
+		if !r.DecryptionIdentity.Enabled {
+			return kustomize.Options{}, nil, status.Stall(r.Events, obj, applyv1.FeatureGateDisabledReason, fmt.Sprintf(
+				"spec.decryption.serviceAccountName %s names the cloud identity of the KMS keys, which needs the controller flag --feature-gates=%s=true",
+				d.ServiceAccountName, auth.FeatureGateObjectLevelWorkloadIdentity))
+		}
+		decrypt = append(decrypt, sops.WithCloudIdentity(r.DecryptionIdentity.serviceAccount(r.Client, obj)))
+	}
+	opts, err := kustomize.OptionsFor(ctx, r.APIReader, obj, !r.NoRemoteBases, decrypt...)
 	if err != nil {
 		return opts, nil, status.Fail(r.Events, obj, "", buildFailure(err), err)
 	}

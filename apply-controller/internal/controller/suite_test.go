@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/auth/aws"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -66,6 +67,8 @@ func run(m *testing.M) int {
 		Scheme:  scheme,
 		Metrics: metricsserver.Options{BindAddress: "0"},
 		Cache:   cache.Options{ByObject: map[client.Object]cache.ByObject{&applyv1.Kustomization{}: {Label: notSharded}}},
+		// As cmd/main.go: ServiceAccounts are read when named, not watched.
+		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.ServiceAccount{}}}},
 	})
 	must(err)
 	// As cmd/main.go makes it with --feature-gates=ObjectLevelWorkloadIdentity=true.
@@ -81,6 +84,9 @@ func run(m *testing.M) int {
 		ControllerName: "apply-controller",
 		Fetcher:        &artifact.Fetcher{},
 		ConcurrentSSA:  4,
+		// The AWS token exchange is the test's (kustomization_identity_test.go): STS cannot run
+		// on loopback.
+		DecryptionIdentity: DecryptionIdentity{Enabled: true, Cache: cloud.TokenCache(), AWS: aws.Provider{Implementation: stsFake}},
 	}
 	testScheme = scheme
 	ctx, cancel := context.WithCancel(context.Background())

@@ -24,7 +24,6 @@ import (
 	"github.com/plumb-dev/plumb/cli/internal/localdir"
 	"github.com/plumb-dev/plumb/shared/artifact"
 	"github.com/plumb-dev/plumb/shared/kustomize"
-	"github.com/plumb-dev/plumb/shared/sops/sopstest"
 	"github.com/plumb-dev/plumb/shared/testing/artifacttest"
 )
 
@@ -183,20 +182,14 @@ func TestMigrateClusterFromFlux(t *testing.T) {
 	// Suspended before the takeover: rollback leaves it suspended.
 	fluxObject(g, "source.toolkit.fluxcd.io/v1", "HelmRepository", ns, "charts",
 		map[string]any{"url": "https://example.invalid/charts", "interval": "1h", "suspend": true}, nil)
-	// A field Plumb lacks: refused unless --drop-unsupported (a Kustomization that decrypts
-	// with a key of its Secret, and names a ServiceAccount for KMS, which Plumb does not take).
-	key, _ := sopstest.Identity(t)
-	g.Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "sops-age", Namespace: ns},
-		StringData: map[string]string{"age.agekey": key}})).To(Succeed())
-	// Its own source and object, applied by Flux.
-	opsDir := t.TempDir()
-	g.Expect(os.WriteFile(filepath.Join(opsDir, "ops.yaml"), []byte("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ops\ndata:\n  on-call: ada\n"), 0o600)).To(Succeed())
-	applyAsOwner(g, "kustomize-controller", "kustomize.toolkit.fluxcd.io", "ops", ns, build(g, ns, opsDir))
-	fluxGitRepository(g, artifacts, ns, "ops", "main@sha1:89abcdef0123456789abcdef0123456789abcdef", opsDir)
-	fluxObject(g, "kustomize.toolkit.fluxcd.io/v1", "Kustomization", ns, "ops",
-		map[string]any{"sourceRef": map[string]any{"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository", "name": "ops"},
-			"path": "./", "interval": "10m", "prune": true, "targetNamespace": ns,
-			"decryption": map[string]any{"provider": "sops", "secretRef": map[string]any{"name": "sops-age"}, "serviceAccountName": "kms"}}, nil)
+	// A field Plumb lacks: refused unless --drop-unsupported (a HelmRelease that asks for Helm
+	// 4's server-side apply; Plumb releases with the Helm 3 SDK). Its release is deployed in
+	// Helm's storage, so that the dry run has nothing to change for it either.
+	fluxObject(g, "helm.toolkit.fluxcd.io/v2", "HelmRelease", ns, "ops",
+		map[string]any{"interval": "10m", "install": map[string]any{"serverSideApply": true},
+			"chart": map[string]any{"spec": map[string]any{"chart": "ops", "sourceRef": map[string]any{"kind": "HelmRepository", "name": "charts"}}}}, nil)
+	g.Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "sh.helm.release.v1.ops.v1", Namespace: ns,
+		Labels: map[string]string{"owner": "helm", "name": "ops", "status": "deployed", "version": "1"}}, Type: "helm.sh/release.v1"})).To(Succeed())
 
 	// The dry run: Plumb's first apply would change nothing.
 	code, out, errOut := plumb(ctx, "migrate", "cluster", "--from", "flux", "--dry-run")
@@ -224,10 +217,10 @@ func TestMigrateClusterFromFlux(t *testing.T) {
 	code, out, errOut = plumb(ctx, "migrate", "cluster", "--from", "flux")
 	g.Expect(code).To(Equal(ExitFailure), out)
 	g.Expect(errOut).To(ContainSubstring("some objects were not migrated"))
-	g.Expect(out).To(ContainSubstring("✗ Kustomization/" + ns + "/ops: the Plumb Kustomization would lack field spec.decryption.serviceAccountName"))
+	g.Expect(out).To(ContainSubstring("✗ HelmRelease/" + ns + "/ops: the Plumb HelmRelease would lack field spec.install.serverSideApply"))
 	g.Expect(out).To(ContainSubstring("✔ Kustomization/" + ns + "/apps: suspended; Plumb twin created; 3 applied objects handed over to apply-controller"))
-	g.Expect(kindsSuspendedT(getObj(g, "kustomize.toolkit.fluxcd.io/v1", "Kustomization", ns, "ops"))).To(BeFalse(), "an object that cannot be taken over stays Flux's, running")
-	err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "ops"}, get0("apply.plumb.dev/v1beta1", "Kustomization"))
+	g.Expect(kindsSuspendedT(getObj(g, "helm.toolkit.fluxcd.io/v2", "HelmRelease", ns, "ops"))).To(BeFalse(), "an object that cannot be taken over stays Flux's, running")
+	err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "ops"}, get0("helm.plumb.dev/v1beta1", "HelmRelease"))
 	g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "no twin: %v", err)
 
 	// Flux objects suspended, with what they were.
@@ -275,7 +268,7 @@ func TestMigrateClusterFromFlux(t *testing.T) {
 	// Again, dropping what Plumb lacks: the rest is left as it is.
 	code, out, _ = plumb(ctx, "migrate", "cluster", "--from", "flux", "--drop-unsupported")
 	g.Expect(code).To(Equal(ExitOK), out)
-	g.Expect(out).To(ContainSubstring("✔ Kustomization/" + ns + "/ops: suspended; Plumb twin created without spec.decryption.serviceAccountName"))
+	g.Expect(out).To(ContainSubstring("✔ HelmRelease/" + ns + "/ops: suspended; Plumb twin created without spec.install.serverSideApply"))
 	g.Expect(out).To(ContainSubstring("✔ Kustomization/" + ns + "/apps: suspended; Plumb twin already there; 0 applied objects handed over"))
 	for kind, a := range readLive(g, objs) {
 		g.Expect(a.rv).To(Equal(after[kind].rv), "%s unchanged by a second run", kind)
@@ -324,8 +317,7 @@ func TestMigrateClusterFromFlux(t *testing.T) {
 	for _, tw := range []*unstructured.Unstructured{
 		getObj(g, "apply.plumb.dev/v1beta1", "Kustomization", ns, "apps"),
 		getObj(g, "source.plumb.dev/v1beta1", "GitRepository", ns, "repo"),
-		getObj(g, "apply.plumb.dev/v1beta1", "Kustomization", ns, "ops"),
-		getObj(g, "source.plumb.dev/v1beta1", "GitRepository", ns, "ops"),
+		getObj(g, "helm.plumb.dev/v1beta1", "HelmRelease", ns, "ops"),
 	} {
 		tw.Object["status"] = map[string]any{"conditions": ready("True", "Succeeded", "ok")}
 		g.Expect(k8s.Status().Update(ctx, tw)).To(Succeed())

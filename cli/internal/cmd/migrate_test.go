@@ -39,10 +39,10 @@ spec:
 	g.Expect(os.ReadFile(filepath.Join(dir, "clean.yaml"))).To(BeEquivalentTo(clean))
 
 	// A field Plumb does not have: exit 1, with file:line.
-	writeFile(g, dir, "unsupported.yaml", "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: app\nspec:\n  decryption:\n    provider: sops\n    serviceAccountName: kms\n")
+	writeFile(g, dir, "unsupported.yaml", "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: app\nspec:\n  install:\n    serverSideApply: true\n")
 	code, out, _ = migrateRun(dir)
 	g.Expect(code).To(Equal(ExitFailure))
-	g.Expect(out).To(ContainSubstring("unsupported.yaml:8: Kustomization/app: spec.decryption.serviceAccountName: Plumb has no such field"))
+	g.Expect(out).To(ContainSubstring("unsupported.yaml:7: HelmRelease/app: spec.install.serverSideApply: Plumb has no such field"))
 
 	// --write rewrites, keeps the comments, and still says what is left.
 	code, out, _ = migrateRun(dir, "--write")

@@ -43,7 +43,6 @@ spec:
     apiVersion: source.toolkit.fluxcd.io/v1
   decryption:
     provider: sops
-    serviceAccountName: kms
 ---
 apiVersion: helm.toolkit.fluxcd.io/v2
 kind: HelmRelease
@@ -51,6 +50,8 @@ metadata:
   name: podinfo
 spec:
   interval: 5m
+  install:
+    serverSideApply: true # Helm 4's
   chartRef:
     kind: OCIRepository
     name: podinfo
@@ -108,7 +109,7 @@ func TestRepoReportsWithoutWriting(t *testing.T) {
 		lines = append(lines, f.String())
 	}
 	g.Expect(lines).To(HaveExactElements(
-		HavePrefix(filepath.Join("clusters", "apps.yml")+":18: Kustomization/apps: spec.decryption.serviceAccountName: Plumb has no such field"),
+		HavePrefix(filepath.Join("clusters", "apps.yml")+":26: HelmRelease/podinfo: spec.install.serverSideApply: Plumb has no such field"),
 		HavePrefix(filepath.Join("clusters", "sources.yaml")+":15: GitRepository/fleet: spec.verify.provider: Plumb has no such field"),
 	))
 	g.Expect(r.Skipped).To(HaveExactElements(HavePrefix(filepath.Join("chart", "templates", "cm.yaml") + ": not YAML")))

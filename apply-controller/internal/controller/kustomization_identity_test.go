@@ -1,0 +1,116 @@
+package controller
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	ststypes "github.com/aws/aws-sdk-go-v2/service/sts/types"
+	"github.com/fluxcd/pkg/apis/meta"
+	awsauth "github.com/fluxcd/pkg/auth/aws"
+	"github.com/fluxcd/pkg/runtime/conditions"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	applyv1 "github.com/plumb-dev/plumb/apply-controller/api/v1beta1"
+	"github.com/plumb-dev/plumb/shared/sops/sopstest"
+	"github.com/plumb-dev/plumb/shared/testing/cloudtest"
+)
+
+// fakeSTS answers AssumeRoleWithWebIdentity for the suite's reconciler with the one access key
+// sopstest's KMS decrypts for, and records what it was asked. The other methods of the
+// Implementation are never called (they would panic).
+type fakeSTS struct {
+	awsauth.Implementation
+	mu    sync.Mutex
+	calls []stsCall
+}
+
+type stsCall struct{ role, token, region string }
+
+const stsSecret = "sts-secret-key-not-for-logs"
+
+func (f *fakeSTS) AssumeRoleWithWebIdentity(_ context.Context, in *sts.AssumeRoleWithWebIdentityInput, o sts.Options) (*sts.AssumeRoleWithWebIdentityOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, stsCall{role: aws.ToString(in.RoleArn), token: aws.ToString(in.WebIdentityToken), region: o.Region})
+	return &sts.AssumeRoleWithWebIdentityOutput{Credentials: &ststypes.Credentials{
+		AccessKeyId: aws.String(sopstest.KMSAccessKeyID), SecretAccessKey: aws.String(stsSecret),
+		SessionToken: aws.String("sts-session-token"), Expiration: aws.Time(time.Now().Add(time.Hour)),
+	}}, nil
+}
+
+func (f *fakeSTS) seen() []stsCall {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]stsCall(nil), f.calls...)
+}
+
+var stsFake = &fakeSTS{}
+
+// A file sealed with an AWS KMS key opens with the cloud identity of the ServiceAccount that
+// spec.decryption.serviceAccountName names: the API server's token for it, exchanged for the
+// role of its annotation in the key's region; no Secret is needed. A ServiceAccount that does
+// not exist fails with DecryptionFailed naming it; without the feature gate the Kustomization
+// is Stalled with FeatureGateDisabled.
+func TestKustomization_DecryptsWithTheServiceAccountsCloudIdentity(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	kms := sopstest.NewKMS(t)
+	t.Setenv("AWS_ENDPOINT_URL_KMS", kms.URL) // read by the AWS SDK of the running controller
+	ns := newNamespace(t)
+	const role = "arn:aws:iam::000000000000:role/decrypter"
+	g.Expect(k8s.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "decrypter", Namespace: ns,
+		Annotations: map[string]string{"eks.amazonaws.com/role-arn": role}}})).To(Succeed())
+
+	const password = "kms-plaintext-7781"
+	plain := "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: " + password + "\n"
+	sealed := string(sopstest.Encrypt(t, "yaml", []byte(plain), sopstest.Options{EncryptedRegex: "^(data|stringData)$",
+		AWS: credentials.NewStaticCredentialsProvider(sopstest.KMSAccessKeyID, stsSecret, "")}, []string{sopstest.KMSKeyARN}))
+	gr := source(t, ns, "app", "main@sha1:1", map[string]string{"deploy/secret.yaml": sealed})
+	k := newKustomization(ns, gr.Name, func(k *applyv1.Kustomization) {
+		k.Spec.Decryption = &applyv1.Decryption{Provider: applyv1.DecryptionProviderSOPS, ServiceAccountName: "decrypter"}
+	})
+	before := len(stsFake.seen())
+	g.Expect(k8s.Create(ctx, k)).To(Succeed())
+	waitApplied(g, k, "main@sha1:1")
+	var s corev1.Secret
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "db"}, &s)).To(Succeed())
+	g.Expect(string(s.Data["password"])).To(Equal(password))
+
+	calls := stsFake.seen()[before:]
+	g.Expect(calls).To(HaveLen(1), "one exchange")
+	g.Expect(calls[0].role).To(Equal(role))
+	g.Expect(calls[0].region).To(Equal("us-east-1"), "the key ARN's region")
+	claims, err := cloudtest.JWTClaims(calls[0].token)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(claims["sub"]).To(Equal("system:serviceaccount:" + ns + ":decrypter"))
+	g.Expect(claims["aud"]).To(ContainElement("sts.amazonaws.com"))
+	h := kms.Headers()
+	g.Expect(h).NotTo(BeEmpty())
+	g.Expect(h[len(h)-1]).To(ContainSubstring("Credential=" + sopstest.KMSAccessKeyID + "/"))
+
+	// Another ServiceAccount, which does not exist: DecryptionFailed names it; no exchange.
+	g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(k), k)).To(Succeed())
+	k.Spec.Decryption.ServiceAccountName = "absent"
+	g.Expect(k8s.Update(ctx, k)).To(Succeed())
+	msg := waitNotReady(g, k, applyv1.DecryptionFailedReason)
+	g.Expect(msg).To(ContainSubstring("ServiceAccount " + ns + "/absent"))
+	g.Expect(msg).NotTo(ContainSubstring(stsSecret))
+	g.Expect(stsFake.seen()).To(HaveLen(before + 1))
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "db"}, &s)).To(Succeed(), "what was applied stays")
+
+	// A controller without the feature gate stalls such a Kustomization.
+	off := &KustomizationReconciler{Events: reconciler.Events}
+	_, _, err = off.buildOptions(ctx, k)
+	g.Expect(err).To(HaveOccurred())
+	g.Expect(conditions.IsStalled(k)).To(BeTrue())
+	g.Expect(conditions.GetReason(k, meta.ReadyCondition)).To(Equal(applyv1.FeatureGateDisabledReason))
+	g.Expect(conditions.GetMessage(k, meta.ReadyCondition)).To(ContainSubstring("--feature-gates=ObjectLevelWorkloadIdentity=true"))
+}
