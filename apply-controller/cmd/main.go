@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 
 	corev1 "k8s.io/api/core/v1"
@@ -21,7 +22,7 @@ const controllerName = "apply-controller"
 
 type options struct {
 	manager.Options
-	defaultSA                           string
+	defaultSA, defaultDecryptionSA      string
 	noCrossNamespaceRefs, noRemoteBases bool
 	kmsWorkloadIdentity                 bool
 	concurrentSSA                       int
@@ -36,6 +37,7 @@ func main() {
 	flag.BoolVar(&o.noRemoteBases, "no-remote-bases", false, "Refuse kustomizations that refer to Git or http(s) URLs: everything applied must come from the source artifact.")
 	flag.BoolVar(&o.kmsWorkloadIdentity, "sops-kms-workload-identity", false, "Let SOPS keys of AWS KMS, GCP KMS and Azure Key Vault whose credentials the decryption Secret lacks use this controller's own cloud identity (IRSA, GKE or Azure Workload Identity; the SDKs' default chains). Off by default: in a shared cluster every tenant's Kustomization could borrow that identity.")
 	flag.StringVar(&o.defaultSA, "default-service-account", "", "ServiceAccount to impersonate when a Kustomization names none.")
+	flag.StringVar(&o.defaultDecryptionSA, "default-decryption-service-account", "", "ServiceAccount of a Kustomization's namespace whose cloud identity opens its SOPS KMS keys when spec.decryption names none (Flux's flag; needs --feature-gates=ObjectLevelWorkloadIdentity=true). Set, the controller's own identity is never used for them.")
 	flag.IntVar(&o.concurrentSSA, "concurrent-ssa", 4, "Server-side applies (and dry-runs) of one Kustomization sent at once.")
 	o.Main(controllerName, func(ctx context.Context) error { return run(ctx, o) })
 }
@@ -49,25 +51,29 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
+	if o.defaultDecryptionSA != "" && !cloud.ObjectLevel() {
+		return errors.New("--default-decryption-service-account names a cloud identity, which needs --feature-gates=ObjectLevelWorkloadIdentity=true")
+	}
 	mgr, err := o.New(controllerName, applyv1.AddToScheme, []client.Object{&applyv1.Kustomization{}}, []client.Object{&corev1.Secret{}, &corev1.ConfigMap{}, &corev1.ServiceAccount{}})
 	if err != nil {
 		return err
 	}
 	r := &controller.KustomizationReconciler{
-		Client:                mgr.GetClient(),
-		APIReader:             mgr.GetAPIReader(),
-		Config:                mgr.GetConfig(),
-		Mapper:                mgr.GetRESTMapper(),
-		Events:                mgr.GetEventRecorder(controllerName),
-		ControllerName:        controllerName,
-		Fetcher:               &artifact.Fetcher{},
-		NoCrossNamespaceRefs:  o.noCrossNamespaceRefs,
-		DefaultServiceAccount: o.defaultSA,
-		NoRemoteBases:         o.noRemoteBases,
-		KMSWorkloadIdentity:   o.kmsWorkloadIdentity,
-		ConcurrentSSA:         o.concurrentSSA,
-		Clusters:              kubeconfig.NewClusters(cloud.TokenCache(), cloud.ObjectLevel()),
-		DecryptionIdentity:    controller.DecryptionIdentity{Enabled: cloud.ObjectLevel(), Cache: cloud.TokenCache()},
+		Client:                          mgr.GetClient(),
+		APIReader:                       mgr.GetAPIReader(),
+		Config:                          mgr.GetConfig(),
+		Mapper:                          mgr.GetRESTMapper(),
+		Events:                          mgr.GetEventRecorder(controllerName),
+		ControllerName:                  controllerName,
+		Fetcher:                         &artifact.Fetcher{},
+		NoCrossNamespaceRefs:            o.noCrossNamespaceRefs,
+		DefaultServiceAccount:           o.defaultSA,
+		NoRemoteBases:                   o.noRemoteBases,
+		KMSWorkloadIdentity:             o.kmsWorkloadIdentity,
+		ConcurrentSSA:                   o.concurrentSSA,
+		Clusters:                        kubeconfig.NewClusters(cloud.TokenCache(), cloud.ObjectLevel()),
+		DecryptionIdentity:              controller.DecryptionIdentity{Enabled: cloud.ObjectLevel(), Cache: cloud.TokenCache()},
+		DefaultDecryptionServiceAccount: o.defaultDecryptionSA,
 	}
 	if err := r.SetupWithManager(ctx, mgr, controller.Options{Concurrent: o.Concurrent}); err != nil {
 		return err

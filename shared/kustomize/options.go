@@ -79,7 +79,7 @@ func OptionsFor(ctx context.Context, reader client.Reader, obj *applyv1.Kustomiz
 }
 
 // decryptor reads the keys of spec.decryption.secretRef; it returns the Secret's name and
-// resource version, and the ServiceAccount of serviceAccountName, for the build's cache key.
+// resource version, for the build's cache key.
 func decryptor(ctx context.Context, reader client.Reader, ns string, d *applyv1.Decryption, opts []sops.Option) (Decryptor, string, error) {
 	if d.Provider != applyv1.DecryptionProviderSOPS {
 		return nil, "", fmt.Errorf("spec.decryption.provider %q is not supported (only %s)", d.Provider, applyv1.DecryptionProviderSOPS)
@@ -88,11 +88,7 @@ func decryptor(ctx context.Context, reader client.Reader, ns string, d *applyv1.
 	if d.SecretRef != nil {
 		ref = d.SecretRef.Name
 	}
-	dec, version, err := sops.FromSecret(ctx, reader, ns, ref, opts...)
-	if err == nil && d.ServiceAccountName != "" {
-		version += "+serviceaccount/" + d.ServiceAccountName
-	}
-	return dec, version, err
+	return sops.FromSecret(ctx, reader, ns, ref, opts...)
 }
 
 // variables reads a ConfigMap or Secret of postBuild.substituteFrom, and its resource version.

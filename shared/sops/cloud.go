@@ -53,7 +53,11 @@ func (s *server) decryptAWS(ctx context.Context, k *keyservice.KmsKey, ciphertex
 		if err != nil {
 			return nil, err
 		}
-		kms.NewCredentialsProvider(id.AWS(region)).ApplyToMasterKey(mk)
+		creds := id.AWS(ctx, region)
+		if creds == nil {
+			return nil, noCredentials(AWSKMSEntry)
+		}
+		kms.NewCredentialsProvider(creds).ApplyToMasterKey(mk)
 	}
 	if s.d.httpClient != nil {
 		kms.NewHTTPClient(s.d.httpClient).ApplyToMasterKey(mk)
@@ -72,7 +76,11 @@ func (s *server) decryptAzure(ctx context.Context, k *keyservice.AzureKeyVaultKe
 	case c.azure != nil:
 		azkv.NewTokenCredential(c.azure).ApplyToMasterKey(mk)
 	case id != nil:
-		azkv.NewTokenCredential(id.Azure()).ApplyToMasterKey(mk)
+		cred := id.Azure(ctx)
+		if cred == nil {
+			return nil, noCredentials(AzureKVEntry)
+		}
+		azkv.NewTokenCredential(cred).ApplyToMasterKey(mk)
 	}
 	if s.d.httpClient != nil {
 		azkv.NewClientOptions(&azkeys.ClientOptions{ClientOptions: policy.ClientOptions{Transport: s.d.httpClient}}).ApplyToMasterKey(mk)
@@ -91,7 +99,11 @@ func (s *server) decryptGCP(ctx context.Context, k *keyservice.GcpKmsKey, cipher
 	case c.gcp != nil:
 		gcpkms.NewTokenSource(c.gcp).ApplyToMasterKey(mk)
 	case id != nil:
-		gcpkms.NewTokenSource(id.GCP(ctx)).ApplyToMasterKey(mk)
+		ts := id.GCP(ctx)
+		if ts == nil {
+			return nil, noCredentials(GCPKMSEntry)
+		}
+		gcpkms.NewTokenSource(ts).ApplyToMasterKey(mk)
 	}
 	return mk.DecryptContext(ctx)
 }

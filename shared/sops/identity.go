@@ -15,13 +15,17 @@ import (
 // whose credentials the decryption Secret does not hold. apply-controller's obtains them by a
 // token exchange for the ServiceAccount; this package only asks for them, when a key needs them.
 type CloudIdentity interface {
-	// AWS are the credentials for a KMS key of region (the STS exchange needs one).
-	AWS(region string) aws.CredentialsProvider
-	// Azure is the credential for Key Vault.
-	Azure() azcore.TokenCredential
+	// AWS are the credentials for a KMS key of region (the STS exchange needs one). The AWS
+	// SDK asks for them with a context that never ends: they are obtained within ctx, the call's.
+	AWS(ctx context.Context, region string) aws.CredentialsProvider
+	// Azure is the credential for Key Vault, for calls bounded by ctx.
+	Azure(ctx context.Context) azcore.TokenCredential
 	// GCP is the token source for Cloud KMS, for calls bounded by ctx.
 	GCP(ctx context.Context) oauth2.TokenSource
 }
+
+// A nil credential of a CloudIdentity is no credential: the key fails, rather than the SDK
+// falling back to the controller's own identity.
 
 // WithCloudIdentity opens the cloud keys the Secret has no credentials for with id, rather than
 // with the controller's own identity (WithWorkloadIdentity).

@@ -22,16 +22,20 @@ import (
 type identity struct {
 	mu      sync.Mutex
 	regions []string
+	none    bool // no AWS credentials
 }
 
-func (i *identity) AWS(region string) aws.CredentialsProvider {
+func (i *identity) AWS(_ context.Context, region string) aws.CredentialsProvider {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	i.regions = append(i.regions, region)
+	if i.none {
+		return nil
+	}
 	return credentials.NewStaticCredentialsProvider(sopstest.KMSAccessKeyID, "identity-secret", "")
 }
-func (i *identity) Azure() azcore.TokenCredential          { return nil }
-func (i *identity) GCP(context.Context) oauth2.TokenSource { return nil }
+func (i *identity) Azure(context.Context) azcore.TokenCredential { return nil }
+func (i *identity) GCP(context.Context) oauth2.TokenSource       { return nil }
 
 // The Secret's credentials come before the cloud identity of spec.decryption.serviceAccountName
 // (Flux's order), which comes before the controller's own; the identity is asked for the key
@@ -76,6 +80,19 @@ func TestCloudIdentity(t *testing.T) {
 	h := k.Headers()
 	if len(h) != 2 || !strings.Contains(h[1], "Credential="+sopstest.KMSAccessKeyID+"/") {
 		t.Errorf("Authorization headers = %q, want the second signed with the identity's key", h)
+	}
+
+	// An identity without credentials: the key fails; the SDK does not fall back to the
+	// controller's own identity.
+	d, err = sops.New(nil, sops.WithCloudIdentity(&identity{none: true}), sops.WithWorkloadIdentity(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err = d.Decrypt("token.json", enc); !errors.Is(err, sops.ErrNoKey) {
+		t.Errorf("err = %v, want ErrNoKey", err)
+	}
+	if len(k.Headers()) != 2 {
+		t.Errorf("a request reached KMS without the identity's credentials: %q", k.Headers()[2:])
 	}
 
 	// Neither: the message says what to add, the field among it.

@@ -222,8 +222,9 @@ type Decryption struct {
 	// AWS KMS, GCP KMS and Azure Key Vault keys the Secret holds no credentials for: a token of
 	// the ServiceAccount is exchanged for the cloud's, as its annotations say
 	// (eks.amazonaws.com/role-arn, iam.gke.io/gcp-service-account,
-	// azure.workload.identity/client-id). Needs the controller flag
-	// --feature-gates=ObjectLevelWorkloadIdentity=true.
+	// azure.workload.identity/client-id and tenant-id). Needs the controller flag
+	// --feature-gates=ObjectLevelWorkloadIdentity=true; the controller's
+	// --default-decryption-service-account stands for it when empty.
 	// +optional
 	ServiceAccountName string `json:"serviceAccountName,omitempty"`
 }

@@ -87,6 +87,9 @@ type KustomizationReconciler struct {
 	Clusters *kubeconfig.Clusters
 	// DecryptionIdentity is what spec.decryption.serviceAccountName needs.
 	DecryptionIdentity DecryptionIdentity
+	// DefaultDecryptionServiceAccount stands for spec.decryption.serviceAccountName when a
+	// Kustomization with decryption names none (--default-decryption-service-account).
+	DefaultDecryptionServiceAccount string
 
 	trees    lru[*kustomize.Tree]
 	builds   lru[*kustomize.Result]
@@ -495,19 +498,44 @@ func (r *KustomizationReconciler) build(ctx context.Context, obj *applyv1.Kustom
 // postBuild read now; it returns the values read from Secrets, to mask.
 func (r *KustomizationReconciler) buildOptions(ctx context.Context, obj *applyv1.Kustomization) (kustomize.Options, []string, error) {
 	decrypt := []sops.Option{sops.WithWorkloadIdentity(r.KMSWorkloadIdentity)}
-	if d := obj.Spec.Decryption; d != nil && d.ServiceAccountName != "" {
+	identity := ""
+	if name := r.decryptionServiceAccount(obj); name != "" {
 		if !r.DecryptionIdentity.Enabled {
 			return kustomize.Options{}, nil, status.Stall(r.Events, obj, applyv1.FeatureGateDisabledReason, fmt.Sprintf(
 				"spec.decryption.serviceAccountName %s names the cloud identity of the KMS keys, which needs the controller flag --feature-gates=%s=true",
-				d.ServiceAccountName, auth.FeatureGateObjectLevelWorkloadIdentity))
+				name, auth.FeatureGateObjectLevelWorkloadIdentity))
 		}
-		decrypt = append(decrypt, sops.WithCloudIdentity(r.DecryptionIdentity.serviceAccount(r.Client, obj)))
+		// Read now, for the build's cache key: a build decrypted with one ServiceAccount's
+		// identity is never reused for another's, nor once this one changed or went.
+		sa := &corev1.ServiceAccount{}
+		if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: obj.Namespace, Name: name}, sa); err != nil {
+			return kustomize.Options{}, nil, status.Fail(r.Events, obj, "", applyv1.DecryptionFailedReason,
+				fmt.Errorf("spec.decryption.serviceAccountName: ServiceAccount %s/%s is not ready or not found", obj.Namespace, name))
+		}
+		identity = fmt.Sprintf("decryption-serviceaccount@%s/%s", sa.UID, sa.ResourceVersion)
+		decrypt = append(decrypt, sops.WithCloudIdentity(r.DecryptionIdentity.serviceAccount(r.Client, obj, name)))
 	}
 	opts, err := kustomize.OptionsFor(ctx, r.APIReader, obj, !r.NoRemoteBases, decrypt...)
 	if err != nil {
 		return opts, nil, status.Fail(r.Events, obj, "", buildFailure(err), err)
 	}
+	if identity != "" {
+		opts.SecretVersions = append(opts.SecretVersions, identity)
+	}
 	return opts, opts.Secrets, nil
+}
+
+// decryptionServiceAccount is the ServiceAccount whose cloud identity opens obj's KMS keys:
+// spec.decryption.serviceAccountName, or else --default-decryption-service-account; "" for none.
+func (r *KustomizationReconciler) decryptionServiceAccount(obj *applyv1.Kustomization) string {
+	d := obj.Spec.Decryption
+	switch {
+	case d == nil:
+		return ""
+	case d.ServiceAccountName != "":
+		return d.ServiceAccountName
+	}
+	return r.DefaultDecryptionServiceAccount
 }
 
 // buildFailure is the reason of a failed build: DecryptionFailed when a file or the keys of

@@ -38,10 +38,10 @@ type DecryptionIdentity struct {
 	GCP   gcp.Provider
 }
 
-// serviceAccount is the cloud identity of obj's spec.decryption.serviceAccountName; kube reads
+// serviceAccount is the cloud identity of the ServiceAccount name of obj's namespace; kube reads
 // the ServiceAccount (never cached) and asks for its tokens.
-func (i DecryptionIdentity) serviceAccount(kube client.Client, obj *applyv1.Kustomization) *serviceAccountIdentity {
-	return &serviceAccountIdentity{DecryptionIdentity: i, kube: kube, namespace: obj.Namespace, name: obj.Spec.Decryption.ServiceAccountName,
+func (i DecryptionIdentity) serviceAccount(kube client.Client, obj *applyv1.Kustomization, name string) *serviceAccountIdentity {
+	return &serviceAccountIdentity{DecryptionIdentity: i, kube: kube, namespace: obj.Namespace, name: name,
 		object: cache.InvolvedObject{Kind: applyv1.KustomizationKind, Name: obj.Name, Namespace: obj.Namespace, Operation: cache.OperationReconcile}}
 }
 
@@ -67,9 +67,10 @@ func (s *serviceAccountIdentity) token(ctx context.Context, provider auth.Provid
 	return t, nil
 }
 
-// AWS implements sops.CloudIdentity: STS in the key's region.
-func (s *serviceAccountIdentity) AWS(region string) awssdk.CredentialsProvider {
-	return awssdk.CredentialsProviderFunc(func(ctx context.Context) (awssdk.Credentials, error) {
+// AWS implements sops.CloudIdentity: STS in the key's region, within ctx (the SDK's own context
+// of the call never ends).
+func (s *serviceAccountIdentity) AWS(ctx context.Context, region string) awssdk.CredentialsProvider {
+	return awssdk.CredentialsProviderFunc(func(context.Context) (awssdk.Credentials, error) {
 		t, err := s.token(ctx, s.DecryptionIdentity.AWS, auth.WithSTSRegion(region))
 		if err != nil {
 			return awssdk.Credentials{}, err
@@ -89,17 +90,22 @@ func (s *serviceAccountIdentity) AWS(region string) awssdk.CredentialsProvider {
 	})
 }
 
-// Azure implements sops.CloudIdentity: Entra ID, for the scopes Key Vault asks for.
-func (s *serviceAccountIdentity) Azure() azcore.TokenCredential { return azureCredential{s} }
+// Azure implements sops.CloudIdentity: Entra ID, for the scopes Key Vault asks for, within ctx.
+func (s *serviceAccountIdentity) Azure(ctx context.Context) azcore.TokenCredential {
+	return azureCredential{ctx: ctx, s: s}
+}
 
-type azureCredential struct{ s *serviceAccountIdentity }
+type azureCredential struct {
+	ctx context.Context
+	s   *serviceAccountIdentity
+}
 
-func (c azureCredential) GetToken(ctx context.Context, o policy.TokenRequestOptions) (azcore.AccessToken, error) {
+func (c azureCredential) GetToken(_ context.Context, o policy.TokenRequestOptions) (azcore.AccessToken, error) {
 	var extra []auth.Option
 	if len(o.Scopes) > 0 {
 		extra = append(extra, auth.WithScopes(slices.Clone(o.Scopes)...))
 	}
-	t, err := c.s.token(ctx, c.s.DecryptionIdentity.Azure, extra...)
+	t, err := c.s.token(c.ctx, c.s.DecryptionIdentity.Azure, extra...)
 	if err != nil {
 		return azcore.AccessToken{}, err
 	}

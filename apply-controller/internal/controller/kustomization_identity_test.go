@@ -106,6 +106,37 @@ func TestKustomization_DecryptsWithTheServiceAccountsCloudIdentity(t *testing.T)
 	g.Expect(stsFake.seen()).To(HaveLen(before + 1))
 	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "db"}, &s)).To(Succeed(), "what was applied stays")
 
+	// The same artifact in another namespace, whose ServiceAccount of that name has no role: the
+	// build decrypted with the first one's identity is not reused.
+	ns2 := newNamespace(t)
+	g.Expect(k8s.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "decrypter", Namespace: ns2}})).To(Succeed())
+	gr2 := source(t, ns2, "app", "main@sha1:1", map[string]string{"deploy/secret.yaml": sealed})
+	g.Expect(gr2.Status.Artifact.Digest).To(Equal(gr.Status.Artifact.Digest), "the same artifact, so that a build could be shared")
+	k2 := newKustomization(ns2, gr2.Name, func(k *applyv1.Kustomization) {
+		k.Spec.Decryption = &applyv1.Decryption{Provider: applyv1.DecryptionProviderSOPS, ServiceAccountName: "decrypter"}
+		k.Spec.TargetNamespace = ns // every build option the same as the first one's
+	})
+	g.Expect(k8s.Create(ctx, k2)).To(Succeed())
+	msg = waitNotReady(g, k2, applyv1.DecryptionFailedReason)
+	g.Expect(msg).To(ContainSubstring("ServiceAccount " + ns2 + "/decrypter"))
+	g.Expect(msg).To(ContainSubstring("eks.amazonaws.com/role-arn"))
+
+	// --default-decryption-service-account stands for the field when a Kustomization names
+	// none: its build opens the key with that ServiceAccount's identity.
+	withDefault := &KustomizationReconciler{Events: reconciler.Events, Client: reconciler.Client, APIReader: reconciler.APIReader,
+		DecryptionIdentity: reconciler.DecryptionIdentity, DefaultDecryptionServiceAccount: "decrypter"}
+	plainK := newKustomization(ns, gr.Name, func(k *applyv1.Kustomization) {
+		k.Spec.Decryption = &applyv1.Decryption{Provider: applyv1.DecryptionProviderSOPS}
+	})
+	opts, _, err := withDefault.buildOptions(ctx, plainK)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(opts.SecretVersions).To(ContainElement(HavePrefix("decryption-serviceaccount@")))
+	out, _, err := opts.Decryptor.Decrypt("deploy/secret.yaml", []byte(sealed))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(string(out)).To(ContainSubstring(password))
+	plainK.Spec.Decryption = nil
+	g.Expect(withDefault.decryptionServiceAccount(plainK)).To(BeEmpty(), "no decryption, no ServiceAccount")
+
 	// A controller without the feature gate stalls such a Kustomization.
 	off := &KustomizationReconciler{Events: reconciler.Events}
 	_, _, err = off.buildOptions(ctx, k)
