@@ -22,7 +22,7 @@ import (
 	"github.com/plumb-dev/plumb/shared/sops/sopstest"
 )
 
-const gcpKey = "projects/plumb-test/locations/global/keyRings/ring/cryptoKeys/sops"
+const gcpKey = sopstest.GCPKeyID
 
 // googleOAuth is a loopback OAuth 2.0 token endpoint of Google's JWT bearer grant: it checks
 // that the assertion is signed by the service account's key, is addressed to it, and asks for
@@ -87,63 +87,6 @@ func (o *googleOAuth) check(assertion string) error {
 	return nil
 }
 
-// gcpKMS is Cloud KMS's REST API on loopback (POST /v1/<key>:encrypt and :decrypt), as SOPS's
-// REST client reaches it with SOPS_GCP_KMS_ENDPOINT; it answers only the bearer token it is
-// given, and records the Authorization headers of decrypt requests.
-type gcpKMS struct {
-	*httptest.Server
-	token string
-	box   sopstest.SealBox
-	mu    sync.Mutex
-	seen  []string
-}
-
-func (k *gcpKMS) serve(w http.ResponseWriter, r *http.Request) {
-	path := strings.TrimPrefix(r.URL.Path, "/v1/")
-	if strings.HasSuffix(path, ":decrypt") {
-		k.mu.Lock()
-		k.seen = append(k.seen, r.Header.Get("Authorization"))
-		k.mu.Unlock()
-	}
-	fail := func(code int, status, msg string) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(code)
-		_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{"code": code, "message": msg, "status": status}})
-	}
-	if r.Header.Get("Authorization") != "Bearer "+k.token {
-		fail(http.StatusUnauthorized, "UNAUTHENTICATED", "Request had invalid authentication credentials.")
-		return
-	}
-	var body struct{ Plaintext, Ciphertext []byte } // base64 in JSON
-	if r.Method != http.MethodPost || json.NewDecoder(r.Body).Decode(&body) != nil {
-		fail(http.StatusBadRequest, "INVALID_ARGUMENT", "bad request")
-		return
-	}
-	var out map[string]any
-	switch path {
-	case gcpKey + ":encrypt":
-		out = map[string]any{"name": gcpKey + "/cryptoKeyVersions/1", "ciphertext": k.box.Seal(body.Plaintext)}
-	case gcpKey + ":decrypt":
-		plain, err := k.box.Open(body.Ciphertext)
-		if err != nil {
-			fail(http.StatusBadRequest, "INVALID_ARGUMENT", "Decryption failed: the ciphertext is invalid.")
-			return
-		}
-		out = map[string]any{"plaintext": plain}
-	default:
-		fail(http.StatusNotFound, "NOT_FOUND", "CryptoKey "+path+" not found.")
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(out)
-}
-
-func (k *gcpKMS) authorizations() []string {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return append([]string(nil), k.seen...)
-}
-
 // serviceAccountKey makes the RSA key of a service account: its public half and the PEM of its
 // private half.
 func serviceAccountKey(t *testing.T) (*rsa.PublicKey, string) {
@@ -169,9 +112,7 @@ func TestGCPKMS(t *testing.T) {
 	o := &googleOAuth{public: public, email: email, token: "ya29.kms-access-token"}
 	o.Server = httptest.NewServer(http.HandlerFunc(o.serve))
 	t.Cleanup(o.Close)
-	k := &gcpKMS{token: o.token, box: sopstest.NewSealBox(t)}
-	k.Server = httptest.NewServer(http.HandlerFunc(k.serve))
-	t.Cleanup(k.Close)
+	k := sopstest.NewGCPKMS(t, o.token)
 	t.Setenv("SOPS_GCP_KMS_ENDPOINT", k.URL)
 	t.Setenv("SOPS_GCP_KMS_CLIENT_TYPE", "rest")
 	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", "") // the Secret's key, never the machine's
@@ -200,7 +141,7 @@ func TestGCPKMS(t *testing.T) {
 	if !strings.Contains(string(out), "token: tok-gcp-123") {
 		t.Errorf("plaintext: %s", out)
 	}
-	if got := k.authorizations(); len(got) != 1 || got[0] != "Bearer "+o.token {
+	if got := k.Authorizations(); len(got) != 1 || got[0] != "Bearer "+o.token {
 		t.Errorf("KMS decrypt Authorization = %q, want the bearer token the token endpoint issued", got)
 	}
 	if o.issuedTokens() != 1 {
@@ -217,7 +158,7 @@ func TestGCPKMS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := len(k.authorizations())
+	before := len(k.Authorizations())
 	_, _, err = d.Decrypt("token.yaml", enc)
 	if !errors.Is(err, sops.ErrNoKey) || !strings.Contains(err.Error(), "token.yaml") || !strings.Contains(err.Error(), "gcp_kms "+gcpKey) {
 		t.Errorf("err = %v, want ErrNoKey naming the file and the key", err)
@@ -225,7 +166,7 @@ func TestGCPKMS(t *testing.T) {
 	if err != nil && (strings.Contains(err.Error(), "PRIVATE KEY") || strings.Contains(err.Error(), strings.Split(otherKey, "\n")[1])) {
 		t.Errorf("the message holds the private key: %v", err)
 	}
-	if len(k.authorizations()) != before {
+	if len(k.Authorizations()) != before {
 		t.Error("KMS was called without a token")
 	}
 }

@@ -12,8 +12,11 @@ import (
 	ststypes "github.com/aws/aws-sdk-go-v2/service/sts/types"
 	"github.com/fluxcd/pkg/apis/meta"
 	awsauth "github.com/fluxcd/pkg/auth/aws"
+	gcpauth "github.com/fluxcd/pkg/auth/gcp"
 	"github.com/fluxcd/pkg/runtime/conditions"
 	. "github.com/onsi/gomega"
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/google/externalaccount"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -144,4 +147,68 @@ func TestKustomization_DecryptsWithTheServiceAccountsCloudIdentity(t *testing.T)
 	g.Expect(conditions.IsStalled(k)).To(BeTrue())
 	g.Expect(conditions.GetReason(k, meta.ReadyCondition)).To(Equal(applyv1.FeatureGateDisabledReason))
 	g.Expect(conditions.GetMessage(k, meta.ReadyCondition)).To(ContainSubstring("--feature-gates=ObjectLevelWorkloadIdentity=true"))
+}
+
+// fakeGoogleSTS stands for Google's STS, reached by the external account configuration
+// fluxcd/pkg/auth builds: it reads the ServiceAccount's token from the configuration's supplier,
+// records it with the audience, and answers an access token that sopstest's Cloud KMS accepts.
+type fakeGoogleSTS struct {
+	gcpauth.Implementation
+	mu                sync.Mutex
+	audience, subject string
+}
+
+const googleToken = "ya29.from-the-exchange"
+
+func (f *fakeGoogleSTS) NewTokenSource(ctx context.Context, conf externalaccount.Config) (oauth2.TokenSource, error) {
+	tok, err := conf.SubjectTokenSupplier.SubjectToken(ctx, externalaccount.SupplierOptions{Audience: conf.Audience, SubjectTokenType: conf.SubjectTokenType})
+	if err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.audience, f.subject = conf.Audience, tok
+	return oauth2.StaticTokenSource(&oauth2.Token{AccessToken: googleToken, Expiry: time.Now().Add(time.Hour)}), nil
+}
+
+var googleFake = &fakeGoogleSTS{}
+
+// A file sealed with a Cloud KMS key opens with the Google identity of the ServiceAccount: its
+// token, for the audience of the workload identity provider its annotation names, exchanged for
+// the access token Cloud KMS receives.
+func TestKustomization_DecryptsWithTheServiceAccountsGoogleIdentity(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	kms := sopstest.NewGCPKMS(t, googleToken)
+	t.Setenv("SOPS_GCP_KMS_ENDPOINT", kms.URL) // read by SOPS in the running controller
+	t.Setenv("SOPS_GCP_KMS_CLIENT_TYPE", "rest")
+	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", "")
+	t.Setenv("GOOGLE_CREDENTIALS", "")
+	ns := newNamespace(t)
+	const provider = "projects/123/locations/global/workloadIdentityPools/pool/providers/plumb"
+	g.Expect(k8s.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "kms", Namespace: ns,
+		Annotations: map[string]string{"gcp.auth.fluxcd.io/workload-identity-provider": provider}}})).To(Succeed())
+
+	const password = "gcp-plaintext-4410"
+	plain := "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: " + password + "\n"
+	sealed := string(sopstest.Encrypt(t, "yaml", []byte(plain), sopstest.Options{EncryptedRegex: "^(data|stringData)$",
+		GCP: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: googleToken})}, []string{sopstest.GCPKeyID}))
+	gr := source(t, ns, "app", "main@sha1:1", map[string]string{"deploy/secret.yaml": sealed})
+	k := newKustomization(ns, gr.Name, func(k *applyv1.Kustomization) {
+		k.Spec.Decryption = &applyv1.Decryption{Provider: applyv1.DecryptionProviderSOPS, ServiceAccountName: "kms"}
+	})
+	g.Expect(k8s.Create(ctx, k)).To(Succeed())
+	waitApplied(g, k, "main@sha1:1")
+	var s corev1.Secret
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "db"}, &s)).To(Succeed())
+	g.Expect(string(s.Data["password"])).To(Equal(password))
+
+	googleFake.mu.Lock()
+	audience, subject := googleFake.audience, googleFake.subject
+	googleFake.mu.Unlock()
+	g.Expect(audience).To(Equal("//iam.googleapis.com/" + provider))
+	claims, err := cloudtest.JWTClaims(subject)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(claims["sub"]).To(Equal("system:serviceaccount:" + ns + ":kms"))
+	g.Expect(kms.Authorizations()).To(ContainElement("Bearer " + googleToken))
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/auth/aws"
+	"github.com/fluxcd/pkg/auth/gcp"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -84,9 +85,9 @@ func run(m *testing.M) int {
 		ControllerName: "apply-controller",
 		Fetcher:        &artifact.Fetcher{},
 		ConcurrentSSA:  4,
-		// The AWS token exchange is the test's (kustomization_identity_test.go): STS cannot run
-		// on loopback.
-		DecryptionIdentity: DecryptionIdentity{Enabled: true, Cache: cloud.TokenCache(), AWS: aws.Provider{Implementation: stsFake}},
+		// The AWS and Google token exchanges are the test's (kustomization_identity_test.go): their
+		// STS cannot run on loopback.
+		DecryptionIdentity: DecryptionIdentity{Enabled: true, Cache: cloud.TokenCache(), AWS: aws.Provider{Implementation: stsFake}, GCP: gcp.Provider{Implementation: googleFake}},
 	}
 	testScheme = scheme
 	ctx, cancel := context.WithCancel(context.Background())

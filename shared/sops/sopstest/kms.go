@@ -127,3 +127,73 @@ func (k *KMS) Headers() []string {
 	defer k.mu.Unlock()
 	return append([]string(nil), k.auth...)
 }
+
+// GCPKeyID is the Cloud KMS key GCPKMS holds.
+const GCPKeyID = "projects/plumb-test/locations/global/keyRings/ring/cryptoKeys/sops"
+
+// GCPKMS is Cloud KMS's REST API on loopback (POST /v1/<key>:encrypt and :decrypt) for the key
+// GCPKeyID, as SOPS's REST client reaches it with SOPS_GCP_KMS_ENDPOINT (and
+// SOPS_GCP_KMS_CLIENT_TYPE=rest); it answers only the bearer token it is given, and records the
+// Authorization headers of decrypt requests.
+type GCPKMS struct {
+	*httptest.Server
+	token string
+	box   SealBox
+	mu    sync.Mutex
+	seen  []string
+}
+
+// NewGCPKMS starts a GCPKMS that accepts token, closed when the test ends.
+func NewGCPKMS(t testing.TB, token string) *GCPKMS {
+	k := &GCPKMS{token: token, box: NewSealBox(t)}
+	k.Server = httptest.NewServer(http.HandlerFunc(k.serve))
+	t.Cleanup(k.Close)
+	return k
+}
+
+func (k *GCPKMS) serve(w http.ResponseWriter, r *http.Request) {
+	path := strings.TrimPrefix(r.URL.Path, "/v1/")
+	if strings.HasSuffix(path, ":decrypt") {
+		k.mu.Lock()
+		k.seen = append(k.seen, r.Header.Get("Authorization"))
+		k.mu.Unlock()
+	}
+	fail := func(code int, status, msg string) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{"code": code, "message": msg, "status": status}})
+	}
+	if r.Header.Get("Authorization") != "Bearer "+k.token {
+		fail(http.StatusUnauthorized, "UNAUTHENTICATED", "Request had invalid authentication credentials.")
+		return
+	}
+	var body struct{ Plaintext, Ciphertext []byte } // base64 in JSON
+	if r.Method != http.MethodPost || json.NewDecoder(r.Body).Decode(&body) != nil {
+		fail(http.StatusBadRequest, "INVALID_ARGUMENT", "bad request")
+		return
+	}
+	var out map[string]any
+	switch path {
+	case GCPKeyID + ":encrypt":
+		out = map[string]any{"name": GCPKeyID + "/cryptoKeyVersions/1", "ciphertext": k.box.Seal(body.Plaintext)}
+	case GCPKeyID + ":decrypt":
+		plain, err := k.box.Open(body.Ciphertext)
+		if err != nil {
+			fail(http.StatusBadRequest, "INVALID_ARGUMENT", "Decryption failed: the ciphertext is invalid.")
+			return
+		}
+		out = map[string]any{"plaintext": plain}
+	default:
+		fail(http.StatusNotFound, "NOT_FOUND", "CryptoKey "+path+" not found.")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(out)
+}
+
+// Authorizations are the Authorization headers of the decrypt requests so far.
+func (k *GCPKMS) Authorizations() []string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return append([]string(nil), k.seen...)
+}
