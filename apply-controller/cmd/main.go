@@ -23,6 +23,7 @@ const controllerName = "apply-controller"
 type options struct {
 	manager.Options
 	defaultSA, defaultDecryptionSA      string
+	defaultKubeconfigSA                 string
 	noCrossNamespaceRefs, noRemoteBases bool
 	kmsWorkloadIdentity                 bool
 	concurrentSSA                       int
@@ -39,6 +40,7 @@ func main() {
 	flag.StringVar(&o.defaultSA, "default-service-account", "", "ServiceAccount to impersonate when a Kustomization names none.")
 	flag.StringVar(&o.defaultDecryptionSA, "default-decryption-service-account", "", "ServiceAccount of a Kustomization's namespace whose cloud identity opens its SOPS KMS keys when spec.decryption names none (Flux's flag; needs --feature-gates=ObjectLevelWorkloadIdentity=true). Set, the controller's own identity is never used for them.")
 	flag.IntVar(&o.concurrentSSA, "concurrent-ssa", 4, "Server-side applies (and dry-runs) of one Kustomization sent at once.")
+	flag.StringVar(&o.defaultKubeconfigSA, "default-kubeconfig-service-account", "", "ServiceAccount of a Kustomization's namespace that a kubeConfig.configMapRef ConfigMap without serviceAccountName stands for (Flux's flag; needs --feature-gates=ObjectLevelWorkloadIdentity=true). Set, the controller's own identity never reaches a remote cluster.")
 	o.Main(controllerName, func(ctx context.Context) error { return run(ctx, o) })
 }
 
@@ -51,6 +53,11 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
+	if o.defaultKubeconfigSA != "" && !cloud.ObjectLevel() {
+		return errors.New("--default-kubeconfig-service-account names an identity of the tenant's namespace, which needs --feature-gates=ObjectLevelWorkloadIdentity=true")
+	}
+	clusters := kubeconfig.NewClusters(cloud.TokenCache(), cloud.ObjectLevel())
+	clusters.DefaultServiceAccount = o.defaultKubeconfigSA
 	if o.defaultDecryptionSA != "" && !cloud.ObjectLevel() {
 		return errors.New("--default-decryption-service-account names a cloud identity, which needs --feature-gates=ObjectLevelWorkloadIdentity=true")
 	}
@@ -71,7 +78,7 @@ func run(ctx context.Context, o options) error {
 		NoRemoteBases:                   o.noRemoteBases,
 		KMSWorkloadIdentity:             o.kmsWorkloadIdentity,
 		ConcurrentSSA:                   o.concurrentSSA,
-		Clusters:                        kubeconfig.NewClusters(cloud.TokenCache(), cloud.ObjectLevel()),
+		Clusters:                        clusters,
 		DecryptionIdentity:              controller.DecryptionIdentity{Enabled: cloud.ObjectLevel(), Cache: cloud.TokenCache()},
 		DefaultDecryptionServiceAccount: o.defaultDecryptionSA,
 	}

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"time"
 
@@ -23,6 +24,7 @@ const controllerName = "helm-controller"
 type options struct {
 	manager.Options
 	defaultSA            string
+	defaultKubeconfigSA  string
 	noCrossNamespaceRefs bool
 	kmsWorkloadIdentity  bool
 	requeueDependency    time.Duration
@@ -37,6 +39,7 @@ func main() {
 	flag.BoolVar(&o.noCrossNamespaceRefs, "no-cross-namespace-refs", true, "Refuse chartRef and dependsOn in other namespaces (set =false to allow them, as Flux does by default).")
 	flag.BoolVar(&o.kmsWorkloadIdentity, "sops-kms-workload-identity", false, "Let SOPS keys of AWS KMS, GCP KMS and Azure Key Vault whose credentials the decryption Secret lacks use this controller's own cloud identity (IRSA, GKE or Azure Workload Identity; the SDKs' default chains). Off by default: in a shared cluster every tenant's HelmRelease could borrow that identity.")
 	flag.DurationVar(&o.requeueDependency, "requeue-dependency", 5*time.Second, "Wait before checking again a chart source or dependency that is not ready.")
+	flag.StringVar(&o.defaultKubeconfigSA, "default-kubeconfig-service-account", "", "ServiceAccount of a HelmRelease's namespace that a kubeConfig.configMapRef ConfigMap without serviceAccountName stands for (Flux's flag; needs --feature-gates=ObjectLevelWorkloadIdentity=true). Set, the controller's own identity never reaches a remote cluster.")
 	o.Main(controllerName, func(ctx context.Context) error { return run(ctx, o) })
 }
 
@@ -48,6 +51,11 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
+	if o.defaultKubeconfigSA != "" && !cloud.ObjectLevel() {
+		return errors.New("--default-kubeconfig-service-account names an identity of the tenant's namespace, which needs --feature-gates=ObjectLevelWorkloadIdentity=true")
+	}
+	clusters := kubeconfig.NewClusters(cloud.TokenCache(), cloud.ObjectLevel())
+	clusters.DefaultServiceAccount = o.defaultKubeconfigSA
 	mgr, err := o.New(controllerName, helmv1.AddToScheme, []client.Object{&helmv1.HelmRelease{}}, []client.Object{&corev1.Secret{}, &corev1.ConfigMap{}})
 	if err != nil {
 		return err
@@ -63,7 +71,7 @@ func run(ctx context.Context, o options) error {
 		RequeueDependency:     o.requeueDependency,
 		NoCrossNamespaceRefs:  o.noCrossNamespaceRefs,
 		KMSWorkloadIdentity:   o.kmsWorkloadIdentity,
-		Clusters:              kubeconfig.NewClusters(cloud.TokenCache(), cloud.ObjectLevel()),
+		Clusters:              clusters,
 	}
 	if err := r.SetupWithManager(ctx, mgr, controller.Options{Concurrent: o.Concurrent}); err != nil {
 		return err

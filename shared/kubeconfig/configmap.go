@@ -52,6 +52,11 @@ var (
 // identity (aws, azure, gcp). Credentials are cached until shortly before they expire, shared by
 // every object of the process with the same identity and cluster. Make one per process.
 type Clusters struct {
+	// DefaultServiceAccount stands for a ConfigMap's serviceAccountName when it names none
+	// (--default-kubeconfig-service-account, Flux's flag): the identity is then never the
+	// controller's own. It needs the feature gate, as the key does.
+	DefaultServiceAccount string
+
 	cache       *cache.TokenCache
 	objectLevel bool
 }
@@ -129,7 +134,11 @@ func (c *Clusters) options(cm *corev1.ConfigMap, obj Object, kube client.Client)
 	if v := d[meta.KubeConfigKeyCACert]; v != "" {
 		opts = append(opts, auth.WithCAData(v))
 	}
-	if sa := d[meta.KubeConfigKeyServiceAccountName]; sa != "" {
+	sa := d[meta.KubeConfigKeyServiceAccountName]
+	if sa == "" {
+		sa = c.DefaultServiceAccount
+	}
+	if sa != "" {
 		if !c.objectLevel {
 			return nil, nil, fmt.Errorf("%w: serviceAccountName %s needs the controller flag --feature-gates=%s=true",
 				ErrObjectLevelIdentityDisabled, sa, ObjectLevelWorkloadIdentity)

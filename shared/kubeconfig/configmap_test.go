@@ -100,6 +100,24 @@ func testGenericTokens(t *testing.T, env *testenv.Env) {
 		t.Fatalf("%d tokens created for three requests, want 1", n)
 	}
 
+	// A ConfigMap that names no ServiceAccount takes --default-kubeconfig-service-account's.
+	bare := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "remote-default", Namespace: ns}, Data: map[string]string{
+		"provider": "generic", "address": env.Config.Host, "ca.crt": string(env.Config.CAData), "audiences": strings.Join(tr.Spec.Audiences, "\n"),
+	}}
+	if err := env.Client.Create(ctx, bare); err != nil {
+		t.Fatal(err)
+	}
+	withDefault := NewClusters(nil, true)
+	withDefault.DefaultServiceAccount = "deployer"
+	dcfg, _, err := withDefault.FromConfigMap(ctx, env.Client, env.Client, Object{Kind: "Kustomization", Namespace: ns, Name: "d"}, "remote-default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = kubernetes.NewForConfigOrDie(dcfg).CoreV1().Secrets(ns).Get(ctx, "x", metav1.GetOptions{})
+	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "system:serviceaccount:default:deployer") {
+		t.Fatalf("want Forbidden for the default ServiceAccount, got %v", err)
+	}
+
 	// Another object with the same ConfigMap contents shares the cached token.
 	if _, _, err := c.FromConfigMap(ctx, env.Client, kube, Object{Kind: "HelmRelease", Namespace: ns, Name: "b"}, "remote"); err != nil {
 		t.Fatal(err)

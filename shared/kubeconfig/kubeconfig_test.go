@@ -74,10 +74,13 @@ func TestConfigMapOptionsRefuseWhatCannotWork(t *testing.T) {
 		{"serviceAccountName without the gate", map[string]string{"provider": "generic", "address": "https://127.0.0.1:6443", "serviceAccountName": "deployer"}, false, ErrObjectLevelIdentityDisabled, "--feature-gates=ObjectLevelWorkloadIdentity=true"},
 		{"generic with the gate", map[string]string{"provider": "generic", "address": "https://127.0.0.1:6443", "serviceAccountName": "deployer", "audiences": "a\n\n b \n"}, true, nil, ""},
 		{"gcp by cluster name", map[string]string{"provider": "gcp", "cluster": "projects/p/locations/l/clusters/c"}, false, nil, ""},
+		{"the default ServiceAccount without the gate", map[string]string{"provider": "gcp", "cluster": "projects/p/locations/l/clusters/c", "default": "tenant"}, false, ErrObjectLevelIdentityDisabled, "serviceAccountName tenant"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c := NewClusters(nil, tc.objectLevel)
+			c.DefaultServiceAccount = tc.data["default"]
+			delete(tc.data, "default")
 			cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "remote"}, Data: tc.data}
 			_, _, err := c.options(cm, Object{Kind: "Kustomization", Namespace: "ns", Name: "k"}, nil)
 			if tc.err == nil {
