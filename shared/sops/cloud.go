@@ -20,7 +20,7 @@ import (
 const cloudTimeout = 30 * time.Second
 
 // errNoCredentials is the failure of a cloud key that has neither credentials in the Secret nor
-// leave to use the controller's identity.
+// a cloud identity to use (spec.decryption.serviceAccountName's, or the controller's own).
 var errNoCredentials = errors.New("no credentials")
 
 // noCredentials is the failure of a cloud key that nothing opens. What does, in this order: the

@@ -16,14 +16,28 @@ import (
 	"github.com/plumb-dev/plumb/shared/sops/sopstest"
 )
 
-func sopsSecret(t *testing.T, value, recipient string) string {
+// sopsSecret is the manifest of the Secret db holding value, sealed for recipient (an age
+// recipient, or a cloud key with the credentials of opts).
+func sopsSecret(t *testing.T, value, recipient string, opts ...sopstest.Options) string {
+	o := sopstest.Options{}
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	o.EncryptedRegex = "^(data|stringData)$"
 	plain := "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: " + value + "\n"
-	return string(sopstest.Encrypt(t, "yaml", []byte(plain), sopstest.Options{EncryptedRegex: "^(data|stringData)$"}, []string{recipient}))
+	return string(sopstest.Encrypt(t, "yaml", []byte(plain), o, []string{recipient}))
 }
 
 func withDecryption(name string) func(*applyv1.Kustomization) {
 	return func(k *applyv1.Kustomization) {
 		k.Spec.Decryption = &applyv1.Decryption{Provider: applyv1.DecryptionProviderSOPS, SecretRef: &meta.LocalObjectReference{Name: name}}
+	}
+}
+
+// withDecryptionIdentity decrypts with the cloud identity of the ServiceAccount sa, no Secret.
+func withDecryptionIdentity(sa string) func(*applyv1.Kustomization) {
+	return func(k *applyv1.Kustomization) {
+		k.Spec.Decryption = &applyv1.Decryption{Provider: applyv1.DecryptionProviderSOPS, ServiceAccountName: sa}
 	}
 }
 

@@ -73,13 +73,9 @@ func TestKustomization_DecryptsWithTheServiceAccountsCloudIdentity(t *testing.T)
 		Annotations: map[string]string{"eks.amazonaws.com/role-arn": role}}})).To(Succeed())
 
 	const password = "kms-plaintext-7781"
-	plain := "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: " + password + "\n"
-	sealed := string(sopstest.Encrypt(t, "yaml", []byte(plain), sopstest.Options{EncryptedRegex: "^(data|stringData)$",
-		AWS: credentials.NewStaticCredentialsProvider(sopstest.KMSAccessKeyID, stsSecret, "")}, []string{sopstest.KMSKeyARN}))
+	sealed := sopsSecret(t, password, sopstest.KMSKeyARN, sopstest.Options{AWS: credentials.NewStaticCredentialsProvider(sopstest.KMSAccessKeyID, stsSecret, "")})
 	gr := source(t, ns, "app", "main@sha1:1", map[string]string{"deploy/secret.yaml": sealed})
-	k := newKustomization(ns, gr.Name, func(k *applyv1.Kustomization) {
-		k.Spec.Decryption = &applyv1.Decryption{Provider: applyv1.DecryptionProviderSOPS, ServiceAccountName: "decrypter"}
-	})
+	k := newKustomization(ns, gr.Name, withDecryptionIdentity("decrypter"))
 	before := len(stsFake.seen())
 	g.Expect(k8s.Create(ctx, k)).To(Succeed())
 	waitApplied(g, k, "main@sha1:1")
@@ -115,8 +111,7 @@ func TestKustomization_DecryptsWithTheServiceAccountsCloudIdentity(t *testing.T)
 	g.Expect(k8s.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "decrypter", Namespace: ns2}})).To(Succeed())
 	gr2 := source(t, ns2, "app", "main@sha1:1", map[string]string{"deploy/secret.yaml": sealed})
 	g.Expect(gr2.Status.Artifact.Digest).To(Equal(gr.Status.Artifact.Digest), "the same artifact, so that a build could be shared")
-	k2 := newKustomization(ns2, gr2.Name, func(k *applyv1.Kustomization) {
-		k.Spec.Decryption = &applyv1.Decryption{Provider: applyv1.DecryptionProviderSOPS, ServiceAccountName: "decrypter"}
+	k2 := newKustomization(ns2, gr2.Name, withDecryptionIdentity("decrypter"), func(k *applyv1.Kustomization) {
 		k.Spec.TargetNamespace = ns // every build option the same as the first one's
 	})
 	g.Expect(k8s.Create(ctx, k2)).To(Succeed())
@@ -190,13 +185,9 @@ func TestKustomization_DecryptsWithTheServiceAccountsGoogleIdentity(t *testing.T
 		Annotations: map[string]string{"gcp.auth.fluxcd.io/workload-identity-provider": provider}}})).To(Succeed())
 
 	const password = "gcp-plaintext-4410"
-	plain := "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: " + password + "\n"
-	sealed := string(sopstest.Encrypt(t, "yaml", []byte(plain), sopstest.Options{EncryptedRegex: "^(data|stringData)$",
-		GCP: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: googleToken})}, []string{sopstest.GCPKeyID}))
+	sealed := sopsSecret(t, password, sopstest.GCPKeyID, sopstest.Options{GCP: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: googleToken})})
 	gr := source(t, ns, "app", "main@sha1:1", map[string]string{"deploy/secret.yaml": sealed})
-	k := newKustomization(ns, gr.Name, func(k *applyv1.Kustomization) {
-		k.Spec.Decryption = &applyv1.Decryption{Provider: applyv1.DecryptionProviderSOPS, ServiceAccountName: "kms"}
-	})
+	k := newKustomization(ns, gr.Name, withDecryptionIdentity("kms"))
 	g.Expect(k8s.Create(ctx, k)).To(Succeed())
 	waitApplied(g, k, "main@sha1:1")
 	var s corev1.Secret
