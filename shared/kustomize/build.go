@@ -7,6 +7,7 @@ package kustomize
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/api/resource"
 	kustypes "sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/kustomize/kyaml/resid"
@@ -78,9 +80,9 @@ type Patch struct {
 // Result is a build's output.
 type Result struct {
 	Objects []*unstructured.Unstructured
-	// Digest identifies the built YAML after substitution, with the values of Secrets masked
-	// (shared/redact.Digest): the same in every process, and no guess of a secret can be
-	// tested against it.
+	// Digest identifies the built objects (their JSON, one line each) after substitution, with
+	// the values of Secrets masked (shared/redact.Digest): the same in every process, and no
+	// guess of a secret can be tested against it.
 	Digest string
 	// Remote says that the build fetched references from outside the artifact, so it may
 	// differ the next time: it is not to be reused.
@@ -248,21 +250,23 @@ func build(fs filesys.FileSystem, opts Options, w string) (*Result, error) {
 	}
 	var out []*unstructured.Unstructured
 	var all bytes.Buffer
+	enc := json.NewEncoder(&all)
+	enc.SetEscapeHTML(false)
 	for _, res := range m.Resources() {
-		y, err := res.AsYAML()
+		obj, err := objectOf(res)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s: %v", ErrBuild, res.CurId(), err)
 		}
-		obj := &unstructured.Unstructured{}
-		if err := yaml.Unmarshal(y, &obj.Object); err != nil {
-			return nil, fmt.Errorf("%w: %s: %v", ErrBuild, res.CurId(), err)
-		}
-		if len(opts.BuildMetadata) > 0 && relocateOrigins(obj, wrapper, dir) {
-			if y, err = yaml.Marshal(obj.Object); err != nil {
-				return nil, fmt.Errorf("%w: %s: %v", ErrBuild, describe(obj), err)
-			}
+		if len(opts.BuildMetadata) > 0 {
+			relocateOrigins(obj, wrapper, dir)
 		}
 		if opts.Vars != nil && !substitutionDisabled(obj) {
+			// Variables are substituted in the object's YAML, as Flux does: a value takes the
+			// type its place in the YAML gives it.
+			y, err := yaml.Marshal(obj.Object)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %s: %v", ErrBuild, describe(obj), err)
+			}
 			s, err := Substitute(string(y), opts.Vars)
 			if err != nil {
 				return nil, fmt.Errorf("%w: %s: %v", ErrBuild, describe(obj), err)
@@ -272,24 +276,53 @@ func build(fs filesys.FileSystem, opts Options, w string) (*Result, error) {
 			if err := yaml.Unmarshal([]byte(s), &obj.Object); err != nil {
 				return nil, fmt.Errorf("%w: %s after variable substitution: %v", ErrBuild, name, err)
 			}
-			y = []byte(s)
 		}
 		if len(opts.Labels) > 0 || len(opts.Annotations) > 0 {
 			setCommonMetadata(obj, opts.Labels, opts.Annotations)
-			if y, err = yaml.Marshal(obj.Object); err != nil {
-				return nil, fmt.Errorf("%w: %s: %v", ErrBuild, describe(obj), err)
-			}
 		}
-		all.Write(y)
-		all.WriteString("---\n")
+		if err := enc.Encode(obj.Object); err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrBuild, describe(obj), err)
+		}
 		out = append(out, obj)
 	}
 	var decrypted []string
 	if dfs != nil {
 		decrypted = dfs.values
 	}
-	masked := append(append([]string(nil), opts.Secrets...), decrypted...)
+	masked := jsonForms(append(append([]string(nil), opts.Secrets...), decrypted...))
 	return &Result{Objects: out, Digest: redact.Digest(all.Bytes(), masked, opts.SecretVersions...), Remote: len(refs) > 0, Secrets: decrypted}, nil
+}
+
+// objectOf is a built resource as an object, decoded from its JSON (numbers are float64).
+// kustomize's YAML of a resource is its JSON converted, and parsing that YAML converts it back
+// to JSON: on a small build the two conversions cost more than the rest of the output. (Not
+// RNode.Map: decoding the YAML node itself reads a flow mapping's `{a}` as a null where
+// kustomize's output, and so Flux's, has "": testdata/fuzz/FuzzObjectOf.)
+func objectOf(res *resource.Resource) (*unstructured.Unstructured, error) {
+	data, err := res.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	obj := &unstructured.Unstructured{}
+	return obj, json.Unmarshal(data, &obj.Object)
+}
+
+// jsonForms adds to secret values their escaped forms in JSON strings (a quote, a backslash, a
+// control character), so that the digest of the build's JSON is taken with every one masked.
+func jsonForms(secrets []string) []string {
+	out := secrets
+	for _, s := range secrets {
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false)
+		if enc.Encode(s) != nil {
+			continue
+		}
+		if e := strings.TrimSuffix(b.String(), "\"\n")[1:]; e != s {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 func displayPath(p string) string {

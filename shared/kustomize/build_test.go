@@ -3,6 +3,7 @@ package kustomize
 import (
 	"bytes"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -41,7 +42,7 @@ data:
   literal: "$${KEEP}"
 `
 
-func memFS(t *testing.T, files map[string]string) filesys.FileSystem {
+func memFS(t testing.TB, files map[string]string) filesys.FileSystem {
 	t.Helper()
 	fs := filesys.MakeFsInMemory()
 	for name, content := range files {
@@ -310,6 +311,15 @@ func TestBuildIsDeterministic(t *testing.T) {
 	}
 	g.Expect(secret("eu-secret", "1")).To(Equal(secret("us-secret", "1")), "a guess of the secret could be tested against the digest")
 	g.Expect(secret("eu-secret", "1")).NotTo(Equal(secret("eu-secret", "2")))
+
+	// So are values that JSON escapes (a quote, a backslash, a newline).
+	escaped := func(v string) string {
+		files := map[string]string{"/s.yaml": "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\nstringData:\n  token: " + strconv.Quote(v) + "\n"}
+		r, err := NewTree(memFS(t, files)).Build(Options{Secrets: []string{v}})
+		g.Expect(err).NotTo(HaveOccurred())
+		return r.Digest
+	}
+	g.Expect(escaped("a\"b\\c\nd")).To(Equal(escaped("x\"y\\z\nw")), "a guess of the secret could be tested against the digest")
 }
 
 func TestLoadFollowsFileLinks(t *testing.T) {
@@ -365,4 +375,27 @@ func TestTreeIsShared(t *testing.T) {
 	}
 	g.Expect(shared.fs.Exists("/plumb-build/1")).To(BeFalse(), "wrappers are removed")
 	g.Expect(shared.fs.Exists(srcRoot+"/b/kustomization.yaml")).To(BeFalse(), "the artifact's tree is never written")
+}
+
+// BenchmarkBuild builds one app of hack/bench's apply scenario (a Deployment, Service,
+// ServiceAccount and ConfigMap in a folder without a kustomization) as apply-controller does:
+// into a namespace, with its ownership labels.
+func BenchmarkBuild(b *testing.B) {
+	tree := NewTree(memFS(b, map[string]string{
+		"/app/deployment.yaml":     deployment,
+		"/app/service.yaml":        "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  selector: {app: web}\n  ports: [{port: 80, targetPort: 9898}]\n",
+		"/app/serviceaccount.yaml": "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: web\n",
+		"/app/configmap.yaml":      "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\ndata:\n  app: web\n",
+	}))
+	opts := Options{Path: "app", TargetNamespace: "bench", Labels: map[string]string{"apply.plumb.dev/name": "web", "apply.plumb.dev/namespace": "bench"}}
+	b.ReportAllocs()
+	for b.Loop() {
+		r, err := tree.Build(opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(r.Objects) != 4 {
+			b.Fatalf("built %d objects, want 4", len(r.Objects))
+		}
+	}
 }
