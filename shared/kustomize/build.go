@@ -499,8 +499,8 @@ const (
 
 // relocateOrigins makes the paths in obj's origin and transformer annotations, which kustomize
 // writes relative to the build's wrapper w, relative to dir (spec.path), as Flux's are: the
-// wrapper's kustomization.yaml stands for one in dir. It reports whether it changed obj.
-func relocateOrigins(obj *unstructured.Unstructured, w, dir string) bool {
+// wrapper's kustomization.yaml stands for one in dir.
+func relocateOrigins(obj *unstructured.Unstructured, w, dir string) {
 	a := obj.GetAnnotations()
 	changed := false
 	for _, key := range []string{originAnnotation, transformationsAnnotation} {
@@ -522,7 +522,6 @@ func relocateOrigins(obj *unstructured.Unstructured, w, dir string) bool {
 	if changed {
 		obj.SetAnnotations(a)
 	}
-	return changed
 }
 
 // relocate rewrites the path and configuredIn fields of an origin, or of a list of them, in
