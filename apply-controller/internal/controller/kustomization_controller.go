@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"sort"
 	"strings"
 	"time"
@@ -79,6 +80,10 @@ type KustomizationReconciler struct {
 	// KMSWorkloadIdentity lets SOPS keys of AWS KMS, GCP KMS and Azure Key Vault whose
 	// credentials the decryption Secret lacks use the controller's own cloud identity.
 	KMSWorkloadIdentity bool
+	// KMSHTTPClient carries SOPS's requests to AWS KMS, Azure Key Vault and HashiCorp Vault, and
+	// those of the decryption Secret's credentials for their tokens (sops.WithHTTPClient); nil:
+	// the SDKs' default transports.
+	KMSHTTPClient *http.Client
 	// ConcurrentSSA bounds the server-side applies and dry-runs of one run sent at once
 	// (--concurrent-ssa, Flux's flag); below 1, one at a time.
 	ConcurrentSSA int
@@ -498,6 +503,9 @@ func (r *KustomizationReconciler) build(ctx context.Context, obj *applyv1.Kustom
 // postBuild read now; it returns the values read from Secrets, to mask.
 func (r *KustomizationReconciler) buildOptions(ctx context.Context, obj *applyv1.Kustomization) (kustomize.Options, []string, error) {
 	decrypt := []sops.Option{sops.WithWorkloadIdentity(r.KMSWorkloadIdentity)}
+	if r.KMSHTTPClient != nil {
+		decrypt = append(decrypt, sops.WithHTTPClient(r.KMSHTTPClient))
+	}
 	identity := ""
 	if name := r.decryptionServiceAccount(obj); name != "" {
 		if !r.DecryptionIdentity.Enabled {

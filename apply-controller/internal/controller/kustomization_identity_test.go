@@ -6,12 +6,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	ststypes "github.com/aws/aws-sdk-go-v2/service/sts/types"
 	"github.com/fluxcd/pkg/apis/meta"
 	awsauth "github.com/fluxcd/pkg/auth/aws"
+	azureauth "github.com/fluxcd/pkg/auth/azure"
 	gcpauth "github.com/fluxcd/pkg/auth/gcp"
 	"github.com/fluxcd/pkg/runtime/conditions"
 	. "github.com/onsi/gomega"
@@ -67,6 +71,9 @@ func TestKustomization_DecryptsWithTheServiceAccountsCloudIdentity(t *testing.T)
 	ctx := context.Background()
 	kms := sopstest.NewKMS(t)
 	t.Setenv("AWS_ENDPOINT_URL_KMS", kms.URL) // read by the AWS SDK of the running controller
+	// The suite's reconciler has a KMSHTTPClient, a plain *http.Client, with which the AWS SDK
+	// refuses a CA bundle the machine's environment may name.
+	t.Setenv("AWS_CA_BUNDLE", "")
 	ns := newNamespace(t)
 	const role = "arn:aws:iam::000000000000:role/decrypter"
 	g.Expect(k8s.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "decrypter", Namespace: ns,
@@ -202,4 +209,79 @@ func TestKustomization_DecryptsWithTheServiceAccountsGoogleIdentity(t *testing.T
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(claims["sub"]).To(Equal("system:serviceaccount:" + ns + ":kms"))
 	g.Expect(kms.Authorizations()).To(ContainElement("Bearer " + googleToken))
+}
+
+// fakeEntraID stands for Entra ID, reached through the client assertion credential
+// fluxcd/pkg/auth makes for the ServiceAccount's application: the credential reads the
+// ServiceAccount's token as its assertion, records it with the tenant, the client and the scopes
+// asked for, and answers an access token that sopstest's KeyVault accepts.
+type fakeEntraID struct {
+	azureauth.Implementation
+	mu                        sync.Mutex
+	tenant, client, assertion string
+	scopes                    []string
+}
+
+const azureToken = "entra-from-the-exchange"
+
+func (f *fakeEntraID) NewClientAssertionCredential(tenantID, clientID string, getAssertion func(context.Context) (string, error), _ *azidentity.ClientAssertionCredentialOptions) (azcore.TokenCredential, error) {
+	return assertionCredential{f: f, tenant: tenantID, client: clientID, getAssertion: getAssertion}, nil
+}
+
+type assertionCredential struct {
+	f              *fakeEntraID
+	tenant, client string
+	getAssertion   func(context.Context) (string, error)
+}
+
+func (c assertionCredential) GetToken(ctx context.Context, o policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	a, err := c.getAssertion(ctx)
+	if err != nil {
+		return azcore.AccessToken{}, err
+	}
+	c.f.mu.Lock()
+	defer c.f.mu.Unlock()
+	c.f.tenant, c.f.client, c.f.assertion, c.f.scopes = c.tenant, c.client, a, append([]string(nil), o.Scopes...)
+	return azcore.AccessToken{Token: azureToken, ExpiresOn: time.Now().Add(time.Hour)}, nil
+}
+
+var entraFake = &fakeEntraID{}
+
+// A file sealed with an Azure Key Vault key opens with the Entra ID application of the
+// ServiceAccount: its token, for Entra ID's audience, is the assertion exchanged for an access
+// token of the scope Key Vault's challenge names. The vault answers no other token: had the
+// controller used none or its own, decryption would fail and the Kustomization never apply.
+func TestKustomization_DecryptsWithTheServiceAccountsAzureIdentity(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	vault := sopstest.NewKeyVault(t, azureToken)
+	ns := newNamespace(t)
+	const tenant, clientID = "6b1c3f5e-0000-4000-8000-00000000a2fe", "0f2d4e6a-0000-4000-8000-0000000c11e7"
+	g.Expect(k8s.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "vault", Namespace: ns,
+		Annotations: map[string]string{"azure.workload.identity/tenant-id": tenant, "azure.workload.identity/client-id": clientID}}})).To(Succeed())
+
+	const password = "azure-plaintext-6203"
+	sealed := sopsSecret(t, password, vault.Key, sopstest.Options{Azure: sopstest.KeyVaultCredential(azureToken), HTTPClient: sopstest.KeyVaultClient()})
+	g.Expect(sealed).To(ContainSubstring(vault.URL), "sealed with the loopback's key")
+	gr := source(t, ns, "app", "main@sha1:1", map[string]string{"deploy/secret.yaml": sealed})
+	k := newKustomization(ns, gr.Name, withDecryptionIdentity("vault"))
+	g.Expect(k8s.Create(ctx, k)).To(Succeed())
+	waitApplied(g, k, "main@sha1:1")
+	var s corev1.Secret
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "db"}, &s)).To(Succeed())
+	g.Expect(string(s.Data["password"])).To(Equal(password))
+
+	entraFake.mu.Lock()
+	gotTenant, gotClient, assertion, scopes := entraFake.tenant, entraFake.client, entraFake.assertion, entraFake.scopes
+	entraFake.mu.Unlock()
+	g.Expect(gotTenant).To(Equal(tenant))
+	g.Expect(gotClient).To(Equal(clientID))
+	g.Expect(scopes).To(Equal([]string{vault.Scope}), "the scope of Key Vault's challenge")
+	claims, err := cloudtest.JWTClaims(assertion)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(claims["sub"]).To(Equal("system:serviceaccount:" + ns + ":vault"))
+	g.Expect(claims["aud"]).To(ContainElement("api://AzureADTokenExchange"))
+	auths := vault.Authorizations()
+	g.Expect(auths).NotTo(BeEmpty())
+	g.Expect(auths).To(HaveEach("Bearer " + azureToken))
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/auth/aws"
+	"github.com/fluxcd/pkg/auth/azure"
 	"github.com/fluxcd/pkg/auth/gcp"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -28,6 +29,7 @@ import (
 	"github.com/plumb-dev/plumb/shared/artifact"
 	"github.com/plumb-dev/plumb/shared/kubeconfig"
 	"github.com/plumb-dev/plumb/shared/registry"
+	"github.com/plumb-dev/plumb/shared/sops/sopstest"
 	"github.com/plumb-dev/plumb/shared/testing/artifacttest"
 	"github.com/plumb-dev/plumb/shared/testing/testenv"
 	sourcev1 "github.com/plumb-dev/plumb/source-controller/api/v1beta1"
@@ -85,9 +87,12 @@ func run(m *testing.M) int {
 		ControllerName: "apply-controller",
 		Fetcher:        &artifact.Fetcher{},
 		ConcurrentSSA:  4,
-		// The AWS and Google token exchanges are the test's (kustomization_identity_test.go): their
-		// STS cannot run on loopback.
-		DecryptionIdentity: DecryptionIdentity{Enabled: true, Cache: cloud.TokenCache(), AWS: aws.Provider{Implementation: stsFake}, GCP: gcp.Provider{Implementation: googleFake}},
+		// The AWS, Azure and Google token exchanges are the test's (kustomization_identity_test.go):
+		// their STS and Entra ID cannot run on loopback.
+		DecryptionIdentity: DecryptionIdentity{Enabled: true, Cache: cloud.TokenCache(), AWS: aws.Provider{Implementation: stsFake},
+			Azure: azure.Provider{Implementation: entraFake}, GCP: gcp.Provider{Implementation: googleFake}},
+		// Reaches the tests' Key Vaults (https, named under .localhost); other hosts as usual.
+		KMSHTTPClient: sopstest.KeyVaultClient(),
 	}
 	testScheme = scheme
 	ctx, cancel := context.WithCancel(context.Background())

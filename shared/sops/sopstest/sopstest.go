@@ -9,11 +9,16 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"filippo.io/age"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
@@ -21,6 +26,7 @@ import (
 	getsops "github.com/getsops/sops/v3"
 	"github.com/getsops/sops/v3/aes"
 	sopsage "github.com/getsops/sops/v3/age"
+	"github.com/getsops/sops/v3/azkv"
 	"github.com/getsops/sops/v3/config"
 	"github.com/getsops/sops/v3/gcpkms"
 	"github.com/getsops/sops/v3/hcvault"
@@ -96,11 +102,20 @@ type Options struct {
 	// "projects/<p>/locations/<l>/keyRings/<r>/cryptoKeys/<k>"); its endpoint is SOPS's
 	// (SOPS_GCP_KMS_ENDPOINT, SOPS_GCP_KMS_CLIENT_TYPE).
 	GCP oauth2.TokenSource
+	// Azure is the credential that seals data keys with Azure Key Vault keys (group members
+	// "https://<vault>/keys/<name>/<version>", the version required), through HTTPClient
+	// (KeyVaultClient for a KeyVault).
+	Azure      azcore.TokenCredential
+	HTTPClient *http.Client
 }
+
+// keyVaultKey is an Azure Key Vault key URL with its version, as azkv parses them.
+var keyVaultKey = regexp.MustCompile(`^https://[^/]+/keys/[^/]+/[^/]+$`)
 
 // Encrypt encrypts plain, stored as format ("yaml", "json", "dotenv", "ini" or "binary"), for
 // key groups (one group per slice) of age recipients ("age1..."), PGP fingerprints (of keys in
-// opts.PGP), AWS KMS key ARNs, GCP KMS key resource IDs and HashiCorp Vault key URIs, with SOPS's master keys.
+// opts.PGP), AWS KMS key ARNs, GCP KMS key resource IDs, Azure Key Vault key URLs and HashiCorp
+// Vault key URIs, with SOPS's master keys.
 func Encrypt(t testing.TB, format string, plain []byte, opts Options, groups ...[]string) []byte {
 	t.Helper()
 	c := config.NewStoresConfig()
@@ -131,6 +146,13 @@ func Encrypt(t testing.TB, format string, plain []byte, opts Options, groups ...
 				continue
 			case strings.HasPrefix(r, "projects/"):
 				kg = append(kg, gcpkms.NewMasterKeyFromResourceID(r))
+				continue
+			case keyVaultKey.MatchString(r):
+				mk, err := azkv.NewMasterKeyFromURL(r) // with a version: no lookup
+				if err != nil {
+					t.Fatal(err)
+				}
+				kg = append(kg, mk)
 				continue
 			case strings.HasPrefix(r, "http://") || strings.HasPrefix(r, "https://"):
 				mk, err := hcvault.NewMasterKeyFromURI(r)
@@ -182,7 +204,7 @@ func Encrypt(t testing.TB, format string, plain []byte, opts Options, groups ...
 
 // sealer is a key service that seals data keys for age recipients as SOPS does, for PGP keys
 // held in memory as SOPS's OpenPGP path does (an armored message encrypted to the key), and with
-// SOPS's AWS KMS and Vault master keys given the credentials of Options.
+// SOPS's AWS KMS, GCP KMS, Azure Key Vault and Vault master keys given the credentials of Options.
 type sealer struct {
 	keyservice.Server
 	opts Options
@@ -205,6 +227,20 @@ func (s sealer) Encrypt(ctx context.Context, req *keyservice.EncryptRequest) (*k
 		mk := gcpkms.NewMasterKeyFromResourceID(k.GcpKmsKey.GetResourceId())
 		if s.opts.GCP != nil {
 			gcpkms.NewTokenSource(s.opts.GCP).ApplyToMasterKey(mk)
+		}
+		if err := mk.EncryptContext(ctx, req.GetPlaintext()); err != nil {
+			return nil, err
+		}
+		return &keyservice.EncryptResponse{Ciphertext: mk.EncryptedDataKey()}, nil
+	case *keyservice.Key_AzureKeyvaultKey:
+		// Without a credential azkv would try the machine's (Azure's metadata endpoint).
+		if s.opts.Azure == nil {
+			return nil, errors.New("an Azure Key Vault key needs Options.Azure")
+		}
+		mk := azkv.NewMasterKey(k.AzureKeyvaultKey.GetVaultUrl(), k.AzureKeyvaultKey.GetName(), k.AzureKeyvaultKey.GetVersion())
+		azkv.NewTokenCredential(s.opts.Azure).ApplyToMasterKey(mk)
+		if s.opts.HTTPClient != nil {
+			azkv.NewClientOptions(&azkeys.ClientOptions{ClientOptions: policy.ClientOptions{Transport: s.opts.HTTPClient}}).ApplyToMasterKey(mk)
 		}
 		if err := mk.EncryptContext(ctx, req.GetPlaintext()); err != nil {
 			return nil, err
