@@ -43,8 +43,8 @@ const (
 	PGPKeySuffix = ".asc"
 )
 
-// ErrNoKey says that no key of the Secret opens a file's data key.
-var ErrNoKey = errors.New("no key of the decryption Secret opens the file")
+// ErrNoKey says that no key (of the Secret, of a cloud identity) opens a file's data key.
+var ErrNoKey = errors.New("no decryption key opens the file")
 
 // Format is how a file is stored by SOPS.
 type Format int
