@@ -260,6 +260,7 @@ func build(fs filesys.FileSystem, opts Options, w string) (*Result, error) {
 		if len(opts.BuildMetadata) > 0 {
 			relocateOrigins(obj, wrapper, dir)
 		}
+		substituted := ""
 		if opts.Vars != nil && !substitutionDisabled(obj) {
 			// Variables are substituted in the object's YAML, as Flux does: a value takes the
 			// type its place in the YAML gives it.
@@ -276,11 +277,20 @@ func build(fs filesys.FileSystem, opts Options, w string) (*Result, error) {
 			if err := yaml.Unmarshal([]byte(s), &obj.Object); err != nil {
 				return nil, fmt.Errorf("%w: %s after variable substitution: %v", ErrBuild, name, err)
 			}
+			substituted = s
 		}
 		if len(opts.Labels) > 0 || len(opts.Annotations) > 0 {
 			setCommonMetadata(obj, opts.Labels, opts.Annotations)
 		}
-		if err := enc.Encode(obj.Object); err != nil {
+		// A substituted object enters the digest as its YAML was substituted, commonMetadata
+		// after it: there the values of Secrets are as they were read, to be masked, where
+		// parsing may have changed their form (a number's leading zeros, say).
+		digested := obj.Object
+		if substituted != "" {
+			all.WriteString(substituted)
+			digested = map[string]any{"labels": opts.Labels, "annotations": opts.Annotations}
+		}
+		if err := enc.Encode(digested); err != nil {
 			return nil, fmt.Errorf("%w: %s: %v", ErrBuild, describe(obj), err)
 		}
 		out = append(out, obj)
