@@ -19,7 +19,6 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/kustomize/api/krusty"
-	"sigs.k8s.io/kustomize/api/resource"
 	kustypes "sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/kustomize/kyaml/resid"
@@ -80,9 +79,10 @@ type Patch struct {
 // Result is a build's output.
 type Result struct {
 	Objects []*unstructured.Unstructured
-	// Digest identifies the built objects (their JSON, one line each) after substitution, with
-	// the values of Secrets masked (shared/redact.Digest): the same in every process, and no
-	// guess of a secret can be tested against it.
+	// Digest identifies the built objects after substitution (each one's JSON; a substituted
+	// one's YAML as substituted, and commonMetadata), with the values of Secrets and decrypted
+	// values masked (shared/redact.Digest, maskedForms): the same in every process, and no guess
+	// of a secret can be tested against it.
 	Digest string
 	// Remote says that the build fetched references from outside the artifact, so it may
 	// differ the next time: it is not to be reused.
@@ -260,7 +260,7 @@ func build(fs filesys.FileSystem, opts Options, w string) (*Result, error) {
 		if len(opts.BuildMetadata) > 0 {
 			relocateOrigins(obj, wrapper, dir)
 		}
-		substituted := ""
+		substituted := "" // the object's YAML, when variables were substituted in it
 		if opts.Vars != nil && !substitutionDisabled(obj) {
 			// Variables are substituted in the object's YAML, as Flux does: a value takes the
 			// type its place in the YAML gives it.
@@ -299,40 +299,8 @@ func build(fs filesys.FileSystem, opts Options, w string) (*Result, error) {
 	if dfs != nil {
 		decrypted = dfs.values
 	}
-	masked := jsonForms(append(append([]string(nil), opts.Secrets...), decrypted...))
+	masked := maskedForms(append(append([]string(nil), opts.Secrets...), decrypted...))
 	return &Result{Objects: out, Digest: redact.Digest(all.Bytes(), masked, opts.SecretVersions...), Remote: len(refs) > 0, Secrets: decrypted}, nil
-}
-
-// objectOf is a built resource as an object, decoded from its JSON (numbers are float64).
-// kustomize's YAML of a resource is its JSON converted, and parsing that YAML converts it back
-// to JSON: on a small build the two conversions cost more than the rest of the output. (Not
-// RNode.Map: decoding the YAML node itself reads a flow mapping's `{a}` as a null where
-// kustomize's output, and so Flux's, has "": testdata/fuzz/FuzzObjectOf.)
-func objectOf(res *resource.Resource) (*unstructured.Unstructured, error) {
-	data, err := res.MarshalJSON()
-	if err != nil {
-		return nil, err
-	}
-	obj := &unstructured.Unstructured{}
-	return obj, json.Unmarshal(data, &obj.Object)
-}
-
-// jsonForms adds to secret values their escaped forms in JSON strings (a quote, a backslash, a
-// control character), so that the digest of the build's JSON is taken with every one masked.
-func jsonForms(secrets []string) []string {
-	out := secrets
-	for _, s := range secrets {
-		var b bytes.Buffer
-		enc := json.NewEncoder(&b)
-		enc.SetEscapeHTML(false)
-		if enc.Encode(s) != nil {
-			continue
-		}
-		if e := strings.TrimSuffix(b.String(), "\"\n")[1:]; e != s {
-			out = append(out, e)
-		}
-	}
-	return out
 }
 
 func displayPath(p string) string {

@@ -329,6 +329,21 @@ func TestBuildIsDeterministic(t *testing.T) {
 		return r.Digest
 	}
 	g.Expect(pin("0123")).To(Equal(pin("0456")), "a guess of the secret could be tested against the digest")
+
+	// What is not secret is in the digest: the objects, and commonMetadata on substituted ones.
+	plain := func(replicas string) string {
+		files := map[string]string{"/web.yaml": strings.Replace(deployment, "replicas: 1", "replicas: "+replicas, 1)}
+		r, err := NewTree(memFS(t, files)).Build(Options{})
+		g.Expect(err).NotTo(HaveOccurred())
+		return r.Digest
+	}
+	g.Expect(plain("1")).NotTo(Equal(plain("2")))
+	labelled := func(team string) string {
+		r, err := NewTree(memFS(t, files)).Build(Options{Vars: map[string]string{"REGION": "eu"}, Labels: map[string]string{"team": team}})
+		g.Expect(err).NotTo(HaveOccurred())
+		return r.Digest
+	}
+	g.Expect(labelled("a")).NotTo(Equal(labelled("b")))
 }
 
 func TestLoadFollowsFileLinks(t *testing.T) {

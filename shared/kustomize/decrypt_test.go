@@ -121,3 +121,51 @@ func TestBuildLeavesEncryptedNonManifests(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(r.Objects).To(HaveLen(1))
 }
+
+// TestDigestMasksDecryptedValues builds the same files encrypted with different values: the
+// digests are equal, in every form a decrypted value takes in the output (a number as JSON
+// writes it, a generated Secret's base64).
+func TestDigestMasksDecryptedValues(t *testing.T) {
+	id, rcpt := sopstest.Identity(t)
+	d, err := sops.New(map[string][]byte{"k.agekey": []byte(id)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := func(t *testing.T, files map[string]string) string {
+		for name, plain := range files {
+			if name != "/app/kustomization.yaml" {
+				format := map[string]string{".yaml": "yaml", ".env": "dotenv"}[name[strings.LastIndex(name, "."):]]
+				files[name] = string(sopstest.Encrypt(t, format, []byte(plain), sopstest.Options{}, []string{rcpt}))
+			}
+		}
+		r, err := NewTree(memFS(t, files)).Build(Options{Path: "app", Decryptor: d})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Digest
+	}
+	number := func(v string) map[string]string {
+		return map[string]string{"/app/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: n\ndata:\n  n: " + v + "\n"}
+	}
+	generated := func(v string) map[string]string {
+		return map[string]string{
+			"/app/kustomization.yaml": "secretGenerator:\n  - name: app\n    envs: [app.env]\ngeneratorOptions: {disableNameSuffixHash: true}\n",
+			"/app/app.env":            "PASSWORD=" + v + "\n",
+		}
+	}
+	cases := []struct {
+		name string
+		a, b map[string]string
+	}{
+		{"an integer JSON cannot hold", number("12345678901234567"), number("12345678901234599")},
+		{"a float JSON writes otherwise", number("1.5e-7"), number("2.5e-7")},
+		{"a generated Secret's data", generated("hunter2hunter2"), generated("correcthorse99")},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if a, b := digest(t, tc.a), digest(t, tc.b); a != b {
+				t.Errorf("digests differ (%s, %s): a guess of the value could be tested against them", a, b)
+			}
+		})
+	}
+}
