@@ -91,7 +91,9 @@ func run(m *testing.M) int {
 		// their STS and Entra ID cannot run on loopback.
 		DecryptionIdentity: DecryptionIdentity{Enabled: true, Cache: cloud.TokenCache(), AWS: aws.Provider{Implementation: stsFake},
 			Azure: azure.Provider{Implementation: entraFake}, GCP: gcp.Provider{Implementation: googleFake}},
-		// Reaches the tests' Key Vaults (https, named under .localhost); other hosts as usual.
+		// Reaches the tests' Key Vaults (https, named under .localhost); other hosts as usual. Every
+		// SOPS test of the suite sends its KMS and Vault requests through it, where the controller
+		// leaves the SDKs their own transports.
 		KMSHTTPClient: sopstest.KeyVaultClient(),
 	}
 	testScheme = scheme
