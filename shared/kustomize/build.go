@@ -248,6 +248,10 @@ func build(fs filesys.FileSystem, opts Options, w string) (*Result, error) {
 		}
 		return nil, fmt.Errorf("%w: kustomize build %s: %s", ErrBuild, displayPath(opts.Path), msg)
 	}
+	var decrypted []string
+	if dfs != nil {
+		decrypted = dfs.values
+	}
 	var out []*unstructured.Unstructured
 	var all bytes.Buffer
 	enc := json.NewEncoder(&all)
@@ -278,13 +282,18 @@ func build(fs filesys.FileSystem, opts Options, w string) (*Result, error) {
 				return nil, fmt.Errorf("%w: %s after variable substitution: %v", ErrBuild, name, err)
 			}
 			substituted = s
+			if len(decrypted) > 0 || len(opts.Secrets) > 0 {
+				if substituted, err = maskedSubstitution(y, opts.Vars, opts.Secrets, decrypted); err != nil {
+					return nil, fmt.Errorf("%w: %s: %v", ErrBuild, name, err)
+				}
+			}
 		}
 		if len(opts.Labels) > 0 || len(opts.Annotations) > 0 {
 			setCommonMetadata(obj, opts.Labels, opts.Annotations)
 		}
-		// A substituted object enters the digest as its YAML was substituted, commonMetadata
-		// after it: there the values of Secrets are as they were read, to be masked, where
-		// parsing may have changed their form (a number's leading zeros, say).
+		// A substituted object enters the digest as its YAML was substituted, with the secret
+		// values masked before (maskedSubstitution), and commonMetadata after it: parsing may
+		// have changed a value's form (a number's leading zeros, say).
 		digested := obj.Object
 		if substituted != "" {
 			all.WriteString(substituted)
@@ -294,10 +303,6 @@ func build(fs filesys.FileSystem, opts Options, w string) (*Result, error) {
 			return nil, fmt.Errorf("%w: %s: %v", ErrBuild, describe(obj), err)
 		}
 		out = append(out, obj)
-	}
-	var decrypted []string
-	if dfs != nil {
-		decrypted = dfs.values
 	}
 	masked := maskedForms(append(append([]string(nil), opts.Secrets...), decrypted...))
 	return &Result{Objects: out, Digest: redact.Digest(all.Bytes(), masked, opts.SecretVersions...), Remote: len(refs) > 0, Secrets: decrypted}, nil

@@ -131,14 +131,14 @@ func TestDigestMasksDecryptedValues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	digest := func(t *testing.T, files map[string]string) string {
+	digest := func(t *testing.T, files map[string]string, vars map[string]string) string {
 		for name, plain := range files {
 			if name != "/app/kustomization.yaml" {
 				format := map[string]string{".yaml": "yaml", ".env": "dotenv"}[name[strings.LastIndex(name, "."):]]
 				files[name] = string(sopstest.Encrypt(t, format, []byte(plain), sopstest.Options{}, []string{rcpt}))
 			}
 		}
-		r, err := NewTree(memFS(t, files)).Build(Options{Path: "app", Decryptor: d})
+		r, err := NewTree(memFS(t, files)).Build(Options{Path: "app", Decryptor: d, Vars: vars})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -153,17 +153,24 @@ func TestDigestMasksDecryptedValues(t *testing.T) {
 			"/app/app.env":            "PASSWORD=" + v + "\n",
 		}
 	}
+	multiline := func(v string) map[string]string {
+		return map[string]string{"/app/secret.yaml": "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\n  labels:\n    region: ${REGION}\nstringData:\n  key: |\n" + v}
+	}
+	substitute := map[string]string{"REGION": "eu"}
 	cases := []struct {
 		name string
 		a, b map[string]string
+		vars map[string]string
 	}{
-		{"an integer JSON cannot hold", number("12345678901234567"), number("12345678901234599")},
-		{"a float JSON writes otherwise", number("1.5e-7"), number("2.5e-7")},
-		{"a generated Secret's data", generated("hunter2hunter2"), generated("correcthorse99")},
+		{"an integer JSON cannot hold", number("12345678901234567"), number("12345678901234599"), nil},
+		{"a float JSON writes otherwise", number("1.5e-7"), number("2.5e-7"), nil},
+		{"a generated Secret's data", generated("hunter2hunter2"), generated("correcthorse99"), nil},
+		{"a multi-line value, substituted", multiline("    line one\n    line two\n"), multiline("    other one\n    other two\n"), substitute},
+		{"a number, substituted", number("0123"), number("0456"), substitute},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if a, b := digest(t, tc.a), digest(t, tc.b); a != b {
+			if a, b := digest(t, tc.a, tc.vars), digest(t, tc.b, tc.vars); a != b {
 				t.Errorf("digests differ (%s, %s): a guess of the value could be tested against them", a, b)
 			}
 		})

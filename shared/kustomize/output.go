@@ -6,9 +6,13 @@ import (
 	"encoding/json"
 	"slices"
 	"strconv"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/kustomize/api/resource"
+	"sigs.k8s.io/yaml"
+
+	"github.com/plumb-dev/plumb/shared/redact"
 )
 
 // objectOf is a built resource as an object, decoded from its JSON (numbers are float64).
@@ -57,4 +61,60 @@ func jsonString(s string) string {
 		return s
 	}
 	return b.String()[1 : b.Len()-2] // without the quotes and the newline
+}
+
+// maskedSubstitution is the substitution of vars in an object's YAML y as the digest takes it:
+// the decrypted values masked in y's values before (YAML writes a multi-line one as an indented
+// block, where masking the text cannot find it), and the values read from Secrets masked in
+// vars.
+func maskedSubstitution(y []byte, vars map[string]string, secrets, decrypted []string) (string, error) {
+	if len(decrypted) > 0 {
+		var obj any
+		if err := yaml.Unmarshal(y, &obj); err != nil {
+			return "", err
+		}
+		var err error
+		forms := maskedForms(decrypted)
+		slices.SortFunc(forms, func(a, b string) int { return len(b) - len(a) }) // a value holding another is masked whole
+		if y, err = yaml.Marshal(maskValues(obj, forms)); err != nil {
+			return "", err
+		}
+	}
+	masked := make(map[string]string, len(vars))
+	for k, v := range vars {
+		if v != "" && slices.Contains(secrets, v) {
+			v = redact.Mask
+		}
+		masked[k] = v
+	}
+	return Substitute(string(y), masked)
+}
+
+// maskValues replaces each of secrets in v's strings by redact.Mask, and a number one of them
+// reads as by redact.Mask.
+func maskValues(v any, secrets []string) any {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, e := range v {
+			v[k] = maskValues(e, secrets)
+		}
+	case []any:
+		for i, e := range v {
+			v[i] = maskValues(e, secrets)
+		}
+	case string:
+		for _, s := range secrets {
+			if s != "" {
+				v = strings.ReplaceAll(v, s, redact.Mask)
+			}
+		}
+		return v
+	case float64:
+		for _, s := range secrets {
+			if f, err := strconv.ParseFloat(s, 64); err == nil && f == v {
+				return redact.Mask
+			}
+		}
+	}
+	return v
 }
