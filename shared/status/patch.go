@@ -21,6 +21,7 @@ import (
 type Patcher struct {
 	c      client.Client
 	before map[string]any
+	wrote  bool
 }
 
 // NewPatcher remembers obj as read, to compare with at Patch.
@@ -44,6 +45,7 @@ func toMap(obj client.Object) (map[string]any, error) {
 // Patch writes the changes since NewPatcher with owner as field manager, then remembers obj as
 // written. A request is sent only for a part that changed.
 func (p *Patcher) Patch(ctx context.Context, obj client.Object, owner string) error {
+	p.wrote = false
 	if p.before == nil {
 		return fmt.Errorf("status patcher of %s: the object read could not be converted", client.ObjectKeyFromObject(obj))
 	}
@@ -75,9 +77,12 @@ func (p *Patcher) Patch(ctx context.Context, obj client.Object, owner string) er
 			return err
 		}
 	}
-	p.before = after
+	p.before, p.wrote = after, true
 	return nil
 }
+
+// Wrote reports whether the last Patch succeeded: the API server holds obj as it was given.
+func (p *Patcher) Wrote() bool { return p.wrote }
 
 // mergePatch is the JSON merge patch (RFC 7386) that turns before into after, or nil when they
 // are the same.

@@ -66,6 +66,9 @@ func TestPatcherWritesTheStatusOnce(t *testing.T) {
 	if err := p.Patch(ctx, obj, "test"); err != nil { // nothing changed: nothing sent
 		t.Fatal(err)
 	}
+	if !p.Wrote() {
+		t.Error("Wrote after a successful patch: false")
+	}
 	// Mark a change after the two patches, so that the watch can be read to the end.
 	obj.SetLabels(map[string]string{"done": "yes"})
 	if err := c.Update(ctx, obj); err != nil {
@@ -92,5 +95,22 @@ func TestPatcherWritesTheStatusOnce(t *testing.T) {
 	}
 	if statusWrites != 1 || metaWrites != 1 {
 		t.Errorf("%d status writes and %d metadata writes, want 1 and 1", statusWrites, metaWrites)
+	}
+
+	// A write that fails is not one the server holds.
+	obj.SetFinalizers(nil)
+	if err := c.Update(ctx, obj); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Delete(ctx, obj); err != nil {
+		t.Fatal(err)
+	}
+	p = NewPatcher(c, obj)
+	obj.Object["status"] = map[string]any{"observedGeneration": obj.GetGeneration() + 1}
+	if err := p.Patch(ctx, obj, "test"); err == nil {
+		t.Fatal("patching a deleted object succeeded")
+	}
+	if p.Wrote() {
+		t.Error("Wrote after a failed patch: true")
 	}
 }

@@ -104,6 +104,9 @@ type KustomizationReconciler struct {
 	// what each Kustomization's last run left them as (kustomization_drift.go).
 	owned   *objcache.Cache
 	records records
+	// handled keeps the reconcile request each Kustomization's last status write recorded
+	// (kustomization_requests.go).
+	handled handledRequests
 	// parked holds the runs waiting for health without a worker (kustomization_park.go), woken
 	// through wakeups while wakeCtx (the manager's) lasts; so are the Kustomizations whose
 	// objects changed soon after a reconcile request (watchAfterRequest).
@@ -140,9 +143,11 @@ func (r *KustomizationReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	if found, err := status.Get(ctx, r.Client, applyv1.KustomizationKind, req.NamespacedName, obj); !found {
 		if err == nil {
 			r.records.forget(req.NamespacedName) // gone without a finalizer
+			r.handled.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, err
 	}
+	r.handled.catchUp(req.NamespacedName, obj)
 	// A run parked in its health wait goes on below if nothing changed since; any other run
 	// drops it.
 	parked := r.parked.take(req.NamespacedName)
@@ -151,6 +156,9 @@ func (r *KustomizationReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		plumbreconcile.Recovered(ctx, recover(), &retErr)
 		if !st.parked || retErr != nil {
 			r.finalizeStatus(ctx, obj, st.patcher, st, &result, &retErr)
+			if st.patcher.Wrote() {
+				r.handled.remember(req.NamespacedName, obj)
+			}
 		}
 	}()
 
