@@ -16,9 +16,19 @@ import (
 // now, for 127.0.0.1 and the host names: its DER and its key.
 func SelfSigned(t testing.TB, hosts ...string) (der []byte, key *ecdsa.PrivateKey) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, key, err := NewSelfSigned(hosts...)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return der, key
+}
+
+// NewSelfSigned is SelfSigned for a caller without a test (one certificate for a whole test
+// binary, made in TestMain).
+func NewSelfSigned(hosts ...string) (der []byte, key *ecdsa.PrivateKey, err error) {
+	key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
 	}
 	name := "127.0.0.1"
 	if len(hosts) > 0 {
@@ -37,8 +47,5 @@ func SelfSigned(t testing.TB, hosts ...string) (der []byte, key *ecdsa.PrivateKe
 		IsCA:                  true,
 	}
 	der, err = x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return der, key
+	return der, key, err
 }
